@@ -1,0 +1,257 @@
+/* codec.c — frames ⇄ ps_msg. protobuf-c parses the header; everything it
+ * yields is checked against our limits before it is copied into the struct. */
+#include "codec.h"
+
+#include "ps.pb-c.h"
+#include "util.h"
+
+#include <string.h>
+
+static const char *const type_names[] = {
+    "NONE", "HELLO", "WELCOME", "PULL", "PULL_REPLY", "PUSH",
+    "ACK",  "HEARTBEAT", "BYE", "STATUS", "STATUS_REPLY", "ERROR",
+};
+
+const char *ps_msg_type_name(int type)
+{
+    if (type < 0 || (size_t)type >= sizeof type_names / sizeof type_names[0])
+        return "?";
+    return type_names[type];
+}
+
+void ps_msg_init(ps_msg *m, ps_msg_type type)
+{
+    memset(m, 0, sizeof *m);
+    m->type = type;
+    m->protocol = PS_PROTOCOL_VERSION;
+}
+
+/* Copies a decoded string into a fixed field; PS_EPROTO when it is too long
+ * or holds a NUL (protobuf strings may). */
+static int copy_string(char *dst, size_t cap, const char *src, const char *what, ps_error *err)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        return ps_error_set(err, PS_EPROTO, "header field %s is %zu bytes (limit %zu)", what, n,
+                            cap - 1);
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+static int decode_layout(const Ps__Header *h, ps_msg *m, ps_error *err)
+{
+    if (h->n_shards > PS_MAX_SHARDS)
+        return ps_error_set(err, PS_EPROTO, "header lists %zu shards (limit %d)", h->n_shards,
+                            PS_MAX_SHARDS);
+    if (h->n_tensors > PS_MAX_TENSORS)
+        return ps_error_set(err, PS_EPROTO, "header lists %zu tensors (limit %d)",
+                            h->n_tensors, PS_MAX_TENSORS);
+    m->nshards = (uint32_t)h->n_shards;
+    for (size_t i = 0; i < h->n_shards; i++) {
+        const Ps__ShardInfo *s = h->shards[i];
+        int rc = copy_string(m->shards[i].endpoint, PS_ENDPOINT_MAX, s->endpoint,
+                             "shard endpoint", err);
+        if (rc != 0)
+            return rc;
+        if (s->key_hi < s->key_lo)
+            return ps_error_set(err, PS_EPROTO, "shard %zu has key_hi < key_lo", i);
+        m->shards[i].key_lo = s->key_lo;
+        m->shards[i].key_hi = s->key_hi;
+    }
+    m->ntensors = (uint32_t)h->n_tensors;
+    for (size_t i = 0; i < h->n_tensors; i++) {
+        const Ps__TensorInfo *t = h->tensors[i];
+        int rc = copy_string(m->tensors[i].name, PS_TENSOR_NAME_MAX, t->name, "tensor name",
+                             err);
+        if (rc != 0)
+            return rc;
+        if (t->n_shape > PS_MAX_DIMS)
+            return ps_error_set(err, PS_EPROTO, "tensor %zu has %zu dimensions (limit %d)", i,
+                                t->n_shape, PS_MAX_DIMS);
+        m->tensors[i].ndims = (uint32_t)t->n_shape;
+        for (size_t d = 0; d < t->n_shape; d++)
+            m->tensors[i].shape[d] = t->shape[d];
+        m->tensors[i].offset = t->offset;
+    }
+    return 0;
+}
+
+/* The payload frame against the header: present exactly when the encoding
+ * says so, as long as payload_bytes says, and (F32) one float per key. */
+static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
+{
+    if (m->encoding == PS_ENC_NONE) {
+        if (payload != NULL || m->payload_bytes != 0)
+            return ps_error_set(err, PS_EPAYLOAD,
+                                "%s has a %zu-byte payload but encoding none",
+                                ps_msg_type_name(m->type), payload ? payload_len : 0);
+        return 0;
+    }
+    if (m->encoding > PS_ENC_KEYS_U64)
+        return ps_error_set(err, PS_EPAYLOAD, "unknown payload encoding %d", (int)m->encoding);
+    if (payload == NULL)
+        return ps_error_set(err, PS_EPAYLOAD, "%s header announces %llu payload bytes, none came",
+                            ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes);
+    if (m->payload_bytes != payload_len)
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "%s header announces %llu payload bytes, the frame has %zu",
+                            ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes,
+                            payload_len);
+    if (m->encoding == PS_ENC_F32) {
+        if (m->key_hi < m->key_lo)
+            return ps_error_set(err, PS_EPAYLOAD, "key range [%llu, %llu) is reversed",
+                                (unsigned long long)m->key_lo, (unsigned long long)m->key_hi);
+        uint64_t keys = m->key_hi - m->key_lo;
+        if (keys > UINT64_MAX / 4 || keys * 4 != payload_len)
+            return ps_error_set(err, PS_EPAYLOAD,
+                                "float32 payload of %zu bytes does not cover keys [%llu, %llu)",
+                                payload_len, (unsigned long long)m->key_lo,
+                                (unsigned long long)m->key_hi);
+    } else {
+        return ps_error_set(err, PS_EPAYLOAD, "payload encoding %d is not supported yet",
+                            (int)m->encoding);
+    }
+    m->payload = payload;
+    return 0;
+}
+
+int ps_codec_decode(const void *hdr, size_t hdr_len, const void *payload, size_t payload_len,
+                    ps_msg *m, ps_error *err)
+{
+    ps_msg_init(m, PS_MSG_NONE);
+    m->protocol = 0;
+    if (hdr_len > PS_HEADER_MAX_BYTES)
+        return ps_error_set(err, PS_EPROTO, "header frame of %zu bytes (limit %d)", hdr_len,
+                            PS_HEADER_MAX_BYTES);
+    Ps__Header *h = ps__header__unpack(NULL, hdr_len, hdr);
+    if (h == NULL)
+        return ps_error_set(err, PS_EPROTO, "header frame of %zu bytes is not a valid Header",
+                            hdr_len);
+    int rc = 0;
+    m->type = (ps_msg_type)h->type;
+    m->protocol = h->protocol;
+    m->worker_id = h->worker_id;
+    m->seq = h->seq;
+    m->clock = h->clock;
+    m->model_version = h->model_version;
+    m->min_version = h->min_version;
+    m->key_lo = h->key_lo;
+    m->key_hi = h->key_hi;
+    m->encoding = (ps_encoding)h->encoding;
+    m->payload_bytes = h->payload_bytes;
+    m->status = h->status;
+    m->rank = h->rank;
+    m->num_workers = h->num_workers;
+    m->num_params = h->num_params;
+    m->shard_index = h->shard_index;
+    m->samples = h->samples;
+    m->flags = h->flags;
+    if ((int)h->type <= PS_MSG_NONE || (int)h->type > PS_MSG_ERROR) {
+        rc = ps_error_set(err, PS_ETYPE, "unknown message type %d", (int)h->type);
+        goto free_header;
+    }
+    if ((rc = copy_string(m->job, sizeof m->job, h->job, "job", err)) != 0 ||
+        (rc = copy_string(m->error, sizeof m->error, h->error, "error", err)) != 0 ||
+        (rc = copy_string(m->mode, sizeof m->mode, h->mode, "mode", err)) != 0 ||
+        (rc = decode_layout(h, m, err)) != 0)
+        goto free_header;
+    rc = check_payload(m, payload, payload_len, err);
+free_header:
+    ps__header__free_unpacked(h, NULL);
+    return rc;
+}
+
+/* The protobuf view of m. Strings and sub-messages point into m and into
+ * the caller's arrays, so nothing is allocated. */
+static void fill_header(const ps_msg *m, Ps__Header *h, Ps__ShardInfo *shards,
+                        Ps__ShardInfo **shard_ptrs, Ps__TensorInfo *tensors,
+                        Ps__TensorInfo **tensor_ptrs, uint64_t (*shapes)[PS_MAX_DIMS])
+{
+    ps__header__init(h);
+    h->type = (Ps__MsgType)m->type;
+    h->protocol = m->protocol;
+    h->job = (char *)m->job;
+    h->worker_id = m->worker_id;
+    h->seq = m->seq;
+    h->clock = m->clock;
+    h->model_version = m->model_version;
+    h->min_version = m->min_version;
+    h->key_lo = m->key_lo;
+    h->key_hi = m->key_hi;
+    h->encoding = (Ps__Encoding)m->encoding;
+    h->payload_bytes = m->payload_bytes;
+    h->status = m->status;
+    h->error = (char *)m->error;
+    h->rank = m->rank;
+    h->num_workers = m->num_workers;
+    h->num_params = m->num_params;
+    h->shard_index = m->shard_index;
+    h->samples = m->samples;
+    h->flags = m->flags;
+    h->mode = (char *)m->mode;
+    for (uint32_t i = 0; i < m->nshards; i++) {
+        ps__shard_info__init(&shards[i]);
+        shards[i].endpoint = (char *)m->shards[i].endpoint;
+        shards[i].key_lo = m->shards[i].key_lo;
+        shards[i].key_hi = m->shards[i].key_hi;
+        shard_ptrs[i] = &shards[i];
+    }
+    h->n_shards = m->nshards;
+    h->shards = m->nshards ? shard_ptrs : NULL;
+    for (uint32_t i = 0; i < m->ntensors; i++) {
+        ps__tensor_info__init(&tensors[i]);
+        tensors[i].name = (char *)m->tensors[i].name;
+        memcpy(shapes[i], m->tensors[i].shape, sizeof shapes[i]);
+        tensors[i].n_shape = m->tensors[i].ndims;
+        tensors[i].shape = shapes[i];
+        tensors[i].offset = m->tensors[i].offset;
+        tensor_ptrs[i] = &tensors[i];
+    }
+    h->n_tensors = m->ntensors;
+    h->tensors = m->ntensors ? tensor_ptrs : NULL;
+}
+
+/* The limits a message must keep to be encoded (the decoder's, mirrored). */
+static bool msg_within_limits(const ps_msg *m)
+{
+    if (m->nshards > PS_MAX_SHARDS || m->ntensors > PS_MAX_TENSORS)
+        return false;
+    for (uint32_t i = 0; i < m->ntensors; i++)
+        if (m->tensors[i].ndims > PS_MAX_DIMS)
+            return false;
+    return true;
+}
+
+/* Encodes into buf when it is not NULL; returns the packed size, or 0 when
+ * m breaks a limit. */
+static size_t encode_into(const ps_msg *m, void *buf)
+{
+    if (!msg_within_limits(m))
+        return 0;
+    Ps__Header h;
+    Ps__ShardInfo shards[PS_MAX_SHARDS];
+    Ps__ShardInfo *shard_ptrs[PS_MAX_SHARDS];
+    Ps__TensorInfo tensors[PS_MAX_TENSORS];
+    Ps__TensorInfo *tensor_ptrs[PS_MAX_TENSORS];
+    uint64_t shapes[PS_MAX_TENSORS][PS_MAX_DIMS];
+    fill_header(m, &h, shards, shard_ptrs, tensors, tensor_ptrs, shapes);
+    if (buf == NULL)
+        return ps__header__get_packed_size(&h);
+    return ps__header__pack(&h, buf);
+}
+
+size_t ps_codec_header_size(const ps_msg *m)
+{
+    return encode_into(m, NULL);
+}
+
+int ps_codec_encode(const ps_msg *m, void *buf, size_t cap, size_t *len)
+{
+    size_t need = encode_into(m, NULL);
+    if (need == 0 && !msg_within_limits(m))
+        return PS_EINVAL;
+    if (need > cap || need > PS_HEADER_MAX_BYTES)
+        return PS_EINVAL;
+    *len = encode_into(m, buf);
+    return 0;
+}

@@ -1,0 +1,119 @@
+/* codec.h — the wire codec (DESIGN §4): a protobuf-c Header frame plus an
+ * optional raw payload frame become one checked ps_msg, and back. This is the
+ * only place bytes from the network become structs: every length, count and
+ * string is checked here, and code after it trusts the ps_msg. */
+#ifndef PS_CODEC_H
+#define PS_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define PS_PROTOCOL_VERSION 1u
+#define PS_JOB_NAME_MAX 64      /* bytes of a job name, NUL included */
+#define PS_ENDPOINT_MAX 128     /* bytes of an endpoint, NUL included */
+#define PS_TENSOR_NAME_MAX 64   /* bytes of a tensor name, NUL included */
+#define PS_MAX_SHARDS 32
+#define PS_MAX_TENSORS 32
+#define PS_MAX_DIMS 4
+#define PS_MSG_ERROR_MAX 256    /* bytes of a reply's error text */
+#define PS_HEADER_MAX_BYTES 65536 /* frame 1 larger than this is refused */
+
+typedef enum ps_msg_type {
+    PS_MSG_NONE = 0,
+    PS_MSG_HELLO = 1,
+    PS_MSG_WELCOME = 2,
+    PS_MSG_PULL = 3,
+    PS_MSG_PULL_REPLY = 4,
+    PS_MSG_PUSH = 5,
+    PS_MSG_ACK = 6,
+    PS_MSG_HEARTBEAT = 7,
+    PS_MSG_BYE = 8,
+    PS_MSG_STATUS = 9,
+    PS_MSG_STATUS_REPLY = 10,
+    PS_MSG_ERROR = 11,
+} ps_msg_type;
+
+typedef enum ps_encoding {
+    PS_ENC_NONE = 0, /* no payload frame */
+    PS_ENC_F32 = 1,  /* little-endian float32, one per key of [key_lo, key_hi) */
+    PS_ENC_F16 = 2,
+    PS_ENC_INT8 = 3,
+    PS_ENC_TOPK = 4,
+    PS_ENC_KEYS_U64 = 5,
+} ps_encoding;
+
+/* ACK flags */
+#define PS_ACK_DUPLICATE 1u /* a retried push: acknowledged, not applied again */
+#define PS_ACK_DROPPED 2u   /* a push for a round already closed: not applied */
+
+typedef struct ps_shard_info {
+    char endpoint[PS_ENDPOINT_MAX];
+    uint64_t key_lo, key_hi;
+} ps_shard_info;
+
+typedef struct ps_tensor_info {
+    char name[PS_TENSOR_NAME_MAX];
+    uint64_t shape[PS_MAX_DIMS];
+    uint32_t ndims;
+    uint64_t offset; /* first key of the tensor in θ */
+} ps_tensor_info;
+
+/* One message, decoded. Fields a message type does not use are zero.
+ * payload points into the received frame (not owned, valid while the frame
+ * is); payload_bytes equals that frame's size. */
+typedef struct ps_msg {
+    ps_msg_type type;
+    uint32_t protocol;
+    char job[PS_JOB_NAME_MAX];
+    uint32_t worker_id;
+    uint64_t seq;
+    uint64_t clock;
+    uint64_t model_version;
+    uint64_t min_version;
+    uint64_t key_lo, key_hi;
+    ps_encoding encoding;
+    uint64_t payload_bytes;
+    int32_t status; /* replies: 0 or a PS_E code */
+    char error[PS_MSG_ERROR_MAX];
+    int32_t rank;
+    uint32_t num_workers;
+    uint64_t num_params;
+    uint32_t shard_index;
+    uint32_t samples; /* PUSH: samples the gradient was averaged over */
+    uint32_t flags;
+    char mode[16];
+    uint32_t nshards;
+    ps_shard_info shards[PS_MAX_SHARDS];
+    uint32_t ntensors;
+    ps_tensor_info tensors[PS_MAX_TENSORS];
+    const void *payload;
+} ps_msg;
+
+/* Resets m to an empty message of the given type, protocol version set. */
+void ps_msg_init(ps_msg *m, ps_msg_type type);
+
+/* Decodes frame 1 (hdr, hdr_len) and the optional frame 2 (payload, NULL
+ * when absent) into m. Checks: the header parses and fits its limits, the
+ * type is known, the payload frame is present exactly when the encoding says
+ * so and its size equals payload_bytes, an F32 payload covers exactly
+ * [key_lo, key_hi). On failure returns PS_EPROTO, PS_ETYPE or PS_EPAYLOAD,
+ * fills err with a sentence, and still fills m->seq, m->worker_id and m->type
+ * when the header parsed, so the caller can address its ERROR reply. */
+int ps_codec_decode(const void *hdr, size_t hdr_len, const void *payload, size_t payload_len,
+                    ps_msg *m, ps_error *err);
+
+/* Bytes the header of m takes on the wire. */
+size_t ps_codec_header_size(const ps_msg *m);
+
+/* Encodes the header of m into buf (cap bytes); *len gets its size.
+ * PS_EINVAL if cap is too small or m breaks a limit. The payload is not
+ * encoded: it travels as frame 2, m->payload_bytes says how long. */
+int ps_codec_encode(const ps_msg *m, void *buf, size_t cap, size_t *len);
+
+/* The message type's name ("PULL"); "?" when unknown. */
+const char *ps_msg_type_name(int type);
+
+#endif

@@ -1,0 +1,43 @@
+/* wire.h — ZeroMQ multipart I/O of ps_msg: [identity] header [payload].
+ * A socket belongs to the thread that created it; these functions do not
+ * lock, so call them from that thread only. */
+#ifndef PS_WIRE_H
+#define PS_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <zmq.h>
+
+#include "codec.h"
+
+#define PS_IDENTITY_MAX 255
+
+/* The frames of one received message. payload of the decoded ps_msg points
+ * into `payload`, so keep the frames open while using the message. */
+typedef struct ps_frames {
+    zmq_msg_t parts[3];
+    int nparts; /* parts initialised, to close */
+    unsigned char identity[PS_IDENTITY_MAX];
+    size_t identity_len;
+} ps_frames;
+
+/* Receives one whole multipart message from sock (blocking unless flags has
+ * ZMQ_DONTWAIT) and decodes it into m. With_identity: a ROUTER socket, whose
+ * first frame is the peer's identity. Every part is consumed even when the
+ * message is refused. Returns 0; PS_EZMQ with errno set (EAGAIN, EINTR, ...)
+ * when nothing was received; or a codec error (m partly filled, err says
+ * what) after which f still holds the identity for an ERROR reply. Always
+ * call ps_frames_close afterwards, whatever it returned. */
+int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg *m,
+                 ps_error *err);
+
+/* Closes the frames of a received message. Safe to call twice. */
+void ps_frames_close(ps_frames *f);
+
+/* Sends m (header) and, when m->payload_bytes > 0, payload as frame 2,
+ * prefixed by identity when it is not NULL (ROUTER). The payload bytes are
+ * copied by ZeroMQ. Returns 0, PS_EINVAL (m breaks a limit) or PS_EZMQ. */
+int ps_wire_send(void *sock, const void *identity, size_t identity_len, const ps_msg *m,
+                 const void *payload, int flags);
+
+#endif

@@ -1,0 +1,155 @@
+/* job.h — the job: one YAML file (DESIGN §12) that server and workers read.
+ * ps_job_load parses and validates the whole file before any of it is used;
+ * every error names file:line:col. Paths in the job are resolved against the
+ * job file's folder. The struct holds no pointers: copy it freely. */
+#ifndef PS_JOB_H
+#define PS_JOB_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "error.h"
+#include "log.h"
+
+#define PS_PATH_MAX 1024
+#define PS_MAX_HIDDEN 8
+#define PS_MAX_WORKERS 1024
+
+typedef enum ps_mode { PS_MODE_SYNC, PS_MODE_ASYNC, PS_MODE_SSP } ps_mode;
+typedef enum ps_model_type {
+    PS_MODEL_LINEAR,
+    PS_MODEL_LOGISTIC,
+    PS_MODEL_SOFTMAX,
+    PS_MODEL_MLP,
+    PS_MODEL_CUSTOM,
+} ps_model_type;
+typedef enum ps_init_scheme { PS_INIT_ZEROS, PS_INIT_XAVIER, PS_INIT_NORMAL } ps_init_scheme;
+typedef enum ps_data_format { PS_FORMAT_CSV, PS_FORMAT_LIBSVM, PS_FORMAT_IDX } ps_data_format;
+typedef enum ps_normalize { PS_NORMALIZE_NONE, PS_NORMALIZE_STANDARD } ps_normalize;
+typedef enum ps_shard_kind { PS_SHARD_STRIDE, PS_SHARD_BLOCK } ps_shard_kind;
+typedef enum ps_optim_type {
+    PS_OPTIM_SGD,
+    PS_OPTIM_MOMENTUM,
+    PS_OPTIM_ADAGRAD,
+    PS_OPTIM_ADAM,
+    PS_OPTIM_FTRL,
+} ps_optim_type;
+typedef enum ps_schedule_type {
+    PS_SCHEDULE_CONSTANT,
+    PS_SCHEDULE_STEP,
+    PS_SCHEDULE_COSINE,
+} ps_schedule_type;
+typedef enum ps_compression_type {
+    PS_COMPRESS_NONE,
+    PS_COMPRESS_FP16,
+    PS_COMPRESS_INT8,
+    PS_COMPRESS_TOPK,
+} ps_compression_type;
+typedef enum ps_worker_loss { PS_LOSS_CONTINUE, PS_LOSS_ABORT } ps_worker_loss;
+
+typedef struct ps_tensor_spec {
+    char name[PS_TENSOR_NAME_MAX];
+    uint64_t shape[PS_MAX_DIMS];
+    uint32_t ndims;
+} ps_tensor_spec;
+
+typedef struct ps_job {
+    char path[PS_PATH_MAX]; /* the job file as given */
+    char dir[PS_PATH_MAX];  /* its folder: relative paths resolve here */
+    char name[PS_JOB_NAME_MAX];
+    ps_mode mode;
+    uint32_t staleness;
+    uint32_t backup_workers;
+    bool deterministic;
+    uint32_t workers;
+    uint32_t nservers;
+    char servers[PS_MAX_SHARDS][PS_ENDPOINT_MAX];
+    struct {
+        ps_model_type type;
+        uint64_t features;
+        uint32_t classes;
+        uint32_t nhidden;
+        uint32_t hidden[PS_MAX_HIDDEN];
+        uint32_t ntensors; /* custom */
+        ps_tensor_spec tensors[PS_MAX_TENSORS];
+        ps_init_scheme init_scheme;
+        uint64_t init_seed;
+    } model;
+    struct {
+        char train[PS_PATH_MAX]; /* resolved; "" when absent */
+        char test[PS_PATH_MAX];
+        ps_data_format format;
+        char train_labels[PS_PATH_MAX];
+        char test_labels[PS_PATH_MAX];
+        uint32_t label_column;
+        ps_normalize normalize;
+        ps_shard_kind shard;
+    } data;
+    struct {
+        ps_optim_type type;
+        double lr;
+        double momentum;
+        bool nesterov;
+        double l2;
+        ps_schedule_type schedule;
+        uint64_t step_size;   /* step: every step_size updates ... */
+        double gamma;         /* ... lr *= gamma */
+        uint64_t warmup_steps;
+    } optimizer;
+    struct {
+        uint32_t epochs;
+        uint32_t batch_size;
+        uint32_t local_steps;
+        uint64_t seed;
+    } training;
+    struct {
+        ps_compression_type type;
+        double ratio; /* topk */
+    } compression;
+    struct {
+        uint32_t interval_ms;
+        uint32_t timeout_ms;
+    } heartbeat;
+    ps_worker_loss on_worker_loss;
+    struct {
+        char dir[PS_PATH_MAX]; /* "" when no checkpoints */
+        uint32_t every_seconds;
+        uint32_t keep;
+    } checkpoint;
+    struct {
+        char server_secret_key[PS_PATH_MAX]; /* "" when security is off */
+        char authorized_keys[PS_PATH_MAX];
+    } security;
+    char metrics_listen[PS_ENDPOINT_MAX]; /* "" when off */
+    char output[PS_PATH_MAX];             /* "" when no output */
+    ps_log_level log_level;
+} ps_job;
+
+/* Loads and validates the job file at path into *job (caller-owned). On any
+ * problem returns PS_ECONFIG (PS_EUNSUPPORTED for a feature that does not
+ * exist yet) and fills err->msg with one line "path:line:col: what is wrong";
+ * *job is then unspecified. Nothing is opened but the job file and the data
+ * files whose existence it checks. */
+int ps_job_load(const char *path, ps_job *job, ps_error *err);
+
+/* Same as ps_job_load, from a string in memory; `name` stands for the file
+ * in messages and `dir` resolves relative paths. For tests. */
+int ps_job_parse(const char *text, size_t len, const char *name, const char *dir, ps_job *job,
+                 ps_error *err);
+
+/* The tensors of θ in order, derived from the model section: linear and
+ * logistic have w [features] and b [1]; softmax W [features, classes] and
+ * b [classes]; mlp W1, b1, ..., custom its list. Fills up to max entries of
+ * out (offsets set), *n with the count and *num_params with P.
+ * PS_EINVAL if there are more than max tensors or P overflows. */
+int ps_job_layout(const ps_job *job, ps_tensor_info *out, size_t max, size_t *n,
+                  uint64_t *num_params);
+
+/* Names of enum values, as written in job files ("sync", "logistic", ...). */
+const char *ps_mode_name(ps_mode mode);
+const char *ps_model_type_name(ps_model_type type);
+
+#endif

@@ -1,0 +1,1188 @@
+/* test_job.c — the job-file loader: every malformed file gets one exact
+ * "file:line:col: message", valid files give the right values and defaults,
+ * and the layout of θ follows the model section. */
+#include "job.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The first five lines of most files below: a valid job. Keys added after
+ * it start on line 6. Data paths resolve against PS_TEST_DATA_DIR. */
+#define BASE                                                                                       \
+    "job: t\n"                                                                                     \
+    "workers: 2\n"                                                                                 \
+    "servers: [tcp://127.0.0.1:7070]\n"                                                            \
+    "model: {type: logistic, features: 30}\n"                                                      \
+    "data: {train: breast_cancer.train.csv}\n"
+
+/* BASE with its data section (line 5) replaced */
+#define BASE_DATA(d)                                                                               \
+    "job: t\n"                                                                                     \
+    "workers: 2\n"                                                                                 \
+    "servers: [tcp://127.0.0.1:7070]\n"                                                            \
+    "model: {type: logistic, features: 30}\n"                                                      \
+    "data: " d "\n"
+
+static int parse(const char *text, ps_job *job, ps_error *err)
+{
+    return ps_job_parse(text, strlen(text), "job.yaml", PS_TEST_DATA_DIR, job, err);
+}
+
+static void expect_error(const char *text, int code, const char *msg)
+{
+    ps_job job;
+    ps_error err;
+    int rc = parse(text, &job, &err);
+    ck_assert_str_eq(err.msg, msg);
+    ck_assert_int_eq(rc, code);
+    ck_assert_int_eq(err.code, code);
+}
+
+static void expect_config_error(const char *text, const char *msg)
+{
+    expect_error(text, PS_ECONFIG, msg);
+}
+
+static void expect_unsupported(const char *text, const char *msg)
+{
+    expect_error(text, PS_EUNSUPPORTED, msg);
+}
+
+/* ---- malformed files ---- */
+
+START_TEST(unknown_key_suggests_nearest_key_of_its_section)
+{
+    expect_config_error(BASE "optimizer:\n"
+                             "  lerning_rate: 0.1\n",
+                        "job.yaml:7:3: unknown key \"lerning_rate\" in optimizer "
+                        "(did you mean \"lr\"?)");
+}
+END_TEST
+
+START_TEST(unknown_top_level_key_suggests_by_edit_distance)
+{
+    expect_config_error(BASE "moed: sync\n",
+                        "job.yaml:6:1: unknown key \"moed\" at top level (did you mean \"mode\"?)");
+}
+END_TEST
+
+START_TEST(key_of_another_section_is_pointed_there)
+{
+    expect_config_error(BASE "epochs: 5\n", "job.yaml:6:1: unknown key \"epochs\" at top level "
+                                            "(did you mean \"training.epochs\"?)");
+}
+END_TEST
+
+START_TEST(key_of_several_sections_names_them)
+{
+    expect_config_error(BASE "type: sgd\n",
+                        "job.yaml:6:1: unknown key \"type\" at top level (\"type\" belongs in a "
+                        "section: model, optimizer, optimizer.schedule, compression)");
+}
+END_TEST
+
+START_TEST(key_near_nothing_lists_the_valid_keys)
+{
+    expect_config_error(BASE "log: {colour: red}\n",
+                        "job.yaml:6:7: unknown key \"colour\" in log (valid keys: level)");
+}
+END_TEST
+
+START_TEST(unknown_key_in_flow_mapping_is_found)
+{
+    expect_config_error(BASE "training: {epochs: 3, batchsize: 8}\n",
+                        "job.yaml:6:23: unknown key \"batchsize\" in training "
+                        "(did you mean \"batch_size\"?)");
+}
+END_TEST
+
+START_TEST(word_for_an_integer_is_a_type_error)
+{
+    expect_config_error("job: t\n"
+                        "workers: two\n",
+                        "job.yaml:2:10: workers: expected an integer, got \"two\"");
+}
+END_TEST
+
+START_TEST(quoted_number_is_a_string_not_an_integer)
+{
+    expect_config_error("job: t\n"
+                        "workers: \"2\"\n",
+                        "job.yaml:2:10: workers: expected an integer, got the string \"2\"");
+}
+END_TEST
+
+START_TEST(list_where_a_string_is_expected_is_a_type_error)
+{
+    expect_config_error("job: [a, b]\n", "job.yaml:1:6: job: expected a string, got a list");
+}
+END_TEST
+
+START_TEST(scalar_where_a_section_is_expected_is_a_type_error)
+{
+    expect_config_error(BASE "optimizer: sgd\n",
+                        "job.yaml:6:12: optimizer: expected a mapping, got \"sgd\"");
+}
+END_TEST
+
+START_TEST(negative_lr_is_out_of_range)
+{
+    expect_config_error(BASE "optimizer: {lr: -0.5}\n",
+                        "job.yaml:6:17: optimizer.lr: must be > 0, got -0.5");
+}
+END_TEST
+
+START_TEST(zero_workers_is_out_of_range)
+{
+    expect_config_error("job: t\n"
+                        "workers: 0\n",
+                        "job.yaml:2:10: workers: must be between 1 and 1024, got 0");
+}
+END_TEST
+
+START_TEST(zero_epochs_is_out_of_range)
+{
+    expect_config_error(BASE "training: {epochs: 0}\n",
+                        "job.yaml:6:20: training.epochs: must be between 1 and 1000000, got 0");
+}
+END_TEST
+
+START_TEST(zero_batch_size_is_out_of_range)
+{
+    expect_config_error(BASE "training:\n"
+                             "  batch_size: 0\n",
+                        "job.yaml:7:15: training.batch_size: must be at least 1, got 0");
+}
+END_TEST
+
+START_TEST(integer_past_64_bits_is_out_of_range)
+{
+    expect_config_error(BASE "training: {seed: 18446744073709551616}\n",
+                        "job.yaml:6:18: training.seed: must be at most 18446744073709551615, "
+                        "got 18446744073709551616");
+}
+END_TEST
+
+START_TEST(momentum_of_one_is_out_of_range)
+{
+    expect_config_error(BASE "optimizer: {type: momentum, momentum: 1}\n",
+                        "job.yaml:6:39: optimizer.momentum: must be in [0, 1), got 1");
+}
+END_TEST
+
+START_TEST(nan_is_not_a_number)
+{
+    expect_config_error(BASE "optimizer: {lr: .nan}\n",
+                        "job.yaml:6:17: optimizer.lr: expected a number, got \".nan\"");
+}
+END_TEST
+
+START_TEST(missing_train_file_names_resolved_path_at_its_key)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1:7070]\n"
+                        "model: {type: logistic, features: 30}\n"
+                        "data: {train: nope.csv}\n",
+                        "job.yaml:5:8: data.train: cannot read " PS_TEST_DATA_DIR
+                        "/nope.csv: No such file or directory");
+}
+END_TEST
+
+START_TEST(data_file_that_is_a_folder_is_an_error)
+{
+    expect_config_error(BASE_DATA("{train: .}"),
+                        "job.yaml:5:8: data.train: " PS_TEST_DATA_DIR "/. is a folder, not a file");
+}
+END_TEST
+
+START_TEST(missing_test_file_is_an_error)
+{
+    expect_config_error(BASE_DATA("{train: breast_cancer.train.csv, test: gone.csv}"),
+                        "job.yaml:5:40: data.test: cannot read " PS_TEST_DATA_DIR
+                        "/gone.csv: No such file or directory");
+}
+END_TEST
+
+START_TEST(bad_mode_lists_the_valid_ones)
+{
+    expect_config_error(BASE "mode: foo\n",
+                        "job.yaml:6:7: mode: \"foo\" is not one of sync, async, ssp");
+}
+END_TEST
+
+START_TEST(mode_ssp_is_not_supported_yet)
+{
+    expect_unsupported(BASE "mode: ssp\n"
+                            "staleness: 2\n",
+                       "job.yaml:6:7: mode ssp is not supported yet");
+}
+END_TEST
+
+START_TEST(staleness_without_ssp_is_a_contradiction)
+{
+    expect_config_error(BASE "mode: async\n"
+                             "staleness: 2\n",
+                        "job.yaml:7:12: staleness: only valid with mode ssp");
+}
+END_TEST
+
+START_TEST(optimizer_adam_is_not_supported_yet)
+{
+    expect_unsupported(BASE "optimizer: {type: adam, lr: 0.01}\n",
+                       "job.yaml:6:19: optimizer.type adam is not supported yet");
+}
+END_TEST
+
+START_TEST(momentum_with_sgd_is_a_contradiction)
+{
+    expect_config_error(BASE "optimizer:\n"
+                             "  type: sgd\n"
+                             "  momentum: 0.9\n",
+                        "job.yaml:8:13: optimizer.momentum: only valid with optimizer type "
+                        "momentum");
+}
+END_TEST
+
+START_TEST(checkpoint_section_is_validated_then_not_supported_yet)
+{
+    expect_config_error(BASE "checkpoint: {dir: ckpt, keep: 0}\n",
+                        "job.yaml:6:31: checkpoint.keep: must be at least 1, got 0");
+    expect_unsupported(BASE "checkpoint: {dir: ckpt, every_seconds: 30, keep: 3}\n",
+                       "job.yaml:6:1: checkpoint is not supported yet");
+}
+END_TEST
+
+START_TEST(refused_sections_are_each_not_supported_yet)
+{
+    expect_unsupported(BASE "heartbeat: {interval_ms: 500, timeout_ms: 3000}\n",
+                       "job.yaml:6:1: heartbeat is not supported yet");
+    expect_unsupported(BASE "on_worker_loss: abort\n",
+                       "job.yaml:6:1: on_worker_loss is not supported yet");
+    expect_unsupported(BASE "security: {server_secret_key: k/s.key, authorized_keys: k/w}\n",
+                       "job.yaml:6:1: security is not supported yet");
+    expect_unsupported(BASE "metrics: {listen: 127.0.0.1:9100}\n",
+                       "job.yaml:6:1: metrics is not supported yet");
+}
+END_TEST
+
+START_TEST(heartbeat_timeout_must_exceed_interval)
+{
+    expect_config_error(BASE "heartbeat: {interval_ms: 500, timeout_ms: 500}\n",
+                        "job.yaml:6:43: heartbeat.timeout_ms (500) must be greater than "
+                        "heartbeat.interval_ms (500)");
+}
+END_TEST
+
+START_TEST(metrics_listen_must_be_host_port)
+{
+    expect_config_error(BASE "metrics: {listen: localhost}\n",
+                        "job.yaml:6:19: metrics.listen: \"localhost\" is not host:port");
+}
+END_TEST
+
+START_TEST(bad_on_worker_loss_lists_the_valid_ones)
+{
+    expect_config_error(BASE "on_worker_loss: retry\n",
+                        "job.yaml:6:17: on_worker_loss: \"retry\" is not one of continue, abort");
+}
+END_TEST
+
+START_TEST(duplicate_key_names_the_first)
+{
+    expect_config_error(BASE "workers: 3\n",
+                        "job.yaml:6:1: duplicate key \"workers\" (first at 2:1)");
+}
+END_TEST
+
+START_TEST(duplicate_key_in_section_is_an_error)
+{
+    expect_config_error(BASE "optimizer:\n"
+                             "  lr: 0.1\n"
+                             "  lr: 0.2\n",
+                        "job.yaml:8:3: duplicate key \"optimizer.lr\" (first at 7:3)");
+}
+END_TEST
+
+START_TEST(missing_required_key_points_at_parent_mapping)
+{
+    expect_config_error("job: t\n"
+                        "servers: [tcp://127.0.0.1:7070]\n"
+                        "model: {type: logistic, features: 30}\n"
+                        "data: {train: breast_cancer.train.csv}\n",
+                        "job.yaml:1:1: missing required key \"workers\"");
+}
+END_TEST
+
+START_TEST(missing_required_key_in_section_points_at_section)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1:7070]\n"
+                        "model:\n"
+                        "  type: logistic\n"
+                        "data: {train: breast_cancer.train.csv}\n",
+                        "job.yaml:5:3: missing required key \"features\" in model");
+}
+END_TEST
+
+START_TEST(null_for_a_required_key_is_an_error)
+{
+    expect_config_error("job: t\n"
+                        "workers: ~\n",
+                        "job.yaml:2:10: workers: required, cannot be null");
+}
+END_TEST
+
+START_TEST(hidden_with_logistic_is_a_contradiction)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1:7070]\n"
+                        "model: {type: logistic, features: 30, hidden: [8]}\n"
+                        "data: {train: breast_cancer.train.csv}\n",
+                        "job.yaml:4:47: model.hidden: only valid with model type mlp");
+}
+END_TEST
+
+START_TEST(classes_with_linear_is_a_contradiction)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1:7070]\n"
+                        "model: {type: linear, features: 30, classes: 2}\n"
+                        "data: {train: breast_cancer.train.csv}\n",
+                        "job.yaml:4:46: model.classes: only valid with model type softmax or mlp");
+}
+END_TEST
+
+START_TEST(logistic_has_two_classes)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1:7070]\n"
+                        "model: {type: logistic, features: 30, classes: 3}\n"
+                        "data: {train: breast_cancer.train.csv}\n",
+                        "job.yaml:4:48: model.classes: must be 2 for model type logistic, got 3");
+}
+END_TEST
+
+START_TEST(softmax_without_classes_is_an_error_then_not_supported_yet)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1:7070]\n"
+                        "model: {type: softmax, features: 30}\n"
+                        "data: {train: breast_cancer.train.csv}\n",
+                        "job.yaml:4:8: missing required key \"classes\" in model "
+                        "(model type softmax needs it)");
+    expect_unsupported("job: t\n"
+                       "workers: 2\n"
+                       "servers: [tcp://127.0.0.1:7070]\n"
+                       "model: {type: softmax, features: 30, classes: 2}\n"
+                       "data: {train: breast_cancer.train.csv}\n",
+                       "job.yaml:4:15: model.type softmax is not supported yet");
+}
+END_TEST
+
+START_TEST(backup_workers_must_be_fewer_than_workers)
+{
+    expect_config_error(BASE "backup_workers: 2\n",
+                        "job.yaml:6:17: backup_workers: must be less than workers (2), got 2");
+}
+END_TEST
+
+START_TEST(backup_workers_is_not_supported_yet)
+{
+    expect_unsupported(BASE "backup_workers: 1\n",
+                       "job.yaml:6:17: backup_workers 1 is not supported yet");
+}
+END_TEST
+
+START_TEST(deterministic_and_local_steps_are_not_supported_yet)
+{
+    expect_unsupported(BASE "deterministic: true\n",
+                       "job.yaml:6:16: deterministic true is not supported yet");
+    expect_unsupported(BASE "training: {local_steps: 4}\n",
+                       "job.yaml:6:25: training.local_steps 4 is not supported yet");
+}
+END_TEST
+
+START_TEST(compression_other_than_none_is_not_supported_yet)
+{
+    expect_unsupported(BASE "compression: {type: topk, ratio: 0.1}\n",
+                       "job.yaml:6:21: compression.type topk is not supported yet");
+    expect_config_error(BASE "compression: {type: topk, ratio: 1.5}\n",
+                        "job.yaml:6:34: compression.ratio: must be in (0, 1], got 1.5");
+    expect_config_error(BASE "compression: {type: none, ratio: 0.5}\n",
+                        "job.yaml:6:34: compression.ratio: only valid with compression type topk");
+}
+END_TEST
+
+START_TEST(invalid_endpoint_is_an_error)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [http://127.0.0.1:7070]\n",
+                        "job.yaml:3:11: servers[0]: \"http://127.0.0.1:7070\" is not an endpoint "
+                        "(tcp://host:port or ipc://path)");
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1]\n",
+                        "job.yaml:3:11: servers[0]: \"tcp://127.0.0.1\" is not an endpoint "
+                        "(tcp://host:port or ipc://path)");
+}
+END_TEST
+
+START_TEST(duplicate_endpoint_is_an_error)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers:\n"
+                        "  - tcp://127.0.0.1:7070\n"
+                        "  - tcp://127.0.0.1:7070\n",
+                        "job.yaml:5:5: servers[1]: \"tcp://127.0.0.1:7070\" is listed twice "
+                        "(first at 4:5)");
+}
+END_TEST
+
+START_TEST(empty_server_list_is_an_error)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: []\n",
+                        "job.yaml:3:10: servers: must list at least one endpoint");
+}
+END_TEST
+
+START_TEST(more_shards_than_parameters_is_an_error)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://h:1, tcp://h:2, tcp://h:3]\n"
+                        "model: {type: logistic, features: 1}\n"
+                        "data: {train: breast_cancer.train.csv}\n",
+                        "job.yaml:3:10: servers: 3 shards for 2 parameters; each shard needs at "
+                        "least one");
+}
+END_TEST
+
+START_TEST(bad_job_name_is_an_error)
+{
+    expect_config_error("job: my job\n",
+                        "job.yaml:1:6: job: \"my job\" may only contain letters, digits, '.', '_' "
+                        "and '-'");
+    expect_config_error("job: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+                        "job.yaml:1:6: job: must be at most 63 bytes, got 64");
+    expect_config_error("job: ..\n", "job.yaml:1:6: job: \"..\" is not a name");
+}
+END_TEST
+
+START_TEST(yaml_syntax_error_gives_libyaml_problem_and_position)
+{
+    expect_config_error("job: t\n"
+                        "workers: [2\n"
+                        "servers: []\n",
+                        "job.yaml:3:8: did not find expected ',' or ']' "
+                        "(while parsing a flow sequence at 2:10)");
+}
+END_TEST
+
+START_TEST(tab_indentation_is_a_syntax_error)
+{
+    expect_config_error("job: t\n"
+                        "model:\n"
+                        "\ttype: linear\n",
+                        "job.yaml:3:1: found character that cannot start any token "
+                        "(while scanning for the next token at 3:1)");
+}
+END_TEST
+
+START_TEST(invalid_utf8_is_an_error_with_position)
+{
+    expect_config_error("job: t\n"
+                        "workers: \xff\n",
+                        "job.yaml:2:10: invalid leading UTF-8 octet");
+}
+END_TEST
+
+START_TEST(empty_file_is_an_error)
+{
+    expect_config_error("", "job.yaml:1:1: the job file is empty");
+    expect_config_error("# only a comment\n", "job.yaml:1:1: the job file is empty");
+}
+END_TEST
+
+START_TEST(top_level_must_be_a_mapping)
+{
+    expect_config_error("- a\n"
+                        "- b\n",
+                        "job.yaml:1:1: the job file must be a mapping of keys, got a list");
+    expect_config_error("just words\n",
+                        "job.yaml:1:1: the job file must be a mapping of keys, got \"just words\"");
+}
+END_TEST
+
+START_TEST(second_document_is_an_error)
+{
+    expect_config_error(BASE "---\n"
+                             "job: u\n",
+                        "job.yaml:6:1: a job file holds one YAML document, not more");
+}
+END_TEST
+
+START_TEST(key_must_be_a_name)
+{
+    expect_config_error(BASE "[a]: 1\n", "job.yaml:6:1: a key must be a name, got a list");
+}
+END_TEST
+
+START_TEST(label_column_with_libsvm_is_a_contradiction)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1:7070]\n"
+                        "model: {type: logistic, features: 30}\n"
+                        "data:\n"
+                        "  train: breast_cancer.train.libsvm\n"
+                        "  format: libsvm\n"
+                        "  label_column: 0\n",
+                        "job.yaml:8:17: data.label_column: only valid with format csv");
+}
+END_TEST
+
+START_TEST(label_column_past_the_last_column_is_an_error)
+{
+    expect_config_error(BASE_DATA("{train: breast_cancer.train.csv, label_column: 31}"),
+                        "job.yaml:5:54: data.label_column: must be at most model.features (30), "
+                        "got 31");
+}
+END_TEST
+
+START_TEST(labels_file_without_idx_is_a_contradiction)
+{
+    expect_config_error(BASE_DATA("{train: breast_cancer.train.csv, train_labels: l.idx}"),
+                        "job.yaml:5:54: data.train_labels: only valid with format idx");
+}
+END_TEST
+
+START_TEST(idx_format_is_not_supported_yet)
+{
+    expect_unsupported(BASE_DATA("{train: breast_cancer.train.csv, format: idx}"),
+                       "job.yaml:5:48: data.format idx is not supported yet");
+}
+END_TEST
+
+START_TEST(step_schedule_is_not_supported_yet)
+{
+    expect_config_error(BASE "optimizer: {schedule: {type: step}}\n",
+                        "job.yaml:6:23: missing required key \"step_size\" in optimizer.schedule "
+                        "(schedule type step needs it)");
+    expect_unsupported(BASE "optimizer: {schedule: {type: step, step_size: 100, gamma: 0.5}}\n",
+                       "job.yaml:6:30: optimizer.schedule.type step is not supported yet");
+    expect_config_error(BASE "optimizer: {schedule: {step_size: 100}}\n",
+                        "job.yaml:6:35: optimizer.schedule.step_size: only valid with schedule "
+                        "type step");
+    expect_unsupported(BASE "optimizer: {schedule: {warmup_steps: 100}}\n",
+                       "job.yaml:6:38: optimizer.schedule.warmup_steps 100 is not supported yet");
+}
+END_TEST
+
+START_TEST(custom_model_is_validated_then_not_supported_yet)
+{
+    expect_unsupported("job: t\n"
+                       "workers: 2\n"
+                       "servers: [tcp://127.0.0.1:7070]\n"
+                       "model:\n"
+                       "  type: custom\n"
+                       "  features: 4\n"
+                       "  tensors: [{name: w, shape: [4, 2]}, {name: b, shape: [2]}]\n"
+                       "data: {train: breast_cancer.train.csv}\n",
+                       "job.yaml:5:9: model.type custom is not supported yet");
+}
+END_TEST
+
+START_TEST(alias_cycle_is_a_type_error_not_a_hang)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: &s [*s]\n",
+                        /* an alias stands for its node, which starts at 3:10 */
+                        "job.yaml:3:10: servers[0]: expected a string, got a list");
+}
+END_TEST
+
+START_TEST(custom_tensor_names_must_differ)
+{
+    expect_config_error(
+        "job: t\n"
+        "workers: 2\n"
+        "servers: [tcp://127.0.0.1:7070]\n"
+        "model:\n"
+        "  type: custom\n"
+        "  features: 4\n"
+        "  tensors:\n"
+        "    - {name: w, shape: [4, 2]}\n"
+        "    - {name: w, shape: [2]}\n",
+        "job.yaml:9:14: model.tensors[1].name: \"w\" is used twice (first at 8:14)");
+}
+END_TEST
+
+START_TEST(custom_tensor_has_at_most_four_dimensions)
+{
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1:7070]\n"
+                        "model:\n"
+                        "  type: custom\n"
+                        "  features: 4\n"
+                        "  tensors: [{name: w, shape: [1, 2, 3, 4, 5]}]\n",
+                        "job.yaml:7:30: model.tensors[0].shape: must list 1 to 4 dimensions, "
+                        "got 5");
+}
+END_TEST
+
+/* ---- valid files ---- */
+
+START_TEST(full_job_parses_with_its_values)
+{
+    const char *text = "# a job with every supported key\n"
+                       "job: full-job.1\n"
+                       "mode: async\n"
+                       "backup_workers: 0\n"
+                       "deterministic: false\n"
+                       "workers: 4\n"
+                       "servers:\n"
+                       "  - tcp://127.0.0.1:7070\n"
+                       "  - ipc:///tmp/psd-shard-1\n"
+                       "model:\n"
+                       "  type: logistic\n"
+                       "  features: 30\n"
+                       "  classes: 2\n"
+                       "  init: {scheme: normal, seed: 99}\n"
+                       "data:\n"
+                       "  train: breast_cancer.train.csv\n"
+                       "  test: breast_cancer.test.csv\n"
+                       "  format: csv\n"
+                       "  label_column: 0\n"
+                       "  normalize: none\n"
+                       "  shard: block\n"
+                       "optimizer:\n"
+                       "  type: sgd\n"
+                       "  lr: 2.5e-2\n"
+                       "  l2: 0.001\n"
+                       "  schedule: {type: constant}\n"
+                       "training: {epochs: 20, batch_size: 64, local_steps: 1, seed: 11}\n"
+                       "compression: {type: none}\n"
+                       "output: out/full\n"
+                       "log: {level: debug}\n";
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(text, &job, &err), 0);
+    ck_assert_int_eq(err.code, 0);
+    ck_assert_str_eq(job.path, "job.yaml");
+    ck_assert_str_eq(job.dir, PS_TEST_DATA_DIR);
+    ck_assert_str_eq(job.name, "full-job.1");
+    ck_assert_int_eq(job.mode, PS_MODE_ASYNC);
+    ck_assert_uint_eq(job.backup_workers, 0);
+    ck_assert(!job.deterministic);
+    ck_assert_uint_eq(job.workers, 4);
+    ck_assert_uint_eq(job.nservers, 2);
+    ck_assert_str_eq(job.servers[0], "tcp://127.0.0.1:7070");
+    ck_assert_str_eq(job.servers[1], "ipc:///tmp/psd-shard-1");
+    ck_assert_int_eq(job.model.type, PS_MODEL_LOGISTIC);
+    ck_assert_uint_eq(job.model.features, 30);
+    ck_assert_uint_eq(job.model.classes, 2);
+    ck_assert_int_eq(job.model.init_scheme, PS_INIT_NORMAL);
+    ck_assert_uint_eq(job.model.init_seed, 99);
+    ck_assert_str_eq(job.data.train, PS_TEST_DATA_DIR "/breast_cancer.train.csv");
+    ck_assert_str_eq(job.data.test, PS_TEST_DATA_DIR "/breast_cancer.test.csv");
+    ck_assert_int_eq(job.data.format, PS_FORMAT_CSV);
+    ck_assert_uint_eq(job.data.label_column, 0);
+    ck_assert_int_eq(job.data.normalize, PS_NORMALIZE_NONE);
+    ck_assert_int_eq(job.data.shard, PS_SHARD_BLOCK);
+    ck_assert_int_eq(job.optimizer.type, PS_OPTIM_SGD);
+    ck_assert_double_eq(job.optimizer.lr, 0.025);
+    ck_assert_double_eq(job.optimizer.l2, 0.001);
+    ck_assert_int_eq(job.optimizer.schedule, PS_SCHEDULE_CONSTANT);
+    ck_assert_uint_eq(job.training.epochs, 20);
+    ck_assert_uint_eq(job.training.batch_size, 64);
+    ck_assert_uint_eq(job.training.local_steps, 1);
+    ck_assert_uint_eq(job.training.seed, 11);
+    ck_assert_int_eq(job.compression.type, PS_COMPRESS_NONE);
+    ck_assert_str_eq(job.output, PS_TEST_DATA_DIR "/out/full");
+    ck_assert_int_eq(job.log_level, PS_LOG_DEBUG);
+}
+END_TEST
+
+START_TEST(absent_keys_take_their_defaults)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE, &job, &err), 0);
+    ck_assert_int_eq(job.mode, PS_MODE_SYNC);
+    ck_assert_uint_eq(job.staleness, 0);
+    ck_assert_uint_eq(job.backup_workers, 0);
+    ck_assert(!job.deterministic);
+    ck_assert_uint_eq(job.model.classes, 0);
+    ck_assert_uint_eq(job.model.nhidden, 0);
+    ck_assert_uint_eq(job.model.ntensors, 0);
+    ck_assert_int_eq(job.model.init_scheme, PS_INIT_XAVIER);
+    ck_assert_uint_eq(job.model.init_seed, 42);
+    ck_assert_str_eq(job.data.test, "");
+    ck_assert_int_eq(job.data.format, PS_FORMAT_CSV);
+    ck_assert_str_eq(job.data.train_labels, "");
+    ck_assert_uint_eq(job.data.label_column, 0);
+    ck_assert_int_eq(job.data.normalize, PS_NORMALIZE_STANDARD);
+    ck_assert_int_eq(job.data.shard, PS_SHARD_STRIDE);
+    ck_assert_int_eq(job.optimizer.type, PS_OPTIM_SGD);
+    ck_assert_double_eq(job.optimizer.lr, 0.1);
+    ck_assert_double_eq(job.optimizer.l2, 0.0);
+    ck_assert(!job.optimizer.nesterov);
+    ck_assert_int_eq(job.optimizer.schedule, PS_SCHEDULE_CONSTANT);
+    ck_assert_uint_eq(job.optimizer.warmup_steps, 0);
+    ck_assert_uint_eq(job.training.epochs, 10);
+    ck_assert_uint_eq(job.training.batch_size, 32);
+    ck_assert_uint_eq(job.training.local_steps, 1);
+    ck_assert_uint_eq(job.training.seed, 7);
+    ck_assert_int_eq(job.compression.type, PS_COMPRESS_NONE);
+    ck_assert_uint_eq(job.heartbeat.interval_ms, 500);
+    ck_assert_uint_eq(job.heartbeat.timeout_ms, 3000);
+    ck_assert_int_eq(job.on_worker_loss, PS_LOSS_CONTINUE);
+    ck_assert_str_eq(job.checkpoint.dir, "");
+    ck_assert_str_eq(job.security.server_secret_key, "");
+    ck_assert_str_eq(job.metrics_listen, "");
+    ck_assert_str_eq(job.output, "");
+    ck_assert_int_eq(job.log_level, PS_LOG_INFO);
+}
+END_TEST
+
+START_TEST(null_and_tilde_mean_absent)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE "mode: null\n"
+                                "staleness: ~\n"
+                                "optimizer: {lr: ~, momentum: null}\n"
+                                "checkpoint: ~\n"
+                                "output:\n",
+                           &job, &err),
+                     0);
+    ck_assert_int_eq(job.mode, PS_MODE_SYNC);
+    ck_assert_double_eq(job.optimizer.lr, 0.1);
+    ck_assert_str_eq(job.checkpoint.dir, "");
+    ck_assert_str_eq(job.output, "");
+}
+END_TEST
+
+START_TEST(block_and_flow_styles_give_the_same_job)
+{
+    ps_job a, b;
+    ps_error err;
+    ck_assert_int_eq(parse("job: t\n"
+                           "workers: 2\n"
+                           "servers: [tcp://127.0.0.1:7070, tcp://127.0.0.1:7071]\n"
+                           "model: {type: linear, features: 30, init: {scheme: zeros, seed: 5}}\n"
+                           "data: {train: breast_cancer.train.csv}\n",
+                           &a, &err),
+                     0);
+    ck_assert_int_eq(parse("job: t\n"
+                           "workers: 2\n"
+                           "servers:\n"
+                           "  - tcp://127.0.0.1:7070\n"
+                           "  - \"tcp://127.0.0.1:7071\"\n"
+                           "model:\n"
+                           "  type: linear\n"
+                           "  features: 30\n"
+                           "  init:\n"
+                           "    scheme: zeros\n"
+                           "    seed: 5\n"
+                           "data:\n"
+                           "  train: 'breast_cancer.train.csv'\n",
+                           &b, &err),
+                     0);
+    ck_assert_int_eq(memcmp(&a, &b, sizeof a), 0);
+    ck_assert_uint_eq(a.nservers, 2);
+    ck_assert_int_eq(a.model.init_scheme, PS_INIT_ZEROS);
+    ck_assert_uint_eq(a.model.init_seed, 5);
+}
+END_TEST
+
+START_TEST(relative_paths_resolve_against_the_job_folder)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse("job: t\n"
+                           "workers: 1\n"
+                           "servers: [tcp://127.0.0.1:7070]\n"
+                           "model: {type: logistic, features: 30}\n"
+                           "data:\n"
+                           "  train: ./breast_cancer.train.csv\n"
+                           "  test: " PS_TEST_DATA_DIR "/breast_cancer.test.csv\n"
+                           "output: results/run1\n",
+                           &job, &err),
+                     0);
+    ck_assert_str_eq(job.data.train, PS_TEST_DATA_DIR "/breast_cancer.train.csv");
+    ck_assert_str_eq(job.data.test, PS_TEST_DATA_DIR "/breast_cancer.test.csv");
+    ck_assert_str_eq(job.output, PS_TEST_DATA_DIR "/results/run1");
+}
+END_TEST
+
+START_TEST(libsvm_job_parses)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse("job: t\n"
+                           "workers: 2\n"
+                           "servers: [tcp://127.0.0.1:7070]\n"
+                           "model: {type: logistic, features: 30}\n"
+                           "data: {train: breast_cancer.train.libsvm, format: libsvm}\n",
+                           &job, &err),
+                     0);
+    ck_assert_int_eq(job.data.format, PS_FORMAT_LIBSVM);
+}
+END_TEST
+
+START_TEST(error_is_cleared_on_success)
+{
+    ps_job job;
+    ps_error err = {.code = PS_EIO, .msg = "stale"};
+    ck_assert_int_eq(parse(BASE, &job, &err), 0);
+    ck_assert_int_eq(err.code, 0);
+    ck_assert_str_eq(err.msg, "");
+}
+END_TEST
+
+/* ---- files ---- */
+
+START_TEST(load_of_missing_file_says_cannot_open)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(ps_job_load("/nonexistent/job.yaml", &job, &err), PS_ECONFIG);
+    ck_assert_str_eq(err.msg, "/nonexistent/job.yaml: cannot open: No such file or directory");
+}
+END_TEST
+
+START_TEST(load_of_a_folder_says_cannot_read)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(ps_job_load(PS_TEST_DATA_DIR, &job, &err), PS_ECONFIG);
+    ck_assert_str_eq(err.msg, PS_TEST_DATA_DIR ": cannot read: Is a directory");
+}
+END_TEST
+
+#define EXAMPLES PS_SOURCE_DIR "/config/examples"
+
+START_TEST(example_sync_job_validates)
+{
+    ps_job job;
+    ps_error err;
+    int rc = ps_job_load(EXAMPLES "/breast_cancer_sync.yaml", &job, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    ck_assert_str_eq(job.path, EXAMPLES "/breast_cancer_sync.yaml");
+    ck_assert_str_eq(job.dir, EXAMPLES);
+    ck_assert_str_eq(job.name, "breast-cancer-sync");
+    ck_assert_int_eq(job.mode, PS_MODE_SYNC);
+    ck_assert_uint_eq(job.workers, 2);
+    ck_assert_uint_eq(job.nservers, 1);
+    ck_assert_str_eq(job.servers[0], "tcp://127.0.0.1:7070");
+    ck_assert_int_eq(job.model.type, PS_MODEL_LOGISTIC);
+    ck_assert_uint_eq(job.model.features, 30);
+    ck_assert_str_eq(job.data.train, EXAMPLES "/data/breast_cancer.train.csv");
+    ck_assert_str_eq(job.data.test, EXAMPLES "/data/breast_cancer.test.csv");
+    ck_assert_int_eq(job.data.normalize, PS_NORMALIZE_STANDARD);
+    ck_assert_double_eq(job.optimizer.lr, 0.1);
+    ck_assert_uint_eq(job.training.epochs, 20);
+    ck_assert_uint_eq(job.training.batch_size, 32);
+    ck_assert_uint_eq(job.training.seed, 7);
+    ck_assert_str_eq(job.output, EXAMPLES "/out/breast_cancer_sync");
+}
+END_TEST
+
+START_TEST(example_async_job_validates)
+{
+    ps_job job;
+    ps_error err;
+    int rc = ps_job_load(EXAMPLES "/breast_cancer_async.yaml", &job, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    ck_assert_str_eq(job.name, "breast-cancer-async");
+    ck_assert_int_eq(job.mode, PS_MODE_ASYNC);
+    ck_assert_str_eq(job.output, EXAMPLES "/out/breast_cancer_async");
+}
+END_TEST
+
+START_TEST(example_libsvm_job_validates)
+{
+    ps_job job;
+    ps_error err;
+    int rc = ps_job_load(EXAMPLES "/breast_cancer_libsvm.yaml", &job, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    ck_assert_int_eq(job.mode, PS_MODE_SYNC);
+    ck_assert_int_eq(job.data.format, PS_FORMAT_LIBSVM);
+    ck_assert_str_eq(job.data.train, EXAMPLES "/data/breast_cancer.train.libsvm");
+}
+END_TEST
+
+START_TEST(every_example_job_validates)
+{
+    DIR *d = opendir(EXAMPLES);
+    ck_assert_ptr_nonnull(d);
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 5, ".yaml") != 0)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", EXAMPLES, e->d_name);
+        ps_job job;
+        ps_error err;
+        int rc = ps_job_load(path, &job, &err);
+        ck_assert_msg(rc == 0, "%s", err.msg);
+        count++;
+    }
+    closedir(d);
+    ck_assert_int_ge(count, 3);
+}
+END_TEST
+
+/* ---- layout ---- */
+
+static ps_job model_job(ps_model_type type, uint64_t features, uint32_t classes)
+{
+    ps_job job;
+    memset(&job, 0, sizeof job);
+    job.model.type = type;
+    job.model.features = features;
+    job.model.classes = classes;
+    return job;
+}
+
+static void expect_tensor(const ps_tensor_info *t, const char *name, uint64_t offset,
+                          uint32_t ndims, uint64_t d0, uint64_t d1)
+{
+    ck_assert_str_eq(t->name, name);
+    ck_assert_uint_eq(t->offset, offset);
+    ck_assert_uint_eq(t->ndims, ndims);
+    ck_assert_uint_eq(t->shape[0], d0);
+    if (ndims > 1)
+        ck_assert_uint_eq(t->shape[1], d1);
+}
+
+START_TEST(logistic_layout_is_w_then_b)
+{
+    ps_job job = model_job(PS_MODEL_LOGISTIC, 30, 0);
+    ps_tensor_info t[PS_MAX_TENSORS];
+    size_t n;
+    uint64_t p;
+    ck_assert_int_eq(ps_job_layout(&job, t, PS_MAX_TENSORS, &n, &p), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(p, 31);
+    expect_tensor(&t[0], "w", 0, 1, 30, 0);
+    expect_tensor(&t[1], "b", 30, 1, 1, 0);
+}
+END_TEST
+
+START_TEST(softmax_layout_is_matrix_then_bias)
+{
+    ps_job job = model_job(PS_MODEL_SOFTMAX, 64, 10);
+    ps_tensor_info t[PS_MAX_TENSORS];
+    size_t n;
+    uint64_t p;
+    ck_assert_int_eq(ps_job_layout(&job, t, PS_MAX_TENSORS, &n, &p), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(p, 650);
+    expect_tensor(&t[0], "W", 0, 2, 64, 10);
+    expect_tensor(&t[1], "b", 640, 1, 10, 0);
+}
+END_TEST
+
+START_TEST(mlp_layout_chains_its_layers)
+{
+    ps_job job = model_job(PS_MODEL_MLP, 4, 3);
+    job.model.nhidden = 2;
+    job.model.hidden[0] = 5;
+    job.model.hidden[1] = 6;
+    ps_tensor_info t[PS_MAX_TENSORS];
+    size_t n;
+    uint64_t p;
+    ck_assert_int_eq(ps_job_layout(&job, t, PS_MAX_TENSORS, &n, &p), 0);
+    ck_assert_uint_eq(n, 6);
+    expect_tensor(&t[0], "W1", 0, 2, 4, 5);
+    expect_tensor(&t[1], "b1", 20, 1, 5, 0);
+    expect_tensor(&t[2], "W2", 25, 2, 5, 6);
+    expect_tensor(&t[3], "b2", 55, 1, 6, 0);
+    expect_tensor(&t[4], "W3", 61, 2, 6, 3);
+    expect_tensor(&t[5], "b3", 79, 1, 3, 0);
+    ck_assert_uint_eq(p, 82);
+}
+END_TEST
+
+START_TEST(custom_layout_follows_its_list)
+{
+    ps_job job = model_job(PS_MODEL_CUSTOM, 1, 0);
+    job.model.ntensors = 2;
+    strcpy(job.model.tensors[0].name, "emb");
+    job.model.tensors[0].ndims = 3;
+    job.model.tensors[0].shape[0] = 2;
+    job.model.tensors[0].shape[1] = 3;
+    job.model.tensors[0].shape[2] = 4;
+    strcpy(job.model.tensors[1].name, "bias");
+    job.model.tensors[1].ndims = 1;
+    job.model.tensors[1].shape[0] = 7;
+    ps_tensor_info t[PS_MAX_TENSORS];
+    size_t n;
+    uint64_t p;
+    ck_assert_int_eq(ps_job_layout(&job, t, PS_MAX_TENSORS, &n, &p), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(p, 31);
+    expect_tensor(&t[0], "emb", 0, 3, 2, 3);
+    ck_assert_uint_eq(t[0].shape[2], 4);
+    expect_tensor(&t[1], "bias", 24, 1, 7, 0);
+}
+END_TEST
+
+START_TEST(layout_refuses_overflow_and_short_output)
+{
+    ps_job job = model_job(PS_MODEL_CUSTOM, 1, 0);
+    job.model.ntensors = 1;
+    strcpy(job.model.tensors[0].name, "huge");
+    job.model.tensors[0].ndims = 2;
+    job.model.tensors[0].shape[0] = UINT64_C(1) << 40;
+    job.model.tensors[0].shape[1] = UINT64_C(1) << 40;
+    ps_tensor_info t[PS_MAX_TENSORS];
+    size_t n;
+    uint64_t p;
+    ck_assert_int_eq(ps_job_layout(&job, t, PS_MAX_TENSORS, &n, &p), PS_EINVAL);
+
+    ps_job lg = model_job(PS_MODEL_LOGISTIC, 30, 0);
+    ck_assert_int_eq(ps_job_layout(&lg, t, 1, &n, &p), PS_EINVAL);
+    ck_assert_uint_eq(n, 2); /* the count still says how many are needed */
+}
+END_TEST
+
+START_TEST(enum_names_are_as_written_in_job_files)
+{
+    ck_assert_str_eq(ps_mode_name(PS_MODE_SYNC), "sync");
+    ck_assert_str_eq(ps_mode_name(PS_MODE_ASYNC), "async");
+    ck_assert_str_eq(ps_mode_name(PS_MODE_SSP), "ssp");
+    ck_assert_str_eq(ps_mode_name((ps_mode)42), "?");
+    ck_assert_str_eq(ps_model_type_name(PS_MODEL_LINEAR), "linear");
+    ck_assert_str_eq(ps_model_type_name(PS_MODEL_LOGISTIC), "logistic");
+    ck_assert_str_eq(ps_model_type_name(PS_MODEL_SOFTMAX), "softmax");
+    ck_assert_str_eq(ps_model_type_name(PS_MODEL_MLP), "mlp");
+    ck_assert_str_eq(ps_model_type_name(PS_MODEL_CUSTOM), "custom");
+    ck_assert_str_eq(ps_model_type_name((ps_model_type)-1), "?");
+}
+END_TEST
+
+static Suite *job_suite(void)
+{
+    Suite *s = suite_create("job");
+    TCase *bad = tcase_create("malformed");
+    tcase_add_test(bad, unknown_key_suggests_nearest_key_of_its_section);
+    tcase_add_test(bad, unknown_top_level_key_suggests_by_edit_distance);
+    tcase_add_test(bad, key_of_another_section_is_pointed_there);
+    tcase_add_test(bad, key_of_several_sections_names_them);
+    tcase_add_test(bad, key_near_nothing_lists_the_valid_keys);
+    tcase_add_test(bad, unknown_key_in_flow_mapping_is_found);
+    tcase_add_test(bad, word_for_an_integer_is_a_type_error);
+    tcase_add_test(bad, quoted_number_is_a_string_not_an_integer);
+    tcase_add_test(bad, list_where_a_string_is_expected_is_a_type_error);
+    tcase_add_test(bad, scalar_where_a_section_is_expected_is_a_type_error);
+    tcase_add_test(bad, negative_lr_is_out_of_range);
+    tcase_add_test(bad, zero_workers_is_out_of_range);
+    tcase_add_test(bad, zero_epochs_is_out_of_range);
+    tcase_add_test(bad, zero_batch_size_is_out_of_range);
+    tcase_add_test(bad, integer_past_64_bits_is_out_of_range);
+    tcase_add_test(bad, momentum_of_one_is_out_of_range);
+    tcase_add_test(bad, nan_is_not_a_number);
+    tcase_add_test(bad, missing_train_file_names_resolved_path_at_its_key);
+    tcase_add_test(bad, missing_test_file_is_an_error);
+    tcase_add_test(bad, data_file_that_is_a_folder_is_an_error);
+    tcase_add_test(bad, bad_mode_lists_the_valid_ones);
+    tcase_add_test(bad, mode_ssp_is_not_supported_yet);
+    tcase_add_test(bad, staleness_without_ssp_is_a_contradiction);
+    tcase_add_test(bad, optimizer_adam_is_not_supported_yet);
+    tcase_add_test(bad, momentum_with_sgd_is_a_contradiction);
+    tcase_add_test(bad, checkpoint_section_is_validated_then_not_supported_yet);
+    tcase_add_test(bad, refused_sections_are_each_not_supported_yet);
+    tcase_add_test(bad, heartbeat_timeout_must_exceed_interval);
+    tcase_add_test(bad, metrics_listen_must_be_host_port);
+    tcase_add_test(bad, bad_on_worker_loss_lists_the_valid_ones);
+    tcase_add_test(bad, duplicate_key_names_the_first);
+    tcase_add_test(bad, duplicate_key_in_section_is_an_error);
+    tcase_add_test(bad, missing_required_key_points_at_parent_mapping);
+    tcase_add_test(bad, missing_required_key_in_section_points_at_section);
+    tcase_add_test(bad, null_for_a_required_key_is_an_error);
+    tcase_add_test(bad, hidden_with_logistic_is_a_contradiction);
+    tcase_add_test(bad, classes_with_linear_is_a_contradiction);
+    tcase_add_test(bad, logistic_has_two_classes);
+    tcase_add_test(bad, softmax_without_classes_is_an_error_then_not_supported_yet);
+    tcase_add_test(bad, backup_workers_must_be_fewer_than_workers);
+    tcase_add_test(bad, backup_workers_is_not_supported_yet);
+    tcase_add_test(bad, deterministic_and_local_steps_are_not_supported_yet);
+    tcase_add_test(bad, compression_other_than_none_is_not_supported_yet);
+    tcase_add_test(bad, invalid_endpoint_is_an_error);
+    tcase_add_test(bad, duplicate_endpoint_is_an_error);
+    tcase_add_test(bad, empty_server_list_is_an_error);
+    tcase_add_test(bad, more_shards_than_parameters_is_an_error);
+    tcase_add_test(bad, bad_job_name_is_an_error);
+    tcase_add_test(bad, yaml_syntax_error_gives_libyaml_problem_and_position);
+    tcase_add_test(bad, tab_indentation_is_a_syntax_error);
+    tcase_add_test(bad, invalid_utf8_is_an_error_with_position);
+    tcase_add_test(bad, empty_file_is_an_error);
+    tcase_add_test(bad, top_level_must_be_a_mapping);
+    tcase_add_test(bad, second_document_is_an_error);
+    tcase_add_test(bad, key_must_be_a_name);
+    tcase_add_test(bad, label_column_with_libsvm_is_a_contradiction);
+    tcase_add_test(bad, label_column_past_the_last_column_is_an_error);
+    tcase_add_test(bad, labels_file_without_idx_is_a_contradiction);
+    tcase_add_test(bad, idx_format_is_not_supported_yet);
+    tcase_add_test(bad, step_schedule_is_not_supported_yet);
+    tcase_add_test(bad, custom_model_is_validated_then_not_supported_yet);
+    tcase_add_test(bad, alias_cycle_is_a_type_error_not_a_hang);
+    tcase_add_test(bad, custom_tensor_names_must_differ);
+    tcase_add_test(bad, custom_tensor_has_at_most_four_dimensions);
+    suite_add_tcase(s, bad);
+
+    TCase *good = tcase_create("valid");
+    tcase_add_test(good, full_job_parses_with_its_values);
+    tcase_add_test(good, absent_keys_take_their_defaults);
+    tcase_add_test(good, null_and_tilde_mean_absent);
+    tcase_add_test(good, block_and_flow_styles_give_the_same_job);
+    tcase_add_test(good, relative_paths_resolve_against_the_job_folder);
+    tcase_add_test(good, libsvm_job_parses);
+    tcase_add_test(good, error_is_cleared_on_success);
+    tcase_add_test(good, load_of_missing_file_says_cannot_open);
+    tcase_add_test(good, load_of_a_folder_says_cannot_read);
+    tcase_add_test(good, example_sync_job_validates);
+    tcase_add_test(good, example_async_job_validates);
+    tcase_add_test(good, example_libsvm_job_validates);
+    tcase_add_test(good, every_example_job_validates);
+    suite_add_tcase(s, good);
+
+    TCase *layout = tcase_create("layout");
+    tcase_add_test(layout, logistic_layout_is_w_then_b);
+    tcase_add_test(layout, softmax_layout_is_matrix_then_bias);
+    tcase_add_test(layout, mlp_layout_chains_its_layers);
+    tcase_add_test(layout, custom_layout_follows_its_list);
+    tcase_add_test(layout, layout_refuses_overflow_and_short_output);
+    tcase_add_test(layout, enum_names_are_as_written_in_job_files);
+    suite_add_tcase(s, layout);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(job_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,733 @@
+/* test_client.c — libpsworker against a fake two-shard server: a thread with
+ * one ROUTER per shard on loopback that speaks the protocol with scripted
+ * misbehaviour, and records what it received for the test to check. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "psworker.h"
+#include "util.h"
+#include "wire.h"
+
+#define NSHARDS 2
+#define P       10 /* shard 0: [0, 5), shard 1: [5, 10) */
+#define MAXREQ  8
+
+/* scripted behaviour */
+enum {
+    HOLD_PULL0 = 1 << 0,   /* shard 0 answers a PULL only once shard 1 has one */
+    DROP_PULL0 = 1 << 1,   /* shard 0 ignores its first PULL */
+    SILENT_PULL = 1 << 2,  /* no PULL is answered */
+    ERROR_HELLO0 = 1 << 3, /* shard 0 refuses HELLO: another job */
+    ERROR_PULL1 = 1 << 4,  /* shard 1 refuses PULL: range */
+    DISAGREE1 = 1 << 5,    /* shard 1's WELCOME has another num_workers */
+    BAD_MAP = 1 << 6,      /* the shard map leaves a gap */
+    GARBAGE0 = 1 << 7,     /* shard 0 sends an undecodable reply before its PULL_REPLY */
+    WRONG_TYPE0 = 1 << 8,  /* shard 0 answers PULL with ACK */
+    FORGET1 = 1 << 9,      /* shard 1 answers its first PULL "unknown worker" */
+};
+
+typedef struct fake {
+    int script;
+    int bind_delay_ms; /* > 0: the thread binds endpoints[] itself after this */
+    void *ctx;
+    void *sock[NSHARDS];
+    char endpoint[NSHARDS][64];
+    pthread_t thread;
+    atomic_int stop;
+    float theta[P];
+    /* what came in, for the test to read after fake_stop */
+    int events;
+    int hellos[NSHARDS], hello_order[NSHARDS];
+    int32_t hello_rank[NSHARDS][MAXREQ];
+    char hello_job[NSHARDS][PS_JOB_NAME_MAX];
+    int pulls[NSHARDS];
+    uint64_t pull_seq[NSHARDS][MAXREQ], pull_lo[NSHARDS], pull_hi[NSHARDS], pull_min[NSHARDS];
+    uint32_t pull_worker[NSHARDS][MAXREQ];
+    int pushes[NSHARDS];
+    uint64_t push_seq[NSHARDS], push_clock[NSHARDS], push_lo[NSHARDS], push_hi[NSHARDS];
+    uint64_t push_bytes[NSHARDS];
+    uint32_t push_samples[NSHARDS];
+    float pushed[P];
+    int heartbeats[NSHARDS], byes[NSHARDS];
+    /* shard 0's PULL held for HOLD_PULL0 */
+    bool held;
+    unsigned char held_id[PS_IDENTITY_MAX];
+    size_t held_id_len;
+    uint64_t held_seq;
+    /* the thread's scratch */
+    ps_frames frames;
+    ps_msg in, out;
+    ps_error err;
+} fake;
+
+static uint64_t now_ms(void)
+{
+    return ps_clock_ms();
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A loopback port nobody listens on (bound by the kernel, then let go). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void fake_bind(fake *f, bool wildcard)
+{
+    for (int i = 0; i < NSHARDS; i++) {
+        f->sock[i] = zmq_socket(f->ctx, ZMQ_ROUTER);
+        ck_assert_ptr_nonnull(f->sock[i]);
+        int linger = 0;
+        zmq_setsockopt(f->sock[i], ZMQ_LINGER, &linger, sizeof linger);
+        ck_assert_int_eq(zmq_bind(f->sock[i], wildcard ? "tcp://127.0.0.1:*" : f->endpoint[i]), 0);
+        size_t len = sizeof f->endpoint[i];
+        ck_assert_int_eq(zmq_getsockopt(f->sock[i], ZMQ_LAST_ENDPOINT, f->endpoint[i], &len), 0);
+    }
+}
+
+static void fake_reply(fake *f, int i, const void *id, size_t id_len, const void *payload)
+{
+    ck_assert_int_eq(ps_wire_send(f->sock[i], id, id_len, &f->out, payload, 0), 0);
+}
+
+static void reply_init(fake *f, ps_msg_type type, uint64_t seq)
+{
+    ps_msg_init(&f->out, type);
+    f->out.seq = seq;
+}
+
+static void fake_error(fake *f, int i, const void *id, size_t id_len, int code, const char *text)
+{
+    reply_init(f, PS_MSG_ERROR, f->in.seq);
+    f->out.status = code;
+    ps_strlcpy(f->out.error, text, sizeof f->out.error);
+    fake_reply(f, i, id, id_len, NULL);
+}
+
+static void fake_welcome(fake *f, int i, const void *id, size_t id_len)
+{
+    const ps_msg *in = &f->in;
+    ps_msg *m = &f->out;
+    reply_init(f, PS_MSG_WELCOME, in->seq);
+    memcpy(m->job, in->job, sizeof m->job);
+    m->worker_id = 100u + (uint32_t)i + 10u * (uint32_t)(f->hellos[i] - 1);
+    m->rank = in->rank < 0 ? 1 : in->rank;
+    m->num_workers = (f->script & DISAGREE1) && i == 1 ? 3 : 2;
+    m->num_params = P;
+    m->shard_index = (uint32_t)i;
+    m->model_version = 5;
+    strcpy(m->mode, "sync");
+    m->nshards = NSHARDS;
+    for (int k = 0; k < NSHARDS; k++) {
+        ps_strlcpy(m->shards[k].endpoint, f->endpoint[k], sizeof m->shards[k].endpoint);
+        ps_shard_range(P, NSHARDS, (uint32_t)k, &m->shards[k].key_lo, &m->shards[k].key_hi);
+    }
+    if (f->script & BAD_MAP)
+        m->shards[1].key_lo = 6;
+    m->ntensors = 2;
+    strcpy(m->tensors[0].name, "w");
+    m->tensors[0].ndims = 2;
+    m->tensors[0].shape[0] = 4;
+    m->tensors[0].shape[1] = 2;
+    strcpy(m->tensors[1].name, "b");
+    m->tensors[1].ndims = 1;
+    m->tensors[1].shape[0] = 2;
+    m->tensors[1].offset = 8;
+    fake_reply(f, i, id, id_len, NULL);
+}
+
+static void fake_pull_reply(fake *f, int i, const void *id, size_t id_len, uint64_t seq)
+{
+    uint64_t lo, hi;
+    ps_shard_range(P, NSHARDS, (uint32_t)i, &lo, &hi);
+    reply_init(f, PS_MSG_PULL_REPLY, seq);
+    f->out.key_lo = lo;
+    f->out.key_hi = hi;
+    f->out.model_version = 7u + (uint64_t)i;
+    f->out.encoding = PS_ENC_F32;
+    f->out.payload_bytes = (hi - lo) * sizeof(float);
+    fake_reply(f, i, id, id_len, f->theta + lo);
+}
+
+static void fake_pull(fake *f, int i, const void *id, size_t id_len)
+{
+    const ps_msg *in = &f->in;
+    int n = f->pulls[i]++;
+    if (n < MAXREQ) {
+        f->pull_seq[i][n] = in->seq;
+        f->pull_worker[i][n] = in->worker_id;
+    }
+    f->pull_lo[i] = in->key_lo;
+    f->pull_hi[i] = in->key_hi;
+    f->pull_min[i] = in->min_version;
+    if (f->script & SILENT_PULL)
+        return;
+    if (i == 0 && (f->script & DROP_PULL0) && n == 0)
+        return;
+    if (i == 1 && (f->script & ERROR_PULL1)) {
+        fake_error(f, i, id, id_len, PS_ERANGE, "keys [5, 10) leave the shard");
+        return;
+    }
+    if (i == 1 && (f->script & FORGET1) && n == 0) {
+        fake_error(f, i, id, id_len, PS_EWORKER, "unknown worker 101");
+        return;
+    }
+    if (i == 0 && (f->script & WRONG_TYPE0)) {
+        reply_init(f, PS_MSG_ACK, in->seq);
+        fake_reply(f, i, id, id_len, NULL);
+        return;
+    }
+    if (i == 0 && (f->script & GARBAGE0)) {
+        ck_assert_int_ge(zmq_send(f->sock[0], id, id_len, ZMQ_SNDMORE), 0);
+        ck_assert_int_ge(zmq_send(f->sock[0], "\xff\xff\xff", 3, 0), 0);
+    }
+    if (i == 0 && (f->script & HOLD_PULL0) && f->pulls[1] == 0) {
+        f->held = true;
+        memcpy(f->held_id, id, id_len);
+        f->held_id_len = id_len;
+        f->held_seq = in->seq;
+        return;
+    }
+    fake_pull_reply(f, i, id, id_len, in->seq);
+    if (i == 1 && f->held) {
+        f->held = false;
+        fake_pull_reply(f, 0, f->held_id, f->held_id_len, f->held_seq);
+    }
+}
+
+static void fake_push(fake *f, int i, const void *id, size_t id_len)
+{
+    const ps_msg *in = &f->in;
+    f->pushes[i]++;
+    f->push_seq[i] = in->seq;
+    f->push_clock[i] = in->clock;
+    f->push_samples[i] = in->samples;
+    f->push_lo[i] = in->key_lo;
+    f->push_hi[i] = in->key_hi;
+    f->push_bytes[i] = in->payload_bytes;
+    if (in->key_lo <= in->key_hi && in->key_hi <= P && in->payload != NULL)
+        memcpy(f->pushed + in->key_lo, in->payload, (size_t)in->payload_bytes);
+    reply_init(f, PS_MSG_ACK, in->seq);
+    f->out.model_version = 8u + (uint64_t)i;
+    fake_reply(f, i, id, id_len, NULL);
+}
+
+static void fake_handle(fake *f, int i)
+{
+    const ps_msg *in = &f->in;
+    const void *id = f->frames.identity;
+    size_t id_len = f->frames.identity_len;
+    switch (in->type) {
+    case PS_MSG_HELLO: {
+        int n = f->hellos[i]++;
+        if (n < MAXREQ)
+            f->hello_rank[i][n] = in->rank;
+        f->hello_order[i] = ++f->events;
+        memcpy(f->hello_job[i], in->job, sizeof f->hello_job[i]);
+        if (i == 0 && (f->script & ERROR_HELLO0)) {
+            char text[PS_MSG_ERROR_MAX];
+            snprintf(text, sizeof text, "job \"%s\" is not this server's job \"y\"", in->job);
+            fake_error(f, i, id, id_len, PS_EJOB, text);
+        } else {
+            fake_welcome(f, i, id, id_len);
+        }
+        break;
+    }
+    case PS_MSG_PULL:
+        fake_pull(f, i, id, id_len);
+        break;
+    case PS_MSG_PUSH:
+        fake_push(f, i, id, id_len);
+        break;
+    case PS_MSG_HEARTBEAT:
+    case PS_MSG_BYE:
+        if (in->type == PS_MSG_BYE)
+            f->byes[i]++;
+        else
+            f->heartbeats[i]++;
+        reply_init(f, PS_MSG_ACK, in->seq);
+        fake_reply(f, i, id, id_len, NULL);
+        break;
+    default:
+        break;
+    }
+}
+
+static void *fake_main(void *arg)
+{
+    fake *f = arg;
+    if (f->bind_delay_ms > 0) {
+        sleep_ms(f->bind_delay_ms);
+        fake_bind(f, false);
+    }
+    uint64_t give_up = now_ms() + 20000; /* never outlive a broken test */
+    while (!atomic_load(&f->stop) && now_ms() < give_up) {
+        zmq_pollitem_t items[NSHARDS];
+        for (int i = 0; i < NSHARDS; i++)
+            items[i] = (zmq_pollitem_t){.socket = f->sock[i], .events = ZMQ_POLLIN};
+        if (zmq_poll(items, NSHARDS, 10) <= 0)
+            continue;
+        for (int i = 0; i < NSHARDS; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            int rc;
+            while ((rc = ps_wire_recv(f->sock[i], true, ZMQ_DONTWAIT, &f->frames, &f->in,
+                                      &f->err)) != PS_EZMQ) {
+                if (rc == 0)
+                    fake_handle(f, i);
+                ps_frames_close(&f->frames);
+            }
+            ps_frames_close(&f->frames);
+        }
+    }
+    for (int i = 0; i < NSHARDS; i++)
+        zmq_close(f->sock[i]);
+    return NULL;
+}
+
+/* Starts the fake with a script. With bind_delay_ms > 0 it binds free ports
+ * only after that delay, as a server that starts late. */
+static void fake_start(fake *f, int script, int bind_delay_ms)
+{
+    memset(f, 0, sizeof *f);
+    f->script = script;
+    f->bind_delay_ms = bind_delay_ms;
+    for (int k = 0; k < P; k++)
+        f->theta[k] = 0.5f * (float)k + 1.0f;
+    f->ctx = zmq_ctx_new();
+    ck_assert_ptr_nonnull(f->ctx);
+    if (bind_delay_ms > 0) {
+        for (int i = 0; i < NSHARDS; i++)
+            snprintf(f->endpoint[i], sizeof f->endpoint[i], "tcp://127.0.0.1:%d", free_port());
+    } else {
+        fake_bind(f, true);
+    }
+    atomic_init(&f->stop, 0);
+    ck_assert_int_eq(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void fake_stop(fake *f)
+{
+    atomic_store(&f->stop, 1);
+    ck_assert_int_eq(pthread_join(f->thread, NULL), 0);
+    zmq_ctx_term(f->ctx);
+}
+
+static int open_client(fake *f, const char *job, int rank, int timeout_ms, ps_client **c,
+                       char *errbuf, size_t cap)
+{
+    static const char *eps[NSHARDS];
+    for (int i = 0; i < NSHARDS; i++)
+        eps[i] = f->endpoint[i];
+    ps_client_opts o = {
+        .job = job, .servers = eps, .num_servers = NSHARDS, .rank = rank, .timeout_ms = timeout_ms};
+    return ps_client_open(&o, c, errbuf, cap);
+}
+
+static void expected(char *buf, size_t cap, const char *ep, const char *text)
+{
+    snprintf(buf, cap, "%s: %s", ep, text);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+START_TEST(open_learns_rank_and_layout_from_both_shards)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    ps_client *c = NULL;
+    char err[256];
+    ck_assert_int_eq(open_client(&f, "digits", -1, 2000, &c, err, sizeof err), 0);
+    ck_assert_str_eq(err, "");
+    ck_assert_int_eq(ps_client_rank(c), 1);
+    ck_assert_uint_eq(ps_client_num_params(c), P);
+    ck_assert_uint_eq(ps_client_num_workers(c), 2);
+    ck_assert_str_eq(ps_client_mode(c), "sync");
+    ck_assert_uint_eq(ps_client_num_tensors(c), 2);
+    const char *name;
+    uint64_t off;
+    const uint64_t *shape;
+    uint32_t ndims;
+    ck_assert_int_eq(ps_client_tensor(c, 0, &name, &off, &shape, &ndims), 0);
+    ck_assert_str_eq(name, "w");
+    ck_assert_uint_eq(off, 0);
+    ck_assert_uint_eq(ndims, 2);
+    ck_assert_uint_eq(shape[0], 4);
+    ck_assert_uint_eq(shape[1], 2);
+    ck_assert_int_eq(ps_client_tensor(c, 1, &name, &off, &shape, &ndims), 0);
+    ck_assert_str_eq(name, "b");
+    ck_assert_uint_eq(off, 8);
+    ck_assert_int_eq(ps_client_tensor(c, 2, &name, &off, &shape, &ndims), PS_EINVAL);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    ck_assert_ptr_null(c);
+    fake_stop(&f);
+    ck_assert_int_eq(f.hellos[0], 1);
+    ck_assert_int_eq(f.hellos[1], 1);
+    ck_assert_int_lt(f.hello_order[0], f.hello_order[1]); /* shard 0 first, for the rank */
+    ck_assert_int_eq(f.hello_rank[0][0], -1);
+    ck_assert_int_eq(f.hello_rank[1][0], 1); /* the rank shard 0 gave */
+    ck_assert_str_eq(f.hello_job[1], "digits");
+    ck_assert_int_eq(f.byes[0], 1);
+    ck_assert_int_eq(f.byes[1], 1);
+}
+END_TEST
+
+START_TEST(pull_assembles_theta_in_key_order)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
+    float theta[P] = {0};
+    uint64_t version = 0;
+    ck_assert_int_eq(ps_client_pull(c, 3, theta, &version), 0);
+    for (int k = 0; k < P; k++)
+        ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
+    ck_assert_uint_eq(version, 7); /* the smaller of 7 and 8 */
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_uint_eq(f.pull_lo[0], 0);
+    ck_assert_uint_eq(f.pull_hi[0], 5);
+    ck_assert_uint_eq(f.pull_lo[1], 5);
+    ck_assert_uint_eq(f.pull_hi[1], 10);
+    ck_assert_uint_eq(f.pull_min[0], 3);
+    ck_assert_uint_eq(f.pull_min[1], 3);
+    ck_assert_uint_eq(f.pull_worker[0][0], 100); /* each shard's own worker id */
+    ck_assert_uint_eq(f.pull_worker[1][0], 101);
+    ck_assert_uint_eq(f.pull_seq[0][0], 2); /* HELLO was 1 */
+}
+END_TEST
+
+START_TEST(pull_goes_to_every_shard_before_any_reply)
+{
+    /* shard 0 answers only once shard 1 has a request: a client that awaited
+     * shard 0 before asking shard 1 would time out */
+    static fake f;
+    fake_start(&f, HOLD_PULL0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 1400, &c, NULL, 0), 0);
+    float theta[P] = {0};
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    for (int k = 0; k < P; k++)
+        ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.pulls[0], 1); /* answered without a retry */
+    ck_assert_int_eq(f.pulls[1], 1);
+}
+END_TEST
+
+START_TEST(push_sends_each_shard_its_slice)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 1, 2000, &c, NULL, 0), 0);
+    float grad[P];
+    for (int k = 0; k < P; k++)
+        grad[k] = -(float)k - 0.25f;
+    uint64_t version = 0;
+    ck_assert_int_eq(ps_client_push(c, 3, grad, 32, &version), 0);
+    ck_assert_uint_eq(version, 8);
+    ck_assert_uint_eq(ps_client_push_flags(c), 0);
+    ck_assert_int_eq(ps_client_heartbeat(c), 0);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    for (int i = 0; i < NSHARDS; i++) {
+        ck_assert_int_eq(f.pushes[i], 1);
+        ck_assert_uint_eq(f.push_clock[i], 3);
+        ck_assert_uint_eq(f.push_samples[i], 32);
+        ck_assert_uint_eq(f.push_bytes[i], 5 * sizeof(float));
+        ck_assert_uint_eq(f.push_seq[i], 2);
+        ck_assert_int_eq(f.heartbeats[i], 1);
+    }
+    ck_assert_uint_eq(f.push_lo[0], 0);
+    ck_assert_uint_eq(f.push_hi[0], 5);
+    ck_assert_uint_eq(f.push_lo[1], 5);
+    ck_assert_uint_eq(f.push_hi[1], 10);
+    for (int k = 0; k < P; k++)
+        ck_assert_float_eq(f.pushed[k], grad[k]);
+}
+END_TEST
+
+START_TEST(dropped_reply_is_retried_with_the_same_seq)
+{
+    static fake f;
+    fake_start(&f, DROP_PULL0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 1400, &c, NULL, 0), 0);
+    float theta[P] = {0};
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    uint64_t took = now_ms() - t0;
+    ck_assert_uint_ge(took, 190); /* the first attempt has 1/7 of 1400 ms */
+    ck_assert_uint_lt(took, 1400);
+    for (int k = 0; k < P; k++)
+        ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
+    /* the next request uses the next seq and is answered at once */
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.pulls[0], 3);
+    ck_assert_int_eq(f.pulls[1], 2);
+    ck_assert_uint_eq(f.pull_seq[0][0], 2);
+    ck_assert_uint_eq(f.pull_seq[0][1], 2);
+    ck_assert_uint_eq(f.pull_seq[0][2], 3);
+}
+END_TEST
+
+START_TEST(server_error_on_hello_is_its_code_and_sentence)
+{
+    static fake f;
+    fake_start(&f, ERROR_HELLO0, 0);
+    ps_client *c = NULL;
+    char err[256], want[256];
+    ck_assert_int_eq(open_client(&f, "x", -1, 2000, &c, err, sizeof err), PS_EJOB);
+    ck_assert_ptr_null(c);
+    expected(want, sizeof want, f.endpoint[0], "job \"x\" is not this server's job \"y\"");
+    ck_assert_str_eq(err, want);
+    fake_stop(&f);
+    ck_assert_int_eq(f.hellos[1], 0); /* shard 1 is asked only after shard 0 said yes */
+    ck_assert_int_eq(f.byes[0], 0);
+}
+END_TEST
+
+START_TEST(server_error_on_pull_is_its_code_and_sentence)
+{
+    static fake f;
+    fake_start(&f, ERROR_PULL1, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
+    float theta[P];
+    char want[256];
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ERANGE);
+    expected(want, sizeof want, f.endpoint[1], "keys [5, 10) leave the shard");
+    ck_assert_str_eq(ps_client_last_error(c), want);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(silent_shards_time_out_within_the_bound)
+{
+    static fake f;
+    fake_start(&f, SILENT_PULL, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 700, &c, NULL, 0), 0);
+    float theta[P];
+    char want[256];
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ETIMEDOUT);
+    uint64_t took = now_ms() - t0;
+    ck_assert_uint_ge(took, 695);
+    ck_assert_uint_lt(took, 2000); /* generous: machines are shared */
+    expected(want, sizeof want, f.endpoint[0], "no reply to PULL within 700 ms (sent 3 times)");
+    ck_assert_str_eq(ps_client_last_error(c), want);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.pulls[0], 3);
+    ck_assert_int_eq(f.pulls[1], 3);
+}
+END_TEST
+
+START_TEST(open_with_no_server_times_out_and_close_never_hangs)
+{
+    char ep[64], err[256], want[256];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", free_port());
+    const char *eps[] = {ep};
+    ps_client_opts o = {
+        .job = "digits", .servers = eps, .num_servers = 1, .rank = -1, .timeout_ms = 300};
+    ps_client *c = NULL;
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_ETIMEDOUT);
+    ck_assert_uint_lt(now_ms() - t0, 1000);
+    ck_assert_ptr_null(c);
+    expected(want, sizeof want, ep, "no reply to HELLO within 300 ms");
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
+START_TEST(server_that_starts_late_is_reached)
+{
+    static fake f;
+    fake_start(&f, 0, 300);
+    ps_client *c = NULL;
+    char err[256];
+    ck_assert_int_eq(open_client(&f, "digits", -1, 3000, &c, err, sizeof err), 0);
+    ck_assert_int_eq(ps_client_rank(c), 1);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(disagreeing_welcomes_are_refused)
+{
+    static fake f;
+    fake_start(&f, DISAGREE1, 0);
+    ps_client *c = NULL;
+    char err[256], want[256];
+    ck_assert_int_eq(open_client(&f, "digits", -1, 2000, &c, err, sizeof err), PS_EPROTO);
+    ck_assert_ptr_null(c);
+    expected(want, sizeof want, f.endpoint[1],
+             "WELCOME disagrees with shard 0 on num_workers 3 (shard 0 said 2)");
+    ck_assert_str_eq(err, want);
+    fake_stop(&f);
+    ck_assert_int_eq(f.byes[0], 1); /* the ranks it took are given back */
+    ck_assert_int_eq(f.byes[1], 1);
+}
+END_TEST
+
+START_TEST(shard_map_with_a_gap_is_refused)
+{
+    static fake f;
+    fake_start(&f, BAD_MAP, 0);
+    ps_client *c = NULL;
+    char err[256], want[256];
+    ck_assert_int_eq(open_client(&f, "digits", -1, 2000, &c, err, sizeof err), PS_EPROTO);
+    expected(want, sizeof want, f.endpoint[0],
+             "WELCOME's shard map does not tile [0, 10): shard 1 covers [6, 10)");
+    ck_assert_str_eq(err, want);
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(shard_count_must_match_the_endpoints)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    const char *eps[] = {f.endpoint[0]};
+    ps_client_opts o = {
+        .job = "digits", .servers = eps, .num_servers = 1, .rank = -1, .timeout_ms = 2000};
+    ps_client *c = NULL;
+    char err[256], want[256];
+    ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_EPROTO);
+    expected(want, sizeof want, f.endpoint[0],
+             "WELCOME lists 2 shards, but the client was given 1 endpoints");
+    ck_assert_str_eq(err, want);
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(undecodable_reply_is_dropped_and_counted)
+{
+    static fake f;
+    fake_start(&f, GARBAGE0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
+    float theta[P] = {0};
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_float_eq(theta[4], 3.0f);
+    ck_assert_uint_eq(ps_client_bad_replies(c), 1);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(reply_of_the_wrong_type_is_a_protocol_error)
+{
+    static fake f;
+    fake_start(&f, WRONG_TYPE0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
+    float theta[P];
+    char want[256];
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_EPROTO);
+    expected(want, sizeof want, f.endpoint[0], "PULL answered with ACK");
+    ck_assert_str_eq(ps_client_last_error(c), want);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(restarted_shard_gets_hello_again)
+{
+    static fake f;
+    fake_start(&f, FORGET1, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", -1, 2000, &c, NULL, 0), 0);
+    float theta[P] = {0};
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_float_eq(theta[9], 5.5f);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.hellos[0], 1);
+    ck_assert_int_eq(f.hellos[1], 2);
+    ck_assert_int_eq(f.hello_rank[1][1], 1); /* the same rank again */
+    ck_assert_int_eq(f.pulls[1], 2);
+    ck_assert_uint_eq(f.pull_worker[1][1], 111); /* the new worker id */
+}
+END_TEST
+
+START_TEST(bad_arguments_are_refused)
+{
+    ps_client *c = NULL;
+    char err[256];
+    ck_assert_int_eq(ps_client_open(NULL, &c, err, sizeof err), PS_EINVAL);
+    const char *eps[] = {"tcp://127.0.0.1:1"};
+    ps_client_opts o = {.job = "", .servers = eps, .num_servers = 1, .rank = -1};
+    ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_EINVAL);
+    ck_assert_str_eq(err, "job name must be 1 to 63 bytes");
+    o.job = "digits";
+    o.num_servers = 0;
+    ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_EINVAL);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(ps_client_close(&c), 0); /* a NULL client is fine */
+    ck_assert_int_eq(ps_client_close(NULL), 0);
+}
+END_TEST
+
+static Suite *client_suite(void)
+{
+    Suite *s = suite_create("client");
+    TCase *tc = tcase_create("client");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, open_learns_rank_and_layout_from_both_shards);
+    tcase_add_test(tc, pull_assembles_theta_in_key_order);
+    tcase_add_test(tc, pull_goes_to_every_shard_before_any_reply);
+    tcase_add_test(tc, push_sends_each_shard_its_slice);
+    tcase_add_test(tc, dropped_reply_is_retried_with_the_same_seq);
+    tcase_add_test(tc, server_error_on_hello_is_its_code_and_sentence);
+    tcase_add_test(tc, server_error_on_pull_is_its_code_and_sentence);
+    tcase_add_test(tc, silent_shards_time_out_within_the_bound);
+    tcase_add_test(tc, open_with_no_server_times_out_and_close_never_hangs);
+    tcase_add_test(tc, server_that_starts_late_is_reached);
+    tcase_add_test(tc, disagreeing_welcomes_are_refused);
+    tcase_add_test(tc, shard_map_with_a_gap_is_refused);
+    tcase_add_test(tc, shard_count_must_match_the_endpoints);
+    tcase_add_test(tc, undecodable_reply_is_dropped_and_counted);
+    tcase_add_test(tc, reply_of_the_wrong_type_is_a_protocol_error);
+    tcase_add_test(tc, restarted_shard_gets_hello_again);
+    tcase_add_test(tc, bad_arguments_are_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(client_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

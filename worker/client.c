@@ -1,0 +1,776 @@
+/* client.c — libpsworker, the client side of the wire protocol (DESIGN §3, §4, §7).
+ * One DEALER per shard. Every exchange sends its request to all shards before
+ * it awaits any reply; replies are matched by seq, so a late reply to an
+ * older request is dropped; a request still unanswered when its share of the
+ * timeout ends is sent again with the same seq. */
+#include "psworker.h"
+
+#include "codec.h"
+#include "util.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define CLIENT_DEFAULT_TIMEOUT_MS 30000
+#define CLIENT_ATTEMPTS           3                  /* sends of one request, the first included */
+#define CLIENT_BYE_TIMEOUT_MS     1000               /* close waits at most this for the ACKs */
+#define CLIENT_MAX_MSG_BYTES      ((int64_t)1 << 32) /* a larger frame drops the connection */
+
+_Static_assert(PS_PUSH_DUPLICATE == PS_ACK_DUPLICATE, "push flags follow the ACK flags");
+_Static_assert(PS_PUSH_DROPPED == PS_ACK_DROPPED, "push flags follow the ACK flags");
+
+typedef struct shard {
+    void *sock; /* DEALER, connected to endpoint */
+    char endpoint[PS_ENDPOINT_MAX];
+    uint32_t worker_id; /* this shard's name for us, from its WELCOME */
+    bool registered;    /* a WELCOME came: say BYE on close */
+    uint64_t seq;       /* seq of the latest request; a retry sends it again */
+    uint64_t key_lo, key_hi;
+    bool todo;    /* takes part in the current exchange */
+    bool pending; /* its reply to the current exchange has not come */
+    int status;   /* outcome of the current exchange for this shard */
+} shard;
+
+/* One exchange: the request sent to every shard marked todo, and what its
+ * replies deliver. */
+typedef struct op {
+    ps_msg_type type;  /* the request */
+    ps_msg_type reply; /* the reply it expects */
+    int rank;          /* HELLO: the rank asked for, -1 for any */
+    uint64_t min_version;
+    float *theta; /* PULL: destination of the whole θ */
+    uint64_t clock;
+    uint32_t samples;
+    const float *grad; /* PUSH: the whole gradient */
+    uint64_t version;  /* out: smallest model_version of the replies */
+    uint32_t flags;    /* out: the ACK flags, or'ed */
+    int rc;            /* the first error of the exchange */
+} op;
+
+struct ps_client {
+    void *ctx;
+    shard *shards;
+    size_t nshards;
+    zmq_pollitem_t *items; /* nshards of each, for zmq_poll */
+    size_t *item_shard;
+    int timeout_ms;
+    char job[PS_JOB_NAME_MAX];
+    /* the job as shard 0's WELCOME described it; every other WELCOME must agree */
+    bool described;
+    int rank;
+    uint32_t num_workers;
+    uint64_t num_params;
+    char mode[16];
+    uint32_t nmap;
+    ps_shard_info map[PS_MAX_SHARDS];
+    uint32_t ntensors;
+    ps_tensor_info tensors[PS_MAX_TENSORS];
+    uint32_t push_flags;
+    uint64_t bad_replies;   /* replies that failed to decode, dropped */
+    uint64_t stale_replies; /* replies to an older request, dropped */
+    /* scratch, allocated with the client so a request allocates nothing */
+    ps_msg req;
+    ps_msg rep;
+    ps_frames frames;
+    ps_error err;
+    char last_error[PS_ERROR_MSG_MAX];
+};
+
+static int client_fail(ps_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Sets last_error and returns code. */
+static int client_fail(ps_client *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static void op_fail(ps_client *c, op *o, size_t i, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Ends shard i's part of the exchange with an error; the first error of an
+ * exchange is the one last_error tells and op_run returns. */
+static void op_fail(ps_client *c, op *o, size_t i, int code, const char *fmt, ...)
+{
+    shard *s = &c->shards[i];
+    s->pending = false;
+    s->status = code;
+    if (o->rc != 0)
+        return;
+    o->rc = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+/* Sends o's request to shard i with the shard's current seq. A full send
+ * queue is not an error: the request stays pending and the next attempt
+ * sends it again. */
+static int op_send(ps_client *c, op *o, size_t i)
+{
+    shard *s = &c->shards[i];
+    ps_msg *m = &c->req;
+    const void *payload = NULL;
+    ps_msg_init(m, o->type);
+    memcpy(m->job, c->job, sizeof m->job);
+    m->worker_id = s->worker_id;
+    m->seq = s->seq;
+    switch (o->type) {
+    case PS_MSG_HELLO:
+        m->rank = o->rank;
+        break;
+    case PS_MSG_PULL:
+        m->key_lo = s->key_lo;
+        m->key_hi = s->key_hi;
+        m->min_version = o->min_version;
+        break;
+    case PS_MSG_PUSH:
+        m->key_lo = s->key_lo;
+        m->key_hi = s->key_hi;
+        m->clock = o->clock;
+        m->samples = o->samples;
+        if (s->key_hi > s->key_lo) {
+            m->encoding = PS_ENC_F32;
+            m->payload_bytes = (s->key_hi - s->key_lo) * sizeof(float);
+            payload = o->grad + s->key_lo;
+        }
+        break;
+    default:
+        break;
+    }
+    errno = 0;
+    int rc = ps_wire_send(s->sock, NULL, 0, m, payload, ZMQ_DONTWAIT);
+    if (rc == 0 || (rc == PS_EZMQ && errno == EAGAIN))
+        return 0;
+    if (rc == PS_EZMQ)
+        op_fail(c, o, i, rc, "%s: sending %s: %s", s->endpoint, ps_msg_type_name(o->type),
+                zmq_strerror(errno));
+    else
+        op_fail(c, o, i, rc, "%s: %s request breaks a protocol limit", s->endpoint,
+                ps_msg_type_name(o->type));
+    return rc;
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+/* Checks that the job a WELCOME describes is whole: a shard map with one
+ * range per endpoint tiling [0, P) in order, tensors tiling [0, P), and a
+ * rank among the workers. */
+static int welcome_check_layout(ps_client *c, op *o, size_t i, const ps_msg *m)
+{
+    const char *ep = c->shards[i].endpoint;
+    uint64_t p = m->num_params;
+    if (p == 0 || p > SIZE_MAX / sizeof(float)) {
+        op_fail(c, o, i, PS_EPROTO, "%s: WELCOME says the job has %llu parameters", ep,
+                (unsigned long long)p);
+        return PS_EPROTO;
+    }
+    if (m->nshards != c->nshards) {
+        op_fail(c, o, i, PS_EPROTO,
+                "%s: WELCOME lists %u shards, but the client was given %zu endpoints", ep,
+                m->nshards, c->nshards);
+        return PS_EPROTO;
+    }
+    uint64_t next = 0;
+    for (uint32_t k = 0; k < m->nshards; k++) {
+        const ps_shard_info *sh = &m->shards[k];
+        if (sh->key_lo != next || sh->key_hi < sh->key_lo || sh->key_hi > p ||
+            (k + 1 == m->nshards && sh->key_hi != p)) {
+            op_fail(c, o, i, PS_EPROTO,
+                    "%s: WELCOME's shard map does not tile [0, %llu): shard %u covers "
+                    "[%llu, %llu)",
+                    ep, (unsigned long long)p, k, (unsigned long long)sh->key_lo,
+                    (unsigned long long)sh->key_hi);
+            return PS_EPROTO;
+        }
+        next = sh->key_hi;
+    }
+    if (m->num_workers == 0 || m->rank < 0 || (uint32_t)m->rank >= m->num_workers) {
+        op_fail(c, o, i, PS_EPROTO, "%s: WELCOME gives rank %d of %u workers", ep, (int)m->rank,
+                m->num_workers);
+        return PS_EPROTO;
+    }
+    if (m->ntensors == 0)
+        return 0; /* no layout given: θ is one flat vector */
+    next = 0;
+    for (uint32_t k = 0; k < m->ntensors; k++) {
+        const ps_tensor_info *t = &m->tensors[k];
+        uint64_t n = 1;
+        bool ok = t->offset == next;
+        for (uint32_t d = 0; d < t->ndims && ok; d++)
+            ok = !__builtin_mul_overflow(n, t->shape[d], &n);
+        if (!ok || __builtin_add_overflow(next, n, &next) || next > p) {
+            op_fail(c, o, i, PS_EPROTO,
+                    "%s: WELCOME's tensor %u \"%s\" at offset %llu does not follow the tensors "
+                    "before it inside [0, %llu)",
+                    ep, k, t->name, (unsigned long long)t->offset, (unsigned long long)p);
+            return PS_EPROTO;
+        }
+    }
+    if (next != p) {
+        op_fail(c, o, i, PS_EPROTO, "%s: WELCOME's tensors cover %llu keys, the job has %llu", ep,
+                (unsigned long long)next, (unsigned long long)p);
+        return PS_EPROTO;
+    }
+    return 0;
+}
+
+/* Takes the job's description from a WELCOME (shard 0's, in open). */
+static void welcome_adopt(ps_client *c, const ps_msg *m)
+{
+    c->described = true;
+    c->rank = m->rank;
+    c->num_workers = m->num_workers;
+    c->num_params = m->num_params;
+    memcpy(c->mode, m->mode, sizeof c->mode);
+    c->nmap = m->nshards;
+    memcpy(c->map, m->shards, sizeof c->map);
+    c->ntensors = m->ntensors;
+    memcpy(c->tensors, m->tensors, sizeof c->tensors);
+}
+
+static bool tensor_equal(const ps_tensor_info *a, const ps_tensor_info *b)
+{
+    if (strcmp(a->name, b->name) != 0 || a->ndims != b->ndims || a->offset != b->offset)
+        return false;
+    for (uint32_t d = 0; d < a->ndims; d++)
+        if (a->shape[d] != b->shape[d])
+            return false;
+    return true;
+}
+
+/* Names the first thing a WELCOME disagrees on with the adopted description
+ * into what; false when it agrees. */
+static bool welcome_differs(const ps_client *c, const ps_msg *m, char *what, size_t cap)
+{
+    if (m->num_params != c->num_params) {
+        snprintf(what, cap, "num_params %llu (shard 0 said %llu)",
+                 (unsigned long long)m->num_params, (unsigned long long)c->num_params);
+    } else if (m->num_workers != c->num_workers) {
+        snprintf(what, cap, "num_workers %u (shard 0 said %u)", m->num_workers, c->num_workers);
+    } else if (m->rank != c->rank) {
+        snprintf(what, cap, "rank %d (shard 0 said %d)", (int)m->rank, c->rank);
+    } else if (strcmp(m->mode, c->mode) != 0) {
+        snprintf(what, cap, "mode \"%s\" (shard 0 said \"%s\")", m->mode, c->mode);
+    } else if (m->ntensors != c->ntensors) {
+        snprintf(what, cap, "%u tensors (shard 0 said %u)", m->ntensors, c->ntensors);
+    } else {
+        for (uint32_t k = 0; k < m->nshards; k++) {
+            const ps_shard_info *a = &m->shards[k], *b = &c->map[k];
+            if (a->key_lo != b->key_lo || a->key_hi != b->key_hi ||
+                strcmp(a->endpoint, b->endpoint) != 0) {
+                snprintf(what, cap, "shard %u: %s [%llu, %llu) (shard 0 said %s [%llu, %llu))", k,
+                         a->endpoint, (unsigned long long)a->key_lo, (unsigned long long)a->key_hi,
+                         b->endpoint, (unsigned long long)b->key_lo, (unsigned long long)b->key_hi);
+                return true;
+            }
+        }
+        for (uint32_t k = 0; k < m->ntensors; k++) {
+            if (!tensor_equal(&m->tensors[k], &c->tensors[k])) {
+                snprintf(what, cap, "tensor %u \"%s\" (shard 0 said \"%s\")", k, m->tensors[k].name,
+                         c->tensors[k].name);
+                return true;
+            }
+        }
+        return false;
+    }
+    return true;
+}
+
+static void welcome_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
+{
+    shard *s = &c->shards[i];
+    s->worker_id = m->worker_id;
+    s->registered = true;
+    if (m->shard_index != i) {
+        op_fail(c, o, i, PS_EPROTO, "%s: WELCOME is from shard %u, expected shard %zu", s->endpoint,
+                m->shard_index, i);
+        return;
+    }
+    if (o->rank >= 0 && m->rank != o->rank) {
+        op_fail(c, o, i, PS_EPROTO, "%s: WELCOME gives rank %d, rank %d was asked for", s->endpoint,
+                (int)m->rank, o->rank);
+        return;
+    }
+    if (welcome_check_layout(c, o, i, m) != 0)
+        return;
+    if (!c->described)
+        welcome_adopt(c, m);
+    char what[PS_ERROR_MSG_MAX / 2];
+    if (welcome_differs(c, m, what, sizeof what)) {
+        op_fail(c, o, i, PS_EPROTO, "%s: WELCOME disagrees with shard 0 on %s", s->endpoint, what);
+        return;
+    }
+    s->key_lo = c->map[i].key_lo;
+    s->key_hi = c->map[i].key_hi;
+    if (m->model_version < o->version)
+        o->version = m->model_version;
+    s->pending = false;
+}
+
+static void pull_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
+{
+    shard *s = &c->shards[i];
+    if (m->key_lo != s->key_lo || m->key_hi != s->key_hi) {
+        op_fail(c, o, i, PS_EPROTO,
+                "%s: PULL_REPLY covers [%llu, %llu), [%llu, %llu) was asked for", s->endpoint,
+                (unsigned long long)m->key_lo, (unsigned long long)m->key_hi,
+                (unsigned long long)s->key_lo, (unsigned long long)s->key_hi);
+        return;
+    }
+    size_t bytes = (size_t)(s->key_hi - s->key_lo) * sizeof(float);
+    bool empty_ok = bytes == 0 && m->encoding == PS_ENC_NONE;
+    if (!empty_ok && (m->encoding != PS_ENC_F32 || m->payload_bytes != bytes)) {
+        op_fail(c, o, i, PS_EPROTO,
+                "%s: PULL_REPLY carries %llu bytes in encoding %d, %zu float32 bytes were "
+                "expected",
+                s->endpoint, (unsigned long long)m->payload_bytes, (int)m->encoding, bytes);
+        return;
+    }
+    if (bytes > 0)
+        memcpy(o->theta + s->key_lo, m->payload, bytes);
+    if (m->model_version < o->version)
+        o->version = m->model_version;
+    s->pending = false;
+}
+
+static void ack_accept(op *o, shard *s, const ps_msg *m)
+{
+    if (m->model_version < o->version)
+        o->version = m->model_version;
+    o->flags |= m->flags;
+    s->pending = false;
+}
+
+/* One decoded reply from shard i: dropped when it answers an older request,
+ * else it ends the shard's part of the exchange. */
+static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
+{
+    shard *s = &c->shards[i];
+    if (!s->pending || m->seq != s->seq) {
+        c->stale_replies++;
+        return;
+    }
+    if (m->type == PS_MSG_ERROR) {
+        int code = m->status < 0 ? m->status : PS_ESERVER;
+        op_fail(c, o, i, code, "%s: %s", s->endpoint, m->error[0] ? m->error : ps_strerror(code));
+        return;
+    }
+    if (m->type != o->reply) {
+        op_fail(c, o, i, PS_EPROTO, "%s: %s answered with %s", s->endpoint,
+                ps_msg_type_name(o->type), ps_msg_type_name(m->type));
+        return;
+    }
+    switch (m->type) {
+    case PS_MSG_WELCOME:
+        welcome_accept(c, o, i, m);
+        break;
+    case PS_MSG_PULL_REPLY:
+        pull_accept(c, o, i, m);
+        break;
+    default:
+        ack_accept(o, s, m);
+        break;
+    }
+}
+
+/* Reads every reply waiting on shard i's socket. A reply that does not
+ * decode is dropped and counted. */
+static int shard_drain(ps_client *c, op *o, size_t i)
+{
+    shard *s = &c->shards[i];
+    for (;;) {
+        int rc = ps_wire_recv(s->sock, false, ZMQ_DONTWAIT, &c->frames, &c->rep, &c->err);
+        int e = errno;
+        if (rc == 0)
+            reply_handle(c, o, i, &c->rep);
+        else if (rc != PS_EZMQ)
+            c->bad_replies++;
+        ps_frames_close(&c->frames);
+        if (rc != PS_EZMQ)
+            continue;
+        if (e == EAGAIN || e == EINTR)
+            return 0; /* the poll loop notices a signal */
+        return client_fail(c, PS_EZMQ, "%s: receive: %s", s->endpoint, zmq_strerror(e));
+    }
+}
+
+/* ---- exchanges --------------------------------------------------------- */
+
+/* End of attempt k (0-based) of `attempts`: each attempt waits twice as
+ * long as the one before, and together they fill timeout_ms. */
+static uint64_t attempt_end(uint64_t start, int timeout_ms, int attempts, int k)
+{
+    uint64_t parts = ((uint64_t)1 << attempts) - 1;
+    uint64_t done = ((uint64_t)1 << (k + 1)) - 1;
+    return start + (uint64_t)timeout_ms * done / parts;
+}
+
+/* Runs one exchange with the shards marked todo: sends the request to all of
+ * them, then awaits all replies; a shard still silent when an attempt ends
+ * gets the request again (same seq). Returns 0 or the first error, which
+ * last_error tells; each shard's own outcome is in its status. */
+static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
+{
+    o->rc = 0;
+    uint64_t start = ps_clock_ms();
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        s->pending = s->todo;
+        s->status = 0;
+    }
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        if (!s->todo)
+            continue;
+        s->seq++;
+        int rc = op_send(c, o, i);
+        if (rc != 0)
+            return rc;
+    }
+    int attempt = 0;
+    uint64_t end = attempt_end(start, timeout_ms, attempts, attempt);
+    for (;;) {
+        size_t n = 0;
+        for (size_t i = 0; i < c->nshards; i++) {
+            if (!c->shards[i].pending)
+                continue;
+            c->items[n] = (zmq_pollitem_t){.socket = c->shards[i].sock, .events = ZMQ_POLLIN};
+            c->item_shard[n++] = i;
+        }
+        if (n == 0)
+            return o->rc;
+        uint64_t now = ps_clock_ms();
+        if (now >= end) {
+            if (++attempt == attempts)
+                break;
+            for (size_t k = 0; k < n; k++) {
+                int rc = op_send(c, o, c->item_shard[k]);
+                if (rc != 0)
+                    return rc;
+            }
+            end = attempt_end(start, timeout_ms, attempts, attempt);
+            continue;
+        }
+        if (zmq_poll(c->items, (int)n, (long)(end - now)) < 0) {
+            if (errno == EINTR)
+                return client_fail(c, PS_EINTR, "interrupted while awaiting %s replies",
+                                   ps_msg_type_name(o->reply));
+            return client_fail(c, PS_EZMQ, "poll: %s", zmq_strerror(errno));
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (!(c->items[k].revents & ZMQ_POLLIN))
+                continue;
+            int rc = shard_drain(c, o, c->item_shard[k]);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    if (o->rc != 0)
+        return o->rc;
+    char sent[32] = "";
+    if (attempts > 1)
+        snprintf(sent, sizeof sent, " (sent %d times)", attempts);
+    for (size_t i = 0; i < c->nshards; i++) {
+        if (c->shards[i].pending)
+            return client_fail(c, PS_ETIMEDOUT, "%s: no reply to %s within %d ms%s",
+                               c->shards[i].endpoint, ps_msg_type_name(o->type), timeout_ms, sent);
+    }
+    return o->rc;
+}
+
+static void shards_mark(ps_client *c, bool all, bool registered_only)
+{
+    for (size_t i = 0; i < c->nshards; i++)
+        c->shards[i].todo = all && (!registered_only || c->shards[i].registered);
+}
+
+/* Runs a PULL, PUSH or HEARTBEAT exchange with every shard. A shard that
+ * answers "unknown worker" has restarted (DESIGN §7): say HELLO to it again
+ * with our rank, then send it the request once more. */
+static int op_all(ps_client *c, op *o)
+{
+    shards_mark(c, true, false);
+    int rc = op_run(c, o, CLIENT_ATTEMPTS, c->timeout_ms);
+    if (rc != PS_EWORKER)
+        return rc;
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        if (s->status != 0 && s->status != PS_EWORKER)
+            return rc;
+        s->todo = s->status == PS_EWORKER;
+    }
+    op hello = {
+        .type = PS_MSG_HELLO, .reply = PS_MSG_WELCOME, .rank = c->rank, .version = UINT64_MAX};
+    rc = op_run(c, &hello, 1, c->timeout_ms);
+    if (rc != 0)
+        return rc;
+    return op_run(c, o, CLIENT_ATTEMPTS, c->timeout_ms);
+}
+
+/* ---- the client -------------------------------------------------------- */
+
+static void client_free(ps_client *c)
+{
+    for (size_t i = 0; c->shards != NULL && i < c->nshards; i++)
+        if (c->shards[i].sock != NULL)
+            zmq_close(c->shards[i].sock);
+    if (c->ctx != NULL)
+        zmq_ctx_term(c->ctx);
+    free(c->item_shard);
+    free(c->items);
+    free(c->shards);
+    free(c);
+}
+
+/* Says BYE to the shards that know us; the first error, if any. */
+static int client_bye(ps_client *c)
+{
+    shards_mark(c, true, true);
+    bool any = false;
+    for (size_t i = 0; i < c->nshards; i++)
+        any = any || c->shards[i].todo;
+    if (!any)
+        return 0;
+    int timeout_ms = c->timeout_ms < CLIENT_BYE_TIMEOUT_MS ? c->timeout_ms : CLIENT_BYE_TIMEOUT_MS;
+    op bye = {.type = PS_MSG_BYE, .reply = PS_MSG_ACK, .version = UINT64_MAX};
+    return op_run(c, &bye, 1, timeout_ms);
+}
+
+static int opts_check(const ps_client_opts *opts, char *why, size_t cap)
+{
+    if (opts->job == NULL || opts->job[0] == '\0' || strlen(opts->job) >= PS_JOB_NAME_MAX) {
+        snprintf(why, cap, "job name must be 1 to %d bytes", PS_JOB_NAME_MAX - 1);
+        return PS_EINVAL;
+    }
+    if (opts->servers == NULL || opts->num_servers == 0 || opts->num_servers > PS_MAX_SHARDS) {
+        snprintf(why, cap, "give 1 to %d server endpoints, not %zu", PS_MAX_SHARDS,
+                 opts->servers == NULL ? (size_t)0 : opts->num_servers);
+        return PS_EINVAL;
+    }
+    for (size_t i = 0; i < opts->num_servers; i++) {
+        if (opts->servers[i] == NULL || strlen(opts->servers[i]) >= PS_ENDPOINT_MAX) {
+            snprintf(why, cap, "server endpoint %zu must be 0 to %d bytes", i, PS_ENDPOINT_MAX - 1);
+            return PS_EINVAL;
+        }
+    }
+    if (opts->rank < -1) {
+        snprintf(why, cap, "rank %d: give a rank >= 0, or -1 for any", opts->rank);
+        return PS_EINVAL;
+    }
+    if (opts->timeout_ms < 0) {
+        snprintf(why, cap, "timeout %d ms: give a timeout >= 0 ms", opts->timeout_ms);
+        return PS_EINVAL;
+    }
+    return 0;
+}
+
+/* Creates the context and one connected DEALER per shard. Connecting is
+ * lazy: a server that starts a little later still gets the request. */
+static int client_connect(ps_client *c, const ps_client_opts *opts)
+{
+    c->ctx = zmq_ctx_new();
+    if (c->ctx == NULL)
+        return client_fail(c, PS_EZMQ, "zmq context: %s", zmq_strerror(errno));
+    int linger = 0, immediate = 0;
+    int64_t max_msg = CLIENT_MAX_MSG_BYTES;
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        ps_strlcpy(s->endpoint, opts->servers[i], sizeof s->endpoint);
+        s->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+        if (s->sock == NULL)
+            return client_fail(c, PS_EZMQ, "%s: socket: %s", s->endpoint, zmq_strerror(errno));
+        if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+            zmq_setsockopt(s->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
+            zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
+            zmq_connect(s->sock, s->endpoint) != 0)
+            return client_fail(c, PS_EZMQ, "%s: %s", s->endpoint, zmq_strerror(errno));
+    }
+    return 0;
+}
+
+/* HELLO to shard 0 first, for the rank; then to the others with that rank. */
+static int client_register(ps_client *c, int rank)
+{
+    op hello = {.type = PS_MSG_HELLO, .reply = PS_MSG_WELCOME, .rank = rank, .version = UINT64_MAX};
+    for (size_t i = 0; i < c->nshards; i++)
+        c->shards[i].todo = i == 0;
+    int rc = op_run(c, &hello, 1, c->timeout_ms);
+    if (rc != 0 || c->nshards == 1)
+        return rc;
+    hello.rank = c->rank;
+    for (size_t i = 0; i < c->nshards; i++)
+        c->shards[i].todo = i > 0;
+    return op_run(c, &hello, 1, c->timeout_ms);
+}
+
+int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, size_t errbuf_len)
+{
+    char why[PS_ERROR_MSG_MAX];
+    int rc = PS_EINVAL;
+    ps_client *c = NULL;
+    if (out != NULL)
+        *out = NULL;
+    if (errbuf != NULL && errbuf_len > 0)
+        errbuf[0] = '\0';
+    if (opts == NULL || out == NULL) {
+        snprintf(why, sizeof why, "no options or no place for the client");
+        goto report;
+    }
+    if ((rc = opts_check(opts, why, sizeof why)) != 0)
+        goto report;
+    rc = PS_ENOMEM;
+    snprintf(why, sizeof why, "out of memory");
+    c = calloc(1, sizeof *c);
+    if (c == NULL)
+        goto report;
+    c->nshards = opts->num_servers;
+    c->shards = calloc(c->nshards, sizeof *c->shards);
+    c->items = calloc(c->nshards, sizeof *c->items);
+    c->item_shard = calloc(c->nshards, sizeof *c->item_shard);
+    if (c->shards == NULL || c->items == NULL || c->item_shard == NULL) {
+        client_free(c);
+        goto report;
+    }
+    ps_strlcpy(c->job, opts->job, sizeof c->job);
+    c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+    c->rank = -1;
+    if ((rc = client_connect(c, opts)) != 0 || (rc = client_register(c, opts->rank)) != 0) {
+        ps_strlcpy(why, c->last_error, sizeof why);
+        client_bye(c); /* frees the ranks already taken; its errors do not matter now */
+        client_free(c);
+        goto report;
+    }
+    *out = c;
+    return 0;
+report:
+    if (errbuf != NULL && errbuf_len > 0)
+        ps_strlcpy(errbuf, why, errbuf_len);
+    return rc;
+}
+
+int ps_client_pull(ps_client *c, uint64_t min_version, float *theta, uint64_t *version)
+{
+    if (c == NULL)
+        return PS_EINVAL;
+    if (theta == NULL)
+        return client_fail(c, PS_EINVAL, "pull: no buffer for theta");
+    op o = {.type = PS_MSG_PULL,
+            .reply = PS_MSG_PULL_REPLY,
+            .min_version = min_version,
+            .theta = theta,
+            .version = UINT64_MAX};
+    int rc = op_all(c, &o);
+    if (rc == 0 && version != NULL)
+        *version = o.version;
+    return rc;
+}
+
+int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,
+                   uint64_t *version)
+{
+    if (c == NULL)
+        return PS_EINVAL;
+    if (grad == NULL)
+        return client_fail(c, PS_EINVAL, "push: no gradient");
+    op o = {.type = PS_MSG_PUSH,
+            .reply = PS_MSG_ACK,
+            .clock = clock,
+            .samples = samples,
+            .grad = grad,
+            .version = UINT64_MAX};
+    int rc = op_all(c, &o);
+    c->push_flags = o.flags;
+    if (rc == 0 && version != NULL)
+        *version = o.version;
+    return rc;
+}
+
+int ps_client_heartbeat(ps_client *c)
+{
+    if (c == NULL)
+        return PS_EINVAL;
+    op o = {.type = PS_MSG_HEARTBEAT, .reply = PS_MSG_ACK, .version = UINT64_MAX};
+    return op_all(c, &o);
+}
+
+int ps_client_close(ps_client **cp)
+{
+    if (cp == NULL || *cp == NULL)
+        return 0;
+    ps_client *c = *cp;
+    *cp = NULL;
+    int rc = client_bye(c);
+    client_free(c);
+    return rc;
+}
+
+uint64_t ps_client_num_params(const ps_client *c)
+{
+    return c->num_params;
+}
+
+int ps_client_rank(const ps_client *c)
+{
+    return c->rank;
+}
+
+uint32_t ps_client_num_workers(const ps_client *c)
+{
+    return c->num_workers;
+}
+
+const char *ps_client_mode(const ps_client *c)
+{
+    return c->mode;
+}
+
+size_t ps_client_num_tensors(const ps_client *c)
+{
+    return c->ntensors;
+}
+
+int ps_client_tensor(const ps_client *c, size_t i, const char **name, uint64_t *offset,
+                     const uint64_t **shape, uint32_t *ndims)
+{
+    if (i >= c->ntensors)
+        return PS_EINVAL;
+    const ps_tensor_info *t = &c->tensors[i];
+    if (name != NULL)
+        *name = t->name;
+    if (offset != NULL)
+        *offset = t->offset;
+    if (shape != NULL)
+        *shape = t->shape;
+    if (ndims != NULL)
+        *ndims = t->ndims;
+    return 0;
+}
+
+uint32_t ps_client_push_flags(const ps_client *c)
+{
+    return c->push_flags;
+}
+
+uint64_t ps_client_bad_replies(const ps_client *c)
+{
+    return c->bad_replies;
+}
+
+const char *ps_client_last_error(const ps_client *c)
+{
+    return c->last_error;
+}

@@ -1,0 +1,95 @@
+/* psworker.h — libpsworker, the client library of psd: the whole contract
+ * for a program of your own that trains against psd. Open a client on the
+ * job's shard endpoints, pull θ, push gradients, close. Every function that
+ * can fail returns 0 or a negative error code; ps_strerror names the code
+ * and ps_client_last_error gives the sentence for the last failure.
+ * A client and its sockets belong to the thread that opened it. */
+#ifndef PSWORKER_H
+#define PSWORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h" /* PS_E... codes and ps_strerror */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ps_client ps_client;
+
+typedef struct ps_client_opts {
+    const char *job;                /* the job's name; the server refuses another */
+    const char *const *servers;     /* one endpoint per shard, in shard order */
+    size_t num_servers;
+    int rank;                       /* this worker's rank, or -1 for any free rank */
+    int timeout_ms;                 /* per request; 0 means 30000 */
+} ps_client_opts;
+
+/* Registers with every shard (HELLO) and returns a client in *out.
+ * Errors: PS_ETIMEDOUT (no answer), PS_EJOB, PS_EVERSION, PS_ESTATE (rank
+ * taken), PS_EFULL (no rank left), PS_EZMQ, PS_ENOMEM, PS_EINVAL. On error
+ * *out is NULL and errbuf (when not NULL) gets the sentence. */
+int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, size_t errbuf_len);
+
+/* The job as the servers describe it. */
+uint64_t ps_client_num_params(const ps_client *c);
+int ps_client_rank(const ps_client *c);
+uint32_t ps_client_num_workers(const ps_client *c);
+const char *ps_client_mode(const ps_client *c); /* "sync" or "async" */
+
+/* Tensor i of θ (0 <= i < ps_client_num_tensors): its name, offset in θ
+ * and shape. Pointers stay valid until the client is closed. */
+size_t ps_client_num_tensors(const ps_client *c);
+int ps_client_tensor(const ps_client *c, size_t i, const char **name, uint64_t *offset,
+                     const uint64_t **shape, uint32_t *ndims);
+
+/* Pull, push and heartbeat wait at most timeout_ms for every shard: a shard
+ * still silent after 1/7 of it gets the request again (same seq, so a push
+ * is never applied twice), again after 3/7, and at the end the call fails
+ * with PS_ETIMEDOUT naming the shard. A shard that answers PS_EWORKER has
+ * restarted: it gets HELLO again (same rank) and the request once more.
+ * Errors a shard replies with are returned as their code (PS_EJOB, ...),
+ * with "endpoint: the server's sentence" in ps_client_last_error; a reply
+ * of the wrong kind is PS_EPROTO; a signal while waiting is PS_EINTR. */
+
+/* Pulls the whole θ (num_params floats) into theta from all shards at once.
+ * Waits until every shard's version is >= min_version (0: answer at once).
+ * *version (when not NULL) gets the smallest shard version received. */
+int ps_client_pull(ps_client *c, uint64_t min_version, float *theta, uint64_t *version);
+
+/* Pushes a gradient over the whole θ (num_params floats), averaged over
+ * `samples` examples, computed at worker clock `clock` (sync: the round,
+ * i.e. the version the gradient was computed from). Sends each shard its
+ * slice, all at once, and waits for every ACK. *version (when not NULL) gets
+ * the smallest shard version after the push. */
+int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,
+                   uint64_t *version);
+
+/* Flags of the last push's ACKs, or'ed: PS_PUSH_DUPLICATE (a retried push
+ * the server had applied already), PS_PUSH_DROPPED (sync: the round had
+ * closed without it, so it was not applied). */
+#define PS_PUSH_DUPLICATE 1u
+#define PS_PUSH_DROPPED 2u
+uint32_t ps_client_push_flags(const ps_client *c);
+
+/* Tells every shard this worker is alive (DESIGN §7); call it more often
+ * than the job's heartbeat.timeout_ms when a step takes long. */
+int ps_client_heartbeat(ps_client *c);
+
+/* Replies that failed to decode, dropped (not an error of any call). */
+uint64_t ps_client_bad_replies(const ps_client *c);
+
+/* Says BYE to every shard and frees the client; *cp becomes NULL. A NULL
+ * *cp is fine. Returns the first error of the BYEs (the client is freed
+ * anyway). */
+int ps_client_close(ps_client **cp);
+
+/* The sentence for the last failure of a call on c ("" when none). */
+const char *ps_client_last_error(const ps_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,621 @@
+/* engine.c — one shard's protocol state machine. Requests arrive decoded;
+ * every path ends in exactly one reply (or parks a pull, answered later).
+ * Checks come before any change, so a refused request changes nothing but
+ * the error counters. Every buffer is allocated in ps_engine_new. */
+#include "engine.h"
+
+#include "store.h"
+#include "util.h"
+#include "wire.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* worker_id = generation << RANK_BITS | rank: the rank finds the slot at
+ * once, the generation tells a worker from the one that held the rank
+ * before it. The generation is never 0, so worker_id 0 is never valid. */
+#define RANK_BITS 10
+#define RANK_MASK ((1u << RANK_BITS) - 1)
+#define GEN_MAX   ((1u << (32 - RANK_BITS)) - 1)
+_Static_assert(PS_MAX_WORKERS <= (1u << RANK_BITS), "a rank must fit in RANK_BITS");
+
+#define ERROR_CODES       64 /* counters for codes -1 .. -63 */
+#define PARKED_PER_WORKER 4
+#define PARKED_MIN        16
+
+typedef enum slot_state { SLOT_UNSEEN, SLOT_LIVE, SLOT_LEFT } slot_state;
+
+/* One rank of the job. A rank that never registered still counts for sync
+ * rounds: the job has `workers` workers, minus those that left. */
+typedef struct worker_slot {
+    slot_state state;
+    uint32_t worker_id;
+    bool has_seq;      /* a push was applied since HELLO */
+    uint64_t last_seq; /* seq of the last push applied */
+    bool pushed;       /* contributed to the open round (kept if it leaves) */
+    float weight;      /* deterministic: weight of the staged gradient */
+    /* the HELLO that registered it, so a retried HELLO gets the same WELCOME */
+    unsigned char hello_identity[PS_IDENTITY_MAX];
+    size_t hello_identity_len;
+    uint64_t hello_seq;
+} worker_slot;
+
+typedef struct parked_pull {
+    unsigned char identity[PS_IDENTITY_MAX];
+    size_t identity_len;
+    uint32_t worker_id;
+    uint64_t seq, key_lo, key_hi, min_version;
+} parked_pull;
+
+/* Where the reply to the request being handled goes. */
+typedef struct peer {
+    const void *identity;
+    size_t identity_len;
+    ps_engine_send_fn send;
+    void *ctx;
+} peer;
+
+struct ps_engine {
+    ps_job job;
+    const ps_log *log;
+    uint32_t shard;
+    uint64_t lo, hi, num_params;
+    size_t ntensors;
+    ps_tensor_info tensors[PS_MAX_TENSORS];
+    ps_store *store;
+    uint64_t version;
+
+    worker_slot *slots; /* job.workers of them, by rank */
+    uint32_t live, departed;
+    uint32_t generation;
+
+    /* the open sync round */
+    uint32_t round_pushes; /* pushes accumulated, departed workers' too */
+    uint32_t pushed_alive; /* workers not departed that pushed */
+    double round_samples;
+    float *stage; /* deterministic: one gradient per rank, summed in rank order */
+
+    parked_pull *parked;
+    size_t nparked, parked_cap;
+
+    ps_msg reply; /* reused for every reply */
+    uint64_t errors[ERROR_CODES];
+    uint64_t errors_total, pushes, duplicates, dropped, pulls;
+};
+
+/* ---- replies ---------------------------------------------------------- */
+
+static ps_msg *reply_begin(ps_engine *e, ps_msg_type type, const ps_msg *req)
+{
+    ps_msg *r = &e->reply;
+    ps_msg_init(r, type);
+    ps_strlcpy(r->job, e->job.name, sizeof r->job);
+    r->seq = req->seq;
+    r->worker_id = req->worker_id;
+    r->shard_index = e->shard;
+    r->model_version = e->version;
+    return r;
+}
+
+static void reply_send(ps_engine *e, const peer *p, const void *payload)
+{
+    int rc = p->send(p->ctx, p->identity, p->identity_len, &e->reply, payload);
+    if (rc != 0)
+        PS_LOG_D(e->log, "shard %u: %s reply not sent: %s", e->shard,
+                 ps_msg_type_name(e->reply.type), ps_strerror(rc));
+}
+
+/* Replies ERROR (code, sentence) to req and counts it. Logged at warn the
+ * 1st, 2nd, 4th, 8th ... time a code is seen, at debug otherwise, so a
+ * misbehaving client cannot flood the log. */
+static int refuse(ps_engine *e, const peer *p, const ps_msg *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int refuse(ps_engine *e, const peer *p, const ps_msg *req, int code, const char *fmt, ...)
+{
+    ps_msg *r = reply_begin(e, PS_MSG_ERROR, req);
+    r->status = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error, sizeof r->error, fmt, ap);
+    va_end(ap);
+    uint64_t n = 0;
+    if (code < 0 && code > -ERROR_CODES)
+        n = ++e->errors[-code];
+    e->errors_total++;
+    ps_log_level level = (n & (n - 1)) == 0 ? PS_LOG_WARN : PS_LOG_DEBUG;
+    ps_log_write(e->log, level,
+                 "shard %u: refused %s from worker %u (seq %llu): %s (%s, %llu so far)", e->shard,
+                 ps_msg_type_name(req->type), req->worker_id, (unsigned long long)req->seq,
+                 r->error, ps_err_name(code), (unsigned long long)n);
+    reply_send(e, p, NULL);
+    return code;
+}
+
+static int ack(ps_engine *e, const peer *p, const ps_msg *req, uint32_t flags)
+{
+    ps_msg *r = reply_begin(e, PS_MSG_ACK, req);
+    r->flags = flags;
+    reply_send(e, p, NULL);
+    return 0;
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+static worker_slot *worker_find(ps_engine *e, uint32_t worker_id)
+{
+    uint32_t rank = worker_id & RANK_MASK;
+    if (rank >= e->job.workers)
+        return NULL;
+    worker_slot *w = &e->slots[rank];
+    if (w->state != SLOT_LIVE || w->worker_id != worker_id)
+        return NULL;
+    return w;
+}
+
+static int worker_rank(const ps_engine *e, const worker_slot *w)
+{
+    return (int)(w - e->slots);
+}
+
+/* True while some worker could still advance the version: the job's
+ * workers minus those that left. */
+static bool workers_remain(const ps_engine *e)
+{
+    return e->departed < e->job.workers;
+}
+
+/* ---- pulls ------------------------------------------------------------ */
+
+static int pull_answer(ps_engine *e, const peer *p, uint32_t worker_id, uint64_t seq,
+                       uint64_t key_lo, uint64_t key_hi)
+{
+    ps_msg *r = &e->reply;
+    ps_msg_init(r, PS_MSG_PULL_REPLY);
+    ps_strlcpy(r->job, e->job.name, sizeof r->job);
+    r->seq = seq;
+    r->worker_id = worker_id;
+    r->shard_index = e->shard;
+    r->model_version = e->version;
+    r->key_lo = key_lo;
+    r->key_hi = key_hi;
+    const float *payload = NULL;
+    if (key_hi > key_lo) {
+        r->encoding = PS_ENC_F32;
+        r->payload_bytes = (key_hi - key_lo) * sizeof(float);
+        payload = ps_store_data(e->store) + (key_lo - e->lo);
+    }
+    e->pulls++;
+    reply_send(e, p, payload);
+    return 0;
+}
+
+/* Answers the parked pulls whose version has come, or all of them when no
+ * worker is left that could advance the version. */
+static void parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx)
+{
+    bool all = !workers_remain(e);
+    size_t keep = 0;
+    for (size_t i = 0; i < e->nparked; i++) {
+        parked_pull *q = &e->parked[i];
+        if (all || q->min_version <= e->version) {
+            peer p = {q->identity, q->identity_len, send, ctx};
+            (void)pull_answer(e, &p, q->worker_id, q->seq, q->key_lo, q->key_hi);
+        } else {
+            if (keep != i)
+                e->parked[keep] = *q;
+            keep++;
+        }
+    }
+    e->nparked = keep;
+}
+
+static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
+{
+    if (worker_find(e, req->worker_id) == NULL)
+        return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
+                      req->worker_id, e->shard);
+    if (req->encoding != PS_ENC_NONE)
+        return refuse(e, p, req, PS_EPAYLOAD, "a PULL carries no payload");
+    if (req->key_lo > req->key_hi || req->key_lo < e->lo || req->key_hi > e->hi)
+        return refuse(e, p, req, PS_ERANGE, "keys [%llu, %llu) are outside shard %u [%llu, %llu)",
+                      (unsigned long long)req->key_lo, (unsigned long long)req->key_hi, e->shard,
+                      (unsigned long long)e->lo, (unsigned long long)e->hi);
+    if (req->min_version <= e->version || !workers_remain(e))
+        return pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi);
+    if (e->nparked == e->parked_cap)
+        return refuse(e, p, req, PS_EFULL, "%zu pulls are waiting already (limit %zu)", e->nparked,
+                      e->parked_cap);
+    parked_pull *q = &e->parked[e->nparked++];
+    size_t n = p->identity_len < sizeof q->identity ? p->identity_len : sizeof q->identity;
+    memcpy(q->identity, p->identity, n);
+    q->identity_len = n;
+    q->worker_id = req->worker_id;
+    q->seq = req->seq;
+    q->key_lo = req->key_lo;
+    q->key_hi = req->key_hi;
+    q->min_version = req->min_version;
+    return 0;
+}
+
+/* ---- pushes ----------------------------------------------------------- */
+
+/* Closes the open sync round when every worker that has not left pushed it
+ * (the first N - backup_workers of them with backup workers): the
+ * samples-weighted mean is applied once and the version moves on.
+ * Returns true when it closed. */
+static bool round_maybe_close(ps_engine *e)
+{
+    if (e->job.mode != PS_MODE_SYNC || e->round_pushes == 0)
+        return false;
+    uint32_t alive = e->job.workers - e->departed;
+    uint32_t need =
+        alive > e->job.backup_workers ? alive - e->job.backup_workers : (alive > 0 ? 1 : 0);
+    if (e->pushed_alive < need)
+        return false;
+    if (e->stage != NULL) {
+        size_t n = ps_store_size(e->store);
+        for (uint32_t r = 0; r < e->job.workers; r++)
+            if (e->slots[r].pushed)
+                ps_store_accumulate(e->store, e->stage + (size_t)r * n, e->slots[r].weight);
+    }
+    ps_store_apply_accumulated(e->store, (float)(1.0 / e->round_samples));
+    PS_LOG_D(e->log, "shard %u: round %llu closed (%u pushes, %.0f samples)", e->shard,
+             (unsigned long long)e->version, e->round_pushes, e->round_samples);
+    e->version++;
+    for (uint32_t r = 0; r < e->job.workers; r++)
+        e->slots[r].pushed = false;
+    e->round_pushes = 0;
+    e->pushed_alive = 0;
+    e->round_samples = 0;
+    return true;
+}
+
+static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w)
+{
+    if (req->clock < e->version) {
+        e->dropped++;
+        return ack(e, p, req, PS_ACK_DROPPED);
+    }
+    if (req->clock > e->version)
+        return refuse(e, p, req, PS_ECLOCK, "push for round %llu, but round %llu is open",
+                      (unsigned long long)req->clock, (unsigned long long)e->version);
+    if (w->pushed)
+        return refuse(e, p, req, PS_ECLOCK, "rank %d already pushed round %llu", worker_rank(e, w),
+                      (unsigned long long)e->version);
+    float weight = req->samples > 0 ? (float)req->samples : 1.0f;
+    if (e->stage != NULL) {
+        size_t n = ps_store_size(e->store);
+        if (n > 0)
+            memcpy(e->stage + (size_t)worker_rank(e, w) * n, req->payload, n * sizeof(float));
+        w->weight = weight;
+    } else {
+        ps_store_accumulate(e->store, req->payload, weight);
+    }
+    w->pushed = true;
+    w->has_seq = true;
+    w->last_seq = req->seq;
+    e->pushed_alive++;
+    e->round_pushes++;
+    e->round_samples += weight;
+    e->pushes++;
+    bool closed = round_maybe_close(e);
+    ack(e, p, req, 0);
+    if (closed)
+        parked_answer(e, p->send, p->ctx);
+    return 0;
+}
+
+static int push_async(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w)
+{
+    if (req->key_hi > req->key_lo)
+        ps_store_apply(e->store, req->key_lo, req->payload, (size_t)(req->key_hi - req->key_lo));
+    w->has_seq = true;
+    w->last_seq = req->seq;
+    e->version++;
+    e->pushes++;
+    ack(e, p, req, 0);
+    parked_answer(e, p->send, p->ctx);
+    return 0;
+}
+
+static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
+{
+    worker_slot *w = worker_find(e, req->worker_id);
+    if (w == NULL)
+        return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
+                      req->worker_id, e->shard);
+    if (req->key_lo > req->key_hi || req->key_lo < e->lo || req->key_hi > e->hi)
+        return refuse(e, p, req, PS_ERANGE, "keys [%llu, %llu) are outside shard %u [%llu, %llu)",
+                      (unsigned long long)req->key_lo, (unsigned long long)req->key_hi, e->shard,
+                      (unsigned long long)e->lo, (unsigned long long)e->hi);
+    /* an empty range (a shard with no keys) may come without a payload */
+    if (req->key_hi > req->key_lo && (req->encoding != PS_ENC_F32 || req->payload == NULL))
+        return refuse(e, p, req, PS_EPAYLOAD, "a PUSH needs a float32 payload");
+    if (e->job.mode == PS_MODE_SYNC && (req->key_lo != e->lo || req->key_hi != e->hi))
+        return refuse(e, p, req, PS_ERANGE,
+                      "a sync push must cover the whole shard [%llu, %llu), not [%llu, %llu)",
+                      (unsigned long long)e->lo, (unsigned long long)e->hi,
+                      (unsigned long long)req->key_lo, (unsigned long long)req->key_hi);
+    if (w->has_seq && req->seq <= w->last_seq) {
+        e->duplicates++;
+        return ack(e, p, req, PS_ACK_DUPLICATE);
+    }
+    if (e->job.mode == PS_MODE_SYNC)
+        return push_sync(e, p, req, w);
+    return push_async(e, p, req, w);
+}
+
+/* ---- membership ------------------------------------------------------- */
+
+static int welcome(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w)
+{
+    ps_msg *r = reply_begin(e, PS_MSG_WELCOME, req);
+    r->worker_id = w->worker_id;
+    r->rank = worker_rank(e, w);
+    r->num_workers = e->job.workers;
+    r->num_params = e->num_params;
+    ps_strlcpy(r->mode, ps_mode_name(e->job.mode), sizeof r->mode);
+    r->nshards = e->job.nservers;
+    for (uint32_t i = 0; i < e->job.nservers; i++) {
+        ps_strlcpy(r->shards[i].endpoint, e->job.servers[i], sizeof r->shards[i].endpoint);
+        ps_shard_range(e->num_params, e->job.nservers, i, &r->shards[i].key_lo,
+                       &r->shards[i].key_hi);
+    }
+    r->ntensors = (uint32_t)e->ntensors;
+    memcpy(r->tensors, e->tensors, e->ntensors * sizeof e->tensors[0]);
+    reply_send(e, p, NULL);
+    return 0;
+}
+
+/* The live worker that a HELLO with this peer identity and seq registered
+ * already: the request is a retry whose WELCOME was lost or late. */
+static worker_slot *hello_find_retry(ps_engine *e, const peer *p, const ps_msg *req)
+{
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        worker_slot *w = &e->slots[r];
+        if (w->state == SLOT_LIVE && w->hello_seq == req->seq &&
+            w->hello_identity_len == p->identity_len &&
+            memcmp(w->hello_identity, p->identity, p->identity_len) == 0 &&
+            (req->rank == -1 || req->rank == (int32_t)r))
+            return w;
+    }
+    return NULL;
+}
+
+static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
+{
+    uint32_t nw = e->job.workers;
+    worker_slot *w = hello_find_retry(e, p, req);
+    if (w != NULL)
+        return welcome(e, p, req, w);
+    if (req->rank < -1 || (req->rank >= 0 && (uint32_t)req->rank >= nw))
+        return refuse(e, p, req, PS_EINVAL, "rank %d is out of range (the job has %u workers)",
+                      (int)req->rank, nw);
+    if (req->rank == -1) {
+        for (uint32_t r = 0; r < nw && w == NULL; r++)
+            if (e->slots[r].state != SLOT_LIVE)
+                w = &e->slots[r];
+        if (w == NULL)
+            return refuse(e, p, req, PS_EFULL, "all %u ranks of job \"%s\" are taken", nw,
+                          e->job.name);
+    } else {
+        w = &e->slots[req->rank];
+        if (w->state == SLOT_LIVE)
+            return refuse(e, p, req, PS_ESTATE, "rank %d is taken by a live worker",
+                          (int)req->rank);
+    }
+    if (w->state == SLOT_LEFT) {
+        e->departed--;
+        if (w->pushed) /* it pushed the open round before it left */
+            e->pushed_alive++;
+    }
+    e->generation = e->generation % GEN_MAX + 1;
+    w->state = SLOT_LIVE;
+    w->worker_id = (e->generation << RANK_BITS) | (uint32_t)worker_rank(e, w);
+    w->has_seq = false;
+    w->last_seq = 0;
+    w->hello_identity_len =
+        p->identity_len < sizeof w->hello_identity ? p->identity_len : sizeof w->hello_identity;
+    memcpy(w->hello_identity, p->identity, w->hello_identity_len);
+    w->hello_seq = req->seq;
+    e->live++;
+    PS_LOG_I(e->log, "shard %u: worker %u joined as rank %d (%u of %u live)", e->shard,
+             w->worker_id, worker_rank(e, w), e->live, nw);
+    return welcome(e, p, req, w);
+}
+
+static int handle_bye(ps_engine *e, const peer *p, const ps_msg *req)
+{
+    worker_slot *w = worker_find(e, req->worker_id);
+    if (w == NULL)
+        return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
+                      req->worker_id, e->shard);
+    w->state = SLOT_LEFT;
+    e->live--;
+    e->departed++;
+    if (w->pushed)
+        e->pushed_alive--;
+    PS_LOG_I(e->log, "shard %u: worker %u (rank %d) left (%u of %u live)", e->shard, w->worker_id,
+             worker_rank(e, w), e->live, e->job.workers);
+    round_maybe_close(e);
+    ack(e, p, req, 0);
+    parked_answer(e, p->send, p->ctx);
+    return 0;
+}
+
+static int handle_heartbeat(ps_engine *e, const peer *p, const ps_msg *req)
+{
+    if (worker_find(e, req->worker_id) == NULL)
+        return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
+                      req->worker_id, e->shard);
+    return ack(e, p, req, 0);
+}
+
+static int handle_status(ps_engine *e, const peer *p, const ps_msg *req)
+{
+    ps_msg *r = reply_begin(e, PS_MSG_STATUS_REPLY, req);
+    r->num_workers = e->live;
+    r->num_params = e->num_params;
+    r->key_lo = e->lo;
+    r->key_hi = e->hi;
+    ps_strlcpy(r->mode, ps_mode_name(e->job.mode), sizeof r->mode);
+    reply_send(e, p, NULL);
+    return 0;
+}
+
+int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, int decode_rc,
+                     const ps_msg *req, const ps_error *decode_err, ps_engine_send_fn send,
+                     void *ctx)
+{
+    peer p = {identity, identity_len, send, ctx};
+    if (decode_rc != 0)
+        return refuse(e, &p, req, decode_rc, "%s",
+                      decode_err && decode_err->msg[0] ? decode_err->msg : ps_strerror(decode_rc));
+    if (req->protocol != PS_PROTOCOL_VERSION)
+        return refuse(e, &p, req, PS_EVERSION, "protocol version %u is not this server's %u",
+                      req->protocol, PS_PROTOCOL_VERSION);
+    if (strcmp(req->job, e->job.name) != 0)
+        return refuse(e, &p, req, PS_EJOB, "job \"%s\" is not this server's job \"%s\"", req->job,
+                      e->job.name);
+    switch (req->type) {
+    case PS_MSG_HELLO:
+        return handle_hello(e, &p, req);
+    case PS_MSG_PULL:
+        return handle_pull(e, &p, req);
+    case PS_MSG_PUSH:
+        return handle_push(e, &p, req);
+    case PS_MSG_HEARTBEAT:
+        return handle_heartbeat(e, &p, req);
+    case PS_MSG_BYE:
+        return handle_bye(e, &p, req);
+    case PS_MSG_STATUS:
+        return handle_status(e, &p, req);
+    default:
+        return refuse(e, &p, req, PS_ETYPE, "%s is not a request",
+                      ps_msg_type_name((int)req->type));
+    }
+}
+
+/* ---- lifetime --------------------------------------------------------- */
+
+static int engine_check_job(const ps_job *job, uint32_t shard, ps_error *err)
+{
+    if (job->nservers == 0 || job->nservers > PS_MAX_SHARDS || shard >= job->nservers)
+        return ps_error_set(err, PS_EINVAL, "shard %u is out of range (the job has %u servers)",
+                            shard, job->nservers);
+    if (job->workers == 0 || job->workers > PS_MAX_WORKERS)
+        return ps_error_set(err, PS_EINVAL, "the job has %u workers (1 to %d)", job->workers,
+                            PS_MAX_WORKERS);
+    if (job->mode == PS_MODE_SSP)
+        return ps_error_set(err, PS_EUNSUPPORTED, "mode ssp is not supported by the server yet");
+    return 0;
+}
+
+static int engine_alloc(ps_engine *e, ps_error *err)
+{
+    e->slots = calloc(e->job.workers, sizeof *e->slots);
+    e->parked_cap = (size_t)e->job.workers * PARKED_PER_WORKER;
+    if (e->parked_cap < PARKED_MIN)
+        e->parked_cap = PARKED_MIN;
+    e->parked = calloc(e->parked_cap, sizeof *e->parked);
+    if (e->slots == NULL || e->parked == NULL)
+        return ps_error_set(err, PS_ENOMEM, "cannot allocate the engine's tables");
+    if (e->job.mode == PS_MODE_SYNC && e->job.deterministic) {
+        size_t floats;
+        if (!ps_mul_ok(ps_store_size(e->store), e->job.workers, &floats) ||
+            !ps_mul_ok(floats, sizeof(float), &floats) || (e->stage = malloc(floats)) == NULL)
+            return ps_error_set(err, PS_ENOMEM,
+                                "cannot allocate %u staging gradients for deterministic sums",
+                                e->job.workers);
+    }
+    return 0;
+}
+
+ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, ps_error *err)
+{
+    if (engine_check_job(job, shard, err) != 0)
+        return NULL;
+    ps_engine *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        ps_error_set(err, PS_ENOMEM, "cannot allocate the engine");
+        return NULL;
+    }
+    e->job = *job;
+    e->log = log;
+    e->shard = shard;
+    if (ps_job_layout(job, e->tensors, PS_MAX_TENSORS, &e->ntensors, &e->num_params) != 0) {
+        ps_error_set(err, PS_EINVAL, "the job's model has no valid layout");
+        goto fail;
+    }
+    ps_shard_range(e->num_params, job->nservers, shard, &e->lo, &e->hi);
+    e->store = ps_store_new(job, e->lo, e->hi, job->mode == PS_MODE_SYNC, err);
+    if (e->store == NULL)
+        goto fail;
+    if (engine_alloc(e, err) != 0)
+        goto fail;
+    return e;
+fail:
+    ps_engine_destroy(&e);
+    return NULL;
+}
+
+void ps_engine_destroy(ps_engine **ep)
+{
+    if (ep == NULL || *ep == NULL)
+        return;
+    ps_engine *e = *ep;
+    free(e->stage);
+    free(e->parked);
+    free(e->slots);
+    ps_store_destroy(&e->store);
+    free(e);
+    *ep = NULL;
+}
+
+uint64_t ps_engine_version(const ps_engine *e)
+{
+    return e->version;
+}
+
+uint64_t ps_engine_key_lo(const ps_engine *e)
+{
+    return e->lo;
+}
+
+uint64_t ps_engine_key_hi(const ps_engine *e)
+{
+    return e->hi;
+}
+
+uint64_t ps_engine_num_params(const ps_engine *e)
+{
+    return e->num_params;
+}
+
+const float *ps_engine_theta(const ps_engine *e)
+{
+    return ps_store_data(e->store);
+}
+
+uint64_t ps_engine_errors(const ps_engine *e, int code)
+{
+    if (code >= 0 || code <= -ERROR_CODES)
+        return 0;
+    return e->errors[-code];
+}
+
+void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out)
+{
+    out->version = e->version;
+    out->pushes = e->pushes;
+    out->duplicates = e->duplicates;
+    out->dropped = e->dropped;
+    out->pulls = e->pulls;
+    out->parked = e->nparked;
+    out->errors = e->errors_total;
+    out->live_workers = e->live;
+}

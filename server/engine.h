@@ -1,0 +1,78 @@
+/* engine.h — the protocol state machine of one shard (proto/ps.proto): worker
+ * registration, pulls (parked by min_version), pushes (deduplicated by seq;
+ * sync rounds or async updates) and every ERROR reply. It knows no sockets:
+ * requests come in decoded, replies go out through a callback, so it can be
+ * driven by tests. It allocates nothing after ps_engine_new. Not locked: one
+ * thread drives it. */
+#ifndef PS_ENGINE_H
+#define PS_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "error.h"
+#include "job.h"
+#include "log.h"
+
+typedef struct ps_engine ps_engine;
+
+/* Sends one reply to the peer named by identity. reply and payload (NULL
+ * when reply->payload_bytes is 0; it may point into θ) are only valid during
+ * the call: copy what you keep. Returns 0 or a negative code; the engine
+ * logs a failure at debug and goes on (the peer may be gone). */
+typedef int (*ps_engine_send_fn)(void *ctx, const void *identity, size_t identity_len,
+                                 const ps_msg *reply, const void *payload);
+
+/* Counters since ps_engine_new. */
+typedef struct ps_engine_stats {
+    uint64_t version;      /* the shard's model version */
+    uint64_t pushes;       /* pushes applied or accumulated */
+    uint64_t duplicates;   /* retried pushes acknowledged, not applied */
+    uint64_t dropped;      /* pushes for a closed round */
+    uint64_t pulls;        /* pulls answered */
+    uint64_t parked;       /* pulls parked now */
+    uint64_t errors;       /* ERROR replies, all codes */
+    uint32_t live_workers; /* registered and not left */
+} ps_engine_stats;
+
+/* A new engine for shard `shard` of the job (a copy of job is kept), θ
+ * initialised as ps_store_new does. log (not owned, may be NULL) must
+ * outlive the engine. Returns NULL and fills err: PS_EINVAL (shard out of
+ * range, no workers, bad layout), PS_EUNSUPPORTED (ssp mode, an optimizer
+ * or schedule the store lacks), PS_ENOMEM. With deterministic: true (sync)
+ * the round sums in rank order from one staged gradient per rank. */
+ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, ps_error *err);
+
+/* Frees the engine and sets *ep to NULL; a NULL *ep is fine. Parked pulls
+ * are dropped unanswered. */
+void ps_engine_destroy(ps_engine **ep);
+
+/* Handles one request from the peer named by identity (up to
+ * PS_IDENTITY_MAX bytes; the engine keeps a copy for parked pulls).
+ * decode_rc is what the codec returned for it: when it is not 0, req holds
+ * what the codec could read (seq, worker_id) and decode_err its sentence,
+ * and the reply is an ERROR with that code and sentence. Every request gets
+ * exactly one reply through send, now or (a parked pull) later from another
+ * call; a request that closes a round may also answer parked pulls. A
+ * refused request changes nothing but the error counters. Returns 0 when
+ * the request was served (or parked), else the code of the ERROR sent. */
+int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, int decode_rc,
+                     const ps_msg *req, const ps_error *decode_err, ps_engine_send_fn send,
+                     void *ctx);
+
+/* The shard's model version, its key range, the total params and θ. */
+uint64_t ps_engine_version(const ps_engine *e);
+uint64_t ps_engine_key_lo(const ps_engine *e);
+uint64_t ps_engine_key_hi(const ps_engine *e);
+uint64_t ps_engine_num_params(const ps_engine *e);
+const float *ps_engine_theta(const ps_engine *e); /* key_lo .. key_hi - 1 */
+
+/* How many ERROR replies with code (a negative PS_E code) were sent;
+ * 0 for a code not in the list. */
+uint64_t ps_engine_errors(const ps_engine *e, int code);
+
+/* Fills *out with the engine's counters. */
+void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out);
+
+#endif

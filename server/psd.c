@@ -1,0 +1,167 @@
+/* psd.c — the parameter server daemon: serves one shard of a job's θ.
+ * Exit status: 0 after a clean stop (SIGTERM, SIGINT), 1 on a runtime error
+ * (cannot bind, socket failure), 2 on a usage or job-file error. */
+#include "job.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE   2
+
+/* Set by SIGTERM and SIGINT; the server loop looks at it every 100 ms. */
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: psd --config job.yaml [--shard I] [--log-level L]\n"
+            "Serves one shard of a psd job's parameters over ZeroMQ.\n"
+            "\n"
+            "  -c, --config FILE     the job file (required)\n"
+            "  -s, --shard I         the shard to serve, 0 .. servers-1 (default 0)\n"
+            "  -l, --log-level L     error, warn, info or debug (default: the job's log.level)\n"
+            "  -h, --help            show this help and exit\n"
+            "  -V, --version         show the version and exit\n");
+}
+
+typedef struct psd_args {
+    const char *config;
+    uint32_t shard;
+    const char *log_level; /* NULL: the job's */
+} psd_args;
+
+/* Parses argv into *a. Returns 0 to go on, or an exit status (0 after
+ * --help or --version) with a message already printed. */
+static int args_parse(int argc, char **argv, psd_args *a)
+{
+    /* clang-format off */
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"shard", required_argument, NULL, 's'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    /* clang-format on */
+    memset(a, 0, sizeof *a);
+    opterr = 0; /* our own messages, prefixed "psd:" */
+    int c;
+    while ((c = getopt_long(argc, argv, ":c:s:l:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            a->config = optarg;
+            break;
+        case 's': {
+            char *end = NULL;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0 ||
+                v >= PS_MAX_SHARDS) {
+                fprintf(stderr, "psd: --shard: \"%s\" is not a shard number (0 to %d)\n", optarg,
+                        PS_MAX_SHARDS - 1);
+                return EXIT_USAGE;
+            }
+            a->shard = (uint32_t)v;
+            break;
+        }
+        case 'l':
+            a->log_level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        case 'V':
+            printf("psd %s\n", PS_VERSION_STRING);
+            return -1;
+        case ':':
+            fprintf(stderr, "psd: %s needs a value (try psd --help)\n", argv[optind - 1]);
+            return EXIT_USAGE;
+        default:
+            fprintf(stderr, "psd: unknown option \"%s\" (try psd --help)\n", argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "psd: unexpected argument \"%s\" (try psd --help)\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (a->config == NULL) {
+        fprintf(stderr, "psd: --config is required (try psd --help)\n");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* SIGTERM and SIGINT set the stop flag; no SA_RESTART, so a blocking call
+ * returns EINTR and the loop sees the flag at once. */
+static int signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    psd_args a;
+    int rc = args_parse(argc, argv, &a);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+
+    static ps_job job; /* large: keep it off the stack */
+    ps_error err;
+    ps_error_clear(&err);
+    if (ps_job_load(a.config, &job, &err) != 0) {
+        fprintf(stderr, "psd: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    ps_log lg = {job.log_level, "psd"};
+    if (a.log_level != NULL && ps_log_level_parse(a.log_level, &lg.level) != 0) {
+        fprintf(stderr, "psd: --log-level: \"%s\" is not one of error, warn, info, debug\n",
+                a.log_level);
+        return EXIT_USAGE;
+    }
+    if (a.shard >= job.nservers) {
+        fprintf(stderr, "psd: --shard %u is out of range: %s has %u server%s\n", a.shard, a.config,
+                job.nservers, job.nservers == 1 ? "" : "s");
+        return EXIT_USAGE;
+    }
+    if (signals_install() != 0) {
+        fprintf(stderr, "psd: cannot install signal handlers\n");
+        return EXIT_RUNTIME;
+    }
+
+    ps_malloc_tune(); /* before the zeromq context: see LIMITS.md */
+    ps_server *srv = ps_server_new(&job, a.shard, &lg, &err);
+    if (srv == NULL) {
+        fprintf(stderr, "psd: %s\n", err.msg);
+        return err.code == PS_EZMQ || err.code == PS_ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
+    }
+    rc = ps_server_run(srv, &stop_requested, &err);
+    ps_server_destroy(&srv);
+    if (rc != 0) {
+        fprintf(stderr, "psd: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}

@@ -1,0 +1,150 @@
+/* server.c — psd's event loop: poll the ROUTER with a 100 ms timeout (so the
+ * stop flag is seen), drain what has arrived, hand each message to the
+ * engine and send its replies. The received frames and the decoded message
+ * live in the server struct: nothing is allocated per request. */
+#include "server.h"
+
+#include "util.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define POLL_MS     100
+#define BATCH_MAX   256 /* messages handled between two looks at the stop flag */
+#define FRAME_SLACK 64
+
+struct ps_server {
+    void *zctx;
+    void *sock;
+    ps_engine *engine;
+    const ps_log *log;
+    uint32_t shard, nshards;
+    char endpoint[PS_ENDPOINT_MAX];
+    ps_frames frames;
+    ps_msg msg;
+    ps_error err;
+};
+
+static int server_send(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
+                       const void *payload)
+{
+    ps_server *s = ctx;
+    return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
+}
+
+/* The ROUTER, options set, bound to the endpoint. */
+static int server_bind(ps_server *s, size_t shard_params, ps_error *err)
+{
+    s->sock = zmq_socket(s->zctx, ZMQ_ROUTER);
+    if (s->sock == NULL)
+        return ps_error_set(err, PS_EZMQ, "cannot create a socket: %s", zmq_strerror(errno));
+    int linger = 0, mandatory = 0;
+    int64_t max_bytes = (int64_t)shard_params * 4;
+    if (max_bytes < PS_HEADER_MAX_BYTES)
+        max_bytes = PS_HEADER_MAX_BYTES;
+    max_bytes += FRAME_SLACK;
+    if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &max_bytes, sizeof max_bytes) != 0)
+        return ps_error_set(err, PS_EZMQ, "cannot set socket options: %s", zmq_strerror(errno));
+    if (zmq_bind(s->sock, s->endpoint) != 0)
+        return ps_error_set(err, PS_EZMQ, "cannot bind %s: %s", s->endpoint, zmq_strerror(errno));
+    return 0;
+}
+
+ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, ps_error *err)
+{
+    ps_server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        ps_error_set(err, PS_ENOMEM, "cannot allocate the server");
+        return NULL;
+    }
+    s->log = log;
+    s->shard = shard;
+    s->nshards = job->nservers;
+    s->engine = ps_engine_new(job, shard, log, err);
+    if (s->engine == NULL)
+        goto fail;
+    ps_strlcpy(s->endpoint, job->servers[shard], sizeof s->endpoint);
+    s->zctx = zmq_ctx_new();
+    if (s->zctx == NULL) {
+        ps_error_set(err, PS_EZMQ, "cannot create a zeromq context: %s", zmq_strerror(errno));
+        goto fail;
+    }
+    uint64_t lo = ps_engine_key_lo(s->engine), hi = ps_engine_key_hi(s->engine);
+    if (server_bind(s, (size_t)(hi - lo), err) != 0)
+        goto fail;
+    PS_LOG_I(log, "shard %u/%u listening on %s (%llu params, %s, %u worker%s)", shard,
+             job->nservers, s->endpoint, (unsigned long long)(hi - lo), ps_mode_name(job->mode),
+             job->workers, job->workers == 1 ? "" : "s");
+    return s;
+fail:
+    ps_server_destroy(&s);
+    return NULL;
+}
+
+/* Handles what has arrived, up to BATCH_MAX messages. Returns 0 or PS_EZMQ
+ * when the socket failed. */
+static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err)
+{
+    for (int i = 0; i < BATCH_MAX && !*stop; i++) {
+        ps_error_clear(&s->err);
+        int rc = ps_wire_recv(s->sock, true, ZMQ_DONTWAIT, &s->frames, &s->msg, &s->err);
+        if (rc == PS_EZMQ) {
+            int e = errno;
+            ps_frames_close(&s->frames);
+            if (e == EAGAIN || e == EINTR)
+                return 0;
+            return ps_error_set(err, PS_EZMQ, "receive on %s: %s", s->endpoint, zmq_strerror(e));
+        }
+        ps_engine_handle(s->engine, s->frames.identity, s->frames.identity_len, rc, &s->msg,
+                         &s->err, server_send, s);
+        ps_frames_close(&s->frames);
+    }
+    return 0;
+}
+
+int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, ps_error *err)
+{
+    int rc = 0;
+    while (!*stop) {
+        zmq_pollitem_t item = {.socket = s->sock, .events = ZMQ_POLLIN};
+        int n = zmq_poll(&item, 1, POLL_MS);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = ps_error_set(err, PS_EZMQ, "poll on %s: %s", s->endpoint, zmq_strerror(errno));
+            break;
+        }
+        if (n > 0 && (rc = server_drain(s, stop, err)) != 0)
+            break;
+    }
+    ps_engine_stats st;
+    ps_engine_stats_get(s->engine, &st);
+    PS_LOG_I(s->log, "shard %u/%u stopped: version %llu, %llu pushes, %llu pulls, %llu errors",
+             s->shard, s->nshards, (unsigned long long)st.version, (unsigned long long)st.pushes,
+             (unsigned long long)st.pulls, (unsigned long long)st.errors);
+    return rc;
+}
+
+void ps_server_stats_get(const ps_server *s, ps_engine_stats *out)
+{
+    ps_engine_stats_get(s->engine, out);
+}
+
+void ps_server_destroy(ps_server **sp)
+{
+    if (sp == NULL || *sp == NULL)
+        return;
+    ps_server *s = *sp;
+    if (s->sock != NULL)
+        zmq_close(s->sock);
+    if (s->zctx != NULL)
+        zmq_ctx_term(s->zctx);
+    ps_engine_destroy(&s->engine);
+    free(s);
+    *sp = NULL;
+}

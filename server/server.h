@@ -1,0 +1,41 @@
+/* server.h — the ZeroMQ side of psd: a ROUTER socket bound to the shard's
+ * endpoint, received messages decoded and handed to the engine, its replies
+ * sent back. The socket belongs to the thread that calls ps_server_run;
+ * create the server in that thread or hand it over through a memory barrier
+ * (pthread_create is one), and use it from one thread at a time. */
+#ifndef PS_SERVER_H
+#define PS_SERVER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "error.h"
+#include "job.h"
+#include "log.h"
+
+typedef struct ps_server ps_server;
+
+/* A server for shard `shard` of the job: its own ZeroMQ context, a ROUTER
+ * bound to job->servers[shard] (frames capped at the shard's size plus
+ * header slack), and an engine (see ps_engine_new). Logs one line
+ * "shard 0/1 listening on tcp://... (31 params, sync, 2 workers)" once bound.
+ * log (not owned, may be NULL) must outlive the server. Call ps_malloc_tune
+ * first in a program. Returns NULL and fills err: PS_EZMQ ("cannot bind
+ * tcp://...: Address already in use"), or the engine's codes. */
+ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, ps_error *err);
+
+/* Serves requests until *stop becomes non-zero (checked at least every
+ * 100 ms, so a signal handler can set it), then logs a summary line.
+ * Returns 0 when stopped, or PS_EZMQ (err says why) when the socket fails. */
+int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, ps_error *err);
+
+/* The engine's counters (call from the thread that runs the server, or
+ * after ps_server_run returned). */
+void ps_server_stats_get(const ps_server *s, ps_engine_stats *out);
+
+/* Closes the socket (linger 0) and the context, frees the server and sets
+ * *sp to NULL; a NULL *sp is fine. */
+void ps_server_destroy(ps_server **sp);
+
+#endif

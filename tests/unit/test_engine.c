@@ -1,0 +1,849 @@
+/* test_engine.c — the protocol state machine of one shard, driven without
+ * sockets: requests go in as ps_msg, replies are captured from the send
+ * callback. Covers registration, parked pulls, sync rounds, async updates,
+ * deduplication, and every refusal (with its code, sentence, counter, and
+ * θ left unchanged). */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "engine.h"
+#include "job.h"
+
+#define MAX_REPLIES 64
+#define MAX_FLOATS  16
+#define P           4 /* logistic, 3 features: w [3] (keys 0..2), b [1] (key 3) */
+
+typedef struct captured {
+    ps_msg msg;
+    float payload[MAX_FLOATS];
+    size_t nfloats;
+    char to[32]; /* the identity it was sent to */
+} captured;
+
+typedef struct fx {
+    ps_job job;
+    ps_log log;
+    ps_engine *e;
+    captured replies[MAX_REPLIES];
+    size_t n;
+} fx;
+
+static void job_logistic(ps_job *job, ps_mode mode, uint32_t workers)
+{
+    memset(job, 0, sizeof *job);
+    strcpy(job->name, "test-job");
+    job->mode = mode;
+    job->workers = workers;
+    job->nservers = 1;
+    strcpy(job->servers[0], "tcp://127.0.0.1:7070");
+    job->model.type = PS_MODEL_LOGISTIC;
+    job->model.features = 3;
+    job->model.init_scheme = PS_INIT_ZEROS;
+    job->model.init_seed = 1;
+    job->optimizer.type = PS_OPTIM_SGD;
+    job->optimizer.lr = 0.5;
+    job->optimizer.schedule = PS_SCHEDULE_CONSTANT;
+    job->log_level = PS_LOG_ERROR;
+}
+
+static int capture_send(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
+                        const void *payload)
+{
+    fx *f = ctx;
+    ck_assert_uint_lt(f->n, MAX_REPLIES);
+    captured *c = &f->replies[f->n++];
+    c->msg = *reply;
+    c->msg.payload = NULL;
+    size_t len = identity_len < sizeof c->to - 1 ? identity_len : sizeof c->to - 1;
+    memcpy(c->to, identity, len);
+    c->to[len] = '\0';
+    c->nfloats = (size_t)reply->payload_bytes / sizeof(float);
+    ck_assert_uint_le(c->nfloats, MAX_FLOATS);
+    ck_assert(c->nfloats == 0 || payload != NULL);
+    if (c->nfloats > 0)
+        memcpy(c->payload, payload, c->nfloats * sizeof(float));
+    return 0;
+}
+
+static fx *fx_new(const ps_job *job, uint32_t shard)
+{
+    fx *f = calloc(1, sizeof *f);
+    ck_assert_ptr_nonnull(f);
+    f->job = *job;
+    f->log.level = PS_LOG_ERROR;
+    f->log.prog = "test_engine";
+    ps_error err;
+    f->e = ps_engine_new(&f->job, shard, &f->log, &err);
+    ck_assert_msg(f->e != NULL, "engine: %s", err.msg);
+    return f;
+}
+
+static void fx_free(fx **fp)
+{
+    ps_engine_destroy(&(*fp)->e);
+    ck_assert_ptr_null((*fp)->e);
+    free(*fp);
+    *fp = NULL;
+}
+
+static const ps_msg *last(const fx *f)
+{
+    ck_assert_uint_gt(f->n, 0);
+    return &f->replies[f->n - 1].msg;
+}
+
+static void request_init(ps_msg *m, ps_msg_type type, uint32_t worker_id, uint64_t seq)
+{
+    ps_msg_init(m, type);
+    strcpy(m->job, "test-job");
+    m->worker_id = worker_id;
+    m->seq = seq;
+}
+
+static int handle(fx *f, const char *who, const ps_msg *m)
+{
+    return ps_engine_handle(f->e, who, strlen(who), 0, m, NULL, capture_send, f);
+}
+
+/* Registers a worker as `rank` (-1: any) and returns its worker id. */
+static uint32_t hello(fx *f, int rank, const char *who)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_HELLO, 0, 1);
+    m.rank = rank;
+    ck_assert_int_eq(handle(f, who, &m), 0);
+    ck_assert_int_eq(last(f)->type, PS_MSG_WELCOME);
+    ck_assert_str_eq(f->replies[f->n - 1].to, who);
+    return last(f)->worker_id;
+}
+
+static int push(fx *f, const char *who, uint32_t worker_id, uint64_t seq, uint64_t clock,
+                uint32_t samples, uint64_t key_lo, uint64_t key_hi, const float *g)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_PUSH, worker_id, seq);
+    m.clock = clock;
+    m.samples = samples;
+    m.key_lo = key_lo;
+    m.key_hi = key_hi;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = (key_hi - key_lo) * sizeof(float);
+    m.payload = g;
+    return handle(f, who, &m);
+}
+
+static int push_all(fx *f, const char *who, uint32_t worker_id, uint64_t seq, uint64_t clock,
+                    uint32_t samples, const float *g)
+{
+    return push(f, who, worker_id, seq, clock, samples, 0, P, g);
+}
+
+static int pull(fx *f, const char *who, uint32_t worker_id, uint64_t seq, uint64_t min_version,
+                uint64_t key_lo, uint64_t key_hi)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_PULL, worker_id, seq);
+    m.min_version = min_version;
+    m.key_lo = key_lo;
+    m.key_hi = key_hi;
+    return handle(f, who, &m);
+}
+
+static int simple(fx *f, const char *who, ps_msg_type type, uint32_t worker_id, uint64_t seq)
+{
+    static ps_msg m;
+    request_init(&m, type, worker_id, seq);
+    return handle(f, who, &m);
+}
+
+static void assert_ack(const fx *f, uint64_t seq, uint64_t version, uint32_t flags)
+{
+    const ps_msg *r = last(f);
+    ck_assert_int_eq(r->type, PS_MSG_ACK);
+    ck_assert_uint_eq(r->seq, seq);
+    ck_assert_uint_eq(r->model_version, version);
+    ck_assert_uint_eq(r->flags, flags);
+}
+
+static void assert_error(const fx *f, uint64_t seq, int code, const char *text)
+{
+    const ps_msg *r = last(f);
+    ck_assert_int_eq(r->type, PS_MSG_ERROR);
+    ck_assert_uint_eq(r->seq, seq);
+    ck_assert_int_eq(r->status, code);
+    ck_assert_str_eq(r->error, text);
+}
+
+static void assert_theta(const fx *f, const float *want)
+{
+    const float *t = ps_engine_theta(f->e);
+    for (size_t i = 0; i < ps_engine_key_hi(f->e) - ps_engine_key_lo(f->e); i++)
+        ck_assert_msg(t[i] == want[i], "theta[%zu] = %g, want %g", i, (double)t[i],
+                      (double)want[i]);
+}
+
+static const float zeros[P] = {0};
+
+/* ---- sync rounds ------------------------------------------------------ */
+
+START_TEST(pull_is_parked_until_round_closes)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    ck_assert_uint_ne(a, b);
+    float ga[P] = {1, 2, -1, 4}, gb[P] = {3, 0, 1, -2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, ga), 0);
+    assert_ack(f, 1, 0, 0);
+    size_t before = f->n;
+    ck_assert_int_eq(pull(f, "wa", a, 2, 1, 0, P), 0);
+    ck_assert_uint_eq(f->n, before); /* parked: no reply yet */
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, gb), 0);
+    /* the ACK, then exactly one PULL_REPLY to wa */
+    ck_assert_uint_eq(f->n, before + 2);
+    ck_assert_int_eq(f->replies[before].msg.type, PS_MSG_ACK);
+    ck_assert_uint_eq(f->replies[before].msg.model_version, 1);
+    ck_assert_str_eq(f->replies[before].to, "wb");
+    const captured *c = &f->replies[before + 1];
+    ck_assert_int_eq(c->msg.type, PS_MSG_PULL_REPLY);
+    ck_assert_str_eq(c->to, "wa");
+    ck_assert_uint_eq(c->msg.seq, 2);
+    ck_assert_uint_eq(c->msg.model_version, 1);
+    ck_assert_uint_eq(c->msg.key_lo, 0);
+    ck_assert_uint_eq(c->msg.key_hi, P);
+    ck_assert_int_eq(c->msg.encoding, PS_ENC_F32);
+    ck_assert_uint_eq(c->msg.payload_bytes, P * sizeof(float));
+    /* θ = 0 - 0.5 · (ga + gb) / 2 */
+    float want[P] = {-1.0f, -0.5f, 0.0f, -0.5f};
+    ck_assert_uint_eq(c->nfloats, P);
+    for (size_t i = 0; i < P; i++)
+        ck_assert_float_eq(c->payload[i], want[i]);
+    assert_theta(f, want);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(sync_mean_is_weighted_by_samples)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, -1, "wa"), b = hello(f, -1, "wb");
+    float ga[P] = {1, 2, 0, 4}, gb[P] = {3, -2, 4, 0};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, ga), 0);
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 3, gb), 0);
+    assert_ack(f, 1, 1, 0);
+    /* mean = (1·ga + 3·gb) / 4 = {2.5, -1, 3, 1}; θ = -0.5 · mean */
+    float want[P] = {-1.25f, 0.5f, -1.5f, -0.5f};
+    assert_theta(f, want);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(retried_push_is_applied_once)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 1);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 7, 0, 1, g), 0);
+    assert_ack(f, 7, 1, 0);
+    float want[P] = {-1, -1, -1, -1};
+    assert_theta(f, want);
+    ck_assert_int_eq(push_all(f, "wa", a, 7, 0, 1, g), 0);
+    assert_ack(f, 7, 1, PS_ACK_DUPLICATE);
+    assert_theta(f, want);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.pushes, 1);
+    ck_assert_uint_eq(st.duplicates, 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(stale_clock_push_is_dropped)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 1);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, g), 0);
+    ck_assert_int_eq(push_all(f, "wa", a, 2, 0, 1, g), 0); /* round 0 is closed */
+    assert_ack(f, 2, 1, PS_ACK_DROPPED);
+    float want[P] = {-1, -1, -1, -1};
+    assert_theta(f, want);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(clock_ahead_of_open_round_is_refused)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 3, 1, g), PS_ECLOCK);
+    assert_error(f, 1, PS_ECLOCK, "push for round 3, but round 0 is open");
+    ck_assert_int_eq(push_all(f, "wa", a, 2, 0, 1, g), 0);
+    ck_assert_int_eq(push_all(f, "wa", a, 3, 0, 1, g), PS_ECLOCK);
+    assert_error(f, 3, PS_ECLOCK, "rank 0 already pushed round 0");
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_ECLOCK), 2);
+    assert_theta(f, zeros);
+    ck_assert_uint_eq(ps_engine_version(f->e), 0);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(bye_of_last_missing_worker_closes_round)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 3);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb"), c = hello(f, 2, "wc");
+    float ga[P] = {2, 0, 0, 0}, gb[P] = {0, 2, 0, 0};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, ga), 0);
+    ck_assert_int_eq(pull(f, "wa", a, 2, 1, 0, P), 0);
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, gb), 0);
+    assert_ack(f, 1, 0, 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 0);
+    size_t before = f->n;
+    ck_assert_int_eq(simple(f, "wc", PS_MSG_BYE, c, 1), 0);
+    ck_assert_uint_eq(f->n, before + 2);
+    ck_assert_int_eq(f->replies[before].msg.type, PS_MSG_ACK);
+    ck_assert_uint_eq(f->replies[before].msg.model_version, 1);
+    ck_assert_int_eq(f->replies[before + 1].msg.type, PS_MSG_PULL_REPLY);
+    ck_assert_str_eq(f->replies[before + 1].to, "wa");
+    float want[P] = {-0.5f, -0.5f, 0, 0};
+    assert_theta(f, want);
+    /* the next round needs only the two that stayed */
+    ck_assert_int_eq(push_all(f, "wa", a, 3, 1, 1, ga), 0);
+    ck_assert_int_eq(push_all(f, "wb", b, 2, 1, 1, gb), 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 2);
+    /* its id is gone */
+    ck_assert_int_eq(simple(f, "wc", PS_MSG_HEARTBEAT, c, 2), PS_EWORKER);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(round_waits_for_a_worker_that_has_not_registered_yet)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, -1, "wa");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, g), 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 0);
+    uint32_t b = hello(f, -1, "wb");
+    ck_assert_int_eq(last(f)->rank, 1);
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, g), 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(parked_pull_is_answered_when_all_workers_left)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    ck_assert_int_eq(pull(f, "wa", a, 5, 3, 0, P), 0);
+    ck_assert_int_eq(simple(f, "wa", PS_MSG_BYE, a, 6), 0);
+    assert_ack(f, 6, 0, 0); /* b could still advance it */
+    size_t before = f->n;
+    ck_assert_int_eq(simple(f, "wb", PS_MSG_BYE, b, 1), 0);
+    ck_assert_uint_eq(f->n, before + 2);
+    ck_assert_int_eq(f->replies[before + 1].msg.type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(f->replies[before + 1].msg.seq, 5);
+    ck_assert_uint_eq(f->replies[before + 1].msg.model_version, 0);
+    ck_assert_str_eq(f->replies[before + 1].to, "wa");
+    /* with nobody left a new pull is answered at once */
+    uint32_t c = hello(f, 0, "wc");
+    ck_assert_int_eq(simple(f, "wc", PS_MSG_BYE, c, 1), 0);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(backup_worker_round_closes_without_the_slowest)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 3);
+    job.backup_workers = 1;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb"), c = hello(f, 2, "wc");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, g), 0);
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, g), 0);
+    assert_ack(f, 1, 1, 0);
+    ck_assert_int_eq(push_all(f, "wc", c, 1, 0, 1, g), 0);
+    assert_ack(f, 1, 1, PS_ACK_DROPPED);
+    float want[P] = {-1, -1, -1, -1};
+    assert_theta(f, want);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(deterministic_sum_does_not_depend_on_push_order)
+{
+    static ps_job job;
+    float g[3][P] = {{1e8f, 0, 0, 0}, {1, 0, 0, 0}, {-1e8f, 0, 0, 0}};
+    float got[2][2];
+    for (int det = 0; det < 2; det++) {
+        for (int order = 0; order < 2; order++) {
+            job_logistic(&job, PS_MODE_SYNC, 3);
+            job.deterministic = det;
+            job.optimizer.lr = 1;
+            fx *f = fx_new(&job, 0);
+            uint32_t id[3];
+            for (int r = 0; r < 3; r++)
+                id[r] = hello(f, r, "w");
+            int seq[2][3] = {{0, 1, 2}, {0, 2, 1}};
+            for (int i = 0; i < 3; i++) {
+                int r = seq[order][i];
+                ck_assert_int_eq(push_all(f, "w", id[r], 1, 0, 1, g[r]), 0);
+            }
+            ck_assert_uint_eq(ps_engine_version(f->e), 1);
+            got[det][order] = ps_engine_theta(f->e)[0];
+            fx_free(&f);
+        }
+    }
+    /* arrival order changes a float sum; rank order does not */
+    ck_assert_float_ne(got[0][0], got[0][1]);
+    ck_assert_float_eq(got[1][0], got[1][1]);
+    ck_assert_float_eq(got[1][0], got[0][0]);
+}
+END_TEST
+
+/* ---- async ------------------------------------------------------------ */
+
+START_TEST(async_push_is_applied_at_once)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float g[P] = {2, 4, 6, 8};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 10, g), 0);
+    assert_ack(f, 1, 1, 0);
+    float want1[P] = {-1, -2, -3, -4};
+    assert_theta(f, want1);
+    /* any subrange inside the shard */
+    float h[2] = {2, 2};
+    ck_assert_int_eq(push(f, "wb", b, 1, 0, 1, 1, 3, h), 0);
+    assert_ack(f, 1, 2, 0);
+    float want2[P] = {-1, -3, -4, -4};
+    assert_theta(f, want2);
+    ck_assert_int_eq(pull(f, "wb", b, 2, 2, 1, 3), 0);
+    ck_assert_int_eq(last(f)->type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(last(f)->model_version, 2);
+    ck_assert_uint_eq(f->replies[f->n - 1].nfloats, 2);
+    ck_assert_float_eq(f->replies[f->n - 1].payload[0], -3.0f);
+    ck_assert_float_eq(f->replies[f->n - 1].payload[1], -4.0f);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(async_parked_pull_is_answered_by_the_next_push)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    ck_assert_int_eq(pull(f, "wa", a, 1, 1, 0, P), 0);
+    ck_assert_int_eq(last(f)->type, PS_MSG_WELCOME);
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, g), 0);
+    ck_assert_int_eq(last(f)->type, PS_MSG_PULL_REPLY);
+    ck_assert_str_eq(f->replies[f->n - 1].to, "wa");
+    ck_assert_uint_eq(last(f)->model_version, 1);
+    fx_free(&f);
+}
+END_TEST
+
+/* ---- registration ----------------------------------------------------- */
+
+START_TEST(welcome_describes_the_shard_map_and_layout)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    job.nservers = 2;
+    strcpy(job.servers[1], "tcp://127.0.0.1:7071");
+    fx *f = fx_new(&job, 1);
+    ck_assert_uint_eq(ps_engine_key_lo(f->e), 2);
+    ck_assert_uint_eq(ps_engine_key_hi(f->e), 4);
+    hello(f, 1, "wb");
+    const ps_msg *w = last(f);
+    ck_assert_uint_eq(w->seq, 1);
+    ck_assert_int_eq(w->rank, 1);
+    ck_assert_uint_eq(w->num_workers, 2);
+    ck_assert_uint_eq(w->num_params, 4);
+    ck_assert_uint_eq(w->shard_index, 1);
+    ck_assert_str_eq(w->mode, "sync");
+    ck_assert_uint_eq(w->model_version, 0);
+    ck_assert_uint_eq(w->nshards, 2);
+    ck_assert_str_eq(w->shards[0].endpoint, "tcp://127.0.0.1:7070");
+    ck_assert_uint_eq(w->shards[0].key_lo, 0);
+    ck_assert_uint_eq(w->shards[0].key_hi, 2);
+    ck_assert_str_eq(w->shards[1].endpoint, "tcp://127.0.0.1:7071");
+    ck_assert_uint_eq(w->shards[1].key_lo, 2);
+    ck_assert_uint_eq(w->shards[1].key_hi, 4);
+    ck_assert_uint_eq(w->ntensors, 2);
+    ck_assert_str_eq(w->tensors[0].name, "w");
+    ck_assert_uint_eq(w->tensors[0].shape[0], 3);
+    ck_assert_str_eq(w->tensors[1].name, "b");
+    ck_assert_uint_eq(w->tensors[1].offset, 3);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(rank_taken_is_refused_with_estate)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    static ps_msg m;
+    request_init(&m, PS_MSG_HELLO, 0, 9);
+    m.rank = 0;
+    ck_assert_int_eq(handle(f, "wx", &m), PS_ESTATE);
+    assert_error(f, 9, PS_ESTATE, "rank 0 is taken by a live worker");
+    m.rank = 2;
+    ck_assert_int_eq(handle(f, "wx", &m), PS_EINVAL);
+    assert_error(f, 9, PS_EINVAL, "rank 2 is out of range (the job has 2 workers)");
+    /* after BYE the rank is free again, under a new worker id */
+    ck_assert_int_eq(simple(f, "wa", PS_MSG_BYE, a, 1), 0);
+    uint32_t a2 = hello(f, 0, "wa");
+    ck_assert_uint_ne(a2, a);
+    ck_assert_int_eq(simple(f, "wa", PS_MSG_HEARTBEAT, a, 2), PS_EWORKER);
+    ck_assert_int_eq(simple(f, "wa", PS_MSG_HEARTBEAT, a2, 2), 0);
+    assert_ack(f, 2, 0, 0);
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_ESTATE), 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(retried_hello_gets_the_same_welcome)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, -1, "wa");
+    uint32_t again = hello(f, -1, "wa"); /* same peer, same seq: a retry */
+    ck_assert_uint_eq(again, a);
+    ck_assert_int_eq(last(f)->rank, 0);
+    hello(f, -1, "wb");
+    ck_assert_int_eq(last(f)->rank, 1);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.live_workers, 2);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(too_many_workers_are_refused_with_efull)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    hello(f, -1, "wa");
+    hello(f, -1, "wb");
+    static ps_msg m;
+    request_init(&m, PS_MSG_HELLO, 0, 4);
+    m.rank = -1;
+    ck_assert_int_eq(handle(f, "wc", &m), PS_EFULL);
+    assert_error(f, 4, PS_EFULL, "all 2 ranks of job \"test-job\" are taken");
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_EFULL), 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(status_reports_version_and_live_workers)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 3);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, -1, "wa");
+    hello(f, -1, "wb");
+    float g[P] = {0};
+    push_all(f, "wa", a, 1, 0, 1, g);
+    ck_assert_int_eq(simple(f, "admin", PS_MSG_STATUS, 0, 3), 0);
+    const ps_msg *r = last(f);
+    ck_assert_int_eq(r->type, PS_MSG_STATUS_REPLY);
+    ck_assert_uint_eq(r->seq, 3);
+    ck_assert_uint_eq(r->model_version, 1);
+    ck_assert_uint_eq(r->num_workers, 2);
+    ck_assert_str_eq(r->mode, "async");
+    fx_free(&f);
+}
+END_TEST
+
+/* ---- refusals --------------------------------------------------------- */
+
+START_TEST(wrong_job_is_refused_with_ejob)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 1);
+    fx *f = fx_new(&job, 0);
+    static ps_msg m;
+    request_init(&m, PS_MSG_HELLO, 0, 3);
+    strcpy(m.job, "x");
+    ck_assert_int_eq(handle(f, "wx", &m), PS_EJOB);
+    assert_error(f, 3, PS_EJOB, "job \"x\" is not this server's job \"test-job\"");
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_EJOB), 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(other_protocol_version_is_refused_with_eversion)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 1);
+    fx *f = fx_new(&job, 0);
+    static ps_msg m;
+    request_init(&m, PS_MSG_HELLO, 0, 4);
+    m.protocol = 2;
+    ck_assert_int_eq(handle(f, "wx", &m), PS_EVERSION);
+    assert_error(f, 4, PS_EVERSION, "protocol version 2 is not this server's 1");
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_EVERSION), 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(unknown_worker_is_refused_with_eworker)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 1);
+    fx *f = fx_new(&job, 0);
+    float g[P] = {1, 1, 1, 1};
+    ck_assert_int_eq(push_all(f, "wx", 77, 1, 0, 1, g), PS_EWORKER);
+    assert_error(f, 1, PS_EWORKER, "worker 77 is not registered with shard 0");
+    ck_assert_int_eq(pull(f, "wx", 0, 2, 0, 0, P), PS_EWORKER);
+    ck_assert_int_eq(simple(f, "wx", PS_MSG_HEARTBEAT, 1024, 3), PS_EWORKER);
+    ck_assert_int_eq(simple(f, "wx", PS_MSG_BYE, 5, 4), PS_EWORKER);
+    assert_error(f, 4, PS_EWORKER, "worker 5 is not registered with shard 0");
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_EWORKER), 4);
+    assert_theta(f, zeros);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(key_range_outside_shard_is_refused_with_erange)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 1);
+    job.nservers = 2;
+    strcpy(job.servers[1], "tcp://127.0.0.1:7071");
+    fx *f = fx_new(&job, 1); /* keys [2, 4) */
+    uint32_t a = hello(f, 0, "wa");
+    ck_assert_int_eq(pull(f, "wa", a, 1, 0, 1, 3), PS_ERANGE);
+    assert_error(f, 1, PS_ERANGE, "keys [1, 3) are outside shard 1 [2, 4)");
+    ck_assert_int_eq(pull(f, "wa", a, 2, 0, 2, 5), PS_ERANGE);
+    float g[4] = {1, 1, 1, 1};
+    ck_assert_int_eq(push(f, "wa", a, 3, 0, 1, 2, 5, g), PS_ERANGE);
+    assert_error(f, 3, PS_ERANGE, "keys [2, 5) are outside shard 1 [2, 4)");
+    ck_assert_int_eq(push(f, "wa", a, 4, 0, 1, 2, 3, g), PS_ERANGE);
+    assert_error(f, 4, PS_ERANGE, "a sync push must cover the whole shard [2, 4), not [2, 3)");
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_ERANGE), 4);
+    assert_theta(f, zeros);
+    ck_assert_uint_eq(ps_engine_version(f->e), 0);
+    /* the worker is still served, and its seq was not consumed */
+    ck_assert_int_eq(push(f, "wa", a, 4, 0, 1, 2, 4, g), 0);
+    assert_ack(f, 4, 1, 0);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(decode_error_is_replied_with_codec_sentence)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 1);
+    fx *f = fx_new(&job, 0);
+    /* a PUSH whose payload frame is shorter than its header says */
+    static ps_msg m, d;
+    request_init(&m, PS_MSG_PUSH, 1024, 41);
+    m.key_lo = 0;
+    m.key_hi = P;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = P * sizeof(float);
+    unsigned char hdr[512];
+    size_t len = 0;
+    ck_assert_int_eq(ps_codec_encode(&m, hdr, sizeof hdr, &len), 0);
+    float short_payload[2] = {1, 1};
+    ps_error err;
+    int rc = ps_codec_decode(hdr, len, short_payload, sizeof short_payload, &d, &err);
+    ck_assert_int_eq(rc, PS_EPAYLOAD);
+    ck_assert_int_eq(ps_engine_handle(f->e, "wx", 2, rc, &d, &err, capture_send, f), PS_EPAYLOAD);
+    assert_error(f, 41, PS_EPAYLOAD, "PUSH header announces 16 payload bytes, the frame has 8");
+    ck_assert_uint_eq(last(f)->worker_id, 1024);
+    /* a header that is not a protobuf at all */
+    rc = ps_codec_decode("\xff\xff\xff", 3, NULL, 0, &d, &err);
+    ck_assert_int_eq(rc, PS_EPROTO);
+    ck_assert_int_eq(ps_engine_handle(f->e, "wx", 2, rc, &d, &err, capture_send, f), PS_EPROTO);
+    assert_error(f, 0, PS_EPROTO, "header frame of 3 bytes is not a valid Header");
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_EPAYLOAD), 1);
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_EPROTO), 1);
+    assert_theta(f, zeros);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(reply_type_sent_as_request_is_refused_with_etype)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 1);
+    fx *f = fx_new(&job, 0);
+    ck_assert_int_eq(simple(f, "wx", PS_MSG_ACK, 0, 8), PS_ETYPE);
+    assert_error(f, 8, PS_ETYPE, "ACK is not a request");
+    ck_assert_int_eq(simple(f, "wx", PS_MSG_NONE, 0, 9), PS_ETYPE);
+    assert_error(f, 9, PS_ETYPE, "NONE is not a request");
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_ETYPE), 2);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(parked_pulls_are_bounded)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    size_t before = f->n;
+    for (uint64_t i = 0; i < 16; i++)
+        ck_assert_int_eq(pull(f, "wa", a, 10 + i, 1, 0, P), 0);
+    ck_assert_uint_eq(f->n, before);
+    ck_assert_int_eq(pull(f, "wa", a, 99, 1, 0, P), PS_EFULL);
+    assert_error(f, 99, PS_EFULL, "16 pulls are waiting already (limit 16)");
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.parked, 16);
+    /* all sixteen are answered once the round closes */
+    uint32_t b = hello(f, 1, "wb");
+    float g[P] = {0};
+    push_all(f, "wa", a, 1, 0, 1, g);
+    before = f->n;
+    push_all(f, "wb", b, 1, 0, 1, g);
+    ck_assert_uint_eq(f->n, before + 17);
+    for (size_t i = 0; i < 16; i++) {
+        ck_assert_int_eq(f->replies[before + 1 + i].msg.type, PS_MSG_PULL_REPLY);
+        ck_assert_uint_eq(f->replies[before + 1 + i].msg.seq, 10 + i);
+    }
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.parked, 0);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(refused_requests_leave_theta_and_version_unchanged)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 1);
+    job.model.init_scheme = PS_INIT_XAVIER;
+    fx *f = fx_new(&job, 0);
+    float before[P];
+    memcpy(before, ps_engine_theta(f->e), sizeof before);
+    uint32_t a = hello(f, 0, "wa");
+    float g[P] = {1, 1, 1, 1};
+    static ps_msg m;
+    request_init(&m, PS_MSG_PUSH, a, 1);
+    m.key_lo = 0;
+    m.key_hi = P;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = sizeof g;
+    m.payload = g;
+    strcpy(m.job, "other");
+    ck_assert_int_eq(handle(f, "wa", &m), PS_EJOB);
+    strcpy(m.job, "test-job");
+    m.protocol = 9;
+    ck_assert_int_eq(handle(f, "wa", &m), PS_EVERSION);
+    m.protocol = PS_PROTOCOL_VERSION;
+    m.worker_id = a + 1;
+    ck_assert_int_eq(handle(f, "wa", &m), PS_EWORKER);
+    m.worker_id = a;
+    m.key_hi = P + 1;
+    ck_assert_int_eq(handle(f, "wa", &m), PS_ERANGE);
+    m.key_hi = P;
+    m.encoding = PS_ENC_NONE;
+    m.payload = NULL;
+    ck_assert_int_eq(handle(f, "wa", &m), PS_EPAYLOAD);
+    assert_error(f, 1, PS_EPAYLOAD, "a PUSH needs a float32 payload");
+    assert_theta(f, before);
+    ck_assert_uint_eq(ps_engine_version(f->e), 0);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.errors, 5);
+    ck_assert_uint_eq(st.pushes, 0);
+    ck_assert_uint_eq(ps_engine_errors(f->e, 0), 0);
+    ck_assert_uint_eq(ps_engine_errors(f->e, -1000), 0);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(engine_refuses_a_job_it_cannot_serve)
+{
+    static ps_job job;
+    ps_error err;
+    job_logistic(&job, PS_MODE_SYNC, 1);
+    ck_assert_ptr_null(ps_engine_new(&job, 1, NULL, &err));
+    ck_assert_int_eq(err.code, PS_EINVAL);
+    ck_assert_str_eq(err.msg, "shard 1 is out of range (the job has 1 servers)");
+    job.mode = PS_MODE_SSP;
+    ck_assert_ptr_null(ps_engine_new(&job, 0, NULL, &err));
+    ck_assert_int_eq(err.code, PS_EUNSUPPORTED);
+    ps_engine *e = NULL;
+    ps_engine_destroy(&e);
+}
+END_TEST
+
+static Suite *engine_suite(void)
+{
+    Suite *s = suite_create("engine");
+    TCase *tc = tcase_create("engine");
+    tcase_add_test(tc, pull_is_parked_until_round_closes);
+    tcase_add_test(tc, sync_mean_is_weighted_by_samples);
+    tcase_add_test(tc, retried_push_is_applied_once);
+    tcase_add_test(tc, stale_clock_push_is_dropped);
+    tcase_add_test(tc, clock_ahead_of_open_round_is_refused);
+    tcase_add_test(tc, bye_of_last_missing_worker_closes_round);
+    tcase_add_test(tc, round_waits_for_a_worker_that_has_not_registered_yet);
+    tcase_add_test(tc, parked_pull_is_answered_when_all_workers_left);
+    tcase_add_test(tc, backup_worker_round_closes_without_the_slowest);
+    tcase_add_test(tc, deterministic_sum_does_not_depend_on_push_order);
+    tcase_add_test(tc, async_push_is_applied_at_once);
+    tcase_add_test(tc, async_parked_pull_is_answered_by_the_next_push);
+    tcase_add_test(tc, welcome_describes_the_shard_map_and_layout);
+    tcase_add_test(tc, rank_taken_is_refused_with_estate);
+    tcase_add_test(tc, retried_hello_gets_the_same_welcome);
+    tcase_add_test(tc, too_many_workers_are_refused_with_efull);
+    tcase_add_test(tc, status_reports_version_and_live_workers);
+    tcase_add_test(tc, wrong_job_is_refused_with_ejob);
+    tcase_add_test(tc, other_protocol_version_is_refused_with_eversion);
+    tcase_add_test(tc, unknown_worker_is_refused_with_eworker);
+    tcase_add_test(tc, key_range_outside_shard_is_refused_with_erange);
+    tcase_add_test(tc, decode_error_is_replied_with_codec_sentence);
+    tcase_add_test(tc, reply_type_sent_as_request_is_refused_with_etype);
+    tcase_add_test(tc, parked_pulls_are_bounded);
+    tcase_add_test(tc, refused_requests_leave_theta_and_version_unchanged);
+    tcase_add_test(tc, engine_refuses_a_job_it_cannot_serve);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(engine_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

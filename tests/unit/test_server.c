@@ -1,0 +1,272 @@
+/* test_server.c — the real ZeroMQ loop in a thread on loopback: malformed and
+ * foreign messages sent over a raw DEALER each get an ERROR with the right
+ * code, and a worker using the client library still trains through the same
+ * server afterwards. Every wait is bounded; the loop stops by its flag. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "codec.h"
+#include "psworker.h"
+#include "server.h"
+#include "wire.h"
+
+#define P       4 /* logistic, 3 features */
+#define WAIT_MS 5000
+
+/* A TCP port that was free a moment ago: bind port 0, read it, close. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void job_logistic(ps_job *job, int port)
+{
+    memset(job, 0, sizeof *job);
+    strcpy(job->name, "server-test");
+    job->mode = PS_MODE_SYNC;
+    job->workers = 1;
+    job->nservers = 1;
+    snprintf(job->servers[0], sizeof job->servers[0], "tcp://127.0.0.1:%d", port);
+    job->model.type = PS_MODEL_LOGISTIC;
+    job->model.features = 3;
+    job->model.init_scheme = PS_INIT_ZEROS;
+    job->optimizer.type = PS_OPTIM_SGD;
+    job->optimizer.lr = 0.5;
+    job->optimizer.schedule = PS_SCHEDULE_CONSTANT;
+    job->log_level = PS_LOG_ERROR;
+}
+
+typedef struct runner {
+    ps_server *srv;
+    volatile sig_atomic_t stop;
+    int rc;
+    ps_error err;
+} runner;
+
+static void *run_thread(void *arg)
+{
+    runner *r = arg;
+    r->rc = ps_server_run(r->srv, &r->stop, &r->err);
+    return NULL;
+}
+
+static void *dealer_new(void *zctx, const char *endpoint)
+{
+    void *s = zmq_socket(zctx, ZMQ_DEALER);
+    ck_assert_ptr_nonnull(s);
+    int wait = WAIT_MS, linger = 0;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &wait, sizeof wait);
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &wait, sizeof wait);
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_connect(s, endpoint), 0);
+    return s;
+}
+
+/* Sends header (and payload when not NULL) as raw frames. */
+static void send_raw(void *s, const void *hdr, size_t hdr_len, const void *payload,
+                     size_t payload_len)
+{
+    ck_assert_int_ge(zmq_send(s, hdr, hdr_len, payload ? ZMQ_SNDMORE : 0), 0);
+    if (payload)
+        ck_assert_int_ge(zmq_send(s, payload, payload_len, 0), 0);
+}
+
+static void send_msg(void *s, const ps_msg *m, const void *payload, size_t payload_len)
+{
+    unsigned char hdr[1024];
+    size_t len = 0;
+    ck_assert_int_eq(ps_codec_encode(m, hdr, sizeof hdr, &len), 0);
+    send_raw(s, hdr, len, payload, payload_len);
+}
+
+/* Awaits one reply (bounded by ZMQ_RCVTIMEO) and checks it is an ERROR. */
+static void expect_error(void *s, uint64_t seq, int code, const char *text)
+{
+    static ps_msg m;
+    ps_frames f;
+    ps_error err;
+    int rc = ps_wire_recv(s, false, 0, &f, &m, &err);
+    ps_frames_close(&f);
+    ck_assert_msg(rc == 0, "no reply: %s", err.msg);
+    ck_assert_int_eq(m.type, PS_MSG_ERROR);
+    ck_assert_int_eq(m.status, code);
+    ck_assert_uint_eq(m.seq, seq);
+    ck_assert_str_eq(m.error, text);
+}
+
+static void request_init(ps_msg *m, ps_msg_type type, uint64_t seq)
+{
+    ps_msg_init(m, type);
+    strcpy(m->job, "server-test");
+    m->seq = seq;
+}
+
+START_TEST(server_refuses_bad_messages_and_keeps_serving)
+{
+    static ps_job job;
+    job_logistic(&job, free_port());
+    ps_log lg = {PS_LOG_ERROR, "test_server"};
+    static runner r;
+    r.srv = ps_server_new(&job, 0, &lg, &r.err);
+    ck_assert_msg(r.srv != NULL, "server: %s", r.err.msg);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, run_thread, &r), 0);
+
+    void *zctx = zmq_ctx_new();
+    void *s = dealer_new(zctx, job.servers[0]);
+    static ps_msg m;
+
+    /* a header frame that is not a protobuf */
+    send_raw(s, "\xff\xff\xff", 3, NULL, 0);
+    expect_error(s, 0, PS_EPROTO, "header frame of 3 bytes is not a valid Header");
+
+    /* a PUSH whose payload frame is shorter than payload_bytes */
+    request_init(&m, PS_MSG_PUSH, 11);
+    m.key_hi = P;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = P * sizeof(float);
+    float half[2] = {1, 1};
+    send_msg(s, &m, half, sizeof half);
+    expect_error(s, 11, PS_EPAYLOAD, "PUSH header announces 16 payload bytes, the frame has 8");
+
+    /* an unknown message type */
+    request_init(&m, (ps_msg_type)42, 12);
+    send_msg(s, &m, NULL, 0);
+    expect_error(s, 12, PS_ETYPE, "unknown message type 42");
+
+    /* another job's name */
+    request_init(&m, PS_MSG_HELLO, 13);
+    strcpy(m.job, "other-job");
+    m.rank = -1;
+    send_msg(s, &m, NULL, 0);
+    expect_error(s, 13, PS_EJOB, "job \"other-job\" is not this server's job \"server-test\"");
+
+    /* another protocol version */
+    request_init(&m, PS_MSG_HELLO, 14);
+    m.protocol = 2;
+    m.rank = -1;
+    send_msg(s, &m, NULL, 0);
+    expect_error(s, 14, PS_EVERSION, "protocol version 2 is not this server's 1");
+
+    /* a real worker still trains a step */
+    const char *servers[1] = {job.servers[0]};
+    ps_client_opts opts = {.job = "server-test",
+                           .servers = servers,
+                           .num_servers = 1,
+                           .rank = -1,
+                           .timeout_ms = WAIT_MS};
+    ps_client *c = NULL;
+    char errbuf[256] = "";
+    ck_assert_msg(ps_client_open(&opts, &c, errbuf, sizeof errbuf) == 0, "open: %s", errbuf);
+    ck_assert_uint_eq(ps_client_num_params(c), P);
+    ck_assert_int_eq(ps_client_rank(c), 0);
+    float theta[P] = {9, 9, 9, 9};
+    uint64_t version = 99;
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, &version), 0);
+    ck_assert_uint_eq(version, 0);
+    for (size_t i = 0; i < P; i++)
+        ck_assert_float_eq(theta[i], 0.0f);
+    float g[P] = {2, 4, 6, 8};
+    ck_assert_int_eq(ps_client_push(c, 0, g, 32, &version), 0);
+    ck_assert_uint_eq(version, 1);
+    ck_assert_int_eq(ps_client_pull(c, 1, theta, &version), 0);
+    ck_assert_uint_eq(version, 1);
+    float want[P] = {-1, -2, -3, -4};
+    for (size_t i = 0; i < P; i++)
+        ck_assert_float_eq(theta[i], want[i]);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    ck_assert_ptr_null(c);
+
+    zmq_close(s);
+    zmq_ctx_term(zctx);
+    r.stop = 1;
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_msg(r.rc == 0, "run: %s", r.err.msg);
+    ps_engine_stats st;
+    ps_server_stats_get(r.srv, &st);
+    ck_assert_uint_eq(st.version, 1);
+    ck_assert_uint_eq(st.pushes, 1);
+    ck_assert_uint_eq(st.pulls, 2);
+    ck_assert_uint_eq(st.errors, 5);
+    ck_assert_uint_eq(st.live_workers, 0);
+    ps_server_destroy(&r.srv);
+    ck_assert_ptr_null(r.srv);
+}
+END_TEST
+
+START_TEST(second_server_on_the_same_endpoint_cannot_bind)
+{
+    static ps_job job;
+    job_logistic(&job, free_port());
+    ps_log lg = {PS_LOG_ERROR, "test_server"};
+    ps_error err;
+    ps_server *a = ps_server_new(&job, 0, &lg, &err);
+    ck_assert_msg(a != NULL, "server: %s", err.msg);
+    ps_server *b = ps_server_new(&job, 0, &lg, &err);
+    ck_assert_ptr_null(b);
+    ck_assert_int_eq(err.code, PS_EZMQ);
+    char want[256];
+    snprintf(want, sizeof want, "cannot bind %s: Address already in use", job.servers[0]);
+    ck_assert_str_eq(err.msg, want);
+    ps_server_destroy(&a);
+    ps_server_destroy(&b); /* NULL is fine */
+}
+END_TEST
+
+START_TEST(run_returns_when_stop_is_set)
+{
+    static ps_job job;
+    job_logistic(&job, free_port());
+    ps_log lg = {PS_LOG_ERROR, "test_server"};
+    static runner r;
+    r.stop = 0;
+    r.srv = ps_server_new(&job, 0, &lg, &r.err);
+    ck_assert_ptr_nonnull(r.srv);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, run_thread, &r), 0);
+    usleep(150 * 1000);
+    r.stop = 1;
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(r.rc, 0);
+    ps_server_destroy(&r.srv);
+}
+END_TEST
+
+static Suite *server_suite(void)
+{
+    Suite *s = suite_create("server");
+    TCase *tc = tcase_create("server");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, server_refuses_bad_messages_and_keeps_serving);
+    tcase_add_test(tc, second_server_on_the_same_endpoint_cannot_bind);
+    tcase_add_test(tc, run_returns_when_stop_is_set);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(server_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

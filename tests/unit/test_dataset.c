@@ -1,0 +1,386 @@
+/* test_dataset.c — the CSV and LIBSVM readers on the real breast-cancer
+ * data and on malformed files (exact file:line messages), standardisation
+ * and sharding by rank. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dataset.h"
+
+#define BC_TRAIN_CSV PS_TEST_DATA_DIR "/breast_cancer.train.csv"
+#define BC_TEST_CSV  PS_TEST_DATA_DIR "/breast_cancer.test.csv"
+#define BC_TRAIN_SVM PS_TEST_DATA_DIR "/breast_cancer.train.libsvm"
+#define BC_TEST_SVM  PS_TEST_DATA_DIR "/breast_cancer.test.libsvm"
+
+/* Writes text to a new temporary file; its path goes to path (64 bytes). */
+static void temp_file(char *path, const char *text)
+{
+    strcpy(path, "/tmp/test_dataset.XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    size_t len = strlen(text);
+    ck_assert_int_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+/* Reads text as CSV with the given features; returns the code, err filled. */
+static int csv_of(const char *text, size_t features, uint32_t label_column, ps_dataset **ds,
+                  ps_error *err, char *path)
+{
+    temp_file(path, text);
+    int rc = ps_dataset_read_csv(path, features, label_column, ds, err);
+    unlink(path);
+    return rc;
+}
+
+static int svm_of(const char *text, size_t features, ps_dataset **ds, ps_error *err, char *path)
+{
+    temp_file(path, text);
+    int rc = ps_dataset_read_libsvm(path, features, ds, err);
+    unlink(path);
+    return rc;
+}
+
+/* Asserts that reading text fails with PS_EDATA and "<path>:<what>". */
+static void assert_csv_error(const char *text, size_t features, const char *what)
+{
+    char path[64], want[256];
+    ps_dataset *ds = (ps_dataset *)1;
+    ps_error err;
+    ck_assert_int_eq(csv_of(text, features, 0, &ds, &err, path), PS_EDATA);
+    ck_assert_ptr_null(ds);
+    snprintf(want, sizeof want, "%s:%s", path, what);
+    ck_assert_str_eq(err.msg, want);
+}
+
+static void assert_svm_error(const char *text, size_t features, const char *what)
+{
+    char path[64], want[256];
+    ps_dataset *ds = (ps_dataset *)1;
+    ps_error err;
+    ck_assert_int_eq(svm_of(text, features, &ds, &err, path), PS_EDATA);
+    ck_assert_ptr_null(ds);
+    snprintf(want, sizeof want, "%s:%s", path, what);
+    ck_assert_str_eq(err.msg, want);
+}
+
+/* ---- the real data ---- */
+
+START_TEST(csv_reads_every_row_of_breast_cancer)
+{
+    ps_dataset *ds = NULL;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_read_csv(BC_TRAIN_CSV, 30, 0, &ds, &err), 0);
+    ck_assert_uint_eq(ps_dataset_rows(ds), 455);
+    ck_assert_uint_eq(ps_dataset_features(ds), 30);
+    const float *x = ps_dataset_cx(ds);
+    /* row 0: 1,10.05,17.53,64.41,...,0.07664 */
+    ck_assert_float_eq(ps_dataset_cy(ds)[0], 1.0f);
+    ck_assert_float_eq(x[0], 10.05f);
+    ck_assert_float_eq(x[1], 17.53f);
+    ck_assert_float_eq(x[2], 64.41f);
+    ck_assert_float_eq(x[29], 0.07664f);
+    /* row 1 starts 1,10.8,21.98 */
+    ck_assert_float_eq(x[30], 10.8f);
+    for (size_t i = 0; i < 455; i++)
+        ck_assert(ps_dataset_cy(ds)[i] == 0.0f || ps_dataset_cy(ds)[i] == 1.0f);
+    ps_dataset_destroy(&ds);
+    ck_assert_ptr_null(ds);
+    ck_assert_int_eq(ps_dataset_read_csv(BC_TEST_CSV, 30, 0, &ds, &err), 0);
+    ck_assert_uint_eq(ps_dataset_rows(ds), 114);
+    ps_dataset_destroy(&ds);
+}
+END_TEST
+
+static void assert_same_data(const char *csv, const char *svm, size_t rows)
+{
+    ps_dataset *a = NULL, *b = NULL;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_read(csv, PS_FORMAT_CSV, 30, 0, &a, &err), 0);
+    ck_assert_int_eq(ps_dataset_read(svm, PS_FORMAT_LIBSVM, 30, 0, &b, &err), 0);
+    ck_assert_uint_eq(ps_dataset_rows(a), rows);
+    ck_assert_uint_eq(ps_dataset_rows(b), rows);
+    ck_assert_int_eq(memcmp(ps_dataset_cx(a), ps_dataset_cx(b), rows * 30 * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(ps_dataset_cy(a), ps_dataset_cy(b), rows * sizeof(float)), 0);
+    ps_dataset_destroy(&a);
+    ps_dataset_destroy(&b);
+}
+
+START_TEST(csv_and_libsvm_give_identical_matrices)
+{
+    assert_same_data(BC_TRAIN_CSV, BC_TRAIN_SVM, 455);
+    assert_same_data(BC_TEST_CSV, BC_TEST_SVM, 114);
+}
+END_TEST
+
+START_TEST(missing_file_is_an_io_error_naming_it)
+{
+    ps_dataset *ds = NULL;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_read_csv("/nonexistent/train.csv", 3, 0, &ds, &err), PS_EIO);
+    ck_assert_str_eq(err.msg, "/nonexistent/train.csv: No such file or directory");
+    ck_assert_int_eq(ps_dataset_read_libsvm("/nonexistent/t.svm", 3, &ds, &err), PS_EIO);
+    ck_assert_str_eq(err.msg, "/nonexistent/t.svm: No such file or directory");
+    ck_assert_int_eq(ps_dataset_read("/x.idx", PS_FORMAT_IDX, 3, 0, &ds, &err), PS_EUNSUPPORTED);
+    ck_assert_str_eq(err.msg, "/x.idx: data format idx is not supported by psworker yet");
+    ck_assert_ptr_null(ds);
+}
+END_TEST
+
+/* ---- CSV details ---- */
+
+START_TEST(csv_label_column_picks_the_label_and_blank_lines_are_skipped)
+{
+    char path[64];
+    ps_dataset *ds = NULL;
+    ps_error err;
+    ck_assert_int_eq(csv_of("1.5, 2 ,7\r\n\n  \n-3,4e1,0\n", 2, 2, &ds, &err, path), 0);
+    ck_assert_uint_eq(ps_dataset_rows(ds), 2);
+    const float *x = ps_dataset_cx(ds);
+    const float *y = ps_dataset_cy(ds);
+    ck_assert_float_eq(x[0], 1.5f);
+    ck_assert_float_eq(x[1], 2.0f);
+    ck_assert_float_eq(y[0], 7.0f);
+    ck_assert_float_eq(x[2], -3.0f);
+    ck_assert_float_eq(x[3], 40.0f);
+    ck_assert_float_eq(y[1], 0.0f);
+    ps_dataset_destroy(&ds);
+}
+END_TEST
+
+START_TEST(csv_wrong_field_count_names_file_and_line)
+{
+    assert_csv_error("1,2,3,4\n0,1,2,3\n1,2,3\n", 3, "3: expected 4 fields, found 3");
+    assert_csv_error("1,2,3,4,5\n", 3, "1: expected 4 fields, found 5");
+}
+END_TEST
+
+START_TEST(csv_field_that_is_not_a_number_is_echoed)
+{
+    assert_csv_error("1,2,3,4\n\n0,1,abc,3\n", 3, "3: field 3 \"abc\" is not a number");
+    assert_csv_error("1,2,,4\n", 3, "1: field 3 \"\" is not a number");
+    assert_csv_error("1,2,3x,4\n", 3, "1: field 3 \"3x\" is not a number");
+    assert_csv_error("x,2,3,4\n", 3, "1: field 1 \"x\" is not a number");
+    assert_csv_error("1,2,1e999,4\n", 3, "1: field 3 \"1e999\" is not a finite number");
+    assert_csv_error("1,nan,3,4\n", 3, "1: field 2 \"nan\" is not a finite number");
+    assert_csv_error("1,2,3,4444444444444444444444444444444444444444444444444z\n", 3,
+                     "1: field 4 \"4444444444444444444444444444444444444444...\" is not a "
+                     "number");
+}
+END_TEST
+
+START_TEST(csv_nul_byte_and_empty_file_are_errors)
+{
+    char path[64], want[128];
+    ps_dataset *ds = NULL;
+    ps_error err;
+    temp_file(path, "1,2\n");
+    FILE *f = fopen(path, "a");
+    fwrite("3\0,4\n", 1, 5, f);
+    fclose(f);
+    ck_assert_int_eq(ps_dataset_read_csv(path, 1, 0, &ds, &err), PS_EDATA);
+    snprintf(want, sizeof want, "%s:2: line contains a NUL byte", path);
+    ck_assert_str_eq(err.msg, want);
+    unlink(path);
+    ck_assert_int_eq(csv_of("\n\n", 1, 0, &ds, &err, path), PS_EDATA);
+    snprintf(want, sizeof want, "%s: no data rows", path);
+    ck_assert_str_eq(err.msg, want);
+    ck_assert_int_eq(csv_of("1,2\n", 1, 2, &ds, &err, path), PS_EDATA);
+    snprintf(want, sizeof want, "%s: label_column 2 is outside the 2 fields", path);
+    ck_assert_str_eq(err.msg, want);
+    ck_assert_ptr_null(ds);
+}
+END_TEST
+
+/* ---- LIBSVM details ---- */
+
+START_TEST(libsvm_absent_indices_are_zero_and_comments_skipped)
+{
+    char path[64];
+    ps_dataset *ds = NULL;
+    ps_error err;
+    ck_assert_int_eq(
+        svm_of("+1 2:5 4:-1.5\n# a comment\n\n-1\t1:3  # trailing\n", 4, &ds, &err, path), 0);
+    ck_assert_uint_eq(ps_dataset_rows(ds), 2);
+    const float want[8] = {0, 5, 0, -1.5f, 3, 0, 0, 0};
+    ck_assert_int_eq(memcmp(ps_dataset_cx(ds), want, sizeof want), 0);
+    ck_assert_float_eq(ps_dataset_cy(ds)[0], 1.0f);
+    ck_assert_float_eq(ps_dataset_cy(ds)[1], -1.0f);
+    ps_dataset_destroy(&ds);
+}
+END_TEST
+
+START_TEST(libsvm_malformed_lines_name_file_and_line)
+{
+    assert_svm_error("1 1:2\nyes 1:2\n", 3, "2: label \"yes\" is not a number");
+    assert_svm_error("1 1:2 3\n", 3, "1: \"3\" is not an index:value pair");
+    assert_svm_error("1 0:2\n", 3, "1: index 0 is out of range 1..3");
+    assert_svm_error("1 4:2\n", 3, "1: index 4 is out of range 1..3");
+    assert_svm_error("1 -1:2\n", 3, "1: index \"-1\" is not a positive integer");
+    assert_svm_error("1 qid:2 1:1\n", 3, "1: index \"qid\" is not a positive integer");
+    assert_svm_error("0 2:1 2:3\n", 3, "1: index 2 follows index 2: indices must increase");
+    assert_svm_error("0 3:1 1:3\n", 3, "1: index 1 follows index 3: indices must increase");
+    assert_svm_error("0 1:1\n0 2:x\n", 3, "2: value \"x\" of index 2 is not a number");
+    assert_svm_error("0 1:inf\n", 3, "1: value \"inf\" of index 1 is not a finite number");
+}
+END_TEST
+
+/* ---- standardisation ---- */
+
+START_TEST(standardize_gives_train_mean_zero_and_std_one)
+{
+    ps_dataset *train = NULL, *test = NULL;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_read_csv(BC_TRAIN_CSV, 30, 0, &train, &err), 0);
+    ck_assert_int_eq(ps_dataset_read_csv(BC_TEST_CSV, 30, 0, &test, &err), 0);
+    double mean[30], std[30], after_mean[30], after_std[30];
+    ps_dataset_stats(train, mean, std);
+    ck_assert_double_eq_tol(mean[0], 14.112498897510571, 1e-9); /* float32 inputs, in double */
+    ck_assert_double_eq_tol(std[0], 3.531487405522155, 1e-9);
+    ps_dataset_standardize(train, mean, std);
+    ps_dataset_standardize(test, mean, std);
+    ps_dataset_stats(train, after_mean, after_std);
+    for (int j = 0; j < 30; j++) {
+        ck_assert_double_eq_tol(after_mean[j], 0.0, 1e-6);
+        ck_assert_double_eq_tol(after_std[j], 1.0, 1e-5);
+    }
+    /* the test set is moved by the training set's statistics, not its own */
+    float raw0 = 0.0f;
+    ps_dataset *raw = NULL;
+    ck_assert_int_eq(ps_dataset_read_csv(BC_TEST_CSV, 30, 0, &raw, &err), 0);
+    raw0 = ps_dataset_cx(raw)[0];
+    ck_assert_float_eq(ps_dataset_cx(test)[0], (float)((raw0 - mean[0]) / std[0]));
+    ps_dataset_destroy(&raw);
+    ps_dataset_destroy(&train);
+    ps_dataset_destroy(&test);
+}
+END_TEST
+
+START_TEST(standardize_only_centres_a_constant_feature)
+{
+    char path[64];
+    ps_dataset *ds = NULL;
+    ps_error err;
+    ck_assert_int_eq(csv_of("0,5,1\n1,5,3\n", 2, 0, &ds, &err, path), 0);
+    double mean[2], std[2];
+    ps_dataset_stats(ds, mean, std);
+    ck_assert_double_eq(mean[0], 5.0);
+    ck_assert_double_eq(std[0], 0.0);
+    ck_assert_double_eq(mean[1], 2.0);
+    ck_assert_double_eq(std[1], 1.0);
+    ps_dataset_standardize(ds, mean, std);
+    const float want[4] = {0, -1, 0, 1};
+    ck_assert_int_eq(memcmp(ps_dataset_cx(ds), want, sizeof want), 0);
+    ps_dataset_destroy(&ds);
+}
+END_TEST
+
+/* ---- sharding ---- */
+
+START_TEST(stride_shards_take_every_wth_row)
+{
+    ps_dataset *all = NULL, *s0 = NULL, *s1 = NULL;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_read_csv(BC_TRAIN_CSV, 30, 0, &all, &err), 0);
+    ck_assert_int_eq(ps_dataset_shard(all, PS_SHARD_STRIDE, 0, 2, &s0, &err), 0);
+    ck_assert_int_eq(ps_dataset_shard(all, PS_SHARD_STRIDE, 1, 2, &s1, &err), 0);
+    ck_assert_uint_eq(ps_dataset_rows(s0), 228);
+    ck_assert_uint_eq(ps_dataset_rows(s1), 227);
+    const float *x = ps_dataset_cx(all);
+    for (size_t i = 0; i < 227; i++) {
+        ck_assert_int_eq(memcmp(ps_dataset_cx(s0) + i * 30, x + 2 * i * 30, 30 * sizeof(float)), 0);
+        ck_assert_int_eq(
+            memcmp(ps_dataset_cx(s1) + i * 30, x + (2 * i + 1) * 30, 30 * sizeof(float)), 0);
+        ck_assert_float_eq(ps_dataset_cy(s1)[i], ps_dataset_cy(all)[2 * i + 1]);
+    }
+    ck_assert_int_eq(memcmp(ps_dataset_cx(s0) + 227 * 30, x + 454 * 30, 30 * sizeof(float)), 0);
+    ps_dataset_destroy(&s0);
+    ps_dataset_destroy(&s1);
+    ps_dataset_destroy(&all);
+}
+END_TEST
+
+START_TEST(block_shards_take_contiguous_balanced_rows)
+{
+    ps_dataset *all = NULL, *s0 = NULL, *s1 = NULL;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_read_csv(BC_TRAIN_CSV, 30, 0, &all, &err), 0);
+    ck_assert_int_eq(ps_dataset_shard(all, PS_SHARD_BLOCK, 0, 2, &s0, &err), 0);
+    ck_assert_int_eq(ps_dataset_shard(all, PS_SHARD_BLOCK, 1, 2, &s1, &err), 0);
+    /* rows [0, 227) and [227, 455) */
+    ck_assert_uint_eq(ps_dataset_rows(s0), 227);
+    ck_assert_uint_eq(ps_dataset_rows(s1), 228);
+    const float *x = ps_dataset_cx(all);
+    ck_assert_int_eq(memcmp(ps_dataset_cx(s0), x, 227 * 30 * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(ps_dataset_cx(s1), x + 227 * 30, 228 * 30 * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(ps_dataset_cy(s1), ps_dataset_cy(all) + 227, 228 * sizeof(float)), 0);
+    ps_dataset_destroy(&s0);
+    ps_dataset_destroy(&s1);
+    ps_dataset_destroy(&all);
+}
+END_TEST
+
+START_TEST(shard_sizes_cover_every_row_once_and_differ_by_at_most_one)
+{
+    for (size_t n = 0; n < 40; n++) {
+        for (uint32_t w = 1; w <= 6; w++) {
+            for (int kind = 0; kind < 2; kind++) {
+                size_t sum = 0, max = 0, min = (size_t)-1;
+                for (uint32_t r = 0; r < w; r++) {
+                    size_t rows = ps_dataset_shard_rows(n, (ps_shard_kind)kind, r, w);
+                    sum += rows;
+                    max = rows > max ? rows : max;
+                    min = rows < min ? rows : min;
+                }
+                ck_assert_uint_eq(sum, n);
+                ck_assert_uint_eq(max, (n + w - 1) / w);
+                ck_assert_uint_le(max - min, 1);
+            }
+        }
+    }
+    ck_assert_uint_eq(ps_dataset_shard_rows(10, PS_SHARD_STRIDE, 2, 2), 0);
+}
+END_TEST
+
+START_TEST(shard_refuses_a_rank_outside_the_workers)
+{
+    ps_dataset *ds = NULL, *s = (ps_dataset *)1;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_new(4, 2, &ds, &err), 0);
+    ck_assert_int_eq(ps_dataset_shard(ds, PS_SHARD_BLOCK, 3, 3, &s, &err), PS_EINVAL);
+    ck_assert_str_eq(err.msg, "rank 3 is outside [0, 3)");
+    ck_assert_ptr_null(s);
+    ps_dataset_destroy(&ds);
+    ps_dataset_destroy(&ds); /* harmless */
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("dataset");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, csv_reads_every_row_of_breast_cancer);
+    tcase_add_test(tc, csv_and_libsvm_give_identical_matrices);
+    tcase_add_test(tc, missing_file_is_an_io_error_naming_it);
+    tcase_add_test(tc, csv_label_column_picks_the_label_and_blank_lines_are_skipped);
+    tcase_add_test(tc, csv_wrong_field_count_names_file_and_line);
+    tcase_add_test(tc, csv_field_that_is_not_a_number_is_echoed);
+    tcase_add_test(tc, csv_nul_byte_and_empty_file_are_errors);
+    tcase_add_test(tc, libsvm_absent_indices_are_zero_and_comments_skipped);
+    tcase_add_test(tc, libsvm_malformed_lines_name_file_and_line);
+    tcase_add_test(tc, standardize_gives_train_mean_zero_and_std_one);
+    tcase_add_test(tc, standardize_only_centres_a_constant_feature);
+    tcase_add_test(tc, stride_shards_take_every_wth_row);
+    tcase_add_test(tc, block_shards_take_contiguous_balanced_rows);
+    tcase_add_test(tc, shard_sizes_cover_every_row_once_and_differ_by_at_most_one);
+    tcase_add_test(tc, shard_refuses_a_rank_outside_the_workers);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

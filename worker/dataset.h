@@ -1,0 +1,68 @@
+/* dataset.h — dense data sets for the built-in models: n rows of d float
+ * features (row-major) and one float label per row. The readers (CSV and
+ * LIBSVM) are the only place data-file bytes become structs: they check every
+ * field and name file:line in every error. Also: standardisation with the
+ * training set's statistics, and sharding by worker rank. */
+#ifndef PS_DATASET_H
+#define PS_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "job.h"
+
+typedef struct ps_dataset ps_dataset;
+
+/* An empty (zero-filled) data set of rows x features. PS_EINVAL when
+ * features is 0, PS_ENOMEM when the size overflows or memory runs out. */
+int ps_dataset_new(size_t rows, size_t features, ps_dataset **out, ps_error *err);
+
+/* Reads a CSV file without header: every non-empty line has features + 1
+ * numeric fields, the label in field label_column (0-based). A malformed line
+ * gives PS_EDATA and "path:line: what is wrong"; an unreadable file PS_EIO.
+ * The caller owns *out (ps_dataset_destroy); *out is NULL on error. */
+int ps_dataset_read_csv(const char *path, size_t features, uint32_t label_column, ps_dataset **out,
+                        ps_error *err);
+
+/* Reads a LIBSVM file: "label idx:val idx:val ..." with indices 1-based,
+ * at most features, strictly increasing; absent indices are 0. "#" starts a
+ * comment. Errors as ps_dataset_read_csv. */
+int ps_dataset_read_libsvm(const char *path, size_t features, ps_dataset **out, ps_error *err);
+
+/* Reads path in the given format (PS_EUNSUPPORTED for idx). */
+int ps_dataset_read(const char *path, ps_data_format format, size_t features, uint32_t label_column,
+                    ps_dataset **out, ps_error *err);
+
+size_t ps_dataset_rows(const ps_dataset *ds);
+size_t ps_dataset_features(const ps_dataset *ds);
+
+/* The feature matrix (rows x features, row-major) and the labels; owned by
+ * ds, valid until it is destroyed. */
+float *ps_dataset_x(ps_dataset *ds);
+float *ps_dataset_y(ps_dataset *ds);
+const float *ps_dataset_cx(const ps_dataset *ds);
+const float *ps_dataset_cy(const ps_dataset *ds);
+
+/* Per-feature mean and population standard deviation (ddof 0), accumulated
+ * in double, into caller arrays of ps_dataset_features(ds) entries each. */
+void ps_dataset_stats(const ps_dataset *ds, double *mean, double *std);
+
+/* x := (x - mean) / std for every row; a feature whose std is 0 (or not
+ * finite) is only centred. Use the training set's statistics for both the
+ * training and the test set. */
+void ps_dataset_standardize(ps_dataset *ds, const double *mean, const double *std);
+
+/* Rows worker `rank` of `workers` gets from n rows: stride gives rows rank,
+ * rank + W, ...; block gives [rank*n/W, (rank+1)*n/W). 0 for a bad rank. */
+size_t ps_dataset_shard_rows(size_t n, ps_shard_kind kind, uint32_t rank, uint32_t workers);
+
+/* A new data set holding worker rank's rows of ds (copied), in order.
+ * PS_EINVAL when workers is 0 or rank >= workers. */
+int ps_dataset_shard(const ps_dataset *ds, ps_shard_kind kind, uint32_t rank, uint32_t workers,
+                     ps_dataset **out, ps_error *err);
+
+/* Frees the data set and sets *dsp to NULL; a NULL *dsp is fine. */
+void ps_dataset_destroy(ps_dataset **dsp);
+
+#endif

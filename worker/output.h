@@ -1,0 +1,41 @@
+/* output.h — files psworker writes: the final model as one NumPy .npy file
+ * per tensor plus manifest.json (DESIGN §10), and JSON helpers for the run
+ * summary. Every file is written to a temporary name beside it, flushed and
+ * renamed, so a reader never sees half a file. */
+#ifndef PS_OUTPUT_H
+#define PS_OUTPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "codec.h"
+#include "error.h"
+
+/* Writes a file with fill(f, arg) into a temporary file beside path, then
+ * renames it to path. fill returns 0 or a PS_E code. PS_EIO with
+ * "path: reason" when the file cannot be written. */
+int ps_output_replace_file(const char *path, int (*fill)(FILE *f, const void *arg), const void *arg,
+                           ps_error *err);
+
+/* Writes s as a JSON string literal (quotes and escapes) to f. */
+void ps_output_json_string(FILE *f, const char *s);
+
+/* Creates dir and its missing parents (mode 0755). PS_EIO naming the part
+ * that could not be made. */
+int ps_output_mkdirs(const char *dir, ps_error *err);
+
+/* Writes data (the product of shape[0..ndims) floats) as a NumPy v1.0 .npy
+ * file: '<f4', C order, header padded so the data starts at a multiple of 64. */
+int ps_output_npy_write(const char *path, const float *data, const uint64_t *shape, uint32_t ndims,
+                        ps_error *err);
+
+/* Writes θ (num_params floats) into dir (created with parents): one
+ * <tensor>.npy per tensor, then manifest.json {"job", "version",
+ * "num_params", "tensors": [{"name", "file", "shape", "offset"}]}.
+ * PS_EINVAL when a tensor lies outside θ. */
+int ps_output_model_write(const char *dir, const char *job, uint64_t version, const float *theta,
+                          uint64_t num_params, const ps_tensor_info *tensors, size_t ntensors,
+                          ps_error *err);
+
+#endif

@@ -1,0 +1,260 @@
+/* psworker_main.c — psworker, the training program: one worker of a job.
+ * Reads the job file, trains the built-in model on its shard against the
+ * job's servers, and optionally writes a summary JSON for psrun.
+ * Exit: 0 done, 1 runtime error or interrupted, 2 usage or job-file error. */
+#include "job.h"
+#include "log.h"
+#include "trainer.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE   2
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+typedef struct args {
+    const char *config;
+    const char *summary_json;
+    const char *log_level;
+    int rank;
+    int progress_fd;
+    bool describe;
+} args;
+
+static void usage(FILE *out)
+{
+    fputs("usage: psworker --config JOB.yaml [--rank R] [options]\n"
+          "\n"
+          "Trains the job's built-in model on this worker's shard of the data against\n"
+          "the job's parameter servers (psd).\n"
+          "\n"
+          "options:\n"
+          "  -c, --config FILE        the job file (required)\n"
+          "  -r, --rank R             this worker's rank in [0, workers); default: any\n"
+          "                           free rank the servers assign\n"
+          "  -s, --summary-json FILE  write a summary of the run (final loss, test\n"
+          "                           metric, timings) as JSON to FILE\n"
+          "  -p, --progress-fd N      write a line 'progress RANK STEP STEPS EPOCH LOSS'\n"
+          "                           to file descriptor N after every step\n"
+          "  -l, --log-level LEVEL    error, warn, info or debug (default: the job's)\n"
+          "  -d, --describe           check the job and print its plan as key=value\n"
+          "                           lines (job, mode, workers, servers, ...), then exit\n"
+          "  -h, --help               show this help and exit\n"
+          "  -V, --version            show the version and exit\n"
+          "\n"
+          "exit status: 0 done, 1 runtime error or interrupted, 2 usage or job-file error\n",
+          out);
+}
+
+/* Parses a whole decimal integer in [lo, hi]. */
+static int parse_int(const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno == ERANGE || v < lo || v > hi)
+        return PS_EINVAL;
+    *out = (int)v;
+    return 0;
+}
+
+/* Returns -1 to go on, or the exit status. */
+static int args_parse(int argc, char **argv, args *a)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"rank", required_argument, NULL, 'r'},
+        {"summary-json", required_argument, NULL, 's'},
+        {"progress-fd", required_argument, NULL, 'p'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"describe", no_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(a, 0, sizeof *a);
+    a->rank = -1;
+    a->progress_fd = -1;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:r:s:p:l:dhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            a->config = optarg;
+            break;
+        case 'r':
+            if (parse_int(optarg, 0, INT_MAX, &a->rank) != 0) {
+                fprintf(stderr, "psworker: --rank \"%s\" is not a rank (0, 1, ...)\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 's':
+            a->summary_json = optarg;
+            break;
+        case 'p':
+            if (parse_int(optarg, 0, INT_MAX, &a->progress_fd) != 0) {
+                fprintf(stderr, "psworker: --progress-fd \"%s\" is not a file descriptor\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'l':
+            a->log_level = optarg;
+            break;
+        case 'd':
+            a->describe = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("psworker %s\n", PS_VERSION_STRING);
+            return 0;
+        default:
+            fputs("Try 'psworker --help' for more information.\n", stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "psworker: unexpected argument \"%s\"\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (a->config == NULL) {
+        fputs("psworker: --config JOB.yaml is required (see psworker --help)\n", stderr);
+        return EXIT_USAGE;
+    }
+    return -1;
+}
+
+static void signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    /* no SA_RESTART: a blocking poll returns EINTR and the loop sees the flag */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* --describe: the job's plan for psrun, one key=value a line. */
+static int describe(const ps_job *job)
+{
+    ps_error err;
+    int rc = ps_trainer_check_job(job, &err);
+    if (rc != 0) {
+        fprintf(stderr, "psworker: %s\n", err.msg);
+        return rc == PS_ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
+    }
+    ps_tensor_info tensors[PS_MAX_TENSORS];
+    size_t ntensors = 0;
+    uint64_t num_params = 0;
+    if (ps_job_layout(job, tensors, PS_MAX_TENSORS, &ntensors, &num_params) != 0) {
+        fprintf(stderr, "psworker: %s: the model's parameters do not fit\n", job->path);
+        return EXIT_USAGE;
+    }
+    printf("job=%s\nmode=%s\nworkers=%u\nservers=%u\n", job->name, ps_mode_name(job->mode),
+           job->workers, job->nservers);
+    for (uint32_t i = 0; i < job->nservers; i++)
+        printf("server%u=%s\n", i, job->servers[i]);
+    printf("model=%s\nfeatures=%llu\nparams=%llu\nepochs=%u\nbatch_size=%u\noutput=%s\n",
+           ps_model_type_name(job->model.type), (unsigned long long)job->model.features,
+           (unsigned long long)num_params, job->training.epochs, job->training.batch_size,
+           job->output);
+    return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+}
+
+/* Exit status for an error of ps_trainer_new: the job's fault or the run's. */
+static int exit_status_of(int code)
+{
+    return code == PS_ECONFIG || code == PS_EUNSUPPORTED ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+static void log_result(const ps_log *lg, const ps_train_result *r)
+{
+    char test[96] = "";
+    if (r->has_test)
+        snprintf(test, sizeof test, ", test %s %.4f", r->metric_name, r->test.metric);
+    PS_LOG_I(lg, "done: rank %u, final loss %.4f%s, version %llu, %.1f s, %.0f samples/s", r->rank,
+             r->final_loss, test, (unsigned long long)r->version, r->wall_s, r->samples_per_s);
+}
+
+int main(int argc, char **argv)
+{
+    ps_malloc_tune();
+    args a;
+    int status = args_parse(argc, argv, &a);
+    if (status >= 0)
+        return status;
+
+    ps_job job; /* read-only after loading */
+    ps_error err;
+    ps_error_clear(&err);
+    if (ps_job_load(a.config, &job, &err) != 0) {
+        fprintf(stderr, "psworker: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (a.describe)
+        return describe(&job);
+    ps_log lg = {.level = job.log_level, .prog = "psworker"};
+    if (a.log_level && ps_log_level_parse(a.log_level, &lg.level) != 0) {
+        fprintf(stderr, "psworker: --log-level \"%s\" is not one of error, warn, info, debug\n",
+                a.log_level);
+        return EXIT_USAGE;
+    }
+    if (a.rank >= 0 && (uint32_t)a.rank >= job.workers) {
+        fprintf(stderr, "psworker: --rank %d is outside [0, %u): the job has %u workers\n", a.rank,
+                job.workers, job.workers);
+        return EXIT_USAGE;
+    }
+    if (a.progress_fd >= 0 && fcntl(a.progress_fd, F_GETFD) < 0) {
+        fprintf(stderr, "psworker: --progress-fd %d is not an open file descriptor\n",
+                a.progress_fd);
+        return EXIT_USAGE;
+    }
+    signals_install();
+
+    ps_trainer_opts opts = {
+        .rank = a.rank,
+        .progress_fd = a.progress_fd,
+        .tty = isatty(STDERR_FILENO) == 1,
+        .log = &lg,
+        .stop = &stop_flag,
+    };
+    ps_trainer *t = NULL;
+    int rc = ps_trainer_new(&job, &opts, &t, &err);
+    if (rc != 0) {
+        fprintf(stderr, "psworker: %s\n", err.msg);
+        return exit_status_of(rc);
+    }
+    ps_train_result res;
+    rc = ps_trainer_run(t, &res, &err);
+    ps_trainer_destroy(&t);
+    if (rc != 0) {
+        fprintf(stderr, "psworker: %s\n", rc == PS_EINTR ? "interrupted" : err.msg);
+        return EXIT_RUNTIME;
+    }
+    log_result(&lg, &res);
+    if (a.summary_json && ps_train_result_write_json(&res, job.name, a.summary_json, &err) != 0) {
+        fprintf(stderr, "psworker: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}

@@ -1,0 +1,693 @@
+/* trainer.c — one worker's training loop: data in, shard, epochs of
+ * pull / gradient / push, per-epoch evaluation, the final θ, the output
+ * folder and the summary. Every buffer is allocated before the first step. */
+#include "trainer.h"
+
+#include "dataset.h"
+#include "output.h"
+#include "psworker.h"
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Progress bar redraws at most this often (and at each epoch's end). */
+#define BAR_INTERVAL_S 0.1
+#define BAR_WIDTH      24
+
+struct ps_trainer {
+    ps_job job;
+    ps_trainer_opts opts;
+    ps_dataset *train_all; /* the whole training set, until the shard is cut */
+    ps_dataset *train;     /* this worker's shard */
+    ps_dataset *test;      /* NULL without data.test */
+    ps_model *model;
+    uint64_t num_params;
+    uint64_t train_rows; /* N: the whole training set */
+    uint64_t max_shard;  /* ceil(N / W): positions of every epoch */
+    uint64_t steps_per_epoch;
+    float *theta;
+    float *grad;
+    float *xb; /* batch_size x features */
+    float *yb;
+    size_t *perm; /* shard rows in this epoch's order */
+    ps_client *client;
+    uint32_t rank;
+    bool sync;
+    bool have_theta;
+    uint64_t version; /* of theta in hand */
+    uint64_t updates;
+    uint64_t samples;
+    double bar_drawn_s;
+    bool bar_on;
+    bool warned_diverged;
+    char test_note[96]; /* ", test accuracy 0.9561" of the last epoch, or "" */
+};
+
+/* ---- setup ---- */
+
+static int read_set(const ps_job *job, const char *path, const ps_model *model, ps_dataset **out,
+                    ps_error *err)
+{
+    int rc = ps_dataset_read(path, job->data.format, job->model.features, job->data.label_column,
+                             out, err);
+    if (rc != 0)
+        return rc;
+    ps_error why;
+    rc = ps_model_prepare_labels(model, ps_dataset_y(*out), ps_dataset_rows(*out), &why);
+    if (rc != 0) {
+        ps_dataset_destroy(out);
+        return ps_error_set(err, rc, "%s: %s", path, why.msg);
+    }
+    return 0;
+}
+
+static int standardize_sets(ps_trainer *t, ps_error *err)
+{
+    size_t d = ps_dataset_features(t->train_all);
+    double *mean = calloc(d, sizeof *mean);
+    double *std = calloc(d, sizeof *std);
+    if (mean == NULL || std == NULL) {
+        free(mean);
+        free(std);
+        return ps_error_set(err, PS_ENOMEM, "out of memory for feature statistics");
+    }
+    ps_dataset_stats(t->train_all, mean, std);
+    ps_dataset_standardize(t->train_all, mean, std);
+    if (t->test)
+        ps_dataset_standardize(t->test, mean, std);
+    free(mean);
+    free(std);
+    return 0;
+}
+
+int ps_trainer_check_job(const ps_job *job, ps_error *err)
+{
+    ps_model_spec spec;
+    ps_model_spec_from_job(job, &spec);
+    ps_model *m = NULL;
+    ps_error why;
+    int rc = ps_model_new(&spec, 1, &m, &why);
+    ps_model_destroy(&m);
+    if (rc != 0)
+        return ps_error_set(err, rc == PS_EUNSUPPORTED || rc == PS_ENOMEM ? rc : PS_ECONFIG,
+                            "%s: %s", job->path, why.msg);
+    if (job->data.train[0] == '\0')
+        return ps_error_set(err, PS_ECONFIG, "%s: the job has no data.train to train on",
+                            job->path);
+    if (job->training.local_steps > 1)
+        return ps_error_set(err, PS_EUNSUPPORTED,
+                            "%s: training.local_steps > 1 is not supported by psworker yet",
+                            job->path);
+    if (job->workers == 0 || job->training.batch_size == 0 || job->training.epochs == 0)
+        return ps_error_set(err, PS_ECONFIG,
+                            "%s: workers, training.batch_size and training.epochs must be > 0",
+                            job->path);
+    if (job->nservers == 0 || job->nservers > PS_MAX_SHARDS)
+        return ps_error_set(err, PS_ECONFIG, "%s: the job lists no servers", job->path);
+    return 0;
+}
+
+static int alloc_buffers(ps_trainer *t, ps_error *err)
+{
+    size_t d = t->job.model.features;
+    /* a batch never holds more rows than the largest shard */
+    size_t b = t->job.training.batch_size;
+    if (b > t->max_shard)
+        b = (size_t)t->max_shard;
+    size_t xcells;
+    if (!ps_mul_ok(b, d, &xcells) || t->num_params > SIZE_MAX / sizeof(float))
+        return ps_error_set(err, PS_ENOMEM, "batch of %zu x %zu is too large", b, d);
+    t->theta = calloc(t->num_params, sizeof(float));
+    t->grad = calloc(t->num_params, sizeof(float));
+    t->xb = calloc(xcells, sizeof(float));
+    t->yb = calloc(b, sizeof(float));
+    if (!t->theta || !t->grad || !t->xb || !t->yb)
+        return ps_error_set(err, PS_ENOMEM, "out of memory for the training buffers");
+    return 0;
+}
+
+uint64_t ps_trainer_steps_per_epoch(uint64_t train_rows, uint32_t workers, uint32_t batch_size)
+{
+    if (workers == 0 || batch_size == 0)
+        return 0;
+    uint64_t max_shard = (train_rows + workers - 1) / workers;
+    return (max_shard + batch_size - 1) / batch_size;
+}
+
+int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **out, ps_error *err)
+{
+    *out = NULL;
+    int rc = ps_trainer_check_job(job, err);
+    if (rc != 0)
+        return rc;
+    if (opts->rank >= 0 && (uint32_t)opts->rank >= job->workers)
+        return ps_error_set(err, PS_EINVAL, "rank %d is outside [0, %u) of the job's workers",
+                            opts->rank, job->workers);
+    ps_trainer *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return ps_error_set(err, PS_ENOMEM, "out of memory for the trainer");
+    t->job = *job;
+    t->opts = *opts;
+    t->sync = job->mode == PS_MODE_SYNC;
+
+    /* a model of one row only to check labels; rebuilt below with real sizes */
+    ps_model_spec spec;
+    ps_model_spec_from_job(job, &spec);
+    rc = ps_model_new(&spec, 1, &t->model, err);
+    if (rc != 0)
+        goto fail;
+    rc = read_set(job, job->data.train, t->model, &t->train_all, err);
+    if (rc != 0)
+        goto fail;
+    if (job->data.test[0] != '\0') {
+        rc = read_set(job, job->data.test, t->model, &t->test, err);
+        if (rc != 0)
+            goto fail;
+    }
+    t->train_rows = ps_dataset_rows(t->train_all);
+    if (t->train_rows < job->workers) {
+        rc = ps_error_set(err, PS_EDATA, "%s: %llu rows are fewer than the job's %u workers",
+                          job->data.train, (unsigned long long)t->train_rows, job->workers);
+        goto fail;
+    }
+    if (job->data.normalize == PS_NORMALIZE_STANDARD) {
+        rc = standardize_sets(t, err);
+        if (rc != 0)
+            goto fail;
+    }
+    t->max_shard = (t->train_rows + job->workers - 1) / job->workers;
+    t->steps_per_epoch =
+        ps_trainer_steps_per_epoch(t->train_rows, job->workers, job->training.batch_size);
+
+    /* work buffers big enough for a batch (at most a shard), a whole shard
+     * and the test set */
+    size_t rows = (size_t)t->max_shard;
+    if (t->test && ps_dataset_rows(t->test) > rows)
+        rows = ps_dataset_rows(t->test);
+    ps_model_destroy(&t->model);
+    rc = ps_model_new(&spec, rows, &t->model, err);
+    if (rc != 0)
+        goto fail;
+    t->num_params = ps_model_num_params(t->model);
+    rc = alloc_buffers(t, err);
+    if (rc != 0)
+        goto fail;
+    *out = t;
+    return 0;
+fail:
+    ps_trainer_destroy(&t);
+    return rc;
+}
+
+void ps_trainer_destroy(ps_trainer **tp)
+{
+    if (tp == NULL || *tp == NULL)
+        return;
+    ps_trainer *t = *tp;
+    ps_client_close(&t->client);
+    ps_dataset_destroy(&t->train_all);
+    ps_dataset_destroy(&t->train);
+    ps_dataset_destroy(&t->test);
+    ps_model_destroy(&t->model);
+    free(t->theta);
+    free(t->grad);
+    free(t->xb);
+    free(t->yb);
+    free(t->perm);
+    free(t);
+    *tp = NULL;
+}
+
+/* ---- the shuffle: Fisher–Yates from a PRNG seeded by (seed, rank, epoch) ---- */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0, bound) without modulo bias (Lemire's method). */
+static uint64_t rand_below(uint64_t *s, uint64_t bound)
+{
+    unsigned __int128 m = (unsigned __int128)splitmix64(s) * bound;
+    uint64_t low = (uint64_t)m;
+    if (low < bound) {
+        uint64_t threshold = -bound % bound;
+        while (low < threshold) {
+            m = (unsigned __int128)splitmix64(s) * bound;
+            low = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+static void shuffle_epoch(ps_trainer *t, uint32_t epoch)
+{
+    size_t n = ps_dataset_rows(t->train);
+    uint64_t s = t->job.training.seed;
+    s = splitmix64(&s) ^ ((uint64_t)t->rank + 1) * 0xd1b54a32d192ed03ull;
+    s = splitmix64(&s) ^ ((uint64_t)epoch + 1) * 0x8cb92ba72f3d8dd7ull;
+    for (size_t i = 0; i < n; i++)
+        t->perm[i] = i;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)rand_below(&s, (uint64_t)i + 1);
+        size_t tmp = t->perm[i];
+        t->perm[i] = t->perm[j];
+        t->perm[j] = tmp;
+    }
+}
+
+/* Copies batch j of the epoch into xb/yb: positions [j*B, min((j+1)*B,
+ * max_shard)), position p taking shard row perm[p % n]. A batch that starts
+ * inside the shard stops at its end, so no row counts twice in a batch (a
+ * full-batch round is exact); only a batch wholly past the end of a smaller
+ * shard wraps around its permutation. Returns the batch's rows (>= 1). */
+static size_t fill_batch(ps_trainer *t, uint64_t j)
+{
+    size_t n = ps_dataset_rows(t->train);
+    size_t d = ps_dataset_features(t->train);
+    const float *x = ps_dataset_cx(t->train);
+    const float *y = ps_dataset_cy(t->train);
+    uint64_t lo = j * t->job.training.batch_size;
+    uint64_t hi = lo + t->job.training.batch_size;
+    if (hi > t->max_shard)
+        hi = t->max_shard;
+    if (lo < n && hi > n)
+        hi = n;
+    for (uint64_t p = lo; p < hi; p++) {
+        size_t row = t->perm[p % n];
+        memcpy(t->xb + (p - lo) * d, x + row * d, d * sizeof(float));
+        t->yb[p - lo] = y[row];
+    }
+    return (size_t)(hi - lo);
+}
+
+/* ---- talking to the servers ---- */
+
+static bool stop_requested(const ps_trainer *t)
+{
+    return t->opts.stop != NULL && *t->opts.stop != 0;
+}
+
+/* An error of a client call; PS_EINTR when a stop was asked for meanwhile. */
+static int client_failed(ps_trainer *t, int rc, const char *what, ps_error *err)
+{
+    if (stop_requested(t) || rc == PS_EINTR)
+        return ps_error_set(err, PS_EINTR, "interrupted");
+    const char *why = ps_client_last_error(t->client);
+    return ps_error_set(err, rc, "%s: %s", what, why && why[0] ? why : ps_strerror(rc));
+}
+
+/* Pulls θ, waiting until the servers' version is at least min_version. A
+ * parked pull may outlast the request timeout for good reason (the other
+ * workers are slower, or still training in async mode): while the servers
+ * answer a heartbeat, it is asked again; a dead server still ends it. */
+static int theta_pull(ps_trainer *t, uint64_t min_version, ps_error *err)
+{
+    uint64_t v = 0;
+    int rc;
+    while ((rc = ps_client_pull(t->client, min_version, t->theta, &v)) == PS_ETIMEDOUT &&
+           min_version > 0 && !stop_requested(t)) {
+        if (ps_client_heartbeat(t->client) != 0)
+            break;
+        PS_LOG_I(t->opts.log, "still waiting for model version %llu: the servers are alive, the "
+                          "other workers are behind",
+                 (unsigned long long)min_version);
+    }
+    if (rc != 0)
+        return client_failed(t, rc, "pull", err);
+    t->have_theta = true;
+    t->version = v;
+    return 0;
+}
+
+/* Makes θ in hand at least version min_version, pulling only if it is not. */
+static int theta_refresh(ps_trainer *t, uint64_t min_version, ps_error *err)
+{
+    if (t->have_theta && t->version >= min_version)
+        return 0;
+    return theta_pull(t, min_version, err);
+}
+
+static int connect_servers(ps_trainer *t, ps_error *err)
+{
+    const char *servers[PS_MAX_SHARDS];
+    for (uint32_t i = 0; i < t->job.nservers; i++)
+        servers[i] = t->job.servers[i];
+    ps_client_opts co = {
+        .job = t->job.name,
+        .servers = servers,
+        .num_servers = t->job.nservers,
+        .rank = t->opts.rank,
+        .timeout_ms = t->opts.timeout_ms,
+    };
+    char why[PS_ERROR_MSG_MAX] = "";
+    int rc = ps_client_open(&co, &t->client, why, sizeof why);
+    if (rc != 0) {
+        if (stop_requested(t) || rc == PS_EINTR)
+            return ps_error_set(err, PS_EINTR, "interrupted");
+        return ps_error_set(err, rc, "cannot join job %s at %s: %s", t->job.name, t->job.servers[0],
+                            why[0] ? why : ps_strerror(rc));
+    }
+    int rank = ps_client_rank(t->client);
+    uint32_t workers = ps_client_num_workers(t->client);
+    uint64_t p = ps_client_num_params(t->client);
+    if (workers != t->job.workers)
+        return ps_error_set(err, PS_ECONFIG, "the servers run %u workers, the job file says %u",
+                            workers, t->job.workers);
+    if (rank < 0 || (uint32_t)rank >= workers)
+        return ps_error_set(err, PS_ESERVER, "the servers gave rank %d of %u workers", rank,
+                            workers);
+    if (p != t->num_params)
+        return ps_error_set(
+            err, PS_ECONFIG, "the servers hold %llu parameters, the %s model of the job has %llu",
+            (unsigned long long)p, ps_model_name(t->model), (unsigned long long)t->num_params);
+    t->rank = (uint32_t)rank;
+    return 0;
+}
+
+static int cut_shard(ps_trainer *t, ps_error *err)
+{
+    int rc =
+        ps_dataset_shard(t->train_all, t->job.data.shard, t->rank, t->job.workers, &t->train, err);
+    if (rc != 0)
+        return rc;
+    ps_dataset_destroy(&t->train_all);
+    size_t n = ps_dataset_rows(t->train);
+    t->perm = calloc(n, sizeof *t->perm);
+    if (t->perm == NULL)
+        return ps_error_set(err, PS_ENOMEM, "out of memory for the shard's order");
+    return 0;
+}
+
+/* ---- what a person sees ---- */
+
+static void progress_line(ps_trainer *t, uint64_t step_done, uint64_t steps_total, uint32_t epoch,
+                          double loss)
+{
+    if (t->opts.progress_fd < 0)
+        return;
+    char line[160];
+    int n = snprintf(line, sizeof line, "progress %u %llu %llu %u %.6g\n", t->rank,
+                     (unsigned long long)step_done, (unsigned long long)steps_total, epoch, loss);
+    ssize_t w;
+    do {
+        w = write(t->opts.progress_fd, line, (size_t)n);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0)
+        t->opts.progress_fd = -1; /* the reader is gone (EPIPE): stop telling it */
+}
+
+static void bar_draw(ps_trainer *t, uint64_t step_done, uint64_t steps_total, uint32_t epoch,
+                     double loss, bool force)
+{
+    if (!t->opts.tty)
+        return;
+    double now = ps_clock_s();
+    if (!force && now - t->bar_drawn_s < BAR_INTERVAL_S)
+        return;
+    t->bar_drawn_s = now;
+    size_t fill = (size_t)(BAR_WIDTH * step_done / (steps_total ? steps_total : 1));
+    char bar[BAR_WIDTH + 1];
+    for (size_t i = 0; i < BAR_WIDTH; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[BAR_WIDTH] = '\0';
+    char line[256];
+    int n = snprintf(line, sizeof line, "\r\033[Kepoch %u/%u [%s] %3.0f%% loss %.4f%s", epoch,
+                     t->job.training.epochs, bar,
+                     100.0 * step_done / (steps_total ? steps_total : 1), loss, t->test_note);
+    if (n > (int)sizeof line - 1)
+        n = (int)sizeof line - 1;
+    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
+    (void)w;
+    t->bar_on = true;
+}
+
+static void bar_end(ps_trainer *t)
+{
+    if (t->bar_on) {
+        ssize_t w = write(STDERR_FILENO, "\n", 1);
+        (void)w;
+        t->bar_on = false;
+    }
+}
+
+/* ---- the loop ---- */
+
+/* One step: round `step` of the job, batch j of the epoch. */
+static int train_step(ps_trainer *t, uint64_t step, uint64_t j, double *loss, ps_error *err)
+{
+    /* sync: the θ of round `step`; async: whatever the servers have now */
+    int rc = t->sync ? theta_refresh(t, step, err) : theta_pull(t, 0, err);
+    if (rc != 0)
+        return rc;
+    size_t rows = fill_batch(t, j);
+    rc = ps_model_grad(t->model, t->theta, t->xb, t->yb, rows, t->grad, loss);
+    if (rc != 0)
+        return ps_error_set(err, rc, "gradient of an empty batch");
+    rc = ps_client_push(t->client, step, t->grad, (uint32_t)rows, NULL);
+    if (rc != 0)
+        return client_failed(t, rc, "push", err);
+    t->updates++;
+    t->samples += rows;
+    return 0;
+}
+
+/* Test evaluation at an epoch's end, on the freshest θ: sync pulls the
+ * version of the rounds done, which the next round then reuses. */
+static int epoch_eval(ps_trainer *t, uint64_t rounds_done, ps_model_metrics *m, ps_error *err)
+{
+    int rc = t->sync ? theta_refresh(t, rounds_done, err) : theta_pull(t, 0, err);
+    if (rc != 0)
+        return rc;
+    return ps_model_eval(t->model, t->theta, ps_dataset_cx(t->test), ps_dataset_cy(t->test),
+                         ps_dataset_rows(t->test), m);
+}
+
+static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
+{
+    uint32_t epochs = t->job.training.epochs;
+    uint64_t spe = t->steps_per_epoch;
+    uint64_t total = spe * epochs;
+    for (uint32_t e = 0; e < epochs; e++) {
+        double t0 = ps_clock_s();
+        shuffle_epoch(t, e);
+        double loss_sum = 0.0;
+        for (uint64_t j = 0; j < spe; j++) {
+            if (stop_requested(t))
+                return ps_error_set(err, PS_EINTR, "interrupted");
+            uint64_t step = e * spe + j;
+            double loss = 0.0;
+            int rc = train_step(t, step, j, &loss, err);
+            if (rc != 0)
+                return rc;
+            loss_sum += loss;
+            double mean = loss_sum / (double)(j + 1);
+            progress_line(t, step + 1, total, e + 1, mean);
+            bar_draw(t, step + 1, total, e + 1, mean, false);
+        }
+        double epoch_loss = loss_sum / (double)spe;
+        res->train_loss_last_epoch = epoch_loss;
+        if (!isfinite(epoch_loss) && !t->warned_diverged) {
+            bar_end(t);
+            PS_LOG_W(t->opts.log,
+                     "loss is %g in epoch %u: training diverged (try a smaller "
+                     "optimizer.lr)",
+                     epoch_loss, e + 1);
+            t->warned_diverged = true;
+        }
+        if (t->test) {
+            ps_model_metrics m;
+            int rc = epoch_eval(t, (e + 1) * spe, &m, err);
+            if (rc != 0)
+                return rc;
+            snprintf(t->test_note, sizeof t->test_note, ", test %s %.4f",
+                     ps_model_metric_name(t->model), m.metric);
+        }
+        if (t->opts.tty)
+            bar_draw(t, (e + 1) * spe, total, e + 1, epoch_loss, e + 1 == epochs);
+        else
+            PS_LOG_I(t->opts.log, "epoch %u/%u: loss %.4f%s, %.1f s", e + 1, epochs, epoch_loss,
+                     t->test_note, ps_clock_s() - t0);
+    }
+    bar_end(t);
+    return 0;
+}
+
+/* The final θ: the version every worker's pushes lead to (sync: the rounds
+ * T; async: all W·T pushes), evaluated on the shard and the test set. */
+static int final_eval(ps_trainer *t, ps_train_result *res, ps_error *err)
+{
+    uint64_t rounds = t->steps_per_epoch * t->job.training.epochs;
+    uint64_t final_version = t->sync ? rounds : rounds * t->job.workers;
+    if (stop_requested(t))
+        return ps_error_set(err, PS_EINTR, "interrupted");
+    int rc = t->sync ? theta_refresh(t, final_version, err) : theta_pull(t, final_version, err);
+    if (rc != 0)
+        return rc;
+    ps_model_eval(t->model, t->theta, ps_dataset_cx(t->train), ps_dataset_cy(t->train),
+                  ps_dataset_rows(t->train), &res->train);
+    res->final_loss = res->train.loss;
+    if (t->test) {
+        res->has_test = true;
+        ps_model_eval(t->model, t->theta, ps_dataset_cx(t->test), ps_dataset_cy(t->test),
+                      ps_dataset_rows(t->test), &res->test);
+    }
+    res->version = t->version;
+    return 0;
+}
+
+static int write_output(ps_trainer *t, ps_error *err)
+{
+    size_t n = ps_client_num_tensors(t->client);
+    if (n > PS_MAX_TENSORS)
+        return ps_error_set(err, PS_ESERVER, "the servers describe %zu tensors, at most %d", n,
+                            PS_MAX_TENSORS);
+    ps_tensor_info tensors[PS_MAX_TENSORS];
+    memset(tensors, 0, sizeof tensors);
+    for (size_t i = 0; i < n; i++) {
+        const char *name;
+        const uint64_t *shape;
+        uint32_t ndims;
+        int rc = ps_client_tensor(t->client, i, &name, &tensors[i].offset, &shape, &ndims);
+        if (rc != 0 || ndims > PS_MAX_DIMS)
+            return ps_error_set(err, rc ? rc : PS_ESERVER, "tensor %zu of θ is not described", i);
+        ps_strlcpy(tensors[i].name, name, sizeof tensors[i].name);
+        memcpy(tensors[i].shape, shape, ndims * sizeof *shape);
+        tensors[i].ndims = ndims;
+    }
+    int rc = ps_output_model_write(t->job.output, t->job.name, t->version, t->theta, t->num_params,
+                                   tensors, n, err);
+    if (rc == 0)
+        PS_LOG_I(t->opts.log, "model written: %s (version %llu, %zu tensors)", t->job.output,
+                 (unsigned long long)t->version, n);
+    return rc;
+}
+
+static void result_init(const ps_trainer *t, ps_train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->model = ps_model_name(t->model);
+    res->loss_name = ps_model_loss_name(t->model);
+    res->metric_name = ps_model_metric_name(t->model);
+    res->mode = ps_mode_name(t->job.mode);
+    res->workers = t->job.workers;
+    res->epochs = t->job.training.epochs;
+    res->steps_per_epoch = t->steps_per_epoch;
+    res->batch_size = t->job.training.batch_size;
+    res->test_samples = t->test ? ps_dataset_rows(t->test) : 0;
+}
+
+int ps_trainer_run(ps_trainer *t, ps_train_result *res, ps_error *err)
+{
+    result_init(t, res);
+    double t0 = ps_clock_s();
+    int rc = connect_servers(t, err);
+    if (rc != 0)
+        goto close;
+    rc = cut_shard(t, err);
+    if (rc != 0)
+        goto close;
+    res->rank = t->rank;
+    res->train_samples = ps_dataset_rows(t->train);
+    PS_LOG_D(t->opts.log, "rank %u of %u: %llu rows, %llu steps per epoch, %s", t->rank,
+             t->job.workers, (unsigned long long)res->train_samples,
+             (unsigned long long)t->steps_per_epoch, res->mode);
+    rc = train_epochs(t, res, err);
+    if (rc != 0)
+        goto close;
+    rc = final_eval(t, res, err);
+    if (rc != 0)
+        goto close;
+    if (t->rank == 0 && t->job.output[0] != '\0') {
+        rc = write_output(t, err);
+        if (rc != 0)
+            goto close;
+    }
+close:
+    bar_end(t);
+    if (t->client) {
+        int crc = ps_client_close(&t->client);
+        if (rc == 0 && crc != 0)
+            rc = ps_error_set(err, crc, "leaving the job: %s", ps_strerror(crc));
+    }
+    res->updates = t->updates;
+    res->wall_s = ps_clock_s() - t0;
+    res->samples_per_s = res->wall_s > 0.0 ? (double)t->samples / res->wall_s : 0.0;
+    return rc;
+}
+
+/* ---- the summary ---- */
+
+/* A JSON number that reads back as the same double; null when not finite. */
+static void json_number(FILE *f, double x)
+{
+    if (isfinite(x))
+        fprintf(f, "%.17g", x);
+    else
+        fputs("null", f);
+}
+
+typedef struct summary_args {
+    const ps_train_result *r;
+    const char *job;
+} summary_args;
+
+static int summary_fill(FILE *f, const void *arg)
+{
+    const summary_args *a = arg;
+    const ps_train_result *r = a->r;
+    const ps_model_metrics *shown = r->has_test ? &r->test : &r->train;
+    fputs("{\"job\": ", f);
+    ps_output_json_string(f, a->job);
+    fputs(", \"model\": ", f);
+    ps_output_json_string(f, r->model);
+    fputs(", \"final_loss\": ", f);
+    json_number(f, r->final_loss);
+    fputs(", \"test_metric\": ", f);
+    if (r->has_test) {
+        fprintf(f, "{\"name\": \"%s\", \"value\": ", r->metric_name);
+        json_number(f, r->test.metric);
+        fputs("}", f);
+    } else {
+        fputs("null", f);
+    }
+    fprintf(f, ", \"metrics\": {\"%s\": ", r->metric_name);
+    json_number(f, shown->metric);
+    fprintf(f, ", \"%s\": ", r->loss_name);
+    json_number(f, shown->loss);
+    fprintf(f, ", \"train_%s\": ", r->metric_name);
+    json_number(f, r->train.metric);
+    fprintf(f, ", \"train_%s\": ", r->loss_name);
+    json_number(f, r->train.loss);
+    fputs(", \"train_loss_last_epoch\": ", f);
+    json_number(f, r->train_loss_last_epoch);
+    fprintf(f,
+            ", \"train_samples\": %llu, \"test_samples\": %llu, \"epochs\": %u, "
+            "\"steps_per_epoch\": %llu, \"batch_size\": %u}",
+            (unsigned long long)r->train_samples, (unsigned long long)r->test_samples, r->epochs,
+            (unsigned long long)r->steps_per_epoch, r->batch_size);
+    fputs(", \"wall_s\": ", f);
+    json_number(f, r->wall_s);
+    fputs(", \"samples_per_s\": ", f);
+    json_number(f, r->samples_per_s);
+    fprintf(f, ", \"updates\": %llu, \"version\": %llu, \"workers\": %u, \"mode\": ",
+            (unsigned long long)r->updates, (unsigned long long)r->version, r->workers);
+    ps_output_json_string(f, r->mode ? r->mode : "?");
+    fprintf(f, ", \"rank\": %u}\n", r->rank);
+    return ferror(f) ? PS_EIO : 0;
+}
+
+int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,
+                               ps_error *err)
+{
+    summary_args a = {r, job};
+    return ps_output_replace_file(path, summary_fill, &a, err);
+}

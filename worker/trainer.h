@@ -1,0 +1,94 @@
+/* trainer.h — the training loop of one psworker: loads and standardises the
+ * job's data, takes its shard, and runs epochs of pull / gradient / push
+ * against the servers through libpsworker (sync: round t pulls version t and
+ * pushes clock t; async: pull at once, push). Every worker takes the same
+ * number of steps per epoch, ceil(ceil(N / W) / batch), so sync rounds line
+ * up: batch j covers positions [j*B, (j+1)*B) of the epoch, cut at the end of
+ * the worker's shard; a batch wholly past the end of a smaller shard wraps
+ * around its permutation. Rank 0 writes the final model when the job names
+ * an output folder. */
+#ifndef PS_TRAINER_H
+#define PS_TRAINER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "job.h"
+#include "log.h"
+#include "model.h"
+
+typedef struct ps_trainer ps_trainer;
+
+typedef struct ps_trainer_opts {
+    int rank;                          /* -1: the servers assign one */
+    int progress_fd;                   /* -1: none; else a "progress ..." line per step */
+    bool tty;                          /* redraw a progress bar on stderr, no epoch lines */
+    int timeout_ms;                    /* per request; 0: the client's default */
+    const ps_log *log;                 /* not owned; NULL logs at info */
+    const volatile sig_atomic_t *stop; /* not owned; nonzero: stop between steps */
+} ps_trainer_opts;
+
+/* What one worker's run gives; the summary JSON is written from it. */
+typedef struct ps_train_result {
+    const char *model;       /* "logistic" */
+    const char *loss_name;   /* "log_loss" | "mse" */
+    const char *metric_name; /* "accuracy" | "r2" */
+    const char *mode;        /* "sync" | "async" | "ssp" */
+    double final_loss;       /* loss on this worker's shard at the final θ */
+    ps_model_metrics train;  /* the final θ on this worker's shard */
+    bool has_test;
+    ps_model_metrics test; /* the final θ on the test set, when has_test */
+    double train_loss_last_epoch;
+    uint64_t train_samples; /* rows of this worker's shard */
+    uint64_t test_samples;
+    double wall_s;        /* connect to close */
+    double samples_per_s; /* rows this worker trained on / wall_s */
+    uint64_t updates;     /* pushes by this worker */
+    uint64_t version;     /* version of the final θ */
+    uint32_t workers;
+    uint32_t rank;
+    uint32_t epochs;
+    uint64_t steps_per_epoch;
+    uint32_t batch_size;
+} ps_train_result;
+
+/* Whether psworker can train the job: a built-in model, a data.train, no
+ * setting it does not support yet (PS_EUNSUPPORTED) and sizes it can use
+ * (PS_ECONFIG); err names the job file. Opens nothing. */
+int ps_trainer_check_job(const ps_job *job, ps_error *err);
+
+/* Reads the job's training (and test) data, checks the labels for the
+ * model, computes the training set's statistics and standardises both sets
+ * (data.normalize: standard), and allocates every buffer the loop needs.
+ * Errors: PS_EDATA / PS_EIO for the data files ("file:line: ..."),
+ * PS_EUNSUPPORTED for a model, data format or setting psworker does not
+ * train yet, PS_ECONFIG for a job it cannot train, PS_ENOMEM. The caller
+ * owns *out (ps_trainer_destroy). */
+int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **out, ps_error *err);
+
+/* Connects, trains every epoch, pulls the final θ, evaluates it, writes the
+ * output (rank 0), says BYE, and fills *res. PS_EINTR (message
+ * "interrupted") when opts->stop was set; the client is closed cleanly then
+ * too. Other errors come from the client (PS_ETIMEDOUT, PS_ESERVER, ...) or
+ * the output folder (PS_EIO). Call once. */
+int ps_trainer_run(ps_trainer *t, ps_train_result *res, ps_error *err);
+
+/* Frees the trainer (closing a client still open) and sets *tp to NULL; a
+ * NULL *tp is fine. */
+void ps_trainer_destroy(ps_trainer **tp);
+
+/* steps per epoch for every worker: ceil(ceil(train_rows / workers) / batch). */
+uint64_t ps_trainer_steps_per_epoch(uint64_t train_rows, uint32_t workers, uint32_t batch_size);
+
+/* Writes the summary JSON of a run to path (temporary file, then rename):
+ * {"final_loss", "test_metric": {"name", "value"} or null, "metrics": {...},
+ * "wall_s", "samples_per_s", "updates", "version", "workers", "mode",
+ * "rank", ...}. In "metrics", the loss and metric names ("log_loss",
+ * "accuracy" or "mse", "r2") hold the test set's figures when there is one,
+ * else the shard's; "train_<name>" always the shard's. */
+int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,
+                               ps_error *err);
+
+#endif

@@ -1,0 +1,20 @@
+# worker.cmake — the psworker training program and its parts (included by
+# worker/CMakeLists.txt): data readers, built-in models, the training loop
+# and the output writers in ps_worker_core; the program itself in psworker.
+
+add_library(ps_worker_core STATIC
+            ${CMAKE_CURRENT_LIST_DIR}/dataset.c
+            ${CMAKE_CURRENT_LIST_DIR}/model.c
+            ${CMAKE_CURRENT_LIST_DIR}/output.c
+            ${CMAKE_CURRENT_LIST_DIR}/trainer.c)
+target_include_directories(ps_worker_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(ps_worker_core PUBLIC ps_client ps_config ps_common PkgConfig::OPENBLAS m)
+ps_target_warnings(ps_worker_core)
+
+# The target name psworker is taken by the shared client library
+# (libpsworker.so); the program is psworker_bin, installed as bin/psworker.
+add_executable(psworker_bin ${CMAKE_CURRENT_LIST_DIR}/psworker_main.c)
+set_target_properties(psworker_bin PROPERTIES OUTPUT_NAME psworker)
+target_link_libraries(psworker_bin PRIVATE ps_worker_core)
+ps_target_warnings(psworker_bin)
+install(TARGETS psworker_bin RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# setup.sh — installs the Debian packages psd needs (apt-get when root,
+# otherwise prints the exact command) and builds it into build/ (programs in
+# build/bin). With --asan it also builds build-asan/ under AddressSanitizer +
+# UndefinedBehaviorSanitizer. Safe to run again: it only does what is missing.
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
+          libopenblas-dev libyaml-dev check python3 python3-numpy)
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+asan=0
+for arg in "$@"; do
+  case "$arg" in
+    --asan) asan=1 ;;
+    -h|--help) echo "usage: deploy/setup.sh [--asan]"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages; run this, then run setup again:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+werror=OFF
+[ "${CI:-}" = "true" ] && werror=ON
+cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=Release -DPS_WERROR=$werror >/dev/null
+cmake --build "$top/build" -j "$jobs"
+if [ $asan -eq 1 ]; then
+  cmake -S "$top" -B "$top/build-asan" -DCMAKE_BUILD_TYPE=Debug -DPS_WERROR=$werror \
+        -DPS_SANITIZER=address,undefined >/dev/null
+  cmake --build "$top/build-asan" -j "$jobs"
+fi
+echo "setup: built $top/build/bin: $(ls "$top/build/bin" | tr '\n' ' ')"

@@ -1,0 +1,157 @@
+"""harness.py — shared helpers of the end-to-end tests: free loopback ports,
+job files written from a template, programs run under a timeout, and a check
+that every process a test started is gone at its end."""
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def args():
+    p = argparse.ArgumentParser()
+    p.add_argument("--build", required=True)
+    p.add_argument("--source", required=True)
+    return p.parse_args()
+
+
+class Env:
+    """Paths of one test run: the programs, the data, a scratch folder."""
+
+    def __init__(self):
+        a = args()
+        self.bin = os.path.join(a.build, "bin")
+        self.source = a.source
+        self.data = os.path.join(a.source, "config", "examples", "data")
+        self.tmp = tempfile.mkdtemp(prefix="ps-e2e-")
+        self.failures = 0
+        self.checks = 0
+
+    def prog(self, name):
+        return os.path.join(self.bin, name)
+
+    def check(self, cond, what):
+        self.checks += 1
+        if cond:
+            print(f"ok: {what}")
+        else:
+            self.failures += 1
+            print(f"FAIL: {what}")
+
+    def finish(self):
+        passed = self.checks - self.failures
+        print(f"{passed} passed, {self.failures} failed")
+        sys.exit(1 if self.failures else 0)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def job_yaml(env, name, mode="sync", workers=2, shards=1, epochs=20, batch_size=32, lr=0.1,
+             init="xavier", output=None, fmt="csv", model="logistic", extra=""):
+    """Text of a job file for breast_cancer on free loopback ports."""
+    servers = ", ".join(f"tcp://127.0.0.1:{free_port()}" for _ in range(shards))
+    ext = "csv" if fmt == "csv" else "libsvm"
+    out = f"output: {output}\n" if output else ""
+    return f"""job: {name}
+mode: {mode}
+workers: {workers}
+servers: [{servers}]
+model:
+  type: {model}
+  features: 30
+  init: {{scheme: {init}, seed: 42}}
+data:
+  train: {env.data}/breast_cancer.train.{ext}
+  test: {env.data}/breast_cancer.test.{ext}
+  format: {fmt}
+  normalize: standard
+optimizer:
+  type: sgd
+  lr: {lr}
+training:
+  epochs: {epochs}
+  batch_size: {batch_size}
+  seed: 7
+{out}{extra}"""
+
+
+def write(env, filename, text):
+    path = os.path.join(env.tmp, filename)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def processes_mentioning(text):
+    """PIDs of processes whose command line contains text."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd and int(d) != os.getpid():
+            pids.append(int(d))
+    return pids
+
+
+def run(cmd, timeout_s, **kw):
+    """Runs cmd; kills its whole process group if it outlives timeout_s.
+    Returns (exit code or None on timeout, stdout, stderr)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True, **kw)
+    try:
+        out, err = p.communicate(timeout=timeout_s)
+        return p.returncode, out, err
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        return None, out, err
+
+
+def psrun(env, job_path, timeout_s=240, summary=True):
+    """Runs psrun on a job; returns (code, summary dict or None, stderr)."""
+    cmd = [env.prog("psrun"), job_path]
+    summary_path = job_path + ".summary.json"
+    if summary:
+        cmd[1:1] = ["--summary-json", summary_path]
+    t0 = time.monotonic()
+    code, out, err = run(cmd, timeout_s)
+    dt = time.monotonic() - t0
+    sys.stdout.write(out)
+    tail = "\n".join(err.splitlines()[-15:])
+    print(f"psrun {os.path.basename(job_path)}: exit {code} in {dt:.1f} s\n{tail}")
+    data = None
+    if summary and code == 0 and os.path.exists(summary_path):
+        with open(summary_path) as f:
+            data = json.load(f)
+    return code, data, err
+
+
+def no_leftovers(env, job_path):
+    """Kills (by PID) and reports any process still running on job_path."""
+    left = processes_mentioning(job_path)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    env.check(not left, f"no process left running on {os.path.basename(job_path)}")
+
+
+def read_npy(path):
+    """float32 array of a .npy file written by psworker, via numpy."""
+    import numpy as np
+    return np.load(path)

@@ -1,0 +1,36 @@
+"""test_example.py — the README's libpsworker example, a program of our
+user's own, fits y = 3x + 1 against a real psd, and psd then stops cleanly
+on SIGTERM with exit 0."""
+import os
+import signal
+import subprocess
+import time
+
+from harness import Env, free_port, no_leftovers, run, write
+
+env = Env()
+port = free_port()
+text = open(os.path.join(env.source, "config", "examples", "line.yaml")).read()
+text = text.replace("tcp://127.0.0.1:7071", f"tcp://127.0.0.1:{port}")
+text = text.replace("data/line.csv", os.path.join(env.data, "line.csv"))
+job = write(env, "line.yaml", text)
+psd = subprocess.Popen([env.prog("psd"), "--config", job], stderr=subprocess.PIPE, text=True)
+try:
+    code, out, err = run([env.prog("example_fit_line"), f"tcp://127.0.0.1:{port}"], 60)
+    print(out, err)
+    env.check(code == 0, "example exits 0")
+    if code == 0:
+        w, b = [float(part.split("=")[1]) for part in out.strip().split(",")]
+        env.check(abs(w - 3) < 0.01 and abs(b - 1) < 0.01, f"example fits w={w} ~ 3, b={b} ~ 1")
+finally:
+    psd.send_signal(signal.SIGTERM)
+    try:
+        _, err = psd.communicate(timeout=10)
+        print(err)
+        env.check(psd.returncode == 0, f"psd exits 0 on SIGTERM (got {psd.returncode})")
+    except subprocess.TimeoutExpired:
+        psd.kill()
+        psd.communicate()
+        env.check(False, "psd stops within 10 s of SIGTERM")
+no_leftovers(env, job)
+env.finish()

@@ -8,8 +8,8 @@
 #include <string.h>
 
 static const char *const type_names[] = {
-    "NONE", "HELLO", "WELCOME", "PULL", "PULL_REPLY", "PUSH",
-    "ACK",  "HEARTBEAT", "BYE", "STATUS", "STATUS_REPLY", "ERROR",
+    "NONE", "HELLO",     "WELCOME", "PULL",   "PULL_REPLY",   "PUSH",
+    "ACK",  "HEARTBEAT", "BYE",     "STATUS", "STATUS_REPLY", "ERROR",
 };
 
 const char *ps_msg_type_name(int type)
@@ -44,13 +44,13 @@ static int decode_layout(const Ps__Header *h, ps_msg *m, ps_error *err)
         return ps_error_set(err, PS_EPROTO, "header lists %zu shards (limit %d)", h->n_shards,
                             PS_MAX_SHARDS);
     if (h->n_tensors > PS_MAX_TENSORS)
-        return ps_error_set(err, PS_EPROTO, "header lists %zu tensors (limit %d)",
-                            h->n_tensors, PS_MAX_TENSORS);
+        return ps_error_set(err, PS_EPROTO, "header lists %zu tensors (limit %d)", h->n_tensors,
+                            PS_MAX_TENSORS);
     m->nshards = (uint32_t)h->n_shards;
     for (size_t i = 0; i < h->n_shards; i++) {
         const Ps__ShardInfo *s = h->shards[i];
-        int rc = copy_string(m->shards[i].endpoint, PS_ENDPOINT_MAX, s->endpoint,
-                             "shard endpoint", err);
+        int rc =
+            copy_string(m->shards[i].endpoint, PS_ENDPOINT_MAX, s->endpoint, "shard endpoint", err);
         if (rc != 0)
             return rc;
         if (s->key_hi < s->key_lo)
@@ -61,8 +61,7 @@ static int decode_layout(const Ps__Header *h, ps_msg *m, ps_error *err)
     m->ntensors = (uint32_t)h->n_tensors;
     for (size_t i = 0; i < h->n_tensors; i++) {
         const Ps__TensorInfo *t = h->tensors[i];
-        int rc = copy_string(m->tensors[i].name, PS_TENSOR_NAME_MAX, t->name, "tensor name",
-                             err);
+        int rc = copy_string(m->tensors[i].name, PS_TENSOR_NAME_MAX, t->name, "tensor name", err);
         if (rc != 0)
             return rc;
         if (t->n_shape > PS_MAX_DIMS)
@@ -82,8 +81,7 @@ static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_
 {
     if (m->encoding == PS_ENC_NONE) {
         if (payload != NULL || m->payload_bytes != 0)
-            return ps_error_set(err, PS_EPAYLOAD,
-                                "%s has a %zu-byte payload but encoding none",
+            return ps_error_set(err, PS_EPAYLOAD, "%s has a %zu-byte payload but encoding none",
                                 ps_msg_type_name(m->type), payload ? payload_len : 0);
         return 0;
     }
@@ -93,20 +91,18 @@ static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_
         return ps_error_set(err, PS_EPAYLOAD, "%s header announces %llu payload bytes, none came",
                             ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes);
     if (m->payload_bytes != payload_len)
-        return ps_error_set(err, PS_EPAYLOAD,
-                            "%s header announces %llu payload bytes, the frame has %zu",
-                            ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes,
-                            payload_len);
+        return ps_error_set(
+            err, PS_EPAYLOAD, "%s header announces %llu payload bytes, the frame has %zu",
+            ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes, payload_len);
     if (m->encoding == PS_ENC_F32) {
         if (m->key_hi < m->key_lo)
             return ps_error_set(err, PS_EPAYLOAD, "key range [%llu, %llu) is reversed",
                                 (unsigned long long)m->key_lo, (unsigned long long)m->key_hi);
         uint64_t keys = m->key_hi - m->key_lo;
         if (keys > UINT64_MAX / 4 || keys * 4 != payload_len)
-            return ps_error_set(err, PS_EPAYLOAD,
-                                "float32 payload of %zu bytes does not cover keys [%llu, %llu)",
-                                payload_len, (unsigned long long)m->key_lo,
-                                (unsigned long long)m->key_hi);
+            return ps_error_set(
+                err, PS_EPAYLOAD, "float32 payload of %zu bytes does not cover keys [%llu, %llu)",
+                payload_len, (unsigned long long)m->key_lo, (unsigned long long)m->key_hi);
     } else {
         return ps_error_set(err, PS_EPAYLOAD, "payload encoding %d is not supported yet",
                             (int)m->encoding);

@@ -12,13 +12,13 @@
 #include "error.h"
 
 #define PS_PROTOCOL_VERSION 1u
-#define PS_JOB_NAME_MAX 64      /* bytes of a job name, NUL included */
-#define PS_ENDPOINT_MAX 128     /* bytes of an endpoint, NUL included */
-#define PS_TENSOR_NAME_MAX 64   /* bytes of a tensor name, NUL included */
-#define PS_MAX_SHARDS 32
-#define PS_MAX_TENSORS 32
-#define PS_MAX_DIMS 4
-#define PS_MSG_ERROR_MAX 256    /* bytes of a reply's error text */
+#define PS_JOB_NAME_MAX     64  /* bytes of a job name, NUL included */
+#define PS_ENDPOINT_MAX     128 /* bytes of an endpoint, NUL included */
+#define PS_TENSOR_NAME_MAX  64  /* bytes of a tensor name, NUL included */
+#define PS_MAX_SHARDS       32
+#define PS_MAX_TENSORS      32
+#define PS_MAX_DIMS         4
+#define PS_MSG_ERROR_MAX    256   /* bytes of a reply's error text */
 #define PS_HEADER_MAX_BYTES 65536 /* frame 1 larger than this is refused */
 
 typedef enum ps_msg_type {
@@ -47,7 +47,7 @@ typedef enum ps_encoding {
 
 /* ACK flags */
 #define PS_ACK_DUPLICATE 1u /* a retried push: acknowledged, not applied again */
-#define PS_ACK_DROPPED 2u   /* a push for a round already closed: not applied */
+#define PS_ACK_DROPPED   2u /* a push for a round already closed: not applied */
 
 typedef struct ps_shard_info {
     char endpoint[PS_ENDPOINT_MAX];

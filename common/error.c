@@ -9,8 +9,8 @@ const char *ps_strerror(int code)
     switch (code) {
     case PS_OK:
         return "success";
-#define PS_X_MSG(name, value, msg)                                           \
-    case value:                                                              \
+#define PS_X_MSG(name, value, msg)                                                                 \
+    case value:                                                                                    \
         return msg;
         PS_ERRNO_MAP(PS_X_MSG)
 #undef PS_X_MSG
@@ -24,8 +24,8 @@ const char *ps_err_name(int code)
     switch (code) {
     case PS_OK:
         return "PS_OK";
-#define PS_X_NAME(name, value, msg)                                          \
-    case value:                                                              \
+#define PS_X_NAME(name, value, msg)                                                                \
+    case value:                                                                                    \
         return "PS_" #name;
         PS_ERRNO_MAP(PS_X_NAME)
 #undef PS_X_NAME

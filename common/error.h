@@ -7,26 +7,26 @@
 #include <stddef.h>
 
 /* name, value, message */
-#define PS_ERRNO_MAP(X)                                                      \
-    X(EINVAL, -1, "invalid argument")                                        \
-    X(ENOMEM, -2, "out of memory")                                           \
-    X(EIO, -3, "input/output error")                                         \
-    X(EPROTO, -4, "malformed message")                                       \
-    X(ETYPE, -5, "unknown message type")                                     \
-    X(EVERSION, -6, "protocol version mismatch")                             \
-    X(EJOB, -7, "message for another job")                                   \
-    X(EPAYLOAD, -8, "payload does not match its header")                     \
-    X(ERANGE, -9, "key range out of bounds")                                 \
-    X(EWORKER, -10, "unknown worker")                                        \
-    X(ECLOCK, -11, "clock out of order")                                     \
-    X(ETIMEDOUT, -12, "timed out")                                           \
-    X(ECONFIG, -13, "invalid job file")                                      \
-    X(EUNSUPPORTED, -14, "not supported yet")                                \
-    X(EDATA, -15, "malformed data file")                                     \
-    X(EZMQ, -16, "zeromq error")                                             \
-    X(EFULL, -17, "server is full")                                          \
-    X(ESTATE, -18, "request not valid in this state")                        \
-    X(EINTR, -19, "interrupted")                                             \
+#define PS_ERRNO_MAP(X)                                                                            \
+    X(EINVAL, -1, "invalid argument")                                                              \
+    X(ENOMEM, -2, "out of memory")                                                                 \
+    X(EIO, -3, "input/output error")                                                               \
+    X(EPROTO, -4, "malformed message")                                                             \
+    X(ETYPE, -5, "unknown message type")                                                           \
+    X(EVERSION, -6, "protocol version mismatch")                                                   \
+    X(EJOB, -7, "message for another job")                                                         \
+    X(EPAYLOAD, -8, "payload does not match its header")                                           \
+    X(ERANGE, -9, "key range out of bounds")                                                       \
+    X(EWORKER, -10, "unknown worker")                                                              \
+    X(ECLOCK, -11, "clock out of order")                                                           \
+    X(ETIMEDOUT, -12, "timed out")                                                                 \
+    X(ECONFIG, -13, "invalid job file")                                                            \
+    X(EUNSUPPORTED, -14, "not supported yet")                                                      \
+    X(EDATA, -15, "malformed data file")                                                           \
+    X(EZMQ, -16, "zeromq error")                                                                   \
+    X(EFULL, -17, "server is full")                                                                \
+    X(ESTATE, -18, "request not valid in this state")                                              \
+    X(EINTR, -19, "interrupted")                                                                   \
     X(ESERVER, -20, "server replied with an error")
 
 enum {

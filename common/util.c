@@ -21,8 +21,7 @@ double ps_clock_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int ps_shard_range(uint64_t num_params, uint32_t num_shards, uint32_t i, uint64_t *lo,
-                   uint64_t *hi)
+int ps_shard_range(uint64_t num_params, uint32_t num_shards, uint32_t i, uint64_t *lo, uint64_t *hi)
 {
     if (num_shards == 0 || i >= num_shards)
         return PS_EINVAL;

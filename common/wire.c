@@ -29,8 +29,7 @@ static void drain(void *sock)
     }
 }
 
-int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg *m,
-                 ps_error *err)
+int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg *m, ps_error *err)
 {
     f->nparts = 0;
     f->identity_len = 0;
@@ -40,8 +39,7 @@ int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg
         if (f->nparts == max_parts) {
             drain(sock);
             ps_msg_init(m, PS_MSG_NONE);
-            return ps_error_set(err, PS_EPROTO, "message has more than %d frames",
-                                max_parts);
+            return ps_error_set(err, PS_EPROTO, "message has more than %d frames", max_parts);
         }
         zmq_msg_t *part = &f->parts[f->nparts];
         zmq_msg_init(part);

@@ -28,8 +28,7 @@ typedef struct ps_frames {
  * when nothing was received; or a codec error (m partly filled, err says
  * what) after which f still holds the identity for an ERROR reply. Always
  * call ps_frames_close afterwards, whatever it returned. */
-int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg *m,
-                 ps_error *err);
+int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg *m, ps_error *err);
 
 /* Closes the frames of a received message. Safe to call twice. */
 void ps_frames_close(ps_frames *f);

@@ -14,8 +14,8 @@
 #include "error.h"
 #include "log.h"
 
-#define PS_PATH_MAX 1024
-#define PS_MAX_HIDDEN 8
+#define PS_PATH_MAX    1024
+#define PS_MAX_HIDDEN  8
 #define PS_MAX_WORKERS 1024
 
 typedef enum ps_mode { PS_MODE_SYNC, PS_MODE_ASYNC, PS_MODE_SSP } ps_mode;
@@ -95,8 +95,8 @@ typedef struct ps_job {
         bool nesterov;
         double l2;
         ps_schedule_type schedule;
-        uint64_t step_size;   /* step: every step_size updates ... */
-        double gamma;         /* ... lr *= gamma */
+        uint64_t step_size; /* step: every step_size updates ... */
+        double gamma;       /* ... lr *= gamma */
         uint64_t warmup_steps;
     } optimizer;
     struct {

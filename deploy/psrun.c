@@ -21,11 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CHILDREN 256
-#define LINE_MAX_BYTES 4096
+#define MAX_CHILDREN           256
+#define LINE_MAX_BYTES         4096
 #define SERVER_START_TIMEOUT_S 20.0
-#define STOP_GRACE_S 10.0
-#define PROGRESS_FD 3 /* the fd a worker writes its progress lines to */
+#define STOP_GRACE_S           10.0
+#define PROGRESS_FD            3 /* the fd a worker writes its progress lines to */
 
 typedef struct child {
     pid_t pid;
@@ -89,14 +89,13 @@ static double now_s(void)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: psrun [options] JOB.yaml\n"
-            "Runs a whole psd job on this machine: one psd per shard and the job's\n"
-            "workers, on loopback; prints a summary at the end.\n"
-            "\n"
-            "  --summary-json FILE  write the summary as JSON to FILE\n"
-            "  -h, --help           show this help\n"
-            "  -V, --version        show the version\n");
+    fprintf(out, "usage: psrun [options] JOB.yaml\n"
+                 "Runs a whole psd job on this machine: one psd per shard and the job's\n"
+                 "workers, on loopback; prints a summary at the end.\n"
+                 "\n"
+                 "  --summary-json FILE  write the summary as JSON to FILE\n"
+                 "  -h, --help           show this help\n"
+                 "  -V, --version        show the version\n");
 }
 
 /* The folder psrun itself lives in: psd and psworker are looked up there
@@ -188,8 +187,9 @@ static int read_plan(psrun *r)
         return 1;
     }
     if (r->plan.workers + r->plan.servers > MAX_CHILDREN) {
-        fprintf(stderr, "psrun: %s: %d workers and %d servers are more than one machine runs "
-                        "(limit %d processes)\n",
+        fprintf(stderr,
+                "psrun: %s: %d workers and %d servers are more than one machine runs "
+                "(limit %d processes)\n",
                 r->job_path, r->plan.workers, r->plan.servers, MAX_CHILDREN);
         return 2;
     }
@@ -266,8 +266,8 @@ static void draw_progress(psrun *r)
     for (int i = 0; i < 30; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
-    fprintf(stderr, "\r\033[K[%s] %3.0f%%  epoch %lu  loss %.4f  %.1f s", bar, frac * 100.0,
-            epoch, seen ? loss / seen : 0.0, now_s() - r->t_start);
+    fprintf(stderr, "\r\033[K[%s] %3.0f%%  epoch %lu  loss %.4f  %.1f s", bar, frac * 100.0, epoch,
+            seen ? loss / seen : 0.0, now_s() - r->t_start);
     r->progress_drawn = true;
 }
 
@@ -422,8 +422,16 @@ static int start_workers(psrun *r, int progress_wr)
         snprintf(rank, sizeof rank, "%d", i);
         snprintf(summary, sizeof summary, "%s/w%d.json", r->tmpdir, i);
         snprintf(fd, sizeof fd, "%d", PROGRESS_FD);
-        char *argv[] = {prog,           "--config", (char *)r->job_path, "--rank", rank,
-                        "--summary-json", summary,  "--progress-fd",      fd,       NULL};
+        char *argv[] = {prog,
+                        "--config",
+                        (char *)r->job_path,
+                        "--rank",
+                        rank,
+                        "--summary-json",
+                        summary,
+                        "--progress-fd",
+                        fd,
+                        NULL};
         if (spawn(r, c, argv, progress_wr) != 0) {
             fprintf(stderr, "psrun: cannot start %s: %s\n", prog, strerror(errno));
             return -1;
@@ -714,9 +722,9 @@ int main(int argc, char **argv)
     r.progress_rd = progress[0];
     r.tty = isatty(STDERR_FILENO);
     r.t_start = now_s();
-    fprintf(stderr, "psrun: job %s: %d shard%s, %d worker%s, %s mode\n", r.plan.job,
-            r.plan.servers, r.plan.servers == 1 ? "" : "s", r.plan.workers,
-            r.plan.workers == 1 ? "" : "s", r.plan.mode);
+    fprintf(stderr, "psrun: job %s: %d shard%s, %d worker%s, %s mode\n", r.plan.job, r.plan.servers,
+            r.plan.servers == 1 ? "" : "s", r.plan.workers, r.plan.workers == 1 ? "" : "s",
+            r.plan.mode);
     if (start_servers(&r) != 0) {
         fail(&r, "could not start the servers");
         begin_stop(&r);
@@ -727,8 +735,7 @@ int main(int argc, char **argv)
     double wall_s = now_s() - r.t_start;
     int exit_code = 0;
     if (stop_requested) {
-        fprintf(stderr, "psrun: stopped by signal %d after %.1f s\n", (int)stop_requested,
-                wall_s);
+        fprintf(stderr, "psrun: stopped by signal %d after %.1f s\n", (int)stop_requested, wall_s);
         exit_code = 130;
     } else if (r.failed) {
         fprintf(stderr, "psrun: job failed: %s\n", r.failure);

@@ -198,11 +198,65 @@ static bool line_is_blank(const char *s)
     return true;
 }
 
+/* A text format read a line at a time: parse turns one line into a row of
+ * b, or fills err with what is wrong (read_lines adds file:line). */
+typedef struct line_format line_format;
+struct line_format {
+    int (*parse)(builder *b, char *line, const line_format *fmt, ps_error *err);
+    uint32_t label_column; /* csv */
+};
+
+/* Reads every line of path through fmt into a new dataset in *out.
+ * Blank lines are skipped; errors name file:line. */
+static int read_lines(const char *path, size_t features, const line_format *fmt, ps_dataset **out,
+                      ps_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
+    builder b;
+    int rc = builder_init(&b, features, err);
+    if (rc != 0)
+        goto close_file;
+    char *line = NULL;
+    size_t line_cap = 0;
+    size_t lineno = 0;
+    ssize_t len;
+    errno = 0;
+    while ((len = getline(&line, &line_cap, f)) >= 0) {
+        lineno++;
+        if (!line_chomp(line, len)) {
+            rc = ps_error_set(err, PS_EDATA, "%s:%zu: line contains a NUL byte", path, lineno);
+            goto free_all;
+        }
+        if (line_is_blank(line))
+            continue;
+        ps_error what;
+        rc = fmt->parse(&b, line, fmt, &what);
+        if (rc != 0) {
+            ps_error_set(err, rc, "%s:%zu: %s", path, lineno, what.msg);
+            goto free_all;
+        }
+    }
+    if (ferror(f)) {
+        rc = ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno ? errno : EIO));
+        goto free_all;
+    }
+    rc = builder_finish(&b, path, out, err);
+free_all:
+    free(line);
+    ps_dataset_destroy(&b.ds);
+close_file:
+    fclose(f);
+    return rc;
+}
+
 /* ---- CSV ---- */
 
 /* Parses one CSV line into a new row of b; fills err with "what" (no prefix). */
-static int csv_parse_line(builder *b, char *line, uint32_t label_column, ps_error *err)
+static int csv_parse_line(builder *b, char *line, const line_format *fmt, ps_error *err)
 {
+    uint32_t label_column = fmt->label_column;
     size_t features = b->ds->features;
     size_t nfields = 1;
     for (const char *p = line; *p; p++)
@@ -241,44 +295,8 @@ int ps_dataset_read_csv(const char *path, size_t features, uint32_t label_column
     if ((size_t)label_column > features)
         return ps_error_set(err, PS_EDATA, "%s: label_column %u is outside the %zu fields", path,
                             label_column, features + 1);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
-    builder b;
-    int rc = builder_init(&b, features, err);
-    if (rc != 0)
-        goto close_file;
-    char *line = NULL;
-    size_t line_cap = 0;
-    size_t lineno = 0;
-    ssize_t len;
-    errno = 0;
-    while ((len = getline(&line, &line_cap, f)) >= 0) {
-        lineno++;
-        if (!line_chomp(line, len)) {
-            rc = ps_error_set(err, PS_EDATA, "%s:%zu: line contains a NUL byte", path, lineno);
-            goto free_all;
-        }
-        if (line_is_blank(line))
-            continue;
-        ps_error what;
-        rc = csv_parse_line(&b, line, label_column, &what);
-        if (rc != 0) {
-            ps_error_set(err, rc, "%s:%zu: %s", path, lineno, what.msg);
-            goto free_all;
-        }
-    }
-    if (ferror(f)) {
-        rc = ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno ? errno : EIO));
-        goto free_all;
-    }
-    rc = builder_finish(&b, path, out, err);
-free_all:
-    free(line);
-    ps_dataset_destroy(&b.ds);
-close_file:
-    fclose(f);
-    return rc;
+    line_format fmt = {.parse = csv_parse_line, .label_column = label_column};
+    return read_lines(path, features, &fmt, out, err);
 }
 
 /* ---- LIBSVM ---- */
@@ -324,8 +342,9 @@ static int libsvm_parse_pair(float *row, size_t features, char *tok, unsigned lo
     return 0;
 }
 
-static int libsvm_parse_line(builder *b, char *line, ps_error *err)
+static int libsvm_parse_line(builder *b, char *line, const line_format *fmt, ps_error *err)
 {
+    (void)fmt;
     char *hash = strchr(line, '#');
     if (hash)
         *hash = '\0';
@@ -353,42 +372,8 @@ static int libsvm_parse_line(builder *b, char *line, ps_error *err)
 int ps_dataset_read_libsvm(const char *path, size_t features, ps_dataset **out, ps_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
-    builder b;
-    int rc = builder_init(&b, features, err);
-    if (rc != 0)
-        goto close_file;
-    char *line = NULL;
-    size_t line_cap = 0;
-    size_t lineno = 0;
-    ssize_t len;
-    errno = 0;
-    while ((len = getline(&line, &line_cap, f)) >= 0) {
-        lineno++;
-        if (!line_chomp(line, len)) {
-            rc = ps_error_set(err, PS_EDATA, "%s:%zu: line contains a NUL byte", path, lineno);
-            goto free_all;
-        }
-        ps_error what;
-        rc = libsvm_parse_line(&b, line, &what);
-        if (rc != 0) {
-            ps_error_set(err, rc, "%s:%zu: %s", path, lineno, what.msg);
-            goto free_all;
-        }
-    }
-    if (ferror(f)) {
-        rc = ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno ? errno : EIO));
-        goto free_all;
-    }
-    rc = builder_finish(&b, path, out, err);
-free_all:
-    free(line);
-    ps_dataset_destroy(&b.ds);
-close_file:
-    fclose(f);
-    return rc;
+    line_format fmt = {.parse = libsvm_parse_line};
+    return read_lines(path, features, &fmt, out, err);
 }
 
 int ps_dataset_read(const char *path, ps_data_format format, size_t features, uint32_t label_column,

@@ -19,11 +19,11 @@ extern "C" {
 typedef struct ps_client ps_client;
 
 typedef struct ps_client_opts {
-    const char *job;                /* the job's name; the server refuses another */
-    const char *const *servers;     /* one endpoint per shard, in shard order */
+    const char *job;            /* the job's name; the server refuses another */
+    const char *const *servers; /* one endpoint per shard, in shard order */
     size_t num_servers;
-    int rank;                       /* this worker's rank, or -1 for any free rank */
-    int timeout_ms;                 /* per request; 0 means 30000 */
+    int rank;       /* this worker's rank, or -1 for any free rank */
+    int timeout_ms; /* per request; 0 means 30000 */
 } ps_client_opts;
 
 /* Registers with every shard (HELLO) and returns a client in *out.
@@ -70,7 +70,7 @@ int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t sam
  * the server had applied already), PS_PUSH_DROPPED (sync: the round had
  * closed without it, so it was not applied). */
 #define PS_PUSH_DUPLICATE 1u
-#define PS_PUSH_DROPPED 2u
+#define PS_PUSH_DROPPED   2u
 uint32_t ps_client_push_flags(const ps_client *c);
 
 /* Tells every shard this worker is alive (DESIGN §7); call it more often

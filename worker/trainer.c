@@ -317,8 +317,9 @@ static int theta_pull(ps_trainer *t, uint64_t min_version, ps_error *err)
            min_version > 0 && !stop_requested(t)) {
         if (ps_client_heartbeat(t->client) != 0)
             break;
-        PS_LOG_I(t->opts.log, "still waiting for model version %llu: the servers are alive, the "
-                          "other workers are behind",
+        PS_LOG_I(t->opts.log,
+                 "still waiting for model version %llu: the servers are alive, the "
+                 "other workers are behind",
                  (unsigned long long)min_version);
     }
     if (rc != 0)

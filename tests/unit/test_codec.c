@@ -185,8 +185,7 @@ START_TEST(oversized_header_is_refused_before_parsing)
     static ps_msg d;
     ps_error err;
     unsigned char *big = calloc(1, PS_HEADER_MAX_BYTES + 1);
-    ck_assert_int_eq(ps_codec_decode(big, PS_HEADER_MAX_BYTES + 1, NULL, 0, &d, &err),
-                     PS_EPROTO);
+    ck_assert_int_eq(ps_codec_decode(big, PS_HEADER_MAX_BYTES + 1, NULL, 0, &d, &err), PS_EPROTO);
     ck_assert_str_eq(err.msg, "header frame of 65537 bytes (limit 65536)");
     free(big);
 }

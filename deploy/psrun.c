@@ -527,7 +527,8 @@ static void run_loop(psrun *r, int progress_wr)
         }
         reap(r);
         advance(r, progress_wr);
-        if (now_s() - last_draw > 0.2) {
+        /* redrawn at once after forwarded lines, so it stays at the bottom */
+        if (!r->progress_drawn || now_s() - last_draw > 0.2) {
             draw_progress(r);
             last_draw = now_s();
         }

@@ -192,7 +192,7 @@ static void log_result(const ps_log *lg, const ps_train_result *r)
     char test[96] = "";
     if (r->has_test)
         snprintf(test, sizeof test, ", test %s %.4f", r->metric_name, r->test.metric);
-    PS_LOG_I(lg, "done: rank %u, final loss %.4f%s, version %llu, %.1f s, %.0f samples/s", r->rank,
+    PS_LOG_I(lg, "done: rank %u, final loss %.4f%s, version %llu, %.2f s, %.0f samples/s", r->rank,
              r->final_loss, test, (unsigned long long)r->version, r->wall_s, r->samples_per_s);
 }
 

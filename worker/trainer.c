@@ -515,7 +515,7 @@ static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
         if (t->opts.tty)
             bar_draw(t, (e + 1) * spe, total, e + 1, epoch_loss, e + 1 == epochs);
         else
-            PS_LOG_I(t->opts.log, "epoch %u/%u: loss %.4f%s, %.1f s", e + 1, epochs, epoch_loss,
+            PS_LOG_I(t->opts.log, "epoch %u/%u: loss %.4f%s, %.2f s", e + 1, epochs, epoch_loss,
                      t->test_note, ps_clock_s() - t0);
     }
     bar_end(t);

@@ -4,6 +4,7 @@ that every process a test started is gone at its end."""
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,6 +45,10 @@ class Env:
 
     def finish(self):
         passed = self.checks - self.failures
+        if self.failures == 0:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            print(f"scratch files kept in {self.tmp}")
         print(f"{passed} passed, {self.failures} failed")
         sys.exit(1 if self.failures else 0)
 

@@ -33,4 +33,23 @@ finally:
         psd.communicate()
         env.check(False, "psd stops within 10 s of SIGTERM")
 no_leftovers(env, job)
+
+# the same program built as a user would: against the installed header and
+# library, found through pkg-config
+prefix = os.path.join(env.tmp, "prefix")
+code, out, err = run(["cmake", "--install", os.path.dirname(env.bin), "--prefix", prefix], 120)
+env.check(code == 0, "cmake --install into a scratch prefix")
+pc_dirs = [os.path.join(prefix, d, "pkgconfig") for d in ("lib", "lib64", "lib/x86_64-linux-gnu")]
+penv = dict(os.environ, PKG_CONFIG_PATH=":".join(pc_dirs))
+code, flags, err = run(["pkg-config", "--cflags", "--libs", "psworker"], 10, env=penv)
+env.check(code == 0, f"pkg-config finds psworker: {flags.strip()} {err.strip()}")
+if code == 0:
+    exe = os.path.join(env.tmp, "fit_line")
+    src = os.path.join(env.source, "worker", "example_fit_line.c")
+    code, out, err = run(["cc", src, "-o", exe] + flags.split(), 60)
+    env.check(code == 0, f"the example compiles against the installed library {err.strip()}")
+    libdir = [f[2:] for f in flags.split() if f.startswith("-L")]
+    renv = dict(os.environ, LD_LIBRARY_PATH=":".join(libdir))
+    code, out, err = run([exe], 10, env=renv)
+    env.check(code == 2 and "usage" in err, "the installed example runs (usage without arguments)")
 env.finish()

@@ -46,7 +46,11 @@ env.check(code == 0, f"pkg-config finds psworker: {flags.strip()} {err.strip()}"
 if code == 0:
     exe = os.path.join(env.tmp, "fit_line")
     src = os.path.join(env.source, "worker", "example_fit_line.c")
-    code, out, err = run(["cc", src, "-o", exe] + flags.split(), 60)
+    # a sanitizer build's library needs the program built the same way
+    cache = open(os.path.join(os.path.dirname(env.bin), "CMakeCache.txt")).read()
+    san = [l.split("=", 1)[1] for l in cache.splitlines() if l.startswith("PS_SANITIZER:")]
+    extra = [f"-fsanitize={san[0]}"] if san and san[0] else []
+    code, out, err = run(["cc", src, "-o", exe] + extra + flags.split(), 60)
     env.check(code == 0, f"the example compiles against the installed library {err.strip()}")
     libdir = [f[2:] for f in flags.split() if f.startswith("-L")]
     renv = dict(os.environ, LD_LIBRARY_PATH=":".join(libdir))

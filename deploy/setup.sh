@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # setup.sh — installs the Debian packages psd needs (apt-get when root,
 # otherwise prints the exact command) and builds it into build/ (programs in
-# build/bin). With --asan it also builds build-asan/ under AddressSanitizer +
-# UndefinedBehaviorSanitizer. Safe to run again: it only does what is missing.
+# build/bin). --tests adds the packages the tests need; --asan also builds
+# build-asan/ under AddressSanitizer + UndefinedBehaviorSanitizer. Safe to
+# run again: it only does what is missing.
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
-          libopenblas-dev libyaml-dev check python3 python3-numpy)
+          libopenblas-dev libyaml-dev check)
+# what the tests need besides: numpy to check models, systemd and cloud-init
+# to verify the units and user-data files
+test_packages=(python3 python3-numpy systemd cloud-init)
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 asan=0
 for arg in "$@"; do
   case "$arg" in
     --asan) asan=1 ;;
-    -h|--help) echo "usage: deploy/setup.sh [--asan]"; exit 0 ;;
+    --tests) packages+=("${test_packages[@]}") ;;
+    -h|--help) echo "usage: deploy/setup.sh [--tests] [--asan]"; exit 0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done

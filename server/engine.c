@@ -619,3 +619,13 @@ void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out)
     out->errors = e->errors_total;
     out->live_workers = e->live;
 }
+
+double ps_engine_lr(const ps_engine *e)
+{
+    return ps_store_lr(e->store);
+}
+
+void ps_engine_set_lr(ps_engine *e, double lr)
+{
+    ps_store_set_lr(e->store, lr);
+}

@@ -72,6 +72,11 @@ const float *ps_engine_theta(const ps_engine *e); /* key_lo .. key_hi - 1 */
  * 0 for a code not in the list. */
 uint64_t ps_engine_errors(const ps_engine *e, int code);
 
+/* The base learning rate of the shard's optimizer; set_lr changes it
+ * (SIGHUP reload). */
+double ps_engine_lr(const ps_engine *e);
+void ps_engine_set_lr(ps_engine *e, double lr);
+
 /* Fills *out with the engine's counters. */
 void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out);
 

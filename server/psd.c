@@ -16,13 +16,21 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE   2
 
-/* Set by SIGTERM and SIGINT; the server loop looks at it every 100 ms. */
+/* Set by SIGTERM and SIGINT, and by SIGHUP; the server loop looks at them
+ * every 100 ms. */
 static volatile sig_atomic_t stop_requested = 0;
+static volatile sig_atomic_t reload_requested = 0;
 
 static void on_stop_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+static void on_reload_signal(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
 }
 
 static void usage(FILE *out)
@@ -107,8 +115,9 @@ static int args_parse(int argc, char **argv, psd_args *a)
     return 0;
 }
 
-/* SIGTERM and SIGINT set the stop flag; no SA_RESTART, so a blocking call
- * returns EINTR and the loop sees the flag at once. */
+/* SIGTERM and SIGINT set the stop flag, SIGHUP the reload flag; no
+ * SA_RESTART, so a blocking call returns EINTR and the loop sees the flag at
+ * once. */
 static int signals_install(void)
 {
     struct sigaction sa;
@@ -118,7 +127,26 @@ static int signals_install(void)
     sa.sa_flags = 0;
     if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
         return -1;
+    sa.sa_handler = on_reload_signal;
+    if (sigaction(SIGHUP, &sa, NULL) != 0)
+        return -1;
     return 0;
+}
+
+/* SIGHUP: reads the job file again and applies its reloadable settings (log
+ * level, learning rate). A job file that no longer loads changes nothing. */
+static void reload(ps_server *srv, const psd_args *a, ps_log *lg)
+{
+    static ps_job job; /* large: keep it off the stack */
+    ps_error err;
+    ps_error_clear(&err);
+    if (ps_job_load(a->config, &job, &err) != 0) {
+        PS_LOG_E(lg, "reload refused, running settings kept: %s", err.msg);
+        return;
+    }
+    if (a->log_level == NULL)
+        lg->level = job.log_level;
+    ps_server_reload(srv, &job);
 }
 
 int main(int argc, char **argv)
@@ -157,7 +185,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "psd: %s\n", err.msg);
         return err.code == PS_EZMQ || err.code == PS_ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
     }
-    rc = ps_server_run(srv, &stop_requested, &err);
+    while ((rc = ps_server_run(srv, &stop_requested, &reload_requested, &err)) == 0 &&
+           !stop_requested) {
+        reload_requested = 0;
+        reload(srv, &a, &lg);
+    }
     ps_server_destroy(&srv);
     if (rc != 0) {
         fprintf(stderr, "psd: %s\n", err.msg);

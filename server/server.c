@@ -4,6 +4,7 @@
  * live in the server struct: nothing is allocated per request. */
 #include "server.h"
 
+#include "notify.h"
 #include "util.h"
 #include "wire.h"
 
@@ -15,6 +16,7 @@
 #define POLL_MS     100
 #define BATCH_MAX   256 /* messages handled between two looks at the stop flag */
 #define FRAME_SLACK 64
+#define STATUS_MS   1000 /* how often systemd's STATUS= is refreshed */
 
 struct ps_server {
     void *zctx;
@@ -26,7 +28,38 @@ struct ps_server {
     ps_frames frames;
     ps_msg msg;
     ps_error err;
+    ps_job job; /* as loaded, to tell what a reload changed */
+    ps_notify notify;
+    uint64_t status_ms;     /* when STATUS= was last sent */
+    ps_engine_stats status; /* what it said */
 };
+
+/* STATUS= for systemctl status: the version and who is training. */
+static void notify_status(ps_server *s, const char *extra)
+{
+    ps_engine_stats st;
+    ps_engine_stats_get(s->engine, &st);
+    ps_notify_send(&s->notify, "%sSTATUS=shard %u/%u: version %llu, %u of %u workers live", extra,
+                   s->shard, s->nshards, (unsigned long long)st.version, st.live_workers,
+                   s->job.workers);
+    s->status = st;
+    s->status_ms = ps_clock_ms();
+}
+
+/* Watchdog ping and a fresh STATUS= when something changed. */
+static void notify_tick(ps_server *s)
+{
+    if (!ps_notify_active(&s->notify))
+        return;
+    uint64_t now = ps_clock_ms();
+    ps_notify_watchdog(&s->notify, now);
+    if (now - s->status_ms < STATUS_MS)
+        return;
+    ps_engine_stats st;
+    ps_engine_stats_get(s->engine, &st);
+    if (st.version != s->status.version || st.live_workers != s->status.live_workers)
+        notify_status(s, "");
+}
 
 static int server_send(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
                        const void *payload)
@@ -64,6 +97,9 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     }
     s->log = log;
     s->shard = shard;
+    s->job = *job;
+    if (ps_notify_init(&s->notify) != 0)
+        PS_LOG_W(log, "NOTIFY_SOCKET or WATCHDOG_USEC is malformed: not talking to systemd");
     s->nshards = job->nservers;
     s->engine = ps_engine_new(job, shard, log, err);
     if (s->engine == NULL)
@@ -80,6 +116,7 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     PS_LOG_I(log, "shard %u/%u listening on %s (%llu params, %s, %u worker%s)", shard,
              job->nservers, s->endpoint, (unsigned long long)(hi - lo), ps_mode_name(job->mode),
              job->workers, job->workers == 1 ? "" : "s");
+    notify_status(s, "READY=1\n");
     return s;
 fail:
     ps_server_destroy(&s);
@@ -107,10 +144,12 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
     return 0;
 }
 
-int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, ps_error *err)
+int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
+                  ps_error *err)
 {
     int rc = 0;
-    while (!*stop) {
+    while (!*stop && !(reload && *reload)) {
+        notify_tick(s);
         zmq_pollitem_t item = {.socket = s->sock, .events = ZMQ_POLLIN};
         int n = zmq_poll(&item, 1, POLL_MS);
         if (n < 0) {
@@ -122,12 +161,45 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, ps_error *err)
         if (n > 0 && (rc = server_drain(s, stop, err)) != 0)
             break;
     }
+    if (rc == 0 && !*stop)
+        return 0; /* a reload: the caller comes back */
+    ps_notify_send(&s->notify, "STOPPING=1");
     ps_engine_stats st;
     ps_engine_stats_get(s->engine, &st);
     PS_LOG_I(s->log, "shard %u/%u stopped: version %llu, %llu pushes, %llu pulls, %llu errors",
              s->shard, s->nshards, (unsigned long long)st.version, (unsigned long long)st.pushes,
              (unsigned long long)st.pulls, (unsigned long long)st.errors);
     return rc;
+}
+
+/* Logs a setting that changed in the job file but needs a restart. */
+static void reload_ignored(ps_server *s, bool changed, const char *what)
+{
+    if (changed)
+        PS_LOG_W(s->log, "reload: %s changed in the job file; restart psd to apply it", what);
+}
+
+void ps_server_reload(ps_server *s, const ps_job *job)
+{
+    ps_notify_send(&s->notify, "RELOADING=1");
+    const ps_job *old = &s->job;
+    reload_ignored(s, strcmp(old->name, job->name) != 0, "job");
+    reload_ignored(s, old->mode != job->mode, "mode");
+    reload_ignored(s, old->workers != job->workers, "workers");
+    reload_ignored(s,
+                   old->nservers != job->nservers ||
+                       memcmp(old->servers, job->servers, sizeof old->servers) != 0,
+                   "servers");
+    reload_ignored(s, memcmp(&old->model, &job->model, sizeof old->model) != 0, "model");
+    reload_ignored(s, old->optimizer.type != job->optimizer.type, "optimizer.type");
+    double lr_old = ps_engine_lr(s->engine);
+    if (job->optimizer.lr != old->optimizer.lr) {
+        ps_engine_set_lr(s->engine, job->optimizer.lr);
+        s->job.optimizer.lr = job->optimizer.lr;
+    }
+    PS_LOG_I(s->log, "reloaded %s: lr %g (was %g), log level %s", job->path,
+             ps_engine_lr(s->engine), lr_old, ps_log_level_name(job->log_level));
+    notify_status(s, "READY=1\n");
 }
 
 void ps_server_stats_get(const ps_server *s, ps_engine_stats *out)
@@ -145,6 +217,7 @@ void ps_server_destroy(ps_server **sp)
     if (s->zctx != NULL)
         zmq_ctx_term(s->zctx);
     ps_engine_destroy(&s->engine);
+    ps_notify_fini(&s->notify);
     free(s);
     *sp = NULL;
 }

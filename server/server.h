@@ -25,10 +25,21 @@ typedef struct ps_server ps_server;
  * tcp://...: Address already in use"), or the engine's codes. */
 ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, ps_error *err);
 
-/* Serves requests until *stop becomes non-zero (checked at least every
- * 100 ms, so a signal handler can set it), then logs a summary line.
- * Returns 0 when stopped, or PS_EZMQ (err says why) when the socket fails. */
-int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, ps_error *err);
+/* Serves requests until *stop or *reload (reload may be NULL) becomes
+ * non-zero (checked at least every 100 ms, so a signal handler can set
+ * them). Under systemd (NOTIFY_SOCKET) it pings the watchdog, keeps STATUS=
+ * current and sends STOPPING=1 when stopped. Logs a summary line when
+ * stopped. Returns 0 when stopped or asked to reload (the caller tells
+ * which, reloads and runs it again), or PS_EZMQ (err says why) when the
+ * socket fails. */
+int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
+                  ps_error *err);
+
+/* Applies the reloadable settings of job (the learning rate) and says
+ * RELOADING=1 then READY=1 to systemd. Settings that need a restart
+ * (endpoints, model, mode, workers) are compared and each change is logged
+ * as ignored. */
+void ps_server_reload(ps_server *s, const ps_job *job);
 
 /* The engine's counters (call from the thread that runs the server, or
  * after ps_server_run returned). */

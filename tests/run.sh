@@ -4,7 +4,7 @@
 # that start real processes on loopback.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$top/deploy/setup.sh" --asan
+"$top/deploy/setup.sh" --tests --asan
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
 for build in build build-asan; do

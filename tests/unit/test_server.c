@@ -64,7 +64,7 @@ typedef struct runner {
 static void *run_thread(void *arg)
 {
     runner *r = arg;
-    r->rc = ps_server_run(r->srv, &r->stop, &r->err);
+    r->rc = ps_server_run(r->srv, &r->stop, NULL, &r->err);
     return NULL;
 }
 

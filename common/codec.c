@@ -8,8 +8,8 @@
 #include <string.h>
 
 static const char *const type_names[] = {
-    "NONE", "HELLO",     "WELCOME", "PULL",   "PULL_REPLY",   "PUSH",
-    "ACK",  "HEARTBEAT", "BYE",     "STATUS", "STATUS_REPLY", "ERROR",
+    "NONE",      "HELLO", "WELCOME", "PULL",         "PULL_REPLY", "PUSH",       "ACK",
+    "HEARTBEAT", "BYE",   "STATUS",  "STATUS_REPLY", "ERROR",      "CHECKPOINT",
 };
 
 const char *ps_msg_type_name(int type)
@@ -142,13 +142,14 @@ int ps_codec_decode(const void *hdr, size_t hdr_len, const void *payload, size_t
     m->shard_index = h->shard_index;
     m->samples = h->samples;
     m->flags = h->flags;
-    if ((int)h->type <= PS_MSG_NONE || (int)h->type > PS_MSG_ERROR) {
+    if ((int)h->type <= PS_MSG_NONE || (int)h->type > PS_MSG_CHECKPOINT) {
         rc = ps_error_set(err, PS_ETYPE, "unknown message type %d", (int)h->type);
         goto free_header;
     }
     if ((rc = copy_string(m->job, sizeof m->job, h->job, "job", err)) != 0 ||
         (rc = copy_string(m->error, sizeof m->error, h->error, "error", err)) != 0 ||
         (rc = copy_string(m->mode, sizeof m->mode, h->mode, "mode", err)) != 0 ||
+        (rc = copy_string(m->detail, sizeof m->detail, h->detail, "detail", err)) != 0 ||
         (rc = decode_layout(h, m, err)) != 0)
         goto free_header;
     rc = check_payload(m, payload, payload_len, err);
@@ -185,6 +186,7 @@ static void fill_header(const ps_msg *m, Ps__Header *h, Ps__ShardInfo *shards,
     h->samples = m->samples;
     h->flags = m->flags;
     h->mode = (char *)m->mode;
+    h->detail = (char *)m->detail;
     for (uint32_t i = 0; i < m->nshards; i++) {
         ps__shard_info__init(&shards[i]);
         shards[i].endpoint = (char *)m->shards[i].endpoint;

@@ -34,6 +34,7 @@ typedef enum ps_msg_type {
     PS_MSG_STATUS = 9,
     PS_MSG_STATUS_REPLY = 10,
     PS_MSG_ERROR = 11,
+    PS_MSG_CHECKPOINT = 12,
 } ps_msg_type;
 
 typedef enum ps_encoding {
@@ -44,6 +45,13 @@ typedef enum ps_encoding {
     PS_ENC_TOPK = 4,
     PS_ENC_KEYS_U64 = 5,
 } ps_encoding;
+
+/* HEARTBEAT flags */
+#define PS_FLAG_DONE 1u /* the worker pushed its last gradient: it only waits now */
+
+/* A PULL's min_version that waits for the final θ: answered once no worker
+ * is left that could change it (all done, left or evicted). */
+#define PS_VERSION_FINAL UINT64_MAX
 
 /* ACK flags */
 #define PS_ACK_DUPLICATE 1u /* a retried push: acknowledged, not applied again */
@@ -85,6 +93,7 @@ typedef struct ps_msg {
     uint32_t samples; /* PUSH: samples the gradient was averaged over */
     uint32_t flags;
     char mode[16];
+    char detail[PS_MSG_ERROR_MAX]; /* admin replies */
     uint32_t nshards;
     ps_shard_info shards[PS_MAX_SHARDS];
     uint32_t ntensors;

@@ -89,3 +89,27 @@ int ps_wire_send(void *sock, const void *identity, size_t identity_len, const ps
         return PS_EZMQ;
     return 0;
 }
+
+int ps_wire_send_msg(void *sock, const void *identity, size_t identity_len, const ps_msg *m,
+                     zmq_msg_t *payload, int flags)
+{
+    unsigned char hdr[PS_HEADER_MAX_BYTES];
+    size_t hdr_len = 0;
+    int rc = PS_EINVAL;
+    if (m->payload_bytes == 0 || zmq_msg_size(payload) != m->payload_bytes ||
+        ps_codec_encode(m, hdr, sizeof hdr, &hdr_len) != 0)
+        goto close_payload;
+    rc = PS_EZMQ;
+    if (identity != NULL && zmq_send(sock, identity, identity_len, ZMQ_SNDMORE | flags) < 0)
+        goto close_payload;
+    if (zmq_send(sock, hdr, hdr_len, ZMQ_SNDMORE | flags) < 0 ||
+        zmq_msg_send(payload, sock, flags) < 0)
+        goto close_payload;
+    return 0;
+close_payload : {
+    int e = errno;
+    zmq_msg_close(payload);
+    errno = e;
+}
+    return rc;
+}

@@ -39,4 +39,13 @@ void ps_frames_close(ps_frames *f);
 int ps_wire_send(void *sock, const void *identity, size_t identity_len, const ps_msg *m,
                  const void *payload, int flags);
 
+/* Same as ps_wire_send, but frame 2 is *payload (m->payload_bytes long, a
+ * message made with zmq_msg_init_data to send big arrays without a copy).
+ * The function always takes *payload over: ZeroMQ closes it once sent, or
+ * it is closed here when sending fails, so its free function runs exactly
+ * once either way, on ZeroMQ's I/O thread or this one. Returns as
+ * ps_wire_send; PS_EINVAL also when the sizes disagree. */
+int ps_wire_send_msg(void *sock, const void *identity, size_t identity_len, const ps_msg *m,
+                     zmq_msg_t *payload, int flags);
+
 #endif

@@ -67,10 +67,11 @@ enum key_id {
     K_DATA, K_D_TRAIN, K_D_TEST, K_D_FORMAT, K_D_TRAIN_LABELS, K_D_TEST_LABELS,
     K_D_LABEL_COLUMN, K_D_NORMALIZE, K_D_SHARD,
     K_OPTIM, K_O_TYPE, K_O_LR, K_O_MOMENTUM, K_O_NESTEROV, K_O_L2, K_O_SCHEDULE,
-    K_S_TYPE, K_S_STEP_SIZE, K_S_GAMMA, K_S_WARMUP,
+    K_O_L1, K_O_BETA1, K_O_BETA2, K_O_EPS,
+    K_S_TYPE, K_S_STEP_SIZE, K_S_GAMMA, K_S_WARMUP, K_S_TOTAL,
     K_TRAINING, K_T_EPOCHS, K_T_BATCH, K_T_LOCAL_STEPS, K_T_SEED,
     K_COMPRESSION, K_C_TYPE, K_C_RATIO,
-    K_HEARTBEAT, K_H_INTERVAL, K_H_TIMEOUT,
+    K_HEARTBEAT, K_H_INTERVAL, K_H_TIMEOUT, K_H_DEADLINE,
     K_ON_WORKER_LOSS,
     K_CHECKPOINT, K_CK_DIR, K_CK_EVERY, K_CK_KEEP,
     K_SECURITY, K_SEC_KEY, K_SEC_AUTH,
@@ -169,7 +170,9 @@ static const section init_sec = {"model.init", ROWS(init_keys)};
 
 static const key model_keys[] = {
     {"type", K_M_TYPE, KIND_ENUM, F_REQUIRED, FIELD(model.type), .names = model_names,
-     .sup = 1u << PS_MODEL_LINEAR | 1u << PS_MODEL_LOGISTIC, .aka = "kind|model"},
+     .sup = 1u << PS_MODEL_LINEAR | 1u << PS_MODEL_LOGISTIC | 1u << PS_MODEL_SOFTMAX |
+            1u << PS_MODEL_MLP,
+     .aka = "kind|model"},
     {"features", K_M_FEATURES, KIND_INT, F_REQUIRED, FIELD(model.features), .min = 1,
      .max = UINT64_C(1) << 31, .aka = "n_features|num_features|input_dim|inputs|dim"},
     {"classes", K_M_CLASSES, KIND_INT, FIELD(model.classes), .min = 2, .max = MAX_CLASSES,
@@ -185,7 +188,7 @@ static const key data_keys[] = {
      .aka = "train_file|train_path|training"},
     {"test", K_D_TEST, KIND_PATH, FIELD(data.test), .aka = "test_file|test_path|eval|valid"},
     {"format", K_D_FORMAT, KIND_ENUM, FIELD(data.format), .def = "csv", .names = format_names,
-     .sup = 1u << PS_FORMAT_CSV | 1u << PS_FORMAT_LIBSVM},
+     .sup = SUP_ALL},
     {"train_labels", K_D_TRAIN_LABELS, KIND_PATH, FIELD(data.train_labels)},
     {"test_labels", K_D_TEST_LABELS, KIND_PATH, FIELD(data.test_labels)},
     {"label_column", K_D_LABEL_COLUMN, KIND_INT, FIELD(data.label_column), .def = "0",
@@ -199,19 +202,21 @@ static const section data_sec = {"data", ROWS(data_keys)};
 
 static const key schedule_keys[] = {
     {"type", K_S_TYPE, KIND_ENUM, FIELD(optimizer.schedule), .def = "constant",
-     .names = schedule_names, .sup = 1u << PS_SCHEDULE_CONSTANT},
+     .names = schedule_names, .sup = SUP_ALL},
     {"step_size", K_S_STEP_SIZE, KIND_INT, FIELD(optimizer.step_size), .min = 1, .max = UINT64_MAX,
      .aka = "step|every"},
     {"gamma", K_S_GAMMA, KIND_FLOAT, F_LO_OPEN, FIELD(optimizer.gamma), .def = "0.1", .lo = 0,
      .hi = 1, .aka = "decay|factor"},
-    {"warmup_steps", K_S_WARMUP, KIND_INT, F_SUP_MAX, FIELD(optimizer.warmup_steps), .def = "0",
-     .max = UINT64_MAX, .sup_max = 0, .aka = "warmup"},
+    {"warmup_steps", K_S_WARMUP, KIND_INT, FIELD(optimizer.warmup_steps), .def = "0",
+     .max = UINT64_MAX, .aka = "warmup"},
+    {"total_steps", K_S_TOTAL, KIND_INT, FIELD(optimizer.total_steps), .min = 1, .max = UINT64_MAX,
+     .aka = "total|horizon|max_steps|t_max"},
 };
 static const section schedule_sec = {"optimizer.schedule", ROWS(schedule_keys)};
 
 static const key optim_keys[] = {
     {"type", K_O_TYPE, KIND_ENUM, FIELD(optimizer.type), .def = "sgd", .names = optim_names,
-     .sup = 1u << PS_OPTIM_SGD, .aka = "name|optimizer"},
+     .sup = SUP_ALL, .aka = "name|optimizer"},
     {"lr", K_O_LR, KIND_FLOAT, F_LO_OPEN, FIELD(optimizer.lr), .def = "0.1", .lo = 0, .hi = FLT_INF,
      .aka = "learning_rate|learningrate|rate|eta|alpha"},
     {"momentum", K_O_MOMENTUM, KIND_FLOAT, F_HI_OPEN, FIELD(optimizer.momentum), .def = "0.9",
@@ -219,6 +224,14 @@ static const key optim_keys[] = {
     {"nesterov", K_O_NESTEROV, KIND_BOOL, FIELD(optimizer.nesterov), .def = "false"},
     {"l2", K_O_L2, KIND_FLOAT, FIELD(optimizer.l2), .def = "0", .lo = 0, .hi = FLT_INF,
      .aka = "weight_decay|lambda|reg|regularization|l2_reg"},
+    {"l1", K_O_L1, KIND_FLOAT, FIELD(optimizer.l1), .def = "0", .lo = 0, .hi = FLT_INF,
+     .aka = "lambda1|l1_reg"},
+    {"beta1", K_O_BETA1, KIND_FLOAT, F_HI_OPEN, FIELD(optimizer.beta1), .def = "0.9", .lo = 0,
+     .hi = 1},
+    {"beta2", K_O_BETA2, KIND_FLOAT, F_HI_OPEN, FIELD(optimizer.beta2), .def = "0.999", .lo = 0,
+     .hi = 1},
+    {"eps", K_O_EPS, KIND_FLOAT, F_LO_OPEN, FIELD(optimizer.eps), .def = "1e-8", .lo = 0,
+     .hi = FLT_INF, .aka = "epsilon"},
     {"schedule", K_O_SCHEDULE, KIND_SECTION, .sub = &schedule_sec, .aka = "lr_schedule|scheduler"},
 };
 static const section optim_sec = {"optimizer", ROWS(optim_keys)};
@@ -248,13 +261,15 @@ static const key heartbeat_keys[] = {
      .max = 3600000, .aka = "interval|period_ms"},
     {"timeout_ms", K_H_TIMEOUT, KIND_INT, FIELD(heartbeat.timeout_ms), .def = "3000", .min = 1,
      .max = 3600000, .aka = "timeout"},
+    {"deadline_ms", K_H_DEADLINE, KIND_INT, FIELD(heartbeat.deadline_ms), .def = "60000", .min = 1,
+     .max = 86400000, .aka = "deadline|give_up_ms|retry_ms"},
 };
 static const section heartbeat_sec = {"heartbeat", ROWS(heartbeat_keys)};
 
 static const key checkpoint_keys[] = {
     {"dir", K_CK_DIR, KIND_PATH, F_REQUIRED, FIELD(checkpoint.dir), .aka = "path|folder|directory"},
-    {"every_seconds", K_CK_EVERY, KIND_INT, FIELD(checkpoint.every_seconds), .def = "30", .min = 1,
-     .max = UINT32_MAX, .aka = "every|interval|interval_seconds"},
+    {"every_seconds", K_CK_EVERY, KIND_FLOAT, F_LO_OPEN, FIELD(checkpoint.every_seconds),
+     .def = "30", .lo = 0, .hi = 31536000, .aka = "every|interval|interval_seconds"},
     {"keep", K_CK_KEEP, KIND_INT, FIELD(checkpoint.keep), .def = "3", .min = 1, .max = UINT32_MAX,
      .aka = "max_keep|retain"},
 };
@@ -300,10 +315,10 @@ static const key top_keys[] = {
     {"optimizer", K_OPTIM, KIND_SECTION, .sub = &optim_sec, .aka = "optimiser|optim"},
     {"training", K_TRAINING, KIND_SECTION, .sub = &training_sec, .aka = "train|trainer"},
     {"compression", K_COMPRESSION, KIND_SECTION, .sub = &compression_sec, .aka = "compress"},
-    {"heartbeat", K_HEARTBEAT, KIND_SECTION, F_REFUSED, .sub = &heartbeat_sec, .aka = "heartbeats"},
-    {"on_worker_loss", K_ON_WORKER_LOSS, KIND_ENUM, F_REFUSED, FIELD(on_worker_loss),
-     .def = "continue", .names = loss_names, .sup = SUP_ALL},
-    {"checkpoint", K_CHECKPOINT, KIND_SECTION, F_REFUSED, .sub = &checkpoint_sec,
+    {"heartbeat", K_HEARTBEAT, KIND_SECTION, .sub = &heartbeat_sec, .aka = "heartbeats"},
+    {"on_worker_loss", K_ON_WORKER_LOSS, KIND_ENUM, FIELD(on_worker_loss), .def = "continue",
+     .names = loss_names, .sup = SUP_ALL},
+    {"checkpoint", K_CHECKPOINT, KIND_SECTION, .sub = &checkpoint_sec,
      .aka = "checkpoints|checkpointing"},
     {"security", K_SECURITY, KIND_SECTION, F_REFUSED, .sub = &security_sec, .aka = "curve|auth"},
     {"metrics", K_METRICS, KIND_SECTION, F_REFUSED, .sub = &metrics_sec, .aka = "prometheus"},
@@ -1189,6 +1204,22 @@ static bool schedule_step(const ps_job *j)
 {
     return j->optimizer.schedule == PS_SCHEDULE_STEP;
 }
+static bool schedule_cosine(const ps_job *j)
+{
+    return j->optimizer.schedule == PS_SCHEDULE_COSINE;
+}
+static bool optim_ftrl(const ps_job *j)
+{
+    return j->optimizer.type == PS_OPTIM_FTRL;
+}
+static bool optim_adam(const ps_job *j)
+{
+    return j->optimizer.type == PS_OPTIM_ADAM;
+}
+static bool optim_adam_or_adagrad(const ps_job *j)
+{
+    return j->optimizer.type == PS_OPTIM_ADAM || j->optimizer.type == PS_OPTIM_ADAGRAD;
+}
 static bool compress_topk(const ps_job *j)
 {
     return j->compression.type == PS_COMPRESS_TOPK;
@@ -1214,6 +1245,11 @@ static const struct only_with {
     {K_O_NESTEROV, "optimizer.nesterov", optim_momentum, "optimizer type momentum"},
     {K_S_STEP_SIZE, "optimizer.schedule.step_size", schedule_step, "schedule type step"},
     {K_S_GAMMA, "optimizer.schedule.gamma", schedule_step, "schedule type step"},
+    {K_S_TOTAL, "optimizer.schedule.total_steps", schedule_cosine, "schedule type cosine"},
+    {K_O_L1, "optimizer.l1", optim_ftrl, "optimizer type ftrl"},
+    {K_O_BETA1, "optimizer.beta1", optim_adam, "optimizer type adam"},
+    {K_O_BETA2, "optimizer.beta2", optim_adam, "optimizer type adam"},
+    {K_O_EPS, "optimizer.eps", optim_adam_or_adagrad, "optimizer type adam or adagrad"},
     {K_C_RATIO, "compression.ratio", compress_topk, "compression type topk"},
 };
 
@@ -1283,6 +1319,16 @@ static int check_contradictions(ctx *c)
         (rc = needs(c, K_O_SCHEDULE, K_S_STEP_SIZE, "optimizer.schedule", "step_size",
                     "schedule type step")) != 0)
         return rc;
+    if (j->optimizer.schedule == PS_SCHEDULE_COSINE &&
+        (rc = needs(c, K_O_SCHEDULE, K_S_TOTAL, "optimizer.schedule", "total_steps",
+                    "schedule type cosine")) != 0)
+        return rc;
+    if (j->optimizer.schedule == PS_SCHEDULE_COSINE &&
+        j->optimizer.warmup_steps >= j->optimizer.total_steps)
+        return fail(c, PS_ECONFIG, c->seen[K_S_WARMUP].val_mark,
+                    "optimizer.schedule.warmup_steps (%" PRIu64
+                    ") must be less than optimizer.schedule.total_steps (%" PRIu64 ")",
+                    j->optimizer.warmup_steps, j->optimizer.total_steps);
     if (j->heartbeat.timeout_ms <= j->heartbeat.interval_ms) {
         int id = c->seen[K_H_TIMEOUT].given ? K_H_TIMEOUT : K_H_INTERVAL;
         return fail(c, PS_ECONFIG, c->seen[id].val_mark,

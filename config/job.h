@@ -94,10 +94,14 @@ typedef struct ps_job {
         double momentum;
         bool nesterov;
         double l2;
+        double l1;           /* ftrl */
+        double beta1, beta2; /* adam */
+        double eps;          /* adam, adagrad */
         ps_schedule_type schedule;
         uint64_t step_size; /* step: every step_size updates ... */
         double gamma;       /* ... lr *= gamma */
         uint64_t warmup_steps;
+        uint64_t total_steps; /* cosine: its horizon, in updates */
     } optimizer;
     struct {
         uint32_t epochs;
@@ -110,13 +114,14 @@ typedef struct ps_job {
         double ratio; /* topk */
     } compression;
     struct {
-        uint32_t interval_ms;
-        uint32_t timeout_ms;
+        uint32_t interval_ms; /* a worker says it is alive this often */
+        uint32_t timeout_ms;  /* psd evicts a worker silent this long */
+        uint32_t deadline_ms; /* a worker gives up on a silent server after this long */
     } heartbeat;
     ps_worker_loss on_worker_loss;
     struct {
         char dir[PS_PATH_MAX]; /* "" when no checkpoints */
-        uint32_t every_seconds;
+        double every_seconds;
         uint32_t keep;
     } checkpoint;
     struct {

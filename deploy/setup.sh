@@ -6,8 +6,9 @@
 # run again: it only does what is missing.
 set -euo pipefail
 
+# dataset-fashion-mnist: the quick start's data (and the examples' tests)
 packages=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
-          libopenblas-dev libyaml-dev check)
+          libopenblas-dev libyaml-dev zlib1g-dev check dataset-fashion-mnist)
 # what the tests need besides: numpy to check models, systemd and cloud-init
 # to verify the units and user-data files
 test_packages=(python3 python3-numpy systemd cloud-init)

@@ -33,10 +33,12 @@ typedef enum slot_state { SLOT_UNSEEN, SLOT_LIVE, SLOT_LEFT } slot_state;
 typedef struct worker_slot {
     slot_state state;
     uint32_t worker_id;
-    bool has_seq;      /* a push was applied since HELLO */
-    uint64_t last_seq; /* seq of the last push applied */
-    bool pushed;       /* contributed to the open round (kept if it leaves) */
-    float weight;      /* deterministic: weight of the staged gradient */
+    bool has_seq;          /* a push was applied since HELLO */
+    uint64_t last_seq;     /* seq of the last push applied */
+    bool pushed;           /* contributed to the open round (kept if it leaves) */
+    bool done;             /* said it pushed its last gradient; counts as departed */
+    uint64_t last_seen_ms; /* when it last sent anything, for eviction */
+    float weight;          /* deterministic: weight of the staged gradient */
     /* the HELLO that registered it, so a retried HELLO gets the same WELCOME */
     unsigned char hello_identity[PS_IDENTITY_MAX];
     size_t hello_identity_len;
@@ -80,6 +82,12 @@ struct ps_engine {
 
     parked_pull *parked;
     size_t nparked, parked_cap;
+
+    /* failures: silent workers are evicted after heartbeat.timeout_ms */
+    uint64_t round_start_ms, max_round_ms;
+    uint64_t evictions;
+    bool aborted; /* on_worker_loss: abort, and a worker was lost */
+    char abort_msg[PS_MSG_ERROR_MAX];
 
     ps_msg reply; /* reused for every reply */
     uint64_t errors[ERROR_CODES];
@@ -153,6 +161,7 @@ static worker_slot *worker_find(ps_engine *e, uint32_t worker_id)
     worker_slot *w = &e->slots[rank];
     if (w->state != SLOT_LIVE || w->worker_id != worker_id)
         return NULL;
+    w->last_seen_ms = ps_clock_ms();
     return w;
 }
 
@@ -226,6 +235,16 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
                       (unsigned long long)e->lo, (unsigned long long)e->hi);
     if (req->min_version <= e->version || !workers_remain(e))
         return pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi);
+    for (size_t i = 0; i < e->nparked; i++) {
+        parked_pull *q = &e->parked[i];
+        if (q->worker_id == req->worker_id && q->seq == req->seq) {
+            /* a retry of a parked pull: answer it once, where it came from last */
+            size_t n = p->identity_len < sizeof q->identity ? p->identity_len : sizeof q->identity;
+            memcpy(q->identity, p->identity, n);
+            q->identity_len = n;
+            return 0;
+        }
+    }
     if (e->nparked == e->parked_cap)
         return refuse(e, p, req, PS_EFULL, "%zu pulls are waiting already (limit %zu)", e->nparked,
                       e->parked_cap);
@@ -263,6 +282,9 @@ static bool round_maybe_close(ps_engine *e)
                 ps_store_accumulate(e->store, e->stage + (size_t)r * n, e->slots[r].weight);
     }
     ps_store_apply_accumulated(e->store, (float)(1.0 / e->round_samples));
+    uint64_t took_ms = ps_clock_ms() - e->round_start_ms;
+    if (took_ms > e->max_round_ms)
+        e->max_round_ms = took_ms;
     PS_LOG_D(e->log, "shard %u: round %llu closed (%u pushes, %.0f samples)", e->shard,
              (unsigned long long)e->version, e->round_pushes, e->round_samples);
     e->version++;
@@ -283,10 +305,18 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, worker_slot
     if (req->clock > e->version)
         return refuse(e, p, req, PS_ECLOCK, "push for round %llu, but round %llu is open",
                       (unsigned long long)req->clock, (unsigned long long)e->version);
+    if (w->pushed && !w->has_seq) {
+        /* it pushed this round, then registered again (evicted, or the
+         * server restarted): its gradient is in the round already */
+        e->duplicates++;
+        return ack(e, p, req, PS_ACK_DUPLICATE);
+    }
     if (w->pushed)
         return refuse(e, p, req, PS_ECLOCK, "rank %d already pushed round %llu", worker_rank(e, w),
                       (unsigned long long)e->version);
     float weight = req->samples > 0 ? (float)req->samples : 1.0f;
+    if (e->round_pushes == 0)
+        e->round_start_ms = ps_clock_ms();
     if (e->stage != NULL) {
         size_t n = ps_store_size(e->store);
         if (n > 0)
@@ -344,9 +374,29 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
         e->duplicates++;
         return ack(e, p, req, PS_ACK_DUPLICATE);
     }
+    if (w->done)
+        return refuse(e, p, req, PS_ESTATE, "rank %d said it had pushed its last gradient",
+                      worker_rank(e, w));
     if (e->job.mode == PS_MODE_SYNC)
         return push_sync(e, p, req, w);
     return push_async(e, p, req, w);
+}
+
+/* A worker stops counting for rounds: it left (BYE or eviction: its rank
+ * is free again) or it is done (still registered, waiting for the final
+ * θ). A round that waited only for it closes in the caller. */
+static void worker_depart(ps_engine *e, worker_slot *w, bool leaves)
+{
+    if (!w->done) {
+        e->departed++;
+        if (w->pushed)
+            e->pushed_alive--;
+    }
+    w->done = !leaves;
+    if (leaves) {
+        w->state = SLOT_LEFT;
+        e->live--;
+    }
 }
 
 /* ---- membership ------------------------------------------------------- */
@@ -415,6 +465,8 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
     }
     e->generation = e->generation % GEN_MAX + 1;
     w->state = SLOT_LIVE;
+    w->done = false;
+    w->last_seen_ms = ps_clock_ms();
     w->worker_id = (e->generation << RANK_BITS) | (uint32_t)worker_rank(e, w);
     w->has_seq = false;
     w->last_seq = 0;
@@ -434,11 +486,7 @@ static int handle_bye(ps_engine *e, const peer *p, const ps_msg *req)
     if (w == NULL)
         return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
                       req->worker_id, e->shard);
-    w->state = SLOT_LEFT;
-    e->live--;
-    e->departed++;
-    if (w->pushed)
-        e->pushed_alive--;
+    worker_depart(e, w, true);
     PS_LOG_I(e->log, "shard %u: worker %u (rank %d) left (%u of %u live)", e->shard, w->worker_id,
              worker_rank(e, w), e->live, e->job.workers);
     round_maybe_close(e);
@@ -447,12 +495,24 @@ static int handle_bye(ps_engine *e, const peer *p, const ps_msg *req)
     return 0;
 }
 
+/* A HEARTBEAT keeps a worker from being evicted; with PS_FLAG_DONE the
+ * worker says it pushed its last gradient: it no longer counts for rounds,
+ * and once every worker is done the final pulls are answered. */
 static int handle_heartbeat(ps_engine *e, const peer *p, const ps_msg *req)
 {
-    if (worker_find(e, req->worker_id) == NULL)
+    worker_slot *w = worker_find(e, req->worker_id);
+    if (w == NULL)
         return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
                       req->worker_id, e->shard);
-    return ack(e, p, req, 0);
+    if (!(req->flags & PS_FLAG_DONE) || w->done)
+        return ack(e, p, req, 0);
+    worker_depart(e, w, false);
+    PS_LOG_D(e->log, "shard %u: rank %d is done at version %llu", e->shard, worker_rank(e, w),
+             (unsigned long long)e->version);
+    round_maybe_close(e);
+    ack(e, p, req, 0);
+    parked_answer(e, p->send, p->ctx);
+    return 0;
 }
 
 static int handle_status(ps_engine *e, const peer *p, const ps_msg *req)
@@ -472,6 +532,8 @@ int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, in
                      void *ctx)
 {
     peer p = {identity, identity_len, send, ctx};
+    if (e->aborted && decode_rc == 0 && req->type != PS_MSG_STATUS)
+        return refuse(e, &p, req, PS_EABORTED, "%s", e->abort_msg);
     if (decode_rc != 0)
         return refuse(e, &p, req, decode_rc, "%s",
                       decode_err && decode_err->msg[0] ? decode_err->msg : ps_strerror(decode_rc));
@@ -618,6 +680,8 @@ void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out)
     out->parked = e->nparked;
     out->errors = e->errors_total;
     out->live_workers = e->live;
+    out->evictions = e->evictions;
+    out->max_round_ms = e->max_round_ms;
 }
 
 double ps_engine_lr(const ps_engine *e)
@@ -628,4 +692,83 @@ double ps_engine_lr(const ps_engine *e)
 void ps_engine_set_lr(ps_engine *e, double lr)
 {
     ps_store_set_lr(e->store, lr);
+}
+
+/* ---- failures --------------------------------------------------------- */
+
+/* Every parked pull gets the abort's ERROR: nobody waits on a stopped job. */
+static void parked_refuse(ps_engine *e, ps_engine_send_fn send, void *ctx)
+{
+    for (size_t i = 0; i < e->nparked; i++) {
+        parked_pull *q = &e->parked[i];
+        peer p = {q->identity, q->identity_len, send, ctx};
+        ps_msg req;
+        ps_msg_init(&req, PS_MSG_PULL);
+        req.seq = q->seq;
+        req.worker_id = q->worker_id;
+        refuse(e, &p, &req, PS_EABORTED, "%s", e->abort_msg);
+    }
+    e->nparked = 0;
+}
+
+void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void *ctx)
+{
+    uint64_t timeout = e->job.heartbeat.timeout_ms;
+    if (timeout == 0 || e->aborted)
+        return;
+    bool evicted = false;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        worker_slot *w = &e->slots[r];
+        if (w->state != SLOT_LIVE || w->done || now_ms < w->last_seen_ms ||
+            now_ms - w->last_seen_ms <= timeout)
+            continue;
+        uint64_t silent = now_ms - w->last_seen_ms;
+        if (e->job.on_worker_loss == PS_LOSS_ABORT) {
+            snprintf(e->abort_msg, sizeof e->abort_msg,
+                     "job stopped: rank %u was silent for %llu ms (on_worker_loss: abort)", r,
+                     (unsigned long long)silent);
+            PS_LOG_E(e->log, "shard %u: %s", e->shard, e->abort_msg);
+            e->aborted = true;
+            parked_refuse(e, send, ctx);
+            return;
+        }
+        worker_depart(e, w, true);
+        e->evictions++;
+        evicted = true;
+        PS_LOG_W(e->log,
+                 "shard %u: rank %u (worker %u) silent for %llu ms: evicted, the job goes on with "
+                 "%u of %u workers",
+                 e->shard, r, w->worker_id, (unsigned long long)silent, e->live, e->job.workers);
+    }
+    if (evicted) {
+        if (round_maybe_close(e))
+            PS_LOG_I(e->log, "shard %u: round %llu closed without the evicted workers", e->shard,
+                     (unsigned long long)(e->version - 1));
+        parked_answer(e, send, ctx);
+    }
+}
+
+bool ps_engine_aborted(const ps_engine *e, const char **why)
+{
+    if (why)
+        *why = e->abort_msg;
+    return e->aborted;
+}
+
+bool ps_engine_complete(const ps_engine *e)
+{
+    for (uint32_t r = 0; r < e->job.workers; r++)
+        if (e->slots[r].state != SLOT_LEFT)
+            return false;
+    return true;
+}
+
+void ps_engine_restore(ps_engine *e, uint64_t version)
+{
+    e->version = version;
+}
+
+ps_store *ps_engine_store(ps_engine *e)
+{
+    return e->store;
 }

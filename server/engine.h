@@ -14,6 +14,9 @@
 #include "error.h"
 #include "job.h"
 #include "log.h"
+#include "store.h"
+
+#include <stdbool.h>
 
 typedef struct ps_engine ps_engine;
 
@@ -34,13 +37,15 @@ typedef struct ps_engine_stats {
     uint64_t parked;       /* pulls parked now */
     uint64_t errors;       /* ERROR replies, all codes */
     uint32_t live_workers; /* registered and not left */
+    uint64_t evictions;    /* workers evicted for silence */
+    uint64_t max_round_ms; /* sync: the longest round, first push to close */
 } ps_engine_stats;
 
 /* A new engine for shard `shard` of the job (a copy of job is kept), θ
  * initialised as ps_store_new does. log (not owned, may be NULL) must
  * outlive the engine. Returns NULL and fills err: PS_EINVAL (shard out of
- * range, no workers, bad layout), PS_EUNSUPPORTED (ssp mode, an optimizer
- * or schedule the store lacks), PS_ENOMEM. With deterministic: true (sync)
+ * range, no workers, bad layout, optimizer settings ps_store_new refuses),
+ * PS_EUNSUPPORTED (ssp mode), PS_ENOMEM. With deterministic: true (sync)
  * the round sums in rank order from one staged gradient per rank. */
 ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, ps_error *err);
 
@@ -76,6 +81,26 @@ uint64_t ps_engine_errors(const ps_engine *e, int code);
  * (SIGHUP reload). */
 double ps_engine_lr(const ps_engine *e);
 void ps_engine_set_lr(ps_engine *e, double lr);
+
+/* Evicts the workers silent for longer than the job's heartbeat.timeout_ms
+ * (no-op without heartbeats): with on_worker_loss continue the open round
+ * closes with the others' pushes and waiting pulls are answered; with
+ * abort the job stops: every parked and later request gets PS_EABORTED.
+ * Call it every 100 ms or so with ps_clock_ms(). */
+void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void *ctx);
+
+/* True once the job was stopped (on_worker_loss: abort); *why (when not
+ * NULL) gets the sentence. */
+bool ps_engine_aborted(const ps_engine *e, const char **why);
+
+/* True when every rank of the job has left (BYE or eviction). */
+bool ps_engine_complete(const ps_engine *e);
+
+/* Sets the model version (a checkpoint was loaded into the store). */
+void ps_engine_restore(ps_engine *e, uint64_t version);
+
+/* The shard's store, for checkpoints. */
+ps_store *ps_engine_store(ps_engine *e);
 
 /* Fills *out with the engine's counters. */
 void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out);

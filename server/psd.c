@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,12 +37,13 @@ static void on_reload_signal(int sig)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: psd --config job.yaml [--shard I] [--log-level L]\n"
+            "usage: psd --config job.yaml [--shard I] [--log-level L] [--exit-when-done]\n"
             "Serves one shard of a psd job's parameters over ZeroMQ.\n"
             "\n"
             "  -c, --config FILE     the job file (required)\n"
             "  -s, --shard I         the shard to serve, 0 .. servers-1 (default 0)\n"
             "  -l, --log-level L     error, warn, info or debug (default: the job's log.level)\n"
+            "  -x, --exit-when-done  exit 0 once every worker of the job has left (psrun)\n"
             "  -h, --help            show this help and exit\n"
             "  -V, --version         show the version and exit\n");
 }
@@ -50,6 +52,7 @@ typedef struct psd_args {
     const char *config;
     uint32_t shard;
     const char *log_level; /* NULL: the job's */
+    bool exit_when_done;
 } psd_args;
 
 /* Parses argv into *a. Returns 0 to go on, or an exit status (0 after
@@ -61,6 +64,7 @@ static int args_parse(int argc, char **argv, psd_args *a)
         {"config", required_argument, NULL, 'c'},
         {"shard", required_argument, NULL, 's'},
         {"log-level", required_argument, NULL, 'l'},
+        {"exit-when-done", no_argument, NULL, 'x'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -69,7 +73,7 @@ static int args_parse(int argc, char **argv, psd_args *a)
     memset(a, 0, sizeof *a);
     opterr = 0; /* our own messages, prefixed "psd:" */
     int c;
-    while ((c = getopt_long(argc, argv, ":c:s:l:hV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:s:l:xhV", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             a->config = optarg;
@@ -89,6 +93,9 @@ static int args_parse(int argc, char **argv, psd_args *a)
         }
         case 'l':
             a->log_level = optarg;
+            break;
+        case 'x':
+            a->exit_when_done = true;
             break;
         case 'h':
             usage(stdout);
@@ -185,8 +192,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "psd: %s\n", err.msg);
         return err.code == PS_EZMQ || err.code == PS_ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
     }
+    ps_server_exit_when_done(srv, a.exit_when_done);
     while ((rc = ps_server_run(srv, &stop_requested, &reload_requested, &err)) == 0 &&
-           !stop_requested) {
+           reload_requested && !stop_requested) {
         reload_requested = 0;
         reload(srv, &a, &lg);
     }

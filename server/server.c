@@ -1,22 +1,46 @@
 /* server.c — psd's event loop: poll the ROUTER with a 100 ms timeout (so the
  * stop flag is seen), drain what has arrived, hand each message to the
  * engine and send its replies. The received frames and the decoded message
- * live in the server struct: nothing is allocated per request. */
+ * live in the server struct: nothing is allocated per request. Big pull
+ * replies go out without a copy from a snapshot of θ (below). */
 #include "server.h"
 
+#include "checkpointer.h"
+#include "floats.h"
 #include "notify.h"
 #include "util.h"
 #include "wire.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
-#define POLL_MS     100
-#define BATCH_MAX   256 /* messages handled between two looks at the stop flag */
-#define FRAME_SLACK 64
-#define STATUS_MS   1000 /* how often systemd's STATUS= is refreshed */
+#define POLL_MS      100
+#define BATCH_MAX    256 /* messages handled between two looks at the stop flag */
+#define FRAME_SLACK  64
+#define STATUS_MS    1000 /* how often systemd's STATUS= is refreshed */
+#define CKPT_WAITERS 8    /* psctl checkpoint requests answered at once */
+
+/* Pull replies of at least SNAP_MIN_BYTES are sent from a snapshot: a copy
+ * of the shard's θ at one version, handed to ZeroMQ by reference and shared
+ * by every pull of that version (sync: all workers of a round), so θ is
+ * copied once per version at most, and the buffers are allocated once. θ
+ * changes only when the version does, so the version names the contents.
+ * A snapshot is reused once ZeroMQ's I/O thread has released every message
+ * made from it; when all SNAP_MAX are still on the wire, the reply is
+ * copied as a small one is. */
+#define SNAP_MAX       3
+#define SNAP_MIN_BYTES ((size_t)64 << 10)
+
+typedef struct snapshot {
+    float *data; /* the whole shard; NULL until first needed */
+    uint64_t version;
+    bool valid;       /* data holds θ at version */
+    atomic_uint refs; /* messages ZeroMQ still holds */
+} snapshot;
 
 struct ps_server {
     void *zctx;
@@ -32,6 +56,18 @@ struct ps_server {
     ps_notify notify;
     uint64_t status_ms;     /* when STATUS= was last sent */
     ps_engine_stats status; /* what it said */
+    snapshot snaps[SNAP_MAX];
+    bool snap_failed;      /* a snapshot could not be allocated: copy from then on */
+    ps_checkpointer *ckpt; /* NULL without a checkpoint section */
+    bool exit_when_done;
+    /* psctl checkpoint requests waiting for the next checkpoint on disk */
+    struct ckpt_waiter {
+        unsigned char identity[PS_IDENTITY_MAX];
+        size_t identity_len;
+        uint64_t seq;
+    } waiters[CKPT_WAITERS];
+    size_t nwaiters;
+    uint64_t waiters_after; /* checkpoints written when they asked */
 };
 
 /* STATUS= for systemctl status: the version and who is training. */
@@ -61,11 +97,64 @@ static void notify_tick(ps_server *s)
         notify_status(s, "");
 }
 
+/* ZeroMQ's free function for a message made from a snapshot; runs on its
+ * I/O thread. */
+static void snapshot_release(void *data, void *hint)
+{
+    (void)data;
+    snapshot *sn = hint;
+    atomic_fetch_sub_explicit(&sn->refs, 1, memory_order_release);
+}
+
+/* The snapshot of θ at the engine's current version: the one taken
+ * already, or a free one filled now. NULL when every snapshot is on the
+ * wire (or memory is short): the caller copies instead. */
+static snapshot *snapshot_current(ps_server *s, uint64_t version)
+{
+    snapshot *free_one = NULL;
+    for (size_t i = 0; i < SNAP_MAX; i++) {
+        snapshot *sn = &s->snaps[i];
+        if (sn->valid && sn->version == version)
+            return sn;
+        if (free_one == NULL && atomic_load_explicit(&sn->refs, memory_order_acquire) == 0)
+            free_one = sn;
+    }
+    if (free_one == NULL || s->snap_failed)
+        return NULL;
+    size_t n = (size_t)(ps_engine_key_hi(s->engine) - ps_engine_key_lo(s->engine));
+    if (free_one->data == NULL && (free_one->data = ps_floats_alloc(n, NULL)) == NULL) {
+        PS_LOG_W(s->log, "shard %u: no memory for a snapshot of θ; pull replies are copied",
+                 s->shard);
+        s->snap_failed = true;
+        return NULL;
+    }
+    memcpy(free_one->data, ps_engine_theta(s->engine), n * sizeof(float));
+    free_one->version = version;
+    free_one->valid = true;
+    return free_one;
+}
+
 static int server_send(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
                        const void *payload)
 {
     ps_server *s = ctx;
-    return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
+    if (reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes < SNAP_MIN_BYTES ||
+        reply->model_version != ps_engine_version(s->engine))
+        return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
+    snapshot *sn = snapshot_current(s, reply->model_version);
+    if (sn == NULL)
+        return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
+    /* the reply's keys, which the engine checked against the shard */
+    size_t off = (size_t)(reply->key_lo - ps_engine_key_lo(s->engine));
+    assert(payload == ps_engine_theta(s->engine) + off);
+    float *data = sn->data + off;
+    zmq_msg_t msg;
+    atomic_fetch_add_explicit(&sn->refs, 1, memory_order_relaxed);
+    if (zmq_msg_init_data(&msg, data, (size_t)reply->payload_bytes, snapshot_release, sn) != 0) {
+        atomic_fetch_sub_explicit(&sn->refs, 1, memory_order_relaxed);
+        return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
+    }
+    return ps_wire_send_msg(s->sock, identity, identity_len, reply, &msg, 0);
 }
 
 /* The ROUTER, options set, bound to the endpoint. */
@@ -97,12 +186,16 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     }
     s->log = log;
     s->shard = shard;
+    for (size_t i = 0; i < SNAP_MAX; i++)
+        atomic_init(&s->snaps[i].refs, 0);
     s->job = *job;
     if (ps_notify_init(&s->notify) != 0)
         PS_LOG_W(log, "NOTIFY_SOCKET or WATCHDOG_USEC is malformed: not talking to systemd");
     s->nshards = job->nservers;
     s->engine = ps_engine_new(job, shard, log, err);
     if (s->engine == NULL)
+        goto fail;
+    if (ps_checkpointer_new(job, shard, s->engine, log, &s->ckpt, err) != 0)
         goto fail;
     ps_strlcpy(s->endpoint, job->servers[shard], sizeof s->endpoint);
     s->zctx = zmq_ctx_new();
@@ -123,6 +216,61 @@ fail:
     return NULL;
 }
 
+/* A reply of the admin kind to one peer: ACK with detail, or ERROR. */
+static void admin_reply(ps_server *s, const void *identity, size_t identity_len, uint64_t seq,
+                        int status, const char *text)
+{
+    ps_msg *r = &s->msg;
+    ps_msg_init(r, status == 0 ? PS_MSG_ACK : PS_MSG_ERROR);
+    ps_strlcpy(r->job, s->job.name, sizeof r->job);
+    r->seq = seq;
+    r->shard_index = s->shard;
+    r->model_version = ps_engine_version(s->engine);
+    r->status = status;
+    ps_strlcpy(status == 0 ? r->detail : r->error, text, PS_MSG_ERROR_MAX);
+    ps_wire_send(s->sock, identity, identity_len, r, NULL, 0);
+}
+
+/* psctl checkpoint: one is started as soon as the writer is free, and the
+ * request is answered once it is on disk. */
+static void checkpoint_asked(ps_server *s)
+{
+    if (s->ckpt == NULL) {
+        char why[PS_MSG_ERROR_MAX];
+        snprintf(why, sizeof why, "job \"%s\" has no checkpoint section", s->job.name);
+        admin_reply(s, s->frames.identity, s->frames.identity_len, s->msg.seq, PS_ESTATE, why);
+        return;
+    }
+    if (s->nwaiters == CKPT_WAITERS) {
+        admin_reply(s, s->frames.identity, s->frames.identity_len, s->msg.seq, PS_EFULL,
+                    "too many checkpoint requests are waiting already");
+        return;
+    }
+    if (s->nwaiters == 0)
+        s->waiters_after = ps_checkpointer_written(s->ckpt, NULL);
+    struct ckpt_waiter *w = &s->waiters[s->nwaiters++];
+    w->identity_len = s->frames.identity_len;
+    memcpy(w->identity, s->frames.identity, w->identity_len);
+    w->seq = s->msg.seq;
+    ps_checkpointer_request(s->ckpt);
+}
+
+/* Answers the psctl requests once a checkpoint newer than theirs exists.
+ * (A request waits for the one that starts after it: the writer may have
+ * been busy with an older snapshot when it came.) */
+static void checkpoint_answer(ps_server *s)
+{
+    const char *path;
+    if (s->nwaiters == 0 || ps_checkpointer_written(s->ckpt, &path) < s->waiters_after + 1)
+        return;
+    char text[PS_MSG_ERROR_MAX];
+    snprintf(text, sizeof text, "checkpoint written: %s", path);
+    for (size_t i = 0; i < s->nwaiters; i++)
+        admin_reply(s, s->waiters[i].identity, s->waiters[i].identity_len, s->waiters[i].seq, 0,
+                    text);
+    s->nwaiters = 0;
+}
+
 /* Handles what has arrived, up to BATCH_MAX messages. Returns 0 or PS_EZMQ
  * when the socket failed. */
 static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err)
@@ -137,8 +285,12 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
                 return 0;
             return ps_error_set(err, PS_EZMQ, "receive on %s: %s", s->endpoint, zmq_strerror(e));
         }
-        ps_engine_handle(s->engine, s->frames.identity, s->frames.identity_len, rc, &s->msg,
-                         &s->err, server_send, s);
+        if (rc == 0 && s->msg.type == PS_MSG_CHECKPOINT && s->msg.protocol == PS_PROTOCOL_VERSION &&
+            strcmp(s->msg.job, s->job.name) == 0)
+            checkpoint_asked(s);
+        else
+            ps_engine_handle(s->engine, s->frames.identity, s->frames.identity_len, rc, &s->msg,
+                             &s->err, server_send, s);
         ps_frames_close(&s->frames);
     }
     return 0;
@@ -149,6 +301,20 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
 {
     int rc = 0;
     while (!*stop && !(reload && *reload)) {
+        uint64_t now = ps_clock_ms();
+        ps_engine_tick(s->engine, now, server_send, s);
+        const char *why;
+        if (ps_engine_aborted(s->engine, &why)) {
+            rc = ps_error_set(err, PS_EABORTED, "%s", why);
+            break;
+        }
+        if (s->exit_when_done && ps_engine_complete(s->engine)) {
+            PS_LOG_I(s->log, "shard %u/%u: every worker has left: the job is complete", s->shard,
+                     s->nshards);
+            break;
+        }
+        ps_checkpointer_tick(s->ckpt, now);
+        checkpoint_answer(s);
         notify_tick(s);
         zmq_pollitem_t item = {.socket = s->sock, .events = ZMQ_POLLIN};
         int n = zmq_poll(&item, 1, POLL_MS);
@@ -161,14 +327,19 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
         if (n > 0 && (rc = server_drain(s, stop, err)) != 0)
             break;
     }
-    if (rc == 0 && !*stop)
+    if (rc == 0 && !*stop && reload && *reload)
         return 0; /* a reload: the caller comes back */
     ps_notify_send(&s->notify, "STOPPING=1");
+    if (rc != PS_EZMQ)
+        ps_checkpointer_final(s->ckpt); /* the work so far survives the stop */
     ps_engine_stats st;
     ps_engine_stats_get(s->engine, &st);
-    PS_LOG_I(s->log, "shard %u/%u stopped: version %llu, %llu pushes, %llu pulls, %llu errors",
+    PS_LOG_I(s->log,
+             "shard %u/%u stopped: version %llu, %llu pushes, %llu pulls, %llu errors, "
+             "%llu evictions, longest round %llu ms",
              s->shard, s->nshards, (unsigned long long)st.version, (unsigned long long)st.pushes,
-             (unsigned long long)st.pulls, (unsigned long long)st.errors);
+             (unsigned long long)st.pulls, (unsigned long long)st.errors,
+             (unsigned long long)st.evictions, (unsigned long long)st.max_round_ms);
     return rc;
 }
 
@@ -215,9 +386,17 @@ void ps_server_destroy(ps_server **sp)
     if (s->sock != NULL)
         zmq_close(s->sock);
     if (s->zctx != NULL)
-        zmq_ctx_term(s->zctx);
+        zmq_ctx_term(s->zctx); /* returns once every message is released */
+    for (size_t i = 0; i < SNAP_MAX; i++)
+        free(s->snaps[i].data);
+    ps_checkpointer_destroy(&s->ckpt);
     ps_engine_destroy(&s->engine);
     ps_notify_fini(&s->notify);
     free(s);
     *sp = NULL;
+}
+
+void ps_server_exit_when_done(ps_server *s, bool on)
+{
+    s->exit_when_done = on;
 }

@@ -7,6 +7,7 @@
 #define PS_SERVER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "engine.h"
@@ -34,6 +35,10 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
  * socket fails. */
 int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
                   ps_error *err);
+
+/* With on, ps_server_run returns (as if stopped) once every worker of the
+ * job has left: psrun runs psd this way, so the job ends by itself. */
+void ps_server_exit_when_done(ps_server *s, bool on);
 
 /* Applies the reloadable settings of job (the learning rate) and says
  * RELOADING=1 then READY=1 to systemd. Settings that need a restart

@@ -1,18 +1,17 @@
-/* store.c — one shard of θ. Initial values come from a counter-based RNG
- * (splitmix64 of seed and key), so key k gets the same value whichever shard
- * holds it. Big buffers are allocated once, 2 MiB aligned, with
- * MADV_HUGEPAGE: first-touching 4 KiB pages is the slow part (LIMITS.md). */
+/* store.c — one shard of θ and its optimizer state. Initial values come
+ * from a counter-based RNG (splitmix64 of seed and key), so key k gets the
+ * same value whichever shard holds it. Big buffers are allocated once
+ * (floats.h); the update rules are optim.c's. */
 #include "store.h"
 
+#include "floats.h"
+#include "optim.h"
 #include "util.h"
 
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-
-#define HUGE_PAGE_BYTES ((size_t)2 << 20)
 
 /* A float that may sit at any address: gradients come straight from frames.
  * The compiler still vectorises loops over it (unaligned loads). */
@@ -23,30 +22,11 @@ struct ps_store {
     size_t n;
     float *theta;
     float *acc;       /* NULL without accumulator */
-    size_t acc_bytes; /* allocated sizes, for freeing */
+    size_t acc_bytes; /* allocated sizes */
     size_t theta_bytes;
     bool acc_full; /* the accumulator holds a sum */
-    float lr, l2;
+    ps_optim optim;
 };
-
-/* Floats for n entries; big buffers 2 MiB aligned and huge-page advised. */
-static float *floats_alloc(size_t n, size_t *bytes)
-{
-    size_t size;
-    if (!ps_mul_ok(n ? n : 1, sizeof(float), &size))
-        return NULL;
-    void *p = NULL;
-    if (size >= HUGE_PAGE_BYTES) {
-        size = (size + HUGE_PAGE_BYTES - 1) & ~(HUGE_PAGE_BYTES - 1);
-        if (posix_memalign(&p, HUGE_PAGE_BYTES, size) != 0)
-            return NULL;
-        (void)madvise(p, size, MADV_HUGEPAGE); /* advice only: fine if refused */
-    } else {
-        p = malloc(size);
-    }
-    *bytes = size;
-    return p;
-}
 
 static uint64_t splitmix64(uint64_t x)
 {
@@ -122,20 +102,6 @@ float ps_store_init_value(const ps_job *job, const ps_tensor_info *tensors, size
     return init_value_in(job, NULL, k);
 }
 
-static int check_optimizer(const ps_job *job, ps_error *err)
-{
-    if (job->optimizer.type != PS_OPTIM_SGD)
-        return ps_error_set(err, PS_EUNSUPPORTED,
-                            "optimizer %d is not supported by the server yet (only sgd)",
-                            (int)job->optimizer.type);
-    if (job->optimizer.schedule != PS_SCHEDULE_CONSTANT)
-        return ps_error_set(err, PS_EUNSUPPORTED,
-                            "learning-rate schedule %d is not supported by the server yet "
-                            "(only constant)",
-                            (int)job->optimizer.schedule);
-    return 0;
-}
-
 static void fill_initial(ps_store *s, const ps_job *job, const ps_tensor_info *tensors,
                          size_t ntensors)
 {
@@ -171,38 +137,42 @@ ps_store *ps_store_new(const ps_job *job, uint64_t lo, uint64_t hi, bool with_ac
                      (unsigned long long)num_params);
         return NULL;
     }
-    if (check_optimizer(job, err) != 0)
-        return NULL;
     if (hi - lo > SIZE_MAX / sizeof(float)) {
         ps_error_set(err, PS_ENOMEM, "shard of %llu params is too big",
                      (unsigned long long)(hi - lo));
         return NULL;
     }
+    bool err_set = false; /* the optimizer filled err itself */
     ps_store *s = calloc(1, sizeof *s);
     if (s == NULL)
-        goto fail_nomem;
+        goto fail;
     s->lo = lo;
     s->hi = hi;
     s->n = (size_t)(hi - lo);
-    s->lr = (float)job->optimizer.lr;
-    s->l2 = (float)job->optimizer.l2;
-    s->theta = floats_alloc(s->n, &s->theta_bytes);
+    s->theta = ps_floats_alloc(s->n, &s->theta_bytes);
     if (s->theta == NULL)
         goto free_store;
     if (with_accumulator) {
-        s->acc = floats_alloc(s->n, &s->acc_bytes);
+        s->acc = ps_floats_alloc(s->n, &s->acc_bytes);
         if (s->acc == NULL)
             goto free_theta;
     }
     fill_initial(s, job, tensors, ntensors);
+    if (ps_optim_init(&s->optim, job, s->theta, s->n, err) != 0) {
+        err_set = true;
+        goto free_acc;
+    }
     return s;
+free_acc:
+    free(s->acc);
 free_theta:
     free(s->theta);
 free_store:
     free(s);
-fail_nomem:
-    ps_error_set(err, PS_ENOMEM, "cannot allocate a shard of %llu params",
-                 (unsigned long long)(hi - lo));
+fail:
+    if (!err_set)
+        ps_error_set(err, PS_ENOMEM, "cannot allocate a shard of %llu params",
+                     (unsigned long long)(hi - lo));
     return NULL;
 }
 
@@ -210,6 +180,7 @@ void ps_store_destroy(ps_store **sp)
 {
     if (sp == NULL || *sp == NULL)
         return;
+    ps_optim_fini(&(*sp)->optim);
     free((*sp)->acc);
     free((*sp)->theta);
     free(*sp);
@@ -238,33 +209,37 @@ const float *ps_store_data(const ps_store *s)
 
 double ps_store_lr(const ps_store *s)
 {
-    return s->lr;
+    return ps_optim_lr(&s->optim);
 }
 
 void ps_store_set_lr(ps_store *s, double lr)
 {
-    s->lr = (float)lr;
+    ps_optim_set_lr(&s->optim, lr);
 }
 
-/* θ -= lr · (scale · g + l2 · θ): the one update loop, written so the
- * compiler vectorises it. */
-static void sgd_step(float *restrict theta, const float_u *restrict g, size_t n, float lr, float l2,
-                     float scale)
+uint64_t ps_store_updates(const ps_store *s)
 {
-    if (scale == 1.0f) {
-        for (size_t i = 0; i < n; i++)
-            theta[i] -= lr * (g[i] + l2 * theta[i]);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            theta[i] -= lr * (scale * g[i] + l2 * theta[i]);
-    }
+    return ps_optim_updates(&s->optim);
+}
+
+size_t ps_store_state_count(const ps_store *s)
+{
+    return ps_optim_state_count(&s->optim);
+}
+
+int ps_store_state(const ps_store *s, size_t i, const char **name, const float **data, size_t *n)
+{
+    int rc = ps_optim_state(&s->optim, i, name, data);
+    if (rc == 0)
+        *n = s->n;
+    return rc;
 }
 
 int ps_store_apply(ps_store *s, uint64_t key_lo, const void *grad, size_t n)
 {
     if (key_lo < s->lo || key_lo > s->hi || n > s->hi - key_lo)
         return PS_ERANGE;
-    sgd_step(s->theta + (key_lo - s->lo), grad, n, s->lr, s->l2, 1.0f);
+    ps_optim_apply(&s->optim, s->theta, (size_t)(key_lo - s->lo), grad, n, 1.0f);
     return 0;
 }
 
@@ -290,7 +265,33 @@ int ps_store_apply_accumulated(ps_store *s, float scale)
 {
     if (s->acc == NULL || !s->acc_full)
         return PS_ESTATE;
-    sgd_step(s->theta, s->acc, s->n, s->lr, s->l2, scale);
+    ps_optim_apply(&s->optim, s->theta, 0, s->acc, s->n, scale);
     s->acc_full = false;
     return 0;
+}
+
+int ps_store_ckpt_arrays(ps_store *s, ps_ckpt_array *out, size_t max, size_t *count)
+{
+    size_t nstate = ps_optim_state_count(&s->optim);
+    if (max < nstate + 1)
+        return PS_EINVAL;
+    memset(out, 0, (nstate + 1) * sizeof *out);
+    ps_strlcpy(out[0].name, "theta", sizeof out[0].name);
+    out[0].data = s->theta;
+    out[0].count = s->n;
+    for (size_t i = 0; i < nstate; i++) {
+        const char *name;
+        const float *data;
+        ps_optim_state(&s->optim, i, &name, &data);
+        ps_strlcpy(out[i + 1].name, name, sizeof out[i + 1].name);
+        out[i + 1].data = (float *)data; /* the store owns it and lets the loader write */
+        out[i + 1].count = s->n;
+    }
+    *count = nstate + 1;
+    return 0;
+}
+
+void ps_store_set_updates(ps_store *s, uint64_t updates)
+{
+    s->optim.updates = updates;
 }

@@ -4,13 +4,16 @@
  * deduplication, and every refusal (with its code, sentence, counter, and
  * θ left unchanged). */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "engine.h"
 #include "job.h"
+#include "util.h"
 
 #define MAX_REPLIES 64
 #define MAX_FLOATS  16
@@ -454,6 +457,44 @@ START_TEST(async_push_is_applied_at_once)
 }
 END_TEST
 
+START_TEST(adam_job_pushes_follow_the_adam_rule)
+{
+    /* async adam, lr 0.1, β1 0.9, β2 0.999, eps 1e-8, θ from 0; push g1
+     * then g2. Push 1 (t = 1): θ = -0.1 · sign(g1). Push 2 (t = 2), per key
+     * m = 0.09·g1 + 0.1·g2, v = 0.000999·g1² + 0.001·g2²,
+     * θ -= 0.1 · (m / 0.19) / (√(v / 0.001999) + eps):
+     * key 0: g 1, 0.5:  m = 0.14,  v = 0.001249
+     * key 1: g -2, 1:   m = -0.08, v = 0.004996
+     * key 2: g 0.5, 0.5: m = 0.095, v = 0.00049975 (m̂ = 0.5, v̂ = 0.25: θ = -0.2)
+     * key 3: g 4, -1:   m = 0.26,  v = 0.016984 */
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 1);
+    job.optimizer.type = PS_OPTIM_ADAM;
+    job.optimizer.lr = 0.1;
+    job.optimizer.beta1 = 0.9;
+    job.optimizer.beta2 = 0.999;
+    job.optimizer.eps = 1e-8;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    float g1[P] = {1, -2, 0.5f, 4}, g2[P] = {0.5f, 1, 0.5f, -1};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, g1), 0);
+    assert_ack(f, 1, 1, 0);
+    float want1[P] = {-0.1f, 0.1f, -0.1f, -0.1f};
+    for (size_t i = 0; i < P; i++)
+        ck_assert_float_eq_tol(ps_engine_theta(f->e)[i], want1[i], 1e-6);
+    ck_assert_int_eq(push_all(f, "wa", a, 2, 1, 1, g2), 0);
+    assert_ack(f, 2, 2, 0);
+    const double m[P] = {0.14, -0.08, 0.095, 0.26},
+                 v[P] = {0.001249, 0.004996, 0.00049975, 0.016984};
+    for (size_t i = 0; i < P; i++) {
+        double want = want1[i] - 0.1 * (m[i] / 0.19) / (sqrt(v[i] / 0.001999) + 1e-8);
+        ck_assert_float_eq_tol(ps_engine_theta(f->e)[i], want, 1e-6);
+    }
+    ck_assert_float_eq_tol(ps_engine_theta(f->e)[2], -0.2, 1e-6);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(async_parked_pull_is_answered_by_the_next_push)
 {
     static ps_job job;
@@ -805,11 +846,164 @@ START_TEST(engine_refuses_a_job_it_cannot_serve)
 }
 END_TEST
 
+/* ---- failures --------------------------------------------------------- */
+
+static int heartbeat(fx *f, const char *who, uint32_t worker_id, uint64_t seq, uint32_t flags)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_HEARTBEAT, worker_id, seq);
+    m.flags = flags;
+    return handle(f, who, &m);
+}
+
+START_TEST(silent_worker_is_evicted_and_round_closes_without_it)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    job.heartbeat.timeout_ms = 1000;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    hello(f, 1, "wb");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, g), 0);
+    ck_assert_int_eq(pull(f, "wa", a, 2, 1, 0, P), 0);
+    size_t before = f->n;
+    uint64_t now = ps_clock_ms();
+    ps_engine_tick(f->e, now + 500, capture_send, f); /* not yet */
+    ck_assert_uint_eq(f->n, before);
+    ck_assert_uint_eq(ps_engine_version(f->e), 0);
+    /* a heartbeat keeps rank 0 alive; rank 1 stays silent */
+    usleep(300 * 1000);
+    ck_assert_int_eq(heartbeat(f, "wa", a, 3, 0), 0);
+    before = f->n;
+    ps_engine_tick(f->e, ps_clock_ms() + 800, capture_send, f);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1); /* closed with rank 0's push alone */
+    ck_assert_uint_eq(f->n, before + 1);           /* the parked pull is answered */
+    ck_assert_int_eq(last(f)->type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(last(f)->model_version, 1);
+    float want[P] = {-1, -1, -1, -1};
+    assert_theta(f, want);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.evictions, 1);
+    ck_assert_uint_eq(st.live_workers, 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(evicted_worker_rejoins_at_the_next_round)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    job.heartbeat.timeout_ms = 1000;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, g), 0);
+    usleep(300 * 1000);
+    ck_assert_int_eq(heartbeat(f, "wa", a, 2, 0), 0);
+    ps_engine_tick(f->e, ps_clock_ms() + 800, capture_send, f);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    /* the evicted worker is unknown now, says HELLO again, and its late push
+     * for round 0 is dropped */
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, g), PS_EWORKER);
+    uint32_t b2 = hello(f, 1, "wb");
+    ck_assert_uint_eq(last(f)->model_version, 1); /* WELCOME says where the job is */
+    ck_assert_int_eq(push_all(f, "wb", b2, 2, 0, 1, g), 0);
+    assert_ack(f, 2, 1, PS_ACK_DROPPED);
+    /* round 1 needs both again */
+    ck_assert_int_eq(push_all(f, "wa", a, 3, 1, 1, g), 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    ck_assert_int_eq(push_all(f, "wb", b2, 3, 1, 1, g), 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 2);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(abort_on_worker_loss_stops_the_job)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    job.heartbeat.timeout_ms = 1000;
+    job.on_worker_loss = PS_LOSS_ABORT;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    hello(f, 1, "wb");
+    ck_assert_int_eq(pull(f, "wa", a, 1, 1, 0, P), 0); /* parked */
+    usleep(300 * 1000);
+    ck_assert_int_eq(heartbeat(f, "wa", a, 2, 0), 0);
+    ps_engine_tick(f->e, ps_clock_ms() + 800, capture_send, f);
+    const char *why;
+    ck_assert(ps_engine_aborted(f->e, &why));
+    ck_assert_str_eq(last(f)->error, why);
+    ck_assert_int_eq(last(f)->status, PS_EABORTED);
+    ck_assert_uint_eq(last(f)->seq, 1); /* the parked pull got the ERROR */
+    ck_assert(strncmp(why, "job stopped: rank 1 was silent for ", 35) == 0);
+    ck_assert_int_eq(pull(f, "wa", a, 3, 0, 0, P), PS_EABORTED);
+    assert_error(f, 3, PS_EABORTED, why);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(final_pull_waits_until_every_worker_is_done)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, g), 0);
+    ck_assert_int_eq(heartbeat(f, "wa", a, 2, PS_FLAG_DONE), 0);
+    ck_assert_int_eq(pull(f, "wa", a, 3, PS_VERSION_FINAL, 0, P), 0);
+    size_t before = f->n;
+    ck_assert_int_eq(last(f)->type, PS_MSG_ACK); /* parked: no reply yet */
+    /* a retried parked pull (same seq) is not parked twice */
+    ck_assert_int_eq(pull(f, "wa", a, 3, PS_VERSION_FINAL, 0, P), 0);
+    ck_assert_uint_eq(f->n, before);
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, g), 0);
+    ck_assert_uint_eq(f->n, before + 1); /* the ACK only */
+    /* a done worker's push is refused */
+    ck_assert_int_eq(push_all(f, "wa", a, 4, 0, 1, g), PS_ESTATE);
+    before = f->n;
+    ck_assert_int_eq(heartbeat(f, "wb", b, 2, PS_FLAG_DONE), 0);
+    ck_assert_uint_eq(f->n, before + 2); /* its ACK, then the final θ, once */
+    ck_assert_int_eq(last(f)->type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(last(f)->seq, 3);
+    ck_assert_uint_eq(last(f)->model_version, 2);
+    ck_assert(!ps_engine_complete(f->e));
+    ck_assert_int_eq(simple(f, "wa", PS_MSG_BYE, a, 5), 0);
+    ck_assert_int_eq(simple(f, "wb", PS_MSG_BYE, b, 3), 0);
+    ck_assert(ps_engine_complete(f->e));
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(restored_version_is_where_workers_join)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 1);
+    fx *f = fx_new(&job, 0);
+    ps_engine_restore(f->e, 42);
+    uint32_t a = hello(f, 0, "wa");
+    ck_assert_uint_eq(last(f)->model_version, 42);
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 43, 1, g), PS_ECLOCK);
+    ck_assert_int_eq(push_all(f, "wa", a, 2, 42, 1, g), 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 43);
+    fx_free(&f);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
     TCase *tc = tcase_create("engine");
     tcase_add_test(tc, pull_is_parked_until_round_closes);
+    tcase_add_test(tc, silent_worker_is_evicted_and_round_closes_without_it);
+    tcase_add_test(tc, evicted_worker_rejoins_at_the_next_round);
+    tcase_add_test(tc, abort_on_worker_loss_stops_the_job);
+    tcase_add_test(tc, final_pull_waits_until_every_worker_is_done);
+    tcase_add_test(tc, restored_version_is_where_workers_join);
     tcase_add_test(tc, sync_mean_is_weighted_by_samples);
     tcase_add_test(tc, retried_push_is_applied_once);
     tcase_add_test(tc, stale_clock_push_is_dropped);
@@ -821,6 +1015,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, deterministic_sum_does_not_depend_on_push_order);
     tcase_add_test(tc, async_push_is_applied_at_once);
     tcase_add_test(tc, async_parked_pull_is_answered_by_the_next_push);
+    tcase_add_test(tc, adam_job_pushes_follow_the_adam_rule);
     tcase_add_test(tc, welcome_describes_the_shard_map_and_layout);
     tcase_add_test(tc, rank_taken_is_refused_with_estate);
     tcase_add_test(tc, retried_hello_gets_the_same_welcome);

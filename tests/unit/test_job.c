@@ -230,10 +230,96 @@ START_TEST(staleness_without_ssp_is_a_contradiction)
 }
 END_TEST
 
-START_TEST(optimizer_adam_is_not_supported_yet)
+START_TEST(every_optimizer_and_schedule_loads)
 {
-    expect_unsupported(BASE "optimizer: {type: adam, lr: 0.01}\n",
-                       "job.yaml:6:19: optimizer.type adam is not supported yet");
+    static const char *const types[] = {"sgd", "momentum", "adagrad", "adam", "ftrl"};
+    static const char *const schedules[] = {
+        "{type: constant}", "{type: step, step_size: 10, gamma: 0.5}",
+        "{type: cosine, total_steps: 100}", "{type: cosine, total_steps: 100, warmup_steps: 10}",
+        "{warmup_steps: 5}"};
+    for (size_t t = 0; t < 5; t++) {
+        for (size_t k = 0; k < 5; k++) {
+            char text[512];
+            snprintf(text, sizeof text, BASE "optimizer: {type: %s, schedule: %s}\n", types[t],
+                     schedules[k]);
+            ps_job job;
+            ps_error err;
+            ck_assert_msg(parse(text, &job, &err) == 0, "%s: %s", text, err.msg);
+            ck_assert_int_eq(job.optimizer.type, (int)t);
+        }
+    }
+}
+END_TEST
+
+START_TEST(adam_takes_betas_and_eps_with_defaults)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE "optimizer: {type: adam, lr: 0.01}\n", &job, &err), 0);
+    ck_assert_int_eq(job.optimizer.type, PS_OPTIM_ADAM);
+    ck_assert_double_eq(job.optimizer.beta1, 0.9);
+    ck_assert_double_eq(job.optimizer.beta2, 0.999);
+    ck_assert_double_eq(job.optimizer.eps, 1e-8);
+    ck_assert_int_eq(
+        parse(BASE "optimizer: {type: adam, beta1: 0, beta2: 0.99, eps: 1e-6}\n", &job, &err), 0);
+    ck_assert_double_eq(job.optimizer.beta1, 0.0);
+    ck_assert_double_eq(job.optimizer.beta2, 0.99);
+    ck_assert_double_eq(job.optimizer.eps, 1e-6);
+    ck_assert_int_eq(parse(BASE "optimizer: {type: ftrl, l1: 0.5, l2: 1}\n", &job, &err), 0);
+    ck_assert_double_eq(job.optimizer.l1, 0.5);
+    ck_assert_double_eq(job.optimizer.l2, 1.0);
+}
+END_TEST
+
+START_TEST(adam_hyper_parameters_out_of_range_are_errors)
+{
+    expect_config_error(BASE "optimizer: {type: adam, beta1: 1}\n",
+                        "job.yaml:6:32: optimizer.beta1: must be in [0, 1), got 1");
+    expect_config_error(BASE "optimizer: {type: adam, beta2: -0.1}\n",
+                        "job.yaml:6:32: optimizer.beta2: must be in [0, 1), got -0.1");
+    expect_config_error(BASE "optimizer: {type: adam, eps: 0}\n",
+                        "job.yaml:6:30: optimizer.eps: must be > 0, got 0");
+}
+END_TEST
+
+START_TEST(optimizer_keys_of_another_type_are_contradictions)
+{
+    expect_config_error(BASE "optimizer: {type: sgd, beta1: 0.8}\n",
+                        "job.yaml:6:31: optimizer.beta1: only valid with optimizer type adam");
+    expect_config_error(BASE "optimizer: {type: momentum, eps: 1e-6}\n",
+                        "job.yaml:6:34: optimizer.eps: only valid with optimizer type adam or "
+                        "adagrad");
+    expect_config_error(BASE "optimizer: {type: adam, nesterov: true}\n",
+                        "job.yaml:6:35: optimizer.nesterov: only valid with optimizer type "
+                        "momentum");
+    expect_config_error(BASE "optimizer: {type: adam, l1: 0.1}\n",
+                        "job.yaml:6:29: optimizer.l1: only valid with optimizer type ftrl");
+}
+END_TEST
+
+START_TEST(cosine_schedule_needs_total_steps)
+{
+    expect_config_error(BASE "optimizer: {schedule: {type: cosine}}\n",
+                        "job.yaml:6:23: missing required key \"total_steps\" in "
+                        "optimizer.schedule (schedule type cosine needs it)");
+    expect_config_error(BASE "optimizer: {schedule: {total_steps: 100}}\n",
+                        "job.yaml:6:37: optimizer.schedule.total_steps: only valid with schedule "
+                        "type cosine");
+    expect_config_error(BASE "optimizer: {schedule: {type: cosine, total_steps: 0}}\n",
+                        "job.yaml:6:51: optimizer.schedule.total_steps: must be at least 1, got 0");
+    expect_config_error(BASE "optimizer: {schedule: {type: cosine, total_steps: 100, "
+                             "warmup_steps: 100}}\n",
+                        "job.yaml:6:70: optimizer.schedule.warmup_steps (100) must be less than "
+                        "optimizer.schedule.total_steps (100)");
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE "optimizer: {schedule: {type: cosine, total_steps: 1000, "
+                                "warmup_steps: 50}}\n",
+                           &job, &err),
+                     0);
+    ck_assert_int_eq(job.optimizer.schedule, PS_SCHEDULE_COSINE);
+    ck_assert_uint_eq(job.optimizer.total_steps, 1000);
+    ck_assert_uint_eq(job.optimizer.warmup_steps, 50);
 }
 END_TEST
 
@@ -247,21 +333,31 @@ START_TEST(momentum_with_sgd_is_a_contradiction)
 }
 END_TEST
 
-START_TEST(checkpoint_section_is_validated_then_not_supported_yet)
+START_TEST(checkpoint_section_is_validated)
 {
     expect_config_error(BASE "checkpoint: {dir: ckpt, keep: 0}\n",
                         "job.yaml:6:31: checkpoint.keep: must be at least 1, got 0");
-    expect_unsupported(BASE "checkpoint: {dir: ckpt, every_seconds: 30, keep: 3}\n",
-                       "job.yaml:6:1: checkpoint is not supported yet");
+    expect_config_error(
+        BASE "checkpoint: {dir: ckpt, every_seconds: 0}\n",
+        "job.yaml:6:40: checkpoint.every_seconds: must be in (0, 3.1536e+07], got 0");
+    ps_job job;
+    ps_error err;
+    const char *text = BASE "checkpoint: {dir: ckpt, every_seconds: 0.25, keep: 2}\n"
+                            "heartbeat: {interval_ms: 100, timeout_ms: 1000, deadline_ms: 5000}\n"
+                            "on_worker_loss: abort\n";
+    ck_assert_int_eq(parse(text, &job, &err), 0);
+    ck_assert_str_eq(job.checkpoint.dir, PS_TEST_DATA_DIR "/ckpt");
+    ck_assert_double_eq(job.checkpoint.every_seconds, 0.25);
+    ck_assert_uint_eq(job.checkpoint.keep, 2);
+    ck_assert_uint_eq(job.heartbeat.interval_ms, 100);
+    ck_assert_uint_eq(job.heartbeat.timeout_ms, 1000);
+    ck_assert_uint_eq(job.heartbeat.deadline_ms, 5000);
+    ck_assert_int_eq(job.on_worker_loss, PS_LOSS_ABORT);
 }
 END_TEST
 
 START_TEST(refused_sections_are_each_not_supported_yet)
 {
-    expect_unsupported(BASE "heartbeat: {interval_ms: 500, timeout_ms: 3000}\n",
-                       "job.yaml:6:1: heartbeat is not supported yet");
-    expect_unsupported(BASE "on_worker_loss: abort\n",
-                       "job.yaml:6:1: on_worker_loss is not supported yet");
     expect_unsupported(BASE "security: {server_secret_key: k/s.key, authorized_keys: k/w}\n",
                        "job.yaml:6:1: security is not supported yet");
     expect_unsupported(BASE "metrics: {listen: 127.0.0.1:9100}\n",
@@ -370,7 +466,7 @@ START_TEST(logistic_has_two_classes)
 }
 END_TEST
 
-START_TEST(softmax_without_classes_is_an_error_then_not_supported_yet)
+START_TEST(softmax_and_mlp_need_classes_and_mlp_needs_hidden)
 {
     expect_config_error("job: t\n"
                         "workers: 2\n"
@@ -379,12 +475,39 @@ START_TEST(softmax_without_classes_is_an_error_then_not_supported_yet)
                         "data: {train: breast_cancer.train.csv}\n",
                         "job.yaml:4:8: missing required key \"classes\" in model "
                         "(model type softmax needs it)");
-    expect_unsupported("job: t\n"
-                       "workers: 2\n"
-                       "servers: [tcp://127.0.0.1:7070]\n"
-                       "model: {type: softmax, features: 30, classes: 2}\n"
-                       "data: {train: breast_cancer.train.csv}\n",
-                       "job.yaml:4:15: model.type softmax is not supported yet");
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1:7070]\n"
+                        "model: {type: mlp, features: 30, classes: 2}\n"
+                        "data: {train: breast_cancer.train.csv}\n",
+                        "job.yaml:4:8: missing required key \"hidden\" in model "
+                        "(model type mlp needs it)");
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1:7070]\n"
+                        "model: {type: softmax, features: 30, classes: 1}\n"
+                        "data: {train: breast_cancer.train.csv}\n",
+                        "job.yaml:4:47: model.classes: must be between 2 and 1048576, got 1");
+    ps_job job;
+    ps_error err;
+    const char *softmax = "job: t\n"
+                          "workers: 2\n"
+                          "servers: [tcp://127.0.0.1:7070]\n"
+                          "model: {type: softmax, features: 30, classes: 2}\n"
+                          "data: {train: breast_cancer.train.csv}\n";
+    ck_assert_int_eq(parse(softmax, &job, &err), 0);
+    ck_assert_int_eq(job.model.type, PS_MODEL_SOFTMAX);
+    ck_assert_uint_eq(job.model.classes, 2);
+    const char *mlp = "job: t\n"
+                      "workers: 2\n"
+                      "servers: [tcp://127.0.0.1:7070]\n"
+                      "model: {type: mlp, features: 30, classes: 2, hidden: [16, 8]}\n"
+                      "data: {train: breast_cancer.train.csv}\n";
+    ck_assert_int_eq(parse(mlp, &job, &err), 0);
+    ck_assert_int_eq(job.model.type, PS_MODEL_MLP);
+    ck_assert_uint_eq(job.model.nhidden, 2);
+    ck_assert_uint_eq(job.model.hidden[0], 16);
+    ck_assert_uint_eq(job.model.hidden[1], 8);
 }
 END_TEST
 
@@ -569,25 +692,45 @@ START_TEST(labels_file_without_idx_is_a_contradiction)
 }
 END_TEST
 
-START_TEST(idx_format_is_not_supported_yet)
+START_TEST(idx_labels_files_are_resolved_and_checked)
 {
-    expect_unsupported(BASE_DATA("{train: breast_cancer.train.csv, format: idx}"),
-                       "job.yaml:5:48: data.format idx is not supported yet");
+    /* the loader checks that the files exist; their contents are the reader's */
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE_DATA("{train: breast_cancer.train.csv, format: idx}"), &job, &err),
+                     0);
+    ck_assert_int_eq(job.data.format, PS_FORMAT_IDX);
+    ck_assert_str_eq(job.data.train_labels, "");
+    ck_assert_int_eq(parse(BASE_DATA("{train: breast_cancer.train.csv, format: idx, "
+                                     "train_labels: breast_cancer.test.csv}"),
+                           &job, &err),
+                     0);
+    ck_assert_str_eq(job.data.train_labels, PS_TEST_DATA_DIR "/breast_cancer.test.csv");
+    expect_config_error(BASE_DATA("{train: breast_cancer.train.csv, format: idx, "
+                                  "test_labels: gone.idx}"),
+                        "job.yaml:5:53: data.test_labels: cannot read " PS_TEST_DATA_DIR
+                        "/gone.idx: No such file or directory");
 }
 END_TEST
 
-START_TEST(step_schedule_is_not_supported_yet)
+START_TEST(step_schedule_needs_step_size)
 {
     expect_config_error(BASE "optimizer: {schedule: {type: step}}\n",
                         "job.yaml:6:23: missing required key \"step_size\" in optimizer.schedule "
                         "(schedule type step needs it)");
-    expect_unsupported(BASE "optimizer: {schedule: {type: step, step_size: 100, gamma: 0.5}}\n",
-                       "job.yaml:6:30: optimizer.schedule.type step is not supported yet");
     expect_config_error(BASE "optimizer: {schedule: {step_size: 100}}\n",
                         "job.yaml:6:35: optimizer.schedule.step_size: only valid with schedule "
                         "type step");
-    expect_unsupported(BASE "optimizer: {schedule: {warmup_steps: 100}}\n",
-                       "job.yaml:6:38: optimizer.schedule.warmup_steps 100 is not supported yet");
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE "optimizer: {schedule: {type: step, step_size: 100, gamma: 0.5, "
+                                "warmup_steps: 20}}\n",
+                           &job, &err),
+                     0);
+    ck_assert_int_eq(job.optimizer.schedule, PS_SCHEDULE_STEP);
+    ck_assert_uint_eq(job.optimizer.step_size, 100);
+    ck_assert_double_eq(job.optimizer.gamma, 0.5);
+    ck_assert_uint_eq(job.optimizer.warmup_steps, 20);
 }
 END_TEST
 
@@ -896,9 +1039,10 @@ START_TEST(example_sync_job_validates)
     ck_assert_str_eq(job.data.train, EXAMPLES "/data/breast_cancer.train.csv");
     ck_assert_str_eq(job.data.test, EXAMPLES "/data/breast_cancer.test.csv");
     ck_assert_int_eq(job.data.normalize, PS_NORMALIZE_STANDARD);
-    ck_assert_double_eq(job.optimizer.lr, 0.1);
-    ck_assert_uint_eq(job.training.epochs, 20);
-    ck_assert_uint_eq(job.training.batch_size, 32);
+    ck_assert_double_eq(job.optimizer.lr, 0.05);
+    ck_assert_double_eq(job.optimizer.l2, 0.003);
+    ck_assert_uint_eq(job.training.epochs, 30);
+    ck_assert_uint_eq(job.training.batch_size, 16);
     ck_assert_uint_eq(job.training.seed, 7);
     ck_assert_str_eq(job.output, EXAMPLES "/out/breast_cancer_sync");
 }
@@ -925,6 +1069,24 @@ START_TEST(example_libsvm_job_validates)
     ck_assert_int_eq(job.mode, PS_MODE_SYNC);
     ck_assert_int_eq(job.data.format, PS_FORMAT_LIBSVM);
     ck_assert_str_eq(job.data.train, EXAMPLES "/data/breast_cancer.train.libsvm");
+}
+END_TEST
+
+START_TEST(example_fashion_mnist_mlp_job_validates)
+{
+    ps_job job;
+    ps_error err;
+    int rc = ps_job_load(EXAMPLES "/fashion_mnist_mlp.yaml", &job, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    ck_assert_int_eq(job.model.type, PS_MODEL_MLP);
+    ck_assert_uint_eq(job.model.features, 784);
+    ck_assert_uint_eq(job.model.classes, 10);
+    ck_assert_uint_eq(job.model.nhidden, 1);
+    ck_assert_int_eq(job.data.format, PS_FORMAT_IDX);
+    ck_assert_str_eq(job.data.train,
+                     "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz");
+    ck_assert_str_eq(job.data.train_labels, ""); /* psworker derives it */
+    ck_assert_uint_eq(job.workers, 2);
 }
 END_TEST
 
@@ -1108,9 +1270,11 @@ static Suite *job_suite(void)
     tcase_add_test(bad, bad_mode_lists_the_valid_ones);
     tcase_add_test(bad, mode_ssp_is_not_supported_yet);
     tcase_add_test(bad, staleness_without_ssp_is_a_contradiction);
-    tcase_add_test(bad, optimizer_adam_is_not_supported_yet);
+    tcase_add_test(bad, adam_hyper_parameters_out_of_range_are_errors);
+    tcase_add_test(bad, optimizer_keys_of_another_type_are_contradictions);
+    tcase_add_test(bad, cosine_schedule_needs_total_steps);
     tcase_add_test(bad, momentum_with_sgd_is_a_contradiction);
-    tcase_add_test(bad, checkpoint_section_is_validated_then_not_supported_yet);
+    tcase_add_test(bad, checkpoint_section_is_validated);
     tcase_add_test(bad, refused_sections_are_each_not_supported_yet);
     tcase_add_test(bad, heartbeat_timeout_must_exceed_interval);
     tcase_add_test(bad, metrics_listen_must_be_host_port);
@@ -1123,7 +1287,7 @@ static Suite *job_suite(void)
     tcase_add_test(bad, hidden_with_logistic_is_a_contradiction);
     tcase_add_test(bad, classes_with_linear_is_a_contradiction);
     tcase_add_test(bad, logistic_has_two_classes);
-    tcase_add_test(bad, softmax_without_classes_is_an_error_then_not_supported_yet);
+    tcase_add_test(bad, softmax_and_mlp_need_classes_and_mlp_needs_hidden);
     tcase_add_test(bad, backup_workers_must_be_fewer_than_workers);
     tcase_add_test(bad, backup_workers_is_not_supported_yet);
     tcase_add_test(bad, deterministic_and_local_steps_are_not_supported_yet);
@@ -1143,8 +1307,8 @@ static Suite *job_suite(void)
     tcase_add_test(bad, label_column_with_libsvm_is_a_contradiction);
     tcase_add_test(bad, label_column_past_the_last_column_is_an_error);
     tcase_add_test(bad, labels_file_without_idx_is_a_contradiction);
-    tcase_add_test(bad, idx_format_is_not_supported_yet);
-    tcase_add_test(bad, step_schedule_is_not_supported_yet);
+    tcase_add_test(bad, idx_labels_files_are_resolved_and_checked);
+    tcase_add_test(bad, step_schedule_needs_step_size);
     tcase_add_test(bad, custom_model_is_validated_then_not_supported_yet);
     tcase_add_test(bad, alias_cycle_is_a_type_error_not_a_hang);
     tcase_add_test(bad, custom_tensor_names_must_differ);
@@ -1154,6 +1318,8 @@ static Suite *job_suite(void)
     TCase *good = tcase_create("valid");
     tcase_add_test(good, full_job_parses_with_its_values);
     tcase_add_test(good, absent_keys_take_their_defaults);
+    tcase_add_test(good, every_optimizer_and_schedule_loads);
+    tcase_add_test(good, adam_takes_betas_and_eps_with_defaults);
     tcase_add_test(good, null_and_tilde_mean_absent);
     tcase_add_test(good, block_and_flow_styles_give_the_same_job);
     tcase_add_test(good, relative_paths_resolve_against_the_job_folder);
@@ -1164,6 +1330,7 @@ static Suite *job_suite(void)
     tcase_add_test(good, example_sync_job_validates);
     tcase_add_test(good, example_async_job_validates);
     tcase_add_test(good, example_libsvm_job_validates);
+    tcase_add_test(good, example_fashion_mnist_mlp_job_validates);
     tcase_add_test(good, every_example_job_validates);
     suite_add_tcase(s, good);
 

@@ -1,0 +1,274 @@
+/* checkpointer.c — the snapshot-and-write cycle. The server thread copies
+ * the live arrays into the snapshot only while the writer is idle, and the
+ * writer reads the snapshot only while it owns the job: one mutex and one
+ * condition variable hand the snapshot back and forth. */
+#include "checkpointer.h"
+
+#include "checkpoint.h"
+#include "floats.h"
+#include "store.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum writer_state { W_IDLE, W_PENDING, W_WRITING, W_DONE, W_QUIT } writer_state;
+
+struct ps_checkpointer {
+    const ps_log *log;
+    ps_engine *engine;
+    char dir[PS_PATH_MAX];
+    uint32_t keep;
+    uint64_t every_ms;
+    uint64_t next_ms;
+    bool requested;
+
+    size_t narrays;
+    ps_ckpt_array live[PS_CKPT_MAX_ARRAYS]; /* the store's arrays */
+    ps_ckpt_array snap[PS_CKPT_MAX_ARRAYS]; /* slices of snap_buf */
+    float *snap_buf;
+    ps_ckpt_meta meta;
+
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    writer_state state;
+    /* the writer's last result, read by the server thread in W_DONE */
+    int result;
+    ps_error result_err;
+    char result_path[PS_PATH_MAX];
+    uint64_t result_bytes, result_ms;
+
+    uint64_t written;
+    char last_path[PS_PATH_MAX];
+};
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Writes the snapshot (the caller owns it) and records the result. */
+static void write_snapshot(ps_checkpointer *c)
+{
+    uint64_t t0 = ps_clock_ms();
+    ps_error_clear(&c->result_err);
+    c->result = ps_checkpoint_write(c->dir, &c->meta, c->snap, c->narrays, c->keep, c->result_path,
+                                    sizeof c->result_path, &c->result_bytes, &c->result_err);
+    c->result_ms = ps_clock_ms() - t0;
+}
+
+static void *writer_main(void *arg)
+{
+    ps_checkpointer *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (c->state != W_PENDING && c->state != W_QUIT)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->state == W_QUIT)
+            break;
+        c->state = W_WRITING;
+        pthread_mutex_unlock(&c->mu);
+        write_snapshot(c);
+        pthread_mutex_lock(&c->mu);
+        c->state = W_DONE;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Copies the live arrays and counters into the snapshot: the one pause. */
+static void snapshot_take(ps_checkpointer *c)
+{
+    for (size_t i = 0; i < c->narrays; i++)
+        memcpy(c->snap[i].data, c->live[i].data, c->live[i].count * sizeof(float));
+    c->meta.version = ps_engine_version(c->engine);
+    c->meta.updates = ps_store_updates(ps_engine_store(c->engine));
+    c->meta.created_ms = wall_ms();
+}
+
+/* Logs a finished write; the caller holds the result (state W_DONE or its
+ * own synchronous write). */
+static void report(ps_checkpointer *c)
+{
+    if (c->result != 0) {
+        PS_LOG_E(c->log, "checkpoint failed: %s", c->result_err.msg);
+        return;
+    }
+    c->written++;
+    ps_strlcpy(c->last_path, c->result_path, sizeof c->last_path);
+    PS_LOG_I(c->log, "checkpoint written: %s (version %llu, %.1f MB, %llu ms)", c->result_path,
+             (unsigned long long)c->meta.version, (double)c->result_bytes / 1e6,
+             (unsigned long long)c->result_ms);
+}
+
+/* Loads the newest valid checkpoint into the live arrays and the engine. */
+static int load_newest(ps_checkpointer *c, const ps_job *job, uint32_t shard, ps_error *err)
+{
+    uint64_t t0 = ps_clock_ms();
+    ps_ckpt_meta meta;
+    char path[PS_PATH_MAX];
+    int rc = ps_checkpoint_load(c->dir, job->name, shard, c->meta.key_lo, c->meta.key_hi, c->live,
+                                c->narrays, &meta, path, sizeof path, c->log, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        PS_LOG_I(c->log, "no valid checkpoint in %s: starting from the job's seed", c->dir);
+        return 0;
+    }
+    ps_store_set_updates(ps_engine_store(c->engine), meta.updates);
+    ps_engine_restore(c->engine, meta.version);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < c->narrays; i++)
+        bytes += c->live[i].count * sizeof(float);
+    PS_LOG_I(c->log, "checkpoint loaded: %s (version %llu, %.1f MB, %llu ms)", path,
+             (unsigned long long)meta.version, (double)bytes / 1e6,
+             (unsigned long long)(ps_clock_ms() - t0));
+    return 0;
+}
+
+int ps_checkpointer_new(const ps_job *job, uint32_t shard, ps_engine *engine, const ps_log *log,
+                        ps_checkpointer **out, ps_error *err)
+{
+    *out = NULL;
+    if (job->checkpoint.dir[0] == '\0')
+        return 0;
+    ps_checkpointer *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return ps_error_set(err, PS_ENOMEM, "cannot allocate the checkpointer");
+    c->log = log;
+    c->engine = engine;
+    ps_strlcpy(c->dir, job->checkpoint.dir, sizeof c->dir);
+    c->keep = job->checkpoint.keep;
+    c->every_ms = (uint64_t)(job->checkpoint.every_seconds * 1000.0);
+    if (c->every_ms == 0)
+        c->every_ms = 1;
+    ps_strlcpy(c->meta.job, job->name, sizeof c->meta.job);
+    c->meta.shard = shard;
+    c->meta.key_lo = ps_engine_key_lo(engine);
+    c->meta.key_hi = ps_engine_key_hi(engine);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    int rc =
+        ps_store_ckpt_arrays(ps_engine_store(engine), c->live, PS_CKPT_MAX_ARRAYS, &c->narrays);
+    if (rc != 0) {
+        ps_error_set(err, rc, "the shard has more arrays than a checkpoint holds");
+        goto fail;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < c->narrays; i++)
+        total += c->live[i].count;
+    size_t bytes;
+    c->snap_buf = ps_floats_alloc(total, &bytes);
+    if (c->snap_buf == NULL) {
+        rc = ps_error_set(err, PS_ENOMEM, "cannot allocate a %zu-float checkpoint snapshot", total);
+        goto fail;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < c->narrays; i++) {
+        c->snap[i] = c->live[i];
+        c->snap[i].data = c->snap_buf + off;
+        off += c->live[i].count;
+    }
+    if ((rc = load_newest(c, job, shard, err)) != 0)
+        goto fail;
+    if (pthread_create(&c->thread, NULL, writer_main, c) != 0) {
+        rc = ps_error_set(err, PS_ENOMEM, "cannot start the checkpoint writer");
+        goto fail;
+    }
+    c->thread_started = true;
+    c->next_ms = ps_clock_ms() + c->every_ms;
+    *out = c;
+    return 0;
+fail:
+    ps_checkpointer_destroy(&c);
+    return rc;
+}
+
+void ps_checkpointer_tick(ps_checkpointer *c, uint64_t now_ms)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    writer_state st = c->state;
+    pthread_mutex_unlock(&c->mu);
+    if (st == W_DONE) {
+        report(c);
+        st = W_IDLE;
+        pthread_mutex_lock(&c->mu);
+        c->state = W_IDLE;
+        pthread_mutex_unlock(&c->mu);
+    }
+    if (st != W_IDLE || (!c->requested && now_ms < c->next_ms))
+        return;
+    snapshot_take(c); /* the writer is idle: the snapshot is ours */
+    c->requested = false;
+    c->next_ms = now_ms + c->every_ms;
+    pthread_mutex_lock(&c->mu);
+    c->state = W_PENDING;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void ps_checkpointer_request(ps_checkpointer *c)
+{
+    if (c != NULL)
+        c->requested = true;
+}
+
+uint64_t ps_checkpointer_written(const ps_checkpointer *c, const char **last_path)
+{
+    if (last_path)
+        *last_path = c ? c->last_path : "";
+    return c ? c->written : 0;
+}
+
+/* Waits until the writer holds no snapshot; reports a finished write. */
+static void writer_wait_idle(ps_checkpointer *c)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->state == W_PENDING || c->state == W_WRITING)
+        pthread_cond_wait(&c->cv, &c->mu);
+    bool done = c->state == W_DONE;
+    c->state = W_IDLE;
+    pthread_mutex_unlock(&c->mu);
+    if (done)
+        report(c);
+}
+
+int ps_checkpointer_final(ps_checkpointer *c)
+{
+    if (c == NULL)
+        return 0;
+    writer_wait_idle(c);
+    snapshot_take(c);
+    write_snapshot(c);
+    report(c);
+    return c->result;
+}
+
+void ps_checkpointer_destroy(ps_checkpointer **cp)
+{
+    if (cp == NULL || *cp == NULL)
+        return;
+    ps_checkpointer *c = *cp;
+    if (c->thread_started) {
+        writer_wait_idle(c);
+        pthread_mutex_lock(&c->mu);
+        c->state = W_QUIT;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+    }
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c->snap_buf);
+    free(c);
+    *cp = NULL;
+}

@@ -1,0 +1,48 @@
+/* checkpointer.h — when and how psd checkpoints a shard: the newest valid
+ * checkpoint is loaded at start; every checkpoint.every_seconds (and when
+ * psctl asks) θ and the optimizer state are copied into a snapshot buffer
+ * allocated once — the only pause serving sees — and a writer thread puts
+ * the snapshot on disk (checkpoint.h) while serving goes on; on SIGTERM a
+ * last checkpoint is written before psd exits. Driven from the server's
+ * thread, which owns the engine. */
+#ifndef PS_CHECKPOINTER_H
+#define PS_CHECKPOINTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "error.h"
+#include "job.h"
+#include "log.h"
+
+typedef struct ps_checkpointer ps_checkpointer;
+
+/* A checkpointer for the engine's shard, or NULL in *out when the job has
+ * no checkpoint section (not an error). Loads the newest valid checkpoint
+ * into the engine (logged: "checkpoint loaded: ..."; corrupt ones are
+ * skipped with a warning) and starts the writer thread. PS_ENOMEM, PS_EIO
+ * (the folder cannot be read), with err filled. */
+int ps_checkpointer_new(const ps_job *job, uint32_t shard, ps_engine *engine, const ps_log *log,
+                        ps_checkpointer **out, ps_error *err);
+
+/* Starts a checkpoint when one is due or was asked for and the writer is
+ * free; logs each finished one. Call every loop turn with ps_clock_ms(). */
+void ps_checkpointer_tick(ps_checkpointer *c, uint64_t now_ms);
+
+/* Asks for a checkpoint as soon as the writer is free (psctl checkpoint). */
+void ps_checkpointer_request(ps_checkpointer *c);
+
+/* How many checkpoints were written so far, and the path of the last one
+ * ("" before the first). */
+uint64_t ps_checkpointer_written(const ps_checkpointer *c, const char **last_path);
+
+/* Waits for a write in progress, then writes the state as it is now in
+ * this thread (SIGTERM). Returns 0 or PS_EIO (logged as well). */
+int ps_checkpointer_final(ps_checkpointer *c);
+
+/* Stops the writer thread (after the write in progress), frees everything
+ * and sets *cp to NULL; a NULL *cp is fine. */
+void ps_checkpointer_destroy(ps_checkpointer **cp);
+
+#endif

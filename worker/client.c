@@ -2,7 +2,9 @@
  * One DEALER per shard. Every exchange sends its request to all shards before
  * it awaits any reply; replies are matched by seq, so a late reply to an
  * older request is dropped; a request still unanswered when its share of the
- * timeout ends is sent again with the same seq. */
+ * timeout ends is sent again with the same seq. A big push payload goes out
+ * straight from the caller's gradient (no copy); the push returns only once
+ * ZeroMQ has let go of it. */
 #include "psworker.h"
 
 #include "codec.h"
@@ -10,17 +12,22 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
 #define CLIENT_ATTEMPTS           3                  /* sends of one request, the first included */
 #define CLIENT_BYE_TIMEOUT_MS     1000               /* close waits at most this for the ACKs */
 #define CLIENT_MAX_MSG_BYTES      ((int64_t)1 << 32) /* a larger frame drops the connection */
+#define CLIENT_ZEROCOPY_BYTES     ((size_t)64 << 10) /* push payloads this big are not copied */
+#define CLIENT_SETTLE_MS          200 /* then a payload ZeroMQ still holds is taken back */
 
 _Static_assert(PS_PUSH_DUPLICATE == PS_ACK_DUPLICATE, "push flags follow the ACK flags");
 _Static_assert(PS_PUSH_DROPPED == PS_ACK_DROPPED, "push flags follow the ACK flags");
@@ -74,6 +81,9 @@ struct ps_client {
     uint32_t push_flags;
     uint64_t bad_replies;   /* replies that failed to decode, dropped */
     uint64_t stale_replies; /* replies to an older request, dropped */
+    /* push payload messages made from the caller's gradient that ZeroMQ
+     * still holds; its I/O thread counts them down */
+    atomic_uint push_refs;
     /* scratch, allocated with the client so a request allocates nothing */
     ps_msg req;
     ps_msg rep;
@@ -116,6 +126,30 @@ static void op_fail(ps_client *c, op *o, size_t i, int code, const char *fmt, ..
 
 /* ---- requests ---------------------------------------------------------- */
 
+/* ZeroMQ's free function for a push payload sent from the caller's
+ * gradient; runs on the client's I/O thread. */
+static void push_release(void *data, void *hint)
+{
+    (void)data;
+    ps_client *c = hint;
+    atomic_fetch_sub_explicit(&c->push_refs, 1, memory_order_release);
+}
+
+/* Sends m with its payload; a big one is handed to ZeroMQ by reference
+ * (counted in push_refs until released), a small one copied. */
+static int request_send(ps_client *c, shard *s, const ps_msg *m, const void *payload)
+{
+    if (payload == NULL || m->payload_bytes < CLIENT_ZEROCOPY_BYTES)
+        return ps_wire_send(s->sock, NULL, 0, m, payload, ZMQ_DONTWAIT);
+    zmq_msg_t msg;
+    atomic_fetch_add_explicit(&c->push_refs, 1, memory_order_relaxed);
+    if (zmq_msg_init_data(&msg, (void *)payload, (size_t)m->payload_bytes, push_release, c) != 0) {
+        atomic_fetch_sub_explicit(&c->push_refs, 1, memory_order_relaxed);
+        return ps_wire_send(s->sock, NULL, 0, m, payload, ZMQ_DONTWAIT);
+    }
+    return ps_wire_send_msg(s->sock, NULL, 0, m, &msg, ZMQ_DONTWAIT);
+}
+
 /* Sends o's request to shard i with the shard's current seq. A full send
  * queue is not an error: the request stays pending and the next attempt
  * sends it again. */
@@ -152,7 +186,11 @@ static int op_send(ps_client *c, op *o, size_t i)
         break;
     }
     errno = 0;
-    int rc = ps_wire_send(s->sock, NULL, 0, m, payload, ZMQ_DONTWAIT);
+    int rc = PS_EZMQ;
+    if (s->sock != NULL)
+        rc = request_send(c, s, m, payload);
+    else
+        errno = ENOTSOCK; /* lost when push_settle could not make it again */
     if (rc == 0 || (rc == PS_EZMQ && errno == EAGAIN))
         return 0;
     if (rc == PS_EZMQ)
@@ -578,6 +616,22 @@ static int opts_check(const ps_client_opts *opts, char *why, size_t cap)
     return 0;
 }
 
+/* A DEALER for shard s, options set, connected to its endpoint. */
+static int shard_socket_open(ps_client *c, shard *s)
+{
+    int linger = 0, immediate = 0;
+    int64_t max_msg = CLIENT_MAX_MSG_BYTES;
+    s->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+    if (s->sock == NULL)
+        return client_fail(c, PS_EZMQ, "%s: socket: %s", s->endpoint, zmq_strerror(errno));
+    if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
+        zmq_connect(s->sock, s->endpoint) != 0)
+        return client_fail(c, PS_EZMQ, "%s: %s", s->endpoint, zmq_strerror(errno));
+    return 0;
+}
+
 /* Creates the context and one connected DEALER per shard. Connecting is
  * lazy: a server that starts a little later still gets the request. */
 static int client_connect(ps_client *c, const ps_client_opts *opts)
@@ -585,21 +639,48 @@ static int client_connect(ps_client *c, const ps_client_opts *opts)
     c->ctx = zmq_ctx_new();
     if (c->ctx == NULL)
         return client_fail(c, PS_EZMQ, "zmq context: %s", zmq_strerror(errno));
-    int linger = 0, immediate = 0;
-    int64_t max_msg = CLIENT_MAX_MSG_BYTES;
     for (size_t i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
         ps_strlcpy(s->endpoint, opts->servers[i], sizeof s->endpoint);
-        s->sock = zmq_socket(c->ctx, ZMQ_DEALER);
-        if (s->sock == NULL)
-            return client_fail(c, PS_EZMQ, "%s: socket: %s", s->endpoint, zmq_strerror(errno));
-        if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-            zmq_setsockopt(s->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
-            zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
-            zmq_connect(s->sock, s->endpoint) != 0)
-            return client_fail(c, PS_EZMQ, "%s: %s", s->endpoint, zmq_strerror(errno));
+        int rc = shard_socket_open(c, s);
+        if (rc != 0)
+            return rc;
     }
     return 0;
+}
+
+/* Returns once ZeroMQ holds no message made from the caller's gradient, so
+ * the caller may reuse it. After every ACK that is at once: the I/O thread
+ * lets go of a message right after its last byte went out, before the
+ * server could answer. A failed push may leave one queued for a shard that
+ * does not answer; after CLIENT_SETTLE_MS the sockets are made anew
+ * (closing one, linger 0, drops its queue) and the wait goes on. A socket
+ * that cannot be made again stays NULL: requests to it then fail. */
+static void push_settle(ps_client *c)
+{
+    uint64_t start = ps_clock_ms();
+    bool renewed = false;
+    while (atomic_load_explicit(&c->push_refs, memory_order_acquire) != 0) {
+        if (!renewed && ps_clock_ms() - start > CLIENT_SETTLE_MS) {
+            for (size_t i = 0; i < c->nshards; i++) {
+                shard *s = &c->shards[i];
+                if (s->sock != NULL)
+                    zmq_close(s->sock);
+                s->sock = NULL;
+                if (shard_socket_open(c, s) != 0 && s->sock != NULL) {
+                    zmq_close(s->sock);
+                    s->sock = NULL;
+                }
+            }
+            renewed = true;
+        }
+        if (renewed) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        } else {
+            sched_yield();
+        }
+    }
 }
 
 /* HELLO to shard 0 first, for the rank; then to the others with that rank. */
@@ -637,6 +718,7 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
     c = calloc(1, sizeof *c);
     if (c == NULL)
         goto report;
+    atomic_init(&c->push_refs, 0);
     c->nshards = opts->num_servers;
     c->shards = calloc(c->nshards, sizeof *c->shards);
     c->items = calloc(c->nshards, sizeof *c->items);
@@ -693,6 +775,7 @@ int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t sam
             .grad = grad,
             .version = UINT64_MAX};
     int rc = op_all(c, &o);
+    push_settle(c);
     c->push_flags = o.flags;
     if (rc == 0 && version != NULL)
         *version = o.version;

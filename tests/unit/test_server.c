@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -212,6 +213,50 @@ START_TEST(server_refuses_bad_messages_and_keeps_serving)
 }
 END_TEST
 
+START_TEST(big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go)
+{
+    /* 100k floats: both ways above the zero-copy thresholds */
+    enum { BIG = 100000 };
+    static ps_job job;
+    job_logistic(&job, free_port());
+    job.model.type = PS_MODEL_LINEAR;
+    job.model.features = BIG - 1;
+    ps_log lg = {PS_LOG_ERROR, "test_server"};
+    static runner r;
+    r.stop = 0;
+    r.srv = ps_server_new(&job, 0, &lg, &r.err);
+    ck_assert_msg(r.srv != NULL, "server: %s", r.err.msg);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, run_thread, &r), 0);
+    const char *eps[] = {job.servers[0]};
+    ps_client_opts o = {
+        .job = "server-test", .servers = eps, .num_servers = 1, .rank = 0, .timeout_ms = 400};
+    ps_client *c = NULL;
+    ck_assert_int_eq(ps_client_open(&o, &c, NULL, 0), 0);
+    float *grad = malloc(BIG * sizeof *grad), *theta = malloc(BIG * sizeof *theta);
+    ck_assert_ptr_nonnull(grad);
+    ck_assert_ptr_nonnull(theta);
+    for (int k = 0; k < BIG; k++)
+        grad[k] = (float)(k % 7);
+    for (uint64_t t = 0; t < 3; t++)
+        ck_assert_int_eq(ps_client_push(c, t, grad, 1, NULL), 0);
+    uint64_t version = 0;
+    ck_assert_int_eq(ps_client_pull(c, 3, theta, &version), 0);
+    ck_assert_uint_eq(version, 3);
+    for (int k = 0; k < BIG; k += 997) /* θ0 = 0, three steps of lr 0.5 */
+        ck_assert_float_eq(theta[k], -1.5f * (float)(k % 7));
+    /* the server goes away: the push times out, and the gradient is ours
+     * again when it returns (ASan sees any later use) */
+    r.stop = 1;
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ps_server_destroy(&r.srv);
+    ck_assert_int_eq(ps_client_push(c, 3, grad, 1, NULL), PS_ETIMEDOUT);
+    free(grad);
+    ps_client_close(&c);
+    free(theta);
+}
+END_TEST
+
 START_TEST(second_server_on_the_same_endpoint_cannot_bind)
 {
     static ps_job job;
@@ -258,6 +303,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, server_refuses_bad_messages_and_keeps_serving);
     tcase_add_test(tc, second_server_on_the_same_endpoint_cannot_bind);
     tcase_add_test(tc, run_returns_when_stop_is_set);
+    tcase_add_test(tc, big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go);
     suite_add_tcase(s, tc);
     return s;
 }

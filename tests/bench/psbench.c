@@ -1,0 +1,1172 @@
+/* psbench.c — the data-path benchmark (DESIGN §11): real psd processes and
+ * workers in forked processes, each figure beside its physical reference
+ * measured in the same run (raw ZeroMQ moving the same bytes between the
+ * same number of processes, memcpy of the same bytes, the same model trained
+ * in one process). Prints medians as a table, or JSON with --json. */
+#include "dataset.h"
+#include "engine.h"
+#include "job.h"
+#include "model.h"
+#include "psworker.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <cblas.h>
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define MAX_FIGURES 48
+#define MAX_KIDS    16
+#define MAX_PROCS   32
+#define MAX_REPS    200
+#define M_FLOATS    1000000u
+#define RSS_ROUNDS  10 /* rounds between the two VmHWM readings */
+
+/* ---- figures ----------------------------------------------------------- */
+
+typedef struct figure {
+    char name[48];
+    double ours, ref, ratio;
+    const char *unit;
+    char ref_is[64]; /* what the reference is, for the table */
+} figure;
+
+typedef struct bench {
+    bool json;
+    double scale;            /* repetitions scale */
+    const char *only;        /* run only the groups whose name starts with this */
+    const char *train_model; /* (d): logistic or mlp */
+    char dir[64];            /* temporary folder: job files, data, ipc sockets */
+    char bindir[PATH_MAX];
+    int next_ipc;
+    figure figs[MAX_FIGURES];
+    size_t nfigs;
+    pid_t procs[MAX_PROCS]; /* live children, stopped on the way out */
+    size_t nprocs;
+} bench;
+
+static void figure_add(bench *b, const char *name, double ours, double ref, const char *unit,
+                       const char *ref_is)
+{
+    if (b->nfigs == MAX_FIGURES)
+        return;
+    figure *f = &b->figs[b->nfigs++];
+    ps_strlcpy(f->name, name, sizeof f->name);
+    f->ours = ours;
+    f->ref = ref;
+    f->ratio = ref != 0.0 ? ours / ref : 0.0;
+    f->unit = unit;
+    ps_strlcpy(f->ref_is, ref_is, sizeof f->ref_is);
+    if (!b->json)
+        fprintf(stderr, "psbench: %s: %.4g %s (reference %.4g, ratio %.3f)\n", name, ours, unit,
+                ref, f->ratio);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n values (sorted in place); 0 for none. */
+static double median(double *v, size_t n)
+{
+    if (n == 0)
+        return 0.0;
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int reps(const bench *b, int n)
+{
+    int r = (int)lround(n * b->scale);
+    if (r < 3)
+        r = 3;
+    return r > MAX_REPS ? MAX_REPS : r;
+}
+
+static bool wanted(const bench *b, const char *group)
+{
+    return b->only == NULL || strncmp(group, b->only, strlen(b->only)) == 0 ||
+           strncmp(b->only, group, strlen(group)) == 0;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* Says what went wrong and exits 1; every child gets SIGTERM when we go
+ * (PR_SET_PDEATHSIG), so nothing is left running. */
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("psbench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+/* In a child just forked: SIGTERM when psbench exits, however it exits. */
+static void child_init(void)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1)
+        _exit(1);
+}
+
+/* ---- processes --------------------------------------------------------- */
+
+static void proc_track(bench *b, pid_t pid)
+{
+    if (b->nprocs < MAX_PROCS)
+        b->procs[b->nprocs++] = pid;
+}
+
+/* SIGTERM to pid, then waits for it; false when it did not exit 0 by itself. */
+static bool proc_stop(bench *b, pid_t pid)
+{
+    for (size_t i = 0; i < b->nprocs; i++) {
+        if (b->procs[i] == pid) {
+            b->procs[i] = b->procs[--b->nprocs];
+            break;
+        }
+    }
+    kill(pid, SIGTERM);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void procs_stop_all(bench *b)
+{
+    while (b->nprocs > 0)
+        proc_stop(b, b->procs[b->nprocs - 1]);
+}
+
+static pid_t spawn(bench *b, const char *prog, char *const argv[])
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", b->bindir, prog);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        child_init();
+        execv(path, argv);
+        fprintf(stderr, "psbench: cannot run %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    proc_track(b, pid);
+    return pid;
+}
+
+/* ---- endpoints and job files ------------------------------------------- */
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        die("cannot find a free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void endpoint_new(bench *b, bool ipc, char *out, size_t cap)
+{
+    if (ipc)
+        snprintf(out, cap, "ipc://%s/ep%d.ipc", b->dir, b->next_ipc++);
+    else
+        snprintf(out, cap, "tcp://127.0.0.1:%d", free_port());
+}
+
+static void file_write(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
+        die("cannot write %s: %s", path, strerror(errno));
+}
+
+/* A job whose θ has exactly P floats: a linear model of P - 1 features
+ * (w and b). psd never reads the data file; the loader wants it to exist. */
+static void job_write_flat(bench *b, const char *path, const char *mode, unsigned workers,
+                           const char *endpoint, uint64_t p)
+{
+    char data[96], text[1024];
+    snprintf(data, sizeof data, "%s/none.csv", b->dir);
+    file_write(data, "0,0\n");
+    snprintf(text, sizeof text,
+             "job: bench\nmode: %s\nworkers: %u\nservers: [\"%s\"]\n"
+             "model: {type: linear, features: %llu, init: {scheme: zeros}}\n"
+             "data: {train: %s}\noptimizer: {type: sgd, lr: 0.001}\n"
+             "training: {epochs: 1, batch_size: 1}\nlog: {level: warn}\n",
+             mode, workers, endpoint, (unsigned long long)(p - 1), data);
+    file_write(path, text);
+}
+
+static pid_t psd_start(bench *b, const char *job_path)
+{
+    char *argv[] = {"psd", "--config", (char *)job_path, "--log-level", "warn", NULL};
+    return spawn(b, "psd", argv);
+}
+
+/* ---- worker processes --------------------------------------------------- */
+
+typedef enum kid_op {
+    KID_QUIT,
+    KID_PUSHPULL, /* psd: push then pull (async); raw: request, reply */
+    KID_ROUND,    /* psd sync: pull version arg, push clock arg */
+    KID_FOR,      /* arg ms of pulls (raw: requests); value = per second */
+} kid_op;
+
+typedef struct kid_cmd {
+    int op;
+    uint64_t arg;
+} kid_cmd;
+
+typedef struct kid_res {
+    int rc;
+    double value; /* seconds, or per second */
+} kid_res;
+
+typedef struct kid_conf {
+    bool raw;             /* raw ZeroMQ DEALER, not a psd worker */
+    const char *endpoint; /* of psd or the raw server */
+    int rank;
+    size_t floats;    /* psd: θ size */
+    size_t req_bytes; /* raw: request bytes */
+} kid_conf;
+
+typedef struct kid {
+    pid_t pid;
+    int cmd_fd, res_fd;
+} kid;
+
+static bool read_all(int fd, void *buf, size_t n)
+{
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        p += r;
+        n -= (size_t)r;
+    }
+    return true;
+}
+
+static bool write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static float *floats_new(size_t n, float value)
+{
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    if (p == NULL)
+        die("out of memory for %zu floats", n);
+    for (size_t i = 0; i < n; i++)
+        p[i] = value;
+    return p;
+}
+
+/* One command on a psd worker; 0 or the client's error. */
+static int kid_ps_do(ps_client *c, const kid_cmd *cmd, float *theta, const float *grad,
+                     double *value)
+{
+    double t0 = ps_clock_s();
+    int rc = 0;
+    if (cmd->op == KID_PUSHPULL) {
+        rc = ps_client_push(c, 0, grad, 1, NULL);
+        if (rc == 0)
+            rc = ps_client_pull(c, 0, theta, NULL);
+    } else if (cmd->op == KID_ROUND) {
+        rc = ps_client_pull(c, cmd->arg, theta, NULL);
+        if (rc == 0)
+            rc = ps_client_push(c, cmd->arg, grad, 1, NULL);
+    } else if (cmd->op == KID_FOR) {
+        uint64_t n = 0;
+        double end = t0 + (double)cmd->arg / 1000.0, now = t0;
+        while (rc == 0 && now < end) {
+            rc = ps_client_pull(c, 0, theta, NULL);
+            n++;
+            now = ps_clock_s();
+        }
+        *value = (double)n / (now - t0);
+        return rc;
+    }
+    *value = ps_clock_s() - t0;
+    return rc;
+}
+
+static int kid_ps_main(const kid_conf *kc, int cmd_fd, int res_fd)
+{
+    const char *servers[] = {kc->endpoint};
+    ps_client_opts o = {.job = "bench",
+                        .servers = servers,
+                        .num_servers = 1,
+                        .rank = kc->rank,
+                        .timeout_ms = 120000};
+    ps_client *c = NULL;
+    char why[256];
+    int rc = ps_client_open(&o, &c, why, sizeof why);
+    if (rc != 0) {
+        fprintf(stderr, "psbench: worker %d: %s\n", kc->rank, why);
+        return 1;
+    }
+    float *theta = floats_new(kc->floats, 0.0f), *grad = floats_new(kc->floats, 1e-6f);
+    kid_cmd cmd;
+    while (read_all(cmd_fd, &cmd, sizeof cmd) && cmd.op != KID_QUIT) {
+        kid_res res = {0, 0.0};
+        res.rc = kid_ps_do(c, &cmd, theta, grad, &res.value);
+        if (res.rc != 0)
+            fprintf(stderr, "psbench: worker %d: %s\n", kc->rank, ps_client_last_error(c));
+        if (!write_all(res_fd, &res, sizeof res))
+            break;
+    }
+    ps_client_close(&c);
+    free(theta);
+    free(grad);
+    return 0;
+}
+
+/* One request and its reply on a raw DEALER; 0 or -1. */
+static int raw_roundtrip(void *sock, const void *req, size_t req_bytes)
+{
+    if (zmq_send(sock, req, req_bytes, 0) < 0)
+        return -1;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    int rc = zmq_msg_recv(&m, sock, 0);
+    zmq_msg_close(&m);
+    return rc < 0 ? -1 : 0;
+}
+
+static int kid_raw_main(const kid_conf *kc, int cmd_fd, int res_fd)
+{
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(sock, kc->endpoint) != 0) {
+        fprintf(stderr, "psbench: raw client: %s\n", zmq_strerror(errno));
+        return 1;
+    }
+    char *req = malloc(kc->req_bytes);
+    if (req == NULL)
+        return 1;
+    memset(req, 1, kc->req_bytes);
+    kid_cmd cmd;
+    while (read_all(cmd_fd, &cmd, sizeof cmd) && cmd.op != KID_QUIT) {
+        kid_res res = {0, 0.0};
+        double t0 = ps_clock_s();
+        if (cmd.op == KID_FOR) {
+            uint64_t n = 0;
+            double end = t0 + (double)cmd.arg / 1000.0, now = t0;
+            while (res.rc == 0 && now < end) {
+                res.rc = raw_roundtrip(sock, req, kc->req_bytes);
+                n++;
+                now = ps_clock_s();
+            }
+            res.value = (double)n / (now - t0);
+        } else {
+            res.rc = raw_roundtrip(sock, req, kc->req_bytes);
+            res.value = ps_clock_s() - t0;
+        }
+        if (!write_all(res_fd, &res, sizeof res))
+            break;
+    }
+    free(req);
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    return 0;
+}
+
+static kid kid_start(bench *b, const kid_conf *kc)
+{
+    int cmd[2], res[2];
+    if (pipe(cmd) != 0 || pipe(res) != 0)
+        die("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        child_init();
+        close(cmd[1]);
+        close(res[0]);
+        int rc = kc->raw ? kid_raw_main(kc, cmd[0], res[1]) : kid_ps_main(kc, cmd[0], res[1]);
+        _exit(rc);
+    }
+    close(cmd[0]);
+    close(res[1]);
+    proc_track(b, pid);
+    return (kid){pid, cmd[1], res[0]};
+}
+
+/* Sends cmd to all n kids at once, then collects their results into out. */
+static void kids_step(kid *k, size_t n, kid_cmd cmd, double *out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!write_all(k[i].cmd_fd, &cmd, sizeof cmd))
+            die("a worker process is gone");
+    for (size_t i = 0; i < n; i++) {
+        kid_res r;
+        if (!read_all(k[i].res_fd, &r, sizeof r))
+            die("a worker process is gone");
+        if (r.rc != 0)
+            die("a worker failed: %s", ps_strerror(r.rc));
+        out[i] = r.value;
+    }
+}
+
+static void kids_stop(bench *b, kid *k, size_t n)
+{
+    kid_cmd quit = {KID_QUIT, 0};
+    for (size_t i = 0; i < n; i++) {
+        write_all(k[i].cmd_fd, &quit, sizeof quit);
+        close(k[i].cmd_fd);
+        close(k[i].res_fd);
+    }
+    for (size_t i = 0; i < n; i++) {
+        int st;
+        while (waitpid(k[i].pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        for (size_t j = 0; j < b->nprocs; j++) {
+            if (b->procs[j] == k[i].pid) {
+                b->procs[j] = b->procs[--b->nprocs];
+                break;
+            }
+        }
+    }
+}
+
+/* ---- the raw ZeroMQ server ---------------------------------------------- */
+
+/* A ROUTER that answers every request with rep_bytes, sent as plainly as
+ * ZeroMQ allows (zmq_send copies the buffer). Runs until SIGTERM. */
+static void raw_server_main(const char *endpoint, size_t rep_bytes)
+{
+    void *ctx = zmq_ctx_new();
+    void *sock = zmq_socket(ctx, ZMQ_ROUTER);
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(sock, endpoint) != 0) {
+        fprintf(stderr, "psbench: raw server: cannot bind %s: %s\n", endpoint, zmq_strerror(errno));
+        _exit(1);
+    }
+    char *rep = malloc(rep_bytes ? rep_bytes : 1);
+    if (rep == NULL)
+        _exit(1);
+    memset(rep, 2, rep_bytes);
+    for (;;) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, sock, 0) < 0 || zmq_msg_recv(&body, sock, 0) < 0)
+            _exit(1);
+        zmq_msg_close(&body);
+        if (zmq_msg_send(&id, sock, ZMQ_SNDMORE) < 0 || zmq_send(sock, rep, rep_bytes, 0) < 0)
+            _exit(1);
+    }
+}
+
+static pid_t raw_server_start(bench *b, const char *endpoint, size_t rep_bytes)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        child_init();
+        raw_server_main(endpoint, rep_bytes);
+    }
+    proc_track(b, pid);
+    return pid;
+}
+
+/* ---- (a) push + pull ----------------------------------------------------- */
+
+/* A psd (async) with n workers and a raw server with n clients moving the
+ * same bytes; reps steps of each, interleaved. Medians per worker, in s. */
+static void pushpull_measure(bench *b, uint64_t p, unsigned n, bool ipc, int r, double *ours,
+                             double *ref)
+{
+    char ep[128], raw_ep[128], job[128];
+    endpoint_new(b, ipc, ep, sizeof ep);
+    endpoint_new(b, ipc, raw_ep, sizeof raw_ep);
+    snprintf(job, sizeof job, "%s/pushpull.yaml", b->dir);
+    job_write_flat(b, job, "async", n, ep, p);
+    pid_t psd = psd_start(b, job);
+    pid_t raw = raw_server_start(b, raw_ep, (size_t)p * sizeof(float));
+    kid ps[MAX_KIDS], rk[MAX_KIDS];
+    for (unsigned i = 0; i < n; i++) {
+        kid_conf kc = {.endpoint = ep, .rank = (int)i, .floats = (size_t)p};
+        ps[i] = kid_start(b, &kc);
+        kid_conf rc = {.raw = true, .endpoint = raw_ep, .req_bytes = (size_t)p * sizeof(float)};
+        rk[i] = kid_start(b, &rc);
+    }
+    double *a = calloc((size_t)(r + 2) * n, sizeof *a), *c = calloc((size_t)(r + 2) * n, sizeof *c);
+    if (a == NULL || c == NULL)
+        die("out of memory");
+    kid_cmd cmd = {KID_PUSHPULL, 0};
+    size_t na = 0;
+    for (int i = 0; i < r + 2; i++) { /* two warm-up steps, not counted */
+        kids_step(ps, n, cmd, a + na);
+        kids_step(rk, n, cmd, c + na);
+        if (i >= 2)
+            na += n;
+    }
+    *ours = median(a, na);
+    *ref = median(c, na);
+    free(a);
+    free(c);
+    kids_stop(b, ps, n);
+    kids_stop(b, rk, n);
+    proc_stop(b, psd);
+    proc_stop(b, raw);
+}
+
+static void bench_pushpull(bench *b)
+{
+    static const struct {
+        uint64_t p;
+        const char *tag, *bytes;
+        int reps;
+    } sizes[] = {{1000, "1k", "4 kB", 200},
+                 {M_FLOATS, "1M", "4 MB", 40},
+                 {10 * (uint64_t)M_FLOATS, "10M", "40 MB", 12}};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        for (int ipc = 0; ipc < 2; ipc++) {
+            for (unsigned w = 1; w <= 2; w++) {
+                double ours, ref;
+                pushpull_measure(b, sizes[s].p, w, ipc, reps(b, sizes[s].reps), &ours, &ref);
+                char name[48], ref_is[64];
+                snprintf(name, sizeof name, "pushpull_%s_%s_%uw", sizes[s].tag, ipc ? "ipc" : "tcp",
+                         w);
+                snprintf(ref_is, sizeof ref_is, "raw zmq %s req + rep", sizes[s].bytes);
+                figure_add(b, name, ours * 1e3, ref * 1e3, "ms", ref_is);
+            }
+        }
+    }
+}
+
+/* ---- (b) apply ------------------------------------------------------------ */
+
+typedef struct apply_ctx {
+    uint32_t worker_id;
+    int status;
+} apply_ctx;
+
+static int apply_send(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
+                      const void *payload)
+{
+    (void)identity;
+    (void)identity_len;
+    (void)payload;
+    apply_ctx *a = ctx;
+    if (reply->type == PS_MSG_WELCOME)
+        a->worker_id = reply->worker_id;
+    a->status = reply->type == PS_MSG_ERROR ? reply->status : 0;
+    return 0;
+}
+
+static void bench_apply(bench *b)
+{
+    const uint64_t p = 10 * (uint64_t)M_FLOATS;
+    char job_path[128];
+    snprintf(job_path, sizeof job_path, "%s/apply.yaml", b->dir);
+    job_write_flat(b, job_path, "async", 1, "tcp://127.0.0.1:1", p);
+    ps_job job;
+    ps_error err;
+    if (ps_job_load(job_path, &job, &err) != 0)
+        die("%s", err.msg);
+    ps_engine *e = ps_engine_new(&job, 0, NULL, &err);
+    if (e == NULL)
+        die("engine: %s", err.msg);
+    apply_ctx ac = {0, 0};
+    ps_msg m;
+    ps_msg_init(&m, PS_MSG_HELLO);
+    ps_strlcpy(m.job, "bench", sizeof m.job);
+    m.rank = 0;
+    m.seq = 1;
+    ps_engine_handle(e, "w", 1, 0, &m, NULL, apply_send, &ac);
+    /* the payload as a received frame holds it: its own malloc'd buffer */
+    float *grad = floats_new((size_t)p, 1e-6f);
+    float *src = floats_new((size_t)p, 1.0f), *dst = floats_new((size_t)p, 0.0f);
+    int r = reps(b, 25);
+    double *ta = calloc((size_t)r, sizeof *ta), *tm = calloc((size_t)r, sizeof *tm);
+    if (ta == NULL || tm == NULL)
+        die("out of memory");
+    for (int i = -2; i < r; i++) {
+        ps_msg_init(&m, PS_MSG_PUSH);
+        ps_strlcpy(m.job, "bench", sizeof m.job);
+        m.worker_id = ac.worker_id;
+        m.seq = (uint64_t)(i + 10);
+        m.key_lo = 0;
+        m.key_hi = p;
+        m.samples = 1;
+        m.encoding = PS_ENC_F32;
+        m.payload_bytes = p * sizeof(float);
+        m.payload = grad;
+        double t0 = ps_clock_s();
+        ps_engine_handle(e, "w", 1, 0, &m, NULL, apply_send, &ac);
+        double t1 = ps_clock_s();
+        memcpy(dst, src, (size_t)p * sizeof(float));
+        double t2 = ps_clock_s();
+        if (ac.status != 0)
+            die("apply: push refused: %s", ps_strerror(ac.status));
+        if (i >= 0) {
+            ta[i] = t1 - t0;
+            tm[i] = t2 - t1;
+        }
+        src[(size_t)i & 1023] += dst[77]; /* keep the copy */
+    }
+    figure_add(b, "apply_10M", median(ta, (size_t)r) * 1e3, median(tm, (size_t)r) * 1e3, "ms",
+               "memcpy 40 MB");
+    free(ta);
+    free(tm);
+    free(grad);
+    free(src);
+    free(dst);
+    ps_engine_destroy(&e);
+}
+
+/* ---- (c) sync rounds and (f) peak RSS -------------------------------------- */
+
+/* psd's peak resident set (VmHWM) in MB; -1 when unreadable. */
+static double proc_hwm_mb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1.0;
+    double mb = -1.0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long long kb;
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
+            mb = (double)kb * 1024.0 / 1e6;
+    }
+    fclose(f);
+    return mb;
+}
+
+/* Rounds of a sync job with n workers over P floats (TCP); the median round
+ * (parent's wall time per lockstep step), and psd's VmHWM after `rounds`
+ * and after 2 · rounds when hwm is not NULL. */
+static double sync_rounds(bench *b, uint64_t p, unsigned n, int rounds, double hwm[2])
+{
+    char ep[128], job[128];
+    endpoint_new(b, false, ep, sizeof ep);
+    snprintf(job, sizeof job, "%s/sync.yaml", b->dir);
+    job_write_flat(b, job, "sync", n, ep, p);
+    pid_t psd = psd_start(b, job);
+    kid k[MAX_KIDS];
+    for (unsigned i = 0; i < n; i++) {
+        kid_conf kc = {.endpoint = ep, .rank = (int)i, .floats = (size_t)p};
+        k[i] = kid_start(b, &kc);
+    }
+    int total = hwm ? 2 * rounds : rounds + 2;
+    double *t = calloc((size_t)total, sizeof *t), out[MAX_KIDS];
+    if (t == NULL)
+        die("out of memory");
+    size_t nt = 0;
+    for (int i = 0; i < total; i++) {
+        kid_cmd cmd = {KID_ROUND, (uint64_t)i};
+        double t0 = ps_clock_s();
+        kids_step(k, n, cmd, out);
+        double dt = ps_clock_s() - t0;
+        if (i >= 2)
+            t[nt++] = dt;
+        if (hwm && i + 1 == rounds)
+            hwm[0] = proc_hwm_mb(psd);
+    }
+    if (hwm)
+        hwm[1] = proc_hwm_mb(psd);
+    double med = median(t, nt);
+    free(t);
+    kids_stop(b, k, n);
+    proc_stop(b, psd);
+    return med;
+}
+
+/* The raw reference of a sync round: n clients each moving 4P bytes each
+ * way at once (TCP), median per step. */
+static double raw_rounds(bench *b, uint64_t p, unsigned n, int r)
+{
+    char ep[128];
+    endpoint_new(b, false, ep, sizeof ep);
+    pid_t raw = raw_server_start(b, ep, (size_t)p * sizeof(float));
+    kid k[MAX_KIDS];
+    for (unsigned i = 0; i < n; i++) {
+        kid_conf kc = {.raw = true, .endpoint = ep, .req_bytes = (size_t)p * sizeof(float)};
+        k[i] = kid_start(b, &kc);
+    }
+    double *t = calloc((size_t)r + 2, sizeof *t), out[MAX_KIDS];
+    if (t == NULL)
+        die("out of memory");
+    size_t nt = 0;
+    for (int i = 0; i < r + 2; i++) {
+        kid_cmd cmd = {KID_PUSHPULL, 0};
+        double t0 = ps_clock_s();
+        kids_step(k, n, cmd, out);
+        if (i >= 2)
+            t[nt++] = ps_clock_s() - t0;
+    }
+    double med = median(t, nt);
+    free(t);
+    kids_stop(b, k, n);
+    proc_stop(b, raw);
+    return med;
+}
+
+static void bench_sync(bench *b)
+{
+    double ours = sync_rounds(b, M_FLOATS, 2, reps(b, 40), NULL);
+    double ref = raw_rounds(b, M_FLOATS, 2, reps(b, 40));
+    figure_add(b, "sync_round_1M_2w", ours * 1e3, ref * 1e3, "ms", "raw zmq 2 x (4 MB req + rep)");
+}
+
+static void bench_rss(bench *b)
+{
+    double hwm[2] = {-1, -1};
+    int rounds = reps(b, RSS_ROUNDS);
+    double ours = sync_rounds(b, 10 * (uint64_t)M_FLOATS, 2, rounds, hwm);
+    double ref = raw_rounds(b, 10 * (uint64_t)M_FLOATS, 2, reps(b, 8));
+    figure_add(b, "sync_round_10M_2w", ours * 1e3, ref * 1e3, "ms",
+               "raw zmq 2 x (40 MB req + rep)");
+    figure_add(b, "rss_10M_sync_2w", hwm[1], 40.0, "MB", "θ: 40 MB");
+    char note[64];
+    snprintf(note, sizeof note, "VmHWM after %d rounds", rounds);
+    figure_add(b, "rss_10M_sync_2w_growth", hwm[1], hwm[0], "MB", note);
+}
+
+/* ---- (e) pulls per second ----------------------------------------------- */
+
+static void bench_pulls(bench *b)
+{
+    const unsigned n = 8;
+    const uint64_t p = 1000;
+    char ep[128], raw_ep[128], job[128];
+    endpoint_new(b, false, ep, sizeof ep);
+    endpoint_new(b, false, raw_ep, sizeof raw_ep);
+    snprintf(job, sizeof job, "%s/pulls.yaml", b->dir);
+    job_write_flat(b, job, "async", n, ep, p);
+    pid_t psd = psd_start(b, job);
+    pid_t raw = raw_server_start(b, raw_ep, (size_t)p * sizeof(float));
+    kid ps[MAX_KIDS], rk[MAX_KIDS];
+    for (unsigned i = 0; i < n; i++) {
+        kid_conf kc = {.endpoint = ep, .rank = (int)i, .floats = (size_t)p};
+        ps[i] = kid_start(b, &kc);
+        kid_conf rc = {.raw = true, .endpoint = raw_ep, .req_bytes = 64};
+        rk[i] = kid_start(b, &rc);
+    }
+    int r = reps(b, 5);
+    double a[MAX_REPS], c[MAX_REPS], out[MAX_KIDS];
+    kid_cmd warm = {KID_FOR, 100}, cmd = {KID_FOR, 600};
+    kids_step(ps, n, warm, out);
+    kids_step(rk, n, warm, out);
+    for (int i = 0; i < r; i++) {
+        a[i] = c[i] = 0;
+        kids_step(ps, n, cmd, out);
+        for (unsigned k = 0; k < n; k++)
+            a[i] += out[k];
+        kids_step(rk, n, cmd, out);
+        for (unsigned k = 0; k < n; k++)
+            c[i] += out[k];
+    }
+    figure_add(b, "pulls_1k_8w", median(a, (size_t)r), median(c, (size_t)r), "pulls/s",
+               "raw zmq 64 B req, 4 kB rep");
+    kids_stop(b, ps, n);
+    kids_stop(b, rk, n);
+    proc_stop(b, psd);
+    proc_stop(b, raw);
+}
+
+/* ---- (d) training -------------------------------------------------------- */
+
+typedef struct train_conf {
+    const char *model; /* logistic | mlp */
+    size_t rows, features, batch;
+    unsigned epochs;
+    unsigned hidden, classes; /* mlp */
+} train_conf;
+
+/* The dense jobs of (d): compute per step dominates, as in real training. */
+static const train_conf train_logistic = {
+    .model = "logistic", .rows = 20000, .features = 2000, .batch = 256, .epochs = 5};
+static const train_conf train_mlp = {.model = "mlp",
+                                     .rows = 20000,
+                                     .features = 784,
+                                     .batch = 256,
+                                     .epochs = 2,
+                                     .hidden = 512,
+                                     .classes = 10};
+
+/* A dense, learnable data set: small whole-number features (short to write
+ * and parse), a label from a fixed random linear rule. */
+static void train_data_write(const char *path, const train_conf *tc)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        die("cannot write %s: %s", path, strerror(errno));
+    uint64_t s = 12345;
+    int *x = malloc(tc->features * sizeof *x);
+    double *w = malloc(tc->features * sizeof *w);
+    if (x == NULL || w == NULL)
+        die("out of memory");
+    for (size_t j = 0; j < tc->features; j++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        w[j] = (double)(s >> 40) / (double)(1u << 24) - 0.5;
+    }
+    bool mlp = strcmp(tc->model, "mlp") == 0;
+    for (size_t i = 0; i < tc->rows; i++) {
+        double z = 0;
+        for (size_t j = 0; j < tc->features; j++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            x[j] = (int)((s >> 33) % 10);
+            z += w[j] * (x[j] - 4.5);
+        }
+        unsigned label =
+            mlp ? (unsigned)((z > 0 ? 1 : 0) + 2 * (x[0] > 4)) % tc->classes : (z > 0 ? 1u : 0u);
+        fprintf(f, "%u", label);
+        for (size_t j = 0; j < tc->features; j++) {
+            fputc(',', f);
+            fputc('0' + x[j], f);
+        }
+        fputc('\n', f);
+    }
+    free(x);
+    free(w);
+    if (fclose(f) != 0)
+        die("cannot write %s", path);
+}
+
+static void train_job_write(bench *b, const char *path, const char *endpoint, const char *data,
+                            const train_conf *tc)
+{
+    char model[160], text[1024];
+    if (strcmp(tc->model, "mlp") == 0)
+        snprintf(model, sizeof model, "{type: mlp, features: %zu, hidden: [%u], classes: %u}",
+                 tc->features, tc->hidden, tc->classes);
+    else
+        snprintf(model, sizeof model, "{type: %s, features: %zu}", tc->model, tc->features);
+    snprintf(text, sizeof text,
+             "job: bench-train\nmode: sync\nworkers: 1\nservers: [\"%s\"]\nmodel: %s\n"
+             "data: {train: %s}\noptimizer: {type: sgd, lr: 0.01}\n"
+             "training: {epochs: %u, batch_size: %zu, seed: 7}\nlog: {level: warn}\n",
+             endpoint, model, data, tc->epochs, tc->batch);
+    (void)b;
+    file_write(path, text);
+}
+
+/* samples/s of psworker through psd, from its summary; -1 on failure. */
+static double train_through_psd(bench *b, const char *data, const train_conf *tc)
+{
+    char ep[128], job[128], summary[128];
+    endpoint_new(b, false, ep, sizeof ep);
+    snprintf(job, sizeof job, "%s/train.yaml", b->dir);
+    snprintf(summary, sizeof summary, "%s/train.json", b->dir);
+    train_job_write(b, job, ep, data, tc);
+    unlink(summary);
+    pid_t psd = psd_start(b, job);
+    char *argv[] = {"psworker",       "--config", job,           "--rank", "0",
+                    "--summary-json", summary,    "--log-level", "warn",   NULL};
+    pid_t w = spawn(b, "psworker", argv);
+    int st = 0;
+    while (waitpid(w, &st, 0) < 0 && errno == EINTR)
+        ;
+    for (size_t j = 0; j < b->nprocs; j++)
+        if (b->procs[j] == w)
+            b->procs[j] = b->procs[--b->nprocs];
+    proc_stop(b, psd);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        die("psworker failed (status %d)", st);
+    FILE *f = fopen(summary, "r");
+    char buf[4096] = "";
+    if (f == NULL)
+        die("no summary from psworker");
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    const char *at = strstr(buf, "\"samples_per_s\": ");
+    return at ? strtod(at + strlen("\"samples_per_s\": "), NULL) : -1.0;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 11;
+}
+
+/* The same model on the same data in this process: the trainer's steps
+ * (shuffle, gather a batch, gradient) with plain SGD on a local θ, and the
+ * final evaluation it does; samples/s. */
+static double train_in_process(const ps_dataset *ds, const train_conf *tc, ps_model *m)
+{
+    size_t n = ps_dataset_rows(ds), d = ps_dataset_features(ds);
+    size_t p = (size_t)ps_model_num_params(m);
+    float *theta = floats_new(p, 0.0f), *grad = floats_new(p, 0.0f);
+    float *xb = floats_new(tc->batch * d, 0.0f), *yb = floats_new(tc->batch, 0.0f);
+    size_t *perm = malloc(n * sizeof *perm);
+    if (perm == NULL)
+        die("out of memory");
+    const float *x = ps_dataset_cx(ds), *y = ps_dataset_cy(ds);
+    uint64_t s = 7;
+    double t0 = ps_clock_s();
+    size_t samples = 0;
+    for (unsigned e = 0; e < tc->epochs; e++) {
+        for (size_t i = 0; i < n; i++)
+            perm[i] = i;
+        for (size_t i = n - 1; i > 0; i--) {
+            size_t j = (size_t)(rng_next(&s) % (i + 1)), tmp = perm[i];
+            perm[i] = perm[j];
+            perm[j] = tmp;
+        }
+        for (size_t lo = 0; lo < n; lo += tc->batch) {
+            size_t rows = n - lo < tc->batch ? n - lo : tc->batch;
+            for (size_t k = 0; k < rows; k++) {
+                memcpy(xb + k * d, x + perm[lo + k] * d, d * sizeof(float));
+                yb[k] = y[perm[lo + k]];
+            }
+            double loss;
+            ps_model_grad(m, theta, xb, yb, rows, grad, &loss);
+            for (size_t k = 0; k < p; k++)
+                theta[k] -= 0.01f * grad[k];
+            samples += rows;
+        }
+    }
+    ps_model_metrics mm;
+    ps_model_eval(m, theta, x, y, n, &mm);
+    double dt = ps_clock_s() - t0;
+    free(theta);
+    free(grad);
+    free(xb);
+    free(yb);
+    free(perm);
+    return (double)samples / dt;
+}
+
+static void bench_train(bench *b, const train_conf *tc, const char *figure_name)
+{
+    char data[128];
+    snprintf(data, sizeof data, "%s/train.csv", b->dir);
+    train_data_write(data, tc);
+    /* the reference's data, read and prepared as the trainer does */
+    ps_job job;
+    ps_error err;
+    char jp[128];
+    snprintf(jp, sizeof jp, "%s/train.yaml", b->dir);
+    train_job_write(b, jp, "tcp://127.0.0.1:1", data, tc);
+    if (ps_job_load(jp, &job, &err) != 0)
+        die("%s", err.msg);
+    ps_dataset *ds = NULL;
+    if (ps_dataset_read_csv(data, tc->features, 0, &ds, &err) != 0)
+        die("%s", err.msg);
+    ps_model_spec spec;
+    ps_model_spec_from_job(&job, &spec);
+    ps_model *m = NULL;
+    if (ps_model_new(&spec, ps_dataset_rows(ds), &m, &err) != 0)
+        die("model: %s", err.msg);
+    size_t bad;
+    if (ps_model_prepare_labels(m, ps_dataset_y(ds), ps_dataset_rows(ds), &bad, &err) != 0)
+        die("labels: %s", err.msg);
+    double *mean = calloc(tc->features, sizeof *mean), *sd = calloc(tc->features, sizeof *sd);
+    if (mean == NULL || sd == NULL)
+        die("out of memory");
+    ps_dataset_stats(ds, mean, sd);
+    ps_dataset_standardize(ds, mean, sd);
+    free(mean);
+    free(sd);
+    /* psworker trains with one BLAS thread unless OPENBLAS_NUM_THREADS says
+     * otherwise (worker/psworker_main.c); the reference does the same */
+    if (getenv("OPENBLAS_NUM_THREADS") == NULL)
+        openblas_set_num_threads(1);
+    int r = reps(b, 3);
+    double a[MAX_REPS], c[MAX_REPS];
+    for (int i = 0; i < r; i++) {
+        a[i] = train_through_psd(b, data, tc);
+        c[i] = train_in_process(ds, tc, m);
+    }
+    ps_model_destroy(&m);
+    ps_dataset_destroy(&ds);
+    unlink(data);
+    char note[64];
+    snprintf(note, sizeof note, "in-process %s, %zu x %zu, batch %zu", tc->model, tc->rows,
+             tc->features, tc->batch);
+    figure_add(b, figure_name, median(a, (size_t)r), median(c, (size_t)r), "samples/s", note);
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void print_table(const bench *b)
+{
+    printf("| figure | ours | reference | ratio | reference is |\n");
+    printf("|---|---|---|---|---|\n");
+    for (size_t i = 0; i < b->nfigs; i++) {
+        const figure *f = &b->figs[i];
+        printf("| %s | %.4g %s | %.4g %s | %.2f | %s |\n", f->name, f->ours, f->unit, f->ref,
+               f->unit, f->ratio, f->ref_is);
+    }
+}
+
+static void print_json(const bench *b)
+{
+    printf("[\n");
+    for (size_t i = 0; i < b->nfigs; i++) {
+        const figure *f = &b->figs[i];
+        printf("  {\"figure\": \"%s\", \"ours\": %.6g, \"reference\": %.6g, \"ratio\": %.6g, "
+               "\"unit\": \"%s\"}%s\n",
+               f->name, f->ours, f->ref, f->ratio, f->unit, i + 1 < b->nfigs ? "," : "");
+    }
+    printf("]\n");
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: psbench [--json] [--reps X] [--only GROUP]\n"
+               "Measures psd's data path against this machine's limits, each figure beside\n"
+               "its reference measured in the same run; medians.\n"
+               "  -j, --json        print a JSON list of {figure, ours, reference, ratio, unit}\n"
+               "  -r, --reps X      scale the repetitions by X (default 1)\n"
+               "  -o, --only GROUP  run only one group: apply, pushpull, sync, rss, pulls, train\n"
+               "  -t, --train M     the model of the training figure: mlp (784-512-10, the\n"
+               "                    default) or logistic (2000 features)\n"
+               "  -h, --help        this text\n"
+               "  -V, --version     the version\n");
+}
+
+static void bindir_find(bench *b)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        die("cannot find my own folder");
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    ps_strlcpy(b->bindir, self, sizeof b->bindir);
+}
+
+int main(int argc, char **argv)
+{
+    static bench b = {.scale = 1.0, .train_model = "mlp"};
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"reps", required_argument, NULL, 'r'},
+        {"only", required_argument, NULL, 'o'},
+        {"train", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "jr:o:t:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            b.json = true;
+            break;
+        case 'r':
+            b.scale = strtod(optarg, NULL);
+            if (!(b.scale > 0 && b.scale <= 10)) {
+                fprintf(stderr, "psbench: --reps: give a number in (0, 10], not %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'o':
+            b.only = optarg;
+            break;
+        case 't':
+            if (strcmp(optarg, "mlp") != 0 && strcmp(optarg, "logistic") != 0) {
+                fprintf(stderr, "psbench: --train: give mlp or logistic, not %s\n", optarg);
+                return 2;
+            }
+            b.train_model = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("psbench %s\n", PS_VERSION_STRING);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    ps_malloc_tune(); /* before any zeromq context, in every process forked from here */
+    signal(SIGPIPE, SIG_IGN);
+    bindir_find(&b);
+    snprintf(b.dir, sizeof b.dir, "/tmp/psbench.XXXXXX");
+    if (mkdtemp(b.dir) == NULL)
+        die("cannot make a temporary folder: %s", strerror(errno));
+    double t0 = ps_clock_s();
+    if (wanted(&b, "apply"))
+        bench_apply(&b);
+    if (wanted(&b, "pushpull"))
+        bench_pushpull(&b);
+    if (wanted(&b, "sync"))
+        bench_sync(&b);
+    if (wanted(&b, "rss"))
+        bench_rss(&b);
+    if (wanted(&b, "pulls"))
+        bench_pulls(&b);
+    if (wanted(&b, "train")) {
+        bench_train(&b, strcmp(b.train_model, "mlp") == 0 ? &train_mlp : &train_logistic,
+                    "train_1w");
+    }
+    procs_stop_all(&b);
+    nftw(b.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (b.json)
+        print_json(&b);
+    else
+        print_table(&b);
+    fprintf(stderr, "psbench: done in %.0f s\n", ps_clock_s() - t0);
+    return 0;
+}

@@ -36,6 +36,7 @@ typedef struct child {
     size_t line_len;
     bool exited;
     int status;
+    bool lost;  /* a worker that died while the job went on without it */
     bool ready; /* server: its listening line was seen */
 } child;
 
@@ -49,6 +50,7 @@ typedef struct plan {
     char mode[16];
     int workers;
     int servers;
+    bool abort_on_loss; /* on_worker_loss: abort */
 } plan;
 
 typedef enum phase { PHASE_SERVERS, PHASE_WORKERS, PHASE_STOPPING } phase;
@@ -181,6 +183,8 @@ static int read_plan(psrun *r)
             r->plan.workers = atoi(v);
         else if (strcmp(ln, "servers") == 0)
             r->plan.servers = atoi(v);
+        else if (strcmp(ln, "on_worker_loss") == 0)
+            r->plan.abort_on_loss = strcmp(v, "abort") == 0;
     }
     if (r->plan.workers < 1 || r->plan.servers < 1) {
         fprintf(stderr, "psrun: %s --describe gave no workers/servers\n", prog);
@@ -366,6 +370,42 @@ static void begin_stop(psrun *r)
     signal_all(r, SIGTERM, false);
 }
 
+/* How a child ended, in words: "exited with status 1", "was killed by
+ * signal 9". */
+static void describe_end(int status, char *out, size_t cap)
+{
+    if (WIFSIGNALED(status))
+        snprintf(out, cap, "was killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(out, cap, "exited with status %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/* True while some worker still runs. */
+static bool workers_running(const psrun *r)
+{
+    for (int i = 0; i < r->nkids; i++)
+        if (!r->kids[i].is_server && !r->kids[i].exited)
+            return true;
+    return false;
+}
+
+/* A worker ended badly: with on_worker_loss continue and others still
+ * training, the servers evict it and the job goes on; otherwise the job
+ * fails. */
+static void worker_failed(psrun *r, child *c)
+{
+    char how[64];
+    describe_end(c->status, how, sizeof how);
+    if (!r->plan.abort_on_loss && workers_running(r) && r->phase == PHASE_WORKERS) {
+        c->lost = true;
+        clear_progress(r);
+        fprintf(stderr, "psrun: %s %s: the job goes on without it (on_worker_loss: continue)\n",
+                c->name, how);
+        return;
+    }
+    fail(r, "%s %s", c->name, how);
+}
+
 static void reap(psrun *r)
 {
     int status;
@@ -378,13 +418,18 @@ static void reap(psrun *r)
             c->exited = true;
             c->status = status;
             bool stopping = r->phase == PHASE_STOPPING;
-            if (WIFSIGNALED(status) && !(stopping && WTERMSIG(status) == SIGTERM))
-                fail(r, "%s was killed by signal %d", c->name, WTERMSIG(status));
-            else if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && !stop_requested)
-                fail(r, "%s exited with status %d", c->name, WEXITSTATUS(status));
-            else if (c->is_server && !stopping)
-                fail(r, "%s exited before the job ended (status %d)", c->name,
-                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (stopping && WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)
+                clean = true; /* we asked it to stop */
+            if (stop_requested || clean)
+                continue; /* a server exits 0 by itself once every worker left */
+            if (c->is_server) {
+                char how[64];
+                describe_end(status, how, sizeof how);
+                fail(r, "%s %s", c->name, how);
+            } else {
+                worker_failed(r, c);
+            }
         }
     }
 }
@@ -400,7 +445,8 @@ static int start_servers(psrun *r)
         snprintf(c->name, sizeof c->name, "psd%d", i);
         char shard[16];
         snprintf(shard, sizeof shard, "%d", i);
-        char *argv[] = {prog, "--config", (char *)r->job_path, "--shard", shard, NULL};
+        char *argv[] = {prog, "--config", (char *)r->job_path, "--shard", shard, "--exit-when-done",
+                        NULL};
         if (spawn(r, c, argv, -1) != 0) {
             fprintf(stderr, "psrun: cannot start %s: %s\n", prog, strerror(errno));
             return -1;
@@ -586,12 +632,16 @@ static char *slurp(const char *path)
 
 /* Combines the workers' summaries: the final loss is the samples-weighted
  * mean of the workers' losses over their shards (the loss over the whole
- * training set); the test metric is rank 0's evaluation of the final θ. */
+ * training set); the test metric is rank 0's evaluation of the final θ (the
+ * lowest rank that finished, when workers were lost on the way). */
 static int summarise(psrun *r, double wall_s)
 {
     double loss_sum = 0, samples_sum = 0, throughput = 0, updates = 0, version = 0;
-    char test_metric[256] = "null", metrics[2048] = "{}";
+    char test_metric[256] = "null", test_loss[256] = "null", metrics[2048] = "{}";
+    bool first = true;
     for (int i = 0; i < r->plan.workers; i++) {
+        if (r->kids[r->plan.servers + i].lost)
+            continue;
         char path[PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/w%d.json", r->tmpdir, i);
         char *text = slurp(path);
@@ -611,21 +661,29 @@ static int summarise(psrun *r, double wall_s)
         double u = json_number(text, "updates");
         if (u == u)
             updates += u;
-        if (i == 0) {
+        if (first) {
+            first = false;
             json_object(text, "test_metric", test_metric, sizeof test_metric);
+            json_object(text, "test_loss", test_loss, sizeof test_loss);
             json_object(text, "metrics", metrics, sizeof metrics);
             version = json_number(text, "version");
         }
         free(text);
     }
     double final_loss = loss_sum / samples_sum;
-    char metric_name[64] = "", *q;
+    char metric_name[64] = "", loss_name[64] = "", *q;
     double metric_value = json_number(test_metric, "value");
+    double test_loss_value = json_number(test_loss, "value");
     if ((q = strstr(test_metric, "\"name\":")) != NULL)
         sscanf(q + 7, " \"%63[^\"]\"", metric_name);
+    if ((q = strstr(test_loss, "\"name\":")) != NULL)
+        sscanf(q + 7, " \"%63[^\"]\"", loss_name);
     printf("psrun: %s done in %.1f s: final loss %.4f", r->plan.job, wall_s, final_loss);
     if (metric_name[0])
         printf(", test %s %.4f", metric_name, metric_value);
+    if (loss_name[0])
+        printf(", test %s %.4f", strcmp(loss_name, "log_loss") == 0 ? "log-loss" : loss_name,
+               test_loss_value);
     printf(", %.0f samples/s, %.0f updates, version %.0f, %d workers, %s\n", throughput, updates,
            version, r->plan.workers, r->plan.mode);
     fflush(stdout);
@@ -638,10 +696,10 @@ static int summarise(psrun *r, double wall_s)
             return -1;
         }
         fprintf(f,
-                "{\"final_loss\": %.9g, \"test_metric\": %s, \"metrics\": %s, "
+                "{\"final_loss\": %.9g, \"test_metric\": %s, \"test_loss\": %s, \"metrics\": %s, "
                 "\"wall_s\": %.6g, \"samples_per_s\": %.6g, \"updates\": %.0f, "
                 "\"version\": %.0f, \"workers\": %d, \"mode\": \"%s\", \"job\": \"%s\"}\n",
-                final_loss, test_metric, metrics, wall_s, throughput, updates, version,
+                final_loss, test_metric, test_loss, metrics, wall_s, throughput, updates, version,
                 r->plan.workers, r->plan.mode, r->plan.job);
         if (fclose(f) != 0 || rename(tmp, r->summary_json) != 0) {
             fprintf(stderr, "psrun: cannot write %s: %s\n", r->summary_json, strerror(errno));
@@ -743,6 +801,12 @@ int main(int argc, char **argv)
         exit_code = 1;
     } else if (summarise(&r, wall_s) != 0) {
         exit_code = 1;
+    }
+    for (int i = 0; i < r.nkids && exit_code == 0; i++) {
+        if (r.kids[i].lost) {
+            fprintf(stderr, "psrun: the job finished without %s, which failed\n", r.kids[i].name);
+            exit_code = 1;
+        }
     }
     remove_tmpdir(&r);
     return exit_code;

@@ -12,6 +12,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -23,21 +24,25 @@
 #include <zmq.h>
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
-#define CLIENT_ATTEMPTS           3                  /* sends of one request, the first included */
+#define CLIENT_ATTEMPTS           1000               /* sends of one request until its deadline */
+#define CLIENT_RETRY_FIRST_MS     250                /* the first resend; each wait doubles ... */
+#define CLIENT_RETRY_MAX_MS       4000               /* ... up to this */
 #define CLIENT_BYE_TIMEOUT_MS     1000               /* close waits at most this for the ACKs */
 #define CLIENT_MAX_MSG_BYTES      ((int64_t)1 << 32) /* a larger frame drops the connection */
 #define CLIENT_ZEROCOPY_BYTES     ((size_t)64 << 10) /* push payloads this big are not copied */
 #define CLIENT_SETTLE_MS          200 /* then a payload ZeroMQ still holds is taken back */
 
 _Static_assert(PS_PUSH_DUPLICATE == PS_ACK_DUPLICATE, "push flags follow the ACK flags");
+_Static_assert(PS_CLIENT_VERSION_FINAL == PS_VERSION_FINAL, "the final version is the wire's");
 _Static_assert(PS_PUSH_DROPPED == PS_ACK_DROPPED, "push flags follow the ACK flags");
 
 typedef struct shard {
     void *sock; /* DEALER, connected to endpoint */
     char endpoint[PS_ENDPOINT_MAX];
-    uint32_t worker_id; /* this shard's name for us, from its WELCOME */
-    bool registered;    /* a WELCOME came: say BYE on close */
-    uint64_t seq;       /* seq of the latest request; a retry sends it again */
+    uint32_t worker_id;            /* this shard's name for us, from its WELCOME */
+    _Atomic uint32_t hb_worker_id; /* the same, for the heartbeat thread (0: none) */
+    bool registered;               /* a WELCOME came: say BYE on close */
+    uint64_t seq;                  /* seq of the latest request; a retry sends it again */
     uint64_t key_lo, key_hi;
     bool todo;    /* takes part in the current exchange */
     bool pending; /* its reply to the current exchange has not come */
@@ -79,6 +84,13 @@ struct ps_client {
     uint32_t ntensors;
     ps_tensor_info tensors[PS_MAX_TENSORS];
     uint32_t push_flags;
+    bool done;               /* ps_client_done was called: say so again after a rejoin */
+    uint64_t rejoin_version; /* the version a shard gave when we registered again */
+    /* the heartbeat thread: its own sockets, stopped by hb_stop */
+    int heartbeat_ms;
+    pthread_t hb_thread;
+    bool hb_started;
+    atomic_bool hb_stop;
     uint64_t bad_replies;   /* replies that failed to decode, dropped */
     uint64_t stale_replies; /* replies to an older request, dropped */
     /* push payload messages made from the caller's gradient that ZeroMQ
@@ -165,6 +177,9 @@ static int op_send(ps_client *c, op *o, size_t i)
     switch (o->type) {
     case PS_MSG_HELLO:
         m->rank = o->rank;
+        break;
+    case PS_MSG_HEARTBEAT:
+        m->flags = o->flags;
         break;
     case PS_MSG_PULL:
         m->key_lo = s->key_lo;
@@ -332,6 +347,7 @@ static void welcome_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
 {
     shard *s = &c->shards[i];
     s->worker_id = m->worker_id;
+    atomic_store(&s->hb_worker_id, m->worker_id);
     s->registered = true;
     if (m->shard_index != i) {
         op_fail(c, o, i, PS_EPROTO, "%s: WELCOME is from shard %u, expected shard %zu", s->endpoint,
@@ -448,13 +464,25 @@ static int shard_drain(ps_client *c, op *o, size_t i)
 
 /* ---- exchanges --------------------------------------------------------- */
 
-/* End of attempt k (0-based) of `attempts`: each attempt waits twice as
- * long as the one before, and together they fill timeout_ms. */
+/* End of attempt k (0-based): a single attempt waits the whole timeout;
+ * otherwise the first resend comes after CLIENT_RETRY_FIRST_MS (a quarter of
+ * the timeout when that is shorter) and each wait doubles, up to
+ * CLIENT_RETRY_MAX_MS, until the timeout ends the exchange. */
 static uint64_t attempt_end(uint64_t start, int timeout_ms, int attempts, int k)
 {
-    uint64_t parts = ((uint64_t)1 << attempts) - 1;
-    uint64_t done = ((uint64_t)1 << (k + 1)) - 1;
-    return start + (uint64_t)timeout_ms * done / parts;
+    if (attempts == 1)
+        return start + (uint64_t)timeout_ms;
+    uint64_t step = (uint64_t)timeout_ms / 4;
+    if (step > CLIENT_RETRY_FIRST_MS)
+        step = CLIENT_RETRY_FIRST_MS;
+    if (step == 0)
+        step = 1;
+    uint64_t t = 0;
+    for (int j = 0; j <= k && t < (uint64_t)timeout_ms; j++) {
+        t += step;
+        step = step * 2 > CLIENT_RETRY_MAX_MS ? CLIENT_RETRY_MAX_MS : step * 2;
+    }
+    return start + (t < (uint64_t)timeout_ms ? t : (uint64_t)timeout_ms);
 }
 
 /* Runs one exchange with the shards marked todo: sends the request to all of
@@ -493,7 +521,7 @@ static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
             return o->rc;
         uint64_t now = ps_clock_ms();
         if (now >= end) {
-            if (++attempt == attempts)
+            if (++attempt == attempts || now >= start + (uint64_t)timeout_ms)
                 break;
             for (size_t k = 0; k < n; k++) {
                 int rc = op_send(c, o, c->item_shard[k]);
@@ -520,8 +548,8 @@ static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
     if (o->rc != 0)
         return o->rc;
     char sent[32] = "";
-    if (attempts > 1)
-        snprintf(sent, sizeof sent, " (sent %d times)", attempts);
+    if (attempt > 1)
+        snprintf(sent, sizeof sent, " (sent %d times)", attempt);
     for (size_t i = 0; i < c->nshards; i++) {
         if (c->shards[i].pending)
             return client_fail(c, PS_ETIMEDOUT, "%s: no reply to %s within %d ms%s",
@@ -537,8 +565,11 @@ static void shards_mark(ps_client *c, bool all, bool registered_only)
 }
 
 /* Runs a PULL, PUSH or HEARTBEAT exchange with every shard. A shard that
- * answers "unknown worker" has restarted (DESIGN §7): say HELLO to it again
- * with our rank, then send it the request once more. */
+ * answers "unknown worker" restarted or evicted us (DESIGN §7): say HELLO
+ * to it again with our rank (and DONE again if we had said it). In sync
+ * mode the exchange then ends with PS_EREJOINED, since the shard's rounds
+ * may have moved or gone back: the caller goes on from
+ * ps_client_rejoin_version. Otherwise the request is sent once more. */
 static int op_all(ps_client *c, op *o)
 {
     shards_mark(c, true, false);
@@ -556,13 +587,86 @@ static int op_all(ps_client *c, op *o)
     rc = op_run(c, &hello, 1, c->timeout_ms);
     if (rc != 0)
         return rc;
+    c->rejoin_version = hello.version;
+    if (c->done) {
+        op done = {.type = PS_MSG_HEARTBEAT,
+                   .reply = PS_MSG_ACK,
+                   .flags = PS_FLAG_DONE,
+                   .version = UINT64_MAX};
+        if ((rc = op_run(c, &done, CLIENT_ATTEMPTS, c->timeout_ms)) != 0)
+            return rc;
+    }
+    bool final_pull = o->type == PS_MSG_PULL && o->min_version == PS_VERSION_FINAL;
+    if (strcmp(c->mode, "sync") == 0 && !final_pull && o->type != PS_MSG_HEARTBEAT)
+        return client_fail(c, PS_EREJOINED, "registered again with a server at model version %llu",
+                           (unsigned long long)hello.version);
+    shards_mark(c, true, false);
     return op_run(c, o, CLIENT_ATTEMPTS, c->timeout_ms);
+}
+
+/* ---- heartbeats -------------------------------------------------------- */
+
+/* The heartbeat thread: every heartbeat_ms a HEARTBEAT to each shard that
+ * knows us, from sockets of its own (a ZeroMQ socket belongs to one
+ * thread), so a worker busy computing or waiting in a parked pull is not
+ * evicted. Replies are read and dropped; failures are the main thread's
+ * business, which sees them on its next request. */
+static void *heartbeat_main(void *arg)
+{
+    ps_client *c = arg;
+    void *socks[PS_MAX_SHARDS] = {0};
+    int linger = 0;
+    for (size_t i = 0; i < c->nshards; i++) {
+        socks[i] = zmq_socket(c->ctx, ZMQ_DEALER);
+        if (socks[i] == NULL)
+            continue;
+        zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
+        if (zmq_connect(socks[i], c->shards[i].endpoint) != 0) {
+            zmq_close(socks[i]);
+            socks[i] = NULL;
+        }
+    }
+    ps_msg m;
+    ps_msg_init(&m, PS_MSG_HEARTBEAT);
+    memcpy(m.job, c->job, sizeof m.job);
+    uint64_t seq = 0;
+    while (!atomic_load(&c->hb_stop)) {
+        for (size_t i = 0; i < c->nshards; i++) {
+            uint32_t id = atomic_load(&c->shards[i].hb_worker_id);
+            if (socks[i] == NULL || id == 0)
+                continue;
+            m.worker_id = id;
+            m.seq = ++seq;
+            ps_wire_send(socks[i], NULL, 0, &m, NULL, ZMQ_DONTWAIT);
+            char drop[256];
+            while (zmq_recv(socks[i], drop, sizeof drop, ZMQ_DONTWAIT) >= 0)
+                ;
+        }
+        for (int waited = 0; waited < c->heartbeat_ms && !atomic_load(&c->hb_stop); waited += 20) {
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    for (size_t i = 0; i < c->nshards; i++)
+        if (socks[i] != NULL)
+            zmq_close(socks[i]);
+    return NULL;
+}
+
+static void heartbeat_stop(ps_client *c)
+{
+    if (!c->hb_started)
+        return;
+    atomic_store(&c->hb_stop, true);
+    pthread_join(c->hb_thread, NULL);
+    c->hb_started = false;
 }
 
 /* ---- the client -------------------------------------------------------- */
 
 static void client_free(ps_client *c)
 {
+    heartbeat_stop(c);
     for (size_t i = 0; c->shards != NULL && i < c->nshards; i++)
         if (c->shards[i].sock != NULL)
             zmq_close(c->shards[i].sock);
@@ -719,6 +823,7 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
     if (c == NULL)
         goto report;
     atomic_init(&c->push_refs, 0);
+    atomic_init(&c->hb_stop, false);
     c->nshards = opts->num_servers;
     c->shards = calloc(c->nshards, sizeof *c->shards);
     c->items = calloc(c->nshards, sizeof *c->items);
@@ -735,6 +840,17 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
         client_bye(c); /* frees the ranks already taken; its errors do not matter now */
         client_free(c);
         goto report;
+    }
+    c->heartbeat_ms = opts->heartbeat_ms;
+    if (c->heartbeat_ms > 0) {
+        if (pthread_create(&c->hb_thread, NULL, heartbeat_main, c) != 0) {
+            rc = PS_ENOMEM;
+            snprintf(why, sizeof why, "cannot start the heartbeat thread");
+            client_bye(c);
+            client_free(c);
+            goto report;
+        }
+        c->hb_started = true;
     }
     *out = c;
     return 0;
@@ -790,12 +906,30 @@ int ps_client_heartbeat(ps_client *c)
     return op_all(c, &o);
 }
 
+int ps_client_done(ps_client *c)
+{
+    if (c == NULL)
+        return PS_EINVAL;
+    c->done = true;
+    op o = {.type = PS_MSG_HEARTBEAT,
+            .reply = PS_MSG_ACK,
+            .flags = PS_FLAG_DONE,
+            .version = UINT64_MAX};
+    return op_all(c, &o);
+}
+
+uint64_t ps_client_rejoin_version(const ps_client *c)
+{
+    return c->rejoin_version;
+}
+
 int ps_client_close(ps_client **cp)
 {
     if (cp == NULL || *cp == NULL)
         return 0;
     ps_client *c = *cp;
     *cp = NULL;
+    heartbeat_stop(c); /* no heartbeat may follow the BYE */
     int rc = client_bye(c);
     client_free(c);
     return rc;

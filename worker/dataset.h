@@ -1,8 +1,9 @@
 /* dataset.h — dense data sets for the built-in models: n rows of d float
- * features (row-major) and one float label per row. The readers (CSV and
- * LIBSVM) are the only place data-file bytes become structs: they check every
- * field and name file:line in every error. Also: standardisation with the
- * training set's statistics, and sharding by worker rank. */
+ * features (row-major) and one float label per row. The readers (CSV, LIBSVM
+ * and IDX) are the only place data-file bytes become structs: they check
+ * every field and name file:line (IDX: file and byte) in every error. Also:
+ * standardisation with the training set's statistics, and sharding by
+ * worker rank. */
 #ifndef PS_DATASET_H
 #define PS_DATASET_H
 
@@ -30,9 +31,32 @@ int ps_dataset_read_csv(const char *path, size_t features, uint32_t label_column
  * comment. Errors as ps_dataset_read_csv. */
 int ps_dataset_read_libsvm(const char *path, size_t features, ps_dataset **out, ps_error *err);
 
-/* Reads path in the given format (PS_EUNSUPPORTED for idx). */
-int ps_dataset_read(const char *path, ps_data_format format, size_t features, uint32_t label_column,
-                    ps_dataset **out, ps_error *err);
+/* Reads an IDX pair (the MNIST format, gzip or plain): images, an idx3
+ * file of unsigned bytes (magic 0x00000803, count, rows, cols) whose rows x
+ * cols must equal features, each pixel a float 0..255; and labels, an idx1
+ * file (0x00000801, count) with one byte per image. PS_EDATA "file: what is
+ * wrong" (with the byte offset where it helps) for a bad magic number, a
+ * size mismatch, a count mismatch, a truncated or over-long file or a
+ * corrupt gzip stream; PS_EIO when a file cannot be read. */
+int ps_dataset_read_idx(const char *images, const char *labels, size_t features, ps_dataset **out,
+                        ps_error *err);
+
+/* The labels file of an IDX images file with a standard name: "images"
+ * becomes "labels" and "idx3" becomes "idx1" in the file name
+ * (train-images-idx3-ubyte.gz -> train-labels-idx1-ubyte.gz). PS_ECONFIG
+ * when the name has neither, or out (cap bytes) is too small. */
+int ps_dataset_idx_labels_path(const char *images, char *out, size_t cap, ps_error *err);
+
+/* Reads path in the given format. labels: the IDX labels file; NULL or ""
+ * derives it with ps_dataset_idx_labels_path (the only place that does);
+ * ignored by the text formats. */
+int ps_dataset_read(const char *path, const char *labels, ps_data_format format, size_t features,
+                    uint32_t label_column, ps_dataset **out, ps_error *err);
+
+/* Where row (0-based) of a data set came from, for an error message:
+ * "file:line" for CSV and LIBSVM, "labels-file: item 6 (byte 13)" for IDX,
+ * into buf of cap bytes. */
+void ps_dataset_row_where(const ps_dataset *ds, size_t row, char *buf, size_t cap);
 
 size_t ps_dataset_rows(const ps_dataset *ds);
 size_t ps_dataset_features(const ps_dataset *ds);

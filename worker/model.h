@@ -1,7 +1,8 @@
-/* model.h — the built-in models over a flat θ, computed with OpenBLAS.
- * A model is a row of a table of operations (labels, gradient, evaluation),
- * so more kinds can be added beside linear and logistic regression. Work
- * buffers are allocated once by ps_model_new; no call allocates after it. */
+/* model.h — the built-in models over a flat θ, computed with OpenBLAS:
+ * linear regression (MSE), logistic regression, softmax regression and an
+ * MLP with ReLU hidden layers (softmax output, cross-entropy). A model is a
+ * row of a table of operations (labels, gradient, evaluation). Work buffers
+ * are allocated once by ps_model_new; no call allocates after it. */
 #ifndef PS_MODEL_H
 #define PS_MODEL_H
 
@@ -18,7 +19,7 @@ typedef struct ps_model ps_model;
 typedef struct ps_model_spec {
     ps_model_type type;
     uint64_t features;
-    uint32_t classes; /* softmax, mlp (not yet built in) */
+    uint32_t classes; /* softmax, mlp */
     uint32_t nhidden; /* mlp */
     uint32_t hidden[PS_MAX_HIDDEN];
 } ps_model_spec;
@@ -34,28 +35,35 @@ typedef struct ps_model_metrics {
 void ps_model_spec_from_job(const ps_job *job, ps_model_spec *out);
 
 /* A model with work buffers for batches of up to max_rows rows (larger
- * inputs are processed in chunks of max_rows). PS_EUNSUPPORTED for a model
- * type that is not built in, PS_EINVAL for 0 features, PS_ENOMEM. *out is
- * NULL on error; the caller destroys it with ps_model_destroy. */
+ * inputs are processed in chunks of max_rows, and softmax / mlp cap the
+ * chunk at 2048 rows). PS_EUNSUPPORTED for a model type that is not built
+ * in (custom), PS_EINVAL for 0 features, fewer than 2 classes (softmax,
+ * mlp) or no hidden layer (mlp), PS_ENOMEM. *out is NULL on error; the
+ * caller destroys it with ps_model_destroy. */
 int ps_model_new(const ps_model_spec *spec, size_t max_rows, ps_model **out, ps_error *err);
 
 /* Frees the model and sets *mp to NULL; a NULL *mp is fine. */
 void ps_model_destroy(ps_model **mp);
 
-/* P, the number of parameters: θ = [w (features), b] for linear and
- * logistic regression. */
+/* P, the number of parameters, laid out as ps_job_layout does: θ = [w
+ * (features), b] for linear and logistic regression; W [features, classes]
+ * then b [classes] for softmax; W1 [features, h1], b1, ..., W_out [h_last,
+ * classes], b_out for the mlp (row-major matrices). */
 uint64_t ps_model_num_params(const ps_model *m);
 
 /* Names, as the summary writes them: the model type ("logistic"), the loss
- * ("log_loss", "mse") and the headline metric ("accuracy", "r2"). */
+ * ("log_loss" for the classifiers, "mse") and the headline metric
+ * ("accuracy", "r2"). */
 const char *ps_model_name(const ps_model *m);
 const char *ps_model_loss_name(const ps_model *m);
 const char *ps_model_metric_name(const ps_model *m);
 
 /* Checks and maps labels in place for the model: logistic takes 0 and 1 and
- * reads -1 as 0; linear takes any finite value. PS_EDATA naming the first
- * bad row (1-based) and its value otherwise. */
-int ps_model_prepare_labels(const ps_model *m, float *y, size_t n, ps_error *err);
+ * reads -1 as 0; softmax and mlp take whole numbers 0..classes-1; linear
+ * takes any finite value. Otherwise PS_EDATA, *bad_row (when not NULL) the
+ * 0-based index of the first bad label and err "label 11 is outside 0..9"
+ * (the caller adds where the row came from). */
+int ps_model_prepare_labels(const ps_model *m, float *y, size_t n, size_t *bad_row, ps_error *err);
 
 /* The mean gradient of the loss over the n rows of X (n x features,
  * row-major) with labels y at θ, into grad_out (P floats); *loss (when not
@@ -64,8 +72,10 @@ int ps_model_grad(ps_model *m, const float *theta, const float *X, const float *
                   float *grad_out, double *loss);
 
 /* Loss and metric of θ over n rows: logistic gives mean log-loss and
- * accuracy (predict 1 when P(y=1) >= 0.5); linear gives MSE and R² (1 for
- * a perfect fit of constant labels, 0 for an imperfect one).
+ * accuracy (predict 1 when P(y=1) >= 0.5); softmax and mlp give mean
+ * log-loss and accuracy (predict the class of the highest score, the first
+ * of equal ones); linear gives MSE and R² (1 for a perfect fit of constant
+ * labels, 0 for an imperfect one).
  * PS_EINVAL when n is 0. */
 int ps_model_eval(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
                   ps_model_metrics *out);

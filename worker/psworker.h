@@ -22,8 +22,10 @@ typedef struct ps_client_opts {
     const char *job;            /* the job's name; the server refuses another */
     const char *const *servers; /* one endpoint per shard, in shard order */
     size_t num_servers;
-    int rank;       /* this worker's rank, or -1 for any free rank */
-    int timeout_ms; /* per request; 0 means 30000 */
+    int rank;         /* this worker's rank, or -1 for any free rank */
+    int timeout_ms;   /* how long a request is tried before PS_ETIMEDOUT; 0 means 30000 */
+    int heartbeat_ms; /* > 0: a thread of the client says "alive" this often, so the
+                         servers do not evict a worker that computes or waits */
 } ps_client_opts;
 
 /* Registers with every shard (HELLO) and returns a client in *out.
@@ -45,10 +47,14 @@ int ps_client_tensor(const ps_client *c, size_t i, const char **name, uint64_t *
                      const uint64_t **shape, uint32_t *ndims);
 
 /* Pull, push and heartbeat wait at most timeout_ms for every shard: a shard
- * still silent after 1/7 of it gets the request again (same seq, so a push
- * is never applied twice), again after 3/7, and at the end the call fails
- * with PS_ETIMEDOUT naming the shard. A shard that answers PS_EWORKER has
- * restarted: it gets HELLO again (same rank) and the request once more.
+ * still silent gets the request again (same seq, so a push is never applied
+ * twice) after 250 ms, then after waits that double up to 4 s, and at the
+ * end the call fails with PS_ETIMEDOUT naming the shard. A shard that
+ * answers PS_EWORKER restarted or evicted this worker: it gets HELLO again
+ * (same rank); in async mode the request is then sent once more, in sync
+ * mode the call returns PS_EREJOINED and the caller goes on from round
+ * ps_client_rejoin_version (the shard's rounds may have moved on, or gone
+ * back to a checkpoint).
  * Errors a shard replies with are returned as their code (PS_EJOB, ...),
  * with "endpoint: the server's sentence" in ps_client_last_error; a reply
  * of the wrong kind is PS_EPROTO; a signal while waiting is PS_EINTR. */
@@ -73,9 +79,19 @@ int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t sam
 #define PS_PUSH_DROPPED   2u
 uint32_t ps_client_push_flags(const ps_client *c);
 
-/* Tells every shard this worker is alive (DESIGN §7); call it more often
- * than the job's heartbeat.timeout_ms when a step takes long. */
+/* Tells every shard this worker is alive (DESIGN §7); needed only without
+ * opts.heartbeat_ms, more often than the job's heartbeat.timeout_ms. */
 int ps_client_heartbeat(ps_client *c);
+
+/* Tells every shard this worker pushed its last gradient: it no longer
+ * counts for rounds. Then pull with PS_CLIENT_VERSION_FINAL to get the
+ * final θ, once every worker is done (or gone). */
+int ps_client_done(ps_client *c);
+#define PS_CLIENT_VERSION_FINAL UINT64_MAX
+
+/* The model version a shard gave when this worker registered again (see
+ * PS_EREJOINED above). */
+uint64_t ps_client_rejoin_version(const ps_client *c);
 
 /* Replies that failed to decode, dropped (not an error of any call). */
 uint64_t ps_client_bad_replies(const ps_client *c);

@@ -7,6 +7,7 @@
 #include "trainer.h"
 #include "util.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -170,8 +171,9 @@ static int describe(const ps_job *job)
         fprintf(stderr, "psworker: %s: the model's parameters do not fit\n", job->path);
         return EXIT_USAGE;
     }
-    printf("job=%s\nmode=%s\nworkers=%u\nservers=%u\n", job->name, ps_mode_name(job->mode),
-           job->workers, job->nservers);
+    printf("job=%s\nmode=%s\nworkers=%u\nservers=%u\non_worker_loss=%s\n", job->name,
+           ps_mode_name(job->mode), job->workers, job->nservers,
+           job->on_worker_loss == PS_LOSS_ABORT ? "abort" : "continue");
     for (uint32_t i = 0; i < job->nservers; i++)
         printf("server%u=%s\n", i, job->servers[i]);
     printf("model=%s\nfeatures=%llu\nparams=%llu\nepochs=%u\nbatch_size=%u\noutput=%s\n",
@@ -189,9 +191,10 @@ static int exit_status_of(int code)
 
 static void log_result(const ps_log *lg, const ps_train_result *r)
 {
-    char test[96] = "";
+    char test[128] = "";
     if (r->has_test)
-        snprintf(test, sizeof test, ", test %s %.4f", r->metric_name, r->test.metric);
+        snprintf(test, sizeof test, ", test %s %.4f, test %s %.4f", r->metric_name, r->test.metric,
+                 strcmp(r->loss_name, "log_loss") == 0 ? "log-loss" : r->loss_name, r->test.loss);
     PS_LOG_I(lg, "done: rank %u, final loss %.4f%s, version %llu, %.2f s, %.0f samples/s", r->rank,
              r->final_loss, test, (unsigned long long)r->version, r->wall_s, r->samples_per_s);
 }
@@ -199,6 +202,11 @@ static void log_result(const ps_log *lg, const ps_train_result *r)
 int main(int argc, char **argv)
 {
     ps_malloc_tune();
+    /* One BLAS thread per worker: psrun runs a worker per core, and at the
+     * batch sizes we train with a second thread costs more in hand-offs than
+     * it gains (measured). OPENBLAS_NUM_THREADS in the environment wins. */
+    if (getenv("OPENBLAS_NUM_THREADS") == NULL)
+        openblas_set_num_threads(1);
     args a;
     int status = args_parse(argc, argv, &a);
     if (status >= 0)

@@ -45,23 +45,27 @@ struct ps_trainer {
     double bar_drawn_s;
     bool bar_on;
     bool warned_diverged;
-    char test_note[96]; /* ", test accuracy 0.9561" of the last epoch, or "" */
+    char test_note[128]; /* ", test accuracy 0.9561, test log-loss 0.1234" of the last
+                          * epoch, or "" */
 };
 
 /* ---- setup ---- */
 
-static int read_set(const ps_job *job, const char *path, const ps_model *model, ps_dataset **out,
-                    ps_error *err)
+static int read_set(const ps_job *job, const char *path, const char *labels, const ps_model *model,
+                    ps_dataset **out, ps_error *err)
 {
-    int rc = ps_dataset_read(path, job->data.format, job->model.features, job->data.label_column,
-                             out, err);
+    int rc = ps_dataset_read(path, labels, job->data.format, job->model.features,
+                             job->data.label_column, out, err);
     if (rc != 0)
         return rc;
     ps_error why;
-    rc = ps_model_prepare_labels(model, ps_dataset_y(*out), ps_dataset_rows(*out), &why);
+    size_t bad = 0;
+    rc = ps_model_prepare_labels(model, ps_dataset_y(*out), ps_dataset_rows(*out), &bad, &why);
     if (rc != 0) {
+        char where[PS_PATH_MAX + 64];
+        ps_dataset_row_where(*out, bad, where, sizeof where);
         ps_dataset_destroy(out);
-        return ps_error_set(err, rc, "%s: %s", path, why.msg);
+        return ps_error_set(err, rc, "%s: %s", where, why.msg);
     }
     return 0;
 }
@@ -161,11 +165,11 @@ int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **
     rc = ps_model_new(&spec, 1, &t->model, err);
     if (rc != 0)
         goto fail;
-    rc = read_set(job, job->data.train, t->model, &t->train_all, err);
+    rc = read_set(job, job->data.train, job->data.train_labels, t->model, &t->train_all, err);
     if (rc != 0)
         goto fail;
     if (job->data.test[0] != '\0') {
-        rc = read_set(job, job->data.test, t->model, &t->test, err);
+        rc = read_set(job, job->data.test, job->data.test_labels, t->model, &t->test, err);
         if (rc != 0)
             goto fail;
     }
@@ -317,10 +321,14 @@ static int theta_pull(ps_trainer *t, uint64_t min_version, ps_error *err)
            min_version > 0 && !stop_requested(t)) {
         if (ps_client_heartbeat(t->client) != 0)
             break;
-        PS_LOG_I(t->opts.log,
-                 "still waiting for model version %llu: the servers are alive, the "
-                 "other workers are behind",
-                 (unsigned long long)min_version);
+        if (min_version == PS_CLIENT_VERSION_FINAL)
+            PS_LOG_I(t->opts.log,
+                     "waiting for the other workers to finish (the servers are alive)");
+        else
+            PS_LOG_I(t->opts.log,
+                     "still waiting for model version %llu: the servers are alive, the other "
+                     "workers are behind",
+                     (unsigned long long)min_version);
     }
     if (rc != 0)
         return client_failed(t, rc, "pull", err);
@@ -347,7 +355,9 @@ static int connect_servers(ps_trainer *t, ps_error *err)
         .servers = servers,
         .num_servers = t->job.nservers,
         .rank = t->opts.rank,
-        .timeout_ms = t->opts.timeout_ms,
+        .timeout_ms =
+            t->opts.timeout_ms > 0 ? t->opts.timeout_ms : (int)t->job.heartbeat.deadline_ms,
+        .heartbeat_ms = (int)t->job.heartbeat.interval_ms,
     };
     char why[PS_ERROR_MSG_MAX] = "";
     int rc = ps_client_open(&co, &t->client, why, sizeof why);
@@ -442,6 +452,12 @@ static void bar_end(ps_trainer *t)
 
 /* ---- the loop ---- */
 
+/* The loss as a person reads it: "log-loss", "mse". */
+static const char *loss_display_name(const char *loss_name)
+{
+    return strcmp(loss_name, "log_loss") == 0 ? "log-loss" : loss_name;
+}
+
 /* One step: round `step` of the job, batch j of the epoch. */
 static int train_step(ps_trainer *t, uint64_t step, uint64_t j, double *loss, ps_error *err)
 {
@@ -472,65 +488,110 @@ static int epoch_eval(ps_trainer *t, uint64_t rounds_done, ps_model_metrics *m, 
                          ps_dataset_rows(t->test), m);
 }
 
-static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
+/* The end of epoch e: the test metrics on the freshest θ and one log line
+ * (or the bar on a TTY). */
+static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, double epoch_loss, double t0,
+                     ps_error *err)
 {
     uint32_t epochs = t->job.training.epochs;
     uint64_t spe = t->steps_per_epoch;
-    uint64_t total = spe * epochs;
-    for (uint32_t e = 0; e < epochs; e++) {
-        double t0 = ps_clock_s();
-        shuffle_epoch(t, e);
-        double loss_sum = 0.0;
-        for (uint64_t j = 0; j < spe; j++) {
-            if (stop_requested(t))
-                return ps_error_set(err, PS_EINTR, "interrupted");
-            uint64_t step = e * spe + j;
-            double loss = 0.0;
-            int rc = train_step(t, step, j, &loss, err);
-            if (rc != 0)
-                return rc;
-            loss_sum += loss;
-            double mean = loss_sum / (double)(j + 1);
-            progress_line(t, step + 1, total, e + 1, mean);
-            bar_draw(t, step + 1, total, e + 1, mean, false);
+    res->train_loss_last_epoch = epoch_loss;
+    if (!isfinite(epoch_loss) && !t->warned_diverged) {
+        bar_end(t);
+        PS_LOG_W(t->opts.log,
+                 "loss is %g in epoch %u: training diverged (try a smaller optimizer.lr)",
+                 epoch_loss, e + 1);
+        t->warned_diverged = true;
+    }
+    if (t->test) {
+        ps_model_metrics m;
+        int rc = epoch_eval(t, (e + 1) * spe, &m, err);
+        if (rc != 0)
+            return rc;
+        snprintf(t->test_note, sizeof t->test_note, ", test %s %.4f, test %s %.4f",
+                 ps_model_metric_name(t->model), m.metric,
+                 loss_display_name(ps_model_loss_name(t->model)), m.loss);
+    }
+    if (t->opts.tty)
+        bar_draw(t, (e + 1) * spe, spe * epochs, e + 1, epoch_loss, e + 1 == epochs);
+    else
+        PS_LOG_I(t->opts.log, "epoch %u/%u: loss %.4f%s, %.2f s", e + 1, epochs, epoch_loss,
+                 t->test_note, ps_clock_s() - t0);
+    return 0;
+}
+
+/* Every round of the job, step by step. A shard that lost us (it restarted
+ * from a checkpoint, or evicted us) says where its rounds stand, and the
+ * loop goes on from there: rounds are numbered across epochs, so the
+ * epoch, its shuffled order and its batch follow from the round alone. */
+static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
+{
+    uint64_t spe = t->steps_per_epoch;
+    uint64_t total = spe * t->job.training.epochs;
+    uint32_t shuffled = UINT32_MAX; /* the epoch whose order is in perm */
+    double loss_sum = 0.0, t0 = ps_clock_s();
+    uint64_t losses = 0;
+    uint64_t step = 0;
+    while (step < total) {
+        if (stop_requested(t))
+            return ps_error_set(err, PS_EINTR, "interrupted");
+        uint32_t e = (uint32_t)(step / spe);
+        uint64_t j = step % spe;
+        if (e != shuffled) {
+            shuffle_epoch(t, e);
+            shuffled = e;
         }
-        double epoch_loss = loss_sum / (double)spe;
-        res->train_loss_last_epoch = epoch_loss;
-        if (!isfinite(epoch_loss) && !t->warned_diverged) {
+        double loss = 0.0;
+        int rc = train_step(t, step, j, &loss, err);
+        if (rc == 0) {
+            loss_sum += loss;
+            losses++;
+            step++;
+            double mean = loss_sum / (double)losses;
+            progress_line(t, step, total, e + 1, mean);
+            bar_draw(t, step, total, e + 1, mean, false);
+            if (step % spe == 0)
+                rc = epoch_end(t, res, e, mean, t0, err);
+            if (step % spe == 0) {
+                loss_sum = 0.0;
+                losses = 0;
+                t0 = ps_clock_s();
+            }
+        }
+        if (rc == PS_EREJOINED) {
+            uint64_t v = ps_client_rejoin_version(t->client);
             bar_end(t);
             PS_LOG_W(t->opts.log,
-                     "loss is %g in epoch %u: training diverged (try a smaller "
-                     "optimizer.lr)",
-                     epoch_loss, e + 1);
-            t->warned_diverged = true;
+                     "registered again with the servers: going on at round %llu (was at %llu)",
+                     (unsigned long long)v, (unsigned long long)step);
+            t->have_theta = false;
+            if (v / spe != step / spe) {
+                loss_sum = 0.0;
+                losses = 0;
+                t0 = ps_clock_s();
+            }
+            step = v < total ? v : total;
+            continue;
         }
-        if (t->test) {
-            ps_model_metrics m;
-            int rc = epoch_eval(t, (e + 1) * spe, &m, err);
-            if (rc != 0)
-                return rc;
-            snprintf(t->test_note, sizeof t->test_note, ", test %s %.4f",
-                     ps_model_metric_name(t->model), m.metric);
-        }
-        if (t->opts.tty)
-            bar_draw(t, (e + 1) * spe, total, e + 1, epoch_loss, e + 1 == epochs);
-        else
-            PS_LOG_I(t->opts.log, "epoch %u/%u: loss %.4f%s, %.2f s", e + 1, epochs, epoch_loss,
-                     t->test_note, ps_clock_s() - t0);
+        if (rc != 0)
+            return rc;
     }
     bar_end(t);
     return 0;
 }
 
-/* The final θ: the version every worker's pushes lead to (sync: the rounds
- * T; async: all W·T pushes), evaluated on the shard and the test set. */
+/* The final θ: once this worker said it is done, a pull for the final
+ * version waits until every worker is done (or gone), so every worker
+ * evaluates the same θ, even when a server restarted on the way. Evaluated
+ * on the worker's shard and the test set. */
 static int final_eval(ps_trainer *t, ps_train_result *res, ps_error *err)
 {
-    uint64_t rounds = t->steps_per_epoch * t->job.training.epochs;
-    uint64_t final_version = t->sync ? rounds : rounds * t->job.workers;
     if (stop_requested(t))
         return ps_error_set(err, PS_EINTR, "interrupted");
-    int rc = t->sync ? theta_refresh(t, final_version, err) : theta_pull(t, final_version, err);
+    int rc = ps_client_done(t->client);
+    if (rc != 0)
+        return client_failed(t, rc, "done", err);
+    rc = theta_pull(t, PS_CLIENT_VERSION_FINAL, err);
     if (rc != 0)
         return rc;
     ps_model_eval(t->model, t->theta, ps_dataset_cx(t->train), ps_dataset_cy(t->train),
@@ -656,6 +717,14 @@ static int summary_fill(FILE *f, const void *arg)
     if (r->has_test) {
         fprintf(f, "{\"name\": \"%s\", \"value\": ", r->metric_name);
         json_number(f, r->test.metric);
+        fputs("}", f);
+    } else {
+        fputs("null", f);
+    }
+    fputs(", \"test_loss\": ", f);
+    if (r->has_test) {
+        fprintf(f, "{\"name\": \"%s\", \"value\": ", r->loss_name);
+        json_number(f, r->test.loss);
         fputs("}", f);
     } else {
         fputs("null", f);

@@ -83,7 +83,8 @@ void ps_trainer_destroy(ps_trainer **tp);
 uint64_t ps_trainer_steps_per_epoch(uint64_t train_rows, uint32_t workers, uint32_t batch_size);
 
 /* Writes the summary JSON of a run to path (temporary file, then rename):
- * {"final_loss", "test_metric": {"name", "value"} or null, "metrics": {...},
+ * {"final_loss", "test_metric": {"name", "value"} or null, "test_loss":
+ * {"name", "value"} or null, "metrics": {...},
  * "wall_s", "samples_per_s", "updates", "version", "workers", "mode",
  * "rank", ...}. In "metrics", the loss and metric names ("log_loss",
  * "accuracy" or "mse", "r2") hold the test set's figures when there is one,

@@ -1,6 +1,6 @@
 # worker.cmake — the psworker training program and its parts (included by
-# worker/CMakeLists.txt): data readers, built-in models, the training loop
-# and the output writers in ps_worker_core; the program itself in psworker.
+# worker/CMakeLists.txt): data readers (zlib for gzip'd IDX), built-in models, the
+# training loop and the output writers in ps_worker_core; the program itself in psworker.
 
 add_library(ps_worker_core STATIC
             ${CMAKE_CURRENT_LIST_DIR}/dataset.c
@@ -8,7 +8,8 @@ add_library(ps_worker_core STATIC
             ${CMAKE_CURRENT_LIST_DIR}/output.c
             ${CMAKE_CURRENT_LIST_DIR}/trainer.c)
 target_include_directories(ps_worker_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(ps_worker_core PUBLIC ps_client ps_config ps_common PkgConfig::OPENBLAS m)
+target_link_libraries(ps_worker_core PUBLIC ps_client ps_config ps_common PkgConfig::OPENBLAS
+                                            PkgConfig::ZLIB m)
 ps_target_warnings(ps_worker_core)
 
 # The target name psworker is taken by the shared client library

@@ -160,3 +160,37 @@ def read_npy(path):
     """float32 array of a .npy file written by psworker, via numpy."""
     import numpy as np
     return np.load(path)
+
+
+def model_job_yaml(name, train, test, model, features, mode="sync", workers=2, classes=None,
+                   hidden=None, fmt="csv", epochs=30, batch_size=16, lr=0.05, l2=0.003,
+                   output=None, seed=7, extra=""):
+    """Text of a job file for any data set and built-in model on a free port."""
+    lines = [f"job: {name}", f"mode: {mode}", f"workers: {workers}",
+             f"servers: [tcp://127.0.0.1:{free_port()}]",
+             "model:", f"  type: {model}", f"  features: {features}"]
+    if classes is not None:
+        lines.append(f"  classes: {classes}")
+    if hidden is not None:
+        lines.append(f"  hidden: [{', '.join(str(h) for h in hidden)}]")
+    lines += ["  init: {scheme: xavier, seed: 42}",
+              "data:", f"  train: {train}", f"  test: {test}", f"  format: {fmt}",
+              "  normalize: standard",
+              "optimizer:", "  type: sgd", f"  lr: {lr}", f"  l2: {l2}",
+              "training:", f"  epochs: {epochs}", f"  batch_size: {batch_size}", f"  seed: {seed}"]
+    if output:
+        lines.append(f"output: {output}")
+    return "\n".join(lines) + "\n" + extra
+
+
+def build_option(env, name):
+    """The value of a CMake cache entry of the build under test ("" if unset)."""
+    cache = os.path.join(os.path.dirname(env.bin), "CMakeCache.txt")
+    try:
+        with open(cache) as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    return ""

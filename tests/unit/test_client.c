@@ -667,6 +667,9 @@ START_TEST(restarted_shard_gets_hello_again)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client(&f, "digits", -1, 2000, &c, NULL, 0), 0);
     float theta[P] = {0};
+    /* sync: the caller learns where the restarted shard stands, then goes on */
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_EREJOINED);
+    ck_assert_uint_eq(ps_client_rejoin_version(c), 5);
     ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
     ck_assert_float_eq(theta[9], 5.5f);
     ck_assert_int_eq(ps_client_close(&c), 0);

@@ -1,12 +1,14 @@
 /* test_dataset.c — the CSV and LIBSVM readers on the real breast-cancer
- * data and on malformed files (exact file:line messages), standardisation
- * and sharding by rank. */
+ * data and on malformed files (exact file:line messages), the IDX reader on
+ * small generated files (plain and gzip, good and malformed), where a row
+ * came from, standardisation and sharding by rank. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "dataset.h"
 
@@ -99,8 +101,8 @@ static void assert_same_data(const char *csv, const char *svm, size_t rows)
 {
     ps_dataset *a = NULL, *b = NULL;
     ps_error err;
-    ck_assert_int_eq(ps_dataset_read(csv, PS_FORMAT_CSV, 30, 0, &a, &err), 0);
-    ck_assert_int_eq(ps_dataset_read(svm, PS_FORMAT_LIBSVM, 30, 0, &b, &err), 0);
+    ck_assert_int_eq(ps_dataset_read(csv, NULL, PS_FORMAT_CSV, 30, 0, &a, &err), 0);
+    ck_assert_int_eq(ps_dataset_read(svm, NULL, PS_FORMAT_LIBSVM, 30, 0, &b, &err), 0);
     ck_assert_uint_eq(ps_dataset_rows(a), rows);
     ck_assert_uint_eq(ps_dataset_rows(b), rows);
     ck_assert_int_eq(memcmp(ps_dataset_cx(a), ps_dataset_cx(b), rows * 30 * sizeof(float)), 0);
@@ -124,8 +126,10 @@ START_TEST(missing_file_is_an_io_error_naming_it)
     ck_assert_str_eq(err.msg, "/nonexistent/train.csv: No such file or directory");
     ck_assert_int_eq(ps_dataset_read_libsvm("/nonexistent/t.svm", 3, &ds, &err), PS_EIO);
     ck_assert_str_eq(err.msg, "/nonexistent/t.svm: No such file or directory");
-    ck_assert_int_eq(ps_dataset_read("/x.idx", PS_FORMAT_IDX, 3, 0, &ds, &err), PS_EUNSUPPORTED);
-    ck_assert_str_eq(err.msg, "/x.idx: data format idx is not supported by psworker yet");
+    ck_assert_int_eq(ps_dataset_read("/nonexistent/train-images-idx3-ubyte.gz", NULL, PS_FORMAT_IDX,
+                                     3, 0, &ds, &err),
+                     PS_EIO);
+    ck_assert_str_eq(err.msg, "/nonexistent/train-images-idx3-ubyte.gz: No such file or directory");
     ck_assert_ptr_null(ds);
 }
 END_TEST
@@ -358,6 +362,209 @@ START_TEST(shard_refuses_a_rank_outside_the_workers)
 }
 END_TEST
 
+/* ---- IDX ---- */
+
+/* Three 2 x 2 images with pixels 0..11 (the last 255) and labels 7, 0, 9. */
+static const unsigned char IDX_IMAGES[] = {0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0,  0,
+                                           0, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255};
+static const unsigned char IDX_LABELS[] = {0, 0, 8, 1, 0, 0, 0, 3, 7, 0, 9};
+
+/* Writes len bytes to a new file in dir named name, gzip'd when gz. */
+static void idx_file(char *path, size_t cap, const char *dir, const char *name, const void *bytes,
+                     size_t len, int gz)
+{
+    snprintf(path, cap, "%s/%s", dir, name);
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(gzwrite(f, bytes, (unsigned)len), (int)len);
+        ck_assert_int_eq(gzclose(f), Z_OK);
+    } else {
+        FILE *f = fopen(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_uint_eq(fwrite(bytes, 1, len, f), len);
+        ck_assert_int_eq(fclose(f), 0);
+    }
+}
+
+static char *idx_dir(char *dir)
+{
+    strcpy(dir, "/tmp/test_dataset_idx.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    return dir;
+}
+
+static void idx_dir_remove(const char *dir, const char *const *names)
+{
+    char path[160];
+    for (; *names; names++) {
+        snprintf(path, sizeof path, "%s/%s", dir, *names);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* want with every "@" replaced by dir. */
+static void expand_dir(char *out, size_t cap, const char *want, const char *dir)
+{
+    size_t n = 0, dlen = strlen(dir);
+    for (; *want && n + dlen + 1 < cap; want++) {
+        if (*want == '@') {
+            memcpy(out + n, dir, dlen);
+            n += dlen;
+        } else {
+            out[n++] = *want;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Reading images + labels that must fail: PS_EDATA and the message, "@"
+ * standing for the files' folder. */
+static void assert_idx_error(const void *img, size_t img_len, const void *lab, size_t lab_len,
+                             size_t features, int gz, const char *want_msg)
+{
+    char dir[64], ipath[128], lpath[128], want[512];
+    idx_dir(dir);
+    idx_file(ipath, sizeof ipath, dir, "i", img, img_len, gz);
+    idx_file(lpath, sizeof lpath, dir, "l", lab, lab_len, gz);
+    ps_dataset *ds = (ps_dataset *)1;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_read_idx(ipath, lpath, features, &ds, &err), PS_EDATA);
+    ck_assert_ptr_null(ds);
+    expand_dir(want, sizeof want, want_msg, dir);
+    ck_assert_str_eq(err.msg, want);
+    const char *names[] = {"i", "l", NULL};
+    idx_dir_remove(dir, names);
+}
+
+START_TEST(idx_reads_plain_and_gzip_files_alike)
+{
+    for (int gz = 0; gz <= 1; gz++) {
+        char dir[64], ipath[128], lpath[128];
+        idx_dir(dir);
+        idx_file(ipath, sizeof ipath, dir, "train-images-idx3-ubyte.gz", IDX_IMAGES,
+                 sizeof IDX_IMAGES, gz);
+        idx_file(lpath, sizeof lpath, dir, "train-labels-idx1-ubyte.gz", IDX_LABELS,
+                 sizeof IDX_LABELS, gz);
+        ps_dataset *ds = NULL;
+        ps_error err;
+        /* the labels file is found from the images file's standard name */
+        ck_assert_int_eq(ps_dataset_read(ipath, NULL, PS_FORMAT_IDX, 4, 0, &ds, &err), 0);
+        ck_assert_uint_eq(ps_dataset_rows(ds), 3);
+        ck_assert_uint_eq(ps_dataset_features(ds), 4);
+        for (int i = 0; i < 11; i++)
+            ck_assert_float_eq(ps_dataset_cx(ds)[i], (float)i);
+        ck_assert_float_eq(ps_dataset_cx(ds)[11], 255.0f);
+        ck_assert_float_eq(ps_dataset_cy(ds)[0], 7.0f);
+        ck_assert_float_eq(ps_dataset_cy(ds)[1], 0.0f);
+        ck_assert_float_eq(ps_dataset_cy(ds)[2], 9.0f);
+        char where[256], want[256];
+        ps_dataset_row_where(ds, 2, where, sizeof where);
+        snprintf(want, sizeof want, "%s: item 3 (byte 10)", lpath);
+        ck_assert_str_eq(where, want);
+        ps_dataset_destroy(&ds);
+        /* an explicit labels file wins */
+        ck_assert_int_eq(ps_dataset_read(ipath, lpath, PS_FORMAT_IDX, 4, 0, &ds, &err), 0);
+        ck_assert_uint_eq(ps_dataset_rows(ds), 3);
+        ps_dataset_destroy(&ds);
+        const char *names[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", NULL};
+        idx_dir_remove(dir, names);
+    }
+}
+END_TEST
+
+START_TEST(idx_labels_file_is_derived_from_standard_names_only)
+{
+    char out[128];
+    ps_error err;
+    ck_assert_int_eq(
+        ps_dataset_idx_labels_path("/d/train-images-idx3-ubyte.gz", out, sizeof out, &err), 0);
+    ck_assert_str_eq(out, "/d/train-labels-idx1-ubyte.gz");
+    ck_assert_int_eq(
+        ps_dataset_idx_labels_path("images/t10k-images-idx3-ubyte", out, sizeof out, &err), 0);
+    ck_assert_str_eq(out, "images/t10k-labels-idx1-ubyte");
+    ck_assert_int_eq(ps_dataset_idx_labels_path("/images/idx3/pixels.gz", out, sizeof out, &err),
+                     PS_ECONFIG);
+    ck_assert_str_eq(err.msg, "/images/idx3/pixels.gz: cannot derive the labels file from this "
+                              "name (standard names are like train-images-idx3-ubyte.gz); give "
+                              "data.train_labels or data.test_labels");
+    ck_assert_int_eq(ps_dataset_idx_labels_path("/d/train-images-idx3-ubyte.gz", out, 8, &err),
+                     PS_ECONFIG);
+}
+END_TEST
+
+START_TEST(idx_bad_magic_is_an_error)
+{
+    unsigned char img[sizeof IDX_IMAGES];
+    memcpy(img, IDX_IMAGES, sizeof img);
+    img[3] = 1; /* an idx1 file given as images */
+    assert_idx_error(img, sizeof img, IDX_LABELS, sizeof IDX_LABELS, 4, 0,
+                     "@/i: magic number 0x00000801 is not 0x00000803 (IDX images of unsigned "
+                     "bytes)");
+    img[3] = 3;
+    img[2] = 0x0D; /* floats */
+    assert_idx_error(img, sizeof img, IDX_LABELS, sizeof IDX_LABELS, 4, 1,
+                     "@/i: magic number 0x00000d03 is not 0x00000803 (IDX images of unsigned "
+                     "bytes)");
+    unsigned char lab[sizeof IDX_LABELS];
+    memcpy(lab, IDX_LABELS, sizeof lab);
+    lab[3] = 3;
+    assert_idx_error(IDX_IMAGES, sizeof IDX_IMAGES, lab, sizeof lab, 4, 0,
+                     "@/l: magic number 0x00000803 is not 0x00000801 (IDX labels of unsigned "
+                     "bytes)");
+}
+END_TEST
+
+START_TEST(idx_truncated_and_over_long_files_are_errors)
+{
+    /* two pixel bytes missing: the reader stops at byte 26 of 28 */
+    assert_idx_error(IDX_IMAGES, sizeof IDX_IMAGES - 2, IDX_LABELS, sizeof IDX_LABELS, 4, 0,
+                     "@/i: truncated at byte 26: 2 more bytes of pixels expected");
+    assert_idx_error(IDX_IMAGES, sizeof IDX_IMAGES - 2, IDX_LABELS, sizeof IDX_LABELS, 4, 1,
+                     "@/i: truncated at byte 26: 2 more bytes of pixels expected");
+    assert_idx_error(IDX_IMAGES, 6, IDX_LABELS, sizeof IDX_LABELS, 4, 0,
+                     "@/i: truncated at byte 6: 10 more bytes of header expected");
+    assert_idx_error(IDX_IMAGES, sizeof IDX_IMAGES, IDX_LABELS, sizeof IDX_LABELS - 1, 4, 0,
+                     "@/l: truncated at byte 10: 1 more bytes of labels expected");
+    unsigned char lab[sizeof IDX_LABELS + 1];
+    memcpy(lab, IDX_LABELS, sizeof IDX_LABELS);
+    lab[sizeof IDX_LABELS] = 1;
+    assert_idx_error(IDX_IMAGES, sizeof IDX_IMAGES, lab, sizeof lab, 4, 0,
+                     "@/l: unexpected data after the last item at byte 11");
+}
+END_TEST
+
+START_TEST(idx_count_and_size_mismatches_are_errors)
+{
+    unsigned char lab[] = {0, 0, 8, 1, 0, 0, 0, 2, 7, 0};
+    assert_idx_error(IDX_IMAGES, sizeof IDX_IMAGES, lab, sizeof lab, 4, 0,
+                     "@/l: 2 labels for the 3 images of @/i");
+    assert_idx_error(IDX_IMAGES, sizeof IDX_IMAGES, IDX_LABELS, sizeof IDX_LABELS, 784, 0,
+                     "@/i: images of 2 x 2 = 4 pixels, but model.features is 784");
+    unsigned char none[] = {0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2};
+    assert_idx_error(none, sizeof none, IDX_LABELS, sizeof IDX_LABELS, 4, 0, "@/i: no images");
+    /* a header that claims 2^32 - 1 images of 1 x 4 pixels, then 2 bytes: memory
+     * grows with the bytes read, not with the claim */
+    unsigned char huge[] = {0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 4, 1, 2};
+    assert_idx_error(huge, sizeof huge, IDX_LABELS, sizeof IDX_LABELS, 4, 0,
+                     "@/i: truncated at byte 18: 17179869178 more bytes of pixels expected");
+}
+END_TEST
+
+START_TEST(csv_rows_know_their_lines)
+{
+    char path[64], where[128], want[128];
+    ps_dataset *ds = NULL;
+    ps_error err;
+    ck_assert_int_eq(csv_of("1,2\n\n3,4\n", 1, 0, &ds, &err, path), 0);
+    ps_dataset_row_where(ds, 1, where, sizeof where);
+    snprintf(want, sizeof want, "%s:3", path);
+    ck_assert_str_eq(where, want);
+    ps_dataset_destroy(&ds);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dataset");
@@ -377,6 +584,12 @@ int main(void)
     tcase_add_test(tc, block_shards_take_contiguous_balanced_rows);
     tcase_add_test(tc, shard_sizes_cover_every_row_once_and_differ_by_at_most_one);
     tcase_add_test(tc, shard_refuses_a_rank_outside_the_workers);
+    tcase_add_test(tc, idx_reads_plain_and_gzip_files_alike);
+    tcase_add_test(tc, idx_labels_file_is_derived_from_standard_names_only);
+    tcase_add_test(tc, idx_bad_magic_is_an_error);
+    tcase_add_test(tc, idx_truncated_and_over_long_files_are_errors);
+    tcase_add_test(tc, idx_count_and_size_mismatches_are_errors);
+    tcase_add_test(tc, csv_rows_know_their_lines);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,6 +52,15 @@ static uint64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Bytes as a person reads them: "812 kB", "16.0 MB". */
+static void size_text(uint64_t bytes, char *out, size_t cap)
+{
+    if (bytes < 1000000)
+        snprintf(out, cap, "%.0f kB", (double)bytes / 1e3);
+    else
+        snprintf(out, cap, "%.1f MB", (double)bytes / 1e6);
 }
 
 /* Writes the snapshot (the caller owns it) and records the result. */
@@ -103,9 +113,10 @@ static void report(ps_checkpointer *c)
     }
     c->written++;
     ps_strlcpy(c->last_path, c->result_path, sizeof c->last_path);
-    PS_LOG_I(c->log, "checkpoint written: %s (version %llu, %.1f MB, %llu ms)", c->result_path,
-             (unsigned long long)c->meta.version, (double)c->result_bytes / 1e6,
-             (unsigned long long)c->result_ms);
+    char size[32];
+    size_text(c->result_bytes, size, sizeof size);
+    PS_LOG_I(c->log, "checkpoint written: %s (version %llu, %s, %llu ms)", c->result_path,
+             (unsigned long long)c->meta.version, size, (unsigned long long)c->result_ms);
 }
 
 /* Loads the newest valid checkpoint into the live arrays and the engine. */
@@ -127,9 +138,10 @@ static int load_newest(ps_checkpointer *c, const ps_job *job, uint32_t shard, ps
     uint64_t bytes = 0;
     for (size_t i = 0; i < c->narrays; i++)
         bytes += c->live[i].count * sizeof(float);
-    PS_LOG_I(c->log, "checkpoint loaded: %s (version %llu, %.1f MB, %llu ms)", path,
-             (unsigned long long)meta.version, (double)bytes / 1e6,
-             (unsigned long long)(ps_clock_ms() - t0));
+    char size[32];
+    size_text(bytes, size, sizeof size);
+    PS_LOG_I(c->log, "checkpoint loaded: %s (version %llu, %s, %llu ms)", path,
+             (unsigned long long)meta.version, size, (unsigned long long)(ps_clock_ms() - t0));
     return 0;
 }
 

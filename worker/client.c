@@ -794,12 +794,15 @@ static int client_register(ps_client *c, int rank)
     for (size_t i = 0; i < c->nshards; i++)
         c->shards[i].todo = i == 0;
     int rc = op_run(c, &hello, 1, c->timeout_ms);
+    c->rejoin_version = hello.version;
     if (rc != 0 || c->nshards == 1)
         return rc;
     hello.rank = c->rank;
     for (size_t i = 0; i < c->nshards; i++)
         c->shards[i].todo = i > 0;
-    return op_run(c, &hello, 1, c->timeout_ms);
+    rc = op_run(c, &hello, 1, c->timeout_ms);
+    c->rejoin_version = hello.version;
+    return rc;
 }
 
 int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, size_t errbuf_len)

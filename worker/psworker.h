@@ -89,8 +89,9 @@ int ps_client_heartbeat(ps_client *c);
 int ps_client_done(ps_client *c);
 #define PS_CLIENT_VERSION_FINAL UINT64_MAX
 
-/* The model version a shard gave when this worker registered again (see
- * PS_EREJOINED above). */
+/* The smallest model version the shards gave when this worker registered:
+ * at open (a job resumed from checkpoints starts there, not at 0), or again
+ * after PS_EREJOINED above. */
 uint64_t ps_client_rejoin_version(const ps_client *c);
 
 /* Replies that failed to decode, dropped (not an error of any call). */

@@ -532,6 +532,14 @@ static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
     double loss_sum = 0.0, t0 = ps_clock_s();
     uint64_t losses = 0;
     uint64_t step = 0;
+    if (t->sync && ps_client_rejoin_version(t->client) > 0) {
+        /* the servers resumed from checkpoints: their rounds go on from there */
+        step = ps_client_rejoin_version(t->client);
+        if (step > total)
+            step = total;
+        PS_LOG_I(t->opts.log, "the servers are at round %llu of %llu: going on from there",
+                 (unsigned long long)step, (unsigned long long)total);
+    }
     while (step < total) {
         if (stop_requested(t))
             return ps_error_set(err, PS_EINTR, "interrupted");

@@ -101,4 +101,18 @@ if cloud_init:
     for name in sorted(os.listdir(cdir)):
         code, out, err = run([cloud_init, "schema", "-c", os.path.join(cdir, name)], 60)
         env.check(code == 0 and "Valid cloud-config" in out, f"cloud-init schema accepts {name} {err.strip()}")
+# the .deb carries the programs, the library, the units and the examples
+build = os.path.dirname(env.bin)
+code, out, err = run(["cpack", "-G", "DEB", "-B", os.path.join(env.tmp, "deb")], 300, cwd=build)
+debs = [f for f in os.listdir(os.path.join(env.tmp, "deb"))
+        if f.endswith(".deb")] if code == 0 else []
+env.check(len(debs) == 1, f"cpack -G DEB makes one package {err.strip()[-300:]}")
+if debs:
+    code, out, _ = run(["dpkg-deb", "-c", os.path.join(env.tmp, "deb", debs[0])], 60)
+    names = [line.split()[-1] for line in out.splitlines()]
+    for want in ("bin/psd", "bin/psworker", "bin/psrun", "bin/psctl", "include/psd/psworker.h",
+                 "lib/systemd/system/psd.service", "lib/systemd/system/psworker@.service",
+                 "share/psd/examples/line.yaml", "share/psd/cloud-init/server.yaml"):
+        env.check(any(n.endswith(want) for n in names), f"the .deb holds {want}")
+    env.check(not any("/examples/out/" in n for n in names), "the .deb holds no example outputs")
 env.finish()

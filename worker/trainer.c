@@ -384,13 +384,20 @@ static int connect_servers(ps_trainer *t, ps_error *err)
     return 0;
 }
 
+/* This worker's rows of the training set. A single worker's shard is the
+ * whole set: it takes it over instead of copying it. */
 static int cut_shard(ps_trainer *t, ps_error *err)
 {
-    int rc =
-        ps_dataset_shard(t->train_all, t->job.data.shard, t->rank, t->job.workers, &t->train, err);
-    if (rc != 0)
-        return rc;
-    ps_dataset_destroy(&t->train_all);
+    if (t->job.workers == 1) {
+        t->train = t->train_all;
+        t->train_all = NULL;
+    } else {
+        int rc = ps_dataset_shard(t->train_all, t->job.data.shard, t->rank, t->job.workers,
+                                  &t->train, err);
+        if (rc != 0)
+            return rc;
+        ps_dataset_destroy(&t->train_all);
+    }
     size_t n = ps_dataset_rows(t->train);
     t->perm = calloc(n, sizeof *t->perm);
     if (t->perm == NULL)

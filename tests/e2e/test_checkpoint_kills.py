@@ -66,15 +66,28 @@ def start():
     return p, lines, t
 
 
+def valid_files():
+    if not os.path.isdir(ckpt):
+        return []
+    return [n for n in os.listdir(ckpt) if n.endswith(".ckpt")
+            and check_file(os.path.join(ckpt, n)) is None]
+
+
 rng = random.Random(42)
-loaded = skipped = 0
+expected = loaded = skipped = 0
+missed = []
 bad_files = []
 for i in range(KILLS):
+    had = valid_files()  # a start after a kill before the first write has none
     p, lines, t = start()
-    if i > 0:
-        loaded += any("checkpoint loaded:" in l for l in lines)
+    did_load = any("checkpoint loaded:" in l for l in lines)
+    if had:
+        expected += 1
+        loaded += did_load
+        if not did_load:
+            missed.append(i)
     skipped += sum("skipped" in l for l in lines)
-    time.sleep(rng.uniform(0.02, 0.3))
+    time.sleep(rng.uniform(0.05, 0.4))
     p.send_signal(signal.SIGKILL)
     p.wait()
     t.join(2)
@@ -83,8 +96,10 @@ for i in range(KILLS):
             why = check_file(os.path.join(ckpt, name))
             if why:
                 bad_files.append(f"{name}: {why}")
-print(f"{KILLS} kills: {loaded} restarts loaded a checkpoint, {skipped} files skipped")
-env.check(loaded == KILLS - 1, f"every restart loaded a checkpoint ({loaded} of {KILLS - 1})")
+print(f"{KILLS} kills: {expected} restarts found a checkpoint, {loaded} loaded it, "
+      f"{skipped} files skipped")
+env.check(expected >= KILLS // 2, f"most restarts found a checkpoint on disk ({expected})")
+env.check(loaded == expected, f"every restart that found one loaded it (missed: {missed})")
 env.check(skipped == 0, f"no restart met a corrupt checkpoint ({skipped})")
 env.check(not bad_files, f"every .ckpt file on disk is whole and valid {bad_files[:3]}")
 

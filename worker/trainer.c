@@ -364,7 +364,8 @@ static int connect_servers(ps_trainer *t, ps_error *err)
     if (rc != 0) {
         if (stop_requested(t) || rc == PS_EINTR)
             return ps_error_set(err, PS_EINTR, "interrupted");
-        return ps_error_set(err, rc, "cannot join job %s at %s: %s", t->job.name, t->job.servers[0],
+        /* the client's sentence names the server */
+        return ps_error_set(err, rc, "cannot join job %s: %s", t->job.name,
                             why[0] ? why : ps_strerror(rc));
     }
     int rank = ps_client_rank(t->client);

@@ -42,6 +42,7 @@ struct ps_trainer {
     uint64_t version; /* of theta in hand */
     uint64_t updates;
     uint64_t samples;
+    double pull_s, compute_s, push_s; /* where the training steps' time went */
     double bar_drawn_s;
     bool bar_on;
     bool warned_diverged;
@@ -470,16 +471,23 @@ static const char *loss_display_name(const char *loss_name)
 static int train_step(ps_trainer *t, uint64_t step, uint64_t j, double *loss, ps_error *err)
 {
     /* sync: the θ of round `step`; async: whatever the servers have now */
+    double t0 = ps_clock_s();
     int rc = t->sync ? theta_refresh(t, step, err) : theta_pull(t, 0, err);
     if (rc != 0)
         return rc;
+    double t1 = ps_clock_s();
     size_t rows = fill_batch(t, j);
     rc = ps_model_grad(t->model, t->theta, t->xb, t->yb, rows, t->grad, loss);
     if (rc != 0)
         return ps_error_set(err, rc, "gradient of an empty batch");
+    double t2 = ps_clock_s();
     rc = ps_client_push(t->client, step, t->grad, (uint32_t)rows, NULL);
     if (rc != 0)
         return client_failed(t, rc, "push", err);
+    double t3 = ps_clock_s();
+    t->pull_s += t1 - t0;
+    t->compute_s += t2 - t1;
+    t->push_s += t3 - t2;
     t->updates++;
     t->samples += rows;
     return 0;
@@ -697,6 +705,9 @@ close:
             rc = ps_error_set(err, crc, "leaving the job: %s", ps_strerror(crc));
     }
     res->updates = t->updates;
+    res->pull_s = t->pull_s;
+    res->compute_s = t->compute_s;
+    res->push_s = t->push_s;
     res->wall_s = ps_clock_s() - t0;
     res->samples_per_s = res->wall_s > 0.0 ? (double)t->samples / res->wall_s : 0.0;
     return rc;
@@ -757,9 +768,11 @@ static int summary_fill(FILE *f, const void *arg)
     json_number(f, r->train_loss_last_epoch);
     fprintf(f,
             ", \"train_samples\": %llu, \"test_samples\": %llu, \"epochs\": %u, "
-            "\"steps_per_epoch\": %llu, \"batch_size\": %u}",
+            "\"steps_per_epoch\": %llu, \"batch_size\": %u, \"pull_s\": %.6g, "
+            "\"compute_s\": %.6g, \"push_s\": %.6g}",
             (unsigned long long)r->train_samples, (unsigned long long)r->test_samples, r->epochs,
-            (unsigned long long)r->steps_per_epoch, r->batch_size);
+            (unsigned long long)r->steps_per_epoch, r->batch_size, r->pull_s, r->compute_s,
+            r->push_s);
     fputs(", \"wall_s\": ", f);
     json_number(f, r->wall_s);
     fputs(", \"samples_per_s\": ", f);

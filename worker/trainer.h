@@ -46,7 +46,9 @@ typedef struct ps_train_result {
     double wall_s;        /* connect to close */
     double samples_per_s; /* rows this worker trained on / wall_s */
     uint64_t updates;     /* pushes by this worker */
-    uint64_t version;     /* version of the final θ */
+    double pull_s, compute_s,
+        push_s;       /* training steps' time: waiting for θ, the gradient, the push */
+    uint64_t version; /* version of the final θ */
     uint32_t workers;
     uint32_t rank;
     uint32_t epochs;

@@ -3,6 +3,8 @@
  * each refused with a one-line warning and the previous checkpoint is used;
  * only the newest `keep` stay. */
 #include <check.h>
+
+#include "check_main.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,8 +52,13 @@ static void write_version(uint64_t v, uint32_t keep, char *path, size_t cap)
     }
     ps_ckpt_array a[2];
     arrays_set(a, theta, state);
-    ps_ckpt_meta meta = {.job = "ckjob", .shard = 1, .key_lo = 10, .key_hi = 10 + N,
-                         .version = v, .updates = v * 2, .created_ms = 1234};
+    ps_ckpt_meta meta = {.job = "ckjob",
+                         .shard = 1,
+                         .key_lo = 10,
+                         .key_hi = 10 + N,
+                         .version = v,
+                         .updates = v * 2,
+                         .created_ms = 1234};
     ps_error err;
     uint64_t bytes = 0;
     ck_assert_int_eq(ps_checkpoint_write(dir, &meta, a, 2, keep, path, cap, &bytes, &err), 0);
@@ -64,8 +71,7 @@ static int load(float *t, float *s, ps_ckpt_meta *meta, char *path, size_t cap)
     arrays_set(a, t, s);
     ps_log quiet = {PS_LOG_ERROR, "test"};
     ps_error err;
-    return ps_checkpoint_load(dir, "ckjob", 1, 10, 10 + N, a, 2, meta, path, cap, &quiet,
-                              &err);
+    return ps_checkpoint_load(dir, "ckjob", 1, 10, 10 + N, a, 2, meta, path, cap, &quiet, &err);
 }
 
 static void flip_byte(const char *path, long offset)
@@ -107,9 +113,8 @@ START_TEST(empty_folder_is_a_fresh_start)
     ps_ckpt_array a[2];
     arrays_set(a, t, s);
     ps_error err;
-    ck_assert_int_eq(ps_checkpoint_load(missing, "ckjob", 1, 10, 10 + N, a, 2, &meta, NULL, 0,
-                                        NULL, &err),
-                     1);
+    ck_assert_int_eq(
+        ps_checkpoint_load(missing, "ckjob", 1, 10, 10 + N, a, 2, &meta, NULL, 0, NULL, &err), 1);
 }
 END_TEST
 
@@ -122,8 +127,7 @@ START_TEST(truncated_checkpoint_is_refused_and_previous_used)
     ps_ckpt_array a[2];
     arrays_set(a, theta, state);
     ps_error err;
-    ck_assert_int_eq(ps_checkpoint_verify(newest, "ckjob", 1, 10, 10 + N, a, 2, &err),
-                     PS_EPROTO);
+    ck_assert_int_eq(ps_checkpoint_verify(newest, "ckjob", 1, 10, 10 + N, a, 2, &err), PS_EPROTO);
     ck_assert_str_eq(err.msg, "4000 bytes, expected 8224 (truncated or torn)");
     static float t[N], s[N];
     ps_ckpt_meta meta;
@@ -144,8 +148,7 @@ START_TEST(bit_flipped_checkpoint_is_refused_and_previous_used)
     ps_ckpt_array a[2];
     arrays_set(a, theta, state);
     ps_error err;
-    ck_assert_int_eq(ps_checkpoint_verify(newest, "ckjob", 1, 10, 10 + N, a, 2, &err),
-                     PS_EPROTO);
+    ck_assert_int_eq(ps_checkpoint_verify(newest, "ckjob", 1, 10, 10 + N, a, 2, &err), PS_EPROTO);
     ck_assert_str_eq(err.msg, "checksum mismatch (corrupt)");
     static float t[N], s[N];
     ps_ckpt_meta meta;
@@ -218,9 +221,5 @@ int main(void)
     tcase_add_test(tc, only_the_newest_keep_stay_and_leftover_temp_files_go);
     tcase_add_test(tc, all_checkpoints_corrupt_is_a_fresh_start);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ps_check_run(s);
 }

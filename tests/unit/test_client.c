@@ -3,6 +3,8 @@
  * misbehaviour, and records what it received for the test to check. */
 #include <arpa/inet.h>
 #include <check.h>
+
+#include "check_main.h"
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -728,9 +730,5 @@ static Suite *client_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(client_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return ps_check_run(client_suite());
 }

@@ -1,6 +1,8 @@
 /* test_codec.c — the wire codec: round trips, and every malformed frame is
  * refused with the right code and sentence. */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,9 +265,5 @@ int main(void)
     tcase_add_test(tc, encode_refuses_small_buffer);
     tcase_add_test(tc, wire_drains_message_with_extra_frames);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ps_check_run(s);
 }

@@ -3,6 +3,8 @@
  * small generated files (plain and gzip, good and malformed), where a row
  * came from, standardisation and sharding by rank. */
 #include <check.h>
+
+#include "check_main.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -591,9 +593,5 @@ int main(void)
     tcase_add_test(tc, idx_count_and_size_mismatches_are_errors);
     tcase_add_test(tc, csv_rows_know_their_lines);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ps_check_run(s);
 }

@@ -1,6 +1,8 @@
 /* test_error.c — ps_strerror and ps_err_name come from one list and cover
  * unknown codes too. */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdlib.h>
 
 #include "error.h"
@@ -45,9 +47,5 @@ int main(void)
     tcase_add_test(tc, strerror_of_unknown_code_says_unknown);
     tcase_add_test(tc, error_set_formats_and_returns_code);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ps_check_run(s);
 }

@@ -4,6 +4,8 @@
 #include "job.h"
 
 #include <check.h>
+
+#include "check_main.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1347,9 +1349,5 @@ static Suite *job_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(job_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return ps_check_run(job_suite());
 }

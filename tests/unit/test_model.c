@@ -3,6 +3,8 @@
  * softmax and a two-hidden-layer MLP), hand-computed tiny examples, the
  * metrics, label checks, θ's layout and chunked evaluation. */
 #include <check.h>
+
+#include "check_main.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -580,9 +582,5 @@ int main(void)
     tcase_add_test(tc, net_params_follow_the_job_layout);
     tcase_add_test(tc, class_labels_must_be_whole_numbers_below_classes);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return ps_check_run(s);
 }

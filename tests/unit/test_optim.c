@@ -3,6 +3,8 @@
  * evaluated in double), L2, the learning-rate schedules, per-key state under
  * subrange applies, and one update per sync round through the store. */
 #include <check.h>
+
+#include "check_main.h"
 #include <math.h>
 #include <string.h>
 
@@ -580,9 +582,5 @@ static Suite *optim_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(optim_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return ps_check_run(optim_suite());
 }

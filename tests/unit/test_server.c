@@ -4,6 +4,8 @@
  * server afterwards. Every wait is bounded; the loop stops by its flag. */
 #include <arpa/inet.h>
 #include <check.h>
+
+#include "check_main.h"
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -310,9 +312,5 @@ static Suite *server_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(server_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return ps_check_run(server_suite());
 }

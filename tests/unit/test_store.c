@@ -2,6 +2,8 @@
  * depend on the sharding, the init schemes, and the exact SGD update (the
  * other optimizers: test_optim.c). */
 #include <check.h>
+
+#include "check_main.h"
 #include <math.h>
 #include <string.h>
 
@@ -247,9 +249,5 @@ static Suite *store_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(store_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return ps_check_run(store_suite());
 }

@@ -27,8 +27,8 @@
     X(EFULL, -17, "server is full")                                                                \
     X(ESTATE, -18, "request not valid in this state")                                              \
     X(EINTR, -19, "interrupted")                                                                   \
-    X(ESERVER, -20, "server replied with an error")                          \
-    X(EABORTED, -21, "the job was stopped")                                  \
+    X(ESERVER, -20, "server replied with an error")                                                \
+    X(EABORTED, -21, "the job was stopped")                                                        \
     X(EREJOINED, -22, "registered again with a server that lost this worker")
 
 enum {

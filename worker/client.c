@@ -44,12 +44,12 @@ typedef struct shard {
     bool registered;               /* a WELCOME came: say BYE on close */
     uint64_t seq;                  /* seq of the latest request; a retry sends it again */
     uint64_t key_lo, key_hi;
-    bool todo;    /* takes part in the current exchange */
+    bool asked;   /* takes part in the current exchange */
     bool pending; /* its reply to the current exchange has not come */
     int status;   /* outcome of the current exchange for this shard */
 } shard;
 
-/* One exchange: the request sent to every shard marked todo, and what its
+/* One exchange: the request sent to every shard marked asked, and what its
  * replies deliver. */
 typedef struct op {
     ps_msg_type type;  /* the request */
@@ -485,7 +485,7 @@ static uint64_t attempt_end(uint64_t start, int timeout_ms, int attempts, int k)
     return start + (t < (uint64_t)timeout_ms ? t : (uint64_t)timeout_ms);
 }
 
-/* Runs one exchange with the shards marked todo: sends the request to all of
+/* Runs one exchange with the shards marked asked: sends the request to all of
  * them, then awaits all replies; a shard still silent when an attempt ends
  * gets the request again (same seq). Returns 0 or the first error, which
  * last_error tells; each shard's own outcome is in its status. */
@@ -495,12 +495,12 @@ static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
     uint64_t start = ps_clock_ms();
     for (size_t i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
-        s->pending = s->todo;
+        s->pending = s->asked;
         s->status = 0;
     }
     for (size_t i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
-        if (!s->todo)
+        if (!s->asked)
             continue;
         s->seq++;
         int rc = op_send(c, o, i);
@@ -561,7 +561,7 @@ static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
 static void shards_mark(ps_client *c, bool all, bool registered_only)
 {
     for (size_t i = 0; i < c->nshards; i++)
-        c->shards[i].todo = all && (!registered_only || c->shards[i].registered);
+        c->shards[i].asked = all && (!registered_only || c->shards[i].registered);
 }
 
 /* Runs a PULL, PUSH or HEARTBEAT exchange with every shard. A shard that
@@ -580,7 +580,7 @@ static int op_all(ps_client *c, op *o)
         shard *s = &c->shards[i];
         if (s->status != 0 && s->status != PS_EWORKER)
             return rc;
-        s->todo = s->status == PS_EWORKER;
+        s->asked = s->status == PS_EWORKER;
     }
     op hello = {
         .type = PS_MSG_HELLO, .reply = PS_MSG_WELCOME, .rank = c->rank, .version = UINT64_MAX};
@@ -684,7 +684,7 @@ static int client_bye(ps_client *c)
     shards_mark(c, true, true);
     bool any = false;
     for (size_t i = 0; i < c->nshards; i++)
-        any = any || c->shards[i].todo;
+        any = any || c->shards[i].asked;
     if (!any)
         return 0;
     int timeout_ms = c->timeout_ms < CLIENT_BYE_TIMEOUT_MS ? c->timeout_ms : CLIENT_BYE_TIMEOUT_MS;
@@ -792,14 +792,14 @@ static int client_register(ps_client *c, int rank)
 {
     op hello = {.type = PS_MSG_HELLO, .reply = PS_MSG_WELCOME, .rank = rank, .version = UINT64_MAX};
     for (size_t i = 0; i < c->nshards; i++)
-        c->shards[i].todo = i == 0;
+        c->shards[i].asked = i == 0;
     int rc = op_run(c, &hello, 1, c->timeout_ms);
     c->rejoin_version = hello.version;
     if (rc != 0 || c->nshards == 1)
         return rc;
     hello.rank = c->rank;
     for (size_t i = 0; i < c->nshards; i++)
-        c->shards[i].todo = i > 0;
+        c->shards[i].asked = i > 0;
     rc = op_run(c, &hello, 1, c->timeout_ms);
     c->rejoin_version = hello.version;
     return rc;

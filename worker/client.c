@@ -43,14 +43,17 @@ typedef struct shard {
     _Atomic uint32_t hb_worker_id; /* the same, for the heartbeat thread (0: none) */
     bool registered;               /* a WELCOME came: say BYE on close */
     uint64_t seq;                  /* seq of the latest request; a retry sends it again */
+    uint64_t pull_seq;             /* seq of the pull riding behind it (op.then_pull) */
     uint64_t key_lo, key_hi;
-    bool asked;   /* takes part in the current exchange */
-    bool pending; /* its reply to the current exchange has not come */
-    int status;   /* outcome of the current exchange for this shard */
+    bool asked;        /* takes part in the current exchange */
+    bool pending;      /* its reply to the current exchange has not come */
+    bool pull_pending; /* the reply to the riding pull has not come */
+    int status;        /* outcome of the current exchange for this shard */
 } shard;
 
 /* One exchange: the request sent to every shard marked asked, and what its
- * replies deliver. */
+ * replies deliver. A PUSH may carry a PULL behind it (then_pull): each shard
+ * gets both at once, so θ comes back without a round trip of its own. */
 typedef struct op {
     ps_msg_type type;  /* the request */
     ps_msg_type reply; /* the reply it expects */
@@ -59,10 +62,13 @@ typedef struct op {
     float *theta; /* PULL: destination of the whole θ */
     uint64_t clock;
     uint32_t samples;
-    const float *grad; /* PUSH: the whole gradient */
-    uint64_t version;  /* out: smallest model_version of the replies */
-    uint32_t flags;    /* out: the ACK flags, or'ed */
-    int rc;            /* the first error of the exchange */
+    const float *grad;     /* PUSH: the whole gradient */
+    uint64_t version;      /* out: smallest model_version of the replies */
+    uint32_t flags;        /* out: the ACK flags, or'ed */
+    int rc;                /* the first error of the exchange */
+    bool then_pull;        /* PUSH: a PULL of min_version into theta rides behind it */
+    uint64_t pull_version; /* out: smallest model_version of the riding pull's replies */
+    int pull_rc;           /* the first error of the riding pull */
 } op;
 
 struct ps_client {
@@ -120,16 +126,41 @@ static int client_fail(ps_client *c, int code, const char *fmt, ...)
 static void op_fail(ps_client *c, op *o, size_t i, int code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-/* Ends shard i's part of the exchange with an error; the first error of an
- * exchange is the one last_error tells and op_run returns. */
+/* Ends shard i's part of the exchange with an error (a pull riding behind
+ * the request is given up with it); the first error of an exchange is the
+ * one last_error tells and op_run returns. */
 static void op_fail(ps_client *c, op *o, size_t i, int code, const char *fmt, ...)
 {
     shard *s = &c->shards[i];
     s->pending = false;
     s->status = code;
+    if (s->pull_pending) {
+        s->pull_pending = false;
+        if (o->pull_rc == 0)
+            o->pull_rc = code;
+    }
     if (o->rc != 0)
         return;
     o->rc = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
+    va_end(ap);
+}
+
+static void pull_fail(ps_client *c, op *o, size_t i, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Ends the pull riding behind shard i's request with an error; last_error
+ * tells it unless the exchange failed already. */
+static void pull_fail(ps_client *c, op *o, size_t i, int code, const char *fmt, ...)
+{
+    c->shards[i].pull_pending = false;
+    if (o->pull_rc != 0)
+        return;
+    o->pull_rc = code;
+    if (o->rc != 0)
+        return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
@@ -162,19 +193,19 @@ static int request_send(ps_client *c, shard *s, const ps_msg *m, const void *pay
     return ps_wire_send_msg(s->sock, NULL, 0, m, &msg, ZMQ_DONTWAIT);
 }
 
-/* Sends o's request to shard i with the shard's current seq. A full send
- * queue is not an error: the request stays pending and the next attempt
- * sends it again. */
-static int op_send(ps_client *c, op *o, size_t i)
+/* Sends shard i a request of o, of the given type with the given seq. A full
+ * send queue is not an error: the request stays pending and the next
+ * attempt sends it again. */
+static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, uint64_t seq)
 {
     shard *s = &c->shards[i];
     ps_msg *m = &c->req;
     const void *payload = NULL;
-    ps_msg_init(m, o->type);
+    ps_msg_init(m, type);
     memcpy(m->job, c->job, sizeof m->job);
     m->worker_id = s->worker_id;
-    m->seq = s->seq;
-    switch (o->type) {
+    m->seq = seq;
+    switch (type) {
     case PS_MSG_HELLO:
         m->rank = o->rank;
         break;
@@ -209,11 +240,24 @@ static int op_send(ps_client *c, op *o, size_t i)
     if (rc == 0 || (rc == PS_EZMQ && errno == EAGAIN))
         return 0;
     if (rc == PS_EZMQ)
-        op_fail(c, o, i, rc, "%s: sending %s: %s", s->endpoint, ps_msg_type_name(o->type),
+        op_fail(c, o, i, rc, "%s: sending %s: %s", s->endpoint, ps_msg_type_name(type),
                 zmq_strerror(errno));
     else
         op_fail(c, o, i, rc, "%s: %s request breaks a protocol limit", s->endpoint,
-                ps_msg_type_name(o->type));
+                ps_msg_type_name(type));
+    return rc;
+}
+
+/* Sends shard i what of o it has not answered yet: the request, and the
+ * pull riding behind it, in that order. */
+static int op_send(ps_client *c, op *o, size_t i)
+{
+    shard *s = &c->shards[i];
+    int rc = 0;
+    if (s->pending)
+        rc = request_make_send(c, o, i, o->type, s->seq);
+    if (rc == 0 && s->pull_pending)
+        rc = request_make_send(c, o, i, PS_MSG_PULL, s->pull_seq);
     return rc;
 }
 
@@ -375,30 +419,50 @@ static void welcome_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
     s->pending = false;
 }
 
-static void pull_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
+/* A PULL_REPLY from shard i: its slice of θ into o->theta. Returns 0, or
+ * PS_EPROTO with the sentence in why. */
+static int pull_accept(ps_client *c, op *o, size_t i, const ps_msg *m, uint64_t *version, char *why,
+                       size_t cap)
 {
     shard *s = &c->shards[i];
     if (m->key_lo != s->key_lo || m->key_hi != s->key_hi) {
-        op_fail(c, o, i, PS_EPROTO,
-                "%s: PULL_REPLY covers [%llu, %llu), [%llu, %llu) was asked for", s->endpoint,
-                (unsigned long long)m->key_lo, (unsigned long long)m->key_hi,
-                (unsigned long long)s->key_lo, (unsigned long long)s->key_hi);
-        return;
+        snprintf(why, cap, "%s: PULL_REPLY covers [%llu, %llu), [%llu, %llu) was asked for",
+                 s->endpoint, (unsigned long long)m->key_lo, (unsigned long long)m->key_hi,
+                 (unsigned long long)s->key_lo, (unsigned long long)s->key_hi);
+        return PS_EPROTO;
     }
     size_t bytes = (size_t)(s->key_hi - s->key_lo) * sizeof(float);
     bool empty_ok = bytes == 0 && m->encoding == PS_ENC_NONE;
     if (!empty_ok && (m->encoding != PS_ENC_F32 || m->payload_bytes != bytes)) {
-        op_fail(c, o, i, PS_EPROTO,
-                "%s: PULL_REPLY carries %llu bytes in encoding %d, %zu float32 bytes were "
-                "expected",
-                s->endpoint, (unsigned long long)m->payload_bytes, (int)m->encoding, bytes);
-        return;
+        snprintf(why, cap,
+                 "%s: PULL_REPLY carries %llu bytes in encoding %d, %zu float32 bytes were "
+                 "expected",
+                 s->endpoint, (unsigned long long)m->payload_bytes, (int)m->encoding, bytes);
+        return PS_EPROTO;
     }
     if (bytes > 0)
         memcpy(o->theta + s->key_lo, m->payload, bytes);
-    if (m->model_version < o->version)
-        o->version = m->model_version;
-    s->pending = false;
+    if (m->model_version < *version)
+        *version = m->model_version;
+    return 0;
+}
+
+/* The reply to the pull riding behind shard i's request. */
+static void riding_pull_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
+{
+    shard *s = &c->shards[i];
+    char why[PS_ERROR_MSG_MAX];
+    if (m->type == PS_MSG_ERROR) {
+        int code = m->status < 0 ? m->status : PS_ESERVER;
+        pull_fail(c, o, i, code, "%s: %s", s->endpoint, m->error[0] ? m->error : ps_strerror(code));
+    } else if (m->type != PS_MSG_PULL_REPLY) {
+        pull_fail(c, o, i, PS_EPROTO, "%s: PULL answered with %s", s->endpoint,
+                  ps_msg_type_name(m->type));
+    } else if (pull_accept(c, o, i, m, &o->pull_version, why, sizeof why) != 0) {
+        pull_fail(c, o, i, PS_EPROTO, "%s", why);
+    } else {
+        s->pull_pending = false;
+    }
 }
 
 static void ack_accept(op *o, shard *s, const ps_msg *m)
@@ -414,6 +478,10 @@ static void ack_accept(op *o, shard *s, const ps_msg *m)
 static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
 {
     shard *s = &c->shards[i];
+    if (s->pull_pending && m->seq == s->pull_seq) {
+        riding_pull_handle(c, o, i, m);
+        return;
+    }
     if (!s->pending || m->seq != s->seq) {
         c->stale_replies++;
         return;
@@ -432,9 +500,14 @@ static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
     case PS_MSG_WELCOME:
         welcome_accept(c, o, i, m);
         break;
-    case PS_MSG_PULL_REPLY:
-        pull_accept(c, o, i, m);
+    case PS_MSG_PULL_REPLY: {
+        char why[PS_ERROR_MSG_MAX];
+        if (pull_accept(c, o, i, m, &o->version, why, sizeof why) != 0)
+            op_fail(c, o, i, PS_EPROTO, "%s", why);
+        else
+            s->pending = false;
         break;
+    }
     default:
         ack_accept(o, s, m);
         break;
@@ -492,17 +565,22 @@ static uint64_t attempt_end(uint64_t start, int timeout_ms, int attempts, int k)
 static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
 {
     o->rc = 0;
+    o->pull_rc = 0;
+    o->pull_version = UINT64_MAX;
     uint64_t start = ps_clock_ms();
     for (size_t i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
         s->pending = s->asked;
+        s->pull_pending = s->asked && o->then_pull;
         s->status = 0;
     }
     for (size_t i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
         if (!s->asked)
             continue;
-        s->seq++;
+        /* past the last riding pull too, so its late reply is told apart */
+        s->seq = (s->pull_seq > s->seq ? s->pull_seq : s->seq) + 1;
+        s->pull_seq = o->then_pull ? s->seq + 1 : 0;
         int rc = op_send(c, o, i);
         if (rc != 0)
             return rc;
@@ -512,7 +590,7 @@ static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
     for (;;) {
         size_t n = 0;
         for (size_t i = 0; i < c->nshards; i++) {
-            if (!c->shards[i].pending)
+            if (!c->shards[i].pending && !c->shards[i].pull_pending)
                 continue;
             c->items[n] = (zmq_pollitem_t){.socket = c->shards[i].sock, .events = ZMQ_POLLIN};
             c->item_shard[n++] = i;
@@ -554,6 +632,11 @@ static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
         if (c->shards[i].pending)
             return client_fail(c, PS_ETIMEDOUT, "%s: no reply to %s within %d ms%s",
                                c->shards[i].endpoint, ps_msg_type_name(o->type), timeout_ms, sent);
+    }
+    for (size_t i = 0; i < c->nshards; i++) {
+        if (c->shards[i].pull_pending)
+            pull_fail(c, o, i, PS_ETIMEDOUT, "%s: no reply to PULL within %d ms%s",
+                      c->shards[i].endpoint, timeout_ms, sent);
     }
     return o->rc;
 }
@@ -899,6 +982,40 @@ int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t sam
     if (rc == 0 && version != NULL)
         *version = o.version;
     return rc;
+}
+
+int ps_client_push_pull(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,
+                        uint64_t min_version, float *theta, uint64_t *version, int *pulled)
+{
+    if (pulled != NULL)
+        *pulled = 0;
+    if (c == NULL)
+        return PS_EINVAL;
+    if (grad == NULL || theta == NULL)
+        return client_fail(c, PS_EINVAL, "push_pull: no gradient or no buffer for theta");
+    size_t bytes = (size_t)c->num_params * sizeof(float);
+    const char *g = (const char *)grad, *th = (const char *)theta;
+    if (g < th + bytes && th < g + bytes)
+        return client_fail(c, PS_EINVAL, "push_pull: the gradient and theta overlap");
+    op o = {.type = PS_MSG_PUSH,
+            .reply = PS_MSG_ACK,
+            .clock = clock,
+            .samples = samples,
+            .grad = grad,
+            .version = UINT64_MAX,
+            .then_pull = true,
+            .min_version = min_version,
+            .theta = theta};
+    int rc = op_all(c, &o);
+    push_settle(c);
+    c->push_flags = o.flags;
+    if (rc != 0 || o.pull_rc != 0)
+        return rc;
+    if (pulled != NULL)
+        *pulled = 1;
+    if (version != NULL)
+        *version = o.pull_version;
+    return 0;
 }
 
 int ps_client_heartbeat(ps_client *c)

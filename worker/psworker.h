@@ -72,6 +72,20 @@ int ps_client_pull(ps_client *c, uint64_t min_version, float *theta, uint64_t *v
 int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,
                    uint64_t *version);
 
+/* A push (as ps_client_push) with a pull of θ (as ps_client_pull with
+ * min_version) riding right behind it: each shard gets both requests at
+ * once, so θ comes back without a round trip of its own. In sync mode pass
+ * min_version = clock + 1 to get the θ of the next round as soon as this
+ * round closes; in async mode 0 gets θ with this push applied. grad and
+ * theta must not overlap. Returns the push's outcome. *pulled (when not
+ * NULL) is 1 when θ came back whole, *version (when not NULL) then getting
+ * the smallest shard version received; it is 0 when the push went through
+ * but the pull did not (it timed out waiting for min_version, say:
+ * ps_client_last_error tells why, and theta may hold some shards' new
+ * slices): pull again. */
+int ps_client_push_pull(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,
+                        uint64_t min_version, float *theta, uint64_t *version, int *pulled);
+
 /* Flags of the last push's ACKs, or'ed: PS_PUSH_DUPLICATE (a retried push
  * the server had applied already), PS_PUSH_DROPPED (sync: the round had
  * closed without it, so it was not applied). */

@@ -39,10 +39,11 @@ struct ps_trainer {
     uint32_t rank;
     bool sync;
     bool have_theta;
+    bool fresh;       /* theta came back with the last push (async: use it as is) */
     uint64_t version; /* of theta in hand */
     uint64_t updates;
     uint64_t samples;
-    double pull_s, compute_s, push_s; /* where the training steps' time went */
+    double pull_s, compute_s, push_pull_s; /* where the training steps' time went */
     double bar_drawn_s;
     bool bar_on;
     bool warned_diverged;
@@ -467,12 +468,20 @@ static const char *loss_display_name(const char *loss_name)
     return strcmp(loss_name, "log_loss") == 0 ? "log-loss" : loss_name;
 }
 
-/* One step: round `step` of the job, batch j of the epoch. */
+/* One step: round `step` of the job, batch j of the epoch. θ for the next
+ * step rides back with the push (sync: the θ of round step + 1, as soon as
+ * the round closes; async: θ with this push applied), so a step costs one
+ * round trip; a pull of its own is needed only when that did not come. */
 static int train_step(ps_trainer *t, uint64_t step, uint64_t j, double *loss, ps_error *err)
 {
     /* sync: the θ of round `step`; async: whatever the servers have now */
     double t0 = ps_clock_s();
-    int rc = t->sync ? theta_refresh(t, step, err) : theta_pull(t, 0, err);
+    int rc = 0;
+    if (t->sync)
+        rc = theta_refresh(t, step, err);
+    else if (!t->fresh)
+        rc = theta_pull(t, 0, err);
+    t->fresh = false;
     if (rc != 0)
         return rc;
     double t1 = ps_clock_s();
@@ -481,13 +490,22 @@ static int train_step(ps_trainer *t, uint64_t step, uint64_t j, double *loss, ps
     if (rc != 0)
         return ps_error_set(err, rc, "gradient of an empty batch");
     double t2 = ps_clock_s();
-    rc = ps_client_push(t->client, step, t->grad, (uint32_t)rows, NULL);
+    uint64_t v = 0;
+    int pulled = 0;
+    t->have_theta = false; /* the pull writes theta as shards answer */
+    rc = ps_client_push_pull(t->client, step, t->grad, (uint32_t)rows, t->sync ? step + 1 : 0,
+                             t->theta, &v, &pulled);
     if (rc != 0)
         return client_failed(t, rc, "push", err);
+    if (pulled) {
+        t->have_theta = true;
+        t->fresh = true;
+        t->version = v;
+    }
     double t3 = ps_clock_s();
     t->pull_s += t1 - t0;
     t->compute_s += t2 - t1;
-    t->push_s += t3 - t2;
+    t->push_pull_s += t3 - t2;
     t->updates++;
     t->samples += rows;
     return 0;
@@ -707,7 +725,7 @@ close:
     res->updates = t->updates;
     res->pull_s = t->pull_s;
     res->compute_s = t->compute_s;
-    res->push_s = t->push_s;
+    res->push_pull_s = t->push_pull_s;
     res->wall_s = ps_clock_s() - t0;
     res->samples_per_s = res->wall_s > 0.0 ? (double)t->samples / res->wall_s : 0.0;
     return rc;
@@ -769,10 +787,10 @@ static int summary_fill(FILE *f, const void *arg)
     fprintf(f,
             ", \"train_samples\": %llu, \"test_samples\": %llu, \"epochs\": %u, "
             "\"steps_per_epoch\": %llu, \"batch_size\": %u, \"pull_s\": %.6g, "
-            "\"compute_s\": %.6g, \"push_s\": %.6g}",
+            "\"compute_s\": %.6g, \"push_pull_s\": %.6g}",
             (unsigned long long)r->train_samples, (unsigned long long)r->test_samples, r->epochs,
             (unsigned long long)r->steps_per_epoch, r->batch_size, r->pull_s, r->compute_s,
-            r->push_s);
+            r->push_pull_s);
     fputs(", \"wall_s\": ", f);
     json_number(f, r->wall_s);
     fputs(", \"samples_per_s\": ", f);

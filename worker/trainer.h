@@ -46,8 +46,9 @@ typedef struct ps_train_result {
     double wall_s;        /* connect to close */
     double samples_per_s; /* rows this worker trained on / wall_s */
     uint64_t updates;     /* pushes by this worker */
-    double pull_s, compute_s,
-        push_s;       /* training steps' time: waiting for θ, the gradient, the push */
+    /* training steps' time: pulls of their own (θ did not come back with
+     * the push), the gradient, the push with θ riding back */
+    double pull_s, compute_s, push_pull_s;
     uint64_t version; /* version of the final θ */
     uint32_t workers;
     uint32_t rank;

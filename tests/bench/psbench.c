@@ -235,8 +235,8 @@ static pid_t psd_start(bench *b, const char *job_path)
 
 typedef enum kid_op {
     KID_QUIT,
-    KID_PUSHPULL, /* psd: push then pull (async); raw: request, reply */
-    KID_ROUND,    /* psd sync: pull version arg, push clock arg */
+    KID_PUSHPULL, /* psd: push with a pull behind it (async); raw: request, reply */
+    KID_ROUND,    /* psd sync: push clock arg, pull version arg + 1 behind it */
     KID_FOR,      /* arg ms of pulls (raw: requests); value = per second */
 } kid_op;
 
@@ -309,14 +309,13 @@ static int kid_ps_do(ps_client *c, const kid_cmd *cmd, float *theta, const float
 {
     double t0 = ps_clock_s();
     int rc = 0;
-    if (cmd->op == KID_PUSHPULL) {
-        rc = ps_client_push(c, 0, grad, 1, NULL);
-        if (rc == 0)
-            rc = ps_client_pull(c, 0, theta, NULL);
-    } else if (cmd->op == KID_ROUND) {
-        rc = ps_client_pull(c, cmd->arg, theta, NULL);
-        if (rc == 0)
-            rc = ps_client_push(c, cmd->arg, grad, 1, NULL);
+    if (cmd->op == KID_PUSHPULL || cmd->op == KID_ROUND) {
+        /* as psworker trains: θ rides back behind the push */
+        int pulled = 0;
+        uint64_t min_version = cmd->op == KID_ROUND ? cmd->arg + 1 : 0;
+        rc = ps_client_push_pull(c, cmd->arg, grad, 1, min_version, theta, NULL, &pulled);
+        if (rc == 0 && !pulled)
+            rc = PS_ETIMEDOUT;
     } else if (cmd->op == KID_FOR) {
         uint64_t n = 0;
         double end = t0 + (double)cmd->arg / 1000.0, now = t0;

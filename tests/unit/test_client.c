@@ -34,6 +34,7 @@ enum {
     GARBAGE0 = 1 << 7,     /* shard 0 sends an undecodable reply before its PULL_REPLY */
     WRONG_TYPE0 = 1 << 8,  /* shard 0 answers PULL with ACK */
     FORGET1 = 1 << 9,      /* shard 1 answers its first PULL "unknown worker" */
+    HOLD_ACK = 1 << 10,    /* a shard ACKs a PUSH only once a PULL followed it */
 };
 
 typedef struct fake {
@@ -64,6 +65,11 @@ typedef struct fake {
     unsigned char held_id[PS_IDENTITY_MAX];
     size_t held_id_len;
     uint64_t held_seq;
+    /* per shard, the ACK held for HOLD_ACK */
+    bool ack_held[NSHARDS];
+    unsigned char ack_id[NSHARDS][PS_IDENTITY_MAX];
+    size_t ack_id_len[NSHARDS];
+    uint64_t ack_seq[NSHARDS];
     /* the thread's scratch */
     ps_frames frames;
     ps_msg in, out;
@@ -172,9 +178,20 @@ static void fake_pull_reply(fake *f, int i, const void *id, size_t id_len, uint6
     fake_reply(f, i, id, id_len, f->theta + lo);
 }
 
+static void fake_ack(fake *f, int i, const void *id, size_t id_len, uint64_t seq)
+{
+    reply_init(f, PS_MSG_ACK, seq);
+    f->out.model_version = 8u + (uint64_t)i;
+    fake_reply(f, i, id, id_len, NULL);
+}
+
 static void fake_pull(fake *f, int i, const void *id, size_t id_len)
 {
     const ps_msg *in = &f->in;
+    if (f->ack_held[i]) {
+        f->ack_held[i] = false;
+        fake_ack(f, i, f->ack_id[i], f->ack_id_len[i], f->ack_seq[i]);
+    }
     int n = f->pulls[i]++;
     if (n < MAXREQ) {
         f->pull_seq[i][n] = in->seq;
@@ -230,9 +247,14 @@ static void fake_push(fake *f, int i, const void *id, size_t id_len)
     f->push_bytes[i] = in->payload_bytes;
     if (in->key_lo <= in->key_hi && in->key_hi <= P && in->payload != NULL)
         memcpy(f->pushed + in->key_lo, in->payload, (size_t)in->payload_bytes);
-    reply_init(f, PS_MSG_ACK, in->seq);
-    f->out.model_version = 8u + (uint64_t)i;
-    fake_reply(f, i, id, id_len, NULL);
+    if (f->script & HOLD_ACK) {
+        f->ack_held[i] = true;
+        memcpy(f->ack_id[i], id, id_len);
+        f->ack_id_len[i] = id_len;
+        f->ack_seq[i] = in->seq;
+        return;
+    }
+    fake_ack(f, i, id, id_len, in->seq);
 }
 
 static void fake_handle(fake *f, int i)
@@ -470,6 +492,69 @@ START_TEST(push_sends_each_shard_its_slice)
     ck_assert_uint_eq(f.push_hi[1], 10);
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(f.pushed[k], grad[k]);
+}
+END_TEST
+
+START_TEST(push_pull_sends_the_pull_before_the_ack_comes)
+{
+    /* each shard ACKs the push only once the pull behind it arrived: a
+     * client that awaited the ACK before pulling would time out */
+    static fake f;
+    fake_start(&f, HOLD_ACK, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 1400, &c, NULL, 0), 0);
+    float grad[P], theta[P] = {0};
+    for (int k = 0; k < P; k++)
+        grad[k] = (float)k - 3.5f;
+    uint64_t version = 0;
+    int pulled = 0;
+    ck_assert_int_eq(ps_client_push_pull(c, 3, grad, 16, 4, theta, &version, &pulled), 0);
+    ck_assert_int_eq(pulled, 1);
+    ck_assert_uint_eq(version, 7); /* the pull's, the smaller of 7 and 8 */
+    for (int k = 0; k < P; k++)
+        ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
+    /* the next request is numbered past the pull that rode along */
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    for (int i = 0; i < NSHARDS; i++) {
+        ck_assert_int_eq(f.pushes[i], 1); /* nothing was sent twice */
+        ck_assert_int_eq(f.pulls[i], 2);
+        ck_assert_uint_eq(f.push_seq[i], 2);
+        ck_assert_uint_eq(f.push_clock[i], 3);
+        ck_assert_uint_eq(f.pull_seq[i][0], 3);
+        ck_assert_uint_eq(f.pull_seq[i][1], 4);
+    }
+    for (int k = 0; k < P; k++)
+        ck_assert_float_eq(f.pushed[k], grad[k]);
+}
+END_TEST
+
+START_TEST(push_pull_whose_pull_times_out_still_reports_the_push)
+{
+    static fake f;
+    fake_start(&f, SILENT_PULL, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 700, &c, NULL, 0), 0);
+    float grad[P] = {0}, theta[P] = {0};
+    int pulled = 1;
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(ps_client_push_pull(c, 0, grad, 1, 1, theta, NULL, &pulled), 0);
+    uint64_t took = now_ms() - t0;
+    ck_assert_int_eq(pulled, 0);
+    ck_assert_uint_ge(took, 695);
+    ck_assert_uint_lt(took, 2000);
+    char want[256];
+    expected(want, sizeof want, f.endpoint[0], "no reply to PULL within 700 ms (sent 3 times)");
+    ck_assert_str_eq(ps_client_last_error(c), want);
+    /* overlapping buffers are refused before anything is sent */
+    ck_assert_int_eq(ps_client_push_pull(c, 1, grad, 1, 2, grad + 1, NULL, &pulled), PS_EINVAL);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    for (int i = 0; i < NSHARDS; i++) {
+        ck_assert_int_eq(f.pushes[i], 1); /* ACKed at once: never sent again */
+        ck_assert_int_eq(f.pulls[i], 3);
+    }
 }
 END_TEST
 
@@ -711,6 +796,8 @@ static Suite *client_suite(void)
     tcase_add_test(tc, pull_assembles_theta_in_key_order);
     tcase_add_test(tc, pull_goes_to_every_shard_before_any_reply);
     tcase_add_test(tc, push_sends_each_shard_its_slice);
+    tcase_add_test(tc, push_pull_sends_the_pull_before_the_ack_comes);
+    tcase_add_test(tc, push_pull_whose_pull_times_out_still_reports_the_push);
     tcase_add_test(tc, dropped_reply_is_retried_with_the_same_seq);
     tcase_add_test(tc, server_error_on_hello_is_its_code_and_sentence);
     tcase_add_test(tc, server_error_on_pull_is_its_code_and_sentence);

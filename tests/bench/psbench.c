@@ -8,6 +8,7 @@
 #include "job.h"
 #include "model.h"
 #include "psworker.h"
+#include "store.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -823,7 +824,12 @@ typedef struct train_conf {
     unsigned hidden, classes; /* mlp */
 } train_conf;
 
-/* The dense jobs of (d): compute per step dominates, as in real training. */
+/* The dense jobs of (d): compute per step dominates, as in real training.
+ * A dense model costs the same flops per parameter for every sample, so
+ * the batch size sets how much computing a step's θ round trip pays for:
+ * train_1w (batch 256) is printed beside the best any server could do over
+ * the same wire (train_1w_wire_bound), and train_1w_b1024 shows a step
+ * four times heavier. */
 static const train_conf train_logistic = {
     .model = "logistic", .rows = 20000, .features = 2000, .batch = 256, .epochs = 5};
 static const train_conf train_mlp = {.model = "mlp",
@@ -930,14 +936,22 @@ static uint64_t rng_next(uint64_t *s)
     return *s >> 11;
 }
 
-/* The same model on the same data in this process: the trainer's steps
- * (shuffle, gather a batch, gradient) with plain SGD on a local θ, and the
- * final evaluation it does; samples/s. */
-static double train_in_process(const ps_dataset *ds, const train_conf *tc, ps_model *m)
+/* The same model on the same data in this process: θ initialised as psd
+ * does it, the trainer's steps (shuffle, gather a batch, gradient) with
+ * plain SGD on a local θ, and the final evaluation it does; samples/s. */
+static double train_in_process(const ps_job *job, const ps_dataset *ds, const train_conf *tc,
+                               ps_model *m)
 {
     size_t n = ps_dataset_rows(ds), d = ps_dataset_features(ds);
     size_t p = (size_t)ps_model_num_params(m);
     float *theta = floats_new(p, 0.0f), *grad = floats_new(p, 0.0f);
+    ps_tensor_info tensors[PS_MAX_TENSORS];
+    size_t ntensors = 0;
+    uint64_t np = 0;
+    if (ps_job_layout(job, tensors, PS_MAX_TENSORS, &ntensors, &np) != 0 || np != p)
+        die("the job's layout does not describe the model's %zu parameters", p);
+    for (size_t k = 0; k < p; k++)
+        theta[k] = ps_store_init_value(job, tensors, ntensors, k);
     float *xb = floats_new(tc->batch * d, 0.0f), *yb = floats_new(tc->batch, 0.0f);
     size_t *perm = malloc(n * sizeof *perm);
     if (perm == NULL)
@@ -978,7 +992,30 @@ static double train_in_process(const ps_dataset *ds, const train_conf *tc, ps_mo
     return (double)samples / dt;
 }
 
-static void bench_train(bench *b, const train_conf *tc, const char *figure_name)
+/* The median time of a raw ZeroMQ request + reply of `bytes` each way
+ * (TCP), in s: the least a step's push + pull could cost on this wire. */
+static double raw_wire_s(bench *b, size_t bytes, int r)
+{
+    char ep[128];
+    endpoint_new(b, false, ep, sizeof ep);
+    pid_t raw = raw_server_start(b, ep, bytes);
+    kid_conf kc = {.raw = true, .endpoint = ep, .req_bytes = bytes};
+    kid k = kid_start(b, &kc);
+    double t[MAX_REPS + 2];
+    size_t nt = 0;
+    for (int i = 0; i < r + 2; i++) {
+        kid_cmd cmd = {KID_PUSHPULL, 0};
+        double dt;
+        kids_step(&k, 1, cmd, &dt);
+        if (i >= 2)
+            t[nt++] = dt;
+    }
+    kids_stop(b, &k, 1);
+    proc_stop(b, raw);
+    return median(t, nt);
+}
+
+static void bench_train(bench *b, const train_conf *tc, const char *figure_name, bool ceiling)
 {
     char data[128];
     snprintf(data, sizeof data, "%s/train.csv", b->dir);
@@ -1017,15 +1054,30 @@ static void bench_train(bench *b, const train_conf *tc, const char *figure_name)
     double a[MAX_REPS], c[MAX_REPS];
     for (int i = 0; i < r; i++) {
         a[i] = train_through_psd(b, data, tc);
-        c[i] = train_in_process(ds, tc, m);
+        c[i] = train_in_process(&job, ds, tc, m);
     }
+    size_t theta_bytes = (size_t)ps_model_num_params(m) * sizeof(float);
     ps_model_destroy(&m);
     ps_dataset_destroy(&ds);
     unlink(data);
     char note[64];
     snprintf(note, sizeof note, "in-process %s, %zu x %zu, batch %zu", tc->model, tc->rows,
              tc->features, tc->batch);
-    figure_add(b, figure_name, median(a, (size_t)r), median(c, (size_t)r), "samples/s", note);
+    double in_process = median(c, (size_t)r);
+    figure_add(b, figure_name, median(a, (size_t)r), in_process, "samples/s", note);
+    if (!ceiling)
+        return;
+    /* the best a server could do: the in-process run plus, every step, θ
+     * moved once each way at raw ZeroMQ speed and nothing else */
+    double wire = raw_wire_s(b, theta_bytes, reps(b, 20));
+    double samples = (double)tc->rows * tc->epochs;
+    double steps = (double)tc->epochs * (double)((tc->rows + tc->batch - 1) / tc->batch);
+    double best = samples / (samples / in_process + steps * wire);
+    char name[48], what[64];
+    snprintf(name, sizeof name, "%s_wire_bound", figure_name);
+    snprintf(what, sizeof what, "in-process + raw zmq %.1f MB req + rep a step",
+             (double)theta_bytes / 1e6);
+    figure_add(b, name, best, in_process, "samples/s", what);
 }
 
 /* ---- output ---------------------------------------------------------------- */
@@ -1157,8 +1209,12 @@ int main(int argc, char **argv)
     if (wanted(&b, "pulls"))
         bench_pulls(&b);
     if (wanted(&b, "train")) {
-        bench_train(&b, strcmp(b.train_model, "mlp") == 0 ? &train_mlp : &train_logistic,
-                    "train_1w");
+        const train_conf *tc = strcmp(b.train_model, "mlp") == 0 ? &train_mlp : &train_logistic;
+        bench_train(&b, tc, "train_1w", true);
+        train_conf heavy = *tc;
+        heavy.batch = 4 * tc->batch;
+        heavy.epochs = tc->epochs + 1;
+        bench_train(&b, &heavy, "train_1w_b1024", false);
     }
     procs_stop_all(&b);
     nftw(b.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

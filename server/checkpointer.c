@@ -27,7 +27,6 @@ struct ps_checkpointer {
     bool requested;
 
     size_t narrays;
-    ps_ckpt_array live[PS_CKPT_MAX_ARRAYS]; /* the store's arrays */
     ps_ckpt_array snap[PS_CKPT_MAX_ARRAYS]; /* slices of snap_buf */
     float *snap_buf;
     ps_ckpt_meta meta;
@@ -93,11 +92,15 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Copies the live arrays and counters into the snapshot: the one pause. */
+/* Copies the live arrays and counters into the snapshot: the one pause.
+ * The arrays are looked up each time: θ moves between buffers (store.h). */
 static void snapshot_take(ps_checkpointer *c)
 {
+    ps_ckpt_array live[PS_CKPT_MAX_ARRAYS];
+    size_t n = 0;
+    ps_store_ckpt_arrays(ps_engine_store(c->engine), live, PS_CKPT_MAX_ARRAYS, &n);
     for (size_t i = 0; i < c->narrays; i++)
-        memcpy(c->snap[i].data, c->live[i].data, c->live[i].count * sizeof(float));
+        memcpy(c->snap[i].data, live[i].data, live[i].count * sizeof(float));
     c->meta.version = ps_engine_version(c->engine);
     c->meta.updates = ps_store_updates(ps_engine_store(c->engine));
     c->meta.created_ms = wall_ms();
@@ -119,13 +122,15 @@ static void report(ps_checkpointer *c)
              (unsigned long long)c->meta.version, size, (unsigned long long)c->result_ms);
 }
 
-/* Loads the newest valid checkpoint into the live arrays and the engine. */
-static int load_newest(ps_checkpointer *c, const ps_job *job, uint32_t shard, ps_error *err)
+/* Loads the newest valid checkpoint into the live arrays (the store's,
+ * from ps_store_ckpt_arrays_for_load) and the engine. */
+static int load_newest(ps_checkpointer *c, ps_ckpt_array *live, const ps_job *job, uint32_t shard,
+                       ps_error *err)
 {
     uint64_t t0 = ps_clock_ms();
     ps_ckpt_meta meta;
     char path[PS_PATH_MAX];
-    int rc = ps_checkpoint_load(c->dir, job->name, shard, c->meta.key_lo, c->meta.key_hi, c->live,
+    int rc = ps_checkpoint_load(c->dir, job->name, shard, c->meta.key_lo, c->meta.key_hi, live,
                                 c->narrays, &meta, path, sizeof path, c->log, err);
     if (rc < 0)
         return rc;
@@ -137,7 +142,7 @@ static int load_newest(ps_checkpointer *c, const ps_job *job, uint32_t shard, ps
     ps_engine_restore(c->engine, meta.version);
     uint64_t bytes = 0;
     for (size_t i = 0; i < c->narrays; i++)
-        bytes += c->live[i].count * sizeof(float);
+        bytes += live[i].count * sizeof(float);
     char size[32];
     size_text(bytes, size, sizeof size);
     PS_LOG_I(c->log, "checkpoint loaded: %s (version %llu, %s, %llu ms)", path,
@@ -167,15 +172,16 @@ int ps_checkpointer_new(const ps_job *job, uint32_t shard, ps_engine *engine, co
     c->meta.key_hi = ps_engine_key_hi(engine);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    int rc =
-        ps_store_ckpt_arrays(ps_engine_store(engine), c->live, PS_CKPT_MAX_ARRAYS, &c->narrays);
+    ps_ckpt_array live[PS_CKPT_MAX_ARRAYS];
+    int rc = ps_store_ckpt_arrays_for_load(ps_engine_store(engine), live, PS_CKPT_MAX_ARRAYS,
+                                           &c->narrays);
     if (rc != 0) {
         ps_error_set(err, rc, "the shard has more arrays than a checkpoint holds");
         goto fail;
     }
     size_t total = 0;
     for (size_t i = 0; i < c->narrays; i++)
-        total += c->live[i].count;
+        total += live[i].count;
     size_t bytes;
     c->snap_buf = ps_floats_alloc(total, &bytes);
     if (c->snap_buf == NULL) {
@@ -184,11 +190,11 @@ int ps_checkpointer_new(const ps_job *job, uint32_t shard, ps_engine *engine, co
     }
     size_t off = 0;
     for (size_t i = 0; i < c->narrays; i++) {
-        c->snap[i] = c->live[i];
+        c->snap[i] = live[i];
         c->snap[i].data = c->snap_buf + off;
-        off += c->live[i].count;
+        off += live[i].count;
     }
-    if ((rc = load_newest(c, job, shard, err)) != 0)
+    if ((rc = load_newest(c, live, job, shard, err)) != 0)
         goto fail;
     if (pthread_create(&c->thread, NULL, writer_main, c) != 0) {
         rc = ps_error_set(err, PS_ENOMEM, "cannot start the checkpoint writer");

@@ -262,26 +262,37 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
 
 /* ---- pushes ----------------------------------------------------------- */
 
-/* Closes the open sync round when every worker that has not left pushed it
- * (the first N - backup_workers of them with backup workers): the
- * samples-weighted mean is applied once and the version moves on.
- * Returns true when it closed. */
-static bool round_maybe_close(ps_engine *e)
+/* True when the open sync round can close: every worker that has not left
+ * pushed it (the first N - backup_workers of them with backup workers). */
+static bool round_complete(const ps_engine *e)
 {
     if (e->job.mode != PS_MODE_SYNC || e->round_pushes == 0)
         return false;
     uint32_t alive = e->job.workers - e->departed;
     uint32_t need =
         alive > e->job.backup_workers ? alive - e->job.backup_workers : (alive > 0 ? 1 : 0);
-    if (e->pushed_alive < need)
-        return false;
-    if (e->stage != NULL) {
-        size_t n = ps_store_size(e->store);
-        for (uint32_t r = 0; r < e->job.workers; r++)
-            if (e->slots[r].pushed)
-                ps_store_accumulate(e->store, e->stage + (size_t)r * n, e->slots[r].weight);
+    return e->pushed_alive >= need;
+}
+
+/* Closes the open sync round: the samples-weighted mean is applied once
+ * and the version moves on. only (not NULL) is the push that is the
+ * round's one gradient, of weight only_weight, applied straight from its
+ * payload: one pass over the shard instead of accumulating it and then
+ * applying the accumulator. */
+static void round_close(ps_engine *e, const ps_msg *only, float only_weight)
+{
+    if (only != NULL) {
+        ps_store_apply_scaled(e->store, e->lo, only->payload, ps_store_size(e->store),
+                              (float)(only_weight / e->round_samples));
+    } else {
+        if (e->stage != NULL) {
+            size_t n = ps_store_size(e->store);
+            for (uint32_t r = 0; r < e->job.workers; r++)
+                if (e->slots[r].pushed)
+                    ps_store_accumulate(e->store, e->stage + (size_t)r * n, e->slots[r].weight);
+        }
+        ps_store_apply_accumulated(e->store, (float)(1.0 / e->round_samples));
     }
-    ps_store_apply_accumulated(e->store, (float)(1.0 / e->round_samples));
     uint64_t took_ms = ps_clock_ms() - e->round_start_ms;
     if (took_ms > e->max_round_ms)
         e->max_round_ms = took_ms;
@@ -293,6 +304,15 @@ static bool round_maybe_close(ps_engine *e)
     e->round_pushes = 0;
     e->pushed_alive = 0;
     e->round_samples = 0;
+}
+
+/* Closes the open sync round if it is complete (the gradients are in the
+ * accumulator or the stage). Returns true when it closed. */
+static bool round_maybe_close(ps_engine *e)
+{
+    if (!round_complete(e))
+        return false;
+    round_close(e, NULL, 0.0f);
     return true;
 }
 
@@ -315,16 +335,9 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, worker_slot
         return refuse(e, p, req, PS_ECLOCK, "rank %d already pushed round %llu", worker_rank(e, w),
                       (unsigned long long)e->version);
     float weight = req->samples > 0 ? (float)req->samples : 1.0f;
-    if (e->round_pushes == 0)
+    bool first = e->round_pushes == 0;
+    if (first)
         e->round_start_ms = ps_clock_ms();
-    if (e->stage != NULL) {
-        size_t n = ps_store_size(e->store);
-        if (n > 0)
-            memcpy(e->stage + (size_t)worker_rank(e, w) * n, req->payload, n * sizeof(float));
-        w->weight = weight;
-    } else {
-        ps_store_accumulate(e->store, req->payload, weight);
-    }
     w->pushed = true;
     w->has_seq = true;
     w->last_seq = req->seq;
@@ -332,7 +345,21 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, worker_slot
     e->round_pushes++;
     e->round_samples += weight;
     e->pushes++;
-    bool closed = round_maybe_close(e);
+    bool closed = round_complete(e);
+    if (closed && first && e->stage == NULL) {
+        round_close(e, req, weight); /* the round's only gradient */
+    } else {
+        if (e->stage != NULL) {
+            size_t n = ps_store_size(e->store);
+            if (n > 0)
+                memcpy(e->stage + (size_t)worker_rank(e, w) * n, req->payload, n * sizeof(float));
+            w->weight = weight;
+        } else {
+            ps_store_accumulate(e->store, req->payload, weight);
+        }
+        if (closed)
+            round_close(e, NULL, 0.0f);
+    }
     ack(e, p, req, 0);
     if (closed)
         parked_answer(e, p->send, p->ctx);
@@ -682,6 +709,7 @@ void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out)
     out->live_workers = e->live;
     out->evictions = e->evictions;
     out->max_round_ms = e->max_round_ms;
+    out->theta_copies = ps_store_theta_copies(e->store);
 }
 
 double ps_engine_lr(const ps_engine *e)

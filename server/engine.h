@@ -21,9 +21,11 @@
 typedef struct ps_engine ps_engine;
 
 /* Sends one reply to the peer named by identity. reply and payload (NULL
- * when reply->payload_bytes is 0; it may point into θ) are only valid during
- * the call: copy what you keep. Returns 0 or a negative code; the engine
- * logs a failure at debug and goes on (the peer may be gone). */
+ * when reply->payload_bytes is 0) are only valid during the call: copy what
+ * you keep. A PULL_REPLY's payload points into θ's current buffer, which a
+ * sender may hold instead (ps_store_theta_hold on ps_engine_store). Returns
+ * 0 or a negative code; the engine logs a failure at debug and goes on
+ * (the peer may be gone). */
 typedef int (*ps_engine_send_fn)(void *ctx, const void *identity, size_t identity_len,
                                  const ps_msg *reply, const void *payload);
 
@@ -39,6 +41,7 @@ typedef struct ps_engine_stats {
     uint32_t live_workers; /* registered and not left */
     uint64_t evictions;    /* workers evicted for silence */
     uint64_t max_round_ms; /* sync: the longest round, first push to close */
+    uint64_t theta_copies; /* θ copied off a buffer a pull reply held (store.h) */
 } ps_engine_stats;
 
 /* A new engine for shard `shard` of the job (a copy of job is kept), θ
@@ -66,7 +69,8 @@ int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, in
                      const ps_msg *req, const ps_error *decode_err, ps_engine_send_fn send,
                      void *ctx);
 
-/* The shard's model version, its key range, the total params and θ. */
+/* The shard's model version, its key range, the total params and θ (valid
+ * until the next write of θ: see ps_store_data). */
 uint64_t ps_engine_version(const ps_engine *e);
 uint64_t ps_engine_key_lo(const ps_engine *e);
 uint64_t ps_engine_key_hi(const ps_engine *e);

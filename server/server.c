@@ -2,18 +2,16 @@
  * stop flag is seen), drain what has arrived, hand each message to the
  * engine and send its replies. The received frames and the decoded message
  * live in the server struct: nothing is allocated per request. Big pull
- * replies go out without a copy from a snapshot of θ (below). */
+ * replies go out without a copy, straight from θ (below). */
 #include "server.h"
 
 #include "checkpointer.h"
-#include "floats.h"
 #include "notify.h"
 #include "util.h"
 #include "wire.h"
 
 #include <assert.h>
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -24,23 +22,17 @@
 #define STATUS_MS    1000 /* how often systemd's STATUS= is refreshed */
 #define CKPT_WAITERS 8    /* psctl checkpoint requests answered at once */
 
-/* Pull replies of at least SNAP_MIN_BYTES are sent from a snapshot: a copy
- * of the shard's θ at one version, handed to ZeroMQ by reference and shared
- * by every pull of that version (sync: all workers of a round), so θ is
- * copied once per version at most, and the buffers are allocated once. θ
- * changes only when the version does, so the version names the contents.
- * A snapshot is reused once ZeroMQ's I/O thread has released every message
- * made from it; when all SNAP_MAX are still on the wire, the reply is
+/* Pull replies of at least ZEROCOPY_MIN_BYTES are handed to ZeroMQ by
+ * reference to θ itself: the reply holds θ's buffer (ps_store_theta_hold)
+ * until ZeroMQ's I/O thread has sent it and calls theta_release. θ is
+ * copy-on-write (store.h): a push or round that writes θ while a reply
+ * still holds its buffer first moves θ to a free buffer, so a reply always
+ * carries θ as it was when it was answered. With one worker, or sync
+ * rounds, a reply has gone by the time the next write comes: θ is written
+ * in place and nothing is copied. When the store has no free buffer left
+ * for such a write (replies in flight hold all of them), the reply is
  * copied as a small one is. */
-#define SNAP_MAX       3
-#define SNAP_MIN_BYTES ((size_t)64 << 10)
-
-typedef struct snapshot {
-    float *data; /* the whole shard; NULL until first needed */
-    uint64_t version;
-    bool valid;       /* data holds θ at version */
-    atomic_uint refs; /* messages ZeroMQ still holds */
-} snapshot;
+#define ZEROCOPY_MIN_BYTES ((size_t)64 << 10)
 
 struct ps_server {
     void *zctx;
@@ -56,9 +48,8 @@ struct ps_server {
     ps_notify notify;
     uint64_t status_ms;     /* when STATUS= was last sent */
     ps_engine_stats status; /* what it said */
-    snapshot snaps[SNAP_MAX];
-    bool snap_failed;      /* a snapshot could not be allocated: copy from then on */
-    ps_checkpointer *ckpt; /* NULL without a checkpoint section */
+    bool hold_warned;       /* "no memory for another buffer of θ" was logged */
+    ps_checkpointer *ckpt;  /* NULL without a checkpoint section */
     bool exit_when_done;
     /* psctl checkpoint requests waiting for the next checkpoint on disk */
     struct ckpt_waiter {
@@ -97,61 +88,38 @@ static void notify_tick(ps_server *s)
         notify_status(s, "");
 }
 
-/* ZeroMQ's free function for a message made from a snapshot; runs on its
- * I/O thread. */
-static void snapshot_release(void *data, void *hint)
+/* ZeroMQ's free function for a reply sent from θ; runs on its I/O thread
+ * (or in zmq_msg_send, when the message is dropped). */
+static void theta_release(void *data, void *hint)
 {
     (void)data;
-    snapshot *sn = hint;
-    atomic_fetch_sub_explicit(&sn->refs, 1, memory_order_release);
-}
-
-/* The snapshot of θ at the engine's current version: the one taken
- * already, or a free one filled now. NULL when every snapshot is on the
- * wire (or memory is short): the caller copies instead. */
-static snapshot *snapshot_current(ps_server *s, uint64_t version)
-{
-    snapshot *free_one = NULL;
-    for (size_t i = 0; i < SNAP_MAX; i++) {
-        snapshot *sn = &s->snaps[i];
-        if (sn->valid && sn->version == version)
-            return sn;
-        if (free_one == NULL && atomic_load_explicit(&sn->refs, memory_order_acquire) == 0)
-            free_one = sn;
-    }
-    if (free_one == NULL || s->snap_failed)
-        return NULL;
-    size_t n = (size_t)(ps_engine_key_hi(s->engine) - ps_engine_key_lo(s->engine));
-    if (free_one->data == NULL && (free_one->data = ps_floats_alloc(n, NULL)) == NULL) {
-        PS_LOG_W(s->log, "shard %u: no memory for a snapshot of θ; pull replies are copied",
-                 s->shard);
-        s->snap_failed = true;
-        return NULL;
-    }
-    memcpy(free_one->data, ps_engine_theta(s->engine), n * sizeof(float));
-    free_one->version = version;
-    free_one->valid = true;
-    return free_one;
+    ps_store_theta_release(hint);
 }
 
 static int server_send(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
                        const void *payload)
 {
     ps_server *s = ctx;
-    if (reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes < SNAP_MIN_BYTES ||
-        reply->model_version != ps_engine_version(s->engine))
+    if (reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes < ZEROCOPY_MIN_BYTES)
         return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
-    snapshot *sn = snapshot_current(s, reply->model_version);
-    if (sn == NULL)
+    ps_store *st = ps_engine_store(s->engine);
+    ps_store_ref *ref;
+    int rc = ps_store_theta_hold(st, &ref);
+    if (rc != 0) {
+        if (rc == PS_ENOMEM && !s->hold_warned) {
+            PS_LOG_W(s->log, "shard %u: no memory for another buffer of θ: big pulls are copied",
+                     s->shard);
+            s->hold_warned = true;
+        }
         return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
-    /* the reply's keys, which the engine checked against the shard */
-    size_t off = (size_t)(reply->key_lo - ps_engine_key_lo(s->engine));
-    assert(payload == ps_engine_theta(s->engine) + off);
-    float *data = sn->data + off;
+    }
+    /* the reply's keys, which the engine checked against the shard, in the
+     * buffer just held */
+    assert(payload == ps_store_data(st) + (reply->key_lo - ps_engine_key_lo(s->engine)));
     zmq_msg_t msg;
-    atomic_fetch_add_explicit(&sn->refs, 1, memory_order_relaxed);
-    if (zmq_msg_init_data(&msg, data, (size_t)reply->payload_bytes, snapshot_release, sn) != 0) {
-        atomic_fetch_sub_explicit(&sn->refs, 1, memory_order_relaxed);
+    if (zmq_msg_init_data(&msg, (void *)payload, (size_t)reply->payload_bytes, theta_release,
+                          ref) != 0) {
+        ps_store_theta_release(ref);
         return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
     }
     return ps_wire_send_msg(s->sock, identity, identity_len, reply, &msg, 0);
@@ -186,8 +154,6 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     }
     s->log = log;
     s->shard = shard;
-    for (size_t i = 0; i < SNAP_MAX; i++)
-        atomic_init(&s->snaps[i].refs, 0);
     s->job = *job;
     if (ps_notify_init(&s->notify) != 0)
         PS_LOG_W(log, "NOTIFY_SOCKET or WATCHDOG_USEC is malformed: not talking to systemd");
@@ -336,10 +302,11 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
     ps_engine_stats_get(s->engine, &st);
     PS_LOG_I(s->log,
              "shard %u/%u stopped: version %llu, %llu pushes, %llu pulls, %llu errors, "
-             "%llu evictions, longest round %llu ms",
+             "%llu evictions, longest round %llu ms, θ copied %llu times",
              s->shard, s->nshards, (unsigned long long)st.version, (unsigned long long)st.pushes,
              (unsigned long long)st.pulls, (unsigned long long)st.errors,
-             (unsigned long long)st.evictions, (unsigned long long)st.max_round_ms);
+             (unsigned long long)st.evictions, (unsigned long long)st.max_round_ms,
+             (unsigned long long)st.theta_copies);
     return rc;
 }
 
@@ -387,8 +354,6 @@ void ps_server_destroy(ps_server **sp)
         zmq_close(s->sock);
     if (s->zctx != NULL)
         zmq_ctx_term(s->zctx); /* returns once every message is released */
-    for (size_t i = 0; i < SNAP_MAX; i++)
-        free(s->snaps[i].data);
     ps_checkpointer_destroy(&s->ckpt);
     ps_engine_destroy(&s->engine);
     ps_notify_fini(&s->notify);

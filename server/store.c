@@ -1,15 +1,20 @@
 /* store.c — one shard of θ and its optimizer state. Initial values come
  * from a counter-based RNG (splitmix64 of seed and key), so key k gets the
- * same value whichever shard holds it. Big buffers are allocated once
- * (floats.h); the update rules are optim.c's. */
+ * same value whichever shard holds it. Big buffers come from floats.h and
+ * are kept until the store is destroyed; the update rules are optim.c's.
+ * Every write of θ goes through theta_writable, which does the
+ * copy-on-write (store.h). */
 #include "store.h"
 
 #include "floats.h"
 #include "optim.h"
 #include "util.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,13 +22,26 @@
  * The compiler still vectorises loops over it (unaligned loads). */
 typedef float float_u __attribute__((aligned(1)));
 
+/* θ's buffers: the one θ is in and up to THETA_BUFS - 1 that replies in
+ * flight still hold. 4 keeps as many versions on the wire as there were
+ * snapshots before copy-on-write, and memory at θ, the accumulator and at
+ * most three more shard-sized buffers (a buffer costs memory only once a
+ * copy has written it: ps_floats_map). */
+#define THETA_BUFS 4
+
+struct ps_store_ref {
+    float *data;      /* n floats; NULL until first needed */
+    atomic_uint refs; /* replies ZeroMQ still holds */
+};
+
 struct ps_store {
     uint64_t lo, hi;
     size_t n;
-    float *theta;
-    float *acc;       /* NULL without accumulator */
-    size_t acc_bytes; /* allocated sizes */
-    size_t theta_bytes;
+    ps_store_ref bufs[THETA_BUFS];
+    ps_store_ref *theta; /* the buffer θ is in */
+    bool buf_failed;     /* a buffer could not be allocated: no more tries */
+    uint64_t theta_copies;
+    float *acc;    /* NULL without accumulator */
     bool acc_full; /* the accumulator holds a sum */
     ps_optim optim;
 };
@@ -105,8 +123,9 @@ float ps_store_init_value(const ps_job *job, const ps_tensor_info *tensors, size
 static void fill_initial(ps_store *s, const ps_job *job, const ps_tensor_info *tensors,
                          size_t ntensors)
 {
+    float *theta = s->theta->data;
     for (size_t i = 0; i < s->n; i++)
-        s->theta[i] = 0.0f;
+        theta[i] = 0.0f;
     if (job->model.init_scheme == PS_INIT_ZEROS)
         return;
     /* tensor by tensor, so the tensor search is not per key */
@@ -117,7 +136,7 @@ static void fill_initial(ps_store *s, const ps_job *job, const ps_tensor_info *t
         if (b > s->hi)
             b = s->hi;
         for (uint64_t k = a; k < b; k++)
-            s->theta[k - s->lo] = init_value_in(job, &tensors[t], k);
+            theta[k - s->lo] = init_value_in(job, &tensors[t], k);
     }
 }
 
@@ -149,16 +168,19 @@ ps_store *ps_store_new(const ps_job *job, uint64_t lo, uint64_t hi, bool with_ac
     s->lo = lo;
     s->hi = hi;
     s->n = (size_t)(hi - lo);
-    s->theta = ps_floats_alloc(s->n, &s->theta_bytes);
-    if (s->theta == NULL)
+    for (size_t i = 0; i < THETA_BUFS; i++)
+        atomic_init(&s->bufs[i].refs, 0);
+    s->theta = &s->bufs[0];
+    s->theta->data = ps_floats_map(s->n);
+    if (s->theta->data == NULL)
         goto free_store;
     if (with_accumulator) {
-        s->acc = ps_floats_alloc(s->n, &s->acc_bytes);
+        s->acc = ps_floats_alloc(s->n, NULL);
         if (s->acc == NULL)
             goto free_theta;
     }
     fill_initial(s, job, tensors, ntensors);
-    if (ps_optim_init(&s->optim, job, s->theta, s->n, err) != 0) {
+    if (ps_optim_init(&s->optim, job, s->theta->data, s->n, err) != 0) {
         err_set = true;
         goto free_acc;
     }
@@ -166,7 +188,7 @@ ps_store *ps_store_new(const ps_job *job, uint64_t lo, uint64_t hi, bool with_ac
 free_acc:
     free(s->acc);
 free_theta:
-    free(s->theta);
+    ps_floats_unmap(s->theta->data, s->n);
 free_store:
     free(s);
 fail:
@@ -180,10 +202,14 @@ void ps_store_destroy(ps_store **sp)
 {
     if (sp == NULL || *sp == NULL)
         return;
-    ps_optim_fini(&(*sp)->optim);
-    free((*sp)->acc);
-    free((*sp)->theta);
-    free(*sp);
+    ps_store *s = *sp;
+    ps_optim_fini(&s->optim);
+    free(s->acc);
+    for (size_t i = 0; i < THETA_BUFS; i++) {
+        assert(atomic_load(&s->bufs[i].refs) == 0); /* the caller let every reply go */
+        ps_floats_unmap(s->bufs[i].data, s->n);
+    }
+    free(s);
     *sp = NULL;
 }
 
@@ -204,7 +230,78 @@ size_t ps_store_size(const ps_store *s)
 
 const float *ps_store_data(const ps_store *s)
 {
-    return s->theta;
+    return s->theta->data;
+}
+
+/* A buffer other than θ's that no reply holds: one used before if there is
+ * one (its pages are resident already), else a new one, mapped fresh so
+ * that it costs no memory until a copy writes it. NULL when every buffer
+ * is held, or memory is short. */
+static ps_store_ref *theta_spare(ps_store *s)
+{
+    ps_store_ref *unused = NULL;
+    for (size_t i = 0; i < THETA_BUFS; i++) {
+        ps_store_ref *b = &s->bufs[i];
+        if (b == s->theta)
+            continue;
+        if (b->data == NULL) {
+            if (unused == NULL)
+                unused = b;
+        } else if (atomic_load_explicit(&b->refs, memory_order_acquire) == 0) {
+            return b; /* acquire: the I/O thread is done reading it */
+        }
+    }
+    if (unused == NULL || s->buf_failed)
+        return NULL;
+    if ((unused->data = ps_floats_map(s->n)) == NULL) {
+        s->buf_failed = true;
+        return NULL;
+    }
+    return unused;
+}
+
+/* θ, safe to write: when a reply holds θ's buffer, θ is copied to a spare
+ * first and lives there from now on. */
+static float *theta_writable(ps_store *s)
+{
+    ps_store_ref *held = s->theta;
+    if (atomic_load_explicit(&held->refs, memory_order_acquire) == 0)
+        return held->data;
+    ps_store_ref *to = theta_spare(s);
+    assert(to != NULL); /* ps_store_theta_hold made sure of one */
+    if (to == NULL) {
+        /* cannot happen (above); should it, wait for ZeroMQ rather than
+         * write under a reply */
+        while (atomic_load_explicit(&held->refs, memory_order_acquire) != 0)
+            sched_yield();
+        return held->data;
+    }
+    memcpy(to->data, held->data, s->n * sizeof(float));
+    s->theta = to;
+    s->theta_copies++;
+    return to->data;
+}
+
+int ps_store_theta_hold(ps_store *s, ps_store_ref **ref)
+{
+    *ref = NULL;
+    if (theta_spare(s) == NULL)
+        return s->buf_failed ? PS_ENOMEM : PS_EFULL;
+    /* relaxed: only this thread adds, and it reads θ's count before a write */
+    atomic_fetch_add_explicit(&s->theta->refs, 1, memory_order_relaxed);
+    *ref = s->theta;
+    return 0;
+}
+
+void ps_store_theta_release(ps_store_ref *ref)
+{
+    /* release: the reads of the reply happen before a later write */
+    atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_release);
+}
+
+uint64_t ps_store_theta_copies(const ps_store *s)
+{
+    return s->theta_copies;
 }
 
 double ps_store_lr(const ps_store *s)
@@ -235,12 +332,17 @@ int ps_store_state(const ps_store *s, size_t i, const char **name, const float *
     return rc;
 }
 
-int ps_store_apply(ps_store *s, uint64_t key_lo, const void *grad, size_t n)
+int ps_store_apply_scaled(ps_store *s, uint64_t key_lo, const void *grad, size_t n, float scale)
 {
     if (key_lo < s->lo || key_lo > s->hi || n > s->hi - key_lo)
         return PS_ERANGE;
-    ps_optim_apply(&s->optim, s->theta, (size_t)(key_lo - s->lo), grad, n, 1.0f);
+    ps_optim_apply(&s->optim, theta_writable(s), (size_t)(key_lo - s->lo), grad, n, scale);
     return 0;
+}
+
+int ps_store_apply(ps_store *s, uint64_t key_lo, const void *grad, size_t n)
+{
+    return ps_store_apply_scaled(s, key_lo, grad, n, 1.0f);
 }
 
 int ps_store_accumulate(ps_store *s, const void *grad, float weight)
@@ -265,19 +367,21 @@ int ps_store_apply_accumulated(ps_store *s, float scale)
 {
     if (s->acc == NULL || !s->acc_full)
         return PS_ESTATE;
-    ps_optim_apply(&s->optim, s->theta, 0, s->acc, s->n, scale);
+    ps_optim_apply(&s->optim, theta_writable(s), 0, s->acc, s->n, scale);
     s->acc_full = false;
     return 0;
 }
 
-int ps_store_ckpt_arrays(ps_store *s, ps_ckpt_array *out, size_t max, size_t *count)
+/* θ (at theta) and the state arrays as checkpoint arrays. */
+static int ckpt_arrays(const ps_store *s, float *theta, ps_ckpt_array *out, size_t max,
+                       size_t *count)
 {
     size_t nstate = ps_optim_state_count(&s->optim);
     if (max < nstate + 1)
         return PS_EINVAL;
     memset(out, 0, (nstate + 1) * sizeof *out);
     ps_strlcpy(out[0].name, "theta", sizeof out[0].name);
-    out[0].data = s->theta;
+    out[0].data = theta;
     out[0].count = s->n;
     for (size_t i = 0; i < nstate; i++) {
         const char *name;
@@ -289,6 +393,19 @@ int ps_store_ckpt_arrays(ps_store *s, ps_ckpt_array *out, size_t max, size_t *co
     }
     *count = nstate + 1;
     return 0;
+}
+
+int ps_store_ckpt_arrays(const ps_store *s, ps_ckpt_array *out, size_t max, size_t *count)
+{
+    return ckpt_arrays(s, s->theta->data, out, max, count); /* read only, as declared */
+}
+
+int ps_store_ckpt_arrays_for_load(ps_store *s, ps_ckpt_array *out, size_t max, size_t *count)
+{
+    size_t nstate = ps_optim_state_count(&s->optim);
+    if (max < nstate + 1)
+        return PS_EINVAL; /* before theta_writable: a refusal changes nothing */
+    return ckpt_arrays(s, theta_writable(s), out, max, count);
 }
 
 void ps_store_set_updates(ps_store *s, uint64_t updates)

@@ -1,9 +1,15 @@
 /* store.h — one shard of θ: the keys [lo, hi) of the flat parameter vector,
  * initialised deterministically from the job's seed (the value of key k does
  * not depend on how θ is sharded), and the optimizer (optim.h) that applies
- * gradients to it, with its state beside θ. Buffers are allocated once, in
- * ps_store_new; nothing after allocates.
- * A store is not locked: one thread uses it. */
+ * gradients to it, with its state beside θ.
+ * θ lives in one of a small pool of shard-sized buffers, so that pull
+ * replies can be sent straight from it (copy-on-write): a reply holds the
+ * buffer (ps_store_theta_hold) until ZeroMQ lets go, and a write of θ that
+ * finds its buffer held first copies θ into a free buffer, which becomes
+ * θ's. Pool buffers are allocated when first needed and kept; the other
+ * buffers are allocated once, in ps_store_new.
+ * A store is not locked: one thread uses it, except that any thread may
+ * call ps_store_theta_release. */
 #ifndef PS_STORE_H
 #define PS_STORE_H
 
@@ -40,8 +46,28 @@ uint64_t ps_store_hi(const ps_store *s);
 size_t ps_store_size(const ps_store *s);
 
 /* θ[key] for the shard's keys: element i holds key lo + i. Owned by the
- * store, valid until it is destroyed; changed by the apply functions. */
+ * store; changed by the apply functions, which may move θ to another
+ * buffer: the pointer is valid until the next write of θ, so fetch it
+ * again after one. */
 const float *ps_store_data(const ps_store *s);
+
+/* One of the buffers θ lives in, as a reply sent without a copy holds it. */
+typedef struct ps_store_ref ps_store_ref;
+
+/* Holds the buffer θ is in now (ps_store_data's) for a reply sent from it
+ * without a copy; θ is not written in that buffer again until every hold
+ * is released. Succeeds only when another buffer is free for the next
+ * write (allocating one if the pool is not full), so a write never waits.
+ * *ref gets the hold. PS_EFULL when every other buffer is held,
+ * PS_ENOMEM when no more could be allocated: send a copy then. */
+int ps_store_theta_hold(ps_store *s, ps_store_ref **ref);
+
+/* Releases a hold from ps_store_theta_hold; any thread may call it (it is
+ * ZeroMQ's free function, on its I/O thread). */
+void ps_store_theta_release(ps_store_ref *ref);
+
+/* How often θ was copied to another buffer because a reply held it. */
+uint64_t ps_store_theta_copies(const ps_store *s);
 
 /* Gradients are n native float32 values at any alignment: a payload is used
  * straight from its ZeroMQ frame, which need not be 4-byte aligned. */
@@ -51,6 +77,9 @@ const float *ps_store_data(const ps_store *s);
  * state of those keys only. PS_ERANGE if the range leaves the shard (θ,
  * state and update count are then unchanged). */
 int ps_store_apply(ps_store *s, uint64_t key_lo, const void *grad, size_t n);
+
+/* As ps_store_apply, with the gradient scale · grad. */
+int ps_store_apply_scaled(ps_store *s, uint64_t key_lo, const void *grad, size_t n, float scale);
 
 /* Adds weight · grad (a gradient over the whole shard) to the accumulator;
  * the first call after ps_store_apply_accumulated (or after ps_store_new)
@@ -80,10 +109,15 @@ size_t ps_store_state_count(const ps_store *s);
 int ps_store_state(const ps_store *s, size_t i, const char **name, const float **data, size_t *n);
 
 /* The arrays a checkpoint holds, in order: "theta", then the optimizer's
- * state arrays; each entry points at the live array (n floats, writable, so
- * a checkpoint can be loaded straight into it). Fills up to max entries and
- * *count. PS_EINVAL when max is too small. */
-int ps_store_ckpt_arrays(ps_store *s, ps_ckpt_array *out, size_t max, size_t *count);
+ * state arrays; each entry points at the live array (n floats), to be read
+ * (a checkpoint written from it): valid until the next write of θ. Fills
+ * up to max entries and *count. PS_EINVAL when max is too small. */
+int ps_store_ckpt_arrays(const ps_store *s, ps_ckpt_array *out, size_t max, size_t *count);
+
+/* The same arrays, writable, so a checkpoint can be loaded straight into
+ * them: θ is made safe to write first (copied off a buffer a reply holds).
+ * Valid until the next write or hold of θ. */
+int ps_store_ckpt_arrays_for_load(ps_store *s, ps_ckpt_array *out, size_t max, size_t *count);
 
 /* Sets the update count t (from a checkpoint: schedules and adam go on from
  * where they were). */

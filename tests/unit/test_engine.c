@@ -15,6 +15,7 @@
 #include "codec.h"
 #include "engine.h"
 #include "job.h"
+#include "store.h"
 #include "util.h"
 
 #define MAX_REPLIES 64
@@ -427,6 +428,57 @@ START_TEST(deterministic_sum_does_not_depend_on_push_order)
     ck_assert_float_ne(got[0][0], got[0][1]);
     ck_assert_float_eq(got[1][0], got[1][1]);
     ck_assert_float_eq(got[1][0], got[0][0]);
+}
+END_TEST
+
+/* θ after rounds of one gradient each, the way rounds were applied before
+ * the one-pass path: accumulated with its weight, then the accumulator
+ * applied with scale 1 / samples. */
+static void rounds_by_accumulator(const ps_job *job, float g[][P], int rounds, float samples,
+                                  float *out)
+{
+    ps_store *ref = ps_store_new(job, 0, P, true, NULL);
+    ck_assert_ptr_nonnull(ref);
+    for (int r = 0; r < rounds; r++) {
+        ck_assert_int_eq(ps_store_accumulate(ref, g[r], samples), 0);
+        ck_assert_int_eq(ps_store_apply_accumulated(ref, (float)(1.0 / samples)), 0);
+    }
+    memcpy(out, ps_store_data(ref), P * sizeof(float));
+    ps_store_destroy(&ref);
+}
+
+START_TEST(single_push_round_matches_the_accumulated_round)
+{
+    /* a round closed by its only push is applied straight from the payload;
+     * θ is the accumulator path's within float rounding: one worker, and
+     * three workers of which two are backups (the first push closes) */
+    float g[3][P] = {{1, -2, 0.5f, 4}, {0.25f, 3, -1, 2}, {-0.5f, 1, 2, -3}};
+    for (int backups = 0; backups < 2; backups++) {
+        static ps_job job;
+        job_logistic(&job, PS_MODE_SYNC, backups ? 3 : 1);
+        job.backup_workers = backups ? 2 : 0;
+        job.optimizer.type = PS_OPTIM_ADAM;
+        job.optimizer.lr = 0.1;
+        job.optimizer.beta1 = 0.9;
+        job.optimizer.beta2 = 0.999;
+        job.optimizer.eps = 1e-8;
+        fx *f = fx_new(&job, 0);
+        uint32_t id = hello(f, 0, "wa");
+        for (uint64_t r = 0; r < 3; r++) {
+            ck_assert_int_eq(push_all(f, "wa", id, r + 1, r, 3, g[r]), 0);
+            assert_ack(f, r + 1, r + 1, 0);
+        }
+        float want[P];
+        rounds_by_accumulator(&job, g, 3, 3.0f, want);
+        for (size_t i = 0; i < P; i++) {
+            float got = ps_engine_theta(f->e)[i];
+            ck_assert_msg(fabsf(got - want[i]) <= 1e-6f * fabsf(want[i]),
+                          "backups %d: theta[%zu] = %.9g, the accumulator gives %.9g", backups, i,
+                          (double)got, (double)want[i]);
+            ck_assert_float_ne(got, 0.0f);
+        }
+        fx_free(&f);
+    }
 }
 END_TEST
 
@@ -1007,6 +1059,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, final_pull_waits_until_every_worker_is_done);
     tcase_add_test(tc, restored_version_is_where_workers_join);
     tcase_add_test(tc, sync_mean_is_weighted_by_samples);
+    tcase_add_test(tc, single_push_round_matches_the_accumulated_round);
     tcase_add_test(tc, retried_push_is_applied_once);
     tcase_add_test(tc, stale_clock_push_is_dropped);
     tcase_add_test(tc, clock_ahead_of_open_round_is_refused);

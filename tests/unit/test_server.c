@@ -1,7 +1,8 @@
 /* test_server.c — the real ZeroMQ loop in a thread on loopback: malformed and
  * foreign messages sent over a raw DEALER each get an ERROR with the right
  * code, and a worker using the client library still trains through the same
- * server afterwards. Every wait is bounded; the loop stops by its flag. */
+ * server afterwards; a pull reply still on the wire is not changed by a push
+ * applied meanwhile. Every wait is bounded; the loop stops by its flag. */
 #include <arpa/inet.h>
 #include <check.h>
 
@@ -259,6 +260,135 @@ START_TEST(big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go)
 }
 END_TEST
 
+/* Receives one reply (bounded by ZMQ_RCVTIMEO): its type, seq and version,
+ * and, for a PULL_REPLY, that each of its n floats is want. */
+static void expect_reply(void *s, ps_msg_type type, uint64_t seq, uint64_t version, size_t n,
+                         float want)
+{
+    static ps_msg m;
+    ps_frames f;
+    ps_error err;
+    int rc = ps_wire_recv(s, false, 0, &f, &m, &err);
+    ck_assert_msg(rc == 0, "no reply: %s", err.msg);
+    ck_assert_int_eq(m.type, type);
+    ck_assert_uint_eq(m.seq, seq);
+    ck_assert_uint_eq(m.model_version, version);
+    if (type == PS_MSG_PULL_REPLY) {
+        ck_assert_uint_eq(m.payload_bytes, n * sizeof(float));
+        const unsigned char *p = m.payload;
+        size_t bad = 0, first_bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            float v;
+            memcpy(&v, p + i * sizeof v, sizeof v);
+            if (v != want && bad++ == 0)
+                first_bad = i;
+        }
+        ck_assert_msg(bad == 0, "reply %llu: %zu of %zu floats are not %g, the first at %zu",
+                      (unsigned long long)seq, bad, n, (double)want, first_bad);
+    }
+    ps_frames_close(&f);
+}
+
+/* HELLO as rank, over a raw DEALER; returns the worker id. */
+static uint32_t raw_hello(void *s, int rank)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_HELLO, 1);
+    m.rank = rank;
+    send_msg(s, &m, NULL, 0);
+    ps_frames f;
+    ps_error err;
+    ck_assert_int_eq(ps_wire_recv(s, false, 0, &f, &m, &err), 0);
+    ck_assert_int_eq(m.type, PS_MSG_WELCOME);
+    ps_frames_close(&f);
+    return m.worker_id;
+}
+
+static void raw_pull(void *s, uint32_t worker_id, uint64_t seq, uint64_t min_version,
+                     uint64_t key_hi)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_PULL, seq);
+    m.worker_id = worker_id;
+    m.min_version = min_version;
+    m.key_hi = key_hi;
+    send_msg(s, &m, NULL, 0);
+}
+
+START_TEST(pull_reply_on_the_wire_is_not_changed_by_a_push_applied_meanwhile)
+{
+    /* async, θ of 2M floats (8 MB) from zeros, sgd lr 0.5. Worker a's
+     * DEALER takes one message at a time (RCVHWM 1) into a small socket
+     * buffer and is not read: its second pull reply (version 0, sent from θ
+     * without a copy) stays on the server's side while the push behind it
+     * is applied. Worker b's pull, parked until version 1, says when the
+     * push is in. Both of a's replies must still be version 0's zeros. */
+    enum { BIG = 2000000, SMALL = 16 };
+    static ps_job job;
+    job_logistic(&job, free_port());
+    job.mode = PS_MODE_ASYNC;
+    job.workers = 2;
+    job.model.type = PS_MODEL_LINEAR;
+    job.model.features = BIG - 1;
+    ps_log lg = {PS_LOG_ERROR, "test_server"};
+    static runner r;
+    r.stop = 0;
+    r.srv = ps_server_new(&job, 0, &lg, &r.err);
+    ck_assert_msg(r.srv != NULL, "server: %s", r.err.msg);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, run_thread, &r), 0);
+
+    void *zctx = zmq_ctx_new();
+    void *a = zmq_socket(zctx, ZMQ_DEALER);
+    ck_assert_ptr_nonnull(a);
+    int wait = WAIT_MS, linger = 0, hwm = 1, rcvbuf = 64 << 10;
+    zmq_setsockopt(a, ZMQ_RCVTIMEO, &wait, sizeof wait);
+    zmq_setsockopt(a, ZMQ_SNDTIMEO, &wait, sizeof wait);
+    zmq_setsockopt(a, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_setsockopt(a, ZMQ_RCVHWM, &hwm, sizeof hwm), 0);
+    ck_assert_int_eq(zmq_setsockopt(a, ZMQ_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    ck_assert_int_eq(zmq_connect(a, job.servers[0]), 0);
+    void *b = dealer_new(zctx, job.servers[0]);
+    uint32_t ida = raw_hello(a, 0), idb = raw_hello(b, 1);
+
+    raw_pull(b, idb, 2, 1, SMALL); /* parked until the push is applied */
+    raw_pull(a, ida, 2, 0, BIG);
+    raw_pull(a, ida, 3, 0, BIG);
+    float *g = malloc(BIG * sizeof *g);
+    ck_assert_ptr_nonnull(g);
+    for (size_t i = 0; i < BIG; i++)
+        g[i] = 1.0f;
+    static ps_msg m;
+    request_init(&m, PS_MSG_PUSH, 4);
+    m.worker_id = ida;
+    m.key_hi = BIG;
+    m.samples = 1;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = BIG * sizeof(float);
+    send_msg(a, &m, g, BIG * sizeof(float));
+    free(g);
+
+    expect_reply(b, PS_MSG_PULL_REPLY, 2, 1, SMALL, -0.5f); /* the push is applied */
+    expect_reply(a, PS_MSG_PULL_REPLY, 2, 0, BIG, 0.0f);
+    expect_reply(a, PS_MSG_PULL_REPLY, 3, 0, BIG, 0.0f);
+    expect_reply(a, PS_MSG_ACK, 4, 1, 0, 0.0f);
+    raw_pull(a, ida, 5, 1, BIG);
+    expect_reply(a, PS_MSG_PULL_REPLY, 5, 1, BIG, -0.5f);
+
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(zctx);
+    r.stop = 1;
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_msg(r.rc == 0, "run: %s", r.err.msg);
+    ps_engine_stats st;
+    ps_server_stats_get(r.srv, &st);
+    ck_assert_uint_eq(st.version, 1);
+    ck_assert_uint_eq(st.theta_copies, 1); /* θ left the buffer the replies held, once */
+    ps_server_destroy(&r.srv);
+}
+END_TEST
+
 START_TEST(second_server_on_the_same_endpoint_cannot_bind)
 {
     static ps_job job;
@@ -306,6 +436,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, second_server_on_the_same_endpoint_cannot_bind);
     tcase_add_test(tc, run_returns_when_stop_is_set);
     tcase_add_test(tc, big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go);
+    tcase_add_test(tc, pull_reply_on_the_wire_is_not_changed_by_a_push_applied_meanwhile);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,6 +1,6 @@
 /* test_store.c — one shard of θ: deterministic initialisation that does not
- * depend on the sharding, the init schemes, and the exact SGD update (the
- * other optimizers: test_optim.c). */
+ * depend on the sharding, the init schemes, the exact SGD update (the other
+ * optimizers: test_optim.c), and copy-on-write of θ under held replies. */
 #include <check.h>
 
 #include "check_main.h"
@@ -229,6 +229,110 @@ START_TEST(bad_optimizer_and_bad_range_are_refused)
 }
 END_TEST
 
+/* θ's values now, copied out. */
+static void theta_copy(const ps_store *s, float *out)
+{
+    memcpy(out, ps_store_data(s), ps_store_size(s) * sizeof(float));
+}
+
+START_TEST(held_theta_stays_as_it_was_while_every_kind_of_write_goes_on)
+{
+    /* a reply holds θ's buffer (as one on the wire does): the async apply,
+     * the sync round and a checkpoint load each leave that buffer as it
+     * was and write θ elsewhere */
+    static ps_job job;
+    job_softmax(&job, PS_INIT_XAVIER);
+    ps_store *s = ps_store_new(&job, 0, 15, true, NULL);
+    ck_assert_ptr_nonnull(s);
+    float g[15], before[15], want[15];
+    for (int i = 0; i < 15; i++)
+        g[i] = (float)(i - 7);
+    ck_assert_uint_eq(ps_store_theta_copies(s), 0);
+    for (int kind = 0; kind < 3; kind++) {
+        ps_store_ref *ref = NULL;
+        ck_assert_int_eq(ps_store_theta_hold(s, &ref), 0);
+        ck_assert_ptr_nonnull(ref);
+        const float *held = ps_store_data(s);
+        theta_copy(s, before);
+        if (kind == 0) {
+            ck_assert_int_eq(ps_store_apply(s, 3, g, 4), 0);
+        } else if (kind == 1) {
+            ck_assert_int_eq(ps_store_accumulate(s, g, 2.0f), 0);
+            ck_assert_int_eq(ps_store_apply_accumulated(s, 0.5f), 0);
+        } else {
+            ps_ckpt_array arrays[4];
+            size_t n = 0;
+            ck_assert_int_eq(ps_store_ckpt_arrays_for_load(s, arrays, 4, &n), 0);
+            ck_assert_uint_eq(n, 1);
+            for (int i = 0; i < 15; i++)
+                arrays[0].data[i] = 100.0f + (float)i;
+        }
+        /* the held buffer has not changed, not by one bit */
+        ck_assert_int_eq(memcmp(held, before, sizeof before), 0);
+        ck_assert_ptr_ne(ps_store_data(s), held);
+        ck_assert_uint_eq(ps_store_theta_copies(s), (uint64_t)kind + 1);
+        /* θ moved on by the write, from the held values */
+        for (int i = 0; i < 15; i++) {
+            want[i] = before[i];
+            if (kind == 0 && i >= 3 && i < 7)
+                want[i] -= 0.5f * g[i - 3];
+            if (kind == 1)
+                want[i] -= 0.5f * (0.5f * (2.0f * g[i]));
+            if (kind == 2)
+                want[i] = 100.0f + (float)i;
+            ck_assert_float_eq(ps_store_data(s)[i], want[i]);
+        }
+        ps_store_theta_release(ref);
+    }
+    /* nothing holds θ now: written in place */
+    const float *at = ps_store_data(s);
+    ck_assert_int_eq(ps_store_apply(s, 0, g, 15), 0);
+    ck_assert_ptr_eq(ps_store_data(s), at);
+    ck_assert_uint_eq(ps_store_theta_copies(s), 3);
+    ps_store_destroy(&s);
+}
+END_TEST
+
+START_TEST(hold_is_refused_when_no_other_buffer_would_be_free_for_a_write)
+{
+    /* four buffers: θ's and three more. Holding one version after another
+     * (replies of three versions on the wire) uses them up; the fourth hold
+     * is refused, so the write after it still finds a free buffer */
+    static ps_job job;
+    job_softmax(&job, PS_INIT_ZEROS);
+    ps_store *s = ps_store_new(&job, 0, 15, false, NULL);
+    float g[15];
+    for (int i = 0; i < 15; i++)
+        g[i] = 1.0f;
+    ps_store_ref *refs[3];
+    const float *held[3];
+    for (int v = 0; v < 3; v++) {
+        ck_assert_int_eq(ps_store_theta_hold(s, &refs[v]), 0);
+        held[v] = ps_store_data(s);
+        ck_assert_int_eq(ps_store_apply(s, 0, g, 15), 0); /* θ moves off the held buffer */
+    }
+    ps_store_ref *ref = (ps_store_ref *)1;
+    ck_assert_int_eq(ps_store_theta_hold(s, &ref), PS_EFULL);
+    ck_assert_ptr_null(ref);
+    ck_assert_int_eq(ps_store_apply(s, 0, g, 15), 0); /* in place: nothing holds θ's buffer */
+    for (int v = 0; v < 3; v++)                       /* version v saw v steps of lr 0.5 */
+        for (int i = 0; i < 15; i++)
+            ck_assert_float_eq(held[v][i], -0.5f * (float)v);
+    for (int i = 0; i < 15; i++)
+        ck_assert_float_eq(ps_store_data(s)[i], -2.0f);
+    /* the oldest reply lets go: its buffer is free again */
+    ps_store_theta_release(refs[0]);
+    ck_assert_int_eq(ps_store_theta_hold(s, &ref), 0);
+    ck_assert_int_eq(ps_store_apply(s, 0, g, 15), 0);
+    ck_assert_ptr_eq(ps_store_data(s), held[0]); /* reused, not a fifth buffer */
+    ck_assert_uint_eq(ps_store_theta_copies(s), 4);
+    ps_store_theta_release(ref);
+    ps_store_theta_release(refs[1]);
+    ps_store_theta_release(refs[2]);
+    ps_store_destroy(&s);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -243,6 +347,8 @@ static Suite *store_suite(void)
     tcase_add_test(tc, apply_outside_the_shard_is_refused_and_changes_nothing);
     tcase_add_test(tc, accumulated_mean_is_applied_once);
     tcase_add_test(tc, bad_optimizer_and_bad_range_are_refused);
+    tcase_add_test(tc, held_theta_stays_as_it_was_while_every_kind_of_write_goes_on);
+    tcase_add_test(tc, hold_is_refused_when_no_other_buffer_would_be_free_for_a_write);
     suite_add_tcase(s, tc);
     return s;
 }

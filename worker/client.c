@@ -92,11 +92,14 @@ struct ps_client {
     uint32_t push_flags;
     bool done;               /* ps_client_done was called: say so again after a rejoin */
     uint64_t rejoin_version; /* the version a shard gave when we registered again */
-    /* the heartbeat thread: its own sockets, stopped by hb_stop */
+    /* the heartbeat thread: its own sockets; sleeps on hb_cv between
+     * heartbeats, so hb_stop ends it at once */
     int heartbeat_ms;
     pthread_t hb_thread;
     bool hb_started;
-    atomic_bool hb_stop;
+    pthread_mutex_t hb_mu;
+    pthread_cond_t hb_cv;
+    bool hb_stop;           /* under hb_mu */
     uint64_t bad_replies;   /* replies that failed to decode, dropped */
     uint64_t stale_replies; /* replies to an older request, dropped */
     /* push payload messages made from the caller's gradient that ZeroMQ
@@ -713,7 +716,11 @@ static void *heartbeat_main(void *arg)
     ps_msg_init(&m, PS_MSG_HEARTBEAT);
     memcpy(m.job, c->job, sizeof m.job);
     uint64_t seq = 0;
-    while (!atomic_load(&c->hb_stop)) {
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    pthread_mutex_lock(&c->hb_mu);
+    while (!c->hb_stop) {
+        pthread_mutex_unlock(&c->hb_mu);
         for (size_t i = 0; i < c->nshards; i++) {
             uint32_t id = atomic_load(&c->shards[i].hb_worker_id);
             if (socks[i] == NULL || id == 0)
@@ -725,11 +732,23 @@ static void *heartbeat_main(void *arg)
             while (zmq_recv(socks[i], drop, sizeof drop, ZMQ_DONTWAIT) >= 0)
                 ;
         }
-        for (int waited = 0; waited < c->heartbeat_ms && !atomic_load(&c->hb_stop); waited += 20) {
-            struct timespec ts = {0, 20 * 1000000L};
-            nanosleep(&ts, NULL);
+        /* the next heartbeat is due heartbeat_ms after this one was, or
+         * after now when this one came late: no burst to catch up */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec))
+            next = now;
+        next.tv_sec += c->heartbeat_ms / 1000;
+        next.tv_nsec += (long)(c->heartbeat_ms % 1000) * 1000000L;
+        if (next.tv_nsec >= 1000000000L) {
+            next.tv_sec++;
+            next.tv_nsec -= 1000000000L;
         }
+        pthread_mutex_lock(&c->hb_mu);
+        while (!c->hb_stop && pthread_cond_timedwait(&c->hb_cv, &c->hb_mu, &next) == 0)
+            ;
     }
+    pthread_mutex_unlock(&c->hb_mu);
     for (size_t i = 0; i < c->nshards; i++)
         if (socks[i] != NULL)
             zmq_close(socks[i]);
@@ -740,7 +759,10 @@ static void heartbeat_stop(ps_client *c)
 {
     if (!c->hb_started)
         return;
-    atomic_store(&c->hb_stop, true);
+    pthread_mutex_lock(&c->hb_mu);
+    c->hb_stop = true;
+    pthread_cond_signal(&c->hb_cv);
+    pthread_mutex_unlock(&c->hb_mu);
     pthread_join(c->hb_thread, NULL);
     c->hb_started = false;
 }
@@ -758,6 +780,8 @@ static void client_free(ps_client *c)
     free(c->item_shard);
     free(c->items);
     free(c->shards);
+    pthread_cond_destroy(&c->hb_cv);
+    pthread_mutex_destroy(&c->hb_mu);
     free(c);
 }
 
@@ -909,7 +933,14 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
     if (c == NULL)
         goto report;
     atomic_init(&c->push_refs, 0);
-    atomic_init(&c->hb_stop, false);
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&c->hb_cv, &ca) != 0) {
+        free(c);
+        goto report;
+    }
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&c->hb_mu, NULL);
     c->nshards = opts->num_servers;
     c->shards = calloc(c->nshards, sizeof *c->shards);
     c->items = calloc(c->nshards, sizeof *c->items);

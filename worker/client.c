@@ -62,11 +62,13 @@ typedef struct op {
     float *theta; /* PULL: destination of the whole θ */
     uint64_t clock;
     uint32_t samples;
-    const float *grad;     /* PUSH: the whole gradient */
-    uint64_t version;      /* out: smallest model_version of the replies */
-    uint32_t flags;        /* out: the ACK flags, or'ed */
-    int rc;                /* the first error of the exchange */
-    bool then_pull;        /* PUSH: a PULL of min_version into theta rides behind it */
+    const float *grad;            /* PUSH: the whole gradient */
+    uint64_t version;             /* out: smallest model_version of the replies */
+    uint32_t flags;               /* out: the ACK flags, or'ed */
+    int rc;                       /* the first error of the exchange */
+    bool then_pull;               /* PUSH: a PULL of min_version into theta rides behind it */
+    void (*meanwhile)(void *arg); /* called once the requests are sent; then NULL */
+    void *meanwhile_arg;
     uint64_t pull_version; /* out: smallest model_version of the riding pull's replies */
     int pull_rc;           /* the first error of the riding pull */
 } op;
@@ -588,6 +590,11 @@ static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
         if (rc != 0)
             return rc;
     }
+    if (o->meanwhile != NULL) {
+        void (*fn)(void *) = o->meanwhile;
+        o->meanwhile = NULL;
+        fn(o->meanwhile_arg);
+    }
     int attempt = 0;
     uint64_t end = attempt_end(start, timeout_ms, attempts, attempt);
     for (;;) {
@@ -1015,37 +1022,37 @@ int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t sam
     return rc;
 }
 
-int ps_client_push_pull(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,
-                        uint64_t min_version, float *theta, uint64_t *version, int *pulled)
+int ps_client_push_pull(ps_client *c, ps_push_pull *pp)
 {
-    if (pulled != NULL)
-        *pulled = 0;
+    if (pp == NULL)
+        return c == NULL ? PS_EINVAL : client_fail(c, PS_EINVAL, "push_pull: no exchange given");
+    pp->pulled = 0;
     if (c == NULL)
         return PS_EINVAL;
-    if (grad == NULL || theta == NULL)
+    if (pp->grad == NULL || pp->theta == NULL)
         return client_fail(c, PS_EINVAL, "push_pull: no gradient or no buffer for theta");
     size_t bytes = (size_t)c->num_params * sizeof(float);
-    const char *g = (const char *)grad, *th = (const char *)theta;
+    const char *g = (const char *)pp->grad, *th = (const char *)pp->theta;
     if (g < th + bytes && th < g + bytes)
         return client_fail(c, PS_EINVAL, "push_pull: the gradient and theta overlap");
     op o = {.type = PS_MSG_PUSH,
             .reply = PS_MSG_ACK,
-            .clock = clock,
-            .samples = samples,
-            .grad = grad,
+            .clock = pp->clock,
+            .samples = pp->samples,
+            .grad = pp->grad,
             .version = UINT64_MAX,
             .then_pull = true,
-            .min_version = min_version,
-            .theta = theta};
+            .min_version = pp->min_version,
+            .theta = pp->theta,
+            .meanwhile = pp->meanwhile,
+            .meanwhile_arg = pp->arg};
     int rc = op_all(c, &o);
     push_settle(c);
     c->push_flags = o.flags;
     if (rc != 0 || o.pull_rc != 0)
         return rc;
-    if (pulled != NULL)
-        *pulled = 1;
-    if (version != NULL)
-        *version = o.pull_version;
+    pp->pulled = 1;
+    pp->version = o.pull_version;
     return 0;
 }
 

@@ -72,19 +72,35 @@ int ps_client_pull(ps_client *c, uint64_t min_version, float *theta, uint64_t *v
 int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,
                    uint64_t *version);
 
-/* A push (as ps_client_push) with a pull of θ (as ps_client_pull with
- * min_version) riding right behind it: each shard gets both requests at
- * once, so θ comes back without a round trip of its own. In sync mode pass
- * min_version = clock + 1 to get the θ of the next round as soon as this
- * round closes; in async mode 0 gets θ with this push applied. grad and
- * theta must not overlap. Returns the push's outcome. *pulled (when not
- * NULL) is 1 when θ came back whole, *version (when not NULL) then getting
- * the smallest shard version received; it is 0 when the push went through
- * but the pull did not (it timed out waiting for min_version, say:
- * ps_client_last_error tells why, and theta may hold some shards' new
- * slices): pull again. */
-int ps_client_push_pull(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,
-                        uint64_t min_version, float *theta, uint64_t *version, int *pulled);
+/* One step's exchange with the servers: a push (as ps_client_push) with a
+ * pull of θ (as ps_client_pull) riding right behind it. */
+typedef struct ps_push_pull {
+    /* in: the push */
+    uint64_t clock;
+    const float *grad; /* num_params floats */
+    uint32_t samples;
+    /* in: the pull. Sync: min_version = clock + 1 gets the θ of the next
+     * round as soon as this one closes; async: 0 gets θ with this push
+     * applied. theta must not overlap grad. */
+    uint64_t min_version;
+    float *theta; /* num_params floats */
+    /* in, optional: called on the caller's thread as soon as the requests
+     * are sent, while the replies are on their way (prepare the next batch
+     * there, say); at most once, not at all when sending failed. It must
+     * not touch grad, theta or the client. */
+    void (*meanwhile)(void *arg);
+    void *arg;
+    /* out */
+    int pulled;       /* 1: θ came back whole; 0: pull again (see below) */
+    uint64_t version; /* when pulled: the smallest shard version received */
+} ps_push_pull;
+
+/* Runs the exchange pp describes: each shard gets the push and the pull at
+ * once, so θ comes back without a round trip of its own. Returns the push's
+ * outcome. pp->pulled is 0 when the push went through but the pull did not
+ * (it timed out waiting for min_version, say: ps_client_last_error tells
+ * why, and theta may hold some shards' new slices): pull again then. */
+int ps_client_push_pull(ps_client *c, ps_push_pull *pp);
 
 /* Flags of the last push's ACKs, or'ed: PS_PUSH_DUPLICATE (a retried push
  * the server had applied already), PS_PUSH_DROPPED (sync: the round had

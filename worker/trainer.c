@@ -39,7 +39,9 @@ struct ps_trainer {
     uint32_t rank;
     bool sync;
     bool have_theta;
-    bool fresh;       /* theta came back with the last push (async: use it as is) */
+    bool fresh;          /* theta came back with the last push (async: use it as is) */
+    uint64_t batch_step; /* the step whose batch xb/yb hold (UINT64_MAX: none) */
+    size_t batch_rows;
     uint64_t version; /* of theta in hand */
     uint64_t updates;
     uint64_t samples;
@@ -159,6 +161,7 @@ int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **
         return ps_error_set(err, PS_ENOMEM, "out of memory for the trainer");
     t->job = *job;
     t->opts = *opts;
+    t->batch_step = UINT64_MAX;
     t->sync = job->mode == PS_MODE_SYNC;
 
     /* a model of one row only to check labels; rebuilt below with real sizes */
@@ -468,6 +471,23 @@ static const char *loss_display_name(const char *loss_name)
     return strcmp(loss_name, "log_loss") == 0 ? "log-loss" : loss_name;
 }
 
+/* The next step's batch, gathered while this step's push and pull are on
+ * the wire; only within the epoch (the next epoch's order is not drawn
+ * yet). */
+typedef struct prefill {
+    ps_trainer *t;
+    uint64_t step, j; /* of the next step */
+} prefill;
+
+static void prefill_batch(void *arg)
+{
+    prefill *p = arg;
+    if (p->j >= p->t->steps_per_epoch)
+        return;
+    p->t->batch_rows = fill_batch(p->t, p->j);
+    p->t->batch_step = p->step;
+}
+
 /* One step: round `step` of the job, batch j of the epoch. θ for the next
  * step rides back with the push (sync: the θ of round step + 1, as soon as
  * the round closes; async: θ with this push applied), so a step costs one
@@ -485,22 +505,28 @@ static int train_step(ps_trainer *t, uint64_t step, uint64_t j, double *loss, ps
     if (rc != 0)
         return rc;
     double t1 = ps_clock_s();
-    size_t rows = fill_batch(t, j);
+    size_t rows = t->batch_step == step ? t->batch_rows : fill_batch(t, j);
+    t->batch_step = UINT64_MAX;
     rc = ps_model_grad(t->model, t->theta, t->xb, t->yb, rows, t->grad, loss);
     if (rc != 0)
         return ps_error_set(err, rc, "gradient of an empty batch");
     double t2 = ps_clock_s();
-    uint64_t v = 0;
-    int pulled = 0;
+    prefill next = {t, step + 1, j + 1};
+    ps_push_pull pp = {.clock = step,
+                       .grad = t->grad,
+                       .samples = (uint32_t)rows,
+                       .min_version = t->sync ? step + 1 : 0,
+                       .theta = t->theta,
+                       .meanwhile = prefill_batch,
+                       .arg = &next};
     t->have_theta = false; /* the pull writes theta as shards answer */
-    rc = ps_client_push_pull(t->client, step, t->grad, (uint32_t)rows, t->sync ? step + 1 : 0,
-                             t->theta, &v, &pulled);
+    rc = ps_client_push_pull(t->client, &pp);
     if (rc != 0)
         return client_failed(t, rc, "push", err);
-    if (pulled) {
+    if (pp.pulled) {
         t->have_theta = true;
         t->fresh = true;
-        t->version = v;
+        t->version = pp.version;
     }
     double t3 = ps_clock_s();
     t->pull_s += t1 - t0;

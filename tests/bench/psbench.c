@@ -312,10 +312,13 @@ static int kid_ps_do(ps_client *c, const kid_cmd *cmd, float *theta, const float
     int rc = 0;
     if (cmd->op == KID_PUSHPULL || cmd->op == KID_ROUND) {
         /* as psworker trains: θ rides back behind the push */
-        int pulled = 0;
-        uint64_t min_version = cmd->op == KID_ROUND ? cmd->arg + 1 : 0;
-        rc = ps_client_push_pull(c, cmd->arg, grad, 1, min_version, theta, NULL, &pulled);
-        if (rc == 0 && !pulled)
+        ps_push_pull pp = {.clock = cmd->arg,
+                           .grad = grad,
+                           .samples = 1,
+                           .min_version = cmd->op == KID_ROUND ? cmd->arg + 1 : 0,
+                           .theta = theta};
+        rc = ps_client_push_pull(c, &pp);
+        if (rc == 0 && !pp.pulled)
             rc = PS_ETIMEDOUT;
     } else if (cmd->op == KID_FOR) {
         uint64_t n = 0;

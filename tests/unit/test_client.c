@@ -495,6 +495,11 @@ START_TEST(push_sends_each_shard_its_slice)
 }
 END_TEST
 
+static void count_call(void *arg)
+{
+    ++*(int *)arg;
+}
+
 START_TEST(push_pull_sends_the_pull_before_the_ack_comes)
 {
     /* each shard ACKs the push only once the pull behind it arrived: a
@@ -506,11 +511,18 @@ START_TEST(push_pull_sends_the_pull_before_the_ack_comes)
     float grad[P], theta[P] = {0};
     for (int k = 0; k < P; k++)
         grad[k] = (float)k - 3.5f;
-    uint64_t version = 0;
-    int pulled = 0;
-    ck_assert_int_eq(ps_client_push_pull(c, 3, grad, 16, 4, theta, &version, &pulled), 0);
-    ck_assert_int_eq(pulled, 1);
-    ck_assert_uint_eq(version, 7); /* the pull's, the smaller of 7 and 8 */
+    int calls = 0;
+    ps_push_pull pp = {.clock = 3,
+                       .grad = grad,
+                       .samples = 16,
+                       .min_version = 4,
+                       .theta = theta,
+                       .meanwhile = count_call,
+                       .arg = &calls};
+    ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
+    ck_assert_int_eq(pp.pulled, 1);
+    ck_assert_uint_eq(pp.version, 7); /* the pull's, the smaller of 7 and 8 */
+    ck_assert_int_eq(calls, 1);
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
     /* the next request is numbered past the pull that rode along */
@@ -537,18 +549,20 @@ START_TEST(push_pull_whose_pull_times_out_still_reports_the_push)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client(&f, "digits", 0, 700, &c, NULL, 0), 0);
     float grad[P] = {0}, theta[P] = {0};
-    int pulled = 1;
+    ps_push_pull pp = {.grad = grad, .samples = 1, .min_version = 1, .theta = theta};
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_push_pull(c, 0, grad, 1, 1, theta, NULL, &pulled), 0);
+    ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
     uint64_t took = now_ms() - t0;
-    ck_assert_int_eq(pulled, 0);
+    ck_assert_int_eq(pp.pulled, 0);
     ck_assert_uint_ge(took, 695);
     ck_assert_uint_lt(took, 2000);
     char want[256];
     expected(want, sizeof want, f.endpoint[0], "no reply to PULL within 700 ms (sent 3 times)");
     ck_assert_str_eq(ps_client_last_error(c), want);
     /* overlapping buffers are refused before anything is sent */
-    ck_assert_int_eq(ps_client_push_pull(c, 1, grad, 1, 2, grad + 1, NULL, &pulled), PS_EINVAL);
+    ps_push_pull overlap = {.clock = 1, .grad = grad, .samples = 1, .theta = grad + 1};
+    ck_assert_int_eq(ps_client_push_pull(c, &overlap), PS_EINVAL);
+    ck_assert_int_eq(ps_client_push_pull(c, NULL), PS_EINVAL);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     for (int i = 0; i < NSHARDS; i++) {

@@ -59,7 +59,9 @@ typedef struct op {
     ps_msg_type reply; /* the reply it expects */
     int rank;          /* HELLO: the rank asked for, -1 for any */
     uint64_t min_version;
-    float *theta; /* PULL: destination of the whole θ */
+    float *theta;          /* PULL: destination of the whole θ */
+    bool view;             /* one shard: keep θ's frame rather than copy it to theta */
+    const float *view_out; /* out, with view: θ in the kept frame */
     uint64_t clock;
     uint32_t samples;
     const float *grad;            /* PUSH: the whole gradient */
@@ -107,6 +109,12 @@ struct ps_client {
     /* push payload messages made from the caller's gradient that ZeroMQ
      * still holds; its I/O thread counts them down */
     atomic_uint push_refs;
+    /* θ as ps_push_pull's view gives it: the frame of the last pull reply
+     * kept (one shard), or theta_buf (more shards; allocated when first
+     * needed) */
+    zmq_msg_t view_msg;
+    bool view_held;
+    float *theta_buf;
     /* scratch, allocated with the client so a request allocates nothing */
     ps_msg req;
     ps_msg rep;
@@ -445,8 +453,27 @@ static int pull_accept(ps_client *c, op *o, size_t i, const ps_msg *m, uint64_t 
                  s->endpoint, (unsigned long long)m->payload_bytes, (int)m->encoding, bytes);
         return PS_EPROTO;
     }
-    if (bytes > 0)
+    if (o->view && bytes > 0 && c->nshards == 1 && (uintptr_t)m->payload % _Alignof(float) == 0 &&
+        c->frames.nparts == 2) {
+        /* θ is this frame's payload: keep the frame instead of copying it */
+        if (c->view_held)
+            zmq_msg_close(&c->view_msg);
+        zmq_msg_init(&c->view_msg);
+        zmq_msg_move(&c->view_msg, &c->frames.parts[1]);
+        c->view_held = true;
+        o->view_out = zmq_msg_data(&c->view_msg);
+    } else if (bytes > 0) {
+        if (o->theta == NULL) { /* a view, but this frame cannot be kept */
+            if (c->theta_buf == NULL &&
+                (c->theta_buf = malloc((size_t)c->num_params * sizeof(float))) == NULL) {
+                snprintf(why, cap, "out of memory for θ");
+                return PS_ENOMEM;
+            }
+            o->theta = c->theta_buf;
+        }
         memcpy(o->theta + s->key_lo, m->payload, bytes);
+        o->view_out = NULL;
+    }
     if (m->model_version < *version)
         *version = m->model_version;
     return 0;
@@ -457,14 +484,15 @@ static void riding_pull_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
 {
     shard *s = &c->shards[i];
     char why[PS_ERROR_MSG_MAX];
+    int code;
     if (m->type == PS_MSG_ERROR) {
-        int code = m->status < 0 ? m->status : PS_ESERVER;
+        code = m->status < 0 ? m->status : PS_ESERVER;
         pull_fail(c, o, i, code, "%s: %s", s->endpoint, m->error[0] ? m->error : ps_strerror(code));
     } else if (m->type != PS_MSG_PULL_REPLY) {
         pull_fail(c, o, i, PS_EPROTO, "%s: PULL answered with %s", s->endpoint,
                   ps_msg_type_name(m->type));
-    } else if (pull_accept(c, o, i, m, &o->pull_version, why, sizeof why) != 0) {
-        pull_fail(c, o, i, PS_EPROTO, "%s", why);
+    } else if ((code = pull_accept(c, o, i, m, &o->pull_version, why, sizeof why)) != 0) {
+        pull_fail(c, o, i, code, "%s", why);
     } else {
         s->pull_pending = false;
     }
@@ -507,8 +535,9 @@ static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
         break;
     case PS_MSG_PULL_REPLY: {
         char why[PS_ERROR_MSG_MAX];
-        if (pull_accept(c, o, i, m, &o->version, why, sizeof why) != 0)
-            op_fail(c, o, i, PS_EPROTO, "%s", why);
+        int code = pull_accept(c, o, i, m, &o->version, why, sizeof why);
+        if (code != 0)
+            op_fail(c, o, i, code, "%s", why);
         else
             s->pending = false;
         break;
@@ -779,6 +808,9 @@ static void heartbeat_stop(ps_client *c)
 static void client_free(ps_client *c)
 {
     heartbeat_stop(c);
+    if (c->view_held)
+        zmq_msg_close(&c->view_msg);
+    free(c->theta_buf);
     for (size_t i = 0; c->shards != NULL && i < c->nshards; i++)
         if (c->shards[i].sock != NULL)
             zmq_close(c->shards[i].sock);
@@ -1029,12 +1061,19 @@ int ps_client_push_pull(ps_client *c, ps_push_pull *pp)
     pp->pulled = 0;
     if (c == NULL)
         return PS_EINVAL;
-    if (pp->grad == NULL || pp->theta == NULL)
-        return client_fail(c, PS_EINVAL, "push_pull: no gradient or no buffer for theta");
+    if (pp->grad == NULL)
+        return client_fail(c, PS_EINVAL, "push_pull: no gradient");
     size_t bytes = (size_t)c->num_params * sizeof(float);
     const char *g = (const char *)pp->grad, *th = (const char *)pp->theta;
-    if (g < th + bytes && th < g + bytes)
+    if (th != NULL && g < th + bytes && th < g + bytes)
         return client_fail(c, PS_EINVAL, "push_pull: the gradient and theta overlap");
+    float *theta = pp->theta;
+    bool view = theta == NULL && c->nshards == 1;
+    if (theta == NULL && !view) {
+        if (c->theta_buf == NULL && (c->theta_buf = malloc(bytes)) == NULL)
+            return client_fail(c, PS_ENOMEM, "push_pull: out of memory for θ");
+        theta = c->theta_buf;
+    }
     op o = {.type = PS_MSG_PUSH,
             .reply = PS_MSG_ACK,
             .clock = pp->clock,
@@ -1043,7 +1082,8 @@ int ps_client_push_pull(ps_client *c, ps_push_pull *pp)
             .version = UINT64_MAX,
             .then_pull = true,
             .min_version = pp->min_version,
-            .theta = pp->theta,
+            .theta = theta,
+            .view = view,
             .meanwhile = pp->meanwhile,
             .meanwhile_arg = pp->arg};
     int rc = op_all(c, &o);
@@ -1053,6 +1093,7 @@ int ps_client_push_pull(ps_client *c, ps_push_pull *pp)
         return rc;
     pp->pulled = 1;
     pp->version = o.pull_version;
+    pp->view = o.view_out != NULL ? o.view_out : o.theta;
     return 0;
 }
 

@@ -81,9 +81,11 @@ typedef struct ps_push_pull {
     uint32_t samples;
     /* in: the pull. Sync: min_version = clock + 1 gets the θ of the next
      * round as soon as this one closes; async: 0 gets θ with this push
-     * applied. theta must not overlap grad. */
+     * applied. theta (num_params floats, not overlapping grad) gets θ; or
+     * NULL: θ stays in the client's memory (see view), with one shard
+     * straight in the frame it came in, not copied. */
     uint64_t min_version;
-    float *theta; /* num_params floats */
+    float *theta;
     /* in, optional: called on the caller's thread as soon as the requests
      * are sent, while the replies are on their way (prepare the next batch
      * there, say); at most once, not at all when sending failed. It must
@@ -91,8 +93,10 @@ typedef struct ps_push_pull {
     void (*meanwhile)(void *arg);
     void *arg;
     /* out */
-    int pulled;       /* 1: θ came back whole; 0: pull again (see below) */
-    uint64_t version; /* when pulled: the smallest shard version received */
+    int pulled;        /* 1: θ came back whole; 0: pull again (see below) */
+    uint64_t version;  /* when pulled: the smallest shard version received */
+    const float *view; /* when pulled: θ, at theta or (theta NULL) in the
+                          client's memory until its next call */
 } ps_push_pull;
 
 /* Runs the exchange pp describes: each shard gets the push and the pull at

@@ -30,7 +30,8 @@ struct ps_trainer {
     uint64_t train_rows; /* N: the whole training set */
     uint64_t max_shard;  /* ceil(N / W): positions of every epoch */
     uint64_t steps_per_epoch;
-    float *theta;
+    float *theta;    /* θ as ps_client_pull delivers it */
+    const float *th; /* θ in hand: theta, or where the last push brought it back */
     float *grad;
     float *xb; /* batch_size x features */
     float *yb;
@@ -134,6 +135,7 @@ static int alloc_buffers(ps_trainer *t, ps_error *err)
     t->grad = calloc(t->num_params, sizeof(float));
     t->xb = calloc(xcells, sizeof(float));
     t->yb = calloc(b, sizeof(float));
+    t->th = t->theta;
     if (!t->theta || !t->grad || !t->xb || !t->yb)
         return ps_error_set(err, PS_ENOMEM, "out of memory for the training buffers");
     return 0;
@@ -335,6 +337,7 @@ static int theta_pull(ps_trainer *t, uint64_t min_version, ps_error *err)
                      "workers are behind",
                      (unsigned long long)min_version);
     }
+    t->th = t->theta;
     if (rc != 0)
         return client_failed(t, rc, "pull", err);
     t->have_theta = true;
@@ -507,7 +510,7 @@ static int train_step(ps_trainer *t, uint64_t step, uint64_t j, double *loss, ps
     double t1 = ps_clock_s();
     size_t rows = t->batch_step == step ? t->batch_rows : fill_batch(t, j);
     t->batch_step = UINT64_MAX;
-    rc = ps_model_grad(t->model, t->theta, t->xb, t->yb, rows, t->grad, loss);
+    rc = ps_model_grad(t->model, t->th, t->xb, t->yb, rows, t->grad, loss);
     if (rc != 0)
         return ps_error_set(err, rc, "gradient of an empty batch");
     double t2 = ps_clock_s();
@@ -516,14 +519,16 @@ static int train_step(ps_trainer *t, uint64_t step, uint64_t j, double *loss, ps
                        .grad = t->grad,
                        .samples = (uint32_t)rows,
                        .min_version = t->sync ? step + 1 : 0,
-                       .theta = t->theta,
+                       .theta = NULL, /* one shard: θ used from its frame, not copied */
                        .meanwhile = prefill_batch,
                        .arg = &next};
-    t->have_theta = false; /* the pull writes theta as shards answer */
+    t->have_theta = false; /* the θ in hand is let go */
+    t->th = t->theta;
     rc = ps_client_push_pull(t->client, &pp);
     if (rc != 0)
         return client_failed(t, rc, "push", err);
     if (pp.pulled) {
+        t->th = pp.view;
         t->have_theta = true;
         t->fresh = true;
         t->version = pp.version;
@@ -544,7 +549,7 @@ static int epoch_eval(ps_trainer *t, uint64_t rounds_done, ps_model_metrics *m, 
     int rc = t->sync ? theta_refresh(t, rounds_done, err) : theta_pull(t, 0, err);
     if (rc != 0)
         return rc;
-    return ps_model_eval(t->model, t->theta, ps_dataset_cx(t->test), ps_dataset_cy(t->test),
+    return ps_model_eval(t->model, t->th, ps_dataset_cx(t->test), ps_dataset_cy(t->test),
                          ps_dataset_rows(t->test), m);
 }
 
@@ -662,12 +667,12 @@ static int final_eval(ps_trainer *t, ps_train_result *res, ps_error *err)
     rc = theta_pull(t, PS_CLIENT_VERSION_FINAL, err);
     if (rc != 0)
         return rc;
-    ps_model_eval(t->model, t->theta, ps_dataset_cx(t->train), ps_dataset_cy(t->train),
+    ps_model_eval(t->model, t->th, ps_dataset_cx(t->train), ps_dataset_cy(t->train),
                   ps_dataset_rows(t->train), &res->train);
     res->final_loss = res->train.loss;
     if (t->test) {
         res->has_test = true;
-        ps_model_eval(t->model, t->theta, ps_dataset_cx(t->test), ps_dataset_cy(t->test),
+        ps_model_eval(t->model, t->th, ps_dataset_cx(t->test), ps_dataset_cy(t->test),
                       ps_dataset_rows(t->test), &res->test);
     }
     res->version = t->version;
@@ -693,7 +698,7 @@ static int write_output(ps_trainer *t, ps_error *err)
         memcpy(tensors[i].shape, shape, ndims * sizeof *shape);
         tensors[i].ndims = ndims;
     }
-    int rc = ps_output_model_write(t->job.output, t->job.name, t->version, t->theta, t->num_params,
+    int rc = ps_output_model_write(t->job.output, t->job.name, t->version, t->th, t->num_params,
                                    tensors, n, err);
     if (rc == 0)
         PS_LOG_I(t->opts.log, "model written: %s (version %llu, %zu tensors)", t->job.output,

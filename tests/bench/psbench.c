@@ -316,7 +316,8 @@ static int kid_ps_do(ps_client *c, const kid_cmd *cmd, float *theta, const float
                            .grad = grad,
                            .samples = 1,
                            .min_version = cmd->op == KID_ROUND ? cmd->arg + 1 : 0,
-                           .theta = theta};
+                           .theta = NULL}; /* θ used from the reply's frame */
+        (void)theta;
         rc = ps_client_push_pull(c, &pp);
         if (rc == 0 && !pp.pulled)
             rc = PS_ETIMEDOUT;

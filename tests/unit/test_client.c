@@ -525,17 +525,26 @@ START_TEST(push_pull_sends_the_pull_before_the_ack_comes)
     ck_assert_int_eq(calls, 1);
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
+    /* θ left to the client: with two shards it is assembled in its memory */
+    ps_push_pull in_client = {.clock = 4, .grad = grad, .samples = 16, .min_version = 5};
+    ck_assert_int_eq(ps_client_push_pull(c, &in_client), 0);
+    ck_assert_int_eq(in_client.pulled, 1);
+    ck_assert_ptr_nonnull(in_client.view);
+    ck_assert_ptr_ne(in_client.view, theta);
+    for (int k = 0; k < P; k++)
+        ck_assert_float_eq(in_client.view[k], 0.5f * (float)k + 1.0f);
     /* the next request is numbered past the pull that rode along */
     ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     for (int i = 0; i < NSHARDS; i++) {
-        ck_assert_int_eq(f.pushes[i], 1); /* nothing was sent twice */
-        ck_assert_int_eq(f.pulls[i], 2);
-        ck_assert_uint_eq(f.push_seq[i], 2);
-        ck_assert_uint_eq(f.push_clock[i], 3);
+        ck_assert_int_eq(f.pushes[i], 2); /* nothing was sent twice */
+        ck_assert_int_eq(f.pulls[i], 3);
+        ck_assert_uint_eq(f.push_seq[i], 4);
+        ck_assert_uint_eq(f.push_clock[i], 4);
         ck_assert_uint_eq(f.pull_seq[i][0], 3);
-        ck_assert_uint_eq(f.pull_seq[i][1], 4);
+        ck_assert_uint_eq(f.pull_seq[i][1], 5);
+        ck_assert_uint_eq(f.pull_seq[i][2], 6);
     }
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(f.pushed[k], grad[k]);

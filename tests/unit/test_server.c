@@ -196,6 +196,17 @@ START_TEST(server_refuses_bad_messages_and_keeps_serving)
     float want[P] = {-1, -2, -3, -4};
     for (size_t i = 0; i < P; i++)
         ck_assert_float_eq(theta[i], want[i]);
+    /* push + pull in one exchange, θ left in the reply's frame (one shard);
+     * each step's view is the θ of the next round */
+    for (uint64_t t = 1; t <= 2; t++) {
+        ps_push_pull pp = {.clock = t, .grad = g, .samples = 32, .min_version = t + 1};
+        ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
+        ck_assert_int_eq(pp.pulled, 1);
+        ck_assert_uint_eq(pp.version, t + 1);
+        ck_assert_ptr_nonnull(pp.view);
+        for (size_t i = 0; i < P; i++)
+            ck_assert_float_eq(pp.view[i], (float)(t + 1) * want[i]);
+    }
     ck_assert_int_eq(ps_client_close(&c), 0);
     ck_assert_ptr_null(c);
 
@@ -206,9 +217,9 @@ START_TEST(server_refuses_bad_messages_and_keeps_serving)
     ck_assert_msg(r.rc == 0, "run: %s", r.err.msg);
     ps_engine_stats st;
     ps_server_stats_get(r.srv, &st);
-    ck_assert_uint_eq(st.version, 1);
-    ck_assert_uint_eq(st.pushes, 1);
-    ck_assert_uint_eq(st.pulls, 2);
+    ck_assert_uint_eq(st.version, 3);
+    ck_assert_uint_eq(st.pushes, 3);
+    ck_assert_uint_eq(st.pulls, 4);
     ck_assert_uint_eq(st.errors, 5);
     ck_assert_uint_eq(st.live_workers, 0);
     ps_server_destroy(&r.srv);

@@ -1054,7 +1054,7 @@ static void bench_train(bench *b, const train_conf *tc, const char *figure_name,
      * otherwise (worker/psworker_main.c); the reference does the same */
     if (getenv("OPENBLAS_NUM_THREADS") == NULL)
         openblas_set_num_threads(1);
-    int r = reps(b, 3);
+    int r = reps(b, 5);
     double a[MAX_REPS], c[MAX_REPS];
     for (int i = 0; i < r; i++) {
         a[i] = train_through_psd(b, data, tc);

@@ -55,6 +55,16 @@ static void job_logistic(ps_job *job, ps_mode mode, uint32_t workers)
     job->log_level = PS_LOG_ERROR;
 }
 
+/* adam with lr 0.1 and the usual β1, β2 and ε */
+static void job_adam(ps_job *job)
+{
+    job->optimizer.type = PS_OPTIM_ADAM;
+    job->optimizer.lr = 0.1;
+    job->optimizer.beta1 = 0.9;
+    job->optimizer.beta2 = 0.999;
+    job->optimizer.eps = 1e-8;
+}
+
 static int capture_send(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
                         const void *payload)
 {
@@ -457,11 +467,7 @@ START_TEST(single_push_round_matches_the_accumulated_round)
         static ps_job job;
         job_logistic(&job, PS_MODE_SYNC, backups ? 3 : 1);
         job.backup_workers = backups ? 2 : 0;
-        job.optimizer.type = PS_OPTIM_ADAM;
-        job.optimizer.lr = 0.1;
-        job.optimizer.beta1 = 0.9;
-        job.optimizer.beta2 = 0.999;
-        job.optimizer.eps = 1e-8;
+        job_adam(&job);
         fx *f = fx_new(&job, 0);
         uint32_t id = hello(f, 0, "wa");
         for (uint64_t r = 0; r < 3; r++) {
@@ -523,11 +529,7 @@ START_TEST(adam_job_pushes_follow_the_adam_rule)
      * key 3: g 4, -1:   m = 0.26,  v = 0.016984 */
     static ps_job job;
     job_logistic(&job, PS_MODE_ASYNC, 1);
-    job.optimizer.type = PS_OPTIM_ADAM;
-    job.optimizer.lr = 0.1;
-    job.optimizer.beta1 = 0.9;
-    job.optimizer.beta2 = 0.999;
-    job.optimizer.eps = 1e-8;
+    job_adam(&job);
     fx *f = fx_new(&job, 0);
     uint32_t a = hello(f, 0, "wa");
     float g1[P] = {1, -2, 0.5f, 4}, g2[P] = {0.5f, 1, 0.5f, -1};

@@ -123,16 +123,33 @@ static void request_init(ps_msg *m, ps_msg_type type, uint64_t seq)
     m->seq = seq;
 }
 
+/* A server for job on a thread of its own; stop it with r->stop. */
+static pthread_t runner_start(runner *r, const ps_job *job)
+{
+    static const ps_log lg = {PS_LOG_ERROR, "test_server"};
+    r->stop = 0;
+    r->srv = ps_server_new(job, 0, &lg, &r->err);
+    ck_assert_msg(r->srv != NULL, "server: %s", r->err.msg);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, run_thread, r), 0);
+    return th;
+}
+
+/* Stops the server runner_start started; its stats in *st. */
+static void runner_stop(runner *r, pthread_t th, ps_engine_stats *st)
+{
+    r->stop = 1;
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_msg(r->rc == 0, "run: %s", r->err.msg);
+    ps_server_stats_get(r->srv, st);
+}
+
 START_TEST(server_refuses_bad_messages_and_keeps_serving)
 {
     static ps_job job;
     job_logistic(&job, free_port());
-    ps_log lg = {PS_LOG_ERROR, "test_server"};
     static runner r;
-    r.srv = ps_server_new(&job, 0, &lg, &r.err);
-    ck_assert_msg(r.srv != NULL, "server: %s", r.err.msg);
-    pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, run_thread, &r), 0);
+    pthread_t th = runner_start(&r, &job);
 
     void *zctx = zmq_ctx_new();
     void *s = dealer_new(zctx, job.servers[0]);
@@ -212,11 +229,8 @@ START_TEST(server_refuses_bad_messages_and_keeps_serving)
 
     zmq_close(s);
     zmq_ctx_term(zctx);
-    r.stop = 1;
-    ck_assert_int_eq(pthread_join(th, NULL), 0);
-    ck_assert_msg(r.rc == 0, "run: %s", r.err.msg);
     ps_engine_stats st;
-    ps_server_stats_get(r.srv, &st);
+    runner_stop(&r, th, &st);
     ck_assert_uint_eq(st.version, 3);
     ck_assert_uint_eq(st.pushes, 3);
     ck_assert_uint_eq(st.pulls, 4);
@@ -235,13 +249,8 @@ START_TEST(big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go)
     job_logistic(&job, free_port());
     job.model.type = PS_MODEL_LINEAR;
     job.model.features = BIG - 1;
-    ps_log lg = {PS_LOG_ERROR, "test_server"};
     static runner r;
-    r.stop = 0;
-    r.srv = ps_server_new(&job, 0, &lg, &r.err);
-    ck_assert_msg(r.srv != NULL, "server: %s", r.err.msg);
-    pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, run_thread, &r), 0);
+    pthread_t th = runner_start(&r, &job);
     const char *eps[] = {job.servers[0]};
     ps_client_opts o = {
         .job = "server-test", .servers = eps, .num_servers = 1, .rank = 0, .timeout_ms = 400};
@@ -341,13 +350,8 @@ START_TEST(pull_reply_on_the_wire_is_not_changed_by_a_push_applied_meanwhile)
     job.workers = 2;
     job.model.type = PS_MODEL_LINEAR;
     job.model.features = BIG - 1;
-    ps_log lg = {PS_LOG_ERROR, "test_server"};
     static runner r;
-    r.stop = 0;
-    r.srv = ps_server_new(&job, 0, &lg, &r.err);
-    ck_assert_msg(r.srv != NULL, "server: %s", r.err.msg);
-    pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, run_thread, &r), 0);
+    pthread_t th = runner_start(&r, &job);
 
     void *zctx = zmq_ctx_new();
     void *a = zmq_socket(zctx, ZMQ_DEALER);
@@ -389,11 +393,8 @@ START_TEST(pull_reply_on_the_wire_is_not_changed_by_a_push_applied_meanwhile)
     zmq_close(a);
     zmq_close(b);
     zmq_ctx_term(zctx);
-    r.stop = 1;
-    ck_assert_int_eq(pthread_join(th, NULL), 0);
-    ck_assert_msg(r.rc == 0, "run: %s", r.err.msg);
     ps_engine_stats st;
-    ps_server_stats_get(r.srv, &st);
+    runner_stop(&r, th, &st);
     ck_assert_uint_eq(st.version, 1);
     ck_assert_uint_eq(st.theta_copies, 1); /* θ left the buffer the replies held, once */
     ps_server_destroy(&r.srv);
@@ -423,13 +424,8 @@ START_TEST(run_returns_when_stop_is_set)
 {
     static ps_job job;
     job_logistic(&job, free_port());
-    ps_log lg = {PS_LOG_ERROR, "test_server"};
     static runner r;
-    r.stop = 0;
-    r.srv = ps_server_new(&job, 0, &lg, &r.err);
-    ck_assert_ptr_nonnull(r.srv);
-    pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, run_thread, &r), 0);
+    pthread_t th = runner_start(&r, &job);
     usleep(150 * 1000);
     r.stop = 1;
     ck_assert_int_eq(pthread_join(th, NULL), 0);

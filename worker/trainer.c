@@ -40,7 +40,7 @@ struct ps_trainer {
     uint32_t rank;
     bool sync;
     bool have_theta;
-    bool fresh;          /* theta came back with the last push (async: use it as is) */
+    bool fresh;          /* θ in hand came back with the last push (async: use it as is) */
     uint64_t batch_step; /* the step whose batch xb/yb hold (UINT64_MAX: none) */
     size_t batch_rows;
     uint64_t version; /* of theta in hand */

@@ -432,6 +432,15 @@ static void welcome_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
     s->pending = false;
 }
 
+/* The client's buffer for a whole θ, allocated when first needed; NULL
+ * when memory is short. */
+static float *theta_buf(ps_client *c)
+{
+    if (c->theta_buf == NULL)
+        c->theta_buf = malloc((size_t)c->num_params * sizeof(float));
+    return c->theta_buf;
+}
+
 /* A PULL_REPLY from shard i: its slice of θ into o->theta. Returns 0, or
  * PS_EPROTO with the sentence in why. */
 static int pull_accept(ps_client *c, op *o, size_t i, const ps_msg *m, uint64_t *version, char *why,
@@ -464,12 +473,10 @@ static int pull_accept(ps_client *c, op *o, size_t i, const ps_msg *m, uint64_t 
         o->view_out = zmq_msg_data(&c->view_msg);
     } else if (bytes > 0) {
         if (o->theta == NULL) { /* a view, but this frame cannot be kept */
-            if (c->theta_buf == NULL &&
-                (c->theta_buf = malloc((size_t)c->num_params * sizeof(float))) == NULL) {
+            if ((o->theta = theta_buf(c)) == NULL) {
                 snprintf(why, cap, "out of memory for θ");
                 return PS_ENOMEM;
             }
-            o->theta = c->theta_buf;
         }
         memcpy(o->theta + s->key_lo, m->payload, bytes);
         o->view_out = NULL;
@@ -1070,9 +1077,8 @@ int ps_client_push_pull(ps_client *c, ps_push_pull *pp)
     float *theta = pp->theta;
     bool view = theta == NULL && c->nshards == 1;
     if (theta == NULL && !view) {
-        if (c->theta_buf == NULL && (c->theta_buf = malloc(bytes)) == NULL)
+        if ((theta = theta_buf(c)) == NULL)
             return client_fail(c, PS_ENOMEM, "push_pull: out of memory for θ");
-        theta = c->theta_buf;
     }
     op o = {.type = PS_MSG_PUSH,
             .reply = PS_MSG_ACK,

@@ -75,6 +75,22 @@ static int decode_layout(const Ps__Header *h, ps_msg *m, ps_error *err)
     return 0;
 }
 
+/* An SHM_F32 payload: no frame; the header announces one float per key. */
+static int check_shm(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
+{
+    if (payload != NULL)
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "%s says its payload is in shared memory but has a %zu-byte frame",
+                            ps_msg_type_name(m->type), payload_len);
+    uint64_t keys = m->key_hi - m->key_lo;
+    if (m->key_hi < m->key_lo || keys == 0 || keys > UINT64_MAX / 4 || keys * 4 != m->payload_bytes)
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "shared-memory payload of %llu bytes does not cover keys [%llu, %llu)",
+                            (unsigned long long)m->payload_bytes, (unsigned long long)m->key_lo,
+                            (unsigned long long)m->key_hi);
+    return 0;
+}
+
 /* The payload frame against the header: present exactly when the encoding
  * says so, as long as payload_bytes says, and (F32) one float per key. */
 static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
@@ -85,8 +101,10 @@ static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_
                                 ps_msg_type_name(m->type), payload ? payload_len : 0);
         return 0;
     }
-    if (m->encoding > PS_ENC_KEYS_U64)
+    if (m->encoding > PS_ENC_SHM_F32)
         return ps_error_set(err, PS_EPAYLOAD, "unknown payload encoding %d", (int)m->encoding);
+    if (m->encoding == PS_ENC_SHM_F32)
+        return check_shm(m, payload, payload_len, err);
     if (payload == NULL)
         return ps_error_set(err, PS_EPAYLOAD, "%s header announces %llu payload bytes, none came",
                             ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes);
@@ -142,6 +160,10 @@ int ps_codec_decode(const void *hdr, size_t hdr_len, const void *payload, size_t
     m->shard_index = h->shard_index;
     m->samples = h->samples;
     m->flags = h->flags;
+    m->shm_pid = h->shm_pid;
+    m->shm_fd = h->shm_fd;
+    m->shm_bytes = h->shm_bytes;
+    m->shm_token = h->shm_token;
     if ((int)h->type <= PS_MSG_NONE || (int)h->type > PS_MSG_CHECKPOINT) {
         rc = ps_error_set(err, PS_ETYPE, "unknown message type %d", (int)h->type);
         goto free_header;
@@ -150,6 +172,7 @@ int ps_codec_decode(const void *hdr, size_t hdr_len, const void *payload, size_t
         (rc = copy_string(m->error, sizeof m->error, h->error, "error", err)) != 0 ||
         (rc = copy_string(m->mode, sizeof m->mode, h->mode, "mode", err)) != 0 ||
         (rc = copy_string(m->detail, sizeof m->detail, h->detail, "detail", err)) != 0 ||
+        (rc = copy_string(m->host, sizeof m->host, h->host, "host", err)) != 0 ||
         (rc = decode_layout(h, m, err)) != 0)
         goto free_header;
     rc = check_payload(m, payload, payload_len, err);
@@ -187,6 +210,11 @@ static void fill_header(const ps_msg *m, Ps__Header *h, Ps__ShardInfo *shards,
     h->flags = m->flags;
     h->mode = (char *)m->mode;
     h->detail = (char *)m->detail;
+    h->host = (char *)m->host;
+    h->shm_pid = m->shm_pid;
+    h->shm_fd = m->shm_fd;
+    h->shm_bytes = m->shm_bytes;
+    h->shm_token = m->shm_token;
     for (uint32_t i = 0; i < m->nshards; i++) {
         ps__shard_info__init(&shards[i]);
         shards[i].endpoint = (char *)m->shards[i].endpoint;

@@ -19,6 +19,7 @@
 #define PS_MAX_TENSORS      32
 #define PS_MAX_DIMS         4
 #define PS_MSG_ERROR_MAX    256   /* bytes of a reply's error text */
+#define PS_HOST_MAX         64    /* bytes of a host id, NUL included */
 #define PS_HEADER_MAX_BYTES 65536 /* frame 1 larger than this is refused */
 
 typedef enum ps_msg_type {
@@ -44,10 +45,14 @@ typedef enum ps_encoding {
     PS_ENC_INT8 = 3,
     PS_ENC_TOPK = 4,
     PS_ENC_KEYS_U64 = 5,
+    PS_ENC_SHM_F32 = 6, /* float32 for [key_lo, key_hi) in shared memory, no frame */
 } ps_encoding;
 
 /* HEARTBEAT flags */
 #define PS_FLAG_DONE 1u /* the worker pushed its last gradient: it only waits now */
+
+/* PULL flags */
+#define PS_FLAG_SHM 2u /* answer in the worker's shared-memory segment */
 
 /* A PULL's min_version that waits for the final θ: answered once no worker
  * is left that could change it (all done, left or evicted). */
@@ -71,7 +76,9 @@ typedef struct ps_tensor_info {
 
 /* One message, decoded. Fields a message type does not use are zero.
  * payload points into the received frame (not owned, valid while the frame
- * is); payload_bytes equals that frame's size. */
+ * is); payload_bytes equals that frame's size. With encoding SHM_F32 there
+ * is no frame: payload is NULL and payload_bytes is what the shared memory
+ * holds (one float per key). */
 typedef struct ps_msg {
     ps_msg_type type;
     uint32_t protocol;
@@ -98,8 +105,18 @@ typedef struct ps_msg {
     ps_shard_info shards[PS_MAX_SHARDS];
     uint32_t ntensors;
     ps_tensor_info tensors[PS_MAX_TENSORS];
+    char host[PS_HOST_MAX];   /* HELLO: asks for shared memory on this host */
+    uint32_t shm_pid, shm_fd; /* WELCOME: the worker's segment */
+    uint64_t shm_bytes, shm_token;
     const void *payload;
 } ps_msg;
+
+/* True when m's payload travels as frame 2 (not absent, not in shared
+ * memory). */
+static inline bool ps_msg_has_frame(const ps_msg *m)
+{
+    return m->payload_bytes > 0 && m->encoding != PS_ENC_SHM_F32;
+}
 
 /* Resets m to an empty message of the given type, protocol version set. */
 void ps_msg_init(ps_msg *m, ps_msg_type type);
@@ -108,9 +125,9 @@ void ps_msg_init(ps_msg *m, ps_msg_type type);
  * when absent) into m. Checks: the header parses and fits its limits, the
  * type is known, the payload frame is present exactly when the encoding says
  * so and its size equals payload_bytes, an F32 payload covers exactly
- * [key_lo, key_hi). On failure returns PS_EPROTO, PS_ETYPE or PS_EPAYLOAD,
- * fills err with a sentence, and still fills m->seq, m->worker_id and m->type
- * when the header parsed, so the caller can address its ERROR reply. */
+ * [key_lo, key_hi) (an SHM_F32 one announces exactly that, with no frame). On failure returns
+ * PS_EPROTO, PS_ETYPE or PS_EPAYLOAD, fills err with a sentence, and still fills m->seq,
+ * m->worker_id and m->type when the header parsed, so the caller can address its ERROR reply. */
 int ps_codec_decode(const void *hdr, size_t hdr_len, const void *payload, size_t payload_len,
                     ps_msg *m, ps_error *err);
 

@@ -78,7 +78,7 @@ int ps_wire_send(void *sock, const void *identity, size_t identity_len, const ps
     size_t hdr_len = 0;
     if (ps_codec_encode(m, hdr, sizeof hdr, &hdr_len) != 0)
         return PS_EINVAL;
-    bool has_payload = m->payload_bytes > 0;
+    bool has_payload = ps_msg_has_frame(m);
     if (has_payload && payload == NULL)
         return PS_EINVAL;
     if (identity != NULL && zmq_send(sock, identity, identity_len, ZMQ_SNDMORE | flags) < 0)
@@ -96,7 +96,7 @@ int ps_wire_send_msg(void *sock, const void *identity, size_t identity_len, cons
     unsigned char hdr[PS_HEADER_MAX_BYTES];
     size_t hdr_len = 0;
     int rc = PS_EINVAL;
-    if (m->payload_bytes == 0 || zmq_msg_size(payload) != m->payload_bytes ||
+    if (!ps_msg_has_frame(m) || zmq_msg_size(payload) != m->payload_bytes ||
         ps_codec_encode(m, hdr, sizeof hdr, &hdr_len) != 0)
         goto close_payload;
     rc = PS_EZMQ;

@@ -33,7 +33,7 @@ int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg
 /* Closes the frames of a received message. Safe to call twice. */
 void ps_frames_close(ps_frames *f);
 
-/* Sends m (header) and, when m->payload_bytes > 0, payload as frame 2,
+/* Sends m (header) and, when it has a frame (ps_msg_has_frame), payload as frame 2,
  * prefixed by identity when it is not NULL (ROUTER). The payload bytes are
  * copied by ZeroMQ. Returns 0, PS_EINVAL (m breaks a limit) or PS_EZMQ. */
 int ps_wire_send(void *sock, const void *identity, size_t identity_len, const ps_msg *m,

@@ -119,6 +119,7 @@ typedef struct ps_job {
         uint32_t deadline_ms; /* a worker gives up on a silent server after this long */
     } heartbeat;
     ps_worker_loss on_worker_loss;
+    bool shared_memory; /* workers on psd's host exchange θ and gradients in shared memory */
     struct {
         char dir[PS_PATH_MAX]; /* "" when no checkpoints */
         double every_seconds;

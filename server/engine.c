@@ -783,6 +783,15 @@ bool ps_engine_aborted(const ps_engine *e, const char **why)
     return e->aborted;
 }
 
+int ps_engine_worker_rank(const ps_engine *e, uint32_t worker_id)
+{
+    uint32_t rank = worker_id & RANK_MASK;
+    if (rank >= e->job.workers)
+        return -1;
+    const worker_slot *w = &e->slots[rank];
+    return w->state == SLOT_LIVE && w->worker_id == worker_id ? (int)rank : -1;
+}
+
 bool ps_engine_complete(const ps_engine *e)
 {
     for (uint32_t r = 0; r < e->job.workers; r++)

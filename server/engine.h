@@ -97,6 +97,10 @@ void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void 
  * NULL) gets the sentence. */
 bool ps_engine_aborted(const ps_engine *e, const char **why);
 
+/* The rank of the live worker with this worker_id, or -1 when no live
+ * worker has it (never registered, left or evicted). */
+int ps_engine_worker_rank(const ps_engine *e, uint32_t worker_id);
+
 /* True when every rank of the job has left (BYE or eviction). */
 bool ps_engine_complete(const ps_engine *e);
 

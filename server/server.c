@@ -7,6 +7,7 @@
 
 #include "checkpointer.h"
 #include "notify.h"
+#include "shm.h"
 #include "util.h"
 #include "wire.h"
 
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define POLL_MS      100
@@ -33,6 +35,20 @@
  * for such a write (replies in flight hold all of them), the reply is
  * copied as a small one is. */
 #define ZEROCOPY_MIN_BYTES ((size_t)64 << 10)
+
+/* Workers on psd's host exchange θ and gradients through a shared-memory
+ * segment each (common/shm.h, proto/ps.proto): a push's gradient is applied
+ * straight from it, a pull's θ is copied into it, and only small headers
+ * cross the socket. This file is the whole of it on psd's side: the engine
+ * sees an ordinary F32 push and answers an ordinary pull. */
+#define SHM_SWEEP_MS 1000 /* how often segments of departed workers are freed */
+
+typedef struct shm_session {
+    uint32_t worker_id; /* the worker it was made for; 0: none */
+    ps_shm seg;
+    uint64_t pull_seq;     /* the newest PULL that asked for shared memory */
+    uint64_t answered_seq; /* the newest PULL answered there */
+} shm_session;
 
 struct ps_server {
     void *zctx;
@@ -59,6 +75,12 @@ struct ps_server {
     } waiters[CKPT_WAITERS];
     size_t nwaiters;
     uint64_t waiters_after; /* checkpoints written when they asked */
+    /* shared memory: by rank; host is "" when it is off */
+    char host[PS_HOST_MAX];
+    shm_session *shm;
+    uint64_t shm_sweep_ms;
+    bool shm_warned; /* a segment could not be made: said once */
+    ps_msg out;      /* a reply rewritten to point at shared memory */
 };
 
 /* STATUS= for systemctl status: the version and who is training. */
@@ -96,10 +118,140 @@ static void theta_release(void *data, void *hint)
     ps_store_theta_release(hint);
 }
 
+/* ---- shared memory ---------------------------------------------------- */
+
+/* The session of the live worker with this id, or NULL. */
+static shm_session *shm_find(ps_server *s, uint32_t worker_id)
+{
+    if (s->shm == NULL)
+        return NULL;
+    int rank = ps_engine_worker_rank(s->engine, worker_id);
+    if (rank < 0 || s->shm[rank].worker_id != worker_id)
+        return NULL;
+    return &s->shm[rank];
+}
+
+static void shm_end(shm_session *x)
+{
+    ps_shm_detach(&x->seg);
+    memset(x, 0, sizeof *x);
+}
+
+/* Frees the segments of workers that left or were evicted. */
+static void shm_sweep(ps_server *s, uint64_t now)
+{
+    if (s->shm == NULL || now - s->shm_sweep_ms < SHM_SWEEP_MS)
+        return;
+    s->shm_sweep_ms = now;
+    for (uint32_t r = 0; r < s->job.workers; r++)
+        if (s->shm[r].worker_id != 0 &&
+            ps_engine_worker_rank(s->engine, s->shm[r].worker_id) != (int)r)
+            shm_end(&s->shm[r]);
+}
+
+/* A WELCOME to a HELLO from this host: a segment for the worker (kept for
+ * a retried HELLO), named in the reply. Returns the reply to send. */
+static const ps_msg *shm_welcome(ps_server *s, const ps_msg *reply)
+{
+    const ps_msg *hello = &s->msg;
+    if (s->shm == NULL || hello->type != PS_MSG_HELLO || hello->host[0] == '\0' ||
+        strcmp(hello->host, s->host) != 0 || reply->rank < 0 ||
+        (uint32_t)reply->rank >= s->job.workers)
+        return reply;
+    size_t floats = (size_t)(ps_engine_key_hi(s->engine) - ps_engine_key_lo(s->engine));
+    shm_session *x = &s->shm[reply->rank];
+    if (x->worker_id != reply->worker_id) {
+        shm_end(x);
+        ps_error err;
+        if (floats == 0 || ps_shm_create(&x->seg, floats, &err) != 0) {
+            if (floats > 0 && !s->shm_warned)
+                PS_LOG_W(s->log,
+                         "shard %u: no shared memory for workers on this host (%s): "
+                         "θ and gradients go over the socket",
+                         s->shard, err.msg);
+            s->shm_warned = s->shm_warned || floats > 0;
+            return reply;
+        }
+        x->worker_id = reply->worker_id;
+        PS_LOG_I(s->log,
+                 "shard %u: rank %d is on this host: θ and gradients go through "
+                 "shared memory",
+                 s->shard, (int)reply->rank);
+    }
+    s->out = *reply;
+    s->out.shm_pid = (uint32_t)getpid();
+    s->out.shm_fd = (uint32_t)x->seg.fd;
+    s->out.shm_bytes = x->seg.bytes;
+    s->out.shm_token = x->seg.token;
+    return &s->out;
+}
+
+/* A request that says its payload is in shared memory, made ordinary: a
+ * PUSH's gradient becomes a pointer into the worker's segment; a PULL that
+ * asks for its answer there is remembered. Returns 0, or PS_EPAYLOAD with
+ * err filled (the engine then refuses the request). */
+static int shm_request(ps_server *s, ps_msg *m, ps_error *err)
+{
+    if (m->type == PS_MSG_PULL && (m->flags & PS_FLAG_SHM)) {
+        shm_session *x = shm_find(s, m->worker_id);
+        if (x != NULL && m->seq > x->pull_seq)
+            x->pull_seq = m->seq;
+        return 0;
+    }
+    if (m->encoding != PS_ENC_SHM_F32)
+        return 0;
+    /* what the engine refuses anyway (another job, an unknown worker: it
+     * says so, and a worker of a restarted psd registers again) */
+    if (m->protocol != PS_PROTOCOL_VERSION || strcmp(m->job, s->job.name) != 0 ||
+        ps_engine_worker_rank(s->engine, m->worker_id) < 0)
+        return 0;
+    shm_session *x = m->type == PS_MSG_PUSH ? shm_find(s, m->worker_id) : NULL;
+    if (x == NULL)
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "%s says its payload is in shared memory, but worker %u has none "
+                            "with shard %u",
+                            ps_msg_type_name(m->type), m->worker_id, s->shard);
+    if (m->payload_bytes > x->seg.floats * sizeof(float))
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "a PUSH of %llu bytes does not fit the %zu bytes of shared memory",
+                            (unsigned long long)m->payload_bytes, x->seg.floats * sizeof(float));
+    uint64_t marked = ps_shm_grad_seq(&x->seg);
+    if (marked != m->seq)
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "the gradient in shared memory is push %llu's, not push %llu's",
+                            (unsigned long long)marked, (unsigned long long)m->seq);
+    m->encoding = PS_ENC_F32;
+    m->payload = x->seg.grad;
+    return 0;
+}
+
+/* A PULL_REPLY to the newest PULL that asked for shared memory, answered
+ * the first time: θ into the worker's segment, and a reply without a
+ * frame. NULL when the reply goes out as usual. */
+static const ps_msg *shm_pull_reply(ps_server *s, const ps_msg *reply, const void *payload)
+{
+    shm_session *x = shm_find(s, reply->worker_id);
+    if (x == NULL || reply->seq != x->pull_seq || reply->seq <= x->answered_seq ||
+        reply->encoding != PS_ENC_F32 || reply->payload_bytes > x->seg.floats * sizeof(float))
+        return NULL;
+    memcpy(x->seg.theta, payload, (size_t)reply->payload_bytes);
+    x->answered_seq = reply->seq;
+    s->out = *reply;
+    s->out.encoding = PS_ENC_SHM_F32;
+    return &s->out;
+}
+
 static int server_send(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
                        const void *payload)
 {
     ps_server *s = ctx;
+    if (reply->type == PS_MSG_WELCOME)
+        reply = shm_welcome(s, reply);
+    if (reply->type == PS_MSG_PULL_REPLY && s->shm != NULL && reply->payload_bytes > 0) {
+        const ps_msg *r = shm_pull_reply(s, reply, payload);
+        if (r != NULL)
+            return ps_wire_send(s->sock, identity, identity_len, r, NULL, 0);
+    }
     if (reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes < ZEROCOPY_MIN_BYTES)
         return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
     ps_store *st = ps_engine_store(s->engine);
@@ -164,6 +316,13 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     if (ps_checkpointer_new(job, shard, s->engine, log, &s->ckpt, err) != 0)
         goto fail;
     ps_strlcpy(s->endpoint, job->servers[shard], sizeof s->endpoint);
+    if (job->shared_memory && ps_shm_host_id(s->host, sizeof s->host) == 0) {
+        s->shm = calloc(job->workers, sizeof *s->shm);
+        if (s->shm == NULL) {
+            ps_error_set(err, PS_ENOMEM, "cannot allocate the shared-memory table");
+            goto fail;
+        }
+    }
     s->zctx = zmq_ctx_new();
     if (s->zctx == NULL) {
         ps_error_set(err, PS_EZMQ, "cannot create a zeromq context: %s", zmq_strerror(errno));
@@ -251,6 +410,8 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
                 return 0;
             return ps_error_set(err, PS_EZMQ, "receive on %s: %s", s->endpoint, zmq_strerror(e));
         }
+        if (rc == 0)
+            rc = shm_request(s, &s->msg, &s->err);
         if (rc == 0 && s->msg.type == PS_MSG_CHECKPOINT && s->msg.protocol == PS_PROTOCOL_VERSION &&
             strcmp(s->msg.job, s->job.name) == 0)
             checkpoint_asked(s);
@@ -281,6 +442,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
         }
         ps_checkpointer_tick(s->ckpt, now);
         checkpoint_answer(s);
+        shm_sweep(s, now);
         notify_tick(s);
         zmq_pollitem_t item = {.socket = s->sock, .events = ZMQ_POLLIN};
         int n = zmq_poll(&item, 1, POLL_MS);
@@ -355,6 +517,9 @@ void ps_server_destroy(ps_server **sp)
     if (s->zctx != NULL)
         zmq_ctx_term(s->zctx); /* returns once every message is released */
     ps_checkpointer_destroy(&s->ckpt);
+    for (uint32_t r = 0; s->shm != NULL && r < s->job.workers; r++)
+        shm_end(&s->shm[r]);
+    free(s->shm);
     ps_engine_destroy(&s->engine);
     ps_notify_fini(&s->notify);
     free(s);

@@ -8,6 +8,7 @@
 #include "psworker.h"
 
 #include "codec.h"
+#include "shm.h"
 #include "util.h"
 #include "wire.h"
 
@@ -49,6 +50,13 @@ typedef struct shard {
     bool pending;      /* its reply to the current exchange has not come */
     bool pull_pending; /* the reply to the riding pull has not come */
     int status;        /* outcome of the current exchange for this shard */
+    /* shared memory with a shard on this host (common/shm.h), used while
+     * shm_on; grad_seq: the push whose gradient is in it. A segment stays
+     * mapped while a view may point into it: the one it replaced (the shard
+     * restarted) is kept as shm_old until the next replacement. */
+    ps_shm shm, shm_old;
+    bool shm_on;
+    uint64_t shm_grad_seq;
 } shard;
 
 /* One exchange: the request sent to every shard marked asked, and what its
@@ -96,6 +104,9 @@ struct ps_client {
     uint32_t push_flags;
     bool done;               /* ps_client_done was called: say so again after a rejoin */
     uint64_t rejoin_version; /* the version a shard gave when we registered again */
+    char host[PS_HOST_MAX];  /* asks shards on this host for shared memory; "" if not */
+    char shm_why[PS_ENDPOINT_MAX + PS_ERROR_MSG_MAX +
+                 8]; /* why a shard's shared memory could not be used */
     /* the heartbeat thread: its own sockets; sleeps on hb_cv between
      * heartbeats, so hb_stop ends it at once */
     int heartbeat_ms;
@@ -206,6 +217,18 @@ static int request_send(ps_client *c, shard *s, const ps_msg *m, const void *pay
     return ps_wire_send_msg(s->sock, NULL, 0, m, &msg, ZMQ_DONTWAIT);
 }
 
+/* Puts push seq's gradient slice (bytes long) into shard s's shared memory
+ * and marks it as seq's; a resend of the same push finds it there. */
+static void shm_grad_put(shard *s, const float *grad, size_t bytes, uint64_t seq)
+{
+    if (s->shm_grad_seq == seq && seq != 0)
+        return;
+    if (grad != s->shm.grad)
+        memcpy(s->shm.grad, grad, bytes);
+    s->shm_grad_seq = seq;
+    ps_shm_grad_mark(&s->shm, seq);
+}
+
 /* Sends shard i a request of o, of the given type with the given seq. A full
  * send queue is not an error: the request stays pending and the next
  * attempt sends it again. */
@@ -221,6 +244,7 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
     switch (type) {
     case PS_MSG_HELLO:
         m->rank = o->rank;
+        memcpy(m->host, c->host, sizeof m->host);
         break;
     case PS_MSG_HEARTBEAT:
         m->flags = o->flags;
@@ -229,13 +253,19 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
         m->key_lo = s->key_lo;
         m->key_hi = s->key_hi;
         m->min_version = o->min_version;
+        if (s->shm_on)
+            m->flags = PS_FLAG_SHM;
         break;
     case PS_MSG_PUSH:
         m->key_lo = s->key_lo;
         m->key_hi = s->key_hi;
         m->clock = o->clock;
         m->samples = o->samples;
-        if (s->key_hi > s->key_lo) {
+        if (s->key_hi > s->key_lo && s->shm_on) {
+            m->encoding = PS_ENC_SHM_F32;
+            m->payload_bytes = (s->key_hi - s->key_lo) * sizeof(float);
+            shm_grad_put(s, o->grad + s->key_lo, (size_t)m->payload_bytes, seq);
+        } else if (s->key_hi > s->key_lo) {
             m->encoding = PS_ENC_F32;
             m->payload_bytes = (s->key_hi - s->key_lo) * sizeof(float);
             payload = o->grad + s->key_lo;
@@ -400,6 +430,49 @@ static bool welcome_differs(const ps_client *c, const ps_msg *m, char *what, siz
     return true;
 }
 
+/* Opens the shared memory a WELCOME offers (a new one replaces the old: the
+ * shard restarted); when it cannot be used the shard goes on over the
+ * socket, and shm_why says why. */
+static void shm_attach(ps_client *c, shard *s, const ps_msg *m)
+{
+    if (m->shm_bytes == 0 || c->host[0] == '\0' || s->key_hi == s->key_lo)
+        return;
+    if (ps_shm_mapped(&s->shm) && s->shm.token == m->shm_token)
+        return; /* a retried HELLO's WELCOME */
+    ps_shm_detach(&s->shm_old);
+    s->shm_old = s->shm;
+    s->shm_on = false;
+    s->shm_grad_seq = 0;
+    ps_error err;
+    if (ps_shm_attach(&s->shm, m->shm_pid, m->shm_fd, m->shm_bytes, m->shm_token,
+                      (size_t)(s->key_hi - s->key_lo), &err) != 0) {
+        snprintf(c->shm_why, sizeof c->shm_why, "%s: %s", s->endpoint, err.msg);
+        return;
+    }
+    s->shm_on = true;
+}
+
+/* After a push that shard s did not answer: its shared memory is used no
+ * more, since the server may still read the gradient there for it. */
+static void shm_give_up(ps_client *c, shard *s)
+{
+    if (!s->shm_on)
+        return;
+    s->shm_on = false;
+    snprintf(c->shm_why, sizeof c->shm_why,
+             "%s: a push went unanswered: θ and gradients go over the socket from now on",
+             s->endpoint);
+}
+
+/* After a push exchange: shards that did not answer it give up shared
+ * memory (shm_give_up). */
+static void shm_after_push(ps_client *c)
+{
+    for (size_t i = 0; i < c->nshards; i++)
+        if (c->shards[i].pending)
+            shm_give_up(c, &c->shards[i]);
+}
+
 static void welcome_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
 {
     shard *s = &c->shards[i];
@@ -427,6 +500,7 @@ static void welcome_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
     }
     s->key_lo = c->map[i].key_lo;
     s->key_hi = c->map[i].key_hi;
+    shm_attach(c, s, m);
     if (m->model_version < o->version)
         o->version = m->model_version;
     s->pending = false;
@@ -439,6 +513,37 @@ static float *theta_buf(ps_client *c)
     if (c->theta_buf == NULL)
         c->theta_buf = malloc((size_t)c->num_params * sizeof(float));
     return c->theta_buf;
+}
+
+/* A PULL_REPLY from shard i whose θ is in shared memory: used there (one
+ * shard, a view) or copied into o->theta. */
+static int pull_accept_shm(ps_client *c, op *o, size_t i, const ps_msg *m, uint64_t *version,
+                           char *why, size_t cap)
+{
+    shard *s = &c->shards[i];
+    size_t bytes = (size_t)(s->key_hi - s->key_lo) * sizeof(float);
+    if (!s->shm_on || m->payload_bytes != bytes) {
+        snprintf(why, cap, "%s: PULL_REPLY says %llu bytes of θ are in shared memory, %s",
+                 s->endpoint, (unsigned long long)m->payload_bytes,
+                 s->shm_on ? "a different size" : "but none is in use");
+        return PS_EPROTO;
+    }
+    if (o->view && c->nshards == 1) {
+        if (c->view_held)
+            zmq_msg_close(&c->view_msg);
+        c->view_held = false;
+        o->view_out = s->shm.theta;
+    } else {
+        if (o->theta == NULL && (o->theta = theta_buf(c)) == NULL) {
+            snprintf(why, cap, "out of memory for θ");
+            return PS_ENOMEM;
+        }
+        memcpy(o->theta + s->key_lo, s->shm.theta, bytes);
+        o->view_out = NULL;
+    }
+    if (m->model_version < *version)
+        *version = m->model_version;
+    return 0;
 }
 
 /* A PULL_REPLY from shard i: its slice of θ into o->theta. Returns 0, or
@@ -455,6 +560,8 @@ static int pull_accept(ps_client *c, op *o, size_t i, const ps_msg *m, uint64_t 
     }
     size_t bytes = (size_t)(s->key_hi - s->key_lo) * sizeof(float);
     bool empty_ok = bytes == 0 && m->encoding == PS_ENC_NONE;
+    if (m->encoding == PS_ENC_SHM_F32)
+        return pull_accept_shm(c, o, i, m, version, why, cap);
     if (!empty_ok && (m->encoding != PS_ENC_F32 || m->payload_bytes != bytes)) {
         snprintf(why, cap,
                  "%s: PULL_REPLY carries %llu bytes in encoding %d, %zu float32 bytes were "
@@ -818,9 +925,12 @@ static void client_free(ps_client *c)
     if (c->view_held)
         zmq_msg_close(&c->view_msg);
     free(c->theta_buf);
-    for (size_t i = 0; c->shards != NULL && i < c->nshards; i++)
+    for (size_t i = 0; c->shards != NULL && i < c->nshards; i++) {
         if (c->shards[i].sock != NULL)
             zmq_close(c->shards[i].sock);
+        ps_shm_detach(&c->shards[i].shm);
+        ps_shm_detach(&c->shards[i].shm_old);
+    }
     if (c->ctx != NULL)
         zmq_ctx_term(c->ctx);
     free(c->item_shard);
@@ -996,6 +1106,8 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
         goto report;
     }
     ps_strlcpy(c->job, opts->job, sizeof c->job);
+    if (!opts->socket_only && ps_shm_host_id(c->host, sizeof c->host) != 0)
+        c->host[0] = '\0';
     c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
     c->rank = -1;
     if ((rc = client_connect(c, opts)) != 0 || (rc = client_register(c, opts->rank)) != 0) {
@@ -1055,6 +1167,7 @@ int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t sam
             .version = UINT64_MAX};
     int rc = op_all(c, &o);
     push_settle(c);
+    shm_after_push(c);
     c->push_flags = o.flags;
     if (rc == 0 && version != NULL)
         *version = o.version;
@@ -1094,6 +1207,7 @@ int ps_client_push_pull(ps_client *c, ps_push_pull *pp)
             .meanwhile_arg = pp->arg};
     int rc = op_all(c, &o);
     push_settle(c);
+    shm_after_push(c);
     c->push_flags = o.flags;
     if (rc != 0 || o.pull_rc != 0)
         return rc;
@@ -1185,6 +1299,16 @@ int ps_client_tensor(const ps_client *c, size_t i, const char **name, uint64_t *
 uint32_t ps_client_push_flags(const ps_client *c)
 {
     return c->push_flags;
+}
+
+size_t ps_client_shared_memory(const ps_client *c, const char **why)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->nshards; i++)
+        n += c->shards[i].shm_on;
+    if (why != NULL)
+        *why = c->shm_why;
+    return n;
 }
 
 uint64_t ps_client_bad_replies(const ps_client *c)

@@ -26,6 +26,10 @@ typedef struct ps_client_opts {
     int timeout_ms;   /* how long a request is tried before PS_ETIMEDOUT; 0 means 30000 */
     int heartbeat_ms; /* > 0: a thread of the client says "alive" this often, so the
                          servers do not evict a worker that computes or waits */
+    int socket_only;  /* 1: θ and gradients always cross the socket; 0: with a
+                         server on this host (and the same user), they go
+                         through shared memory it offers, and only small
+                         headers cross the socket */
 } ps_client_opts;
 
 /* Registers with every shard (HELLO) and returns a client in *out.
@@ -89,7 +93,7 @@ typedef struct ps_push_pull {
     /* in, optional: called on the caller's thread as soon as the requests
      * are sent, while the replies are on their way (prepare the next batch
      * there, say); at most once, not at all when sending failed. It must
-     * not touch grad, theta or the client. */
+     * not touch grad, theta, the previous view or the client. */
     void (*meanwhile)(void *arg);
     void *arg;
     /* out */
@@ -127,6 +131,11 @@ int ps_client_done(ps_client *c);
  * at open (a job resumed from checkpoints starts there, not at 0), or again
  * after PS_EREJOINED above. */
 uint64_t ps_client_rejoin_version(const ps_client *c);
+
+/* How many shards θ and gradients go through shared memory with (0 .. the
+ * number of servers); *why (when not NULL) gets the reason a shard's could
+ * not be used, or "" (a shard on another host is no failure). */
+size_t ps_client_shared_memory(const ps_client *c, const char **why);
 
 /* Replies that failed to decode, dropped (not an error of any call). */
 uint64_t ps_client_bad_replies(const ps_client *c);

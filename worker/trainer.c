@@ -366,6 +366,7 @@ static int connect_servers(ps_trainer *t, ps_error *err)
         .timeout_ms =
             t->opts.timeout_ms > 0 ? t->opts.timeout_ms : (int)t->job.heartbeat.deadline_ms,
         .heartbeat_ms = (int)t->job.heartbeat.interval_ms,
+        .socket_only = !t->job.shared_memory,
     };
     char why[PS_ERROR_MSG_MAX] = "";
     int rc = ps_client_open(&co, &t->client, why, sizeof why);
@@ -390,6 +391,13 @@ static int connect_servers(ps_trainer *t, ps_error *err)
             err, PS_ECONFIG, "the servers hold %llu parameters, the %s model of the job has %llu",
             (unsigned long long)p, ps_model_name(t->model), (unsigned long long)t->num_params);
     t->rank = (uint32_t)rank;
+    const char *shm_why;
+    size_t shm = ps_client_shared_memory(t->client, &shm_why);
+    if (shm_why[0] != '\0')
+        PS_LOG_W(t->opts.log, "no shared memory with a server on this host: %s", shm_why);
+    else if (shm > 0)
+        PS_LOG_D(t->opts.log, "θ and gradients go through shared memory with %zu of %u servers",
+                 shm, t->job.nservers);
     return 0;
 }
 

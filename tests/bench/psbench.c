@@ -210,9 +210,10 @@ static void file_write(const char *path, const char *text)
 }
 
 /* A job whose θ has exactly P floats: a linear model of P - 1 features
- * (w and b). psd never reads the data file; the loader wants it to exist. */
+ * (w and b). psd never reads the data file; the loader wants it to exist.
+ * shm: workers on this host may use shared memory (the default of a job). */
 static void job_write_flat(bench *b, const char *path, const char *mode, unsigned workers,
-                           const char *endpoint, uint64_t p)
+                           const char *endpoint, uint64_t p, bool shm)
 {
     char data[96], text[1024];
     snprintf(data, sizeof data, "%s/none.csv", b->dir);
@@ -221,8 +222,8 @@ static void job_write_flat(bench *b, const char *path, const char *mode, unsigne
              "job: bench\nmode: %s\nworkers: %u\nservers: [\"%s\"]\n"
              "model: {type: linear, features: %llu, init: {scheme: zeros}}\n"
              "data: {train: %s}\noptimizer: {type: sgd, lr: 0.001}\n"
-             "training: {epochs: 1, batch_size: 1}\nlog: {level: warn}\n",
-             mode, workers, endpoint, (unsigned long long)(p - 1), data);
+             "training: {epochs: 1, batch_size: 1}\nlog: {level: warn}\nshared_memory: %s\n",
+             mode, workers, endpoint, (unsigned long long)(p - 1), data, shm ? "true" : "false");
     file_write(path, text);
 }
 
@@ -256,6 +257,7 @@ typedef struct kid_conf {
     const char *endpoint; /* of psd or the raw server */
     int rank;
     size_t floats;    /* psd: θ size */
+    bool socket_only; /* psd: no shared memory */
     size_t req_bytes; /* raw: request bytes */
 } kid_conf;
 
@@ -343,7 +345,8 @@ static int kid_ps_main(const kid_conf *kc, int cmd_fd, int res_fd)
                         .servers = servers,
                         .num_servers = 1,
                         .rank = kc->rank,
-                        .timeout_ms = 120000};
+                        .timeout_ms = 120000,
+                        .socket_only = kc->socket_only};
     ps_client *c = NULL;
     char why[256];
     int rc = ps_client_open(&o, &c, why, sizeof why);
@@ -351,6 +354,9 @@ static int kid_ps_main(const kid_conf *kc, int cmd_fd, int res_fd)
         fprintf(stderr, "psbench: worker %d: %s\n", kc->rank, why);
         return 1;
     }
+    const char *shm_why;
+    if (!kc->socket_only && ps_client_shared_memory(c, &shm_why) == 0)
+        fprintf(stderr, "psbench: worker %d: no shared memory: %s\n", kc->rank, shm_why);
     float *theta = floats_new(kc->floats, 0.0f), *grad = floats_new(kc->floats, 1e-6f);
     kid_cmd cmd;
     while (read_all(cmd_fd, &cmd, sizeof cmd) && cmd.op != KID_QUIT) {
@@ -522,21 +528,28 @@ static pid_t raw_server_start(bench *b, const char *endpoint, size_t rep_bytes)
 
 /* ---- (a) push + pull ----------------------------------------------------- */
 
+/* How psd's workers move θ and gradients: over TCP or IPC sockets only, or
+ * through shared memory (headers over TCP), as a job on one host does by
+ * default. The raw reference uses the socket (TCP for shm). */
+typedef enum transport { T_TCP, T_IPC, T_SHM } transport;
+static const char *const transport_names[] = {"tcp", "ipc", "shm"};
+
 /* A psd (async) with n workers and a raw server with n clients moving the
  * same bytes; reps steps of each, interleaved. Medians per worker, in s. */
-static void pushpull_measure(bench *b, uint64_t p, unsigned n, bool ipc, int r, double *ours,
+static void pushpull_measure(bench *b, uint64_t p, unsigned n, transport t, int r, double *ours,
                              double *ref)
 {
     char ep[128], raw_ep[128], job[128];
-    endpoint_new(b, ipc, ep, sizeof ep);
-    endpoint_new(b, ipc, raw_ep, sizeof raw_ep);
+    endpoint_new(b, t == T_IPC, ep, sizeof ep);
+    endpoint_new(b, t == T_IPC, raw_ep, sizeof raw_ep);
     snprintf(job, sizeof job, "%s/pushpull.yaml", b->dir);
-    job_write_flat(b, job, "async", n, ep, p);
+    job_write_flat(b, job, "async", n, ep, p, t == T_SHM);
     pid_t psd = psd_start(b, job);
     pid_t raw = raw_server_start(b, raw_ep, (size_t)p * sizeof(float));
     kid ps[MAX_KIDS], rk[MAX_KIDS];
     for (unsigned i = 0; i < n; i++) {
-        kid_conf kc = {.endpoint = ep, .rank = (int)i, .floats = (size_t)p};
+        kid_conf kc = {
+            .endpoint = ep, .rank = (int)i, .floats = (size_t)p, .socket_only = t != T_SHM};
         ps[i] = kid_start(b, &kc);
         kid_conf rc = {.raw = true, .endpoint = raw_ep, .req_bytes = (size_t)p * sizeof(float)};
         rk[i] = kid_start(b, &rc);
@@ -572,14 +585,15 @@ static void bench_pushpull(bench *b)
                  {M_FLOATS, "1M", "4 MB", 40},
                  {10 * (uint64_t)M_FLOATS, "10M", "40 MB", 12}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        for (int ipc = 0; ipc < 2; ipc++) {
+        for (transport t = T_TCP; t <= T_SHM; t++) {
             for (unsigned w = 1; w <= 2; w++) {
                 double ours, ref;
-                pushpull_measure(b, sizes[s].p, w, ipc, reps(b, sizes[s].reps), &ours, &ref);
+                pushpull_measure(b, sizes[s].p, w, t, reps(b, sizes[s].reps), &ours, &ref);
                 char name[48], ref_is[64];
-                snprintf(name, sizeof name, "pushpull_%s_%s_%uw", sizes[s].tag, ipc ? "ipc" : "tcp",
+                snprintf(name, sizeof name, "pushpull_%s_%s_%uw", sizes[s].tag, transport_names[t],
                          w);
-                snprintf(ref_is, sizeof ref_is, "raw zmq %s req + rep", sizes[s].bytes);
+                snprintf(ref_is, sizeof ref_is, "raw zmq %s%s req + rep", sizes[s].bytes,
+                         t == T_SHM ? " tcp" : "");
                 figure_add(b, name, ours * 1e3, ref * 1e3, "ms", ref_is);
             }
         }
@@ -611,7 +625,7 @@ static void bench_apply(bench *b)
     const uint64_t p = 10 * (uint64_t)M_FLOATS;
     char job_path[128];
     snprintf(job_path, sizeof job_path, "%s/apply.yaml", b->dir);
-    job_write_flat(b, job_path, "async", 1, "tcp://127.0.0.1:1", p);
+    job_write_flat(b, job_path, "async", 1, "tcp://127.0.0.1:1", p, false);
     ps_job job;
     ps_error err;
     if (ps_job_load(job_path, &job, &err) != 0)
@@ -687,19 +701,19 @@ static double proc_hwm_mb(pid_t pid)
     return mb;
 }
 
-/* Rounds of a sync job with n workers over P floats (TCP); the median round
- * (parent's wall time per lockstep step), and psd's VmHWM after `rounds`
- * and after 2 · rounds when hwm is not NULL. */
-static double sync_rounds(bench *b, uint64_t p, unsigned n, int rounds, double hwm[2])
+/* Rounds of a sync job with n workers over P floats (TCP, or shared memory
+ * with shm); the median round (parent's wall time per lockstep step), and
+ * psd's VmHWM after `rounds` and after 2 · rounds when hwm is not NULL. */
+static double sync_rounds(bench *b, uint64_t p, unsigned n, bool shm, int rounds, double hwm[2])
 {
     char ep[128], job[128];
     endpoint_new(b, false, ep, sizeof ep);
     snprintf(job, sizeof job, "%s/sync.yaml", b->dir);
-    job_write_flat(b, job, "sync", n, ep, p);
+    job_write_flat(b, job, "sync", n, ep, p, shm);
     pid_t psd = psd_start(b, job);
     kid k[MAX_KIDS];
     for (unsigned i = 0; i < n; i++) {
-        kid_conf kc = {.endpoint = ep, .rank = (int)i, .floats = (size_t)p};
+        kid_conf kc = {.endpoint = ep, .rank = (int)i, .floats = (size_t)p, .socket_only = !shm};
         k[i] = kid_start(b, &kc);
     }
     int total = hwm ? 2 * rounds : rounds + 2;
@@ -758,23 +772,33 @@ static double raw_rounds(bench *b, uint64_t p, unsigned n, int r)
 
 static void bench_sync(bench *b)
 {
-    double ours = sync_rounds(b, M_FLOATS, 2, reps(b, 40), NULL);
+    double ours = sync_rounds(b, M_FLOATS, 2, false, reps(b, 40), NULL);
+    double shm = sync_rounds(b, M_FLOATS, 2, true, reps(b, 40), NULL);
     double ref = raw_rounds(b, M_FLOATS, 2, reps(b, 40));
     figure_add(b, "sync_round_1M_2w", ours * 1e3, ref * 1e3, "ms", "raw zmq 2 x (4 MB req + rep)");
+    figure_add(b, "sync_round_1M_2w_shm", shm * 1e3, ref * 1e3, "ms",
+               "raw zmq tcp 2 x (4 MB req + rep)");
 }
 
 static void bench_rss(bench *b)
 {
-    double hwm[2] = {-1, -1};
     int rounds = reps(b, RSS_ROUNDS);
-    double ours = sync_rounds(b, 10 * (uint64_t)M_FLOATS, 2, rounds, hwm);
     double ref = raw_rounds(b, 10 * (uint64_t)M_FLOATS, 2, reps(b, 8));
-    figure_add(b, "sync_round_10M_2w", ours * 1e3, ref * 1e3, "ms",
-               "raw zmq 2 x (40 MB req + rep)");
-    figure_add(b, "rss_10M_sync_2w", hwm[1], 40.0, "MB", "θ: 40 MB");
     char note[64];
     snprintf(note, sizeof note, "VmHWM after %d rounds", rounds);
-    figure_add(b, "rss_10M_sync_2w_growth", hwm[1], hwm[0], "MB", note);
+    for (int shm = 0; shm < 2; shm++) {
+        double hwm[2] = {-1, -1};
+        double ours = sync_rounds(b, 10 * (uint64_t)M_FLOATS, 2, shm, rounds, hwm);
+        const char *tag = shm ? "_shm" : "";
+        char name[48];
+        snprintf(name, sizeof name, "sync_round_10M_2w%s", tag);
+        figure_add(b, name, ours * 1e3, ref * 1e3, "ms", "raw zmq tcp 2 x (40 MB req + rep)");
+        snprintf(name, sizeof name, "rss_10M_sync_2w%s", tag);
+        figure_add(b, name, hwm[1], 40.0, "MB",
+                   shm ? "θ: 40 MB (shared memory counted)" : "θ: 40 MB");
+        snprintf(name, sizeof name, "rss_10M_sync_2w%s_growth", tag);
+        figure_add(b, name, hwm[1], hwm[0], "MB", note);
+    }
 }
 
 /* ---- (e) pulls per second ----------------------------------------------- */
@@ -787,7 +811,7 @@ static void bench_pulls(bench *b)
     endpoint_new(b, false, ep, sizeof ep);
     endpoint_new(b, false, raw_ep, sizeof raw_ep);
     snprintf(job, sizeof job, "%s/pulls.yaml", b->dir);
-    job_write_flat(b, job, "async", n, ep, p);
+    job_write_flat(b, job, "async", n, ep, p, true);
     pid_t psd = psd_start(b, job);
     pid_t raw = raw_server_start(b, raw_ep, (size_t)p * sizeof(float));
     kid ps[MAX_KIDS], rk[MAX_KIDS];
@@ -884,7 +908,7 @@ static void train_data_write(const char *path, const train_conf *tc)
 }
 
 static void train_job_write(bench *b, const char *path, const char *endpoint, const char *data,
-                            const train_conf *tc)
+                            const train_conf *tc, bool shm)
 {
     char model[160], text[1024];
     if (strcmp(tc->model, "mlp") == 0)
@@ -895,20 +919,21 @@ static void train_job_write(bench *b, const char *path, const char *endpoint, co
     snprintf(text, sizeof text,
              "job: bench-train\nmode: sync\nworkers: 1\nservers: [\"%s\"]\nmodel: %s\n"
              "data: {train: %s}\noptimizer: {type: sgd, lr: 0.01}\n"
-             "training: {epochs: %u, batch_size: %zu, seed: 7}\nlog: {level: warn}\n",
-             endpoint, model, data, tc->epochs, tc->batch);
+             "training: {epochs: %u, batch_size: %zu, seed: 7}\nlog: {level: warn}\n"
+             "shared_memory: %s\n",
+             endpoint, model, data, tc->epochs, tc->batch, shm ? "true" : "false");
     (void)b;
     file_write(path, text);
 }
 
 /* samples/s of psworker through psd, from its summary; -1 on failure. */
-static double train_through_psd(bench *b, const char *data, const train_conf *tc)
+static double train_through_psd(bench *b, const char *data, const train_conf *tc, bool shm)
 {
     char ep[128], job[128], summary[128];
     endpoint_new(b, false, ep, sizeof ep);
     snprintf(job, sizeof job, "%s/train.yaml", b->dir);
     snprintf(summary, sizeof summary, "%s/train.json", b->dir);
-    train_job_write(b, job, ep, data, tc);
+    train_job_write(b, job, ep, data, tc, shm);
     unlink(summary);
     pid_t psd = psd_start(b, job);
     char *argv[] = {"psworker",       "--config", job,           "--rank", "0",
@@ -1029,7 +1054,7 @@ static void bench_train(bench *b, const train_conf *tc, const char *figure_name,
     ps_error err;
     char jp[128];
     snprintf(jp, sizeof jp, "%s/train.yaml", b->dir);
-    train_job_write(b, jp, "tcp://127.0.0.1:1", data, tc);
+    train_job_write(b, jp, "tcp://127.0.0.1:1", data, tc, true);
     if (ps_job_load(jp, &job, &err) != 0)
         die("%s", err.msg);
     ps_dataset *ds = NULL;
@@ -1055,9 +1080,13 @@ static void bench_train(bench *b, const train_conf *tc, const char *figure_name,
     if (getenv("OPENBLAS_NUM_THREADS") == NULL)
         openblas_set_num_threads(1);
     int r = reps(b, 5);
-    double a[MAX_REPS], c[MAX_REPS];
+    /* a: as a job runs by default (shared memory with psd on this host);
+     * sock: with the ceiling, the same over TCP only */
+    double a[MAX_REPS], sock[MAX_REPS], c[MAX_REPS];
     for (int i = 0; i < r; i++) {
-        a[i] = train_through_psd(b, data, tc);
+        a[i] = train_through_psd(b, data, tc, true);
+        if (ceiling)
+            sock[i] = train_through_psd(b, data, tc, false);
         c[i] = train_in_process(&job, ds, tc, m);
     }
     size_t theta_bytes = (size_t)ps_model_num_params(m) * sizeof(float);
@@ -1071,13 +1100,16 @@ static void bench_train(bench *b, const train_conf *tc, const char *figure_name,
     figure_add(b, figure_name, median(a, (size_t)r), in_process, "samples/s", note);
     if (!ceiling)
         return;
-    /* the best a server could do: the in-process run plus, every step, θ
-     * moved once each way at raw ZeroMQ speed and nothing else */
+    char name[48], what[96];
+    snprintf(name, sizeof name, "%s_tcp", figure_name);
+    snprintf(what, sizeof what, "%s; psd over tcp only", note);
+    figure_add(b, name, median(sock, (size_t)r), in_process, "samples/s", what);
+    /* the best a server could do over the socket: the in-process run plus,
+     * every step, θ moved once each way at raw ZeroMQ speed and nothing else */
     double wire = raw_wire_s(b, theta_bytes, reps(b, 20));
     double samples = (double)tc->rows * tc->epochs;
     double steps = (double)tc->epochs * (double)((tc->rows + tc->batch - 1) / tc->batch);
     double best = samples / (samples / in_process + steps * wire);
-    char name[48], what[64];
     snprintf(name, sizeof name, "%s_wire_bound", figure_name);
     snprintf(what, sizeof what, "in-process + raw zmq %.1f MB req + rep a step",
              (double)theta_bytes / 1e6);

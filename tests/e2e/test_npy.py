@@ -2,7 +2,9 @@
 manifest; numpy loads them, scores the test set itself (standardised with
 the training set's statistics, as psworker does) and counts exactly the
 correct predictions behind the accuracy psrun reported: softmax regression
-and a two-hidden-layer MLP on digits, logistic regression on breast_cancer."""
+and a two-hidden-layer MLP on digits, logistic regression on breast_cancer.
+The MLP, trained again with shared_memory: false (every byte over the
+socket), writes the same model bit for bit as through shared memory."""
 import json
 import os
 
@@ -34,6 +36,9 @@ cases = [
      ["W1", "b1", "W2", "b2", "W3", "b3"]),
     ("bc-logistic", "breast_cancer", dict(model="logistic", features=30), ["w", "b"]),
 ]
+cases.append(("digits-mlp-socket", "digits", dict(cases[1][2], extra="shared_memory: false\n"),
+              cases[1][3]))
+models = {}
 for name, dataset, kw, names in cases:
     out = os.path.join(env.tmp, f"out-{name}")
     job = write(env, f"{name}.yaml",
@@ -50,6 +55,7 @@ for name, dataset, kw, names in cases:
     env.check(all(list(theta[t["name"]].shape) == t["shape"] and theta[t["name"]].dtype ==
                   np.float32 for t in manifest["tensors"]),
               f"{name}: every .npy is float32 of the manifest's shape")
+    models[name] = theta
     xtr, _ = load(dataset, "train")
     xte, yte = load(dataset, "test")
     a = standardise(xtr, xte).astype(np.float64)
@@ -71,4 +77,8 @@ for name, dataset, kw, names in cases:
     env.check(abs(correct / len(yte) - reported) <= 1e-9,
               f"{name}: numpy's accuracy {correct / len(yte):.6f} == psrun's to 1e-9")
     no_leftovers(env, job)
+shm, sock = models.get("digits-mlp"), models.get("digits-mlp-socket")
+env.check(shm is not None and sock is not None and
+          all(np.array_equal(shm[t], sock[t]) for t in shm),
+          "digits-mlp: the model over the socket equals the one through shared memory, bit for bit")
 env.finish()

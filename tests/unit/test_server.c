@@ -20,6 +20,7 @@
 #include "codec.h"
 #include "psworker.h"
 #include "server.h"
+#include "shm.h"
 #include "wire.h"
 
 #define P       4 /* logistic, 3 features */
@@ -123,16 +124,22 @@ static void request_init(ps_msg *m, ps_msg_type type, uint64_t seq)
     m->seq = seq;
 }
 
-/* A server for job on a thread of its own; stop it with r->stop. */
-static pthread_t runner_start(runner *r, const ps_job *job)
+/* Shard `shard` of job on a thread of its own; stop it with r->stop. */
+static pthread_t runner_start_shard(runner *r, const ps_job *job, uint32_t shard)
 {
     static const ps_log lg = {PS_LOG_ERROR, "test_server"};
     r->stop = 0;
-    r->srv = ps_server_new(job, 0, &lg, &r->err);
+    r->srv = ps_server_new(job, shard, &lg, &r->err);
     ck_assert_msg(r->srv != NULL, "server: %s", r->err.msg);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, run_thread, r), 0);
     return th;
+}
+
+/* A server for job (one shard) on a thread of its own. */
+static pthread_t runner_start(runner *r, const ps_job *job)
+{
+    return runner_start_shard(r, job, 0);
 }
 
 /* Stops the server runner_start started; its stats in *st. */
@@ -434,6 +441,242 @@ START_TEST(run_returns_when_stop_is_set)
 }
 END_TEST
 
+/* ---- shared memory -------------------------------------------------------- */
+
+/* Receives one reply (bounded by ZMQ_RCVTIMEO) into *m; its frames in *f
+ * (close them). */
+static void recv_reply(void *s, ps_frames *f, ps_msg *m, ps_msg_type type, uint64_t seq)
+{
+    ps_error err;
+    int rc = ps_wire_recv(s, false, 0, f, m, &err);
+    ck_assert_msg(rc == 0, "no reply: %s", err.msg);
+    ck_assert_msg(m->type == type, "reply %llu is %s (%s), not %s", (unsigned long long)m->seq,
+                  ps_msg_type_name(m->type), m->error, ps_msg_type_name(type));
+    ck_assert_uint_eq(m->seq, seq);
+}
+
+static void raw_shm_push(void *s, uint32_t worker_id, uint64_t seq, uint64_t key_hi)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_PUSH, seq);
+    m.worker_id = worker_id;
+    m.key_hi = key_hi;
+    m.samples = 1;
+    m.encoding = PS_ENC_SHM_F32;
+    m.payload_bytes = key_hi * sizeof(float);
+    send_msg(s, &m, NULL, 0);
+}
+
+static void raw_shm_pull(void *s, uint32_t worker_id, uint64_t seq)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_PULL, seq);
+    m.worker_id = worker_id;
+    m.key_hi = P;
+    m.flags = PS_FLAG_SHM;
+    send_msg(s, &m, NULL, 0);
+}
+
+/* True while this process has a psd shared-memory segment open as fd. */
+static bool fd_is_segment(int fd)
+{
+    char path[64], target[256];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n < 0)
+        return false;
+    target[n] = '\0';
+    return strstr(target, "memfd:psd-shm") != NULL;
+}
+
+START_TEST(shared_memory_carries_pushes_and_pulls_by_the_protocol_rules)
+{
+    /* async, 2 workers, θ of P floats from zeros, sgd lr 0.5. Worker a
+     * (this host) gets a segment; worker b (no host given) does not. */
+    static ps_job job;
+    job_logistic(&job, free_port());
+    job.mode = PS_MODE_ASYNC;
+    job.workers = 2;
+    job.shared_memory = true;
+    static runner r;
+    pthread_t th = runner_start(&r, &job);
+    void *zctx = zmq_ctx_new();
+    void *a = dealer_new(zctx, job.servers[0]), *b = dealer_new(zctx, job.servers[0]);
+    static ps_msg m;
+    ps_frames f;
+
+    request_init(&m, PS_MSG_HELLO, 1);
+    m.rank = 0;
+    ck_assert_int_eq(ps_shm_host_id(m.host, sizeof m.host), 0);
+    send_msg(a, &m, NULL, 0);
+    recv_reply(a, &f, &m, PS_MSG_WELCOME, 1);
+    ps_frames_close(&f);
+    uint32_t ida = m.worker_id;
+    ck_assert_uint_eq(m.shm_pid, (uint32_t)getpid());
+    ck_assert_uint_eq(m.shm_bytes, ps_shm_bytes(P));
+    int seg_fd = (int)m.shm_fd;
+    ck_assert(fd_is_segment(seg_fd));
+    ps_shm seg;
+    ps_error err;
+    ck_assert_msg(ps_shm_attach(&seg, m.shm_pid, m.shm_fd, m.shm_bytes, m.shm_token, P, &err) == 0,
+                  "attach: %s", err.msg);
+
+    request_init(&m, PS_MSG_HELLO, 1);
+    m.rank = 1;
+    send_msg(b, &m, NULL, 0);
+    recv_reply(b, &f, &m, PS_MSG_WELCOME, 1);
+    ps_frames_close(&f);
+    uint32_t idb = m.worker_id;
+    ck_assert_uint_eq(m.shm_bytes, 0);
+
+    /* a push whose gradient is in the segment, marked with its seq */
+    for (size_t i = 0; i < P; i++)
+        seg.grad[i] = 2.0f;
+    ps_shm_grad_mark(&seg, 7);
+    raw_shm_push(a, ida, 7, P);
+    recv_reply(a, &f, &m, PS_MSG_ACK, 7);
+    ps_frames_close(&f);
+    ck_assert_uint_eq(m.model_version, 1);
+    /* one whose mark is another push's, one that does not fit, and one from
+     * a worker without a segment: refused, nothing applied */
+    raw_shm_push(a, ida, 8, P);
+    expect_error(a, 8, PS_EPAYLOAD, "the gradient in shared memory is push 7's, not push 8's");
+    ps_shm_grad_mark(&seg, 9);
+    raw_shm_push(a, ida, 9, P + 1);
+    expect_error(a, 9, PS_EPAYLOAD,
+                 "a PUSH of 20 bytes does not fit the 16 bytes of shared memory");
+    raw_shm_push(b, idb, 2, P);
+    expect_error(b, 2, PS_EPAYLOAD,
+                 "PUSH says its payload is in shared memory, but worker 2049 has none with "
+                 "shard 0");
+
+    /* the newest pull asking for shared memory is answered there, once */
+    raw_shm_pull(a, ida, 10);
+    recv_reply(a, &f, &m, PS_MSG_PULL_REPLY, 10);
+    ck_assert_int_eq(m.encoding, PS_ENC_SHM_F32);
+    ck_assert_int_eq(f.nparts, 1); /* no payload frame */
+    ck_assert_uint_eq(m.model_version, 1);
+    ps_frames_close(&f);
+    for (size_t i = 0; i < P; i++) {
+        ck_assert_float_eq(seg.theta[i], -1.0f);
+        seg.theta[i] = 42.0f;
+    }
+    raw_shm_pull(a, ida, 10); /* a resend: θ comes in the frame, the segment stays */
+    expect_reply(a, PS_MSG_PULL_REPLY, 10, 1, P, -1.0f);
+    raw_shm_pull(a, ida, 9); /* an older one, the same */
+    expect_reply(a, PS_MSG_PULL_REPLY, 9, 1, P, -1.0f);
+    for (size_t i = 0; i < P; i++)
+        ck_assert_float_eq(seg.theta[i], 42.0f);
+    raw_pull(b, idb, 3, 0, P); /* b gets θ in the frame, as ever */
+    recv_reply(b, &f, &m, PS_MSG_PULL_REPLY, 3);
+    ck_assert_int_eq(m.encoding, PS_ENC_F32);
+    ck_assert_uint_eq(m.payload_bytes, P * sizeof(float));
+    ps_frames_close(&f);
+
+    /* after a's BYE its segment is freed within the sweep */
+    request_init(&m, PS_MSG_BYE, 11);
+    m.worker_id = ida;
+    send_msg(a, &m, NULL, 0);
+    recv_reply(a, &f, &m, PS_MSG_ACK, 11);
+    ps_frames_close(&f);
+    for (int i = 0; i < 40 && fd_is_segment(seg_fd); i++)
+        usleep(100 * 1000);
+    ck_assert_msg(!fd_is_segment(seg_fd), "the segment outlived its worker by 4 s");
+    ps_shm_detach(&seg);
+
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(zctx);
+    ps_engine_stats st;
+    runner_stop(&r, th, &st);
+    ck_assert_uint_eq(st.version, 1);
+    ck_assert_uint_eq(st.errors, 3);
+    ps_server_destroy(&r.srv);
+}
+END_TEST
+
+/* A sync job with one worker over `shards` servers: `steps` push_pull
+ * exchanges of a gradient that depends on θ, θ left to the client (view);
+ * the final θ into out. How many shards went through shared memory into
+ * *shm. */
+static void train_steps(bool job_shm, bool socket_only, uint32_t shards, int steps, float *out,
+                        size_t *shm)
+{
+    enum { N = 50000 };
+    static ps_job job;
+    job_logistic(&job, free_port());
+    job.model.type = PS_MODEL_LINEAR;
+    job.model.features = N - 1;
+    job.model.init_scheme = PS_INIT_XAVIER;
+    job.shared_memory = job_shm;
+    job.nservers = shards;
+    for (uint32_t i = 1; i < shards; i++)
+        snprintf(job.servers[i], sizeof job.servers[i], "tcp://127.0.0.1:%d", free_port());
+    static runner r[2];
+    pthread_t th[2];
+    for (uint32_t i = 0; i < shards; i++)
+        th[i] = runner_start_shard(&r[i], &job, i);
+    const char *eps[] = {job.servers[0], job.servers[1]};
+    ps_client_opts o = {.job = "server-test",
+                        .servers = eps,
+                        .num_servers = shards,
+                        .rank = 0,
+                        .timeout_ms = WAIT_MS,
+                        .socket_only = socket_only};
+    ps_client *c = NULL;
+    char why[256] = "";
+    ck_assert_msg(ps_client_open(&o, &c, why, sizeof why) == 0, "open: %s", why);
+    const char *shm_why = NULL;
+    *shm = ps_client_shared_memory(c, &shm_why);
+    ck_assert_str_eq(shm_why, "");
+    static float theta[N], grad[N];
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    const float *th_now = theta;
+    for (int t = 0; t < steps; t++) {
+        for (size_t k = 0; k < N; k++)
+            grad[k] = th_now[k] * 0.25f + (float)(k % 5) * 0.01f;
+        ps_push_pull pp = {
+            .clock = (uint64_t)t, .grad = grad, .samples = 1, .min_version = (uint64_t)t + 1};
+        ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
+        ck_assert_int_eq(pp.pulled, 1);
+        ck_assert_uint_eq(pp.version, (uint64_t)t + 1);
+        th_now = pp.view;
+    }
+    memcpy(out, th_now, N * sizeof(float));
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    for (uint32_t i = 0; i < shards; i++) {
+        ps_engine_stats st;
+        runner_stop(&r[i], th[i], &st);
+        ck_assert_uint_eq(st.version, (uint64_t)steps);
+        ck_assert_uint_eq(st.errors, 0);
+        ps_server_destroy(&r[i].srv);
+    }
+}
+
+START_TEST(shared_memory_trains_bit_for_bit_as_the_socket)
+{
+    enum { N = 50000, STEPS = 4 };
+    static float sock[N], shm[N];
+    size_t n;
+    for (uint32_t shards = 1; shards <= 2; shards++) {
+        train_steps(true, true, shards, STEPS, sock, &n); /* the client says no */
+        ck_assert_uint_eq(n, 0);
+        train_steps(true, false, shards, STEPS, shm, &n);
+        ck_assert_uint_eq(n, shards);
+        ck_assert_msg(memcmp(sock, shm, sizeof sock) == 0,
+                      "%u shard(s): θ through shared memory differs from θ over the socket",
+                      shards);
+        train_steps(false, false, shards, STEPS, shm, &n); /* the job says no */
+        ck_assert_uint_eq(n, 0);
+        ck_assert(memcmp(sock, shm, sizeof sock) == 0);
+    }
+    bool moved = false; /* the steps did change θ */
+    for (size_t k = 0; k < N && !moved; k++)
+        moved = sock[k] != 0.0f;
+    ck_assert(moved);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
     Suite *s = suite_create("server");
@@ -444,6 +687,8 @@ static Suite *server_suite(void)
     tcase_add_test(tc, run_returns_when_stop_is_set);
     tcase_add_test(tc, big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go);
     tcase_add_test(tc, pull_reply_on_the_wire_is_not_changed_by_a_push_applied_meanwhile);
+    tcase_add_test(tc, shared_memory_carries_pushes_and_pulls_by_the_protocol_rules);
+    tcase_add_test(tc, shared_memory_trains_bit_for_bit_as_the_socket);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -125,18 +125,19 @@ int ps_shm_attach(ps_shm *s, uint32_t pid, uint32_t fd, uint64_t bytes, uint64_t
     int f = open(path, O_RDWR | O_CLOEXEC);
     if (f < 0)
         return ps_error_set(err, PS_EIO, "cannot open %s: %s", path, strerror(errno));
-    struct stat st;
+    /* sealed first (then its size cannot change under us): or psd's user
+     * could shrink it between the checks and we would fault past its end */
     int rc = 0;
+    int seals = fcntl(f, F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+        rc = ps_error_set(err, PS_EPROTO, "%s is not sealed against shrinking", path);
+        goto close_file;
+    }
+    struct stat st;
     if (fstat(f, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != bytes ||
         bytes < ps_shm_bytes(floats) || ps_shm_bytes(floats) == 0 || bytes > SIZE_MAX) {
         rc = ps_error_set(err, PS_EPROTO, "%s is not the %llu-byte segment promised", path,
                           (unsigned long long)bytes);
-        goto close_file;
-    }
-    /* sealed, or psd could shrink it under us */
-    int seals = fcntl(f, F_GET_SEALS);
-    if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
-        rc = ps_error_set(err, PS_EPROTO, "%s is not sealed against shrinking", path);
         goto close_file;
     }
     void *base = mmap(NULL, (size_t)bytes, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);

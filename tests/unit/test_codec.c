@@ -3,10 +3,12 @@
 #include <check.h>
 
 #include "check_main.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
+#include "ps.pb-c.h"
 #include "wire.h"
 
 static size_t encode(const ps_msg *m, unsigned char *buf, size_t cap)
@@ -217,6 +219,200 @@ START_TEST(encode_refuses_small_buffer)
 }
 END_TEST
 
+/* A PUSH whose gradient sits in shared memory: header only, one float per
+ * key announced. */
+static void shm_push(ps_msg *m, uint64_t key_lo, uint64_t key_hi, uint64_t payload_bytes)
+{
+    ps_msg_init(m, PS_MSG_PUSH);
+    m->key_lo = key_lo;
+    m->key_hi = key_hi;
+    m->encoding = PS_ENC_SHM_F32;
+    m->payload_bytes = payload_bytes;
+    m->seq = 21;
+}
+
+START_TEST(shm_push_round_trips_without_a_frame)
+{
+    static ps_msg m, d;
+    shm_push(&m, 10, 14, 16);
+    unsigned char buf[256];
+    size_t len = encode(&m, buf, sizeof buf);
+    ps_error err;
+    int rc = ps_codec_decode(buf, len, NULL, 0, &d, &err);
+    ck_assert_msg(rc == 0, "decode: %s", err.msg);
+    ck_assert_int_eq(d.type, PS_MSG_PUSH);
+    ck_assert_int_eq(d.encoding, PS_ENC_SHM_F32);
+    ck_assert_uint_eq(d.payload_bytes, 16);
+    ck_assert_uint_eq(d.key_lo, 10);
+    ck_assert_uint_eq(d.key_hi, 14);
+    ck_assert_uint_eq(d.seq, 21);
+    ck_assert_ptr_null(d.payload);
+}
+END_TEST
+
+START_TEST(shm_push_with_a_frame_is_refused)
+{
+    static ps_msg m, d;
+    float g[4] = {1, 2, 3, 4};
+    shm_push(&m, 10, 14, sizeof g);
+    unsigned char buf[256];
+    size_t len = encode(&m, buf, sizeof buf);
+    ps_error err;
+    ck_assert_int_eq(ps_codec_decode(buf, len, g, sizeof g, &d, &err), PS_EPAYLOAD);
+    ck_assert_str_eq(err.msg, "PUSH says its payload is in shared memory but has a 16-byte frame");
+    ck_assert_ptr_null(d.payload);
+    ck_assert_uint_eq(d.seq, 21);
+}
+END_TEST
+
+START_TEST(shm_push_not_covering_key_range_is_refused)
+{
+    static ps_msg m, d;
+    uint64_t wrong[] = {0, 12, 15, 20};
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        shm_push(&m, 10, 14, wrong[i]);
+        unsigned char buf[256];
+        size_t len = encode(&m, buf, sizeof buf);
+        ps_error err;
+        char want[128];
+        snprintf(want, sizeof want,
+                 "shared-memory payload of %llu bytes does not cover keys [10, 14)",
+                 (unsigned long long)wrong[i]);
+        ck_assert_int_eq(ps_codec_decode(buf, len, NULL, 0, &d, &err), PS_EPAYLOAD);
+        ck_assert_str_eq(err.msg, want);
+    }
+}
+END_TEST
+
+START_TEST(shm_push_with_empty_or_reversed_range_is_refused)
+{
+    static ps_msg m, d;
+    unsigned char buf[256];
+    ps_error err;
+    shm_push(&m, 14, 14, 0);
+    size_t len = encode(&m, buf, sizeof buf);
+    ck_assert_int_eq(ps_codec_decode(buf, len, NULL, 0, &d, &err), PS_EPAYLOAD);
+    ck_assert_str_eq(err.msg, "shared-memory payload of 0 bytes does not cover keys [14, 14)");
+    /* reversed, where key_hi - key_lo wraps to 4 keys, 16 bytes */
+    shm_push(&m, UINT64_MAX, 3, 16);
+    len = encode(&m, buf, sizeof buf);
+    ck_assert_int_eq(ps_codec_decode(buf, len, NULL, 0, &d, &err), PS_EPAYLOAD);
+    ck_assert_str_eq(
+        err.msg, "shared-memory payload of 16 bytes does not cover keys [18446744073709551615, 3)");
+    /* a key count whose * 4 overflows to the bytes announced */
+    shm_push(&m, 0, (UINT64_MAX / 4) + 2, 4);
+    len = encode(&m, buf, sizeof buf);
+    ck_assert_int_eq(ps_codec_decode(buf, len, NULL, 0, &d, &err), PS_EPAYLOAD);
+}
+END_TEST
+
+START_TEST(unknown_encoding_is_refused)
+{
+    static ps_msg m, d;
+    ps_msg_init(&m, PS_MSG_PUSH);
+    m.key_hi = 4;
+    m.encoding = (ps_encoding)7;
+    m.payload_bytes = 16;
+    float g[4] = {0};
+    unsigned char buf[256];
+    size_t len = encode(&m, buf, sizeof buf);
+    ps_error err;
+    ck_assert_int_eq(ps_codec_decode(buf, len, g, sizeof g, &d, &err), PS_EPAYLOAD);
+    ck_assert_str_eq(err.msg, "unknown payload encoding 7");
+    m.payload_bytes = 0;
+    len = encode(&m, buf, sizeof buf);
+    ck_assert_int_eq(ps_codec_decode(buf, len, NULL, 0, &d, &err), PS_EPAYLOAD);
+    ck_assert_str_eq(err.msg, "unknown payload encoding 7");
+}
+END_TEST
+
+START_TEST(shm_fields_round_trip)
+{
+    static ps_msg m, d;
+    ps_msg_init(&m, PS_MSG_WELCOME);
+    /* the longest host a ps_msg holds: PS_HOST_MAX - 1 bytes */
+    memset(m.host, 'h', PS_HOST_MAX - 1);
+    m.host[0] = 'b';
+    m.shm_pid = 4000000;
+    m.shm_fd = 17;
+    m.shm_bytes = (uint64_t)1 << 40;
+    m.shm_token = 0xfedcba9876543210ull;
+    m.flags = PS_FLAG_SHM | PS_FLAG_DONE;
+    unsigned char buf[512];
+    size_t len = encode(&m, buf, sizeof buf);
+    ps_error err;
+    int rc = ps_codec_decode(buf, len, NULL, 0, &d, &err);
+    ck_assert_msg(rc == 0, "decode: %s", err.msg);
+    ck_assert_uint_eq(strlen(d.host), PS_HOST_MAX - 1);
+    ck_assert_str_eq(d.host, m.host);
+    ck_assert_uint_eq(d.shm_pid, 4000000);
+    ck_assert_uint_eq(d.shm_fd, 17);
+    ck_assert_uint_eq(d.shm_bytes, (uint64_t)1 << 40);
+    ck_assert_uint_eq(d.shm_token, 0xfedcba9876543210ull);
+    ck_assert_uint_eq(d.flags, PS_FLAG_SHM | PS_FLAG_DONE);
+}
+END_TEST
+
+START_TEST(pull_with_shm_flag_round_trips)
+{
+    static ps_msg m, d;
+    ps_msg_init(&m, PS_MSG_PULL);
+    m.flags = PS_FLAG_SHM;
+    m.min_version = 3;
+    unsigned char buf[256];
+    size_t len = encode(&m, buf, sizeof buf);
+    ck_assert_int_eq(ps_codec_decode(buf, len, NULL, 0, &d, NULL), 0);
+    ck_assert_int_eq(d.type, PS_MSG_PULL);
+    ck_assert_uint_eq(d.flags, PS_FLAG_SHM);
+    ck_assert_uint_eq(d.min_version, 3);
+}
+END_TEST
+
+START_TEST(too_long_host_is_refused)
+{
+    /* built with protobuf-c, since a ps_msg cannot hold such a host */
+    char host[PS_HOST_MAX + 1];
+    memset(host, 'h', PS_HOST_MAX);
+    host[PS_HOST_MAX] = '\0';
+    Ps__Header h;
+    ps__header__init(&h);
+    h.type = PS__MSG_TYPE__HELLO;
+    h.protocol = PS_PROTOCOL_VERSION;
+    h.seq = 8;
+    h.host = host;
+    unsigned char buf[256];
+    ck_assert_uint_le(ps__header__get_packed_size(&h), sizeof buf);
+    size_t len = ps__header__pack(&h, buf);
+    static ps_msg d;
+    ps_error err;
+    ck_assert_int_eq(ps_codec_decode(buf, len, NULL, 0, &d, &err), PS_EPROTO);
+    ck_assert_str_eq(err.msg, "header field host is 64 bytes (limit 63)");
+    ck_assert_uint_eq(d.seq, 8);
+    /* one byte shorter fits */
+    host[PS_HOST_MAX - 1] = '\0';
+    len = ps__header__pack(&h, buf);
+    ck_assert_int_eq(ps_codec_decode(buf, len, NULL, 0, &d, &err), 0);
+    ck_assert_uint_eq(strlen(d.host), PS_HOST_MAX - 1);
+}
+END_TEST
+
+START_TEST(has_frame_only_for_payload_on_the_wire)
+{
+    static ps_msg m;
+    shm_push(&m, 0, 4, 16);
+    ck_assert(!ps_msg_has_frame(&m));
+    ps_msg_init(&m, PS_MSG_PUSH);
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = 0;
+    ck_assert(!ps_msg_has_frame(&m));
+    m.key_hi = 4;
+    m.payload_bytes = 16;
+    ck_assert(ps_msg_has_frame(&m));
+    ps_msg_init(&m, PS_MSG_PULL);
+    ck_assert(!ps_msg_has_frame(&m));
+}
+END_TEST
+
 /* Wire: a message with too many frames is consumed whole and refused, and
  * the next message on the socket still decodes. */
 START_TEST(wire_drains_message_with_extra_frames)
@@ -263,6 +459,15 @@ int main(void)
     tcase_add_test(tc, oversized_header_is_refused_before_parsing);
     tcase_add_test(tc, too_long_job_name_is_refused);
     tcase_add_test(tc, encode_refuses_small_buffer);
+    tcase_add_test(tc, shm_push_round_trips_without_a_frame);
+    tcase_add_test(tc, shm_push_with_a_frame_is_refused);
+    tcase_add_test(tc, shm_push_not_covering_key_range_is_refused);
+    tcase_add_test(tc, shm_push_with_empty_or_reversed_range_is_refused);
+    tcase_add_test(tc, unknown_encoding_is_refused);
+    tcase_add_test(tc, shm_fields_round_trip);
+    tcase_add_test(tc, pull_with_shm_flag_round_trips);
+    tcase_add_test(tc, too_long_host_is_refused);
+    tcase_add_test(tc, has_frame_only_for_payload_on_the_wire);
     tcase_add_test(tc, wire_drains_message_with_extra_frames);
     suite_add_tcase(s, tc);
     return ps_check_run(s);

@@ -630,7 +630,8 @@ static void bench_apply(bench *b)
     ps_error err;
     if (ps_job_load(job_path, &job, &err) != 0)
         die("%s", err.msg);
-    ps_engine *e = ps_engine_new(&job, 0, NULL, &err);
+    static const ps_log quiet = {PS_LOG_WARN, "psbench"}; /* not the engine's joins */
+    ps_engine *e = ps_engine_new(&job, 0, &quiet, &err);
     if (e == NULL)
         die("engine: %s", err.msg);
     apply_ctx ac = {0, 0};

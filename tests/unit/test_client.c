@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "psworker.h"
+#include "shm.h"
 #include "util.h"
 #include "wire.h"
 
@@ -24,17 +25,20 @@
 
 /* scripted behaviour */
 enum {
-    HOLD_PULL0 = 1 << 0,   /* shard 0 answers a PULL only once shard 1 has one */
-    DROP_PULL0 = 1 << 1,   /* shard 0 ignores its first PULL */
-    SILENT_PULL = 1 << 2,  /* no PULL is answered */
-    ERROR_HELLO0 = 1 << 3, /* shard 0 refuses HELLO: another job */
-    ERROR_PULL1 = 1 << 4,  /* shard 1 refuses PULL: range */
-    DISAGREE1 = 1 << 5,    /* shard 1's WELCOME has another num_workers */
-    BAD_MAP = 1 << 6,      /* the shard map leaves a gap */
-    GARBAGE0 = 1 << 7,     /* shard 0 sends an undecodable reply before its PULL_REPLY */
-    WRONG_TYPE0 = 1 << 8,  /* shard 0 answers PULL with ACK */
-    FORGET1 = 1 << 9,      /* shard 1 answers its first PULL "unknown worker" */
-    HOLD_ACK = 1 << 10,    /* a shard ACKs a PUSH only once a PULL followed it */
+    HOLD_PULL0 = 1 << 0,    /* shard 0 answers a PULL only once shard 1 has one */
+    DROP_PULL0 = 1 << 1,    /* shard 0 ignores its first PULL */
+    SILENT_PULL = 1 << 2,   /* no PULL is answered */
+    ERROR_HELLO0 = 1 << 3,  /* shard 0 refuses HELLO: another job */
+    ERROR_PULL1 = 1 << 4,   /* shard 1 refuses PULL: range */
+    DISAGREE1 = 1 << 5,     /* shard 1's WELCOME has another num_workers */
+    BAD_MAP = 1 << 6,       /* the shard map leaves a gap */
+    GARBAGE0 = 1 << 7,      /* shard 0 sends an undecodable reply before its PULL_REPLY */
+    WRONG_TYPE0 = 1 << 8,   /* shard 0 answers PULL with ACK */
+    FORGET1 = 1 << 9,       /* shard 1 answers its first PULL "unknown worker" */
+    HOLD_ACK = 1 << 10,     /* a shard ACKs a PUSH only once a PULL followed it */
+    SHM_OFFER = 1 << 11,    /* a HELLO naming a host gets a shared-memory segment */
+    SHM_BOGUS = 1 << 12,    /* ... whose token in the WELCOME is wrong */
+    SILENT_PUSH0 = 1 << 13, /* shard 0 ignores its first PUSH, resent or not */
 };
 
 typedef struct fake {
@@ -60,6 +64,13 @@ typedef struct fake {
     uint32_t push_samples[NSHARDS];
     float pushed[P];
     int heartbeats[NSHARDS], byes[NSHARDS];
+    /* shared memory: the segments offered, what the HELLO asked, how each
+     * push's gradient and each pull's θ travelled */
+    ps_shm seg[NSHARDS];
+    char hello_host[NSHARDS][PS_HOST_MAX];
+    ps_encoding push_enc[NSHARDS][MAXREQ];
+    uint32_t pull_flags[NSHARDS][MAXREQ];
+    uint64_t silent_seq; /* SILENT_PUSH0: the push ignored */
     /* shard 0's PULL held for HOLD_PULL0 */
     bool held;
     unsigned char held_id[PS_IDENTITY_MAX];
@@ -162,6 +173,17 @@ static void fake_welcome(fake *f, int i, const void *id, size_t id_len)
     m->tensors[1].ndims = 1;
     m->tensors[1].shape[0] = 2;
     m->tensors[1].offset = 8;
+    if ((f->script & SHM_OFFER) && in->host[0] != '\0') {
+        uint64_t lo, hi;
+        ps_shard_range(P, NSHARDS, (uint32_t)i, &lo, &hi);
+        ps_error err;
+        if (!ps_shm_mapped(&f->seg[i]))
+            ck_assert_int_eq(ps_shm_create(&f->seg[i], (size_t)(hi - lo), &err), 0);
+        m->shm_pid = (uint32_t)getpid();
+        m->shm_fd = (uint32_t)f->seg[i].fd;
+        m->shm_bytes = f->seg[i].bytes;
+        m->shm_token = f->seg[i].token ^ ((f->script & SHM_BOGUS) ? 1u : 0u);
+    }
     fake_reply(f, i, id, id_len, NULL);
 }
 
@@ -175,6 +197,12 @@ static void fake_pull_reply(fake *f, int i, const void *id, size_t id_len, uint6
     f->out.model_version = 7u + (uint64_t)i;
     f->out.encoding = PS_ENC_F32;
     f->out.payload_bytes = (hi - lo) * sizeof(float);
+    if (ps_shm_mapped(&f->seg[i]) && (f->in.flags & PS_FLAG_SHM) && f->in.seq == seq) {
+        memcpy(f->seg[i].theta, f->theta + lo, (size_t)f->out.payload_bytes);
+        f->out.encoding = PS_ENC_SHM_F32;
+        fake_reply(f, i, id, id_len, NULL);
+        return;
+    }
     fake_reply(f, i, id, id_len, f->theta + lo);
 }
 
@@ -196,6 +224,7 @@ static void fake_pull(fake *f, int i, const void *id, size_t id_len)
     if (n < MAXREQ) {
         f->pull_seq[i][n] = in->seq;
         f->pull_worker[i][n] = in->worker_id;
+        f->pull_flags[i][n] = in->flags;
     }
     f->pull_lo[i] = in->key_lo;
     f->pull_hi[i] = in->key_hi;
@@ -238,15 +267,25 @@ static void fake_pull(fake *f, int i, const void *id, size_t id_len)
 static void fake_push(fake *f, int i, const void *id, size_t id_len)
 {
     const ps_msg *in = &f->in;
-    f->pushes[i]++;
+    int n = f->pushes[i]++;
+    if (n < MAXREQ)
+        f->push_enc[i][n] = in->encoding;
+    if (i == 0 && (f->script & SILENT_PUSH0) && (n == 0 || in->seq == f->silent_seq)) {
+        f->silent_seq = in->seq; /* and its resends */
+        return;
+    }
+    const void *payload = in->payload;
+    if (in->encoding == PS_ENC_SHM_F32 && ps_shm_mapped(&f->seg[i]) &&
+        ps_shm_grad_seq(&f->seg[i]) == in->seq)
+        payload = f->seg[i].grad;
     f->push_seq[i] = in->seq;
     f->push_clock[i] = in->clock;
     f->push_samples[i] = in->samples;
     f->push_lo[i] = in->key_lo;
     f->push_hi[i] = in->key_hi;
     f->push_bytes[i] = in->payload_bytes;
-    if (in->key_lo <= in->key_hi && in->key_hi <= P && in->payload != NULL)
-        memcpy(f->pushed + in->key_lo, in->payload, (size_t)in->payload_bytes);
+    if (in->key_lo <= in->key_hi && in->key_hi <= P && payload != NULL)
+        memcpy(f->pushed + in->key_lo, payload, (size_t)in->payload_bytes);
     if (f->script & HOLD_ACK) {
         f->ack_held[i] = true;
         memcpy(f->ack_id[i], id, id_len);
@@ -269,6 +308,7 @@ static void fake_handle(fake *f, int i)
             f->hello_rank[i][n] = in->rank;
         f->hello_order[i] = ++f->events;
         memcpy(f->hello_job[i], in->job, sizeof f->hello_job[i]);
+        memcpy(f->hello_host[i], in->host, sizeof f->hello_host[i]);
         if (i == 0 && (f->script & ERROR_HELLO0)) {
             char text[PS_MSG_ERROR_MAX];
             snprintf(text, sizeof text, "job \"%s\" is not this server's job \"y\"", in->job);
@@ -356,17 +396,30 @@ static void fake_stop(fake *f)
     atomic_store(&f->stop, 1);
     ck_assert_int_eq(pthread_join(f->thread, NULL), 0);
     zmq_ctx_term(f->ctx);
+    for (int i = 0; i < NSHARDS; i++)
+        ps_shm_detach(&f->seg[i]);
+}
+
+/* A client of both fake shards; socket_only as ps_client_opts has it. */
+static int open_client_opt(fake *f, const char *job, int rank, int timeout_ms, int socket_only,
+                           ps_client **c, char *errbuf, size_t cap)
+{
+    static const char *eps[NSHARDS];
+    for (int i = 0; i < NSHARDS; i++)
+        eps[i] = f->endpoint[i];
+    ps_client_opts o = {.job = job,
+                        .servers = eps,
+                        .num_servers = NSHARDS,
+                        .rank = rank,
+                        .timeout_ms = timeout_ms,
+                        .socket_only = socket_only};
+    return ps_client_open(&o, c, errbuf, cap);
 }
 
 static int open_client(fake *f, const char *job, int rank, int timeout_ms, ps_client **c,
                        char *errbuf, size_t cap)
 {
-    static const char *eps[NSHARDS];
-    for (int i = 0; i < NSHARDS; i++)
-        eps[i] = f->endpoint[i];
-    ps_client_opts o = {
-        .job = job, .servers = eps, .num_servers = NSHARDS, .rank = rank, .timeout_ms = timeout_ms};
-    return ps_client_open(&o, c, errbuf, cap);
+    return open_client_opt(f, job, rank, timeout_ms, 0, c, errbuf, cap);
 }
 
 static void expected(char *buf, size_t cap, const char *ep, const char *text)
@@ -792,6 +845,121 @@ START_TEST(restarted_shard_gets_hello_again)
 }
 END_TEST
 
+START_TEST(offered_shared_memory_carries_push_and_pull)
+{
+    static fake f;
+    fake_start(&f, SHM_OFFER, 0);
+    ps_client *c = NULL;
+    char err[256];
+    ck_assert_int_eq(open_client(&f, "digits", -1, 2000, &c, err, sizeof err), 0);
+    const char *why = NULL;
+    ck_assert_uint_eq(ps_client_shared_memory(c, &why), NSHARDS);
+    ck_assert_str_eq(why, "");
+    float g[P], theta[P];
+    for (int k = 0; k < P; k++)
+        g[k] = (float)k - 3.0f;
+    ps_push_pull pp = {.clock = 5, .grad = g, .samples = 8, .min_version = 6};
+    ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
+    ck_assert_int_eq(pp.pulled, 1);
+    for (int k = 0; k < P; k++) {
+        ck_assert_float_eq(f.pushed[k], g[k]);      /* read from the segments */
+        ck_assert_float_eq(pp.view[k], f.theta[k]); /* two shards: put together */
+    }
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    for (int k = 0; k < P; k++)
+        ck_assert_float_eq(theta[k], f.theta[k]);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    for (int i = 0; i < NSHARDS; i++) {
+        ck_assert_str_ne(f.hello_host[i], "");
+        ck_assert_int_eq(f.push_enc[i][0], PS_ENC_SHM_F32);
+        ck_assert_uint_eq(f.push_bytes[i], 5 * sizeof(float));
+        ck_assert_uint_eq(f.pull_flags[i][0], PS_FLAG_SHM);
+        ck_assert_uint_eq(f.pull_flags[i][1], PS_FLAG_SHM);
+    }
+}
+END_TEST
+
+START_TEST(shared_memory_that_cannot_be_opened_leaves_the_socket)
+{
+    static fake f;
+    fake_start(&f, SHM_OFFER | SHM_BOGUS, 0);
+    ps_client *c = NULL;
+    char err[256];
+    ck_assert_int_eq(open_client(&f, "digits", -1, 2000, &c, err, sizeof err), 0);
+    const char *why = NULL;
+    ck_assert_uint_eq(ps_client_shared_memory(c, &why), 0);
+    ck_assert_msg(strstr(why, "does not hold the segment promised") != NULL, "why: %s", why);
+    float g[P], theta[P];
+    for (int k = 0; k < P; k++)
+        g[k] = 2.0f * (float)k;
+    ck_assert_int_eq(ps_client_push(c, 1, g, 4, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    for (int k = 0; k < P; k++) {
+        ck_assert_float_eq(f.pushed[k], g[k]);
+        ck_assert_float_eq(theta[k], f.theta[k]);
+    }
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    for (int i = 0; i < NSHARDS; i++) {
+        ck_assert_int_eq(f.push_enc[i][0], PS_ENC_F32);
+        ck_assert_uint_eq(f.pull_flags[i][0], 0);
+    }
+}
+END_TEST
+
+START_TEST(socket_only_client_does_not_ask_for_shared_memory)
+{
+    static fake f;
+    fake_start(&f, SHM_OFFER, 0);
+    ps_client *c = NULL;
+    char err[256];
+    ck_assert_int_eq(open_client_opt(&f, "digits", -1, 2000, 1, &c, err, sizeof err), 0);
+    const char *why = NULL;
+    ck_assert_uint_eq(ps_client_shared_memory(c, &why), 0);
+    ck_assert_str_eq(why, "");
+    float g[P] = {0};
+    ck_assert_int_eq(ps_client_push(c, 1, g, 4, NULL), 0);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    for (int i = 0; i < NSHARDS; i++) {
+        ck_assert_str_eq(f.hello_host[i], "");
+        ck_assert(!ps_shm_mapped(&f.seg[i]));
+        ck_assert_int_eq(f.push_enc[i][0], PS_ENC_F32);
+    }
+}
+END_TEST
+
+START_TEST(unanswered_push_gives_up_shared_memory_with_that_shard)
+{
+    /* shard 0 never answers the first push: the server may still read its
+     * gradient, so the client must not write that segment again */
+    static fake f;
+    fake_start(&f, SHM_OFFER | SILENT_PUSH0, 0);
+    ps_client *c = NULL;
+    char err[256];
+    ck_assert_int_eq(open_client(&f, "digits", -1, 300, &c, err, sizeof err), 0);
+    float g[P];
+    for (int k = 0; k < P; k++)
+        g[k] = 1.0f + (float)k;
+    ck_assert_int_eq(ps_client_push(c, 1, g, 4, NULL), PS_ETIMEDOUT);
+    const char *why = NULL;
+    ck_assert_uint_eq(ps_client_shared_memory(c, &why), 1);
+    ck_assert_msg(strstr(why, "a push went unanswered") != NULL, "why: %s", why);
+    ck_assert_int_eq(ps_client_push(c, 2, g, 4, NULL), 0);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_ge(f.pushes[0], 2);
+    ck_assert_int_le(f.pushes[0], MAXREQ); /* the first, its resends, the second */
+    ck_assert_int_le(f.pushes[1], MAXREQ);
+    ck_assert_int_eq(f.push_enc[0][0], PS_ENC_SHM_F32);
+    ck_assert_int_eq(f.push_enc[0][f.pushes[0] - 1], PS_ENC_F32); /* over the socket now */
+    ck_assert_int_eq(f.push_enc[1][f.pushes[1] - 1], PS_ENC_SHM_F32);
+    for (int k = 0; k < P; k++)
+        ck_assert_float_eq(f.pushed[k], g[k]);
+}
+END_TEST
+
 START_TEST(bad_arguments_are_refused)
 {
     ps_client *c = NULL;
@@ -834,6 +1002,10 @@ static Suite *client_suite(void)
     tcase_add_test(tc, reply_of_the_wrong_type_is_a_protocol_error);
     tcase_add_test(tc, restarted_shard_gets_hello_again);
     tcase_add_test(tc, bad_arguments_are_refused);
+    tcase_add_test(tc, offered_shared_memory_carries_push_and_pull);
+    tcase_add_test(tc, shared_memory_that_cannot_be_opened_leaves_the_socket);
+    tcase_add_test(tc, socket_only_client_does_not_ask_for_shared_memory);
+    tcase_add_test(tc, unanswered_push_gives_up_shared_memory_with_that_shard);
     suite_add_tcase(s, tc);
     return s;
 }

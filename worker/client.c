@@ -32,6 +32,7 @@
 #define CLIENT_MAX_MSG_BYTES      ((int64_t)1 << 32) /* a larger frame drops the connection */
 #define CLIENT_ZEROCOPY_BYTES     ((size_t)64 << 10) /* push payloads this big are not copied */
 #define CLIENT_SETTLE_MS          200 /* then a payload ZeroMQ still holds is taken back */
+#define CLIENT_WHY_MAX            (PS_ENDPOINT_MAX + PS_ERROR_MSG_MAX + 8) /* "endpoint: why" */
 
 _Static_assert(PS_PUSH_DUPLICATE == PS_ACK_DUPLICATE, "push flags follow the ACK flags");
 _Static_assert(PS_CLIENT_VERSION_FINAL == PS_VERSION_FINAL, "the final version is the wire's");
@@ -105,8 +106,8 @@ struct ps_client {
     bool done;               /* ps_client_done was called: say so again after a rejoin */
     uint64_t rejoin_version; /* the version a shard gave when we registered again */
     char host[PS_HOST_MAX];  /* asks shards on this host for shared memory; "" if not */
-    char shm_why[PS_ENDPOINT_MAX + PS_ERROR_MSG_MAX +
-                 8]; /* why a shard's shared memory could not be used */
+    /* why a shard's shared memory could not be used, or "" */
+    char shm_why[CLIENT_WHY_MAX];
     /* the heartbeat thread: its own sockets; sleeps on hb_cv between
      * heartbeats, so hb_stop ends it at once */
     int heartbeat_ms;

@@ -48,6 +48,7 @@ typedef struct shm_session {
     ps_shm seg;
     uint64_t pull_seq;     /* the newest PULL that asked for shared memory */
     uint64_t answered_seq; /* the newest PULL answered there */
+    bool used;             /* the worker opened it: logged once */
 } shm_session;
 
 struct ps_server {
@@ -173,10 +174,6 @@ static const ps_msg *shm_welcome(ps_server *s, const ps_msg *reply)
             return reply;
         }
         x->worker_id = reply->worker_id;
-        PS_LOG_I(s->log,
-                 "shard %u: rank %d is on this host: θ and gradients go through "
-                 "shared memory",
-                 s->shard, (int)reply->rank);
     }
     s->out = *reply;
     s->out.shm_pid = (uint32_t)getpid();
@@ -184,6 +181,16 @@ static const ps_msg *shm_welcome(ps_server *s, const ps_msg *reply)
     s->out.shm_bytes = x->seg.bytes;
     s->out.shm_token = x->seg.token;
     return &s->out;
+}
+
+/* The worker of x shows it opened its segment: said once. */
+static void shm_used(ps_server *s, shm_session *x)
+{
+    if (x->used)
+        return;
+    x->used = true;
+    PS_LOG_I(s->log, "shard %u: rank %d is on this host: θ and gradients go through shared memory",
+             s->shard, (int)(x - s->shm));
 }
 
 /* A request that says its payload is in shared memory, made ordinary: a
@@ -194,8 +201,10 @@ static int shm_request(ps_server *s, ps_msg *m, ps_error *err)
 {
     if (m->type == PS_MSG_PULL && (m->flags & PS_FLAG_SHM)) {
         shm_session *x = shm_find(s, m->worker_id);
-        if (x != NULL && m->seq > x->pull_seq)
+        if (x != NULL && m->seq > x->pull_seq) {
             x->pull_seq = m->seq;
+            shm_used(s, x);
+        }
         return 0;
     }
     if (m->encoding != PS_ENC_SHM_F32)
@@ -222,6 +231,7 @@ static int shm_request(ps_server *s, ps_msg *m, ps_error *err)
                             (unsigned long long)marked, (unsigned long long)m->seq);
     m->encoding = PS_ENC_F32;
     m->payload = x->seg.grad;
+    shm_used(s, x);
     return 0;
 }
 

@@ -28,6 +28,10 @@
 #define MAX_CLASSES        (1u << 20)
 #define MAX_UNITS          (1u << 20)          /* units of one hidden layer */
 #define MAX_DIM            (UINT64_C(1) << 40) /* one dimension of a custom tensor */
+/* Mappings and lists nested in each other: a job needs 5 (model.tensors[i].
+ * shape); the cap refuses a file of nested "[" before libyaml, whose
+ * scanner is quadratic in the depth, spends minutes on it. */
+#define MAX_DEPTH 64
 
 /* ---- the enum names, in enum order, as written in job files ---- */
 
@@ -41,6 +45,7 @@ static const char *const optim_names[] = {"sgd", "momentum", "adagrad", "adam", 
 static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
 static const char *const compress_names[] = {"none", "fp16", "int8", "topk", NULL};
 static const char *const loss_names[] = {"continue", "abort", NULL};
+static const char *const divergence_names[] = {"stop", "continue", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 
 /* Enum fields are stored as 32-bit values through the tables. */
@@ -54,6 +59,7 @@ _Static_assert(sizeof(ps_optim_type) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_schedule_type) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_compression_type) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_worker_loss) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_divergence) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_log_level) == sizeof(uint32_t), "enum size");
 
 /* ---- the tables ---- */
@@ -72,7 +78,7 @@ enum key_id {
     K_TRAINING, K_T_EPOCHS, K_T_BATCH, K_T_LOCAL_STEPS, K_T_SEED,
     K_COMPRESSION, K_C_TYPE, K_C_RATIO,
     K_HEARTBEAT, K_H_INTERVAL, K_H_TIMEOUT, K_H_DEADLINE,
-    K_ON_WORKER_LOSS, K_SHARED_MEMORY,
+    K_ON_WORKER_LOSS, K_ON_DIVERGENCE, K_SHARED_MEMORY,
     K_CHECKPOINT, K_CK_DIR, K_CK_EVERY, K_CK_KEEP,
     K_SECURITY, K_SEC_KEY, K_SEC_AUTH,
     K_METRICS, K_MET_LISTEN,
@@ -318,6 +324,8 @@ static const key top_keys[] = {
     {"heartbeat", K_HEARTBEAT, KIND_SECTION, .sub = &heartbeat_sec, .aka = "heartbeats"},
     {"on_worker_loss", K_ON_WORKER_LOSS, KIND_ENUM, FIELD(on_worker_loss), .def = "continue",
      .names = loss_names, .sup = SUP_ALL},
+    {"on_divergence", K_ON_DIVERGENCE, KIND_ENUM, FIELD(on_divergence), .def = "stop",
+     .names = divergence_names, .sup = SUP_ALL, .aka = "on_nan|divergence"},
     {"shared_memory", K_SHARED_MEMORY, KIND_BOOL, FIELD(shared_memory), .def = "true",
      .aka = "shm|shared_mem|use_shm"},
     {"checkpoint", K_CHECKPOINT, KIND_SECTION, .sub = &checkpoint_sec,
@@ -1350,17 +1358,14 @@ static int check_file(ctx *c, int id, const char *path, const char *file)
     char shown[PS_PATH_MAX + 8];
     show(shown, sizeof shown, file, PS_PATH_MAX);
     yaml_mark_t at = c->seen[id].key_mark;
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail(c, PS_ECONFIG, at, "%s: cannot read %s: %s", path, shown, strerror(errno));
-    struct stat st;
-    int rc = fstat(fd, &st);
-    int e = errno;
-    close(fd);
+    int fd;
+    const char *what_kind;
+    int rc = ps_file_open_regular(file, &fd, &what_kind);
+    if (rc == PS_EINVAL)
+        return fail(c, PS_ECONFIG, at, "%s: %s is %s, not a file", path, shown, what_kind);
     if (rc != 0)
-        return fail(c, PS_ECONFIG, at, "%s: cannot read %s: %s", path, shown, strerror(e));
-    if (S_ISDIR(st.st_mode))
-        return fail(c, PS_ECONFIG, at, "%s: %s is a folder, not a file", path, shown);
+        return fail(c, PS_ECONFIG, at, "%s: cannot read %s: %s", path, shown, strerror(errno));
+    close(fd);
     return 0;
 }
 
@@ -1408,15 +1413,50 @@ static int yaml_failed(ctx *c, const yaml_parser_t *p)
     return fail(c, PS_ECONFIG, p->problem_mark, "%s", problem);
 }
 
-/* Loads the one document of the stream into doc; anything after it is an
- * error. On failure doc is already freed. */
-static int load_document(ctx *c, yaml_document_t *doc)
+/* Walks the file's events and refuses it when mappings and lists nest
+ * deeper than MAX_DEPTH; stops at the first level too deep, so a file of a
+ * million "[" costs a few thousand tokens. Syntax errors are left to
+ * load_document. */
+static int check_depth(ctx *c)
 {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return ps_error_set(c->err, PS_ENOMEM, "%s: out of memory", c->name);
     yaml_parser_set_input_string(&parser, (const unsigned char *)c->text, c->len);
     int rc = 0;
+    size_t depth = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev))
+            break;
+        yaml_event_type_t type = ev.type;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+            if (++depth > MAX_DEPTH)
+                rc = fail(c, PS_ECONFIG, ev.start_mark,
+                          "mappings and lists nested more than %d deep; a job file needs 5",
+                          MAX_DEPTH);
+        } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+        yaml_event_delete(&ev);
+        if (rc != 0 || type == YAML_STREAM_END_EVENT)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+/* Loads the one document of the stream into doc; anything after it is an
+ * error. On failure doc is already freed. */
+static int load_document(ctx *c, yaml_document_t *doc)
+{
+    int rc = check_depth(c);
+    if (rc != 0)
+        return rc;
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return ps_error_set(c->err, PS_ENOMEM, "%s: out of memory", c->name);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)c->text, c->len);
     memset(doc, 0, sizeof *doc);
     if (!yaml_parser_load(&parser, doc)) {
         rc = yaml_failed(c, &parser);
@@ -1445,6 +1485,15 @@ delete_parser:
     return rc;
 }
 
+/* where key id's value was written; 0:0 when it was not */
+static ps_job_pos pos_of(const ctx *c, int id)
+{
+    const key_seen *s = &c->seen[id];
+    if (!s->given)
+        return (ps_job_pos){0, 0};
+    return (ps_job_pos){(uint32_t)s->val_mark.line + 1, (uint32_t)s->val_mark.column + 1};
+}
+
 static int validate(ctx *c)
 {
     yaml_document_t doc;
@@ -1465,6 +1514,8 @@ static int validate(ctx *c)
         rc = check_contradictions(c);
     if (rc == 0)
         rc = check_files(c);
+    c->job->output_pos = pos_of(c, K_OUTPUT);
+    c->job->checkpoint_dir_pos = pos_of(c, K_CK_DIR);
     if (rc == 0 && c->pending.code != 0) {
         *c->err = c->pending;
         rc = c->pending.code;
@@ -1537,10 +1588,19 @@ int ps_job_load(const char *path, ps_job *job, ps_error *err)
     if (strlen(path) >= PS_PATH_MAX)
         return ps_error_set(err, PS_ECONFIG, "%.64s...: path too long (at most %d bytes)", path,
                             PS_PATH_MAX - 1);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    int fd;
+    const char *what_kind;
+    int rc = ps_file_open_regular(path, &fd, &what_kind);
+    if (rc == PS_EINVAL)
+        return ps_error_set(err, PS_ECONFIG, "%s: is %s, not a job file", path, what_kind);
+    if (rc != 0)
         return ps_error_set(err, PS_ECONFIG, "%s: cannot open: %s", path, strerror(errno));
-    int rc = 0;
+    FILE *f = fdopen(fd, "rb");
+    if (f == NULL) {
+        int e = errno;
+        close(fd);
+        return ps_error_set(err, PS_ENOMEM, "%s: cannot open: %s", path, strerror(e));
+    }
     char *text = malloc(JOB_FILE_MAX_BYTES + 1);
     if (text == NULL) {
         rc = ps_error_set(err, PS_ENOMEM, "%s: out of memory", path);
@@ -1656,4 +1716,44 @@ const char *ps_model_type_name(ps_model_type type)
     if ((unsigned)type >= sizeof model_names / sizeof model_names[0] - 1)
         return "?";
     return model_names[type];
+}
+
+/* ---- writable folders ---- */
+
+int ps_job_check_writable(const ps_job *job, ps_job_folder which, ps_error *err)
+{
+    bool out = which == PS_JOB_FOLDER_OUTPUT;
+    const char *dir = out ? job->output : job->checkpoint.dir;
+    const char *name = out ? "output" : "checkpoint.dir";
+    ps_job_pos pos = out ? job->output_pos : job->checkpoint_dir_pos;
+    if (dir[0] == '\0')
+        return 0;
+    char where[PS_PATH_MAX + 32];
+    if (pos.line > 0)
+        snprintf(where, sizeof where, "%s:%" PRIu32 ":%" PRIu32, job->path, pos.line, pos.col);
+    else
+        snprintf(where, sizeof where, "%s", job->path);
+    char shown[PS_PATH_MAX + 8];
+    show(shown, sizeof shown, dir, PS_PATH_MAX);
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return ps_error_set(err, PS_ECONFIG, "%s: %s: %s is %s, not a folder", where, name, shown,
+                            ps_file_kind(st.st_mode));
+    /* checkpoints hold the model: only psd's user reads them */
+    if (ps_path_mkdirs(dir, out ? 0755 : 0700) != 0)
+        return ps_error_set(err, PS_ECONFIG, "%s: %s: %s: cannot write there: %s", where, name,
+                            shown, strerror(errno));
+    char probe[PS_PATH_MAX + 32];
+    int n = snprintf(probe, sizeof probe, "%s/.ps-write-test-XXXXXX", dir);
+    if (n < 0 || (size_t)n >= sizeof probe)
+        return ps_error_set(err, PS_ECONFIG, "%s: %s: %s: path too long", where, name, shown);
+    int fd = mkstemp(probe);
+    if (fd < 0)
+        return ps_error_set(err, PS_ECONFIG, "%s: %s: %s: cannot write there: %s", where, name,
+                            shown, strerror(errno));
+    close(fd);
+    if (unlink(probe) != 0)
+        return ps_error_set(err, PS_ECONFIG, "%s: %s: %s: cannot remove a file there: %s", where,
+                            name, shown, strerror(errno));
+    return 0;
 }

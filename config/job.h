@@ -49,6 +49,13 @@ typedef enum ps_compression_type {
     PS_COMPRESS_TOPK,
 } ps_compression_type;
 typedef enum ps_worker_loss { PS_LOSS_CONTINUE, PS_LOSS_ABORT } ps_worker_loss;
+/* on_divergence: a non-finite loss or θ stops the job (default) or not */
+typedef enum ps_divergence { PS_DIVERGE_STOP, PS_DIVERGE_CONTINUE } ps_divergence;
+
+/* Where a key's value was written in the job file: 1-based; 0 when absent. */
+typedef struct ps_job_pos {
+    uint32_t line, col;
+} ps_job_pos;
 
 typedef struct ps_tensor_spec {
     char name[PS_TENSOR_NAME_MAX];
@@ -119,6 +126,7 @@ typedef struct ps_job {
         uint32_t deadline_ms; /* a worker gives up on a silent server after this long */
     } heartbeat;
     ps_worker_loss on_worker_loss;
+    ps_divergence on_divergence;
     bool shared_memory; /* workers on psd's host exchange θ and gradients in shared memory */
     struct {
         char dir[PS_PATH_MAX]; /* "" when no checkpoints */
@@ -132,14 +140,32 @@ typedef struct ps_job {
     char metrics_listen[PS_ENDPOINT_MAX]; /* "" when off */
     char output[PS_PATH_MAX];             /* "" when no output */
     ps_log_level log_level;
+    ps_job_pos output_pos;         /* of `output`, for ps_job_check_writable */
+    ps_job_pos checkpoint_dir_pos; /* of `checkpoint.dir` */
 } ps_job;
+
+/* The folders a program writes to, checked by ps_job_check_writable. */
+typedef enum ps_job_folder {
+    PS_JOB_FOLDER_OUTPUT,     /* output: psworker writes the final model there */
+    PS_JOB_FOLDER_CHECKPOINT, /* checkpoint.dir: psd writes checkpoints there */
+} ps_job_folder;
 
 /* Loads and validates the job file at path into *job (caller-owned). On any
  * problem returns PS_ECONFIG (PS_EUNSUPPORTED for a feature that does not
  * exist yet) and fills err->msg with one line "path:line:col: what is wrong";
  * *job is then unspecified. Nothing is opened but the job file and the data
- * files whose existence it checks. */
+ * files whose existence it checks, and only regular files are: a job file
+ * or data path that is a folder, a FIFO, a device or a socket is refused
+ * without being read. YAML nested deeper than 64 levels is refused at once. */
 int ps_job_load(const char *path, ps_job *job, ps_error *err);
+
+/* Checks, when the job loads, that the program can write where it will:
+ * creates the folder (and its parents) when missing, then creates and
+ * removes a test file in it. 0 when the job has no such folder. PS_ECONFIG
+ * with one line naming the key, e.g. "job.yaml:31:9: output: /proc/x:
+ * cannot write there: No such file or directory", or "... is a regular
+ * file, not a folder". */
+int ps_job_check_writable(const ps_job *job, ps_job_folder which, ps_error *err);
 
 /* Same as ps_job_load, from a string in memory; `name` stands for the file
  * in messages and `dir` resolves relative paths. For tests. */

@@ -1,6 +1,7 @@
 /* dataset.c — dense data sets: the CSV and LIBSVM readers (every field
- * checked, every error with file:line), the IDX reader (MNIST's format,
- * gzip or plain, through zlib), standardisation and sharding. */
+ * checked, every error with file:line, lines capped at 1 MiB), the IDX
+ * reader (MNIST's format, gzip or plain, through zlib), standardisation and
+ * sharding. Readers open regular files only and stop when asked to. */
 #include "dataset.h"
 
 #include "util.h"
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 struct ps_dataset {
@@ -27,6 +29,31 @@ struct ps_dataset {
 
 /* Bytes of a field echoed in an error message before it is cut with "...". */
 #define ECHO_MAX 40
+
+/* The longest line a text reader takes: a row of 1 MiB is ~100 000
+ * features; a longer "line" is a file of another kind (or /dev/zero), and
+ * reading it whole would only burn memory. */
+#define LINE_MAX_BYTES ((size_t)1 << 20)
+#define READ_CHUNK     ((size_t)64 << 10)
+typedef const volatile sig_atomic_t *stop_flag;
+
+static bool stopped(stop_flag stop)
+{
+    return stop != NULL && *stop != 0;
+}
+
+/* Opens a data file for reading; a folder, FIFO, device or socket is
+ * refused unread (PS_EDATA), a file that cannot be opened is PS_EIO. */
+static int data_open(const char *path, int *fd, ps_error *err)
+{
+    const char *kind;
+    int rc = ps_file_open_regular(path, fd, &kind);
+    if (rc == PS_EINVAL)
+        return ps_error_set(err, PS_EDATA, "%s: is %s, not a data file", path, kind);
+    if (rc != 0)
+        return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
+    return 0;
+}
 
 /* ---- the data set object ---- */
 
@@ -201,14 +228,69 @@ static const char *echo(const char *s, char *buf)
     return buf;
 }
 
-/* Strips the line ending; false if the line holds a NUL byte. */
-static bool line_chomp(char *line, ssize_t len)
+/* Strips a '\r' line ending; false if the line holds a NUL byte. */
+static bool line_chomp(char *line, size_t len)
 {
-    if ((size_t)len != strlen(line))
+    if (len != strlen(line))
         return false;
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+    while (len > 0 && line[len - 1] == '\r')
         line[--len] = '\0';
     return true;
+}
+
+/* Lines of a file, read in chunks into one buffer that holds the longest
+ * line allowed and one chunk more, so memory stays bounded whatever the
+ * file holds. */
+typedef struct line_reader {
+    int fd;
+    char *buf;      /* LINE_MAX_BYTES + READ_CHUNK + 1 bytes */
+    size_t start;   /* the next line begins here */
+    size_t scanned; /* [start, scanned) holds no '\n' */
+    size_t end;     /* bytes in buf */
+    bool eof;
+} line_reader;
+
+enum { LINE_OK = 1, LINE_EOF = 0, LINE_LONG = -1, LINE_IOERR = -2, LINE_STOPPED = -3 };
+
+/* The next line, NUL-terminated and without its '\n', in *line (valid
+ * until the next call) and its length in *len. LINE_OK, LINE_EOF,
+ * LINE_LONG past LINE_MAX_BYTES, LINE_IOERR (errno set) or LINE_STOPPED
+ * when a read was interrupted by a signal that set stop. */
+static int line_next(line_reader *r, stop_flag stop, char **line, size_t *len)
+{
+    for (;;) {
+        char *nl = memchr(r->buf + r->scanned, '\n', r->end - r->scanned);
+        if (nl != NULL || (r->eof && r->start < r->end)) {
+            size_t stop_at = nl != NULL ? (size_t)(nl - r->buf) : r->end;
+            *line = r->buf + r->start;
+            *len = stop_at - r->start;
+            r->buf[stop_at] = '\0';
+            r->start = r->scanned = nl != NULL ? stop_at + 1 : r->end;
+            return *len > LINE_MAX_BYTES ? LINE_LONG : LINE_OK;
+        }
+        r->scanned = r->end;
+        if (r->end - r->start > LINE_MAX_BYTES)
+            return LINE_LONG;
+        if (r->eof)
+            return LINE_EOF;
+        if (r->start > 0) {
+            memmove(r->buf, r->buf + r->start, r->end - r->start);
+            r->end -= r->start;
+            r->scanned = r->end;
+            r->start = 0;
+        }
+        ssize_t n = read(r->fd, r->buf + r->end, LINE_MAX_BYTES + READ_CHUNK - r->end);
+        if (n < 0 && errno == EINTR) {
+            if (stopped(stop))
+                return LINE_STOPPED;
+            continue;
+        }
+        if (n < 0)
+            return LINE_IOERR;
+        if (n == 0)
+            r->eof = true;
+        r->end += (size_t)n;
+    }
 }
 
 static bool line_is_blank(const char *s)
@@ -228,26 +310,54 @@ struct line_format {
     uint32_t label_column; /* csv */
 };
 
-/* Reads every line of path through fmt into a new dataset in *out.
- * Blank lines are skipped; errors name file:line. */
-static int read_lines(const char *path, size_t features, const line_format *fmt, ps_dataset **out,
-                      ps_error *err)
+/* The error of a line_next result other than LINE_OK and LINE_EOF. */
+static int line_failed(int r, const char *path, size_t lineno, ps_error *err)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
+    if (r == LINE_LONG)
+        return ps_error_set(err, PS_EDATA, "%s:%zu: line longer than %zu bytes (1 MiB); not a %s",
+                            path, lineno, LINE_MAX_BYTES, "text data file?");
+    if (r == LINE_STOPPED)
+        return ps_error_set(err, PS_EINTR, "%s:%zu: reading interrupted", path, lineno);
+    return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
+}
+
+/* Reads every line of path through fmt into a new dataset in *out.
+ * Blank lines are skipped; errors name file:line. PS_EINTR when stop is
+ * set (looked at before each line: a volatile load costs nothing beside
+ * parsing one). */
+static int read_lines(const char *path, size_t features, const line_format *fmt, stop_flag stop,
+                      ps_dataset **out, ps_error *err)
+{
+    line_reader r = {.fd = -1};
+    int rc = data_open(path, &r.fd, err);
+    if (rc != 0)
+        return rc;
     builder b;
-    int rc = builder_init(&b, features, err);
+    rc = builder_init(&b, features, err);
     if (rc != 0)
         goto close_file;
-    char *line = NULL;
-    size_t line_cap = 0;
+    r.buf = malloc(LINE_MAX_BYTES + READ_CHUNK + 1);
+    if (r.buf == NULL) {
+        rc = ps_error_set(err, PS_ENOMEM, "%s: out of memory for a line buffer", path);
+        goto free_all;
+    }
     size_t lineno = 0;
-    ssize_t len;
-    errno = 0;
-    while ((len = getline(&line, &line_cap, f)) >= 0) {
+    for (;;) {
+        char *line;
+        size_t len;
+        if (stopped(stop)) {
+            rc = ps_error_set(err, PS_EINTR, "%s:%zu: reading interrupted", path, lineno + 1);
+            goto free_all;
+        }
+        int got = line_next(&r, stop, &line, &len);
+        if (got == LINE_EOF)
+            break;
         lineno++;
         b.line = lineno;
+        if (got != LINE_OK) {
+            rc = line_failed(got, path, lineno, err);
+            goto free_all;
+        }
         if (!line_chomp(line, len)) {
             rc = ps_error_set(err, PS_EDATA, "%s:%zu: line contains a NUL byte", path, lineno);
             goto free_all;
@@ -261,16 +371,12 @@ static int read_lines(const char *path, size_t features, const line_format *fmt,
             goto free_all;
         }
     }
-    if (ferror(f)) {
-        rc = ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno ? errno : EIO));
-        goto free_all;
-    }
     rc = builder_finish(&b, path, out, err);
 free_all:
-    free(line);
+    free(r.buf);
     ps_dataset_destroy(&b.ds);
 close_file:
-    fclose(f);
+    close(r.fd);
     return rc;
 }
 
@@ -311,15 +417,21 @@ static int csv_parse_line(builder *b, char *line, const line_format *fmt, ps_err
     return 0;
 }
 
-int ps_dataset_read_csv(const char *path, size_t features, uint32_t label_column, ps_dataset **out,
-                        ps_error *err)
+static int read_csv(const char *path, size_t features, uint32_t label_column, stop_flag stop,
+                    ps_dataset **out, ps_error *err)
 {
     *out = NULL;
     if ((size_t)label_column > features)
         return ps_error_set(err, PS_EDATA, "%s: label_column %u is outside the %zu fields", path,
                             label_column, features + 1);
     line_format fmt = {.parse = csv_parse_line, .label_column = label_column};
-    return read_lines(path, features, &fmt, out, err);
+    return read_lines(path, features, &fmt, stop, out, err);
+}
+
+int ps_dataset_read_csv(const char *path, size_t features, uint32_t label_column, ps_dataset **out,
+                        ps_error *err)
+{
+    return read_csv(path, features, label_column, NULL, out, err);
 }
 
 /* ---- LIBSVM ---- */
@@ -392,11 +504,17 @@ static int libsvm_parse_line(builder *b, char *line, const line_format *fmt, ps_
     return 0;
 }
 
-int ps_dataset_read_libsvm(const char *path, size_t features, ps_dataset **out, ps_error *err)
+static int read_libsvm(const char *path, size_t features, stop_flag stop, ps_dataset **out,
+                       ps_error *err)
 {
     *out = NULL;
     line_format fmt = {.parse = libsvm_parse_line};
-    return read_lines(path, features, &fmt, out, err);
+    return read_lines(path, features, &fmt, stop, out, err);
+}
+
+int ps_dataset_read_libsvm(const char *path, size_t features, ps_dataset **out, ps_error *err)
+{
+    return read_libsvm(path, features, NULL, out, err);
 }
 
 /* ---- IDX (MNIST) ---- */
@@ -414,11 +532,16 @@ static int idx_open(idx_file *f, const char *path, ps_error *err)
 {
     f->path = path;
     f->offset = 0;
-    errno = 0;
-    f->gz = gzopen(path, "rb"); /* reads plain files as they are */
-    if (f->gz == NULL)
-        return ps_error_set(err, errno ? PS_EIO : PS_ENOMEM, "%s: %s", path,
-                            errno ? strerror(errno) : "out of memory");
+    f->gz = NULL;
+    int fd;
+    int rc = data_open(path, &fd, err);
+    if (rc != 0)
+        return rc;
+    f->gz = gzdopen(fd, "rb"); /* reads plain files as they are */
+    if (f->gz == NULL) {
+        close(fd);
+        return ps_error_set(err, PS_ENOMEM, "%s: out of memory", path);
+    }
     gzbuffer(f->gz, 1u << 17);
     return 0;
 }
@@ -518,7 +641,8 @@ static bool dataset_reserve(ps_dataset *ds, size_t rows)
 /* The images: count x rows x cols bytes into ds->x as floats 0..255. The
  * buffers grow with the pixels actually read, so a header that claims
  * billions of images costs memory only for the bytes that are there. */
-static int idx_read_images(const char *path, size_t features, ps_dataset **out, ps_error *err)
+static int idx_read_images(const char *path, size_t features, stop_flag stop, ps_dataset **out,
+                           ps_error *err)
 {
     ps_dataset *ds = NULL;
     unsigned char *buf = NULL;
@@ -558,6 +682,11 @@ static int idx_read_images(const char *path, size_t features, ps_dataset **out, 
     }
     size_t cap = 0;
     while (ds->rows < count) {
+        if (stopped(stop)) {
+            rc = ps_error_set(err, PS_EINTR, "%s: reading interrupted at image %zu", path,
+                              ds->rows + 1);
+            break;
+        }
         size_t n = count - ds->rows < chunk_rows ? count - ds->rows : chunk_rows;
         if (ds->rows + n > cap) {
             size_t want = cap * 2 > ds->rows + n ? cap * 2 : ds->rows + n;
@@ -592,7 +721,8 @@ close:
 }
 
 /* The labels of ds's images: exactly ds->rows bytes. */
-static int idx_read_labels(const char *path, const char *images, ps_dataset *ds, ps_error *err)
+static int idx_read_labels(const char *path, const char *images, stop_flag stop, ps_dataset *ds,
+                           ps_error *err)
 {
     idx_file f;
     int rc = idx_open(&f, path, err);
@@ -610,6 +740,11 @@ static int idx_read_labels(const char *path, const char *images, ps_dataset *ds,
     ds->label_offset = (size_t)f.offset;
     unsigned char buf[4096];
     for (size_t done = 0; done < ds->rows;) {
+        if (stopped(stop)) {
+            rc =
+                ps_error_set(err, PS_EINTR, "%s: reading interrupted at label %zu", path, done + 1);
+            goto close;
+        }
         size_t cnt = ds->rows - done < sizeof buf ? ds->rows - done : sizeof buf;
         rc = idx_read(&f, buf, cnt, "labels", ds->rows - done, err);
         if (rc != 0)
@@ -629,21 +764,27 @@ close:
     return rc;
 }
 
-int ps_dataset_read_idx(const char *images, const char *labels, size_t features, ps_dataset **out,
-                        ps_error *err)
+static int read_idx(const char *images, const char *labels, size_t features, stop_flag stop,
+                    ps_dataset **out, ps_error *err)
 {
     *out = NULL;
     ps_dataset *ds = NULL;
-    int rc = idx_read_images(images, features, &ds, err);
+    int rc = idx_read_images(images, features, stop, &ds, err);
     if (rc != 0)
         return rc;
-    rc = idx_read_labels(labels, images, ds, err);
+    rc = idx_read_labels(labels, images, stop, ds, err);
     if (rc != 0) {
         ps_dataset_destroy(&ds);
         return rc;
     }
     *out = ds;
     return 0;
+}
+
+int ps_dataset_read_idx(const char *images, const char *labels, size_t features, ps_dataset **out,
+                        ps_error *err)
+{
+    return read_idx(images, labels, features, NULL, out, err);
 }
 
 /* Replaces the first `from` in the file-name part of buf by `to` (same
@@ -673,24 +814,25 @@ int ps_dataset_idx_labels_path(const char *images, char *out, size_t cap, ps_err
 }
 
 int ps_dataset_read(const char *path, const char *labels, ps_data_format format, size_t features,
-                    uint32_t label_column, ps_dataset **out, ps_error *err)
+                    uint32_t label_column, const volatile sig_atomic_t *stop, ps_dataset **out,
+                    ps_error *err)
 {
     *out = NULL;
     switch (format) {
     case PS_FORMAT_CSV:
-        return ps_dataset_read_csv(path, features, label_column, out, err);
+        return read_csv(path, features, label_column, stop, out, err);
     case PS_FORMAT_LIBSVM:
-        return ps_dataset_read_libsvm(path, features, out, err);
+        return read_libsvm(path, features, stop, out, err);
     case PS_FORMAT_IDX:
         break;
     }
     if (labels != NULL && labels[0] != '\0')
-        return ps_dataset_read_idx(path, labels, features, out, err);
+        return read_idx(path, labels, features, stop, out, err);
     char derived[PATH_MAX];
     int rc = ps_dataset_idx_labels_path(path, derived, sizeof derived, err);
     if (rc != 0)
         return rc;
-    return ps_dataset_read_idx(path, derived, features, out, err);
+    return read_idx(path, derived, features, stop, out, err);
 }
 
 void ps_dataset_row_where(const ps_dataset *ds, size_t row, char *buf, size_t cap)

@@ -1,12 +1,16 @@
 /* dataset.h — dense data sets for the built-in models: n rows of d float
  * features (row-major) and one float label per row. The readers (CSV, LIBSVM
  * and IDX) are the only place data-file bytes become structs: they check
- * every field and name file:line (IDX: file and byte) in every error. Also:
+ * every field and name file:line (IDX: file and byte) in every error. They
+ * open regular files only (a folder, FIFO, device or socket is PS_EDATA
+ * "path: is a FIFO, not a data file", unread) and take text lines of at
+ * most 1 MiB (PS_EDATA "path:line: line longer than ..."). Also:
  * standardisation with the training set's statistics, and sharding by
  * worker rank. */
 #ifndef PS_DATASET_H
 #define PS_DATASET_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,9 +53,12 @@ int ps_dataset_idx_labels_path(const char *images, char *out, size_t cap, ps_err
 
 /* Reads path in the given format. labels: the IDX labels file; NULL or ""
  * derives it with ps_dataset_idx_labels_path (the only place that does);
- * ignored by the text formats. */
+ * ignored by the text formats. stop (not owned, may be NULL): a signal
+ * handler's flag, looked at before each line or IDX chunk;
+ * once set, reading ends with PS_EINTR "path:line: reading interrupted". */
 int ps_dataset_read(const char *path, const char *labels, ps_data_format format, size_t features,
-                    uint32_t label_column, ps_dataset **out, ps_error *err);
+                    uint32_t label_column, const volatile sig_atomic_t *stop, ps_dataset **out,
+                    ps_error *err);
 
 /* Where row (0-based) of a data set came from, for an error message:
  * "file:line" for CSV and LIBSVM, "labels-file: item 6 (byte 13)" for IDX,

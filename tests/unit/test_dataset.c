@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -103,8 +104,8 @@ static void assert_same_data(const char *csv, const char *svm, size_t rows)
 {
     ps_dataset *a = NULL, *b = NULL;
     ps_error err;
-    ck_assert_int_eq(ps_dataset_read(csv, NULL, PS_FORMAT_CSV, 30, 0, &a, &err), 0);
-    ck_assert_int_eq(ps_dataset_read(svm, NULL, PS_FORMAT_LIBSVM, 30, 0, &b, &err), 0);
+    ck_assert_int_eq(ps_dataset_read(csv, NULL, PS_FORMAT_CSV, 30, 0, NULL, &a, &err), 0);
+    ck_assert_int_eq(ps_dataset_read(svm, NULL, PS_FORMAT_LIBSVM, 30, 0, NULL, &b, &err), 0);
     ck_assert_uint_eq(ps_dataset_rows(a), rows);
     ck_assert_uint_eq(ps_dataset_rows(b), rows);
     ck_assert_int_eq(memcmp(ps_dataset_cx(a), ps_dataset_cx(b), rows * 30 * sizeof(float)), 0);
@@ -129,7 +130,7 @@ START_TEST(missing_file_is_an_io_error_naming_it)
     ck_assert_int_eq(ps_dataset_read_libsvm("/nonexistent/t.svm", 3, &ds, &err), PS_EIO);
     ck_assert_str_eq(err.msg, "/nonexistent/t.svm: No such file or directory");
     ck_assert_int_eq(ps_dataset_read("/nonexistent/train-images-idx3-ubyte.gz", NULL, PS_FORMAT_IDX,
-                                     3, 0, &ds, &err),
+                                     3, 0, NULL, &ds, &err),
                      PS_EIO);
     ck_assert_str_eq(err.msg, "/nonexistent/train-images-idx3-ubyte.gz: No such file or directory");
     ck_assert_ptr_null(ds);
@@ -452,7 +453,7 @@ START_TEST(idx_reads_plain_and_gzip_files_alike)
         ps_dataset *ds = NULL;
         ps_error err;
         /* the labels file is found from the images file's standard name */
-        ck_assert_int_eq(ps_dataset_read(ipath, NULL, PS_FORMAT_IDX, 4, 0, &ds, &err), 0);
+        ck_assert_int_eq(ps_dataset_read(ipath, NULL, PS_FORMAT_IDX, 4, 0, NULL, &ds, &err), 0);
         ck_assert_uint_eq(ps_dataset_rows(ds), 3);
         ck_assert_uint_eq(ps_dataset_features(ds), 4);
         for (int i = 0; i < 11; i++)
@@ -467,7 +468,7 @@ START_TEST(idx_reads_plain_and_gzip_files_alike)
         ck_assert_str_eq(where, want);
         ps_dataset_destroy(&ds);
         /* an explicit labels file wins */
-        ck_assert_int_eq(ps_dataset_read(ipath, lpath, PS_FORMAT_IDX, 4, 0, &ds, &err), 0);
+        ck_assert_int_eq(ps_dataset_read(ipath, lpath, PS_FORMAT_IDX, 4, 0, NULL, &ds, &err), 0);
         ck_assert_uint_eq(ps_dataset_rows(ds), 3);
         ps_dataset_destroy(&ds);
         const char *names[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", NULL};
@@ -554,6 +555,174 @@ START_TEST(idx_count_and_size_mismatches_are_errors)
 }
 END_TEST
 
+/* ---- caps: what a reader refuses before it burns memory or hangs ---- */
+
+/* A file of n copies of row followed by tail (no newline needed); its
+ * path goes to path (64 bytes). */
+static void rows_file(char *path, size_t n, const char *row, const char *tail)
+{
+    strcpy(path, "/tmp/test_dataset.XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    ck_assert_ptr_nonnull(f);
+    for (size_t i = 0; i < n; i++)
+        fputs(row, f);
+    fputs(tail, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(csv_line_longer_than_one_mib_is_refused_naming_its_line)
+{
+    /* 3 good rows, then a line of 2 MiB without a newline: refused at line
+     * 4 without reading it whole */
+    char path[64], want[256];
+    size_t big = (size_t)2 << 20;
+    char *tail = malloc(big + 1);
+    ck_assert_ptr_nonnull(tail);
+    memset(tail, '7', big);
+    tail[big] = '\0';
+    rows_file(path, 3, "1,2,3\n", tail);
+    ps_dataset *ds = (ps_dataset *)1;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_read_csv(path, 2, 0, &ds, &err), PS_EDATA);
+    ck_assert_ptr_null(ds);
+    snprintf(want, sizeof want,
+             "%s:4: line longer than 1048576 bytes (1 MiB); not a text data file?", path);
+    ck_assert_str_eq(err.msg, want);
+    unlink(path);
+    rows_file(path, 3, "1 1:2 2:3\n", tail);
+    ck_assert_int_eq(ps_dataset_read_libsvm(path, 2, &ds, &err), PS_EDATA);
+    snprintf(want, sizeof want,
+             "%s:4: line longer than 1048576 bytes (1 MiB); not a text data file?", path);
+    ck_assert_str_eq(err.msg, want);
+    unlink(path);
+    free(tail);
+}
+END_TEST
+
+START_TEST(csv_line_of_exactly_one_mib_is_read)
+{
+    /* the cap is on the line, not the file: 1 MiB of blanks then a row */
+    char path[64];
+    size_t n = (size_t)1 << 20;
+    char *line = malloc(n + 2);
+    ck_assert_ptr_nonnull(line);
+    memset(line, ' ', n);
+    memcpy(line + n - 5, "4,5,6", 5);
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    rows_file(path, 2, "1,2,3\n", line);
+    free(line);
+    ps_dataset *ds = NULL;
+    ps_error err;
+    int rc = ps_dataset_read_csv(path, 2, 0, &ds, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    ck_assert_uint_eq(ps_dataset_rows(ds), 3);
+    ck_assert_float_eq(ps_dataset_y(ds)[2], 4.0f);
+    ps_dataset_destroy(&ds);
+    unlink(path);
+}
+END_TEST
+
+/* Every reader refuses path, a file that is not regular, with PS_EDATA and
+ * "<path>: is <kind>, not a data file", without blocking on it. */
+static void assert_refused_unread(const char *path, const char *kind)
+{
+    char want[256];
+    snprintf(want, sizeof want, "%s: is %s, not a data file", path, kind);
+    ps_dataset *ds = (ps_dataset *)1;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_read_csv(path, 3, 0, &ds, &err), PS_EDATA);
+    ck_assert_ptr_null(ds);
+    ck_assert_str_eq(err.msg, want);
+    ck_assert_int_eq(ps_dataset_read_libsvm(path, 3, &ds, &err), PS_EDATA);
+    ck_assert_str_eq(err.msg, want);
+    ck_assert_int_eq(ps_dataset_read_idx(path, BC_TRAIN_CSV, 4, &ds, &err), PS_EDATA);
+    ck_assert_str_eq(err.msg, want);
+    ck_assert_int_eq(ps_dataset_read(path, NULL, PS_FORMAT_CSV, 3, 0, NULL, &ds, &err), PS_EDATA);
+    ck_assert_str_eq(err.msg, want);
+}
+
+START_TEST(fifo_data_path_is_refused_without_blocking)
+{
+    /* nothing ever writes the FIFO: opening it to read would block for
+     * good (the test's timeout would fail it) */
+    char dir[64], fifo[96];
+    idx_dir(dir);
+    snprintf(fifo, sizeof fifo, "%s/train.csv", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    assert_refused_unread(fifo, "a FIFO");
+    char labels[96];
+    snprintf(labels, sizeof labels, "%s/labels", dir);
+    ck_assert_int_eq(mkfifo(labels, 0600), 0);
+    ps_dataset *ds = NULL;
+    ps_error err;
+    char images[128], want[256];
+    idx_file(images, sizeof images, dir, "images", IDX_IMAGES, sizeof IDX_IMAGES, 1);
+    ck_assert_int_eq(ps_dataset_read_idx(images, labels, 4, &ds, &err), PS_EDATA);
+    snprintf(want, sizeof want, "%s: is a FIFO, not a data file", labels);
+    ck_assert_str_eq(err.msg, want);
+    const char *names[] = {"train.csv", "labels", "images", NULL};
+    idx_dir_remove(dir, names);
+}
+END_TEST
+
+START_TEST(device_data_path_is_refused_unread)
+{
+    /* /dev/zero is one endless line: it once grew a worker to 2.7 GB */
+    assert_refused_unread("/dev/zero", "a character device");
+}
+END_TEST
+
+START_TEST(folder_data_path_is_refused)
+{
+    assert_refused_unread(PS_TEST_DATA_DIR, "a folder");
+}
+END_TEST
+
+START_TEST(reading_ends_with_eintr_when_the_stop_flag_is_set)
+{
+    char path[64], want[256];
+    rows_file(path, 100, "1,2,3\n", "");
+    volatile sig_atomic_t stop = 1;
+    ps_dataset *ds = (ps_dataset *)1;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_read(path, NULL, PS_FORMAT_CSV, 2, 0, &stop, &ds, &err), PS_EINTR);
+    ck_assert_ptr_null(ds);
+    snprintf(want, sizeof want, "%s:1: reading interrupted", path);
+    ck_assert_str_eq(err.msg, want);
+    ck_assert_int_eq(ps_dataset_read(path, NULL, PS_FORMAT_LIBSVM, 2, 0, &stop, &ds, &err),
+                     PS_EINTR);
+    /* a flag that is not set changes nothing */
+    stop = 0;
+    ck_assert_int_eq(ps_dataset_read(path, NULL, PS_FORMAT_CSV, 2, 0, &stop, &ds, &err), 0);
+    ck_assert_uint_eq(ps_dataset_rows(ds), 100);
+    ps_dataset_destroy(&ds);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(idx_reading_ends_with_eintr_when_the_stop_flag_is_set)
+{
+    char dir[64], ipath[128], lpath[128], want[256];
+    idx_dir(dir);
+    idx_file(ipath, sizeof ipath, dir, "train-images-idx3-ubyte.gz", IDX_IMAGES, sizeof IDX_IMAGES,
+             1);
+    idx_file(lpath, sizeof lpath, dir, "train-labels-idx1-ubyte.gz", IDX_LABELS, sizeof IDX_LABELS,
+             1);
+    volatile sig_atomic_t stop = 1;
+    ps_dataset *ds = (ps_dataset *)1;
+    ps_error err;
+    ck_assert_int_eq(ps_dataset_read(ipath, NULL, PS_FORMAT_IDX, 4, 0, &stop, &ds, &err), PS_EINTR);
+    ck_assert_ptr_null(ds);
+    snprintf(want, sizeof want, "%s: reading interrupted at image 1", ipath);
+    ck_assert_str_eq(err.msg, want);
+    const char *names[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", NULL};
+    idx_dir_remove(dir, names);
+}
+END_TEST
+
 START_TEST(csv_rows_know_their_lines)
 {
     char path[64], where[128], want[128];
@@ -592,6 +761,13 @@ int main(void)
     tcase_add_test(tc, idx_truncated_and_over_long_files_are_errors);
     tcase_add_test(tc, idx_count_and_size_mismatches_are_errors);
     tcase_add_test(tc, csv_rows_know_their_lines);
+    tcase_add_test(tc, csv_line_longer_than_one_mib_is_refused_naming_its_line);
+    tcase_add_test(tc, csv_line_of_exactly_one_mib_is_read);
+    tcase_add_test(tc, fifo_data_path_is_refused_without_blocking);
+    tcase_add_test(tc, device_data_path_is_refused_unread);
+    tcase_add_test(tc, folder_data_path_is_refused);
+    tcase_add_test(tc, reading_ends_with_eintr_when_the_stop_flag_is_set);
+    tcase_add_test(tc, idx_reading_ends_with_eintr_when_the_stop_flag_is_set);
     suite_add_tcase(s, tc);
     return ps_check_run(s);
 }

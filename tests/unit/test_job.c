@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The first five lines of most files below: a valid job. Keys added after
  * it start on line 6. Data paths resolve against PS_TEST_DATA_DIR. */
@@ -1012,12 +1014,230 @@ START_TEST(load_of_missing_file_says_cannot_open)
 }
 END_TEST
 
-START_TEST(load_of_a_folder_says_cannot_read)
+START_TEST(load_of_a_folder_says_it_is_a_folder)
 {
     ps_job job;
     ps_error err;
     ck_assert_int_eq(ps_job_load(PS_TEST_DATA_DIR, &job, &err), PS_ECONFIG);
-    ck_assert_str_eq(err.msg, PS_TEST_DATA_DIR ": cannot read: Is a directory");
+    ck_assert_str_eq(err.msg, PS_TEST_DATA_DIR ": is a folder, not a job file");
+}
+END_TEST
+
+/* ---- caps: inputs refused before they burn time or hang ---- */
+
+/* A new empty folder under /tmp into dir (64 bytes). */
+static void temp_dir(char *dir)
+{
+    strcpy(dir, "/tmp/test_job.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+START_TEST(job_file_that_is_a_fifo_or_device_is_refused_unread)
+{
+    /* nothing writes the FIFO: reading it would block for good, and
+     * /dev/zero would be read up to the size cap */
+    char dir[64], fifo[96];
+    temp_dir(dir);
+    snprintf(fifo, sizeof fifo, "%s/job.yaml", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ps_job job;
+    ps_error err;
+    char want[256];
+    ck_assert_int_eq(ps_job_load(fifo, &job, &err), PS_ECONFIG);
+    snprintf(want, sizeof want, "%s: is a FIFO, not a job file", fifo);
+    ck_assert_str_eq(err.msg, want);
+    ck_assert_int_eq(ps_job_load("/dev/zero", &job, &err), PS_ECONFIG);
+    ck_assert_str_eq(err.msg, "/dev/zero: is a character device, not a job file");
+    unlink(fifo);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(data_file_that_is_a_fifo_is_refused_without_opening_it)
+{
+    /* psd loads the job too: it must never block on a data path */
+    char dir[64], fifo[96], text[512], want[512];
+    temp_dir(dir);
+    snprintf(fifo, sizeof fifo, "%s/train.csv", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    snprintf(text, sizeof text, BASE_DATA("{train: %s}"), fifo);
+    snprintf(want, sizeof want, "job.yaml:5:8: data.train: %s is a FIFO, not a file", fifo);
+    expect_config_error(text, want);
+    snprintf(text, sizeof text, BASE_DATA("{train: breast_cancer.train.csv, test: %s}"), fifo);
+    snprintf(want, sizeof want, "job.yaml:5:40: data.test: %s is a FIFO, not a file", fifo);
+    expect_config_error(text, want);
+    unlink(fifo);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(data_file_that_is_a_device_is_refused)
+{
+    expect_config_error(BASE_DATA("{train: /dev/zero}"),
+                        "job.yaml:5:8: data.train: /dev/zero is a character device, not a file");
+}
+END_TEST
+
+START_TEST(deep_nesting_is_refused_at_once_naming_where)
+{
+    /* 100 000 nested "[" (200 kB): libyaml alone spends ~40 s on it; the
+     * cap refuses it at the 65th level, well inside the test's timeout */
+    size_t n = 100000;
+    char *text = malloc(2 * n + 1);
+    ck_assert_ptr_nonnull(text);
+    memset(text, '[', n);
+    memset(text + n, ']', n);
+    text[2 * n] = '\0';
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(text, &job, &err), PS_ECONFIG);
+    ck_assert_str_eq(
+        err.msg, "job.yaml:1:65: mappings and lists nested more than 64 deep; a job file needs 5");
+    /* the same in block style, one mapping per line */
+    size_t depth = 70, len = 0;
+    char *block = malloc(depth * (2 * depth + 4) + 1);
+    ck_assert_ptr_nonnull(block);
+    for (size_t i = 0; i < depth; i++)
+        len += (size_t)sprintf(block + len, "%*sk:\n", (int)i, "");
+    ck_assert_int_eq(parse(block, &job, &err), PS_ECONFIG);
+    ck_assert_str_eq(
+        err.msg, "job.yaml:65:65: mappings and lists nested more than 64 deep; a job file needs 5");
+    free(block);
+    free(text);
+}
+END_TEST
+
+START_TEST(nesting_of_64_levels_is_not_refused_for_its_depth)
+{
+    /* the top mapping and 63 lists: 64 levels, left to the key's own check */
+    char text[512] = BASE "staleness: ";
+    size_t len = strlen(text);
+    memset(text + len, '[', 63);
+    memset(text + len + 63, ']', 63);
+    strcpy(text + len + 126, "\n");
+    expect_config_error(text, "job.yaml:6:12: staleness: expected an integer, got a list");
+}
+END_TEST
+
+/* ---- on_divergence ---- */
+
+START_TEST(on_divergence_is_stop_unless_continue_is_asked)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE, &job, &err), 0);
+    ck_assert_int_eq(job.on_divergence, PS_DIVERGE_STOP);
+    ck_assert_int_eq(parse(BASE "on_divergence: continue\n", &job, &err), 0);
+    ck_assert_int_eq(job.on_divergence, PS_DIVERGE_CONTINUE);
+    ck_assert_int_eq(parse(BASE "on_divergence: stop\n", &job, &err), 0);
+    ck_assert_int_eq(job.on_divergence, PS_DIVERGE_STOP);
+    expect_config_error(BASE "on_divergence: ignore\n",
+                        "job.yaml:6:16: on_divergence: \"ignore\" is not one of stop, continue");
+}
+END_TEST
+
+/* ---- writable folders ---- */
+
+/* Parses BASE plus extra, which must be valid. */
+static void parse_ok(const char *extra, ps_job *job)
+{
+    char text[1024];
+    snprintf(text, sizeof text, BASE "%s", extra);
+    ps_error err;
+    int rc = parse(text, job, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+}
+
+START_TEST(missing_output_folder_is_created_and_left_empty)
+{
+    char dir[64], extra[256], out[128];
+    temp_dir(dir);
+    snprintf(out, sizeof out, "%s/a/b/out", dir);
+    snprintf(extra, sizeof extra, "output: %s/\n", out);
+    ps_job job;
+    parse_ok(extra, &job);
+    ck_assert_uint_eq(job.output_pos.line, 6);
+    ck_assert_uint_eq(job.output_pos.col, 9);
+    ps_error err;
+    ck_assert_int_eq(ps_job_check_writable(&job, PS_JOB_FOLDER_OUTPUT, &err), 0);
+    struct stat st;
+    ck_assert_int_eq(stat(out, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    ck_assert_int_eq(rmdir(out), 0); /* fails unless the test file is gone */
+    snprintf(out, sizeof out, "%s/a/b", dir);
+    rmdir(out);
+    snprintf(out, sizeof out, "%s/a", dir);
+    rmdir(out);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(output_below_a_file_is_refused_naming_the_key)
+{
+    /* the tests run as root, so "cannot write" comes from a file in the way */
+    char dir[64], file[96], extra[256], want[512];
+    temp_dir(dir);
+    snprintf(file, sizeof file, "%s/plain", dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ps_job job;
+    ps_error err;
+    snprintf(extra, sizeof extra, "output: %s/out\n", file);
+    parse_ok(extra, &job);
+    ck_assert_int_eq(ps_job_check_writable(&job, PS_JOB_FOLDER_OUTPUT, &err), PS_ECONFIG);
+    snprintf(want, sizeof want, "job.yaml:6:9: output: %s/out: cannot write there: Not a directory",
+             file);
+    ck_assert_str_eq(err.msg, want);
+    /* output that is itself a file */
+    snprintf(extra, sizeof extra, "output: %s\n", file);
+    parse_ok(extra, &job);
+    ck_assert_int_eq(ps_job_check_writable(&job, PS_JOB_FOLDER_OUTPUT, &err), PS_ECONFIG);
+    snprintf(want, sizeof want, "job.yaml:6:9: output: %s is a regular file, not a folder", file);
+    ck_assert_str_eq(err.msg, want);
+    unlink(file);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(output_under_proc_is_refused)
+{
+    ps_job job;
+    ps_error err;
+    parse_ok("output: /proc/x\n", &job);
+    ck_assert_int_eq(ps_job_check_writable(&job, PS_JOB_FOLDER_OUTPUT, &err), PS_ECONFIG);
+    ck_assert_str_eq(
+        err.msg, "job.yaml:6:9: output: /proc/x: cannot write there: No such file or directory");
+}
+END_TEST
+
+START_TEST(unwritable_checkpoint_folder_is_refused_naming_the_key)
+{
+    ps_job job;
+    ps_error err;
+    parse_ok("checkpoint: {dir: /proc/ckpt}\n", &job);
+    ck_assert_int_eq(ps_job_check_writable(&job, PS_JOB_FOLDER_CHECKPOINT, &err), PS_ECONFIG);
+    ck_assert_str_eq(err.msg, "job.yaml:6:19: checkpoint.dir: /proc/ckpt: cannot write there: No "
+                              "such file or directory");
+    /* /proc itself exists as a folder, but no file can be made in it */
+    parse_ok("checkpoint: {dir: /proc}\n", &job);
+    ck_assert_int_eq(ps_job_check_writable(&job, PS_JOB_FOLDER_CHECKPOINT, &err), PS_ECONFIG);
+    ck_assert_msg(
+        strncmp(err.msg, "job.yaml:6:19: checkpoint.dir: /proc: cannot write there: ", 58) == 0,
+        "%s", err.msg);
+    /* the output check looks at output only */
+    ck_assert_int_eq(ps_job_check_writable(&job, PS_JOB_FOLDER_OUTPUT, &err), 0);
+}
+END_TEST
+
+START_TEST(job_without_the_folder_needs_no_check)
+{
+    ps_job job;
+    ps_error err;
+    parse_ok("", &job);
+    ck_assert_uint_eq(job.output_pos.line, 0);
+    ck_assert_int_eq(ps_job_check_writable(&job, PS_JOB_FOLDER_OUTPUT, &err), 0);
+    ck_assert_int_eq(ps_job_check_writable(&job, PS_JOB_FOLDER_CHECKPOINT, &err), 0);
 }
 END_TEST
 
@@ -1328,13 +1548,30 @@ static Suite *job_suite(void)
     tcase_add_test(good, libsvm_job_parses);
     tcase_add_test(good, error_is_cleared_on_success);
     tcase_add_test(good, load_of_missing_file_says_cannot_open);
-    tcase_add_test(good, load_of_a_folder_says_cannot_read);
+    tcase_add_test(good, load_of_a_folder_says_it_is_a_folder);
     tcase_add_test(good, example_sync_job_validates);
     tcase_add_test(good, example_async_job_validates);
     tcase_add_test(good, example_libsvm_job_validates);
     tcase_add_test(good, example_fashion_mnist_mlp_job_validates);
     tcase_add_test(good, every_example_job_validates);
     suite_add_tcase(s, good);
+
+    TCase *caps = tcase_create("caps");
+    tcase_add_test(caps, job_file_that_is_a_fifo_or_device_is_refused_unread);
+    tcase_add_test(caps, data_file_that_is_a_fifo_is_refused_without_opening_it);
+    tcase_add_test(caps, data_file_that_is_a_device_is_refused);
+    tcase_add_test(caps, deep_nesting_is_refused_at_once_naming_where);
+    tcase_add_test(caps, nesting_of_64_levels_is_not_refused_for_its_depth);
+    tcase_add_test(caps, on_divergence_is_stop_unless_continue_is_asked);
+    suite_add_tcase(s, caps);
+
+    TCase *writable = tcase_create("writable");
+    tcase_add_test(writable, missing_output_folder_is_created_and_left_empty);
+    tcase_add_test(writable, output_below_a_file_is_refused_naming_the_key);
+    tcase_add_test(writable, output_under_proc_is_refused);
+    tcase_add_test(writable, unwritable_checkpoint_folder_is_refused_naming_the_key);
+    tcase_add_test(writable, job_without_the_folder_needs_no_check);
+    suite_add_tcase(s, writable);
 
     TCase *layout = tcase_create("layout");
     tcase_add_test(layout, logistic_layout_is_w_then_b);

@@ -24,6 +24,9 @@
 #define TRAILER_BYTES 16u
 #define IO_CHUNK      (1u << 20)
 #define MAX_FILES     4096
+#define MAX_COUNT     (UINT64_C(1) << 56) /* floats in one array: 8 of them fit a uint64_t */
+#define PATH_CAP      (PATH_MAX + 320)    /* a folder, "/", a file name */
+#define REFUSE_HINT   "move them away or set checkpoint.dir"
 
 /* The fixed header as it lies on disk (x86-64 and every little-endian
  * target lay this struct out without padding; checked below). */
@@ -48,6 +51,178 @@ _Static_assert(sizeof(disk_entry) == ENTRY_BYTES, "checkpoint entry layout");
 #error "checkpoint files are little-endian; this target is not"
 #endif
 
+/* ---- the folder ---- */
+
+/* mkdir -p for the checkpoint folder. */
+static int make_dirs(const char *dir)
+{
+    char path[PATH_MAX];
+    if (!ps_strlcpy(path, dir, sizeof path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int ps_ckpt_folder_init(ps_ckpt_folder *f, const char *dir, uint32_t keep, bool finite_only,
+                        ps_error *err)
+{
+    memset(f, 0, sizeof *f);
+    f->keep = keep ? keep : 1;
+    f->finite_only = finite_only;
+    if (!ps_strlcpy(f->dir, dir, sizeof f->dir))
+        return ps_error_set(err, PS_EIO, "checkpoint.dir %s: the path is too long", dir);
+    if (make_dirs(dir) != 0)
+        return ps_error_set(err, PS_EIO, "checkpoint.dir %s: cannot create the folder: %s", dir,
+                            strerror(errno));
+    char probe[PATH_CAP];
+    snprintf(probe, sizeof probe, "%s/.psd-write-test-%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ps_error_set(err, PS_EIO, "checkpoint.dir %s: not writable: %s", dir,
+                            strerror(errno));
+    close(fd);
+    if (unlink(probe) != 0)
+        return ps_error_set(err, PS_EIO, "checkpoint.dir %s: cannot remove %s: %s", dir, probe,
+                            strerror(errno));
+    return 0;
+}
+
+void ps_ckpt_folder_fini(ps_ckpt_folder *f)
+{
+    free(f->known);
+    f->known = NULL;
+    f->nknown = f->known_cap = 0;
+}
+
+/* Remembers version as a file psd verified or wrote. */
+static int known_add(ps_ckpt_folder *f, uint64_t version)
+{
+    for (size_t i = 0; i < f->nknown; i++)
+        if (f->known[i] == version)
+            return 0;
+    if (f->nknown == f->known_cap) {
+        size_t cap = f->known_cap ? 2 * f->known_cap : 16;
+        uint64_t *k = realloc(f->known, cap * sizeof *k);
+        if (k == NULL)
+            return PS_ENOMEM;
+        f->known = k;
+        f->known_cap = cap;
+    }
+    f->known[f->nknown++] = version;
+    return 0;
+}
+
+static int u64_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void file_name(char *out, size_t cap, const char *job, uint32_t shard, uint64_t version)
+{
+    snprintf(out, cap, "%s-shard%" PRIu32 "-%020" PRIu64 ".ckpt", job, shard, version);
+}
+
+/* Deletes the known checkpoints of job/shard beyond the newest keep; files
+ * psd has not verified or written are neither counted nor touched. */
+static void prune(ps_ckpt_folder *f, const char *job, uint32_t shard)
+{
+    if (f->nknown <= f->keep)
+        return;
+    qsort(f->known, f->nknown, sizeof *f->known, u64_desc);
+    for (size_t i = f->keep; i < f->nknown; i++) {
+        char name[256], path[PATH_CAP];
+        file_name(name, sizeof name, job, shard, f->known[i]);
+        snprintf(path, sizeof path, "%s/%s", f->dir, name);
+        unlink(path);
+    }
+    f->nknown = f->keep;
+}
+
+typedef struct ckpt_file {
+    uint64_t version; /* UINT64_MAX for a name beyond it */
+    bool prunable;    /* the name is the one file_name gives for version */
+    char name[256];
+} ckpt_file;
+
+static int by_version_desc(const void *a, const void *b)
+{
+    const ckpt_file *x = a, *y = b;
+    return x->version < y->version ? 1 : x->version > y->version ? -1 : 0;
+}
+
+/* The checkpoints of job/shard in dir, newest first, in *out (malloc'd;
+ * caller frees). -1 when dir cannot be opened (errno says why). */
+static int list_files(const char *dir, const char *job, uint32_t shard, ckpt_file **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    char prefix[PS_JOB_NAME_MAX + 32];
+    snprintf(prefix, sizeof prefix, "%s-shard%" PRIu32 "-", job, shard);
+    size_t plen = strlen(prefix);
+    ckpt_file *files = calloc(MAX_FILES, sizeof *files);
+    if (files == NULL) {
+        closedir(d);
+        errno = ENOMEM;
+        return -1;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        size_t len = strlen(nm);
+        if (strncmp(nm, prefix, plen) != 0 || len < plen + 5 || len >= sizeof files->name ||
+            strcmp(nm + len - 5, ".ckpt") != 0 || *n == MAX_FILES)
+            continue;
+        size_t digits = strspn(nm + plen, "0123456789");
+        if (digits != 20 || plen + digits + 5 != len)
+            continue;
+        errno = 0;
+        uint64_t v = strtoull(nm + plen, NULL, 10);
+        files[*n].prunable = errno != ERANGE; /* "99999999999999999999" is no version */
+        files[*n].version = v;
+        memcpy(files[*n].name, nm, len + 1);
+        (*n)++;
+    }
+    closedir(d);
+    qsort(files, *n, sizeof *files, by_version_desc);
+    *out = files;
+    return 0;
+}
+
+/* Removes the temporary files of job/shard that a crash left behind. */
+static void sweep_tmp(const char *dir, const char *job, uint32_t shard)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    char prefix[PS_JOB_NAME_MAX + 32];
+    snprintf(prefix, sizeof prefix, ".%s-shard%" PRIu32 "-", job, shard);
+    size_t plen = strlen(prefix);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        size_t len = strlen(nm);
+        if (strncmp(nm, prefix, plen) == 0 && len > plen + 4 && strcmp(nm + len - 4, ".tmp") == 0) {
+            char path[PATH_CAP];
+            snprintf(path, sizeof path, "%s/%s", dir, nm);
+            unlink(path); /* a write that a crash cut short */
+        }
+    }
+    closedir(d);
+}
+
 /* ---- writing ---- */
 
 static int write_all(int fd, const void *buf, size_t n, uLong *crc)
@@ -68,6 +243,29 @@ static int write_all(int fd, const void *buf, size_t n, uLong *crc)
     return 0;
 }
 
+/* The index of the first NaN or inf in x[0..n), or n. The loop is a plain
+ * max over the magnitude bits, which compilers vectorise; the index is only
+ * searched for when there is one. */
+static size_t first_non_finite(const float *x, size_t n)
+{
+    uint32_t top = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        b &= 0x7fffffffu;
+        top = b > top ? b : top;
+    }
+    if (top < 0x7f800000u)
+        return n;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        if ((b & 0x7f800000u) == 0x7f800000u)
+            return i;
+    }
+    return n;
+}
+
 static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -78,30 +276,11 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-/* mkdir -p for the checkpoint folder. */
-static int make_dirs(const char *dir)
-{
-    char path[PATH_MAX];
-    if (!ps_strlcpy(path, dir, sizeof path))
-        return -1;
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0700) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-static void file_name(char *out, size_t cap, const char *job, uint32_t shard, uint64_t version)
-{
-    snprintf(out, cap, "%s-shard%" PRIu32 "-%020" PRIu64 ".ckpt", job, shard, version);
-}
-
-/* Writes header, table, data and trailer to fd. */
-static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arrays, size_t narrays)
+/* Writes header, table, data and trailer to fd; each chunk of data is
+ * checked for NaN and inf just before it is written when finite_only.
+ * -1 (errno) on a write error; PS_EDIVERGED with err naming the key. */
+static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arrays, size_t narrays,
+                      bool finite_only, ps_error *err)
 {
     disk_header h;
     memset(&h, 0, sizeof h);
@@ -126,9 +305,25 @@ static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arr
         if (write_all(fd, &e, sizeof e, &crc) != 0)
             return -1;
     }
-    for (size_t i = 0; i < narrays; i++)
-        if (write_all(fd, arrays[i].data, arrays[i].count * sizeof(float), &crc) != 0)
-            return -1;
+    for (size_t i = 0; i < narrays; i++) {
+        for (uint64_t off = 0; off < arrays[i].count; off += IO_CHUNK / sizeof(float)) {
+            uint64_t left = arrays[i].count - off;
+            size_t n = left < IO_CHUNK / sizeof(float) ? (size_t)left : IO_CHUNK / sizeof(float);
+            const float *x = arrays[i].data + off;
+            size_t bad = finite_only ? first_non_finite(x, n) : n;
+            if (bad < n) {
+                uint64_t key = meta->key_lo + off + bad;
+                if (strcmp(arrays[i].name, "theta") == 0)
+                    return ps_error_set(err, PS_EDIVERGED,
+                                        "θ holds a non-finite value at key %" PRIu64, key);
+                return ps_error_set(err, PS_EDIVERGED,
+                                    "optimizer state %s holds a non-finite value at key %" PRIu64,
+                                    arrays[i].name, key);
+            }
+            if (write_all(fd, x, n * sizeof(float), &crc) != 0)
+                return -1;
+        }
+    }
     unsigned char trailer[TRAILER_BYTES] = {0};
     uint32_t c = (uint32_t)crc;
     memcpy(trailer, &c, 4);
@@ -136,90 +331,17 @@ static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arr
     return write_all(fd, trailer, sizeof trailer, NULL);
 }
 
-/* ---- the folder ---- */
-
-typedef struct ckpt_file {
-    uint64_t version;
-    char name[256];
-} ckpt_file;
-
-static int by_version_desc(const void *a, const void *b)
-{
-    const ckpt_file *x = a, *y = b;
-    return x->version < y->version ? 1 : x->version > y->version ? -1 : 0;
-}
-
-/* The checkpoints of job/shard in dir, newest first, in *out (malloc'd;
- * caller frees). Temporary files left by a crash are removed. -1 when dir
- * cannot be opened (errno says why). */
-static int list_files(const char *dir, const char *job, uint32_t shard, ckpt_file **out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return -1;
-    char prefix[PS_JOB_NAME_MAX + 32];
-    snprintf(prefix, sizeof prefix, "%s-shard%" PRIu32 "-", job, shard);
-    size_t plen = strlen(prefix);
-    ckpt_file *files = calloc(MAX_FILES, sizeof *files);
-    if (files == NULL) {
-        closedir(d);
-        return -1;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        const char *nm = de->d_name;
-        size_t len = strlen(nm);
-        if (nm[0] == '.' && strncmp(nm + 1, prefix, plen) == 0 && len > 4 &&
-            strcmp(nm + len - 4, ".tmp") == 0) {
-            char path[PATH_MAX];
-            snprintf(path, sizeof path, "%s/%s", dir, nm);
-            unlink(path); /* a write that a crash cut short */
-            continue;
-        }
-        if (strncmp(nm, prefix, plen) != 0 || len < plen + 5 || len >= sizeof files->name ||
-            strcmp(nm + len - 5, ".ckpt") != 0 || *n == MAX_FILES)
-            continue;
-        char *end;
-        uint64_t v = strtoull(nm + plen, &end, 10);
-        if (end != nm + len - 5)
-            continue;
-        files[*n].version = v;
-        memcpy(files[*n].name, nm, len + 1);
-        (*n)++;
-    }
-    closedir(d);
-    qsort(files, *n, sizeof *files, by_version_desc);
-    *out = files;
-    return 0;
-}
-
-/* Deletes the checkpoints of job/shard beyond the newest keep. */
-static void prune(const char *dir, const char *job, uint32_t shard, uint32_t keep)
-{
-    ckpt_file *files;
-    size_t n;
-    if (list_files(dir, job, shard, &files, &n) != 0)
-        return;
-    for (size_t i = keep; i < n; i++) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
-        unlink(path);
-    }
-    free(files);
-}
-
-int ps_checkpoint_write(const char *dir, const ps_ckpt_meta *meta, const ps_ckpt_array *arrays,
-                        size_t narrays, uint32_t keep, char *path_out, size_t cap,
-                        uint64_t *bytes_out, ps_error *err)
+int ps_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta, const ps_ckpt_array *arrays,
+                        size_t narrays, char *path_out, size_t cap, uint64_t *bytes_out,
+                        ps_error *err)
 {
     if (narrays > PS_CKPT_MAX_ARRAYS)
         return ps_error_set(err, PS_EINVAL, "checkpoint: %zu arrays (limit %d)", narrays,
                             PS_CKPT_MAX_ARRAYS);
+    const char *dir = f->dir;
     if (make_dirs(dir) != 0)
         return ps_error_set(err, PS_EIO, "checkpoint: cannot create %s: %s", dir, strerror(errno));
-    char name[256], tmp[PATH_MAX], final[PATH_MAX];
+    char name[256], tmp[PATH_CAP], final[PATH_CAP];
     file_name(name, sizeof name, meta->job, meta->shard, meta->version);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
     snprintf(final, sizeof final, "%s/%s", dir, name);
@@ -227,7 +349,12 @@ int ps_checkpoint_write(const char *dir, const ps_ckpt_meta *meta, const ps_ckpt
     if (fd < 0)
         return ps_error_set(err, PS_EIO, "checkpoint: cannot create %s: %s", tmp, strerror(errno));
     int rc = PS_EIO;
-    if (write_body(fd, meta, arrays, narrays) != 0 || fsync(fd) != 0) {
+    int body = write_body(fd, meta, arrays, narrays, f->finite_only, err);
+    if (body == PS_EDIVERGED) {
+        rc = PS_EDIVERGED;
+        goto unlink_tmp;
+    }
+    if (body != 0 || fsync(fd) != 0) {
         ps_error_set(err, PS_EIO, "checkpoint: cannot write %s: %s", tmp, strerror(errno));
         goto unlink_tmp;
     }
@@ -250,7 +377,9 @@ int ps_checkpoint_write(const char *dir, const ps_ckpt_meta *meta, const ps_ckpt
     }
     if (path_out)
         ps_strlcpy(path_out, final, cap);
-    prune(dir, meta->job, meta->shard, keep ? keep : 1);
+    if (known_add(f, meta->version) != 0)
+        return 0; /* written; not pruning is the safe side of running out of memory */
+    prune(f, meta->job, meta->shard);
     return 0;
 unlink_tmp:
     if (fd >= 0)
@@ -294,79 +423,116 @@ static int read_crc(int fd, void *dst, uint64_t n, uLong *crc, unsigned char *sc
     return 0;
 }
 
-/* Reads path whole: checks the header against job/shard/range and the
- * arrays' names and counts, the size, the checksum and the trailer. With
- * load set the data goes into the arrays (call only after a check pass). */
+/* What a file says it holds: its header and array table. */
+typedef struct file_info {
+    disk_header h;
+    disk_entry e[PS_CKPT_MAX_ARRAYS];
+} file_info;
+
+/* Whether the file's header and table are this shard's (job, shard, range,
+ * arrays' names and counts); err says what differs when not. */
+static bool info_matches(const file_info *fi, const char *job, uint32_t shard, uint64_t key_lo,
+                         uint64_t key_hi, const ps_ckpt_array *arrays, size_t narrays,
+                         ps_error *err)
+{
+    const disk_header *h = &fi->h;
+    if (strcmp(h->job, job) != 0 || h->shard != shard || h->key_lo != key_lo ||
+        h->key_hi != key_hi) {
+        ps_error_set(err, PS_EJOB,
+                     "belongs to job \"%s\" shard %" PRIu32 " keys [%" PRIu64 ", %" PRIu64 ")",
+                     h->job, h->shard, h->key_lo, h->key_hi);
+        return false;
+    }
+    if (h->narrays != narrays) {
+        ps_error_set(err, PS_EJOB, "holds %" PRIu32 " arrays, this job has %zu", h->narrays,
+                     narrays);
+        return false;
+    }
+    for (size_t i = 0; i < narrays; i++) {
+        const disk_entry *e = &fi->e[i];
+        if (strcmp(e->name, arrays[i].name) != 0 || e->count != arrays[i].count) {
+            ps_error_set(err, PS_EJOB, "array %zu is %s[%" PRIu64 "], this job has %s[%" PRIu64 "]",
+                         i, e->name, e->count, arrays[i].name, arrays[i].count);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Reads path whole: checks the header, the size the file's own table
+ * implies, the trailer and the checksum (PS_EPROTO/PS_EIO: damaged), then
+ * that it is this shard's (PS_EJOB: whole, of another job or layout; *fi
+ * says what it holds). With load set the data goes into the arrays (call
+ * only after a check pass). */
 static int read_file(const char *path, const char *job, uint32_t shard, uint64_t key_lo,
                      uint64_t key_hi, const ps_ckpt_array *arrays, size_t narrays, bool load,
-                     ps_ckpt_meta *meta, ps_error *err)
+                     ps_ckpt_meta *meta, file_info *fi, ps_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    int fd = -1;
+    const char *kind = NULL;
+    int orc = ps_file_open_regular(path, &fd, &kind); /* a FIFO must not block psd */
+    if (orc == PS_EINVAL)
+        return ps_error_set(err, PS_EPROTO, "%s, not a checkpoint file", kind);
+    if (orc != 0)
         return ps_error_set(err, PS_EIO, "cannot open: %s", strerror(errno));
     int rc = PS_EPROTO;
     unsigned char *scratch = NULL;
     struct stat st;
-    disk_header h;
+    disk_header *h = &fi->h;
     uLong crc = crc32(0L, Z_NULL, 0);
     if (fstat(fd, &st) != 0) {
-        ps_error_set(err, PS_EIO, "cannot stat: %s", strerror(errno));
+        rc = ps_error_set(err, PS_EIO, "cannot stat: %s", strerror(errno));
         goto close_fd;
     }
     if ((uint64_t)st.st_size < HEADER_BYTES + TRAILER_BYTES) {
         ps_error_set(err, PS_EPROTO, "truncated: %lld bytes", (long long)st.st_size);
         goto close_fd;
     }
-    if (read_crc(fd, &h, sizeof h, &crc, NULL) != 0) {
-        ps_error_set(err, PS_EIO, "cannot read the header");
+    if (read_crc(fd, h, sizeof *h, &crc, NULL) != 0) {
+        rc = ps_error_set(err, PS_EIO, "cannot read the header");
         goto close_fd;
     }
-    h.job[sizeof h.job - 1] = '\0';
-    if (memcmp(h.magic, MAGIC, 8) != 0 || h.format != FORMAT) {
-        ps_error_set(err, PS_EPROTO, "not a psd checkpoint (format %" PRIu32 ")", h.format);
+    h->job[sizeof h->job - 1] = '\0';
+    if (memcmp(h->magic, MAGIC, 8) != 0 || h->format != FORMAT) {
+        ps_error_set(err, PS_EPROTO, "not a psd checkpoint (format %" PRIu32 ")", h->format);
         goto close_fd;
     }
-    if (strcmp(h.job, job) != 0 || h.shard != shard || h.key_lo != key_lo || h.key_hi != key_hi) {
-        ps_error_set(err, PS_EPROTO,
-                     "belongs to job \"%s\" shard %" PRIu32 " keys [%" PRIu64 ", %" PRIu64 ")",
-                     h.job, h.shard, h.key_lo, h.key_hi);
+    if (h->narrays > PS_CKPT_MAX_ARRAYS) {
+        ps_error_set(err, PS_EPROTO, "holds %" PRIu32 " arrays (limit %d): corrupt", h->narrays,
+                     PS_CKPT_MAX_ARRAYS);
         goto close_fd;
     }
-    if (h.narrays != narrays) {
-        ps_error_set(err, PS_EPROTO, "holds %" PRIu32 " arrays, this job has %zu", h.narrays,
-                     narrays);
-        goto close_fd;
-    }
-    uint64_t expect = HEADER_BYTES + (uint64_t)narrays * ENTRY_BYTES + TRAILER_BYTES;
-    for (size_t i = 0; i < narrays; i++) {
-        disk_entry e;
-        if (read_crc(fd, &e, sizeof e, &crc, NULL) != 0) {
+    uint64_t size = (uint64_t)st.st_size;
+    uint64_t expect = HEADER_BYTES + (uint64_t)h->narrays * ENTRY_BYTES + TRAILER_BYTES;
+    for (uint32_t i = 0; i < h->narrays; i++) {
+        disk_entry *e = &fi->e[i];
+        if (read_crc(fd, e, sizeof *e, &crc, NULL) != 0) {
             ps_error_set(err, PS_EPROTO, "truncated in the array table");
             goto close_fd;
         }
-        e.name[sizeof e.name - 1] = '\0';
-        if (strcmp(e.name, arrays[i].name) != 0 || e.count != arrays[i].count) {
-            ps_error_set(err, PS_EPROTO,
-                         "array %zu is %s[%" PRIu64 "], this job has %s[%" PRIu64 "]", i, e.name,
-                         e.count, arrays[i].name, arrays[i].count);
+        e->name[sizeof e->name - 1] = '\0';
+        if (e->count > MAX_COUNT) { /* keeps expect from overflowing */
+            ps_error_set(err, PS_EPROTO, "array %s claims %" PRIu64 " values: corrupt", e->name,
+                         e->count);
             goto close_fd;
         }
-        expect += e.count * sizeof(float);
+        expect += e->count * sizeof(float);
     }
-    if ((uint64_t)st.st_size != expect) {
-        ps_error_set(err, PS_EPROTO, "%lld bytes, expected %" PRIu64 " (truncated or torn)",
-                     (long long)st.st_size, expect);
+    if (size != expect) {
+        ps_error_set(err, PS_EPROTO, "%" PRIu64 " bytes, expected %" PRIu64 " (truncated or torn)",
+                     size, expect);
         goto close_fd;
     }
+    bool mine = info_matches(fi, job, shard, key_lo, key_hi, arrays, narrays, NULL);
     scratch = malloc(IO_CHUNK);
     if (scratch == NULL) {
         rc = ps_error_set(err, PS_ENOMEM, "out of memory");
         goto close_fd;
     }
-    for (size_t i = 0; i < narrays; i++) {
-        if (read_crc(fd, load ? arrays[i].data : NULL, arrays[i].count * sizeof(float), &crc,
-                     scratch) != 0) {
-            ps_error_set(err, PS_EIO, "cannot read array %s", arrays[i].name);
+    for (uint32_t i = 0; i < h->narrays; i++) {
+        void *into = load && mine ? arrays[i].data : NULL;
+        if (read_crc(fd, into, fi->e[i].count * sizeof(float), &crc, scratch) != 0) {
+            rc = ps_error_set(err, PS_EIO, "cannot read array %s", fi->e[i].name);
             goto close_fd;
         }
     }
@@ -381,15 +547,19 @@ static int read_file(const char *path, const char *job, uint32_t shard, uint64_t
         ps_error_set(err, PS_EPROTO, "checksum mismatch (corrupt)");
         goto close_fd;
     }
+    if (!info_matches(fi, job, shard, key_lo, key_hi, arrays, narrays, err)) {
+        rc = PS_EJOB;
+        goto close_fd;
+    }
     if (meta) {
         memset(meta, 0, sizeof *meta);
-        ps_strlcpy(meta->job, h.job, sizeof meta->job);
-        meta->shard = h.shard;
-        meta->key_lo = h.key_lo;
-        meta->key_hi = h.key_hi;
-        meta->version = h.version;
-        meta->updates = h.updates;
-        meta->created_ms = h.created_ms;
+        ps_strlcpy(meta->job, h->job, sizeof meta->job);
+        meta->shard = h->shard;
+        meta->key_lo = h->key_lo;
+        meta->key_hi = h->key_hi;
+        meta->version = h->version;
+        meta->updates = h->updates;
+        meta->created_ms = h->created_ms;
     }
     rc = 0;
 close_fd:
@@ -402,35 +572,150 @@ int ps_checkpoint_verify(const char *path, const char *job, uint32_t shard, uint
                          uint64_t key_hi, const ps_ckpt_array *arrays, size_t narrays,
                          ps_error *err)
 {
-    return read_file(path, job, shard, key_lo, key_hi, arrays, narrays, false, NULL, err);
+    file_info fi;
+    return read_file(path, job, shard, key_lo, key_hi, arrays, narrays, false, NULL, &fi, err);
 }
 
-int ps_checkpoint_load(const char *dir, const char *job, uint32_t shard, uint64_t key_lo,
+/* The optimizer state a layout holds, as `"m", "v"` or `none`. */
+static void state_names(char *out, size_t cap, const char *const *names, size_t n)
+{
+    out[0] = '\0';
+    if (n <= 1) {
+        snprintf(out, cap, "none");
+        return;
+    }
+    size_t used = 0;
+    for (size_t i = 1; i < n && used < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s\"%s\"", i > 1 ? ", " : "", names[i]);
+}
+
+/* The one line that refuses dir for the whole file fi of another job or
+ * layout: what it holds against what this shard has. */
+static int refuse_folder(const char *dir, const file_info *fi, const char *job, uint32_t shard,
+                         uint64_t key_lo, uint64_t key_hi, const ps_ckpt_array *arrays,
+                         size_t narrays, ps_error *err)
+{
+    const disk_header *h = &fi->h;
+    size_t len = strlen(dir);
+    const char *slash = len > 0 && dir[len - 1] == '/' ? "" : "/";
+    if (strcmp(h->job, job) != 0)
+        return ps_error_set(
+            err, PS_ECONFIG,
+            "%s%s: holds checkpoints of job \"%s\", this job is \"%s\": " REFUSE_HINT, dir, slash,
+            h->job, job);
+    if (h->shard != shard)
+        return ps_error_set(err, PS_ECONFIG,
+                            "%s%s: holds checkpoints of job \"%s\" shard %" PRIu32
+                            ", this is shard %" PRIu32 ": " REFUSE_HINT,
+                            dir, slash, h->job, h->shard, shard);
+    if (h->key_hi - h->key_lo != key_hi - key_lo)
+        return ps_error_set(err, PS_ECONFIG,
+                            "%s%s: holds checkpoints of job \"%s\" with %" PRIu64
+                            " parameters, this job has %" PRIu64 ": " REFUSE_HINT,
+                            dir, slash, h->job, h->key_hi - h->key_lo, key_hi - key_lo);
+    if (h->key_lo != key_lo)
+        return ps_error_set(err, PS_ECONFIG,
+                            "%s%s: holds checkpoints of job \"%s\" for keys [%" PRIu64 ", %" PRIu64
+                            "), this shard has keys [%" PRIu64 ", %" PRIu64 "): " REFUSE_HINT,
+                            dir, slash, h->job, h->key_lo, h->key_hi, key_lo, key_hi);
+    const char *theirs[PS_CKPT_MAX_ARRAYS], *ours[PS_CKPT_MAX_ARRAYS];
+    size_t nours = narrays < PS_CKPT_MAX_ARRAYS ? narrays : PS_CKPT_MAX_ARRAYS;
+    for (size_t i = 0; i < h->narrays; i++)
+        theirs[i] = fi->e[i].name;
+    for (size_t i = 0; i < nours; i++)
+        ours[i] = arrays[i].name;
+    bool same_names = h->narrays == narrays; /* then both are at most the limit */
+    for (size_t i = 0; same_names && i < narrays; i++)
+        same_names = strcmp(ours[i], theirs[i]) == 0;
+    if (!same_names) {
+        char a[PS_CKPT_MAX_ARRAYS * (PS_CKPT_NAME_MAX + 4)], b[sizeof a];
+        state_names(a, sizeof a, theirs, h->narrays);
+        state_names(b, sizeof b, ours, nours);
+        return ps_error_set(err, PS_ECONFIG,
+                            "%s%s: holds checkpoints of job \"%s\" with optimizer state %s, this "
+                            "job has %s: " REFUSE_HINT,
+                            dir, slash, h->job, a, b);
+    }
+    for (size_t i = 0; i < narrays; i++)
+        if (fi->e[i].count != arrays[i].count)
+            return ps_error_set(err, PS_ECONFIG,
+                                "%s%s: holds checkpoints of job \"%s\" with %s[%" PRIu64
+                                "], this job has %s[%" PRIu64 "]: " REFUSE_HINT,
+                                dir, slash, h->job, fi->e[i].name, fi->e[i].count, arrays[i].name,
+                                arrays[i].count);
+    return ps_error_set(err, PS_ECONFIG, "%s%s: holds checkpoints of another layout: " REFUSE_HINT,
+                        dir, slash);
+}
+
+int ps_checkpoint_load(ps_ckpt_folder *f, const char *job, uint32_t shard, uint64_t key_lo,
                        uint64_t key_hi, ps_ckpt_array *arrays, size_t narrays, ps_ckpt_meta *meta,
                        char *path_out, size_t cap, const ps_log *log, ps_error *err)
 {
+    const char *dir = f->dir;
     ckpt_file *files;
     size_t n;
     if (list_files(dir, job, shard, &files, &n) != 0) {
         if (errno == ENOENT)
             return 1;
+        if (errno == ENOMEM)
+            return ps_error_set(err, PS_ENOMEM, "checkpoint: out of memory listing %s", dir);
         return ps_error_set(err, PS_EIO, "checkpoint: cannot read %s: %s", dir, strerror(errno));
     }
-    int rc = 1;
-    for (size_t i = 0; i < n && rc == 1; i++) {
-        char path[PATH_MAX];
+    /* Every file is checked before any is loaded: a whole file of another
+     * job or layout refuses the folder with nothing loaded or deleted. */
+    int rc = 0;
+    bool *valid = calloc(n ? n : 1, sizeof *valid);
+    if (valid == NULL) {
+        rc = ps_error_set(err, PS_ENOMEM, "checkpoint: out of memory listing %s", dir);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_CAP];
         snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+        file_info fi;
         ps_error why;
         ps_error_clear(&why);
-        if (read_file(path, job, shard, key_lo, key_hi, arrays, narrays, false, NULL, &why) != 0 ||
-            read_file(path, job, shard, key_lo, key_hi, arrays, narrays, true, meta, &why) != 0) {
+        int r =
+            read_file(path, job, shard, key_lo, key_hi, arrays, narrays, false, NULL, &fi, &why);
+        if (r == PS_EJOB) {
+            rc = refuse_folder(dir, &fi, job, shard, key_lo, key_hi, arrays, narrays, err);
+            goto done;
+        }
+        if (r == PS_ENOMEM) {
+            rc = ps_error_set(err, PS_ENOMEM, "checkpoint: out of memory reading %s", path);
+            goto done;
+        }
+        if (r != 0)
             PS_LOG_W(log, "checkpoint %s skipped: %s", path, why.msg);
+        valid[i] = r == 0;
+    }
+    sweep_tmp(dir, job, shard);
+    rc = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!valid[i])
+            continue;
+        char path[PATH_CAP];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+        file_info fi;
+        ps_error why;
+        ps_error_clear(&why);
+        if (rc == 1 && read_file(path, job, shard, key_lo, key_hi, arrays, narrays, true, meta, &fi,
+                                 &why) != 0) {
+            PS_LOG_W(log, "checkpoint %s skipped: %s", path, why.msg); /* changed under us */
             continue;
         }
-        if (path_out)
-            ps_strlcpy(path_out, path, cap);
-        rc = 0;
+        if (rc == 1) {
+            if (path_out)
+                ps_strlcpy(path_out, path, cap);
+            rc = 0;
+        }
+        if (files[i].prunable && known_add(f, files[i].version) != 0) {
+            rc = ps_error_set(err, PS_ENOMEM, "checkpoint: out of memory listing %s", dir);
+            goto done;
+        }
     }
+done:
+    free(valid);
     free(files);
     return rc;
 }

@@ -2,13 +2,16 @@
  * counters needed to go on (model version, update count), in one file with a
  * checksum. Written to a temporary file, fsync'd, renamed and the folder
  * fsync'd, so a crash leaves the previous checkpoint or the new one, never a
- * mix; a file that does not check out (truncated, bit-flipped, another job)
- * is skipped on load with a warning. Files are named
- * <job>-shard<i>-<version>.ckpt in the checkpoint folder; the newest `keep`
- * are kept. */
+ * mix; a file that does not check out (truncated, bit-flipped) is skipped on
+ * load with a warning, and a whole file of another job or model under this
+ * job's names makes the folder refused. Files are named
+ * <job>-shard<i>-<version>.ckpt; the newest `keep` of those psd verified or
+ * wrote itself are kept, and no other file is ever deleted. */
 #ifndef PS_CHECKPOINT_H
 #define PS_CHECKPOINT_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,28 +39,59 @@ typedef struct ps_ckpt_meta {
     uint64_t created_ms; /* wall clock, ms since the epoch */
 } ps_ckpt_meta;
 
-/* Writes meta and the arrays to dir (created if missing) as one checkpoint,
- * atomically, then deletes the oldest ones of this job and shard beyond
- * keep. *path_out (when not NULL, PS_PATH_MAX-ish cap bytes) gets the file
- * written and *bytes_out its size. PS_EIO with err naming the file. */
-int ps_checkpoint_write(const char *dir, const ps_ckpt_meta *meta, const ps_ckpt_array *arrays,
-                        size_t narrays, uint32_t keep, char *path_out, size_t cap,
-                        uint64_t *bytes_out, ps_error *err);
+/* One shard's checkpoint folder as psd uses it. `known` holds the versions
+ * of the files psd has verified (ps_checkpoint_load) or written itself:
+ * the only ones pruning counts or deletes. Embedded: ps_ckpt_folder_init /
+ * ps_ckpt_folder_fini; one thread at a time. */
+typedef struct ps_ckpt_folder {
+    char dir[PATH_MAX];
+    uint32_t keep;    /* >= 1 */
+    bool finite_only; /* refuse to write a NaN or inf (on_divergence: stop) */
+    uint64_t *known;  /* malloc'd, any order, no duplicates */
+    size_t nknown, known_cap;
+} ps_ckpt_folder;
 
-/* Loads the newest valid checkpoint of job/shard in dir into the arrays
- * (names and counts must match the file's) and *meta; a file is checked
- * whole before anything of it is copied, so the arrays are only written
- * from a valid file. Files that do not check out are skipped with a
- * one-line warning on log naming the file and the reason; leftover
- * temporary files are removed. Returns 0 (the file in path_out), 1 when
- * there is no valid checkpoint (a fresh start, dir may not exist), or
- * PS_EIO when the folder cannot be read. */
-int ps_checkpoint_load(const char *dir, const char *job, uint32_t shard, uint64_t key_lo,
+/* Sets f up for dir: creates the folder when missing, then creates and
+ * removes a test file in it, so a folder psd cannot write is refused before
+ * any work is done. keep 0 is taken as 1. PS_EIO with err naming
+ * checkpoint.dir and the OS error; f needs ps_ckpt_folder_fini either way. */
+int ps_ckpt_folder_init(ps_ckpt_folder *f, const char *dir, uint32_t keep, bool finite_only,
+                        ps_error *err);
+
+/* Frees what f holds; f may be zeroed or initialised, and fini twice is fine. */
+void ps_ckpt_folder_fini(ps_ckpt_folder *f);
+
+/* Writes meta and the arrays to f's folder (created again if missing) as one
+ * checkpoint, atomically, remembers it as known and deletes the known files
+ * of this job and shard beyond the newest keep. *path_out (when not NULL,
+ * cap bytes) gets the file written and *bytes_out its size. PS_EDIVERGED
+ * when f->finite_only and an array holds a NaN or inf (nothing is written;
+ * err: "θ holds a non-finite value at key K"); PS_EIO with err naming the
+ * file; PS_ENOMEM. */
+int ps_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta, const ps_ckpt_array *arrays,
+                        size_t narrays, char *path_out, size_t cap, uint64_t *bytes_out,
+                        ps_error *err);
+
+/* Checks every checkpoint of job/shard in f's folder, remembers the valid
+ * ones as known, and loads the newest valid one into the arrays (names and
+ * counts must match the file's) and *meta; a file is checked whole before
+ * anything of it is copied. Files that do not check out are skipped with a
+ * one-line warning on log naming the file and the reason. A whole file
+ * (its checksum holds) of another job or layout under these names refuses
+ * the folder: PS_ECONFIG, nothing loaded or deleted, err like
+ * "ckpt/: holds checkpoints of job "x" with 31 parameters, this job has 21:
+ * move them away or set checkpoint.dir". Otherwise leftover temporary files
+ * are removed. Returns 0 (the file in path_out), 1 when there is no valid
+ * checkpoint (a fresh start; the folder may not exist), PS_EIO when the
+ * folder cannot be read, PS_ENOMEM. */
+int ps_checkpoint_load(ps_ckpt_folder *f, const char *job, uint32_t shard, uint64_t key_lo,
                        uint64_t key_hi, ps_ckpt_array *arrays, size_t narrays, ps_ckpt_meta *meta,
                        char *path_out, size_t cap, const ps_log *log, ps_error *err);
 
-/* Checks one checkpoint file against the arrays' names and counts without
- * loading it: 0, or PS_EIO/PS_EPROTO with err saying what is wrong. */
+/* Checks one checkpoint file against job/shard/range and the arrays' names
+ * and counts without loading it: 0; PS_EIO or PS_EPROTO when it is damaged
+ * (truncated, torn, checksum); PS_EJOB when it is whole but of another job,
+ * shard or layout. err says what is wrong. */
 int ps_checkpoint_verify(const char *path, const char *job, uint32_t shard, uint64_t key_lo,
                          uint64_t key_hi, const ps_ckpt_array *arrays, size_t narrays,
                          ps_error *err);

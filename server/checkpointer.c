@@ -20,8 +20,7 @@ typedef enum writer_state { W_IDLE, W_PENDING, W_WRITING, W_DONE, W_QUIT } write
 struct ps_checkpointer {
     const ps_log *log;
     ps_engine *engine;
-    char dir[PS_PATH_MAX];
-    uint32_t keep;
+    ps_ckpt_folder folder; /* the writer's while it writes, the server thread's otherwise */
     uint64_t every_ms;
     uint64_t next_ms;
     bool requested;
@@ -44,6 +43,11 @@ struct ps_checkpointer {
 
     uint64_t written;
     char last_path[PS_PATH_MAX];
+    /* every finished checkpoint, and how the last one ended */
+    uint64_t finished;
+    int last_status;
+    char last_text[PS_ERROR_MSG_MAX];
+    bool skip_warned; /* "checkpoint skipped" said since the last good write */
 };
 
 static uint64_t wall_ms(void)
@@ -67,7 +71,7 @@ static void write_snapshot(ps_checkpointer *c)
 {
     uint64_t t0 = ps_clock_ms();
     ps_error_clear(&c->result_err);
-    c->result = ps_checkpoint_write(c->dir, &c->meta, c->snap, c->narrays, c->keep, c->result_path,
+    c->result = ps_checkpoint_write(&c->folder, &c->meta, c->snap, c->narrays, c->result_path,
                                     sizeof c->result_path, &c->result_bytes, &c->result_err);
     c->result_ms = ps_clock_ms() - t0;
 }
@@ -110,12 +114,26 @@ static void snapshot_take(ps_checkpointer *c)
  * own synchronous write). */
 static void report(ps_checkpointer *c)
 {
+    c->finished++;
+    c->last_status = c->result;
+    if (c->result == PS_EDIVERGED) {
+        ps_strlcpy(c->last_text, c->result_err.msg, sizeof c->last_text);
+        if (!c->skip_warned) /* once: a diverged job would say it every interval */
+            PS_LOG_W(c->log, "checkpoint skipped: %s: %s", c->result_err.msg,
+                     c->folder.nknown > 0 ? "the last good checkpoint is kept"
+                                          : "there is no good checkpoint to keep");
+        c->skip_warned = true;
+        return;
+    }
     if (c->result != 0) {
+        ps_strlcpy(c->last_text, c->result_err.msg, sizeof c->last_text);
         PS_LOG_E(c->log, "checkpoint failed: %s", c->result_err.msg);
         return;
     }
+    c->skip_warned = false;
     c->written++;
     ps_strlcpy(c->last_path, c->result_path, sizeof c->last_path);
+    ps_strlcpy(c->last_text, c->result_path, sizeof c->last_text);
     char size[32];
     size_text(c->result_bytes, size, sizeof size);
     PS_LOG_I(c->log, "checkpoint written: %s (version %llu, %s, %llu ms)", c->result_path,
@@ -130,12 +148,12 @@ static int load_newest(ps_checkpointer *c, ps_ckpt_array *live, const ps_job *jo
     uint64_t t0 = ps_clock_ms();
     ps_ckpt_meta meta;
     char path[PS_PATH_MAX];
-    int rc = ps_checkpoint_load(c->dir, job->name, shard, c->meta.key_lo, c->meta.key_hi, live,
+    int rc = ps_checkpoint_load(&c->folder, job->name, shard, c->meta.key_lo, c->meta.key_hi, live,
                                 c->narrays, &meta, path, sizeof path, c->log, err);
     if (rc < 0)
         return rc;
     if (rc == 1) {
-        PS_LOG_I(c->log, "no valid checkpoint in %s: starting from the job's seed", c->dir);
+        PS_LOG_I(c->log, "no valid checkpoint in %s: starting from the job's seed", c->folder.dir);
         return 0;
     }
     ps_store_set_updates(ps_engine_store(c->engine), meta.updates);
@@ -161,8 +179,6 @@ int ps_checkpointer_new(const ps_job *job, uint32_t shard, ps_engine *engine, co
         return ps_error_set(err, PS_ENOMEM, "cannot allocate the checkpointer");
     c->log = log;
     c->engine = engine;
-    ps_strlcpy(c->dir, job->checkpoint.dir, sizeof c->dir);
-    c->keep = job->checkpoint.keep;
     c->every_ms = (uint64_t)(job->checkpoint.every_seconds * 1000.0);
     if (c->every_ms == 0)
         c->every_ms = 1;
@@ -173,8 +189,12 @@ int ps_checkpointer_new(const ps_job *job, uint32_t shard, ps_engine *engine, co
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     ps_ckpt_array live[PS_CKPT_MAX_ARRAYS];
-    int rc = ps_store_ckpt_arrays_for_load(ps_engine_store(engine), live, PS_CKPT_MAX_ARRAYS,
-                                           &c->narrays);
+    int rc = ps_ckpt_folder_init(&c->folder, job->checkpoint.dir, job->checkpoint.keep,
+                                 job->on_divergence == PS_DIVERGE_STOP, err);
+    if (rc != 0)
+        goto fail;
+    rc = ps_store_ckpt_arrays_for_load(ps_engine_store(engine), live, PS_CKPT_MAX_ARRAYS,
+                                       &c->narrays);
     if (rc != 0) {
         ps_error_set(err, rc, "the shard has more arrays than a checkpoint holds");
         goto fail;
@@ -247,6 +267,15 @@ uint64_t ps_checkpointer_written(const ps_checkpointer *c, const char **last_pat
     return c ? c->written : 0;
 }
 
+uint64_t ps_checkpointer_finished(const ps_checkpointer *c, int *status, const char **text)
+{
+    if (status)
+        *status = c ? c->last_status : 0;
+    if (text)
+        *text = c ? c->last_text : "";
+    return c ? c->finished : 0;
+}
+
 /* Waits until the writer holds no snapshot; reports a finished write. */
 static void writer_wait_idle(ps_checkpointer *c)
 {
@@ -286,6 +315,7 @@ void ps_checkpointer_destroy(ps_checkpointer **cp)
     }
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
+    ps_ckpt_folder_fini(&c->folder);
     free(c->snap_buf);
     free(c);
     *cp = NULL;

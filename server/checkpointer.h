@@ -19,10 +19,15 @@
 typedef struct ps_checkpointer ps_checkpointer;
 
 /* A checkpointer for the engine's shard, or NULL in *out when the job has
- * no checkpoint section (not an error). Loads the newest valid checkpoint
- * into the engine (logged: "checkpoint loaded: ..."; corrupt ones are
- * skipped with a warning) and starts the writer thread. PS_ENOMEM, PS_EIO
- * (the folder cannot be read), with err filled. */
+ * no checkpoint section (not an error). Creates the folder when missing and
+ * checks that it can be written (a test file made and removed), loads the
+ * newest valid checkpoint into the engine (logged: "checkpoint loaded: ...";
+ * corrupt ones are skipped with a warning) and starts the writer thread.
+ * With on_divergence: stop, a snapshot holding a NaN or inf is never
+ * written. PS_ENOMEM; PS_EIO (the folder cannot be created, written or
+ * read; err names checkpoint.dir and the OS error); PS_ECONFIG (the folder
+ * holds whole checkpoints of another job or layout under this job's names:
+ * nothing is loaded or deleted), with err filled. */
 int ps_checkpointer_new(const ps_job *job, uint32_t shard, ps_engine *engine, const ps_log *log,
                         ps_checkpointer **out, ps_error *err);
 
@@ -37,8 +42,15 @@ void ps_checkpointer_request(ps_checkpointer *c);
  * ("" before the first). */
 uint64_t ps_checkpointer_written(const ps_checkpointer *c, const char **last_path);
 
+/* How many checkpoints have finished so far, written, failed or skipped,
+ * and how the last one ended: *status 0 and *text its path; PS_EIO and
+ * *text the write's error; PS_EDIVERGED and *text why it was skipped (a NaN
+ * or inf). Before the first: 0 and "". Either pointer may be NULL. */
+uint64_t ps_checkpointer_finished(const ps_checkpointer *c, int *status, const char **text);
+
 /* Waits for a write in progress, then writes the state as it is now in
- * this thread (SIGTERM). Returns 0 or PS_EIO (logged as well). */
+ * this thread (SIGTERM). Returns 0, PS_EIO or PS_EDIVERGED (not written:
+ * a NaN or inf), logged as well. */
 int ps_checkpointer_final(ps_checkpointer *c);
 
 /* Stops the writer thread (after the write in progress), frees everything

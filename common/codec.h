@@ -51,6 +51,9 @@ typedef enum ps_encoding {
 /* HEARTBEAT flags */
 #define PS_FLAG_DONE 1u /* the worker pushed its last gradient: it only waits now */
 
+/* BYE flags */
+#define PS_FLAG_ABORT 4u /* the worker stops the whole job; error says why (divergence) */
+
 /* PULL flags */
 #define PS_FLAG_SHM 2u /* answer in the worker's shared-memory segment */
 

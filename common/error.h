@@ -29,7 +29,10 @@
     X(EINTR, -19, "interrupted")                                                                   \
     X(ESERVER, -20, "server replied with an error")                                                \
     X(EABORTED, -21, "the job was stopped")                                                        \
-    X(EREJOINED, -22, "registered again with a server that lost this worker")
+    X(EREJOINED, -22, "registered again with a server that lost this worker")                      \
+    X(ESTOPPED, -23, "the server stopped")                                                         \
+    X(EDIVERGED, -24, "training diverged")                                                         \
+    X(ECOMPLETE, -25, "the job is complete")
 
 enum {
     PS_OK = 0,

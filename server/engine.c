@@ -38,7 +38,13 @@ typedef struct worker_slot {
     bool pushed;           /* contributed to the open round (kept if it leaves) */
     bool done;             /* said it pushed its last gradient; counts as departed */
     uint64_t last_seen_ms; /* when it last sent anything, for eviction */
-    float weight;          /* deterministic: weight of the staged gradient */
+    bool said_bye;         /* left with BYE (not evicted): the job is complete for it */
+    bool told;             /* got the stop's ERROR as a reply to a request */
+    /* where its requests come from: its main socket and its heartbeat
+     * socket, so a stop can be told to it unasked */
+    unsigned char ident_main[PS_IDENTITY_MAX], ident_hb[PS_IDENTITY_MAX];
+    size_t ident_main_len, ident_hb_len;
+    float weight; /* deterministic: weight of the staged gradient */
     /* the HELLO that registered it, so a retried HELLO gets the same WELCOME */
     unsigned char hello_identity[PS_IDENTITY_MAX];
     size_t hello_identity_len;
@@ -86,7 +92,10 @@ struct ps_engine {
     /* failures: silent workers are evicted after heartbeat.timeout_ms */
     uint64_t round_start_ms, max_round_ms;
     uint64_t evictions;
-    bool aborted; /* on_worker_loss: abort, and a worker was lost */
+    /* 0 while the job runs; else every request gets this code: PS_EABORTED
+     * (on_worker_loss: abort and a worker was lost, or a worker diverged),
+     * PS_ESTOPPED or PS_ECOMPLETE (psd is stopping, ps_engine_stop) */
+    int stop_code;
     char abort_msg[PS_MSG_ERROR_MAX];
 
     ps_msg reply; /* reused for every reply */
@@ -134,7 +143,7 @@ static int refuse(ps_engine *e, const peer *p, const ps_msg *req, int code, cons
     if (code < 0 && code > -ERROR_CODES)
         n = ++e->errors[-code];
     e->errors_total++;
-    ps_log_level level = (n & (n - 1)) == 0 ? PS_LOG_WARN : PS_LOG_DEBUG;
+    ps_log_level level = (n & (n - 1)) == 0 && code != e->stop_code ? PS_LOG_WARN : PS_LOG_DEBUG;
     ps_log_write(e->log, level,
                  "shard %u: refused %s from worker %u (seq %llu): %s (%s, %llu so far)", e->shard,
                  ps_msg_type_name(req->type), req->worker_id, (unsigned long long)req->seq,
@@ -323,7 +332,9 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, worker_slot
         return ack(e, p, req, PS_ACK_DROPPED);
     }
     if (req->clock > e->version)
-        return refuse(e, p, req, PS_ECLOCK, "push for round %llu, but round %llu is open",
+        return refuse(e, p, req, PS_ECLOCK,
+                      "push for round %llu, but round %llu is open (this shard runs mode sync: "
+                      "is the worker's job file of another mode?)",
                       (unsigned long long)req->clock, (unsigned long long)e->version);
     if (w->pushed && !w->has_seq) {
         /* it pushed this round, then registered again (evicted, or the
@@ -448,6 +459,27 @@ static int welcome(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *
     return 0;
 }
 
+/* Remembers which socket a live worker's request came from (its main one,
+ * or its heartbeat thread's), so a stop can be told to it unasked. */
+static void worker_where(ps_engine *e, const peer *p, const ps_msg *req)
+{
+    if (req->type == PS_MSG_HELLO || p->identity_len > PS_IDENTITY_MAX)
+        return;
+    uint32_t rank = req->worker_id & RANK_MASK;
+    if (rank >= e->job.workers)
+        return;
+    worker_slot *w = &e->slots[rank];
+    if (w->state != SLOT_LIVE || w->worker_id != req->worker_id)
+        return;
+    bool hb = req->type == PS_MSG_HEARTBEAT;
+    unsigned char *id = hb ? w->ident_hb : w->ident_main;
+    size_t *len = hb ? &w->ident_hb_len : &w->ident_main_len;
+    if (*len != p->identity_len || memcmp(id, p->identity, p->identity_len) != 0) {
+        memcpy(id, p->identity, p->identity_len);
+        *len = p->identity_len;
+    }
+}
+
 /* The live worker that a HELLO with this peer identity and seq registered
  * already: the request is a retry whose WELCOME was lost or late. */
 static worker_slot *hello_find_retry(ps_engine *e, const peer *p, const ps_msg *req)
@@ -493,6 +525,10 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
     e->generation = e->generation % GEN_MAX + 1;
     w->state = SLOT_LIVE;
     w->done = false;
+    w->said_bye = false;
+    w->told = false;
+    w->ident_main_len = 0;
+    w->ident_hb_len = 0;
     w->last_seen_ms = ps_clock_ms();
     w->worker_id = (e->generation << RANK_BITS) | (uint32_t)worker_rank(e, w);
     w->has_seq = false;
@@ -507,12 +543,33 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
     return welcome(e, p, req, w);
 }
 
+static void parked_refuse(ps_engine *e, ps_engine_send_fn send, void *ctx);
+
+/* A BYE with PS_FLAG_ABORT: the worker stops the whole job (its training
+ * diverged); every parked and later request gets PS_EABORTED with why. */
+static int bye_abort(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w)
+{
+    snprintf(e->abort_msg, sizeof e->abort_msg, "job stopped by rank %d: %.200s", worker_rank(e, w),
+             req->error[0] ? req->error : "no reason given");
+    PS_LOG_E(e->log, "shard %u: %s", e->shard, e->abort_msg);
+    e->stop_code = PS_EABORTED;
+    w->said_bye = true;
+    w->told = true;
+    worker_depart(e, w, true);
+    ack(e, p, req, 0);
+    parked_refuse(e, p->send, p->ctx);
+    return 0;
+}
+
 static int handle_bye(ps_engine *e, const peer *p, const ps_msg *req)
 {
     worker_slot *w = worker_find(e, req->worker_id);
     if (w == NULL)
         return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
                       req->worker_id, e->shard);
+    if (req->flags & PS_FLAG_ABORT)
+        return bye_abort(e, p, req, w);
+    w->said_bye = true;
     worker_depart(e, w, true);
     PS_LOG_I(e->log, "shard %u: worker %u (rank %d) left (%u of %u live)", e->shard, w->worker_id,
              worker_rank(e, w), e->live, e->job.workers);
@@ -559,8 +616,12 @@ int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, in
                      void *ctx)
 {
     peer p = {identity, identity_len, send, ctx};
-    if (e->aborted && decode_rc == 0 && req->type != PS_MSG_STATUS)
-        return refuse(e, &p, req, PS_EABORTED, "%s", e->abort_msg);
+    if (e->stop_code != 0 && decode_rc == 0 && req->type != PS_MSG_STATUS) {
+        worker_slot *w = worker_find(e, req->worker_id);
+        if (w != NULL)
+            w->told = true;
+        return refuse(e, &p, req, e->stop_code, "%s", e->abort_msg);
+    }
     if (decode_rc != 0)
         return refuse(e, &p, req, decode_rc, "%s",
                       decode_err && decode_err->msg[0] ? decode_err->msg : ps_strerror(decode_rc));
@@ -570,6 +631,7 @@ int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, in
     if (strcmp(req->job, e->job.name) != 0)
         return refuse(e, &p, req, PS_EJOB, "job \"%s\" is not this server's job \"%s\"", req->job,
                       e->job.name);
+    worker_where(e, &p, req);
     switch (req->type) {
     case PS_MSG_HELLO:
         return handle_hello(e, &p, req);
@@ -734,7 +796,10 @@ static void parked_refuse(ps_engine *e, ps_engine_send_fn send, void *ctx)
         ps_msg_init(&req, PS_MSG_PULL);
         req.seq = q->seq;
         req.worker_id = q->worker_id;
-        refuse(e, &p, &req, PS_EABORTED, "%s", e->abort_msg);
+        worker_slot *w = worker_find(e, q->worker_id);
+        if (w != NULL)
+            w->told = true;
+        refuse(e, &p, &req, e->stop_code, "%s", e->abort_msg);
     }
     e->nparked = 0;
 }
@@ -742,7 +807,7 @@ static void parked_refuse(ps_engine *e, ps_engine_send_fn send, void *ctx)
 void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void *ctx)
 {
     uint64_t timeout = e->job.heartbeat.timeout_ms;
-    if (timeout == 0 || e->aborted)
+    if (timeout == 0 || e->stop_code != 0)
         return;
     bool evicted = false;
     for (uint32_t r = 0; r < e->job.workers; r++) {
@@ -756,7 +821,7 @@ void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void 
                      "job stopped: rank %u was silent for %llu ms (on_worker_loss: abort)", r,
                      (unsigned long long)silent);
             PS_LOG_E(e->log, "shard %u: %s", e->shard, e->abort_msg);
-            e->aborted = true;
+            e->stop_code = PS_EABORTED;
             parked_refuse(e, send, ctx);
             return;
         }
@@ -780,7 +845,62 @@ bool ps_engine_aborted(const ps_engine *e, const char **why)
 {
     if (why)
         *why = e->abort_msg;
-    return e->aborted;
+    return e->stop_code == PS_EABORTED;
+}
+
+void ps_engine_forgive(ps_engine *e, uint64_t stall_ms, uint64_t now_ms)
+{
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        worker_slot *w = &e->slots[r];
+        if (w->state != SLOT_LIVE)
+            continue;
+        uint64_t seen = w->last_seen_ms + stall_ms;
+        w->last_seen_ms = seen < now_ms ? seen : now_ms;
+    }
+}
+
+/* The stop's ERROR, unasked (seq 0), to one socket of a worker. */
+static void stop_tell(ps_engine *e, worker_slot *w, const unsigned char *id, size_t len,
+                      ps_engine_send_fn send, void *ctx)
+{
+    if (len == 0)
+        return;
+    ps_msg *r = &e->reply;
+    ps_msg_init(r, PS_MSG_ERROR);
+    ps_strlcpy(r->job, e->job.name, sizeof r->job);
+    r->worker_id = w->worker_id;
+    r->shard_index = e->shard;
+    r->model_version = e->version;
+    r->status = e->stop_code;
+    ps_strlcpy(r->error, e->abort_msg, sizeof r->error);
+    int rc = send(ctx, id, len, r, NULL);
+    if (rc != 0)
+        PS_LOG_D(e->log, "shard %u: stop not told to rank %d: %s", e->shard, worker_rank(e, w),
+                 ps_strerror(rc));
+}
+
+void ps_engine_stop(ps_engine *e, int code, const char *why, ps_engine_send_fn send, void *ctx)
+{
+    if (e->stop_code == 0) {
+        e->stop_code = code;
+        ps_strlcpy(e->abort_msg, why, sizeof e->abort_msg);
+    }
+    parked_refuse(e, send, ctx);
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        worker_slot *w = &e->slots[r];
+        if (w->state != SLOT_LIVE)
+            continue;
+        stop_tell(e, w, w->ident_main, w->ident_main_len, send, ctx);
+        stop_tell(e, w, w->ident_hb, w->ident_hb_len, send, ctx);
+    }
+}
+
+bool ps_engine_all_told(const ps_engine *e)
+{
+    for (uint32_t r = 0; r < e->job.workers; r++)
+        if (e->slots[r].state == SLOT_LIVE && !e->slots[r].told)
+            return false;
+    return true;
 }
 
 int ps_engine_worker_rank(const ps_engine *e, uint32_t worker_id)
@@ -795,7 +915,7 @@ int ps_engine_worker_rank(const ps_engine *e, uint32_t worker_id)
 bool ps_engine_complete(const ps_engine *e)
 {
     for (uint32_t r = 0; r < e->job.workers; r++)
-        if (e->slots[r].state != SLOT_LEFT)
+        if (e->slots[r].state != SLOT_LEFT || !e->slots[r].said_bye)
             return false;
     return true;
 }

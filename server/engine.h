@@ -93,15 +93,32 @@ void ps_engine_set_lr(ps_engine *e, double lr);
  * Call it every 100 ms or so with ps_clock_ms(). */
 void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void *ctx);
 
-/* True once the job was stopped (on_worker_loss: abort); *why (when not
- * NULL) gets the sentence. */
+/* True once the job was stopped (on_worker_loss: abort, or a worker's BYE
+ * with PS_FLAG_ABORT: its training diverged); *why (when not NULL) gets the
+ * sentence. */
 bool ps_engine_aborted(const ps_engine *e, const char **why);
+
+/* psd stops: from now on every request but STATUS gets ERROR code (PS_ESTOPPED
+ * or PS_ECOMPLETE; an aborted job keeps PS_EABORTED and its reason) with why,
+ * parked pulls are answered so, and every live worker is told unasked
+ * (seq 0) on the sockets its requests came from. */
+void ps_engine_stop(ps_engine *e, int code, const char *why, ps_engine_send_fn send, void *ctx);
+
+/* True when every live worker got the stop's ERROR as a reply to one of its
+ * requests (or left): psd need not wait for them any longer. */
+bool ps_engine_all_told(const ps_engine *e);
+
+/* psd's loop was stalled for stall_ms (stopped, paused, starved of CPU):
+ * silence within it is not the workers' fault, so each live worker's last
+ * sign of life moves that much later (not past now_ms). */
+void ps_engine_forgive(ps_engine *e, uint64_t stall_ms, uint64_t now_ms);
 
 /* The rank of the live worker with this worker_id, or -1 when no live
  * worker has it (never registered, left or evicted). */
 int ps_engine_worker_rank(const ps_engine *e, uint32_t worker_id);
 
-/* True when every rank of the job has left (BYE or eviction). */
+/* True when every rank of the job has said BYE (an evicted rank may come
+ * back: it is not done). */
 bool ps_engine_complete(const ps_engine *e);
 
 /* Sets the model version (a checkpoint was loaded into the store). */

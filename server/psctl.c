@@ -171,9 +171,7 @@ int main(int argc, char **argv)
     }
     bool status = strcmp(a.command, "status") == 0;
     void *zctx = zmq_ctx_new();
-    if (status)
-        printf("%-5s  %-28s  %10s  %12s  %12s  %s\n", "shard", "endpoint", "version",
-               "live workers", "keys", "mode");
+    bool header = false; /* printed above the first row, so an error alone stays alone */
     int exit_code = 0;
     for (uint32_t i = 0; i < job.nservers; i++) {
         if (a.shard >= 0 && (uint32_t)a.shard != i)
@@ -183,6 +181,11 @@ int main(int argc, char **argv)
             0) {
             exit_code = EXIT_RUNTIME;
             continue;
+        }
+        if (status && !header) {
+            printf("%-5s  %-28s  %10s  %12s  %12s  %s\n", "shard", "endpoint", "version",
+                   "live workers", "keys", "mode");
+            header = true;
         }
         if (status) {
             char live[32];

@@ -17,15 +17,14 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE   2
 
-/* Set by SIGTERM and SIGINT, and by SIGHUP; the server loop looks at them
- * every 100 ms. */
+/* Set by SIGTERM and SIGINT (to the signal's number, which the workers are
+ * told), and by SIGHUP; the server loop looks at them every 100 ms. */
 static volatile sig_atomic_t stop_requested = 0;
 static volatile sig_atomic_t reload_requested = 0;
 
 static void on_stop_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    stop_requested = sig;
 }
 
 static void on_reload_signal(int sig)
@@ -186,7 +185,11 @@ int main(int argc, char **argv)
         return EXIT_RUNTIME;
     }
 
-    ps_malloc_tune(); /* before the zeromq context: see LIMITS.md */
+    ps_malloc_tune(); /* before the zeromq context: see ps_malloc_tune in util.h */
+    if (ps_job_check_writable(&job, PS_JOB_FOLDER_CHECKPOINT, &err) != 0) {
+        fprintf(stderr, "psd: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
     ps_server *srv = ps_server_new(&job, a.shard, &lg, &err);
     if (srv == NULL) {
         fprintf(stderr, "psd: %s\n", err.msg);

@@ -13,8 +13,13 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -23,6 +28,21 @@
 #define FRAME_SLACK  64
 #define STATUS_MS    1000 /* how often systemd's STATUS= is refreshed */
 #define CKPT_WAITERS 8    /* psctl checkpoint requests answered at once */
+
+/* A loop iteration takes at most POLL_MS plus the work of one drain. One
+ * that took STALL_MIN_MS longer means psd itself was stalled (SIGSTOP, a
+ * paused VM, swapping, no CPU): the workers' silence during it is forgiven
+ * (ps_engine_forgive), and stalls of STALL_LOG_MS or more are logged. */
+#define STALL_MIN_MS 400
+#define STALL_LOG_MS 1000
+
+/* When psd stops, it answers every request with the stop's ERROR for a
+ * grace period of two heartbeat intervals (within these bounds), or until
+ * every live worker has been told, so no worker waits for a server that is
+ * gone; LINGER_MS then lets the last replies leave. */
+#define STOP_GRACE_MIN_MS 500
+#define STOP_GRACE_MAX_MS 3000
+#define STOP_LINGER_MS    500
 
 /* Pull replies of at least ZEROCOPY_MIN_BYTES are handed to ZeroMQ by
  * reference to θ itself: the reply holds θ's buffer (ps_store_theta_hold)
@@ -75,7 +95,7 @@ struct ps_server {
         uint64_t seq;
     } waiters[CKPT_WAITERS];
     size_t nwaiters;
-    uint64_t waiters_after; /* checkpoints written when they asked */
+    uint64_t waiters_after; /* checkpoints finished (written, failed or skipped) when they asked */
     /* shared memory: by rank; host is "" when it is off */
     char host[PS_HOST_MAX];
     shm_session *shm;
@@ -287,9 +307,42 @@ static int server_send(void *ctx, const void *identity, size_t identity_len, con
     return ps_wire_send_msg(s->sock, identity, identity_len, reply, &msg, 0);
 }
 
+/* Before an ipc:// bind: ZeroMQ would silently take over the socket file
+ * of a live server, and both would run (a split brain). A file that a
+ * server accepts connections on is refused; a stale one (its server died)
+ * is left to ZeroMQ, which replaces it; anything else at the path is not
+ * ours to delete. Abstract (@name) endpoints fail on their own. */
+static int ipc_probe(const char *endpoint, ps_error *err)
+{
+    const char *path = endpoint + strlen("ipc://");
+    struct stat st;
+    if (path[0] == '@' || lstat(path, &st) != 0)
+        return 0;
+    if (!S_ISSOCK(st.st_mode))
+        return ps_error_set(err, PS_EZMQ, "cannot bind %s: %s exists and is not a socket", endpoint,
+                            path);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path)
+        return 0; /* ZeroMQ refuses it with its own message */
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    close(fd);
+    if (rc == 0)
+        return ps_error_set(err, PS_EZMQ,
+                            "cannot bind %s: another process serves it (a second psd for this "
+                            "shard?)",
+                            endpoint);
+    return 0;
+}
+
 /* The ROUTER, options set, bound to the endpoint. */
 static int server_bind(ps_server *s, size_t shard_params, ps_error *err)
 {
+    if (strncmp(s->endpoint, "ipc://", 6) == 0 && ipc_probe(s->endpoint, err) != 0)
+        return err->code;
     s->sock = zmq_socket(s->zctx, ZMQ_ROUTER);
     if (s->sock == NULL)
         return ps_error_set(err, PS_EZMQ, "cannot create a socket: %s", zmq_strerror(errno));
@@ -302,8 +355,11 @@ static int server_bind(ps_server *s, size_t shard_params, ps_error *err)
         zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &max_bytes, sizeof max_bytes) != 0)
         return ps_error_set(err, PS_EZMQ, "cannot set socket options: %s", zmq_strerror(errno));
-    if (zmq_bind(s->sock, s->endpoint) != 0)
-        return ps_error_set(err, PS_EZMQ, "cannot bind %s: %s", s->endpoint, zmq_strerror(errno));
+    if (zmq_bind(s->sock, s->endpoint) != 0) {
+        int e = errno;
+        return ps_error_set(err, PS_EZMQ, "cannot bind %s: %s%s", s->endpoint, zmq_strerror(e),
+                            e == EADDRINUSE ? " (a second psd for this shard?)" : "");
+    }
     return 0;
 }
 
@@ -382,7 +438,7 @@ static void checkpoint_asked(ps_server *s)
         return;
     }
     if (s->nwaiters == 0)
-        s->waiters_after = ps_checkpointer_written(s->ckpt, NULL);
+        s->waiters_after = ps_checkpointer_finished(s->ckpt, NULL, NULL);
     struct ckpt_waiter *w = &s->waiters[s->nwaiters++];
     w->identity_len = s->frames.identity_len;
     memcpy(w->identity, s->frames.identity, w->identity_len);
@@ -390,19 +446,24 @@ static void checkpoint_asked(ps_server *s)
     ps_checkpointer_request(s->ckpt);
 }
 
-/* Answers the psctl requests once a checkpoint newer than theirs exists.
- * (A request waits for the one that starts after it: the writer may have
- * been busy with an older snapshot when it came.) */
+/* Answers the psctl requests once a checkpoint newer than theirs exists,
+ * with the write's error (PS_EIO) or the skip's reason (PS_EDIVERGED) when
+ * it was not written. */
 static void checkpoint_answer(ps_server *s)
 {
-    const char *path;
-    if (s->nwaiters == 0 || ps_checkpointer_written(s->ckpt, &path) < s->waiters_after + 1)
+    const char *what; /* the path written, or why it was not (a failed write: PS_EIO) */
+    int status;
+    if (s->nwaiters == 0 ||
+        ps_checkpointer_finished(s->ckpt, &status, &what) < s->waiters_after + 1)
         return;
     char text[PS_MSG_ERROR_MAX];
-    snprintf(text, sizeof text, "checkpoint written: %s", path);
+    if (status == 0)
+        snprintf(text, sizeof text, "checkpoint written: %s", what);
+    else
+        snprintf(text, sizeof text, "%s", what);
     for (size_t i = 0; i < s->nwaiters; i++)
-        admin_reply(s, s->waiters[i].identity, s->waiters[i].identity_len, s->waiters[i].seq, 0,
-                    text);
+        admin_reply(s, s->waiters[i].identity, s->waiters[i].identity_len, s->waiters[i].seq,
+                    status, text);
     s->nwaiters = 0;
 }
 
@@ -410,7 +471,7 @@ static void checkpoint_answer(ps_server *s)
  * when the socket failed. */
 static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err)
 {
-    for (int i = 0; i < BATCH_MAX && !*stop; i++) {
+    for (int i = 0; i < BATCH_MAX && (stop == NULL || !*stop); i++) {
         ps_error_clear(&s->err);
         int rc = ps_wire_recv(s->sock, true, ZMQ_DONTWAIT, &s->frames, &s->msg, &s->err);
         if (rc == PS_EZMQ) {
@@ -433,21 +494,79 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
     return 0;
 }
 
+/* Measures how long psd's loop was away since its last turn (last_ms) and
+ * forgives the workers' silence for a stall (see STALL_MIN_MS). */
+static void stall_check(ps_server *s, uint64_t now, uint64_t last_ms)
+{
+    if (last_ms == 0 || now < last_ms || now - last_ms < POLL_MS + STALL_MIN_MS)
+        return;
+    uint64_t stall = now - last_ms - POLL_MS;
+    ps_engine_forgive(s->engine, stall, now);
+    ps_log_write(s->log, stall >= STALL_LOG_MS ? PS_LOG_WARN : PS_LOG_DEBUG,
+                 "shard %u: psd was stalled for %llu ms (stopped, paused or short of CPU): "
+                 "the workers' silence meanwhile is forgiven",
+                 s->shard, (unsigned long long)stall);
+}
+
+/* The name of a stop signal, for the workers' last message. */
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGHUP:
+        return "SIGHUP";
+    default:
+        return "a signal";
+    }
+}
+
+/* psd stops: every live worker is told why (ps_engine_stop) and, for a
+ * grace period, every request is answered with it, so no worker waits out
+ * its deadline for a server that is gone. */
+static void server_wind_down(ps_server *s, int code, const char *why)
+{
+    ps_engine_stop(s->engine, code, why, server_send, s);
+    uint64_t grace = 2 * (uint64_t)s->job.heartbeat.interval_ms;
+    grace = grace < STOP_GRACE_MIN_MS ? STOP_GRACE_MIN_MS : grace;
+    grace = grace > STOP_GRACE_MAX_MS ? STOP_GRACE_MAX_MS : grace;
+    uint64_t end = ps_clock_ms() + grace;
+    ps_error err;
+    while (!ps_engine_all_told(s->engine)) {
+        uint64_t now = ps_clock_ms();
+        if (now >= end)
+            break;
+        zmq_pollitem_t item = {.socket = s->sock, .events = ZMQ_POLLIN};
+        long wait = (long)(end - now) < POLL_MS ? (long)(end - now) : POLL_MS;
+        int n = zmq_poll(&item, 1, wait);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n > 0 && server_drain(s, NULL, &err) != 0)
+            break;
+    }
+    int linger = STOP_LINGER_MS;
+    zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
+}
+
 int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
                   ps_error *err)
 {
     int rc = 0;
+    bool complete = false;
+    uint64_t last_ms = 0;
     while (!*stop && !(reload && *reload)) {
         uint64_t now = ps_clock_ms();
-        ps_engine_tick(s->engine, now, server_send, s);
         const char *why;
         if (ps_engine_aborted(s->engine, &why)) {
             rc = ps_error_set(err, PS_EABORTED, "%s", why);
             break;
         }
         if (s->exit_when_done && ps_engine_complete(s->engine)) {
-            PS_LOG_I(s->log, "shard %u/%u: every worker has left: the job is complete", s->shard,
-                     s->nshards);
+            PS_LOG_I(s->log, "shard %u/%u: every worker said goodbye: the job is complete",
+                     s->shard, s->nshards);
+            complete = true;
             break;
         }
         ps_checkpointer_tick(s->ckpt, now);
@@ -464,12 +583,32 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
         }
         if (n > 0 && (rc = server_drain(s, stop, err)) != 0)
             break;
+        /* evictions only once what arrived meanwhile was read (a heartbeat
+         * waiting in the socket is a sign of life), and not for silence
+         * while psd itself stood still */
+        now = ps_clock_ms();
+        stall_check(s, now, last_ms);
+        last_ms = now;
+        ps_engine_tick(s->engine, now, server_send, s);
     }
     if (rc == 0 && !*stop && reload && *reload)
         return 0; /* a reload: the caller comes back */
-    ps_notify_send(&s->notify, "STOPPING=1");
-    if (rc != PS_EZMQ)
+    if (rc == PS_EZMQ)
+        ps_notify_send(&s->notify, "STOPPING=1\nSTATUS=%s", err->msg);
+    if (rc != PS_EZMQ) {
+        char why[PS_MSG_ERROR_MAX];
+        int code = rc == PS_EABORTED ? PS_EABORTED : complete ? PS_ECOMPLETE : PS_ESTOPPED;
+        if (code == PS_ESTOPPED)
+            snprintf(why, sizeof why, "psd (shard %u) was stopped by %s at model version %llu",
+                     s->shard, signal_name((int)*stop),
+                     (unsigned long long)ps_engine_version(s->engine));
+        else
+            ps_strlcpy(why, code == PS_EABORTED ? err->msg : "the job is complete", sizeof why);
+        /* psrun reads the reason from STATUS= to explain the workers' end */
+        ps_notify_send(&s->notify, "STOPPING=1\nSTATUS=%s", why);
+        server_wind_down(s, code, why);
         ps_checkpointer_final(s->ckpt); /* the work so far survives the stop */
+    }
     ps_engine_stats st;
     ps_engine_stats_get(s->engine, &st);
     PS_LOG_I(s->log,

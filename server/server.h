@@ -28,16 +28,24 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
 
 /* Serves requests until *stop or *reload (reload may be NULL) becomes
  * non-zero (checked at least every 100 ms, so a signal handler can set
- * them). Under systemd (NOTIFY_SOCKET) it pings the watchdog, keeps STATUS=
- * current and sends STOPPING=1 when stopped. Logs a summary line when
- * stopped. Returns 0 when stopped or asked to reload (the caller tells
- * which, reloads and runs it again), or PS_EZMQ (err says why) when the
- * socket fails. */
+ * them; *stop may hold the signal's number, which the workers are told).
+ * Workers silent past heartbeat.timeout_ms are evicted only after what
+ * arrived was read, and not for silence while psd itself was stalled (its
+ * loop away far longer than a turn takes: logged). Under systemd
+ * (NOTIFY_SOCKET) it pings the watchdog, keeps STATUS= current and sends
+ * STOPPING=1 when stopped. When it stops (signal, abort, job complete) every
+ * live worker is told with an ERROR (PS_ESTOPPED, PS_EABORTED, PS_ECOMPLETE:
+ * ps_engine_stop), requests get that answer for a short grace period, and
+ * a final checkpoint is written. Logs a summary line when stopped. Returns
+ * 0 when stopped or asked to reload (the caller tells which, reloads and
+ * runs it again), PS_EABORTED when the job was stopped (err says why), or
+ * PS_EZMQ (err says why) when the socket fails. */
 int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
                   ps_error *err);
 
-/* With on, ps_server_run returns (as if stopped) once every worker of the
- * job has left: psrun runs psd this way, so the job ends by itself. */
+/* With on, ps_server_run returns (as if stopped) once every rank of the
+ * job has said BYE (an evicted rank may come back, so it does not count):
+ * psrun runs psd this way, so the job ends by itself. */
 void ps_server_exit_when_done(ps_server *s, bool on);
 
 /* Applies the reloadable settings of job (the learning rate) and says

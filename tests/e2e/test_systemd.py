@@ -1,7 +1,8 @@
 """test_systemd.py — psd under systemd's protocols, without systemd: a test
 NOTIFY_SOCKET receives READY=1 after binding, WATCHDOG=1 at half the
 WATCHDOG_USEC interval, RELOADING=1/READY=1 around a SIGHUP reload (the new
-learning rate applied, a broken job file refused) and STOPPING=1 on SIGTERM.
+learning rate applied, a broken job file refused) and STOPPING=1 on SIGTERM,
+with the reason in STATUS=.
 The units pass `systemd-analyze verify` and the cloud-init files pass
 `cloud-init schema`."""
 import os
@@ -63,7 +64,9 @@ try:
 
     psd.send_signal(signal.SIGTERM)
     texts = [m for _, m in receive(sock, 2.0) if m != "WATCHDOG=1"]
-    env.check("STOPPING=1" in texts, f"SIGTERM: STOPPING=1 ({texts})")
+    env.check(any(t.split("\n")[0] == "STOPPING=1" for t in texts)
+              and any("STATUS=psd (shard 0) was stopped by SIGTERM" in t for t in texts),
+              f"SIGTERM: STOPPING=1 with the reason in STATUS= ({texts})")
     _, err = psd.communicate(timeout=10)
     print(err)
     env.check(psd.returncode == 0, "psd exits 0 after SIGTERM")

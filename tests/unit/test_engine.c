@@ -309,7 +309,9 @@ START_TEST(clock_ahead_of_open_round_is_refused)
     uint32_t a = hello(f, 0, "wa");
     float g[P] = {2, 2, 2, 2};
     ck_assert_int_eq(push_all(f, "wa", a, 1, 3, 1, g), PS_ECLOCK);
-    assert_error(f, 1, PS_ECLOCK, "push for round 3, but round 0 is open");
+    assert_error(f, 1, PS_ECLOCK,
+                 "push for round 3, but round 0 is open (this shard runs mode sync: is the "
+                 "worker's job file of another mode?)");
     ck_assert_int_eq(push_all(f, "wa", a, 2, 0, 1, g), 0);
     ck_assert_int_eq(push_all(f, "wa", a, 3, 0, 1, g), PS_ECLOCK);
     assert_error(f, 3, PS_ECLOCK, "rank 0 already pushed round 0");
@@ -1034,6 +1036,125 @@ START_TEST(final_pull_waits_until_every_worker_is_done)
 }
 END_TEST
 
+START_TEST(stop_is_told_to_every_live_worker_and_answers_every_request)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 3);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    uint32_t c = hello(f, 2, "wc");
+    ck_assert_int_eq(heartbeat(f, "hb-a", a, 1, 0), 0); /* a's heartbeat socket */
+    ck_assert_int_eq(pull(f, "wa", a, 2, 1, 0, P), 0);  /* parked */
+    size_t before = f->n;
+    ps_engine_stop(f->e, PS_ESTOPPED, "psd was stopped by SIGTERM", capture_send, f);
+    /* the parked pull, then unasked (seq 0) on a's main and heartbeat
+     * sockets; b sent nothing since its HELLO, c nothing at all */
+    ck_assert_uint_eq(f->n, before + 3);
+    const captured *r = &f->replies[before];
+    ck_assert_int_eq(r[0].msg.status, PS_ESTOPPED);
+    ck_assert_uint_eq(r[0].msg.seq, 2);
+    ck_assert_str_eq(r[0].to, "wa");
+    ck_assert_uint_eq(r[1].msg.seq, 0);
+    ck_assert_str_eq(r[1].to, "wa");
+    ck_assert_uint_eq(r[2].msg.seq, 0);
+    ck_assert_str_eq(r[2].to, "hb-a");
+    ck_assert_str_eq(r[2].msg.error, "psd was stopped by SIGTERM");
+    ck_assert_int_eq(r[2].msg.type, PS_MSG_ERROR);
+    /* b and c have not heard it yet; each request they send now is told */
+    ck_assert(!ps_engine_all_told(f->e));
+    float g[P] = {1, 1, 1, 1};
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, g), PS_ESTOPPED);
+    assert_error(f, 1, PS_ESTOPPED, "psd was stopped by SIGTERM");
+    ck_assert(!ps_engine_all_told(f->e));
+    ck_assert_int_eq(heartbeat(f, "wc", c, 1, 0), PS_ESTOPPED);
+    ck_assert(ps_engine_all_told(f->e));
+    ck_assert_uint_eq(ps_engine_version(f->e), 0); /* nothing applied */
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(every_worker_told_ends_the_wait)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    ck_assert_int_eq(pull(f, "wa", a, 1, 1, 0, P), 0); /* parked */
+    ps_engine_stop(f->e, PS_ECOMPLETE, "the job is complete", capture_send, f);
+    ck_assert(!ps_engine_all_told(f->e)); /* b: not yet */
+    ck_assert_int_eq(simple(f, "wb", PS_MSG_HEARTBEAT, b, 1), PS_ECOMPLETE);
+    ck_assert(ps_engine_all_told(f->e));
+    /* STATUS still works for psctl */
+    ck_assert_int_eq(simple(f, "admin", PS_MSG_STATUS, 0, 1), 0);
+    ck_assert_int_eq(last(f)->type, PS_MSG_STATUS_REPLY);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(abort_keeps_its_reason_when_psd_stops)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    hello(f, 1, "wb");
+    static ps_msg m;
+    request_init(&m, PS_MSG_BYE, a, 7);
+    m.flags = PS_FLAG_ABORT;
+    strcpy(m.error, "training diverged in epoch 2: loss is nan");
+    ck_assert_int_eq(handle(f, "wa", &m), 0);
+    assert_ack(f, 7, 0, 0);
+    const char *why;
+    ck_assert(ps_engine_aborted(f->e, &why));
+    ck_assert_str_eq(why, "job stopped by rank 0: training diverged in epoch 2: loss is nan");
+    ps_engine_stop(f->e, PS_ESTOPPED, "psd was stopped by SIGTERM", capture_send, f);
+    ck_assert_int_eq(pull(f, "wb", (2u << 10) | 1u, 1, 0, 0, P), PS_EABORTED);
+    assert_error(f, 1, PS_EABORTED, why);
+    ck_assert(!ps_engine_complete(f->e));
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(job_is_complete_only_when_every_rank_said_bye)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    job.heartbeat.timeout_ms = 1000;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    ck_assert_int_eq(simple(f, "wa", PS_MSG_BYE, a, 1), 0);
+    ps_engine_tick(f->e, ps_clock_ms() + 5000, capture_send, f); /* b is evicted */
+    ck_assert_int_eq(ps_engine_worker_rank(f->e, b), -1);
+    ck_assert(!ps_engine_complete(f->e)); /* b may come back */
+    uint32_t b2 = hello(f, 1, "wb");
+    ck_assert_int_eq(simple(f, "wb", PS_MSG_BYE, b2, 2), 0);
+    ck_assert(ps_engine_complete(f->e));
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(silence_during_a_stall_of_psd_is_forgiven)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    job.heartbeat.timeout_ms = 1000;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    uint64_t now = ps_clock_ms() + 4500; /* psd was stopped for 4.5 s */
+    ps_engine_forgive(f->e, 4500, now);
+    ps_engine_tick(f->e, now, capture_send, f);
+    ck_assert_int_eq(ps_engine_worker_rank(f->e, a), 0);
+    ck_assert_int_eq(ps_engine_worker_rank(f->e, b), 1);
+    /* silence after the stall still counts */
+    ps_engine_tick(f->e, now + 1500, capture_send, f);
+    ck_assert_int_eq(ps_engine_worker_rank(f->e, a), -1);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.evictions, 2);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(restored_version_is_where_workers_join)
 {
     static ps_job job;
@@ -1060,6 +1181,11 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, abort_on_worker_loss_stops_the_job);
     tcase_add_test(tc, final_pull_waits_until_every_worker_is_done);
     tcase_add_test(tc, restored_version_is_where_workers_join);
+    tcase_add_test(tc, stop_is_told_to_every_live_worker_and_answers_every_request);
+    tcase_add_test(tc, every_worker_told_ends_the_wait);
+    tcase_add_test(tc, abort_keeps_its_reason_when_psd_stops);
+    tcase_add_test(tc, job_is_complete_only_when_every_rank_said_bye);
+    tcase_add_test(tc, silence_during_a_stall_of_psd_is_forgiven);
     tcase_add_test(tc, sync_mean_is_weighted_by_samples);
     tcase_add_test(tc, single_push_round_matches_the_accumulated_round);
     tcase_add_test(tc, retried_push_is_applied_once);

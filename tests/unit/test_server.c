@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -275,12 +276,13 @@ START_TEST(big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go)
     ck_assert_uint_eq(version, 3);
     for (int k = 0; k < BIG; k += 997) /* θ0 = 0, three steps of lr 0.5 */
         ck_assert_float_eq(theta[k], -1.5f * (float)(k % 7));
-    /* the server goes away: the push times out, and the gradient is ours
-     * again when it returns (ASan sees any later use) */
-    r.stop = 1;
+    /* the server goes away: it tells the client so, every later call fails
+     * at once with that, and the gradient is ours again when it returns
+     * (ASan sees any later use) */
+    r.stop = SIGTERM;
     ck_assert_int_eq(pthread_join(th, NULL), 0);
     ps_server_destroy(&r.srv);
-    ck_assert_int_eq(ps_client_push(c, 3, grad, 1, NULL), PS_ETIMEDOUT);
+    ck_assert_int_eq(ps_client_push(c, 3, grad, 1, NULL), PS_ESTOPPED);
     free(grad);
     ps_client_close(&c);
     free(theta);
@@ -420,10 +422,91 @@ START_TEST(second_server_on_the_same_endpoint_cannot_bind)
     ck_assert_ptr_null(b);
     ck_assert_int_eq(err.code, PS_EZMQ);
     char want[256];
-    snprintf(want, sizeof want, "cannot bind %s: Address already in use", job.servers[0]);
+    snprintf(want, sizeof want,
+             "cannot bind %s: Address already in use (a second psd for this shard?)",
+             job.servers[0]);
     ck_assert_str_eq(err.msg, want);
     ps_server_destroy(&a);
     ps_server_destroy(&b); /* NULL is fine */
+}
+END_TEST
+
+START_TEST(second_server_on_an_ipc_endpoint_is_refused_and_a_stale_socket_replaced)
+{
+    char dir[] = "/tmp/ps-test-ipc-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/shard0", dir);
+    static ps_job job;
+    job_logistic(&job, 0);
+    snprintf(job.servers[0], sizeof job.servers[0], "ipc://%s", path);
+    ps_log lg = {PS_LOG_ERROR, "test_server"};
+    ps_error err;
+    ps_server *a = ps_server_new(&job, 0, &lg, &err);
+    ck_assert_msg(a != NULL, "server: %s", err.msg);
+    /* ZeroMQ alone would take the socket file over: two servers, one job */
+    ps_server *b = ps_server_new(&job, 0, &lg, &err);
+    ck_assert_ptr_null(b);
+    ck_assert_int_eq(err.code, PS_EZMQ);
+    char want[512];
+    snprintf(want, sizeof want,
+             "cannot bind %s: another process serves it (a second psd for this shard?)",
+             job.servers[0]);
+    ck_assert_str_eq(err.msg, want);
+    ps_server_destroy(&a);
+
+    /* a socket file nobody listens on (its psd died) is replaced */
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, path);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    close(fd);
+    ps_server *c = ps_server_new(&job, 0, &lg, &err);
+    ck_assert_msg(c != NULL, "server over a stale socket: %s", err.msg);
+    ps_server_destroy(&c);
+
+    /* anything else at the path is not psd's to delete */
+    unlink(path);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    ck_assert_ptr_null(ps_server_new(&job, 0, &lg, &err));
+    snprintf(want, sizeof want, "cannot bind %s: %s exists and is not a socket", job.servers[0],
+             path);
+    ck_assert_str_eq(err.msg, want);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(stop_is_told_to_a_registered_worker_unasked)
+{
+    static ps_job job;
+    job_logistic(&job, free_port());
+    job.workers = 2;
+    static runner r;
+    pthread_t th = runner_start(&r, &job);
+    void *zctx = zmq_ctx_new();
+    void *a = dealer_new(zctx, job.servers[0]);
+    uint32_t ida = raw_hello(a, 0);
+    static ps_msg m;
+    request_init(&m, PS_MSG_HEARTBEAT, 2);
+    m.worker_id = ida;
+    send_msg(a, &m, NULL, 0);
+    ps_frames f;
+    ps_error err;
+    ck_assert_int_eq(ps_wire_recv(a, false, 0, &f, &m, &err), 0);
+    ck_assert_int_eq(m.type, PS_MSG_ACK);
+    ps_frames_close(&f);
+    r.stop = SIGTERM;
+    /* the worker is told without asking, and psd does not wait for it */
+    expect_error(a, 0, PS_ESTOPPED, "psd (shard 0) was stopped by SIGTERM at model version 0");
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(r.rc, 0);
+    zmq_close(a);
+    zmq_ctx_term(zctx);
+    ps_server_destroy(&r.srv);
 }
 END_TEST
 
@@ -685,6 +768,8 @@ static Suite *server_suite(void)
     tcase_add_test(tc, server_refuses_bad_messages_and_keeps_serving);
     tcase_add_test(tc, second_server_on_the_same_endpoint_cannot_bind);
     tcase_add_test(tc, run_returns_when_stop_is_set);
+    tcase_add_test(tc, second_server_on_an_ipc_endpoint_is_refused_and_a_stale_socket_replaced);
+    tcase_add_test(tc, stop_is_told_to_a_registered_worker_unasked);
     tcase_add_test(tc, big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go);
     tcase_add_test(tc, pull_reply_on_the_wire_is_not_changed_by_a_push_applied_meanwhile);
     tcase_add_test(tc, shared_memory_carries_pushes_and_pulls_by_the_protocol_rules);

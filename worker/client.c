@@ -1,10 +1,12 @@
 /* client.c — libpsworker, the client side of the wire protocol (DESIGN §3, §4, §7).
  * One DEALER per shard. Every exchange sends its request to all shards before
  * it awaits any reply; replies are matched by seq, so a late reply to an
- * older request is dropped; a request still unanswered when its share of the
- * timeout ends is sent again with the same seq. A big push payload goes out
- * straight from the caller's gradient (no copy); the push returns only once
- * ZeroMQ has let go of it. */
+ * older request is dropped (except a final ERROR: the server stopped); a
+ * request still unanswered is sent again with the same seq, until the shard
+ * has been silent for the timeout. A big push payload goes out straight from
+ * the caller's gradient (no copy); the push returns only once ZeroMQ has let
+ * go of it. A heartbeat thread, with a ZeroMQ context of its own, keeps the
+ * worker alive and tells the caller's thread what its replies said. */
 #include "psworker.h"
 
 #include "codec.h"
@@ -15,17 +17,19 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 30000
-#define CLIENT_ATTEMPTS           1000               /* sends of one request until its deadline */
 #define CLIENT_RETRY_FIRST_MS     250                /* the first resend; each wait doubles ... */
 #define CLIENT_RETRY_MAX_MS       4000               /* ... up to this */
 #define CLIENT_BYE_TIMEOUT_MS     1000               /* close waits at most this for the ACKs */
@@ -33,6 +37,9 @@
 #define CLIENT_ZEROCOPY_BYTES     ((size_t)64 << 10) /* push payloads this big are not copied */
 #define CLIENT_SETTLE_MS          200 /* then a payload ZeroMQ still holds is taken back */
 #define CLIENT_WHY_MAX            (PS_ENDPOINT_MAX + PS_ERROR_MSG_MAX + 8) /* "endpoint: why" */
+#define CLIENT_CHECK_MS           100 /* a wait looks at what the heartbeat thread saw this often */
+#define CLIENT_SILENT_BEATS       2   /* a server silent this many heartbeats is said to be ... */
+#define CLIENT_SILENT_MIN_MS      500 /* ... and at least this long (a loaded machine is slow) */
 
 _Static_assert(PS_PUSH_DUPLICATE == PS_ACK_DUPLICATE, "push flags follow the ACK flags");
 _Static_assert(PS_CLIENT_VERSION_FINAL == PS_VERSION_FINAL, "the final version is the wire's");
@@ -58,6 +65,17 @@ typedef struct shard {
     ps_shm shm, shm_old;
     bool shm_on;
     uint64_t shm_grad_seq;
+    /* liveness, written by both threads: when anything last came from the
+     * shard; the registration (counted by the main thread at each WELCOME:
+     * a restarted server may give the same worker id again) and the one a
+     * heartbeat's reply said is not registered (0: none), for the main
+     * thread to register again */
+    _Atomic uint64_t last_answer_ms;
+    _Atomic uint32_t reg_gen;
+    _Atomic uint32_t hb_lost_gen;
+    /* the main thread's note of a silence it logged, and since when */
+    bool silent_logged;
+    uint64_t silent_from_ms;
 } shard;
 
 /* One exchange: the request sent to every shard marked asked, and what its
@@ -82,6 +100,7 @@ typedef struct op {
     void *meanwhile_arg;
     uint64_t pull_version; /* out: smallest model_version of the riding pull's replies */
     int pull_rc;           /* the first error of the riding pull */
+    const char *why;       /* BYE with PS_FLAG_ABORT: the reason, in the request's error */
 } op;
 
 struct ps_client {
@@ -108,14 +127,21 @@ struct ps_client {
     char host[PS_HOST_MAX];  /* asks shards on this host for shared memory; "" if not */
     /* why a shard's shared memory could not be used, or "" */
     char shm_why[CLIENT_WHY_MAX];
-    /* the heartbeat thread: its own sockets; sleeps on hb_cv between
-     * heartbeats, so hb_stop ends it at once */
+    /* the heartbeat thread: its own ZeroMQ context (so its own I/O thread,
+     * never queued behind a big push) and sockets; it waits in zmq_poll on
+     * them and on hb_stop_fd, which heartbeat_stop writes to end it at once */
     int heartbeat_ms;
+    void *hb_ctx;
     pthread_t hb_thread;
     bool hb_started;
-    pthread_mutex_t hb_mu;
-    pthread_cond_t hb_cv;
-    bool hb_stop;           /* under hb_mu */
+    int hb_stop_fd; /* an eventfd, -1 when none */
+    /* a final ERROR (PS_ESTOPPED, PS_EABORTED, PS_ECOMPLETE) from either
+     * thread: set once under final_mu, then every call fails with it */
+    pthread_mutex_t final_mu;
+    atomic_int final_rc;
+    char final_why[CLIENT_WHY_MAX];
+    void (*log_fn)(void *arg, int warning, const char *line);
+    void *log_arg;
     uint64_t bad_replies;   /* replies that failed to decode, dropped */
     uint64_t stale_replies; /* replies to an older request, dropped */
     /* push payload messages made from the caller's gradient that ZeroMQ
@@ -146,6 +172,47 @@ static int client_fail(ps_client *c, int code, const char *fmt, ...)
     vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
     va_end(ap);
     return code;
+}
+
+static bool code_is_final(int code)
+{
+    return code == PS_ESTOPPED || code == PS_EABORTED || code == PS_ECOMPLETE;
+}
+
+/* Records the first final ERROR a shard sent (either thread may call). */
+static void final_set(ps_client *c, int code, const char *endpoint, const char *text)
+{
+    pthread_mutex_lock(&c->final_mu);
+    if (atomic_load_explicit(&c->final_rc, memory_order_relaxed) == 0) {
+        snprintf(c->final_why, sizeof c->final_why, "%s: %s", endpoint,
+                 text[0] ? text : ps_strerror(code));
+        atomic_store_explicit(&c->final_rc, code, memory_order_release);
+    }
+    pthread_mutex_unlock(&c->final_mu);
+}
+
+/* The final code with its sentence in last_error, or 0 while the job runs. */
+static int final_check(ps_client *c)
+{
+    int code = atomic_load_explicit(&c->final_rc, memory_order_acquire);
+    if (code == 0)
+        return 0;
+    return client_fail(c, code, "%s", c->final_why);
+}
+
+static void client_log(ps_client *c, int warning, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void client_log(ps_client *c, int warning, const char *fmt, ...)
+{
+    if (c->log_fn == NULL)
+        return;
+    char line[CLIENT_WHY_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    c->log_fn(c->log_arg, warning, line);
 }
 
 static void op_fail(ps_client *c, op *o, size_t i, int code, const char *fmt, ...)
@@ -249,6 +316,11 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
         break;
     case PS_MSG_HEARTBEAT:
         m->flags = o->flags;
+        break;
+    case PS_MSG_BYE:
+        m->flags = o->flags;
+        if (o->why != NULL)
+            ps_strlcpy(m->error, o->why, sizeof m->error);
         break;
     case PS_MSG_PULL:
         m->key_lo = s->key_lo;
@@ -479,6 +551,7 @@ static void welcome_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
     shard *s = &c->shards[i];
     s->worker_id = m->worker_id;
     atomic_store(&s->hb_worker_id, m->worker_id);
+    atomic_fetch_add(&s->reg_gen, 1); /* after the id: heartbeats of this one carry it */
     s->registered = true;
     if (m->shard_index != i) {
         op_fail(c, o, i, PS_EPROTO, "%s: WELCOME is from shard %u, expected shard %zu", s->endpoint,
@@ -626,6 +699,12 @@ static void ack_accept(op *o, shard *s, const ps_msg *m)
 static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
 {
     shard *s = &c->shards[i];
+    if (m->type == PS_MSG_ERROR && code_is_final(m->status)) {
+        /* whatever its seq: the server stopped, or the job did */
+        final_set(c, m->status, s->endpoint, m->error);
+        op_fail(c, o, i, m->status, "%s", c->final_why);
+        return;
+    }
     if (s->pull_pending && m->seq == s->pull_seq) {
         riding_pull_handle(c, o, i, m);
         return;
@@ -671,6 +750,8 @@ static int shard_drain(ps_client *c, op *o, size_t i)
     for (;;) {
         int rc = ps_wire_recv(s->sock, false, ZMQ_DONTWAIT, &c->frames, &c->rep, &c->err);
         int e = errno;
+        if (rc != PS_EZMQ)
+            atomic_store(&s->last_answer_ms, ps_clock_ms());
         if (rc == 0)
             reply_handle(c, o, i, &c->rep);
         else if (rc != PS_EZMQ)
@@ -686,32 +767,113 @@ static int shard_drain(ps_client *c, op *o, size_t i)
 
 /* ---- exchanges --------------------------------------------------------- */
 
-/* End of attempt k (0-based): a single attempt waits the whole timeout;
- * otherwise the first resend comes after CLIENT_RETRY_FIRST_MS (a quarter of
- * the timeout when that is shorter) and each wait doubles, up to
- * CLIENT_RETRY_MAX_MS, until the timeout ends the exchange. */
-static uint64_t attempt_end(uint64_t start, int timeout_ms, int attempts, int k)
+/* The first resend's wait: CLIENT_RETRY_FIRST_MS, or a quarter of the
+ * timeout when that is shorter; each wait after it doubles, up to
+ * CLIENT_RETRY_MAX_MS. */
+static uint64_t retry_first_ms(int timeout_ms)
 {
-    if (attempts == 1)
-        return start + (uint64_t)timeout_ms;
     uint64_t step = (uint64_t)timeout_ms / 4;
     if (step > CLIENT_RETRY_FIRST_MS)
         step = CLIENT_RETRY_FIRST_MS;
-    if (step == 0)
-        step = 1;
-    uint64_t t = 0;
-    for (int j = 0; j <= k && t < (uint64_t)timeout_ms; j++) {
-        t += step;
-        step = step * 2 > CLIENT_RETRY_MAX_MS ? CLIENT_RETRY_MAX_MS : step * 2;
+    return step == 0 ? 1 : step;
+}
+
+/* When shard s's part of an exchange begun at start gives up: timeout_ms
+ * after the shard last answered anything (the heartbeat thread's replies
+ * count too, so a parked pull waits on while its server answers
+ * heartbeats), and never before the first resend's time. Without the
+ * heartbeat thread the wait counts from start at the earliest. */
+static uint64_t shard_deadline(const ps_client *c, shard *s, uint64_t start, int timeout_ms)
+{
+    uint64_t base = atomic_load(&s->last_answer_ms);
+    if (!c->hb_started && base < start)
+        base = start;
+    uint64_t end = base + (uint64_t)timeout_ms, first = start + retry_first_ms(timeout_ms);
+    return end > first ? end : first;
+}
+
+/* One line when a shard that knows us has said nothing for
+ * CLIENT_SILENT_BEATS heartbeat intervals (CLIENT_SILENT_MIN_MS at least),
+ * and one when it answers again.
+ * Only with the heartbeat thread: without it a parked pull is quiet by
+ * design. */
+static void silence_note(ps_client *c, uint64_t now)
+{
+    if (!c->hb_started)
+        return;
+    uint64_t quiet_ms = (uint64_t)c->heartbeat_ms * CLIENT_SILENT_BEATS;
+    if (quiet_ms < CLIENT_SILENT_MIN_MS)
+        quiet_ms = CLIENT_SILENT_MIN_MS;
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        uint64_t last = atomic_load(&s->last_answer_ms);
+        if (!s->registered)
+            continue;
+        if (!s->silent_logged && now > last && now - last > quiet_ms) {
+            s->silent_logged = true;
+            s->silent_from_ms = last;
+            client_log(c, 1, "%s: no answer for %llu ms, waiting up to %d ms", s->endpoint,
+                       (unsigned long long)(now - last), c->timeout_ms);
+        } else if (s->silent_logged && last > s->silent_from_ms) {
+            s->silent_logged = false;
+            client_log(c, 0, "%s: answers again after %llu ms", s->endpoint,
+                       (unsigned long long)(last - s->silent_from_ms));
+        }
     }
-    return start + (t < (uint64_t)timeout_ms ? t : (uint64_t)timeout_ms);
+}
+
+/* Ends the part of every asked shard whose heartbeat was answered "not
+ * registered" since our latest registration there: the caller registers
+ * again. True when there was one. */
+static bool shards_lost_fail(ps_client *c, op *o)
+{
+    bool any = false;
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        uint32_t lost = atomic_load(&s->hb_lost_gen);
+        if (!s->asked || lost == 0 || lost != atomic_load(&s->reg_gen))
+            continue;
+        op_fail(c, o, i, PS_EWORKER, "%s: worker %u is not registered (a heartbeat was told)",
+                s->endpoint, s->worker_id);
+        any = true;
+    }
+    return any;
+}
+
+/* The exchange ended by shard i's deadline: PS_ETIMEDOUT naming it, or,
+ * when only the pull riding behind the request is unanswered, the pull
+ * given up and the request's outcome. */
+static int op_timed_out(ps_client *c, op *o, size_t i, int timeout_ms, int sends)
+{
+    shard *s = &c->shards[i];
+    uint64_t now = ps_clock_ms(), last = atomic_load(&s->last_answer_ms);
+    char sent[32] = "", why[CLIENT_WHY_MAX];
+    if (sends > 1)
+        snprintf(sent, sizeof sent, " (sent %d times)", sends);
+    ps_msg_type type = s->pending ? o->type : PS_MSG_PULL;
+    if (!c->hb_started)
+        snprintf(why, sizeof why, "%s: no reply to %s within %d ms%s", s->endpoint,
+                 ps_msg_type_name(type), timeout_ms, sent);
+    else /* heartbeats went unanswered too */
+        snprintf(why, sizeof why, "%s: no reply to %s, and no answer to anything for %llu ms%s",
+                 s->endpoint, ps_msg_type_name(type), (unsigned long long)(now - last), sent);
+    if (s->pending)
+        return client_fail(c, PS_ETIMEDOUT, "%s", why);
+    for (size_t k = 0; k < c->nshards; k++)
+        if (c->shards[k].pull_pending)
+            pull_fail(c, o, k, PS_ETIMEDOUT, "%s", why);
+    return o->rc;
 }
 
 /* Runs one exchange with the shards marked asked: sends the request to all of
- * them, then awaits all replies; a shard still silent when an attempt ends
- * gets the request again (same seq). Returns 0 or the first error, which
- * last_error tells; each shard's own outcome is in its status. */
-static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
+ * them, then awaits all replies. With resend, a shard still silent gets the
+ * request again (same seq) after CLIENT_RETRY_FIRST_MS, then after waits
+ * that double. A shard's part ends at its deadline (shard_deadline). Every
+ * CLIENT_CHECK_MS of waiting it looks at what the heartbeat thread learnt: a
+ * final ERROR ends the exchange with its code, a shard that lost us ends it
+ * with PS_EWORKER. Returns 0 or the first error, which last_error tells;
+ * each shard's own outcome is in its status. */
+static int op_run(ps_client *c, op *o, bool resend, int timeout_ms)
 {
     o->rc = 0;
     o->pull_rc = 0;
@@ -739,8 +901,10 @@ static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
         o->meanwhile = NULL;
         fn(o->meanwhile_arg);
     }
-    int attempt = 0;
-    uint64_t end = attempt_end(start, timeout_ms, attempts, attempt);
+    bool watch = o->type == PS_MSG_PULL || o->type == PS_MSG_PUSH || o->type == PS_MSG_HEARTBEAT;
+    int sends = 1;
+    uint64_t step = retry_first_ms(timeout_ms), resend_at = start + step;
+    size_t late = 0;
     for (;;) {
         size_t n = 0;
         for (size_t i = 0; i < c->nshards; i++) {
@@ -749,21 +913,41 @@ static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
             c->items[n] = (zmq_pollitem_t){.socket = c->shards[i].sock, .events = ZMQ_POLLIN};
             c->item_shard[n++] = i;
         }
+        uint64_t now = ps_clock_ms();
+        silence_note(c, now);
         if (n == 0)
             return o->rc;
-        uint64_t now = ps_clock_ms();
-        if (now >= end) {
-            if (++attempt == attempts || now >= start + (uint64_t)timeout_ms)
-                break;
+        int rc = final_check(c);
+        if (rc != 0)
+            return rc;
+        if (watch && shards_lost_fail(c, o))
+            return o->rc;
+        uint64_t deadline = UINT64_MAX;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t d = shard_deadline(c, &c->shards[c->item_shard[k]], start, timeout_ms);
+            if (d < deadline) {
+                deadline = d;
+                late = c->item_shard[k];
+            }
+        }
+        if (now >= deadline)
+            break;
+        if (resend && now >= resend_at) {
             for (size_t k = 0; k < n; k++) {
-                int rc = op_send(c, o, c->item_shard[k]);
+                rc = op_send(c, o, c->item_shard[k]);
                 if (rc != 0)
                     return rc;
             }
-            end = attempt_end(start, timeout_ms, attempts, attempt);
+            sends++;
+            step = step * 2 > CLIENT_RETRY_MAX_MS ? CLIENT_RETRY_MAX_MS : step * 2;
+            resend_at += step;
+            if (resend_at <= now) /* no burst after a stall */
+                resend_at = now + step;
             continue;
         }
-        if (zmq_poll(c->items, (int)n, (long)(end - now)) < 0) {
+        uint64_t until = resend && resend_at < deadline ? resend_at : deadline;
+        uint64_t wait_ms = until - now < CLIENT_CHECK_MS ? until - now : CLIENT_CHECK_MS;
+        if (zmq_poll(c->items, (int)n, (long)wait_ms) < 0) {
             if (errno == EINTR)
                 return client_fail(c, PS_EINTR, "interrupted while awaiting %s replies",
                                    ps_msg_type_name(o->reply));
@@ -772,27 +956,14 @@ static int op_run(ps_client *c, op *o, int attempts, int timeout_ms)
         for (size_t k = 0; k < n; k++) {
             if (!(c->items[k].revents & ZMQ_POLLIN))
                 continue;
-            int rc = shard_drain(c, o, c->item_shard[k]);
+            rc = shard_drain(c, o, c->item_shard[k]);
             if (rc != 0)
                 return rc;
         }
     }
     if (o->rc != 0)
         return o->rc;
-    char sent[32] = "";
-    if (attempt > 1)
-        snprintf(sent, sizeof sent, " (sent %d times)", attempt);
-    for (size_t i = 0; i < c->nshards; i++) {
-        if (c->shards[i].pending)
-            return client_fail(c, PS_ETIMEDOUT, "%s: no reply to %s within %d ms%s",
-                               c->shards[i].endpoint, ps_msg_type_name(o->type), timeout_ms, sent);
-    }
-    for (size_t i = 0; i < c->nshards; i++) {
-        if (c->shards[i].pull_pending)
-            pull_fail(c, o, i, PS_ETIMEDOUT, "%s: no reply to PULL within %d ms%s",
-                      c->shards[i].endpoint, timeout_ms, sent);
-    }
-    return o->rc;
+    return op_timed_out(c, o, late, timeout_ms, sends);
 }
 
 static void shards_mark(ps_client *c, bool all, bool registered_only)
@@ -802,26 +973,43 @@ static void shards_mark(ps_client *c, bool all, bool registered_only)
 }
 
 /* Runs a PULL, PUSH or HEARTBEAT exchange with every shard. A shard that
- * answers "unknown worker" restarted or evicted us (DESIGN §7): say HELLO
- * to it again with our rank (and DONE again if we had said it). In sync
- * mode the exchange then ends with PS_EREJOINED, since the shard's rounds
- * may have moved or gone back: the caller goes on from
- * ps_client_rejoin_version. Otherwise the request is sent once more. */
+ * answers "unknown worker" (or whose heartbeat was told so, which is looked
+ * at before anything is sent) restarted or evicted us (DESIGN §7): say
+ * HELLO to it again with our rank (and DONE again if we had said it). In
+ * sync mode the exchange then ends with PS_EREJOINED, since the shard's
+ * rounds may have moved or gone back: the caller goes on from
+ * ps_client_rejoin_version. Otherwise (async, a DONE heartbeat, the pull of
+ * the final θ) the request is sent once more. */
 static int op_all(ps_client *c, op *o)
 {
-    shards_mark(c, true, false);
-    int rc = op_run(c, o, CLIENT_ATTEMPTS, c->timeout_ms);
-    if (rc != PS_EWORKER)
+    int rc = final_check(c);
+    if (rc != 0)
         return rc;
+    shards_mark(c, true, false);
+    for (size_t i = 0; i < c->nshards; i++) {
+        c->shards[i].status = 0;
+        c->shards[i].pending = c->shards[i].pull_pending = false;
+    }
+    o->rc = 0;
+    if (shards_lost_fail(c, o)) {
+        rc = o->rc;
+    } else {
+        rc = op_run(c, o, true, c->timeout_ms);
+        if (rc != PS_EWORKER)
+            return rc;
+    }
+    size_t first = SIZE_MAX;
     for (size_t i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
         if (s->status != 0 && s->status != PS_EWORKER)
             return rc;
         s->asked = s->status == PS_EWORKER;
+        if (s->asked && first == SIZE_MAX)
+            first = i;
     }
     op hello = {
         .type = PS_MSG_HELLO, .reply = PS_MSG_WELCOME, .rank = c->rank, .version = UINT64_MAX};
-    rc = op_run(c, &hello, 1, c->timeout_ms);
+    rc = op_run(c, &hello, false, c->timeout_ms);
     if (rc != 0)
         return rc;
     c->rejoin_version = hello.version;
@@ -830,92 +1018,190 @@ static int op_all(ps_client *c, op *o)
                    .reply = PS_MSG_ACK,
                    .flags = PS_FLAG_DONE,
                    .version = UINT64_MAX};
-        if ((rc = op_run(c, &done, CLIENT_ATTEMPTS, c->timeout_ms)) != 0)
+        shards_mark(c, true, false);
+        if ((rc = op_run(c, &done, true, c->timeout_ms)) != 0)
             return rc;
     }
     bool final_pull = o->type == PS_MSG_PULL && o->min_version == PS_VERSION_FINAL;
-    if (strcmp(c->mode, "sync") == 0 && !final_pull && o->type != PS_MSG_HEARTBEAT)
-        return client_fail(c, PS_EREJOINED, "registered again with a server at model version %llu",
+    bool done_beat = o->type == PS_MSG_HEARTBEAT && (o->flags & PS_FLAG_DONE);
+    if (strcmp(c->mode, "sync") == 0 && !final_pull && !done_beat)
+        return client_fail(c, PS_EREJOINED, "registered again with shard %zu at round %llu", first,
                            (unsigned long long)hello.version);
     shards_mark(c, true, false);
-    return op_run(c, o, CLIENT_ATTEMPTS, c->timeout_ms);
+    return op_run(c, o, true, c->timeout_ms);
 }
 
 /* ---- heartbeats -------------------------------------------------------- */
 
+/* The heartbeat thread's own view of a shard: its socket, the registration
+ * its heartbeats are sent for, and the first heartbeat sent for it (a
+ * refusal of an older one is about a registration gone by). */
+typedef struct hb_shard {
+    void *sock;
+    uint32_t gen;
+    uint64_t gen_first_seq;
+} hb_shard;
+
+/* What a heartbeat's reply tells: any reply says the shard is alive; a
+ * final ERROR stops the client; "not registered" to a heartbeat of the
+ * current registration asks the main thread to register again. */
+static void heartbeat_reply(ps_client *c, size_t i, const hb_shard *h, const ps_msg *m)
+{
+    shard *s = &c->shards[i];
+    if (m->type != PS_MSG_ERROR)
+        return;
+    if (code_is_final(m->status))
+        final_set(c, m->status, s->endpoint, m->error);
+    else if (m->status == PS_EWORKER && h->gen != 0 && m->seq >= h->gen_first_seq)
+        atomic_store(&s->hb_lost_gen, h->gen);
+}
+
+/* A DEALER of the heartbeat thread's own context, connected to shard i;
+ * NULL when it cannot be made (that shard then gets no heartbeats). */
+static void *heartbeat_socket(ps_client *c, size_t i)
+{
+    int linger = 0;
+    int64_t max_msg = PS_HEADER_MAX_BYTES; /* a heartbeat's reply has no payload */
+    void *sock = zmq_socket(c->hb_ctx, ZMQ_DEALER);
+    if (sock == NULL)
+        return NULL;
+    if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
+        zmq_connect(sock, c->shards[i].endpoint) != 0) {
+        zmq_close(sock);
+        return NULL;
+    }
+    return sock;
+}
+
+/* Reads every reply waiting on the heartbeat socket of shard i. */
+static void heartbeat_drain(ps_client *c, size_t i, const hb_shard *h, ps_msg *m)
+{
+    ps_frames f;
+    ps_error err;
+    for (;;) {
+        memset(&f, 0, sizeof f);
+        int rc = ps_wire_recv(h->sock, false, ZMQ_DONTWAIT, &f, m, &err);
+        if (rc != PS_EZMQ)
+            atomic_store(&c->shards[i].last_answer_ms, ps_clock_ms());
+        if (rc == 0)
+            heartbeat_reply(c, i, h, m);
+        ps_frames_close(&f);
+        if (rc == PS_EZMQ)
+            return;
+    }
+}
+
 /* The heartbeat thread: every heartbeat_ms a HEARTBEAT to each shard that
- * knows us, from sockets of its own (a ZeroMQ socket belongs to one
- * thread), so a worker busy computing or waiting in a parked pull is not
- * evicted. Replies are read and dropped; failures are the main thread's
- * business, which sees them on its next request. */
+ * knows us, so a worker busy computing or waiting in a parked pull is not
+ * evicted. It shares nothing with the main thread that could hold it up: a
+ * ZeroMQ context of its own (the main one's I/O thread may be busy with a
+ * push of tens of MB), sockets of its own, no lock but final_mu, sends that
+ * never block; it waits in zmq_poll on its sockets and hb_stop_fd. Replies
+ * are read at once: they keep last_answer_ms, and tell the main thread of a
+ * final ERROR or of a shard that lost us (heartbeat_reply). */
 static void *heartbeat_main(void *arg)
 {
     ps_client *c = arg;
-    void *socks[PS_MAX_SHARDS] = {0};
-    int linger = 0;
-    for (size_t i = 0; i < c->nshards; i++) {
-        socks[i] = zmq_socket(c->ctx, ZMQ_DEALER);
-        if (socks[i] == NULL)
-            continue;
-        zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
-        if (zmq_connect(socks[i], c->shards[i].endpoint) != 0) {
-            zmq_close(socks[i]);
-            socks[i] = NULL;
-        }
-    }
-    ps_msg m;
-    ps_msg_init(&m, PS_MSG_HEARTBEAT);
-    memcpy(m.job, c->job, sizeof m.job);
-    uint64_t seq = 0;
-    struct timespec next;
-    clock_gettime(CLOCK_MONOTONIC, &next);
-    pthread_mutex_lock(&c->hb_mu);
-    while (!c->hb_stop) {
-        pthread_mutex_unlock(&c->hb_mu);
-        for (size_t i = 0; i < c->nshards; i++) {
-            uint32_t id = atomic_load(&c->shards[i].hb_worker_id);
-            if (socks[i] == NULL || id == 0)
-                continue;
-            m.worker_id = id;
-            m.seq = ++seq;
-            ps_wire_send(socks[i], NULL, 0, &m, NULL, ZMQ_DONTWAIT);
-            char drop[256];
-            while (zmq_recv(socks[i], drop, sizeof drop, ZMQ_DONTWAIT) >= 0)
-                ;
-        }
-        /* the next heartbeat is due heartbeat_ms after this one was, or
-         * after now when this one came late: no burst to catch up */
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec))
-            next = now;
-        next.tv_sec += c->heartbeat_ms / 1000;
-        next.tv_nsec += (long)(c->heartbeat_ms % 1000) * 1000000L;
-        if (next.tv_nsec >= 1000000000L) {
-            next.tv_sec++;
-            next.tv_nsec -= 1000000000L;
-        }
-        pthread_mutex_lock(&c->hb_mu);
-        while (!c->hb_stop && pthread_cond_timedwait(&c->hb_cv, &c->hb_mu, &next) == 0)
-            ;
-    }
-    pthread_mutex_unlock(&c->hb_mu);
+    hb_shard hs[PS_MAX_SHARDS];
+    zmq_pollitem_t items[PS_MAX_SHARDS + 1];
+    size_t item_shard[PS_MAX_SHARDS];
+    memset(hs, 0, sizeof hs);
     for (size_t i = 0; i < c->nshards; i++)
-        if (socks[i] != NULL)
-            zmq_close(socks[i]);
+        hs[i].sock = heartbeat_socket(c, i);
+    ps_msg out, in;
+    ps_msg_init(&out, PS_MSG_HEARTBEAT);
+    memcpy(out.job, c->job, sizeof out.job);
+    uint64_t seq = 0, next = ps_clock_ms();
+    for (;;) {
+        uint64_t now = ps_clock_ms();
+        if (now >= next) {
+            for (size_t i = 0; i < c->nshards; i++) {
+                hb_shard *h = &hs[i];
+                uint32_t gen = atomic_load(&c->shards[i].reg_gen); /* before the id */
+                uint32_t id = atomic_load(&c->shards[i].hb_worker_id);
+                if (h->sock == NULL || id == 0)
+                    continue;
+                out.worker_id = id;
+                out.seq = ++seq;
+                if (gen != h->gen) {
+                    h->gen = gen;
+                    h->gen_first_seq = out.seq;
+                }
+                ps_wire_send(h->sock, NULL, 0, &out, NULL, ZMQ_DONTWAIT);
+            }
+            /* the next one is due heartbeat_ms after this one was, or
+             * after now when this one came late: no burst to catch up */
+            next += (uint64_t)c->heartbeat_ms;
+            if (next <= now)
+                next = now + (uint64_t)c->heartbeat_ms;
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < c->nshards; i++) {
+            if (hs[i].sock == NULL)
+                continue;
+            items[n] = (zmq_pollitem_t){.socket = hs[i].sock, .events = ZMQ_POLLIN};
+            item_shard[n++] = i;
+        }
+        items[n] = (zmq_pollitem_t){.fd = c->hb_stop_fd, .events = ZMQ_POLLIN};
+        now = ps_clock_ms();
+        long wait_ms = next > now ? (long)(next - now) : 0;
+        if (zmq_poll(items, (int)n + 1, wait_ms) < 0 && errno != EINTR)
+            break;
+        if (items[n].revents & ZMQ_POLLIN)
+            break;
+        for (size_t k = 0; k < n; k++)
+            if (items[k].revents & ZMQ_POLLIN)
+                heartbeat_drain(c, item_shard[k], &hs[item_shard[k]], &in);
+    }
+    for (size_t i = 0; i < c->nshards; i++)
+        if (hs[i].sock != NULL)
+            zmq_close(hs[i].sock);
     return NULL;
 }
 
+/* Starts the heartbeat thread with its context and stop descriptor; 0 or
+ * PS_ENOMEM / PS_EZMQ (nothing is left started then). */
+static int heartbeat_start(ps_client *c)
+{
+    c->hb_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->hb_stop_fd < 0)
+        return PS_ENOMEM;
+    c->hb_ctx = zmq_ctx_new();
+    if (c->hb_ctx == NULL)
+        return PS_EZMQ;
+    /* signals are the caller's thread's business: its wait returns PS_EINTR */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&c->hb_thread, NULL, heartbeat_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return PS_ENOMEM;
+    c->hb_started = true;
+    return 0;
+}
+
+/* Ends the heartbeat thread at once and frees what heartbeat_start made. */
 static void heartbeat_stop(ps_client *c)
 {
-    if (!c->hb_started)
-        return;
-    pthread_mutex_lock(&c->hb_mu);
-    c->hb_stop = true;
-    pthread_cond_signal(&c->hb_cv);
-    pthread_mutex_unlock(&c->hb_mu);
-    pthread_join(c->hb_thread, NULL);
-    c->hb_started = false;
+    if (c->hb_started) {
+        uint64_t one = 1;
+        ssize_t w;
+        do {
+            w = write(c->hb_stop_fd, &one, sizeof one);
+        } while (w < 0 && errno == EINTR);
+        pthread_join(c->hb_thread, NULL);
+        c->hb_started = false;
+    }
+    if (c->hb_ctx != NULL) {
+        zmq_ctx_term(c->hb_ctx);
+        c->hb_ctx = NULL;
+    }
+    if (c->hb_stop_fd >= 0) {
+        close(c->hb_stop_fd);
+        c->hb_stop_fd = -1;
+    }
 }
 
 /* ---- the client -------------------------------------------------------- */
@@ -937,14 +1223,17 @@ static void client_free(ps_client *c)
     free(c->item_shard);
     free(c->items);
     free(c->shards);
-    pthread_cond_destroy(&c->hb_cv);
-    pthread_mutex_destroy(&c->hb_mu);
+    pthread_mutex_destroy(&c->final_mu);
     free(c);
 }
 
-/* Says BYE to the shards that know us; the first error, if any. */
-static int client_bye(ps_client *c)
+/* Says BYE (with flags and why) to the shards that know us, which then
+ * know us no more; the first error, if any. Nothing is sent once a server
+ * stopped the client (a final ERROR): it is gone, or says so to anything. */
+static int client_bye(ps_client *c, uint32_t flags, const char *why)
 {
+    if (atomic_load(&c->final_rc) != 0)
+        return 0;
     shards_mark(c, true, true);
     bool any = false;
     for (size_t i = 0; i < c->nshards; i++)
@@ -952,8 +1241,13 @@ static int client_bye(ps_client *c)
     if (!any)
         return 0;
     int timeout_ms = c->timeout_ms < CLIENT_BYE_TIMEOUT_MS ? c->timeout_ms : CLIENT_BYE_TIMEOUT_MS;
-    op bye = {.type = PS_MSG_BYE, .reply = PS_MSG_ACK, .version = UINT64_MAX};
-    return op_run(c, &bye, 1, timeout_ms);
+    op bye = {
+        .type = PS_MSG_BYE, .reply = PS_MSG_ACK, .version = UINT64_MAX, .flags = flags, .why = why};
+    int rc = op_run(c, &bye, false, timeout_ms);
+    for (size_t i = 0; i < c->nshards; i++)
+        if (c->shards[i].asked)
+            c->shards[i].registered = false;
+    return rc;
 }
 
 static int opts_check(const ps_client_opts *opts, char *why, size_t cap)
@@ -1057,14 +1351,14 @@ static int client_register(ps_client *c, int rank)
     op hello = {.type = PS_MSG_HELLO, .reply = PS_MSG_WELCOME, .rank = rank, .version = UINT64_MAX};
     for (size_t i = 0; i < c->nshards; i++)
         c->shards[i].asked = i == 0;
-    int rc = op_run(c, &hello, 1, c->timeout_ms);
+    int rc = op_run(c, &hello, false, c->timeout_ms);
     c->rejoin_version = hello.version;
     if (rc != 0 || c->nshards == 1)
         return rc;
     hello.rank = c->rank;
     for (size_t i = 0; i < c->nshards; i++)
         c->shards[i].asked = i > 0;
-    rc = op_run(c, &hello, 1, c->timeout_ms);
+    rc = op_run(c, &hello, false, c->timeout_ms);
     c->rejoin_version = hello.version;
     return rc;
 }
@@ -1090,14 +1384,12 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
     if (c == NULL)
         goto report;
     atomic_init(&c->push_refs, 0);
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&c->hb_cv, &ca) != 0) {
+    atomic_init(&c->final_rc, 0);
+    c->hb_stop_fd = -1;
+    if (pthread_mutex_init(&c->final_mu, NULL) != 0) {
         free(c);
         goto report;
     }
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&c->hb_mu, NULL);
     c->nshards = opts->num_servers;
     c->shards = calloc(c->nshards, sizeof *c->shards);
     c->items = calloc(c->nshards, sizeof *c->items);
@@ -1111,22 +1403,21 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
         c->host[0] = '\0';
     c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
     c->rank = -1;
+    c->log_fn = opts->log_fn;
+    c->log_arg = opts->log_arg;
     if ((rc = client_connect(c, opts)) != 0 || (rc = client_register(c, opts->rank)) != 0) {
         ps_strlcpy(why, c->last_error, sizeof why);
-        client_bye(c); /* frees the ranks already taken; its errors do not matter now */
+        client_bye(c, 0, NULL); /* frees the ranks already taken; its errors do not matter now */
         client_free(c);
         goto report;
     }
     c->heartbeat_ms = opts->heartbeat_ms;
-    if (c->heartbeat_ms > 0) {
-        if (pthread_create(&c->hb_thread, NULL, heartbeat_main, c) != 0) {
-            rc = PS_ENOMEM;
-            snprintf(why, sizeof why, "cannot start the heartbeat thread");
-            client_bye(c);
-            client_free(c);
-            goto report;
-        }
-        c->hb_started = true;
+    if (c->heartbeat_ms > 0 && (rc = heartbeat_start(c)) != 0) {
+        snprintf(why, sizeof why, "cannot start the heartbeat thread: %s", ps_strerror(rc));
+        heartbeat_stop(c);
+        client_bye(c, 0, NULL);
+        client_free(c);
+        goto report;
     }
     *out = c;
     return 0;
@@ -1250,9 +1541,21 @@ int ps_client_close(ps_client **cp)
     ps_client *c = *cp;
     *cp = NULL;
     heartbeat_stop(c); /* no heartbeat may follow the BYE */
-    int rc = client_bye(c);
+    int rc = client_bye(c, 0, NULL);
     client_free(c);
     return rc;
+}
+
+int ps_client_abort(ps_client *c, const char *why)
+{
+    if (c == NULL)
+        return PS_EINVAL;
+    int rc = final_check(c);
+    if (rc != 0)
+        return rc;
+    heartbeat_stop(c); /* the worker leaves: no heartbeat may follow the BYE */
+    rc = client_bye(c, PS_FLAG_ABORT, why != NULL ? why : "");
+    return rc == PS_EABORTED ? 0 : rc; /* the job was stopped already */
 }
 
 uint64_t ps_client_num_params(const ps_client *c)

@@ -30,6 +30,12 @@ typedef struct ps_client_opts {
                          server on this host (and the same user), they go
                          through shared memory it offers, and only small
                          headers cross the socket */
+    /* optional: told one line (no newline) when a server falls silent (no
+     * answer to anything for two heartbeat intervals; warning 1) and when it
+     * answers again (warning 0). Called on the caller's thread, during a
+     * call, and only with heartbeat_ms > 0. */
+    void (*log_fn)(void *arg, int warning, const char *line);
+    void *log_arg;
 } ps_client_opts;
 
 /* Registers with every shard (HELLO) and returns a client in *out.
@@ -50,15 +56,29 @@ size_t ps_client_num_tensors(const ps_client *c);
 int ps_client_tensor(const ps_client *c, size_t i, const char **name, uint64_t *offset,
                      const uint64_t **shape, uint32_t *ndims);
 
-/* Pull, push and heartbeat wait at most timeout_ms for every shard: a shard
- * still silent gets the request again (same seq, so a push is never applied
- * twice) after 250 ms, then after waits that double up to 4 s, and at the
- * end the call fails with PS_ETIMEDOUT naming the shard. A shard that
- * answers PS_EWORKER restarted or evicted this worker: it gets HELLO again
- * (same rank); in async mode the request is then sent once more, in sync
- * mode the call returns PS_EREJOINED and the caller goes on from round
+/* Pull, push and heartbeat wait for a shard until timeout_ms have passed
+ * since it last answered anything (and at least timeout_ms from the call's
+ * start without opts.heartbeat_ms): with the heartbeat thread, whose
+ * answered heartbeats count, a pull parked at a live server waits as long
+ * as it takes, while one at a silent server ends within timeout_ms of its
+ * last answer. A shard still silent gets the request again (same seq, so a
+ * push is never applied twice) after 250 ms, then after waits that double
+ * up to 4 s; at the deadline the call fails with PS_ETIMEDOUT naming the
+ * shard. A shard that answers PS_EWORKER (to the request, or to the
+ * heartbeat thread, which the call notices within 100 ms or at its start)
+ * restarted or evicted this worker: it gets HELLO again (same rank); in
+ * async mode the request is then sent once more, in sync mode the call
+ * returns PS_EREJOINED, ps_client_last_error says "registered again with
+ * shard I at round R", and the caller goes on from round
  * ps_client_rejoin_version (the shard's rounds may have moved on, or gone
- * back to a checkpoint).
+ * back to a checkpoint). A DONE heartbeat and the pull of the final θ are
+ * sent again in sync mode too.
+ * The stop protocol: an ERROR whose status is PS_ESTOPPED (the server
+ * stopped before the job ended), PS_EABORTED (the job was stopped) or
+ * PS_ECOMPLETE (the job is complete), whatever request it answers or none
+ * (seq 0, to this client's or its heartbeat thread's sockets), is final:
+ * the current call fails with that code and every later call at once, with
+ * "endpoint: the server's sentence" in ps_client_last_error.
  * Errors a shard replies with are returned as their code (PS_EJOB, ...),
  * with "endpoint: the server's sentence" in ps_client_last_error; a reply
  * of the wrong kind is PS_EPROTO; a signal while waiting is PS_EINTR. */
@@ -140,9 +160,19 @@ size_t ps_client_shared_memory(const ps_client *c, const char **why);
 /* Replies that failed to decode, dropped (not an error of any call). */
 uint64_t ps_client_bad_replies(const ps_client *c);
 
+/* Stops the whole job (training diverged, say): sends every shard that
+ * knows this worker a BYE with PS_FLAG_ABORT and why (one line, cut at 255
+ * bytes) as its error; the servers then stop the job and tell the other
+ * workers why. Stops the heartbeat thread, waits at most a second for the
+ * ACKs, and leaves the client registered nowhere: close then only frees
+ * it. Returns 0 (also when the job was stopped already), the final code
+ * when a server stopped this client before, or the first error of the
+ * BYEs. */
+int ps_client_abort(ps_client *c, const char *why);
+
 /* Says BYE to every shard and frees the client; *cp becomes NULL. A NULL
  * *cp is fine. Returns the first error of the BYEs (the client is freed
- * anyway). */
+ * anyway). After a final ERROR (see the stop protocol) no BYE is sent. */
 int ps_client_close(ps_client **cp);
 
 /* The sentence for the last failure of a call on c ("" when none). */

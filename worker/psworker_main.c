@@ -4,6 +4,7 @@
  * Exit: 0 done, 1 runtime error or interrupted, 2 usage or job-file error. */
 #include "job.h"
 #include "log.h"
+#include "report.h"
 #include "trainer.h"
 #include "util.h"
 
@@ -55,8 +56,8 @@ static void usage(FILE *out)
           "  -p, --progress-fd N      write a line 'progress RANK STEP STEPS EPOCH LOSS'\n"
           "                           to file descriptor N after every step\n"
           "  -l, --log-level LEVEL    error, warn, info or debug (default: the job's)\n"
-          "  -d, --describe           check the job and print its plan as key=value\n"
-          "                           lines (job, mode, workers, servers, ...), then exit\n"
+          "  -d, --describe           check the job and print its plan as one JSON object\n"
+          "                           (job, mode, workers, servers, ...), then exit\n"
           "  -h, --help               show this help and exit\n"
           "  -V, --version            show the version and exit\n"
           "\n"
@@ -155,7 +156,7 @@ static void signals_install(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* --describe: the job's plan for psrun, one key=value a line. */
+/* --describe: the job's plan for psrun, report.h's plan JSON on stdout. */
 static int describe(const ps_job *job)
 {
     ps_error err;
@@ -171,32 +172,55 @@ static int describe(const ps_job *job)
         fprintf(stderr, "psworker: %s: the model's parameters do not fit\n", job->path);
         return EXIT_USAGE;
     }
-    printf("job=%s\nmode=%s\nworkers=%u\nservers=%u\non_worker_loss=%s\n", job->name,
-           ps_mode_name(job->mode), job->workers, job->nservers,
-           job->on_worker_loss == PS_LOSS_ABORT ? "abort" : "continue");
+    ps_report_plan plan;
+    memset(&plan, 0, sizeof plan);
+    ps_strlcpy(plan.job, job->name, sizeof plan.job);
+    ps_strlcpy(plan.mode, ps_mode_name(job->mode), sizeof plan.mode);
+    plan.workers = job->workers;
+    plan.nservers = job->nservers;
     for (uint32_t i = 0; i < job->nservers; i++)
-        printf("server%u=%s\n", i, job->servers[i]);
-    printf("model=%s\nfeatures=%llu\nparams=%llu\nepochs=%u\nbatch_size=%u\noutput=%s\n",
-           ps_model_type_name(job->model.type), (unsigned long long)job->model.features,
-           (unsigned long long)num_params, job->training.epochs, job->training.batch_size,
-           job->output);
-    return fflush(stdout) == 0 ? 0 : EXIT_RUNTIME;
+        ps_strlcpy(plan.servers[i], job->servers[i], sizeof plan.servers[i]);
+    ps_strlcpy(plan.on_worker_loss, job->on_worker_loss == PS_LOSS_ABORT ? "abort" : "continue",
+               sizeof plan.on_worker_loss);
+    ps_strlcpy(plan.on_divergence, job->on_divergence == PS_DIVERGE_STOP ? "stop" : "continue",
+               sizeof plan.on_divergence);
+    ps_strlcpy(plan.model, ps_model_type_name(job->model.type), sizeof plan.model);
+    plan.features = job->model.features;
+    plan.params = num_params;
+    plan.epochs = job->training.epochs;
+    plan.batch_size = job->training.batch_size;
+    ps_strlcpy(plan.output, job->output, sizeof plan.output);
+    rc = ps_report_plan_write(stdout, &plan);
+    if (rc != 0 || fflush(stdout) != 0) {
+        fprintf(stderr, "psworker: --describe: %s\n", ps_strerror(rc ? rc : PS_EIO));
+        return EXIT_RUNTIME;
+    }
+    return 0;
 }
 
-/* Exit status for an error of ps_trainer_new: the job's fault or the run's. */
-static int exit_status_of(int code)
+/* Exit status for an error of ps_trainer_new (started false) or of
+ * ps_trainer_run (started true): 0 when the servers said the job is
+ * complete, 2 when the job file is at fault (also when it does not match
+ * the servers' job: workers, model size, mode), 1 for any other failure (a
+ * stopped server, an aborted job, divergence). */
+static int exit_status_of(int code, bool started)
 {
+    if (started && code == PS_ECOMPLETE)
+        return 0;
     return code == PS_ECONFIG || code == PS_EUNSUPPORTED ? EXIT_USAGE : EXIT_RUNTIME;
 }
 
 static void log_result(const ps_log *lg, const ps_train_result *r)
 {
-    char test[128] = "";
+    char test[128] = "", loss[32], metric[32], tloss[32];
+    ps_report_number_format(r->final_loss, 4, loss, sizeof loss);
     if (r->has_test)
-        snprintf(test, sizeof test, ", test %s %.4f, test %s %.4f", r->metric_name, r->test.metric,
-                 strcmp(r->loss_name, "log_loss") == 0 ? "log-loss" : r->loss_name, r->test.loss);
-    PS_LOG_I(lg, "done: rank %u, final loss %.4f%s, version %llu, %.2f s, %.0f samples/s", r->rank,
-             r->final_loss, test, (unsigned long long)r->version, r->wall_s, r->samples_per_s);
+        snprintf(test, sizeof test, ", test %s %s, test %s %s", r->metric_name,
+                 ps_report_number_format(r->test.metric, 4, metric, sizeof metric),
+                 strcmp(r->loss_name, "log_loss") == 0 ? "log-loss" : r->loss_name,
+                 ps_report_number_format(r->test.loss, 4, tloss, sizeof tloss));
+    PS_LOG_I(lg, "done: rank %u, final loss %s%s, version %llu, %.2f s, %.0f samples/s", r->rank,
+             loss, test, (unsigned long long)r->version, r->wall_s, r->samples_per_s);
 }
 
 int main(int argc, char **argv)
@@ -215,7 +239,8 @@ int main(int argc, char **argv)
     ps_job job; /* read-only after loading */
     ps_error err;
     ps_error_clear(&err);
-    if (ps_job_load(a.config, &job, &err) != 0) {
+    if (ps_job_load(a.config, &job, &err) != 0 ||
+        ps_job_check_writable(&job, PS_JOB_FOLDER_OUTPUT, &err) != 0) {
         fprintf(stderr, "psworker: %s\n", err.msg);
         return EXIT_USAGE;
     }
@@ -250,14 +275,14 @@ int main(int argc, char **argv)
     int rc = ps_trainer_new(&job, &opts, &t, &err);
     if (rc != 0) {
         fprintf(stderr, "psworker: %s\n", err.msg);
-        return exit_status_of(rc);
+        return exit_status_of(rc, false);
     }
     ps_train_result res;
     rc = ps_trainer_run(t, &res, &err);
     ps_trainer_destroy(&t);
-    if (rc != 0) {
+    if (rc != 0) { /* one line: why it ended */
         fprintf(stderr, "psworker: %s\n", rc == PS_EINTR ? "interrupted" : err.msg);
-        return EXIT_RUNTIME;
+        return exit_status_of(rc, true);
     }
     log_result(&lg, &res);
     if (a.summary_json && ps_train_result_write_json(&res, job.name, a.summary_json, &err) != 0) {

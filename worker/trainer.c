@@ -6,6 +6,7 @@
 #include "dataset.h"
 #include "output.h"
 #include "psworker.h"
+#include "report.h"
 #include "util.h"
 
 #include <errno.h>
@@ -57,10 +58,10 @@ struct ps_trainer {
 /* ---- setup ---- */
 
 static int read_set(const ps_job *job, const char *path, const char *labels, const ps_model *model,
-                    ps_dataset **out, ps_error *err)
+                    const volatile sig_atomic_t *stop, ps_dataset **out, ps_error *err)
 {
     int rc = ps_dataset_read(path, labels, job->data.format, job->model.features,
-                             job->data.label_column, out, err);
+                             job->data.label_column, stop, out, err);
     if (rc != 0)
         return rc;
     ps_error why;
@@ -172,11 +173,13 @@ int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **
     rc = ps_model_new(&spec, 1, &t->model, err);
     if (rc != 0)
         goto fail;
-    rc = read_set(job, job->data.train, job->data.train_labels, t->model, &t->train_all, err);
+    rc = read_set(job, job->data.train, job->data.train_labels, t->model, t->opts.stop,
+                  &t->train_all, err);
     if (rc != 0)
         goto fail;
     if (job->data.test[0] != '\0') {
-        rc = read_set(job, job->data.test, job->data.test_labels, t->model, &t->test, err);
+        rc = read_set(job, job->data.test, job->data.test_labels, t->model, t->opts.stop, &t->test,
+                      err);
         if (rc != 0)
             goto fail;
     }
@@ -307,36 +310,32 @@ static bool stop_requested(const ps_trainer *t)
     return t->opts.stop != NULL && *t->opts.stop != 0;
 }
 
-/* An error of a client call; PS_EINTR when a stop was asked for meanwhile. */
+/* An error of a client call; PS_EINTR when a stop was asked for meanwhile.
+ * A server's stop (PS_ESTOPPED, PS_EABORTED, PS_ECOMPLETE) and a
+ * registration again (PS_EREJOINED) keep their code and the client's
+ * sentence, which says why. */
 static int client_failed(ps_trainer *t, int rc, const char *what, ps_error *err)
 {
     if (stop_requested(t) || rc == PS_EINTR)
         return ps_error_set(err, PS_EINTR, "interrupted");
     const char *why = ps_client_last_error(t->client);
-    return ps_error_set(err, rc, "%s: %s", what, why && why[0] ? why : ps_strerror(rc));
+    if (why == NULL || why[0] == '\0')
+        why = ps_strerror(rc);
+    if (rc == PS_ESTOPPED || rc == PS_EABORTED || rc == PS_ECOMPLETE)
+        return ps_error_set(err, rc, "%s: %s", ps_strerror(rc), why);
+    if (rc == PS_EREJOINED)
+        return ps_error_set(err, rc, "%s", why);
+    return ps_error_set(err, rc, "%s: %s", what, why);
 }
 
 /* Pulls θ, waiting until the servers' version is at least min_version. A
- * parked pull may outlast the request timeout for good reason (the other
- * workers are slower, or still training in async mode): while the servers
- * answer a heartbeat, it is asked again; a dead server still ends it. */
+ * parked pull waits as long as the servers answer (the client's heartbeats
+ * count: the other workers may be slower); a server silent for
+ * heartbeat.deadline_ms ends it. */
 static int theta_pull(ps_trainer *t, uint64_t min_version, ps_error *err)
 {
     uint64_t v = 0;
-    int rc;
-    while ((rc = ps_client_pull(t->client, min_version, t->theta, &v)) == PS_ETIMEDOUT &&
-           min_version > 0 && !stop_requested(t)) {
-        if (ps_client_heartbeat(t->client) != 0)
-            break;
-        if (min_version == PS_CLIENT_VERSION_FINAL)
-            PS_LOG_I(t->opts.log,
-                     "waiting for the other workers to finish (the servers are alive)");
-        else
-            PS_LOG_I(t->opts.log,
-                     "still waiting for model version %llu: the servers are alive, the other "
-                     "workers are behind",
-                     (unsigned long long)min_version);
-    }
+    int rc = ps_client_pull(t->client, min_version, t->theta, &v);
     t->th = t->theta;
     if (rc != 0)
         return client_failed(t, rc, "pull", err);
@@ -353,6 +352,19 @@ static int theta_refresh(ps_trainer *t, uint64_t min_version, ps_error *err)
     return theta_pull(t, min_version, err);
 }
 
+static void bar_end(ps_trainer *t);
+
+/* The client's lines about a server that falls silent and answers again. */
+static void client_note(void *arg, int warning, const char *line)
+{
+    ps_trainer *t = arg;
+    bar_end(t);
+    if (warning)
+        PS_LOG_W(t->opts.log, "%s", line);
+    else
+        PS_LOG_I(t->opts.log, "%s", line);
+}
+
 static int connect_servers(ps_trainer *t, ps_error *err)
 {
     const char *servers[PS_MAX_SHARDS];
@@ -367,6 +379,8 @@ static int connect_servers(ps_trainer *t, ps_error *err)
             t->opts.timeout_ms > 0 ? t->opts.timeout_ms : (int)t->job.heartbeat.deadline_ms,
         .heartbeat_ms = (int)t->job.heartbeat.interval_ms,
         .socket_only = !t->job.shared_memory,
+        .log_fn = client_note,
+        .log_arg = t,
     };
     char why[PS_ERROR_MSG_MAX] = "";
     int rc = ps_client_open(&co, &t->client, why, sizeof why);
@@ -383,6 +397,9 @@ static int connect_servers(ps_trainer *t, ps_error *err)
     if (workers != t->job.workers)
         return ps_error_set(err, PS_ECONFIG, "the servers run %u workers, the job file says %u",
                             workers, t->job.workers);
+    if (strcmp(ps_client_mode(t->client), ps_mode_name(t->job.mode)) != 0)
+        return ps_error_set(err, PS_ECONFIG, "the servers run mode %s, the job file says mode %s",
+                            ps_client_mode(t->client), ps_mode_name(t->job.mode));
     if (rank < 0 || (uint32_t)rank >= workers)
         return ps_error_set(err, PS_ESERVER, "the servers gave rank %d of %u workers", rank,
                             workers);
@@ -423,22 +440,6 @@ static int cut_shard(ps_trainer *t, ps_error *err)
 }
 
 /* ---- what a person sees ---- */
-
-static void progress_line(ps_trainer *t, uint64_t step_done, uint64_t steps_total, uint32_t epoch,
-                          double loss)
-{
-    if (t->opts.progress_fd < 0)
-        return;
-    char line[160];
-    int n = snprintf(line, sizeof line, "progress %u %llu %llu %u %.6g\n", t->rank,
-                     (unsigned long long)step_done, (unsigned long long)steps_total, epoch, loss);
-    ssize_t w;
-    do {
-        w = write(t->opts.progress_fd, line, (size_t)n);
-    } while (w < 0 && errno == EINTR);
-    if (w < 0)
-        t->opts.progress_fd = -1; /* the reader is gone (EPIPE): stop telling it */
-}
 
 static void bar_draw(ps_trainer *t, uint64_t step_done, uint64_t steps_total, uint32_t epoch,
                      double loss, bool force)
@@ -482,6 +483,68 @@ static const char *loss_display_name(const char *loss_name)
     return strcmp(loss_name, "log_loss") == 0 ? "log-loss" : loss_name;
 }
 
+/* "nan", "inf" or "-inf" (printf's "-nan" is no help to a person). */
+static const char *nonfinite_name(double x)
+{
+    return isnan(x) ? "nan" : x > 0 ? "inf" : "-inf";
+}
+
+/* x as "%.4f" ("%.4g" when huge), or "nan", "inf", "-inf"; returns buf. */
+static const char *figure(double x, char *buf, size_t cap)
+{
+    if (!isfinite(x))
+        return nonfinite_name(x);
+    snprintf(buf, cap, fabs(x) < 1e6 ? "%.4f" : "%.4g", x);
+    return buf;
+}
+
+/* Whether every entry of θ in hand is finite; *bad gets the first that is not. */
+static bool theta_finite(const ps_trainer *t, double *bad)
+{
+    for (uint64_t k = 0; k < t->num_params; k++) {
+        if (!isfinite(t->th[k])) {
+            *bad = t->th[k];
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The likely cause of a divergence, for a person: the inputs' scale when
+ * the features (as trained on) are huge, the L2 term when it alone
+ * overshoots (lr * l2 >= 1), else the learning rate. */
+static void divergence_cause(const ps_trainer *t, char *buf, size_t cap)
+{
+    const float *x = ps_dataset_cx(t->train);
+    size_t cells = ps_dataset_rows(t->train) * ps_dataset_features(t->train);
+    double xmax = 0.0;
+    for (size_t k = 0; k < cells; k++) {
+        double a = fabs((double)x[k]);
+        if (!(a <= xmax)) /* NaN too */
+            xmax = isnan(a) ? INFINITY : a;
+    }
+    double lr = t->job.optimizer.lr, l2 = t->job.optimizer.l2;
+    if (xmax > 1e6)
+        snprintf(buf, cap, "the inputs' scale is likely too large: features up to %g%s", xmax,
+                 t->job.data.normalize == PS_NORMALIZE_STANDARD ? ""
+                                                                : "; try data.normalize: standard");
+    else if (lr * l2 >= 1.0)
+        snprintf(buf, cap, "optimizer.l2 %g is likely too high", l2);
+    else
+        snprintf(buf, cap, "optimizer.lr %g is likely too high", lr);
+}
+
+/* PS_EDIVERGED with the one line a person reads: "training diverged in
+ * epoch 3: loss is nan (optimizer.lr 1e+30 is likely too high)". */
+static int diverged(const ps_trainer *t, uint32_t epoch, const char *what, double value,
+                    ps_error *err)
+{
+    char cause[160];
+    divergence_cause(t, cause, sizeof cause);
+    return ps_error_set(err, PS_EDIVERGED, "training diverged in epoch %u: %s %s (%s)", epoch, what,
+                        nonfinite_name(value), cause);
+}
+
 /* The next step's batch, gathered while this step's push and pull are on
  * the wire; only within the epoch (the next epoch's order is not drawn
  * yet). */
@@ -521,6 +584,8 @@ static int train_step(ps_trainer *t, uint64_t step, uint64_t j, double *loss, ps
     rc = ps_model_grad(t->model, t->th, t->xb, t->yb, rows, t->grad, loss);
     if (rc != 0)
         return ps_error_set(err, rc, "gradient of an empty batch");
+    if (!isfinite(*loss) && t->job.on_divergence == PS_DIVERGE_STOP) /* its gradient is no use */
+        return diverged(t, (uint32_t)(step / t->steps_per_epoch) + 1, "loss is", *loss, err);
     double t2 = ps_clock_s();
     prefill next = {t, step + 1, j + 1};
     ps_push_pull pp = {.clock = step,
@@ -569,11 +634,18 @@ static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, double epo
     uint32_t epochs = t->job.training.epochs;
     uint64_t spe = t->steps_per_epoch;
     res->train_loss_last_epoch = epoch_loss;
-    if (!isfinite(epoch_loss) && !t->warned_diverged) {
+    double bad = epoch_loss;
+    const char *what = "loss is";
+    if (isfinite(epoch_loss) && t->have_theta && !theta_finite(t, &bad))
+        what = "θ holds";
+    if (!isfinite(bad) && t->job.on_divergence == PS_DIVERGE_STOP)
+        return diverged(t, e + 1, what, bad, err);
+    if (!isfinite(bad) && !t->warned_diverged) { /* on_divergence: continue */
+        char cause[160];
+        divergence_cause(t, cause, sizeof cause);
         bar_end(t);
-        PS_LOG_W(t->opts.log,
-                 "loss is %g in epoch %u: training diverged (try a smaller optimizer.lr)",
-                 epoch_loss, e + 1);
+        PS_LOG_W(t->opts.log, "training diverged in epoch %u: %s %s (%s); going on", e + 1, what,
+                 nonfinite_name(bad), cause);
         t->warned_diverged = true;
     }
     if (t->test) {
@@ -581,15 +653,19 @@ static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, double epo
         int rc = epoch_eval(t, (e + 1) * spe, &m, err);
         if (rc != 0)
             return rc;
-        snprintf(t->test_note, sizeof t->test_note, ", test %s %.4f, test %s %.4f",
-                 ps_model_metric_name(t->model), m.metric,
-                 loss_display_name(ps_model_loss_name(t->model)), m.loss);
+        char metric[32], loss[32];
+        snprintf(t->test_note, sizeof t->test_note, ", test %s %s, test %s %s",
+                 ps_model_metric_name(t->model), figure(m.metric, metric, sizeof metric),
+                 loss_display_name(ps_model_loss_name(t->model)),
+                 figure(m.loss, loss, sizeof loss));
     }
     if (t->opts.tty)
         bar_draw(t, (e + 1) * spe, spe * epochs, e + 1, epoch_loss, e + 1 == epochs);
-    else
-        PS_LOG_I(t->opts.log, "epoch %u/%u: loss %.4f%s, %.2f s", e + 1, epochs, epoch_loss,
-                 t->test_note, ps_clock_s() - t0);
+    else {
+        char loss[32];
+        PS_LOG_I(t->opts.log, "epoch %u/%u: loss %s%s, %.2f s", e + 1, epochs,
+                 figure(epoch_loss, loss, sizeof loss), t->test_note, ps_clock_s() - t0);
+    }
     return 0;
 }
 
@@ -629,7 +705,9 @@ static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
             losses++;
             step++;
             double mean = loss_sum / (double)losses;
-            progress_line(t, step, total, e + 1, mean);
+            ps_report_progress p = {t->rank, step, total, e + 1, mean};
+            if (t->opts.progress_fd >= 0 && ps_report_progress_write(t->opts.progress_fd, &p) != 0)
+                t->opts.progress_fd = -1; /* the reader is gone (EPIPE): stop telling it */
             bar_draw(t, step, total, e + 1, mean, false);
             if (step % spe == 0)
                 rc = epoch_end(t, res, e, mean, t0, err);
@@ -640,11 +718,17 @@ static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
             }
         }
         if (rc == PS_EREJOINED) {
+            /* the reply that registered us says where the rounds are: go on
+             * there, without replaying the steps missed */
             uint64_t v = ps_client_rejoin_version(t->client);
+            uint64_t at = v < total ? v : total;
             bar_end(t);
-            PS_LOG_W(t->opts.log,
-                     "registered again with the servers: going on at round %llu (was at %llu)",
-                     (unsigned long long)v, (unsigned long long)step);
+            if (at >= step)
+                PS_LOG_W(t->opts.log, "%s: %llu steps skipped", ps_client_last_error(t->client),
+                         (unsigned long long)(at - step));
+            else
+                PS_LOG_W(t->opts.log, "%s: going back %llu steps", ps_client_last_error(t->client),
+                         (unsigned long long)(step - at));
             t->have_theta = false;
             if (v / spe != step / spe) {
                 loss_sum = 0.0;
@@ -678,6 +762,13 @@ static int final_eval(ps_trainer *t, ps_train_result *res, ps_error *err)
     ps_model_eval(t->model, t->th, ps_dataset_cx(t->train), ps_dataset_cy(t->train),
                   ps_dataset_rows(t->train), &res->train);
     res->final_loss = res->train.loss;
+    if (t->job.on_divergence == PS_DIVERGE_STOP) { /* no model or summary of NaNs */
+        double bad = res->final_loss;
+        if (!isfinite(bad))
+            return diverged(t, t->job.training.epochs, "loss is", bad, err);
+        if (!theta_finite(t, &bad))
+            return diverged(t, t->job.training.epochs, "θ holds", bad, err);
+    }
     if (t->test) {
         res->has_test = true;
         ps_model_eval(t->model, t->th, ps_dataset_cx(t->test), ps_dataset_cy(t->test),
@@ -756,6 +847,9 @@ int ps_trainer_run(ps_trainer *t, ps_train_result *res, ps_error *err)
     }
 close:
     bar_end(t);
+    if (t->client && rc == PS_EDIVERGED && ps_client_abort(t->client, err->msg) != 0)
+        PS_LOG_W(t->opts.log, "could not tell every server to stop the job: %s",
+                 ps_client_last_error(t->client));
     if (t->client) {
         int crc = ps_client_close(&t->client);
         if (rc == 0 && crc != 0)
@@ -768,82 +862,4 @@ close:
     res->wall_s = ps_clock_s() - t0;
     res->samples_per_s = res->wall_s > 0.0 ? (double)t->samples / res->wall_s : 0.0;
     return rc;
-}
-
-/* ---- the summary ---- */
-
-/* A JSON number that reads back as the same double; null when not finite. */
-static void json_number(FILE *f, double x)
-{
-    if (isfinite(x))
-        fprintf(f, "%.17g", x);
-    else
-        fputs("null", f);
-}
-
-typedef struct summary_args {
-    const ps_train_result *r;
-    const char *job;
-} summary_args;
-
-static int summary_fill(FILE *f, const void *arg)
-{
-    const summary_args *a = arg;
-    const ps_train_result *r = a->r;
-    const ps_model_metrics *shown = r->has_test ? &r->test : &r->train;
-    fputs("{\"job\": ", f);
-    ps_output_json_string(f, a->job);
-    fputs(", \"model\": ", f);
-    ps_output_json_string(f, r->model);
-    fputs(", \"final_loss\": ", f);
-    json_number(f, r->final_loss);
-    fputs(", \"test_metric\": ", f);
-    if (r->has_test) {
-        fprintf(f, "{\"name\": \"%s\", \"value\": ", r->metric_name);
-        json_number(f, r->test.metric);
-        fputs("}", f);
-    } else {
-        fputs("null", f);
-    }
-    fputs(", \"test_loss\": ", f);
-    if (r->has_test) {
-        fprintf(f, "{\"name\": \"%s\", \"value\": ", r->loss_name);
-        json_number(f, r->test.loss);
-        fputs("}", f);
-    } else {
-        fputs("null", f);
-    }
-    fprintf(f, ", \"metrics\": {\"%s\": ", r->metric_name);
-    json_number(f, shown->metric);
-    fprintf(f, ", \"%s\": ", r->loss_name);
-    json_number(f, shown->loss);
-    fprintf(f, ", \"train_%s\": ", r->metric_name);
-    json_number(f, r->train.metric);
-    fprintf(f, ", \"train_%s\": ", r->loss_name);
-    json_number(f, r->train.loss);
-    fputs(", \"train_loss_last_epoch\": ", f);
-    json_number(f, r->train_loss_last_epoch);
-    fprintf(f,
-            ", \"train_samples\": %llu, \"test_samples\": %llu, \"epochs\": %u, "
-            "\"steps_per_epoch\": %llu, \"batch_size\": %u, \"pull_s\": %.6g, "
-            "\"compute_s\": %.6g, \"push_pull_s\": %.6g}",
-            (unsigned long long)r->train_samples, (unsigned long long)r->test_samples, r->epochs,
-            (unsigned long long)r->steps_per_epoch, r->batch_size, r->pull_s, r->compute_s,
-            r->push_pull_s);
-    fputs(", \"wall_s\": ", f);
-    json_number(f, r->wall_s);
-    fputs(", \"samples_per_s\": ", f);
-    json_number(f, r->samples_per_s);
-    fprintf(f, ", \"updates\": %llu, \"version\": %llu, \"workers\": %u, \"mode\": ",
-            (unsigned long long)r->updates, (unsigned long long)r->version, r->workers);
-    ps_output_json_string(f, r->mode ? r->mode : "?");
-    fprintf(f, ", \"rank\": %u}\n", r->rank);
-    return ferror(f) ? PS_EIO : 0;
-}
-
-int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,
-                               ps_error *err)
-{
-    summary_args a = {r, job};
-    return ps_output_replace_file(path, summary_fill, &a, err);
 }

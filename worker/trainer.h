@@ -74,8 +74,13 @@ int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **
 /* Connects, trains every epoch, pulls the final θ, evaluates it, writes the
  * output (rank 0), says BYE, and fills *res. PS_EINTR (message
  * "interrupted") when opts->stop was set; the client is closed cleanly then
- * too. Other errors come from the client (PS_ETIMEDOUT, PS_ESERVER, ...) or
- * the output folder (PS_EIO). Call once. */
+ * too. PS_EDIVERGED when a step's loss, an epoch's θ or the final θ is not
+ * finite and job.on_divergence is stop: err says "training diverged in
+ * epoch E: loss is nan (the likely cause)", every server got a BYE with
+ * PS_FLAG_ABORT and that sentence, and no model was written. PS_ESTOPPED,
+ * PS_EABORTED or PS_ECOMPLETE when a server stopped the job (err says why;
+ * PS_ECOMPLETE is no failure). Other errors come from the client
+ * (PS_ETIMEDOUT, PS_ESERVER, ...) or the output folder (PS_EIO). Call once. */
 int ps_trainer_run(ps_trainer *t, ps_train_result *res, ps_error *err);
 
 /* Frees the trainer (closing a client still open) and sets *tp to NULL; a
@@ -85,13 +90,9 @@ void ps_trainer_destroy(ps_trainer **tp);
 /* steps per epoch for every worker: ceil(ceil(train_rows / workers) / batch). */
 uint64_t ps_trainer_steps_per_epoch(uint64_t train_rows, uint32_t workers, uint32_t batch_size);
 
-/* Writes the summary JSON of a run to path (temporary file, then rename):
- * {"final_loss", "test_metric": {"name", "value"} or null, "test_loss":
- * {"name", "value"} or null, "metrics": {...},
- * "wall_s", "samples_per_s", "updates", "version", "workers", "mode",
- * "rank", ...}. In "metrics", the loss and metric names ("log_loss",
- * "accuracy" or "mse", "r2") hold the test set's figures when there is one,
- * else the shard's; "train_<name>" always the shard's. */
+/* Writes the summary JSON of a run to path (temporary file, then rename),
+ * in the format common/report.h describes (ps_report_summary); numbers
+ * that are not finite are null. Defined in output.c. */
 int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,
                                ps_error *err);
 

@@ -25,21 +25,30 @@
 
 /* scripted behaviour */
 enum {
-    HOLD_PULL0 = 1 << 0,    /* shard 0 answers a PULL only once shard 1 has one */
-    DROP_PULL0 = 1 << 1,    /* shard 0 ignores its first PULL */
-    SILENT_PULL = 1 << 2,   /* no PULL is answered */
-    ERROR_HELLO0 = 1 << 3,  /* shard 0 refuses HELLO: another job */
-    ERROR_PULL1 = 1 << 4,   /* shard 1 refuses PULL: range */
-    DISAGREE1 = 1 << 5,     /* shard 1's WELCOME has another num_workers */
-    BAD_MAP = 1 << 6,       /* the shard map leaves a gap */
-    GARBAGE0 = 1 << 7,      /* shard 0 sends an undecodable reply before its PULL_REPLY */
-    WRONG_TYPE0 = 1 << 8,   /* shard 0 answers PULL with ACK */
-    FORGET1 = 1 << 9,       /* shard 1 answers its first PULL "unknown worker" */
-    HOLD_ACK = 1 << 10,     /* a shard ACKs a PUSH only once a PULL followed it */
-    SHM_OFFER = 1 << 11,    /* a HELLO naming a host gets a shared-memory segment */
-    SHM_BOGUS = 1 << 12,    /* ... whose token in the WELCOME is wrong */
-    SILENT_PUSH0 = 1 << 13, /* shard 0 ignores its first PUSH, resent or not */
+    HOLD_PULL0 = 1 << 0,      /* shard 0 answers a PULL only once shard 1 has one */
+    DROP_PULL0 = 1 << 1,      /* shard 0 ignores its first PULL */
+    SILENT_PULL = 1 << 2,     /* no PULL is answered */
+    ERROR_HELLO0 = 1 << 3,    /* shard 0 refuses HELLO: another job */
+    ERROR_PULL1 = 1 << 4,     /* shard 1 refuses PULL: range */
+    DISAGREE1 = 1 << 5,       /* shard 1's WELCOME has another num_workers */
+    BAD_MAP = 1 << 6,         /* the shard map leaves a gap */
+    GARBAGE0 = 1 << 7,        /* shard 0 sends an undecodable reply before its PULL_REPLY */
+    WRONG_TYPE0 = 1 << 8,     /* shard 0 answers PULL with ACK */
+    FORGET1 = 1 << 9,         /* shard 1 answers its first PULL "unknown worker" */
+    HOLD_ACK = 1 << 10,       /* a shard ACKs a PUSH only once a PULL followed it */
+    SHM_OFFER = 1 << 11,      /* a HELLO naming a host gets a shared-memory segment */
+    SHM_BOGUS = 1 << 12,      /* ... whose token in the WELCOME is wrong */
+    SILENT_PUSH0 = 1 << 13,   /* shard 0 ignores its first PUSH, resent or not */
+    FINAL_PULL1 = 1 << 14,    /* shard 1 answers PULL with PS_ESTOPPED, seq 0 */
+    HB_FINAL0 = 1 << 15,      /* shard 0 answers HEARTBEAT with PS_EABORTED, seq 0 */
+    HB_FORGET1 = 1 << 16,     /* shard 1 answers HEARTBEAT of its first worker id PS_EWORKER */
+    PARK_PULL = 1 << 17,      /* a PULL is answered PARK_MS after it first came */
+    PAUSE_PULL0 = 1 << 18,    /* shard 0's first PULL stops the fake PAUSE_MS, as SIGSTOP */
+    COMPLETE_PUSH0 = 1 << 19, /* shard 0 answers PUSH with PS_ECOMPLETE, another seq */
 };
+
+#define PARK_MS  1200
+#define PAUSE_MS 900
 
 typedef struct fake {
     int script;
@@ -64,6 +73,13 @@ typedef struct fake {
     uint32_t push_samples[NSHARDS];
     float pushed[P];
     int heartbeats[NSHARDS], byes[NSHARDS];
+    uint32_t bye_flags[NSHARDS];
+    char bye_error[NSHARDS][PS_MSG_ERROR_MAX];
+    atomic_int mute; /* set by a test: everything that comes in is dropped */
+    /* PARK_PULL: per shard, the pull held and when it is due */
+    uint64_t park_due[NSHARDS], park_seq[NSHARDS];
+    unsigned char park_id[NSHARDS][PS_IDENTITY_MAX];
+    size_t park_id_len[NSHARDS];
     /* shared memory: the segments offered, what the HELLO asked, how each
      * push's gradient and each pull's θ travelled */
     ps_shm seg[NSHARDS];
@@ -139,6 +155,17 @@ static void reply_init(fake *f, ps_msg_type type, uint64_t seq)
 static void fake_error(fake *f, int i, const void *id, size_t id_len, int code, const char *text)
 {
     reply_init(f, PS_MSG_ERROR, f->in.seq);
+    f->out.worker_id = f->in.worker_id; /* as psd's refusals do */
+    f->out.status = code;
+    ps_strlcpy(f->out.error, text, sizeof f->out.error);
+    fake_reply(f, i, id, id_len, NULL);
+}
+
+/* An ERROR with a final status and the given seq (0: unsolicited). */
+static void fake_final(fake *f, int i, const void *id, size_t id_len, int code, uint64_t seq,
+                       const char *text)
+{
+    reply_init(f, PS_MSG_ERROR, seq);
     f->out.status = code;
     ps_strlcpy(f->out.error, text, sizeof f->out.error);
     fake_reply(f, i, id, id_len, NULL);
@@ -231,6 +258,20 @@ static void fake_pull(fake *f, int i, const void *id, size_t id_len)
     f->pull_min[i] = in->min_version;
     if (f->script & SILENT_PULL)
         return;
+    if ((f->script & PAUSE_PULL0) && i == 0 && n == 0)
+        sleep_ms(PAUSE_MS); /* nothing is read meanwhile: requests queue up */
+    if (i == 1 && (f->script & FINAL_PULL1)) {
+        fake_final(f, i, id, id_len, PS_ESTOPPED, 0, "psd stopped before the job ended (SIGTERM)");
+        return;
+    }
+    if (f->script & PARK_PULL) {
+        if (f->park_due[i] == 0 || f->park_seq[i] != in->seq)
+            f->park_due[i] = now_ms() + PARK_MS;
+        f->park_seq[i] = in->seq;
+        memcpy(f->park_id[i], id, id_len);
+        f->park_id_len[i] = id_len;
+        return;
+    }
     if (i == 0 && (f->script & DROP_PULL0) && n == 0)
         return;
     if (i == 1 && (f->script & ERROR_PULL1)) {
@@ -270,6 +311,10 @@ static void fake_push(fake *f, int i, const void *id, size_t id_len)
     int n = f->pushes[i]++;
     if (n < MAXREQ)
         f->push_enc[i][n] = in->encoding;
+    if (i == 0 && (f->script & COMPLETE_PUSH0)) {
+        fake_final(f, i, id, id_len, PS_ECOMPLETE, in->seq + 1000, "the job is complete");
+        return;
+    }
     if (i == 0 && (f->script & SILENT_PUSH0) && (n == 0 || in->seq == f->silent_seq)) {
         f->silent_seq = in->seq; /* and its resends */
         return;
@@ -326,10 +371,22 @@ static void fake_handle(fake *f, int i)
         break;
     case PS_MSG_HEARTBEAT:
     case PS_MSG_BYE:
-        if (in->type == PS_MSG_BYE)
+        if (in->type == PS_MSG_BYE) {
             f->byes[i]++;
-        else
+            f->bye_flags[i] = in->flags;
+            memcpy(f->bye_error[i], in->error, sizeof f->bye_error[i]);
+        } else {
             f->heartbeats[i]++;
+            if (i == 0 && (f->script & HB_FINAL0)) {
+                fake_final(f, i, id, id_len, PS_EABORTED, 0,
+                           "job stopped: rank 1 was silent for 3100 ms (on_worker_loss: abort)");
+                break;
+            }
+            if (i == 1 && (f->script & HB_FORGET1) && in->worker_id == 101) {
+                fake_error(f, i, id, id_len, PS_EWORKER, "worker 101 is not registered");
+                break;
+            }
+        }
         reply_init(f, PS_MSG_ACK, in->seq);
         fake_reply(f, i, id, id_len, NULL);
         break;
@@ -350,6 +407,12 @@ static void *fake_main(void *arg)
         zmq_pollitem_t items[NSHARDS];
         for (int i = 0; i < NSHARDS; i++)
             items[i] = (zmq_pollitem_t){.socket = f->sock[i], .events = ZMQ_POLLIN};
+        for (int i = 0; i < NSHARDS; i++) {
+            if (f->park_due[i] != 0 && now_ms() >= f->park_due[i]) {
+                f->park_due[i] = 0;
+                fake_pull_reply(f, i, f->park_id[i], f->park_id_len[i], f->park_seq[i]);
+            }
+        }
         if (zmq_poll(items, NSHARDS, 10) <= 0)
             continue;
         for (int i = 0; i < NSHARDS; i++) {
@@ -358,7 +421,7 @@ static void *fake_main(void *arg)
             int rc;
             while ((rc = ps_wire_recv(f->sock[i], true, ZMQ_DONTWAIT, &f->frames, &f->in,
                                       &f->err)) != PS_EZMQ) {
-                if (rc == 0)
+                if (rc == 0 && !atomic_load(&f->mute))
                     fake_handle(f, i);
                 ps_frames_close(&f->frames);
             }
@@ -388,6 +451,7 @@ static void fake_start(fake *f, int script, int bind_delay_ms)
         fake_bind(f, true);
     }
     atomic_init(&f->stop, 0);
+    atomic_init(&f->mute, 0);
     ck_assert_int_eq(pthread_create(&f->thread, NULL, fake_main, f), 0);
 }
 
@@ -420,6 +484,44 @@ static int open_client(fake *f, const char *job, int rank, int timeout_ms, ps_cl
                        char *errbuf, size_t cap)
 {
     return open_client_opt(f, job, rank, timeout_ms, 0, c, errbuf, cap);
+}
+
+/* The lines a client logs through ps_client_opts.log_fn (caller's thread). */
+typedef struct notes {
+    int warnings, infos;
+    char warning[256], info[256];
+} notes;
+
+static void notes_add(void *arg, int warning, const char *line)
+{
+    notes *n = arg;
+    if (warning) {
+        n->warnings++;
+        ps_strlcpy(n->warning, line, sizeof n->warning);
+    } else {
+        n->infos++;
+        ps_strlcpy(n->info, line, sizeof n->info);
+    }
+}
+
+/* A client of both fake shards with the heartbeat thread on, logging into n
+ * (when not NULL). */
+static int open_client_hb(fake *f, int heartbeat_ms, int timeout_ms, notes *n, ps_client **c)
+{
+    static const char *eps[NSHARDS];
+    for (int i = 0; i < NSHARDS; i++)
+        eps[i] = f->endpoint[i];
+    ps_client_opts o = {.job = "digits",
+                        .servers = eps,
+                        .num_servers = NSHARDS,
+                        .rank = -1,
+                        .timeout_ms = timeout_ms,
+                        .heartbeat_ms = heartbeat_ms,
+                        .socket_only = 1,
+                        .log_fn = n != NULL ? notes_add : NULL,
+                        .log_arg = n};
+    char err[256];
+    return ps_client_open(&o, c, err, sizeof err);
 }
 
 static void expected(char *buf, size_t cap, const char *ep, const char *text)
@@ -978,6 +1080,207 @@ START_TEST(bad_arguments_are_refused)
 }
 END_TEST
 
+START_TEST(final_error_of_any_seq_ends_the_call_and_every_later_one)
+{
+    /* psd stopped: its ERROR answers no request (seq 0), yet the pull ends
+     * with it, and nothing is sent any more, not even BYE */
+    static fake f;
+    fake_start(&f, FINAL_PULL1, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 5000, &c, NULL, 0), 0);
+    float theta[P], g[P] = {0};
+    char want[256];
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ESTOPPED);
+    ck_assert_uint_lt(now_ms() - t0, 4000); /* not the 5000 ms timeout */
+    expected(want, sizeof want, f.endpoint[1], "psd stopped before the job ended (SIGTERM)");
+    ck_assert_str_eq(ps_client_last_error(c), want);
+    t0 = now_ms();
+    ck_assert_int_eq(ps_client_push(c, 1, g, 1, NULL), PS_ESTOPPED);
+    ck_assert_int_eq(ps_client_heartbeat(c), PS_ESTOPPED);
+    ck_assert_uint_lt(now_ms() - t0, 1000); /* at once */
+    ck_assert_str_eq(ps_client_last_error(c), want);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.pushes[0] + f.pushes[1], 0);
+    ck_assert_int_eq(f.byes[0] + f.byes[1], 0);
+}
+END_TEST
+
+START_TEST(final_error_to_another_request_ends_a_push)
+{
+    /* the job is complete: an ERROR whose seq is no request's still counts */
+    static fake f;
+    fake_start(&f, COMPLETE_PUSH0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 5000, &c, NULL, 0), 0);
+    float g[P] = {0}, theta[P];
+    char want[256];
+    ps_push_pull pp = {.clock = 5, .grad = g, .samples = 1, .min_version = 6, .theta = theta};
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(ps_client_push_pull(c, &pp), PS_ECOMPLETE);
+    ck_assert_uint_lt(now_ms() - t0, 4000);
+    ck_assert_int_eq(pp.pulled, 0);
+    expected(want, sizeof want, f.endpoint[0], "the job is complete");
+    ck_assert_str_eq(ps_client_last_error(c), want);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ECOMPLETE);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(final_error_to_a_heartbeat_ends_a_parked_pull)
+{
+    /* the pull is parked (never answered); the heartbeat thread hears the
+     * job was aborted, and the waiting call ends with it */
+    static fake f;
+    fake_start(&f, SILENT_PULL | HB_FINAL0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
+    float theta[P];
+    char want[256];
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(ps_client_pull(c, 6, theta, NULL), PS_EABORTED);
+    ck_assert_uint_lt(now_ms() - t0, 4000); /* not the 5000 ms timeout */
+    expected(want, sizeof want, f.endpoint[0],
+             "job stopped: rank 1 was silent for 3100 ms (on_worker_loss: abort)");
+    ck_assert_str_eq(ps_client_last_error(c), want);
+    ck_assert_int_eq(ps_client_done(c), PS_EABORTED);
+    ck_assert_int_eq(ps_client_abort(c, "late"), PS_EABORTED);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.byes[0] + f.byes[1], 0);
+}
+END_TEST
+
+START_TEST(heartbeat_told_not_registered_registers_again_at_once)
+{
+    /* shard 1 forgot us; only the heartbeat thread hears it. The parked pull
+     * ends at once, registered again and told the round to go on from */
+    static fake f;
+    fake_start(&f, SILENT_PULL | HB_FORGET1, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
+    float theta[P];
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(ps_client_pull(c, 6, theta, NULL), PS_EREJOINED);
+    ck_assert_uint_lt(now_ms() - t0, 4000); /* not after the 5000 ms timeout */
+    ck_assert_str_eq(ps_client_last_error(c), "registered again with shard 1 at round 5");
+    ck_assert_uint_eq(ps_client_rejoin_version(c), 5);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.hellos[0], 1);
+    ck_assert_int_eq(f.hellos[1], 2);
+    ck_assert_int_eq(f.hello_rank[1][1], 1); /* the same rank again */
+}
+END_TEST
+
+START_TEST(heartbeat_told_not_registered_is_acted_on_before_the_next_request)
+{
+    /* the main thread was busy when the heartbeat heard it: its next push
+     * registers again first and goes to nobody, since its round is gone */
+    static fake f;
+    fake_start(&f, HB_FORGET1, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
+    sleep_ms(500); /* several heartbeats, refused by shard 1 */
+    float g[P] = {0};
+    ck_assert_int_eq(ps_client_push(c, 1, g, 1, NULL), PS_EREJOINED);
+    ck_assert_str_eq(ps_client_last_error(c), "registered again with shard 1 at round 5");
+    ck_assert_int_eq(ps_client_push(c, 5, g, 1, NULL), 0);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.hellos[1], 2);
+    ck_assert_int_eq(f.pushes[0], 1); /* only the second push */
+    ck_assert_int_eq(f.pushes[1], 1);
+    ck_assert_uint_eq(f.push_clock[1], 5);
+}
+END_TEST
+
+START_TEST(parked_pull_waits_past_the_timeout_while_heartbeats_are_answered)
+{
+    /* the pull is answered after PARK_MS, twice the timeout: the servers
+     * answered the heartbeats meanwhile, so the wait goes on */
+    static fake f;
+    fake_start(&f, PARK_PULL, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client_hb(&f, 50, PARK_MS / 2, NULL, &c), 0);
+    float theta[P] = {0};
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(ps_client_pull(c, 6, theta, NULL), 0);
+    ck_assert_uint_ge(now_ms() - t0, PARK_MS - 5);
+    ck_assert_float_eq(theta[9], 5.5f);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(deadline_counts_from_the_last_answer)
+{
+    /* the servers fell silent 1500 ms before the call: with a 2000 ms
+     * deadline the call has 500 ms left, not 2000 */
+    static fake f;
+    fake_start(&f, 0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client_hb(&f, 50, 2000, NULL, &c), 0);
+    atomic_store(&f.mute, 1);
+    sleep_ms(1500);
+    float theta[P];
+    uint64_t t0 = now_ms();
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ETIMEDOUT);
+    ck_assert_uint_lt(now_ms() - t0, 1500);
+    const char *why = ps_client_last_error(c);
+    ck_assert_msg(strstr(why, ": no reply to PULL, and no answer to anything for ") != NULL,
+                  "why: %s", why);
+    ps_client_close(&c); /* its BYE is not answered either */
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(silent_server_is_logged_once_and_again_when_it_answers)
+{
+    /* the fake stops (as psd under SIGSTOP) for PAUSE_MS once shard 0 has
+     * the pull, then answers everything that queued up: each shard is said
+     * to be silent once, and to answer again once */
+    static fake f;
+    fake_start(&f, PAUSE_PULL0, 0);
+    ps_client *c = NULL;
+    notes n = {0};
+    ck_assert_int_eq(open_client_hb(&f, 50, 5000, &n, &c), 0);
+    float theta[P] = {0};
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_float_eq(theta[0], 1.0f);
+    ck_assert_int_eq(n.warnings, NSHARDS);
+    ck_assert_msg(strncmp(n.warning, "tcp://127.0.0.1:", 16) == 0 &&
+                      strstr(n.warning, ": no answer for ") != NULL &&
+                      strstr(n.warning, " ms, waiting up to 5000 ms") != NULL,
+                  "warning: %s", n.warning);
+    ck_assert_int_eq(n.infos, NSHARDS);
+    ck_assert_msg(strstr(n.info, ": answers again after ") != NULL, "info: %s", n.info);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+}
+END_TEST
+
+START_TEST(abort_says_bye_with_the_flag_and_the_reason)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client_hb(&f, 50, 2000, NULL, &c), 0);
+    const char *why = "training diverged in epoch 3: loss is nan (optimizer.lr 1e+30 is likely "
+                      "too high)";
+    ck_assert_int_eq(ps_client_abort(c, why), 0);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    for (int i = 0; i < NSHARDS; i++) {
+        ck_assert_int_eq(f.byes[i], 1); /* close says no second BYE */
+        ck_assert_uint_eq(f.bye_flags[i], PS_FLAG_ABORT);
+        ck_assert_str_eq(f.bye_error[i], why);
+    }
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
     Suite *s = suite_create("client");
@@ -1006,6 +1309,15 @@ static Suite *client_suite(void)
     tcase_add_test(tc, shared_memory_that_cannot_be_opened_leaves_the_socket);
     tcase_add_test(tc, socket_only_client_does_not_ask_for_shared_memory);
     tcase_add_test(tc, unanswered_push_gives_up_shared_memory_with_that_shard);
+    tcase_add_test(tc, final_error_of_any_seq_ends_the_call_and_every_later_one);
+    tcase_add_test(tc, final_error_to_another_request_ends_a_push);
+    tcase_add_test(tc, final_error_to_a_heartbeat_ends_a_parked_pull);
+    tcase_add_test(tc, heartbeat_told_not_registered_registers_again_at_once);
+    tcase_add_test(tc, heartbeat_told_not_registered_is_acted_on_before_the_next_request);
+    tcase_add_test(tc, parked_pull_waits_past_the_timeout_while_heartbeats_are_answered);
+    tcase_add_test(tc, deadline_counts_from_the_last_answer);
+    tcase_add_test(tc, silent_server_is_logged_once_and_again_when_it_answers);
+    tcase_add_test(tc, abort_says_bye_with_the_flag_and_the_reason);
     suite_add_tcase(s, tc);
     return s;
 }

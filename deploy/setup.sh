@@ -8,10 +8,11 @@ set -euo pipefail
 
 # dataset-fashion-mnist: the quick start's data (and the examples' tests)
 packages=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
-          libopenblas-dev libyaml-dev zlib1g-dev check dataset-fashion-mnist)
+          libopenblas-dev libyaml-dev zlib1g-dev libjson-c-dev check dataset-fashion-mnist)
 # what the tests need besides: numpy to check models, systemd and cloud-init
-# to verify the units and user-data files
-test_packages=(python3 python3-numpy systemd cloud-init)
+# to verify the units and user-data files, iproute2 (ip, tc) for the
+# multi-host test bed of network namespaces
+test_packages=(python3 python3-numpy systemd cloud-init iproute2)
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 asan=0
 for arg in "$@"; do

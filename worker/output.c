@@ -1,10 +1,13 @@
-/* output.c — the final model as NumPy .npy files plus manifest.json, and the
- * write-to-temporary-then-rename helper the summary uses too. */
+/* output.c — the final model as NumPy .npy files plus manifest.json, the
+ * run's summary (ps_train_result_write_json of trainer.h, in report.h's
+ * format), and the write-to-temporary-then-rename helper they share. */
 #include "output.h"
 
+#include "trainer.h"
 #include "util.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -15,6 +18,12 @@
 #define NPY_ALIGN 64
 /* a tensor's file name: its name, "_", an index and ".npy" */
 #define TENSOR_FILE_MAX (PS_TENSOR_NAME_MAX + 32)
+
+/* report.h's formats hold what the job and the wire allow */
+_Static_assert(PS_REPORT_NAME_MAX >= PS_JOB_NAME_MAX, "job name");
+_Static_assert(PS_REPORT_ENDPOINT_MAX >= PS_ENDPOINT_MAX, "endpoint");
+_Static_assert(PS_REPORT_SERVERS_MAX >= PS_MAX_SHARDS, "servers");
+_Static_assert(PS_REPORT_PATH_MAX >= PS_PATH_MAX, "output folder");
 
 int ps_output_replace_file(const char *path, int (*fill)(FILE *f, const void *arg), const void *arg,
                            ps_error *err)
@@ -56,25 +65,6 @@ int ps_output_replace_file(const char *path, int (*fill)(FILE *f, const void *ar
 unlink_tmp:
     unlink(tmp);
     return rc;
-}
-
-void ps_output_json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", f);
-        else if (c == '\t')
-            fputs("\\t", f);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
 }
 
 int ps_output_mkdirs(const char *dir, ps_error *err)
@@ -188,26 +178,67 @@ typedef struct manifest_args {
     char (*files)[TENSOR_FILE_MAX];
 } manifest_args;
 
+/* Adds key: value to obj (json-c takes value); false when memory ran out. */
+static bool manifest_put(json_object *obj, const char *key, json_object *value)
+{
+    if (value == NULL)
+        return false;
+    if (json_object_object_add(obj, key, value) != 0) {
+        json_object_put(value);
+        return false;
+    }
+    return true;
+}
+
+static json_object *manifest_tensor(const ps_tensor_info *t, const char *file)
+{
+    json_object *o = json_object_new_object(), *shape = json_object_new_array();
+    bool ok = o != NULL && shape != NULL;
+    for (uint32_t k = 0; ok && k < t->ndims; k++) {
+        json_object *d = json_object_new_uint64(t->shape[k]);
+        ok = d != NULL && json_object_array_add(shape, d) == 0;
+        if (!ok)
+            json_object_put(d);
+    }
+    ok = ok && manifest_put(o, "name", json_object_new_string(t->name)) &&
+         manifest_put(o, "file", json_object_new_string(file));
+    if (ok && manifest_put(o, "shape", shape))
+        shape = NULL; /* o owns it now */
+    else
+        ok = false;
+    ok = ok && manifest_put(o, "offset", json_object_new_uint64(t->offset));
+    json_object_put(shape);
+    if (!ok) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
 static int manifest_fill(FILE *f, const void *arg)
 {
     const manifest_args *a = arg;
-    fputs("{\"job\": ", f);
-    ps_output_json_string(f, a->job);
-    fprintf(f, ", \"version\": %llu, \"num_params\": %llu, \"tensors\": [",
-            (unsigned long long)a->version, (unsigned long long)a->num_params);
-    for (size_t i = 0; i < a->ntensors; i++) {
-        const ps_tensor_info *t = &a->tensors[i];
-        fputs(i ? ", {\"name\": " : "{\"name\": ", f);
-        ps_output_json_string(f, t->name);
-        fputs(", \"file\": ", f);
-        ps_output_json_string(f, a->files[i]);
-        fputs(", \"shape\": [", f);
-        for (uint32_t k = 0; k < t->ndims; k++)
-            fprintf(f, k ? ", %llu" : "%llu", (unsigned long long)t->shape[k]);
-        fprintf(f, "], \"offset\": %llu}", (unsigned long long)t->offset);
+    json_object *m = json_object_new_object(), *list = json_object_new_array();
+    bool ok = m != NULL && list != NULL && manifest_put(m, "job", json_object_new_string(a->job)) &&
+              manifest_put(m, "version", json_object_new_uint64(a->version)) &&
+              manifest_put(m, "num_params", json_object_new_uint64(a->num_params));
+    for (size_t i = 0; ok && i < a->ntensors; i++) {
+        json_object *t = manifest_tensor(&a->tensors[i], a->files[i]);
+        ok = t != NULL && json_object_array_add(list, t) == 0;
+        if (!ok)
+            json_object_put(t);
     }
-    fputs("]}\n", f);
-    return ferror(f) ? PS_EIO : 0;
+    if (ok && manifest_put(m, "tensors", list))
+        list = NULL;
+    else
+        ok = false;
+    json_object_put(list);
+    const char *text = ok ? json_object_to_json_string_ext(m, JSON_C_TO_STRING_SPACED |
+                                                                  JSON_C_TO_STRING_NOSLASHESCAPE)
+                          : NULL;
+    int rc = text == NULL ? PS_ENOMEM : fprintf(f, "%s\n", text) < 0 ? PS_EIO : 0;
+    json_object_put(m);
+    return rc;
 }
 
 /* A file name for tensor i: its name with anything but [A-Za-z0-9_.-]
@@ -267,4 +298,61 @@ int ps_output_model_write(const char *dir, const char *job, uint64_t version, co
         return ps_error_set(err, PS_EIO, "%s: path too long", dir);
     manifest_args a = {job, version, num_params, tensors, ntensors, files};
     return ps_output_replace_file(path, manifest_fill, &a, err);
+}
+
+/* ---- the summary ---- */
+
+static int summary_fill(FILE *f, const void *arg)
+{
+    return ps_report_summary_write(f, arg);
+}
+
+int ps_output_summary_write(const ps_report_summary *s, const char *path, ps_error *err)
+{
+    return ps_output_replace_file(path, summary_fill, s, err);
+}
+
+/* Copies src into dst, cut to fit (names the trainer gives are short). */
+static void summary_copy(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "?");
+}
+
+int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,
+                               ps_error *err)
+{
+    ps_report_summary s;
+    ps_report_summary_init(&s);
+    const ps_model_metrics *shown = r->has_test ? &r->test : &r->train;
+    summary_copy(s.job, sizeof s.job, job);
+    summary_copy(s.model, sizeof s.model, r->model);
+    summary_copy(s.mode, sizeof s.mode, r->mode);
+    summary_copy(s.metric_name, sizeof s.metric_name, r->metric_name);
+    summary_copy(s.loss_name, sizeof s.loss_name, r->loss_name);
+    s.final_loss = r->final_loss;
+    s.has_test = r->has_test;
+    if (r->has_test) {
+        s.test_metric = r->test.metric;
+        s.test_loss = r->test.loss;
+    }
+    s.metric = shown->metric;
+    s.loss = shown->loss;
+    s.train_metric = r->train.metric;
+    s.train_loss = r->train.loss;
+    s.train_loss_last_epoch = r->train_loss_last_epoch;
+    s.train_samples = r->train_samples;
+    s.test_samples = r->test_samples;
+    s.epochs = r->epochs;
+    s.steps_per_epoch = r->steps_per_epoch;
+    s.batch_size = r->batch_size;
+    s.pull_s = r->pull_s;
+    s.compute_s = r->compute_s;
+    s.push_pull_s = r->push_pull_s;
+    s.wall_s = r->wall_s;
+    s.samples_per_s = r->samples_per_s;
+    s.updates = r->updates;
+    s.version = r->version;
+    s.workers = r->workers;
+    s.rank = r->rank;
+    return ps_output_summary_write(&s, path, err);
 }

@@ -1,7 +1,8 @@
 /* output.h — files psworker writes: the final model as one NumPy .npy file
- * per tensor plus manifest.json (DESIGN §10), and JSON helpers for the run
- * summary. Every file is written to a temporary name beside it, flushed and
- * renamed, so a reader never sees half a file. */
+ * per tensor plus manifest.json (DESIGN §10), and the run's summary (its
+ * format is report.h's). Every file is written to a temporary name beside
+ * it, flushed and renamed, so a reader never sees half a file; JSON is
+ * written with json-c. */
 #ifndef PS_OUTPUT_H
 #define PS_OUTPUT_H
 
@@ -11,15 +12,13 @@
 
 #include "codec.h"
 #include "error.h"
+#include "report.h"
 
 /* Writes a file with fill(f, arg) into a temporary file beside path, then
  * renames it to path. fill returns 0 or a PS_E code. PS_EIO with
  * "path: reason" when the file cannot be written. */
 int ps_output_replace_file(const char *path, int (*fill)(FILE *f, const void *arg), const void *arg,
                            ps_error *err);
-
-/* Writes s as a JSON string literal (quotes and escapes) to f. */
-void ps_output_json_string(FILE *f, const char *s);
 
 /* Creates dir and its missing parents (mode 0755). PS_EIO naming the part
  * that could not be made. */
@@ -31,11 +30,15 @@ int ps_output_npy_write(const char *path, const float *data, const uint64_t *sha
                         ps_error *err);
 
 /* Writes θ (num_params floats) into dir (created with parents): one
- * <tensor>.npy per tensor, then manifest.json {"job", "version",
- * "num_params", "tensors": [{"name", "file", "shape", "offset"}]}.
- * PS_EINVAL when a tensor lies outside θ. */
+ * <tensor>.npy per tensor, then manifest.json {"job": str, "version": int,
+ * "num_params": int, "tensors": [{"name": str, "file": str, "shape": [int,
+ * ...], "offset": int}]}. PS_EINVAL when a tensor lies outside θ. */
 int ps_output_model_write(const char *dir, const char *job, uint64_t version, const float *theta,
                           uint64_t num_params, const ps_tensor_info *tensors, size_t ntensors,
                           ps_error *err);
+
+/* Writes s to path as report.h's summary JSON (non-finite numbers null).
+ * PS_EIO with "path: reason" when it cannot be written. */
+int ps_output_summary_write(const ps_report_summary *s, const char *path, ps_error *err);
 
 #endif

@@ -8,7 +8,7 @@ add_library(ps_worker_core STATIC
             ${CMAKE_CURRENT_LIST_DIR}/output.c
             ${CMAKE_CURRENT_LIST_DIR}/trainer.c)
 target_include_directories(ps_worker_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(ps_worker_core PUBLIC ps_client ps_config ps_common PkgConfig::OPENBLAS
+target_link_libraries(ps_worker_core PUBLIC ps_client ps_config ps_common ps_report PkgConfig::OPENBLAS
                                             PkgConfig::ZLIB m)
 ps_target_warnings(ps_worker_core)
 

@@ -1,0 +1,191 @@
+/* report.h — the formats one psd program writes and another reads, each
+ * written and read here only, so the two sides cannot drift apart: the
+ * progress stream and the summary (psworker -> psrun), the plan
+ * (`psworker --describe` -> psrun) and sd_notify datagrams (psd -> psrun).
+ * JSON goes through json-c; a number that is not finite is written as null
+ * and read back as NAN. Knows nothing of config, server or worker: psrun
+ * links this module and json-c, nothing else of psd. */
+#ifndef PS_REPORT_H
+#define PS_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+
+#define PS_REPORT_NAME_MAX     64         /* bytes of a job name, NUL included (PS_JOB_NAME_MAX) */
+#define PS_REPORT_WORD_MAX     32         /* bytes of a mode, model, metric or setting name */
+#define PS_REPORT_ENDPOINT_MAX 128        /* bytes of an endpoint (PS_ENDPOINT_MAX) */
+#define PS_REPORT_SERVERS_MAX  32         /* endpoints in a plan (PS_MAX_SHARDS) */
+#define PS_REPORT_PATH_MAX     1024       /* bytes of the output folder (PS_PATH_MAX) */
+#define PS_REPORT_JSON_MAX     (1u << 20) /* a plan or summary larger than this is refused */
+
+/* ---- the progress stream ----
+ *
+ * psworker --progress-fd N writes one line after every training step:
+ *
+ *     progress RANK DONE TOTAL EPOCH LOSS\n
+ *
+ * RANK, DONE (steps done), TOTAL (steps of the whole run) and EPOCH (from 1)
+ * are unsigned decimals; LOSS, the mean loss of the epoch so far, is printf
+ * "%.6g" or one of nan, inf, -inf. Single spaces between fields. A line is
+ * at most PS_REPORT_PROGRESS_MAX bytes with its '\n', less than PIPE_BUF,
+ * so one write() per line never interleaves with another worker's on a
+ * shared pipe. A reader skips and counts lines that are too long or do not
+ * parse; it never cuts one and reads the rest as a line. */
+
+#define PS_REPORT_PROGRESS_MAX 128
+
+typedef struct ps_report_progress {
+    uint32_t rank;
+    uint64_t done, total;
+    uint32_t epoch;
+    double loss;
+} ps_report_progress;
+
+/* Formats p as one line, '\n' included, into buf. Returns its length, or
+ * PS_EINVAL when it does not fit in cap bytes (NUL included). */
+int ps_report_progress_format(const ps_report_progress *p, char *buf, size_t cap);
+
+/* Parses one line without its '\n' into *p. PS_EINVAL when it is not a
+ * progress line as above (*p is then unchanged). */
+int ps_report_progress_parse(const char *line, ps_report_progress *p);
+
+/* Writes p to fd as one line with one write (EINTR retried). PS_EIO when
+ * the write failed, e.g. EPIPE: the reader is gone and the caller should
+ * stop writing. */
+int ps_report_progress_write(int fd, const ps_report_progress *p);
+
+/* Assembles lines from the bytes of a stream, whatever the chunks. */
+typedef struct ps_report_progress_reader {
+    char line[PS_REPORT_PROGRESS_MAX];
+    size_t len;
+    bool overlong;     /* the current line is past the limit: skipped to its '\n' */
+    uint64_t rejected; /* lines skipped so far */
+} ps_report_progress_reader;
+
+void ps_report_progress_reader_init(ps_report_progress_reader *r);
+
+/* Feeds n bytes; each whole line that parses goes to on_line(arg, &p),
+ * each that does not is counted in r->rejected. Returns the number of lines
+ * rejected in these bytes. A line left unfinished waits for the next bytes. */
+size_t ps_report_progress_feed(ps_report_progress_reader *r, const char *bytes, size_t n,
+                               void (*on_line)(void *arg, const ps_report_progress *p), void *arg);
+
+/* ---- the plan: `psworker --config JOB --describe` ----
+ *
+ * One JSON object on stdout (exit 0), every key always present:
+ *   {"job": str, "mode": "sync"|"async"|"ssp", "workers": int,
+ *    "servers": [endpoint, ...] (one per shard), "on_worker_loss":
+ *    "continue"|"abort", "on_divergence": "stop"|"continue", "model": str,
+ *    "features": int, "params": int, "epochs": int, "batch_size": int,
+ *    "output": str ("" when none)}
+ * A reader ignores keys it does not know. A job-file error is no plan:
+ * psworker writes its one-line error to stderr and exits 2. */
+
+typedef struct ps_report_plan {
+    char job[PS_REPORT_NAME_MAX];
+    char mode[PS_REPORT_WORD_MAX];
+    uint32_t workers;
+    uint32_t nservers;
+    char servers[PS_REPORT_SERVERS_MAX][PS_REPORT_ENDPOINT_MAX];
+    char on_worker_loss[PS_REPORT_WORD_MAX];
+    char on_divergence[PS_REPORT_WORD_MAX];
+    char model[PS_REPORT_WORD_MAX];
+    uint64_t features;
+    uint64_t params;
+    uint32_t epochs;
+    uint32_t batch_size;
+    char output[PS_REPORT_PATH_MAX];
+} ps_report_plan;
+
+/* Writes p as above (indented, '\n' at the end) to f. PS_EINVAL when a
+ * count is out of range (no workers, no servers), PS_ENOMEM, PS_EIO. */
+int ps_report_plan_write(FILE *f, const ps_report_plan *p);
+
+/* Reads a plan from fd to its end (a pipe is fine) into *p. PS_EDATA with
+ * "what: why" in err when it is not a plan (bad JSON, a key missing or of
+ * the wrong type, a string too long, no workers or servers, more than
+ * PS_REPORT_JSON_MAX bytes); PS_EIO when fd cannot be read. */
+int ps_report_plan_read_fd(int fd, const char *what, ps_report_plan *p, ps_error *err);
+
+/* ---- the summary: psworker --summary-json, psrun --summary-json ----
+ *
+ * One JSON object; numbers that are not finite are null:
+ *   {"job": str, "model": str, "mode": str, "final_loss": num,
+ *    "metric_name": "accuracy"|"r2", "loss_name": "log_loss"|"mse",
+ *    "test_metric": {"name": metric_name, "value": num} or null (no test set),
+ *    "test_loss": {"name": loss_name, "value": num} or null,
+ *    "metrics": {METRIC: num, LOSS: num (the test set's, else the shard's),
+ *                "train_"METRIC: num, "train_"LOSS: num (the shard's),
+ *                "train_loss_last_epoch": num, "train_samples": int,
+ *                "test_samples": int, "epochs": int, "steps_per_epoch": int,
+ *                "batch_size": int, "pull_s": num, "compute_s": num,
+ *                "push_pull_s": num},
+ *    "wall_s": num, "samples_per_s": num, "updates": int, "version": int,
+ *    "workers": int, "rank": int (a worker's summary only)}
+ * psworker writes its own run; psrun writes the whole job's: final_loss is
+ * the samples-weighted mean over the workers, samples_per_s and updates
+ * their sums, wall_s psrun's, the rest from the lowest rank that finished. */
+
+typedef struct ps_report_summary {
+    char job[PS_REPORT_NAME_MAX];
+    char model[PS_REPORT_WORD_MAX];
+    char mode[PS_REPORT_WORD_MAX];
+    char metric_name[PS_REPORT_WORD_MAX];
+    char loss_name[PS_REPORT_WORD_MAX];
+    double final_loss;
+    bool has_test; /* test_metric and test_loss are objects, not null */
+    double test_metric, test_loss;
+    double metric, loss; /* "metrics": the test set's when has_test, else the shard's */
+    double train_metric, train_loss, train_loss_last_epoch;
+    uint64_t train_samples, test_samples;
+    uint32_t epochs;
+    uint64_t steps_per_epoch;
+    uint32_t batch_size;
+    double pull_s, compute_s, push_pull_s;
+    double wall_s, samples_per_s;
+    uint64_t updates, version;
+    uint32_t workers;
+    int64_t rank; /* -1: none (psrun's summary) */
+} ps_report_summary;
+
+/* Empty strings, zero counts, NAN figures, no test set, rank -1. */
+void ps_report_summary_init(ps_report_summary *s);
+
+/* Writes s as above (one line, '\n' at the end) to f. PS_EINVAL without a
+ * metric or loss name, PS_ENOMEM, PS_EIO. */
+int ps_report_summary_write(FILE *f, const ps_report_summary *s);
+
+/* Reads the summary in the file at path into *s. PS_EIO when it cannot be
+ * read, PS_EDATA when it is not a summary (as for a plan); err says
+ * "path: why". */
+int ps_report_summary_read(const char *path, ps_report_summary *s, ps_error *err);
+
+/* ---- sd_notify datagrams (read side; psd writes them, server/notify.c) ----
+ *
+ * One datagram is newline-separated KEY=VALUE lines (sd_notify(3)). psd
+ * sends READY=1 once it listens, STATUS=... as it goes, and STOPPING=1 when
+ * it stops, with STATUS= in the same datagram saying why. */
+
+#define PS_REPORT_STATUS_MAX 512
+
+typedef struct ps_report_notify {
+    bool ready;                        /* READY=1 */
+    bool stopping;                     /* STOPPING=1 */
+    char status[PS_REPORT_STATUS_MAX]; /* STATUS=, "" when absent */
+} ps_report_notify;
+
+/* Parses one datagram of len bytes (no NUL needed) into a cleared *n;
+ * other keys are ignored, a STATUS too long is cut at a UTF-8 boundary. */
+void ps_report_notify_parse(const char *dgram, size_t len, ps_report_notify *n);
+
+/* ---- numbers for people ---- */
+
+/* x with `decimals` digits after the point ("0.1235"), or "nan", "inf",
+ * "-inf" (printf gives "-nan"); returns buf. */
+const char *ps_report_number_format(double x, int decimals, char *buf, size_t cap);
+
+#endif

@@ -2,7 +2,9 @@
  * workers in forked processes, each figure beside its physical reference
  * measured in the same run (raw ZeroMQ moving the same bytes between the
  * same number of processes, memcpy of the same bytes, the same model trained
- * in one process). Prints medians as a table, or JSON with --json. */
+ * in one process). Prints medians as a table, or JSON with --json.
+ * With --netns-server/--netns-workers (tests/bench/hosts_bench.py) it runs
+ * psd and its workers in network namespaces of their own, across links. */
 #include "dataset.h"
 #include "engine.h"
 #include "job.h"
@@ -14,11 +16,13 @@
 #include <arpa/inet.h>
 #include <cblas.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -59,6 +63,12 @@ typedef struct bench {
     size_t nfigs;
     pid_t procs[MAX_PROCS]; /* live children, stopped on the way out */
     size_t nprocs;
+    /* across hosts: psd and the raw server in netns_server, bound to host;
+     * worker i (psd's or raw) in netns_workers[i % n_netns_workers] */
+    const char *netns_server;
+    char *netns_workers[MAX_KIDS];
+    unsigned n_netns_workers;
+    const char *host;
 } bench;
 
 static void figure_add(bench *b, const char *name, double ours, double ref, const char *unit,
@@ -132,6 +142,22 @@ static void child_init(void)
 
 /* ---- processes --------------------------------------------------------- */
 
+/* In a child just forked: moves it into the network namespace `name`
+ * (/run/netns/name, as `ip netns add` makes them); exits 1 if it cannot. */
+static void netns_enter(const char *name)
+{
+    if (name == NULL)
+        return;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "/run/netns/%s", name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+        fprintf(stderr, "psbench: cannot enter network namespace %s: %s\n", path, strerror(errno));
+        _exit(1);
+    }
+    close(fd);
+}
+
 static void proc_track(bench *b, pid_t pid)
 {
     if (b->nprocs < MAX_PROCS)
@@ -169,6 +195,8 @@ static pid_t spawn(bench *b, const char *prog, char *const argv[])
         die("fork: %s", strerror(errno));
     if (pid == 0) {
         child_init();
+        if (strcmp(prog, "psd") == 0)
+            netns_enter(b->netns_server);
         execv(path, argv);
         fprintf(stderr, "psbench: cannot run %s: %s\n", path, strerror(errno));
         _exit(127);
@@ -196,7 +224,9 @@ static int free_port(void)
 
 static void endpoint_new(bench *b, bool ipc, char *out, size_t cap)
 {
-    if (ipc)
+    if (b->host)
+        snprintf(out, cap, "tcp://%s:%d", b->host, free_port()); /* a fresh namespace */
+    else if (ipc)
         snprintf(out, cap, "ipc://%s/ep%d.ipc", b->dir, b->next_ipc++);
     else
         snprintf(out, cap, "tcp://127.0.0.1:%d", free_port());
@@ -256,9 +286,10 @@ typedef struct kid_conf {
     bool raw;             /* raw ZeroMQ DEALER, not a psd worker */
     const char *endpoint; /* of psd or the raw server */
     int rank;
-    size_t floats;    /* psd: θ size */
-    bool socket_only; /* psd: no shared memory */
-    size_t req_bytes; /* raw: request bytes */
+    size_t floats;     /* psd: θ size */
+    bool socket_only;  /* psd: no shared memory */
+    size_t req_bytes;  /* raw: request bytes */
+    const char *netns; /* the network namespace it runs in; NULL: psbench's */
 } kid_conf;
 
 typedef struct kid {
@@ -346,6 +377,9 @@ static int kid_ps_main(const kid_conf *kc, int cmd_fd, int res_fd)
                         .num_servers = 1,
                         .rank = kc->rank,
                         .timeout_ms = 120000,
+                        /* alive while it waits for the next command or a
+                         * slow round: psd evicts a worker silent for 3 s */
+                        .heartbeat_ms = 500,
                         .socket_only = kc->socket_only};
     ps_client *c = NULL;
     char why[256];
@@ -435,6 +469,7 @@ static kid kid_start(bench *b, const kid_conf *kc)
         die("fork: %s", strerror(errno));
     if (pid == 0) {
         child_init();
+        netns_enter(kc->netns);
         close(cmd[1]);
         close(res[0]);
         int rc = kc->raw ? kid_raw_main(kc, cmd[0], res[1]) : kid_ps_main(kc, cmd[0], res[1]);
@@ -520,6 +555,7 @@ static pid_t raw_server_start(bench *b, const char *endpoint, size_t rep_bytes)
         die("fork: %s", strerror(errno));
     if (pid == 0) {
         child_init();
+        netns_enter(b->netns_server);
         raw_server_main(endpoint, rep_bytes);
     }
     proc_track(b, pid);
@@ -548,10 +584,15 @@ static void pushpull_measure(bench *b, uint64_t p, unsigned n, transport t, int 
     pid_t raw = raw_server_start(b, raw_ep, (size_t)p * sizeof(float));
     kid ps[MAX_KIDS], rk[MAX_KIDS];
     for (unsigned i = 0; i < n; i++) {
-        kid_conf kc = {
-            .endpoint = ep, .rank = (int)i, .floats = (size_t)p, .socket_only = t != T_SHM};
+        const char *ns = b->n_netns_workers ? b->netns_workers[i % b->n_netns_workers] : NULL;
+        kid_conf kc = {.endpoint = ep,
+                       .rank = (int)i,
+                       .floats = (size_t)p,
+                       .socket_only = t != T_SHM,
+                       .netns = ns};
         ps[i] = kid_start(b, &kc);
-        kid_conf rc = {.raw = true, .endpoint = raw_ep, .req_bytes = (size_t)p * sizeof(float)};
+        kid_conf rc = {
+            .raw = true, .endpoint = raw_ep, .req_bytes = (size_t)p * sizeof(float), .netns = ns};
         rk[i] = kid_start(b, &rc);
     }
     double *a = calloc((size_t)(r + 2) * n, sizeof *a), *c = calloc((size_t)(r + 2) * n, sizeof *c);
@@ -596,6 +637,29 @@ static void bench_pushpull(bench *b)
                          t == T_SHM ? " tcp" : "");
                 figure_add(b, name, ours * 1e3, ref * 1e3, "ms", ref_is);
             }
+        }
+    }
+}
+
+/* Across hosts (--netns-*): push + pull of 1k and 1M floats, every byte over
+ * the links between the namespaces, beside raw ZeroMQ moving the same bytes
+ * over the same links, interleaved step by step. */
+static void bench_hosts(bench *b)
+{
+    static const struct {
+        uint64_t p;
+        const char *tag, *bytes;
+        int reps;
+    } sizes[] = {{1000, "1k", "4 kB", 200}, {M_FLOATS, "1M", "4 MB", 40}};
+    unsigned most = b->n_netns_workers < 2 ? 1 : 2;
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        for (unsigned w = 1; w <= most; w++) {
+            double ours, ref;
+            pushpull_measure(b, sizes[s].p, w, T_TCP, reps(b, sizes[s].reps), &ours, &ref);
+            char name[48], ref_is[64];
+            snprintf(name, sizeof name, "pushpull_%s_hosts_%uw", sizes[s].tag, w);
+            snprintf(ref_is, sizeof ref_is, "raw zmq %s req + rep, same links", sizes[s].bytes);
+            figure_add(b, name, ours * 1e3, ref * 1e3, "ms", ref_is);
         }
     }
 }
@@ -1161,6 +1225,10 @@ static void usage(FILE *f)
                "  -o, --only GROUP  run only one group: apply, pushpull, sync, rss, pulls, train\n"
                "  -t, --train M     the model of the training figure: mlp (784-512-10, the\n"
                "                    default) or logistic (2000 features)\n"
+               "  --netns-server NS, --netns-workers NS[,NS], --host ADDR\n"
+               "                    across hosts (needs root): psd in namespace NS bound to\n"
+               "                    ADDR, workers in the others; runs only push + pull\n"
+               "                    (tests/bench/hosts_bench.py sets them up)\n"
                "  -h, --help        this text\n"
                "  -V, --version     the version\n");
 }
@@ -1186,6 +1254,9 @@ int main(int argc, char **argv)
         {"reps", required_argument, NULL, 'r'},
         {"only", required_argument, NULL, 'o'},
         {"train", required_argument, NULL, 't'},
+        {"netns-server", required_argument, NULL, 'S'},
+        {"netns-workers", required_argument, NULL, 'W'},
+        {"host", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -1213,6 +1284,17 @@ int main(int argc, char **argv)
             }
             b.train_model = optarg;
             break;
+        case 'S':
+            b.netns_server = optarg;
+            break;
+        case 'W':
+            for (char *save = NULL, *t = strtok_r(optarg, ",", &save);
+                 t != NULL && b.n_netns_workers < MAX_KIDS; t = strtok_r(NULL, ",", &save))
+                b.netns_workers[b.n_netns_workers++] = t;
+            break;
+        case 'H':
+            b.host = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1228,6 +1310,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if ((b.netns_server != NULL) != (b.host != NULL) ||
+        (b.netns_server != NULL) != (b.n_netns_workers > 0)) {
+        fprintf(stderr, "psbench: --netns-server, --netns-workers and --host go together\n");
+        return 2;
+    }
     ps_malloc_tune(); /* before any zeromq context, in every process forked from here */
     signal(SIGPIPE, SIG_IGN);
     bindir_find(&b);
@@ -1235,6 +1322,10 @@ int main(int argc, char **argv)
     if (mkdtemp(b.dir) == NULL)
         die("cannot make a temporary folder: %s", strerror(errno));
     double t0 = ps_clock_s();
+    if (b.netns_server) { /* across hosts, only push + pull: the rest is about one host */
+        b.only = "hosts";
+        bench_hosts(&b);
+    }
     if (wanted(&b, "apply"))
         bench_apply(&b);
     if (wanted(&b, "pushpull"))

@@ -31,6 +31,7 @@ class Env:
         self.tmp = tempfile.mkdtemp(prefix="ps-e2e-")
         self.failures = 0
         self.checks = 0
+        self.procs = []  # Proc objects, ended by stop_procs
 
     def prog(self, name):
         return os.path.join(self.bin, name)
@@ -51,6 +52,55 @@ class Env:
             print(f"scratch files kept in {self.tmp}")
         print(f"{passed} passed, {self.failures} failed")
         sys.exit(1 if self.failures else 0)
+
+
+class Proc:
+    """A program started in the background with stdout+stderr in a file of
+    its own (env.tmp/NAME.log); env.procs keeps it so stop_procs ends it."""
+
+    def __init__(self, env, name, cmd, **kw):
+        self.name = name
+        self.log = os.path.join(env.tmp, name + ".log")
+        self.f = open(self.log, "w")
+        self.p = subprocess.Popen(cmd, stdout=self.f, stderr=subprocess.STDOUT, **kw)
+        env.procs.append(self)
+
+    def text(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    def wait(self, timeout_s):
+        """The exit code, or None when it outlived timeout_s (then killed)."""
+        try:
+            return self.p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            return None
+
+    def show(self):
+        print(f"---- {self.name} (exit {self.p.returncode})")
+        print("\n".join(self.text().splitlines()[-8:]))
+
+
+def stop_procs(env):
+    """Kills (by PID) every Proc of env still running and closes its log."""
+    for p in env.procs:
+        if p.p.poll() is None:
+            p.p.kill()
+            p.p.wait()
+        p.f.close()
+
+
+def wait_for(pred, timeout_s, what):
+    """Polls pred every 50 ms; False (and says so) when timeout_s passed."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    print(f"timed out waiting for {what}")
+    return False
 
 
 def free_port():

@@ -20,12 +20,11 @@ import subprocess
 import sys
 import time
 
-from harness import Env, free_port, no_leftovers, run, write
+from harness import Env, Proc, free_port, no_leftovers, run, stop_procs, wait_for, write
 
 env = Env()
 TIMEOUT_MS = 1000
 DEADLINE_MS = 60000  # the default: a worker that waits it out fails the bound below
-procs = []
 
 
 def job(name, endpoint=None, epochs=40, extra=""):
@@ -45,45 +44,13 @@ shared_memory: false
 {extra}""")
 
 
-class Proc:
-    """A program with stdout+stderr in a file of its own."""
-
-    def __init__(self, name, cmd):
-        self.name = name
-        self.log = os.path.join(env.tmp, name + ".log")
-        self.f = open(self.log, "w")
-        self.p = subprocess.Popen(cmd, stdout=self.f, stderr=subprocess.STDOUT)
-        procs.append(self)
-
-    def text(self):
-        with open(self.log, errors="replace") as f:
-            return f.read()
-
-    def wait(self, timeout_s):
-        """The exit code, or None when it outlived timeout_s."""
-        try:
-            return self.p.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
-
-
 def psd(name, path, exit_when_done=True):
     cmd = [env.prog("psd"), "--config", path] + (["--exit-when-done"] if exit_when_done else [])
-    return Proc(name, cmd)
+    return Proc(env, name, cmd)
 
 
 def worker(name, path, rank):
-    return Proc(name, [env.prog("psworker"), "--config", path, "--rank", str(rank)])
-
-
-def wait_for(pred, timeout_s, what):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    print(f"timed out waiting for {what}")
-    return False
+    return Proc(env, name, [env.prog("psworker"), "--config", path, "--rank", str(rank)])
 
 
 def started(p):
@@ -98,11 +65,6 @@ def start_job(name, **kw):
     return path, s, ws
 
 
-def show(p):
-    print(f"---- {p.name} (exit {p.p.returncode})")
-    print("\n".join(p.text().splitlines()[-8:]))
-
-
 # 1. psd stalled (SIGSTOP) for three heartbeat timeouts, then resumed
 path, s, ws = start_job("stalled-psd")
 env.check(wait_for(lambda: started(ws[0]), 60, "epoch 2"), "the stall job trains")
@@ -112,7 +74,7 @@ os.kill(s.p.pid, signal.SIGCONT)
 codes = [w.wait(120) for w in ws]
 code = s.wait(20)
 for p in [s] + ws:
-    show(p)
+    p.show()
 text = s.text()
 env.check(codes == [0, 0], f"both workers finish after psd's stall (exit {codes})")
 env.check(code == 0, f"psd exits 0 once both said goodbye (exit {code})")
@@ -133,7 +95,7 @@ for w in ws:
 codes = [w.wait(120) for w in ws]
 code = s.wait(20)
 for p in [s] + ws:
-    show(p)
+    p.show()
 env.check("evicted" in s.text(), "psd evicts the stopped workers")
 env.check(codes == [0, 0], f"both workers come back and finish (exit {codes})")
 env.check(code == 0, f"psd exits 0 at the job's end (exit {code})")
@@ -148,7 +110,7 @@ code = s.wait(20)
 codes = [w.wait(30) for w in ws]
 took = time.monotonic() - t0
 for p in [s] + ws:
-    show(p)
+    p.show()
 env.check(code == 0, f"psd exits 0 after SIGTERM (exit {code})")
 env.check(codes == [1, 1], f"both workers exit 1 (exit {codes})")
 env.check(took < 15, f"the workers end within 15 s of the SIGTERM, not deadline_ms ({took:.1f} s)")
@@ -166,7 +128,7 @@ c0 = ws[0].wait(30)
 took = time.monotonic() - t0
 ws[1].wait(5)
 for p in [s] + ws:
-    show(p)
+    p.show()
 env.check(code == 1, f"psd exits 1: the job was aborted (exit {code})")
 env.check(c0 == 1, f"the healthy worker exits 1 (exit {c0})")
 env.check(took < TIMEOUT_MS / 1000 + 15, f"it ends within the timeout + 15 s ({took:.1f} s)")
@@ -180,7 +142,7 @@ first = psd("ipc-psd1", path, exit_when_done=False)
 wait_for(lambda: "listening on" in first.text(), 20, "the first psd")
 second = psd("ipc-psd2", path, exit_when_done=False)
 code = second.wait(20)
-show(second)
+second.show()
 env.check(code == 1, f"the second psd exits 1 (exit {code})")
 env.check("another process serves it" in second.text(), "it says the endpoint is in use")
 env.check(first.p.poll() is None, "the first psd keeps serving")
@@ -209,7 +171,7 @@ finally:
         b.kill()
         b.wait()
 for p in [s] + ws:
-    show(p)
+    p.show()
 env.check(codes == [0, 0] and code == 0, f"the job under load finishes (exit {codes}, {code})")
 env.check("evicted" not in s.text(), "nobody is evicted under load")
 no_leftovers(env, path)
@@ -228,9 +190,5 @@ s.p.terminate()
 s.wait(20)
 no_leftovers(env, path)
 
-for p in procs:
-    if p.p.poll() is None:
-        p.p.kill()
-        p.p.wait()
-    p.f.close()
+stop_procs(env)
 env.finish()

@@ -13,60 +13,21 @@ import signal
 import subprocess
 import time
 
-from harness import Env, free_port, no_leftovers, write
+from harness import Env, Proc, free_port, no_leftovers, stop_procs, wait_for, write
 
 env = Env()
-procs = []
 TIMEOUT_MS = 1000
 DEADLINE_MS = 20000
 HEARTBEAT = (f"heartbeat: {{interval_ms: 100, timeout_ms: {TIMEOUT_MS}, "
              f"deadline_ms: {DEADLINE_MS}}}\n")
 
 
-class Proc:
-    """A program with stdout+stderr in a file of its own."""
-
-    def __init__(self, name, cmd):
-        self.name = name
-        self.log = os.path.join(env.tmp, name + ".log")
-        self.f = open(self.log, "w")
-        self.p = subprocess.Popen(cmd, stdout=self.f, stderr=subprocess.STDOUT)
-        procs.append(self)
-
-    def text(self):
-        with open(self.log, errors="replace") as f:
-            return f.read()
-
-    def wait(self, timeout_s):
-        """The exit code, or None when it outlived timeout_s (then killed)."""
-        try:
-            return self.p.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-            return None
-
-    def show(self):
-        print(f"---- {self.name} (exit {self.p.returncode})")
-        print("\n".join(self.text().splitlines()[-8:]))
-
-
-def wait_for(pred, timeout_s, what):
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    print(f"timed out waiting for {what}")
-    return False
-
-
 def start_job(name, text, workers):
     """psd (--exit-when-done) and the job's workers on the job text."""
     path = write(env, f"{name}.yaml", text)
-    s = Proc(f"{name}-psd", [env.prog("psd"), "--config", path, "--exit-when-done"])
+    s = Proc(env, f"{name}-psd", [env.prog("psd"), "--config", path, "--exit-when-done"])
     wait_for(lambda: "listening on" in s.text() or s.p.poll() is not None, 20, "psd to listen")
-    ws = [Proc(f"{name}-w{r}", [env.prog("psworker"), "--config", path, "--rank", str(r)])
+    ws = [Proc(env, f"{name}-w{r}", [env.prog("psworker"), "--config", path, "--rank", str(r)])
           for r in range(workers)]
     return path, s, ws
 
@@ -181,8 +142,5 @@ for w in ws:
     env.check("steps skipped" not in t, f"{w.name} was not registered again")
 no_leftovers(env, path)
 
-for p in procs:
-    if p.p.poll() is None:
-        p.p.kill()
-        p.p.wait()
+stop_procs(env)
 env.finish()

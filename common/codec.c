@@ -2,6 +2,7 @@
  * yields is checked against our limits before it is copied into the struct. */
 #include "codec.h"
 
+#include "compress.h"
 #include "ps.pb-c.h"
 #include "util.h"
 
@@ -91,6 +92,19 @@ static int check_shm(ps_msg *m, const void *payload, size_t payload_len, ps_erro
     return 0;
 }
 
+/* A compressed payload (compress.h) against the keys it says it holds. */
+static int check_compressed(const ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
+{
+    const ps_compress_ops *ops = ps_compress_ops_for_encoding(m->encoding);
+    if (ops == NULL)
+        return ps_error_set(err, PS_EPAYLOAD, "payload encoding %d is not supported yet",
+                            (int)m->encoding);
+    if (m->key_hi <= m->key_lo || m->key_hi - m->key_lo > SIZE_MAX / 4)
+        return ps_error_set(err, PS_EPAYLOAD, "%s payload for key range [%llu, %llu)", ops->name,
+                            (unsigned long long)m->key_lo, (unsigned long long)m->key_hi);
+    return ops->validate(payload, payload_len, (size_t)(m->key_hi - m->key_lo), err);
+}
+
 /* The payload frame against the header: present exactly when the encoding
  * says so, as long as payload_bytes says, and (F32) one float per key. */
 static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
@@ -101,11 +115,11 @@ static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_
                                 ps_msg_type_name(m->type), payload ? payload_len : 0);
         return 0;
     }
-    if (m->encoding > PS_ENC_SHM_F32)
+    if (m->encoding > PS_ENC_LAST)
         return ps_error_set(err, PS_EPAYLOAD, "unknown payload encoding %d", (int)m->encoding);
     if (m->encoding == PS_ENC_SHM_F32)
         return check_shm(m, payload, payload_len, err);
-    if (payload == NULL)
+    if (payload == NULL && m->payload_bytes != 0) /* an empty payload travels without a frame */
         return ps_error_set(err, PS_EPAYLOAD, "%s header announces %llu payload bytes, none came",
                             ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes);
     if (m->payload_bytes != payload_len)
@@ -122,22 +136,58 @@ static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_
                 err, PS_EPAYLOAD, "float32 payload of %zu bytes does not cover keys [%llu, %llu)",
                 payload_len, (unsigned long long)m->key_lo, (unsigned long long)m->key_hi);
     } else {
-        return ps_error_set(err, PS_EPAYLOAD, "payload encoding %d is not supported yet",
-                            (int)m->encoding);
+        int rc = check_compressed(m, payload, payload_len, err);
+        if (rc != 0)
+            return rc;
     }
     m->payload = payload;
     return 0;
 }
 
+/* protobuf-c's allocator over a ps_codec_arena: a bump pointer, 16-byte
+ * aligned; free is a no-op (the arena is reset per decode). NULL when the
+ * arena is spent, which makes the unpack fail. */
+static void *arena_alloc(void *data, size_t size)
+{
+    ps_codec_arena *a = data;
+    size_t at = (a->used + 15) & ~(size_t)15;
+    if (at > sizeof a->mem || size > sizeof a->mem - at) {
+        a->spent = true;
+        return NULL;
+    }
+    a->used = at + size;
+    return a->mem + at;
+}
+
+static void arena_free(void *data, void *p)
+{
+    (void)data;
+    (void)p;
+}
+
 int ps_codec_decode(const void *hdr, size_t hdr_len, const void *payload, size_t payload_len,
                     ps_msg *m, ps_error *err)
+{
+    ps_codec_arena arena;
+    return ps_codec_decode_in(&arena, hdr, hdr_len, payload, payload_len, m, err);
+}
+
+int ps_codec_decode_in(ps_codec_arena *arena, const void *hdr, size_t hdr_len, const void *payload,
+                       size_t payload_len, ps_msg *m, ps_error *err)
 {
     ps_msg_init(m, PS_MSG_NONE);
     m->protocol = 0;
     if (hdr_len > PS_HEADER_MAX_BYTES)
         return ps_error_set(err, PS_EPROTO, "header frame of %zu bytes (limit %d)", hdr_len,
                             PS_HEADER_MAX_BYTES);
-    Ps__Header *h = ps__header__unpack(NULL, hdr_len, hdr);
+    arena->used = 0;
+    arena->spent = false;
+    ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
+    Ps__Header *h = ps__header__unpack(&alloc, hdr_len, hdr);
+    if (h == NULL && arena->spent)
+        return ps_error_set(err, PS_EPROTO,
+                            "header frame of %zu bytes needs more than %zu bytes to decode",
+                            hdr_len, sizeof arena->mem);
     if (h == NULL)
         return ps_error_set(err, PS_EPROTO, "header frame of %zu bytes is not a valid Header",
                             hdr_len);
@@ -177,7 +227,7 @@ int ps_codec_decode(const void *hdr, size_t hdr_len, const void *payload, size_t
         goto free_header;
     rc = check_payload(m, payload, payload_len, err);
 free_header:
-    ps__header__free_unpacked(h, NULL);
+    ps__header__free_unpacked(h, &alloc); /* frees nothing: the arena is simply reused */
     return rc;
 }
 

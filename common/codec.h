@@ -41,12 +41,14 @@ typedef enum ps_msg_type {
 typedef enum ps_encoding {
     PS_ENC_NONE = 0, /* no payload frame */
     PS_ENC_F32 = 1,  /* little-endian float32, one per key of [key_lo, key_hi) */
-    PS_ENC_F16 = 2,
+    PS_ENC_F16 = 2,  /* the codecs of compress.h, one value per key of [key_lo, key_hi) */
     PS_ENC_INT8 = 3,
     PS_ENC_TOPK = 4,
     PS_ENC_KEYS_U64 = 5,
     PS_ENC_SHM_F32 = 6, /* float32 for [key_lo, key_hi) in shared memory, no frame */
+    PS_ENC_BF16 = 7,
 } ps_encoding;
+#define PS_ENC_LAST PS_ENC_BF16
 
 /* HEARTBEAT flags */
 #define PS_FLAG_DONE 1u /* the worker pushed its last gradient: it only waits now */
@@ -124,15 +126,37 @@ static inline bool ps_msg_has_frame(const ps_msg *m)
 /* Resets m to an empty message of the given type, protocol version set. */
 void ps_msg_init(ps_msg *m, ps_msg_type type);
 
+/* Scratch memory protobuf-c unpacks a header into, so decoding allocates
+ * nothing: each decode starts it empty and takes from it; a header whose
+ * parse needs more is refused (PS_EPROTO). The largest header psd sends
+ * (32 shards, 32 tensors, every string full) needs about a third of it.
+ * Embedded and kept by whoever receives (ps_frames holds one: a server's
+ * is per loop, a client's per connection); no init is needed. */
+#define PS_CODEC_ARENA_BYTES ((size_t)64 << 10)
+typedef struct ps_codec_arena {
+    size_t used;
+    bool spent; /* an allocation did not fit */
+    _Alignas(16) unsigned char mem[PS_CODEC_ARENA_BYTES];
+} ps_codec_arena;
+
 /* Decodes frame 1 (hdr, hdr_len) and the optional frame 2 (payload, NULL
  * when absent) into m. Checks: the header parses and fits its limits, the
  * type is known, the payload frame is present exactly when the encoding says
  * so and its size equals payload_bytes, an F32 payload covers exactly
- * [key_lo, key_hi) (an SHM_F32 one announces exactly that, with no frame). On failure returns
+ * [key_lo, key_hi) (an SHM_F32 one announces exactly that, with no frame), a
+ * compressed one (F16, BF16, INT8, TOPK) passes its codec's validate for the
+ * keys of [key_lo, key_hi) (compress.h: size, blocks, indices). On failure returns
  * PS_EPROTO, PS_ETYPE or PS_EPAYLOAD, fills err with a sentence, and still fills m->seq,
- * m->worker_id and m->type when the header parsed, so the caller can address its ERROR reply. */
+ * m->worker_id and m->type when the header parsed, so the caller can address its ERROR reply.
+ * Unpacks into a ps_codec_arena on the stack (PS_CODEC_ARENA_BYTES). */
 int ps_codec_decode(const void *hdr, size_t hdr_len, const void *payload, size_t payload_len,
                     ps_msg *m, ps_error *err);
+
+/* Same as ps_codec_decode, unpacking into arena (reset first) instead of an
+ * arena on the stack; what the header held is copied into m, so the arena
+ * may be reused as soon as it returns. */
+int ps_codec_decode_in(ps_codec_arena *arena, const void *hdr, size_t hdr_len, const void *payload,
+                       size_t payload_len, ps_msg *m, ps_error *err);
 
 /* Bytes the header of m takes on the wire. */
 size_t ps_codec_header_size(const ps_msg *m);

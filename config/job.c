@@ -43,7 +43,9 @@ static const char *const normalize_names[] = {"none", "standard", NULL};
 static const char *const shard_names[] = {"stride", "block", NULL};
 static const char *const optim_names[] = {"sgd", "momentum", "adagrad", "adam", "ftrl", NULL};
 static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
-static const char *const compress_names[] = {"none", "fp16", "int8", "topk", NULL};
+/* compress.h's order; pull takes every codec but topk */
+static const char *const compress_names[] = {"none", "fp16", "bf16", "int8", "topk", NULL};
+static const char *const pull_compress_names[] = {"none", "fp16", "bf16", "int8", NULL};
 static const char *const loss_names[] = {"continue", "abort", NULL};
 static const char *const divergence_names[] = {"stop", "continue", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
@@ -57,7 +59,7 @@ _Static_assert(sizeof(ps_normalize) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_shard_kind) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_optim_type) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_schedule_type) == sizeof(uint32_t), "enum size");
-_Static_assert(sizeof(ps_compression_type) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_compress_type) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_worker_loss) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_divergence) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_log_level) == sizeof(uint32_t), "enum size");
@@ -76,11 +78,13 @@ enum key_id {
     K_O_L1, K_O_BETA1, K_O_BETA2, K_O_EPS,
     K_S_TYPE, K_S_STEP_SIZE, K_S_GAMMA, K_S_WARMUP, K_S_TOTAL,
     K_TRAINING, K_T_EPOCHS, K_T_BATCH, K_T_LOCAL_STEPS, K_T_SEED,
-    K_COMPRESSION, K_C_TYPE, K_C_RATIO,
+    K_COMPRESSION, K_C_PUSH, K_C_PULL, K_C_RATIO, K_C_FEEDBACK,
     K_HEARTBEAT, K_H_INTERVAL, K_H_TIMEOUT, K_H_DEADLINE,
+    K_LIMITS, K_LI_PEERS, K_LI_RATE,
     K_ON_WORKER_LOSS, K_ON_DIVERGENCE, K_SHARED_MEMORY,
     K_CHECKPOINT, K_CK_DIR, K_CK_EVERY, K_CK_KEEP,
-    K_SECURITY, K_SEC_KEY, K_SEC_AUTH,
+    K_SECURITY, K_SEC_CURVE, K_SEC_SERVER_SECRET, K_SEC_SERVER_PUBLIC, K_SEC_CLIENT_SECRET,
+    K_SEC_WORKERS, K_SEC_ADMINS,
     K_METRICS, K_MET_LISTEN,
     K_OUTPUT,
     K_LOG, K_L_LEVEL,
@@ -255,10 +259,15 @@ static const key training_keys[] = {
 static const section training_sec = {"training", ROWS(training_keys)};
 
 static const key compression_keys[] = {
-    {"type", K_C_TYPE, KIND_ENUM, FIELD(compression.type), .def = "none", .names = compress_names,
-     .sup = 1u << PS_COMPRESS_NONE},
-    {"ratio", K_C_RATIO, KIND_FLOAT, F_LO_OPEN, FIELD(compression.ratio), .def = "0.01", .lo = 0,
-     .hi = 1, .aka = "k|fraction"},
+    {"push", K_C_PUSH, KIND_ENUM, FIELD(compression.push), .def = "none", .names = compress_names,
+     .sup = SUP_ALL, .aka = "type|codec|gradients"},
+    {"pull", K_C_PULL, KIND_ENUM, FIELD(compression.pull), .def = "none",
+     .names = pull_compress_names, .sup = SUP_ALL, .aka = "theta|params"},
+    {"topk_ratio", K_C_RATIO, KIND_FLOAT, F_LO_OPEN, FIELD(compression.topk_ratio), .def = "0.01",
+     .lo = 0, .hi = 1, .aka = "ratio|k|fraction"},
+    /* default: on for int8 and topk pushes (check_compression) */
+    {"error_feedback", K_C_FEEDBACK, KIND_BOOL, FIELD(compression.error_feedback),
+     .aka = "feedback|ef|residual"},
 };
 static const section compression_sec = {"compression", ROWS(compression_keys)};
 
@@ -272,6 +281,15 @@ static const key heartbeat_keys[] = {
 };
 static const section heartbeat_sec = {"heartbeat", ROWS(heartbeat_keys)};
 
+/* what one hostile peer can make psd do (server.c) */
+static const key limits_keys[] = {
+    {"max_peers", K_LI_PEERS, KIND_INT, FIELD(limits.max_peers), .def = "0", .max = 65536,
+     .aka = "peers|max_connections|connections"},
+    {"unregistered_rate", K_LI_RATE, KIND_INT, FIELD(limits.unregistered_rate), .def = "100",
+     .min = 1, .max = 1000000, .aka = "rate|hello_rate|messages_per_second"},
+};
+static const section limits_sec = {"limits", ROWS(limits_keys)};
+
 static const key checkpoint_keys[] = {
     {"dir", K_CK_DIR, KIND_PATH, F_REQUIRED, FIELD(checkpoint.dir), .aka = "path|folder|directory"},
     {"every_seconds", K_CK_EVERY, KIND_FLOAT, F_LO_OPEN, FIELD(checkpoint.every_seconds),
@@ -281,11 +299,23 @@ static const key checkpoint_keys[] = {
 };
 static const section checkpoint_sec = {"checkpoint", ROWS(checkpoint_keys)};
 
+static const key curve_keys[] = {
+    {"server_secret_key", K_SEC_SERVER_SECRET, KIND_PATH, FIELD(security.server_secret_key),
+     .aka = "secret_key|server_key|server_secret"},
+    {"server_public_key", K_SEC_SERVER_PUBLIC, KIND_PATH, FIELD(security.server_public_key),
+     .aka = "public_key|server_public|server_key"},
+    {"client_secret_key", K_SEC_CLIENT_SECRET, KIND_PATH, FIELD(security.client_secret_key),
+     .aka = "client_key|worker_key|worker_secret_key"},
+    {"authorized_workers", K_SEC_WORKERS, KIND_PATH, FIELD(security.authorized_workers),
+     .aka = "authorised_workers|authorized_keys|workers|worker_keys"},
+    {"authorized_admins", K_SEC_ADMINS, KIND_PATH, FIELD(security.authorized_admins),
+     .aka = "authorised_admins|admins|admin_keys"},
+};
+static const section curve_sec = {"security.curve", ROWS(curve_keys)};
+
 static const key security_keys[] = {
-    {"server_secret_key", K_SEC_KEY, KIND_PATH, F_REQUIRED, FIELD(security.server_secret_key),
-     .aka = "secret_key|server_key|key"},
-    {"authorized_keys", K_SEC_AUTH, KIND_PATH, F_REQUIRED, FIELD(security.authorized_keys),
-     .aka = "authorised_keys|client_keys|keys"},
+    {"curve", K_SEC_CURVE, KIND_SECTION, F_REQUIRED, .sub = &curve_sec,
+     .aka = "curvezmq|zmq_curve"},
 };
 static const section security_sec = {"security", ROWS(security_keys)};
 
@@ -322,6 +352,7 @@ static const key top_keys[] = {
     {"training", K_TRAINING, KIND_SECTION, .sub = &training_sec, .aka = "train|trainer"},
     {"compression", K_COMPRESSION, KIND_SECTION, .sub = &compression_sec, .aka = "compress"},
     {"heartbeat", K_HEARTBEAT, KIND_SECTION, .sub = &heartbeat_sec, .aka = "heartbeats"},
+    {"limits", K_LIMITS, KIND_SECTION, .sub = &limits_sec, .aka = "limit|dos"},
     {"on_worker_loss", K_ON_WORKER_LOSS, KIND_ENUM, FIELD(on_worker_loss), .def = "continue",
      .names = loss_names, .sup = SUP_ALL},
     {"on_divergence", K_ON_DIVERGENCE, KIND_ENUM, FIELD(on_divergence), .def = "stop",
@@ -330,7 +361,7 @@ static const key top_keys[] = {
      .aka = "shm|shared_mem|use_shm"},
     {"checkpoint", K_CHECKPOINT, KIND_SECTION, .sub = &checkpoint_sec,
      .aka = "checkpoints|checkpointing"},
-    {"security", K_SECURITY, KIND_SECTION, F_REFUSED, .sub = &security_sec, .aka = "curve|auth"},
+    {"security", K_SECURITY, KIND_SECTION, .sub = &security_sec, .aka = "auth|encryption"},
     {"metrics", K_METRICS, KIND_SECTION, F_REFUSED, .sub = &metrics_sec, .aka = "prometheus"},
     {"output", K_OUTPUT, KIND_PATH, FIELD(output), .aka = "out|output_dir|outdir"},
     {"log", K_LOG, KIND_SECTION, .sub = &log_sec, .aka = "logging"},
@@ -341,7 +372,7 @@ static const section top_sec = {"", ROWS(top_keys)};
 static const section *const job_sections[] = {
     &top_sec,      &model_sec,    &init_sec,        &data_sec,      &optim_sec,
     &schedule_sec, &training_sec, &compression_sec, &heartbeat_sec, &checkpoint_sec,
-    &security_sec, &metrics_sec,  &log_sec,
+    &security_sec, &curve_sec,    &metrics_sec,     &log_sec,       &limits_sec,
 };
 
 #define TFIELD(f) .off = offsetof(ps_tensor_spec, f), .size = sizeof(((ps_tensor_spec *)0)->f)
@@ -1232,7 +1263,7 @@ static bool optim_adam_or_adagrad(const ps_job *j)
 }
 static bool compress_topk(const ps_job *j)
 {
-    return j->compression.type == PS_COMPRESS_TOPK;
+    return j->compression.push == PS_COMPRESS_TOPK;
 }
 
 /* A key that may be given only when another key allows it. */
@@ -1260,7 +1291,7 @@ static const struct only_with {
     {K_O_BETA1, "optimizer.beta1", optim_adam, "optimizer type adam"},
     {K_O_BETA2, "optimizer.beta2", optim_adam, "optimizer type adam"},
     {K_O_EPS, "optimizer.eps", optim_adam_or_adagrad, "optimizer type adam or adagrad"},
-    {K_C_RATIO, "compression.ratio", compress_topk, "compression type topk"},
+    {K_C_RATIO, "compression.topk_ratio", compress_topk, "compression push topk"},
 };
 
 /* A key that a value of another key needs. */
@@ -1305,6 +1336,15 @@ static int check_model(ctx *c)
     return 0;
 }
 
+/* error_feedback defaults to on where compression drops most: int8, topk. */
+static void check_compression(ctx *c)
+{
+    ps_job *j = c->job;
+    if (!c->seen[K_C_FEEDBACK].given)
+        j->compression.error_feedback =
+            j->compression.push == PS_COMPRESS_INT8 || j->compression.push == PS_COMPRESS_TOPK;
+}
+
 static int check_contradictions(ctx *c)
 {
     const ps_job *j = c->job;
@@ -1321,6 +1361,7 @@ static int check_contradictions(ctx *c)
     int rc = check_model(c);
     if (rc != 0)
         return rc;
+    check_compression(c);
     if (j->data.format == PS_FORMAT_CSV && j->data.label_column > j->model.features)
         return fail(c, PS_ECONFIG, c->seen[K_D_LABEL_COLUMN].val_mark,
                     "data.label_column: must be at most model.features (%" PRIu64 "), got %" PRIu32,
@@ -1347,6 +1388,22 @@ static int check_contradictions(ctx *c)
                     j->heartbeat.timeout_ms, j->heartbeat.interval_ms);
     }
     return 0;
+}
+
+/* security.curve: on when given; which keys a program needs, it checks
+ * itself (psd's secret key is not on a worker's VM). */
+static int check_security(ctx *c)
+{
+    ps_job *j = c->job;
+    j->security.curve = c->seen[K_SEC_CURVE].given;
+    if (!j->security.curve)
+        return 0;
+    for (int id = K_SEC_SERVER_SECRET; id <= K_SEC_ADMINS; id++)
+        if (c->seen[id].given)
+            return 0;
+    return fail(c, PS_ECONFIG, c->seen[K_SEC_CURVE].val_mark,
+                "security.curve: give the key files (server_secret_key, server_public_key, "
+                "client_secret_key, authorized_workers, authorized_admins)");
 }
 
 /* ---- data files ---- */
@@ -1512,6 +1569,8 @@ static int validate(ctx *c)
     rc = walk_mapping(c, root, top_sec.keys, top_sec.nkeys, "", true, c->job, c->seen);
     if (rc == 0)
         rc = check_contradictions(c);
+    if (rc == 0)
+        rc = check_security(c);
     if (rc == 0)
         rc = check_files(c);
     c->job->output_pos = pos_of(c, K_OUTPUT);

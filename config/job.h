@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "compress.h"
 #include "error.h"
 #include "log.h"
 
@@ -42,12 +43,6 @@ typedef enum ps_schedule_type {
     PS_SCHEDULE_STEP,
     PS_SCHEDULE_COSINE,
 } ps_schedule_type;
-typedef enum ps_compression_type {
-    PS_COMPRESS_NONE,
-    PS_COMPRESS_FP16,
-    PS_COMPRESS_INT8,
-    PS_COMPRESS_TOPK,
-} ps_compression_type;
 typedef enum ps_worker_loss { PS_LOSS_CONTINUE, PS_LOSS_ABORT } ps_worker_loss;
 /* on_divergence: a non-finite loss or θ stops the job (default) or not */
 typedef enum ps_divergence { PS_DIVERGE_STOP, PS_DIVERGE_CONTINUE } ps_divergence;
@@ -117,8 +112,10 @@ typedef struct ps_job {
         uint64_t seed;
     } training;
     struct {
-        ps_compression_type type;
-        double ratio; /* topk */
+        ps_compress_type push; /* the workers' gradients */
+        ps_compress_type pull; /* θ from psd (never topk) */
+        double topk_ratio;     /* push topk: share of entries sent */
+        bool error_feedback;   /* workers add what compression dropped to the next push */
     } compression;
     struct {
         uint32_t interval_ms; /* a worker says it is alive this often */
@@ -129,13 +126,25 @@ typedef struct ps_job {
     ps_divergence on_divergence;
     bool shared_memory; /* workers on psd's host exchange θ and gradients in shared memory */
     struct {
+        uint32_t max_peers;         /* connections psd accepts at once; 0: 4 x workers + 64 */
+        uint32_t unregistered_rate; /* messages a second from a peer psd has not welcomed */
+    } limits;
+    struct {
         char dir[PS_PATH_MAX]; /* "" when no checkpoints */
         double every_seconds;
         uint32_t keep;
     } checkpoint;
     struct {
-        char server_secret_key[PS_PATH_MAX]; /* "" when security is off */
-        char authorized_keys[PS_PATH_MAX];
+        /* security.curve (paths resolved; "" when not given): with it psd
+         * serves CURVE clients only. psd needs server_secret_key and
+         * authorized_workers; workers and psctl server_public_key and
+         * client_secret_key. Each program checks the ones it needs. */
+        bool curve;
+        char server_secret_key[PS_PATH_MAX];
+        char server_public_key[PS_PATH_MAX];
+        char client_secret_key[PS_PATH_MAX];
+        char authorized_workers[PS_PATH_MAX];
+        char authorized_admins[PS_PATH_MAX]; /* "": no psctl access */
     } security;
     char metrics_listen[PS_ENDPOINT_MAX]; /* "" when off */
     char output[PS_PATH_MAX];             /* "" when no output */

@@ -4,6 +4,7 @@
  * the error counters. Every buffer is allocated in ps_engine_new. */
 #include "engine.h"
 
+#include "compress.h"
 #include "store.h"
 #include "util.h"
 #include "wire.h"
@@ -54,7 +55,7 @@ typedef struct worker_slot {
 typedef struct parked_pull {
     unsigned char identity[PS_IDENTITY_MAX];
     size_t identity_len;
-    uint32_t worker_id;
+    uint32_t worker_id, flags;
     uint64_t seq, key_lo, key_hi, min_version;
 } parked_pull;
 
@@ -97,6 +98,17 @@ struct ps_engine {
      * PS_ESTOPPED or PS_ECOMPLETE (psd is stopping, ps_engine_stop) */
     int stop_code;
     char abort_msg[PS_MSG_ERROR_MAX];
+
+    /* compression (compress.h): a compressed push is decoded into push_dec;
+     * θ goes out in the pull codec, encoded once per version into pull_enc
+     * and served to every worker from there */
+    float *push_dec;
+    const ps_compress_ops *pull_ops; /* NULL: pulls are float32 */
+    unsigned char *pull_enc;
+    size_t pull_enc_bytes;
+    uint64_t pull_enc_version;
+    bool pull_enc_valid;
+    uint64_t pull_encodings; /* times θ was encoded */
 
     ps_msg reply; /* reused for every reply */
     uint64_t errors[ERROR_CODES];
@@ -188,8 +200,33 @@ static bool workers_remain(const ps_engine *e)
 
 /* ---- pulls ------------------------------------------------------------ */
 
+/* θ of the whole shard in the pull codec, encoded at most once per
+ * version; NULL when θ is not finite (then it goes out as float32). */
+static const void *pull_encoded(ps_engine *e)
+{
+    if (!e->pull_enc_valid || e->pull_enc_version != e->version) {
+        size_t n = ps_store_size(e->store);
+        e->pull_enc_valid =
+            e->pull_ops->encode(ps_store_data(e->store), n, 0, e->pull_enc, NULL) == 0;
+        e->pull_enc_version = e->version;
+        e->pull_encodings++;
+        if (!e->pull_enc_valid)
+            return NULL;
+    }
+    return e->pull_enc_valid ? e->pull_enc : NULL;
+}
+
+/* Pulls of the whole shard go out in the pull codec, except the final θ
+ * (the model a worker saves) and θ answered in shared memory. */
+static bool pull_compressed(const ps_engine *e, uint64_t key_lo, uint64_t key_hi, uint32_t flags,
+                            uint64_t min_version)
+{
+    return e->pull_ops != NULL && key_lo == e->lo && key_hi == e->hi && key_hi > key_lo &&
+           !(flags & PS_FLAG_SHM) && min_version != PS_VERSION_FINAL;
+}
+
 static int pull_answer(ps_engine *e, const peer *p, uint32_t worker_id, uint64_t seq,
-                       uint64_t key_lo, uint64_t key_hi)
+                       uint64_t key_lo, uint64_t key_hi, uint32_t flags, uint64_t min_version)
 {
     ps_msg *r = &e->reply;
     ps_msg_init(r, PS_MSG_PULL_REPLY);
@@ -200,8 +237,12 @@ static int pull_answer(ps_engine *e, const peer *p, uint32_t worker_id, uint64_t
     r->model_version = e->version;
     r->key_lo = key_lo;
     r->key_hi = key_hi;
-    const float *payload = NULL;
-    if (key_hi > key_lo) {
+    const void *payload = NULL;
+    if (pull_compressed(e, key_lo, key_hi, flags, min_version) &&
+        (payload = pull_encoded(e)) != NULL) {
+        r->encoding = e->pull_ops->encoding;
+        r->payload_bytes = e->pull_enc_bytes;
+    } else if (key_hi > key_lo) {
         r->encoding = PS_ENC_F32;
         r->payload_bytes = (key_hi - key_lo) * sizeof(float);
         payload = ps_store_data(e->store) + (key_lo - e->lo);
@@ -221,7 +262,8 @@ static void parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx)
         parked_pull *q = &e->parked[i];
         if (all || q->min_version <= e->version) {
             peer p = {q->identity, q->identity_len, send, ctx};
-            (void)pull_answer(e, &p, q->worker_id, q->seq, q->key_lo, q->key_hi);
+            (void)pull_answer(e, &p, q->worker_id, q->seq, q->key_lo, q->key_hi, q->flags,
+                              q->min_version);
         } else {
             if (keep != i)
                 e->parked[keep] = *q;
@@ -243,7 +285,8 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
                       (unsigned long long)req->key_lo, (unsigned long long)req->key_hi, e->shard,
                       (unsigned long long)e->lo, (unsigned long long)e->hi);
     if (req->min_version <= e->version || !workers_remain(e))
-        return pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi);
+        return pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi, req->flags,
+                           req->min_version);
     for (size_t i = 0; i < e->nparked; i++) {
         parked_pull *q = &e->parked[i];
         if (q->worker_id == req->worker_id && q->seq == req->seq) {
@@ -266,6 +309,7 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
     q->key_lo = req->key_lo;
     q->key_hi = req->key_hi;
     q->min_version = req->min_version;
+    q->flags = req->flags;
     return 0;
 }
 
@@ -288,10 +332,10 @@ static bool round_complete(const ps_engine *e)
  * round's one gradient, of weight only_weight, applied straight from its
  * payload: one pass over the shard instead of accumulating it and then
  * applying the accumulator. */
-static void round_close(ps_engine *e, const ps_msg *only, float only_weight)
+static void round_close(ps_engine *e, const float *only, float only_weight)
 {
     if (only != NULL) {
-        ps_store_apply_scaled(e->store, e->lo, only->payload, ps_store_size(e->store),
+        ps_store_apply_scaled(e->store, e->lo, only, ps_store_size(e->store),
                               (float)(only_weight / e->round_samples));
     } else {
         if (e->stage != NULL) {
@@ -325,7 +369,8 @@ static bool round_maybe_close(ps_engine *e)
     return true;
 }
 
-static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w)
+static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
+                     worker_slot *w)
 {
     if (req->clock < e->version) {
         e->dropped++;
@@ -358,15 +403,15 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, worker_slot
     e->pushes++;
     bool closed = round_complete(e);
     if (closed && first && e->stage == NULL) {
-        round_close(e, req, weight); /* the round's only gradient */
+        round_close(e, grad, weight); /* the round's only gradient */
     } else {
         if (e->stage != NULL) {
             size_t n = ps_store_size(e->store);
             if (n > 0)
-                memcpy(e->stage + (size_t)worker_rank(e, w) * n, req->payload, n * sizeof(float));
+                memcpy(e->stage + (size_t)worker_rank(e, w) * n, grad, n * sizeof(float));
             w->weight = weight;
         } else {
-            ps_store_accumulate(e->store, req->payload, weight);
+            ps_store_accumulate(e->store, grad, weight);
         }
         if (closed)
             round_close(e, NULL, 0.0f);
@@ -377,10 +422,11 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, worker_slot
     return 0;
 }
 
-static int push_async(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w)
+static int push_async(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
+                      worker_slot *w)
 {
     if (req->key_hi > req->key_lo)
-        ps_store_apply(e->store, req->key_lo, req->payload, (size_t)(req->key_hi - req->key_lo));
+        ps_store_apply(e->store, req->key_lo, grad, (size_t)(req->key_hi - req->key_lo));
     w->has_seq = true;
     w->last_seq = req->seq;
     e->version++;
@@ -401,8 +447,10 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
                       (unsigned long long)req->key_lo, (unsigned long long)req->key_hi, e->shard,
                       (unsigned long long)e->lo, (unsigned long long)e->hi);
     /* an empty range (a shard with no keys) may come without a payload */
-    if (req->key_hi > req->key_lo && (req->encoding != PS_ENC_F32 || req->payload == NULL))
-        return refuse(e, p, req, PS_EPAYLOAD, "a PUSH needs a float32 payload");
+    const ps_compress_ops *ops = ps_compress_ops_for_encoding(req->encoding);
+    if (req->key_hi > req->key_lo && (ops == NULL || req->payload == NULL))
+        return refuse(e, p, req, PS_EPAYLOAD,
+                      "a PUSH needs a float32, fp16, bf16, int8 or topk payload");
     if (e->job.mode == PS_MODE_SYNC && (req->key_lo != e->lo || req->key_hi != e->hi))
         return refuse(e, p, req, PS_ERANGE,
                       "a sync push must cover the whole shard [%llu, %llu), not [%llu, %llu)",
@@ -415,9 +463,16 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
     if (w->done)
         return refuse(e, p, req, PS_ESTATE, "rank %d said it had pushed its last gradient",
                       worker_rank(e, w));
+    /* the codec checked the payload against [key_lo, key_hi): decoding cannot fail */
+    const float *grad = req->payload;
+    if (req->key_hi > req->key_lo && req->encoding != PS_ENC_F32) {
+        size_t n = (size_t)(req->key_hi - req->key_lo);
+        ops->decode(req->payload, (size_t)req->payload_bytes, e->push_dec, n);
+        grad = e->push_dec;
+    }
     if (e->job.mode == PS_MODE_SYNC)
-        return push_sync(e, p, req, w);
-    return push_async(e, p, req, w);
+        return push_sync(e, p, req, grad, w);
+    return push_async(e, p, req, grad, w);
 }
 
 /* A worker stops counting for rounds: it left (BYE or eviction: its rank
@@ -675,6 +730,16 @@ static int engine_alloc(ps_engine *e, ps_error *err)
     e->parked = calloc(e->parked_cap, sizeof *e->parked);
     if (e->slots == NULL || e->parked == NULL)
         return ps_error_set(err, PS_ENOMEM, "cannot allocate the engine's tables");
+    size_t n = ps_store_size(e->store);
+    if ((e->push_dec = malloc((n > 0 ? n : 1) * sizeof(float))) == NULL)
+        return ps_error_set(err, PS_ENOMEM, "cannot allocate a buffer of %zu floats for pushes", n);
+    if (e->job.compression.pull != PS_COMPRESS_NONE && n > 0) {
+        e->pull_ops = ps_compress_ops_get(e->job.compression.pull);
+        e->pull_enc_bytes = e->pull_ops->bytes(n, 0);
+        if ((e->pull_enc = malloc(e->pull_enc_bytes)) == NULL)
+            return ps_error_set(err, PS_ENOMEM, "cannot allocate %zu bytes for encoded pulls",
+                                e->pull_enc_bytes);
+    }
     if (e->job.mode == PS_MODE_SYNC && e->job.deterministic) {
         size_t floats;
         if (!ps_mul_ok(ps_store_size(e->store), e->job.workers, &floats) ||
@@ -720,6 +785,8 @@ void ps_engine_destroy(ps_engine **ep)
         return;
     ps_engine *e = *ep;
     free(e->stage);
+    free(e->push_dec);
+    free(e->pull_enc);
     free(e->parked);
     free(e->slots);
     ps_store_destroy(&e->store);
@@ -772,6 +839,7 @@ void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out)
     out->evictions = e->evictions;
     out->max_round_ms = e->max_round_ms;
     out->theta_copies = ps_store_theta_copies(e->store);
+    out->pull_encodings = e->pull_encodings;
 }
 
 double ps_engine_lr(const ps_engine *e)
@@ -923,6 +991,7 @@ bool ps_engine_complete(const ps_engine *e)
 void ps_engine_restore(ps_engine *e, uint64_t version)
 {
     e->version = version;
+    e->pull_enc_valid = false; /* θ was loaded: encode it again */
 }
 
 ps_store *ps_engine_store(ps_engine *e)

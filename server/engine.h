@@ -42,6 +42,7 @@ typedef struct ps_engine_stats {
     uint64_t evictions;    /* workers evicted for silence */
     uint64_t max_round_ms; /* sync: the longest round, first push to close */
     uint64_t theta_copies; /* θ copied off a buffer a pull reply held (store.h) */
+    uint64_t pull_encodings; /* θ encoded in the job's pull codec: at most once per version */
 } ps_engine_stats;
 
 /* A new engine for shard `shard` of the job (a copy of job is kept), θ
@@ -49,7 +50,11 @@ typedef struct ps_engine_stats {
  * outlive the engine. Returns NULL and fills err: PS_EINVAL (shard out of
  * range, no workers, bad layout, optimizer settings ps_store_new refuses),
  * PS_EUNSUPPORTED (ssp mode), PS_ENOMEM. With deterministic: true (sync)
- * the round sums in rank order from one staged gradient per rank. */
+ * the round sums in rank order from one staged gradient per rank.
+ * Compression (compress.h): a push in any codec is decoded and applied as
+ * float32; with compression.pull, a pull of the whole shard is answered
+ * with θ in that codec, encoded once per version and shared by every
+ * worker's reply (the final θ and shared-memory replies stay float32). */
 ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, ps_error *err);
 
 /* Frees the engine and sets *ep to NULL; a NULL *ep is fine. Parked pulls

@@ -10,6 +10,8 @@
 #include "psworker.h"
 
 #include "codec.h"
+#include "compress.h"
+#include "curve.h"
 #include "shm.h"
 #include "util.h"
 #include "wire.h"
@@ -76,6 +78,10 @@ typedef struct shard {
     /* the main thread's note of a silence it logged, and since when */
     bool silent_logged;
     uint64_t silent_from_ms;
+    /* the current push, compressed (push_encode): enc_bytes at the client's
+     * enc + enc_off; enc_ready while it is this push's */
+    size_t enc_off, enc_bytes, enc_k;
+    bool enc_ready;
 } shard;
 
 /* One exchange: the request sent to every shard marked asked, and what its
@@ -131,6 +137,9 @@ struct ps_client {
      * never queued behind a big push) and sockets; it waits in zmq_poll on
      * them and on hb_stop_fd, which heartbeat_stop writes to end it at once */
     int heartbeat_ms;
+    /* CURVE: this worker's pair and the servers' key (curve false: off) */
+    bool curve;
+    ps_curve_pair curve_me, curve_server;
     void *hb_ctx;
     pthread_t hb_thread;
     bool hb_started;
@@ -153,6 +162,15 @@ struct ps_client {
     zmq_msg_t view_msg;
     bool view_held;
     float *theta_buf;
+    /* push compression (NULL push_ops: float32): every shard's encoded
+     * slice in enc, what error feedback carries over in residual (one float
+     * per parameter), and n floats of scratch; allocated at open */
+    const ps_compress_ops *push_ops;
+    double topk_ratio;
+    bool error_feedback;
+    unsigned char *enc;
+    float *residual;
+    float *scratch;
     /* scratch, allocated with the client so a request allocates nothing */
     ps_msg req;
     ps_msg rep;
@@ -338,6 +356,10 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
             m->encoding = PS_ENC_SHM_F32;
             m->payload_bytes = (s->key_hi - s->key_lo) * sizeof(float);
             shm_grad_put(s, o->grad + s->key_lo, (size_t)m->payload_bytes, seq);
+        } else if (s->key_hi > s->key_lo && s->enc_ready) {
+            m->encoding = c->push_ops->encoding;
+            m->payload_bytes = s->enc_bytes;
+            payload = c->enc + s->enc_off;
         } else if (s->key_hi > s->key_lo) {
             m->encoding = PS_ENC_F32;
             m->payload_bytes = (s->key_hi - s->key_lo) * sizeof(float);
@@ -620,6 +642,25 @@ static int pull_accept_shm(ps_client *c, op *o, size_t i, const ps_msg *m, uint6
     return 0;
 }
 
+/* A PULL_REPLY from shard i with θ compressed (the codec checked it against
+ * the reply's keys, which are the shard's): decoded into o->theta. */
+static int pull_accept_compressed(ps_client *c, op *o, size_t i, const ps_msg *m, uint64_t *version,
+                                  char *why, size_t cap)
+{
+    shard *s = &c->shards[i];
+    if (o->theta == NULL && (o->theta = theta_buf(c)) == NULL) {
+        snprintf(why, cap, "out of memory for θ");
+        return PS_ENOMEM;
+    }
+    const ps_compress_ops *ops = ps_compress_ops_for_encoding(m->encoding);
+    ops->decode(m->payload, (size_t)m->payload_bytes, o->theta + s->key_lo,
+                (size_t)(s->key_hi - s->key_lo));
+    o->view_out = NULL;
+    if (m->model_version < *version)
+        *version = m->model_version;
+    return 0;
+}
+
 /* A PULL_REPLY from shard i: its slice of θ into o->theta. Returns 0, or
  * PS_EPROTO with the sentence in why. */
 static int pull_accept(ps_client *c, op *o, size_t i, const ps_msg *m, uint64_t *version, char *why,
@@ -636,6 +677,8 @@ static int pull_accept(ps_client *c, op *o, size_t i, const ps_msg *m, uint64_t 
     bool empty_ok = bytes == 0 && m->encoding == PS_ENC_NONE;
     if (m->encoding == PS_ENC_SHM_F32)
         return pull_accept_shm(c, o, i, m, version, why, cap);
+    if (m->encoding != PS_ENC_F32 && bytes > 0 && ps_compress_ops_for_encoding(m->encoding))
+        return pull_accept_compressed(c, o, i, m, version, why, cap);
     if (!empty_ok && (m->encoding != PS_ENC_F32 || m->payload_bytes != bytes)) {
         snprintf(why, cap,
                  "%s: PULL_REPLY carries %llu bytes in encoding %d, %zu float32 bytes were "
@@ -1056,6 +1099,19 @@ static void heartbeat_reply(ps_client *c, size_t i, const hb_shard *h, const ps_
         atomic_store(&s->hb_lost_gen, h->gen);
 }
 
+/* Makes sock a CURVE client of the servers' key, when the client has keys. */
+static int curve_apply(const ps_client *c, void *sock)
+{
+    if (!c->curve)
+        return 0;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, c->curve_server.public_z85,
+                       PS_CURVE_Z85_LEN) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, c->curve_me.public_z85, PS_CURVE_Z85_LEN) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, c->curve_me.secret_z85, PS_CURVE_Z85_LEN) != 0)
+        return -1;
+    return 0;
+}
+
 /* A DEALER of the heartbeat thread's own context, connected to shard i;
  * NULL when it cannot be made (that shard then gets no heartbeats). */
 static void *heartbeat_socket(ps_client *c, size_t i)
@@ -1067,7 +1123,7 @@ static void *heartbeat_socket(ps_client *c, size_t i)
         return NULL;
     if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
-        zmq_connect(sock, c->shards[i].endpoint) != 0) {
+        curve_apply(c, sock) != 0 || zmq_connect(sock, c->shards[i].endpoint) != 0) {
         zmq_close(sock);
         return NULL;
     }
@@ -1212,6 +1268,9 @@ static void client_free(ps_client *c)
     if (c->view_held)
         zmq_msg_close(&c->view_msg);
     free(c->theta_buf);
+    free(c->enc);
+    free(c->residual);
+    free(c->scratch);
     for (size_t i = 0; c->shards != NULL && i < c->nshards; i++) {
         if (c->shards[i].sock != NULL)
             zmq_close(c->shards[i].sock);
@@ -1275,6 +1334,29 @@ static int opts_check(const ps_client_opts *opts, char *why, size_t cap)
         snprintf(why, cap, "timeout %d ms: give a timeout >= 0 ms", opts->timeout_ms);
         return PS_EINVAL;
     }
+    if ((opts->curve_server_key_file == NULL) != (opts->curve_secret_key_file == NULL) ||
+        (opts->curve_server_key_file != NULL &&
+         (opts->curve_server_key_file[0] == '\0' || opts->curve_secret_key_file[0] == '\0'))) {
+        snprintf(why, cap,
+                 "CURVE needs both the server's public key file (security.curve."
+                 "server_public_key) and this worker's secret key file (client_secret_key)");
+        return PS_EINVAL;
+    }
+    return 0;
+}
+
+/* Reads the CURVE keys of opts, when it names them. */
+static int curve_load(ps_client *c, const ps_client_opts *opts, char *why, size_t cap)
+{
+    if (opts->curve_secret_key_file == NULL)
+        return 0;
+    ps_error err;
+    if (ps_curve_secret_load(opts->curve_secret_key_file, &c->curve_me, NULL, 0, &err) != 0 ||
+        ps_curve_public_load(opts->curve_server_key_file, &c->curve_server, &err) != 0) {
+        ps_strlcpy(why, err.msg, cap);
+        return err.code;
+    }
+    c->curve = true;
     return 0;
 }
 
@@ -1289,7 +1371,7 @@ static int shard_socket_open(ps_client *c, shard *s)
     if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
-        zmq_connect(s->sock, s->endpoint) != 0)
+        curve_apply(c, s->sock) != 0 || zmq_connect(s->sock, s->endpoint) != 0)
         return client_fail(c, PS_EZMQ, "%s: %s", s->endpoint, zmq_strerror(errno));
     return 0;
 }
@@ -1343,6 +1425,76 @@ static void push_settle(ps_client *c)
             sched_yield();
         }
     }
+}
+
+/* Push compression as opts asks: the codec, and buffers for every shard's
+ * encoded slice, the residual and scratch, allocated once. */
+static int push_compress_init(ps_client *c, const ps_client_opts *opts, char *why, size_t cap)
+{
+    ps_compress_type type = PS_COMPRESS_NONE;
+    if (opts->push_compression != NULL && ps_compress_parse(opts->push_compression, &type) != 0) {
+        snprintf(why, cap, "push compression \"%s\" is not none, fp16, bf16, int8 or topk",
+                 opts->push_compression);
+        return PS_EINVAL;
+    }
+    if (type == PS_COMPRESS_TOPK && !(opts->push_topk_ratio > 0 && opts->push_topk_ratio <= 1)) {
+        snprintf(why, cap, "push topk ratio must be in (0, 1], got %g", opts->push_topk_ratio);
+        return PS_EINVAL;
+    }
+    if (type == PS_COMPRESS_NONE)
+        return 0;
+    c->push_ops = ps_compress_ops_get(type);
+    c->topk_ratio = opts->push_topk_ratio;
+    c->error_feedback = opts->push_error_feedback != 0;
+    size_t total = 0, widest = 1;
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        size_t n = (size_t)(s->key_hi - s->key_lo);
+        s->enc_k = ps_compress_topk_k(n, c->topk_ratio);
+        s->enc_off = total;
+        s->enc_bytes = c->push_ops->bytes(n, s->enc_k);
+        total += (s->enc_bytes + 7) & ~(size_t)7;
+        widest = n > widest ? n : widest;
+    }
+    c->enc = malloc(total > 0 ? total : 1);
+    c->scratch = malloc(widest * sizeof(float));
+    if (c->error_feedback)
+        c->residual = calloc(c->num_params > 0 ? (size_t)c->num_params : 1, sizeof(float));
+    if (c->enc == NULL || c->scratch == NULL || (c->error_feedback && c->residual == NULL)) {
+        snprintf(why, cap, "out of memory for push compression");
+        return PS_ENOMEM;
+    }
+    return 0;
+}
+
+/* Compresses grad for every shard it goes to over the socket, once per
+ * push (a resend sends the same bytes): error feedback adds what the last
+ * push dropped and keeps what this one drops. PS_EINVAL for a gradient
+ * that is not finite. */
+static int push_encode(ps_client *c, const float *grad)
+{
+    for (size_t i = 0; i < c->nshards; i++)
+        c->shards[i].enc_ready = false;
+    if (c->push_ops == NULL)
+        return 0;
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        size_t n = (size_t)(s->key_hi - s->key_lo);
+        if (n == 0 || s->shm_on)
+            continue;
+        int rc = c->error_feedback
+                     ? ps_compress_encode_ef(c->push_ops, grad + s->key_lo, c->residual + s->key_lo,
+                                             n, s->enc_k, c->enc + s->enc_off, c->scratch)
+                     : c->push_ops->encode(grad + s->key_lo, n, s->enc_k, c->enc + s->enc_off,
+                                           c->scratch);
+        if (rc != 0)
+            return client_fail(c, rc,
+                               "push: the gradient for shard %zu holds a NaN or an infinity: it "
+                               "has no %s encoding",
+                               i, c->push_ops->name);
+        s->enc_ready = true;
+    }
+    return 0;
 }
 
 /* HELLO to shard 0 first, for the rank; then to the others with that rank. */
@@ -1405,9 +1557,18 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
     c->rank = -1;
     c->log_fn = opts->log_fn;
     c->log_arg = opts->log_arg;
+    if ((rc = curve_load(c, opts, why, sizeof why)) != 0) {
+        client_free(c);
+        goto report;
+    }
     if ((rc = client_connect(c, opts)) != 0 || (rc = client_register(c, opts->rank)) != 0) {
         ps_strlcpy(why, c->last_error, sizeof why);
         client_bye(c, 0, NULL); /* frees the ranks already taken; its errors do not matter now */
+        client_free(c);
+        goto report;
+    }
+    if ((rc = push_compress_init(c, opts, why, sizeof why)) != 0) {
+        client_bye(c, 0, NULL);
         client_free(c);
         goto report;
     }
@@ -1457,7 +1618,10 @@ int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t sam
             .samples = samples,
             .grad = grad,
             .version = UINT64_MAX};
-    int rc = op_all(c, &o);
+    int rc = push_encode(c, grad);
+    if (rc != 0)
+        return rc;
+    rc = op_all(c, &o);
     push_settle(c);
     shm_after_push(c);
     c->push_flags = o.flags;
@@ -1497,7 +1661,10 @@ int ps_client_push_pull(ps_client *c, ps_push_pull *pp)
             .view = view,
             .meanwhile = pp->meanwhile,
             .meanwhile_arg = pp->arg};
-    int rc = op_all(c, &o);
+    int rc = push_encode(c, pp->grad);
+    if (rc != 0)
+        return rc;
+    rc = op_all(c, &o);
     push_settle(c);
     shm_after_push(c);
     c->push_flags = o.flags;

@@ -36,11 +36,31 @@ typedef struct ps_client_opts {
      * call, and only with heartbeat_ms > 0. */
     void (*log_fn)(void *arg, int warning, const char *line);
     void *log_arg;
+    /* CURVE (both NULL: off): the servers' public key file and this
+     * worker's secret key file, in ZeroMQ's text form (psctl keygen). Every
+     * socket, the heartbeat thread's too, then encrypts and authenticates
+     * with them; a server that does not admit the key never answers
+     * (PS_ETIMEDOUT). A secret file its group or others may read is refused
+     * (PS_ECONFIG, the file and mode named); with $CREDENTIALS_DIRECTORY
+     * set, a file of the same base name there is read instead. */
+    const char *curve_server_key_file;
+    const char *curve_secret_key_file;
+    /* Compression of pushes (the job's compression section): NULL or "none"
+     * (float32), "fp16", "bf16" (round to nearest even), "int8" (a scale per
+     * 256 values) or "topk" (the push_topk_ratio share of largest entries,
+     * with their indices). push_error_feedback 1: what compression dropped
+     * is kept and added to the next push. Pulls need no option: θ comes in
+     * the codec the servers chose (compression.pull) and is decoded here.
+     * An unknown name or a ratio outside (0, 1] is PS_EINVAL. */
+    const char *push_compression;
+    double push_topk_ratio;
+    int push_error_feedback;
 } ps_client_opts;
 
 /* Registers with every shard (HELLO) and returns a client in *out.
  * Errors: PS_ETIMEDOUT (no answer), PS_EJOB, PS_EVERSION, PS_ESTATE (rank
- * taken), PS_EFULL (no rank left), PS_EZMQ, PS_ENOMEM, PS_EINVAL. On error
+ * taken), PS_EFULL (no rank left), PS_EZMQ, PS_ENOMEM, PS_EINVAL, and for
+ * CURVE keys PS_ECONFIG, PS_EIO. On error
  * *out is NULL and errbuf (when not NULL) gets the sentence. */
 int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, size_t errbuf_len);
 
@@ -79,6 +99,8 @@ int ps_client_tensor(const ps_client *c, size_t i, const char **name, uint64_t *
  * (seq 0, to this client's or its heartbeat thread's sockets), is final:
  * the current call fails with that code and every later call at once, with
  * "endpoint: the server's sentence" in ps_client_last_error.
+ * With push compression a gradient holding a NaN or an infinity cannot be
+ * encoded: the push fails with PS_EINVAL and sends nothing.
  * Errors a shard replies with are returned as their code (PS_EJOB, ...),
  * with "endpoint: the server's sentence" in ps_client_last_error; a reply
  * of the wrong kind is PS_EPROTO; a signal while waiting is PS_EINTR. */

@@ -381,6 +381,11 @@ static int connect_servers(ps_trainer *t, ps_error *err)
         .socket_only = !t->job.shared_memory,
         .log_fn = client_note,
         .log_arg = t,
+        .curve_server_key_file = t->job.security.curve ? t->job.security.server_public_key : NULL,
+        .curve_secret_key_file = t->job.security.curve ? t->job.security.client_secret_key : NULL,
+        .push_compression = ps_compress_ops_get(t->job.compression.push)->name,
+        .push_topk_ratio = t->job.compression.topk_ratio,
+        .push_error_feedback = t->job.compression.error_feedback,
     };
     char why[PS_ERROR_MSG_MAX] = "";
     int rc = ps_client_open(&co, &t->client, why, sizeof why);

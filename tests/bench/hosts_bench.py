@@ -12,7 +12,14 @@ every figure beside the links' own capacity measured in the same run:
   784-256-10, batch 64, sync) with 2 workers, median of the epochs the
   workers log, against the time the bytes the psd link carried per epoch
   (counters) need at link_tcp's rate, one direction after the other as sync
-  rounds send them.
+  rounds send them;
+- pushpull_1M_hosts_1w_<codec> (psbench): a push + pull of 1M floats
+  compressed (compression push/pull), against raw ZeroMQ moving them
+  uncompressed over the same links;
+- fashion_mlp_wall_2w_<codec> (--codecs): the same Fashion-MNIST job (2
+  workers, sync, --epochs) per compression setting, median wall time and
+  test accuracy of --runs runs, against the uncompressed job's median in
+  the same run.
 
 Run as root from a build (by hand, never by ctest: timing targets belong in
 benchmarks):  tests/bench/hosts_bench.py [--bin build/bin] [--json FILE]
@@ -86,10 +93,20 @@ def psbench_hosts(a, b, workers):
     return json.loads(p.stdout)
 
 
-def fashion_epochs(a, b, rate, tmp):
+# --codecs settings: the job's compression section
+CODECS = {"none": "{push: none, pull: none}",
+          "fp16": "{push: fp16, pull: fp16}",
+          "int8": "{push: int8, pull: int8}",
+          "int8_fp16": "{push: int8, pull: fp16}",
+          "topk1": "{push: topk, topk_ratio: 0.01, error_feedback: true}"}
+
+
+def fashion_epochs(a, b, rate, tmp, compression=None):
     """Epoch times (s) of both workers, psd bytes in/out per epoch, accuracy."""
     src = os.path.join(TOP, "config", "examples", "fashion_mnist_mlp.yaml")
     text = jobs.job_for_bed(open(src).read(), os.path.dirname(src), b, 1, 2)
+    if compression:
+        text = re.sub(r"(?m)^compression:.*$", "", text) + f"\ncompression: {compression}\n"
     text = re.sub(r"(?m)^(\s*epochs:).*$", rf"\1 {a.epochs}", text)
     text = re.sub(r"(?m)^output:.*$", f"output: {os.path.join(tmp, 'out')}", text)
     path = os.path.join(tmp, f"fashion-{rate or 'unlimited'}.yaml")
@@ -115,6 +132,35 @@ def fashion_epochs(a, b, rate, tmp):
             "accuracy": (s.get("test_metric") or {}).get("value")}
 
 
+def fashion_codecs(a, b, rate, tmp, tag, codecs):
+    """Median wall time and accuracy of a.runs Fashion runs per setting,
+    against the uncompressed setting's median (always run, first)."""
+    walls, accs = {}, {}
+    for c in ["none"] + [c for c in codecs if c != "none"]:
+        if c not in CODECS:
+            raise RuntimeError(f"--codecs: {c} is not one of {', '.join(CODECS)}")
+        walls[c], accs[c] = [], []
+        for i in range(a.runs):
+            r = fashion_epochs(a, b, rate, tmp, CODECS[c])
+            walls[c].append(r["wall_s"])
+            accs[c].append(r["accuracy"])
+            print(f"hosts_bench: fashion {c} run {i + 1}: {r['wall_s']:.1f} s, accuracy "
+                  f"{r['accuracy']}, psd in {r['bytes_in_per_epoch'] / 1e6:.0f} MB, out "
+                  f"{r['bytes_out_per_epoch'] / 1e6:.0f} MB per epoch", file=sys.stderr,
+                  flush=True)
+    ref = statistics.median(walls["none"])
+    out = []
+    for c in walls:
+        med = statistics.median(walls[c])
+        out.append({"figure": f"fashion_mlp_wall_2w_{c}_{tag}", "ours": med, "reference": ref,
+                    "ratio": med / ref, "unit": "s",
+                    "reference_is": f"uncompressed, median of {a.runs}; accuracy "
+                                    f"{statistics.median(accs[c]):.4f} vs "
+                                    f"{statistics.median(accs['none']):.4f}",
+                    "walls_s": walls[c], "accuracies": accs[c]})
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bin", default=os.path.join(TOP, "build", "bin"))
@@ -124,6 +170,11 @@ def main():
     p.add_argument("--reps", type=float, default=1.0, help="psbench --reps (default 1)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     p.add_argument("--no-train", action="store_true", help="leave out the Fashion-MNIST epochs")
+    p.add_argument("--no-psbench", action="store_true", help="leave out psbench's figures")
+    p.add_argument("--codecs", default="",
+                   help="compression settings for Fashion-MNIST wall times, comma-separated: "
+                        + ", ".join(CODECS) + " (default none)")
+    p.add_argument("--runs", type=int, default=3, help="runs per --codecs setting (default 3)")
     a = p.parse_args()
     why = bedmod.unavailable_reason()
     if why:
@@ -153,13 +204,17 @@ def main():
                             "reference_is": f"one TCP stream, w0 -> psd0 {up:.3f}, back {down:.3f}"})
             print(f"hosts_bench: {tag}: one TCP stream {up:.3f} Gbit/s up, {down:.3f} down",
                   file=sys.stderr, flush=True)
-            for f in psbench_hosts(a, b, 2):
+            for f in ([] if a.no_psbench else psbench_hosts(a, b, 2)):
                 f["figure"] += f"_{tag}"
-                f["reference_is"] = "raw zmq, same bytes, same links"
+                f["reference_is"] = ("raw zmq, 4 MB float32 each way, same links"
+                                     if "_1w_" in f["figure"] else "raw zmq, same bytes, same links")
                 figures.append(f)
                 print(f"hosts_bench: {f['figure']}: {f['ours']:.4g} ms, raw {f['reference']:.4g} "
                       f"ms, ratio {f['ratio']:.3f}", file=sys.stderr, flush=True)
-            if train:
+            codecs = [c.strip() for c in a.codecs.split(",") if c.strip()]
+            if train and codecs:
+                figures += fashion_codecs(a, b, rate, tmp, tag, codecs)
+            if train and not codecs:
                 r = fashion_epochs(a, b, rate, tmp)
                 med = statistics.median(r["epoch_s"])
                 wire = (r["bytes_in_per_epoch"] + r["bytes_out_per_epoch"]) * 8 / (link * 1e9)

@@ -5,6 +5,8 @@
  * in one process). Prints medians as a table, or JSON with --json.
  * With --netns-server/--netns-workers (tests/bench/hosts_bench.py) it runs
  * psd and its workers in network namespaces of their own, across links. */
+#include "compress.h"
+#include "curve.h"
 #include "dataset.h"
 #include "engine.h"
 #include "job.h"
@@ -31,11 +33,12 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
-#define MAX_FIGURES 48
+#define MAX_FIGURES 80
 #define MAX_KIDS    16
 #define MAX_PROCS   32
 #define MAX_REPS    200
@@ -56,6 +59,8 @@ typedef struct bench {
     double scale;            /* repetitions scale */
     const char *only;        /* run only the groups whose name starts with this */
     const char *train_model; /* (d): logistic or mlp */
+    const char *push_codec;  /* push + pull jobs: push compression, NULL: none */
+    const char *pull_codec;  /* ... and pull compression */
     char dir[64];            /* temporary folder: job files, data, ipc sockets */
     char bindir[PATH_MAX];
     int next_ipc;
@@ -254,6 +259,13 @@ static void job_write_flat(bench *b, const char *path, const char *mode, unsigne
              "data: {train: %s}\noptimizer: {type: sgd, lr: 0.001}\n"
              "training: {epochs: 1, batch_size: 1}\nlog: {level: warn}\nshared_memory: %s\n",
              mode, workers, endpoint, (unsigned long long)(p - 1), data, shm ? "true" : "false");
+    if (b->push_codec != NULL || b->pull_codec != NULL) {
+        size_t len = strlen(text);
+        bool topk = b->push_codec != NULL && strcmp(b->push_codec, "topk") == 0;
+        snprintf(text + len, sizeof text - len, "compression: {push: %s, pull: %s%s}\n",
+                 b->push_codec ? b->push_codec : "none", b->pull_codec ? b->pull_codec : "none",
+                 topk ? ", topk_ratio: 0.01" : "");
+    }
     file_write(path, text);
 }
 
@@ -286,10 +298,12 @@ typedef struct kid_conf {
     bool raw;             /* raw ZeroMQ DEALER, not a psd worker */
     const char *endpoint; /* of psd or the raw server */
     int rank;
-    size_t floats;     /* psd: θ size */
-    bool socket_only;  /* psd: no shared memory */
-    size_t req_bytes;  /* raw: request bytes */
-    const char *netns; /* the network namespace it runs in; NULL: psbench's */
+    size_t floats;          /* psd: θ size */
+    bool socket_only;       /* psd: no shared memory */
+    size_t req_bytes;       /* raw: request bytes */
+    const char *netns;      /* the network namespace it runs in; NULL: psbench's */
+    const char *push_codec; /* psd: push compression, NULL: none */
+    const char *curve_dir;  /* psd: CURVE with keys psd.key and w.key_secret here; NULL: off */
 } kid_conf;
 
 typedef struct kid {
@@ -380,7 +394,17 @@ static int kid_ps_main(const kid_conf *kc, int cmd_fd, int res_fd)
                         /* alive while it waits for the next command or a
                          * slow round: psd evicts a worker silent for 3 s */
                         .heartbeat_ms = 500,
-                        .socket_only = kc->socket_only};
+                        .socket_only = kc->socket_only,
+                        .push_compression = kc->push_codec,
+                        .push_topk_ratio = 0.01,
+                        .push_error_feedback = 1};
+    char server_key[160], secret_key[160];
+    if (kc->curve_dir != NULL) {
+        snprintf(server_key, sizeof server_key, "%s/psd.key", kc->curve_dir);
+        snprintf(secret_key, sizeof secret_key, "%s/w.key_secret", kc->curve_dir);
+        o.curve_server_key_file = server_key;
+        o.curve_secret_key_file = secret_key;
+    }
     ps_client *c = NULL;
     char why[256];
     int rc = ps_client_open(&o, &c, why, sizeof why);
@@ -589,7 +613,8 @@ static void pushpull_measure(bench *b, uint64_t p, unsigned n, transport t, int 
                        .rank = (int)i,
                        .floats = (size_t)p,
                        .socket_only = t != T_SHM,
-                       .netns = ns};
+                       .netns = ns,
+                       .push_codec = b->push_codec};
         ps[i] = kid_start(b, &kc);
         kid_conf rc = {
             .raw = true, .endpoint = raw_ep, .req_bytes = (size_t)p * sizeof(float), .netns = ns};
@@ -641,6 +666,68 @@ static void bench_pushpull(bench *b)
     }
 }
 
+/* CURVE's cost: push + pull of 1M floats over TCP to a psd with CURVE,
+ * beside the same to a psd without it, step by step in the same run. */
+static void bench_curve(bench *b)
+{
+    char keys[128], name[160], link_to[192], ep[128], plain_ep[128], job[128], plain_job[128];
+    snprintf(keys, sizeof keys, "%s/keys", b->dir);
+    if (mkdir(keys, 0700) != 0)
+        die("cannot make %s: %s", keys, strerror(errno));
+    ps_error err;
+    snprintf(name, sizeof name, "%s/psd", keys);
+    if (ps_curve_keygen(name, &err) != 0)
+        die("%s", err.msg);
+    snprintf(name, sizeof name, "%s/w", keys);
+    if (ps_curve_keygen(name, &err) != 0)
+        die("%s", err.msg);
+    snprintf(name, sizeof name, "%s/w.key", keys);
+    snprintf(link_to, sizeof link_to, "%s/workers", keys);
+    if (mkdir(link_to, 0700) != 0)
+        die("cannot make %s: %s", link_to, strerror(errno));
+    snprintf(link_to, sizeof link_to, "%s/workers/w.key", keys);
+    if (link(name, link_to) != 0)
+        die("cannot link %s: %s", link_to, strerror(errno));
+    uint64_t p = M_FLOATS;
+    endpoint_new(b, false, ep, sizeof ep);
+    endpoint_new(b, false, plain_ep, sizeof plain_ep);
+    snprintf(job, sizeof job, "%s/curve.yaml", b->dir);
+    snprintf(plain_job, sizeof plain_job, "%s/plain.yaml", b->dir);
+    job_write_flat(b, plain_job, "async", 1, plain_ep, p, false);
+    job_write_flat(b, job, "async", 1, ep, p, false);
+    FILE *f = fopen(job, "a");
+    if (f == NULL)
+        die("cannot write %s: %s", job, strerror(errno));
+    fprintf(f, "security:\n  curve:\n    server_secret_key: %s/psd.key_secret\n"
+               "    authorized_workers: %s/workers/\n", keys, keys);
+    fclose(f);
+    pid_t psd = psd_start(b, job), plain = psd_start(b, plain_job);
+    kid_conf kc = {.endpoint = ep, .rank = 0, .floats = (size_t)p, .socket_only = true,
+                   .curve_dir = keys};
+    kid_conf pc = {.endpoint = plain_ep, .rank = 0, .floats = (size_t)p, .socket_only = true};
+    kid k[2] = {kid_start(b, &kc), kid_start(b, &pc)};
+    int r = reps(b, 40);
+    double *a = calloc((size_t)r + 2, sizeof *a), *c = calloc((size_t)r + 2, sizeof *c);
+    if (a == NULL || c == NULL)
+        die("out of memory");
+    kid_cmd cmd = {KID_PUSHPULL, 0};
+    size_t na = 0;
+    for (int i = 0; i < r + 2; i++) { /* two warm-up steps, not counted */
+        kids_step(&k[0], 1, cmd, a + na);
+        kids_step(&k[1], 1, cmd, c + na);
+        if (i >= 2)
+            na++;
+    }
+    figure_add(b, "pushpull_1M_tcp_curve", median(a, na) * 1e3, median(c, na) * 1e3, "ms",
+               "the same 4 MB push + pull without CURVE");
+    free(a);
+    free(c);
+    kids_stop(b, &k[0], 1);
+    kids_stop(b, &k[1], 1);
+    proc_stop(b, psd);
+    proc_stop(b, plain);
+}
+
 /* Across hosts (--netns-*): push + pull of 1k and 1M floats, every byte over
  * the links between the namespaces, beside raw ZeroMQ moving the same bytes
  * over the same links, interleaved step by step. */
@@ -662,6 +749,100 @@ static void bench_hosts(bench *b)
             figure_add(b, name, ours * 1e3, ref * 1e3, "ms", ref_is);
         }
     }
+    /* 1M floats, one worker, per codec setting (push/pull), beside raw
+     * ZeroMQ moving them uncompressed (4 MB each way) over the same links */
+    static const char *const codecs[][3] = {{"fp16", "fp16", "fp16"},
+                                            {"bf16", "bf16", "bf16"},
+                                            {"int8", "int8", "int8"},
+                                            {"int8", "fp16", "int8_fp16"},
+                                            {"topk", "none", "topk1"},
+                                            {"topk", "int8", "topk1_int8"}};
+    for (size_t i = 0; i < sizeof codecs / sizeof codecs[0]; i++) {
+        b->push_codec = codecs[i][0];
+        b->pull_codec = codecs[i][1];
+        double ours, ref;
+        pushpull_measure(b, M_FLOATS, 1, T_TCP, reps(b, 40), &ours, &ref);
+        char name[48];
+        snprintf(name, sizeof name, "pushpull_1M_hosts_1w_%s", codecs[i][2]);
+        figure_add(b, name, ours * 1e3, ref * 1e3, "ms", "raw zmq 4 MB req + rep, same links");
+    }
+    b->push_codec = b->pull_codec = NULL;
+}
+
+/* ---- (g) codecs ------------------------------------------------------------ */
+
+/* Encode and decode of 1M floats (4 MB of float32, gradient-like values) per
+ * codec on one core, in GB/s of float32, beside memcpy of the same buffer in
+ * the same run; and the bytes one push + pull of 1M floats takes per codec
+ * setting, beside float32 both ways. */
+static void bench_codec(bench *b)
+{
+    const size_t n = M_FLOATS;
+    float *x = floats_new(n, 0.0f), *y = floats_new(n, 0.0f), *scratch = floats_new(n, 0.0f);
+    unsigned char *out = malloc(n * sizeof(float));
+    if (out == NULL)
+        die("out of memory");
+    uint32_t s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * 1e-2f;
+    }
+    int r = reps(b, 30);
+    double *te = calloc((size_t)r, sizeof *te), *td = calloc((size_t)r, sizeof *td),
+           *tm = calloc((size_t)r, sizeof *tm);
+    if (te == NULL || td == NULL || tm == NULL)
+        die("out of memory");
+    const double gb = (double)n * sizeof(float) / 1e9;
+    for (int t = PS_COMPRESS_FP16; t < PS_COMPRESS_COUNT; t++) {
+        const ps_compress_ops *ops = ps_compress_ops_get((ps_compress_type)t);
+        size_t k = ps_compress_topk_k(n, 0.01);
+        size_t bytes = ops->bytes(n, k);
+        for (int i = -2; i < r; i++) {
+            double t0 = ps_clock_s();
+            if (ops->encode(x, n, k, out, scratch) != 0)
+                die("%s: cannot encode", ops->name);
+            double t1 = ps_clock_s();
+            ops->decode(out, bytes, y, n);
+            double t2 = ps_clock_s();
+            memcpy(y, x, n * sizeof(float));
+            double t3 = ps_clock_s();
+            if (i >= 0) {
+                te[i] = gb / (t1 - t0);
+                td[i] = gb / (t2 - t1);
+                tm[i] = gb / (t3 - t2);
+            }
+            x[(size_t)(i + 2) & 1023] += y[5] * 1e-9f; /* keep the copies */
+        }
+        char name[48];
+        snprintf(name, sizeof name, "encode_%s%s", ops->name, t == PS_COMPRESS_TOPK ? "1" : "");
+        figure_add(b, name, median(te, (size_t)r), median(tm, (size_t)r), "GB/s",
+                   "memcpy 4 MB, same buffer");
+        snprintf(name, sizeof name, "decode_%s%s", ops->name, t == PS_COMPRESS_TOPK ? "1" : "");
+        figure_add(b, name, median(td, (size_t)r), median(tm, (size_t)r), "GB/s",
+                   "memcpy 4 MB, same buffer");
+    }
+    static const struct {
+        ps_compress_type push, pull;
+        const char *tag;
+    } settings[] = {{PS_COMPRESS_FP16, PS_COMPRESS_FP16, "fp16"},
+                    {PS_COMPRESS_INT8, PS_COMPRESS_INT8, "int8"},
+                    {PS_COMPRESS_INT8, PS_COMPRESS_FP16, "int8_fp16"},
+                    {PS_COMPRESS_TOPK, PS_COMPRESS_NONE, "topk1"}};
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        size_t k = ps_compress_topk_k(n, 0.01);
+        double bytes = (double)(ps_compress_ops_get(settings[i].push)->bytes(n, k) +
+                                ps_compress_ops_get(settings[i].pull)->bytes(n, k));
+        char name[48];
+        snprintf(name, sizeof name, "bytes_pushpull_1M_%s", settings[i].tag);
+        figure_add(b, name, bytes / 1e6, 8.0, "MB", "float32 push + pull");
+    }
+    free(te);
+    free(td);
+    free(tm);
+    free(x);
+    free(y);
+    free(scratch);
+    free(out);
 }
 
 /* ---- (b) apply ------------------------------------------------------------ */
@@ -1222,7 +1403,8 @@ static void usage(FILE *f)
                "its reference measured in the same run; medians.\n"
                "  -j, --json        print a JSON list of {figure, ours, reference, ratio, unit}\n"
                "  -r, --reps X      scale the repetitions by X (default 1)\n"
-               "  -o, --only GROUP  run only one group: apply, pushpull, sync, rss, pulls, train\n"
+               "  -o, --only GROUP  run only one group: codec, apply, pushpull, curve, sync, rss,\n"
+               "                    pulls, train\n"
                "  -t, --train M     the model of the training figure: mlp (784-512-10, the\n"
                "                    default) or logistic (2000 features)\n"
                "  --netns-server NS, --netns-workers NS[,NS], --host ADDR\n"
@@ -1326,10 +1508,14 @@ int main(int argc, char **argv)
         b.only = "hosts";
         bench_hosts(&b);
     }
+    if (wanted(&b, "codec"))
+        bench_codec(&b);
     if (wanted(&b, "apply"))
         bench_apply(&b);
     if (wanted(&b, "pushpull"))
         bench_pushpull(&b);
+    if (wanted(&b, "curve"))
+        bench_curve(&b);
     if (wanted(&b, "sync"))
         bench_sync(&b);
     if (wanted(&b, "rss"))

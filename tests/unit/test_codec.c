@@ -311,18 +311,18 @@ START_TEST(unknown_encoding_is_refused)
     static ps_msg m, d;
     ps_msg_init(&m, PS_MSG_PUSH);
     m.key_hi = 4;
-    m.encoding = (ps_encoding)7;
+    m.encoding = (ps_encoding)(PS_ENC_LAST + 1);
     m.payload_bytes = 16;
     float g[4] = {0};
     unsigned char buf[256];
     size_t len = encode(&m, buf, sizeof buf);
     ps_error err;
     ck_assert_int_eq(ps_codec_decode(buf, len, g, sizeof g, &d, &err), PS_EPAYLOAD);
-    ck_assert_str_eq(err.msg, "unknown payload encoding 7");
+    ck_assert_str_eq(err.msg, "unknown payload encoding 8");
     m.payload_bytes = 0;
     len = encode(&m, buf, sizeof buf);
     ck_assert_int_eq(ps_codec_decode(buf, len, NULL, 0, &d, &err), PS_EPAYLOAD);
-    ck_assert_str_eq(err.msg, "unknown payload encoding 7");
+    ck_assert_str_eq(err.msg, "unknown payload encoding 8");
 }
 END_TEST
 
@@ -443,6 +443,118 @@ START_TEST(wire_drains_message_with_extra_frames)
 }
 END_TEST
 
+/* An F32 payload of no keys goes without a frame (ps_msg_has_frame): the
+ * decoder takes it so, as it takes a frame of 0 bytes (found by fuzzing:
+ * the decoder took the empty frame, refused what it re-encodes to). */
+START_TEST(empty_float32_payload_round_trips)
+{
+    static ps_msg m, d;
+    ps_msg_init(&m, PS_MSG_PULL_REPLY);
+    strcpy(m.job, "digits");
+    m.seq = 5;
+    m.key_lo = m.key_hi = 7;
+    m.encoding = PS_ENC_F32;
+    ck_assert(!ps_msg_has_frame(&m));
+    unsigned char buf[256];
+    size_t len = encode(&m, buf, sizeof buf);
+    ps_error err;
+    ck_assert_int_eq(ps_codec_decode(buf, len, NULL, 0, &d, &err), 0);
+    ck_assert_uint_eq(d.payload_bytes, 0);
+    ck_assert_int_eq(d.encoding, PS_ENC_F32);
+    ck_assert_int_eq(ps_codec_decode(buf, len, buf, 0, &d, &err), 0);
+    ck_assert_uint_eq(d.seq, 5);
+}
+END_TEST
+
+/* The largest header psd sends (every list and string full) decodes in
+ * the arena with room to spare. */
+START_TEST(largest_header_fits_the_arena)
+{
+    static ps_msg m, d;
+    static ps_codec_arena arena;
+    ps_msg_init(&m, PS_MSG_WELCOME);
+    memset(m.job, 'j', sizeof m.job - 1);
+    memset(m.error, 'e', sizeof m.error - 1);
+    memset(m.detail, 'd', sizeof m.detail - 1);
+    memset(m.host, 'h', sizeof m.host - 1);
+    memset(m.mode, 'm', sizeof m.mode - 1);
+    m.nshards = PS_MAX_SHARDS;
+    for (int i = 0; i < PS_MAX_SHARDS; i++) {
+        memset(m.shards[i].endpoint, 'a' + i % 26, PS_ENDPOINT_MAX - 1);
+        m.shards[i].key_lo = (uint64_t)i << 40;
+        m.shards[i].key_hi = ((uint64_t)i + 1) << 40;
+    }
+    m.ntensors = PS_MAX_TENSORS;
+    for (int i = 0; i < PS_MAX_TENSORS; i++) {
+        memset(m.tensors[i].name, 'a' + i % 26, PS_TENSOR_NAME_MAX - 1);
+        m.tensors[i].ndims = PS_MAX_DIMS;
+        for (int k = 0; k < PS_MAX_DIMS; k++)
+            m.tensors[i].shape[k] = UINT64_MAX >> 1;
+        m.tensors[i].offset = UINT64_MAX;
+    }
+    static unsigned char buf[PS_HEADER_MAX_BYTES];
+    size_t len = encode(&m, buf, sizeof buf);
+    ps_error err;
+    ck_assert_int_eq(ps_codec_decode_in(&arena, buf, len, NULL, 0, &d, &err), 0);
+    ck_assert_uint_eq(d.ntensors, PS_MAX_TENSORS);
+    ck_assert_str_eq(d.shards[31].endpoint, m.shards[31].endpoint);
+    ck_assert_uint_le(arena.used, PS_CODEC_ARENA_BYTES / 2);
+}
+END_TEST
+
+/* A header made to need more memory than its size (20000 empty shard
+ * entries in 60 KB) is refused for that, without allocating. */
+START_TEST(header_needing_more_than_the_arena_is_refused)
+{
+    static unsigned char buf[2 + 20000 * 3];
+    buf[0] = 0x08; /* type = HELLO */
+    buf[1] = 0x01;
+    for (size_t i = 0; i < 20000; i++) { /* field 22 (shards), length 0 */
+        buf[2 + 3 * i] = 0xb2;
+        buf[3 + 3 * i] = 0x01;
+        buf[4 + 3 * i] = 0x00;
+    }
+    static ps_msg d;
+    ps_error err;
+    ck_assert_int_eq(ps_codec_decode(buf, sizeof buf, NULL, 0, &d, &err), PS_EPROTO);
+    ck_assert_str_eq(err.msg, "header frame of 60002 bytes needs more than 65536 bytes to decode");
+}
+END_TEST
+
+/* ROUTER: a message with too many frames is refused, and the identity and
+ * the header's seq are kept, so the ERROR reply reaches its sender. */
+START_TEST(router_message_with_extra_frames_keeps_identity_and_seq)
+{
+    void *ctx = zmq_ctx_new();
+    void *r = zmq_socket(ctx, ZMQ_ROUTER);
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    ck_assert_int_eq(zmq_setsockopt(d, ZMQ_ROUTING_ID, "peer-9", 6), 0);
+    ck_assert_int_eq(zmq_bind(r, "inproc://codec-router"), 0);
+    ck_assert_int_eq(zmq_connect(d, "inproc://codec-router"), 0);
+    static ps_msg m, got;
+    ps_msg_init(&m, PS_MSG_HEARTBEAT);
+    m.seq = 42;
+    m.worker_id = 7;
+    unsigned char hdr[256];
+    size_t len = encode(&m, hdr, sizeof hdr);
+    zmq_send(d, hdr, len, ZMQ_SNDMORE);
+    for (int i = 0; i < 3; i++)
+        zmq_send(d, "x", 1, i < 2 ? ZMQ_SNDMORE : 0);
+    static ps_frames f;
+    ps_error err;
+    ck_assert_int_eq(ps_wire_recv(r, true, 0, &f, &got, &err), PS_EPROTO);
+    ck_assert_str_eq(err.msg, "message has more than 3 frames");
+    ck_assert_uint_eq(f.identity_len, 6);
+    ck_assert_int_eq(memcmp(f.identity, "peer-9", 6), 0);
+    ck_assert_uint_eq(got.seq, 42);
+    ck_assert_uint_eq(got.worker_id, 7);
+    ps_frames_close(&f);
+    zmq_close(r);
+    zmq_close(d);
+    zmq_ctx_term(ctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codec");
@@ -469,6 +581,10 @@ int main(void)
     tcase_add_test(tc, too_long_host_is_refused);
     tcase_add_test(tc, has_frame_only_for_payload_on_the_wire);
     tcase_add_test(tc, wire_drains_message_with_extra_frames);
+    tcase_add_test(tc, empty_float32_payload_round_trips);
+    tcase_add_test(tc, largest_header_fits_the_arena);
+    tcase_add_test(tc, header_needing_more_than_the_arena_is_refused);
+    tcase_add_test(tc, router_message_with_extra_frames_keeps_identity_and_seq);
     suite_add_tcase(s, tc);
     return ps_check_run(s);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "compress.h"
 #include "engine.h"
 #include "job.h"
 #include "store.h"
@@ -875,7 +876,7 @@ START_TEST(refused_requests_leave_theta_and_version_unchanged)
     m.encoding = PS_ENC_NONE;
     m.payload = NULL;
     ck_assert_int_eq(handle(f, "wa", &m), PS_EPAYLOAD);
-    assert_error(f, 1, PS_EPAYLOAD, "a PUSH needs a float32 payload");
+    assert_error(f, 1, PS_EPAYLOAD, "a PUSH needs a float32, fp16, bf16, int8 or topk payload");
     assert_theta(f, before);
     ck_assert_uint_eq(ps_engine_version(f->e), 0);
     ps_engine_stats st;
@@ -1171,6 +1172,95 @@ START_TEST(restored_version_is_where_workers_join)
 }
 END_TEST
 
+/* ---- compression ------------------------------------------------------ */
+
+START_TEST(compressed_push_is_decoded_and_applied)
+{
+    /* async, sgd lr 0.5: an fp16 push and a topk push land as their floats */
+    ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 1);
+    fx *f = fx_new(&job, 0);
+    uint32_t w = hello(f, 0, "a");
+    const float g[P] = {1.0f, -2.0f, 0.5f, 4.0f};
+    unsigned char enc[64];
+    float scratch[P];
+    const ps_compress_ops *f16 = ps_compress_ops_get(PS_COMPRESS_FP16);
+    ck_assert_int_eq(f16->encode(g, P, 0, enc, NULL), 0);
+    static ps_msg m;
+    request_init(&m, PS_MSG_PUSH, w, 1);
+    m.key_lo = 0;
+    m.key_hi = P;
+    m.encoding = PS_ENC_F16;
+    m.payload_bytes = f16->bytes(P, 0);
+    m.payload = enc;
+    ck_assert_int_eq(handle(f, "a", &m), 0);
+    assert_ack(f, 1, 1, 0);
+    const float after1[P] = {-0.5f, 1.0f, -0.25f, -2.0f};
+    assert_theta(f, after1);
+    const ps_compress_ops *tk = ps_compress_ops_get(PS_COMPRESS_TOPK);
+    ck_assert_int_eq(tk->encode(g, P, 1, enc, scratch), 0); /* only 4.0 at key 3 */
+    request_init(&m, PS_MSG_PUSH, w, 2);
+    m.key_lo = 0;
+    m.key_hi = P;
+    m.encoding = PS_ENC_TOPK;
+    m.payload_bytes = tk->bytes(P, 1);
+    m.payload = enc;
+    ck_assert_int_eq(handle(f, "a", &m), 0);
+    const float after2[P] = {-0.5f, 1.0f, -0.25f, -4.0f};
+    assert_theta(f, after2);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(pull_codec_encodes_theta_once_per_version_for_every_worker)
+{
+    /* sync, 2 workers, pull int8: both workers' pulls of a version share one
+     * encoding; each decodes to θ within half a scale (θ is sent, never a
+     * difference, so nothing drifts over rounds); the final θ is float32 */
+    ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    job.compression.pull = PS_COMPRESS_INT8;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "a"), b = hello(f, 1, "b");
+    const ps_compress_ops *i8 = ps_compress_ops_get(PS_COMPRESS_INT8);
+    const float g[P] = {0.3f, -0.7f, 0.11f, 0.05f};
+    for (uint64_t round = 0; round < 5; round++) {
+        ck_assert_int_eq(push_all(f, "a", a, round + 1, round, 1, g), 0);
+        ck_assert_int_eq(push_all(f, "b", b, round + 1, round, 1, g), 0);
+        ck_assert_int_eq(pull(f, "a", a, 100 + round, round + 1, 0, P), 0);
+        ck_assert_int_eq(pull(f, "b", b, 100 + round, round + 1, 0, P), 0);
+        const captured *ra = &f->replies[f->n - 2], *rb = &f->replies[f->n - 1];
+        ck_assert_int_eq(ra->msg.encoding, PS_ENC_INT8);
+        ck_assert_uint_eq(ra->msg.payload_bytes, i8->bytes(P, 0));
+        ck_assert_mem_eq(ra->payload, rb->payload, (size_t)ra->msg.payload_bytes);
+        float theta[P];
+        i8->decode(ra->payload, (size_t)ra->msg.payload_bytes, theta, P);
+        const float *t = ps_engine_theta(f->e);
+        float amax = 0;
+        for (int i = 0; i < P; i++)
+            amax = fmaxf(amax, fabsf(t[i]));
+        for (int i = 0; i < P; i++)
+            ck_assert_msg(fabsf(theta[i] - t[i]) <= amax / 254.0f * 1.0001f,
+                          "round %llu: key %d pulled %g, psd holds %g", (unsigned long long)round,
+                          i, (double)theta[i], (double)t[i]);
+    }
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.pull_encodings, 5);
+    ck_assert_int_eq(pull(f, "a", a, 200, PS_VERSION_FINAL, 0, P), 0); /* parked: b not done */
+    ck_assert_int_eq(simple(f, "a", PS_MSG_BYE, a, 201), 0);
+    ck_assert_int_eq(simple(f, "b", PS_MSG_BYE, b, 202), 0);
+    const captured *fin = NULL;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->replies[i].msg.type == PS_MSG_PULL_REPLY && f->replies[i].msg.seq == 200)
+            fin = &f->replies[i];
+    ck_assert_ptr_nonnull(fin);
+    ck_assert_int_eq(fin->msg.encoding, PS_ENC_F32);
+    assert_theta(f, fin->payload);
+    fx_free(&f);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
@@ -1213,6 +1303,8 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, parked_pulls_are_bounded);
     tcase_add_test(tc, refused_requests_leave_theta_and_version_unchanged);
     tcase_add_test(tc, engine_refuses_a_job_it_cannot_serve);
+    tcase_add_test(tc, compressed_push_is_decoded_and_applied);
+    tcase_add_test(tc, pull_codec_encodes_theta_once_per_version_for_every_worker);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -84,7 +84,7 @@ START_TEST(key_of_several_sections_names_them)
 {
     expect_config_error(BASE "type: sgd\n",
                         "job.yaml:6:1: unknown key \"type\" at top level (\"type\" belongs in a "
-                        "section: model, optimizer, optimizer.schedule, compression)");
+                        "section: model, optimizer, optimizer.schedule)");
 }
 END_TEST
 
@@ -362,10 +362,34 @@ END_TEST
 
 START_TEST(refused_sections_are_each_not_supported_yet)
 {
-    expect_unsupported(BASE "security: {server_secret_key: k/s.key, authorized_keys: k/w}\n",
-                       "job.yaml:6:1: security is not supported yet");
     expect_unsupported(BASE "metrics: {listen: 127.0.0.1:9100}\n",
                        "job.yaml:6:1: metrics is not supported yet");
+}
+END_TEST
+
+START_TEST(security_curve_paths_resolve_against_the_job_file)
+{
+    ps_job job;
+    ps_error err;
+    const char *text = BASE "security:\n"
+                            "  curve:\n"
+                            "    server_public_key: keys/psd.key\n"
+                            "    client_secret_key: keys/w.key_secret\n"
+                            "    authorized_workers: keys/workers/\n";
+    ck_assert_int_eq(parse(text, &job, &err), 0);
+    ck_assert(job.security.curve);
+    ck_assert_str_eq(job.security.server_public_key, PS_TEST_DATA_DIR "/keys/psd.key");
+    ck_assert_str_eq(job.security.client_secret_key, PS_TEST_DATA_DIR "/keys/w.key_secret");
+    ck_assert_str_eq(job.security.authorized_workers, PS_TEST_DATA_DIR "/keys/workers/");
+    ck_assert_str_eq(job.security.server_secret_key, "");
+    ck_assert_str_eq(job.security.authorized_admins, "");
+    expect_config_error(BASE "security: {curve: {}}\n",
+                        "job.yaml:6:19: security.curve: give the key files (server_secret_key, "
+                        "server_public_key, client_secret_key, authorized_workers, "
+                        "authorized_admins)");
+    expect_config_error(BASE "security: {curve: {authorized_keys: k/w}}\n",
+                        "job.yaml:6:20: unknown key \"authorized_keys\" in security.curve (did "
+                        "you mean \"authorized_workers\"?)");
 }
 END_TEST
 
@@ -538,14 +562,37 @@ START_TEST(deterministic_and_local_steps_are_not_supported_yet)
 }
 END_TEST
 
-START_TEST(compression_other_than_none_is_not_supported_yet)
+START_TEST(compression_is_chosen_per_direction)
 {
-    expect_unsupported(BASE "compression: {type: topk, ratio: 0.1}\n",
-                       "job.yaml:6:21: compression.type topk is not supported yet");
-    expect_config_error(BASE "compression: {type: topk, ratio: 1.5}\n",
-                        "job.yaml:6:34: compression.ratio: must be in (0, 1], got 1.5");
-    expect_config_error(BASE "compression: {type: none, ratio: 0.5}\n",
-                        "job.yaml:6:34: compression.ratio: only valid with compression type topk");
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE "compression: {push: topk, pull: fp16, topk_ratio: 0.1}\n", &job,
+                           &err),
+                     0);
+    ck_assert_int_eq(job.compression.push, PS_COMPRESS_TOPK);
+    ck_assert_int_eq(job.compression.pull, PS_COMPRESS_FP16);
+    ck_assert_double_eq(job.compression.topk_ratio, 0.1);
+    ck_assert(job.compression.error_feedback);
+    ck_assert_int_eq(parse(BASE "compression: {push: bf16, pull: int8}\n", &job, &err), 0);
+    ck_assert_int_eq(job.compression.push, PS_COMPRESS_BF16);
+    ck_assert_int_eq(job.compression.pull, PS_COMPRESS_INT8);
+    ck_assert(!job.compression.error_feedback);
+    ck_assert_int_eq(parse(BASE "compression: {push: int8, error_feedback: false}\n", &job, &err),
+                     0);
+    ck_assert(!job.compression.error_feedback);
+}
+END_TEST
+
+START_TEST(compression_settings_out_of_range_are_refused)
+{
+    expect_config_error(BASE "compression: {push: topk, topk_ratio: 1.5}\n",
+                        "job.yaml:6:39: compression.topk_ratio: must be in (0, 1], got 1.5");
+    expect_config_error(BASE "compression: {push: none, topk_ratio: 0.5}\n",
+                        "job.yaml:6:39: compression.topk_ratio: only valid with compression push "
+                        "topk");
+    expect_config_error(BASE "compression: {pull: topk}\n",
+                        "job.yaml:6:21: compression.pull: \"topk\" is not one of none, fp16, "
+                        "bf16, int8");
 }
 END_TEST
 
@@ -823,7 +870,7 @@ START_TEST(full_job_parses_with_its_values)
                        "  l2: 0.001\n"
                        "  schedule: {type: constant}\n"
                        "training: {epochs: 20, batch_size: 64, local_steps: 1, seed: 11}\n"
-                       "compression: {type: none}\n"
+                       "compression: {push: none}\n"
                        "output: out/full\n"
                        "log: {level: debug}\n";
     ps_job job;
@@ -859,7 +906,7 @@ START_TEST(full_job_parses_with_its_values)
     ck_assert_uint_eq(job.training.batch_size, 64);
     ck_assert_uint_eq(job.training.local_steps, 1);
     ck_assert_uint_eq(job.training.seed, 11);
-    ck_assert_int_eq(job.compression.type, PS_COMPRESS_NONE);
+    ck_assert_int_eq(job.compression.push, PS_COMPRESS_NONE);
     ck_assert_str_eq(job.output, PS_TEST_DATA_DIR "/out/full");
     ck_assert_int_eq(job.log_level, PS_LOG_DEBUG);
 }
@@ -895,7 +942,7 @@ START_TEST(absent_keys_take_their_defaults)
     ck_assert_uint_eq(job.training.batch_size, 32);
     ck_assert_uint_eq(job.training.local_steps, 1);
     ck_assert_uint_eq(job.training.seed, 7);
-    ck_assert_int_eq(job.compression.type, PS_COMPRESS_NONE);
+    ck_assert_int_eq(job.compression.push, PS_COMPRESS_NONE);
     ck_assert_uint_eq(job.heartbeat.interval_ms, 500);
     ck_assert_uint_eq(job.heartbeat.timeout_ms, 3000);
     ck_assert_int_eq(job.on_worker_loss, PS_LOSS_CONTINUE);
@@ -1270,6 +1317,18 @@ START_TEST(example_sync_job_validates)
 }
 END_TEST
 
+START_TEST(example_curve_job_validates)
+{
+    ps_job job;
+    ps_error err;
+    int rc = ps_job_load(EXAMPLES "/breast_cancer_curve.yaml", &job, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    ck_assert(job.security.curve);
+    ck_assert_str_eq(job.security.server_secret_key, EXAMPLES "/keys/psd.key_secret");
+    ck_assert_str_eq(job.security.authorized_admins, EXAMPLES "/keys/admins/");
+}
+END_TEST
+
 START_TEST(example_async_job_validates)
 {
     ps_job job;
@@ -1513,7 +1572,8 @@ static Suite *job_suite(void)
     tcase_add_test(bad, backup_workers_must_be_fewer_than_workers);
     tcase_add_test(bad, backup_workers_is_not_supported_yet);
     tcase_add_test(bad, deterministic_and_local_steps_are_not_supported_yet);
-    tcase_add_test(bad, compression_other_than_none_is_not_supported_yet);
+    tcase_add_test(bad, compression_settings_out_of_range_are_refused);
+    tcase_add_test(bad, compression_is_chosen_per_direction);
     tcase_add_test(bad, invalid_endpoint_is_an_error);
     tcase_add_test(bad, duplicate_endpoint_is_an_error);
     tcase_add_test(bad, empty_server_list_is_an_error);
@@ -1580,6 +1640,8 @@ static Suite *job_suite(void)
     tcase_add_test(layout, custom_layout_follows_its_list);
     tcase_add_test(layout, layout_refuses_overflow_and_short_output);
     tcase_add_test(layout, enum_names_are_as_written_in_job_files);
+    tcase_add_test(layout, security_curve_paths_resolve_against_the_job_file);
+    tcase_add_test(layout, example_curve_job_validates);
     suite_add_tcase(s, layout);
     return s;
 }

@@ -1,0 +1,680 @@
+/* compress.c — the codec rows of compress.h. Each codec has a portable loop;
+ * fp16, bf16 and int8 also have an F16C/AVX2 one, compiled for that target
+ * alone and chosen at run time, that gives the same bits. */
+#include "compress.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PS_HAVE_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#else
+#define PS_HAVE_X86 0
+#endif
+
+#define F32_ABS_MASK  0x7fffffffu
+#define F32_MAX_BITS  0x7f7fffffu /* above it: infinity or NaN */
+#define F16_MAX_BITS  0x477fe000u /* 65504 as float32 */
+#define BF16_MAX      0x7f7fu     /* the largest finite bf16, unsigned */
+#define INT8_MAX_BITS 0x7f7fffffu
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float f32_from(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static size_t blocks_of(size_t n)
+{
+    return n / PS_INT8_BLOCK + (n % PS_INT8_BLOCK != 0);
+}
+
+/* ---- none: float32 as it is ---------------------------------------------- */
+
+static size_t f32_bytes(size_t n, size_t k)
+{
+    (void)k;
+    return n * sizeof(float);
+}
+
+static int f32_encode(const float *x, size_t n, size_t k, void *out, float *scratch)
+{
+    (void)k;
+    (void)scratch;
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad |= (f32_bits(x[i]) & F32_ABS_MASK) > F32_MAX_BITS;
+    if (bad)
+        return PS_EINVAL;
+    memcpy(out, x, n * sizeof(float));
+    return 0;
+}
+
+static void f32_decode(const void *in, size_t bytes, float *x, size_t n)
+{
+    (void)bytes;
+    memcpy(x, in, n * sizeof(float));
+}
+
+static int f32_validate(const void *in, size_t bytes, size_t n, ps_error *err)
+{
+    (void)in;
+    if (n > SIZE_MAX / sizeof(float) || bytes != n * sizeof(float))
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "float32 payload of %zu bytes does not hold %zu values", bytes, n);
+    return 0;
+}
+
+/* ---- fp16 ------------------------------------------------------------------ */
+
+/* Round to nearest even (F. Giesen's float_to_half_fast3_rtne); f finite and
+ * at most 65504 in magnitude (saturated by the caller). */
+static uint16_t f16_from_f32(uint32_t u)
+{
+    uint32_t sign = (u >> 16) & 0x8000u;
+    uint32_t ax = u & F32_ABS_MASK;
+    if (ax > F16_MAX_BITS)
+        ax = F16_MAX_BITS;
+    if (ax < (113u << 23)) { /* an fp16 subnormal or zero: let the FPU round */
+        float f = f32_from(ax) + 0.5f;
+        return (uint16_t)(sign | (f32_bits(f) - f32_bits(0.5f)));
+    }
+    uint32_t odd = (ax >> 13) & 1u;
+    ax += ((uint32_t)(15 - 127) << 23) + 0xfffu + odd;
+    return (uint16_t)(sign | (ax >> 13));
+}
+
+static float f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0) {
+        float f = (float)m * 0x1p-24f;
+        return sign ? -f : f;
+    }
+    if (e == 31)
+        return f32_from(sign | 0x7f800000u | (m << 13));
+    return f32_from(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+static size_t f16_bytes(size_t n, size_t k)
+{
+    (void)k;
+    return n * sizeof(uint16_t);
+}
+
+static int f16_encode(const float *x, size_t n, size_t k, void *out, float *scratch)
+{
+    (void)k;
+    (void)scratch;
+    unsigned char *o = out;
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = f32_bits(x[i]);
+        bad |= (u & F32_ABS_MASK) > F32_MAX_BITS;
+        uint16_t h = f16_from_f32(u);
+        memcpy(o + 2 * i, &h, sizeof h);
+    }
+    return bad ? PS_EINVAL : 0;
+}
+
+static void f16_decode(const void *in, size_t bytes, float *x, size_t n)
+{
+    (void)bytes;
+    const unsigned char *p = in;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, sizeof h);
+        x[i] = f16_to_f32(h);
+    }
+}
+
+static int f16_validate(const void *in, size_t bytes, size_t n, ps_error *err)
+{
+    if (n > SIZE_MAX / 2 || bytes != 2 * n)
+        return ps_error_set(err, PS_EPAYLOAD, "fp16 payload of %zu bytes does not hold %zu values",
+                            bytes, n);
+    const unsigned char *p = in;
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, sizeof h);
+        bad |= (h & 0x7c00u) == 0x7c00u;
+    }
+    if (bad)
+        return ps_error_set(err, PS_EPAYLOAD, "fp16 payload holds an infinity or a NaN");
+    return 0;
+}
+
+/* ---- bf16 ------------------------------------------------------------------ */
+
+static uint16_t bf16_from_f32(uint32_t u)
+{
+    uint32_t ax = u & F32_ABS_MASK;
+    uint32_t r = (ax + 0x7fffu + ((ax >> 16) & 1u)) >> 16;
+    if (r > BF16_MAX)
+        r = BF16_MAX;
+    return (uint16_t)(((u >> 16) & 0x8000u) | r);
+}
+
+static int bf16_encode(const float *x, size_t n, size_t k, void *out, float *scratch)
+{
+    (void)k;
+    (void)scratch;
+    unsigned char *o = out;
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = f32_bits(x[i]);
+        bad |= (u & F32_ABS_MASK) > F32_MAX_BITS;
+        uint16_t h = bf16_from_f32(u);
+        memcpy(o + 2 * i, &h, sizeof h);
+    }
+    return bad ? PS_EINVAL : 0;
+}
+
+static void bf16_decode(const void *in, size_t bytes, float *x, size_t n)
+{
+    (void)bytes;
+    const unsigned char *p = in;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, sizeof h);
+        x[i] = f32_from((uint32_t)h << 16);
+    }
+}
+
+static int bf16_validate(const void *in, size_t bytes, size_t n, ps_error *err)
+{
+    if (n > SIZE_MAX / 2 || bytes != 2 * n)
+        return ps_error_set(err, PS_EPAYLOAD, "bf16 payload of %zu bytes does not hold %zu values",
+                            bytes, n);
+    const unsigned char *p = in;
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, sizeof h);
+        bad |= (h & 0x7f80u) == 0x7f80u;
+    }
+    if (bad)
+        return ps_error_set(err, PS_EPAYLOAD, "bf16 payload holds an infinity or a NaN");
+    return 0;
+}
+
+/* ---- int8 ------------------------------------------------------------------ */
+
+static size_t int8_bytes(size_t n, size_t k)
+{
+    (void)k;
+    return blocks_of(n) * sizeof(float) + n;
+}
+
+/* The scale of a block whose largest magnitude has bits amax_bits, and the
+ * factor that maps the block onto [-127, 127] (0 for a tiny block). */
+static void int8_scale(uint32_t amax_bits, float *scale, float *inv)
+{
+    float amax = f32_from(amax_bits);
+    if (amax < PS_INT8_TINY) {
+        *scale = 0.0f;
+        *inv = 0.0f;
+    } else {
+        *scale = amax / 127.0f;
+        *inv = 127.0f / amax;
+    }
+}
+
+static int8_t int8_quantize(float v, float inv)
+{
+    float q = nearbyintf(v * inv);
+    if (q > 127.0f)
+        q = 127.0f;
+    if (q < -127.0f)
+        q = -127.0f;
+    return (int8_t)q;
+}
+
+/* One block of len values, portably; false when one is not finite. */
+static bool int8_block(const float *x, size_t len, float *scale, int8_t *q)
+{
+    uint32_t amax = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint32_t a = f32_bits(x[i]) & F32_ABS_MASK;
+        amax = a > amax ? a : amax;
+    }
+    if (amax > INT8_MAX_BITS)
+        return false;
+    float inv;
+    int8_scale(amax, scale, &inv);
+    for (size_t i = 0; i < len; i++)
+        q[i] = int8_quantize(x[i], inv);
+    return true;
+}
+
+static int int8_encode(const float *x, size_t n, size_t k, void *out, float *scratch)
+{
+    (void)k;
+    (void)scratch;
+    size_t nb = blocks_of(n);
+    unsigned char *scales = out;
+    int8_t *q = (int8_t *)(scales + nb * sizeof(float));
+    bool ok = true;
+    for (size_t b = 0; b < nb; b++) {
+        size_t lo = b * PS_INT8_BLOCK, len = n - lo < PS_INT8_BLOCK ? n - lo : PS_INT8_BLOCK;
+        float s = 0.0f;
+        ok &= int8_block(x + lo, len, &s, q + lo);
+        memcpy(scales + b * sizeof(float), &s, sizeof s);
+    }
+    return ok ? 0 : PS_EINVAL;
+}
+
+static void int8_decode(const void *in, size_t bytes, float *x, size_t n)
+{
+    (void)bytes;
+    size_t nb = blocks_of(n);
+    const unsigned char *scales = in;
+    const int8_t *q = (const int8_t *)(scales + nb * sizeof(float));
+    for (size_t b = 0; b < nb; b++) {
+        float s = 0.0f;
+        memcpy(&s, scales + b * sizeof(float), sizeof s);
+        size_t lo = b * PS_INT8_BLOCK, hi = n - lo < PS_INT8_BLOCK ? n : lo + PS_INT8_BLOCK;
+        for (size_t i = lo; i < hi; i++)
+            x[i] = (float)q[i] * s;
+    }
+}
+
+static int int8_validate(const void *in, size_t bytes, size_t n, ps_error *err)
+{
+    size_t nb = blocks_of(n);
+    if (n > SIZE_MAX / 2 || bytes != nb * sizeof(float) + n)
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "int8 payload of %zu bytes does not hold %zu values in %zu blocks "
+                            "(%zu bytes expected)",
+                            bytes, n, nb, n > SIZE_MAX / 2 ? (size_t)0 : nb * sizeof(float) + n);
+    const unsigned char *p = in;
+    for (size_t b = 0; b < nb; b++) {
+        float s = 0.0f;
+        memcpy(&s, p + b * sizeof(float), sizeof s);
+        /* 128 * scale must stay finite, so every decoded value is */
+        if (!(s >= 0.0f && s <= 0x1p120f))
+            return ps_error_set(err, PS_EPAYLOAD, "int8 payload: block %zu has scale %g", b,
+                                (double)s);
+    }
+    return 0;
+}
+
+/* ---- topk ------------------------------------------------------------------ */
+
+static size_t topk_bytes(size_t n, size_t k)
+{
+    (void)n;
+    return k * (sizeof(uint32_t) + sizeof(float));
+}
+
+/* The k-th largest of a[0..n) (1 <= k <= n); reorders a. Hoare partitions
+ * around a median of three, which copes with many equal values (zeros). */
+static float kth_largest(float *a, size_t n, size_t k)
+{
+    int64_t lo = 0, hi = (int64_t)n - 1, target = (int64_t)k - 1;
+    while (lo < hi) {
+        float p0 = a[lo], p1 = a[lo + (hi - lo) / 2], p2 = a[hi];
+        float pivot =
+            p0 > p1 ? (p1 > p2 ? p1 : (p0 > p2 ? p2 : p0)) : (p0 > p2 ? p0 : (p1 > p2 ? p2 : p1));
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > pivot)
+                i++;
+            while (a[j] < pivot)
+                j--;
+            if (i <= j) {
+                float t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+                i++;
+                j--;
+            }
+        }
+        /* [lo, j] >= pivot >= [i, hi]; between them, pivot */
+        if (target <= j)
+            hi = j;
+        else if (target >= i)
+            lo = i;
+        else
+            return pivot;
+    }
+    return a[target];
+}
+
+static int topk_encode(const float *x, size_t n, size_t k, void *out, float *scratch)
+{
+    if (k > n)
+        k = n;
+    if (k == 0)
+        return 0;
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t a = f32_bits(x[i]) & F32_ABS_MASK;
+        bad |= a > F32_MAX_BITS;
+        scratch[i] = f32_from(a);
+    }
+    if (bad)
+        return PS_EINVAL;
+    float t = kth_largest(scratch, n, k);
+    size_t above = 0;
+    for (size_t i = 0; i < n; i++)
+        above += fabsf(x[i]) > t;
+    size_t ties = k - above; /* entries equal to t that are sent, lowest index first */
+    unsigned char *idx = out, *val = idx + k * sizeof(uint32_t);
+    size_t j = 0;
+    for (size_t i = 0; i < n && j < k; i++) {
+        float a = fabsf(x[i]);
+        if (a > t || (a == t && ties > 0)) {
+            if (!(a > t))
+                ties--;
+            uint32_t ii = (uint32_t)i;
+            memcpy(idx + j * sizeof ii, &ii, sizeof ii);
+            memcpy(val + j * sizeof(float), &x[i], sizeof(float));
+            j++;
+        }
+    }
+    return 0;
+}
+
+static void topk_decode(const void *in, size_t bytes, float *x, size_t n)
+{
+    size_t k = bytes / (sizeof(uint32_t) + sizeof(float));
+    const unsigned char *idx = in, *val = idx + k * sizeof(uint32_t);
+    memset(x, 0, n * sizeof(float));
+    for (size_t j = 0; j < k; j++) {
+        uint32_t i;
+        memcpy(&i, idx + j * sizeof i, sizeof i);
+        memcpy(&x[i], val + j * sizeof(float), sizeof(float));
+    }
+}
+
+static int topk_validate(const void *in, size_t bytes, size_t n, ps_error *err)
+{
+    const size_t entry = sizeof(uint32_t) + sizeof(float);
+    if (n > UINT32_MAX)
+        return ps_error_set(err, PS_EPAYLOAD, "topk payload for %zu values (limit 2^32)", n);
+    if (bytes == 0 || bytes % entry != 0 || bytes / entry > n)
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "topk payload of %zu bytes is not 1 to %zu entries of %zu bytes", bytes,
+                            n, entry);
+    size_t k = bytes / entry;
+    const unsigned char *idx = in, *val = idx + k * sizeof(uint32_t);
+    for (size_t j = 0; j < k; j++) {
+        uint32_t i, prev = 0;
+        memcpy(&i, idx + j * sizeof i, sizeof i);
+        if (j > 0)
+            memcpy(&prev, idx + (j - 1) * sizeof i, sizeof i);
+        if (i >= n || (j > 0 && i <= prev))
+            return ps_error_set(err, PS_EPAYLOAD,
+                                "topk payload: entry %zu has index %u (%s, values: %zu)", j, i,
+                                i >= n ? "out of range" : "not increasing", n);
+        float v;
+        memcpy(&v, val + j * sizeof v, sizeof v);
+        if (!isfinite(v))
+            return ps_error_set(err, PS_EPAYLOAD, "topk payload: entry %zu is not finite", j);
+    }
+    return 0;
+}
+
+/* ---- F16C / AVX2 ----------------------------------------------------------- */
+
+#if PS_HAVE_X86
+#define SIMD __attribute__((target("avx2,f16c")))
+
+SIMD static int f16_encode_simd(const float *x, size_t n, size_t k, void *out, float *scratch)
+{
+    unsigned char *o = out;
+    const __m256i abs_mask = _mm256_set1_epi32((int)F32_ABS_MASK);
+    const __m256i fmax = _mm256_set1_epi32((int)F32_MAX_BITS);
+    const __m256i hmax = _mm256_set1_epi32((int)F16_MAX_BITS);
+    __m256i bad = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+        __m256i ax = _mm256_and_si256(u, abs_mask);
+        bad = _mm256_or_si256(bad, _mm256_cmpgt_epi32(ax, fmax));
+        __m256i sat = _mm256_or_si256(_mm256_min_epi32(ax, hmax), _mm256_andnot_si256(abs_mask, u));
+        __m128i h = _mm256_cvtps_ph(_mm256_castsi256_ps(sat),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_storeu_si128((__m128i *)(void *)(o + 2 * i), h);
+    }
+    int rc = f16_encode(x + i, n - i, k, o + 2 * i, scratch);
+    return _mm256_testz_si256(bad, bad) ? rc : PS_EINVAL;
+}
+
+SIMD static void f16_decode_simd(const void *in, size_t bytes, float *x, size_t n)
+{
+    const unsigned char *p = in;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
+    f16_decode(p + 2 * i, bytes - 2 * i, x + i, n - i);
+}
+
+SIMD static int bf16_encode_simd(const float *x, size_t n, size_t k, void *out, float *scratch)
+{
+    unsigned char *o = out;
+    const __m256i abs_mask = _mm256_set1_epi32((int)F32_ABS_MASK);
+    const __m256i fmax = _mm256_set1_epi32((int)F32_MAX_BITS);
+    const __m256i bmax = _mm256_set1_epi32((int)BF16_MAX);
+    const __m256i half = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
+    const __m256i sign16 = _mm256_set1_epi32(0x8000);
+    __m256i bad = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i r[2];
+        for (int h = 0; h < 2; h++) {
+            __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i + 8 * h));
+            __m256i ax = _mm256_and_si256(u, abs_mask);
+            bad = _mm256_or_si256(bad, _mm256_cmpgt_epi32(ax, fmax));
+            __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(ax, 16), one);
+            __m256i v = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(ax, half), lsb), 16);
+            v = _mm256_min_epi32(v, bmax);
+            r[h] = _mm256_or_si256(v, _mm256_and_si256(_mm256_srli_epi32(u, 16), sign16));
+        }
+        __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), 0xd8);
+        _mm256_storeu_si256((__m256i *)(void *)(o + 2 * i), packed);
+    }
+    int rc = bf16_encode(x + i, n - i, k, o + 2 * i, scratch);
+    return _mm256_testz_si256(bad, bad) ? rc : PS_EINVAL;
+}
+
+SIMD static void bf16_decode_simd(const void *in, size_t bytes, float *x, size_t n)
+{
+    const unsigned char *p = in;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 2 * i)));
+        _mm256_storeu_ps(x + i, _mm256_castsi256_ps(_mm256_slli_epi32(h, 16)));
+    }
+    bf16_decode(p + 2 * i, bytes - 2 * i, x + i, n - i);
+}
+
+/* One whole block of PS_INT8_BLOCK values; false when one is not finite. */
+SIMD static bool int8_block_simd(const float *x, float *scale, int8_t *q)
+{
+    const __m256i abs_mask = _mm256_set1_epi32((int)F32_ABS_MASK);
+    __m256i amax = _mm256_setzero_si256();
+    for (size_t i = 0; i < PS_INT8_BLOCK; i += 8) {
+        __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+        amax = _mm256_max_epi32(amax, _mm256_and_si256(u, abs_mask));
+    }
+    __m128i m = _mm_max_epi32(_mm256_castsi256_si128(amax), _mm256_extracti128_si256(amax, 1));
+    m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0x4e));
+    m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0xb1));
+    uint32_t amax_bits = (uint32_t)_mm_cvtsi128_si32(m);
+    if (amax_bits > INT8_MAX_BITS)
+        return false;
+    float inv;
+    int8_scale(amax_bits, scale, &inv);
+    const __m256 vinv = _mm256_set1_ps(inv);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i lo = _mm256_set1_epi8(-127);
+    for (size_t i = 0; i < PS_INT8_BLOCK; i += 32) {
+        __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+        __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vinv));
+        __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 16), vinv));
+        __m256i d = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i + 24), vinv));
+        __m256i v = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+        v = _mm256_max_epi8(_mm256_permutevar8x32_epi32(v, order), lo);
+        _mm256_storeu_si256((__m256i *)(void *)(q + i), v);
+    }
+    return true;
+}
+
+SIMD static int int8_encode_simd(const float *x, size_t n, size_t k, void *out, float *scratch)
+{
+    (void)k;
+    (void)scratch;
+    size_t nb = blocks_of(n);
+    unsigned char *scales = out;
+    int8_t *q = (int8_t *)(scales + nb * sizeof(float));
+    bool ok = true;
+    for (size_t b = 0; b < nb; b++) {
+        size_t lo = b * PS_INT8_BLOCK;
+        float s = 0.0f;
+        if (n - lo >= PS_INT8_BLOCK)
+            ok &= int8_block_simd(x + lo, &s, q + lo);
+        else
+            ok &= int8_block(x + lo, n - lo, &s, q + lo);
+        memcpy(scales + b * sizeof(float), &s, sizeof s);
+    }
+    return ok ? 0 : PS_EINVAL;
+}
+
+SIMD static void int8_decode_simd(const void *in, size_t bytes, float *x, size_t n)
+{
+    (void)bytes;
+    size_t nb = blocks_of(n);
+    const unsigned char *scales = in;
+    const int8_t *q = (const int8_t *)(scales + nb * sizeof(float));
+    for (size_t b = 0; b < nb; b++) {
+        float s = 0.0f;
+        memcpy(&s, scales + b * sizeof(float), sizeof s);
+        size_t lo = b * PS_INT8_BLOCK, hi = n - lo < PS_INT8_BLOCK ? n : lo + PS_INT8_BLOCK;
+        const __m256 vs = _mm256_set1_ps(s);
+        size_t i = lo;
+        for (; i + 8 <= hi; i += 8) {
+            __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + i)));
+            _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_cvtepi32_ps(v), vs));
+        }
+        for (; i < hi; i++)
+            x[i] = (float)q[i] * s;
+    }
+}
+#endif
+
+/* ---- the tables ------------------------------------------------------------ */
+
+static const ps_compress_ops portable_rows[PS_COMPRESS_COUNT] = {
+    [PS_COMPRESS_NONE] = {PS_COMPRESS_NONE, "none", PS_ENC_F32, f32_bytes, f32_encode, f32_decode,
+                          f32_validate},
+    [PS_COMPRESS_FP16] = {PS_COMPRESS_FP16, "fp16", PS_ENC_F16, f16_bytes, f16_encode, f16_decode,
+                          f16_validate},
+    [PS_COMPRESS_BF16] = {PS_COMPRESS_BF16, "bf16", PS_ENC_BF16, f16_bytes, bf16_encode,
+                          bf16_decode, bf16_validate},
+    [PS_COMPRESS_INT8] = {PS_COMPRESS_INT8, "int8", PS_ENC_INT8, int8_bytes, int8_encode,
+                          int8_decode, int8_validate},
+    [PS_COMPRESS_TOPK] = {PS_COMPRESS_TOPK, "topk", PS_ENC_TOPK, topk_bytes, topk_encode,
+                          topk_decode, topk_validate},
+};
+
+#if PS_HAVE_X86
+static const ps_compress_ops simd_rows[PS_COMPRESS_COUNT] = {
+    [PS_COMPRESS_NONE] = {PS_COMPRESS_NONE, "none", PS_ENC_F32, f32_bytes, f32_encode, f32_decode,
+                          f32_validate},
+    [PS_COMPRESS_FP16] = {PS_COMPRESS_FP16, "fp16", PS_ENC_F16, f16_bytes, f16_encode_simd,
+                          f16_decode_simd, f16_validate},
+    [PS_COMPRESS_BF16] = {PS_COMPRESS_BF16, "bf16", PS_ENC_BF16, f16_bytes, bf16_encode_simd,
+                          bf16_decode_simd, bf16_validate},
+    [PS_COMPRESS_INT8] = {PS_COMPRESS_INT8, "int8", PS_ENC_INT8, int8_bytes, int8_encode_simd,
+                          int8_decode_simd, int8_validate},
+    [PS_COMPRESS_TOPK] = {PS_COMPRESS_TOPK, "topk", PS_ENC_TOPK, topk_bytes, topk_encode,
+                          topk_decode, topk_validate},
+};
+#endif
+
+bool ps_compress_simd(void)
+{
+#if PS_HAVE_X86
+    /* F16C by cpuid: clang's __builtin_cpu_supports does not know "f16c" */
+    unsigned a, b, c, d;
+    return __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+#else
+    return false;
+#endif
+}
+
+const ps_compress_ops *ps_compress_ops_portable(ps_compress_type type)
+{
+    if ((unsigned)type >= PS_COMPRESS_COUNT)
+        return NULL;
+    return &portable_rows[type];
+}
+
+const ps_compress_ops *ps_compress_ops_get(ps_compress_type type)
+{
+    if ((unsigned)type >= PS_COMPRESS_COUNT)
+        return NULL;
+#if PS_HAVE_X86
+    if (ps_compress_simd())
+        return &simd_rows[type];
+#endif
+    return &portable_rows[type];
+}
+
+const ps_compress_ops *ps_compress_ops_for_encoding(ps_encoding encoding)
+{
+    for (int t = 0; t < PS_COMPRESS_COUNT; t++)
+        if (portable_rows[t].encoding == encoding)
+            return ps_compress_ops_get((ps_compress_type)t);
+    return NULL;
+}
+
+int ps_compress_parse(const char *name, ps_compress_type *out)
+{
+    for (int t = 0; t < PS_COMPRESS_COUNT; t++)
+        if (name != NULL && strcmp(name, portable_rows[t].name) == 0) {
+            *out = (ps_compress_type)t;
+            return 0;
+        }
+    return PS_EINVAL;
+}
+
+size_t ps_compress_topk_k(size_t n, double ratio)
+{
+    if (n == 0)
+        return 0;
+    double k = ceil((double)n * ratio);
+    if (!(k >= 1.0))
+        return 1;
+    return k >= (double)n ? n : (size_t)k;
+}
+
+int ps_compress_encode_ef(const ps_compress_ops *ops, const float *x, float *residual, size_t n,
+                          size_t k, void *out, float *scratch)
+{
+    for (size_t i = 0; i < n; i++)
+        residual[i] += x[i];
+    int rc = ops->encode(residual, n, k, out, scratch);
+    if (rc != 0) {
+        memset(residual, 0, n * sizeof(float));
+        return rc;
+    }
+    ops->decode(out, ops->bytes(n, k), scratch, n);
+    for (size_t i = 0; i < n; i++)
+        residual[i] -= scratch[i];
+    return 0;
+}

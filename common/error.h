@@ -32,7 +32,8 @@
     X(EREJOINED, -22, "registered again with a server that lost this worker")                      \
     X(ESTOPPED, -23, "the server stopped")                                                         \
     X(EDIVERGED, -24, "training diverged")                                                         \
-    X(ECOMPLETE, -25, "the job is complete")
+    X(ECOMPLETE, -25, "the job is complete")                                                       \
+    X(EACCESS, -26, "access denied")
 
 enum {
     PS_OK = 0,

@@ -10,6 +10,7 @@
 #include "shm.h"
 #include "util.h"
 #include "wire.h"
+#include "zap.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -20,6 +21,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -102,7 +105,20 @@ struct ps_server {
     uint64_t shm_sweep_ms;
     bool shm_warned; /* a segment could not be made: said once */
     ps_msg out;      /* a reply rewritten to point at shared memory */
+    ps_zap *zap;     /* security.curve: who may connect and ask what; NULL when off */
+    /* limits (limits_tick, rate_refuse) */
+    void *monitor; /* PAIR on the ROUTER's socket monitor */
+    uint16_t bound_port;
+    uint32_t peers, peers_max, rate; /* rate: limits.unregistered_rate */
+    uint64_t peers_refused, rate_refused;
+    bool peers_warned, rate_warned;
+    struct peer_rate *rates; /* open addressing by identity, nrates (a power of 2) slots */
+    size_t nrates;
 };
+
+/* limits (defined with server_drain) */
+static void rate_welcomed(ps_server *s, const void *identity, size_t n, uint32_t worker_id);
+static int limits_init(ps_server *s, ps_error *err);
 
 /* STATUS= for systemctl status: the version and who is training. */
 static void notify_status(ps_server *s, const char *extra)
@@ -275,14 +291,18 @@ static int server_send(void *ctx, const void *identity, size_t identity_len, con
                        const void *payload)
 {
     ps_server *s = ctx;
-    if (reply->type == PS_MSG_WELCOME)
+    if (reply->type == PS_MSG_WELCOME) {
+        rate_welcomed(s, identity, identity_len, reply->worker_id);
         reply = shm_welcome(s, reply);
+    }
     if (reply->type == PS_MSG_PULL_REPLY && s->shm != NULL && reply->payload_bytes > 0) {
         const ps_msg *r = shm_pull_reply(s, reply, payload);
         if (r != NULL)
             return ps_wire_send(s->sock, identity, identity_len, r, NULL, 0);
     }
-    if (reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes < ZEROCOPY_MIN_BYTES)
+    /* a compressed θ (the engine's one encoding per version) is copied */
+    if (reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes < ZEROCOPY_MIN_BYTES ||
+        reply->encoding != PS_ENC_F32)
         return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
     ps_store *st = ps_engine_store(s->engine);
     ps_store_ref *ref;
@@ -355,6 +375,9 @@ static int server_bind(ps_server *s, size_t shard_params, ps_error *err)
         zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &max_bytes, sizeof max_bytes) != 0)
         return ps_error_set(err, PS_EZMQ, "cannot set socket options: %s", zmq_strerror(errno));
+    if (s->job.security.curve &&
+        (s->zap = ps_zap_new(s->zctx, s->sock, &s->job, s->shard, s->log, err)) == NULL)
+        return err->code;
     if (zmq_bind(s->sock, s->endpoint) != 0) {
         int e = errno;
         return ps_error_set(err, PS_EZMQ, "cannot bind %s: %s%s", s->endpoint, zmq_strerror(e),
@@ -395,7 +418,7 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
         goto fail;
     }
     uint64_t lo = ps_engine_key_lo(s->engine), hi = ps_engine_key_hi(s->engine);
-    if (server_bind(s, (size_t)(hi - lo), err) != 0)
+    if (server_bind(s, (size_t)(hi - lo), err) != 0 || limits_init(s, err) != 0)
         goto fail;
     PS_LOG_I(log, "shard %u/%u listening on %s (%llu params, %s, %u worker%s)", shard,
              job->nservers, s->endpoint, (unsigned long long)(hi - lo), ps_mode_name(job->mode),
@@ -467,6 +490,221 @@ static void checkpoint_answer(ps_server *s)
     s->nwaiters = 0;
 }
 
+/* ---- limits a hostile peer cannot exceed ------------------------------ */
+
+/* Connections: the ROUTER's socket monitor counts them (accepted minus
+ * disconnected); one accepted beyond limits.max_peers is shut down at
+ * once (ZeroMQ then drops it, and a client's reconnects meet the same
+ * fate while psd is full). Messages: a peer psd has not sent a WELCOME
+ * spends a token a message from a bucket that holds
+ * limits.unregistered_rate and refills that many a second; a message
+ * with none left gets a short ERROR (PS_EFULL) and costs psd nothing
+ * more. Each kind of refusal is logged once and counted. */
+#define PEERS_AUTO_BASE   64    /* max_peers 0: 4 per worker plus this many */
+#define RATE_IDLE_MS      10000 /* an unwelcomed peer's bucket is reused after this silence */
+#define RATE_TABLE_FACTOR 4     /* slots per allowed peer */
+#define RATE_DEFAULT      100   /* a job built without the loader (limits zero): its default */
+
+/* The bucket of one peer, found by its ROUTER identity. */
+struct peer_rate {
+    unsigned char identity[PS_IDENTITY_MAX];
+    uint8_t identity_len;  /* 0: the slot was never used */
+    bool welcomed;         /* psd sent it a WELCOME: not limited */
+    uint32_t worker_id;    /* the worker it was welcomed as */
+    uint64_t tokens_milli; /* thousandths of a message */
+    uint64_t last_ms;
+};
+
+static uint64_t identity_hash(const unsigned char *id, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ id[i]) * 1099511628211ull;
+    return h;
+}
+
+/* A slot that may be given to another peer: an unwelcomed one silent for
+ * RATE_IDLE_MS, or a welcomed one whose worker has gone. */
+static bool rate_stale(const ps_server *s, const struct peer_rate *p, uint64_t now)
+{
+    if (p->welcomed)
+        return ps_engine_worker_rank(s->engine, p->worker_id) < 0;
+    return now - p->last_ms > RATE_IDLE_MS;
+}
+
+/* The bucket of this identity, made (full) when there is none; NULL when
+ * every slot is taken by a live peer. */
+static struct peer_rate *rate_find(ps_server *s, const unsigned char *id, size_t n, uint64_t now)
+{
+    if (n == 0 || n > PS_IDENTITY_MAX || s->rates == NULL)
+        return NULL;
+    size_t mask = s->nrates - 1;
+    struct peer_rate *spare = NULL;
+    for (size_t i = 0, at = (size_t)identity_hash(id, n) & mask; i < s->nrates;
+         i++, at = (at + 1) & mask) {
+        struct peer_rate *p = &s->rates[at];
+        if (p->identity_len == n && memcmp(p->identity, id, n) == 0)
+            return p;
+        if (p->identity_len == 0) {
+            spare = spare ? spare : p;
+            break;
+        }
+        if (spare == NULL && rate_stale(s, p, now))
+            spare = p;
+    }
+    if (spare == NULL)
+        return NULL;
+    memset(spare, 0, sizeof *spare);
+    memcpy(spare->identity, id, n);
+    spare->identity_len = (uint8_t)n;
+    spare->tokens_milli = (uint64_t)s->rate * 1000;
+    spare->last_ms = now;
+    return spare;
+}
+
+/* A WELCOME went to this peer: its messages are no longer limited. */
+static void rate_welcomed(ps_server *s, const void *identity, size_t n, uint32_t worker_id)
+{
+    struct peer_rate *p = rate_find(s, identity, n, ps_clock_ms());
+    if (p != NULL) {
+        p->welcomed = true;
+        p->worker_id = worker_id;
+    }
+}
+
+/* True when the message just received is over its peer's rate: it was
+ * answered (ERROR PS_EFULL) and must not be handled. */
+static bool rate_refuse(ps_server *s)
+{
+    uint64_t now = ps_clock_ms();
+    struct peer_rate *p = rate_find(s, s->frames.identity, s->frames.identity_len, now);
+    if (p != NULL && p->welcomed)
+        return false;
+    uint64_t rate = s->rate;
+    if (p != NULL) {
+        uint64_t full = rate * 1000, add = (now - p->last_ms) * rate;
+        p->tokens_milli = add >= full - p->tokens_milli ? full : p->tokens_milli + add;
+        p->last_ms = now;
+        if (p->tokens_milli >= 1000) {
+            p->tokens_milli -= 1000;
+            return false;
+        }
+    }
+    s->rate_refused++;
+    if (!s->rate_warned)
+        PS_LOG_W(s->log,
+                 "shard %u: a peer that has not registered sent more than %llu messages a "
+                 "second (limits.unregistered_rate): the excess is refused (said once)",
+                 s->shard, (unsigned long long)rate);
+    s->rate_warned = true;
+    char why[PS_MSG_ERROR_MAX];
+    snprintf(why, sizeof why, "more than %llu messages a second before registering",
+             (unsigned long long)rate);
+    admin_reply(s, s->frames.identity, s->frames.identity_len, s->msg.seq, PS_EFULL, why);
+    return true;
+}
+
+/* True when fd is a connection accepted on this server's endpoint (its
+ * local address is the bound one), so a stale fd number is never shut. */
+static bool fd_is_ours(ps_server *s, int fd)
+{
+    struct sockaddr_storage a, b;
+    socklen_t la = sizeof a, lb = sizeof b;
+    if (getsockname(fd, (struct sockaddr *)&a, &la) != 0 ||
+        getpeername(fd, (struct sockaddr *)&b, &lb) != 0)
+        return false;
+    if (a.ss_family == AF_UNIX)
+        return strncmp(s->endpoint, "ipc://", 6) == 0 &&
+               strcmp(((struct sockaddr_un *)&a)->sun_path, s->endpoint + 6) == 0;
+    uint16_t port = a.ss_family == AF_INET    ? ((struct sockaddr_in *)&a)->sin_port
+                    : a.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
+                                              : 0;
+    return port != 0 && ntohs(port) == s->bound_port;
+}
+
+/* Reads the socket monitor: counts connections and shuts the ones over
+ * the cap. */
+static void limits_tick(ps_server *s)
+{
+    for (;;) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, s->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (unsigned char *)zmq_msg_data(&ev) + 2, 4);
+        }
+        while (zmq_msg_more(&ev)) { /* the endpoint */
+            zmq_msg_close(&ev);
+            zmq_msg_init(&ev);
+            if (zmq_msg_recv(&ev, s->monitor, 0) < 0)
+                break;
+        }
+        zmq_msg_close(&ev);
+        if (s->zap != NULL)
+            ps_zap_handshake_event(s->zap, event, value, s->endpoint);
+        if (event == ZMQ_EVENT_DISCONNECTED && s->peers > 0)
+            s->peers--;
+        if (event != ZMQ_EVENT_ACCEPTED || ++s->peers <= s->peers_max)
+            continue;
+        if (!fd_is_ours(s, (int)value) || shutdown((int)value, SHUT_RDWR) != 0)
+            continue;
+        s->peers_refused++;
+        if (!s->peers_warned)
+            PS_LOG_W(s->log,
+                     "shard %u: %u peers are connected (limits.max_peers %u): further "
+                     "connections are closed (said once)",
+                     s->shard, s->peers - 1, s->peers_max);
+        s->peers_warned = true;
+    }
+}
+
+/* The monitor and the rate table, once the ROUTER is bound. */
+static int limits_init(ps_server *s, ps_error *err)
+{
+    s->peers_max = s->job.limits.max_peers;
+    if (s->peers_max == 0)
+        s->peers_max = 4 * s->job.workers + PEERS_AUTO_BASE;
+    s->rate = s->job.limits.unregistered_rate ? s->job.limits.unregistered_rate : RATE_DEFAULT;
+    for (s->nrates = 16; s->nrates < (size_t)s->peers_max * RATE_TABLE_FACTOR;)
+        s->nrates *= 2;
+    s->rates = calloc(s->nrates, sizeof *s->rates);
+    if (s->rates == NULL)
+        return ps_error_set(err, PS_ENOMEM, "cannot allocate the table of %zu peers", s->nrates);
+    char last[PS_ENDPOINT_MAX + 32];
+    size_t len = sizeof last;
+    if (zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, last, &len) == 0 &&
+        strncmp(last, "tcp://", 6) == 0 && strrchr(last, ':') != NULL)
+        s->bound_port = (uint16_t)atoi(strrchr(last, ':') + 1);
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://psd-monitor-%u", s->shard);
+    s->monitor = zmq_socket(s->zctx, ZMQ_PAIR);
+    if (s->monitor == NULL ||
+        zmq_socket_monitor(s->sock, ep,
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                               (s->zap != NULL ? PS_ZAP_MONITOR_EVENTS : 0)) != 0 ||
+        zmq_connect(s->monitor, ep) != 0)
+        return ps_error_set(err, PS_EZMQ, "cannot monitor %s: %s", s->endpoint,
+                            zmq_strerror(errno));
+    return 0;
+}
+
+/* What the limits refused, said when psd stops (nothing when nothing). */
+static void limits_report(const ps_server *s)
+{
+    if (s->peers_refused + s->rate_refused > 0)
+        PS_LOG_I(s->log,
+                 "shard %u/%u: refused %llu connections over limits.max_peers and %llu "
+                 "messages over limits.unregistered_rate",
+                 s->shard, s->nshards, (unsigned long long)s->peers_refused,
+                 (unsigned long long)s->rate_refused);
+}
+
 /* Handles what has arrived, up to BATCH_MAX messages. Returns 0 or PS_EZMQ
  * when the socket failed. */
 static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err)
@@ -480,6 +718,17 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
             if (e == EAGAIN || e == EINTR)
                 return 0;
             return ps_error_set(err, PS_EZMQ, "receive on %s: %s", s->endpoint, zmq_strerror(e));
+        }
+        if (rate_refuse(s)) {
+            ps_frames_close(&s->frames);
+            continue;
+        }
+        if (rc == 0 && s->zap != NULL && s->frames.nparts >= 2 &&
+            !ps_zap_admits(s->zap, &s->frames.parts[1], s->msg.type)) {
+            admin_reply(s, s->frames.identity, s->frames.identity_len, s->msg.seq, PS_EACCESS,
+                        "this key may not make that request");
+            ps_frames_close(&s->frames);
+            continue;
         }
         if (rc == 0)
             rc = shm_request(s, &s->msg, &s->err);
@@ -572,9 +821,15 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
         ps_checkpointer_tick(s->ckpt, now);
         checkpoint_answer(s);
         shm_sweep(s, now);
+        limits_tick(s);
         notify_tick(s);
-        zmq_pollitem_t item = {.socket = s->sock, .events = ZMQ_POLLIN};
-        int n = zmq_poll(&item, 1, POLL_MS);
+        zmq_pollitem_t items[1 + PS_ZAP_ITEMS] = {{.socket = s->sock, .events = ZMQ_POLLIN}};
+        if (s->zap != NULL)
+            ps_zap_items(s->zap, &items[1]);
+        int n = zmq_poll(items, s->zap != NULL ? 1 + PS_ZAP_ITEMS : 1, POLL_MS);
+        if (n > 0 && s->zap != NULL)
+            ps_zap_handle(s->zap);
+        n = n > 0 ? (int)(items[0].revents & ZMQ_POLLIN) : n;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -618,6 +873,10 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
              (unsigned long long)st.pulls, (unsigned long long)st.errors,
              (unsigned long long)st.evictions, (unsigned long long)st.max_round_ms,
              (unsigned long long)st.theta_copies);
+    limits_report(s);
+    if (s->zap != NULL)
+        PS_LOG_I(s->log, "shard %u/%u: CURVE refused %llu connections or requests", s->shard,
+                 s->nshards, (unsigned long long)ps_zap_refused(s->zap));
     return rc;
 }
 
@@ -661,6 +920,10 @@ void ps_server_destroy(ps_server **sp)
     if (sp == NULL || *sp == NULL)
         return;
     ps_server *s = *sp;
+    ps_zap_destroy(&s->zap);
+    if (s->monitor != NULL)
+        zmq_close(s->monitor);
+    free(s->rates);
     if (s->sock != NULL)
         zmq_close(s->sock);
     if (s->zctx != NULL)

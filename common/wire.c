@@ -29,18 +29,38 @@ static void drain(void *sock)
     }
 }
 
+/* Keeps the identity frame of a ROUTER's message (cut to PS_IDENTITY_MAX). */
+static void keep_identity(ps_frames *f)
+{
+    size_t n = zmq_msg_size(&f->parts[0]);
+    if (n > PS_IDENTITY_MAX)
+        n = PS_IDENTITY_MAX;
+    memcpy(f->identity, zmq_msg_data(&f->parts[0]), n);
+    f->identity_len = n;
+}
+
+/* A message with more frames than the protocol has: the rest is drained,
+ * and m gets what the header frame says (seq, worker id, type) when it
+ * parses, so the ERROR reply reaches the request it answers. */
+static int refuse_extra_frames(void *sock, ps_frames *f, int first, ps_msg *m, ps_error *err)
+{
+    drain(sock);
+    ps_error ignored;
+    zmq_msg_t *hdr = &f->parts[first];
+    ps_codec_decode_in(&f->arena, zmq_msg_data(hdr), zmq_msg_size(hdr), NULL, 0, m, &ignored);
+    return ps_error_set(err, PS_EPROTO, "message has more than %d frames", f->nparts);
+}
+
 int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg *m, ps_error *err)
 {
     f->nparts = 0;
     f->identity_len = 0;
     int max_parts = with_identity ? 3 : 2;
+    int first = with_identity ? 1 : 0;
     int more = 1;
     while (more) {
-        if (f->nparts == max_parts) {
-            drain(sock);
-            ps_msg_init(m, PS_MSG_NONE);
-            return ps_error_set(err, PS_EPROTO, "message has more than %d frames", max_parts);
-        }
+        if (f->nparts == max_parts)
+            return refuse_extra_frames(sock, f, first, m, err);
         zmq_msg_t *part = &f->parts[f->nparts];
         zmq_msg_init(part);
         if (zmq_msg_recv(part, sock, f->nparts == 0 ? flags : 0) < 0) {
@@ -50,16 +70,9 @@ int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg
             return ps_error_set(err, PS_EZMQ, "receive: %s", zmq_strerror(e));
         }
         f->nparts++;
+        if (f->nparts == 1 && with_identity)
+            keep_identity(f);
         more = zmq_msg_more(part);
-    }
-    int first = 0;
-    if (with_identity) {
-        size_t n = zmq_msg_size(&f->parts[0]);
-        if (n > PS_IDENTITY_MAX)
-            n = PS_IDENTITY_MAX;
-        memcpy(f->identity, zmq_msg_data(&f->parts[0]), n);
-        f->identity_len = n;
-        first = 1;
     }
     if (f->nparts <= first) {
         ps_msg_init(m, PS_MSG_NONE);
@@ -67,8 +80,8 @@ int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg
     }
     zmq_msg_t *hdr = &f->parts[first];
     zmq_msg_t *pay = f->nparts > first + 1 ? &f->parts[first + 1] : NULL;
-    return ps_codec_decode(zmq_msg_data(hdr), zmq_msg_size(hdr), pay ? zmq_msg_data(pay) : NULL,
-                           pay ? zmq_msg_size(pay) : 0, m, err);
+    return ps_codec_decode_in(&f->arena, zmq_msg_data(hdr), zmq_msg_size(hdr),
+                              pay ? zmq_msg_data(pay) : NULL, pay ? zmq_msg_size(pay) : 0, m, err);
 }
 
 int ps_wire_send(void *sock, const void *identity, size_t identity_len, const ps_msg *m,

@@ -13,12 +13,15 @@
 #define PS_IDENTITY_MAX 255
 
 /* The frames of one received message. payload of the decoded ps_msg points
- * into `payload`, so keep the frames open while using the message. */
+ * into `payload`, so keep the frames open while using the message. The
+ * header is unpacked in `arena`, so receiving allocates nothing: keep one
+ * ps_frames per loop or connection (it is 64 KiB) rather than one per call. */
 typedef struct ps_frames {
     zmq_msg_t parts[3];
     int nparts; /* parts initialised, to close */
     unsigned char identity[PS_IDENTITY_MAX];
     size_t identity_len;
+    ps_codec_arena arena;
 } ps_frames;
 
 /* Receives one whole multipart message from sock (blocking unless flags has
@@ -26,8 +29,10 @@ typedef struct ps_frames {
  * first frame is the peer's identity. Every part is consumed even when the
  * message is refused. Returns 0; PS_EZMQ with errno set (EAGAIN, EINTR, ...)
  * when nothing was received; or a codec error (m partly filled, err says
- * what) after which f still holds the identity for an ERROR reply. Always
- * call ps_frames_close afterwards, whatever it returned. */
+ * what) after which f still holds the identity for an ERROR reply, also for
+ * a message with too many frames (PS_EPROTO; m then holds what its header
+ * frame says, so the reply can name the request). Always call
+ * ps_frames_close afterwards, whatever it returned. */
 int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg *m, ps_error *err);
 
 /* Closes the frames of a received message. Safe to call twice. */

@@ -11,8 +11,9 @@ packages=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobu
           libopenblas-dev libyaml-dev zlib1g-dev libjson-c-dev check dataset-fashion-mnist)
 # what the tests need besides: numpy to check models, systemd and cloud-init
 # to verify the units and user-data files, iproute2 (ip, tc) for the
-# multi-host test bed of network namespaces
-test_packages=(python3 python3-numpy systemd cloud-init iproute2)
+# multi-host test bed of network namespaces; clang and its runtimes for the
+# libFuzzer targets (tests/fuzz)
+test_packages=(python3 python3-numpy systemd cloud-init iproute2 clang libclang-rt-dev)
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 asan=0
 for arg in "$@"; do

@@ -31,17 +31,17 @@ typedef int (*ps_engine_send_fn)(void *ctx, const void *identity, size_t identit
 
 /* Counters since ps_engine_new. */
 typedef struct ps_engine_stats {
-    uint64_t version;      /* the shard's model version */
-    uint64_t pushes;       /* pushes applied or accumulated */
-    uint64_t duplicates;   /* retried pushes acknowledged, not applied */
-    uint64_t dropped;      /* pushes for a closed round */
-    uint64_t pulls;        /* pulls answered */
-    uint64_t parked;       /* pulls parked now */
-    uint64_t errors;       /* ERROR replies, all codes */
-    uint32_t live_workers; /* registered and not left */
-    uint64_t evictions;    /* workers evicted for silence */
-    uint64_t max_round_ms; /* sync: the longest round, first push to close */
-    uint64_t theta_copies; /* θ copied off a buffer a pull reply held (store.h) */
+    uint64_t version;        /* the shard's model version */
+    uint64_t pushes;         /* pushes applied or accumulated */
+    uint64_t duplicates;     /* retried pushes acknowledged, not applied */
+    uint64_t dropped;        /* pushes for a closed round */
+    uint64_t pulls;          /* pulls answered */
+    uint64_t parked;         /* pulls parked now */
+    uint64_t errors;         /* ERROR replies, all codes */
+    uint32_t live_workers;   /* registered and not left */
+    uint64_t evictions;      /* workers evicted for silence */
+    uint64_t max_round_ms;   /* sync: the longest round, first push to close */
+    uint64_t theta_copies;   /* θ copied off a buffer a pull reply held (store.h) */
     uint64_t pull_encodings; /* θ encoded in the job's pull codec: at most once per version */
 } ps_engine_stats;
 

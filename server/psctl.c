@@ -47,7 +47,7 @@ typedef struct psctl_args {
     int shard; /* -1: all */
     int timeout_ms;
     const char *command;
-    const char *key; /* --key: the admin's secret key file, or NULL */
+    const char *key;  /* --key: the admin's secret key file, or NULL */
     const char *name; /* keygen's NAME */
 } psctl_args;
 
@@ -55,9 +55,12 @@ typedef struct psctl_args {
 static int args_parse(int argc, char **argv, psctl_args *a)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},     {"shard", required_argument, NULL, 's'},
-        {"timeout-ms", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},          {"key", required_argument, NULL, 'k'},
+        {"config", required_argument, NULL, 'c'},
+        {"shard", required_argument, NULL, 's'},
+        {"timeout-ms", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"key", required_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
@@ -143,8 +146,9 @@ static int keys_load(const psctl_args *a, const ps_job *job, psctl_keys *k)
         return 0;
     const char *secret = a->key != NULL ? a->key : job->security.client_secret_key;
     if (secret[0] == '\0' || job->security.server_public_key[0] == '\0') {
-        fprintf(stderr, "psctl: %s: security.curve needs server_public_key and an admin key "
-                        "(--key or client_secret_key)\n",
+        fprintf(stderr,
+                "psctl: %s: security.curve needs server_public_key and an admin key "
+                "(--key or client_secret_key)\n",
                 a->config);
         return EXIT_USAGE;
     }
@@ -192,8 +196,7 @@ static int ask(void *zctx, const ps_job *job, const psctl_keys *keys, uint32_t s
     ps_frames_close(&f);
     if (r == PS_EZMQ && errno == EAGAIN) {
         fprintf(stderr, "psctl: shard %u at %s: no answer within %d ms%s\n", shard, ep, timeout_ms,
-                keys->on ? " (with CURVE: is this key authorized, and the server key psd's?)"
-                         : "");
+                keys->on ? " (with CURVE: is this key authorized, and the server key psd's?)" : "");
         goto close_sock;
     }
     if (r != 0) {

@@ -1104,8 +1104,8 @@ static int curve_apply(const ps_client *c, void *sock)
 {
     if (!c->curve)
         return 0;
-    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, c->curve_server.public_z85,
-                       PS_CURVE_Z85_LEN) != 0 ||
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, c->curve_server.public_z85, PS_CURVE_Z85_LEN) !=
+            0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, c->curve_me.public_z85, PS_CURVE_Z85_LEN) != 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, c->curve_me.secret_z85, PS_CURVE_Z85_LEN) != 0)
         return -1;

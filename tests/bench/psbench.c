@@ -698,12 +698,14 @@ static void bench_curve(bench *b)
     FILE *f = fopen(job, "a");
     if (f == NULL)
         die("cannot write %s: %s", job, strerror(errno));
-    fprintf(f, "security:\n  curve:\n    server_secret_key: %s/psd.key_secret\n"
-               "    authorized_workers: %s/workers/\n", keys, keys);
+    fprintf(f,
+            "security:\n  curve:\n    server_secret_key: %s/psd.key_secret\n"
+            "    authorized_workers: %s/workers/\n",
+            keys, keys);
     fclose(f);
     pid_t psd = psd_start(b, job), plain = psd_start(b, plain_job);
-    kid_conf kc = {.endpoint = ep, .rank = 0, .floats = (size_t)p, .socket_only = true,
-                   .curve_dir = keys};
+    kid_conf kc = {
+        .endpoint = ep, .rank = 0, .floats = (size_t)p, .socket_only = true, .curve_dir = keys};
     kid_conf pc = {.endpoint = plain_ep, .rank = 0, .floats = (size_t)p, .socket_only = true};
     kid k[2] = {kid_start(b, &kc), kid_start(b, &pc)};
     int r = reps(b, 40);
@@ -751,12 +753,9 @@ static void bench_hosts(bench *b)
     }
     /* 1M floats, one worker, per codec setting (push/pull), beside raw
      * ZeroMQ moving them uncompressed (4 MB each way) over the same links */
-    static const char *const codecs[][3] = {{"fp16", "fp16", "fp16"},
-                                            {"bf16", "bf16", "bf16"},
-                                            {"int8", "int8", "int8"},
-                                            {"int8", "fp16", "int8_fp16"},
-                                            {"topk", "none", "topk1"},
-                                            {"topk", "int8", "topk1_int8"}};
+    static const char *const codecs[][3] = {
+        {"fp16", "fp16", "fp16"},      {"bf16", "bf16", "bf16"},  {"int8", "int8", "int8"},
+        {"int8", "fp16", "int8_fp16"}, {"topk", "none", "topk1"}, {"topk", "int8", "topk1_int8"}};
     for (size_t i = 0; i < sizeof codecs / sizeof codecs[0]; i++) {
         b->push_codec = codecs[i][0];
         b->pull_codec = codecs[i][1];

@@ -566,9 +566,8 @@ START_TEST(compression_is_chosen_per_direction)
 {
     ps_job job;
     ps_error err;
-    ck_assert_int_eq(parse(BASE "compression: {push: topk, pull: fp16, topk_ratio: 0.1}\n", &job,
-                           &err),
-                     0);
+    ck_assert_int_eq(
+        parse(BASE "compression: {push: topk, pull: fp16, topk_ratio: 0.1}\n", &job, &err), 0);
     ck_assert_int_eq(job.compression.push, PS_COMPRESS_TOPK);
     ck_assert_int_eq(job.compression.pull, PS_COMPRESS_FP16);
     ck_assert_double_eq(job.compression.topk_ratio, 0.1);

@@ -32,7 +32,8 @@ for example, floor in (("fashion_mnist_softmax", 0.83), ("fashion_mnist_mlp", 0.
     code, summary, err = psrun(env, job, timeout_s=560)
     wall_s = time.monotonic() - t0
     env.check(code == 0, f"{example}: psrun exits 0")
-    if summary:
+    env.check(summary is not None, f"{example}: psrun wrote its summary")
+    if summary is not None:
         acc = summary["test_metric"]["value"]
         env.check(acc >= floor, f"{example}: test accuracy {acc:.4f} >= {floor}")
         print(f"{example}: test accuracy {acc:.4f}, test log-loss "

@@ -78,7 +78,7 @@ try:
     for r in (0, 1):
         env.check(f"done: rank {r}," in j.worker_log(r), f"rank {r} finishes its epochs")
     s = j.summary(0)
-    if s:
+    if s is not None:
         acc = s["test_metric"]["value"]
         env.check(abs(acc - acc0) <= 0.01,
                   f"test accuracy {acc:.4f} is within 1 point of the undisturbed {acc0:.4f}")

@@ -49,7 +49,7 @@ try:
         env.check(all(c == 0 for c in codes.values()), f"{mode}: every process exits 0 ({codes})")
         s = j.summary(0)
         env.check(s is not None, f"{mode}: rank 0 wrote its summary")
-        if s:
+        if s is not None:
             acc = s["test_metric"]["value"]
             env.check(acc >= acc_lo - tolerance,
                       f"{mode}: test accuracy {acc:.4f} compressed on the bed, {acc_lo:.4f} "

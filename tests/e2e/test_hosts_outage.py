@@ -57,7 +57,7 @@ def outage(name, host, cue_rank, down_s, evicted_ranks, acc0):
                   f"{name}: rank {r} registers again by itself after the outage")
         env.check(f"done: rank {r}," in j.worker_log(r), f"{name}: rank {r} finishes its epochs")
     s = j.summary(0)
-    if s:
+    if s is not None:
         acc = s["test_metric"]["value"]
         env.check(abs(acc - acc0) <= 0.01,
                   f"{name}: test accuracy {acc:.4f} is within 1 point of the undisturbed {acc0:.4f}")

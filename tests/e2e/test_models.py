@@ -28,7 +28,8 @@ for name, dataset, kw, floor in cases:
                                    mode=mode, **kw))
         code, summary, err = psrun(env, job)
         env.check(code == 0, f"{name} {mode}: psrun exits 0")
-        if summary:
+        env.check(summary is not None, f"{name} {mode}: psrun wrote its summary")
+        if summary is not None:
             metric = summary["test_metric"]
             env.check(metric["name"] == "accuracy", f"{name} {mode}: test metric is accuracy")
             env.check(metric["value"] >= floor,

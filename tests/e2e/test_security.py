@@ -56,9 +56,10 @@ for name, extra in (("plain", ""), ("curve", curve())):
     job = write(env, f"train-{name}.yaml", job_yaml(env, "sec-train", extra=extra))
     code, summary, err = psrun(env, job)
     env.check(code == 0 and summary is not None, f"{name}: psrun exits 0")
-    if summary:
+    if summary is not None:
         acc[name] = summary["test_metric"]["value"]
     no_leftovers(env, job)
+env.check(len(acc) == 2, "both runs wrote their summaries")
 if len(acc) == 2:
     env.check(acc["curve"] >= 0.95 and abs(acc["curve"] - acc["plain"]) < 1e-9,
               f"CURVE job's test accuracy {acc['curve']:.4f} == plain {acc['plain']:.4f}")

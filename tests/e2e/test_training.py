@@ -16,7 +16,8 @@ for name, kw in cases:
     job = write(env, f"{name}.yaml", job_yaml(env, f"bc-{name}", **kw))
     code, summary, err = psrun(env, job)
     env.check(code == 0, f"{name}: psrun exits 0")
-    if summary:
+    env.check(summary is not None, f"{name}: psrun wrote its summary")
+    if summary is not None:
         metric = summary["test_metric"]
         env.check(metric["name"] == "accuracy", f"{name}: test metric is accuracy")
         env.check(metric["value"] >= 0.95, f"{name}: test accuracy {metric['value']:.4f} >= 0.95")

@@ -214,6 +214,10 @@ int ps_codec_decode_in(ps_codec_arena *arena, const void *hdr, size_t hdr_len, c
     m->shm_fd = h->shm_fd;
     m->shm_bytes = h->shm_bytes;
     m->shm_token = h->shm_token;
+    m->incarnation = h->incarnation;
+    m->staleness_max = h->staleness_max;
+    m->staleness_p99 = h->staleness_p99;
+    m->staleness_mean = h->staleness_mean;
     if ((int)h->type <= PS_MSG_NONE || (int)h->type > PS_MSG_CHECKPOINT) {
         rc = ps_error_set(err, PS_ETYPE, "unknown message type %d", (int)h->type);
         goto free_header;
@@ -265,6 +269,10 @@ static void fill_header(const ps_msg *m, Ps__Header *h, Ps__ShardInfo *shards,
     h->shm_fd = m->shm_fd;
     h->shm_bytes = m->shm_bytes;
     h->shm_token = m->shm_token;
+    h->incarnation = m->incarnation;
+    h->staleness_max = m->staleness_max;
+    h->staleness_p99 = m->staleness_p99;
+    h->staleness_mean = m->staleness_mean;
     for (uint32_t i = 0; i < m->nshards; i++) {
         ps__shard_info__init(&shards[i]);
         shards[i].endpoint = (char *)m->shards[i].endpoint;

@@ -113,6 +113,9 @@ typedef struct ps_msg {
     char host[PS_HOST_MAX];   /* HELLO: asks for shared memory on this host */
     uint32_t shm_pid, shm_fd; /* WELCOME: the worker's segment */
     uint64_t shm_bytes, shm_token;
+    uint64_t incarnation;                  /* HELLO: the client process, random, 0 when unknown */
+    uint64_t staleness_max, staleness_p99; /* STATUS_REPLY */
+    double staleness_mean;
     const void *payload;
 } ps_msg;
 

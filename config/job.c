@@ -77,7 +77,8 @@ enum key_id {
     K_OPTIM, K_O_TYPE, K_O_LR, K_O_MOMENTUM, K_O_NESTEROV, K_O_L2, K_O_SCHEDULE,
     K_O_L1, K_O_BETA1, K_O_BETA2, K_O_EPS,
     K_S_TYPE, K_S_STEP_SIZE, K_S_GAMMA, K_S_WARMUP, K_S_TOTAL,
-    K_TRAINING, K_T_EPOCHS, K_T_BATCH, K_T_LOCAL_STEPS, K_T_SEED,
+    K_TRAINING, K_T_EPOCHS, K_T_BATCH, K_T_LOCAL_STEPS, K_T_SEED, K_T_LOCAL_OPTIM,
+    K_LO_TYPE, K_LO_LR,
     K_COMPRESSION, K_C_PUSH, K_C_PULL, K_C_RATIO, K_C_FEEDBACK,
     K_HEARTBEAT, K_H_INTERVAL, K_H_TIMEOUT, K_H_DEADLINE,
     K_LIMITS, K_LI_PEERS, K_LI_RATE,
@@ -246,13 +247,24 @@ static const key optim_keys[] = {
 };
 static const section optim_sec = {"optimizer", ROWS(optim_keys)};
 
+/* local SGD's own steps on a worker: plain sgd; lr 0 (absent) means optimizer.lr */
+static const key local_optim_keys[] = {
+    {"type", K_LO_TYPE, KIND_ENUM, FIELD(training.local_optim), .def = "sgd", .names = optim_names,
+     .sup = 1u << PS_OPTIM_SGD, .aka = "name|optimizer"},
+    {"lr", K_LO_LR, KIND_FLOAT, F_LO_OPEN, FIELD(training.local_lr), .lo = 0, .hi = FLT_INF,
+     .aka = "learning_rate|learningrate|rate|eta|alpha"},
+};
+static const section local_optim_sec = {"training.local_optimizer", ROWS(local_optim_keys)};
+
 static const key training_keys[] = {
     {"epochs", K_T_EPOCHS, KIND_INT, FIELD(training.epochs), .def = "10", .min = 1, .max = 1000000,
      .aka = "epoch|num_epochs|n_epochs"},
     {"batch_size", K_T_BATCH, KIND_INT, FIELD(training.batch_size), .def = "32", .min = 1,
      .max = UINT32_MAX, .aka = "batch|batchsize|minibatch"},
-    {"local_steps", K_T_LOCAL_STEPS, KIND_INT, F_SUP_MAX, FIELD(training.local_steps), .def = "1",
-     .min = 1, .max = UINT32_MAX, .sup_max = 1},
+    {"local_steps", K_T_LOCAL_STEPS, KIND_INT, FIELD(training.local_steps), .def = "1", .min = 1,
+     .max = UINT32_MAX, .aka = "local_sgd|sync_period|period|h"},
+    {"local_optimizer", K_T_LOCAL_OPTIM, KIND_SECTION, .sub = &local_optim_sec,
+     .aka = "inner_optimizer|local_optim"},
     {"seed", K_T_SEED, KIND_INT, FIELD(training.seed), .def = "7", .max = UINT64_MAX,
      .aka = "random_seed"},
 };
@@ -334,14 +346,14 @@ static const section log_sec = {"log", ROWS(log_keys)};
 static const key top_keys[] = {
     {"job", K_JOB, KIND_STRING, F_REQUIRED, FIELD(name), .valid = valid_name,
      .aka = "name|job_name"},
-    {"mode", K_MODE, KIND_ENUM, FIELD(mode), .def = "sync", .names = mode_names,
-     .sup = 1u << PS_MODE_SYNC | 1u << PS_MODE_ASYNC, .aka = "consistency"},
+    {"mode", K_MODE, KIND_ENUM, FIELD(mode), .def = "sync", .names = mode_names, .sup = SUP_ALL,
+     .aka = "consistency"},
     {"staleness", K_STALENESS, KIND_INT, FIELD(staleness), .def = "0", .max = UINT32_MAX,
      .aka = "max_staleness|bound"},
-    {"backup_workers", K_BACKUP, KIND_INT, F_SUP_MAX, FIELD(backup_workers), .def = "0",
-     .max = PS_MAX_WORKERS, .sup_max = 0, .aka = "backups"},
-    {"deterministic", K_DETERMINISTIC, KIND_BOOL, F_SUP_MAX, FIELD(deterministic), .def = "false",
-     .sup_max = 0, .aka = "reproducible"},
+    {"backup_workers", K_BACKUP, KIND_INT, FIELD(backup_workers), .def = "0", .max = PS_MAX_WORKERS,
+     .aka = "backups"},
+    {"deterministic", K_DETERMINISTIC, KIND_BOOL, FIELD(deterministic), .def = "false",
+     .aka = "reproducible"},
     {"workers", K_WORKERS, KIND_INT, F_REQUIRED, FIELD(workers), .min = 1, .max = PS_MAX_WORKERS,
      .aka = "num_workers|n_workers|worker"},
     {"servers", K_SERVERS, KIND_LIST, F_REQUIRED, .parse = parse_servers,
@@ -370,9 +382,10 @@ static const section top_sec = {"", ROWS(top_keys)};
 
 /* the sections of the job, for "this key belongs in another section" hints */
 static const section *const job_sections[] = {
-    &top_sec,      &model_sec,    &init_sec,        &data_sec,      &optim_sec,
-    &schedule_sec, &training_sec, &compression_sec, &heartbeat_sec, &checkpoint_sec,
-    &security_sec, &curve_sec,    &metrics_sec,     &log_sec,       &limits_sec,
+    &top_sec,         &model_sec,     &init_sec,       &data_sec,
+    &optim_sec,       &schedule_sec,  &training_sec,   &local_optim_sec,
+    &compression_sec, &heartbeat_sec, &checkpoint_sec, &security_sec,
+    &curve_sec,       &metrics_sec,   &log_sec,        &limits_sec,
 };
 
 #define TFIELD(f) .off = offsetof(ps_tensor_spec, f), .size = sizeof(((ps_tensor_spec *)0)->f)
@@ -1266,6 +1279,11 @@ static bool compress_topk(const ps_job *j)
     return j->compression.push == PS_COMPRESS_TOPK;
 }
 
+static bool local_sgd(const ps_job *j)
+{
+    return j->training.local_steps > 1;
+}
+
 /* A key that may be given only when another key allows it. */
 static const struct only_with {
     int id;
@@ -1292,6 +1310,7 @@ static const struct only_with {
     {K_O_BETA2, "optimizer.beta2", optim_adam, "optimizer type adam"},
     {K_O_EPS, "optimizer.eps", optim_adam_or_adagrad, "optimizer type adam or adagrad"},
     {K_C_RATIO, "compression.topk_ratio", compress_topk, "compression push topk"},
+    {K_T_LOCAL_OPTIM, "training.local_optimizer", local_sgd, "training.local_steps above 1"},
 };
 
 /* A key that a value of another key needs. */

@@ -109,6 +109,8 @@ typedef struct ps_job {
         uint32_t epochs;
         uint32_t batch_size;
         uint32_t local_steps;
+        double local_lr; /* local SGD: training.local_optimizer's sgd lr (0: optimizer.lr) */
+        ps_optim_type local_optim; /* training.local_optimizer.type: sgd only */
         uint64_t seed;
     } training;
     struct {

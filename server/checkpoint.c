@@ -1,6 +1,8 @@
 /* checkpoint.c — the checkpoint file: a fixed 128-byte header, a table of
- * (name, count) per array, the arrays' float32 data, and a 16-byte trailer
- * with a CRC-32 of everything before it. All integers little-endian. */
+ * (name, count) per array, a table of per-rank state (nranks entries of 40
+ * bytes; none in files of older psd, whose header held 0 there), the
+ * arrays' float32 data, and a 16-byte trailer with a CRC-32 of everything
+ * before it. All integers little-endian. */
 #include "checkpoint.h"
 
 #include "util.h"
@@ -21,6 +23,7 @@
 #define FORMAT        1u
 #define HEADER_BYTES  128u
 #define ENTRY_BYTES   (PS_CKPT_NAME_MAX + 8u)
+#define RANK_BYTES    40u
 #define TRAILER_BYTES 16u
 #define IO_CHUNK      (1u << 20)
 #define MAX_FILES     4096
@@ -36,7 +39,7 @@ typedef struct disk_header {
     uint32_t narrays;
     char job[PS_JOB_NAME_MAX];
     uint32_t shard;
-    uint32_t reserved;
+    uint32_t nranks; /* entries in the rank table (0 before it existed) */
     uint64_t key_lo, key_hi, version, updates, created_ms;
 } disk_header;
 
@@ -47,6 +50,7 @@ typedef struct disk_entry {
 
 _Static_assert(sizeof(disk_header) == HEADER_BYTES, "checkpoint header layout");
 _Static_assert(sizeof(disk_entry) == ENTRY_BYTES, "checkpoint entry layout");
+_Static_assert(sizeof(ps_ckpt_rank) == RANK_BYTES, "checkpoint rank layout");
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoint files are little-endian; this target is not"
 #endif
@@ -294,6 +298,7 @@ static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arr
     h.version = meta->version;
     h.updates = meta->updates;
     h.created_ms = meta->created_ms;
+    h.nranks = meta->ranks != NULL ? meta->nranks : 0;
     uLong crc = crc32(0L, Z_NULL, 0);
     if (write_all(fd, &h, sizeof h, &crc) != 0)
         return -1;
@@ -305,6 +310,8 @@ static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arr
         if (write_all(fd, &e, sizeof e, &crc) != 0)
             return -1;
     }
+    if (h.nranks > 0 && write_all(fd, meta->ranks, h.nranks * sizeof *meta->ranks, &crc) != 0)
+        return -1;
     for (size_t i = 0; i < narrays; i++) {
         for (uint64_t off = 0; off < arrays[i].count; off += IO_CHUNK / sizeof(float)) {
             uint64_t left = arrays[i].count - off;
@@ -338,6 +345,9 @@ int ps_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta, const ps_ck
     if (narrays > PS_CKPT_MAX_ARRAYS)
         return ps_error_set(err, PS_EINVAL, "checkpoint: %zu arrays (limit %d)", narrays,
                             PS_CKPT_MAX_ARRAYS);
+    if (meta->nranks > PS_CKPT_MAX_RANKS)
+        return ps_error_set(err, PS_EINVAL, "checkpoint: %" PRIu32 " ranks (limit %d)",
+                            meta->nranks, PS_CKPT_MAX_RANKS);
     const char *dir = f->dir;
     if (make_dirs(dir) != 0)
         return ps_error_set(err, PS_EIO, "checkpoint: cannot create %s: %s", dir, strerror(errno));
@@ -370,7 +380,8 @@ int ps_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta, const ps_ck
     }
     fsync_dir(dir);
     if (bytes_out) {
-        uint64_t bytes = HEADER_BYTES + narrays * ENTRY_BYTES + TRAILER_BYTES;
+        uint64_t bytes = HEADER_BYTES + narrays * ENTRY_BYTES + TRAILER_BYTES +
+                         (meta->ranks != NULL ? (uint64_t)meta->nranks * RANK_BYTES : 0);
         for (size_t i = 0; i < narrays; i++)
             bytes += arrays[i].count * sizeof(float);
         *bytes_out = bytes;
@@ -466,7 +477,8 @@ static bool info_matches(const file_info *fi, const char *job, uint32_t shard, u
  * only after a check pass). */
 static int read_file(const char *path, const char *job, uint32_t shard, uint64_t key_lo,
                      uint64_t key_hi, const ps_ckpt_array *arrays, size_t narrays, bool load,
-                     ps_ckpt_meta *meta, file_info *fi, ps_error *err)
+                     ps_ckpt_meta *meta, ps_ckpt_rank *ranks, uint32_t rank_room, file_info *fi,
+                     ps_error *err)
 {
     int fd = -1;
     const char *kind = NULL;
@@ -479,6 +491,8 @@ static int read_file(const char *path, const char *job, uint32_t shard, uint64_t
     unsigned char *scratch = NULL;
     struct stat st;
     disk_header *h = &fi->h;
+    if (ranks == NULL)
+        rank_room = 0;
     uLong crc = crc32(0L, Z_NULL, 0);
     if (fstat(fd, &st) != 0) {
         rc = ps_error_set(err, PS_EIO, "cannot stat: %s", strerror(errno));
@@ -497,13 +511,15 @@ static int read_file(const char *path, const char *job, uint32_t shard, uint64_t
         ps_error_set(err, PS_EPROTO, "not a psd checkpoint (format %" PRIu32 ")", h->format);
         goto close_fd;
     }
-    if (h->narrays > PS_CKPT_MAX_ARRAYS) {
-        ps_error_set(err, PS_EPROTO, "holds %" PRIu32 " arrays (limit %d): corrupt", h->narrays,
-                     PS_CKPT_MAX_ARRAYS);
+    if (h->narrays > PS_CKPT_MAX_ARRAYS || h->nranks > PS_CKPT_MAX_RANKS) {
+        ps_error_set(err, PS_EPROTO,
+                     "holds %" PRIu32 " arrays and %" PRIu32 " ranks (limits %d, %d): corrupt",
+                     h->narrays, h->nranks, PS_CKPT_MAX_ARRAYS, PS_CKPT_MAX_RANKS);
         goto close_fd;
     }
     uint64_t size = (uint64_t)st.st_size;
-    uint64_t expect = HEADER_BYTES + (uint64_t)h->narrays * ENTRY_BYTES + TRAILER_BYTES;
+    uint64_t expect = HEADER_BYTES + (uint64_t)h->narrays * ENTRY_BYTES +
+                      (uint64_t)h->nranks * RANK_BYTES + TRAILER_BYTES;
     for (uint32_t i = 0; i < h->narrays; i++) {
         disk_entry *e = &fi->e[i];
         if (read_crc(fd, e, sizeof *e, &crc, NULL) != 0) {
@@ -528,6 +544,15 @@ static int read_file(const char *path, const char *job, uint32_t shard, uint64_t
     if (scratch == NULL) {
         rc = ps_error_set(err, PS_ENOMEM, "out of memory");
         goto close_fd;
+    }
+    for (uint32_t i = 0; i < h->nranks; i++) {
+        ps_ckpt_rank rk;
+        if (read_crc(fd, &rk, sizeof rk, &crc, NULL) != 0) {
+            rc = ps_error_set(err, PS_EIO, "cannot read the rank table");
+            goto close_fd;
+        }
+        if (load && mine && i < rank_room)
+            ranks[i] = rk;
     }
     for (uint32_t i = 0; i < h->narrays; i++) {
         void *into = load && mine ? arrays[i].data : NULL;
@@ -560,6 +585,8 @@ static int read_file(const char *path, const char *job, uint32_t shard, uint64_t
         meta->version = h->version;
         meta->updates = h->updates;
         meta->created_ms = h->created_ms;
+        meta->ranks = ranks;
+        meta->nranks = h->nranks < rank_room ? h->nranks : rank_room;
     }
     rc = 0;
 close_fd:
@@ -573,7 +600,8 @@ int ps_checkpoint_verify(const char *path, const char *job, uint32_t shard, uint
                          ps_error *err)
 {
     file_info fi;
-    return read_file(path, job, shard, key_lo, key_hi, arrays, narrays, false, NULL, &fi, err);
+    return read_file(path, job, shard, key_lo, key_hi, arrays, narrays, false, NULL, NULL, 0, &fi,
+                     err);
 }
 
 /* The optimizer state a layout holds, as `"m", "v"` or `none`. */
@@ -675,8 +703,8 @@ int ps_checkpoint_load(ps_ckpt_folder *f, const char *job, uint32_t shard, uint6
         file_info fi;
         ps_error why;
         ps_error_clear(&why);
-        int r =
-            read_file(path, job, shard, key_lo, key_hi, arrays, narrays, false, NULL, &fi, &why);
+        int r = read_file(path, job, shard, key_lo, key_hi, arrays, narrays, false, NULL, NULL, 0,
+                          &fi, &why);
         if (r == PS_EJOB) {
             rc = refuse_folder(dir, &fi, job, shard, key_lo, key_hi, arrays, narrays, err);
             goto done;
@@ -699,8 +727,8 @@ int ps_checkpoint_load(ps_ckpt_folder *f, const char *job, uint32_t shard, uint6
         file_info fi;
         ps_error why;
         ps_error_clear(&why);
-        if (rc == 1 && read_file(path, job, shard, key_lo, key_hi, arrays, narrays, true, meta, &fi,
-                                 &why) != 0) {
+        if (rc == 1 && read_file(path, job, shard, key_lo, key_hi, arrays, narrays, true, meta,
+                                 f->ranks, f->rank_room, &fi, &why) != 0) {
             PS_LOG_W(log, "checkpoint %s skipped: %s", path, why.msg); /* changed under us */
             continue;
         }

@@ -29,6 +29,21 @@ typedef struct ps_ckpt_array {
     uint64_t count;
 } ps_ckpt_array;
 
+#define PS_CKPT_MAX_RANKS 4096
+#define PS_CKPT_RANK_SEQ  1u /* ps_ckpt_rank.flags: last_seq holds */
+
+/* What the shard knew of one rank of the job (exactly once across a
+ * restart: a push whose seq is at most last_seq from the same incarnation
+ * was applied before the checkpoint). */
+typedef struct ps_ckpt_rank {
+    uint64_t incarnation; /* the client process that held the rank, 0: none */
+    uint64_t last_seq;    /* the last applied push's seq, when flags has PS_CKPT_RANK_SEQ */
+    uint64_t applied;     /* pushes of the rank applied */
+    uint64_t clock;       /* clock of its last applied push + 1 */
+    uint32_t flags;
+    uint32_t reserved; /* 0 */
+} ps_ckpt_rank;
+
 /* What identifies the shard and where it stood. */
 typedef struct ps_ckpt_meta {
     char job[PS_JOB_NAME_MAX];
@@ -37,6 +52,12 @@ typedef struct ps_ckpt_meta {
     uint64_t version;    /* model version */
     uint64_t updates;    /* optimizer steps taken (schedules, adam's bias correction) */
     uint64_t created_ms; /* wall clock, ms since the epoch */
+    /* per-rank state, not owned. write: nranks entries are stored (at most
+     * PS_CKPT_MAX_RANKS; ranks NULL: none). load: the folder's ranks and
+     * how many the file had, at most the folder's rank_room (a file of a
+     * job with fewer workers, or of an older psd, has fewer or none) */
+    ps_ckpt_rank *ranks;
+    uint32_t nranks;
 } ps_ckpt_meta;
 
 /* One shard's checkpoint folder as psd uses it. `known` holds the versions
@@ -49,6 +70,10 @@ typedef struct ps_ckpt_folder {
     bool finite_only; /* refuse to write a NaN or inf (on_divergence: stop) */
     uint64_t *known;  /* malloc'd, any order, no duplicates */
     size_t nknown, known_cap;
+    /* where a load puts the file's per-rank state: set by the caller after
+     * ps_ckpt_folder_init (NULL, 0: not loaded); not owned */
+    ps_ckpt_rank *ranks;
+    uint32_t rank_room;
 } ps_ckpt_folder;
 
 /* Sets f up for dir: creates the folder when missing, then creates and
@@ -74,7 +99,8 @@ int ps_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta, const ps_ck
 
 /* Checks every checkpoint of job/shard in f's folder, remembers the valid
  * ones as known, and loads the newest valid one into the arrays (names and
- * counts must match the file's) and *meta; a file is checked whole before
+ * counts must match the file's), *meta and its per-rank state into
+ * f->ranks (meta->ranks, meta->nranks); a file is checked whole before
  * anything of it is copied. Files that do not check out are skipped with a
  * one-line warning on log naming the file and the reason. A whole file
  * (its checksum holds) of another job or layout under these names refuses

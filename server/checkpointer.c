@@ -28,6 +28,8 @@ struct ps_checkpointer {
     size_t narrays;
     ps_ckpt_array snap[PS_CKPT_MAX_ARRAYS]; /* slices of snap_buf */
     float *snap_buf;
+    ps_ckpt_rank *ranks; /* the job's workers of them: loaded into, then the snapshot's */
+    uint32_t nranks;
     ps_ckpt_meta meta;
 
     pthread_t thread;
@@ -108,6 +110,32 @@ static void snapshot_take(ps_checkpointer *c)
     c->meta.version = ps_engine_version(c->engine);
     c->meta.updates = ps_store_updates(ps_engine_store(c->engine));
     c->meta.created_ms = wall_ms();
+    for (uint32_t r = 0; r < c->nranks; r++) {
+        ps_engine_rank er;
+        ps_engine_rank_get(c->engine, r, &er);
+        c->ranks[r] = (ps_ckpt_rank){.incarnation = er.incarnation,
+                                     .last_seq = er.last_seq,
+                                     .applied = er.applied,
+                                     .clock = er.clock,
+                                     .flags = er.has_seq ? PS_CKPT_RANK_SEQ : 0};
+    }
+    c->meta.ranks = c->ranks;
+    c->meta.nranks = c->nranks;
+}
+
+/* Gives the engine back what the checkpoint knew of each rank, so a push
+ * in flight across the restart is not applied twice. */
+static void ranks_restore(ps_checkpointer *c, const ps_ckpt_meta *meta)
+{
+    for (uint32_t r = 0; r < meta->nranks && r < c->nranks; r++) {
+        const ps_ckpt_rank *k = &meta->ranks[r];
+        ps_engine_rank er = {.incarnation = k->incarnation,
+                             .has_seq = (k->flags & PS_CKPT_RANK_SEQ) != 0,
+                             .last_seq = k->last_seq,
+                             .applied = k->applied,
+                             .clock = k->clock};
+        ps_engine_rank_restore(c->engine, r, &er);
+    }
 }
 
 /* Logs a finished write; the caller holds the result (state W_DONE or its
@@ -158,13 +186,15 @@ static int load_newest(ps_checkpointer *c, ps_ckpt_array *live, const ps_job *jo
     }
     ps_store_set_updates(ps_engine_store(c->engine), meta.updates);
     ps_engine_restore(c->engine, meta.version);
+    ranks_restore(c, &meta);
     uint64_t bytes = 0;
     for (size_t i = 0; i < c->narrays; i++)
         bytes += live[i].count * sizeof(float);
     char size[32];
     size_text(bytes, size, sizeof size);
-    PS_LOG_I(c->log, "checkpoint loaded: %s (version %llu, %s, %llu ms)", path,
-             (unsigned long long)meta.version, size, (unsigned long long)(ps_clock_ms() - t0));
+    PS_LOG_I(c->log, "checkpoint loaded: %s (version %llu, %s, %u ranks, %llu ms)", path,
+             (unsigned long long)meta.version, size, meta.nranks,
+             (unsigned long long)(ps_clock_ms() - t0));
     return 0;
 }
 
@@ -193,6 +223,13 @@ int ps_checkpointer_new(const ps_job *job, uint32_t shard, ps_engine *engine, co
                                  job->on_divergence == PS_DIVERGE_STOP, err);
     if (rc != 0)
         goto fail;
+    c->nranks = job->workers;
+    if ((c->ranks = calloc(c->nranks ? c->nranks : 1, sizeof *c->ranks)) == NULL) {
+        rc = ps_error_set(err, PS_ENOMEM, "cannot allocate the checkpoint's rank table");
+        goto fail;
+    }
+    c->folder.ranks = c->ranks;
+    c->folder.rank_room = c->nranks;
     rc = ps_store_ckpt_arrays_for_load(ps_engine_store(engine), live, PS_CKPT_MAX_ARRAYS,
                                        &c->narrays);
     if (rc != 0) {
@@ -317,6 +354,7 @@ void ps_checkpointer_destroy(ps_checkpointer **cp)
     pthread_mutex_destroy(&c->mu);
     ps_ckpt_folder_fini(&c->folder);
     free(c->snap_buf);
+    free(c->ranks);
     free(c);
     *cp = NULL;
 }

@@ -50,6 +50,14 @@ typedef struct worker_slot {
     unsigned char hello_identity[PS_IDENTITY_MAX];
     size_t hello_identity_len;
     uint64_t hello_seq;
+    uint64_t incarnation; /* the client process that holds (or held) the rank; 0: unknown */
+    uint64_t clock;       /* clock of its last applied push + 1; 0 before any */
+    uint64_t applied;     /* pushes of this rank applied (or accumulated) */
+    bool evicted;         /* left by eviction: a new HELLO takes the rank over */
+    /* before its push to the open round: what θ holds of it (checkpoints) */
+    bool prev_has_seq;
+    uint64_t prev_seq;
+    bool hello_after_push; /* registered again after its push to the open round */
 } worker_slot;
 
 typedef struct parked_pull {
@@ -57,6 +65,7 @@ typedef struct parked_pull {
     size_t identity_len;
     uint32_t worker_id, flags;
     uint64_t seq, key_lo, key_hi, min_version;
+    uint64_t clock; /* ssp: the puller's clock */
 } parked_pull;
 
 /* Where the reply to the request being handled goes. */
@@ -66,6 +75,18 @@ typedef struct peer {
     ps_engine_send_fn send;
     void *ctx;
 } peer;
+
+/* One consistency mode (DESIGN §5): the engine asks its row, never the
+ * mode, when a push is applied and when a pull may be answered. */
+typedef struct mode_ops {
+    bool rounds; /* pushes are accumulated into rounds (the store keeps an accumulator) */
+    /* applies or accumulates one checked, decoded push and replies */
+    int (*push)(ps_engine *e, const peer *p, const ps_msg *req, const float *grad, worker_slot *w);
+    /* true when a pull (min_version, the puller's clock) may be answered now */
+    bool (*pull_ready)(const ps_engine *e, uint64_t min_version, uint64_t clock);
+} mode_ops;
+
+#define STALE_BUCKETS 256 /* staleness 0 .. 254 exactly, the last bucket: 255 or more */
 
 struct ps_engine {
     ps_job job;
@@ -109,6 +130,12 @@ struct ps_engine {
     uint64_t pull_enc_version;
     bool pull_enc_valid;
     uint64_t pull_encodings; /* times θ was encoded */
+
+    const mode_ops *ops;
+    /* staleness of applied pushes: version at apply - the push's model_version */
+    uint64_t stale_hist[STALE_BUCKETS];
+    uint64_t stale_count, stale_max;
+    double stale_sum;
 
     ps_msg reply; /* reused for every reply */
     uint64_t errors[ERROR_CODES];
@@ -260,7 +287,7 @@ static void parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx)
     size_t keep = 0;
     for (size_t i = 0; i < e->nparked; i++) {
         parked_pull *q = &e->parked[i];
-        if (all || q->min_version <= e->version) {
+        if (all || e->ops->pull_ready(e, q->min_version, q->clock)) {
             peer p = {q->identity, q->identity_len, send, ctx};
             (void)pull_answer(e, &p, q->worker_id, q->seq, q->key_lo, q->key_hi, q->flags,
                               q->min_version);
@@ -284,7 +311,7 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
         return refuse(e, p, req, PS_ERANGE, "keys [%llu, %llu) are outside shard %u [%llu, %llu)",
                       (unsigned long long)req->key_lo, (unsigned long long)req->key_hi, e->shard,
                       (unsigned long long)e->lo, (unsigned long long)e->hi);
-    if (req->min_version <= e->version || !workers_remain(e))
+    if (e->ops->pull_ready(e, req->min_version, req->clock) || !workers_remain(e))
         return pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi, req->flags,
                            req->min_version);
     for (size_t i = 0; i < e->nparked; i++) {
@@ -309,6 +336,7 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
     q->key_lo = req->key_lo;
     q->key_hi = req->key_hi;
     q->min_version = req->min_version;
+    q->clock = req->clock;
     q->flags = req->flags;
     return 0;
 }
@@ -319,7 +347,7 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
  * pushed it (the first N - backup_workers of them with backup workers). */
 static bool round_complete(const ps_engine *e)
 {
-    if (e->job.mode != PS_MODE_SYNC || e->round_pushes == 0)
+    if (!e->ops->rounds || e->round_pushes == 0)
         return false;
     uint32_t alive = e->job.workers - e->departed;
     uint32_t need =
@@ -369,6 +397,24 @@ static bool round_maybe_close(ps_engine *e)
     return true;
 }
 
+/* Books one push that is applied (or accumulated) now: the rank's clock and
+ * count, and the staleness of its gradient (a model_version from the future
+ * counts as 0). */
+static void push_count(ps_engine *e, worker_slot *w, const ps_msg *req)
+{
+    uint64_t stale = req->model_version < e->version ? e->version - req->model_version : 0;
+    e->stale_hist[stale < STALE_BUCKETS - 1 ? stale : STALE_BUCKETS - 1]++;
+    e->stale_count++;
+    e->stale_sum += (double)stale;
+    if (stale > e->stale_max)
+        e->stale_max = stale;
+    w->clock = req->clock + 1;
+    w->applied++;
+    w->has_seq = true;
+    w->last_seq = req->seq;
+    e->pushes++;
+}
+
 static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
                      worker_slot *w)
 {
@@ -381,7 +427,7 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
                       "push for round %llu, but round %llu is open (this shard runs mode sync: "
                       "is the worker's job file of another mode?)",
                       (unsigned long long)req->clock, (unsigned long long)e->version);
-    if (w->pushed && !w->has_seq) {
+    if (w->pushed && (w->hello_after_push || !w->has_seq)) {
         /* it pushed this round, then registered again (evicted, or the
          * server restarted): its gradient is in the round already */
         e->duplicates++;
@@ -395,12 +441,13 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
     if (first)
         e->round_start_ms = ps_clock_ms();
     w->pushed = true;
-    w->has_seq = true;
-    w->last_seq = req->seq;
+    w->hello_after_push = false;
+    w->prev_has_seq = w->has_seq;
+    w->prev_seq = w->last_seq;
+    push_count(e, w, req);
     e->pushed_alive++;
     e->round_pushes++;
     e->round_samples += weight;
-    e->pushes++;
     bool closed = round_complete(e);
     if (closed && first && e->stage == NULL) {
         round_close(e, grad, weight); /* the round's only gradient */
@@ -427,10 +474,8 @@ static int push_async(ps_engine *e, const peer *p, const ps_msg *req, const floa
 {
     if (req->key_hi > req->key_lo)
         ps_store_apply(e->store, req->key_lo, grad, (size_t)(req->key_hi - req->key_lo));
-    w->has_seq = true;
-    w->last_seq = req->seq;
+    push_count(e, w, req);
     e->version++;
-    e->pushes++;
     ack(e, p, req, 0);
     parked_answer(e, p->send, p->ctx);
     return 0;
@@ -451,7 +496,7 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
     if (req->key_hi > req->key_lo && (ops == NULL || req->payload == NULL))
         return refuse(e, p, req, PS_EPAYLOAD,
                       "a PUSH needs a float32, fp16, bf16, int8 or topk payload");
-    if (e->job.mode == PS_MODE_SYNC && (req->key_lo != e->lo || req->key_hi != e->hi))
+    if (e->ops->rounds && (req->key_lo != e->lo || req->key_hi != e->hi))
         return refuse(e, p, req, PS_ERANGE,
                       "a sync push must cover the whole shard [%llu, %llu), not [%llu, %llu)",
                       (unsigned long long)e->lo, (unsigned long long)e->hi,
@@ -470,10 +515,40 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
         ops->decode(req->payload, (size_t)req->payload_bytes, e->push_dec, n);
         grad = e->push_dec;
     }
-    if (e->job.mode == PS_MODE_SYNC)
-        return push_sync(e, p, req, grad, w);
-    return push_async(e, p, req, grad, w);
+    return e->ops->push(e, p, req, grad, w);
 }
+
+/* sync and async: a pull waits only for its min_version */
+static bool pull_ready_version(const ps_engine *e, uint64_t min_version, uint64_t clock)
+{
+    (void)clock;
+    return min_version <= e->version;
+}
+
+/* ssp: a worker at clock c waits until every live worker that is not done
+ * has clock >= c - staleness (and for its min_version: the final θ). */
+static bool pull_ready_ssp(const ps_engine *e, uint64_t min_version, uint64_t clock)
+{
+    if (min_version > e->version)
+        return false;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        const worker_slot *w = &e->slots[r];
+        /* a rank that has not registered yet is at clock 0, as in sync,
+         * where a round waits for it: else the first worker to start
+         * would run ahead of one still reading its data */
+        bool counts = (w->state == SLOT_LIVE && !w->done) || w->state == SLOT_UNSEEN;
+        if (counts && w->clock + e->job.staleness < clock)
+            return false;
+    }
+    return true;
+}
+
+/* by ps_mode: sync, async, ssp (pushes applied as they come, as async) */
+static const mode_ops mode_table[] = {
+    [PS_MODE_SYNC] = {.rounds = true, .push = push_sync, .pull_ready = pull_ready_version},
+    [PS_MODE_ASYNC] = {.rounds = false, .push = push_async, .pull_ready = pull_ready_version},
+    [PS_MODE_SSP] = {.rounds = false, .push = push_async, .pull_ready = pull_ready_ssp},
+};
 
 /* A worker stops counting for rounds: it left (BYE or eviction: its rank
  * is free again) or it is done (still registered, waiting for the final
@@ -572,6 +647,10 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
             return refuse(e, p, req, PS_ESTATE, "rank %d is taken by a live worker",
                           (int)req->rank);
     }
+    /* the same client process again (evicted, or psd restarted): its
+     * applied seqs still hold, so a retried push is not applied twice */
+    bool same = req->incarnation != 0 && req->incarnation == w->incarnation;
+    bool takeover = w->evicted && !same;
     if (w->state == SLOT_LEFT) {
         e->departed--;
         if (w->pushed) /* it pushed the open round before it left */
@@ -586,8 +665,13 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
     w->ident_hb_len = 0;
     w->last_seen_ms = ps_clock_ms();
     w->worker_id = (e->generation << RANK_BITS) | (uint32_t)worker_rank(e, w);
-    w->has_seq = false;
-    w->last_seq = 0;
+    if (!same) {
+        w->has_seq = false;
+        w->last_seq = 0;
+    }
+    w->incarnation = req->incarnation;
+    w->evicted = false;
+    w->hello_after_push = w->pushed;
     w->hello_identity_len =
         p->identity_len < sizeof w->hello_identity ? p->identity_len : sizeof w->hello_identity;
     memcpy(w->hello_identity, p->identity, w->hello_identity_len);
@@ -595,6 +679,9 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
     e->live++;
     PS_LOG_I(e->log, "shard %u: worker %u joined as rank %d (%u of %u live)", e->shard,
              w->worker_id, worker_rank(e, w), e->live, nw);
+    if (takeover)
+        PS_LOG_I(e->log, "shard %u: rank %d taken over by worker %u at round %llu", e->shard,
+                 worker_rank(e, w), w->worker_id, (unsigned long long)e->version);
     return welcome(e, p, req, w);
 }
 
@@ -662,6 +749,12 @@ static int handle_status(ps_engine *e, const peer *p, const ps_msg *req)
     r->key_lo = e->lo;
     r->key_hi = e->hi;
     ps_strlcpy(r->mode, ps_mode_name(e->job.mode), sizeof r->mode);
+    ps_engine_stats st;
+    ps_engine_stats_get(e, &st);
+    r->staleness_max = st.staleness_max;
+    r->staleness_p99 = st.staleness_p99;
+    r->staleness_mean = st.staleness_mean;
+    ps_engine_clocks_format(e, r->detail, sizeof r->detail);
     reply_send(e, p, NULL);
     return 0;
 }
@@ -716,8 +809,8 @@ static int engine_check_job(const ps_job *job, uint32_t shard, ps_error *err)
     if (job->workers == 0 || job->workers > PS_MAX_WORKERS)
         return ps_error_set(err, PS_EINVAL, "the job has %u workers (1 to %d)", job->workers,
                             PS_MAX_WORKERS);
-    if (job->mode == PS_MODE_SSP)
-        return ps_error_set(err, PS_EUNSUPPORTED, "mode ssp is not supported by the server yet");
+    if ((unsigned)job->mode >= sizeof mode_table / sizeof mode_table[0])
+        return ps_error_set(err, PS_EINVAL, "mode %d is not a consistency mode", (int)job->mode);
     return 0;
 }
 
@@ -740,7 +833,7 @@ static int engine_alloc(ps_engine *e, ps_error *err)
             return ps_error_set(err, PS_ENOMEM, "cannot allocate %zu bytes for encoded pulls",
                                 e->pull_enc_bytes);
     }
-    if (e->job.mode == PS_MODE_SYNC && e->job.deterministic) {
+    if (e->ops->rounds && e->job.deterministic) {
         size_t floats;
         if (!ps_mul_ok(ps_store_size(e->store), e->job.workers, &floats) ||
             !ps_mul_ok(floats, sizeof(float), &floats) || (e->stage = malloc(floats)) == NULL)
@@ -768,7 +861,8 @@ ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, p
         goto fail;
     }
     ps_shard_range(e->num_params, job->nservers, shard, &e->lo, &e->hi);
-    e->store = ps_store_new(job, e->lo, e->hi, job->mode == PS_MODE_SYNC, err);
+    e->ops = &mode_table[job->mode];
+    e->store = ps_store_new(job, e->lo, e->hi, e->ops->rounds, err);
     if (e->store == NULL)
         goto fail;
     if (engine_alloc(e, err) != 0)
@@ -840,6 +934,100 @@ void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out)
     out->max_round_ms = e->max_round_ms;
     out->theta_copies = ps_store_theta_copies(e->store);
     out->pull_encodings = e->pull_encodings;
+    out->staleness_max = e->stale_max;
+    out->staleness_mean = e->stale_count > 0 ? e->stale_sum / (double)e->stale_count : 0.0;
+    out->staleness_p99 = 0;
+    if (e->stale_count > 0) {
+        /* the smallest staleness at or below which 99% of the pushes lie */
+        uint64_t need = e->stale_count - e->stale_count / 100, seen = 0;
+        for (size_t b = 0; b < STALE_BUCKETS; b++) {
+            seen += e->stale_hist[b];
+            if (seen >= need) {
+                out->staleness_p99 = b < STALE_BUCKETS - 1 ? b : e->stale_max;
+                break;
+            }
+        }
+    }
+}
+
+/* Appends to buf (cap bytes, always terminated) what snprintf would print;
+ * past the end it stops and ends the text with "...". */
+static size_t text_add(char *buf, size_t cap, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static size_t text_add(char *buf, size_t cap, size_t len, const char *fmt, ...)
+{
+    if (len >= cap)
+        return len;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + len, cap - len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap - len) {
+        if (cap >= 4)
+            memcpy(buf + cap - 4, "...", 4);
+        return cap;
+    }
+    return len + (size_t)n;
+}
+
+void ps_engine_clocks_format(const ps_engine *e, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    size_t len = text_add(buf, cap, 0, "clocks [");
+    for (uint32_t r = 0; r < e->job.workers; r++)
+        len = text_add(buf, cap, len, "%s%llu", r > 0 ? ", " : "",
+                       (unsigned long long)e->slots[r].clock);
+    text_add(buf, cap, len, "]");
+}
+
+void ps_engine_ranks_format(const ps_engine *e, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    size_t len = 0;
+    for (uint32_t r = 0; r < e->job.workers; r++)
+        len = text_add(buf, cap, len, "%srank %u applied %llu clock %llu", r > 0 ? ", " : "", r,
+                       (unsigned long long)e->slots[r].applied,
+                       (unsigned long long)e->slots[r].clock);
+}
+
+int ps_engine_rank_get(const ps_engine *e, uint32_t rank, ps_engine_rank *out)
+{
+    if (rank >= e->job.workers)
+        return PS_ERANGE;
+    const worker_slot *w = &e->slots[rank];
+    out->incarnation = w->incarnation;
+    out->has_seq = w->has_seq;
+    out->last_seq = w->last_seq;
+    out->applied = w->applied;
+    out->clock = w->clock;
+    out->live = w->state == SLOT_LIVE;
+    if (w->pushed) { /* its push waits in the open round: θ does not hold it yet */
+        out->has_seq = w->prev_has_seq;
+        out->last_seq = w->prev_seq;
+        out->applied--;
+        out->clock = e->version;
+    }
+    return 0;
+}
+
+int ps_engine_rank_restore(ps_engine *e, uint32_t rank, const ps_engine_rank *in)
+{
+    if (rank >= e->job.workers)
+        return PS_ERANGE;
+    worker_slot *w = &e->slots[rank];
+    if (w->state == SLOT_LIVE)
+        return PS_ESTATE;
+    w->incarnation = in->incarnation;
+    w->has_seq = in->has_seq;
+    w->last_seq = in->last_seq;
+    w->applied = in->applied;
+    w->clock = in->clock;
+    return 0;
 }
 
 double ps_engine_lr(const ps_engine *e)
@@ -894,6 +1082,7 @@ void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void 
             return;
         }
         worker_depart(e, w, true);
+        w->evicted = true;
         e->evictions++;
         evicted = true;
         PS_LOG_W(e->log,

@@ -43,13 +43,31 @@ typedef struct ps_engine_stats {
     uint64_t max_round_ms;   /* sync: the longest round, first push to close */
     uint64_t theta_copies;   /* θ copied off a buffer a pull reply held (store.h) */
     uint64_t pull_encodings; /* θ encoded in the job's pull codec: at most once per version */
+    /* staleness of the pushes applied (version at apply - the push's
+     * model_version), over all of them: largest, mean, 99th percentile */
+    uint64_t staleness_max, staleness_p99;
+    double staleness_mean;
 } ps_engine_stats;
+
+/* What the shard knows of one rank; it outlives the workers that held the
+ * rank and goes into checkpoints (exactly once across a restart). */
+typedef struct ps_engine_rank {
+    uint64_t incarnation; /* the client process of its last HELLO (0: none known) */
+    bool has_seq;         /* last_seq holds */
+    uint64_t last_seq;    /* seq of the last push applied */
+    uint64_t applied;     /* pushes of the rank applied (or accumulated) */
+    uint64_t clock;       /* clock of its last applied push + 1, 0 before any */
+    bool live;            /* a worker holds it now (not restored) */
+} ps_engine_rank;
 
 /* A new engine for shard `shard` of the job (a copy of job is kept), θ
  * initialised as ps_store_new does. log (not owned, may be NULL) must
  * outlive the engine. Returns NULL and fills err: PS_EINVAL (shard out of
  * range, no workers, bad layout, optimizer settings ps_store_new refuses),
- * PS_EUNSUPPORTED (ssp mode), PS_ENOMEM. With deterministic: true (sync)
+ * PS_ENOMEM. The job's mode is a row of a table in engine.c: when a push is
+ * applied (sync: rounds; async and ssp: at once) and when a parked pull is
+ * answered (sync, async: min_version; ssp: every live worker's clock is at
+ * least the puller's clock minus staleness). With deterministic: true (sync)
  * the round sums in rank order from one staged gradient per rank.
  * Compression (compress.h): a push in any codec is decoded and applied as
  * float32; with compression.pull, a pull of the whole shard is answered
@@ -134,5 +152,26 @@ ps_store *ps_engine_store(ps_engine *e);
 
 /* Fills *out with the engine's counters. */
 void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out);
+
+/* Writes "clocks [c0, c1, ...]" (each rank's clock) into buf, cap bytes,
+ * always terminated, ending in "..." when it does not fit. STATUS_REPLY's
+ * detail. */
+void ps_engine_clocks_format(const ps_engine *e, char *buf, size_t cap);
+
+/* Writes "rank 0 applied N clock C, rank 1 ..." into buf as above: psd's
+ * stop line. */
+void ps_engine_ranks_format(const ps_engine *e, char *buf, size_t cap);
+
+/* Fills *out with what the shard knows of rank as θ holds it: a push that
+ * waits in the open sync round is not counted yet (a checkpoint has no
+ * accumulator, so after a restart that push must be applied again).
+ * PS_ERANGE past the job's workers. */
+int ps_engine_rank_get(const ps_engine *e, uint32_t rank, ps_engine_rank *out);
+
+/* Restores a rank from a checkpoint (all but live): a later HELLO with the
+ * same incarnation keeps its last applied seq, so a push in flight across
+ * the restart is acknowledged as a duplicate. PS_ERANGE past the job's
+ * workers; PS_ESTATE when a worker holds the rank already. */
+int ps_engine_rank_restore(ps_engine *e, uint32_t rank, const ps_engine_rank *in);
 
 #endif

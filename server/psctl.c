@@ -256,16 +256,20 @@ int main(int argc, char **argv)
             continue;
         }
         if (status && !header) {
-            printf("%-5s  %-28s  %10s  %12s  %12s  %s\n", "shard", "endpoint", "version",
-                   "live workers", "keys", "mode");
+            printf("%-5s  %-28s  %10s  %12s  %12s  %-5s  %s\n", "shard", "endpoint", "version",
+                   "live workers", "keys", "mode", "staleness max/mean/p99");
             header = true;
         }
         if (status) {
             char live[32];
             snprintf(live, sizeof live, "%u/%u", rep.num_workers, job.workers);
-            printf("%-5u  %-28s  %10llu  %12s  %12llu  %s\n", i, job.servers[i],
+            printf("%-5u  %-28s  %10llu  %12s  %12llu  %-5s  %llu/%.2f/%llu\n", i, job.servers[i],
                    (unsigned long long)rep.model_version, live,
-                   (unsigned long long)(rep.key_hi - rep.key_lo), rep.mode);
+                   (unsigned long long)(rep.key_hi - rep.key_lo), rep.mode,
+                   (unsigned long long)rep.staleness_max, rep.staleness_mean,
+                   (unsigned long long)rep.staleness_p99);
+            if (rep.detail[0] != '\0')
+                printf("%-5s  %s\n", "", rep.detail); /* each rank's clock */
         } else {
             printf("shard %u: %s (version %llu)\n", i, rep.detail,
                    (unsigned long long)rep.model_version);

@@ -867,12 +867,18 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
     ps_engine_stats st;
     ps_engine_stats_get(s->engine, &st);
     PS_LOG_I(s->log,
-             "shard %u/%u stopped: version %llu, %llu pushes, %llu pulls, %llu errors, "
-             "%llu evictions, longest round %llu ms, θ copied %llu times",
+             "shard %u/%u stopped: version %llu, %llu pushes, %llu dropped, %llu duplicates, "
+             "%llu pulls, %llu errors, %llu evictions, longest round %llu ms, θ copied %llu "
+             "times, staleness max %llu mean %.2f p99 %llu",
              s->shard, s->nshards, (unsigned long long)st.version, (unsigned long long)st.pushes,
+             (unsigned long long)st.dropped, (unsigned long long)st.duplicates,
              (unsigned long long)st.pulls, (unsigned long long)st.errors,
              (unsigned long long)st.evictions, (unsigned long long)st.max_round_ms,
-             (unsigned long long)st.theta_copies);
+             (unsigned long long)st.theta_copies, (unsigned long long)st.staleness_max,
+             st.staleness_mean, (unsigned long long)st.staleness_p99);
+    char ranks[4096];
+    ps_engine_ranks_format(s->engine, ranks, sizeof ranks);
+    PS_LOG_I(s->log, "shard %u/%u stopped with ranks: %s", s->shard, s->nshards, ranks);
     limits_report(s);
     if (s->zap != NULL)
         PS_LOG_I(s->log, "shard %u/%u: CURVE refused %llu connections or requests", s->shard,

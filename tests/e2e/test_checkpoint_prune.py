@@ -26,7 +26,8 @@ def check_file(path):
     if len(data) < 144 or data[:8] != b"PSDCKPT1":
         return "bad header"
     narrays = struct.unpack_from("<I", data, 12)[0]
-    size = 128 + 40 * narrays + 16
+    nranks = struct.unpack_from("<I", data, 84)[0]  # the per-rank table after the array table
+    size = 128 + 40 * narrays + 40 * nranks + 16
     for i in range(narrays):
         size += 4 * struct.unpack_from("<Q", data, 128 + 40 * i + 32)[0]
     if size != len(data):

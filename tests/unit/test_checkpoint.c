@@ -479,6 +479,78 @@ START_TEST(non_finite_theta_is_written_with_on_divergence_continue)
 }
 END_TEST
 
+START_TEST(rank_table_round_trips_and_an_older_file_has_none)
+{
+    char path[512];
+    for (int i = 0; i < N; i++)
+        theta[i] = state[i] = (float)i;
+    ps_ckpt_array a[2];
+    arrays_set(a, theta, state);
+    ps_ckpt_rank ranks[3] = {
+        {.incarnation = 11, .last_seq = 7, .applied = 5, .clock = 6, .flags = PS_CKPT_RANK_SEQ},
+        {.incarnation = 0},
+        {.incarnation = UINT64_MAX, .last_seq = 1, .applied = 1, .clock = 1, .flags = 0},
+    };
+    ps_ckpt_meta meta = meta_of("ckjob", 5);
+    meta.ranks = ranks;
+    meta.nranks = 3;
+    ps_error err;
+    uint64_t bytes = 0;
+    ck_assert_int_eq(ps_checkpoint_write(&folder, &meta, a, 2, path, sizeof path, &bytes, &err), 0);
+    ck_assert_uint_eq(bytes, 128 + 2 * 40 + 3 * 40 + 2 * N * 4 + 16);
+
+    static float t[N], st[N];
+    ps_ckpt_rank got[4];
+    memset(got, 0xff, sizeof got);
+    folder.ranks = got;
+    folder.rank_room = 4;
+    ps_ckpt_meta m;
+    arrays_set(a, t, st);
+    ck_assert_int_eq(
+        ps_checkpoint_load(&folder, "ckjob", 1, 10, 10 + N, a, 2, &m, NULL, 0, &quiet, &err), 0);
+    ck_assert_uint_eq(m.version, 5);
+    ck_assert_ptr_eq(m.ranks, got);
+    ck_assert_uint_eq(m.nranks, 3);
+    ck_assert_int_eq(memcmp(got, ranks, sizeof ranks), 0);
+    ck_assert_float_eq(t[N - 1], (float)(N - 1));
+    /* a job with fewer workers takes the first ranks */
+    folder.rank_room = 1;
+    ck_assert_int_eq(
+        ps_checkpoint_load(&folder, "ckjob", 1, 10, 10 + N, a, 2, &m, NULL, 0, &quiet, &err), 0);
+    ck_assert_uint_eq(m.nranks, 1);
+    ck_assert_uint_eq(got[0].last_seq, 7);
+
+    /* a file without a rank table (as older psd wrote them) loads none */
+    write_version(6, path, sizeof path);
+    folder.rank_room = 4;
+    ck_assert_int_eq(
+        ps_checkpoint_load(&folder, "ckjob", 1, 10, 10 + N, a, 2, &m, NULL, 0, &quiet, &err), 0);
+    ck_assert_uint_eq(m.version, 6);
+    ck_assert_uint_eq(m.nranks, 0);
+}
+END_TEST
+
+START_TEST(rank_table_bit_flip_is_refused)
+{
+    char good[512], path[512];
+    write_version(5, good, sizeof good);
+    ps_ckpt_array a[2];
+    arrays_set(a, theta, state);
+    ps_ckpt_rank ranks[2] = {{.incarnation = 11, .last_seq = 7, .flags = PS_CKPT_RANK_SEQ}};
+    ps_ckpt_meta meta = meta_of("ckjob", 6);
+    meta.ranks = ranks;
+    meta.nranks = 2;
+    ps_error err;
+    ck_assert_int_eq(ps_checkpoint_write(&folder, &meta, a, 2, path, sizeof path, NULL, &err), 0);
+    flip_byte(path, 128 + 2 * 40 + 8); /* rank 0's last_seq */
+    static float t[N], st[N];
+    ps_ckpt_meta m;
+    char loaded[512];
+    ck_assert_int_eq(load(t, st, &m, loaded, sizeof loaded), 0);
+    ck_assert_str_eq(loaded, good);
+}
+END_TEST
+
 /* ---- the checkpointer, on a real engine ---- */
 
 typedef struct ckfx {
@@ -613,6 +685,96 @@ START_TEST(checkpointer_skips_a_non_finite_snapshot)
 }
 END_TEST
 
+typedef struct last_reply {
+    ps_msg msg;
+} last_reply;
+
+static int reply_keep(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
+                      const void *payload)
+{
+    (void)identity;
+    (void)identity_len;
+    (void)payload;
+    ((last_reply *)ctx)->msg = *reply;
+    return 0;
+}
+
+/* One request of the worker "w" to the engine; the reply lands in *out. */
+static void ask_engine(ps_engine *e, ps_msg *m, last_reply *out)
+{
+    strcpy(m->job, "cpjob");
+    ps_engine_handle(e, "w", 1, 0, m, NULL, reply_keep, out);
+}
+
+static uint32_t engine_hello(ps_engine *e, uint64_t incarnation, last_reply *out)
+{
+    static ps_msg m;
+    ps_msg_init(&m, PS_MSG_HELLO);
+    m.seq = 1;
+    m.rank = 0;
+    m.incarnation = incarnation;
+    ask_engine(e, &m, out);
+    ck_assert_int_eq(out->msg.type, PS_MSG_WELCOME);
+    return out->msg.worker_id;
+}
+
+static void engine_push(ps_engine *e, uint32_t worker_id, uint64_t seq, last_reply *out)
+{
+    static ps_msg m;
+    static const float g[4] = {1, 1, 1, 1};
+    ps_msg_init(&m, PS_MSG_PUSH);
+    m.worker_id = worker_id;
+    m.seq = seq;
+    m.clock = seq;
+    m.samples = 1;
+    m.key_lo = 0;
+    m.key_hi = 4;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = sizeof g;
+    m.payload = g;
+    ask_engine(e, &m, out);
+    ck_assert_int_eq(out->msg.type, PS_MSG_ACK);
+}
+
+START_TEST(push_in_flight_across_a_restart_is_applied_once)
+{
+    char ck[300];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    ckfx x;
+    ckfx_job(&x, ck);
+    ps_error err;
+    ck_assert_int_eq(ps_checkpointer_new(&x.job, 0, x.engine, &x.log, &x.c, &err), 0);
+    static last_reply r;
+    uint32_t id = engine_hello(x.engine, 99, &r);
+    engine_push(x.engine, id, 1, &r);
+    engine_push(x.engine, id, 2, &r);
+    int status;
+    ck_assert_uint_eq(checkpoint_now(&x, &status, NULL), 1);
+    ck_assert_int_eq(status, 0);
+    ckfx_fini(&x);
+
+    /* psd restarts from that checkpoint; the worker's push 2 was in flight
+     * (its ACK lost), so it registers again and retries it */
+    ckfx_job(&x, ck);
+    ck_assert_int_eq(ps_checkpointer_new(&x.job, 0, x.engine, &x.log, &x.c, &err), 0);
+    ck_assert_uint_eq(ps_engine_version(x.engine), 2);
+    ps_engine_rank rk;
+    ck_assert_int_eq(ps_engine_rank_get(x.engine, 0, &rk), 0);
+    ck_assert_uint_eq(rk.applied, 2);
+    ck_assert_uint_eq(rk.incarnation, 99);
+    id = engine_hello(x.engine, 99, &r);
+    engine_push(x.engine, id, 2, &r);
+    ck_assert_uint_eq(r.msg.flags, PS_ACK_DUPLICATE);
+    ck_assert_uint_eq(ps_engine_version(x.engine), 2);
+    engine_push(x.engine, id, 3, &r);
+    ck_assert_uint_eq(r.msg.flags, 0);
+    ck_assert_uint_eq(ps_engine_version(x.engine), 3);
+    ck_assert_int_eq(ps_engine_rank_get(x.engine, 0, &rk), 0);
+    ck_assert_uint_eq(rk.applied, 3);
+    ckfx_fini(&x);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -620,6 +782,9 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, round_trip_restores_arrays_and_counters);
+    tcase_add_test(tc, rank_table_round_trips_and_an_older_file_has_none);
+    tcase_add_test(tc, rank_table_bit_flip_is_refused);
+    tcase_add_test(tc, push_in_flight_across_a_restart_is_applied_once);
     tcase_add_test(tc, empty_folder_is_a_fresh_start);
     tcase_add_test(tc, truncated_checkpoint_is_refused_and_previous_used);
     tcase_add_test(tc, fifo_named_like_a_checkpoint_is_skipped_without_blocking);

@@ -353,6 +353,26 @@ START_TEST(shm_fields_round_trip)
 }
 END_TEST
 
+START_TEST(hello_incarnation_and_status_staleness_round_trip)
+{
+    static ps_msg m, d;
+    ps_msg_init(&m, PS_MSG_HELLO);
+    m.incarnation = 0x8000000000000001ull;
+    m.staleness_max = 7;
+    m.staleness_p99 = 5;
+    m.staleness_mean = 1.25;
+    unsigned char buf[512];
+    size_t len = encode(&m, buf, sizeof buf);
+    ps_error err;
+    int rc = ps_codec_decode(buf, len, NULL, 0, &d, &err);
+    ck_assert_msg(rc == 0, "decode: %s", err.msg);
+    ck_assert_uint_eq(d.incarnation, 0x8000000000000001ull);
+    ck_assert_uint_eq(d.staleness_max, 7);
+    ck_assert_uint_eq(d.staleness_p99, 5);
+    ck_assert_double_eq(d.staleness_mean, 1.25);
+}
+END_TEST
+
 START_TEST(pull_with_shm_flag_round_trips)
 {
     static ps_msg m, d;
@@ -478,6 +498,10 @@ START_TEST(largest_header_fits_the_arena)
     memset(m.detail, 'd', sizeof m.detail - 1);
     memset(m.host, 'h', sizeof m.host - 1);
     memset(m.mode, 'm', sizeof m.mode - 1);
+    m.incarnation = UINT64_MAX;
+    m.staleness_max = UINT64_MAX;
+    m.staleness_p99 = UINT64_MAX;
+    m.staleness_mean = 1e300;
     m.nshards = PS_MAX_SHARDS;
     for (int i = 0; i < PS_MAX_SHARDS; i++) {
         memset(m.shards[i].endpoint, 'a' + i % 26, PS_ENDPOINT_MAX - 1);
@@ -577,6 +601,7 @@ int main(void)
     tcase_add_test(tc, shm_push_with_empty_or_reversed_range_is_refused);
     tcase_add_test(tc, unknown_encoding_is_refused);
     tcase_add_test(tc, shm_fields_round_trip);
+    tcase_add_test(tc, hello_incarnation_and_status_staleness_round_trip);
     tcase_add_test(tc, pull_with_shm_flag_round_trips);
     tcase_add_test(tc, too_long_host_is_refused);
     tcase_add_test(tc, has_frame_only_for_payload_on_the_wire);

@@ -897,9 +897,10 @@ START_TEST(engine_refuses_a_job_it_cannot_serve)
     ck_assert_ptr_null(ps_engine_new(&job, 1, NULL, &err));
     ck_assert_int_eq(err.code, PS_EINVAL);
     ck_assert_str_eq(err.msg, "shard 1 is out of range (the job has 1 servers)");
-    job.mode = PS_MODE_SSP;
+    job.mode = (ps_mode)7;
     ck_assert_ptr_null(ps_engine_new(&job, 0, NULL, &err));
-    ck_assert_int_eq(err.code, PS_EUNSUPPORTED);
+    ck_assert_int_eq(err.code, PS_EINVAL);
+    ck_assert_str_eq(err.msg, "mode 7 is not a consistency mode");
     ps_engine *e = NULL;
     ps_engine_destroy(&e);
 }
@@ -1261,11 +1262,347 @@ START_TEST(pull_codec_encodes_theta_once_per_version_for_every_worker)
 }
 END_TEST
 
+/* ---- ssp, staleness, per-rank state ------------------------------------ */
+
+static int push_at(fx *f, const char *who, uint32_t worker_id, uint64_t seq, uint64_t clock,
+                   uint64_t model_version, const float *g)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_PUSH, worker_id, seq);
+    m.clock = clock;
+    m.model_version = model_version;
+    m.samples = 1;
+    m.key_lo = 0;
+    m.key_hi = P;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = P * sizeof(float);
+    m.payload = g;
+    return handle(f, who, &m);
+}
+
+static int pull_ssp(fx *f, const char *who, uint32_t worker_id, uint64_t seq, uint64_t clock)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_PULL, worker_id, seq);
+    m.clock = clock;
+    m.key_lo = 0;
+    m.key_hi = P;
+    return handle(f, who, &m);
+}
+
+static uint32_t hello_as(fx *f, int rank, const char *who, uint64_t incarnation)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_HELLO, 0, 1);
+    m.rank = rank;
+    m.incarnation = incarnation;
+    ck_assert_int_eq(handle(f, who, &m), 0);
+    ck_assert_int_eq(last(f)->type, PS_MSG_WELCOME);
+    return last(f)->worker_id;
+}
+
+START_TEST(ssp_pull_waits_until_the_slowest_clock_is_within_staleness)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SSP, 2);
+    job.staleness = 1;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float g[P] = {2, 2, 2, 2};
+    /* pushes are applied at once, as in async */
+    ck_assert_int_eq(push_at(f, "wa", a, 1, 0, 0, g), 0);
+    assert_ack(f, 1, 1, 0);
+    /* a at clock 1, b at 0: 0 >= 1 - 1, answered */
+    ck_assert_int_eq(pull_ssp(f, "wa", a, 2, 1), 0);
+    ck_assert_int_eq(last(f)->type, PS_MSG_PULL_REPLY);
+    ck_assert_int_eq(push_at(f, "wa", a, 3, 1, 1, g), 0);
+    /* a at clock 2, b at 0 < 2 - 1: parked */
+    size_t before = f->n;
+    ck_assert_int_eq(pull_ssp(f, "wa", a, 4, 2), 0);
+    ck_assert_uint_eq(f->n, before);
+    ck_assert_uint_eq(ps_engine_version(f->e), 2);
+    /* b's push brings it to clock 1: the pull is answered with its version */
+    ck_assert_int_eq(push_at(f, "wb", b, 1, 0, 0, g), 0);
+    ck_assert_uint_eq(f->n, before + 2);
+    ck_assert_int_eq(last(f)->type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(last(f)->seq, 4);
+    ck_assert_uint_eq(last(f)->model_version, 3);
+    ps_engine_rank ra, rb;
+    ck_assert_int_eq(ps_engine_rank_get(f->e, 0, &ra), 0);
+    ck_assert_int_eq(ps_engine_rank_get(f->e, 1, &rb), 0);
+    ck_assert_uint_eq(ra.clock, 2);
+    ck_assert_uint_eq(rb.clock, 1);
+    ck_assert_uint_eq(ra.applied, 2);
+    ck_assert_uint_eq(rb.applied, 1);
+    ck_assert_int_eq(ps_engine_rank_get(f->e, 2, &ra), PS_ERANGE);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(ssp_pull_waits_for_a_rank_that_has_not_registered_yet)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SSP, 2);
+    job.staleness = 1;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_at(f, "wa", a, 1, 0, 0, g), 0);
+    ck_assert_int_eq(push_at(f, "wa", a, 2, 1, 1, g), 0);
+    /* a at clock 2; rank 1, still reading its data, counts as clock 0 */
+    size_t before = f->n;
+    ck_assert_int_eq(pull_ssp(f, "wa", a, 3, 2), 0);
+    ck_assert_uint_eq(f->n, before);
+    uint32_t b = hello(f, 1, "wb");
+    ck_assert_int_eq(push_at(f, "wb", b, 1, 0, 0, g), 0);
+    ck_assert_int_eq(last(f)->type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(last(f)->seq, 3);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(ssp_with_staleness_0_waits_like_sync)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SSP, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_at(f, "wa", a, 1, 0, 0, g), 0);
+    size_t before = f->n;
+    ck_assert_int_eq(pull_ssp(f, "wa", a, 2, 1), 0);
+    ck_assert_uint_eq(f->n, before);
+    ck_assert_int_eq(push_at(f, "wb", b, 1, 0, 0, g), 0);
+    ck_assert_int_eq(last(f)->type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(last(f)->seq, 2);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(ssp_parked_pull_is_released_when_the_slowest_worker_leaves)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SSP, 3);
+    job.staleness = 0;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb"), c = hello(f, 2, "wc");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_at(f, "wa", a, 1, 0, 0, g), 0);
+    ck_assert_int_eq(push_at(f, "wb", b, 1, 0, 0, g), 0);
+    size_t before = f->n;
+    ck_assert_int_eq(pull_ssp(f, "wa", a, 2, 1), 0);
+    ck_assert_uint_eq(f->n, before);
+    /* done (pushed its last gradient) no longer holds the others back */
+    ck_assert_int_eq(simple(f, "wc", PS_MSG_BYE, c, 1), 0);
+    ck_assert_uint_eq(f->n, before + 2);
+    ck_assert_int_eq(f->replies[before + 1].msg.type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(f->replies[before + 1].msg.seq, 2);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(staleness_of_applied_pushes_is_reported)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 1);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    float g[P] = {0, 0, 0, 0};
+    /* all computed from θ of version 0, applied at versions 0, 1, 2, 3 */
+    for (uint64_t i = 0; i < 4; i++)
+        ck_assert_int_eq(push_at(f, "wa", a, i + 1, i, 0, g), 0);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.staleness_max, 3);
+    ck_assert_uint_eq(st.staleness_p99, 3);
+    ck_assert_double_eq_tol(st.staleness_mean, 1.5, 1e-12);
+    /* 300 fresh pushes: the 99th percentile falls to 0, the max stays */
+    for (uint64_t i = 4; i < 304; i++) {
+        f->n = 0; /* only the last reply matters */
+        ck_assert_int_eq(push_at(f, "wa", a, i + 1, i, ps_engine_version(f->e), g), 0);
+    }
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.staleness_max, 3);
+    ck_assert_uint_eq(st.staleness_p99, 0);
+    ck_assert_uint_eq(st.pushes, 304);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(restored_rank_acknowledges_a_push_in_flight_as_duplicate)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello_as(f, 0, "wa", 77);
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_at(f, "wa", a, 5, 0, 0, g), 0);
+    ck_assert_int_eq(push_at(f, "wa", a, 6, 1, 1, g), 0);
+    ps_engine_rank saved;
+    ck_assert_int_eq(ps_engine_rank_get(f->e, 0, &saved), 0);
+    ck_assert_uint_eq(saved.incarnation, 77);
+    ck_assert(saved.has_seq);
+    ck_assert_uint_eq(saved.last_seq, 6);
+    ck_assert_uint_eq(saved.applied, 2);
+    ck_assert_uint_eq(saved.clock, 2);
+    ck_assert(saved.live);
+    fx_free(&f);
+
+    /* psd restarts from the checkpoint; the same client registers again
+     * and retries seq 6, whose ACK it never got */
+    f = fx_new(&job, 0);
+    ck_assert_int_eq(ps_engine_rank_restore(f->e, 0, &saved), 0);
+    a = hello_as(f, 0, "wa", 77);
+    ck_assert_int_eq(ps_engine_rank_restore(f->e, 0, &saved), PS_ESTATE);
+    ck_assert_int_eq(push_at(f, "wa", a, 6, 1, 1, g), 0);
+    assert_ack(f, 6, 0, PS_ACK_DUPLICATE);
+    ck_assert_int_eq(push_at(f, "wa", a, 7, 2, 0, g), 0);
+    assert_ack(f, 7, 1, 0);
+    ps_engine_rank now;
+    ck_assert_int_eq(ps_engine_rank_get(f->e, 0, &now), 0);
+    ck_assert_uint_eq(now.applied, 3);
+    /* another process on rank 1 with a restored rank-1 state starts afresh */
+    ck_assert_int_eq(ps_engine_rank_restore(f->e, 1, &saved), 0);
+    uint32_t b = hello_as(f, 1, "wb", 78);
+    ck_assert_int_eq(push_at(f, "wb", b, 6, 0, 0, g), 0);
+    assert_ack(f, 6, 2, 0);
+    fx_free(&f);
+}
+END_TEST
+
+/* Runs hello_as with stderr in a temporary file; returns what was logged. */
+static void hello_logged(fx *f, int rank, const char *who, uint64_t incarnation, char *out,
+                         size_t cap)
+{
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *tmp = tmpfile();
+    ck_assert_ptr_nonnull(tmp);
+    dup2(fileno(tmp), 2);
+    hello_as(f, rank, who, incarnation);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(out, 1, cap - 1, tmp);
+    out[n] = '\0';
+    fclose(tmp);
+}
+
+START_TEST(evicted_rank_taken_over_by_a_new_worker_is_logged)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    job.heartbeat.timeout_ms = 1000;
+    fx *f = fx_new(&job, 0);
+    f->log.level = PS_LOG_INFO;
+    uint32_t a = hello_as(f, 0, "wa", 1);
+    hello_as(f, 1, "wb", 2);
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, g), 0);
+    /* both fall silent: the round closes with rank 0's push */
+    ps_engine_tick(f->e, ps_clock_ms() + 1500, capture_send, f);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    static char logged[4096];
+    hello_logged(f, 1, "wc", 3, logged, sizeof logged);
+    ck_assert_msg(strstr(logged, "shard 0: rank 1 taken over by worker ") != NULL, "log: %s",
+                  logged);
+    ck_assert_msg(strstr(logged, " at round 1\n") != NULL, "log: %s", logged);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(evicted_worker_coming_back_is_no_takeover)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 2);
+    job.heartbeat.timeout_ms = 1000;
+    fx *f = fx_new(&job, 0);
+    f->log.level = PS_LOG_INFO;
+    uint32_t a = hello_as(f, 0, "wa", 1);
+    uint32_t b = hello_as(f, 1, "wb", 2);
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_at(f, "wb", b, 4, 0, 0, g), 0);
+    (void)a;
+    ps_engine_tick(f->e, ps_clock_ms() + 1500, capture_send, f);
+    static char logged[4096];
+    hello_logged(f, 1, "wb", 2, logged, sizeof logged);
+    ck_assert_msg(strstr(logged, "taken over") == NULL, "log: %s", logged);
+    /* and its retried push is still known */
+    ck_assert_int_eq(push_at(f, "wb", last(f)->worker_id, 4, 0, 0, g), 0);
+    assert_ack(f, 4, 1, PS_ACK_DUPLICATE);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(push_waiting_in_the_open_round_is_not_in_the_rank_state_yet)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello_as(f, 0, "wa", 5), b = hello_as(f, 1, "wb", 6);
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 9, 0, 1, g), 0);
+    /* a checkpoint now holds θ without it: after a restart it must apply */
+    ps_engine_rank r;
+    ck_assert_int_eq(ps_engine_rank_get(f->e, 0, &r), 0);
+    ck_assert(!r.has_seq);
+    ck_assert_uint_eq(r.applied, 0);
+    ck_assert_uint_eq(r.clock, 0);
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, g), 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    ck_assert_int_eq(ps_engine_rank_get(f->e, 0, &r), 0);
+    ck_assert(r.has_seq);
+    ck_assert_uint_eq(r.last_seq, 9);
+    ck_assert_uint_eq(r.applied, 1);
+    ck_assert_uint_eq(r.clock, 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(status_reports_staleness_and_each_ranks_clock)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SSP, 2);
+    job.staleness = 3;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    hello(f, 1, "wb");
+    float g[P] = {0, 0, 0, 0};
+    ck_assert_int_eq(push_at(f, "wa", a, 1, 0, 0, g), 0);
+    ck_assert_int_eq(push_at(f, "wa", a, 2, 1, 0, g), 0);
+    ck_assert_int_eq(simple(f, "admin", PS_MSG_STATUS, 0, 7), 0);
+    const ps_msg *r = last(f);
+    ck_assert_int_eq(r->type, PS_MSG_STATUS_REPLY);
+    ck_assert_str_eq(r->mode, "ssp");
+    ck_assert_uint_eq(r->staleness_max, 1);
+    ck_assert_uint_eq(r->staleness_p99, 1);
+    ck_assert_double_eq_tol(r->staleness_mean, 0.5, 1e-12);
+    ck_assert_str_eq(r->detail, "clocks [2, 0]");
+    char text[128];
+    ps_engine_ranks_format(f->e, text, sizeof text);
+    ck_assert_str_eq(text, "rank 0 applied 2 clock 2, rank 1 applied 0 clock 0");
+    ps_engine_ranks_format(f->e, text, 20);
+    ck_assert_str_eq(text, "rank 0 applied 2...");
+    fx_free(&f);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
     TCase *tc = tcase_create("engine");
     tcase_add_test(tc, pull_is_parked_until_round_closes);
+    tcase_add_test(tc, ssp_pull_waits_until_the_slowest_clock_is_within_staleness);
+    tcase_add_test(tc, ssp_pull_waits_for_a_rank_that_has_not_registered_yet);
+    tcase_add_test(tc, ssp_with_staleness_0_waits_like_sync);
+    tcase_add_test(tc, ssp_parked_pull_is_released_when_the_slowest_worker_leaves);
+    tcase_add_test(tc, staleness_of_applied_pushes_is_reported);
+    tcase_add_test(tc, restored_rank_acknowledges_a_push_in_flight_as_duplicate);
+    tcase_add_test(tc, evicted_rank_taken_over_by_a_new_worker_is_logged);
+    tcase_add_test(tc, evicted_worker_coming_back_is_no_takeover);
+    tcase_add_test(tc, status_reports_staleness_and_each_ranks_clock);
+    tcase_add_test(tc, push_waiting_in_the_open_round_is_not_in_the_rank_state_yet);
     tcase_add_test(tc, silent_worker_is_evicted_and_round_closes_without_it);
     tcase_add_test(tc, evicted_worker_rejoins_at_the_next_round);
     tcase_add_test(tc, abort_on_worker_loss_stops_the_job);

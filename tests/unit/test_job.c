@@ -84,7 +84,8 @@ START_TEST(key_of_several_sections_names_them)
 {
     expect_config_error(BASE "type: sgd\n",
                         "job.yaml:6:1: unknown key \"type\" at top level (\"type\" belongs in a "
-                        "section: model, optimizer, optimizer.schedule)");
+                        "section: model, optimizer, optimizer.schedule, "
+                        "training.local_optimizer)");
 }
 END_TEST
 
@@ -218,11 +219,18 @@ START_TEST(bad_mode_lists_the_valid_ones)
 }
 END_TEST
 
-START_TEST(mode_ssp_is_not_supported_yet)
+START_TEST(mode_ssp_is_loaded_with_its_staleness)
 {
-    expect_unsupported(BASE "mode: ssp\n"
-                            "staleness: 2\n",
-                       "job.yaml:6:7: mode ssp is not supported yet");
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE "mode: ssp\n"
+                                "staleness: 2\n",
+                           &job, &err),
+                     0);
+    ck_assert_int_eq(job.mode, PS_MODE_SSP);
+    ck_assert_uint_eq(job.staleness, 2);
+    ck_assert_int_eq(parse(BASE "mode: ssp\n", &job, &err), 0);
+    ck_assert_uint_eq(job.staleness, 0);
 }
 END_TEST
 
@@ -546,19 +554,58 @@ START_TEST(backup_workers_must_be_fewer_than_workers)
 }
 END_TEST
 
-START_TEST(backup_workers_is_not_supported_yet)
+START_TEST(backup_workers_and_deterministic_are_loaded_for_sync)
 {
-    expect_unsupported(BASE "backup_workers: 1\n",
-                       "job.yaml:6:17: backup_workers 1 is not supported yet");
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE "backup_workers: 1\n"
+                                "deterministic: true\n",
+                           &job, &err),
+                     0);
+    ck_assert_int_eq(job.mode, PS_MODE_SYNC);
+    ck_assert_uint_eq(job.backup_workers, 1);
+    ck_assert(job.deterministic);
+    expect_config_error(BASE "mode: async\n"
+                             "backup_workers: 1\n",
+                        "job.yaml:7:17: backup_workers: only valid with mode sync");
+    expect_config_error(BASE "mode: ssp\n"
+                             "deterministic: true\n",
+                        "job.yaml:7:16: deterministic: only valid with mode sync");
 }
 END_TEST
 
-START_TEST(deterministic_and_local_steps_are_not_supported_yet)
+START_TEST(local_sgd_is_loaded_with_its_own_lr)
 {
-    expect_unsupported(BASE "deterministic: true\n",
-                       "job.yaml:6:16: deterministic true is not supported yet");
-    expect_unsupported(BASE "training: {local_steps: 4}\n",
-                       "job.yaml:6:25: training.local_steps 4 is not supported yet");
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE
+                           "training: {local_steps: 8, local_optimizer: {type: sgd, lr: 0.05}}\n",
+                           &job, &err),
+                     0);
+    ck_assert_uint_eq(job.training.local_steps, 8);
+    ck_assert_int_eq(job.training.local_optim, PS_OPTIM_SGD);
+    ck_assert_double_eq(job.training.local_lr, 0.05);
+    /* no local optimizer: its lr is the job's (0 here) */
+    ck_assert_int_eq(parse(BASE "mode: async\ntraining: {local_steps: 4}\n", &job, &err), 0);
+    ck_assert_uint_eq(job.training.local_steps, 4);
+    ck_assert_double_eq(job.training.local_lr, 0);
+}
+END_TEST
+
+START_TEST(local_optimizer_other_than_sgd_is_not_supported_yet)
+{
+    expect_unsupported(BASE "training: {local_steps: 8, local_optimizer: {type: adam}}\n",
+                       "job.yaml:6:52: training.local_optimizer.type adam is not supported yet");
+}
+END_TEST
+
+START_TEST(local_optimizer_needs_local_steps_and_a_positive_lr)
+{
+    expect_config_error(BASE "training: {local_optimizer: {lr: 0.05}}\n",
+                        "job.yaml:6:29: training.local_optimizer: only valid with "
+                        "training.local_steps above 1");
+    expect_config_error(BASE "training: {local_steps: 2, local_optimizer: {lr: 0}}\n",
+                        "job.yaml:6:50: training.local_optimizer.lr: must be > 0, got 0");
 }
 END_TEST
 
@@ -1548,7 +1595,7 @@ static Suite *job_suite(void)
     tcase_add_test(bad, missing_test_file_is_an_error);
     tcase_add_test(bad, data_file_that_is_a_folder_is_an_error);
     tcase_add_test(bad, bad_mode_lists_the_valid_ones);
-    tcase_add_test(bad, mode_ssp_is_not_supported_yet);
+    tcase_add_test(bad, mode_ssp_is_loaded_with_its_staleness);
     tcase_add_test(bad, staleness_without_ssp_is_a_contradiction);
     tcase_add_test(bad, adam_hyper_parameters_out_of_range_are_errors);
     tcase_add_test(bad, optimizer_keys_of_another_type_are_contradictions);
@@ -1569,8 +1616,10 @@ static Suite *job_suite(void)
     tcase_add_test(bad, logistic_has_two_classes);
     tcase_add_test(bad, softmax_and_mlp_need_classes_and_mlp_needs_hidden);
     tcase_add_test(bad, backup_workers_must_be_fewer_than_workers);
-    tcase_add_test(bad, backup_workers_is_not_supported_yet);
-    tcase_add_test(bad, deterministic_and_local_steps_are_not_supported_yet);
+    tcase_add_test(bad, backup_workers_and_deterministic_are_loaded_for_sync);
+    tcase_add_test(bad, local_sgd_is_loaded_with_its_own_lr);
+    tcase_add_test(bad, local_optimizer_other_than_sgd_is_not_supported_yet);
+    tcase_add_test(bad, local_optimizer_needs_local_steps_and_a_positive_lr);
     tcase_add_test(bad, compression_settings_out_of_range_are_refused);
     tcase_add_test(bad, compression_is_chosen_per_direction);
     tcase_add_test(bad, invalid_endpoint_is_an_error);

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -82,6 +83,9 @@ typedef struct shard {
      * enc + enc_off; enc_ready while it is this push's */
     size_t enc_off, enc_bytes, enc_k;
     bool enc_ready;
+    /* the version of the slice of θ last pulled from this shard: a push's
+     * model_version (its gradient was computed from that θ) */
+    uint64_t theta_version;
 } shard;
 
 /* One exchange: the request sent to every shard marked asked, and what its
@@ -95,7 +99,8 @@ typedef struct op {
     float *theta;          /* PULL: destination of the whole θ */
     bool view;             /* one shard: keep θ's frame rather than copy it to theta */
     const float *view_out; /* out, with view: θ in the kept frame */
-    uint64_t clock;
+    uint64_t clock;        /* PUSH: the worker's step */
+    uint64_t pull_clock;   /* PULL, riding or not: the worker's clock (ssp parks on it) */
     uint32_t samples;
     const float *grad;            /* PUSH: the whole gradient */
     uint64_t version;             /* out: smallest model_version of the replies */
@@ -131,6 +136,7 @@ struct ps_client {
     bool done;               /* ps_client_done was called: say so again after a rejoin */
     uint64_t rejoin_version; /* the version a shard gave when we registered again */
     char host[PS_HOST_MAX];  /* asks shards on this host for shared memory; "" if not */
+    uint64_t incarnation;    /* this client, random, in every HELLO: psd keeps our seqs */
     /* why a shard's shared memory could not be used, or "" */
     char shm_why[CLIENT_WHY_MAX];
     /* the heartbeat thread: its own ZeroMQ context (so its own I/O thread,
@@ -331,6 +337,7 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
     case PS_MSG_HELLO:
         m->rank = o->rank;
         memcpy(m->host, c->host, sizeof m->host);
+        m->incarnation = c->incarnation;
         break;
     case PS_MSG_HEARTBEAT:
         m->flags = o->flags;
@@ -344,6 +351,7 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
         m->key_lo = s->key_lo;
         m->key_hi = s->key_hi;
         m->min_version = o->min_version;
+        m->clock = o->pull_clock;
         if (s->shm_on)
             m->flags = PS_FLAG_SHM;
         break;
@@ -351,6 +359,7 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
         m->key_lo = s->key_lo;
         m->key_hi = s->key_hi;
         m->clock = o->clock;
+        m->model_version = s->theta_version;
         m->samples = o->samples;
         if (s->key_hi > s->key_lo && s->shm_on) {
             m->encoding = PS_ENC_SHM_F32;
@@ -637,6 +646,7 @@ static int pull_accept_shm(ps_client *c, op *o, size_t i, const ps_msg *m, uint6
         memcpy(o->theta + s->key_lo, s->shm.theta, bytes);
         o->view_out = NULL;
     }
+    s->theta_version = m->model_version;
     if (m->model_version < *version)
         *version = m->model_version;
     return 0;
@@ -656,6 +666,7 @@ static int pull_accept_compressed(ps_client *c, op *o, size_t i, const ps_msg *m
     ops->decode(m->payload, (size_t)m->payload_bytes, o->theta + s->key_lo,
                 (size_t)(s->key_hi - s->key_lo));
     o->view_out = NULL;
+    s->theta_version = m->model_version;
     if (m->model_version < *version)
         *version = m->model_version;
     return 0;
@@ -705,6 +716,7 @@ static int pull_accept(ps_client *c, op *o, size_t i, const ps_msg *m, uint64_t 
         memcpy(o->theta + s->key_lo, m->payload, bytes);
         o->view_out = NULL;
     }
+    s->theta_version = m->model_version;
     if (m->model_version < *version)
         *version = m->model_version;
     return 0;
@@ -1515,6 +1527,20 @@ static int client_register(ps_client *c, int rank)
     return rc;
 }
 
+/* A random id for this client, never 0: psd tells our pushes from those of
+ * another process holding the same rank (exactly once across its restarts). */
+static uint64_t client_incarnation(void)
+{
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id || id == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        id =
+            ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+    }
+    return id != 0 ? id : 1;
+}
+
 int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, size_t errbuf_len)
 {
     char why[PS_ERROR_MSG_MAX];
@@ -1551,6 +1577,7 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
         goto report;
     }
     ps_strlcpy(c->job, opts->job, sizeof c->job);
+    c->incarnation = client_incarnation();
     if (!opts->socket_only && ps_shm_host_id(c->host, sizeof c->host) != 0)
         c->host[0] = '\0';
     c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
@@ -1590,6 +1617,12 @@ report:
 
 int ps_client_pull(ps_client *c, uint64_t min_version, float *theta, uint64_t *version)
 {
+    return ps_client_pull_clock(c, 0, min_version, theta, version);
+}
+
+int ps_client_pull_clock(ps_client *c, uint64_t clock, uint64_t min_version, float *theta,
+                         uint64_t *version)
+{
     if (c == NULL)
         return PS_EINVAL;
     if (theta == NULL)
@@ -1597,6 +1630,7 @@ int ps_client_pull(ps_client *c, uint64_t min_version, float *theta, uint64_t *v
     op o = {.type = PS_MSG_PULL,
             .reply = PS_MSG_PULL_REPLY,
             .min_version = min_version,
+            .pull_clock = clock,
             .theta = theta,
             .version = UINT64_MAX};
     int rc = op_all(c, &o);
@@ -1657,6 +1691,7 @@ int ps_client_push_pull(ps_client *c, ps_push_pull *pp)
             .version = UINT64_MAX,
             .then_pull = true,
             .min_version = pp->min_version,
+            .pull_clock = pp->pull_clock,
             .theta = theta,
             .view = view,
             .meanwhile = pp->meanwhile,

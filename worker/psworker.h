@@ -68,7 +68,7 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
 uint64_t ps_client_num_params(const ps_client *c);
 int ps_client_rank(const ps_client *c);
 uint32_t ps_client_num_workers(const ps_client *c);
-const char *ps_client_mode(const ps_client *c); /* "sync" or "async" */
+const char *ps_client_mode(const ps_client *c); /* "sync", "async" or "ssp" */
 
 /* Tensor i of θ (0 <= i < ps_client_num_tensors): its name, offset in θ
  * and shape. Pointers stay valid until the client is closed. */
@@ -110,9 +110,18 @@ int ps_client_tensor(const ps_client *c, size_t i, const char **name, uint64_t *
  * *version (when not NULL) gets the smallest shard version received. */
 int ps_client_pull(ps_client *c, uint64_t min_version, float *theta, uint64_t *version);
 
+/* ps_client_pull carrying the worker's clock (ssp: the steps it has
+ * pushed): in ssp mode a server answers it once every live worker's clock
+ * is >= clock - staleness. ps_client_pull is this with clock 0. */
+int ps_client_pull_clock(ps_client *c, uint64_t clock, uint64_t min_version, float *theta,
+                         uint64_t *version);
+
 /* Pushes a gradient over the whole θ (num_params floats), averaged over
  * `samples` examples, computed at worker clock `clock` (sync: the round,
- * i.e. the version the gradient was computed from). Sends each shard its
+ * i.e. the version the gradient was computed from). Each shard's PUSH
+ * carries as model_version the version of the slice of θ last pulled from
+ * it (the θ the gradient is taken to come from; 0 before any pull), which
+ * the server's staleness figures use. Sends each shard its
  * slice, all at once, and waits for every ACK. *version (when not NULL) gets
  * the smallest shard version after the push. */
 int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,
@@ -132,6 +141,10 @@ typedef struct ps_push_pull {
      * straight in the frame it came in, not copied. */
     uint64_t min_version;
     float *theta;
+    /* in: the pull's clock (ssp: the worker's clock after this push, i.e.
+     * clock + 1; the server parks the pull until the slowest worker is
+     * within staleness of it); 0 elsewhere */
+    uint64_t pull_clock;
     /* in, optional: called on the caller's thread as soon as the requests
      * are sent, while the replies are on their way (prepare the next batch
      * there, say); at most once, not at all when sending failed. It must

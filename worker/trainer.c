@@ -20,8 +20,39 @@
 #define BAR_INTERVAL_S 0.1
 #define BAR_WIDTH      24
 
+typedef struct ps_trainer ps_trainer_t;
+
+/* What a step sends and waits for in each consistency mode: one row per
+ * mode (DESIGN §5), so the loop never asks which mode it runs. A round is
+ * one push: one batch, or H batches with local SGD. */
+typedef struct step_mode {
+    /* makes θ in hand the one round `round` computes from */
+    int (*theta_get)(ps_trainer_t *t, uint64_t round, ps_error *err);
+    /* the pull riding behind round's push: its min_version and clock */
+    void (*pull_after)(uint64_t round, uint64_t *min_version, uint64_t *clock);
+    /* θ for the test evaluation once `rounds` rounds are pushed */
+    int (*theta_eval)(ps_trainer_t *t, uint64_t rounds, ps_error *err);
+    /* the round after `round`, once its push is done */
+    uint64_t (*round_next)(const ps_trainer_t *t, uint64_t round);
+    /* rounds are the servers' versions: a registration says where to go on */
+    bool resumes_rounds;
+} step_mode;
+
+/* What a round pushes: the gradient of one batch, or the change of H local
+ * steps (local SGD). Fills t->grad; *rows gets the samples it covers. */
+typedef int (*step_grad_fn)(ps_trainer_t *t, uint64_t round, size_t *rows, double *loss,
+                            ps_error *err);
+
 struct ps_trainer {
     ps_job job;
+    const step_mode *mode;
+    step_grad_fn grad_fn;
+    uint32_t local_steps; /* H: batches per round (1 without local SGD) */
+    float local_lr;       /* local SGD's plain sgd step */
+    float *theta_local;   /* local SGD: this worker's copy of θ (NULL otherwise) */
+    uint64_t total_batches;
+    uint64_t total_rounds;
+    uint32_t shuffled; /* the epoch whose order is in perm (UINT32_MAX: none) */
     ps_trainer_opts opts;
     ps_dataset *train_all; /* the whole training set, until the shard is cut */
     ps_dataset *train;     /* this worker's shard */
@@ -39,10 +70,9 @@ struct ps_trainer {
     size_t *perm; /* shard rows in this epoch's order */
     ps_client *client;
     uint32_t rank;
-    bool sync;
     bool have_theta;
-    bool fresh;          /* θ in hand came back with the last push (async: use it as is) */
-    uint64_t batch_step; /* the step whose batch xb/yb hold (UINT64_MAX: none) */
+    bool fresh;           /* θ in hand came back with the last push (async: use it as is) */
+    uint64_t batch_index; /* the batch (counted across epochs) xb/yb hold (UINT64_MAX: none) */
     size_t batch_rows;
     uint64_t version; /* of theta in hand */
     uint64_t updates;
@@ -56,6 +86,8 @@ struct ps_trainer {
 };
 
 /* ---- setup ---- */
+
+static void trainer_modes_pick(ps_trainer *t);
 
 static int read_set(const ps_job *job, const char *path, const char *labels, const ps_model *model,
                     const volatile sig_atomic_t *stop, ps_dataset **out, ps_error *err)
@@ -109,10 +141,6 @@ int ps_trainer_check_job(const ps_job *job, ps_error *err)
     if (job->data.train[0] == '\0')
         return ps_error_set(err, PS_ECONFIG, "%s: the job has no data.train to train on",
                             job->path);
-    if (job->training.local_steps > 1)
-        return ps_error_set(err, PS_EUNSUPPORTED,
-                            "%s: training.local_steps > 1 is not supported by psworker yet",
-                            job->path);
     if (job->workers == 0 || job->training.batch_size == 0 || job->training.epochs == 0)
         return ps_error_set(err, PS_ECONFIG,
                             "%s: workers, training.batch_size and training.epochs must be > 0",
@@ -134,6 +162,8 @@ static int alloc_buffers(ps_trainer *t, ps_error *err)
         return ps_error_set(err, PS_ENOMEM, "batch of %zu x %zu is too large", b, d);
     t->theta = calloc(t->num_params, sizeof(float));
     t->grad = calloc(t->num_params, sizeof(float));
+    if (t->local_steps > 1 && (t->theta_local = calloc(t->num_params, sizeof(float))) == NULL)
+        return ps_error_set(err, PS_ENOMEM, "out of memory for the local copy of θ");
     t->xb = calloc(xcells, sizeof(float));
     t->yb = calloc(b, sizeof(float));
     t->th = t->theta;
@@ -164,8 +194,9 @@ int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **
         return ps_error_set(err, PS_ENOMEM, "out of memory for the trainer");
     t->job = *job;
     t->opts = *opts;
-    t->batch_step = UINT64_MAX;
-    t->sync = job->mode == PS_MODE_SYNC;
+    t->batch_index = UINT64_MAX;
+    t->shuffled = UINT32_MAX;
+    trainer_modes_pick(t);
 
     /* a model of one row only to check labels; rebuilt below with real sizes */
     ps_model_spec spec;
@@ -197,6 +228,8 @@ int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **
     t->max_shard = (t->train_rows + job->workers - 1) / job->workers;
     t->steps_per_epoch =
         ps_trainer_steps_per_epoch(t->train_rows, job->workers, job->training.batch_size);
+    t->total_batches = t->steps_per_epoch * job->training.epochs;
+    t->total_rounds = (t->total_batches + t->local_steps - 1) / t->local_steps;
 
     /* work buffers big enough for a batch (at most a shard), a whole shard
      * and the test set */
@@ -230,6 +263,7 @@ void ps_trainer_destroy(ps_trainer **tp)
     ps_model_destroy(&t->model);
     free(t->theta);
     free(t->grad);
+    free(t->theta_local);
     free(t->xb);
     free(t->yb);
     free(t->perm);
@@ -328,14 +362,22 @@ static int client_failed(ps_trainer *t, int rc, const char *what, ps_error *err)
     return ps_error_set(err, rc, "%s: %s", what, why);
 }
 
+static int theta_pull_clock(ps_trainer *t, uint64_t clock, uint64_t min_version, ps_error *err);
+
 /* Pulls θ, waiting until the servers' version is at least min_version. A
  * parked pull waits as long as the servers answer (the client's heartbeats
  * count: the other workers may be slower); a server silent for
  * heartbeat.deadline_ms ends it. */
 static int theta_pull(ps_trainer *t, uint64_t min_version, ps_error *err)
 {
+    return theta_pull_clock(t, 0, min_version, err);
+}
+
+/* theta_pull carrying the worker's clock (ssp: the rounds it has pushed). */
+static int theta_pull_clock(ps_trainer *t, uint64_t clock, uint64_t min_version, ps_error *err)
+{
     uint64_t v = 0;
-    int rc = ps_client_pull(t->client, min_version, t->theta, &v);
+    int rc = ps_client_pull_clock(t->client, clock, min_version, t->theta, &v);
     t->th = t->theta;
     if (rc != 0)
         return client_failed(t, rc, "pull", err);
@@ -516,8 +558,9 @@ static bool theta_finite(const ps_trainer *t, double *bad)
 }
 
 /* The likely cause of a divergence, for a person: the inputs' scale when
- * the features (as trained on) are huge, the L2 term when it alone
- * overshoots (lr * l2 >= 1), else the learning rate. */
+ * the features (as trained on) are huge, the learning rate when it is
+ * above 1 (no usual job trains there), the L2 term when it alone overshoots
+ * (lr * l2 >= 1), else the learning rate. */
 static void divergence_cause(const ps_trainer *t, char *buf, size_t cap)
 {
     const float *x = ps_dataset_cx(t->train);
@@ -533,7 +576,7 @@ static void divergence_cause(const ps_trainer *t, char *buf, size_t cap)
         snprintf(buf, cap, "the inputs' scale is likely too large: features up to %g%s", xmax,
                  t->job.data.normalize == PS_NORMALIZE_STANDARD ? ""
                                                                 : "; try data.normalize: standard");
-    else if (lr * l2 >= 1.0)
+    else if (lr <= 1.0 && lr * l2 >= 1.0)
         snprintf(buf, cap, "optimizer.l2 %g is likely too high", l2);
     else
         snprintf(buf, cap, "optimizer.lr %g is likely too high", lr);
@@ -550,56 +593,204 @@ static int diverged(const ps_trainer *t, uint32_t epoch, const char *what, doubl
                         nonfinite_name(value), cause);
 }
 
-/* The next step's batch, gathered while this step's push and pull are on
- * the wire; only within the epoch (the next epoch's order is not drawn
- * yet). */
+/* ---- a round: what each mode sends (the step_mode rows) ---- */
+
+/* sync: round t computes from the θ of version t. */
+static int sync_theta_get(ps_trainer *t, uint64_t round, ps_error *err)
+{
+    t->fresh = false;
+    return theta_refresh(t, round, err);
+}
+
+/* sync: the θ of round + 1 rides back as soon as this round closes. */
+static void sync_pull_after(uint64_t round, uint64_t *min_version, uint64_t *clock)
+{
+    *min_version = round + 1;
+    *clock = round + 1;
+}
+
+/* sync: the θ that came back is of the round the servers are at; with
+ * backup workers they may have closed rounds without this worker (its push
+ * was dropped): it goes on at theirs rather than push late forever. */
+static uint64_t sync_round_next(const ps_trainer *t, uint64_t round)
+{
+    return t->have_theta && t->version > round + 1 ? t->version : round + 1;
+}
+
+static uint64_t next_round(const ps_trainer *t, uint64_t round)
+{
+    (void)t;
+    return round + 1;
+}
+
+/* sync: evaluation reuses the θ the next round starts from. */
+static int sync_theta_eval(ps_trainer *t, uint64_t rounds, ps_error *err)
+{
+    return theta_refresh(t, rounds, err);
+}
+
+/* async: whatever the servers have, the θ that came back with the last push
+ * when it did. */
+static int async_theta_get(ps_trainer *t, uint64_t round, ps_error *err)
+{
+    (void)round;
+    bool fresh = t->fresh;
+    t->fresh = false;
+    return fresh ? 0 : theta_pull(t, 0, err);
+}
+
+static void async_pull_after(uint64_t round, uint64_t *min_version, uint64_t *clock)
+{
+    (void)round;
+    *min_version = 0;
+    *clock = 0;
+}
+
+static int async_theta_eval(ps_trainer *t, uint64_t rounds, ps_error *err)
+{
+    (void)rounds;
+    return theta_pull(t, 0, err);
+}
+
+/* ssp: the worker's clock is the rounds it has pushed; a pull at clock c is
+ * answered once the slowest live worker is within staleness of c. */
+static int ssp_theta_get(ps_trainer *t, uint64_t round, ps_error *err)
+{
+    bool fresh = t->fresh;
+    t->fresh = false;
+    return fresh ? 0 : theta_pull_clock(t, round, 0, err);
+}
+
+/* ssp: after pushing round r the worker's clock is r + 1. */
+static void ssp_pull_after(uint64_t round, uint64_t *min_version, uint64_t *clock)
+{
+    *min_version = 0;
+    *clock = round + 1;
+}
+
+static const step_mode STEP_MODES[] = {
+    [PS_MODE_SYNC] = {sync_theta_get, sync_pull_after, sync_theta_eval, sync_round_next, true},
+    [PS_MODE_ASYNC] = {async_theta_get, async_pull_after, async_theta_eval, next_round, false},
+    [PS_MODE_SSP] = {ssp_theta_get, ssp_pull_after, async_theta_eval, next_round, false},
+};
+
+/* ---- a round: what it pushes ---- */
+
+/* Makes perm the order of the epoch batch b (counted across epochs) is in,
+ * and returns b's index in its epoch. */
+static uint64_t batch_locate(ps_trainer *t, uint64_t b)
+{
+    uint32_t e = (uint32_t)(b / t->steps_per_epoch);
+    if (e != t->shuffled) {
+        shuffle_epoch(t, e);
+        t->shuffled = e;
+    }
+    return b % t->steps_per_epoch;
+}
+
+/* Batch b into xb/yb, unless the last round gathered it already. */
+static size_t batch_take(ps_trainer *t, uint64_t b)
+{
+    uint64_t j = batch_locate(t, b);
+    size_t rows = t->batch_index == b ? t->batch_rows : fill_batch(t, j);
+    t->batch_index = UINT64_MAX;
+    return rows;
+}
+
+/* One batch's gradient at θ in hand: round r is batch r. */
+static int grad_of_batch(ps_trainer *t, uint64_t round, size_t *rows, double *loss, ps_error *err)
+{
+    *rows = batch_take(t, round);
+    int rc = ps_model_grad(t->model, t->th, t->xb, t->yb, *rows, t->grad, loss);
+    if (rc != 0)
+        return ps_error_set(err, rc, "gradient of an empty batch");
+    return 0;
+}
+
+/* Local SGD: H plain sgd steps at local_lr on a copy of θ in hand (batches
+ * rH .. rH + H - 1, the last round cut at the job's end), then Δ = θ_start -
+ * θ_local as the gradient, covering the samples of all H batches. *loss is
+ * the mean of the H batches' losses. */
+static int grad_of_local_steps(ps_trainer *t, uint64_t round, size_t *rows, double *loss,
+                               ps_error *err)
+{
+    size_t p = (size_t)t->num_params;
+    memcpy(t->theta_local, t->th, p * sizeof(float));
+    uint64_t lo = round * t->local_steps, hi = lo + t->local_steps;
+    if (hi > t->total_batches)
+        hi = t->total_batches;
+    double loss_sum = 0.0;
+    *rows = 0;
+    for (uint64_t b = lo; b < hi; b++) {
+        size_t n = batch_take(t, b);
+        double l = 0.0;
+        int rc = ps_model_grad(t->model, t->theta_local, t->xb, t->yb, n, t->grad, &l);
+        if (rc != 0)
+            return ps_error_set(err, rc, "gradient of an empty batch");
+        for (size_t k = 0; k < p; k++)
+            t->theta_local[k] -= t->local_lr * t->grad[k];
+        loss_sum += l;
+        *rows += n;
+    }
+    for (size_t k = 0; k < p; k++)
+        t->grad[k] = t->th[k] - t->theta_local[k];
+    *loss = hi > lo ? loss_sum / (double)(hi - lo) : 0.0;
+    return 0;
+}
+
+static void trainer_modes_pick(ps_trainer *t)
+{
+    t->mode = &STEP_MODES[t->job.mode];
+    t->local_steps = t->job.training.local_steps > 1 ? t->job.training.local_steps : 1;
+    double lr = t->job.training.local_lr > 0.0 ? t->job.training.local_lr : t->job.optimizer.lr;
+    t->local_lr = (float)lr;
+    t->grad_fn = t->local_steps > 1 ? grad_of_local_steps : grad_of_batch;
+}
+
+/* The next round's first batch, gathered while this round's push and pull
+ * are on the wire; only within the epoch (the next epoch's order is not
+ * drawn yet). */
 typedef struct prefill {
     ps_trainer *t;
-    uint64_t step, j; /* of the next step */
+    uint64_t batch; /* counted across epochs */
 } prefill;
 
 static void prefill_batch(void *arg)
 {
     prefill *p = arg;
-    if (p->j >= p->t->steps_per_epoch)
+    ps_trainer *t = p->t;
+    if (p->batch >= t->total_batches || p->batch / t->steps_per_epoch != t->shuffled)
         return;
-    p->t->batch_rows = fill_batch(p->t, p->j);
-    p->t->batch_step = p->step;
+    t->batch_rows = fill_batch(t, p->batch % t->steps_per_epoch);
+    t->batch_index = p->batch;
 }
 
-/* One step: round `step` of the job, batch j of the epoch. θ for the next
- * step rides back with the push (sync: the θ of round step + 1, as soon as
- * the round closes; async: θ with this push applied), so a step costs one
- * round trip; a pull of its own is needed only when that did not come. */
-static int train_step(ps_trainer *t, uint64_t step, uint64_t j, double *loss, ps_error *err)
+/* One round: θ as the mode wants it, the round's gradient, and a push with
+ * the θ of the next round riding back, so a round costs one round trip; a
+ * pull of its own is needed only when that did not come. *rows gets the
+ * samples the round covered. */
+static int train_round(ps_trainer *t, uint64_t round, size_t *rows, double *loss, ps_error *err)
 {
-    /* sync: the θ of round `step`; async: whatever the servers have now */
     double t0 = ps_clock_s();
-    int rc = 0;
-    if (t->sync)
-        rc = theta_refresh(t, step, err);
-    else if (!t->fresh)
-        rc = theta_pull(t, 0, err);
-    t->fresh = false;
+    int rc = t->mode->theta_get(t, round, err);
     if (rc != 0)
         return rc;
     double t1 = ps_clock_s();
-    size_t rows = t->batch_step == step ? t->batch_rows : fill_batch(t, j);
-    t->batch_step = UINT64_MAX;
-    rc = ps_model_grad(t->model, t->th, t->xb, t->yb, rows, t->grad, loss);
+    rc = t->grad_fn(t, round, rows, loss, err);
     if (rc != 0)
-        return ps_error_set(err, rc, "gradient of an empty batch");
+        return rc;
+    uint64_t first = round * t->local_steps;
     if (!isfinite(*loss) && t->job.on_divergence == PS_DIVERGE_STOP) /* its gradient is no use */
-        return diverged(t, (uint32_t)(step / t->steps_per_epoch) + 1, "loss is", *loss, err);
+        return diverged(t, (uint32_t)(first / t->steps_per_epoch) + 1, "loss is", *loss, err);
     double t2 = ps_clock_s();
-    prefill next = {t, step + 1, j + 1};
-    ps_push_pull pp = {.clock = step,
+    prefill next = {t, first + t->local_steps};
+    ps_push_pull pp = {.clock = round,
                        .grad = t->grad,
-                       .samples = (uint32_t)rows,
-                       .min_version = t->sync ? step + 1 : 0,
+                       .samples = (uint32_t)*rows,
                        .theta = NULL, /* one shard: θ used from its frame, not copied */
                        .meanwhile = prefill_batch,
                        .arg = &next};
+    t->mode->pull_after(round, &pp.min_version, &pp.pull_clock);
     t->have_theta = false; /* the θ in hand is let go */
     t->th = t->theta;
     rc = ps_client_push_pull(t->client, &pp);
@@ -616,15 +807,14 @@ static int train_step(ps_trainer *t, uint64_t step, uint64_t j, double *loss, ps
     t->compute_s += t2 - t1;
     t->push_pull_s += t3 - t2;
     t->updates++;
-    t->samples += rows;
+    t->samples += *rows;
     return 0;
 }
 
-/* Test evaluation at an epoch's end, on the freshest θ: sync pulls the
- * version of the rounds done, which the next round then reuses. */
+/* Test evaluation at an epoch's end, on the freshest θ the mode allows. */
 static int epoch_eval(ps_trainer *t, uint64_t rounds_done, ps_model_metrics *m, ps_error *err)
 {
-    int rc = t->sync ? theta_refresh(t, rounds_done, err) : theta_pull(t, 0, err);
+    int rc = t->mode->theta_eval(t, rounds_done, err);
     if (rc != 0)
         return rc;
     return ps_model_eval(t->model, t->th, ps_dataset_cx(t->test), ps_dataset_cy(t->test),
@@ -633,8 +823,8 @@ static int epoch_eval(ps_trainer *t, uint64_t rounds_done, ps_model_metrics *m, 
 
 /* The end of epoch e: the test metrics on the freshest θ and one log line
  * (or the bar on a TTY). */
-static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, double epoch_loss, double t0,
-                     ps_error *err)
+static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, uint64_t rounds_done,
+                     double epoch_loss, double t0, ps_error *err)
 {
     uint32_t epochs = t->job.training.epochs;
     uint64_t spe = t->steps_per_epoch;
@@ -655,7 +845,7 @@ static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, double epo
     }
     if (t->test) {
         ps_model_metrics m;
-        int rc = epoch_eval(t, (e + 1) * spe, &m, err);
+        int rc = epoch_eval(t, rounds_done, &m, err);
         if (rc != 0)
             return rc;
         char metric[32], loss[32];
@@ -674,49 +864,53 @@ static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, double epo
     return 0;
 }
 
-/* Every round of the job, step by step. A shard that lost us (it restarted
- * from a checkpoint, or evicted us) says where its rounds stand, and the
- * loop goes on from there: rounds are numbered across epochs, so the
- * epoch, its shuffled order and its batch follow from the round alone. */
+/* Every round of the job. A shard that lost us (it restarted from a
+ * checkpoint, or evicted us) says where its rounds stand, and the loop goes
+ * on from there: rounds are numbered across epochs, so the epoch, its
+ * shuffled order and its batches follow from the round alone. So does a
+ * worker started for the rank of one that died: it joins at the servers'
+ * round and takes over that rank's shard where the job is. */
 static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
 {
     uint64_t spe = t->steps_per_epoch;
-    uint64_t total = spe * t->job.training.epochs;
-    uint32_t shuffled = UINT32_MAX; /* the epoch whose order is in perm */
+    uint64_t total = t->total_rounds, batches = t->total_batches;
     double loss_sum = 0.0, t0 = ps_clock_s();
     uint64_t losses = 0;
-    uint64_t step = 0;
-    if (t->sync && ps_client_rejoin_version(t->client) > 0) {
-        /* the servers resumed from checkpoints: their rounds go on from there */
-        step = ps_client_rejoin_version(t->client);
-        if (step > total)
-            step = total;
+    uint64_t round = 0;
+    if (t->mode->resumes_rounds && ps_client_rejoin_version(t->client) > 0) {
+        /* the servers resumed from checkpoints, or this worker replaces
+         * one: their rounds go on from there */
+        round = ps_client_rejoin_version(t->client);
+        if (round > total)
+            round = total;
         PS_LOG_I(t->opts.log, "the servers are at round %llu of %llu: going on from there",
-                 (unsigned long long)step, (unsigned long long)total);
+                 (unsigned long long)round, (unsigned long long)total);
     }
-    while (step < total) {
+    while (round < total) {
         if (stop_requested(t))
             return ps_error_set(err, PS_EINTR, "interrupted");
-        uint32_t e = (uint32_t)(step / spe);
-        uint64_t j = step % spe;
-        if (e != shuffled) {
-            shuffle_epoch(t, e);
-            shuffled = e;
-        }
+        uint64_t done_before = round * t->local_steps;
         double loss = 0.0;
-        int rc = train_step(t, step, j, &loss, err);
+        size_t rows = 0;
+        int rc = train_round(t, round, &rows, &loss, err);
         if (rc == 0) {
             loss_sum += loss;
             losses++;
-            step++;
+            uint64_t next = t->mode->round_next(t, round);
+            if (next > round + 1)
+                PS_LOG_D(t->opts.log, "round %llu closed without this worker: going on at %llu",
+                         (unsigned long long)round, (unsigned long long)next);
+            round = next < total ? next : total;
+            uint64_t done = round * t->local_steps < batches ? round * t->local_steps : batches;
+            uint32_t e = (uint32_t)((done - 1) / spe);
             double mean = loss_sum / (double)losses;
-            ps_report_progress p = {t->rank, step, total, e + 1, mean};
+            ps_report_progress p = {t->rank, done, batches, e + 1, mean};
             if (t->opts.progress_fd >= 0 && ps_report_progress_write(t->opts.progress_fd, &p) != 0)
                 t->opts.progress_fd = -1; /* the reader is gone (EPIPE): stop telling it */
-            bar_draw(t, step, total, e + 1, mean, false);
-            if (step % spe == 0)
-                rc = epoch_end(t, res, e, mean, t0, err);
-            if (step % spe == 0) {
+            bar_draw(t, done, batches, e + 1, mean, false);
+            /* every epoch this round finished (local SGD may finish several) */
+            for (uint64_t f = done_before / spe; rc == 0 && f < done / spe; f++) {
+                rc = epoch_end(t, res, (uint32_t)f, round, mean, t0, err);
                 loss_sum = 0.0;
                 losses = 0;
                 t0 = ps_clock_s();
@@ -724,23 +918,24 @@ static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
         }
         if (rc == PS_EREJOINED) {
             /* the reply that registered us says where the rounds are: go on
-             * there, without replaying the steps missed */
+             * there, without replaying the rounds missed */
             uint64_t v = ps_client_rejoin_version(t->client);
             uint64_t at = v < total ? v : total;
             bar_end(t);
-            if (at >= step)
-                PS_LOG_W(t->opts.log, "%s: %llu steps skipped", ps_client_last_error(t->client),
-                         (unsigned long long)(at - step));
+            if (at >= round)
+                PS_LOG_W(t->opts.log, "%s: %llu rounds skipped", ps_client_last_error(t->client),
+                         (unsigned long long)(at - round));
             else
-                PS_LOG_W(t->opts.log, "%s: going back %llu steps", ps_client_last_error(t->client),
-                         (unsigned long long)(step - at));
+                PS_LOG_W(t->opts.log, "%s: going back %llu rounds", ps_client_last_error(t->client),
+                         (unsigned long long)(round - at));
             t->have_theta = false;
-            if (v / spe != step / spe) {
+            t->fresh = false;
+            if (at * t->local_steps / spe != round * t->local_steps / spe) {
                 loss_sum = 0.0;
                 losses = 0;
                 t0 = ps_clock_s();
             }
-            step = v < total ? v : total;
+            round = at;
             continue;
         }
         if (rc != 0)

@@ -1,7 +1,11 @@
 /* trainer.h — the training loop of one psworker: loads and standardises the
- * job's data, takes its shard, and runs epochs of pull / gradient / push
- * against the servers through libpsworker (sync: round t pulls version t and
- * pushes clock t; async: pull at once, push). Every worker takes the same
+ * job's data, takes its shard, and runs rounds of pull / gradient / push
+ * against the servers through libpsworker. A row per consistency mode says
+ * what a round waits for (sync: round t pulls version t and pushes clock t;
+ * async: pull at once, push; ssp: the pull carries the worker's clock, the
+ * rounds it pushed); a round pushes one batch's gradient, or with
+ * training.local_steps H > 1 the change of H local sgd steps (local SGD),
+ * covering H batches. Every worker takes the same
  * number of steps per epoch, ceil(ceil(N / W) / batch), so sync rounds line
  * up: batch j covers positions [j*B, (j+1)*B) of the epoch, cut at the end of
  * the worker's shard; a batch wholly past the end of a smaller shard wraps

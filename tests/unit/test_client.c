@@ -69,6 +69,7 @@ typedef struct fake {
     uint32_t pull_worker[NSHARDS][MAXREQ];
     int pushes[NSHARDS];
     uint64_t push_seq[NSHARDS], push_clock[NSHARDS], push_lo[NSHARDS], push_hi[NSHARDS];
+    uint64_t pull_clock[NSHARDS], push_model_version[NSHARDS];
     uint64_t push_bytes[NSHARDS];
     uint32_t push_samples[NSHARDS];
     float pushed[P];
@@ -256,6 +257,7 @@ static void fake_pull(fake *f, int i, const void *id, size_t id_len)
     f->pull_lo[i] = in->key_lo;
     f->pull_hi[i] = in->key_hi;
     f->pull_min[i] = in->min_version;
+    f->pull_clock[i] = in->clock;
     if (f->script & SILENT_PULL)
         return;
     if ((f->script & PAUSE_PULL0) && i == 0 && n == 0)
@@ -325,6 +327,7 @@ static void fake_push(fake *f, int i, const void *id, size_t id_len)
         payload = f->seg[i].grad;
     f->push_seq[i] = in->seq;
     f->push_clock[i] = in->clock;
+    f->push_model_version[i] = in->model_version;
     f->push_samples[i] = in->samples;
     f->push_lo[i] = in->key_lo;
     f->push_hi[i] = in->key_hi;
@@ -595,6 +598,32 @@ START_TEST(pull_assembles_theta_in_key_order)
     ck_assert_uint_eq(f.pull_worker[0][0], 100); /* each shard's own worker id */
     ck_assert_uint_eq(f.pull_worker[1][0], 101);
     ck_assert_uint_eq(f.pull_seq[0][0], 2); /* HELLO was 1 */
+}
+END_TEST
+
+START_TEST(pull_carries_the_clock_and_push_the_version_of_theta_it_came_from)
+{
+    /* ssp: a pull says the worker's clock; a push says, per shard, the
+     * version of the slice of θ last pulled from it (7 and 8 here) */
+    static fake f;
+    fake_start(&f, 0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
+    float theta[P] = {0}, grad[P] = {0};
+    ck_assert_int_eq(ps_client_pull_clock(c, 9, 0, theta, NULL), 0);
+    ck_assert_uint_eq(f.pull_clock[0], 9);
+    ck_assert_uint_eq(f.pull_clock[1], 9);
+    ck_assert_int_eq(ps_client_push(c, 9, grad, 4, NULL), 0);
+    ck_assert_uint_eq(f.push_model_version[0], 7);
+    ck_assert_uint_eq(f.push_model_version[1], 8);
+    ps_push_pull pp = {.clock = 10, .grad = grad, .samples = 4, .pull_clock = 11, .theta = theta};
+    ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
+    ck_assert_uint_eq(f.pull_clock[0], 11);
+    ck_assert_uint_eq(f.pull_clock[1], 11);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_uint_eq(f.pull_clock[0], 0); /* a plain pull: clock 0 */
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
 }
 END_TEST
 
@@ -1288,6 +1317,7 @@ static Suite *client_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, open_learns_rank_and_layout_from_both_shards);
     tcase_add_test(tc, pull_assembles_theta_in_key_order);
+    tcase_add_test(tc, pull_carries_the_clock_and_push_the_version_of_theta_it_came_from);
     tcase_add_test(tc, pull_goes_to_every_shard_before_any_reply);
     tcase_add_test(tc, push_sends_each_shard_its_slice);
     tcase_add_test(tc, push_pull_sends_the_pull_before_the_ack_comes);

@@ -17,7 +17,7 @@ import bedtest  # noqa: E402
 import jobs  # noqa: E402
 
 env = Env()
-EPOCHS = 60
+EPOCHS = 30
 RECOVER_S = 20  # bound on each comeback: retries back off to 4 s, then HELLO again
 b = bedtest.bed_or_skip(jobs.hosts_for(1, 2))
 

@@ -5,6 +5,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "loopback.h"
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -113,20 +114,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-/* A loopback port nobody listens on (bound by the kernel, then let go). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 static void fake_bind(fake *f, bool wildcard)
@@ -449,7 +436,8 @@ static void fake_start(fake *f, int script, int bind_delay_ms)
     ck_assert_ptr_nonnull(f->ctx);
     if (bind_delay_ms > 0) {
         for (int i = 0; i < NSHARDS; i++)
-            snprintf(f->endpoint[i], sizeof f->endpoint[i], "tcp://127.0.0.1:%d", free_port());
+            snprintf(f->endpoint[i], sizeof f->endpoint[i], "tcp://127.0.0.1:%d",
+                     ps_test_free_port());
     } else {
         fake_bind(f, true);
     }
@@ -848,7 +836,7 @@ END_TEST
 START_TEST(open_with_no_server_times_out_and_close_never_hangs)
 {
     char ep[64], err[256], want[256];
-    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", free_port());
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ps_test_free_port());
     const char *eps[] = {ep};
     ps_client_opts o = {
         .job = "digits", .servers = eps, .num_servers = 1, .rank = -1, .timeout_ms = 300};

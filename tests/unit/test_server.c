@@ -7,6 +7,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "loopback.h"
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -26,22 +27,6 @@
 
 #define P       4 /* logistic, 3 features */
 #define WAIT_MS 5000
-
-/* A TCP port that was free a moment ago: bind port 0, read it, close. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static void job_logistic(ps_job *job, int port)
 {
@@ -155,7 +140,7 @@ static void runner_stop(runner *r, pthread_t th, ps_engine_stats *st)
 START_TEST(server_refuses_bad_messages_and_keeps_serving)
 {
     static ps_job job;
-    job_logistic(&job, free_port());
+    job_logistic(&job, ps_test_free_port());
     static runner r;
     pthread_t th = runner_start(&r, &job);
 
@@ -254,7 +239,7 @@ START_TEST(big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go)
     /* 100k floats: both ways above the zero-copy thresholds */
     enum { BIG = 100000 };
     static ps_job job;
-    job_logistic(&job, free_port());
+    job_logistic(&job, ps_test_free_port());
     job.model.type = PS_MODEL_LINEAR;
     job.model.features = BIG - 1;
     static runner r;
@@ -354,7 +339,7 @@ START_TEST(pull_reply_on_the_wire_is_not_changed_by_a_push_applied_meanwhile)
      * push is in. Both of a's replies must still be version 0's zeros. */
     enum { BIG = 2000000, SMALL = 16 };
     static ps_job job;
-    job_logistic(&job, free_port());
+    job_logistic(&job, ps_test_free_port());
     job.mode = PS_MODE_ASYNC;
     job.workers = 2;
     job.model.type = PS_MODEL_LINEAR;
@@ -413,7 +398,7 @@ END_TEST
 START_TEST(second_server_on_the_same_endpoint_cannot_bind)
 {
     static ps_job job;
-    job_logistic(&job, free_port());
+    job_logistic(&job, ps_test_free_port());
     ps_log lg = {PS_LOG_ERROR, "test_server"};
     ps_error err;
     ps_server *a = ps_server_new(&job, 0, &lg, &err);
@@ -483,7 +468,7 @@ END_TEST
 START_TEST(stop_is_told_to_a_registered_worker_unasked)
 {
     static ps_job job;
-    job_logistic(&job, free_port());
+    job_logistic(&job, ps_test_free_port());
     job.workers = 2;
     static runner r;
     pthread_t th = runner_start(&r, &job);
@@ -513,7 +498,7 @@ END_TEST
 START_TEST(run_returns_when_stop_is_set)
 {
     static ps_job job;
-    job_logistic(&job, free_port());
+    job_logistic(&job, ps_test_free_port());
     static runner r;
     pthread_t th = runner_start(&r, &job);
     usleep(150 * 1000);
@@ -577,7 +562,7 @@ START_TEST(shared_memory_carries_pushes_and_pulls_by_the_protocol_rules)
     /* async, 2 workers, θ of P floats from zeros, sgd lr 0.5. Worker a
      * (this host) gets a segment; worker b (no host given) does not. */
     static ps_job job;
-    job_logistic(&job, free_port());
+    job_logistic(&job, ps_test_free_port());
     job.mode = PS_MODE_ASYNC;
     job.workers = 2;
     job.shared_memory = true;
@@ -687,14 +672,14 @@ static void train_steps(bool job_shm, bool socket_only, uint32_t shards, int ste
 {
     enum { N = 50000 };
     static ps_job job;
-    job_logistic(&job, free_port());
+    job_logistic(&job, ps_test_free_port());
     job.model.type = PS_MODEL_LINEAR;
     job.model.features = N - 1;
     job.model.init_scheme = PS_INIT_XAVIER;
     job.shared_memory = job_shm;
     job.nservers = shards;
     for (uint32_t i = 1; i < shards; i++)
-        snprintf(job.servers[i], sizeof job.servers[i], "tcp://127.0.0.1:%d", free_port());
+        snprintf(job.servers[i], sizeof job.servers[i], "tcp://127.0.0.1:%d", ps_test_free_port());
     static runner r[2];
     pthread_t th[2];
     for (uint32_t i = 0; i < shards; i++)

@@ -8,6 +8,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "loopback.h"
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -24,18 +25,6 @@
 #include "wire.h"
 
 #define WAIT_MS 5000
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 static void job_logistic(ps_job *job, int port)
 {
@@ -117,7 +106,7 @@ static int reply(void *s, ps_msg *m)
 START_TEST(message_with_four_frames_gets_exactly_one_error)
 {
     ps_job job;
-    job_logistic(&job, free_port());
+    job_logistic(&job, ps_test_free_port());
     runner r;
     runner_start(&r, &job);
     void *zctx = zmq_ctx_new();
@@ -147,7 +136,7 @@ END_TEST
 START_TEST(unregistered_peer_over_its_rate_is_refused_but_a_worker_is_not)
 {
     ps_job job;
-    job_logistic(&job, free_port());
+    job_logistic(&job, ps_test_free_port());
     job.limits.unregistered_rate = 5;
     runner r;
     runner_start(&r, &job);
@@ -219,7 +208,7 @@ static bool closed_within(int fd, int ms)
 
 START_TEST(connections_over_max_peers_are_closed_and_serving_goes_on)
 {
-    int port = free_port();
+    int port = ps_test_free_port();
     ps_job job;
     job_logistic(&job, port);
     job.limits.max_peers = 2;

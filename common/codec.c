@@ -6,6 +6,7 @@
 #include "ps.pb-c.h"
 #include "util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const type_names[] = {
@@ -119,6 +120,9 @@ static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_
         return ps_error_set(err, PS_EPAYLOAD, "unknown payload encoding %d", (int)m->encoding);
     if (m->encoding == PS_ENC_SHM_F32)
         return check_shm(m, payload, payload_len, err);
+    if (m->encoding == PS_ENC_WORKERS && m->type != PS_MSG_STATUS_REPLY)
+        return ps_error_set(err, PS_EPAYLOAD, "%s carries a worker table: only STATUS_REPLY may",
+                            ps_msg_type_name(m->type));
     if (payload == NULL && m->payload_bytes != 0) /* an empty payload travels without a frame */
         return ps_error_set(err, PS_EPAYLOAD, "%s header announces %llu payload bytes, none came",
                             ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes);
@@ -126,7 +130,9 @@ static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_
         return ps_error_set(
             err, PS_EPAYLOAD, "%s header announces %llu payload bytes, the frame has %zu",
             ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes, payload_len);
-    if (m->encoding == PS_ENC_F32) {
+    if (m->encoding == PS_ENC_WORKERS) {
+        /* unpacked by whoever reads it (ps_codec_workers_decode) */
+    } else if (m->encoding == PS_ENC_F32) {
         if (m->key_hi < m->key_lo)
             return ps_error_set(err, PS_EPAYLOAD, "key range [%llu, %llu) is reversed",
                                 (unsigned long long)m->key_lo, (unsigned long long)m->key_hi);
@@ -218,6 +224,10 @@ int ps_codec_decode_in(ps_codec_arena *arena, const void *hdr, size_t hdr_len, c
     m->staleness_max = h->staleness_max;
     m->staleness_p99 = h->staleness_p99;
     m->staleness_mean = h->staleness_mean;
+    m->loss = h->loss;
+    m->samples_per_s = h->samples_per_s;
+    m->applied = h->applied;
+    m->applied_seq = h->applied_seq;
     if ((int)h->type <= PS_MSG_NONE || (int)h->type > PS_MSG_CHECKPOINT) {
         rc = ps_error_set(err, PS_ETYPE, "unknown message type %d", (int)h->type);
         goto free_header;
@@ -227,6 +237,7 @@ int ps_codec_decode_in(ps_codec_arena *arena, const void *hdr, size_t hdr_len, c
         (rc = copy_string(m->mode, sizeof m->mode, h->mode, "mode", err)) != 0 ||
         (rc = copy_string(m->detail, sizeof m->detail, h->detail, "detail", err)) != 0 ||
         (rc = copy_string(m->host, sizeof m->host, h->host, "host", err)) != 0 ||
+        (rc = copy_string(m->hostname, sizeof m->hostname, h->hostname, "hostname", err)) != 0 ||
         (rc = decode_layout(h, m, err)) != 0)
         goto free_header;
     rc = check_payload(m, payload, payload_len, err);
@@ -273,6 +284,11 @@ static void fill_header(const ps_msg *m, Ps__Header *h, Ps__ShardInfo *shards,
     h->staleness_max = m->staleness_max;
     h->staleness_p99 = m->staleness_p99;
     h->staleness_mean = m->staleness_mean;
+    h->loss = m->loss;
+    h->samples_per_s = m->samples_per_s;
+    h->hostname = (char *)m->hostname;
+    h->applied = m->applied;
+    h->applied_seq = m->applied_seq;
     for (uint32_t i = 0; i < m->nshards; i++) {
         ps__shard_info__init(&shards[i]);
         shards[i].endpoint = (char *)m->shards[i].endpoint;
@@ -338,4 +354,109 @@ int ps_codec_encode(const ps_msg *m, void *buf, size_t cap, size_t *len)
         return PS_EINVAL;
     *len = encode_into(m, buf);
     return 0;
+}
+
+/* ---- the worker table (STATUS_REPLY's payload) ---- */
+
+/* The protobuf view of one row (strings point into it). */
+static void worker_view(const ps_worker_status *r, Ps__WorkerStatus *w)
+{
+    ps__worker_status__init(w);
+    w->rank = r->rank;
+    w->state = (char *)r->state;
+    w->hostname = (char *)r->hostname;
+    w->last_seen_ms = r->last_seen_ms;
+    w->clock = r->clock;
+    w->pushes = r->pushes;
+    w->dropped = r->dropped;
+    w->duplicates = r->duplicates;
+    w->loss = r->loss;
+    w->samples_per_s = r->samples_per_s;
+    w->staleness_max = r->staleness_max;
+    w->staleness_mean = r->staleness_mean;
+    w->worker_id = r->worker_id;
+    w->evictions = r->evictions;
+}
+
+/* Packs (buf not NULL) or sizes the table row by row, as protobuf lays out
+ * a repeated message field: per row the key of field 1 (length-delimited),
+ * the row's size as a varint, the row. Nothing is allocated, so psd's loop
+ * can answer a STATUS of PS_MAX_WORKERS rows. */
+static size_t workers_pack(const ps_worker_status *rows, size_t n, unsigned char *buf)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        Ps__WorkerStatus w;
+        worker_view(&rows[i], &w);
+        size_t len = ps__worker_status__get_packed_size(&w);
+        unsigned char head[11];
+        size_t h = 0;
+        head[h++] = (1u << 3) | 2u;
+        for (size_t v = len; ; v >>= 7) {
+            head[h++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+            if (v <= 0x7f)
+                break;
+        }
+        if (buf) {
+            memcpy(buf + at, head, h);
+            ps__worker_status__pack(&w, buf + at + h);
+        }
+        at += h + len;
+    }
+    return at;
+}
+
+size_t ps_codec_workers_size(const ps_worker_status *rows, size_t n)
+{
+    return workers_pack(rows, n, NULL);
+}
+
+int ps_codec_workers_encode(const ps_worker_status *rows, size_t n, void *buf, size_t cap,
+                            size_t *len)
+{
+    size_t need = workers_pack(rows, n, NULL);
+    if (need > cap)
+        return PS_EINVAL;
+    *len = workers_pack(rows, n, buf);
+    return 0;
+}
+
+int ps_codec_workers_decode(const void *buf, size_t len, ps_worker_status *rows, size_t cap,
+                            size_t *n, ps_error *err)
+{
+    *n = 0;
+    Ps__WorkerTable *t = ps__worker_table__unpack(NULL, len, buf);
+    if (t == NULL)
+        return ps_error_set(err, PS_EPROTO, "the worker table of %zu bytes does not parse", len);
+    int rc = 0;
+    if (t->n_workers > cap) {
+        rc = ps_error_set(err, PS_EPROTO, "the worker table has %zu rows (limit %zu)",
+                          t->n_workers, cap);
+        goto out;
+    }
+    for (size_t i = 0; i < t->n_workers; i++) {
+        const Ps__WorkerStatus *w = t->workers[i];
+        ps_worker_status *r = &rows[i];
+        memset(r, 0, sizeof *r);
+        if ((rc = copy_string(r->state, sizeof r->state, w->state, "worker state", err)) != 0 ||
+            (rc = copy_string(r->hostname, sizeof r->hostname, w->hostname, "hostname", err)) !=
+                0)
+            goto out;
+        r->rank = w->rank;
+        r->last_seen_ms = w->last_seen_ms;
+        r->clock = w->clock;
+        r->pushes = w->pushes;
+        r->dropped = w->dropped;
+        r->duplicates = w->duplicates;
+        r->loss = w->loss;
+        r->samples_per_s = w->samples_per_s;
+        r->staleness_max = w->staleness_max;
+        r->staleness_mean = w->staleness_mean;
+        r->worker_id = w->worker_id;
+        r->evictions = w->evictions;
+    }
+    *n = t->n_workers;
+out:
+    ps__worker_table__free_unpacked(t, NULL);
+    return rc;
 }

@@ -47,8 +47,9 @@ typedef enum ps_encoding {
     PS_ENC_KEYS_U64 = 5,
     PS_ENC_SHM_F32 = 6, /* float32 for [key_lo, key_hi) in shared memory, no frame */
     PS_ENC_BF16 = 7,
+    PS_ENC_WORKERS = 8, /* STATUS_REPLY only: a packed WorkerTable (ps_codec_workers_*) */
 } ps_encoding;
-#define PS_ENC_LAST PS_ENC_BF16
+#define PS_ENC_LAST PS_ENC_WORKERS
 
 /* HEARTBEAT flags */
 #define PS_FLAG_DONE 1u /* the worker pushed its last gradient: it only waits now */
@@ -116,8 +117,42 @@ typedef struct ps_msg {
     uint64_t incarnation;                  /* HELLO: the client process, random, 0 when unknown */
     uint64_t staleness_max, staleness_p99; /* STATUS_REPLY */
     double staleness_mean;
+    double loss, samples_per_s;  /* HEARTBEAT: the worker's own figures (NaN: unknown) */
+    char hostname[PS_HOST_MAX];  /* HELLO: the worker's host name, for people */
+    uint64_t applied;            /* WELCOME: the rank's pushes applied so far */
+    uint64_t applied_seq;        /* WELCOME: its last applied seq (same incarnation), else 0 */
     const void *payload;
 } ps_msg;
+
+/* One row of STATUS_REPLY's worker table (proto WorkerStatus). */
+#define PS_WORKER_STATE_MAX 16
+typedef struct ps_worker_status {
+    uint32_t rank;
+    char state[PS_WORKER_STATE_MAX]; /* "live", "done", "left", "evicted", "vacant" */
+    char hostname[PS_HOST_MAX];
+    uint64_t last_seen_ms; /* ms since its worker's last message */
+    uint64_t clock, pushes, dropped, duplicates, evictions;
+    double loss, samples_per_s; /* last heartbeat's; NaN: none */
+    uint64_t staleness_max;
+    double staleness_mean;
+    uint32_t worker_id; /* 0: never held */
+} ps_worker_status;
+
+/* Bytes the packed table of n rows takes (a payload frame; may exceed
+ * PS_HEADER_MAX_BYTES: it is not a header). */
+size_t ps_codec_workers_size(const ps_worker_status *rows, size_t n);
+
+/* Packs n rows into buf (cap bytes, at least ps_codec_workers_size);
+ * *len gets the size. PS_EINVAL when cap is too small. */
+int ps_codec_workers_encode(const ps_worker_status *rows, size_t n, void *buf, size_t cap,
+                            size_t *len);
+
+/* Unpacks a table of at most cap rows into rows; *n gets the count.
+ * PS_EPROTO (with a sentence in err) when the bytes are not a table, more
+ * than cap rows, or a string is too long. Allocates while it runs (not
+ * for psd's loop: psd only encodes tables). */
+int ps_codec_workers_decode(const void *buf, size_t len, ps_worker_status *rows, size_t cap,
+                            size_t *n, ps_error *err);
 
 /* True when m's payload travels as frame 2 (not absent, not in shared
  * memory). */

@@ -9,6 +9,7 @@
 #include "util.h"
 #include "wire.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -58,6 +59,13 @@ typedef struct worker_slot {
     bool prev_has_seq;
     uint64_t prev_seq;
     bool hello_after_push; /* registered again after its push to the open round */
+    /* for people (STATUS, /metrics): the rank's host, what its worker last
+     * said on a heartbeat, and its pushes' fate and staleness */
+    char hostname[PS_HOST_MAX];
+    double loss, samples_per_s; /* NaN: not said */
+    uint64_t dropped, duplicates, evictions;
+    uint64_t stale_max;
+    double stale_sum;
 } worker_slot;
 
 typedef struct parked_pull {
@@ -113,6 +121,10 @@ struct ps_engine {
 
     /* failures: silent workers are evicted after heartbeat.timeout_ms */
     uint64_t round_start_ms, max_round_ms;
+    /* for /metrics (ps_engine_timing_get): rounds closed and θ writes, and
+     * how long the last of each took, in seconds */
+    double round_start_s, last_round_s, last_apply_s;
+    uint64_t rounds, applies;
     uint64_t evictions;
     /* 0 while the job runs; else every request gets this code: PS_EABORTED
      * (on_worker_loss: abort and a worker was lost, or a worker diverged),
@@ -136,6 +148,10 @@ struct ps_engine {
     uint64_t stale_hist[STALE_BUCKETS];
     uint64_t stale_count, stale_max;
     double stale_sum;
+
+    ps_worker_status *status_rows; /* STATUS_REPLY's worker table, one row per rank */
+    unsigned char *status_buf;     /* ... packed */
+    size_t status_buf_cap;
 
     ps_msg reply; /* reused for every reply */
     uint64_t errors[ERROR_CODES];
@@ -377,6 +393,8 @@ static void round_close(ps_engine *e, const float *only, float only_weight)
     uint64_t took_ms = ps_clock_ms() - e->round_start_ms;
     if (took_ms > e->max_round_ms)
         e->max_round_ms = took_ms;
+    e->rounds++;
+    e->last_round_s = ps_clock_s() - e->round_start_s;
     PS_LOG_D(e->log, "shard %u: round %llu closed (%u pushes, %.0f samples)", e->shard,
              (unsigned long long)e->version, e->round_pushes, e->round_samples);
     e->version++;
@@ -387,13 +405,23 @@ static void round_close(ps_engine *e, const float *only, float only_weight)
     e->round_samples = 0;
 }
 
+/* One write of θ (a push applied or accumulated, a round closed) that
+ * started at t0 (ps_clock_s) is over: counted and timed for /metrics. */
+static void applied(ps_engine *e, double t0)
+{
+    e->applies++;
+    e->last_apply_s = ps_clock_s() - t0;
+}
+
 /* Closes the open sync round if it is complete (the gradients are in the
  * accumulator or the stage). Returns true when it closed. */
 static bool round_maybe_close(ps_engine *e)
 {
     if (!round_complete(e))
         return false;
+    double t0 = ps_clock_s();
     round_close(e, NULL, 0.0f);
+    applied(e, t0);
     return true;
 }
 
@@ -408,6 +436,9 @@ static void push_count(ps_engine *e, worker_slot *w, const ps_msg *req)
     e->stale_sum += (double)stale;
     if (stale > e->stale_max)
         e->stale_max = stale;
+    w->stale_sum += (double)stale;
+    if (stale > w->stale_max)
+        w->stale_max = stale;
     w->clock = req->clock + 1;
     w->applied++;
     w->has_seq = true;
@@ -420,6 +451,7 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
 {
     if (req->clock < e->version) {
         e->dropped++;
+        w->dropped++;
         return ack(e, p, req, PS_ACK_DROPPED);
     }
     if (req->clock > e->version)
@@ -431,6 +463,7 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
         /* it pushed this round, then registered again (evicted, or the
          * server restarted): its gradient is in the round already */
         e->duplicates++;
+        w->duplicates++;
         return ack(e, p, req, PS_ACK_DUPLICATE);
     }
     if (w->pushed)
@@ -438,8 +471,11 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
                       (unsigned long long)e->version);
     float weight = req->samples > 0 ? (float)req->samples : 1.0f;
     bool first = e->round_pushes == 0;
-    if (first)
+    double t0 = ps_clock_s();
+    if (first) {
         e->round_start_ms = ps_clock_ms();
+        e->round_start_s = t0;
+    }
     w->pushed = true;
     w->hello_after_push = false;
     w->prev_has_seq = w->has_seq;
@@ -463,6 +499,7 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
         if (closed)
             round_close(e, NULL, 0.0f);
     }
+    applied(e, t0);
     ack(e, p, req, 0);
     if (closed)
         parked_answer(e, p->send, p->ctx);
@@ -472,8 +509,10 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
 static int push_async(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
                       worker_slot *w)
 {
+    double t0 = ps_clock_s();
     if (req->key_hi > req->key_lo)
         ps_store_apply(e->store, req->key_lo, grad, (size_t)(req->key_hi - req->key_lo));
+    applied(e, t0);
     push_count(e, w, req);
     e->version++;
     ack(e, p, req, 0);
@@ -503,6 +542,7 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
                       (unsigned long long)req->key_lo, (unsigned long long)req->key_hi);
     if (w->has_seq && req->seq <= w->last_seq) {
         e->duplicates++;
+        w->duplicates++;
         return ack(e, p, req, PS_ACK_DUPLICATE);
     }
     if (w->done)
@@ -585,6 +625,11 @@ static int welcome(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *
     }
     r->ntensors = (uint32_t)e->ntensors;
     memcpy(r->tensors, e->tensors, e->ntensors * sizeof e->tensors[0]);
+    /* where the rank's data stands, and (the same client process) its last
+     * applied push: a worker resumes its data there, and learns which of
+     * its acknowledged pushes a restart from a checkpoint rolled back */
+    r->applied = w->applied;
+    r->applied_seq = w->has_seq ? w->last_seq : 0;
     reply_send(e, p, NULL);
     return 0;
 }
@@ -669,6 +714,11 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
         w->has_seq = false;
         w->last_seq = 0;
     }
+    if (!same) {
+        w->loss = NAN;
+        w->samples_per_s = NAN;
+    }
+    ps_strlcpy(w->hostname, req->hostname, sizeof w->hostname);
     w->incarnation = req->incarnation;
     w->evicted = false;
     w->hello_after_push = w->pushed;
@@ -730,6 +780,8 @@ static int handle_heartbeat(ps_engine *e, const peer *p, const ps_msg *req)
     if (w == NULL)
         return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
                       req->worker_id, e->shard);
+    w->loss = req->loss;
+    w->samples_per_s = req->samples_per_s;
     if (!(req->flags & PS_FLAG_DONE) || w->done)
         return ack(e, p, req, 0);
     worker_depart(e, w, false);
@@ -755,7 +807,15 @@ static int handle_status(ps_engine *e, const peer *p, const ps_msg *req)
     r->staleness_p99 = st.staleness_p99;
     r->staleness_mean = st.staleness_mean;
     ps_engine_clocks_format(e, r->detail, sizeof r->detail);
-    reply_send(e, p, NULL);
+    ps_engine_workers_get(e, ps_clock_ms(), e->status_rows);
+    size_t len = 0;
+    if (ps_codec_workers_encode(e->status_rows, e->job.workers, e->status_buf, e->status_buf_cap,
+                                &len) == 0 &&
+        len > 0) {
+        r->encoding = PS_ENC_WORKERS;
+        r->payload_bytes = len;
+    }
+    reply_send(e, p, len > 0 ? e->status_buf : NULL);
     return 0;
 }
 
@@ -833,6 +893,22 @@ static int engine_alloc(ps_engine *e, ps_error *err)
             return ps_error_set(err, PS_ENOMEM, "cannot allocate %zu bytes for encoded pulls",
                                 e->pull_enc_bytes);
     }
+    /* the worker table, packed: at most a full row per rank */
+    e->status_rows = calloc(e->job.workers, sizeof *e->status_rows);
+    if (e->status_rows == NULL)
+        return ps_error_set(err, PS_ENOMEM, "cannot allocate the worker table");
+    ps_worker_status widest;
+    memset(&widest, 0xff, sizeof widest);
+    memset(widest.state, 'x', sizeof widest.state - 1);
+    widest.state[sizeof widest.state - 1] = '\0';
+    memset(widest.hostname, 'x', sizeof widest.hostname - 1);
+    widest.hostname[sizeof widest.hostname - 1] = '\0';
+    e->status_buf_cap = ps_codec_workers_size(&widest, 1) * e->job.workers;
+    if ((e->status_buf = malloc(e->status_buf_cap)) == NULL)
+        return ps_error_set(err, PS_ENOMEM, "cannot allocate %zu bytes for the worker table",
+                            e->status_buf_cap);
+    for (uint32_t r = 0; r < e->job.workers; r++)
+        e->slots[r].loss = e->slots[r].samples_per_s = NAN;
     if (e->ops->rounds && e->job.deterministic) {
         size_t floats;
         if (!ps_mul_ok(ps_store_size(e->store), e->job.workers, &floats) ||
@@ -879,6 +955,8 @@ void ps_engine_destroy(ps_engine **ep)
         return;
     ps_engine *e = *ep;
     free(e->stage);
+    free(e->status_buf);
+    free(e->status_rows);
     free(e->push_dec);
     free(e->pull_enc);
     free(e->parked);
@@ -995,6 +1073,62 @@ void ps_engine_ranks_format(const ps_engine *e, char *buf, size_t cap)
                        (unsigned long long)e->slots[r].clock);
 }
 
+void ps_engine_timing_get(const ps_engine *e, ps_engine_timing *out)
+{
+    out->applies = e->applies;
+    out->last_apply_s = e->last_apply_s;
+    out->rounds = e->rounds;
+    out->last_round_s = e->last_round_s;
+}
+
+const uint64_t *ps_engine_staleness(const ps_engine *e, size_t *nbuckets, uint64_t *count,
+                                    double *sum)
+{
+    *nbuckets = STALE_BUCKETS;
+    *count = e->stale_count;
+    *sum = e->stale_sum;
+    return e->stale_hist;
+}
+
+uint32_t ps_engine_workers(const ps_engine *e)
+{
+    return e->job.workers;
+}
+
+/* "live", "done", "left", "evicted" or "vacant" (never held). */
+static const char *slot_state_name(const worker_slot *w)
+{
+    if (w->state == SLOT_LIVE)
+        return w->done ? "done" : "live";
+    if (w->state == SLOT_LEFT)
+        return w->evicted ? "evicted" : "left";
+    return "vacant";
+}
+
+void ps_engine_workers_get(const ps_engine *e, uint64_t now_ms, ps_worker_status *rows)
+{
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        const worker_slot *w = &e->slots[r];
+        ps_worker_status *o = &rows[r];
+        memset(o, 0, sizeof *o);
+        o->rank = r;
+        ps_strlcpy(o->state, slot_state_name(w), sizeof o->state);
+        ps_strlcpy(o->hostname, w->hostname, sizeof o->hostname);
+        o->last_seen_ms =
+            w->worker_id != 0 && now_ms > w->last_seen_ms ? now_ms - w->last_seen_ms : 0;
+        o->clock = w->clock;
+        o->pushes = w->applied;
+        o->dropped = w->dropped;
+        o->duplicates = w->duplicates;
+        o->evictions = w->evictions;
+        o->loss = w->loss;
+        o->samples_per_s = w->samples_per_s;
+        o->staleness_max = w->stale_max;
+        o->staleness_mean = w->applied > 0 ? w->stale_sum / (double)w->applied : 0.0;
+        o->worker_id = w->worker_id;
+    }
+}
+
 int ps_engine_rank_get(const ps_engine *e, uint32_t rank, ps_engine_rank *out)
 {
     if (rank >= e->job.workers)
@@ -1083,6 +1217,7 @@ void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void 
         }
         worker_depart(e, w, true);
         w->evicted = true;
+        w->evictions++;
         e->evictions++;
         evicted = true;
         PS_LOG_W(e->log,

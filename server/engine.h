@@ -162,6 +162,35 @@ void ps_engine_clocks_format(const ps_engine *e, char *buf, size_t cap);
  * stop line. */
 void ps_engine_ranks_format(const ps_engine *e, char *buf, size_t cap);
 
+/* For /metrics, read after each call that may write θ: how many times θ
+ * was written (a push applied or accumulated into the open round, with the
+ * round's close when it completed it, or a round closed without a push:
+ * an eviction, a BYE) and how long the last write took; how many sync
+ * rounds closed and how long the last was open (its first push to its
+ * close). Seconds. */
+typedef struct ps_engine_timing {
+    uint64_t applies, rounds;
+    double last_apply_s, last_round_s;
+} ps_engine_timing;
+void ps_engine_timing_get(const ps_engine *e, ps_engine_timing *out);
+
+/* The staleness of the pushes applied, as counts per staleness: bucket s
+ * counts pushes of staleness s, the last (*nbuckets - 1) those of that or
+ * more; *count and *sum over all of them. Owned by the engine, valid while
+ * it lives. */
+const uint64_t *ps_engine_staleness(const ps_engine *e, size_t *nbuckets, uint64_t *count,
+                                    double *sum);
+
+/* The job's number of ranks (rows of ps_engine_workers_get). */
+uint32_t ps_engine_workers(const ps_engine *e);
+
+/* Fills rows[0 .. ps_engine_workers(e) - 1] with what the shard knows of
+ * each rank at now_ms (ps_clock_ms()): state, host, last seen, clock,
+ * pushes applied, dropped and duplicate, evictions, the loss and samples/s
+ * its worker last reported, the staleness of its applied pushes.
+ * STATUS_REPLY's worker table; /metrics reads it too. */
+void ps_engine_workers_get(const ps_engine *e, uint64_t now_ms, ps_worker_status *rows);
+
 /* Fills *out with what the shard knows of rank as θ holds it: a push that
  * waits in the open sync round is not counted yet (a checkpoint has no
  * accumulator, so after a restart that push must be applied again).

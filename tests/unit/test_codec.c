@@ -5,6 +5,7 @@
 #include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "codec.h"
@@ -306,6 +307,64 @@ START_TEST(shm_push_with_empty_or_reversed_range_is_refused)
 }
 END_TEST
 
+START_TEST(worker_table_round_trips_and_rides_only_on_status_reply)
+{
+    static ps_worker_status rows[3], back[3];
+    for (uint32_t r = 0; r < 3; r++) {
+        rows[r].rank = r;
+        snprintf(rows[r].state, sizeof rows[r].state, "%s", r == 1 ? "evicted" : "live");
+        snprintf(rows[r].hostname, sizeof rows[r].hostname, "host-%u", r);
+        rows[r].last_seen_ms = 100 + r;
+        rows[r].clock = 7 * r;
+        rows[r].pushes = 1000000000000ull + r;
+        rows[r].loss = r == 2 ? NAN : 0.5 / (r + 1);
+        rows[r].samples_per_s = 123.5;
+        rows[r].staleness_max = r;
+        rows[r].staleness_mean = 0.25 * r;
+        rows[r].worker_id = 1025 + r;
+        rows[r].evictions = r;
+    }
+    unsigned char buf[1024];
+    size_t len = 0, n = 0;
+    size_t need = ps_codec_workers_size(rows, 3);
+    ck_assert_int_eq(ps_codec_workers_encode(rows, 3, buf, need - 1, &len), PS_EINVAL);
+    ck_assert_int_eq(ps_codec_workers_encode(rows, 3, buf, sizeof buf, &len), 0);
+    ck_assert_uint_eq(len, need);
+    ps_error err;
+    ck_assert_int_eq(ps_codec_workers_decode(buf, len, back, 3, &n, &err), 0);
+    ck_assert_uint_eq(n, 3);
+    for (uint32_t r = 0; r < 3; r++) {
+        ck_assert_uint_eq(back[r].rank, r);
+        ck_assert_str_eq(back[r].state, rows[r].state);
+        ck_assert_str_eq(back[r].hostname, rows[r].hostname);
+        ck_assert_uint_eq(back[r].pushes, rows[r].pushes);
+        ck_assert_uint_eq(back[r].clock, rows[r].clock);
+        ck_assert_uint_eq(back[r].worker_id, rows[r].worker_id);
+        ck_assert_uint_eq(back[r].evictions, rows[r].evictions);
+    }
+    ck_assert(isnan(back[2].loss));
+    ck_assert_double_eq(back[0].loss, 0.5);
+    /* more rows than the caller has room for, and garbage */
+    ck_assert_int_eq(ps_codec_workers_decode(buf, len, back, 2, &n, &err), PS_EPROTO);
+    ck_assert_str_eq(err.msg, "the worker table has 3 rows (limit 2)");
+    static const unsigned char junk[] = {0x0a, 0x40, 0x01};
+    ck_assert_int_eq(ps_codec_workers_decode(junk, sizeof junk, back, 3, &n, &err), PS_EPROTO);
+    /* a table on a STATUS_REPLY decodes; on a PUSH it is refused */
+    static ps_msg m, d;
+    ps_msg_init(&m, PS_MSG_STATUS_REPLY);
+    m.encoding = PS_ENC_WORKERS;
+    m.payload_bytes = len;
+    unsigned char hdr[256];
+    size_t hlen = encode(&m, hdr, sizeof hdr);
+    ck_assert_int_eq(ps_codec_decode(hdr, hlen, buf, len, &d, &err), 0);
+    ck_assert_ptr_eq(d.payload, buf);
+    m.type = PS_MSG_PUSH;
+    hlen = encode(&m, hdr, sizeof hdr);
+    ck_assert_int_eq(ps_codec_decode(hdr, hlen, buf, len, &d, &err), PS_EPAYLOAD);
+    ck_assert_str_eq(err.msg, "PUSH carries a worker table: only STATUS_REPLY may");
+}
+END_TEST
+
 START_TEST(unknown_encoding_is_refused)
 {
     static ps_msg m, d;
@@ -318,11 +377,11 @@ START_TEST(unknown_encoding_is_refused)
     size_t len = encode(&m, buf, sizeof buf);
     ps_error err;
     ck_assert_int_eq(ps_codec_decode(buf, len, g, sizeof g, &d, &err), PS_EPAYLOAD);
-    ck_assert_str_eq(err.msg, "unknown payload encoding 8");
+    ck_assert_str_eq(err.msg, "unknown payload encoding 9");
     m.payload_bytes = 0;
     len = encode(&m, buf, sizeof buf);
     ck_assert_int_eq(ps_codec_decode(buf, len, NULL, 0, &d, &err), PS_EPAYLOAD);
-    ck_assert_str_eq(err.msg, "unknown payload encoding 8");
+    ck_assert_str_eq(err.msg, "unknown payload encoding 9");
 }
 END_TEST
 
@@ -600,6 +659,7 @@ int main(void)
     tcase_add_test(tc, shm_push_not_covering_key_range_is_refused);
     tcase_add_test(tc, shm_push_with_empty_or_reversed_range_is_refused);
     tcase_add_test(tc, unknown_encoding_is_refused);
+    tcase_add_test(tc, worker_table_round_trips_and_rides_only_on_status_reply);
     tcase_add_test(tc, shm_fields_round_trip);
     tcase_add_test(tc, hello_incarnation_and_status_staleness_round_trip);
     tcase_add_test(tc, pull_with_shm_flag_round_trips);

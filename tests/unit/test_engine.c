@@ -28,6 +28,8 @@ typedef struct captured {
     float payload[MAX_FLOATS];
     size_t nfloats;
     char to[32]; /* the identity it was sent to */
+    ps_worker_status rows[4]; /* a STATUS_REPLY's worker table */
+    size_t nrows;
 } captured;
 
 typedef struct fx {
@@ -77,6 +79,15 @@ static int capture_send(void *ctx, const void *identity, size_t identity_len, co
     size_t len = identity_len < sizeof c->to - 1 ? identity_len : sizeof c->to - 1;
     memcpy(c->to, identity, len);
     c->to[len] = '\0';
+    c->nrows = 0;
+    if (reply->encoding == PS_ENC_WORKERS) {
+        ps_error err;
+        ck_assert_int_eq(ps_codec_workers_decode(payload, (size_t)reply->payload_bytes, c->rows,
+                                                 4, &c->nrows, &err),
+                         0);
+        c->nfloats = 0;
+        return 0;
+    }
     c->nfloats = (size_t)reply->payload_bytes / sizeof(float);
     ck_assert_uint_le(c->nfloats, MAX_FLOATS);
     ck_assert(c->nfloats == 0 || payload != NULL);
@@ -1579,11 +1590,97 @@ START_TEST(status_reports_staleness_and_each_ranks_clock)
     ck_assert_uint_eq(r->staleness_p99, 1);
     ck_assert_double_eq_tol(r->staleness_mean, 0.5, 1e-12);
     ck_assert_str_eq(r->detail, "clocks [2, 0]");
+    /* the worker table: one row per rank */
+    const captured *c = &f->replies[f->n - 1];
+    ck_assert_uint_eq(c->nrows, 2);
+    ck_assert_uint_eq(c->rows[0].rank, 0);
+    ck_assert_str_eq(c->rows[0].state, "live");
+    ck_assert_uint_eq(c->rows[0].clock, 2);
+    ck_assert_uint_eq(c->rows[0].pushes, 2);
+    ck_assert_uint_eq(c->rows[0].staleness_max, 1);
+    ck_assert_double_eq_tol(c->rows[0].staleness_mean, 0.5, 1e-12);
+    ck_assert_uint_eq(c->rows[1].pushes, 0);
+    ck_assert(isnan(c->rows[1].loss)); /* no heartbeat said it yet */
     char text[128];
     ps_engine_ranks_format(f->e, text, sizeof text);
     ck_assert_str_eq(text, "rank 0 applied 2 clock 2, rank 1 applied 0 clock 0");
     ps_engine_ranks_format(f->e, text, 20);
     ck_assert_str_eq(text, "rank 0 applied 2...");
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(status_table_shows_each_ranks_host_loss_and_state)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 3);
+    job.heartbeat.timeout_ms = 1000;
+    fx *f = fx_new(&job, 0);
+    static ps_msg m;
+    request_init(&m, PS_MSG_HELLO, 0, 1);
+    m.rank = 0;
+    strcpy(m.hostname, "vm-a");
+    ck_assert_int_eq(handle(f, "wa", &m), 0);
+    uint32_t a = last(f)->worker_id;
+    uint32_t b = hello(f, 1, "wb");
+    request_init(&m, PS_MSG_HEARTBEAT, a, 2);
+    m.loss = 0.25;
+    m.samples_per_s = 1500.0;
+    ck_assert_int_eq(handle(f, "wa", &m), 0);
+    float g[P] = {0};
+    ck_assert_int_eq(push_at(f, "wa", a, 3, 0, 0, g), 0);
+    ck_assert_int_eq(push_at(f, "wa", a, 3, 0, 0, g), 0); /* a retry: duplicate */
+    ck_assert_int_eq(simple(f, "wb", PS_MSG_BYE, b, 2), 0);
+    ck_assert_int_eq(simple(f, "admin", PS_MSG_STATUS, 0, 9), 0);
+    const captured *c = &f->replies[f->n - 1];
+    ck_assert_uint_eq(c->nrows, 3);
+    ck_assert_str_eq(c->rows[0].state, "live");
+    ck_assert_str_eq(c->rows[0].hostname, "vm-a");
+    ck_assert_double_eq_tol(c->rows[0].loss, 0.25, 1e-12);
+    ck_assert_double_eq_tol(c->rows[0].samples_per_s, 1500.0, 1e-9);
+    ck_assert_uint_eq(c->rows[0].pushes, 1);
+    ck_assert_uint_eq(c->rows[0].duplicates, 1);
+    ck_assert_uint_eq(c->rows[0].worker_id, a);
+    ck_assert_str_eq(c->rows[1].state, "left");
+    ck_assert_str_eq(c->rows[2].state, "vacant");
+    ck_assert_uint_eq(c->rows[2].worker_id, 0);
+    /* rank 0 falls silent: evicted */
+    ps_engine_tick(f->e, ps_clock_ms() + 5000, capture_send, f);
+    ck_assert_int_eq(simple(f, "admin", PS_MSG_STATUS, 0, 10), 0);
+    c = &f->replies[f->n - 1];
+    ck_assert_str_eq(c->rows[0].state, "evicted");
+    ck_assert_uint_eq(c->rows[0].evictions, 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(welcome_says_the_ranks_applied_pushes_and_last_seq)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello_as(f, 0, "wa", 77);
+    ck_assert_uint_eq(last(f)->applied, 0);
+    ck_assert_uint_eq(last(f)->applied_seq, 0);
+    float g[P] = {0};
+    ck_assert_int_eq(push_at(f, "wa", a, 5, 0, 0, g), 0);
+    ck_assert_int_eq(push_at(f, "wa", a, 6, 1, 1, g), 0);
+    ps_engine_rank saved;
+    ck_assert_int_eq(ps_engine_rank_get(f->e, 0, &saved), 0);
+    fx_free(&f);
+    /* restarted from that state: the same process learns seq 6 is held,
+     * another process only where the rank's data stands */
+    f = fx_new(&job, 0);
+    ck_assert_int_eq(ps_engine_rank_restore(f->e, 0, &saved), 0);
+    hello_as(f, 0, "wa", 77);
+    ck_assert_uint_eq(last(f)->applied, 2);
+    ck_assert_uint_eq(last(f)->applied_seq, 6);
+    fx_free(&f);
+    f = fx_new(&job, 0);
+    ck_assert_int_eq(ps_engine_rank_restore(f->e, 0, &saved), 0);
+    hello_as(f, 0, "wc", 99);
+    ck_assert_uint_eq(last(f)->applied, 2);
+    ck_assert_uint_eq(last(f)->applied_seq, 0);
     fx_free(&f);
 }
 END_TEST
@@ -1602,6 +1699,8 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, evicted_rank_taken_over_by_a_new_worker_is_logged);
     tcase_add_test(tc, evicted_worker_coming_back_is_no_takeover);
     tcase_add_test(tc, status_reports_staleness_and_each_ranks_clock);
+    tcase_add_test(tc, status_table_shows_each_ranks_host_loss_and_state);
+    tcase_add_test(tc, welcome_says_the_ranks_applied_pushes_and_last_seq);
     tcase_add_test(tc, push_waiting_in_the_open_round_is_not_in_the_rank_state_yet);
     tcase_add_test(tc, silent_worker_is_evicted_and_round_closes_without_it);
     tcase_add_test(tc, evicted_worker_rejoins_at_the_next_round);

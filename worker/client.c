@@ -17,6 +17,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -86,6 +87,16 @@ typedef struct shard {
     /* the version of the slice of θ last pulled from this shard: a push's
      * model_version (its gradient was computed from that θ) */
     uint64_t theta_version;
+    /* exactly once (DESIGN §7): the seq of the last push sent (a push sent
+     * again after a registration keeps it, so psd knows it), the newest
+     * push the shard said it holds (an ACK, or an ACK DUPLICATE), and the
+     * tally: pushes it holds by its word, and those a restart from a
+     * checkpoint rolled back. base: the rank's pushes psd had applied when
+     * this client first registered (a worker that replaced another). */
+    uint64_t push_seq, counted_seq;
+    uint64_t acked, rolled_back, applied_base;
+    bool based;
+    uint64_t applied; /* the rank's applied pushes, as the last WELCOME said */
 } shard;
 
 /* One exchange: the request sent to every shard marked asked, and what its
@@ -112,6 +123,13 @@ typedef struct op {
     uint64_t pull_version; /* out: smallest model_version of the riding pull's replies */
     int pull_rc;           /* the first error of the riding pull */
     const char *why;       /* BYE with PS_FLAG_ABORT: the reason, in the request's error */
+    bool same_seq;         /* PUSH sent again after a registration: with its first seq */
+    /* STATUS: what the shards answered (shard 0's worker table, when rows) */
+    ps_worker_status *rows;
+    size_t rows_cap, nrows;
+    uint64_t stale_max, stale_p99;
+    double stale_mean_sum;
+    uint32_t statuses;
 } op;
 
 struct ps_client {
@@ -136,6 +154,10 @@ struct ps_client {
     bool done;               /* ps_client_done was called: say so again after a rejoin */
     uint64_t rejoin_version; /* the version a shard gave when we registered again */
     char host[PS_HOST_MAX];  /* asks shards on this host for shared memory; "" if not */
+    char hostname[PS_HOST_MAX]; /* for people: psctl status, /metrics */
+    /* the training's figures the heartbeats carry (doubles' bits: set by
+     * the caller's thread, read by the heartbeat thread) */
+    _Atomic uint64_t report_loss, report_rate;
     uint64_t incarnation;    /* this client, random, in every HELLO: psd keeps our seqs */
     /* why a shard's shared memory could not be used, or "" */
     char shm_why[CLIENT_WHY_MAX];
@@ -321,6 +343,14 @@ static void shm_grad_put(shard *s, const float *grad, size_t bytes, uint64_t seq
     ps_shm_grad_mark(&s->shm, seq);
 }
 
+/* The figures ps_client_report last set (NaN before). */
+static void report_get(ps_client *c, double *loss, double *rate)
+{
+    uint64_t l = atomic_load(&c->report_loss), r = atomic_load(&c->report_rate);
+    memcpy(loss, &l, sizeof *loss);
+    memcpy(rate, &r, sizeof *rate);
+}
+
 /* Sends shard i a request of o, of the given type with the given seq. A full
  * send queue is not an error: the request stays pending and the next
  * attempt sends it again. */
@@ -337,10 +367,12 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
     case PS_MSG_HELLO:
         m->rank = o->rank;
         memcpy(m->host, c->host, sizeof m->host);
+        memcpy(m->hostname, c->hostname, sizeof m->hostname);
         m->incarnation = c->incarnation;
         break;
     case PS_MSG_HEARTBEAT:
         m->flags = o->flags;
+        report_get(c, &m->loss, &m->samples_per_s);
         break;
     case PS_MSG_BYE:
         m->flags = o->flags;
@@ -577,6 +609,40 @@ static void shm_after_push(ps_client *c)
             shm_give_up(c, &c->shards[i]);
 }
 
+/* What a WELCOME says of the rank's pushes. The first one sets the base
+ * (another worker may have held the rank). A later one (psd evicted us, or
+ * restarted from a checkpoint) may hold fewer pushes than it acknowledged:
+ * those were rolled back, and are said so once. The push in flight, when
+ * the shard has it (applied_seq), counts as held. */
+static void welcome_tally(ps_client *c, shard *s, const ps_msg *m)
+{
+    s->applied = m->applied;
+    if (!s->based) {
+        s->based = true;
+        s->applied_base = m->applied;
+        return;
+    }
+    if (s->push_seq > s->counted_seq && m->applied_seq != 0 && m->applied_seq >= s->push_seq) {
+        s->acked++;
+        s->counted_seq = s->push_seq;
+    }
+    uint64_t held = s->applied_base + s->acked - s->rolled_back;
+    if (held > m->applied) {
+        uint64_t lost = held - m->applied;
+        s->rolled_back += lost;
+        if (c->log_fn != NULL) {
+            char line[PS_ERROR_MSG_MAX];
+            snprintf(line, sizeof line,
+                     "%s went back to a checkpoint without %llu of this worker's acknowledged "
+                     "pushes: their batches are trained again",
+                     s->endpoint, (unsigned long long)lost);
+            c->log_fn(c->log_arg, 1, line);
+        }
+    } else if (held < m->applied) { /* pushes of another process for the rank */
+        s->applied_base += m->applied - held;
+    }
+}
+
 static void welcome_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
 {
     shard *s = &c->shards[i];
@@ -605,6 +671,7 @@ static void welcome_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
     }
     s->key_lo = c->map[i].key_lo;
     s->key_hi = c->map[i].key_hi;
+    welcome_tally(c, s, m);
     shm_attach(c, s, m);
     if (m->model_version < o->version)
         o->version = m->model_version;
@@ -749,6 +816,28 @@ static void ack_accept(op *o, shard *s, const ps_msg *m)
     s->pending = false;
 }
 
+/* A STATUS_REPLY: the staleness over every shard (largest max and p99,
+ * the mean of the means) and shard 0's worker table. */
+static void status_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
+{
+    shard *s = &c->shards[i];
+    if (m->staleness_max > o->stale_max)
+        o->stale_max = m->staleness_max;
+    if (m->staleness_p99 > o->stale_p99)
+        o->stale_p99 = m->staleness_p99;
+    o->stale_mean_sum += m->staleness_mean;
+    o->statuses++;
+    if (i == 0 && o->rows != NULL && m->encoding == PS_ENC_WORKERS) {
+        ps_error err = {0};
+        if (ps_codec_workers_decode(m->payload, (size_t)m->payload_bytes, o->rows, o->rows_cap,
+                                    &o->nrows, &err) != 0) {
+            op_fail(c, o, i, PS_EPROTO, "%s: %s", s->endpoint, err.msg);
+            return;
+        }
+    }
+    s->pending = false;
+}
+
 /* One decoded reply from shard i: dropped when it answers an older request,
  * else it ends the shard's part of the exchange. */
 static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
@@ -791,7 +880,14 @@ static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
             s->pending = false;
         break;
     }
+    case PS_MSG_STATUS_REPLY:
+        status_accept(c, o, i, m);
+        break;
     default:
+        if (o->type == PS_MSG_PUSH && !(m->flags & PS_ACK_DROPPED) && s->seq > s->counted_seq) {
+            s->acked++; /* the shard holds it, applied now or before (DUPLICATE) */
+            s->counted_seq = s->seq;
+        }
         ack_accept(o, s, m);
         break;
     }
@@ -944,8 +1040,16 @@ static int op_run(ps_client *c, op *o, bool resend, int timeout_ms)
         shard *s = &c->shards[i];
         if (!s->asked)
             continue;
-        /* past the last riding pull too, so its late reply is told apart */
-        s->seq = (s->pull_seq > s->seq ? s->pull_seq : s->seq) + 1;
+        /* past the last riding pull too, so its late reply is told apart;
+         * a push sent again after a registration keeps its seq, so a
+         * shard that applied it before (and kept that, across a restart)
+         * acknowledges it as a duplicate instead of applying it twice */
+        if (o->type == PS_MSG_PUSH && o->same_seq && s->push_seq != 0)
+            s->seq = s->push_seq;
+        else
+            s->seq = (s->pull_seq > s->seq ? s->pull_seq : s->seq) + 1;
+        if (o->type == PS_MSG_PUSH)
+            s->push_seq = s->seq;
         s->pull_seq = o->then_pull ? s->seq + 1 : 0;
         int rc = op_send(c, o, i);
         if (rc != 0)
@@ -1083,6 +1187,7 @@ static int op_all(ps_client *c, op *o)
         return client_fail(c, PS_EREJOINED, "registered again with shard %zu at round %llu", first,
                            (unsigned long long)hello.version);
     shards_mark(c, true, false);
+    o->same_seq = o->type == PS_MSG_PUSH;
     return op_run(c, o, true, c->timeout_ms);
 }
 
@@ -1192,6 +1297,7 @@ static void *heartbeat_main(void *arg)
                     continue;
                 out.worker_id = id;
                 out.seq = ++seq;
+                report_get(c, &out.loss, &out.samples_per_s);
                 if (gen != h->gen) {
                     h->gen = gen;
                     h->gen_first_seq = out.seq;
@@ -1578,6 +1684,10 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
     }
     ps_strlcpy(c->job, opts->job, sizeof c->job);
     c->incarnation = client_incarnation();
+    if (gethostname(c->hostname, sizeof c->hostname) != 0)
+        c->hostname[0] = '\0';
+    c->hostname[sizeof c->hostname - 1] = '\0';
+    ps_client_report(c, NAN, NAN);
     if (!opts->socket_only && ps_shm_host_id(c->host, sizeof c->host) != 0)
         c->host[0] = '\0';
     c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
@@ -1729,6 +1839,71 @@ int ps_client_done(ps_client *c)
             .flags = PS_FLAG_DONE,
             .version = UINT64_MAX};
     return op_all(c, &o);
+}
+
+void ps_client_report(ps_client *c, double loss, double samples_per_s)
+{
+    if (c == NULL)
+        return;
+    uint64_t l, r;
+    memcpy(&l, &loss, sizeof l);
+    memcpy(&r, &samples_per_s, sizeof r);
+    atomic_store(&c->report_loss, l);
+    atomic_store(&c->report_rate, r);
+}
+
+uint64_t ps_client_rank_applied(const ps_client *c)
+{
+    uint64_t least = UINT64_MAX;
+    for (size_t i = 0; i < c->nshards; i++)
+        if (c->shards[i].applied < least)
+            least = c->shards[i].applied;
+    return c->nshards > 0 ? least : 0;
+}
+
+int ps_client_push_tally(const ps_client *c, size_t i, uint64_t *held, uint64_t *rolled_back)
+{
+    if (c == NULL || i >= c->nshards)
+        return PS_ERANGE;
+    *held = c->shards[i].acked;
+    *rolled_back = c->shards[i].rolled_back;
+    return 0;
+}
+
+size_t ps_client_num_servers(const ps_client *c)
+{
+    return c->nshards;
+}
+
+int ps_client_server_stats(ps_client *c, ps_server_stats *out)
+{
+    if (c == NULL || out == NULL)
+        return PS_EINVAL;
+    int rc = final_check(c);
+    if (rc != 0)
+        return rc;
+    ps_worker_status *rows = calloc(PS_MAX_STATUS_RANKS, sizeof *rows);
+    if (rows == NULL)
+        return client_fail(c, PS_ENOMEM, "status: out of memory");
+    op o = {.type = PS_MSG_STATUS,
+            .reply = PS_MSG_STATUS_REPLY,
+            .version = UINT64_MAX,
+            .rows = rows,
+            .rows_cap = PS_MAX_STATUS_RANKS};
+    shards_mark(c, true, false);
+    rc = op_run(c, &o, true, c->timeout_ms);
+    if (rc == 0) {
+        out->staleness_max = o.stale_max;
+        out->staleness_p99 = o.stale_p99;
+        out->staleness_mean = o.statuses > 0 ? o.stale_mean_sum / o.statuses : 0.0;
+        out->nranks = (uint32_t)o.nrows;
+        for (size_t r = 0; r < o.nrows; r++) {
+            out->clock[r] = rows[r].clock;
+            out->pushes[r] = rows[r].pushes;
+        }
+    }
+    free(rows);
+    return rc;
 }
 
 uint64_t ps_client_rejoin_version(const ps_client *c)

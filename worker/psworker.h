@@ -187,6 +187,41 @@ int ps_client_done(ps_client *c);
  * after PS_EREJOINED above. */
 uint64_t ps_client_rejoin_version(const ps_client *c);
 
+/* Gives the training's figures to the heartbeats, which carry them to
+ * every shard (psctl status, /metrics): the mean loss of the epoch so far
+ * and samples per second. NaN: not known. Thread-safe. */
+void ps_client_report(ps_client *c, double loss, double samples_per_s);
+
+/* The rank's pushes the servers had applied when this worker last
+ * registered (the least over the shards): a worker that takes over the rank
+ * of one that died, or finds a server restarted from a checkpoint, resumes
+ * its data there, so every batch of the rank is trained once. */
+uint64_t ps_client_rank_applied(const ps_client *c);
+
+/* The number of shards (servers) of the job. */
+size_t ps_client_num_servers(const ps_client *c);
+
+/* This client's pushes to shard i that it said it holds (an ACK, or
+ * an ACK DUPLICATE of a push sent again), and how many of those a restart
+ * of the shard from a checkpoint rolled back (logged when found). The shard's
+ * count of the rank's applied pushes is then the rank's count when this
+ * client registered + held - rolled_back. PS_ERANGE past the shards (i). */
+int ps_client_push_tally(const ps_client *c, size_t i, uint64_t *held, uint64_t *rolled_back);
+
+/* psd's view of the job, asked of every shard (STATUS): the staleness of
+ * the applied pushes (largest max and p99 over the shards, the mean of
+ * their means) and, from shard 0, each rank's clock and applied pushes into
+ * the caller's arrays of PS_MAX_STATUS_RANKS entries. */
+#define PS_MAX_STATUS_RANKS 1024
+typedef struct ps_server_stats {
+    uint64_t staleness_max, staleness_p99;
+    double staleness_mean;
+    uint32_t nranks;
+    uint64_t clock[PS_MAX_STATUS_RANKS];
+    uint64_t pushes[PS_MAX_STATUS_RANKS];
+} ps_server_stats;
+int ps_client_server_stats(ps_client *c, ps_server_stats *out);
+
 /* How many shards θ and gradients go through shared memory with (0 .. the
  * number of servers); *why (when not NULL) gets the reason a shard's could
  * not be used, or "" (a shard on another host is no failure). */

@@ -13,8 +13,11 @@ so a point of accuracy is 3.6 of them):
 - deterministic: two runs with different worker start delays write
   bit-identical .npy files;
 - a replaced worker: rank 1 of a 3-worker sync job SIGKILLed, a new psworker
-  started for rank 1: psd logs the takeover, the three ranks finish on the
+  started for rank 1: psd logs the takeover, the new worker goes on with
+  rank 1's data where the servers held it (every rank ends with the same
+  count of applied pushes: no batch skipped), the three ranks finish on the
   same final version, accuracy within 1 point."""
+import json
 import os
 import re
 import signal
@@ -61,8 +64,11 @@ class Job:
         self.workers = {}
 
     def worker(self, rank, tag=""):
+        summary = os.path.join(env.tmp, f"{self.name}-w{rank}{tag}.json")
         w = Proc(env, f"{self.name}-w{rank}{tag}",
-                 [env.prog("psworker"), "--config", self.path, "--rank", str(rank)])
+                 [env.prog("psworker"), "--config", self.path, "--rank", str(rank),
+                  "--summary-json", summary])
+        w.summary_path = summary
         self.workers[f"{rank}{tag}"] = w
         return w
 
@@ -176,6 +182,16 @@ env.check(bool(leads) and max(leads) >= 1, "ssp: the slowed worker was behind at
 acc = ssp.done().get(0, (0.0, 0))[0]
 env.check(abs(acc - acc_sync2) <= 0.01,
           f"ssp: test accuracy {acc:.4f} within 1 point of sync's {acc_sync2:.4f}")
+# the summary carries psd's staleness histogram and each rank's clock
+summ = json.load(open(fast.summary_path)) if os.path.exists(fast.summary_path) else {}
+st, ranks = summ.get("staleness"), summ.get("ranks") or []
+print(f"ssp summary: staleness {st}, ranks {ranks}")
+env.check(isinstance(st, dict) and st["max"] >= 1 and st["p99"] <= st["max"]
+          and 0 < st["mean"] <= st["max"],
+          f"ssp: the summary has the staleness of the applied pushes ({st})")
+env.check([r["rank"] for r in ranks] == [0, 1] and ranks[0]["clock"] == ranks[1]["clock"] > 0
+          and all(r["pushes"] == r["clock"] for r in ranks),
+          f"ssp: the summary has each rank's final clock and pushes ({ranks})")
 
 # ---- backup workers: 3 workers, b = 1, one stopped half a second at a time -
 # A round takes milliseconds here: one that waited for the stopped rank would
@@ -249,6 +265,15 @@ del codes["1"]  # the killed one
 env.check(all(c == 0 for c in codes.values()) and code == 0,
           f"replace: the others and the new rank 1 exit 0 (workers {codes}, psd {code})")
 env.check("taken over" in rp.psd.text(), "replace: psd logs the takeover")
+# every batch of every epoch once: the new worker resumed rank 1's data where
+# the servers held it, so rank 1 ends with as many applied pushes as the others
+applied = {int(r): int(n) for r, n, _ in re.findall(r"rank (\d+) applied (\d+) clock (\d+)",
+                                                    rp.psd.text())}
+env.check(sorted(applied) == [0, 1, 2] and len(set(applied.values())) == 1,
+          f"replace: rank 1's data resumed where it stood: every rank applied the same pushes "
+          f"({applied})")
+env.check("going on at batch" in rp.workers["1-new"].text(),
+          "replace: the new rank 1 says where its data goes on")
 d = rp.done()
 env.check(sorted(d) == [0, 1, 2] and len({v for _, v in d.values()}) == 1,
           f"replace: the 3 ranks finish on the same final version ({d})")

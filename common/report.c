@@ -1,7 +1,10 @@
-/* report.c — the progress stream, the plan, the summary and sd_notify
- * datagrams as report.h describes them. The JSON formats are tables of
- * fields, so a key is written and read from the same row. */
+/* report.c — the progress stream, the plan, the summary, sd_notify
+ * datagrams and the training curves as report.h describes them. The JSON
+ * formats are tables of fields, so a key is written and read from the same
+ * row. */
 #include "report.h"
+
+#include "svg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -391,6 +394,7 @@ static const field plan_fields[] = {
     FIELD(ps_report_plan, epochs, FIELD_U32),
     FIELD(ps_report_plan, batch_size, FIELD_U32),
     FIELD(ps_report_plan, output, FIELD_STR),
+    FIELD(ps_report_plan, compression, FIELD_STR),
 };
 #define PLAN_FIELDS (sizeof plan_fields / sizeof plan_fields[0])
 #define PLAN_HEAD   3 /* fields before "servers" */
@@ -516,6 +520,53 @@ void ps_report_summary_init(ps_report_summary *s)
     s->metric = s->loss = s->train_metric = s->train_loss = s->train_loss_last_epoch = NAN;
     s->pull_s = s->compute_s = s->push_pull_s = s->wall_s = s->samples_per_s = NAN;
     s->rank = -1;
+    s->staleness_mean = NAN;
+}
+
+static void curve_free(ps_report_curve *c)
+{
+    free(c->train_loss);
+    free(c->test_metric);
+    c->train_loss = c->test_metric = NULL;
+}
+
+void ps_report_summary_fini(ps_report_summary *s)
+{
+    for (uint32_t i = 0; i < s->ncurves; i++)
+        curve_free(&s->curves[i]);
+    free(s->curves);
+    s->curves = NULL;
+    s->ncurves = 0;
+}
+
+/* A copy of n doubles (caller frees); NULL when memory ran out. */
+static double *doubles_dup(const double *x, uint32_t n)
+{
+    double *copy = malloc((n > 0 ? n : 1) * sizeof *copy);
+    if (copy != NULL && n > 0)
+        memcpy(copy, x, n * sizeof *copy);
+    return copy;
+}
+
+int ps_report_summary_curve_add(ps_report_summary *s, uint32_t rank, uint32_t every, uint32_t n,
+                                const double *train_loss, const double *test_metric)
+{
+    if (every == 0 || n > PS_REPORT_EPOCHS_MAX || s->ncurves >= PS_REPORT_RANKS_MAX ||
+        (n > 0 && train_loss == NULL))
+        return PS_EINVAL;
+    ps_report_curve c = {rank, every, n, doubles_dup(train_loss, n), NULL};
+    if (test_metric != NULL)
+        c.test_metric = doubles_dup(test_metric, n);
+    ps_report_curve *grown = realloc(s->curves, (s->ncurves + 1) * sizeof *grown);
+    if (c.train_loss == NULL || (test_metric != NULL && c.test_metric == NULL) || grown == NULL) {
+        curve_free(&c);
+        if (grown != NULL)
+            s->curves = grown;
+        return PS_ENOMEM;
+    }
+    s->curves = grown;
+    s->curves[s->ncurves++] = c;
+    return 0;
 }
 
 /* {"name": name, "value": x}, or null without a test set. */
@@ -532,6 +583,108 @@ static bool test_figure_put(json_object *obj, const char *key, bool has, const c
         json_object_put(v);
     if (!ok || !object_put(obj, key, fig, true)) {
         json_object_put(fig);
+        return false;
+    }
+    return true;
+}
+
+/* [x, ...] of n numbers, null where not finite; NULL when memory ran out. */
+static json_object *numbers_new(const double *x, uint32_t n)
+{
+    json_object *list = json_object_new_array_ext((int)n);
+    for (uint32_t i = 0; list != NULL && i < n; i++) {
+        json_object *v = number_new(x[i]);
+        if ((v == NULL && isfinite(x[i])) || json_object_array_add(list, v) != 0) {
+            json_object_put(v);
+            json_object_put(list);
+            list = NULL;
+        }
+    }
+    return list;
+}
+
+/* Adds key: a new object holding fields (or null when !has) to obj. */
+static bool object_fields_put(json_object *obj, const char *key, bool has, const void *base,
+                              const field *fields, size_t n)
+{
+    if (!has)
+        return object_put(obj, key, NULL, true);
+    json_object *o = json_object_new_object();
+    if (o == NULL || !fields_put(o, base, fields, n) || !object_put(obj, key, o, true)) {
+        json_object_put(o);
+        return false;
+    }
+    return true;
+}
+
+/* Appends item to list; false (item freed) when memory ran out. */
+static bool list_add(json_object *list, json_object *item)
+{
+    if (item == NULL || json_object_array_add(list, item) != 0) {
+        json_object_put(item);
+        return false;
+    }
+    return true;
+}
+
+static const field staleness_fields[] = {
+    {"max", FIELD_U64, offsetof(ps_report_summary, staleness_max), sizeof(uint64_t)},
+    {"mean", FIELD_NUM, offsetof(ps_report_summary, staleness_mean), sizeof(double)},
+    {"p99", FIELD_U64, offsetof(ps_report_summary, staleness_p99), sizeof(uint64_t)},
+};
+static const field rank_fields[] = {
+    FIELD(ps_report_rank, rank, FIELD_U32),
+    FIELD(ps_report_rank, clock, FIELD_U64),
+    FIELD(ps_report_rank, pushes, FIELD_U64),
+};
+static const field curve_fields[] = {
+    FIELD(ps_report_curve, rank, FIELD_U32),
+    FIELD(ps_report_curve, every, FIELD_U32),
+};
+
+static json_object *curve_new(const ps_report_curve *c)
+{
+    json_object *o = json_object_new_object();
+    if (o == NULL || !fields_put(o, c, curve_fields, COUNT(curve_fields)))
+        goto fail;
+    json_object *loss = numbers_new(c->train_loss, c->n);
+    if (!object_put(o, "train_loss", loss, loss != NULL)) {
+        json_object_put(loss);
+        goto fail;
+    }
+    json_object *metric = c->test_metric ? numbers_new(c->test_metric, c->n) : NULL;
+    if (!object_put(o, "test_metric", metric, metric != NULL || c->test_metric == NULL)) {
+        json_object_put(metric);
+        goto fail;
+    }
+    return o;
+fail:
+    json_object_put(o);
+    return NULL;
+}
+
+/* "staleness", "ranks" and "curves" of s into obj. */
+static bool server_figures_put(json_object *obj, const ps_report_summary *s)
+{
+    if (!object_fields_put(obj, "staleness", s->has_staleness, s, staleness_fields,
+                           COUNT(staleness_fields)))
+        return false;
+    json_object *ranks = json_object_new_array();
+    bool ok = ranks != NULL;
+    for (uint32_t i = 0; ok && i < s->nranks && i < PS_REPORT_RANKS_MAX; i++) {
+        json_object *r = json_object_new_object();
+        ok = list_add(ranks, r) && fields_put(r, &s->ranks[i], rank_fields, COUNT(rank_fields));
+    }
+    if (!ok || !object_put(obj, "ranks", ranks, true)) {
+        json_object_put(ranks);
+        return false;
+    }
+    json_object *curves = json_object_new_array();
+    ok = curves != NULL;
+    for (uint32_t i = 0; ok && i < s->ncurves; i++)
+        ok = list_add(curves, curve_new(&s->curves[i]));
+    if (!ok || !object_put(obj, "curves", curves, true)) {
+        json_object_put(curves);
         return false;
     }
     return true;
@@ -560,6 +713,7 @@ int ps_report_summary_write(FILE *f, const ps_report_summary *s)
         json_object *r = json_object_new_int64(s->rank);
         ok = object_put(obj, "rank", r, r != NULL);
     }
+    ok = ok && server_figures_put(obj, s);
     json_object_put(metrics);
     if (!ok) {
         json_object_put(obj);
@@ -600,6 +754,129 @@ static int test_figure_get(json_object *obj, const char *key, const char *want, 
     return 0;
 }
 
+/* A list of at most max numbers or nulls (NAN) into out; *n gets its length. */
+static int numbers_get(json_object *list, uint32_t max, double *out, uint32_t *n, const char *what,
+                       const char *key, ps_error *err)
+{
+    if (!json_object_is_type(list, json_type_array))
+        return report_error(err, PS_EDATA, "%s: \"%s\" is not a list", what, key);
+    size_t len = json_object_array_length(list);
+    if (len > max)
+        return report_error(err, PS_EDATA, "%s: \"%s\" holds %zu numbers, more than %u", what, key,
+                            len, max);
+    for (size_t i = 0; i < len; i++) {
+        json_object *v = json_object_array_get_idx(list, i);
+        json_type t = json_object_get_type(v);
+        if (t == json_type_null)
+            out[i] = NAN;
+        else if (t == json_type_int ||
+                 (t == json_type_double && isfinite(json_object_get_double(v))))
+            out[i] = json_object_get_double(v);
+        else
+            return report_error(err, PS_EDATA, "%s: \"%s\"[%zu] is not a number", what, key, i);
+    }
+    *n = (uint32_t)len;
+    return 0;
+}
+
+/* The list under key of obj, of at most max entries. */
+static int list_get(json_object *obj, const char *key, size_t max, json_object **list, size_t *n,
+                    const char *what, ps_error *err)
+{
+    if (!json_object_object_get_ex(obj, key, list))
+        return report_error(err, PS_EDATA, "%s: no \"%s\"", what, key);
+    if (!json_object_is_type(*list, json_type_array))
+        return report_error(err, PS_EDATA, "%s: \"%s\" is not a list", what, key);
+    *n = json_object_array_length(*list);
+    if (*n > max)
+        return report_error(err, PS_EDATA, "%s: \"%s\" holds %zu entries, more than %zu", what, key,
+                            *n, max);
+    return 0;
+}
+
+static int staleness_get(json_object *obj, ps_report_summary *s, const char *what, ps_error *err)
+{
+    json_object *st;
+    if (!json_object_object_get_ex(obj, "staleness", &st))
+        return report_error(err, PS_EDATA, "%s: no \"staleness\"", what);
+    s->has_staleness = st != NULL;
+    if (st == NULL)
+        return 0;
+    if (!json_object_is_type(st, json_type_object))
+        return report_error(err, PS_EDATA, "%s: \"staleness\" is neither an object nor null", what);
+    char inner[PS_ERROR_MSG_MAX];
+    snprintf(inner, sizeof inner, "%s: staleness", what);
+    return fields_get(st, s, staleness_fields, COUNT(staleness_fields), inner, err);
+}
+
+static int ranks_get(json_object *obj, ps_report_summary *s, const char *what, ps_error *err)
+{
+    json_object *list;
+    size_t n;
+    int rc = list_get(obj, "ranks", PS_REPORT_RANKS_MAX, &list, &n, what, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_object *r = json_object_array_get_idx(list, i);
+        char inner[PS_ERROR_MSG_MAX];
+        snprintf(inner, sizeof inner, "%s: ranks[%zu]", what, i);
+        if (!json_object_is_type(r, json_type_object))
+            return report_error(err, PS_EDATA, "%s: not an object", inner);
+        rc = fields_get(r, &s->ranks[i], rank_fields, COUNT(rank_fields), inner, err);
+    }
+    if (rc == 0)
+        s->nranks = (uint32_t)n;
+    return rc;
+}
+
+/* One entry of "curves", added to s->curves. */
+static int curve_get(json_object *c, ps_report_summary *s, const char *inner, ps_error *err)
+{
+    double loss[PS_REPORT_EPOCHS_MAX], metric[PS_REPORT_EPOCHS_MAX]; /* 16 KB */
+    if (!json_object_is_type(c, json_type_object))
+        return report_error(err, PS_EDATA, "%s: not an object", inner);
+    ps_report_curve got = {0};
+    int rc = fields_get(c, &got, curve_fields, COUNT(curve_fields), inner, err);
+    if (rc == 0 && got.every == 0)
+        rc = report_error(err, PS_EDATA, "%s: \"every\" is 0", inner);
+    json_object *list = NULL;
+    if (rc == 0 && !json_object_object_get_ex(c, "train_loss", &list))
+        rc = report_error(err, PS_EDATA, "%s: no \"train_loss\"", inner);
+    if (rc == 0)
+        rc = numbers_get(list, PS_REPORT_EPOCHS_MAX, loss, &got.n, inner, "train_loss", err);
+    if (rc == 0 && !json_object_object_get_ex(c, "test_metric", &list))
+        rc = report_error(err, PS_EDATA, "%s: no \"test_metric\"", inner);
+    if (rc != 0)
+        return rc;
+    if ((list != NULL) != s->has_test)
+        return report_error(err, PS_EDATA, "%s: \"test_metric\" is %s, and the summary has %s",
+                            inner, list ? "a list" : "null", s->has_test ? "a test set" : "none");
+    uint32_t n = 0;
+    if (list != NULL) {
+        rc = numbers_get(list, PS_REPORT_EPOCHS_MAX, metric, &n, inner, "test_metric", err);
+        if (rc == 0 && n != got.n)
+            rc = report_error(err, PS_EDATA, "%s: %u test figures for %u epochs", inner, n, got.n);
+        if (rc != 0)
+            return rc;
+    }
+    rc = ps_report_summary_curve_add(s, got.rank, got.every, got.n, loss, list ? metric : NULL);
+    if (rc != 0)
+        return report_error(err, rc, "%s: %s", inner,
+                            rc == PS_ENOMEM ? "out of memory" : "refused");
+    return 0;
+}
+
+static int curves_get(json_object *obj, ps_report_summary *s, const char *what, ps_error *err)
+{
+    json_object *list;
+    size_t n;
+    int rc = list_get(obj, "curves", PS_REPORT_RANKS_MAX, &list, &n, what, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char inner[PS_ERROR_MSG_MAX];
+        snprintf(inner, sizeof inner, "%s: curves[%zu]", what, i);
+        rc = curve_get(json_object_array_get_idx(list, i), s, inner, err);
+    }
+    return rc;
+}
+
 static int summary_get(json_object *obj, ps_report_summary *s, const char *what, ps_error *err)
 {
     int rc = fields_get(obj, s, summary_head, COUNT(summary_head), what, err);
@@ -636,6 +913,12 @@ static int summary_get(json_object *obj, ps_report_summary *s, const char *what,
             return report_error(err, PS_EDATA, "%s: \"rank\" is not a rank", what);
         s->rank = json_object_get_int64(r);
     }
+    if (rc == 0)
+        rc = staleness_get(obj, s, what, err);
+    if (rc == 0)
+        rc = ranks_get(obj, s, what, err);
+    if (rc == 0)
+        rc = curves_get(obj, s, what, err);
     return rc;
 }
 
@@ -655,6 +938,59 @@ int ps_report_summary_read(const char *path, ps_report_summary *s, ps_error *err
     json_object_put(obj);
     if (rc == 0)
         *s = got;
+    else
+        ps_report_summary_fini(&got);
+    return rc;
+}
+
+/* ---- training curves ---- */
+
+/* A figure's name as a person reads it in a chart: "log-loss", "R²". */
+static const char *chart_name(const char *name)
+{
+    if (strcmp(name, "log_loss") == 0)
+        return "log-loss";
+    if (strcmp(name, "r2") == 0)
+        return "R\u00b2";
+    return name;
+}
+
+int ps_report_curves_write(FILE *f, const ps_report_summary *s, const char *codec)
+{
+    size_t n = s->ncurves;
+    ps_svg_line *lines = calloc(2 * n + 1, sizeof *lines);
+    char(*labels)[24] = calloc(n + 1, sizeof *labels);
+    if (lines == NULL || labels == NULL) {
+        free(lines);
+        free(labels);
+        return PS_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ps_report_curve *c = &s->curves[i];
+        snprintf(labels[i], sizeof labels[i], "rank %u", c->rank);
+        ps_svg_line line = {.label = labels[i], .rank = c->rank, .x0 = c->every, .dx = c->every};
+        lines[i] = line;
+        lines[i].y = c->train_loss;
+        lines[i].n = c->n;
+        lines[n + i] = line;
+        lines[n + i].y = c->test_metric;
+        lines[n + i].n = c->test_metric ? c->n : 0;
+    }
+    char title[PS_REPORT_NAME_MAX + 3 * PS_REPORT_WORD_MAX + 32];
+    snprintf(title, sizeof title, "%s \u2014 %s, mode %s, codec %s", s->job, s->model, s->mode,
+             codec ? codec : "none");
+    char loss[PS_REPORT_WORD_MAX + 32], metric[PS_REPORT_WORD_MAX + 32];
+    snprintf(loss, sizeof loss, "training loss (%s)", chart_name(s->loss_name));
+    snprintf(metric, sizeof metric, "test %s", chart_name(s->metric_name));
+    ps_svg_panel panels[2] = {
+        {"train_loss", "epoch", loss, "no finite loss", true, lines, n},
+        {"test_metric", "epoch", metric, s->has_test ? "no finite figures" : "no test set", true,
+         lines + n, s->has_test ? n : 0},
+    };
+    ps_svg_chart chart = {title, panels, 2};
+    int rc = ps_svg_chart_write(f, &chart);
+    free(lines);
+    free(labels);
     return rc;
 }
 

@@ -1,10 +1,11 @@
 /* report.h — the formats one psd program writes and another reads, each
  * written and read here only, so the two sides cannot drift apart: the
  * progress stream and the summary (psworker -> psrun), the plan
- * (`psworker --describe` -> psrun) and sd_notify datagrams (psd -> psrun).
+ * (`psworker --describe` -> psrun) and sd_notify datagrams (psd -> psrun);
+ * and the training curves drawn from a summary (an SVG, through svg.h).
  * JSON goes through json-c; a number that is not finite is written as null
  * and read back as NAN. Knows nothing of config, server or worker: psrun
- * links this module and json-c, nothing else of psd. */
+ * links this module, svg and json-c, nothing else of psd. */
 #ifndef PS_REPORT_H
 #define PS_REPORT_H
 
@@ -81,7 +82,8 @@ size_t ps_report_progress_feed(ps_report_progress_reader *r, const char *bytes, 
  *    "servers": [endpoint, ...] (one per shard), "on_worker_loss":
  *    "continue"|"abort", "on_divergence": "stop"|"continue", "model": str,
  *    "features": int, "params": int, "epochs": int, "batch_size": int,
- *    "output": str ("" when none)}
+ *    "output": str ("" when none), "compression": str (the pushes' codec:
+ *    "none", "fp16", "bf16", "int8", "topk")}
  * A reader ignores keys it does not know. A job-file error is no plan:
  * psworker writes its one-line error to stderr and exits 2. */
 
@@ -99,6 +101,7 @@ typedef struct ps_report_plan {
     uint32_t epochs;
     uint32_t batch_size;
     char output[PS_REPORT_PATH_MAX];
+    char compression[PS_REPORT_WORD_MAX];
 } ps_report_plan;
 
 /* Writes p as above (indented, '\n' at the end) to f. PS_EINVAL when a
@@ -125,10 +128,45 @@ int ps_report_plan_read_fd(int fd, const char *what, ps_report_plan *p, ps_error
  *                "batch_size": int, "pull_s": num, "compute_s": num,
  *                "push_pull_s": num},
  *    "wall_s": num, "samples_per_s": num, "updates": int, "version": int,
- *    "workers": int, "rank": int (a worker's summary only)}
+ *    "workers": int, "rank": int (a worker's summary only),
+ *    "staleness": {"max": int, "mean": num, "p99": int} or null (unknown),
+ *    "ranks": [{"rank": int, "clock": int, "pushes": int}, ...],
+ *    "curves": [{"rank": int, "every": int, "train_loss": [num, ...],
+ *                "test_metric": [num, ...] or null (no test set)}, ...]}
  * psworker writes its own run; psrun writes the whole job's: final_loss is
  * the samples-weighted mean over the workers, samples_per_s and updates
- * their sums, wall_s psrun's, the rest from the lowest rank that finished. */
+ * their sums, wall_s psrun's, the rest from the lowest rank that finished.
+ *
+ * "staleness" and "ranks" are psd's figures at the job's end: how many
+ * rounds behind the servers' version the pushes applied were (max, mean,
+ * 99th percentile), and each rank's clock (rounds pushed) and pushes
+ * applied; null and [] when the worker did not learn them. "curves" holds
+ * one entry per worker (a worker's summary: its own; psrun's: every worker
+ * that finished, by rank): point i of "train_loss" is the mean training
+ * loss of epoch (i + 1) * every, point i of "test_metric" the test set's
+ * metric_name at that epoch's end, null where an epoch was not reached
+ * (a worker that joined late, a loss that is not finite). every is 1 up
+ * to PS_REPORT_EPOCHS_MAX epochs, and then the smallest step that keeps
+ * the points within it. */
+
+#define PS_REPORT_EPOCHS_MAX 1000 /* points of one curve */
+#define PS_REPORT_RANKS_MAX  1024 /* entries of "ranks" and "curves" (PS_MAX_WORKERS) */
+
+/* One worker's figures per epoch; a summary owns its curves' arrays. */
+typedef struct ps_report_curve {
+    uint32_t rank;
+    uint32_t every;      /* point i is epoch (i + 1) * every */
+    uint32_t n;          /* points */
+    double *train_loss;  /* n figures, NAN where null */
+    double *test_metric; /* n figures, or NULL without a test set */
+} ps_report_curve;
+
+/* psd's figures for one rank at the job's end. */
+typedef struct ps_report_rank {
+    uint32_t rank;
+    uint64_t clock;  /* rounds it pushed */
+    uint64_t pushes; /* pushes the servers applied */
+} ps_report_rank;
 
 typedef struct ps_report_summary {
     char job[PS_REPORT_NAME_MAX];
@@ -149,20 +187,52 @@ typedef struct ps_report_summary {
     double wall_s, samples_per_s;
     uint64_t updates, version;
     uint32_t workers;
-    int64_t rank; /* -1: none (psrun's summary) */
+    int64_t rank;       /* -1: none (psrun's summary) */
+    bool has_staleness; /* "staleness" is an object, not null */
+    uint64_t staleness_max, staleness_p99;
+    double staleness_mean;
+    uint32_t nranks;
+    ps_report_rank ranks[PS_REPORT_RANKS_MAX];
+    uint32_t ncurves;
+    ps_report_curve *curves; /* owned: ps_report_summary_fini frees them */
 } ps_report_summary;
 
-/* Empty strings, zero counts, NAN figures, no test set, rank -1. */
+/* Empty strings, zero counts, NAN figures, no test set, rank -1, no
+ * staleness, no ranks, no curves. */
 void ps_report_summary_init(ps_report_summary *s);
+
+/* Frees s's curves (s stays a summary without curves); the summary itself
+ * is the caller's. A summary read or given curves needs it. */
+void ps_report_summary_fini(ps_report_summary *s);
+
+/* Adds a copy of a curve of n points (at most PS_REPORT_EPOCHS_MAX, every
+ * >= 1; test_metric NULL without a test set) to s. PS_EINVAL when the curve
+ * is out of those bounds or s holds PS_REPORT_RANKS_MAX already, PS_ENOMEM. */
+int ps_report_summary_curve_add(ps_report_summary *s, uint32_t rank, uint32_t every, uint32_t n,
+                                const double *train_loss, const double *test_metric);
 
 /* Writes s as above (one line, '\n' at the end) to f. PS_EINVAL without a
  * metric or loss name, PS_ENOMEM, PS_EIO. */
 int ps_report_summary_write(FILE *f, const ps_report_summary *s);
 
-/* Reads the summary in the file at path into *s. PS_EIO when it cannot be
- * read, PS_EDATA when it is not a summary (as for a plan); err says
- * "path: why". */
+/* Reads the summary in the file at path into *s, which then owns curves
+ * (ps_report_summary_fini). PS_EIO when it cannot be read, PS_EDATA when it
+ * is not a summary (as for a plan; also a curve longer than
+ * PS_REPORT_EPOCHS_MAX or with test figures where the summary has no test
+ * set), PS_ENOMEM; err says "path: why". *s is untouched on an error. */
 int ps_report_summary_read(const char *path, ps_report_summary *s, ps_error *err);
+
+/* ---- training curves: psworker --curves, psrun --curves ----
+ *
+ * An SVG of s's curves (svg.h draws it): the training loss per epoch in one
+ * panel, the test metric in the other ("no test set" when there is none),
+ * a line per curve in the order of s->curves, "rank R" in the legend, and
+ * the title "JOB — MODEL, mode MODE, codec CODEC". The panels' data-name is
+ * "train_loss" and "test_metric"; svg.h says how to read the points back. */
+
+/* Writes the chart of s to f; codec is the pushes' compression ("none").
+ * PS_ENOMEM, PS_EIO. */
+int ps_report_curves_write(FILE *f, const ps_report_summary *s, const char *codec);
 
 /* ---- sd_notify datagrams (read side; psd writes them, server/notify.c) ----
  *

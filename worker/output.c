@@ -1,6 +1,7 @@
 /* output.c — the final model as NumPy .npy files plus manifest.json, the
- * run's summary (ps_train_result_write_json of trainer.h, in report.h's
- * format), and the write-to-temporary-then-rename helper they share. */
+ * run's summary and training curves (ps_train_result_write_json and
+ * ps_train_result_write_curves of trainer.h, in report.h's formats), and
+ * the write-to-temporary-then-rename helper they share. */
 #include "output.h"
 
 #include "trainer.h"
@@ -24,6 +25,7 @@ _Static_assert(PS_REPORT_NAME_MAX >= PS_JOB_NAME_MAX, "job name");
 _Static_assert(PS_REPORT_ENDPOINT_MAX >= PS_ENDPOINT_MAX, "endpoint");
 _Static_assert(PS_REPORT_SERVERS_MAX >= PS_MAX_SHARDS, "servers");
 _Static_assert(PS_REPORT_PATH_MAX >= PS_PATH_MAX, "output folder");
+_Static_assert(PS_REPORT_RANKS_MAX >= PS_MAX_WORKERS, "ranks");
 
 int ps_output_replace_file(const char *path, int (*fill)(FILE *f, const void *arg), const void *arg,
                            ps_error *err)
@@ -318,41 +320,92 @@ static void summary_copy(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "?");
 }
 
+/* The summary of a run (s owns its curve: ps_report_summary_fini). */
+static int summary_of(const ps_train_result *r, const char *job, ps_report_summary *s)
+{
+    ps_report_summary_init(s);
+    const ps_model_metrics *shown = r->has_test ? &r->test : &r->train;
+    summary_copy(s->job, sizeof s->job, job);
+    summary_copy(s->model, sizeof s->model, r->model);
+    summary_copy(s->mode, sizeof s->mode, r->mode);
+    summary_copy(s->metric_name, sizeof s->metric_name, r->metric_name);
+    summary_copy(s->loss_name, sizeof s->loss_name, r->loss_name);
+    s->final_loss = r->final_loss;
+    s->has_test = r->has_test;
+    if (r->has_test) {
+        s->test_metric = r->test.metric;
+        s->test_loss = r->test.loss;
+    }
+    s->metric = shown->metric;
+    s->loss = shown->loss;
+    s->train_metric = r->train.metric;
+    s->train_loss = r->train.loss;
+    s->train_loss_last_epoch = r->train_loss_last_epoch;
+    s->train_samples = r->train_samples;
+    s->test_samples = r->test_samples;
+    s->epochs = r->epochs;
+    s->steps_per_epoch = r->steps_per_epoch;
+    s->batch_size = r->batch_size;
+    s->pull_s = r->pull_s;
+    s->compute_s = r->compute_s;
+    s->push_pull_s = r->push_pull_s;
+    s->wall_s = r->wall_s;
+    s->samples_per_s = r->samples_per_s;
+    s->updates = r->updates;
+    s->version = r->version;
+    s->workers = r->workers;
+    s->rank = r->rank;
+    s->has_staleness = r->has_server_stats;
+    if (r->has_server_stats) {
+        s->staleness_max = r->staleness_max;
+        s->staleness_mean = r->staleness_mean;
+        s->staleness_p99 = r->staleness_p99;
+    }
+    s->nranks = r->nranks < PS_MAX_WORKERS ? r->nranks : PS_MAX_WORKERS;
+    for (uint32_t i = 0; i < s->nranks; i++)
+        s->ranks[i] = (ps_report_rank){i, r->rank_clock[i], r->rank_pushes[i]};
+    if (r->epoch_train_loss == NULL)
+        return 0;
+    /* the test figures go with a test set only, as report.h's reader checks */
+    return ps_report_summary_curve_add(s, r->rank, r->epoch_every ? r->epoch_every : 1,
+                                       r->epoch_points, r->epoch_train_loss,
+                                       r->has_test ? r->epoch_test_metric : NULL);
+}
+
 int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,
                                ps_error *err)
 {
     ps_report_summary s;
-    ps_report_summary_init(&s);
-    const ps_model_metrics *shown = r->has_test ? &r->test : &r->train;
-    summary_copy(s.job, sizeof s.job, job);
-    summary_copy(s.model, sizeof s.model, r->model);
-    summary_copy(s.mode, sizeof s.mode, r->mode);
-    summary_copy(s.metric_name, sizeof s.metric_name, r->metric_name);
-    summary_copy(s.loss_name, sizeof s.loss_name, r->loss_name);
-    s.final_loss = r->final_loss;
-    s.has_test = r->has_test;
-    if (r->has_test) {
-        s.test_metric = r->test.metric;
-        s.test_loss = r->test.loss;
-    }
-    s.metric = shown->metric;
-    s.loss = shown->loss;
-    s.train_metric = r->train.metric;
-    s.train_loss = r->train.loss;
-    s.train_loss_last_epoch = r->train_loss_last_epoch;
-    s.train_samples = r->train_samples;
-    s.test_samples = r->test_samples;
-    s.epochs = r->epochs;
-    s.steps_per_epoch = r->steps_per_epoch;
-    s.batch_size = r->batch_size;
-    s.pull_s = r->pull_s;
-    s.compute_s = r->compute_s;
-    s.push_pull_s = r->push_pull_s;
-    s.wall_s = r->wall_s;
-    s.samples_per_s = r->samples_per_s;
-    s.updates = r->updates;
-    s.version = r->version;
-    s.workers = r->workers;
-    s.rank = r->rank;
-    return ps_output_summary_write(&s, path, err);
+    int rc = summary_of(r, job, &s);
+    if (rc != 0)
+        rc = ps_error_set(err, rc, "%s: %s", path, ps_strerror(rc));
+    else
+        rc = ps_output_summary_write(&s, path, err);
+    ps_report_summary_fini(&s);
+    return rc;
+}
+
+typedef struct curves_args {
+    const ps_report_summary *s;
+    const char *codec;
+} curves_args;
+
+static int curves_fill(FILE *f, const void *arg)
+{
+    const curves_args *a = arg;
+    return ps_report_curves_write(f, a->s, a->codec);
+}
+
+int ps_train_result_write_curves(const ps_train_result *r, const char *job, const char *codec,
+                                 const char *path, ps_error *err)
+{
+    ps_report_summary s;
+    int rc = summary_of(r, job, &s);
+    curves_args a = {&s, codec};
+    if (rc != 0)
+        rc = ps_error_set(err, rc, "%s: %s", path, ps_strerror(rc));
+    else
+        rc = ps_output_replace_file(path, curves_fill, &a, err);
+    ps_report_summary_fini(&s);
+    return rc;
 }

@@ -1,7 +1,9 @@
 /* psworker_main.c — psworker, the training program: one worker of a job.
  * Reads the job file, trains the built-in model on its shard against the
- * job's servers, and optionally writes a summary JSON for psrun.
+ * job's servers, and optionally writes a summary JSON for psrun and an SVG
+ * of its training curves.
  * Exit: 0 done, 1 runtime error or interrupted, 2 usage or job-file error. */
+#include "compress.h"
 #include "job.h"
 #include "log.h"
 #include "report.h"
@@ -34,6 +36,7 @@ static void on_stop_signal(int sig)
 typedef struct args {
     const char *config;
     const char *summary_json;
+    const char *curves;
     const char *log_level;
     int rank;
     int progress_fd;
@@ -53,6 +56,8 @@ static void usage(FILE *out)
           "                           free rank the servers assign\n"
           "  -s, --summary-json FILE  write a summary of the run (final loss, test\n"
           "                           metric, timings) as JSON to FILE\n"
+          "      --curves FILE        draw the training loss and test metric per epoch\n"
+          "                           as an SVG in FILE at the end\n"
           "  -p, --progress-fd N      write a line 'progress RANK STEP STEPS EPOCH LOSS'\n"
           "                           to file descriptor N after every step\n"
           "  -l, --log-level LEVEL    error, warn, info or debug (default: the job's)\n"
@@ -84,6 +89,7 @@ static int args_parse(int argc, char **argv, args *a)
         {"config", required_argument, NULL, 'c'},
         {"rank", required_argument, NULL, 'r'},
         {"summary-json", required_argument, NULL, 's'},
+        {"curves", required_argument, NULL, 'C'},
         {"progress-fd", required_argument, NULL, 'p'},
         {"log-level", required_argument, NULL, 'l'},
         {"describe", no_argument, NULL, 'd'},
@@ -108,6 +114,9 @@ static int args_parse(int argc, char **argv, args *a)
             break;
         case 's':
             a->summary_json = optarg;
+            break;
+        case 'C':
+            a->curves = optarg;
             break;
         case 'p':
             if (parse_int(optarg, 0, INT_MAX, &a->progress_fd) != 0) {
@@ -190,6 +199,8 @@ static int describe(const ps_job *job)
     plan.epochs = job->training.epochs;
     plan.batch_size = job->training.batch_size;
     ps_strlcpy(plan.output, job->output, sizeof plan.output);
+    ps_strlcpy(plan.compression, ps_compress_ops_get(job->compression.push)->name,
+               sizeof plan.compression);
     rc = ps_report_plan_write(stdout, &plan);
     if (rc != 0 || fflush(stdout) != 0) {
         fprintf(stderr, "psworker: --describe: %s\n", ps_strerror(rc ? rc : PS_EIO));
@@ -221,6 +232,24 @@ static void log_result(const ps_log *lg, const ps_train_result *r)
                  ps_report_number_format(r->test.loss, 4, tloss, sizeof tloss));
     PS_LOG_I(lg, "done: rank %u, final loss %s%s, version %llu, %.2f s, %.0f samples/s", r->rank,
              loss, test, (unsigned long long)r->version, r->wall_s, r->samples_per_s);
+}
+
+/* The summary and the curves, each asked for; a file that cannot be
+ * written is one line naming it and exit status 1. */
+static int write_results(const args *a, const ps_job *job, const ps_train_result *res)
+{
+    ps_error err;
+    int status = 0;
+    if (a->summary_json && ps_train_result_write_json(res, job->name, a->summary_json, &err) != 0) {
+        fprintf(stderr, "psworker: %s\n", err.msg);
+        status = EXIT_RUNTIME;
+    }
+    const char *codec = ps_compress_ops_get(job->compression.push)->name;
+    if (a->curves && ps_train_result_write_curves(res, job->name, codec, a->curves, &err) != 0) {
+        fprintf(stderr, "psworker: %s\n", err.msg);
+        status = EXIT_RUNTIME;
+    }
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -279,15 +308,13 @@ int main(int argc, char **argv)
     }
     ps_train_result res;
     rc = ps_trainer_run(t, &res, &err);
-    ps_trainer_destroy(&t);
     if (rc != 0) { /* one line: why it ended */
+        ps_trainer_destroy(&t);
         fprintf(stderr, "psworker: %s\n", rc == PS_EINTR ? "interrupted" : err.msg);
         return exit_status_of(rc, true);
     }
     log_result(&lg, &res);
-    if (a.summary_json && ps_train_result_write_json(&res, job.name, a.summary_json, &err) != 0) {
-        fprintf(stderr, "psworker: %s\n", err.msg);
-        return EXIT_RUNTIME;
-    }
-    return 0;
+    status = write_results(&a, &job, &res);
+    ps_trainer_destroy(&t); /* res's per-epoch figures are the trainer's */
+    return status;
 }

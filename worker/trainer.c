@@ -1,10 +1,13 @@
 /* trainer.c — one worker's training loop: data in, shard, epochs of
- * pull / gradient / push, per-epoch evaluation, the final θ, the output
- * folder and the summary. Every buffer is allocated before the first step. */
+ * pull / gradient / push, per-epoch evaluation and the figures the curves
+ * draw, the final θ and the output folder. The progress lines and bar are
+ * progress.h's, the summary output.c's. Every buffer is allocated before
+ * the first step. */
 #include "trainer.h"
 
 #include "dataset.h"
 #include "output.h"
+#include "progress.h"
 #include "psworker.h"
 #include "report.h"
 #include "util.h"
@@ -14,11 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-/* Progress bar redraws at most this often (and at each epoch's end). */
-#define BAR_INTERVAL_S 0.1
-#define BAR_WIDTH      24
 
 typedef struct ps_trainer ps_trainer_t;
 
@@ -78,11 +76,15 @@ struct ps_trainer {
     uint64_t updates;
     uint64_t samples;
     double pull_s, compute_s, push_pull_s; /* where the training steps' time went */
-    double bar_drawn_s;
-    bool bar_on;
+    ps_progress progress;                  /* the progress lines and the bar */
+    /* per epoch for the curves: point i is epoch (i + 1) * epoch_every */
+    double *epoch_loss;
+    double *epoch_metric; /* NULL without a test set */
+    uint32_t epoch_every, epoch_points;
     bool warned_diverged;
-    char test_note[128]; /* ", test accuracy 0.9561, test log-loss 0.1234" of the last
-                          * epoch, or "" */
+    uint64_t rolled_seen; /* pushes rolled back by restarts, as far as the loop took them in */
+    char test_note[128];  /* ", test accuracy 0.9561, test log-loss 0.1234" of the last
+                           * epoch, or "" */
 };
 
 /* ---- setup ---- */
@@ -150,6 +152,27 @@ int ps_trainer_check_job(const ps_job *job, ps_error *err)
     return 0;
 }
 
+/* The per-epoch figures of the curves: every epoch up to
+ * PS_REPORT_EPOCHS_MAX, then every epoch_every-th; NAN until recorded. */
+static int alloc_epoch_record(ps_trainer *t, ps_error *err)
+{
+    uint32_t epochs = t->job.training.epochs;
+    t->epoch_every = (epochs + PS_REPORT_EPOCHS_MAX - 1) / PS_REPORT_EPOCHS_MAX;
+    t->epoch_points = epochs / t->epoch_every;
+    size_t n = t->epoch_points;
+    t->epoch_loss = malloc(n * sizeof *t->epoch_loss);
+    if (t->test)
+        t->epoch_metric = malloc(n * sizeof *t->epoch_metric);
+    if (t->epoch_loss == NULL || (t->test && t->epoch_metric == NULL))
+        return ps_error_set(err, PS_ENOMEM, "out of memory for the per-epoch figures");
+    for (size_t i = 0; i < n; i++) {
+        t->epoch_loss[i] = NAN;
+        if (t->epoch_metric)
+            t->epoch_metric[i] = NAN;
+    }
+    return 0;
+}
+
 static int alloc_buffers(ps_trainer *t, ps_error *err)
 {
     size_t d = t->job.model.features;
@@ -169,7 +192,7 @@ static int alloc_buffers(ps_trainer *t, ps_error *err)
     t->th = t->theta;
     if (!t->theta || !t->grad || !t->xb || !t->yb)
         return ps_error_set(err, PS_ENOMEM, "out of memory for the training buffers");
-    return 0;
+    return alloc_epoch_record(t, err);
 }
 
 uint64_t ps_trainer_steps_per_epoch(uint64_t train_rows, uint32_t workers, uint32_t batch_size)
@@ -194,6 +217,8 @@ int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **
         return ps_error_set(err, PS_ENOMEM, "out of memory for the trainer");
     t->job = *job;
     t->opts = *opts;
+    ps_progress_init(&t->progress, opts->progress_fd, opts->tty, job->training.epochs,
+                     t->test_note);
     t->batch_index = UINT64_MAX;
     t->shuffled = UINT32_MAX;
     trainer_modes_pick(t);
@@ -267,6 +292,8 @@ void ps_trainer_destroy(ps_trainer **tp)
     free(t->xb);
     free(t->yb);
     free(t->perm);
+    free(t->epoch_loss);
+    free(t->epoch_metric);
     free(t);
     *tp = NULL;
 }
@@ -394,13 +421,11 @@ static int theta_refresh(ps_trainer *t, uint64_t min_version, ps_error *err)
     return theta_pull(t, min_version, err);
 }
 
-static void bar_end(ps_trainer *t);
-
 /* The client's lines about a server that falls silent and answers again. */
 static void client_note(void *arg, int warning, const char *line)
 {
     ps_trainer *t = arg;
-    bar_end(t);
+    ps_progress_bar_end(&t->progress);
     if (warning)
         PS_LOG_W(t->opts.log, "%s", line);
     else
@@ -484,42 +509,6 @@ static int cut_shard(ps_trainer *t, ps_error *err)
     if (t->perm == NULL)
         return ps_error_set(err, PS_ENOMEM, "out of memory for the shard's order");
     return 0;
-}
-
-/* ---- what a person sees ---- */
-
-static void bar_draw(ps_trainer *t, uint64_t step_done, uint64_t steps_total, uint32_t epoch,
-                     double loss, bool force)
-{
-    if (!t->opts.tty)
-        return;
-    double now = ps_clock_s();
-    if (!force && now - t->bar_drawn_s < BAR_INTERVAL_S)
-        return;
-    t->bar_drawn_s = now;
-    size_t fill = (size_t)(BAR_WIDTH * step_done / (steps_total ? steps_total : 1));
-    char bar[BAR_WIDTH + 1];
-    for (size_t i = 0; i < BAR_WIDTH; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[BAR_WIDTH] = '\0';
-    char line[256];
-    int n = snprintf(line, sizeof line, "\r\033[Kepoch %u/%u [%s] %3.0f%% loss %.4f%s", epoch,
-                     t->job.training.epochs, bar,
-                     100.0 * step_done / (steps_total ? steps_total : 1), loss, t->test_note);
-    if (n > (int)sizeof line - 1)
-        n = (int)sizeof line - 1;
-    ssize_t w = write(STDERR_FILENO, line, (size_t)n);
-    (void)w;
-    t->bar_on = true;
-}
-
-static void bar_end(ps_trainer *t)
-{
-    if (t->bar_on) {
-        ssize_t w = write(STDERR_FILENO, "\n", 1);
-        (void)w;
-        t->bar_on = false;
-    }
 }
 
 /* ---- the loop ---- */
@@ -765,21 +754,23 @@ static void prefill_batch(void *arg)
     t->batch_index = p->batch;
 }
 
-/* One round: θ as the mode wants it, the round's gradient, and a push with
- * the θ of the next round riding back, so a round costs one round trip; a
- * pull of its own is needed only when that did not come. *rows gets the
- * samples the round covered. */
-static int train_round(ps_trainer *t, uint64_t round, size_t *rows, double *loss, ps_error *err)
+/* One round: θ as the mode wants it, the gradient of data round `data`
+ * (its batch, or H batches), and a push at clock `round` with the θ of the
+ * next round riding back, so a round costs one round trip; a pull of its
+ * own is needed only when that did not come. *rows gets the samples the
+ * round covered. */
+static int train_round(ps_trainer *t, uint64_t round, uint64_t data, size_t *rows, double *loss,
+                       ps_error *err)
 {
     double t0 = ps_clock_s();
     int rc = t->mode->theta_get(t, round, err);
     if (rc != 0)
         return rc;
     double t1 = ps_clock_s();
-    rc = t->grad_fn(t, round, rows, loss, err);
+    rc = t->grad_fn(t, data, rows, loss, err);
     if (rc != 0)
         return rc;
-    uint64_t first = round * t->local_steps;
+    uint64_t first = data * t->local_steps;
     if (!isfinite(*loss) && t->job.on_divergence == PS_DIVERGE_STOP) /* its gradient is no use */
         return diverged(t, (uint32_t)(first / t->steps_per_epoch) + 1, "loss is", *loss, err);
     double t2 = ps_clock_s();
@@ -821,6 +812,18 @@ static int epoch_eval(ps_trainer *t, uint64_t rounds_done, ps_model_metrics *m, 
                          ps_dataset_rows(t->test), m);
 }
 
+/* Keeps epoch e's figures for the curves (every epoch_every-th epoch); an
+ * epoch ended again (a restart went back) overwrites them. */
+static void epoch_record(ps_trainer *t, uint32_t e, double loss, double metric)
+{
+    if ((e + 1) % t->epoch_every != 0 || (e + 1) / t->epoch_every > t->epoch_points)
+        return;
+    uint32_t i = (e + 1) / t->epoch_every - 1;
+    t->epoch_loss[i] = loss;
+    if (t->epoch_metric != NULL)
+        t->epoch_metric[i] = metric;
+}
+
 /* The end of epoch e: the test metrics on the freshest θ and one log line
  * (or the bar on a TTY). */
 static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, uint64_t rounds_done,
@@ -838,24 +841,28 @@ static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, uint64_t r
     if (!isfinite(bad) && !t->warned_diverged) { /* on_divergence: continue */
         char cause[160];
         divergence_cause(t, cause, sizeof cause);
-        bar_end(t);
+        ps_progress_bar_end(&t->progress);
         PS_LOG_W(t->opts.log, "training diverged in epoch %u: %s %s (%s); going on", e + 1, what,
                  nonfinite_name(bad), cause);
         t->warned_diverged = true;
     }
+    double test_metric = NAN;
     if (t->test) {
         ps_model_metrics m;
         int rc = epoch_eval(t, rounds_done, &m, err);
         if (rc != 0)
             return rc;
+        test_metric = m.metric;
         char metric[32], loss[32];
         snprintf(t->test_note, sizeof t->test_note, ", test %s %s, test %s %s",
                  ps_model_metric_name(t->model), figure(m.metric, metric, sizeof metric),
                  loss_display_name(ps_model_loss_name(t->model)),
                  figure(m.loss, loss, sizeof loss));
     }
+    epoch_record(t, e, epoch_loss, test_metric);
     if (t->opts.tty)
-        bar_draw(t, (e + 1) * spe, spe * epochs, e + 1, epoch_loss, e + 1 == epochs);
+        ps_progress_bar_draw(&t->progress, (e + 1) * spe, spe * epochs, e + 1, epoch_loss,
+                             e + 1 == epochs);
     else {
         char loss[32];
         PS_LOG_I(t->opts.log, "epoch %u/%u: loss %s%s, %.2f s", e + 1, epochs,
@@ -864,50 +871,97 @@ static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, uint64_t r
     return 0;
 }
 
-/* Every round of the job. A shard that lost us (it restarted from a
- * checkpoint, or evicted us) says where its rounds stand, and the loop goes
- * on from there: rounds are numbered across epochs, so the epoch, its
- * shuffled order and its batches follow from the round alone. So does a
- * worker started for the rank of one that died: it joins at the servers'
- * round and takes over that rank's shard where the job is. */
+/* Acknowledged pushes a server's restart rolled back, the most over the
+ * shards (ps_client_push_tally). */
+static uint64_t rolled_back(const ps_trainer *t)
+{
+    uint64_t most = 0;
+    for (size_t i = 0; i < ps_client_num_servers(t->client); i++) {
+        uint64_t held, lost;
+        if (ps_client_push_tally(t->client, i, &held, &lost) == 0 && lost > most)
+            most = lost;
+    }
+    return most;
+}
+
+/* Where the rank's data stands at registration: the servers hold `applied`
+ * of its pushes (a worker that held the rank before this one, or
+ * checkpoints), plus the data rounds this worker skipped (pushes dropped,
+ * rounds closed without it): nothing the servers hold is trained twice and
+ * nothing they lack is skipped. In sync the clock is the servers' round;
+ * in async and ssp it is the rank's own count of rounds. */
+static void resume_at(ps_trainer *t, uint64_t skipped, uint64_t *round, uint64_t *data)
+{
+    uint64_t held = ps_client_rank_applied(t->client) + skipped;
+    *data = held < t->total_rounds ? held : t->total_rounds;
+    *round = t->mode->resumes_rounds ? ps_client_rejoin_version(t->client) : *data;
+}
+
+/* Every round of the job. Two counters: round, the clock a push is for
+ * (sync: the servers' round), and data, the rounds of this rank's data
+ * done, which name the batches (rounds are numbered across epochs, so the
+ * epoch, its shuffled order and its batches follow from data alone). A
+ * worker that takes over the rank of one that died goes on where the
+ * servers say that rank's data stands, so every batch of every epoch is
+ * trained once; in sync it may then push alone for a few rounds after the
+ * others are done. A shard that lost us (it restarted from a checkpoint,
+ * or evicted us) says where its rounds stand: the loop goes on there, and
+ * trains again the batches whose pushes a restart rolled back. With backup
+ * workers, rounds that closed without this worker skip its batches (a
+ * straggler's share is dropped, as the mode intends). */
 static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
 {
     uint64_t spe = t->steps_per_epoch;
     uint64_t total = t->total_rounds, batches = t->total_batches;
-    double loss_sum = 0.0, t0 = ps_clock_s();
-    uint64_t losses = 0;
-    uint64_t round = 0;
-    if (t->mode->resumes_rounds && ps_client_rejoin_version(t->client) > 0) {
-        /* the servers resumed from checkpoints, or this worker replaces
-         * one: their rounds go on from there */
-        round = ps_client_rejoin_version(t->client);
-        if (round > total)
-            round = total;
-        PS_LOG_I(t->opts.log, "the servers are at round %llu of %llu: going on from there",
-                 (unsigned long long)round, (unsigned long long)total);
-    }
-    while (round < total) {
+    double loss_sum = 0.0, t0 = ps_clock_s(), started = t0;
+    uint64_t losses = 0, samples_at_start = t->samples;
+    uint64_t round, data, skipped = 0;
+    resume_at(t, 0, &round, &data);
+    if (data > 0 || round > 0)
+        PS_LOG_I(t->opts.log,
+                 "the servers hold %llu of rank %u's %llu rounds (a worker before this one, or "
+                 "checkpoints): going on at batch %llu of epoch %llu, round %llu",
+                 (unsigned long long)data, t->rank, (unsigned long long)total,
+                 (unsigned long long)(data * t->local_steps % spe + 1),
+                 (unsigned long long)(data * t->local_steps / spe + 1), (unsigned long long)round);
+    while (data < total) {
         if (stop_requested(t))
             return ps_error_set(err, PS_EINTR, "interrupted");
-        uint64_t done_before = round * t->local_steps;
+        uint64_t done_before = data * t->local_steps;
         double loss = 0.0;
         size_t rows = 0;
-        int rc = train_round(t, round, &rows, &loss, err);
+        int rc = train_round(t, round, data, &rows, &loss, err);
         if (rc == 0) {
             loss_sum += loss;
             losses++;
+            if (ps_client_push_flags(t->client) & PS_PUSH_DROPPED)
+                skipped++;
+            uint64_t rb = rolled_back(t);
+            if (rb > t->rolled_seen) {
+                /* async, ssp: a server went back to a checkpoint without
+                 * some of our pushes (the client said which): train their
+                 * batches again */
+                uint64_t k = rb - t->rolled_seen;
+                t->rolled_seen = rb;
+                data = data > k ? data - k : 0;
+                round = t->mode->resumes_rounds ? round : data;
+            }
             uint64_t next = t->mode->round_next(t, round);
-            if (next > round + 1)
+            if (next > round + 1) {
                 PS_LOG_D(t->opts.log, "round %llu closed without this worker: going on at %llu",
                          (unsigned long long)round, (unsigned long long)next);
-            round = next < total ? next : total;
-            uint64_t done = round * t->local_steps < batches ? round * t->local_steps : batches;
+                skipped += next - round - 1;
+            }
+            data += next - round;
+            data = data < total ? data : total;
+            round = next;
+            uint64_t done = data * t->local_steps < batches ? data * t->local_steps : batches;
             uint32_t e = (uint32_t)((done - 1) / spe);
             double mean = loss_sum / (double)losses;
-            ps_report_progress p = {t->rank, done, batches, e + 1, mean};
-            if (t->opts.progress_fd >= 0 && ps_report_progress_write(t->opts.progress_fd, &p) != 0)
-                t->opts.progress_fd = -1; /* the reader is gone (EPIPE): stop telling it */
-            bar_draw(t, done, batches, e + 1, mean, false);
+            double elapsed = ps_clock_s() - started;
+            ps_client_report(t->client, mean,
+                             elapsed > 0 ? (double)(t->samples - samples_at_start) / elapsed : NAN);
+            ps_progress_step(&t->progress, t->rank, done, batches, e + 1, mean);
             /* every epoch this round finished (local SGD may finish several) */
             for (uint64_t f = done_before / spe; rc == 0 && f < done / spe; f++) {
                 rc = epoch_end(t, res, (uint32_t)f, round, mean, t0, err);
@@ -917,32 +971,70 @@ static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
             }
         }
         if (rc == PS_EREJOINED) {
-            /* the reply that registered us says where the rounds are: go on
-             * there, without replaying the rounds missed */
-            uint64_t v = ps_client_rejoin_version(t->client);
-            uint64_t at = v < total ? v : total;
-            bar_end(t);
-            if (at >= round)
-                PS_LOG_W(t->opts.log, "%s: %llu rounds skipped", ps_client_last_error(t->client),
-                         (unsigned long long)(at - round));
+            /* the reply that registered us says where the rounds and the
+             * rank's data are: go on there */
+            uint64_t at_round, at_data;
+            resume_at(t, skipped, &at_round, &at_data);
+            ps_progress_bar_end(&t->progress);
+            if (at_data < data)
+                PS_LOG_W(t->opts.log, "%s: %llu rounds of data are trained again",
+                         ps_client_last_error(t->client), (unsigned long long)(data - at_data));
             else
-                PS_LOG_W(t->opts.log, "%s: going back %llu rounds", ps_client_last_error(t->client),
-                         (unsigned long long)(round - at));
+                PS_LOG_W(t->opts.log, "%s: no data skipped", ps_client_last_error(t->client));
             t->have_theta = false;
             t->fresh = false;
-            if (at * t->local_steps / spe != round * t->local_steps / spe) {
+            t->rolled_seen = rolled_back(t);
+            if (at_data * t->local_steps / spe != data * t->local_steps / spe) {
                 loss_sum = 0.0;
                 losses = 0;
                 t0 = ps_clock_s();
             }
-            round = at;
+            data = at_data;
+            round = at_round;
             continue;
         }
         if (rc != 0)
             return rc;
     }
-    bar_end(t);
+    ps_progress_bar_end(&t->progress);
     return 0;
+}
+
+/* One line per shard: the pushes it holds of this worker's, and those a
+ * restart rolled back; psd's count of the rank's applied pushes is the
+ * first less the second (plus any of a worker before this one). */
+static void tally_log(const ps_trainer *t)
+{
+    for (size_t i = 0; i < ps_client_num_servers(t->client); i++) {
+        uint64_t held, lost;
+        if (ps_client_push_tally(t->client, i, &held, &lost) == 0)
+            PS_LOG_I(t->opts.log, "shard %zu holds %llu pushes of this worker, %llu rolled back", i,
+                     (unsigned long long)(held - lost), (unsigned long long)lost);
+    }
+}
+
+/* psd's figures once every worker is done: the staleness of the applied
+ * pushes and each rank's clock and applied pushes, for the summary. A
+ * server that does not answer leaves them unknown (null), no failure. */
+static void server_stats(ps_trainer *t, ps_train_result *res)
+{
+    ps_server_stats *st = malloc(sizeof *st);
+    if (st == NULL || ps_client_server_stats(t->client, st) != 0) {
+        PS_LOG_D(t->opts.log, "no server figures for the summary: %s",
+                 st ? ps_client_last_error(t->client) : "out of memory");
+        free(st);
+        return;
+    }
+    res->has_server_stats = true;
+    res->staleness_max = st->staleness_max;
+    res->staleness_mean = st->staleness_mean;
+    res->staleness_p99 = st->staleness_p99;
+    res->nranks = st->nranks < PS_MAX_WORKERS ? st->nranks : PS_MAX_WORKERS;
+    for (uint32_t r = 0; r < res->nranks; r++) {
+        res->rank_clock[r] = st->clock[r];
+        res->rank_pushes[r] = st->pushes[r];
+    }
+    free(st);
 }
 
 /* The final θ: once this worker said it is done, a pull for the final
@@ -959,6 +1051,8 @@ static int final_eval(ps_trainer *t, ps_train_result *res, ps_error *err)
     rc = theta_pull(t, PS_CLIENT_VERSION_FINAL, err);
     if (rc != 0)
         return rc;
+    tally_log(t);
+    server_stats(t, res);
     ps_model_eval(t->model, t->th, ps_dataset_cx(t->train), ps_dataset_cy(t->train),
                   ps_dataset_rows(t->train), &res->train);
     res->final_loss = res->train.loss;
@@ -1017,6 +1111,11 @@ static void result_init(const ps_trainer *t, ps_train_result *res)
     res->steps_per_epoch = t->steps_per_epoch;
     res->batch_size = t->job.training.batch_size;
     res->test_samples = t->test ? ps_dataset_rows(t->test) : 0;
+    res->epoch_every = t->epoch_every;
+    res->epoch_points = t->epoch_points;
+    res->epoch_train_loss = t->epoch_loss;
+    res->epoch_test_metric = t->epoch_metric;
+    res->staleness_mean = NAN;
 }
 
 int ps_trainer_run(ps_trainer *t, ps_train_result *res, ps_error *err)
@@ -1046,7 +1145,7 @@ int ps_trainer_run(ps_trainer *t, ps_train_result *res, ps_error *err)
             goto close;
     }
 close:
-    bar_end(t);
+    ps_progress_bar_end(&t->progress);
     if (t->client && rc == PS_EDIVERGED && ps_client_abort(t->client, err->msg) != 0)
         PS_LOG_W(t->opts.log, "could not tell every server to stop the job: %s",
                  ps_client_last_error(t->client));

@@ -59,6 +59,20 @@ typedef struct ps_train_result {
     uint32_t epochs;
     uint64_t steps_per_epoch;
     uint32_t batch_size;
+    /* per epoch, for the curves: point i is epoch (i + 1) * epoch_every
+     * (1 up to PS_REPORT_EPOCHS_MAX epochs), NAN for an epoch not reached.
+     * The trainer's arrays: valid until ps_trainer_destroy. */
+    uint32_t epoch_every, epoch_points;
+    const double *epoch_train_loss;  /* the epoch's mean training loss */
+    const double *epoch_test_metric; /* metric_name on the test set at its end; NULL without one */
+    /* psd's figures at the job's end (report.h's "staleness" and "ranks");
+     * has_server_stats false: unknown, and the summary says null */
+    bool has_server_stats;
+    uint64_t staleness_max, staleness_p99; /* rounds behind the servers' version */
+    double staleness_mean;
+    uint32_t nranks;                      /* entries of rank_clock and rank_pushes, by rank */
+    uint64_t rank_clock[PS_MAX_WORKERS];  /* rounds each rank pushed */
+    uint64_t rank_pushes[PS_MAX_WORKERS]; /* pushes the servers applied */
 } ps_train_result;
 
 /* Whether psworker can train the job: a built-in model, a data.train, no
@@ -99,5 +113,11 @@ uint64_t ps_trainer_steps_per_epoch(uint64_t train_rows, uint32_t workers, uint3
  * that are not finite are null. Defined in output.c. */
 int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,
                                ps_error *err);
+
+/* Writes the run's training curves to path as an SVG (report.h's
+ * ps_report_curves_write; codec is the pushes' compression), temporary
+ * file then rename. PS_EIO with "path: reason", PS_ENOMEM. In output.c. */
+int ps_train_result_write_curves(const ps_train_result *r, const char *job, const char *codec,
+                                 const char *path, ps_error *err);
 
 #endif

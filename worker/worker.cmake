@@ -1,11 +1,13 @@
 # worker.cmake — the psworker training program and its parts (included by
 # worker/CMakeLists.txt): data readers (zlib for gzip'd IDX), built-in models, the
-# training loop and the output writers in ps_worker_core; the program itself in psworker.
+# training loop, its progress lines and bar and the output writers in ps_worker_core; the
+# program itself in psworker.
 
 add_library(ps_worker_core STATIC
             ${CMAKE_CURRENT_LIST_DIR}/dataset.c
             ${CMAKE_CURRENT_LIST_DIR}/model.c
             ${CMAKE_CURRENT_LIST_DIR}/output.c
+            ${CMAKE_CURRENT_LIST_DIR}/progress.c
             ${CMAKE_CURRENT_LIST_DIR}/trainer.c)
 target_include_directories(ps_worker_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(ps_worker_core PUBLIC ps_client ps_config ps_common ps_report PkgConfig::OPENBLAS

@@ -1,6 +1,8 @@
 /* test_report.c — the formats psworker writes and psrun reads: progress
  * lines, the --describe plan, the summary JSON (null for a number that is
- * not finite) and sd_notify datagrams, each written and read back. */
+ * not finite; curves, staleness and ranks) and sd_notify datagrams, each
+ * written and read back; and the training curves' SVG drawn from a
+ * summary. */
 #include <check.h>
 
 #include "check_main.h"
@@ -80,6 +82,55 @@ static void summary_example(ps_report_summary *s)
     s->version = 160;
     s->workers = 2;
     s->rank = 1;
+    s->has_staleness = true;
+    s->staleness_max = 3;
+    s->staleness_mean = 0.75;
+    s->staleness_p99 = 2;
+    s->nranks = 2;
+    s->ranks[0] = (ps_report_rank){0, 160, 158};
+    s->ranks[1] = (ps_report_rank){1, 160, 160};
+}
+
+/* Whether a and b hold the same summary, curves compared by value. */
+static void summary_assert_equal(const ps_report_summary *a, const ps_report_summary *b)
+{
+    ck_assert_uint_eq(a->ncurves, b->ncurves);
+    for (uint32_t i = 0; i < a->ncurves; i++) {
+        const ps_report_curve *x = &a->curves[i], *y = &b->curves[i];
+        ck_assert_uint_eq(x->rank, y->rank);
+        ck_assert_uint_eq(x->every, y->every);
+        ck_assert_uint_eq(x->n, y->n);
+        ck_assert((x->test_metric == NULL) == (y->test_metric == NULL));
+        for (uint32_t k = 0; k < x->n; k++) {
+            ck_assert(x->train_loss[k] == y->train_loss[k] ||
+                      (isnan(x->train_loss[k]) && isnan(y->train_loss[k])));
+            if (x->test_metric)
+                ck_assert(x->test_metric[k] == y->test_metric[k] ||
+                          (isnan(x->test_metric[k]) && isnan(y->test_metric[k])));
+        }
+    }
+    ps_report_summary sa = *a, sb = *b;
+    sa.curves = sb.curves = NULL;
+    ck_assert_int_eq(memcmp(&sa, &sb, sizeof sa), 0);
+}
+
+/* The text of s's curves chart with codec (caller frees). */
+static char *curves_text(const ps_report_summary *s, const char *codec)
+{
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(ps_report_curves_write(f, s, codec), 0);
+    char *text = file_text(f);
+    fclose(f);
+    return text;
+}
+
+static size_t count(const char *text, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = strstr(text, what); p; p = strstr(p + 1, what))
+        n++;
+    return n;
 }
 
 /* Writes s to a file and reads it back into *out; returns the read's code. */
@@ -219,6 +270,7 @@ START_TEST(plan_reads_back_as_written)
     p.epochs = 20;
     p.batch_size = 32;
     snprintf(p.output, sizeof p.output, "out/");
+    snprintf(p.compression, sizeof p.compression, "fp16");
     FILE *f = tmpfile();
     ck_assert_int_eq(ps_report_plan_write(f, &p), 0);
     char *text = file_text(f);
@@ -285,8 +337,188 @@ START_TEST(summary_reads_back_as_written)
     ck_assert_ptr_nonnull(strstr(text, "\"test_metric\": { \"name\": \"accuracy\", \"value\": "
                                        "0.9649122807017544 }"));
     ck_assert_ptr_nonnull(strstr(text, "\"final_loss\": 0.1,"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "\"staleness\": { \"max\": 3, \"mean\": 0.75, \"p99\": 2 }"));
+    ck_assert_ptr_nonnull(strstr(text, "\"ranks\": [ { \"rank\": 0, \"clock\": 160, \"pushes\": "
+                                       "158 }, { \"rank\": 1,"));
+    ck_assert_ptr_nonnull(strstr(text, "\"curves\": [ ]"));
     free(text);
-    ck_assert_int_eq(memcmp(&s, &q, sizeof s), 0);
+    summary_assert_equal(&s, &q);
+    ps_report_summary_fini(&q);
+}
+END_TEST
+
+START_TEST(summary_keeps_each_workers_curve_with_null_for_epochs_not_reached)
+{
+    ps_report_summary s, q;
+    summary_example(&s);
+    s.rank = -1;
+    double loss0[] = {0.7, 0.3, NAN, 0.125}, metric0[] = {0.9, 0.95, NAN, 0.96};
+    double loss1[] = {0.5, 0.25, 0.2, INFINITY}, metric1[] = {0.9, 0.95, 0.94, 0.96};
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 4, loss0, metric0), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 1, 1, 4, loss1, metric1), 0);
+    loss0[0] = 99.0; /* the summary holds copies */
+    char *text;
+    ps_error err = {0};
+    ck_assert_int_eq(summary_round_trip(&s, &q, &text, &err), 0);
+    ck_assert_ptr_nonnull(strstr(text,
+                                 "\"curves\": [ { \"rank\": 0, \"every\": 1, \"train_loss\": "
+                                 "[ 0.7, 0.3, null, 0.125 ], \"test_metric\": [ 0.9, 0.95, null, "
+                                 "0.96 ] }, { \"rank\": 1,"));
+    ck_assert_ptr_nonnull(strstr(text, "[ 0.5, 0.25, 0.2, null ]"));
+    free(text);
+    ck_assert(s.curves[0].train_loss[0] == 0.7);
+    ck_assert(isnan(q.curves[1].train_loss[3])); /* inf was written null */
+    s.curves[1].train_loss[3] = NAN;
+    summary_assert_equal(&s, &q);
+    ps_report_summary_fini(&s);
+    ps_report_summary_fini(&q);
+    ck_assert_ptr_null(q.curves);
+    ck_assert_uint_eq(q.ncurves, 0);
+}
+END_TEST
+
+START_TEST(summary_without_server_figures_has_null_staleness_and_no_ranks)
+{
+    ps_report_summary s, q;
+    summary_example(&s);
+    s.has_staleness = false;
+    s.staleness_max = s.staleness_p99 = 0;
+    s.staleness_mean = NAN;
+    s.nranks = 0;
+    memset(s.ranks, 0, sizeof s.ranks);
+    char *text;
+    ps_error err = {0};
+    ck_assert_int_eq(summary_round_trip(&s, &q, &text, &err), 0);
+    ck_assert_ptr_nonnull(strstr(text, "\"staleness\": null, \"ranks\": [ ]"));
+    free(text);
+    ck_assert(!q.has_staleness && q.nranks == 0 && isnan(q.staleness_mean));
+}
+END_TEST
+
+START_TEST(summary_curve_add_refuses_a_curve_past_the_limits)
+{
+    ps_report_summary s;
+    ps_report_summary_init(&s);
+    double x[2] = {1.0, 2.0};
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 0, 2, x, NULL), PS_EINVAL);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, PS_REPORT_EPOCHS_MAX + 1, x, NULL),
+                     PS_EINVAL);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 0, NULL, NULL), 0);
+    ck_assert_uint_eq(s.ncurves, 1);
+    ps_report_summary_fini(&s);
+}
+END_TEST
+
+/* A summary's text with `from` replaced by `to` once, read back. */
+static int summary_edited(const ps_report_summary *s, const char *from, const char *to,
+                          ps_report_summary *q, ps_error *err)
+{
+    FILE *f = tmpfile();
+    ck_assert_int_eq(ps_report_summary_write(f, s), 0);
+    char *text = file_text(f);
+    fclose(f);
+    char *at = strstr(text, from);
+    ck_assert_msg(at != NULL, "no %s", from);
+    size_t len = strlen(text) - strlen(from) + strlen(to);
+    char *edited = malloc(len + 1);
+    ck_assert_ptr_nonnull(edited);
+    snprintf(edited, len + 1, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    char path[64];
+    file_with(path, sizeof path, edited, strlen(edited));
+    int rc = ps_report_summary_read(path, q, err);
+    /* the path in err is the file's: keep only what follows it */
+    if (rc != 0) {
+        size_t plen = strlen(path);
+        ck_assert(strncmp(err->msg, path, plen) == 0);
+        memmove(err->msg, err->msg + plen, strlen(err->msg + plen) + 1);
+    }
+    unlink(path);
+    free(text);
+    free(edited);
+    return rc;
+}
+
+START_TEST(summary_with_a_curve_that_does_not_fit_is_refused)
+{
+    ps_report_summary s, q;
+    summary_example(&s);
+    double loss[] = {0.5, 0.25}, metric[] = {0.9, 0.95};
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 1, 1, 2, loss, metric), 0);
+    ps_error err = {0};
+    ck_assert_int_eq(
+        summary_edited(&s, "\"test_metric\": [ 0.9, 0.95 ]", "\"test_metric\": [ 0.9 ]", &q, &err),
+        PS_EDATA);
+    ck_assert_str_eq(err.msg, ": curves[0]: 1 test figures for 2 epochs");
+    ck_assert_int_eq(
+        summary_edited(&s, "\"test_metric\": [ 0.9, 0.95 ]", "\"test_metric\": null", &q, &err),
+        PS_EDATA);
+    ck_assert_str_eq(err.msg,
+                     ": curves[0]: \"test_metric\" is null, and the summary has a test set");
+    ck_assert_int_eq(summary_edited(&s, "[ 0.5, 0.25 ]", "[ 0.5, \"x\" ]", &q, &err), PS_EDATA);
+    ck_assert_str_eq(err.msg, ": curves[0]: \"train_loss\"[1] is not a number");
+    ck_assert_int_eq(summary_edited(&s, "\"every\": 1", "\"every\": 0", &q, &err), PS_EDATA);
+    ck_assert_str_eq(err.msg, ": curves[0]: \"every\" is 0");
+    ck_assert_int_eq(
+        summary_edited(&s, "\"staleness\": {", "\"staleness\": [ ], \"x\": {", &q, &err), PS_EDATA);
+    ck_assert_str_eq(err.msg, ": \"staleness\" is neither an object nor null");
+    /* one number more than the limit */
+    size_t cap = 16 * (PS_REPORT_EPOCHS_MAX + 2);
+    char *many = malloc(cap);
+    ck_assert_ptr_nonnull(many);
+    size_t len = (size_t)snprintf(many, cap, "[ 0.5");
+    for (int i = 0; i < PS_REPORT_EPOCHS_MAX; i++)
+        len += (size_t)snprintf(many + len, cap - len, ", 0.5");
+    snprintf(many + len, cap - len, " ]");
+    ck_assert_int_eq(summary_edited(&s, "[ 0.5, 0.25 ]", many, &q, &err), PS_EDATA);
+    ck_assert_str_eq(err.msg, ": curves[0]: \"train_loss\" holds 1001 numbers, more than 1000");
+    free(many);
+    ps_report_summary_fini(&s);
+}
+END_TEST
+
+/* ---- the curves' SVG ---- */
+
+START_TEST(curves_chart_names_job_model_mode_and_codec_with_a_line_per_worker)
+{
+    ps_report_summary s;
+    summary_example(&s);
+    double loss0[] = {0.7, 0.3, 0.2}, loss1[] = {0.6, 0.35, 0.25}, metric[] = {0.9, 0.95, 0.96};
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 3, loss0, metric), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 1, 1, 3, loss1, metric), 0);
+    char *text = curves_text(&s, "fp16");
+    /* the job's name is escaped: it came from a file */
+    ck_assert_ptr_nonnull(strstr(text,
+                                 ">breast-cancer &quot;sync&quot; \u2014 logistic, mode sync, "
+                                 "codec fp16</text>"));
+    ck_assert_ptr_nonnull(strstr(text, "data-name=\"train_loss\""));
+    ck_assert_ptr_nonnull(strstr(text, "data-name=\"test_metric\""));
+    ck_assert_ptr_nonnull(strstr(text, ">training loss (log-loss)</text>"));
+    ck_assert_ptr_nonnull(strstr(text, ">test accuracy</text>"));
+    ck_assert_uint_eq(count(text, "<polyline class=\"line\" data-rank=\"0\""), 2);
+    ck_assert_uint_eq(count(text, "<polyline class=\"line\" data-rank=\"1\""), 2);
+    ck_assert_ptr_nonnull(strstr(text, ">rank 1</text>"));
+    free(text);
+    ps_report_summary_fini(&s);
+}
+END_TEST
+
+START_TEST(curves_chart_without_test_set_says_so)
+{
+    ps_report_summary s;
+    summary_example(&s);
+    s.has_test = false;
+    snprintf(s.metric_name, sizeof s.metric_name, "r2");
+    snprintf(s.loss_name, sizeof s.loss_name, "mse");
+    double loss[] = {2.0, 1.0};
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 2, loss, NULL), 0);
+    char *text = curves_text(&s, "none");
+    ck_assert_ptr_nonnull(strstr(text, ">no test set</text>"));
+    ck_assert_ptr_nonnull(strstr(text, ">training loss (mse)</text>"));
+    ck_assert_ptr_nonnull(strstr(text, ">test R\u00b2</text>"));
+    ck_assert_uint_eq(count(text, "<polyline "), 1);
+    free(text);
+    ps_report_summary_fini(&s);
 }
 END_TEST
 
@@ -311,6 +543,7 @@ START_TEST(summary_holds_null_for_numbers_that_are_not_finite)
     free(text);
     ck_assert(isnan(q.final_loss) && isnan(q.test_metric) && isnan(q.loss) && isnan(q.train_loss));
     ck_assert(q.test_loss == s.test_loss);
+    ps_report_summary_fini(&q);
 }
 END_TEST
 
@@ -324,7 +557,8 @@ START_TEST(summary_without_test_set_has_null_figures_and_no_rank_for_psrun)
     ps_error err = {0};
     ck_assert_int_eq(summary_round_trip(&s, &q, &text, &err), 0);
     ck_assert_ptr_nonnull(strstr(text, "\"test_metric\": null, \"test_loss\": null"));
-    ck_assert_ptr_null(strstr(text, "\"rank\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"workers\": 2, \"staleness\""));
+    ck_assert_ptr_null(strstr(text, "\"workers\": 2, \"rank\""));
     free(text);
     ck_assert(!q.has_test);
     ck_assert_int_eq(q.rank, -1);
@@ -413,6 +647,12 @@ int main(void)
     tcase_add_test(tc, summary_holds_null_for_numbers_that_are_not_finite);
     tcase_add_test(tc, summary_without_test_set_has_null_figures_and_no_rank_for_psrun);
     tcase_add_test(tc, summary_with_nan_literal_or_missing_key_is_refused);
+    tcase_add_test(tc, summary_keeps_each_workers_curve_with_null_for_epochs_not_reached);
+    tcase_add_test(tc, summary_without_server_figures_has_null_staleness_and_no_ranks);
+    tcase_add_test(tc, summary_curve_add_refuses_a_curve_past_the_limits);
+    tcase_add_test(tc, summary_with_a_curve_that_does_not_fit_is_refused);
+    tcase_add_test(tc, curves_chart_names_job_model_mode_and_codec_with_a_line_per_worker);
+    tcase_add_test(tc, curves_chart_without_test_set_says_so);
     tcase_add_test(tc, notify_datagram_gives_ready_stopping_and_status);
     tcase_add_test(tc, number_format_says_nan_where_printf_says_minus_nan);
     suite_add_tcase(s, tc);

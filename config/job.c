@@ -105,6 +105,7 @@ typedef enum kind {
     KIND_PATH,    /* a string resolved against the job file's folder */
     KIND_SECTION, /* a mapping with a table of its own */
     KIND_LIST,    /* a sequence, read by the row's parse hook */
+    KIND_HOOK,    /* a scalar or a sequence, read by the row's parse hook */
 } kind;
 
 /* row flags */
@@ -159,6 +160,11 @@ struct ctx {
     ps_error *err;
     ps_error pending; /* the first "not supported yet", raised after every other check */
     key_seen seen[K_COUNT];
+    /* metrics.listen as written: one address (listen_one) or nlisten of
+     * them, checked against the servers once the whole file is read */
+    bool listen_one;
+    size_t nlisten;
+    yaml_mark_t listen_marks[PS_MAX_SHARDS];
 };
 
 #define FIELD(f) .off = offsetof(ps_job, f), .size = sizeof(((ps_job *)0)->f)
@@ -168,6 +174,8 @@ struct ctx {
 static bool valid_name(const char *s, const char **why);
 static bool valid_host_port(const char *s, const char **why);
 static int parse_servers(ctx *c, const key *k, yaml_node_t *val, const char *path, void *base);
+static int parse_metrics_listen(ctx *c, const key *k, yaml_node_t *val, const char *path,
+                                void *base);
 static int parse_hidden(ctx *c, const key *k, yaml_node_t *val, const char *path, void *base);
 static int parse_tensors(ctx *c, const key *k, yaml_node_t *val, const char *path, void *base);
 static int parse_shape(ctx *c, const key *k, yaml_node_t *val, const char *path, void *base);
@@ -332,8 +340,8 @@ static const key security_keys[] = {
 static const section security_sec = {"security", ROWS(security_keys)};
 
 static const key metrics_keys[] = {
-    {"listen", K_MET_LISTEN, KIND_STRING, F_REQUIRED, FIELD(metrics_listen),
-     .valid = valid_host_port, .aka = "address|bind|endpoint"},
+    {"listen", K_MET_LISTEN, KIND_HOOK, F_REQUIRED, .parse = parse_metrics_listen,
+     .aka = "address|bind|endpoint|listen_address"},
 };
 static const section metrics_sec = {"metrics", ROWS(metrics_keys)};
 
@@ -374,7 +382,7 @@ static const key top_keys[] = {
     {"checkpoint", K_CHECKPOINT, KIND_SECTION, .sub = &checkpoint_sec,
      .aka = "checkpoints|checkpointing"},
     {"security", K_SECURITY, KIND_SECTION, .sub = &security_sec, .aka = "auth|encryption"},
-    {"metrics", K_METRICS, KIND_SECTION, F_REFUSED, .sub = &metrics_sec, .aka = "prometheus"},
+    {"metrics", K_METRICS, KIND_SECTION, .sub = &metrics_sec, .aka = "prometheus"},
     {"output", K_OUTPUT, KIND_PATH, FIELD(output), .aka = "out|output_dir|outdir"},
     {"log", K_LOG, KIND_SECTION, .sub = &log_sec, .aka = "logging"},
 };
@@ -989,6 +997,8 @@ static int parse_value(ctx *c, const key *k, yaml_node_t *val, const char *path,
         if (val->type != YAML_SEQUENCE_NODE)
             return wrong_type(c, val, path, "a list");
         return k->parse(c, k, val, path, base);
+    case KIND_HOOK:
+        return k->parse(c, k, val, path, base);
     }
     assert(!"unknown kind");
     return PS_EINVAL;
@@ -1091,6 +1101,43 @@ static int parse_servers(ctx *c, const key *k, yaml_node_t *val, const char *pat
         ps_strlcpy(job->servers[i], ep, PS_ENDPOINT_MAX);
     }
     job->nservers = (uint32_t)n;
+    return 0;
+}
+
+/* metrics.listen: "host:port", or a list of them, one per server. Kept as
+ * written; check_metrics sets each shard's address once servers is known. */
+static int parse_metrics_listen(ctx *c, const key *k, yaml_node_t *val, const char *path,
+                                void *base)
+{
+    (void)k;
+    ps_job *job = base;
+    const char *addr = NULL;
+    int rc;
+    if (val->type != YAML_SEQUENCE_NODE) {
+        if (val->type != YAML_SCALAR_NODE)
+            return wrong_type(c, val, path, "host:port or a list of them, one per server");
+        if ((rc = get_string(c, val, path, PS_ENDPOINT_MAX, valid_host_port, &addr)) != 0)
+            return rc;
+        ps_strlcpy(job->metrics.listen[0], addr, PS_ENDPOINT_MAX);
+        c->listen_one = true;
+        c->nlisten = 1;
+        c->listen_marks[0] = val->start_mark;
+        return 0;
+    }
+    size_t n = 0;
+    if ((rc = list_size(c, val, path, 1, PS_MAX_SHARDS, "address", &n)) != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node_at(c, val->data.sequence.items.start[i]);
+        char ipath[KEY_PATH_MAX];
+        item_path(ipath, sizeof ipath, path, i);
+        if ((rc = get_string(c, item, ipath, PS_ENDPOINT_MAX, valid_host_port, &addr)) != 0)
+            return rc;
+        ps_strlcpy(job->metrics.listen[i], addr, PS_ENDPOINT_MAX);
+        c->listen_marks[i] = item->start_mark;
+    }
+    c->listen_one = false;
+    c->nlisten = n;
     return 0;
 }
 
@@ -1425,6 +1472,79 @@ static int check_security(ctx *c)
                 "client_secret_key, authorized_workers, authorized_admins)");
 }
 
+/* ---- metrics ---- */
+
+/* The host of a tcp:// endpoint ("" for ipc://, which is this machine's):
+ * servers with the same host run on one machine. */
+static void endpoint_host(const char *ep, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return;
+    const char *host = ep + 6, *colon = strrchr(host, ':');
+    size_t n = colon ? (size_t)(colon - host) : strlen(host);
+    snprintf(out, cap, "%.*s", (int)n, host);
+}
+
+/* metrics.listen: one address is shard 0's, and shard i listens on its
+ * port + i; a list names one per server. Two shards on one host never get
+ * the same address, and no address is a server's own endpoint. */
+static int check_metrics(ctx *c)
+{
+    ps_job *j = c->job;
+    if (c->nlisten == 0)
+        return 0;
+    yaml_mark_t at = c->seen[K_MET_LISTEN].val_mark;
+    if (!c->listen_one && c->nlisten != j->nservers)
+        return fail(c, PS_ECONFIG, at,
+                    "metrics.listen: %zu addresses for %" PRIu32
+                    " servers; list one per server, or give one address (shard i then "
+                    "listens on its port + i)",
+                    c->nlisten, j->nservers);
+    if (c->listen_one) {
+        const char *first = j->metrics.listen[0], *colon = strrchr(first, ':');
+        unsigned long port = strtoul(colon + 1, NULL, 10);
+        for (uint32_t i = 1; i < j->nservers; i++) {
+            if (port + i > 65535)
+                return fail(c, PS_ECONFIG, at,
+                            "metrics.listen: port %lu + %" PRIu32 " for shard %" PRIu32
+                            " is past 65535; list one address per server",
+                            port, i, i);
+            int n = snprintf(j->metrics.listen[i], PS_ENDPOINT_MAX, "%.*s:%lu",
+                             (int)(colon - first), first, port + i);
+            if (n < 0 || n >= PS_ENDPOINT_MAX)
+                return fail(c, PS_ECONFIG, at,
+                            "metrics.listen: shard %" PRIu32 "'s address is longer than %d bytes",
+                            i, PS_ENDPOINT_MAX - 1);
+            c->listen_marks[i] = c->listen_marks[0];
+        }
+    }
+    char host_i[PS_ENDPOINT_MAX], host_k[PS_ENDPOINT_MAX], shown[SHOW_MAX + 8];
+    for (uint32_t i = 0; i < j->nservers; i++) {
+        const char *addr = j->metrics.listen[i];
+        char path[32], whose[32] = "";
+        if (c->listen_one)
+            snprintf(path, sizeof path, "metrics.listen");
+        else
+            item_path(path, sizeof path, "metrics.listen", i);
+        if (c->listen_one && i > 0)
+            snprintf(whose, sizeof whose, "shard %" PRIu32 "'s ", i);
+        endpoint_host(j->servers[i], host_i, sizeof host_i);
+        for (uint32_t k = 0; k < j->nservers; k++) {
+            endpoint_host(j->servers[k], host_k, sizeof host_k);
+            if (strncmp(j->servers[k], "tcp://", 6) == 0 && strcmp(j->servers[k] + 6, addr) == 0)
+                return fail(c, PS_ECONFIG, c->listen_marks[i],
+                            "%s: %s\"%s\" is the endpoint of servers[%" PRIu32 "]", path, whose,
+                            SHOW(shown, addr), k);
+            if (k < i && strcmp(host_i, host_k) == 0 && strcmp(j->metrics.listen[k], addr) == 0)
+                return fail(c, PS_ECONFIG, c->listen_marks[i],
+                            "%s: \"%s\" is shard %" PRIu32 "'s too, and both shards run on %s",
+                            path, SHOW(shown, addr), k, host_i[0] ? host_i : "this machine");
+        }
+    }
+    return 0;
+}
+
 /* ---- data files ---- */
 
 static int check_file(ctx *c, int id, const char *path, const char *file)
@@ -1590,6 +1710,8 @@ static int validate(ctx *c)
         rc = check_contradictions(c);
     if (rc == 0)
         rc = check_security(c);
+    if (rc == 0)
+        rc = check_metrics(c);
     if (rc == 0)
         rc = check_files(c);
     c->job->output_pos = pos_of(c, K_OUTPUT);

@@ -148,8 +148,13 @@ typedef struct ps_job {
         char authorized_workers[PS_PATH_MAX];
         char authorized_admins[PS_PATH_MAX]; /* "": no psctl access */
     } security;
-    char metrics_listen[PS_ENDPOINT_MAX]; /* "" when off */
-    char output[PS_PATH_MAX];             /* "" when no output */
+    struct {
+        /* metrics.listen: where shard i serves /metrics, "host:port" ("" when
+         * off). One address in the file is shard 0's; shard i listens on its
+         * port + i. A list names one address per server. */
+        char listen[PS_MAX_SHARDS][PS_ENDPOINT_MAX];
+    } metrics;
+    char output[PS_PATH_MAX]; /* "" when no output */
     ps_log_level log_level;
     ps_job_pos output_pos;         /* of `output`, for ps_job_check_writable */
     ps_job_pos checkpoint_dir_pos; /* of `checkpoint.dir` */

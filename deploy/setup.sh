@@ -6,14 +6,17 @@
 # run again: it only does what is missing.
 set -euo pipefail
 
-# dataset-fashion-mnist: the quick start's data (and the examples' tests)
+# dataset-fashion-mnist: the quick start's data (and the examples' tests);
+# libmicrohttpd-dev: psd's /metrics (a .deb user needs libmicrohttpd12)
 packages=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
-          libopenblas-dev libyaml-dev zlib1g-dev libjson-c-dev check dataset-fashion-mnist)
+          libopenblas-dev libyaml-dev zlib1g-dev libjson-c-dev libmicrohttpd-dev check
+          dataset-fashion-mnist)
 # what the tests need besides: numpy to check models, systemd and cloud-init
 # to verify the units and user-data files, iproute2 (ip, tc) for the
 # multi-host test bed of network namespaces; clang and its runtimes for the
-# libFuzzer targets (tests/fuzz)
-test_packages=(python3 python3-numpy systemd cloud-init iproute2 clang libclang-rt-dev)
+# libFuzzer targets (tests/fuzz); prometheus (and its promtool) to scrape
+# psd's /metrics (tests/e2e/test_metrics.py)
+test_packages=(python3 python3-numpy systemd cloud-init iproute2 clang libclang-rt-dev prometheus)
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 asan=0
 for arg in "$@"; do

@@ -45,6 +45,7 @@ struct ps_checkpointer {
 
     uint64_t written;
     char last_path[PS_PATH_MAX];
+    ps_checkpointer_last last; /* the last written one, for /metrics */
     /* every finished checkpoint, and how the last one ended */
     uint64_t finished;
     int last_status;
@@ -160,6 +161,8 @@ static void report(ps_checkpointer *c)
     }
     c->skip_warned = false;
     c->written++;
+    c->last = (ps_checkpointer_last){
+        .written_ms = ps_clock_ms(), .bytes = c->result_bytes, .write_ms = c->result_ms};
     ps_strlcpy(c->last_path, c->result_path, sizeof c->last_path);
     ps_strlcpy(c->last_text, c->result_path, sizeof c->last_text);
     char size[32];
@@ -311,6 +314,11 @@ uint64_t ps_checkpointer_finished(const ps_checkpointer *c, int *status, const c
     if (text)
         *text = c ? c->last_text : "";
     return c ? c->finished : 0;
+}
+
+void ps_checkpointer_last_get(const ps_checkpointer *c, ps_checkpointer_last *out)
+{
+    *out = c ? c->last : (ps_checkpointer_last){0, 0, 0};
 }
 
 /* Waits until the writer holds no snapshot; reports a finished write. */

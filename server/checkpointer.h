@@ -48,6 +48,14 @@ uint64_t ps_checkpointer_written(const ps_checkpointer *c, const char **last_pat
  * or inf). Before the first: 0 and "". Either pointer may be NULL. */
 uint64_t ps_checkpointer_finished(const ps_checkpointer *c, int *status, const char **text);
 
+/* The last checkpoint written, for /metrics: when it was finished
+ * (ps_clock_ms; 0 before the first this process wrote), its size on disk
+ * and how long the write took. Zeros when c is NULL. */
+typedef struct ps_checkpointer_last {
+    uint64_t written_ms, bytes, write_ms;
+} ps_checkpointer_last;
+void ps_checkpointer_last_get(const ps_checkpointer *c, ps_checkpointer_last *out);
+
 /* Waits for a write in progress, then writes the state as it is now in
  * this thread (SIGTERM). Returns 0, PS_EIO or PS_EDIVERGED (not written:
  * a NaN or inf), logged as well. */

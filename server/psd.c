@@ -193,7 +193,8 @@ int main(int argc, char **argv)
     ps_server *srv = ps_server_new(&job, a.shard, &lg, &err);
     if (srv == NULL) {
         fprintf(stderr, "psd: %s\n", err.msg);
-        return err.code == PS_EZMQ || err.code == PS_ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
+        return err.code == PS_EZMQ || err.code == PS_ENOMEM || err.code == PS_EIO ? EXIT_RUNTIME
+                                                                                  : EXIT_USAGE;
     }
     ps_server_exit_when_done(srv, a.exit_when_done);
     while ((rc = ps_server_run(srv, &stop_requested, &reload_requested, &err)) == 0 &&

@@ -2,10 +2,13 @@
  * stop flag is seen), drain what has arrived, hand each message to the
  * engine and send its replies. The received frames and the decoded message
  * live in the server struct: nothing is allocated per request. Big pull
- * replies go out without a copy, straight from θ (below). */
+ * replies go out without a copy, straight from θ (below). /metrics is
+ * served from the same loop (metrics.h), which counts what it receives and
+ * sends for it. */
 #include "server.h"
 
 #include "checkpointer.h"
+#include "metrics.h"
 #include "notify.h"
 #include "shm.h"
 #include "util.h"
@@ -86,10 +89,15 @@ struct ps_server {
     ps_error err;
     ps_job job; /* as loaded, to tell what a reload changed */
     ps_notify notify;
-    uint64_t status_ms;     /* when STATUS= was last sent */
-    ps_engine_stats status; /* what it said */
-    bool hold_warned;       /* "no memory for another buffer of θ" was logged */
-    ps_checkpointer *ckpt;  /* NULL without a checkpoint section */
+    uint64_t status_ms;      /* when STATUS= was last sent */
+    ps_engine_stats status;  /* what it said */
+    uint64_t status_updates; /* ... the updates of θ then */
+    double status_rate;      /* ... and updates a second since the one before */
+    ps_metrics *metrics;     /* NULL: metrics.listen is off for this shard */
+    ps_metrics_counters counters;
+    uint64_t metrics_ms;   /* when ps_metrics_run last ran */
+    bool hold_warned;      /* "no memory for another buffer of θ" was logged */
+    ps_checkpointer *ckpt; /* NULL without a checkpoint section */
     bool exit_when_done;
     /* psctl checkpoint requests waiting for the next checkpoint on disk */
     struct ckpt_waiter {
@@ -120,19 +128,28 @@ struct ps_server {
 static void rate_welcomed(ps_server *s, const void *identity, size_t n, uint32_t worker_id);
 static int limits_init(ps_server *s, ps_error *err);
 
-/* STATUS= for systemctl status: the version and who is training. */
+/* STATUS= for systemctl status: the version, who is training, and the
+ * updates of θ a second since the STATUS= before. */
 static void notify_status(ps_server *s, const char *extra)
 {
     ps_engine_stats st;
     ps_engine_stats_get(s->engine, &st);
-    ps_notify_send(&s->notify, "%sSTATUS=shard %u/%u: version %llu, %u of %u workers live", extra,
-                   s->shard, s->nshards, (unsigned long long)st.version, st.live_workers,
-                   s->job.workers);
+    uint64_t now = ps_clock_ms(), updates = ps_store_updates(ps_engine_store(s->engine));
+    double rate = 0.0;
+    if (s->status_ms != 0 && now > s->status_ms && updates >= s->status_updates)
+        rate = (double)(updates - s->status_updates) * 1e3 / (double)(now - s->status_ms);
+    ps_notify_send(&s->notify,
+                   "%sSTATUS=shard %u/%u: version %llu, %u of %u workers live, %.1f updates/s",
+                   extra, s->shard, s->nshards, (unsigned long long)st.version, st.live_workers,
+                   s->job.workers, rate);
     s->status = st;
-    s->status_ms = ps_clock_ms();
+    s->status_ms = now;
+    s->status_updates = updates;
+    s->status_rate = rate;
 }
 
-/* Watchdog ping and a fresh STATUS= when something changed. */
+/* Watchdog ping and a fresh STATUS= when something changed (the rate
+ * falling to 0 too). */
 static void notify_tick(ps_server *s)
 {
     if (!ps_notify_active(&s->notify))
@@ -143,8 +160,46 @@ static void notify_tick(ps_server *s)
         return;
     ps_engine_stats st;
     ps_engine_stats_get(s->engine, &st);
-    if (st.version != s->status.version || st.live_workers != s->status.live_workers)
+    if (st.version != s->status.version || st.live_workers != s->status.live_workers ||
+        s->status_rate > 0.0)
         notify_status(s, "");
+}
+
+/* ---- counting for /metrics -------------------------------------------- */
+
+/* Sends a message and counts it (header and payload bytes: a payload
+ * answered in shared memory counts as well). */
+static int wire_send(ps_server *s, const void *identity, size_t identity_len, const ps_msg *m,
+                     const void *payload)
+{
+    int rc = ps_wire_send(s->sock, identity, identity_len, m, payload, 0);
+    if (rc == 0)
+        ps_metrics_count_tx(&s->counters, m->type, m->encoding,
+                            ps_codec_header_size(m) + m->payload_bytes);
+    return rc;
+}
+
+/* ps_wire_send_msg (the payload by reference), counted the same way. */
+static int wire_send_msg(ps_server *s, const void *identity, size_t identity_len, const ps_msg *m,
+                         zmq_msg_t *payload)
+{
+    int rc = ps_wire_send_msg(s->sock, identity, identity_len, m, payload, 0);
+    if (rc == 0)
+        ps_metrics_count_tx(&s->counters, m->type, m->encoding,
+                            ps_codec_header_size(m) + m->payload_bytes);
+    return rc;
+}
+
+/* Counts the message just received, as it came: its frames after the
+ * identity, and a payload in shared memory. */
+static void rx_count(ps_server *s)
+{
+    uint64_t bytes = 0;
+    for (int i = 1; i < s->frames.nparts; i++)
+        bytes += zmq_msg_size(&s->frames.parts[i]);
+    if (s->msg.encoding == PS_ENC_SHM_F32)
+        bytes += s->msg.payload_bytes;
+    ps_metrics_count_rx(&s->counters, s->msg.type, s->msg.encoding, bytes);
 }
 
 /* ZeroMQ's free function for a reply sent from θ; runs on its I/O thread
@@ -298,12 +353,12 @@ static int server_send(void *ctx, const void *identity, size_t identity_len, con
     if (reply->type == PS_MSG_PULL_REPLY && s->shm != NULL && reply->payload_bytes > 0) {
         const ps_msg *r = shm_pull_reply(s, reply, payload);
         if (r != NULL)
-            return ps_wire_send(s->sock, identity, identity_len, r, NULL, 0);
+            return wire_send(s, identity, identity_len, r, NULL);
     }
     /* a compressed θ (the engine's one encoding per version) is copied */
     if (reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes < ZEROCOPY_MIN_BYTES ||
         reply->encoding != PS_ENC_F32)
-        return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
+        return wire_send(s, identity, identity_len, reply, payload);
     ps_store *st = ps_engine_store(s->engine);
     ps_store_ref *ref;
     int rc = ps_store_theta_hold(st, &ref);
@@ -313,7 +368,7 @@ static int server_send(void *ctx, const void *identity, size_t identity_len, con
                      s->shard);
             s->hold_warned = true;
         }
-        return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
+        return wire_send(s, identity, identity_len, reply, payload);
     }
     /* the reply's keys, which the engine checked against the shard, in the
      * buffer just held */
@@ -322,9 +377,9 @@ static int server_send(void *ctx, const void *identity, size_t identity_len, con
     if (zmq_msg_init_data(&msg, (void *)payload, (size_t)reply->payload_bytes, theta_release,
                           ref) != 0) {
         ps_store_theta_release(ref);
-        return ps_wire_send(s->sock, identity, identity_len, reply, payload, 0);
+        return wire_send(s, identity, identity_len, reply, payload);
     }
-    return ps_wire_send_msg(s->sock, identity, identity_len, reply, &msg, 0);
+    return wire_send_msg(s, identity, identity_len, reply, &msg);
 }
 
 /* Before an ipc:// bind: ZeroMQ would silently take over the socket file
@@ -396,6 +451,7 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     s->log = log;
     s->shard = shard;
     s->job = *job;
+    ps_metrics_counters_init(&s->counters);
     if (ps_notify_init(&s->notify) != 0)
         PS_LOG_W(log, "NOTIFY_SOCKET or WATCHDOG_USEC is malformed: not talking to systemd");
     s->nshards = job->nservers;
@@ -423,6 +479,16 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     PS_LOG_I(log, "shard %u/%u listening on %s (%llu params, %s, %u worker%s)", shard,
              job->nservers, s->endpoint, (unsigned long long)(hi - lo), ps_mode_name(job->mode),
              job->workers, job->workers == 1 ? "" : "s");
+    if (job->metrics.listen[shard][0] != '\0') {
+        ps_metrics_source src = {.job = &s->job,
+                                 .shard = shard,
+                                 .engine = s->engine,
+                                 .ckpt = s->ckpt,
+                                 .counters = &s->counters};
+        s->metrics = ps_metrics_new(&src, job->metrics.listen[shard], log, err);
+        if (s->metrics == NULL)
+            goto fail;
+    }
     notify_status(s, "READY=1\n");
     return s;
 fail:
@@ -442,7 +508,9 @@ static void admin_reply(ps_server *s, const void *identity, size_t identity_len,
     r->model_version = ps_engine_version(s->engine);
     r->status = status;
     ps_strlcpy(status == 0 ? r->detail : r->error, text, PS_MSG_ERROR_MAX);
-    ps_wire_send(s->sock, identity, identity_len, r, NULL, 0);
+    if (status < 0 && -status < PS_METRICS_ERRORS)
+        s->counters.errors[-status]++;
+    wire_send(s, identity, identity_len, r, NULL);
 }
 
 /* psctl checkpoint: one is started as soon as the writer is free, and the
@@ -591,6 +659,7 @@ static bool rate_refuse(ps_server *s)
         }
     }
     s->rate_refused++;
+    s->counters.refused_rate++;
     if (!s->rate_warned)
         PS_LOG_W(s->log,
                  "shard %u: a peer that has not registered sent more than %llu messages a "
@@ -655,6 +724,7 @@ static void limits_tick(ps_server *s)
         if (!fd_is_ours(s, (int)value) || shutdown((int)value, SHUT_RDWR) != 0)
             continue;
         s->peers_refused++;
+        s->counters.refused_peers++;
         if (!s->peers_warned)
             PS_LOG_W(s->log,
                      "shard %u: %u peers are connected (limits.max_peers %u): further "
@@ -719,6 +789,7 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
                 return 0;
             return ps_error_set(err, PS_EZMQ, "receive on %s: %s", s->endpoint, zmq_strerror(e));
         }
+        rx_count(s);
         if (rate_refuse(s)) {
             ps_frames_close(&s->frames);
             continue;
@@ -738,6 +809,7 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
         else
             ps_engine_handle(s->engine, s->frames.identity, s->frames.identity_len, rc, &s->msg,
                              &s->err, server_send, s);
+        ps_metrics_observe(&s->counters, s->engine);
         ps_frames_close(&s->frames);
     }
     return 0;
@@ -823,10 +895,20 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
         shm_sweep(s, now);
         limits_tick(s);
         notify_tick(s);
-        zmq_pollitem_t items[1 + PS_ZAP_ITEMS] = {{.socket = s->sock, .events = ZMQ_POLLIN}};
-        if (s->zap != NULL)
+        /* the ROUTER, then ZAP's socket, then /metrics' descriptor */
+        zmq_pollitem_t items[2 + PS_ZAP_ITEMS] = {{.socket = s->sock, .events = ZMQ_POLLIN}};
+        int nitems = 1;
+        if (s->zap != NULL) {
             ps_zap_items(s->zap, &items[1]);
-        int n = zmq_poll(items, s->zap != NULL ? 1 + PS_ZAP_ITEMS : 1, POLL_MS);
+            nitems += PS_ZAP_ITEMS;
+        }
+        int scrape_item = -1;
+        if (ps_metrics_fd(s->metrics) >= 0) {
+            scrape_item = nitems;
+            items[nitems++] =
+                (zmq_pollitem_t){.fd = ps_metrics_fd(s->metrics), .events = ZMQ_POLLIN};
+        }
+        int n = zmq_poll(items, nitems, ps_metrics_timeout_ms(s->metrics, POLL_MS));
         if (n > 0 && s->zap != NULL)
             ps_zap_handle(s->zap);
         n = n > 0 ? (int)(items[0].revents & ZMQ_POLLIN) : n;
@@ -845,6 +927,19 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
         stall_check(s, now, last_ms);
         last_ms = now;
         ps_engine_tick(s->engine, now, server_send, s);
+        ps_metrics_observe(&s->counters, s->engine);
+        if (s->zap != NULL)
+            s->counters.refused_curve = ps_zap_refused(s->zap);
+        /* scrapes last, once the workers' requests were served: when a
+         * scraper's socket is ready, when libmicrohttpd has work pending,
+         * and every POLL_MS for its timeouts (not every turn: a busy loop
+         * turns thousands of times a second) */
+        if (s->metrics != NULL &&
+            ((scrape_item >= 0 && (items[scrape_item].revents & ZMQ_POLLIN)) ||
+             now - s->metrics_ms >= POLL_MS || ps_metrics_timeout_ms(s->metrics, 1) == 0)) {
+            ps_metrics_run(s->metrics);
+            s->metrics_ms = now;
+        }
     }
     if (rc == 0 && !*stop && reload && *reload)
         return 0; /* a reload: the caller comes back */
@@ -905,6 +1000,8 @@ void ps_server_reload(ps_server *s, const ps_job *job)
                        memcmp(old->servers, job->servers, sizeof old->servers) != 0,
                    "servers");
     reload_ignored(s, memcmp(&old->model, &job->model, sizeof old->model) != 0, "model");
+    reload_ignored(s, strcmp(old->metrics.listen[s->shard], job->metrics.listen[s->shard]) != 0,
+                   "metrics.listen");
     reload_ignored(s, old->optimizer.type != job->optimizer.type, "optimizer.type");
     double lr_old = ps_engine_lr(s->engine);
     if (job->optimizer.lr != old->optimizer.lr) {
@@ -926,6 +1023,7 @@ void ps_server_destroy(ps_server **sp)
     if (sp == NULL || *sp == NULL)
         return;
     ps_server *s = *sp;
+    ps_metrics_destroy(&s->metrics);
     ps_zap_destroy(&s->zap);
     if (s->monitor != NULL)
         zmq_close(s->monitor);

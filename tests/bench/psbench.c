@@ -60,6 +60,7 @@ typedef struct bench {
     const char *only;        /* run only the groups whose name starts with this */
     const char *train_model; /* (d): logistic or mlp */
     const char *push_codec;  /* push + pull jobs: push compression, NULL: none */
+    int scrape_hz;           /* (h): scrapes of /metrics a second during a sync job */
     const char *pull_codec;  /* ... and pull compression */
     char dir[64];            /* temporary folder: job files, data, ipc sockets */
     char bindir[PATH_MAX];
@@ -1088,6 +1089,127 @@ static void bench_pulls(bench *b)
     proc_stop(b, raw);
 }
 
+/* ---- (h) scrapes of /metrics during a sync job ---------------------------- */
+
+/* One GET /metrics on a new connection, read to its end; false on failure. */
+static bool scrape_once(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {2, 0};
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: psbench\r\nConnection: close\r\n\r\n";
+    bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
+              connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write_all(fd, req, strlen(req));
+    char buf[16384];
+    ssize_t n = 0;
+    while (ok && (n = read(fd, buf, sizeof buf)) > 0)
+        ;
+    if (fd >= 0)
+        close(fd);
+    return ok && n == 0;
+}
+
+/* A child that scrapes /metrics on port hz times a second until SIGTERM. */
+static pid_t scraper_start(bench *b, int port, int hz)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        child_init();
+        double next = ps_clock_s();
+        for (;;) {
+            if (!scrape_once(port))
+                fprintf(stderr, "psbench: a scrape of /metrics failed\n");
+            next += 1.0 / hz;
+            double wait = next - ps_clock_s();
+            if (wait > 0)
+                usleep((useconds_t)(wait * 1e6));
+        }
+    }
+    proc_track(b, pid);
+    return pid;
+}
+
+/* The longest of `rounds` sync rounds of the kids, in s; each round's time
+ * also goes to all[*nall]. *round is the next round's number. */
+static double longest_round(kid *k, unsigned n, int rounds, uint64_t *round, double *all,
+                            size_t *nall)
+{
+    double longest = 0, out[MAX_KIDS];
+    for (int i = 0; i < rounds; i++) {
+        kid_cmd cmd = {KID_ROUND, (*round)++};
+        double t0 = ps_clock_s();
+        kids_step(k, n, cmd, out);
+        double dt = ps_clock_s() - t0;
+        longest = dt > longest ? dt : longest;
+        if (all != NULL)
+            all[(*nall)++] = dt;
+    }
+    return longest;
+}
+
+/* A 10M-float sync job with 2 workers (shared memory, as a job on one host
+ * runs), metrics on: the longest round over a stretch of rounds while
+ * nothing scrapes psd, beside the longest over as many rounds while a
+ * child scrapes /metrics scrape_hz times a second; stretches alternate,
+ * and the figure is the median of the stretches' longest rounds. A second
+ * figure compares the median rounds of all the stretches. */
+static void bench_scrape(bench *b)
+{
+    const uint64_t p = 10 * (uint64_t)M_FLOATS;
+    const unsigned n = 2;
+    char ep[128], job[128], line[64];
+    endpoint_new(b, false, ep, sizeof ep);
+    snprintf(job, sizeof job, "%s/scrape.yaml", b->dir);
+    job_write_flat(b, job, "sync", n, ep, p, true);
+    int port = free_port();
+    FILE *f = fopen(job, "a");
+    snprintf(line, sizeof line, "metrics: {listen: 127.0.0.1:%d}\n", port);
+    if (f == NULL || fputs(line, f) < 0 || fclose(f) != 0)
+        die("cannot write %s", job);
+    pid_t psd = psd_start(b, job);
+    kid k[MAX_KIDS];
+    for (unsigned i = 0; i < n; i++) {
+        kid_conf kc = {.endpoint = ep, .rank = (int)i, .floats = (size_t)p};
+        k[i] = kid_start(b, &kc);
+    }
+    uint64_t round = 0;
+    longest_round(k, n, 3, &round, NULL, NULL); /* warm-up */
+    int stretches = reps(b, 5), rounds = reps(b, 40);
+    double quiet[MAX_REPS], busy[MAX_REPS];
+    double *all_quiet = calloc((size_t)stretches * (size_t)rounds, sizeof(double));
+    double *all_busy = calloc((size_t)stretches * (size_t)rounds, sizeof(double));
+    if (all_quiet == NULL || all_busy == NULL)
+        die("out of memory");
+    size_t nq = 0, nb = 0;
+    for (int s = 0; s < stretches; s++) {
+        for (int order = 0; order < 2; order++) {
+            bool scraped = (order + s) % 2 == 1; /* ABBA...: neither always goes first */
+            if (scraped) {
+                pid_t scraper = scraper_start(b, port, b->scrape_hz);
+                busy[s] = longest_round(k, n, rounds, &round, all_busy, &nb);
+                proc_stop(b, scraper);
+            } else {
+                quiet[s] = longest_round(k, n, rounds, &round, all_quiet, &nq);
+            }
+        }
+    }
+    char name[48], ref_is[64];
+    snprintf(name, sizeof name, "scrape_%dhz_round_max_10M_2w", b->scrape_hz);
+    snprintf(ref_is, sizeof ref_is, "longest of %d rounds, no scrapes", rounds);
+    figure_add(b, name, median(busy, (size_t)stretches) * 1e3,
+               median(quiet, (size_t)stretches) * 1e3, "ms", ref_is);
+    snprintf(name, sizeof name, "scrape_%dhz_round_10M_2w", b->scrape_hz);
+    figure_add(b, name, median(all_busy, nb) * 1e3, median(all_quiet, nq) * 1e3, "ms",
+               "median round, no scrapes");
+    free(all_quiet);
+    free(all_busy);
+    kids_stop(b, k, n);
+    proc_stop(b, psd);
+}
+
 /* ---- (d) training -------------------------------------------------------- */
 
 typedef struct train_conf {
@@ -1403,7 +1525,8 @@ static void usage(FILE *f)
                "  -j, --json        print a JSON list of {figure, ours, reference, ratio, unit}\n"
                "  -r, --reps X      scale the repetitions by X (default 1)\n"
                "  -o, --only GROUP  run only one group: codec, apply, pushpull, curve, sync, rss,\n"
-               "                    pulls, train\n"
+               "                    pulls, scrape, train\n"
+               "  -s, --scrape-hz N scrapes of /metrics a second in the scrape group (20)\n"
                "  -t, --train M     the model of the training figure: mlp (784-512-10, the\n"
                "                    default) or logistic (2000 features)\n"
                "  --netns-server NS, --netns-workers NS[,NS], --host ADDR\n"
@@ -1429,12 +1552,13 @@ static void bindir_find(bench *b)
 
 int main(int argc, char **argv)
 {
-    static bench b = {.scale = 1.0, .train_model = "mlp"};
+    static bench b = {.scale = 1.0, .train_model = "mlp", .scrape_hz = 20};
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"reps", required_argument, NULL, 'r'},
         {"only", required_argument, NULL, 'o'},
         {"train", required_argument, NULL, 't'},
+        {"scrape-hz", required_argument, NULL, 's'},
         {"netns-server", required_argument, NULL, 'S'},
         {"netns-workers", required_argument, NULL, 'W'},
         {"host", required_argument, NULL, 'H'},
@@ -1443,7 +1567,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "jr:o:t:hV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "jr:o:t:s:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'j':
             b.json = true;
@@ -1464,6 +1588,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             b.train_model = optarg;
+            break;
+        case 's':
+            b.scrape_hz = atoi(optarg);
+            if (b.scrape_hz < 1 || b.scrape_hz > 1000) {
+                fprintf(stderr, "psbench: --scrape-hz: give 1 to 1000, not %s\n", optarg);
+                return 2;
+            }
             break;
         case 'S':
             b.netns_server = optarg;
@@ -1521,6 +1652,8 @@ int main(int argc, char **argv)
         bench_rss(&b);
     if (wanted(&b, "pulls"))
         bench_pulls(&b);
+    if (wanted(&b, "scrape"))
+        bench_scrape(&b);
     if (wanted(&b, "train")) {
         const train_conf *tc = strcmp(b.train_model, "mlp") == 0 ? &train_mlp : &train_logistic;
         bench_train(&b, tc, "train_1w", true);

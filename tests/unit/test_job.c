@@ -368,10 +368,55 @@ START_TEST(checkpoint_section_is_validated)
 }
 END_TEST
 
-START_TEST(refused_sections_are_each_not_supported_yet)
+/* BASE with two servers on one host, and a metrics section */
+#define TWO_SHARDS(m)                                                                              \
+    "job: t\n"                                                                                     \
+    "workers: 2\n"                                                                                 \
+    "servers: [tcp://127.0.0.1:7070, tcp://127.0.0.1:7071]\n"                                      \
+    "model: {type: logistic, features: 30}\n"                                                      \
+    "data: {train: breast_cancer.train.csv}\n"                                                     \
+    "metrics: " m "\n"
+
+START_TEST(metrics_listen_gives_each_shard_an_address)
 {
-    expect_unsupported(BASE "metrics: {listen: 127.0.0.1:9100}\n",
-                       "job.yaml:6:1: metrics is not supported yet");
+    ps_job job;
+    ps_error err;
+    /* one address: shard i listens on its port + i */
+    ck_assert_int_eq(parse(TWO_SHARDS("{listen: 127.0.0.1:9464}"), &job, &err), 0);
+    ck_assert_str_eq(job.metrics.listen[0], "127.0.0.1:9464");
+    ck_assert_str_eq(job.metrics.listen[1], "127.0.0.1:9465");
+    ck_assert_str_eq(job.metrics.listen[2], "");
+    /* a list: one per server, as written */
+    ck_assert_int_eq(parse(TWO_SHARDS("{listen: [0.0.0.0:9100, 0.0.0.0:9200]}"), &job, &err), 0);
+    ck_assert_str_eq(job.metrics.listen[0], "0.0.0.0:9100");
+    ck_assert_str_eq(job.metrics.listen[1], "0.0.0.0:9200");
+    /* shards on different hosts may use the same address */
+    const char *apart = "job: t\nworkers: 2\nservers: [tcp://10.0.0.1:7070, tcp://10.0.0.2:7070]\n"
+                        "model: {type: logistic, features: 30}\n"
+                        "data: {train: breast_cancer.train.csv}\n"
+                        "metrics: {listen: [0.0.0.0:9464, 0.0.0.0:9464]}\n";
+    ck_assert_int_eq(parse(apart, &job, &err), 0);
+    ck_assert_str_eq(job.metrics.listen[1], "0.0.0.0:9464");
+}
+END_TEST
+
+START_TEST(metrics_listen_must_fit_the_servers)
+{
+    expect_config_error(TWO_SHARDS("{listen: [127.0.0.1:9100]}"),
+                        "job.yaml:6:19: metrics.listen: 1 addresses for 2 servers; list one per "
+                        "server, or give one address (shard i then listens on its port + i)");
+    expect_config_error(TWO_SHARDS("{listen: [127.0.0.1:9100, 127.0.0.1:9100]}"),
+                        "job.yaml:6:36: metrics.listen[1]: \"127.0.0.1:9100\" is shard 0's too, "
+                        "and both shards run on 127.0.0.1");
+    expect_config_error(TWO_SHARDS("{listen: 127.0.0.1:65535}"),
+                        "job.yaml:6:19: metrics.listen: port 65535 + 1 for shard 1 is past "
+                        "65535; list one address per server");
+    expect_config_error(TWO_SHARDS("{listen: 127.0.0.1:7069}"),
+                        "job.yaml:6:19: metrics.listen: shard 1's \"127.0.0.1:7070\" is the "
+                        "endpoint of servers[0]");
+    expect_config_error(TWO_SHARDS("{listen: {port: 9100}}"),
+                        "job.yaml:6:19: metrics.listen: expected host:port or a list of them, one "
+                        "per server, got a mapping");
 }
 END_TEST
 
@@ -994,7 +1039,7 @@ START_TEST(absent_keys_take_their_defaults)
     ck_assert_int_eq(job.on_worker_loss, PS_LOSS_CONTINUE);
     ck_assert_str_eq(job.checkpoint.dir, "");
     ck_assert_str_eq(job.security.server_secret_key, "");
-    ck_assert_str_eq(job.metrics_listen, "");
+    ck_assert_str_eq(job.metrics.listen[0], "");
     ck_assert_str_eq(job.output, "");
     ck_assert_int_eq(job.log_level, PS_LOG_INFO);
 }
@@ -1602,7 +1647,7 @@ static Suite *job_suite(void)
     tcase_add_test(bad, cosine_schedule_needs_total_steps);
     tcase_add_test(bad, momentum_with_sgd_is_a_contradiction);
     tcase_add_test(bad, checkpoint_section_is_validated);
-    tcase_add_test(bad, refused_sections_are_each_not_supported_yet);
+    tcase_add_test(bad, metrics_listen_must_fit_the_servers);
     tcase_add_test(bad, heartbeat_timeout_must_exceed_interval);
     tcase_add_test(bad, metrics_listen_must_be_host_port);
     tcase_add_test(bad, bad_on_worker_loss_lists_the_valid_ones);
@@ -1648,6 +1693,7 @@ static Suite *job_suite(void)
     TCase *good = tcase_create("valid");
     tcase_add_test(good, full_job_parses_with_its_values);
     tcase_add_test(good, absent_keys_take_their_defaults);
+    tcase_add_test(good, metrics_listen_gives_each_shard_an_address);
     tcase_add_test(good, every_optimizer_and_schedule_loads);
     tcase_add_test(good, adam_takes_betas_and_eps_with_defaults);
     tcase_add_test(good, null_and_tilde_mean_absent);

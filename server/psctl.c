@@ -1,55 +1,173 @@
 /* psctl.c — psd's admin client: asks every shard of a job (or one) for its
- * status, or to write a checkpoint now, and makes CURVE key pairs. It reads
- * the same job file as psd to find the shards (and, with security.curve,
- * the keys). Exit status: 0 when every shard answered, 1 when one did not
- * or refused, 2 on a usage or job-file error. */
+ * status, once or every second (top), or to write a checkpoint now, and
+ * makes CURVE key pairs. It reads the same job file as psd to find the
+ * shards (and, with security.curve, the keys). Exit status: 0 when every
+ * shard answered, 1 when one did not or refused, 2 on a usage or job-file
+ * error. */
 #include "codec.h"
 #include "curve.h"
 #include "job.h"
+#include "psctl_ask.h"
+#include "psctl_status.h"
 #include "util.h"
-#include "wire.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
-#define EXIT_RUNTIME       1
-#define EXIT_USAGE         2
-#define DEFAULT_TIMEOUT_MS 10000
+#define EXIT_RUNTIME        1
+#define EXIT_USAGE          2
+#define DEFAULT_TIMEOUT_MS  10000
+#define DEFAULT_INTERVAL_MS 1000
+
+static volatile sig_atomic_t stop_signal; /* top: SIGINT or SIGTERM came */
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: psctl --config job.yaml [--shard I] [--timeout-ms N] COMMAND\n"
-                 "       psctl keygen NAME\n"
-                 "Administers the psd shards of a job.\n"
-                 "\n"
-                 "commands:\n"
-                 "  status      each shard's model version, live workers and size, as a table\n"
-                 "  checkpoint  each shard writes a checkpoint now; prints the files\n"
-                 "  keygen NAME writes a CURVE key pair: NAME.key (public) and\n"
-                 "              NAME.key_secret (secret, mode 0600)\n"
-                 "\n"
-                 "  -c, --config FILE     the job file (required but for keygen)\n"
-                 "  -k, --key FILE        the admin's secret key (default: the job's\n"
-                 "                        security.curve.client_secret_key)\n"
-                 "  -s, --shard I         only shard I (default: every shard)\n"
-                 "  -t, --timeout-ms N    how long to wait for a shard (default 10000)\n"
-                 "  -h, --help            show this help and exit\n"
-                 "  -V, --version         show the version and exit\n");
+    fprintf(out,
+            "usage: psctl --config job.yaml [--shard I] [--timeout-ms N] [--json] status\n"
+            "       psctl --config job.yaml [--shard I] [--interval MS] [--count N]\n"
+            "             [--json] top\n"
+            "       psctl --config job.yaml [--shard I] [--timeout-ms N] checkpoint\n"
+            "       psctl keygen NAME\n"
+            "Administers the psd shards of a job.\n"
+            "\n"
+            "commands:\n"
+            "  status      a table of the shards: endpoint, model version, live workers of\n"
+            "              the job's, params, mode, the staleness max/mean/p99 of the\n"
+            "              pushes applied, and under each row the ranks' clocks there;\n"
+            "              then one of the job's ranks: state (live, done, left,\n"
+            "              evicted, vacant), last seen, clock, pushes, loss, samples/s,\n"
+            "              staleness max/mean of its pushes, host\n"
+            "  top         status again every --interval: on a terminal it redraws the\n"
+            "              screen until q, Ctrl-C or SIGTERM; elsewhere it prints one\n"
+            "              table per refresh, a blank line between. A shard that does\n"
+            "              not answer shows in its row, and top goes on\n"
+            "  checkpoint  each shard writes a checkpoint now; prints the files\n"
+            "  keygen NAME writes a CURVE key pair: NAME.key (public) and\n"
+            "              NAME.key_secret (secret, mode 0600)\n"
+            "\n"
+            "A rank's row merges the shards that answered: pushes, dropped and\n"
+            "duplicates summed; its clock (steps pushed) the highest over the shards;\n"
+            "last seen the most recent; its state the most alive; loss and samples/s\n"
+            "as its worker last reported them (\"-\": not yet).\n"
+            "\n"
+            "--json prints one JSON object instead (top: one a line per refresh):\n"
+            "  {\"job\", \"shards\": [{\"shard\", \"endpoint\", \"answered\", \"error\",\n"
+            "   \"version\", \"live_workers\", \"workers\", \"params\", \"key_lo\", \"key_hi\",\n"
+            "   \"mode\", \"staleness_max\", \"staleness_mean\", \"staleness_p99\"}],\n"
+            "   \"workers\": [{\"rank\", \"state\", \"host\", \"last_seen_ms\", \"clock\",\n"
+            "   \"pushes\", \"dropped\", \"duplicates\", \"evictions\", \"loss\",\n"
+            "   \"samples_per_s\", \"staleness_max\", \"staleness_mean\", \"shards\"}]}\n"
+            "  every figure a number; null when unknown (a shard without answer has\n"
+            "  its error instead; a loss not reported yet)\n"
+            "\n"
+            "options:\n"
+            "  -c, --config FILE     the job file (required but for keygen)\n"
+            "  -k, --key FILE        the admin's secret key (default: the job's\n"
+            "                        security.curve.client_secret_key)\n"
+            "  -s, --shard I         only shard I (default: every shard)\n"
+            "  -t, --timeout-ms N    how long to wait for the shards (default 10000;\n"
+            "                        top: the interval)\n"
+            "  -j, --json            status and top: JSON instead of tables\n"
+            "  -i, --interval MS     top: time between refreshes (default 1000)\n"
+            "  -n, --count N         top: stop after N refreshes (default: never)\n"
+            "  -h, --help            show this help and exit\n"
+            "  -V, --version         show the version and exit\n"
+            "\n"
+            "exit status: 0 when every shard answered (top: in its last refresh), 1 when\n"
+            "one did not or refused, 2 on a usage or job-file error\n");
 }
 
 typedef struct psctl_args {
     const char *config;
     int shard; /* -1: all */
     int timeout_ms;
+    bool timeout_set; /* --timeout-ms given */
+    bool json;
+    int interval_ms;
+    long count;    /* top: refreshes, 0 for ever */
+    bool top_only; /* --interval or --count given */
     const char *command;
     const char *key;  /* --key: the admin's secret key file, or NULL */
     const char *name; /* keygen's NAME */
 } psctl_args;
+
+/* Reads a number of at least lo and at most hi for option opt into *v;
+ * false (said) when it is none. */
+static bool number_parse(const char *opt, const char *text, long lo, long hi, long *v)
+{
+    char *end;
+    errno = 0;
+    *v = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || errno != 0 || *v < lo || *v > hi) {
+        fprintf(stderr, "psctl: %s: \"%s\" is not a number from %ld to %ld\n", opt, text, lo, hi);
+        return false;
+    }
+    return true;
+}
+
+/* Parses one option c (getopt's); 0 to go on, -1 after --help/--version,
+ * or an exit status. */
+static int option_take(int c, char **argv, psctl_args *a)
+{
+    long v;
+    switch (c) {
+    case 'c':
+        a->config = optarg;
+        return 0;
+    case 'k':
+        a->key = optarg;
+        return 0;
+    case 'j':
+        a->json = true;
+        return 0;
+    case 's':
+        if (!number_parse("--shard", optarg, 0, 86400000, &v))
+            return EXIT_USAGE;
+        a->shard = (int)v;
+        return 0;
+    case 't':
+        if (!number_parse("--timeout-ms", optarg, 0, 86400000, &v))
+            return EXIT_USAGE;
+        a->timeout_ms = (int)v;
+        a->timeout_set = true;
+        return 0;
+    case 'i':
+        if (!number_parse("--interval", optarg, 10, 86400000, &v))
+            return EXIT_USAGE;
+        a->interval_ms = (int)v;
+        a->top_only = true;
+        return 0;
+    case 'n':
+        if (!number_parse("--count", optarg, 0, 1000000000, &v))
+            return EXIT_USAGE;
+        a->count = v;
+        a->top_only = true;
+        return 0;
+    case 'h':
+        usage(stdout);
+        return -1;
+    case 'V':
+        printf("psctl %s\n", PS_VERSION_STRING);
+        return -1;
+    case ':':
+        fprintf(stderr, "psctl: %s needs a value (try psctl --help)\n", argv[optind - 1]);
+        return EXIT_USAGE;
+    default:
+        fprintf(stderr, "psctl: unknown option \"%s\" (try psctl --help)\n", argv[optind - 1]);
+        return EXIT_USAGE;
+    }
+}
 
 /* Parses argv; 0 to go on, -1 after --help/--version, or an exit status. */
 static int args_parse(int argc, char **argv, psctl_args *a)
@@ -58,6 +176,9 @@ static int args_parse(int argc, char **argv, psctl_args *a)
         {"config", required_argument, NULL, 'c'},
         {"shard", required_argument, NULL, 's'},
         {"timeout-ms", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        {"interval", required_argument, NULL, 'i'},
+        {"count", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"key", required_argument, NULL, 'k'},
@@ -66,45 +187,13 @@ static int args_parse(int argc, char **argv, psctl_args *a)
     memset(a, 0, sizeof *a);
     a->shard = -1;
     a->timeout_ms = DEFAULT_TIMEOUT_MS;
+    a->interval_ms = DEFAULT_INTERVAL_MS;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":c:s:t:k:hV", opts, NULL)) != -1) {
-        char *end;
-        long v;
-        switch (c) {
-        case 'c':
-            a->config = optarg;
-            break;
-        case 'k':
-            a->key = optarg;
-            break;
-        case 's':
-        case 't':
-            errno = 0;
-            v = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || errno != 0 || v < 0 || v > 86400000) {
-                fprintf(stderr, "psctl: %s: \"%s\" is not a number\n",
-                        c == 's' ? "--shard" : "--timeout-ms", optarg);
-                return EXIT_USAGE;
-            }
-            if (c == 's')
-                a->shard = (int)v;
-            else
-                a->timeout_ms = (int)v;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        case 'V':
-            printf("psctl %s\n", PS_VERSION_STRING);
-            return -1;
-        case ':':
-            fprintf(stderr, "psctl: %s needs a value (try psctl --help)\n", argv[optind - 1]);
-            return EXIT_USAGE;
-        default:
-            fprintf(stderr, "psctl: unknown option \"%s\" (try psctl --help)\n", argv[optind - 1]);
-            return EXIT_USAGE;
-        }
+    while ((c = getopt_long(argc, argv, ":c:s:t:k:ji:n:hV", opts, NULL)) != -1) {
+        int rc = option_take(c, argv, a);
+        if (rc != 0)
+            return rc;
     }
     if (optind < argc && strcmp(argv[optind], "keygen") == 0 && optind != argc - 2) {
         fprintf(stderr, "psctl: keygen takes one NAME (writes NAME.key and NAME.key_secret)\n");
@@ -120,26 +209,30 @@ static int args_parse(int argc, char **argv, psctl_args *a)
         return EXIT_USAGE;
     }
     if (optind != argc - 1) {
-        fprintf(stderr, "psctl: expected one command: status or checkpoint (try psctl --help)\n");
+        fprintf(stderr,
+                "psctl: expected one command: status, top or checkpoint (try psctl --help)\n");
         return EXIT_USAGE;
     }
     a->command = argv[optind];
-    if (strcmp(a->command, "status") != 0 && strcmp(a->command, "checkpoint") != 0) {
-        fprintf(stderr, "psctl: unknown command \"%s\": status or checkpoint\n", a->command);
+    bool top = strcmp(a->command, "top") == 0;
+    if (strcmp(a->command, "status") != 0 && !top && strcmp(a->command, "checkpoint") != 0) {
+        fprintf(stderr, "psctl: unknown command \"%s\": status, top or checkpoint\n", a->command);
+        return EXIT_USAGE;
+    }
+    if (a->top_only && !top) {
+        fprintf(stderr, "psctl: --interval and --count are for top, not %s\n", a->command);
+        return EXIT_USAGE;
+    }
+    if (a->json && strcmp(a->command, "checkpoint") == 0) {
+        fprintf(stderr, "psctl: --json is for status and top, not checkpoint\n");
         return EXIT_USAGE;
     }
     return 0;
 }
 
-/* The keys psctl talks CURVE with: the admin's pair and psd's public key. */
-typedef struct psctl_keys {
-    bool on;
-    ps_curve_pair admin, server;
-} psctl_keys;
-
 /* Loads the keys for a job with security.curve; 0 or an exit status with
  * the reason printed. */
-static int keys_load(const psctl_args *a, const ps_job *job, psctl_keys *k)
+static int keys_load(const psctl_args *a, const ps_job *job, ps_psctl_keys *k)
 {
     memset(k, 0, sizeof *k);
     if (!job->security.curve)
@@ -162,56 +255,207 @@ static int keys_load(const psctl_args *a, const ps_job *job, psctl_keys *k)
     return 0;
 }
 
-/* Sends one request of type to the shard and waits for its reply in *rep.
- * Returns 0, or an exit status with the reason printed. */
-static int ask(void *zctx, const ps_job *job, const psctl_keys *keys, uint32_t shard,
-               ps_msg_type type, int timeout_ms, ps_msg *rep)
+/* What each shard said to CHECKPOINT, to print in shard order. */
+typedef struct checkpoint_replies {
+    ps_psctl_reply replies[PS_MAX_SHARDS];
+    uint64_t version[PS_MAX_SHARDS];
+    char detail[PS_MAX_SHARDS][PS_MSG_ERROR_MAX];
+} checkpoint_replies;
+
+/* ps_psctl_reply_fn of checkpoint. */
+static int checkpoint_take(uint32_t shard, const ps_msg *rep, void *ctx, ps_error *err)
 {
-    const char *ep = job->servers[shard];
-    void *sock = zmq_socket(zctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms);
-    if (keys->on) {
-        zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, keys->server.public_z85, PS_CURVE_Z85_LEN);
-        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, keys->admin.public_z85, PS_CURVE_Z85_LEN);
-        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, keys->admin.secret_z85, PS_CURVE_Z85_LEN);
+    (void)err;
+    checkpoint_replies *c = ctx;
+    c->version[shard] = rep->model_version;
+    ps_strlcpy(c->detail[shard], rep->detail, sizeof c->detail[shard]);
+    return 0;
+}
+
+static int checkpoint_run(const psctl_args *a, const ps_job *job, const ps_psctl_keys *keys,
+                          void *zctx)
+{
+    checkpoint_replies *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        fprintf(stderr, "psctl: %s\n", ps_strerror(PS_ENOMEM));
+        return EXIT_RUNTIME;
     }
-    int rc = EXIT_RUNTIME;
-    if (zmq_connect(sock, ep) != 0) {
-        fprintf(stderr, "psctl: cannot connect to %s: %s\n", ep, zmq_strerror(errno));
-        goto close_sock;
+    int exit_code = 0;
+    ps_psctl_ask(zctx, job, keys, a->shard, PS_MSG_CHECKPOINT, a->timeout_ms, c->replies,
+                 checkpoint_take, c);
+    for (uint32_t i = 0; i < job->nservers; i++) {
+        const ps_psctl_reply *r = &c->replies[i];
+        if (r->answered) {
+            printf("shard %u: %s (version %llu)\n", i, c->detail[i],
+                   (unsigned long long)c->version[i]);
+        } else if (r->asked) {
+            fprintf(stderr, "psctl: shard %u at %s: %s\n", i, job->servers[i], r->why);
+            exit_code = EXIT_RUNTIME;
+        }
     }
-    static ps_msg req;
-    ps_msg_init(&req, type);
-    ps_strlcpy(req.job, job->name, sizeof req.job);
-    req.seq = 1;
-    if (ps_wire_send(sock, NULL, 0, &req, NULL, 0) != 0) {
-        fprintf(stderr, "psctl: cannot send to %s: %s\n", ep, zmq_strerror(errno));
-        goto close_sock;
+    free(c);
+    return exit_code;
+}
+
+static int status_run(const psctl_args *a, ps_psctl_status *st, const ps_psctl_keys *keys,
+                      void *zctx)
+{
+    int rc = ps_psctl_status_collect(st, zctx, keys, a->shard, a->timeout_ms);
+    if (rc != 0) {
+        fprintf(stderr, "psctl: %s\n", ps_strerror(rc));
+        return EXIT_RUNTIME;
     }
-    ps_frames f;
-    ps_error err;
-    int r = ps_wire_recv(sock, false, 0, &f, rep, &err);
-    ps_frames_close(&f);
-    if (r == PS_EZMQ && errno == EAGAIN) {
-        fprintf(stderr, "psctl: shard %u at %s: no answer within %d ms%s\n", shard, ep, timeout_ms,
-                keys->on ? " (with CURVE: is this key authorized, and the server key psd's?)" : "");
-        goto close_sock;
+    ps_psctl_status_errors_write(st, stderr);
+    if (a->json)
+        rc = ps_psctl_status_json_write(st, true, stdout);
+    else
+        ps_psctl_status_table_write(st, false, stdout);
+    if (rc != 0) {
+        fprintf(stderr, "psctl: cannot write the status: %s\n", ps_strerror(rc));
+        return EXIT_RUNTIME;
     }
-    if (r != 0) {
-        fprintf(stderr, "psctl: shard %u at %s: %s\n", shard, ep, err.msg);
-        goto close_sock;
+    return ps_psctl_status_missing(st) > 0 ? EXIT_RUNTIME : 0;
+}
+
+/* ---- top ----------------------------------------------------------------- */
+
+static void stop_on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+/* SIGINT and SIGTERM set stop_signal and interrupt the waits (no
+ * SA_RESTART), so top ends within a moment and restores the terminal. */
+static void signals_catch(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = stop_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Waits ms, watching stdin for q when `keys`; true when top should stop
+ * (q, a signal), false when the time is up. */
+static bool top_wait(uint64_t ms, bool keys)
+{
+    uint64_t end = ps_clock_ms() + ms;
+    while (stop_signal == 0) {
+        uint64_t now = ps_clock_ms();
+        if (now >= end)
+            return false;
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        if (poll(keys ? &pfd : NULL, keys ? 1 : 0, (int)(end - now)) <= 0)
+            continue;
+        char ch;
+        ssize_t got = read(STDIN_FILENO, &ch, 1);
+        if (got == 1 && (ch == 'q' || ch == 'Q'))
+            return true;
+        if (got == 0)
+            keys = false; /* end of input: only the clock and signals now */
     }
-    if (rep->type == PS_MSG_ERROR) {
-        fprintf(stderr, "psctl: shard %u at %s: %s (%s)\n", shard, ep, rep->error,
-                ps_err_name(rep->status));
-        goto close_sock;
+    return true;
+}
+
+/* One refresh: the screen cleared on a terminal, a blank line between
+ * refreshes elsewhere, the status as a table or JSON; written at once so a
+ * terminal never shows half a table. */
+static void top_draw(const psctl_args *a, const ps_job *job, const ps_psctl_status *st, bool tty,
+                     long refresh)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (m == NULL)
+        return;
+    if (tty) {
+        char when[32];
+        time_t now = time(NULL);
+        strftime(when, sizeof when, "%H:%M:%S", localtime(&now));
+        fprintf(m, "\033[H\033[2Jpsctl top: job %s, every %.1f s, %s (q quits)\n\n", job->name,
+                a->interval_ms / 1000.0, when);
+    } else if (refresh > 0 && !a->json) {
+        fputc('\n', m);
     }
-    rc = 0;
-close_sock:
-    zmq_close(sock);
-    return rc;
+    if (a->json)
+        ps_psctl_status_json_write(st, false, m);
+    else
+        ps_psctl_status_table_write(st, true, m);
+    if (fclose(m) == 0) {
+        fwrite(text, 1, len, stdout);
+        fflush(stdout);
+    }
+    free(text);
+}
+
+static int top_run(const psctl_args *a, const ps_job *job, ps_psctl_status *st,
+                   const ps_psctl_keys *keys, void *zctx)
+{
+    bool tty = isatty(STDOUT_FILENO) == 1;
+    struct termios saved, raw;
+    bool keys_on = tty && isatty(STDIN_FILENO) == 1 && tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (keys_on) {
+        raw = saved;
+        raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO); /* q without Enter; ^C still signals */
+        keys_on = tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+    }
+    signals_catch();
+    int timeout_ms = a->timeout_set ? a->timeout_ms : a->interval_ms;
+    int exit_code = 0;
+    for (long refresh = 0; stop_signal == 0; refresh++) {
+        uint64_t t0 = ps_clock_ms();
+        int rc = ps_psctl_status_collect(st, zctx, keys, a->shard, timeout_ms);
+        if (rc == PS_EINTR)
+            break;
+        if (rc != 0) {
+            fprintf(stderr, "psctl: %s\n", ps_strerror(rc));
+            exit_code = EXIT_RUNTIME;
+            break;
+        }
+        top_draw(a, job, st, tty, refresh);
+        exit_code = ps_psctl_status_missing(st) > 0 ? EXIT_RUNTIME : 0;
+        if (a->count > 0 && refresh + 1 >= a->count)
+            break;
+        uint64_t spent = ps_clock_ms() - t0;
+        if (top_wait(spent < (uint64_t)a->interval_ms ? (uint64_t)a->interval_ms - spent : 0,
+                     keys_on))
+            break;
+    }
+    if (keys_on)
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    return exit_code;
+}
+
+/* Runs status, top or checkpoint on the loaded job; the exit status. */
+static int job_run(const psctl_args *a, const ps_job *job)
+{
+    if (a->shard >= (int)job->nservers) {
+        fprintf(stderr, "psctl: --shard %d is out of range: %s has %u server%s\n", a->shard,
+                a->config, job->nservers, job->nservers == 1 ? "" : "s");
+        return EXIT_USAGE;
+    }
+    ps_psctl_keys keys;
+    int exit_code = keys_load(a, job, &keys);
+    if (exit_code != 0)
+        return exit_code;
+    void *zctx = zmq_ctx_new();
+    if (strcmp(a->command, "checkpoint") == 0) {
+        exit_code = checkpoint_run(a, job, &keys, zctx);
+    } else {
+        ps_psctl_status *st = ps_psctl_status_new(job);
+        if (st == NULL) {
+            fprintf(stderr, "psctl: %s\n", ps_strerror(PS_ENOMEM));
+            exit_code = EXIT_RUNTIME;
+        } else if (strcmp(a->command, "top") == 0) {
+            exit_code = top_run(a, job, st, &keys, zctx);
+        } else {
+            exit_code = status_run(a, st, &keys, zctx);
+        }
+        ps_psctl_status_destroy(&st);
+    }
+    zmq_ctx_term(zctx);
+    return exit_code;
 }
 
 int main(int argc, char **argv)
@@ -229,52 +473,17 @@ int main(int argc, char **argv)
         printf("wrote %s.key (public) and %s.key_secret (secret, mode 0600)\n", a.name, a.name);
         return 0;
     }
-    static ps_job job;
-    if (ps_job_load(a.config, &job, &err) != 0) {
+    ps_job *job = calloc(1, sizeof *job);
+    if (job == NULL) {
+        fprintf(stderr, "psctl: %s\n", ps_strerror(PS_ENOMEM));
+        return EXIT_RUNTIME;
+    }
+    if (ps_job_load(a.config, job, &err) != 0) {
         fprintf(stderr, "psctl: %s\n", err.msg);
-        return EXIT_USAGE;
+        rc = EXIT_USAGE;
+    } else {
+        rc = job_run(&a, job);
     }
-    if (a.shard >= (int)job.nservers) {
-        fprintf(stderr, "psctl: --shard %d is out of range: %s has %u server%s\n", a.shard,
-                a.config, job.nservers, job.nservers == 1 ? "" : "s");
-        return EXIT_USAGE;
-    }
-    psctl_keys keys;
-    if ((rc = keys_load(&a, &job, &keys)) != 0)
-        return rc;
-    bool status = strcmp(a.command, "status") == 0;
-    void *zctx = zmq_ctx_new();
-    bool header = false; /* printed above the first row, so an error alone stays alone */
-    int exit_code = 0;
-    for (uint32_t i = 0; i < job.nservers; i++) {
-        if (a.shard >= 0 && (uint32_t)a.shard != i)
-            continue;
-        static ps_msg rep;
-        if (ask(zctx, &job, &keys, i, status ? PS_MSG_STATUS : PS_MSG_CHECKPOINT, a.timeout_ms,
-                &rep) != 0) {
-            exit_code = EXIT_RUNTIME;
-            continue;
-        }
-        if (status && !header) {
-            printf("%-5s  %-28s  %10s  %12s  %12s  %-5s  %s\n", "shard", "endpoint", "version",
-                   "live workers", "keys", "mode", "staleness max/mean/p99");
-            header = true;
-        }
-        if (status) {
-            char live[32];
-            snprintf(live, sizeof live, "%u/%u", rep.num_workers, job.workers);
-            printf("%-5u  %-28s  %10llu  %12s  %12llu  %-5s  %llu/%.2f/%llu\n", i, job.servers[i],
-                   (unsigned long long)rep.model_version, live,
-                   (unsigned long long)(rep.key_hi - rep.key_lo), rep.mode,
-                   (unsigned long long)rep.staleness_max, rep.staleness_mean,
-                   (unsigned long long)rep.staleness_p99);
-            if (rep.detail[0] != '\0')
-                printf("%-5s  %s\n", "", rep.detail); /* each rank's clock */
-        } else {
-            printf("shard %u: %s (version %llu)\n", i, rep.detail,
-                   (unsigned long long)rep.model_version);
-        }
-    }
-    zmq_ctx_term(zctx);
-    return exit_code;
+    free(job);
+    return rc;
 }

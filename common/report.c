@@ -17,22 +17,6 @@
 
 #define JSON_DEPTH_MAX 16
 
-/* Fills err as ps_error_set does (this module does not link ps_common). */
-static int report_error(ps_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int report_error(ps_error *err, int code, const char *fmt, ...)
-{
-    if (err == NULL)
-        return code;
-    err->code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 /* ---- numbers ---- */
 
 const char *ps_report_number_format(double x, int decimals, char *buf, size_t cap)
@@ -234,16 +218,16 @@ static int field_get(json_object *obj, void *base, const field *f, const char *k
 {
     json_object *v;
     if (!json_object_object_get_ex(obj, key, &v))
-        return report_error(err, PS_EDATA, "%s: no \"%s\"", what, key);
+        return ps_error_set(err, PS_EDATA, "%s: no \"%s\"", what, key);
     char *p = (char *)base + f->off;
     json_type t = json_object_get_type(v);
     switch (f->kind) {
     case FIELD_STR: {
         if (t != json_type_string)
-            return report_error(err, PS_EDATA, "%s: \"%s\" is not a string", what, key);
+            return ps_error_set(err, PS_EDATA, "%s: \"%s\" is not a string", what, key);
         size_t len = (size_t)json_object_get_string_len(v);
         if (len >= f->size)
-            return report_error(err, PS_EDATA, "%s: \"%s\" is longer than %zu bytes", what, key,
+            return ps_error_set(err, PS_EDATA, "%s: \"%s\" is longer than %zu bytes", what, key,
                                 f->size - 1);
         memcpy(p, json_object_get_string(v), len + 1);
         return 0;
@@ -252,10 +236,10 @@ static int field_get(json_object *obj, void *base, const field *f, const char *k
     case FIELD_U64: {
         uint64_t max = f->kind == FIELD_U32 ? UINT32_MAX : UINT64_MAX;
         if (t != json_type_int || json_object_get_int64(v) < 0)
-            return report_error(err, PS_EDATA, "%s: \"%s\" is not a count", what, key);
+            return ps_error_set(err, PS_EDATA, "%s: \"%s\" is not a count", what, key);
         uint64_t u = json_object_get_uint64(v);
         if (u > max)
-            return report_error(err, PS_EDATA, "%s: \"%s\" is out of range", what, key);
+            return ps_error_set(err, PS_EDATA, "%s: \"%s\" is out of range", what, key);
         if (f->kind == FIELD_U32)
             *(uint32_t *)(void *)p = (uint32_t)u;
         else
@@ -269,10 +253,10 @@ static int field_get(json_object *obj, void *base, const field *f, const char *k
                  (t == json_type_double && isfinite(json_object_get_double(v))))
             *(double *)(void *)p = json_object_get_double(v);
         else /* json-c reads NaN and Infinity, which JSON does not have */
-            return report_error(err, PS_EDATA, "%s: \"%s\" is not a number", what, key);
+            return ps_error_set(err, PS_EDATA, "%s: \"%s\" is not a number", what, key);
         return 0;
     }
-    return report_error(err, PS_EDATA, "%s: \"%s\": unknown field", what, key);
+    return ps_error_set(err, PS_EDATA, "%s: \"%s\": unknown field", what, key);
 }
 
 static int fields_get(json_object *obj, void *base, const field *fields, size_t n, const char *what,
@@ -302,18 +286,18 @@ static int read_all(int fd, const char *what, char **out, size_t *len, ps_error 
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     if (buf == NULL)
-        return report_error(err, PS_ENOMEM, "%s: out of memory", what);
+        return ps_error_set(err, PS_ENOMEM, "%s: out of memory", what);
     for (;;) {
         if (n > PS_REPORT_JSON_MAX) {
             free(buf);
-            return report_error(err, PS_EDATA, "%s: larger than %u bytes", what,
+            return ps_error_set(err, PS_EDATA, "%s: larger than %u bytes", what,
                                 PS_REPORT_JSON_MAX);
         }
         if (n == cap - 1) {
             char *bigger = realloc(buf, cap * 2);
             if (bigger == NULL) {
                 free(buf);
-                return report_error(err, PS_ENOMEM, "%s: out of memory", what);
+                return ps_error_set(err, PS_ENOMEM, "%s: out of memory", what);
             }
             buf = bigger;
             cap *= 2;
@@ -324,7 +308,7 @@ static int read_all(int fd, const char *what, char **out, size_t *len, ps_error 
         if (r < 0) {
             int e = errno;
             free(buf);
-            return report_error(err, PS_EIO, "%s: %s", what, strerror(e));
+            return ps_error_set(err, PS_EIO, "%s: %s", what, strerror(e));
         }
         if (r == 0)
             break;
@@ -347,7 +331,7 @@ static int json_read_fd(int fd, const char *what, json_object **out, ps_error *e
     json_tokener *tok = json_tokener_new_ex(JSON_DEPTH_MAX);
     if (tok == NULL) {
         free(text);
-        return report_error(err, PS_ENOMEM, "%s: out of memory", what);
+        return ps_error_set(err, PS_ENOMEM, "%s: out of memory", what);
     }
     /* strict: no single quotes or bare words; the trailing check is ours */
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
@@ -356,7 +340,7 @@ static int json_read_fd(int fd, const char *what, json_object **out, ps_error *e
     size_t end = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
     if (obj == NULL) {
-        rc = report_error(err, PS_EDATA, "%s: not JSON: %s", what,
+        rc = ps_error_set(err, PS_EDATA, "%s: not JSON: %s", what,
                           len == 0                        ? "empty"
                           : jerr == json_tokener_continue ? "it ends in the middle"
                                                           : json_tokener_error_desc(jerr));
@@ -369,11 +353,11 @@ static int json_read_fd(int fd, const char *what, json_object **out, ps_error *e
     free(text);
     if (trailing) {
         json_object_put(obj);
-        return report_error(err, PS_EDATA, "%s: more than one JSON value", what);
+        return ps_error_set(err, PS_EDATA, "%s: more than one JSON value", what);
     }
     if (!json_object_is_type(obj, json_type_object)) {
         json_object_put(obj);
-        return report_error(err, PS_EDATA, "%s: not a JSON object", what);
+        return ps_error_set(err, PS_EDATA, "%s: not a JSON object", what);
     }
     *out = obj;
     return 0;
@@ -427,18 +411,18 @@ static int plan_servers_get(json_object *obj, ps_report_plan *p, const char *wha
 {
     json_object *list;
     if (!json_object_object_get_ex(obj, "servers", &list))
-        return report_error(err, PS_EDATA, "%s: no \"servers\"", what);
+        return ps_error_set(err, PS_EDATA, "%s: no \"servers\"", what);
     if (!json_object_is_type(list, json_type_array))
-        return report_error(err, PS_EDATA, "%s: \"servers\" is not a list", what);
+        return ps_error_set(err, PS_EDATA, "%s: \"servers\" is not a list", what);
     size_t n = json_object_array_length(list);
     if (n == 0 || n > PS_REPORT_SERVERS_MAX)
-        return report_error(err, PS_EDATA, "%s: %zu servers, not 1 to %d", what, n,
+        return ps_error_set(err, PS_EDATA, "%s: %zu servers, not 1 to %d", what, n,
                             PS_REPORT_SERVERS_MAX);
     for (size_t i = 0; i < n; i++) {
         json_object *s = json_object_array_get_idx(list, i);
         if (!json_object_is_type(s, json_type_string) ||
             (size_t)json_object_get_string_len(s) >= PS_REPORT_ENDPOINT_MAX)
-            return report_error(err, PS_EDATA, "%s: server %zu is not an endpoint", what, i);
+            return ps_error_set(err, PS_EDATA, "%s: server %zu is not an endpoint", what, i);
         memcpy(p->servers[i], json_object_get_string(s), (size_t)json_object_get_string_len(s) + 1);
     }
     p->nservers = (uint32_t)n;
@@ -458,7 +442,7 @@ int ps_report_plan_read_fd(int fd, const char *what, ps_report_plan *p, ps_error
         rc = plan_servers_get(obj, &got, what, err);
     json_object_put(obj);
     if (rc == 0 && got.workers == 0)
-        rc = report_error(err, PS_EDATA, "%s: no workers", what);
+        rc = ps_error_set(err, PS_EDATA, "%s: no workers", what);
     if (rc == 0)
         *p = got;
     return rc;
@@ -733,12 +717,12 @@ static int test_figure_get(json_object *obj, const char *key, const char *want, 
 {
     json_object *fig;
     if (!json_object_object_get_ex(obj, key, &fig))
-        return report_error(err, PS_EDATA, "%s: no \"%s\"", what, key);
+        return ps_error_set(err, PS_EDATA, "%s: no \"%s\"", what, key);
     *has = fig != NULL;
     if (fig == NULL)
         return 0;
     if (!json_object_is_type(fig, json_type_object))
-        return report_error(err, PS_EDATA, "%s: \"%s\" is neither an object nor null", what, key);
+        return ps_error_set(err, PS_EDATA, "%s: \"%s\" is neither an object nor null", what, key);
     test_figure got;
     static const field fields[] = {FIELD(test_figure, name, FIELD_STR),
                                    FIELD(test_figure, value, FIELD_NUM)};
@@ -748,7 +732,7 @@ static int test_figure_get(json_object *obj, const char *key, const char *want, 
     if (rc != 0)
         return rc;
     if (strcmp(got.name, want) != 0)
-        return report_error(err, PS_EDATA, "%s: \"%s\" names %s, not %s", what, key, got.name,
+        return ps_error_set(err, PS_EDATA, "%s: \"%s\" names %s, not %s", what, key, got.name,
                             want);
     *x = got.value;
     return 0;
@@ -759,10 +743,10 @@ static int numbers_get(json_object *list, uint32_t max, double *out, uint32_t *n
                        const char *key, ps_error *err)
 {
     if (!json_object_is_type(list, json_type_array))
-        return report_error(err, PS_EDATA, "%s: \"%s\" is not a list", what, key);
+        return ps_error_set(err, PS_EDATA, "%s: \"%s\" is not a list", what, key);
     size_t len = json_object_array_length(list);
     if (len > max)
-        return report_error(err, PS_EDATA, "%s: \"%s\" holds %zu numbers, more than %u", what, key,
+        return ps_error_set(err, PS_EDATA, "%s: \"%s\" holds %zu numbers, more than %u", what, key,
                             len, max);
     for (size_t i = 0; i < len; i++) {
         json_object *v = json_object_array_get_idx(list, i);
@@ -773,7 +757,7 @@ static int numbers_get(json_object *list, uint32_t max, double *out, uint32_t *n
                  (t == json_type_double && isfinite(json_object_get_double(v))))
             out[i] = json_object_get_double(v);
         else
-            return report_error(err, PS_EDATA, "%s: \"%s\"[%zu] is not a number", what, key, i);
+            return ps_error_set(err, PS_EDATA, "%s: \"%s\"[%zu] is not a number", what, key, i);
     }
     *n = (uint32_t)len;
     return 0;
@@ -784,12 +768,12 @@ static int list_get(json_object *obj, const char *key, size_t max, json_object *
                     const char *what, ps_error *err)
 {
     if (!json_object_object_get_ex(obj, key, list))
-        return report_error(err, PS_EDATA, "%s: no \"%s\"", what, key);
+        return ps_error_set(err, PS_EDATA, "%s: no \"%s\"", what, key);
     if (!json_object_is_type(*list, json_type_array))
-        return report_error(err, PS_EDATA, "%s: \"%s\" is not a list", what, key);
+        return ps_error_set(err, PS_EDATA, "%s: \"%s\" is not a list", what, key);
     *n = json_object_array_length(*list);
     if (*n > max)
-        return report_error(err, PS_EDATA, "%s: \"%s\" holds %zu entries, more than %zu", what, key,
+        return ps_error_set(err, PS_EDATA, "%s: \"%s\" holds %zu entries, more than %zu", what, key,
                             *n, max);
     return 0;
 }
@@ -798,12 +782,12 @@ static int staleness_get(json_object *obj, ps_report_summary *s, const char *wha
 {
     json_object *st;
     if (!json_object_object_get_ex(obj, "staleness", &st))
-        return report_error(err, PS_EDATA, "%s: no \"staleness\"", what);
+        return ps_error_set(err, PS_EDATA, "%s: no \"staleness\"", what);
     s->has_staleness = st != NULL;
     if (st == NULL)
         return 0;
     if (!json_object_is_type(st, json_type_object))
-        return report_error(err, PS_EDATA, "%s: \"staleness\" is neither an object nor null", what);
+        return ps_error_set(err, PS_EDATA, "%s: \"staleness\" is neither an object nor null", what);
     char inner[PS_ERROR_MSG_MAX];
     snprintf(inner, sizeof inner, "%s: staleness", what);
     return fields_get(st, s, staleness_fields, COUNT(staleness_fields), inner, err);
@@ -819,7 +803,7 @@ static int ranks_get(json_object *obj, ps_report_summary *s, const char *what, p
         char inner[PS_ERROR_MSG_MAX];
         snprintf(inner, sizeof inner, "%s: ranks[%zu]", what, i);
         if (!json_object_is_type(r, json_type_object))
-            return report_error(err, PS_EDATA, "%s: not an object", inner);
+            return ps_error_set(err, PS_EDATA, "%s: not an object", inner);
         rc = fields_get(r, &s->ranks[i], rank_fields, COUNT(rank_fields), inner, err);
     }
     if (rc == 0)
@@ -832,34 +816,34 @@ static int curve_get(json_object *c, ps_report_summary *s, const char *inner, ps
 {
     double loss[PS_REPORT_EPOCHS_MAX], metric[PS_REPORT_EPOCHS_MAX]; /* 16 KB */
     if (!json_object_is_type(c, json_type_object))
-        return report_error(err, PS_EDATA, "%s: not an object", inner);
+        return ps_error_set(err, PS_EDATA, "%s: not an object", inner);
     ps_report_curve got = {0};
     int rc = fields_get(c, &got, curve_fields, COUNT(curve_fields), inner, err);
     if (rc == 0 && got.every == 0)
-        rc = report_error(err, PS_EDATA, "%s: \"every\" is 0", inner);
+        rc = ps_error_set(err, PS_EDATA, "%s: \"every\" is 0", inner);
     json_object *list = NULL;
     if (rc == 0 && !json_object_object_get_ex(c, "train_loss", &list))
-        rc = report_error(err, PS_EDATA, "%s: no \"train_loss\"", inner);
+        rc = ps_error_set(err, PS_EDATA, "%s: no \"train_loss\"", inner);
     if (rc == 0)
         rc = numbers_get(list, PS_REPORT_EPOCHS_MAX, loss, &got.n, inner, "train_loss", err);
     if (rc == 0 && !json_object_object_get_ex(c, "test_metric", &list))
-        rc = report_error(err, PS_EDATA, "%s: no \"test_metric\"", inner);
+        rc = ps_error_set(err, PS_EDATA, "%s: no \"test_metric\"", inner);
     if (rc != 0)
         return rc;
     if ((list != NULL) != s->has_test)
-        return report_error(err, PS_EDATA, "%s: \"test_metric\" is %s, and the summary has %s",
+        return ps_error_set(err, PS_EDATA, "%s: \"test_metric\" is %s, and the summary has %s",
                             inner, list ? "a list" : "null", s->has_test ? "a test set" : "none");
     uint32_t n = 0;
     if (list != NULL) {
         rc = numbers_get(list, PS_REPORT_EPOCHS_MAX, metric, &n, inner, "test_metric", err);
         if (rc == 0 && n != got.n)
-            rc = report_error(err, PS_EDATA, "%s: %u test figures for %u epochs", inner, n, got.n);
+            rc = ps_error_set(err, PS_EDATA, "%s: %u test figures for %u epochs", inner, n, got.n);
         if (rc != 0)
             return rc;
     }
     rc = ps_report_summary_curve_add(s, got.rank, got.every, got.n, loss, list ? metric : NULL);
     if (rc != 0)
-        return report_error(err, rc, "%s: %s", inner,
+        return ps_error_set(err, rc, "%s: %s", inner,
                             rc == PS_ENOMEM ? "out of memory" : "refused");
     return 0;
 }
@@ -881,7 +865,7 @@ static int summary_get(json_object *obj, ps_report_summary *s, const char *what,
 {
     int rc = fields_get(obj, s, summary_head, COUNT(summary_head), what, err);
     if (rc == 0 && (s->metric_name[0] == '\0' || s->loss_name[0] == '\0'))
-        rc = report_error(err, PS_EDATA, "%s: an empty metric or loss name", what);
+        rc = ps_error_set(err, PS_EDATA, "%s: an empty metric or loss name", what);
     bool has_loss = false;
     if (rc == 0)
         rc = test_figure_get(obj, "test_metric", s->metric_name, &s->has_test, &s->test_metric,
@@ -889,13 +873,13 @@ static int summary_get(json_object *obj, ps_report_summary *s, const char *what,
     if (rc == 0)
         rc = test_figure_get(obj, "test_loss", s->loss_name, &has_loss, &s->test_loss, what, err);
     if (rc == 0 && has_loss != s->has_test)
-        rc = report_error(err, PS_EDATA, "%s: one of test_metric and test_loss is null", what);
+        rc = ps_error_set(err, PS_EDATA, "%s: one of test_metric and test_loss is null", what);
     if (rc != 0)
         return rc;
     json_object *metrics;
     if (!json_object_object_get_ex(obj, "metrics", &metrics) ||
         !json_object_is_type(metrics, json_type_object))
-        return report_error(err, PS_EDATA, "%s: no \"metrics\" object", what);
+        return ps_error_set(err, PS_EDATA, "%s: no \"metrics\" object", what);
     char inner[PS_ERROR_MSG_MAX];
     snprintf(inner, sizeof inner, "%s: metrics", what);
     named_figure named[4];
@@ -910,7 +894,7 @@ static int summary_get(json_object *obj, ps_report_summary *s, const char *what,
     if (rc == 0 && json_object_object_get_ex(obj, "rank", &r)) {
         if (!json_object_is_type(r, json_type_int) || json_object_get_int64(r) < 0 ||
             json_object_get_int64(r) > UINT32_MAX)
-            return report_error(err, PS_EDATA, "%s: \"rank\" is not a rank", what);
+            return ps_error_set(err, PS_EDATA, "%s: \"rank\" is not a rank", what);
         s->rank = json_object_get_int64(r);
     }
     if (rc == 0)
@@ -926,7 +910,7 @@ int ps_report_summary_read(const char *path, ps_report_summary *s, ps_error *err
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return report_error(err, PS_EIO, "%s: %s", path, strerror(errno));
+        return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
     json_object *obj;
     int rc = json_read_fd(fd, path, &obj, err);
     close(fd);

@@ -5,7 +5,7 @@
  * and the training curves drawn from a summary (an SVG, through svg.h).
  * JSON goes through json-c; a number that is not finite is written as null
  * and read back as NAN. Knows nothing of config, server or worker: psrun
- * links this module, svg and json-c, nothing else of psd. */
+ * links this module, svg, error and json-c, nothing else of psd. */
 #ifndef PS_REPORT_H
 #define PS_REPORT_H
 

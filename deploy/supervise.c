@@ -16,22 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Fills err as ps_error_set does (psrun does not link ps_common). */
-static int sv_error(ps_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int sv_error(ps_error *err, int code, const char *fmt, ...)
-{
-    if (err == NULL)
-        return code;
-    err->code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 void ps_supervisor_init(ps_supervisor *sv, ps_supervisor_line_fn *on_line, void *arg)
 {
     sv->nkids = 0;
@@ -76,7 +60,7 @@ int ps_supervisor_notify_open(ps_supervisor_child *c, const char *dir, uint32_t 
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/psd%u.notify", dir, shard);
     if (n < 0 || (size_t)n >= sizeof sa.sun_path)
-        return sv_error(err, PS_EIO,
+        return ps_error_set(err, PS_EIO,
                         "%s: the temporary folder's path is too long for a socket (set TMPDIR "
                         "to a shorter one)",
                         dir);
@@ -85,7 +69,7 @@ int ps_supervisor_notify_open(ps_supervisor_child *c, const char *dir, uint32_t 
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return sv_error(err, PS_EIO, "%s: %s", sa.sun_path, strerror(e));
+        return ps_error_set(err, PS_EIO, "%s: %s", sa.sun_path, strerror(e));
     }
     c->notify_fd = fd;
     memcpy(c->notify_path, sa.sun_path, sizeof c->notify_path);
@@ -97,14 +81,14 @@ int ps_supervisor_spawn(ps_supervisor_child *c, char *const argv[], int progress
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
-        return sv_error(err, PS_EIO, "cannot start %s: %s", argv[0], strerror(errno));
+        return ps_error_set(err, PS_EIO, "cannot start %s: %s", argv[0], strerror(errno));
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
         close(fds[0]);
         close(fds[1]);
-        return sv_error(err, PS_EIO, "cannot start %s: %s", argv[0], strerror(e));
+        return ps_error_set(err, PS_EIO, "cannot start %s: %s", argv[0], strerror(e));
     }
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -61,9 +61,9 @@ int ps_supervisor_notify_open(ps_supervisor_child *c, const char *dir, uint32_t 
     int n = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/psd%u.notify", dir, shard);
     if (n < 0 || (size_t)n >= sizeof sa.sun_path)
         return ps_error_set(err, PS_EIO,
-                        "%s: the temporary folder's path is too long for a socket (set TMPDIR "
-                        "to a shorter one)",
-                        dir);
+                            "%s: the temporary folder's path is too long for a socket (set TMPDIR "
+                            "to a shorter one)",
+                            dir);
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         int e = errno;

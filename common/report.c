@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -1009,4 +1012,76 @@ void ps_report_notify_parse(const char *dgram, size_t len, ps_report_notify *n)
         else if (llen >= 7 && memcmp(line, "STATUS=", 7) == 0)
             copy_cut(n->status, sizeof n->status, line + 7, llen - 7);
     }
+}
+
+/* ---- files ---- */
+
+int ps_report_file_replace(const char *path, int (*fill)(FILE *f, const void *arg), const void *arg,
+                           ps_error *err)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
+        return ps_error_set(err, PS_EIO, "%s: path too long", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
+    int rc = PS_EIO;
+    FILE *f = fdopen(fd, "w");
+    if (f == NULL) {
+        ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
+        close(fd);
+        goto unlink_tmp;
+    }
+    rc = fill(f, arg);
+    if (rc != 0) {
+        ps_error_set(err, rc, "%s: %s", path, ps_strerror(rc));
+        fclose(f);
+        goto unlink_tmp;
+    }
+    /* mkstemp makes 0600; an output file is for everyone who may read the folder */
+    if (fflush(f) != 0 || ferror(f) || fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
+        rc = ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno ? errno : EIO));
+        fclose(f);
+        goto unlink_tmp;
+    }
+    if (fclose(f) != 0) {
+        rc = ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
+        goto unlink_tmp;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
+        goto unlink_tmp;
+    }
+    return 0;
+unlink_tmp:
+    unlink(tmp);
+    return rc;
+}
+
+static int summary_fill(FILE *f, const void *arg)
+{
+    return ps_report_summary_write(f, arg);
+}
+
+int ps_report_summary_file_write(const char *path, const ps_report_summary *s, ps_error *err)
+{
+    return ps_report_file_replace(path, summary_fill, s, err);
+}
+
+typedef struct curves_args {
+    const ps_report_summary *s;
+    const char *codec;
+} curves_args;
+
+static int curves_fill(FILE *f, const void *arg)
+{
+    const curves_args *a = arg;
+    return ps_report_curves_write(f, a->s, a->codec);
+}
+
+int ps_report_curves_file_write(const char *path, const ps_report_summary *s, const char *codec,
+                                ps_error *err)
+{
+    curves_args a = {s, codec};
+    return ps_report_file_replace(path, curves_fill, &a, err);
 }

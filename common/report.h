@@ -234,6 +234,21 @@ int ps_report_summary_read(const char *path, ps_report_summary *s, ps_error *err
  * PS_ENOMEM, PS_EIO. */
 int ps_report_curves_write(FILE *f, const ps_report_summary *s, const char *codec);
 
+/* ---- files ---- */
+
+/* Writes a file with fill(f, arg) into a temporary file beside path
+ * (fsync'd, mode 0644), then renames it to path, so a reader never sees
+ * half of it. fill returns 0 or a PS_E code. On failure nothing is left
+ * behind and err says "path: reason" (PS_EIO, or fill's code). */
+int ps_report_file_replace(const char *path, int (*fill)(FILE *f, const void *arg), const void *arg,
+                           ps_error *err);
+
+/* A summary (ps_report_summary_write) and its curves (ps_report_curves_write)
+ * written to path so. */
+int ps_report_summary_file_write(const char *path, const ps_report_summary *s, ps_error *err);
+int ps_report_curves_file_write(const char *path, const ps_report_summary *s, const char *codec,
+                                ps_error *err);
+
 /* ---- sd_notify datagrams (read side; psd writes them, server/notify.c) ----
  *
  * One datagram is newline-separated KEY=VALUE lines (sd_notify(3)). psd

@@ -498,46 +498,6 @@ static const char *figure_display_name(const char *name)
     return strcmp(name, "log_loss") == 0 ? "log-loss" : name;
 }
 
-/* Writes path with fill(f, arg) (a temporary file beside it, then a
- * rename); a file that cannot be written is one line naming it. */
-static int file_write(const char *path, int (*fill)(FILE *f, const void *arg), const void *arg)
-{
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        fprintf(stderr, "psrun: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    errno = 0;
-    int rc = fill(f, arg);
-    if (fclose(f) != 0 && rc == 0)
-        rc = PS_EIO;
-    if (rc != 0 || rename(tmp, path) != 0) {
-        fprintf(stderr, "psrun: cannot write %s: %s\n", path,
-                rc == PS_ENOMEM ? "out of memory" : strerror(errno ? errno : EIO));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static int summary_fill(FILE *f, const void *arg)
-{
-    return ps_report_summary_write(f, arg);
-}
-
-typedef struct curves_args {
-    const ps_report_summary *s;
-    const char *codec;
-} curves_args;
-
-static int curves_fill(FILE *f, const void *arg)
-{
-    const curves_args *a = arg;
-    return ps_report_curves_write(f, a->s, a->codec);
-}
-
 /* Worker i's summary (w owns its curves then); -1 with one line when it
  * wrote none that reads. */
 static int worker_summary_read(const psrun *r, uint32_t i, ps_report_summary *w)
@@ -633,11 +593,15 @@ static int summarise(psrun *r, double wall_s, ps_report_summary *job)
 static int outputs_write(const psrun *r, const ps_report_summary *job)
 {
     int rc = 0;
-    if (r->summary_json && file_write(r->summary_json, summary_fill, job) != 0)
+    ps_error err = {0};
+    if (r->summary_json && ps_report_summary_file_write(r->summary_json, job, &err) != 0) {
+        fprintf(stderr, "psrun: cannot write %s\n", err.msg);
         rc = -1;
-    curves_args a = {job, r->plan.compression};
-    if (r->curves && file_write(r->curves, curves_fill, &a) != 0)
+    }
+    if (r->curves && ps_report_curves_file_write(r->curves, job, r->plan.compression, &err) != 0) {
+        fprintf(stderr, "psrun: cannot write %s\n", err.msg);
         rc = -1;
+    }
     return rc;
 }
 

@@ -27,48 +27,6 @@ _Static_assert(PS_REPORT_SERVERS_MAX >= PS_MAX_SHARDS, "servers");
 _Static_assert(PS_REPORT_PATH_MAX >= PS_PATH_MAX, "output folder");
 _Static_assert(PS_REPORT_RANKS_MAX >= PS_MAX_WORKERS, "ranks");
 
-int ps_output_replace_file(const char *path, int (*fill)(FILE *f, const void *arg), const void *arg,
-                           ps_error *err)
-{
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
-        return ps_error_set(err, PS_EIO, "%s: path too long", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
-    int rc = PS_EIO;
-    FILE *f = fdopen(fd, "w");
-    if (f == NULL) {
-        ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
-        close(fd);
-        goto unlink_tmp;
-    }
-    rc = fill(f, arg);
-    if (rc != 0) {
-        ps_error_set(err, rc, "%s: %s", path, ps_strerror(rc));
-        fclose(f);
-        goto unlink_tmp;
-    }
-    /* mkstemp makes 0600; an output file is for everyone who may read the folder */
-    if (fflush(f) != 0 || ferror(f) || fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
-        rc = ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno ? errno : EIO));
-        fclose(f);
-        goto unlink_tmp;
-    }
-    if (fclose(f) != 0) {
-        rc = ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
-        goto unlink_tmp;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
-        goto unlink_tmp;
-    }
-    return 0;
-unlink_tmp:
-    unlink(tmp);
-    return rc;
-}
-
 int ps_output_mkdirs(const char *dir, ps_error *err)
 {
     char buf[PATH_MAX];
@@ -166,7 +124,7 @@ int ps_output_npy_write(const char *path, const float *data, const uint64_t *sha
     npy_args a = {.data = data, .shape = shape, .ndims = ndims};
     if (ndims > PS_MAX_DIMS || !shape_count(shape, ndims, &a.count))
         return ps_error_set(err, PS_EINVAL, "%s: bad tensor shape", path);
-    return ps_output_replace_file(path, npy_fill, &a, err);
+    return ps_report_file_replace(path, npy_fill, &a, err);
 }
 
 /* ---- the model folder ---- */
@@ -299,19 +257,14 @@ int ps_output_model_write(const char *dir, const char *job, uint64_t version, co
     if (snprintf(path, sizeof path, "%s/manifest.json", dir) >= (int)sizeof path)
         return ps_error_set(err, PS_EIO, "%s: path too long", dir);
     manifest_args a = {job, version, num_params, tensors, ntensors, files};
-    return ps_output_replace_file(path, manifest_fill, &a, err);
+    return ps_report_file_replace(path, manifest_fill, &a, err);
 }
 
 /* ---- the summary ---- */
 
-static int summary_fill(FILE *f, const void *arg)
-{
-    return ps_report_summary_write(f, arg);
-}
-
 int ps_output_summary_write(const ps_report_summary *s, const char *path, ps_error *err)
 {
-    return ps_output_replace_file(path, summary_fill, s, err);
+    return ps_report_summary_file_write(path, s, err);
 }
 
 /* Copies src into dst, cut to fit (names the trainer gives are short). */
@@ -385,27 +338,15 @@ int ps_train_result_write_json(const ps_train_result *r, const char *job, const 
     return rc;
 }
 
-typedef struct curves_args {
-    const ps_report_summary *s;
-    const char *codec;
-} curves_args;
-
-static int curves_fill(FILE *f, const void *arg)
-{
-    const curves_args *a = arg;
-    return ps_report_curves_write(f, a->s, a->codec);
-}
-
 int ps_train_result_write_curves(const ps_train_result *r, const char *job, const char *codec,
                                  const char *path, ps_error *err)
 {
     ps_report_summary s;
     int rc = summary_of(r, job, &s);
-    curves_args a = {&s, codec};
     if (rc != 0)
         rc = ps_error_set(err, rc, "%s: %s", path, ps_strerror(rc));
     else
-        rc = ps_output_replace_file(path, curves_fill, &a, err);
+        rc = ps_report_curves_file_write(path, &s, codec, err);
     ps_report_summary_fini(&s);
     return rc;
 }

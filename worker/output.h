@@ -14,12 +14,6 @@
 #include "error.h"
 #include "report.h"
 
-/* Writes a file with fill(f, arg) into a temporary file beside path, then
- * renames it to path. fill returns 0 or a PS_E code. PS_EIO with
- * "path: reason" when the file cannot be written. */
-int ps_output_replace_file(const char *path, int (*fill)(FILE *f, const void *arg), const void *arg,
-                           ps_error *err);
-
 /* Creates dir and its missing parents (mode 0755). PS_EIO naming the part
  * that could not be made. */
 int ps_output_mkdirs(const char *dir, ps_error *err);

@@ -123,6 +123,7 @@ typedef struct op {
     uint64_t pull_version; /* out: smallest model_version of the riding pull's replies */
     int pull_rc;           /* the first error of the riding pull */
     const char *why;       /* BYE with PS_FLAG_ABORT: the reason, in the request's error */
+    bool push_sent;        /* PUSH: sent (with its seq in each shard's push_seq) */
     bool same_seq;         /* PUSH sent again after a registration: with its first seq */
     /* STATUS: what the shards answered (shard 0's worker table, when rows) */
     ps_worker_status *rows;
@@ -1048,8 +1049,10 @@ static int op_run(ps_client *c, op *o, bool resend, int timeout_ms)
             s->seq = s->push_seq;
         else
             s->seq = (s->pull_seq > s->seq ? s->pull_seq : s->seq) + 1;
-        if (o->type == PS_MSG_PUSH)
+        if (o->type == PS_MSG_PUSH) {
             s->push_seq = s->seq;
+            o->push_sent = true;
+        }
         s->pull_seq = o->then_pull ? s->seq + 1 : 0;
         int rc = op_send(c, o, i);
         if (rc != 0)
@@ -1187,7 +1190,10 @@ static int op_all(ps_client *c, op *o)
         return client_fail(c, PS_EREJOINED, "registered again with shard %zu at round %llu", first,
                            (unsigned long long)hello.version);
     shards_mark(c, true, false);
-    o->same_seq = o->type == PS_MSG_PUSH;
+    /* only a push that went out keeps its seq: one never sent (a heartbeat
+     * found us lost first) takes a new one, or it would pass for the push
+     * before it */
+    o->same_seq = o->type == PS_MSG_PUSH && o->push_sent;
     return op_run(c, o, true, c->timeout_ms);
 }
 

@@ -26,26 +26,28 @@
 
 /* scripted behaviour */
 enum {
-    HOLD_PULL0 = 1 << 0,      /* shard 0 answers a PULL only once shard 1 has one */
-    DROP_PULL0 = 1 << 1,      /* shard 0 ignores its first PULL */
-    SILENT_PULL = 1 << 2,     /* no PULL is answered */
-    ERROR_HELLO0 = 1 << 3,    /* shard 0 refuses HELLO: another job */
-    ERROR_PULL1 = 1 << 4,     /* shard 1 refuses PULL: range */
-    DISAGREE1 = 1 << 5,       /* shard 1's WELCOME has another num_workers */
-    BAD_MAP = 1 << 6,         /* the shard map leaves a gap */
-    GARBAGE0 = 1 << 7,        /* shard 0 sends an undecodable reply before its PULL_REPLY */
-    WRONG_TYPE0 = 1 << 8,     /* shard 0 answers PULL with ACK */
-    FORGET1 = 1 << 9,         /* shard 1 answers its first PULL "unknown worker" */
-    HOLD_ACK = 1 << 10,       /* a shard ACKs a PUSH only once a PULL followed it */
-    SHM_OFFER = 1 << 11,      /* a HELLO naming a host gets a shared-memory segment */
-    SHM_BOGUS = 1 << 12,      /* ... whose token in the WELCOME is wrong */
-    SILENT_PUSH0 = 1 << 13,   /* shard 0 ignores its first PUSH, resent or not */
-    FINAL_PULL1 = 1 << 14,    /* shard 1 answers PULL with PS_ESTOPPED, seq 0 */
-    HB_FINAL0 = 1 << 15,      /* shard 0 answers HEARTBEAT with PS_EABORTED, seq 0 */
-    HB_FORGET1 = 1 << 16,     /* shard 1 answers HEARTBEAT of its first worker id PS_EWORKER */
-    PARK_PULL = 1 << 17,      /* a PULL is answered PARK_MS after it first came */
-    PAUSE_PULL0 = 1 << 18,    /* shard 0's first PULL stops the fake PAUSE_MS, as SIGSTOP */
-    COMPLETE_PUSH0 = 1 << 19, /* shard 0 answers PUSH with PS_ECOMPLETE, another seq */
+    HOLD_PULL0 = 1 << 0,         /* shard 0 answers a PULL only once shard 1 has one */
+    DROP_PULL0 = 1 << 1,         /* shard 0 ignores its first PULL */
+    SILENT_PULL = 1 << 2,        /* no PULL is answered */
+    ERROR_HELLO0 = 1 << 3,       /* shard 0 refuses HELLO: another job */
+    ERROR_PULL1 = 1 << 4,        /* shard 1 refuses PULL: range */
+    DISAGREE1 = 1 << 5,          /* shard 1's WELCOME has another num_workers */
+    BAD_MAP = 1 << 6,            /* the shard map leaves a gap */
+    GARBAGE0 = 1 << 7,           /* shard 0 sends an undecodable reply before its PULL_REPLY */
+    WRONG_TYPE0 = 1 << 8,        /* shard 0 answers PULL with ACK */
+    FORGET1 = 1 << 9,            /* shard 1 answers its first PULL "unknown worker" */
+    HOLD_ACK = 1 << 10,          /* a shard ACKs a PUSH only once a PULL followed it */
+    SHM_OFFER = 1 << 11,         /* a HELLO naming a host gets a shared-memory segment */
+    SHM_BOGUS = 1 << 12,         /* ... whose token in the WELCOME is wrong */
+    SILENT_PUSH0 = 1 << 13,      /* shard 0 ignores its first PUSH, resent or not */
+    FINAL_PULL1 = 1 << 14,       /* shard 1 answers PULL with PS_ESTOPPED, seq 0 */
+    HB_FINAL0 = 1 << 15,         /* shard 0 answers HEARTBEAT with PS_EABORTED, seq 0 */
+    HB_FORGET1 = 1 << 16,        /* shard 1 answers HEARTBEAT of its first worker id PS_EWORKER */
+    PARK_PULL = 1 << 17,         /* a PULL is answered PARK_MS after it first came */
+    PAUSE_PULL0 = 1 << 18,       /* shard 0's first PULL stops the fake PAUSE_MS, as SIGSTOP */
+    COMPLETE_PUSH0 = 1 << 19,    /* shard 0 answers PUSH with PS_ECOMPLETE, another seq */
+    ASYNC = 1 << 20,             /* the WELCOMEs say mode async */
+    HB_FORGET1_PUSHED = 1 << 21, /* as HB_FORGET1, once shard 1 has a push */
 };
 
 #define PARK_MS  1200
@@ -171,7 +173,9 @@ static void fake_welcome(fake *f, int i, const void *id, size_t id_len)
     m->num_params = P;
     m->shard_index = (uint32_t)i;
     m->model_version = 5;
-    strcpy(m->mode, "sync");
+    strcpy(m->mode, (f->script & ASYNC) ? "async" : "sync");
+    m->applied = (uint64_t)f->pushes[i]; /* what it holds of the rank: every push it got */
+    m->applied_seq = f->push_seq[i];
     m->nshards = NSHARDS;
     for (int k = 0; k < NSHARDS; k++) {
         ps_strlcpy(m->shards[k].endpoint, f->endpoint[k], sizeof m->shards[k].endpoint);
@@ -372,7 +376,9 @@ static void fake_handle(fake *f, int i)
                            "job stopped: rank 1 was silent for 3100 ms (on_worker_loss: abort)");
                 break;
             }
-            if (i == 1 && (f->script & HB_FORGET1) && in->worker_id == 101) {
+            if (i == 1 && in->worker_id == 101 &&
+                ((f->script & HB_FORGET1) ||
+                 ((f->script & HB_FORGET1_PUSHED) && f->pushes[1] > 0))) {
                 fake_error(f, i, id, id_len, PS_EWORKER, "worker 101 is not registered");
                 break;
             }
@@ -1192,6 +1198,34 @@ START_TEST(heartbeat_told_not_registered_registers_again_at_once)
 }
 END_TEST
 
+START_TEST(push_after_a_heartbeat_found_us_lost_takes_a_new_seq)
+{
+    /* async: push 1 went out and was acknowledged; then a heartbeat finds
+     * shard 1 lost us. Push 2 registers again first and goes out with a
+     * seq of its own: reusing push 1's (kept only for a push sent again)
+     * would make a restarted psd take it for push 1 and drop it, or apply
+     * it uncounted */
+    static fake f;
+    fake_start(&f, ASYNC | HB_FORGET1_PUSHED, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
+    float g[P] = {0};
+    ck_assert_int_eq(ps_client_push(c, 0, g, 1, NULL), 0);
+    uint64_t first = f.push_seq[1];
+    sleep_ms(400); /* heartbeats, refused by shard 1 now */
+    ck_assert_int_eq(ps_client_push(c, 1, g, 1, NULL), 0);
+    uint64_t held, lost;
+    ck_assert_int_eq(ps_client_push_tally(c, 1, &held, &lost), 0);
+    ck_assert_uint_eq(held, 2);
+    ck_assert_uint_eq(lost, 0);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.hellos[1], 2);
+    ck_assert_int_eq(f.pushes[1], 2);
+    ck_assert_uint_gt(f.push_seq[1], first);
+}
+END_TEST
+
 START_TEST(heartbeat_told_not_registered_is_acted_on_before_the_next_request)
 {
     /* the main thread was busy when the heartbeat heard it: its next push
@@ -1332,6 +1366,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, final_error_to_a_heartbeat_ends_a_parked_pull);
     tcase_add_test(tc, heartbeat_told_not_registered_registers_again_at_once);
     tcase_add_test(tc, heartbeat_told_not_registered_is_acted_on_before_the_next_request);
+    tcase_add_test(tc, push_after_a_heartbeat_found_us_lost_takes_a_new_seq);
     tcase_add_test(tc, parked_pull_waits_past_the_timeout_while_heartbeats_are_answered);
     tcase_add_test(tc, deadline_counts_from_the_last_answer);
     tcase_add_test(tc, silent_server_is_logged_once_and_again_when_it_answers);

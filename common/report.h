@@ -211,6 +211,29 @@ void ps_report_summary_fini(ps_report_summary *s);
 int ps_report_summary_curve_add(ps_report_summary *s, uint32_t rank, uint32_t every, uint32_t n,
                                 const double *train_loss, const double *test_metric);
 
+/* The job's summary from its workers' (psrun): begin, add each worker's
+ * that finished in rank order, end. The final loss is the samples-weighted
+ * mean of the workers' losses over their shards (the loss over the whole
+ * training set: a NaN stays NaN), samples/s and updates are their sums,
+ * the test figures and psd's are the first added (the lowest rank that
+ * finished), and every worker adds its curve. */
+typedef struct ps_report_job_sum {
+    double loss_sum, samples_sum, throughput;
+    uint64_t updates;
+    uint32_t added;
+} ps_report_job_sum;
+
+void ps_report_job_begin(ps_report_summary *job, ps_report_job_sum *sum);
+
+/* Adds worker summary w to job (w is left as it was). PS_ENOMEM (job keeps
+ * what it had), PS_EINVAL when its curves do not fit. */
+int ps_report_job_add(ps_report_summary *job, ps_report_job_sum *sum, const ps_report_summary *w);
+
+/* Sets the job's own figures: its name, mode, workers, psrun's wall time,
+ * rank -1. PS_EINVAL when no worker was added. */
+int ps_report_job_end(ps_report_summary *job, const ps_report_job_sum *sum, const char *name,
+                      const char *mode, uint32_t workers, double wall_s);
+
 /* Writes s as above (one line, '\n' at the end) to f. PS_EINVAL without a
  * metric or loss name, PS_ENOMEM, PS_EIO. */
 int ps_report_summary_write(FILE *f, const ps_report_summary *s);

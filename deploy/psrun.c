@@ -512,67 +512,29 @@ static int worker_summary_read(const psrun *r, uint32_t i, ps_report_summary *w)
     return 0;
 }
 
-/* Adds w's curves to the job's; -1 with one line when memory ran out. */
-static int curves_add(ps_report_summary *job, const ps_report_summary *w)
-{
-    for (uint32_t k = 0; k < w->ncurves; k++) {
-        const ps_report_curve *c = &w->curves[k];
-        if (ps_report_summary_curve_add(job, c->rank, c->every, c->n, c->train_loss,
-                                        c->test_metric) != 0) {
-            fprintf(stderr, "psrun: out of memory for the curve of rank %u\n", c->rank);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Combines the workers' summaries into *job (which owns its curves then,
- * also on an error): the final loss is the samples-weighted mean of the
- * workers' losses over their shards (the loss over the whole training
- * set); the test figures and psd's are rank 0's (the lowest rank that
- * finished, when workers were lost on the way); every worker that finished
- * adds its curve. Prints the job's line. */
+/* The job's summary from the workers' that finished (ps_report_job_*;
+ * *job owns its curves then, also on an error), and the job's line. */
 static int summarise(psrun *r, double wall_s, ps_report_summary *job)
 {
-    ps_report_summary_init(job);
-    double loss_sum = 0, samples_sum = 0, throughput = 0;
-    uint64_t updates = 0;
-    bool first = true;
+    ps_report_job_sum sum;
+    ps_report_job_begin(job, &sum);
     for (uint32_t i = 0; i < r->plan.workers; i++) {
         if (r->losses[r->plan.nservers + i].lost)
             continue;
         ps_report_summary w;
         if (worker_summary_read(r, i, &w) != 0)
             return -1;
-        double n = w.train_samples > 0 ? (double)w.train_samples : 1.0;
-        loss_sum += w.final_loss * n; /* a NaN stays NaN: the job's loss is not finite */
-        samples_sum += n;
-        if (w.samples_per_s == w.samples_per_s)
-            throughput += w.samples_per_s;
-        updates += w.updates;
-        if (first) {
-            first = false;
-            *job = w;           /* the lowest rank's figures */
-            job->curves = NULL; /* its curve comes below, as every worker's */
-            job->ncurves = 0;
-        }
-        int rc = curves_add(job, &w);
+        int rc = ps_report_job_add(job, &sum, &w);
         ps_report_summary_fini(&w);
-        if (rc != 0)
+        if (rc != 0) {
+            fprintf(stderr, "psrun: the curves of w%u: %s\n", i, ps_strerror(rc));
             return -1;
+        }
     }
-    if (first) {
+    if (ps_report_job_end(job, &sum, r->plan.job, r->plan.mode, r->plan.workers, wall_s) != 0) {
         fprintf(stderr, "psrun: no worker finished\n");
         return -1;
     }
-    snprintf(job->job, sizeof job->job, "%s", r->plan.job);
-    snprintf(job->mode, sizeof job->mode, "%s", r->plan.mode);
-    job->final_loss = loss_sum / samples_sum;
-    job->wall_s = wall_s;
-    job->samples_per_s = throughput;
-    job->updates = updates;
-    job->workers = r->plan.workers;
-    job->rank = -1;
     char loss[32], metric[32], tloss[32];
     printf("psrun: %s done in %.1f s: final loss %s", r->plan.job, wall_s,
            ps_report_number_format(job->final_loss, 4, loss, sizeof loss));
@@ -581,8 +543,8 @@ static int summarise(psrun *r, double wall_s, ps_report_summary *job)
                ps_report_number_format(job->test_metric, 4, metric, sizeof metric),
                figure_display_name(job->loss_name),
                ps_report_number_format(job->test_loss, 4, tloss, sizeof tloss));
-    printf(", %.0f samples/s, %llu updates, version %llu, %u workers, %s\n", throughput,
-           (unsigned long long)updates, (unsigned long long)job->version, r->plan.workers,
+    printf(", %.0f samples/s, %llu updates, version %llu, %u workers, %s\n", job->samples_per_s,
+           (unsigned long long)job->updates, (unsigned long long)job->version, r->plan.workers,
            r->plan.mode);
     fflush(stdout);
     return 0;

@@ -149,12 +149,6 @@ struct ps_engine {
     uint64_t stale_count, stale_max;
     double stale_sum;
 
-    /* the final θ was handed out (a PULL of PS_VERSION_FINAL answered): the
-     * job's result is fixed, and a worker coming back for a rank that is
-     * not live now is told the job is complete instead of changing θ */
-    bool final_served;
-    uint64_t final_version;
-
     ps_worker_status *status_rows; /* STATUS_REPLY's worker table, one row per rank */
     unsigned char *status_buf;     /* ... packed */
     size_t status_buf_cap;
@@ -297,10 +291,6 @@ static int pull_answer(ps_engine *e, const peer *p, uint32_t worker_id, uint64_t
         payload = ps_store_data(e->store) + (key_lo - e->lo);
     }
     e->pulls++;
-    if (min_version == PS_VERSION_FINAL && !e->final_served) {
-        e->final_served = true;
-        e->final_version = e->version;
-    }
     reply_send(e, p, payload);
     return 0;
 }
@@ -702,11 +692,6 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
             return refuse(e, p, req, PS_ESTATE, "rank %d is taken by a live worker",
                           (int)req->rank);
     }
-    if (e->final_served)
-        return refuse(e, p, req, PS_ECOMPLETE,
-                      "job \"%s\" is complete: its final θ (version %llu) was handed out while "
-                      "rank %d had no worker",
-                      e->job.name, (unsigned long long)e->final_version, worker_rank(e, w));
     /* the same client process again (evicted, or psd restarted): its
      * applied seqs still hold, so a retried push is not applied twice */
     bool same = req->incarnation != 0 && req->incarnation == w->incarnation;

@@ -1049,37 +1049,6 @@ START_TEST(final_pull_waits_until_every_worker_is_done)
 }
 END_TEST
 
-START_TEST(a_rank_coming_back_after_the_final_theta_is_told_the_job_is_complete)
-{
-    static ps_job job;
-    job_logistic(&job, PS_MODE_SYNC, 3);
-    job.heartbeat.timeout_ms = 1000;
-    fx *f = fx_new(&job, 0);
-    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
-    hello(f, 2, "wc");
-    /* rank 2 falls silent and is evicted; the others finish */
-    ck_assert_int_eq(heartbeat(f, "wa", a, 2, 0), 0);
-    ck_assert_int_eq(heartbeat(f, "wb", b, 2, 0), 0);
-    ps_engine_tick(f->e, ps_clock_ms() + 900, capture_send, f);
-    ck_assert_int_eq(heartbeat(f, "wa", a, 3, PS_FLAG_DONE), 0);
-    ck_assert_int_eq(heartbeat(f, "wb", b, 3, PS_FLAG_DONE), 0);
-    /* a rank that comes back before the final θ is handed out may still
-     * train; after it, its work would change a result already given */
-    ck_assert_int_eq(pull(f, "wa", a, 4, PS_VERSION_FINAL, 0, P), 0);
-    ck_assert_int_eq(last(f)->type, PS_MSG_ACK); /* parked: rank 2 counts until evicted */
-    ps_engine_tick(f->e, ps_clock_ms() + 5000, capture_send, f);
-    ck_assert_int_eq(last(f)->type, PS_MSG_PULL_REPLY);
-    static ps_msg m;
-    request_init(&m, PS_MSG_HELLO, 0, 9);
-    m.rank = 2;
-    ck_assert_int_eq(handle(f, "wc2", &m), PS_ECOMPLETE);
-    assert_error(f, 9, PS_ECOMPLETE,
-                 "job \"test-job\" is complete: its final θ (version 0) was handed out while rank "
-                 "2 had no worker");
-    fx_free(&f);
-}
-END_TEST
-
 START_TEST(stop_is_told_to_every_live_worker_and_answers_every_request)
 {
     static ps_job job;
@@ -1737,7 +1706,6 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, evicted_worker_rejoins_at_the_next_round);
     tcase_add_test(tc, abort_on_worker_loss_stops_the_job);
     tcase_add_test(tc, final_pull_waits_until_every_worker_is_done);
-    tcase_add_test(tc, a_rank_coming_back_after_the_final_theta_is_told_the_job_is_complete);
     tcase_add_test(tc, restored_version_is_where_workers_join);
     tcase_add_test(tc, stop_is_told_to_every_live_worker_and_answers_every_request);
     tcase_add_test(tc, every_worker_told_ends_the_wait);

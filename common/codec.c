@@ -345,8 +345,27 @@ size_t ps_codec_header_size(const ps_msg *m)
     return encode_into(m, NULL);
 }
 
+/* The largest header a ps_msg within its limits packs to: every string
+ * field full, 32 shards and 32 tensors of 4 dimensions, varints at their
+ * longest. Well under PS_HEADER_MAX_BYTES, so a buffer that large is packed
+ * into without sizing the header first (one pass instead of two, on every
+ * message psd sends). */
+#define CODEC_HEADER_BOUND                                                                         \
+    (2048 + PS_JOB_NAME_MAX + 2 * PS_MSG_ERROR_MAX + 16 + 2 * PS_HOST_MAX +                        \
+     PS_MAX_SHARDS * (PS_ENDPOINT_MAX + 32) +                                                      \
+     PS_MAX_TENSORS * (PS_TENSOR_NAME_MAX + 16 + 11 * PS_MAX_DIMS))
+_Static_assert(CODEC_HEADER_BOUND < PS_HEADER_MAX_BYTES,
+               "a full header fits a PS_HEADER_MAX_BYTES buffer");
+
 int ps_codec_encode(const ps_msg *m, void *buf, size_t cap, size_t *len)
 {
+    if (cap >= PS_HEADER_MAX_BYTES) {
+        size_t n = encode_into(m, buf);
+        if (n == 0)
+            return PS_EINVAL;
+        *len = n;
+        return 0;
+    }
     size_t need = encode_into(m, NULL);
     if (need == 0 && !msg_within_limits(m))
         return PS_EINVAL;
@@ -392,7 +411,7 @@ static size_t workers_pack(const ps_worker_status *rows, size_t n, unsigned char
         unsigned char head[11];
         size_t h = 0;
         head[h++] = (1u << 3) | 2u;
-        for (size_t v = len; ; v >>= 7) {
+        for (size_t v = len;; v >>= 7) {
             head[h++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
             if (v <= 0x7f)
                 break;
@@ -430,8 +449,8 @@ int ps_codec_workers_decode(const void *buf, size_t len, ps_worker_status *rows,
         return ps_error_set(err, PS_EPROTO, "the worker table of %zu bytes does not parse", len);
     int rc = 0;
     if (t->n_workers > cap) {
-        rc = ps_error_set(err, PS_EPROTO, "the worker table has %zu rows (limit %zu)",
-                          t->n_workers, cap);
+        rc = ps_error_set(err, PS_EPROTO, "the worker table has %zu rows (limit %zu)", t->n_workers,
+                          cap);
         goto out;
     }
     for (size_t i = 0; i < t->n_workers; i++) {
@@ -439,8 +458,7 @@ int ps_codec_workers_decode(const void *buf, size_t len, ps_worker_status *rows,
         ps_worker_status *r = &rows[i];
         memset(r, 0, sizeof *r);
         if ((rc = copy_string(r->state, sizeof r->state, w->state, "worker state", err)) != 0 ||
-            (rc = copy_string(r->hostname, sizeof r->hostname, w->hostname, "hostname", err)) !=
-                0)
+            (rc = copy_string(r->hostname, sizeof r->hostname, w->hostname, "hostname", err)) != 0)
             goto out;
         r->rank = w->rank;
         r->last_seen_ms = w->last_seen_ms;

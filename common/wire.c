@@ -87,10 +87,18 @@ int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg
 int ps_wire_send(void *sock, const void *identity, size_t identity_len, const ps_msg *m,
                  const void *payload, int flags)
 {
+    return ps_wire_send_counted(sock, identity, identity_len, m, payload, flags, NULL);
+}
+
+int ps_wire_send_counted(void *sock, const void *identity, size_t identity_len, const ps_msg *m,
+                         const void *payload, int flags, size_t *header_bytes)
+{
     unsigned char hdr[PS_HEADER_MAX_BYTES];
     size_t hdr_len = 0;
     if (ps_codec_encode(m, hdr, sizeof hdr, &hdr_len) != 0)
         return PS_EINVAL;
+    if (header_bytes != NULL)
+        *header_bytes = hdr_len;
     bool has_payload = ps_msg_has_frame(m);
     if (has_payload && payload == NULL)
         return PS_EINVAL;
@@ -106,12 +114,20 @@ int ps_wire_send(void *sock, const void *identity, size_t identity_len, const ps
 int ps_wire_send_msg(void *sock, const void *identity, size_t identity_len, const ps_msg *m,
                      zmq_msg_t *payload, int flags)
 {
+    return ps_wire_send_msg_counted(sock, identity, identity_len, m, payload, flags, NULL);
+}
+
+int ps_wire_send_msg_counted(void *sock, const void *identity, size_t identity_len, const ps_msg *m,
+                             zmq_msg_t *payload, int flags, size_t *header_bytes)
+{
     unsigned char hdr[PS_HEADER_MAX_BYTES];
     size_t hdr_len = 0;
     int rc = PS_EINVAL;
     if (!ps_msg_has_frame(m) || zmq_msg_size(payload) != m->payload_bytes ||
         ps_codec_encode(m, hdr, sizeof hdr, &hdr_len) != 0)
         goto close_payload;
+    if (header_bytes != NULL)
+        *header_bytes = hdr_len;
     rc = PS_EZMQ;
     if (identity != NULL && zmq_send(sock, identity, identity_len, ZMQ_SNDMORE | flags) < 0)
         goto close_payload;

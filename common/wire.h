@@ -53,4 +53,12 @@ int ps_wire_send(void *sock, const void *identity, size_t identity_len, const ps
 int ps_wire_send_msg(void *sock, const void *identity, size_t identity_len, const ps_msg *m,
                      zmq_msg_t *payload, int flags);
 
+/* ps_wire_send and ps_wire_send_msg that also give the header frame's size
+ * (*header_bytes, when not NULL, set once it is encoded): psd counts the
+ * bytes it sends without encoding a header twice. */
+int ps_wire_send_counted(void *sock, const void *identity, size_t identity_len, const ps_msg *m,
+                         const void *payload, int flags, size_t *header_bytes);
+int ps_wire_send_msg_counted(void *sock, const void *identity, size_t identity_len, const ps_msg *m,
+                             zmq_msg_t *payload, int flags, size_t *header_bytes);
+
 #endif

@@ -172,10 +172,10 @@ static void notify_tick(ps_server *s)
 static int wire_send(ps_server *s, const void *identity, size_t identity_len, const ps_msg *m,
                      const void *payload)
 {
-    int rc = ps_wire_send(s->sock, identity, identity_len, m, payload, 0);
+    size_t header = 0;
+    int rc = ps_wire_send_counted(s->sock, identity, identity_len, m, payload, 0, &header);
     if (rc == 0)
-        ps_metrics_count_tx(&s->counters, m->type, m->encoding,
-                            ps_codec_header_size(m) + m->payload_bytes);
+        ps_metrics_count_tx(&s->counters, m->type, m->encoding, header + m->payload_bytes);
     return rc;
 }
 
@@ -183,10 +183,10 @@ static int wire_send(ps_server *s, const void *identity, size_t identity_len, co
 static int wire_send_msg(ps_server *s, const void *identity, size_t identity_len, const ps_msg *m,
                          zmq_msg_t *payload)
 {
-    int rc = ps_wire_send_msg(s->sock, identity, identity_len, m, payload, 0);
+    size_t header = 0;
+    int rc = ps_wire_send_msg_counted(s->sock, identity, identity_len, m, payload, 0, &header);
     if (rc == 0)
-        ps_metrics_count_tx(&s->counters, m->type, m->encoding,
-                            ps_codec_header_size(m) + m->payload_bytes);
+        ps_metrics_count_tx(&s->counters, m->type, m->encoding, header + m->payload_bytes);
     return rc;
 }
 

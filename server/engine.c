@@ -15,10 +15,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 /* worker_id = generation << RANK_BITS | rank: the rank finds the slot at
  * once, the generation tells a worker from the one that held the rank
- * before it. The generation is never 0, so worker_id 0 is never valid. */
+ * before it. The generation is never 0, so worker_id 0 is never valid. It
+ * starts at random in each psd: after a restart, requests a worker queued
+ * for the psd before (resent copies of a push it acknowledged long ago)
+ * carry an id the new one never gave, and are refused instead of applied
+ * again over a checkpoint that does not hold them. */
 #define RANK_BITS 10
 #define RANK_MASK ((1u << RANK_BITS) - 1)
 #define GEN_MAX   ((1u << (32 - RANK_BITS)) - 1)
@@ -920,6 +926,16 @@ static int engine_alloc(ps_engine *e, ps_error *err)
     return 0;
 }
 
+/* A random first generation (see worker_id above); time and pid when the
+ * kernel gives no random bytes. */
+static uint32_t generation_first(void)
+{
+    uint32_t g = 0;
+    if (getrandom(&g, sizeof g, GRND_NONBLOCK) != (ssize_t)sizeof g)
+        g = (uint32_t)ps_clock_ms() ^ ((uint32_t)getpid() << 8);
+    return g % GEN_MAX;
+}
+
 ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, ps_error *err)
 {
     if (engine_check_job(job, shard, err) != 0)
@@ -932,6 +948,7 @@ ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     e->job = *job;
     e->log = log;
     e->shard = shard;
+    e->generation = generation_first();
     if (ps_job_layout(job, e->tensors, PS_MAX_TENSORS, &e->ntensors, &e->num_params) != 0) {
         ps_error_set(err, PS_EINVAL, "the job's model has no valid layout");
         goto fail;

@@ -152,14 +152,14 @@ struct ps_client {
     uint32_t ntensors;
     ps_tensor_info tensors[PS_MAX_TENSORS];
     uint32_t push_flags;
-    bool done;               /* ps_client_done was called: say so again after a rejoin */
-    uint64_t rejoin_version; /* the version a shard gave when we registered again */
-    char host[PS_HOST_MAX];  /* asks shards on this host for shared memory; "" if not */
+    bool done;                  /* ps_client_done was called: say so again after a rejoin */
+    uint64_t rejoin_version;    /* the version a shard gave when we registered again */
+    char host[PS_HOST_MAX];     /* asks shards on this host for shared memory; "" if not */
     char hostname[PS_HOST_MAX]; /* for people: psctl status, /metrics */
     /* the training's figures the heartbeats carry (doubles' bits: set by
      * the caller's thread, read by the heartbeat thread) */
     _Atomic uint64_t report_loss, report_rate;
-    uint64_t incarnation;    /* this client, random, in every HELLO: psd keeps our seqs */
+    uint64_t incarnation; /* this client, random, in every HELLO: psd keeps our seqs */
     /* why a shard's shared memory could not be used, or "" */
     char shm_why[CLIENT_WHY_MAX];
     /* the heartbeat thread: its own ZeroMQ context (so its own I/O thread,
@@ -1045,10 +1045,17 @@ static int op_run(ps_client *c, op *o, bool resend, int timeout_ms)
          * a push sent again after a registration keeps its seq, so a
          * shard that applied it before (and kept that, across a restart)
          * acknowledges it as a duplicate instead of applying it twice */
-        if (o->type == PS_MSG_PUSH && o->same_seq && s->push_seq != 0)
+        if (o->type == PS_MSG_PUSH && o->same_seq && s->push_seq != 0) {
             s->seq = s->push_seq;
-        else
+            /* its ACK came before the shard lost us (only the pull riding
+             * behind it did not): the push is not sent again. A restart
+             * that rolled it back said so in its WELCOME, and the caller
+             * trains its batch again; sending it again would apply it twice */
+            if (s->counted_seq >= s->push_seq)
+                s->pending = false;
+        } else {
             s->seq = (s->pull_seq > s->seq ? s->pull_seq : s->seq) + 1;
+        }
         if (o->type == PS_MSG_PUSH) {
             s->push_seq = s->seq;
             o->push_sent = true;

@@ -1226,6 +1226,32 @@ START_TEST(push_after_a_heartbeat_found_us_lost_takes_a_new_seq)
 }
 END_TEST
 
+START_TEST(acknowledged_push_is_not_sent_again_when_only_its_pull_was_lost)
+{
+    /* async push + riding pull: both shards ACK the push but hold the pull;
+     * meanwhile shard 1's heartbeats say it lost us. The exchange registers
+     * again and asks for θ once more, but does not send the push again:
+     * shard 1 said it holds it, and a restarted shard whose checkpoint
+     * lacked it has said so in its WELCOME (the caller trains that batch
+     * again); sent again it would be applied twice */
+    static fake f;
+    fake_start(&f, ASYNC | HB_FORGET1_PUSHED | PARK_PULL, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
+    float g[P] = {0}, theta[P];
+    ps_push_pull pp = {.clock = 0, .grad = g, .samples = 1, .theta = theta};
+    ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
+    uint64_t held, lost;
+    ck_assert_int_eq(ps_client_push_tally(c, 1, &held, &lost), 0);
+    ck_assert_uint_eq(held, 1);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.hellos[1], 2);
+    ck_assert_int_eq(f.pushes[1], 1); /* not sent again */
+    ck_assert_int_ge(f.pulls[1], 2);  /* the pull was */
+}
+END_TEST
+
 START_TEST(heartbeat_told_not_registered_is_acted_on_before_the_next_request)
 {
     /* the main thread was busy when the heartbeat heard it: its next push
@@ -1367,6 +1393,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, heartbeat_told_not_registered_registers_again_at_once);
     tcase_add_test(tc, heartbeat_told_not_registered_is_acted_on_before_the_next_request);
     tcase_add_test(tc, push_after_a_heartbeat_found_us_lost_takes_a_new_seq);
+    tcase_add_test(tc, acknowledged_push_is_not_sent_again_when_only_its_pull_was_lost);
     tcase_add_test(tc, parked_pull_waits_past_the_timeout_while_heartbeats_are_answered);
     tcase_add_test(tc, deadline_counts_from_the_last_answer);
     tcase_add_test(tc, silent_server_is_logged_once_and_again_when_it_answers);

@@ -614,9 +614,11 @@ START_TEST(shared_memory_carries_pushes_and_pulls_by_the_protocol_rules)
     expect_error(a, 9, PS_EPAYLOAD,
                  "a PUSH of 20 bytes does not fit the 16 bytes of shared memory");
     raw_shm_push(b, idb, 2, P);
-    expect_error(b, 2, PS_EPAYLOAD,
-                 "PUSH says its payload is in shared memory, but worker 2049 has none with "
-                 "shard 0");
+    char text[PS_MSG_ERROR_MAX];
+    snprintf(text, sizeof text,
+             "PUSH says its payload is in shared memory, but worker %u has none with shard 0",
+             idb);
+    expect_error(b, 2, PS_EPAYLOAD, text);
 
     /* the newest pull asking for shared memory is answered there, once */
     raw_shm_pull(a, ida, 10);

@@ -117,10 +117,10 @@ typedef struct ps_msg {
     uint64_t incarnation;                  /* HELLO: the client process, random, 0 when unknown */
     uint64_t staleness_max, staleness_p99; /* STATUS_REPLY */
     double staleness_mean;
-    double loss, samples_per_s;  /* HEARTBEAT: the worker's own figures (NaN: unknown) */
-    char hostname[PS_HOST_MAX];  /* HELLO: the worker's host name, for people */
-    uint64_t applied;            /* WELCOME: the rank's pushes applied so far */
-    uint64_t applied_seq;        /* WELCOME: its last applied seq (same incarnation), else 0 */
+    double loss, samples_per_s; /* HEARTBEAT: the worker's own figures (NaN: unknown) */
+    char hostname[PS_HOST_MAX]; /* HELLO: the worker's host name, for people */
+    uint64_t applied;           /* WELCOME: the rank's pushes applied so far */
+    uint64_t applied_seq;       /* WELCOME: its last applied seq (same incarnation), else 0 */
     const void *payload;
 } ps_msg;
 

@@ -27,7 +27,7 @@ typedef struct captured {
     ps_msg msg;
     float payload[MAX_FLOATS];
     size_t nfloats;
-    char to[32]; /* the identity it was sent to */
+    char to[32];              /* the identity it was sent to */
     ps_worker_status rows[4]; /* a STATUS_REPLY's worker table */
     size_t nrows;
 } captured;
@@ -82,8 +82,8 @@ static int capture_send(void *ctx, const void *identity, size_t identity_len, co
     c->nrows = 0;
     if (reply->encoding == PS_ENC_WORKERS) {
         ps_error err;
-        ck_assert_int_eq(ps_codec_workers_decode(payload, (size_t)reply->payload_bytes, c->rows,
-                                                 4, &c->nrows, &err),
+        ck_assert_int_eq(ps_codec_workers_decode(payload, (size_t)reply->payload_bytes, c->rows, 4,
+                                                 &c->nrows, &err),
                          0);
         c->nfloats = 0;
         return 0;

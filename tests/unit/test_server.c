@@ -616,8 +616,7 @@ START_TEST(shared_memory_carries_pushes_and_pulls_by_the_protocol_rules)
     raw_shm_push(b, idb, 2, P);
     char text[PS_MSG_ERROR_MAX];
     snprintf(text, sizeof text,
-             "PUSH says its payload is in shared memory, but worker %u has none with shard 0",
-             idb);
+             "PUSH says its payload is in shared memory, but worker %u has none with shard 0", idb);
     expect_error(b, 2, PS_EPAYLOAD, text);
 
     /* the newest pull asking for shared memory is answered there, once */

@@ -3,7 +3,7 @@ links of 8 Mbit/s, heartbeat timeout 1 s) that survives, one after the
 other: both workers stopped (SIGSTOP) for 5 s, rank 1's link down for 2 s
 and psd's link down for 5 s; each time the workers it cut off are
 evicted and come back by themselves. Every process exits 0 and the test
-accuracy is within 1 point of the undisturbed run (loopback: a sync run
+accuracy is at most 1 point below the undisturbed run (loopback: a sync run
 with 2 workers is the same on the bed). Needs root: exits 77 (skipped)
 without."""
 import os
@@ -80,8 +80,10 @@ try:
     s = j.summary(0)
     if s is not None:
         acc = s["test_metric"]["value"]
-        env.check(abs(acc - acc0) <= 0.01,
-                  f"test accuracy {acc:.4f} is within 1 point of the undisturbed {acc0:.4f}")
+        # a rank that comes back trains its remaining batches alone at the
+        # end: a path of its own, which may land a few images better
+        env.check(acc >= acc0 - 0.01,
+                  f"test accuracy {acc:.4f} is at most 1 point below the undisturbed {acc0:.4f}")
     else:
         env.check(False, "rank 0 wrote its summary")
     bedtest.check_no_shared_memory(env, j)

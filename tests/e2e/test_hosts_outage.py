@@ -4,7 +4,7 @@ across hosts (tests/hosts/bed.py, links of 8 Mbit/s, heartbeat timeout
 job goes on without it, it registers again by itself once the link is back
 and the job finishes; psd's link down for 5 s gets both workers evicted,
 and both come back by themselves and finish. Every process exits 0 and the
-accuracy is within 1 point of the undisturbed run (loopback: a sync run
+accuracy is at most 1 point below the undisturbed run (loopback: a sync run
 with 2 workers is the same on the bed, see test_hosts_training.py). Needs
 root: exits 77 (skipped) without."""
 import os
@@ -59,8 +59,9 @@ def outage(name, host, cue_rank, down_s, evicted_ranks, acc0):
     s = j.summary(0)
     if s is not None:
         acc = s["test_metric"]["value"]
-        env.check(abs(acc - acc0) <= 0.01,
-                  f"{name}: test accuracy {acc:.4f} is within 1 point of the undisturbed {acc0:.4f}")
+        env.check(acc >= acc0 - 0.01,
+                  f"{name}: test accuracy {acc:.4f} is at most 1 point below the undisturbed "
+                  f"{acc0:.4f}")
     else:
         env.check(False, f"{name}: rank 0 wrote its summary")
     bedtest.check_no_shared_memory(env, j)

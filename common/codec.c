@@ -9,14 +9,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The C enums are ps.proto's, value for value (its NONE is MSG_NONE). */
+#define PS__MSG_TYPE__NONE PS__MSG_TYPE__MSG_NONE
+#define ASSERT_TYPE(name, value)                                                                   \
+    _Static_assert(PS_MSG_##name == (int)PS__MSG_TYPE__##name, "MsgType " #name " is ps.proto's");
+PS_MSG_TYPES(ASSERT_TYPE)
+#undef ASSERT_TYPE
+#define ASSERT_ENCODING(name, value)                                                               \
+    _Static_assert(PS_ENC_##name == (int)PS__ENCODING__ENC_##name,                                 \
+                   "Encoding " #name " is ps.proto's");
+PS_ENCODINGS(ASSERT_ENCODING)
+#undef ASSERT_ENCODING
+
 static const char *const type_names[] = {
-    "NONE",      "HELLO", "WELCOME", "PULL",         "PULL_REPLY", "PUSH",       "ACK",
-    "HEARTBEAT", "BYE",   "STATUS",  "STATUS_REPLY", "ERROR",      "CHECKPOINT",
+#define TYPE_NAME(name, value) [value] = #name,
+    PS_MSG_TYPES(TYPE_NAME)
+#undef TYPE_NAME
 };
+_Static_assert(sizeof type_names / sizeof type_names[0] == PS_MSG_COUNT, "a name per type");
 
 const char *ps_msg_type_name(int type)
 {
-    if (type < 0 || (size_t)type >= sizeof type_names / sizeof type_names[0])
+    if (type < 0 || type >= PS_MSG_COUNT)
         return "?";
     return type_names[type];
 }
@@ -116,7 +130,7 @@ static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_
                                 ps_msg_type_name(m->type), payload ? payload_len : 0);
         return 0;
     }
-    if (m->encoding > PS_ENC_LAST)
+    if ((unsigned)m->encoding >= PS_ENC_COUNT)
         return ps_error_set(err, PS_EPAYLOAD, "unknown payload encoding %d", (int)m->encoding);
     if (m->encoding == PS_ENC_SHM_F32)
         return check_shm(m, payload, payload_len, err);
@@ -228,7 +242,7 @@ int ps_codec_decode_in(ps_codec_arena *arena, const void *hdr, size_t hdr_len, c
     m->samples_per_s = h->samples_per_s;
     m->applied = h->applied;
     m->applied_seq = h->applied_seq;
-    if ((int)h->type <= PS_MSG_NONE || (int)h->type > PS_MSG_CHECKPOINT) {
+    if ((int)h->type <= PS_MSG_NONE || (int)h->type >= PS_MSG_COUNT) {
         rc = ps_error_set(err, PS_ETYPE, "unknown message type %d", (int)h->type);
         goto free_header;
     }

@@ -22,34 +22,55 @@
 #define PS_HOST_MAX         64    /* bytes of a host id, NUL included */
 #define PS_HEADER_MAX_BYTES 65536 /* frame 1 larger than this is refused */
 
+/* The message types: name and value, as ps.proto's MsgType (codec.c
+ * asserts each value equal to the generated one). */
+#define PS_MSG_TYPES(X)                                                                            \
+    X(NONE, 0)                                                                                     \
+    X(HELLO, 1)                                                                                    \
+    X(WELCOME, 2)                                                                                  \
+    X(PULL, 3)                                                                                     \
+    X(PULL_REPLY, 4)                                                                               \
+    X(PUSH, 5)                                                                                     \
+    X(ACK, 6)                                                                                      \
+    X(HEARTBEAT, 7)                                                                                \
+    X(BYE, 8)                                                                                      \
+    X(STATUS, 9)                                                                                   \
+    X(STATUS_REPLY, 10)                                                                            \
+    X(ERROR, 11)                                                                                   \
+    X(CHECKPOINT, 12)
+
 typedef enum ps_msg_type {
-    PS_MSG_NONE = 0,
-    PS_MSG_HELLO = 1,
-    PS_MSG_WELCOME = 2,
-    PS_MSG_PULL = 3,
-    PS_MSG_PULL_REPLY = 4,
-    PS_MSG_PUSH = 5,
-    PS_MSG_ACK = 6,
-    PS_MSG_HEARTBEAT = 7,
-    PS_MSG_BYE = 8,
-    PS_MSG_STATUS = 9,
-    PS_MSG_STATUS_REPLY = 10,
-    PS_MSG_ERROR = 11,
-    PS_MSG_CHECKPOINT = 12,
+#define PS_MSG_TYPE_ENUM(name, value) PS_MSG_##name = value,
+    PS_MSG_TYPES(PS_MSG_TYPE_ENUM)
+#undef PS_MSG_TYPE_ENUM
+        PS_MSG_COUNT
 } ps_msg_type;
 
+/* The payload encodings, as ps.proto's Encoding (asserted in codec.c):
+ *  NONE     no payload frame
+ *  F32      little-endian float32, one per key of [key_lo, key_hi)
+ *  F16, INT8, TOPK, BF16: a codec of compress.h (its descriptor names it),
+ *           one value per key of [key_lo, key_hi)
+ *  KEYS_U64 little-endian uint64 keys
+ *  SHM_F32  float32 for [key_lo, key_hi) in shared memory, no frame
+ *  WORKERS  STATUS_REPLY only: a packed WorkerTable (ps_codec_workers_*) */
+#define PS_ENCODINGS(X)                                                                            \
+    X(NONE, 0)                                                                                     \
+    X(F32, 1)                                                                                      \
+    X(F16, 2)                                                                                      \
+    X(INT8, 3)                                                                                     \
+    X(TOPK, 4)                                                                                     \
+    X(KEYS_U64, 5)                                                                                 \
+    X(SHM_F32, 6)                                                                                  \
+    X(BF16, 7)                                                                                     \
+    X(WORKERS, 8)
+
 typedef enum ps_encoding {
-    PS_ENC_NONE = 0, /* no payload frame */
-    PS_ENC_F32 = 1,  /* little-endian float32, one per key of [key_lo, key_hi) */
-    PS_ENC_F16 = 2,  /* the codecs of compress.h, one value per key of [key_lo, key_hi) */
-    PS_ENC_INT8 = 3,
-    PS_ENC_TOPK = 4,
-    PS_ENC_KEYS_U64 = 5,
-    PS_ENC_SHM_F32 = 6, /* float32 for [key_lo, key_hi) in shared memory, no frame */
-    PS_ENC_BF16 = 7,
-    PS_ENC_WORKERS = 8, /* STATUS_REPLY only: a packed WorkerTable (ps_codec_workers_*) */
+#define PS_ENCODING_ENUM(name, value) PS_ENC_##name = value,
+    PS_ENCODINGS(PS_ENCODING_ENUM)
+#undef PS_ENCODING_ENUM
+        PS_ENC_COUNT
 } ps_encoding;
-#define PS_ENC_LAST PS_ENC_WORKERS
 
 /* HEARTBEAT flags */
 #define PS_FLAG_DONE 1u /* the worker pushed its last gradient: it only waits now */

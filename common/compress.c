@@ -1,9 +1,11 @@
 /* compress.c — the codec rows of compress.h. Each codec has a portable loop;
  * fp16, bf16 and int8 also have an F16C/AVX2 one, compiled for that target
- * alone and chosen at run time, that gives the same bits. */
+ * alone and chosen once at run time, that gives the same bits. */
 #include "compress.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -576,37 +578,91 @@ SIMD static void int8_decode_simd(const void *in, size_t bytes, float *x, size_t
 }
 #endif
 
-/* ---- the tables ------------------------------------------------------------ */
-
-static const ps_compress_ops portable_rows[PS_COMPRESS_COUNT] = {
-    [PS_COMPRESS_NONE] = {PS_COMPRESS_NONE, "none", PS_ENC_F32, f32_bytes, f32_encode, f32_decode,
-                          f32_validate},
-    [PS_COMPRESS_FP16] = {PS_COMPRESS_FP16, "fp16", PS_ENC_F16, f16_bytes, f16_encode, f16_decode,
-                          f16_validate},
-    [PS_COMPRESS_BF16] = {PS_COMPRESS_BF16, "bf16", PS_ENC_BF16, f16_bytes, bf16_encode,
-                          bf16_decode, bf16_validate},
-    [PS_COMPRESS_INT8] = {PS_COMPRESS_INT8, "int8", PS_ENC_INT8, int8_bytes, int8_encode,
-                          int8_decode, int8_validate},
-    [PS_COMPRESS_TOPK] = {PS_COMPRESS_TOPK, "topk", PS_ENC_TOPK, topk_bytes, topk_encode,
-                          topk_decode, topk_validate},
-};
+/* ---- the table --------------------------------------------------------- */
 
 #if PS_HAVE_X86
-static const ps_compress_ops simd_rows[PS_COMPRESS_COUNT] = {
-    [PS_COMPRESS_NONE] = {PS_COMPRESS_NONE, "none", PS_ENC_F32, f32_bytes, f32_encode, f32_decode,
-                          f32_validate},
-    [PS_COMPRESS_FP16] = {PS_COMPRESS_FP16, "fp16", PS_ENC_F16, f16_bytes, f16_encode_simd,
-                          f16_decode_simd, f16_validate},
-    [PS_COMPRESS_BF16] = {PS_COMPRESS_BF16, "bf16", PS_ENC_BF16, f16_bytes, bf16_encode_simd,
-                          bf16_decode_simd, bf16_validate},
-    [PS_COMPRESS_INT8] = {PS_COMPRESS_INT8, "int8", PS_ENC_INT8, int8_bytes, int8_encode_simd,
-                          int8_decode_simd, int8_validate},
-    [PS_COMPRESS_TOPK] = {PS_COMPRESS_TOPK, "topk", PS_ENC_TOPK, topk_bytes, topk_encode,
-                          topk_decode, topk_validate},
-};
+#define VECTOR(fn) fn
+#else
+#define VECTOR(fn) NULL
 #endif
 
-bool ps_compress_simd(void)
+/* One row per codec: its descriptor with the portable loops, and the
+ * F16C/AVX2 loops that give the same bits (NULL: none). */
+typedef struct codec_row {
+    ps_compress_ops ops;
+    int (*encode_simd)(const float *x, size_t n, size_t k, void *out, float *scratch);
+    void (*decode_simd)(const void *in, size_t bytes, float *x, size_t n);
+} codec_row;
+
+static const codec_row rows[] = {
+    [PS_COMPRESS_NONE] = {.ops = {.type = PS_COMPRESS_NONE,
+                                  .name = "none",
+                                  .label = "f32",
+                                  .encoding = PS_ENC_F32,
+                                  .pull_ok = true,
+                                  .feedback_default = false,
+                                  .bytes = f32_bytes,
+                                  .encode = f32_encode,
+                                  .decode = f32_decode,
+                                  .validate = f32_validate}},
+    [PS_COMPRESS_FP16] = {.ops = {.type = PS_COMPRESS_FP16,
+                                  .name = "fp16",
+                                  .label = "fp16",
+                                  .encoding = PS_ENC_F16,
+                                  .pull_ok = true,
+                                  .feedback_default = false,
+                                  .bytes = f16_bytes,
+                                  .encode = f16_encode,
+                                  .decode = f16_decode,
+                                  .validate = f16_validate},
+                          .encode_simd = VECTOR(f16_encode_simd),
+                          .decode_simd = VECTOR(f16_decode_simd)},
+    [PS_COMPRESS_BF16] = {.ops = {.type = PS_COMPRESS_BF16,
+                                  .name = "bf16",
+                                  .label = "bf16",
+                                  .encoding = PS_ENC_BF16,
+                                  .pull_ok = true,
+                                  .feedback_default = false,
+                                  .bytes = f16_bytes,
+                                  .encode = bf16_encode,
+                                  .decode = bf16_decode,
+                                  .validate = bf16_validate},
+                          .encode_simd = VECTOR(bf16_encode_simd),
+                          .decode_simd = VECTOR(bf16_decode_simd)},
+    [PS_COMPRESS_INT8] = {.ops = {.type = PS_COMPRESS_INT8,
+                                  .name = "int8",
+                                  .label = "int8",
+                                  .encoding = PS_ENC_INT8,
+                                  .pull_ok = true,
+                                  .feedback_default = true,
+                                  .bytes = int8_bytes,
+                                  .encode = int8_encode,
+                                  .decode = int8_decode,
+                                  .validate = int8_validate},
+                          .encode_simd = VECTOR(int8_encode_simd),
+                          .decode_simd = VECTOR(int8_decode_simd)},
+    [PS_COMPRESS_TOPK] = {.ops = {.type = PS_COMPRESS_TOPK,
+                                  .name = "topk",
+                                  .label = "topk",
+                                  .encoding = PS_ENC_TOPK,
+                                  .pull_ok = false,
+                                  .feedback_default = true,
+                                  .bytes = topk_bytes,
+                                  .encode = topk_encode,
+                                  .decode = topk_decode,
+                                  .validate = topk_validate}},
+};
+_Static_assert(sizeof rows / sizeof rows[0] == PS_COMPRESS_COUNT, "one row per ps_compress_type");
+
+/* The rows in use: the portable ones with the vector loops swapped in when
+ * this CPU has them, chosen once (cpuid is slow under a hypervisor, and its
+ * answer cannot change), and the codec of each wire encoding. */
+static ps_compress_ops active[PS_COMPRESS_COUNT];
+static const ps_compress_ops *by_encoding[PS_ENC_COUNT];
+static bool simd_on;
+static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+
+static bool cpu_has_simd(void)
 {
 #if PS_HAVE_X86
     /* F16C by cpuid: clang's __builtin_cpu_supports does not know "f16c" */
@@ -617,36 +673,71 @@ bool ps_compress_simd(void)
 #endif
 }
 
+static void choose(void)
+{
+    simd_on = cpu_has_simd();
+    for (size_t t = 0; t < PS_COMPRESS_COUNT; t++) {
+        active[t] = rows[t].ops;
+        if (simd_on && rows[t].encode_simd != NULL)
+            active[t].encode = rows[t].encode_simd;
+        if (simd_on && rows[t].decode_simd != NULL)
+            active[t].decode = rows[t].decode_simd;
+        by_encoding[active[t].encoding] = &active[t];
+    }
+}
+
+bool ps_compress_simd(void)
+{
+    pthread_once(&choose_once, choose);
+    return simd_on;
+}
+
 const ps_compress_ops *ps_compress_ops_portable(ps_compress_type type)
 {
     if ((unsigned)type >= PS_COMPRESS_COUNT)
         return NULL;
-    return &portable_rows[type];
+    return &rows[type].ops;
 }
 
 const ps_compress_ops *ps_compress_ops_get(ps_compress_type type)
 {
     if ((unsigned)type >= PS_COMPRESS_COUNT)
         return NULL;
-#if PS_HAVE_X86
-    if (ps_compress_simd())
-        return &simd_rows[type];
-#endif
-    return &portable_rows[type];
+    pthread_once(&choose_once, choose);
+    return &active[type];
 }
 
 const ps_compress_ops *ps_compress_ops_for_encoding(ps_encoding encoding)
 {
-    for (int t = 0; t < PS_COMPRESS_COUNT; t++)
-        if (portable_rows[t].encoding == encoding)
-            return ps_compress_ops_get((ps_compress_type)t);
-    return NULL;
+    if ((unsigned)encoding >= PS_ENC_COUNT)
+        return NULL;
+    pthread_once(&choose_once, choose);
+    return by_encoding[encoding];
+}
+
+void ps_compress_list(char *buf, size_t cap, unsigned flags)
+{
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    size_t n = 0, at = 0;
+    for (size_t t = 0; t < PS_COMPRESS_COUNT; t++)
+        n += !(flags & PS_COMPRESS_LIST_PULL) || rows[t].ops.pull_ok;
+    for (size_t t = 0, i = 0; t < PS_COMPRESS_COUNT && at < cap; t++) {
+        const ps_compress_ops *o = &rows[t].ops;
+        if ((flags & PS_COMPRESS_LIST_PULL) && !o->pull_ok)
+            continue;
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        at += (size_t)snprintf(buf + at, cap - at, "%s%s", sep,
+                               (flags & PS_COMPRESS_LIST_LABELS) ? o->label : o->name);
+        i++;
+    }
 }
 
 int ps_compress_parse(const char *name, ps_compress_type *out)
 {
     for (int t = 0; t < PS_COMPRESS_COUNT; t++)
-        if (name != NULL && strcmp(name, portable_rows[t].name) == 0) {
+        if (name != NULL && strcmp(name, rows[t].ops.name) == 0) {
             *out = (ps_compress_type)t;
             return 0;
         }

@@ -1,7 +1,10 @@
 /* compress.h — codecs of gradients and θ on the wire (DESIGN §4): none
  * (float32), fp16, bf16, int8 with one scale per block of 256, and top-k with
- * 32-bit indices. A codec is one row of an ops table: encode, decode, bytes
- * for n floats, validate; callers never ask which codec they hold. Encoders
+ * 32-bit indices. A codec is one row of a table in compress.c: its name, wire
+ * encoding, whether pulls may use it, and its functions (encode, decode,
+ * bytes for n floats, validate); callers never ask which codec they hold.
+ * Adding a codec is a value in ps_compress_type, an encoding (ps.proto and
+ * codec.h's list), and a row with its functions. Encoders
  * and decoders work in the caller's buffers and allocate nothing; fp16 uses
  * F16C (with AVX2) when the CPU has it, chosen at run time, and a portable
  * loop that gives the same bits otherwise. */
@@ -44,8 +47,11 @@ typedef enum ps_compress_type {
  */
 typedef struct ps_compress_ops {
     ps_compress_type type;
-    const char *name;     /* as in job files: "int8" */
-    ps_encoding encoding; /* on the wire */
+    const char *name;      /* as in job files: "int8" */
+    const char *label;     /* its encoding's codec="..." label in /metrics: "int8" */
+    ps_encoding encoding;  /* on the wire */
+    bool pull_ok;          /* compression.pull may name it: it carries θ itself (not topk) */
+    bool feedback_default; /* error_feedback's default: on for the codecs that drop most */
     /* Bytes of the encoding of n floats (topk: of k entries; k is ignored
      * by the others). */
     size_t (*bytes)(size_t n, size_t k);
@@ -60,17 +66,28 @@ typedef struct ps_compress_ops {
     int (*validate)(const void *in, size_t bytes, size_t n, ps_error *err);
 } ps_compress_ops;
 
-/* The row of a codec: its F16C/AVX2 loops when this CPU has them (asked at
- * run time), else the portable ones. NULL for a type out of range. */
+/* The descriptor of a codec, its F16C/AVX2 loops in place when this CPU
+ * has them: asked once, the first time any codec is asked for (cpuid
+ * traps to the hypervisor in a VM, and its answer cannot change). NULL
+ * for a type out of range. Thread-safe. */
 const ps_compress_ops *ps_compress_ops_get(ps_compress_type type);
 
-/* The row with the portable loops, whatever the CPU: the reference the
- * vector loops must match bit for bit (tests, benchmarks). */
+/* The descriptor with the portable loops, whatever the CPU: the reference
+ * the vector loops must match bit for bit (tests, benchmarks). */
 const ps_compress_ops *ps_compress_ops_portable(ps_compress_type type);
 
-/* The row that decodes a wire encoding (F32, F16, BF16, INT8, TOPK); NULL
- * for an encoding that is not a codec's (NONE, KEYS_U64, SHM_F32). */
+/* The descriptor that decodes a wire encoding (F32, F16, BF16, INT8,
+ * TOPK), as ps_compress_ops_get gives it; NULL for an encoding that is not
+ * a codec's (NONE, KEYS_U64, SHM_F32, WORKERS). A table lookup. */
 const ps_compress_ops *ps_compress_ops_for_encoding(ps_encoding encoding);
+
+/* Writes the codecs' names as a list for people, "none, fp16, bf16, int8
+ * or topk", into buf (cap bytes, always terminated): with
+ * PS_COMPRESS_LIST_PULL only those pulls may use, with
+ * PS_COMPRESS_LIST_LABELS their /metrics labels ("f32, fp16, ..."). */
+#define PS_COMPRESS_LIST_PULL   1u
+#define PS_COMPRESS_LIST_LABELS 2u
+void ps_compress_list(char *buf, size_t cap, unsigned flags);
 
 /* The codec named as in a job file ("fp16"); PS_EINVAL for another name. */
 int ps_compress_parse(const char *name, ps_compress_type *out);
@@ -87,7 +104,8 @@ size_t ps_compress_topk_k(size_t n, double ratio);
 int ps_compress_encode_ef(const ps_compress_ops *ops, const float *x, float *residual, size_t n,
                           size_t k, void *out, float *scratch);
 
-/* True when this CPU runs the F16C/AVX2 loops (fp16, bf16 and int8). */
+/* True when this CPU runs the F16C/AVX2 loops (fp16, bf16 and int8); asked
+ * once, as ps_compress_ops_get does. */
 bool ps_compress_simd(void);
 
 #endif

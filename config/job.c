@@ -1266,15 +1266,15 @@ static void apply_defaults(const key *keys, size_t nkeys, void *base)
 
 static bool mode_ssp(const ps_job *j)
 {
-    return j->mode == PS_MODE_SSP;
+    return ps_mode_takes(j->mode, PS_MODE_KEY_STALENESS);
 }
 static bool no_backup_or_sync(const ps_job *j)
 {
-    return j->backup_workers == 0 || j->mode == PS_MODE_SYNC;
+    return j->backup_workers == 0 || ps_mode_takes(j->mode, PS_MODE_KEY_BACKUP_WORKERS);
 }
 static bool not_deterministic_or_sync(const ps_job *j)
 {
-    return !j->deterministic || j->mode == PS_MODE_SYNC;
+    return !j->deterministic || ps_mode_takes(j->mode, PS_MODE_KEY_DETERMINISTIC);
 }
 static bool has_classes(const ps_job *j)
 {
@@ -1402,13 +1402,13 @@ static int check_model(ctx *c)
     return 0;
 }
 
-/* error_feedback defaults to on where compression drops most: int8, topk. */
+/* error_feedback defaults to on where compression drops most (the codec's
+ * descriptor says: int8, topk). */
 static void check_compression(ctx *c)
 {
     ps_job *j = c->job;
     if (!c->seen[K_C_FEEDBACK].given)
-        j->compression.error_feedback =
-            j->compression.push == PS_COMPRESS_INT8 || j->compression.push == PS_COMPRESS_TOPK;
+        j->compression.error_feedback = ps_compress_ops_get(j->compression.push)->feedback_default;
 }
 
 static int check_contradictions(ctx *c)
@@ -1902,13 +1902,6 @@ int ps_job_layout(const ps_job *job, ps_tensor_info *out, size_t max, size_t *n,
     if (num_params != NULL)
         *num_params = p;
     return count > max ? PS_EINVAL : 0;
-}
-
-const char *ps_mode_name(ps_mode mode)
-{
-    if ((unsigned)mode >= sizeof mode_names / sizeof mode_names[0] - 1)
-        return "?";
-    return mode_names[mode];
 }
 
 const char *ps_model_type_name(ps_model_type type)

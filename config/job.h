@@ -14,12 +14,12 @@
 #include "compress.h"
 #include "error.h"
 #include "log.h"
+#include "mode.h"
 
 #define PS_PATH_MAX    1024
 #define PS_MAX_HIDDEN  8
 #define PS_MAX_WORKERS 1024
 
-typedef enum ps_mode { PS_MODE_SYNC, PS_MODE_ASYNC, PS_MODE_SSP } ps_mode;
 typedef enum ps_model_type {
     PS_MODEL_LINEAR,
     PS_MODEL_LOGISTIC,
@@ -196,8 +196,8 @@ int ps_job_parse(const char *text, size_t len, const char *name, const char *dir
 int ps_job_layout(const ps_job *job, ps_tensor_info *out, size_t max, size_t *n,
                   uint64_t *num_params);
 
-/* Names of enum values, as written in job files ("sync", "logistic", ...). */
-const char *ps_mode_name(ps_mode mode);
+/* Names of enum values, as written in job files ("logistic", ...); a
+ * mode's is ps_mode_name (mode.h). */
 const char *ps_model_type_name(ps_model_type type);
 
 #endif

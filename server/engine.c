@@ -91,9 +91,10 @@ typedef struct peer {
 } peer;
 
 /* One consistency mode (DESIGN §5): the engine asks its row, never the
- * mode, when a push is applied and when a pull may be answered. */
+ * mode, when a push is applied and when a pull may be answered; whether
+ * pushes go into rounds (the store keeps an accumulator) is the mode's
+ * row in mode.h (e->mode->rounds). */
 typedef struct mode_ops {
-    bool rounds; /* pushes are accumulated into rounds (the store keeps an accumulator) */
     /* applies or accumulates one checked, decoded push and replies */
     int (*push)(ps_engine *e, const peer *p, const ps_msg *req, const float *grad, worker_slot *w);
     /* true when a pull (min_version, the puller's clock) may be answered now */
@@ -150,6 +151,7 @@ struct ps_engine {
     uint64_t pull_encodings; /* times θ was encoded */
 
     const mode_ops *ops;
+    const ps_mode_desc *mode;
     /* staleness of applied pushes: version at apply - the push's model_version */
     uint64_t stale_hist[STALE_BUCKETS];
     uint64_t stale_count, stale_max;
@@ -369,7 +371,7 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
  * pushed it (the first N - backup_workers of them with backup workers). */
 static bool round_complete(const ps_engine *e)
 {
-    if (!e->ops->rounds || e->round_pushes == 0)
+    if (!e->mode->rounds || e->round_pushes == 0)
         return false;
     uint32_t alive = e->job.workers - e->departed;
     uint32_t need =
@@ -538,10 +540,12 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
                       (unsigned long long)e->lo, (unsigned long long)e->hi);
     /* an empty range (a shard with no keys) may come without a payload */
     const ps_compress_ops *ops = ps_compress_ops_for_encoding(req->encoding);
-    if (req->key_hi > req->key_lo && (ops == NULL || req->payload == NULL))
-        return refuse(e, p, req, PS_EPAYLOAD,
-                      "a PUSH needs a float32, fp16, bf16, int8 or topk payload");
-    if (e->ops->rounds && (req->key_lo != e->lo || req->key_hi != e->hi))
+    if (req->key_hi > req->key_lo && (ops == NULL || req->payload == NULL)) {
+        char codecs[128];
+        ps_compress_list(codecs, sizeof codecs, PS_COMPRESS_LIST_LABELS);
+        return refuse(e, p, req, PS_EPAYLOAD, "a PUSH needs a payload in %s", codecs);
+    }
+    if (e->mode->rounds && (req->key_lo != e->lo || req->key_hi != e->hi))
         return refuse(e, p, req, PS_ERANGE,
                       "a sync push must cover the whole shard [%llu, %llu), not [%llu, %llu)",
                       (unsigned long long)e->lo, (unsigned long long)e->hi,
@@ -589,12 +593,15 @@ static bool pull_ready_ssp(const ps_engine *e, uint64_t min_version, uint64_t cl
     return true;
 }
 
-/* by ps_mode: sync, async, ssp (pushes applied as they come, as async) */
+/* by ps_mode (mode.h): sync, async, ssp (pushes applied as they come, as
+ * async); .rounds is the mode's own, from its row in mode.h */
 static const mode_ops mode_table[] = {
-    [PS_MODE_SYNC] = {.rounds = true, .push = push_sync, .pull_ready = pull_ready_version},
-    [PS_MODE_ASYNC] = {.rounds = false, .push = push_async, .pull_ready = pull_ready_version},
-    [PS_MODE_SSP] = {.rounds = false, .push = push_async, .pull_ready = pull_ready_ssp},
+    [PS_MODE_SYNC] = {.push = push_sync, .pull_ready = pull_ready_version},
+    [PS_MODE_ASYNC] = {.push = push_async, .pull_ready = pull_ready_version},
+    [PS_MODE_SSP] = {.push = push_async, .pull_ready = pull_ready_ssp},
 };
+_Static_assert(sizeof mode_table / sizeof mode_table[0] == PS_MODE_COUNT,
+               "psd has ops for every mode of mode.h");
 
 /* A worker stops counting for rounds: it left (BYE or eviction: its rank
  * is free again) or it is done (still registered, waiting for the final
@@ -875,7 +882,7 @@ static int engine_check_job(const ps_job *job, uint32_t shard, ps_error *err)
     if (job->workers == 0 || job->workers > PS_MAX_WORKERS)
         return ps_error_set(err, PS_EINVAL, "the job has %u workers (1 to %d)", job->workers,
                             PS_MAX_WORKERS);
-    if ((unsigned)job->mode >= sizeof mode_table / sizeof mode_table[0])
+    if (ps_mode_get(job->mode) == NULL)
         return ps_error_set(err, PS_EINVAL, "mode %d is not a consistency mode", (int)job->mode);
     return 0;
 }
@@ -915,7 +922,7 @@ static int engine_alloc(ps_engine *e, ps_error *err)
                             e->status_buf_cap);
     for (uint32_t r = 0; r < e->job.workers; r++)
         e->slots[r].loss = e->slots[r].samples_per_s = NAN;
-    if (e->ops->rounds && e->job.deterministic) {
+    if (e->mode->rounds && e->job.deterministic) {
         size_t floats;
         if (!ps_mul_ok(ps_store_size(e->store), e->job.workers, &floats) ||
             !ps_mul_ok(floats, sizeof(float), &floats) || (e->stage = malloc(floats)) == NULL)
@@ -955,7 +962,8 @@ ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     }
     ps_shard_range(e->num_params, job->nservers, shard, &e->lo, &e->hi);
     e->ops = &mode_table[job->mode];
-    e->store = ps_store_new(job, e->lo, e->hi, e->ops->rounds, err);
+    e->mode = ps_mode_get(job->mode);
+    e->store = ps_store_new(job, e->lo, e->hi, e->mode->rounds, err);
     if (e->store == NULL)
         goto fail;
     if (engine_alloc(e, err) != 0)

@@ -57,12 +57,22 @@ static const int error_codes[] = {
 
 static const char *const worker_states[] = {"live", "done", "left", "evicted", "vacant"};
 
-/* the label codec="..." of a payload encoding */
-static const char *const codec_names[PS_METRICS_CODECS] = {
-    [PS_ENC_NONE] = "none",   [PS_ENC_F32] = "f32",   [PS_ENC_F16] = "fp16",
-    [PS_ENC_INT8] = "int8",   [PS_ENC_TOPK] = "topk", [PS_ENC_KEYS_U64] = "keys",
-    [PS_ENC_SHM_F32] = "shm", [PS_ENC_BF16] = "bf16", [PS_ENC_WORKERS] = "workers",
+/* the label codec="..." of a payload encoding that is no codec's (a
+ * codec's is in its descriptor, compress.h) */
+static const char *const transport_labels[PS_METRICS_CODECS] = {
+    [PS_ENC_NONE] = "none",
+    [PS_ENC_KEYS_U64] = "keys",
+    [PS_ENC_SHM_F32] = "shm",
+    [PS_ENC_WORKERS] = "workers",
 };
+
+static const char *codec_label(int encoding)
+{
+    const ps_compress_ops *ops = ps_compress_ops_for_encoding((ps_encoding)encoding);
+    if (ops != NULL)
+        return ops->label;
+    return transport_labels[encoding] ? transport_labels[encoding] : "?";
+}
 
 typedef struct textbuf {
     char *p;
@@ -405,7 +415,7 @@ static void render_traffic(ps_metrics *m, const char *name, const char *help,
                 continue;
             sample_begin(m, name);
             label(m, "type", ps_msg_type_name(t));
-            label(m, "codec", codec_names[c] ? codec_names[c] : "?");
+            label(m, "codec", codec_label(c));
             end_u64(m, table[t][c]);
         }
     }

@@ -33,7 +33,7 @@
 #include "log.h"
 
 #define PS_METRICS_TYPES   (PS_MSG_CHECKPOINT + 1) /* message types, by ps_msg_type */
-#define PS_METRICS_CODECS  (PS_ENC_LAST + 1)       /* payload encodings, by ps_encoding */
+#define PS_METRICS_CODECS  PS_ENC_COUNT            /* payload encodings, by ps_encoding */
 #define PS_METRICS_ERRORS  64                      /* error codes -1 .. -63 */
 #define PS_METRICS_BUCKETS 16                      /* upper bounds of a histogram, at most */
 

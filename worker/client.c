@@ -12,6 +12,7 @@
 #include "codec.h"
 #include "compress.h"
 #include "curve.h"
+#include "mode.h"
 #include "shm.h"
 #include "util.h"
 #include "wire.h"
@@ -147,6 +148,7 @@ struct ps_client {
     uint32_t num_workers;
     uint64_t num_params;
     char mode[16];
+    const ps_mode_desc *mode_desc; /* mode's row (mode.h) */
     uint32_t nmap;
     ps_shard_info map[PS_MAX_SHARDS];
     uint32_t ntensors;
@@ -475,6 +477,11 @@ static int welcome_check_layout(ps_client *c, op *o, size_t i, const ps_msg *m)
         }
         next = sh->key_hi;
     }
+    if (ps_mode_find(m->mode) == NULL) {
+        op_fail(c, o, i, PS_EPROTO,
+                "%s: WELCOME names mode \"%s\", which this client does not know", ep, m->mode);
+        return PS_EPROTO;
+    }
     if (m->num_workers == 0 || m->rank < 0 || (uint32_t)m->rank >= m->num_workers) {
         op_fail(c, o, i, PS_EPROTO, "%s: WELCOME gives rank %d of %u workers", ep, (int)m->rank,
                 m->num_workers);
@@ -513,6 +520,7 @@ static void welcome_adopt(ps_client *c, const ps_msg *m)
     c->num_workers = m->num_workers;
     c->num_params = m->num_params;
     memcpy(c->mode, m->mode, sizeof c->mode);
+    c->mode_desc = ps_mode_find(c->mode);
     c->nmap = m->nshards;
     memcpy(c->map, m->shards, sizeof c->map);
     c->ntensors = m->ntensors;
@@ -1193,7 +1201,7 @@ static int op_all(ps_client *c, op *o)
     }
     bool final_pull = o->type == PS_MSG_PULL && o->min_version == PS_VERSION_FINAL;
     bool done_beat = o->type == PS_MSG_HEARTBEAT && (o->flags & PS_FLAG_DONE);
-    if (strcmp(c->mode, "sync") == 0 && !final_pull && !done_beat)
+    if (c->mode_desc->rounds && !final_pull && !done_beat)
         return client_fail(c, PS_EREJOINED, "registered again with shard %zu at round %llu", first,
                            (unsigned long long)hello.version);
     shards_mark(c, true, false);
@@ -1564,8 +1572,9 @@ static int push_compress_init(ps_client *c, const ps_client_opts *opts, char *wh
 {
     ps_compress_type type = PS_COMPRESS_NONE;
     if (opts->push_compression != NULL && ps_compress_parse(opts->push_compression, &type) != 0) {
-        snprintf(why, cap, "push compression \"%s\" is not none, fp16, bf16, int8 or topk",
-                 opts->push_compression);
+        char names[128];
+        ps_compress_list(names, sizeof names, 0);
+        snprintf(why, cap, "push compression \"%s\" is not %s", opts->push_compression, names);
         return PS_EINVAL;
     }
     if (type == PS_COMPRESS_TOPK && !(opts->push_topk_ratio > 0 && opts->push_topk_ratio <= 1)) {

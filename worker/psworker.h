@@ -68,7 +68,7 @@ int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, si
 uint64_t ps_client_num_params(const ps_client *c);
 int ps_client_rank(const ps_client *c);
 uint32_t ps_client_num_workers(const ps_client *c);
-const char *ps_client_mode(const ps_client *c); /* "sync", "async" or "ssp" */
+const char *ps_client_mode(const ps_client *c); /* the mode, named as in job files */
 
 /* Tensor i of θ (0 <= i < ps_client_num_tensors): its name, offset in θ
  * and shape. Pointers stay valid until the client is closed. */

@@ -32,8 +32,6 @@ typedef struct step_mode {
     int (*theta_eval)(ps_trainer_t *t, uint64_t rounds, ps_error *err);
     /* the round after `round`, once its push is done */
     uint64_t (*round_next)(const ps_trainer_t *t, uint64_t round);
-    /* rounds are the servers' versions: a registration says where to go on */
-    bool resumes_rounds;
 } step_mode;
 
 /* What a round pushes: the gradient of one batch, or the change of H local
@@ -44,6 +42,9 @@ typedef int (*step_grad_fn)(ps_trainer_t *t, uint64_t round, size_t *rows, doubl
 struct ps_trainer {
     ps_job job;
     const step_mode *mode;
+    /* the mode's row (mode.h): with rounds, rounds are the servers'
+     * versions and a registration says where to go on */
+    const ps_mode_desc *mode_desc;
     step_grad_fn grad_fn;
     uint32_t local_steps; /* H: batches per round (1 without local SGD) */
     float local_lr;       /* local SGD's plain sgd step */
@@ -657,11 +658,23 @@ static void ssp_pull_after(uint64_t round, uint64_t *min_version, uint64_t *cloc
     *clock = round + 1;
 }
 
+/* by ps_mode (mode.h) */
 static const step_mode STEP_MODES[] = {
-    [PS_MODE_SYNC] = {sync_theta_get, sync_pull_after, sync_theta_eval, sync_round_next, true},
-    [PS_MODE_ASYNC] = {async_theta_get, async_pull_after, async_theta_eval, next_round, false},
-    [PS_MODE_SSP] = {ssp_theta_get, ssp_pull_after, async_theta_eval, next_round, false},
+    [PS_MODE_SYNC] = {.theta_get = sync_theta_get,
+                      .pull_after = sync_pull_after,
+                      .theta_eval = sync_theta_eval,
+                      .round_next = sync_round_next},
+    [PS_MODE_ASYNC] = {.theta_get = async_theta_get,
+                       .pull_after = async_pull_after,
+                       .theta_eval = async_theta_eval,
+                       .round_next = next_round},
+    [PS_MODE_SSP] = {.theta_get = ssp_theta_get,
+                     .pull_after = ssp_pull_after,
+                     .theta_eval = async_theta_eval,
+                     .round_next = next_round},
 };
+_Static_assert(sizeof STEP_MODES / sizeof STEP_MODES[0] == PS_MODE_COUNT,
+               "the trainer has a step for every mode of mode.h");
 
 /* ---- a round: what it pushes ---- */
 
@@ -730,6 +743,7 @@ static int grad_of_local_steps(ps_trainer *t, uint64_t round, size_t *rows, doub
 static void trainer_modes_pick(ps_trainer *t)
 {
     t->mode = &STEP_MODES[t->job.mode];
+    t->mode_desc = ps_mode_get(t->job.mode);
     t->local_steps = t->job.training.local_steps > 1 ? t->job.training.local_steps : 1;
     double lr = t->job.training.local_lr > 0.0 ? t->job.training.local_lr : t->job.optimizer.lr;
     t->local_lr = (float)lr;
@@ -894,7 +908,7 @@ static void resume_at(ps_trainer *t, uint64_t skipped, uint64_t *round, uint64_t
 {
     uint64_t held = ps_client_rank_applied(t->client) + skipped;
     *data = held < t->total_rounds ? held : t->total_rounds;
-    *round = t->mode->resumes_rounds ? ps_client_rejoin_version(t->client) : *data;
+    *round = t->mode_desc->rounds ? ps_client_rejoin_version(t->client) : *data;
 }
 
 /* Every round of the job. Two counters: round, the clock a push is for
@@ -944,7 +958,7 @@ static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
                 uint64_t k = rb - t->rolled_seen;
                 t->rolled_seen = rb;
                 data = data > k ? data - k : 0;
-                round = t->mode->resumes_rounds ? round : data;
+                round = t->mode_desc->rounds ? round : data;
             }
             uint64_t next = t->mode->round_next(t, round);
             if (next > round + 1) {

@@ -123,6 +123,13 @@ static bool wanted(const bench *b, const char *group)
            strncmp(b->only, group, strlen(group)) == 0;
 }
 
+/* A figure of a wanted group: with --only naming more than the group
+ * (pushpull_1k_tcp), only the figures whose name starts with it. */
+static bool figure_wanted(const bench *b, const char *name)
+{
+    return b->only == NULL || strncmp(name, b->only, strlen(b->only)) == 0;
+}
+
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* Says what went wrong and exits 1; every child gets SIGTERM when we go
@@ -654,11 +661,13 @@ static void bench_pushpull(bench *b)
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         for (transport t = T_TCP; t <= T_SHM; t++) {
             for (unsigned w = 1; w <= 2; w++) {
-                double ours, ref;
-                pushpull_measure(b, sizes[s].p, w, t, reps(b, sizes[s].reps), &ours, &ref);
                 char name[48], ref_is[64];
                 snprintf(name, sizeof name, "pushpull_%s_%s_%uw", sizes[s].tag, transport_names[t],
                          w);
+                if (!figure_wanted(b, name))
+                    continue;
+                double ours, ref;
+                pushpull_measure(b, sizes[s].p, w, t, reps(b, sizes[s].reps), &ours, &ref);
                 snprintf(ref_is, sizeof ref_is, "raw zmq %s%s req + rep", sizes[s].bytes,
                          t == T_SHM ? " tcp" : "");
                 figure_add(b, name, ours * 1e3, ref * 1e3, "ms", ref_is);
@@ -1525,7 +1534,7 @@ static void usage(FILE *f)
                "  -j, --json        print a JSON list of {figure, ours, reference, ratio, unit}\n"
                "  -r, --reps X      scale the repetitions by X (default 1)\n"
                "  -o, --only GROUP  run only one group: codec, apply, pushpull, curve, sync, rss,\n"
-               "                    pulls, scrape, train\n"
+               "                    pulls, scrape, train; or a figure's prefix (pushpull_1k_tcp)\n"
                "  -s, --scrape-hz N scrapes of /metrics a second in the scrape group (20)\n"
                "  -t, --train M     the model of the training figure: mlp (784-512-10, the\n"
                "                    default) or logistic (2000 features)\n"

@@ -370,7 +370,7 @@ START_TEST(unknown_encoding_is_refused)
     static ps_msg m, d;
     ps_msg_init(&m, PS_MSG_PUSH);
     m.key_hi = 4;
-    m.encoding = (ps_encoding)(PS_ENC_LAST + 1);
+    m.encoding = PS_ENC_COUNT;
     m.payload_bytes = 16;
     float g[4] = {0};
     unsigned char buf[256];

@@ -339,6 +339,46 @@ START_TEST(codecs_are_found_by_name_and_by_encoding)
     ck_assert_int_eq(ps_compress_ops_for_encoding(PS_ENC_F32)->type, PS_COMPRESS_NONE);
     ck_assert_ptr_null(ps_compress_ops_for_encoding(PS_ENC_SHM_F32));
     ck_assert_ptr_null(ps_compress_ops_get(PS_COMPRESS_COUNT));
+    ck_assert_ptr_null(ps_compress_ops_for_encoding(PS_ENC_COUNT));
+}
+END_TEST
+
+START_TEST(every_codec_row_is_whole_and_found_by_its_encoding)
+{
+    for (int t = 0; t < PS_COMPRESS_COUNT; t++) {
+        const ps_compress_ops *o = ps_compress_ops_get((ps_compress_type)t);
+        ck_assert_int_eq(o->type, t);
+        ck_assert_ptr_nonnull(o->name);
+        ck_assert_ptr_nonnull(o->label);
+        ck_assert(o->bytes && o->encode && o->decode && o->validate);
+        ck_assert_ptr_eq(ps_compress_ops_for_encoding(o->encoding), o);
+        ps_compress_type back;
+        ck_assert_int_eq(ps_compress_parse(o->name, &back), 0);
+        ck_assert_int_eq(back, t);
+        /* the portable row differs at most in its loops */
+        const ps_compress_ops *p = ps_compress_ops_portable((ps_compress_type)t);
+        ck_assert_str_eq(p->name, o->name);
+        ck_assert_int_eq(p->encoding, o->encoding);
+        ck_assert_int_eq(p->pull_ok, o->pull_ok);
+    }
+    ck_assert(!ps_compress_ops_get(PS_COMPRESS_TOPK)->pull_ok);
+    ck_assert(ps_compress_ops_get(PS_COMPRESS_INT8)->feedback_default);
+    ck_assert(!ps_compress_ops_get(PS_COMPRESS_FP16)->feedback_default);
+    ck_assert_str_eq(ps_compress_ops_get(PS_COMPRESS_NONE)->label, "f32");
+}
+END_TEST
+
+START_TEST(codec_lists_read_as_people_write_them)
+{
+    char buf[128];
+    ps_compress_list(buf, sizeof buf, 0);
+    ck_assert_str_eq(buf, "none, fp16, bf16, int8 or topk");
+    ps_compress_list(buf, sizeof buf, PS_COMPRESS_LIST_PULL);
+    ck_assert_str_eq(buf, "none, fp16, bf16 or int8");
+    ps_compress_list(buf, sizeof buf, PS_COMPRESS_LIST_LABELS);
+    ck_assert_str_eq(buf, "f32, fp16, bf16, int8 or topk");
+    ps_compress_list(buf, 6, 0); /* cut, still terminated */
+    ck_assert_str_eq(buf, "none,");
 }
 END_TEST
 
@@ -356,6 +396,8 @@ static Suite *compress_suite(void)
     tcase_add_test(tc, validate_refuses_payloads_that_do_not_fit_the_keys);
     tcase_add_test(tc, wire_codec_refuses_compressed_frames_that_do_not_fit_the_keys);
     tcase_add_test(tc, codecs_are_found_by_name_and_by_encoding);
+    tcase_add_test(tc, every_codec_row_is_whole_and_found_by_its_encoding);
+    tcase_add_test(tc, codec_lists_read_as_people_write_them);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -35,11 +35,32 @@ const char *ps_msg_type_name(int type)
     return type_names[type];
 }
 
-void ps_msg_init(ps_msg *m, ps_msg_type type)
+static const struct {
+    const char *name, *meaning;
+} worker_states[] = {
+#define STATE_ROW(name, text, meaning) [PS_WORKER_##name] = {text, meaning},
+    PS_WORKER_STATES(STATE_ROW)
+#undef STATE_ROW
+};
+_Static_assert(sizeof worker_states / sizeof worker_states[0] == PS_WORKER_STATE_COUNT,
+               "a name per worker state");
+
+const char *ps_worker_state_name(ps_worker_state state)
 {
-    memset(m, 0, sizeof *m);
-    m->type = type;
-    m->protocol = PS_PROTOCOL_VERSION;
+    return (unsigned)state < PS_WORKER_STATE_COUNT ? worker_states[state].name : "?";
+}
+
+const char *ps_worker_state_meaning(ps_worker_state state)
+{
+    return (unsigned)state < PS_WORKER_STATE_COUNT ? worker_states[state].meaning : "?";
+}
+
+int ps_worker_state_parse(const char *name)
+{
+    for (int i = 0; name != NULL && i < PS_WORKER_STATE_COUNT; i++)
+        if (strcmp(name, worker_states[i].name) == 0)
+            return i;
+    return -1;
 }
 
 /* Copies a decoded string into a fixed field; PS_EPROTO when it is too long
@@ -54,40 +75,48 @@ static int copy_string(char *dst, size_t cap, const char *src, const char *what,
     return 0;
 }
 
-static int decode_layout(const Ps__Header *h, ps_msg *m, ps_error *err)
+/* The WELCOME's tables into the arena's layout; m->layout points there
+ * (NULL when the header has none). */
+static int decode_layout(const Ps__Header *h, ps_layout *l, ps_msg *m, ps_error *err)
 {
+    m->layout = NULL;
+    if (h->n_shards == 0 && h->n_tensors == 0)
+        return 0;
     if (h->n_shards > PS_MAX_SHARDS)
         return ps_error_set(err, PS_EPROTO, "header lists %zu shards (limit %d)", h->n_shards,
                             PS_MAX_SHARDS);
     if (h->n_tensors > PS_MAX_TENSORS)
         return ps_error_set(err, PS_EPROTO, "header lists %zu tensors (limit %d)", h->n_tensors,
                             PS_MAX_TENSORS);
-    m->nshards = (uint32_t)h->n_shards;
+    l->nshards = (uint32_t)h->n_shards;
     for (size_t i = 0; i < h->n_shards; i++) {
         const Ps__ShardInfo *s = h->shards[i];
         int rc =
-            copy_string(m->shards[i].endpoint, PS_ENDPOINT_MAX, s->endpoint, "shard endpoint", err);
+            copy_string(l->shards[i].endpoint, PS_ENDPOINT_MAX, s->endpoint, "shard endpoint", err);
         if (rc != 0)
             return rc;
         if (s->key_hi < s->key_lo)
             return ps_error_set(err, PS_EPROTO, "shard %zu has key_hi < key_lo", i);
-        m->shards[i].key_lo = s->key_lo;
-        m->shards[i].key_hi = s->key_hi;
+        l->shards[i].key_lo = s->key_lo;
+        l->shards[i].key_hi = s->key_hi;
     }
-    m->ntensors = (uint32_t)h->n_tensors;
+    l->ntensors = (uint32_t)h->n_tensors;
     for (size_t i = 0; i < h->n_tensors; i++) {
         const Ps__TensorInfo *t = h->tensors[i];
-        int rc = copy_string(m->tensors[i].name, PS_TENSOR_NAME_MAX, t->name, "tensor name", err);
+        int rc = copy_string(l->tensors[i].name, PS_TENSOR_NAME_MAX, t->name, "tensor name", err);
         if (rc != 0)
             return rc;
         if (t->n_shape > PS_MAX_DIMS)
             return ps_error_set(err, PS_EPROTO, "tensor %zu has %zu dimensions (limit %d)", i,
                                 t->n_shape, PS_MAX_DIMS);
-        m->tensors[i].ndims = (uint32_t)t->n_shape;
+        l->tensors[i].ndims = (uint32_t)t->n_shape;
         for (size_t d = 0; d < t->n_shape; d++)
-            m->tensors[i].shape[d] = t->shape[d];
-        m->tensors[i].offset = t->offset;
+            l->tensors[i].shape[d] = t->shape[d];
+        for (size_t d = t->n_shape; d < PS_MAX_DIMS; d++)
+            l->tensors[i].shape[d] = 0;
+        l->tensors[i].offset = t->offset;
     }
+    m->layout = l;
     return 0;
 }
 
@@ -185,153 +214,127 @@ static void arena_free(void *data, void *p)
     (void)p;
 }
 
-int ps_codec_decode(const void *hdr, size_t hdr_len, const void *payload, size_t payload_len,
-                    ps_msg *m, ps_error *err)
+/* A decoded string field: PS_EPROTO when it is as long as its limit. */
+static int check_string(const char *str, size_t cap, const char *what, ps_error *err)
 {
-    ps_codec_arena arena;
-    return ps_codec_decode_in(&arena, hdr, hdr_len, payload, payload_len, m, err);
+    size_t n = strnlen(str, cap);
+    if (n >= cap)
+        return ps_error_set(err, PS_EPROTO, "header field %s is %zu bytes (limit %zu)", what,
+                            strlen(str), cap - 1);
+    return 0;
 }
 
-int ps_codec_decode_in(ps_codec_arena *arena, const void *hdr, size_t hdr_len, const void *payload,
-                       size_t payload_len, ps_msg *m, ps_error *err)
+/* Every field of m from the unpacked header; strings point into it. */
+#define DECODE_NUM(ctype, name)         m->name = h->name;
+#define DECODE_ENUM(ctype, name, ptype) m->name = (ctype)h->name;
+#define DECODE_STR(name, cap)           m->name = h->name != NULL ? h->name : "";
+static void header_take(const Ps__Header *h, ps_msg *m)
 {
-    ps_msg_init(m, PS_MSG_NONE);
-    m->protocol = 0;
-    if (hdr_len > PS_HEADER_MAX_BYTES)
-        return ps_error_set(err, PS_EPROTO, "header frame of %zu bytes (limit %d)", hdr_len,
-                            PS_HEADER_MAX_BYTES);
-    arena->used = 0;
-    arena->spent = false;
-    ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
-    Ps__Header *h = ps__header__unpack(&alloc, hdr_len, hdr);
-    if (h == NULL && arena->spent)
-        return ps_error_set(err, PS_EPROTO,
-                            "header frame of %zu bytes needs more than %zu bytes to decode",
-                            hdr_len, sizeof arena->mem);
-    if (h == NULL)
+    PS_MSG_FIELDS(DECODE_NUM, DECODE_ENUM, DECODE_STR)
+    m->layout = NULL;
+    m->payload = NULL;
+}
+
+#define CHECK_NUM(ctype, name)
+#define CHECK_ENUM(ctype, name, ptype)
+#define CHECK_STR(name, cap)                                                                       \
+    if ((rc = check_string(m->name, cap, #name, err)) != 0)                                        \
+        return rc;
+static int header_strings_check(const ps_msg *m, ps_error *err)
+{
+    int rc;
+    PS_MSG_FIELDS(CHECK_NUM, CHECK_ENUM, CHECK_STR)
+    return 0;
+}
+
+int ps_codec_decode(ps_codec_arena *arena, const void *hdr, size_t hdr_len, const void *payload,
+                    size_t payload_len, ps_msg *m, ps_error *err)
+{
+    Ps__Header *h = NULL;
+    if (hdr_len <= PS_HEADER_MAX_BYTES) {
+        arena->used = 0;
+        arena->spent = false;
+        ProtobufCAllocator alloc = {arena_alloc, arena_free, arena};
+        h = ps__header__unpack(&alloc, hdr_len, hdr);
+    }
+    if (h == NULL) { /* nothing parsed: an empty message, protocol 0 */
+        ps_msg_init(m, PS_MSG_NONE);
+        m->protocol = 0;
+        if (hdr_len > PS_HEADER_MAX_BYTES)
+            return ps_error_set(err, PS_EPROTO, "header frame of %zu bytes (limit %d)", hdr_len,
+                                PS_HEADER_MAX_BYTES);
+        if (arena->spent)
+            return ps_error_set(err, PS_EPROTO,
+                                "header frame of %zu bytes needs more than %zu bytes to decode",
+                                hdr_len, sizeof arena->mem);
         return ps_error_set(err, PS_EPROTO, "header frame of %zu bytes is not a valid Header",
                             hdr_len);
-    int rc = 0;
-    m->type = (ps_msg_type)h->type;
-    m->protocol = h->protocol;
-    m->worker_id = h->worker_id;
-    m->seq = h->seq;
-    m->clock = h->clock;
-    m->model_version = h->model_version;
-    m->min_version = h->min_version;
-    m->key_lo = h->key_lo;
-    m->key_hi = h->key_hi;
-    m->encoding = (ps_encoding)h->encoding;
-    m->payload_bytes = h->payload_bytes;
-    m->status = h->status;
-    m->rank = h->rank;
-    m->num_workers = h->num_workers;
-    m->num_params = h->num_params;
-    m->shard_index = h->shard_index;
-    m->samples = h->samples;
-    m->flags = h->flags;
-    m->shm_pid = h->shm_pid;
-    m->shm_fd = h->shm_fd;
-    m->shm_bytes = h->shm_bytes;
-    m->shm_token = h->shm_token;
-    m->incarnation = h->incarnation;
-    m->staleness_max = h->staleness_max;
-    m->staleness_p99 = h->staleness_p99;
-    m->staleness_mean = h->staleness_mean;
-    m->loss = h->loss;
-    m->samples_per_s = h->samples_per_s;
-    m->applied = h->applied;
-    m->applied_seq = h->applied_seq;
-    if ((int)h->type <= PS_MSG_NONE || (int)h->type >= PS_MSG_COUNT) {
-        rc = ps_error_set(err, PS_ETYPE, "unknown message type %d", (int)h->type);
-        goto free_header;
     }
-    if ((rc = copy_string(m->job, sizeof m->job, h->job, "job", err)) != 0 ||
-        (rc = copy_string(m->error, sizeof m->error, h->error, "error", err)) != 0 ||
-        (rc = copy_string(m->mode, sizeof m->mode, h->mode, "mode", err)) != 0 ||
-        (rc = copy_string(m->detail, sizeof m->detail, h->detail, "detail", err)) != 0 ||
-        (rc = copy_string(m->host, sizeof m->host, h->host, "host", err)) != 0 ||
-        (rc = copy_string(m->hostname, sizeof m->hostname, h->hostname, "hostname", err)) != 0 ||
-        (rc = decode_layout(h, m, err)) != 0)
-        goto free_header;
-    rc = check_payload(m, payload, payload_len, err);
-free_header:
-    ps__header__free_unpacked(h, &alloc); /* frees nothing: the arena is simply reused */
+    /* nothing to free: the header, its strings and tables live in the
+     * arena until the next decode */
+    header_take(h, m);
+    if ((int)h->type <= PS_MSG_NONE || (int)h->type >= PS_MSG_COUNT)
+        return ps_error_set(err, PS_ETYPE, "unknown message type %d", (int)h->type);
+    int rc = header_strings_check(m, err);
+    if (rc == 0)
+        rc = decode_layout(h, &arena->layout, m, err);
+    if (rc == 0)
+        rc = check_payload(m, payload, payload_len, err);
     return rc;
 }
 
-/* The protobuf view of m. Strings and sub-messages point into m and into
- * the caller's arrays, so nothing is allocated. */
+/* The protobuf view of m. Strings and sub-messages point into m, its
+ * layout and the caller's arrays, so nothing is allocated. */
+#define ENCODE_NUM(ctype, name)         h->name = m->name;
+#define ENCODE_ENUM(ctype, name, ptype) h->name = (ptype)m->name;
+#define ENCODE_STR(name, cap)           h->name = (char *)ps_msg_str(m->name);
 static void fill_header(const ps_msg *m, Ps__Header *h, Ps__ShardInfo *shards,
                         Ps__ShardInfo **shard_ptrs, Ps__TensorInfo *tensors,
                         Ps__TensorInfo **tensor_ptrs, uint64_t (*shapes)[PS_MAX_DIMS])
 {
     ps__header__init(h);
-    h->type = (Ps__MsgType)m->type;
-    h->protocol = m->protocol;
-    h->job = (char *)m->job;
-    h->worker_id = m->worker_id;
-    h->seq = m->seq;
-    h->clock = m->clock;
-    h->model_version = m->model_version;
-    h->min_version = m->min_version;
-    h->key_lo = m->key_lo;
-    h->key_hi = m->key_hi;
-    h->encoding = (Ps__Encoding)m->encoding;
-    h->payload_bytes = m->payload_bytes;
-    h->status = m->status;
-    h->error = (char *)m->error;
-    h->rank = m->rank;
-    h->num_workers = m->num_workers;
-    h->num_params = m->num_params;
-    h->shard_index = m->shard_index;
-    h->samples = m->samples;
-    h->flags = m->flags;
-    h->mode = (char *)m->mode;
-    h->detail = (char *)m->detail;
-    h->host = (char *)m->host;
-    h->shm_pid = m->shm_pid;
-    h->shm_fd = m->shm_fd;
-    h->shm_bytes = m->shm_bytes;
-    h->shm_token = m->shm_token;
-    h->incarnation = m->incarnation;
-    h->staleness_max = m->staleness_max;
-    h->staleness_p99 = m->staleness_p99;
-    h->staleness_mean = m->staleness_mean;
-    h->loss = m->loss;
-    h->samples_per_s = m->samples_per_s;
-    h->hostname = (char *)m->hostname;
-    h->applied = m->applied;
-    h->applied_seq = m->applied_seq;
-    for (uint32_t i = 0; i < m->nshards; i++) {
+    PS_MSG_FIELDS(ENCODE_NUM, ENCODE_ENUM, ENCODE_STR)
+    const ps_layout *l = m->layout;
+    if (l == NULL)
+        return;
+    for (uint32_t i = 0; i < l->nshards; i++) {
         ps__shard_info__init(&shards[i]);
-        shards[i].endpoint = (char *)m->shards[i].endpoint;
-        shards[i].key_lo = m->shards[i].key_lo;
-        shards[i].key_hi = m->shards[i].key_hi;
+        shards[i].endpoint = (char *)l->shards[i].endpoint;
+        shards[i].key_lo = l->shards[i].key_lo;
+        shards[i].key_hi = l->shards[i].key_hi;
         shard_ptrs[i] = &shards[i];
     }
-    h->n_shards = m->nshards;
-    h->shards = m->nshards ? shard_ptrs : NULL;
-    for (uint32_t i = 0; i < m->ntensors; i++) {
+    h->n_shards = l->nshards;
+    h->shards = l->nshards ? shard_ptrs : NULL;
+    for (uint32_t i = 0; i < l->ntensors; i++) {
         ps__tensor_info__init(&tensors[i]);
-        tensors[i].name = (char *)m->tensors[i].name;
-        memcpy(shapes[i], m->tensors[i].shape, sizeof shapes[i]);
-        tensors[i].n_shape = m->tensors[i].ndims;
+        tensors[i].name = (char *)l->tensors[i].name;
+        memcpy(shapes[i], l->tensors[i].shape, sizeof shapes[i]);
+        tensors[i].n_shape = l->tensors[i].ndims;
         tensors[i].shape = shapes[i];
-        tensors[i].offset = m->tensors[i].offset;
+        tensors[i].offset = l->tensors[i].offset;
         tensor_ptrs[i] = &tensors[i];
     }
-    h->n_tensors = m->ntensors;
-    h->tensors = m->ntensors ? tensor_ptrs : NULL;
+    h->n_tensors = l->ntensors;
+    h->tensors = l->ntensors ? tensor_ptrs : NULL;
 }
 
 /* The limits a message must keep to be encoded (the decoder's, mirrored). */
+#define LIMIT_NUM(ctype, name)
+#define LIMIT_ENUM(ctype, name, ptype)
+#define LIMIT_STR(name, cap)                                                                       \
+    if (m->name != NULL && strnlen(m->name, cap) >= cap)                                           \
+        return false;
 static bool msg_within_limits(const ps_msg *m)
 {
-    if (m->nshards > PS_MAX_SHARDS || m->ntensors > PS_MAX_TENSORS)
+    PS_MSG_FIELDS(LIMIT_NUM, LIMIT_ENUM, LIMIT_STR)
+    const ps_layout *l = m->layout;
+    if (l == NULL)
+        return true;
+    if (l->nshards > PS_MAX_SHARDS || l->ntensors > PS_MAX_TENSORS)
         return false;
-    for (uint32_t i = 0; i < m->ntensors; i++)
-        if (m->tensors[i].ndims > PS_MAX_DIMS)
+    for (uint32_t i = 0; i < l->ntensors; i++)
+        if (l->tensors[i].ndims > PS_MAX_DIMS)
             return false;
     return true;
 }
@@ -396,7 +399,7 @@ static void worker_view(const ps_worker_status *r, Ps__WorkerStatus *w)
 {
     ps__worker_status__init(w);
     w->rank = r->rank;
-    w->state = (char *)r->state;
+    w->state = (char *)ps_worker_state_name(r->state);
     w->hostname = (char *)r->hostname;
     w->last_seen_ms = r->last_seen_ms;
     w->clock = r->clock;
@@ -471,8 +474,14 @@ int ps_codec_workers_decode(const void *buf, size_t len, ps_worker_status *rows,
         const Ps__WorkerStatus *w = t->workers[i];
         ps_worker_status *r = &rows[i];
         memset(r, 0, sizeof *r);
-        if ((rc = copy_string(r->state, sizeof r->state, w->state, "worker state", err)) != 0 ||
-            (rc = copy_string(r->hostname, sizeof r->hostname, w->hostname, "hostname", err)) != 0)
+        int state = ps_worker_state_parse(w->state);
+        if (state < 0) {
+            rc = ps_error_set(err, PS_EPROTO, "the worker table's row %zu has state \"%.32s\"", i,
+                              w->state);
+            goto out;
+        }
+        r->state = (ps_worker_state)state;
+        if ((rc = copy_string(r->hostname, sizeof r->hostname, w->hostname, "hostname", err)) != 0)
             goto out;
         r->rank = w->rank;
         r->last_seen_ms = w->last_seen_ms;

@@ -47,7 +47,7 @@ static int refuse_extra_frames(void *sock, ps_frames *f, int first, ps_msg *m, p
     drain(sock);
     ps_error ignored;
     zmq_msg_t *hdr = &f->parts[first];
-    ps_codec_decode_in(&f->arena, zmq_msg_data(hdr), zmq_msg_size(hdr), NULL, 0, m, &ignored);
+    ps_codec_decode(&f->arena, zmq_msg_data(hdr), zmq_msg_size(hdr), NULL, 0, m, &ignored);
     return ps_error_set(err, PS_EPROTO, "message has more than %d frames", f->nparts);
 }
 
@@ -76,12 +76,13 @@ int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg
     }
     if (f->nparts <= first) {
         ps_msg_init(m, PS_MSG_NONE);
+        m->protocol = 0;
         return ps_error_set(err, PS_EPROTO, "message has no header frame");
     }
     zmq_msg_t *hdr = &f->parts[first];
     zmq_msg_t *pay = f->nparts > first + 1 ? &f->parts[first + 1] : NULL;
-    return ps_codec_decode_in(&f->arena, zmq_msg_data(hdr), zmq_msg_size(hdr),
-                              pay ? zmq_msg_data(pay) : NULL, pay ? zmq_msg_size(pay) : 0, m, err);
+    return ps_codec_decode(&f->arena, zmq_msg_data(hdr), zmq_msg_size(hdr),
+                           pay ? zmq_msg_data(pay) : NULL, pay ? zmq_msg_size(pay) : 0, m, err);
 }
 
 int ps_wire_send(void *sock, const void *identity, size_t identity_len, const ps_msg *m,

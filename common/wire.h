@@ -12,10 +12,12 @@
 
 #define PS_IDENTITY_MAX 255
 
-/* The frames of one received message. payload of the decoded ps_msg points
- * into `payload`, so keep the frames open while using the message. The
- * header is unpacked in `arena`, so receiving allocates nothing: keep one
- * ps_frames per loop or connection (it is 64 KiB) rather than one per call. */
+/* The frames of one received message. The decoded ps_msg points into them:
+ * its payload into the payload frame (keep the frames open while using the
+ * message), its strings and layout into `arena`, where the header is
+ * unpacked, so receiving allocates nothing and clears nothing: keep one
+ * ps_frames per loop or connection (it is 72 KiB) rather than one per
+ * call, and ps_frames_init it once. */
 typedef struct ps_frames {
     zmq_msg_t parts[3];
     int nparts; /* parts initialised, to close */
@@ -23,6 +25,13 @@ typedef struct ps_frames {
     size_t identity_len;
     ps_codec_arena arena;
 } ps_frames;
+
+/* Makes f ready for its first receive (or close). */
+static inline void ps_frames_init(ps_frames *f)
+{
+    f->nparts = 0;
+    f->identity_len = 0;
+}
 
 /* Receives one whole multipart message from sock (blocking unless flags has
  * ZMQ_DONTWAIT) and decodes it into m. With_identity: a ROUTER socket, whose

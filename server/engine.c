@@ -108,8 +108,6 @@ struct ps_engine {
     const ps_log *log;
     uint32_t shard;
     uint64_t lo, hi, num_params;
-    size_t ntensors;
-    ps_tensor_info tensors[PS_MAX_TENSORS];
     ps_store *store;
     uint64_t version;
 
@@ -161,7 +159,10 @@ struct ps_engine {
     unsigned char *status_buf;     /* ... packed */
     size_t status_buf_cap;
 
-    ps_msg reply; /* reused for every reply */
+    ps_msg reply;                       /* reused for every reply */
+    char error_text[PS_MSG_ERROR_MAX];  /* its error ... */
+    char detail_text[PS_MSG_ERROR_MAX]; /* ... or detail */
+    ps_layout layout;                   /* the WELCOME's shard map and tensors */
     uint64_t errors[ERROR_CODES];
     uint64_t errors_total, pushes, duplicates, dropped, pulls;
 };
@@ -172,7 +173,7 @@ static ps_msg *reply_begin(ps_engine *e, ps_msg_type type, const ps_msg *req)
 {
     ps_msg *r = &e->reply;
     ps_msg_init(r, type);
-    ps_strlcpy(r->job, e->job.name, sizeof r->job);
+    r->job = e->job.name;
     r->seq = req->seq;
     r->worker_id = req->worker_id;
     r->shard_index = e->shard;
@@ -200,8 +201,9 @@ static int refuse(ps_engine *e, const peer *p, const ps_msg *req, int code, cons
     r->status = code;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->error, sizeof r->error, fmt, ap);
+    vsnprintf(e->error_text, sizeof e->error_text, fmt, ap);
     va_end(ap);
+    r->error = e->error_text;
     uint64_t n = 0;
     if (code < 0 && code > -ERROR_CODES)
         n = ++e->errors[-code];
@@ -221,6 +223,49 @@ static int ack(ps_engine *e, const peer *p, const ps_msg *req, uint32_t flags)
     r->flags = flags;
     reply_send(e, p, NULL);
     return 0;
+}
+
+/* A PUSH whose push was handled but whose riding pull cannot wait (too
+ * many parked): an ACK with the push's flags, carrying the pull's refusal
+ * (counted as an error). */
+static int ack_refused_pull(ps_engine *e, const peer *p, const ps_msg *req, uint32_t flags)
+{
+    ps_msg *r = reply_begin(e, PS_MSG_ACK, req);
+    r->flags = flags;
+    r->status = PS_EFULL;
+    snprintf(e->error_text, sizeof e->error_text,
+             "%zu pulls are waiting already (limit %zu): the push was taken, its pull was not",
+             e->nparked, e->parked_cap);
+    r->error = e->error_text;
+    e->errors[-PS_EFULL]++;
+    e->errors_total++;
+    PS_LOG_D(e->log, "shard %u: worker %u (seq %llu): %s", e->shard, req->worker_id,
+             (unsigned long long)req->seq, e->error_text);
+    reply_send(e, p, NULL);
+    return 0;
+}
+
+static bool pull_ready_now(const ps_engine *e, uint64_t min_version, uint64_t clock);
+static int pull_answer(ps_engine *e, const peer *p, uint32_t worker_id, uint64_t seq,
+                       uint64_t key_lo, uint64_t key_hi, uint32_t flags, uint64_t min_version,
+                       uint32_t ack_flags);
+static int pull_park(ps_engine *e, const peer *p, const ps_msg *req, uint64_t min_version,
+                     uint64_t clock);
+
+/* The push of req is handled (applied or accumulated, or with flags
+ * DUPLICATE or DROPPED): its ACK. When a pull rides in it (PS_FLAG_PULL)
+ * and may be answered now, the ACK travels in the pull's PULL_REPLY (its
+ * flags); when it must wait, the ACK goes now and the pull is parked. */
+static int push_done(ps_engine *e, const peer *p, const ps_msg *req, uint32_t flags)
+{
+    if (!(req->flags & PS_FLAG_PULL))
+        return ack(e, p, req, flags);
+    if (pull_ready_now(e, req->min_version, req->pull_clock))
+        return pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi, req->flags,
+                           req->min_version, flags);
+    if (pull_park(e, p, req, req->min_version, req->pull_clock) != 0)
+        return ack_refused_pull(e, p, req, flags);
+    return ack(e, p, req, flags);
 }
 
 /* ---- workers ---------------------------------------------------------- */
@@ -276,12 +321,16 @@ static bool pull_compressed(const ps_engine *e, uint64_t key_lo, uint64_t key_hi
            !(flags & PS_FLAG_SHM) && min_version != PS_VERSION_FINAL;
 }
 
+/* The PULL_REPLY to a pull (flags: the request's); ack_flags: the ACK
+ * flags of the push it rode in, 0 for a PULL of its own. */
 static int pull_answer(ps_engine *e, const peer *p, uint32_t worker_id, uint64_t seq,
-                       uint64_t key_lo, uint64_t key_hi, uint32_t flags, uint64_t min_version)
+                       uint64_t key_lo, uint64_t key_hi, uint32_t flags, uint64_t min_version,
+                       uint32_t ack_flags)
 {
     ps_msg *r = &e->reply;
     ps_msg_init(r, PS_MSG_PULL_REPLY);
-    ps_strlcpy(r->job, e->job.name, sizeof r->job);
+    r->job = e->job.name;
+    r->flags = ack_flags;
     r->seq = seq;
     r->worker_id = worker_id;
     r->shard_index = e->shard;
@@ -314,7 +363,7 @@ static void parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx)
         if (all || e->ops->pull_ready(e, q->min_version, q->clock)) {
             peer p = {q->identity, q->identity_len, send, ctx};
             (void)pull_answer(e, &p, q->worker_id, q->seq, q->key_lo, q->key_hi, q->flags,
-                              q->min_version);
+                              q->min_version, 0);
         } else {
             if (keep != i)
                 e->parked[keep] = *q;
@@ -322,6 +371,45 @@ static void parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx)
         }
     }
     e->nparked = keep;
+}
+
+/* True when a pull (min_version, the puller's clock) may be answered now:
+ * its mode's rule, or no worker is left that could advance the version. */
+static bool pull_ready_now(const ps_engine *e, uint64_t min_version, uint64_t clock)
+{
+    return e->ops->pull_ready(e, min_version, clock) || !workers_remain(e);
+}
+
+/* Parks a checked pull of req's keys until pull_ready_now (a retry of a
+ * parked one only moves where its answer goes); PS_EFULL when too many
+ * wait already. */
+static int pull_park(ps_engine *e, const peer *p, const ps_msg *req, uint64_t min_version,
+                     uint64_t clock)
+{
+    for (size_t i = 0; i < e->nparked; i++) {
+        parked_pull *q = &e->parked[i];
+        if (q->worker_id == req->worker_id && q->seq == req->seq) {
+            /* a retry of a parked pull: answer it once, where it came from last */
+            size_t n = p->identity_len < sizeof q->identity ? p->identity_len : sizeof q->identity;
+            memcpy(q->identity, p->identity, n);
+            q->identity_len = n;
+            return 0;
+        }
+    }
+    if (e->nparked == e->parked_cap)
+        return PS_EFULL;
+    parked_pull *q = &e->parked[e->nparked++];
+    size_t n = p->identity_len < sizeof q->identity ? p->identity_len : sizeof q->identity;
+    memcpy(q->identity, p->identity, n);
+    q->identity_len = n;
+    q->worker_id = req->worker_id;
+    q->seq = req->seq;
+    q->key_lo = req->key_lo;
+    q->key_hi = req->key_hi;
+    q->min_version = min_version;
+    q->clock = clock;
+    q->flags = req->flags;
+    return 0;
 }
 
 static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
@@ -335,33 +423,12 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
         return refuse(e, p, req, PS_ERANGE, "keys [%llu, %llu) are outside shard %u [%llu, %llu)",
                       (unsigned long long)req->key_lo, (unsigned long long)req->key_hi, e->shard,
                       (unsigned long long)e->lo, (unsigned long long)e->hi);
-    if (e->ops->pull_ready(e, req->min_version, req->clock) || !workers_remain(e))
+    if (pull_ready_now(e, req->min_version, req->clock))
         return pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi, req->flags,
-                           req->min_version);
-    for (size_t i = 0; i < e->nparked; i++) {
-        parked_pull *q = &e->parked[i];
-        if (q->worker_id == req->worker_id && q->seq == req->seq) {
-            /* a retry of a parked pull: answer it once, where it came from last */
-            size_t n = p->identity_len < sizeof q->identity ? p->identity_len : sizeof q->identity;
-            memcpy(q->identity, p->identity, n);
-            q->identity_len = n;
-            return 0;
-        }
-    }
-    if (e->nparked == e->parked_cap)
+                           req->min_version, 0);
+    if (pull_park(e, p, req, req->min_version, req->clock) != 0)
         return refuse(e, p, req, PS_EFULL, "%zu pulls are waiting already (limit %zu)", e->nparked,
                       e->parked_cap);
-    parked_pull *q = &e->parked[e->nparked++];
-    size_t n = p->identity_len < sizeof q->identity ? p->identity_len : sizeof q->identity;
-    memcpy(q->identity, p->identity, n);
-    q->identity_len = n;
-    q->worker_id = req->worker_id;
-    q->seq = req->seq;
-    q->key_lo = req->key_lo;
-    q->key_hi = req->key_hi;
-    q->min_version = req->min_version;
-    q->clock = req->clock;
-    q->flags = req->flags;
     return 0;
 }
 
@@ -460,7 +527,7 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
     if (req->clock < e->version) {
         e->dropped++;
         w->dropped++;
-        return ack(e, p, req, PS_ACK_DROPPED);
+        return push_done(e, p, req, PS_ACK_DROPPED);
     }
     if (req->clock > e->version)
         return refuse(e, p, req, PS_ECLOCK,
@@ -472,7 +539,7 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
          * server restarted): its gradient is in the round already */
         e->duplicates++;
         w->duplicates++;
-        return ack(e, p, req, PS_ACK_DUPLICATE);
+        return push_done(e, p, req, PS_ACK_DUPLICATE);
     }
     if (w->pushed)
         return refuse(e, p, req, PS_ECLOCK, "rank %d already pushed round %llu", worker_rank(e, w),
@@ -508,7 +575,7 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
             round_close(e, NULL, 0.0f);
     }
     applied(e, t0);
-    ack(e, p, req, 0);
+    push_done(e, p, req, 0);
     if (closed)
         parked_answer(e, p->send, p->ctx);
     return 0;
@@ -523,7 +590,7 @@ static int push_async(ps_engine *e, const peer *p, const ps_msg *req, const floa
     applied(e, t0);
     push_count(e, w, req);
     e->version++;
-    ack(e, p, req, 0);
+    push_done(e, p, req, 0);
     parked_answer(e, p->send, p->ctx);
     return 0;
 }
@@ -553,7 +620,7 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
     if (w->has_seq && req->seq <= w->last_seq) {
         e->duplicates++;
         w->duplicates++;
-        return ack(e, p, req, PS_ACK_DUPLICATE);
+        return push_done(e, p, req, PS_ACK_DUPLICATE);
     }
     if (w->done)
         return refuse(e, p, req, PS_ESTATE, "rank %d said it had pushed its last gradient",
@@ -629,15 +696,8 @@ static int welcome(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *
     r->rank = worker_rank(e, w);
     r->num_workers = e->job.workers;
     r->num_params = e->num_params;
-    ps_strlcpy(r->mode, ps_mode_name(e->job.mode), sizeof r->mode);
-    r->nshards = e->job.nservers;
-    for (uint32_t i = 0; i < e->job.nservers; i++) {
-        ps_strlcpy(r->shards[i].endpoint, e->job.servers[i], sizeof r->shards[i].endpoint);
-        ps_shard_range(e->num_params, e->job.nservers, i, &r->shards[i].key_lo,
-                       &r->shards[i].key_hi);
-    }
-    r->ntensors = (uint32_t)e->ntensors;
-    memcpy(r->tensors, e->tensors, e->ntensors * sizeof e->tensors[0]);
+    r->mode = e->mode->name;
+    r->layout = &e->layout;
     /* where the rank's data stands, and (the same client process) its last
      * applied push: a worker resumes its data there, and learns which of
      * its acknowledged pushes a restart from a checkpoint rolled back */
@@ -731,7 +791,7 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
         w->loss = NAN;
         w->samples_per_s = NAN;
     }
-    ps_strlcpy(w->hostname, req->hostname, sizeof w->hostname);
+    ps_strlcpy(w->hostname, ps_msg_str(req->hostname), sizeof w->hostname);
     w->incarnation = req->incarnation;
     w->evicted = false;
     w->hello_after_push = w->pushed;
@@ -755,7 +815,7 @@ static void parked_refuse(ps_engine *e, ps_engine_send_fn send, void *ctx);
 static int bye_abort(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w)
 {
     snprintf(e->abort_msg, sizeof e->abort_msg, "job stopped by rank %d: %.200s", worker_rank(e, w),
-             req->error[0] ? req->error : "no reason given");
+             ps_msg_str(req->error)[0] ? req->error : "no reason given");
     PS_LOG_E(e->log, "shard %u: %s", e->shard, e->abort_msg);
     e->stop_code = PS_EABORTED;
     w->said_bye = true;
@@ -813,13 +873,14 @@ static int handle_status(ps_engine *e, const peer *p, const ps_msg *req)
     r->num_params = e->num_params;
     r->key_lo = e->lo;
     r->key_hi = e->hi;
-    ps_strlcpy(r->mode, ps_mode_name(e->job.mode), sizeof r->mode);
+    r->mode = e->mode->name;
     ps_engine_stats st;
     ps_engine_stats_get(e, &st);
     r->staleness_max = st.staleness_max;
     r->staleness_p99 = st.staleness_p99;
     r->staleness_mean = st.staleness_mean;
-    ps_engine_clocks_format(e, r->detail, sizeof r->detail);
+    ps_engine_clocks_format(e, e->detail_text, sizeof e->detail_text);
+    r->detail = e->detail_text;
     ps_engine_workers_get(e, ps_clock_ms(), e->status_rows);
     size_t len = 0;
     if (ps_codec_workers_encode(e->status_rows, e->job.workers, e->status_buf, e->status_buf_cap,
@@ -849,9 +910,9 @@ int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, in
     if (req->protocol != PS_PROTOCOL_VERSION)
         return refuse(e, &p, req, PS_EVERSION, "protocol version %u is not this server's %u",
                       req->protocol, PS_PROTOCOL_VERSION);
-    if (strcmp(req->job, e->job.name) != 0)
-        return refuse(e, &p, req, PS_EJOB, "job \"%s\" is not this server's job \"%s\"", req->job,
-                      e->job.name);
+    if (strcmp(ps_msg_str(req->job), e->job.name) != 0)
+        return refuse(e, &p, req, PS_EJOB, "job \"%s\" is not this server's job \"%s\"",
+                      ps_msg_str(req->job), e->job.name);
     worker_where(e, &p, req);
     switch (req->type) {
     case PS_MSG_HELLO:
@@ -912,8 +973,7 @@ static int engine_alloc(ps_engine *e, ps_error *err)
         return ps_error_set(err, PS_ENOMEM, "cannot allocate the worker table");
     ps_worker_status widest;
     memset(&widest, 0xff, sizeof widest);
-    memset(widest.state, 'x', sizeof widest.state - 1);
-    widest.state[sizeof widest.state - 1] = '\0';
+    widest.state = PS_WORKER_EVICTED; /* the longest name */
     memset(widest.hostname, 'x', sizeof widest.hostname - 1);
     widest.hostname[sizeof widest.hostname - 1] = '\0';
     e->status_buf_cap = ps_codec_workers_size(&widest, 1) * e->job.workers;
@@ -956,9 +1016,17 @@ ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     e->log = log;
     e->shard = shard;
     e->generation = generation_first();
-    if (ps_job_layout(job, e->tensors, PS_MAX_TENSORS, &e->ntensors, &e->num_params) != 0) {
+    size_t ntensors = 0;
+    if (ps_job_layout(job, e->layout.tensors, PS_MAX_TENSORS, &ntensors, &e->num_params) != 0) {
         ps_error_set(err, PS_EINVAL, "the job's model has no valid layout");
         goto fail;
+    }
+    e->layout.ntensors = (uint32_t)ntensors;
+    e->layout.nshards = job->nservers;
+    for (uint32_t i = 0; i < job->nservers; i++) {
+        ps_strlcpy(e->layout.shards[i].endpoint, job->servers[i], PS_ENDPOINT_MAX);
+        ps_shard_range(e->num_params, job->nservers, i, &e->layout.shards[i].key_lo,
+                       &e->layout.shards[i].key_hi);
     }
     ps_shard_range(e->num_params, job->nservers, shard, &e->lo, &e->hi);
     e->ops = &mode_table[job->mode];
@@ -1120,14 +1188,14 @@ uint32_t ps_engine_workers(const ps_engine *e)
     return e->job.workers;
 }
 
-/* "live", "done", "left", "evicted" or "vacant" (never held). */
-static const char *slot_state_name(const worker_slot *w)
+/* What the shard knows of the rank (msg.h's states). */
+static ps_worker_state slot_worker_state(const worker_slot *w)
 {
     if (w->state == SLOT_LIVE)
-        return w->done ? "done" : "live";
+        return w->done ? PS_WORKER_DONE : PS_WORKER_LIVE;
     if (w->state == SLOT_LEFT)
-        return w->evicted ? "evicted" : "left";
-    return "vacant";
+        return w->evicted ? PS_WORKER_EVICTED : PS_WORKER_LEFT;
+    return PS_WORKER_VACANT;
 }
 
 void ps_engine_workers_get(const ps_engine *e, uint64_t now_ms, ps_worker_status *rows)
@@ -1137,7 +1205,7 @@ void ps_engine_workers_get(const ps_engine *e, uint64_t now_ms, ps_worker_status
         ps_worker_status *o = &rows[r];
         memset(o, 0, sizeof *o);
         o->rank = r;
-        ps_strlcpy(o->state, slot_state_name(w), sizeof o->state);
+        o->state = slot_worker_state(w);
         ps_strlcpy(o->hostname, w->hostname, sizeof o->hostname);
         o->last_seen_ms =
             w->worker_id != 0 && now_ms > w->last_seen_ms ? now_ms - w->last_seen_ms : 0;
@@ -1284,12 +1352,12 @@ static void stop_tell(ps_engine *e, worker_slot *w, const unsigned char *id, siz
         return;
     ps_msg *r = &e->reply;
     ps_msg_init(r, PS_MSG_ERROR);
-    ps_strlcpy(r->job, e->job.name, sizeof r->job);
+    r->job = e->job.name;
     r->worker_id = w->worker_id;
     r->shard_index = e->shard;
     r->model_version = e->version;
     r->status = e->stop_code;
-    ps_strlcpy(r->error, e->abort_msg, sizeof r->error);
+    r->error = e->abort_msg;
     int rc = send(ctx, id, len, r, NULL);
     if (rc != 0)
         PS_LOG_D(e->log, "shard %u: stop not told to rank %d: %s", e->shard, worker_rank(e, w),

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "codec.h"
+#include "msg.h"
 #include "error.h"
 #include "job.h"
 #include "log.h"
@@ -22,12 +22,14 @@ typedef struct ps_engine ps_engine;
 
 /* Sends one reply to the peer named by identity. reply and payload (NULL
  * when reply->payload_bytes is 0) are only valid during the call: copy what
- * you keep. A PULL_REPLY's payload points into θ's current buffer, which a
- * sender may hold instead (ps_store_theta_hold on ps_engine_store). Returns
- * 0 or a negative code; the engine logs a failure at debug and goes on
- * (the peer may be gone). */
+ * you keep. reply is the engine's scratch: the sender may rewrite how it
+ * travels (a WELCOME's shared-memory fields, a PULL_REPLY answered in
+ * shared memory) without copying it. A PULL_REPLY's payload points into
+ * θ's current buffer, which a sender may hold instead (ps_store_theta_hold
+ * on ps_engine_store). Returns 0 or a negative code; the engine logs a
+ * failure at debug and goes on (the peer may be gone). */
 typedef int (*ps_engine_send_fn)(void *ctx, const void *identity, size_t identity_len,
-                                 const ps_msg *reply, const void *payload);
+                                 ps_msg *reply, const void *payload);
 
 /* Counters since ps_engine_new. */
 typedef struct ps_engine_stats {

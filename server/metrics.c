@@ -55,8 +55,6 @@ static const int error_codes[] = {
 #undef PS_X_CODE
 };
 
-static const char *const worker_states[] = {"live", "done", "left", "evicted", "vacant"};
-
 /* the label codec="..." of a payload encoding that is no codec's (a
  * codec's is in its descriptor, compress.h) */
 static const char *const transport_labels[PS_METRICS_CODECS] = {
@@ -472,17 +470,19 @@ static void render_workers(ps_metrics *m, const ps_engine_stats *st)
     single_u64(m, "psd_job_workers", "gauge", "workers the job has (ranks)", m->src.job->workers);
     single_u64(m, "psd_live_workers", "gauge", "workers registered and not gone (done included)",
                st->live_workers);
-    uint64_t by_state[COUNT(worker_states)] = {0};
+    uint64_t by_state[PS_WORKER_STATE_COUNT] = {0};
     for (uint32_t r = 0; r < m->nrows; r++)
-        for (size_t k = 0; k < COUNT(worker_states); k++)
-            if (strcmp(m->rows[r].state, worker_states[k]) == 0)
-                by_state[k]++;
-    family(m, "psd_workers", "gauge",
-           "ranks by state: live, done (pushed its last), left (said bye), evicted (silent), "
-           "vacant (never held)");
-    for (size_t k = 0; k < COUNT(worker_states); k++) {
+        if ((unsigned)m->rows[r].state < PS_WORKER_STATE_COUNT)
+            by_state[m->rows[r].state]++;
+    char help[256] = "ranks by state:";
+    for (int k = 0, at = (int)strlen(help); k < PS_WORKER_STATE_COUNT; k++)
+        at += snprintf(help + at, sizeof help - (size_t)at, "%s %s (%s)", k ? "," : "",
+                       ps_worker_state_name((ps_worker_state)k),
+                       ps_worker_state_meaning((ps_worker_state)k));
+    family(m, "psd_workers", "gauge", help);
+    for (int k = 0; k < PS_WORKER_STATE_COUNT; k++) {
         sample_begin(m, "psd_workers");
-        label(m, "state", worker_states[k]);
+        label(m, "state", ps_worker_state_name((ps_worker_state)k));
         end_u64(m, by_state[k]);
     }
     single_u64(m, "psd_evictions_total", "counter", "workers evicted for silence", st->evictions);
@@ -502,7 +502,7 @@ static void render_ranks(ps_metrics *m)
     for (uint32_t r = 0; r < m->nrows; r++) {
         rank_begin(m, "psd_worker_info", r);
         label(m, "host", m->rows[r].hostname);
-        label(m, "state", m->rows[r].state);
+        label(m, "state", ps_worker_state_name(m->rows[r].state));
         end_u64(m, 1);
     }
     family(m, "psd_worker_last_seen_seconds", "gauge",

@@ -10,13 +10,15 @@
 #include "checkpointer.h"
 #include "metrics.h"
 #include "notify.h"
-#include "shm.h"
+#include "peer_limits.h"
+#include "shm_sessions.h"
 #include "util.h"
 #include "wire.h"
 #include "zap.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,21 +64,6 @@
  * copied as a small one is. */
 #define ZEROCOPY_MIN_BYTES ((size_t)64 << 10)
 
-/* Workers on psd's host exchange θ and gradients through a shared-memory
- * segment each (common/shm.h, proto/ps.proto): a push's gradient is applied
- * straight from it, a pull's θ is copied into it, and only small headers
- * cross the socket. This file is the whole of it on psd's side: the engine
- * sees an ordinary F32 push and answers an ordinary pull. */
-#define SHM_SWEEP_MS 1000 /* how often segments of departed workers are freed */
-
-typedef struct shm_session {
-    uint32_t worker_id; /* the worker it was made for; 0: none */
-    ps_shm seg;
-    uint64_t pull_seq;     /* the newest PULL that asked for shared memory */
-    uint64_t answered_seq; /* the newest PULL answered there */
-    bool used;             /* the worker opened it: logged once */
-} shm_session;
-
 struct ps_server {
     void *zctx;
     void *sock;
@@ -107,26 +94,16 @@ struct ps_server {
     } waiters[CKPT_WAITERS];
     size_t nwaiters;
     uint64_t waiters_after; /* checkpoints finished (written, failed or skipped) when they asked */
-    /* shared memory: by rank; host is "" when it is off */
-    char host[PS_HOST_MAX];
-    shm_session *shm;
-    uint64_t shm_sweep_ms;
-    bool shm_warned; /* a segment could not be made: said once */
-    ps_msg out;      /* a reply rewritten to point at shared memory */
-    ps_zap *zap;     /* security.curve: who may connect and ask what; NULL when off */
-    /* limits (limits_tick, rate_refuse) */
-    void *monitor; /* PAIR on the ROUTER's socket monitor */
-    uint16_t bound_port;
-    uint32_t peers, peers_max, rate; /* rate: limits.unregistered_rate */
-    uint64_t peers_refused, rate_refused;
-    bool peers_warned, rate_warned;
-    struct peer_rate *rates; /* open addressing by identity, nrates (a power of 2) slots */
-    size_t nrates;
+    ps_shm_sessions *shm;   /* workers on this host (shm_sessions.h) */
+    ps_zap *zap;            /* security.curve: who may connect and ask what; NULL when off */
+    ps_peer_limits *limits; /* connections and unregistered peers' rate (peer_limits.h) */
+    /* what the loop sleeps on (wait_fds): the sockets' ZMQ_FDs; whether
+     * the ROUTER was last read dry, and the sends on it since */
+    int router_fd, monitor_fd, zap_fd;
+    bool router_dry;
+    uint64_t router_sends;
+    char admin_text[PS_MSG_ERROR_MAX]; /* an admin reply's detail or error */
 };
-
-/* limits (defined with server_drain) */
-static void rate_welcomed(ps_server *s, const void *identity, size_t n, uint32_t worker_id);
-static int limits_init(ps_server *s, ps_error *err);
 
 /* STATUS= for systemctl status: the version, who is training, and the
  * updates of θ a second since the STATUS= before. */
@@ -173,6 +150,7 @@ static int wire_send(ps_server *s, const void *identity, size_t identity_len, co
                      const void *payload)
 {
     size_t header = 0;
+    s->router_sends++;
     int rc = ps_wire_send_counted(s->sock, identity, identity_len, m, payload, 0, &header);
     if (rc == 0)
         ps_metrics_count_tx(&s->counters, m->type, m->encoding, header + m->payload_bytes);
@@ -184,6 +162,7 @@ static int wire_send_msg(ps_server *s, const void *identity, size_t identity_len
                          zmq_msg_t *payload)
 {
     size_t header = 0;
+    s->router_sends++;
     int rc = ps_wire_send_msg_counted(s->sock, identity, identity_len, m, payload, 0, &header);
     if (rc == 0)
         ps_metrics_count_tx(&s->counters, m->type, m->encoding, header + m->payload_bytes);
@@ -210,151 +189,20 @@ static void theta_release(void *data, void *hint)
     ps_store_theta_release(hint);
 }
 
-/* ---- shared memory ---------------------------------------------------- */
-
-/* The session of the live worker with this id, or NULL. */
-static shm_session *shm_find(ps_server *s, uint32_t worker_id)
-{
-    if (s->shm == NULL)
-        return NULL;
-    int rank = ps_engine_worker_rank(s->engine, worker_id);
-    if (rank < 0 || s->shm[rank].worker_id != worker_id)
-        return NULL;
-    return &s->shm[rank];
-}
-
-static void shm_end(shm_session *x)
-{
-    ps_shm_detach(&x->seg);
-    memset(x, 0, sizeof *x);
-}
-
-/* Frees the segments of workers that left or were evicted. */
-static void shm_sweep(ps_server *s, uint64_t now)
-{
-    if (s->shm == NULL || now - s->shm_sweep_ms < SHM_SWEEP_MS)
-        return;
-    s->shm_sweep_ms = now;
-    for (uint32_t r = 0; r < s->job.workers; r++)
-        if (s->shm[r].worker_id != 0 &&
-            ps_engine_worker_rank(s->engine, s->shm[r].worker_id) != (int)r)
-            shm_end(&s->shm[r]);
-}
-
-/* A WELCOME to a HELLO from this host: a segment for the worker (kept for
- * a retried HELLO), named in the reply. Returns the reply to send. */
-static const ps_msg *shm_welcome(ps_server *s, const ps_msg *reply)
-{
-    const ps_msg *hello = &s->msg;
-    if (s->shm == NULL || hello->type != PS_MSG_HELLO || hello->host[0] == '\0' ||
-        strcmp(hello->host, s->host) != 0 || reply->rank < 0 ||
-        (uint32_t)reply->rank >= s->job.workers)
-        return reply;
-    size_t floats = (size_t)(ps_engine_key_hi(s->engine) - ps_engine_key_lo(s->engine));
-    shm_session *x = &s->shm[reply->rank];
-    if (x->worker_id != reply->worker_id) {
-        shm_end(x);
-        ps_error err;
-        if (floats == 0 || ps_shm_create(&x->seg, floats, &err) != 0) {
-            if (floats > 0 && !s->shm_warned)
-                PS_LOG_W(s->log,
-                         "shard %u: no shared memory for workers on this host (%s): "
-                         "θ and gradients go over the socket",
-                         s->shard, err.msg);
-            s->shm_warned = s->shm_warned || floats > 0;
-            return reply;
-        }
-        x->worker_id = reply->worker_id;
-    }
-    s->out = *reply;
-    s->out.shm_pid = (uint32_t)getpid();
-    s->out.shm_fd = (uint32_t)x->seg.fd;
-    s->out.shm_bytes = x->seg.bytes;
-    s->out.shm_token = x->seg.token;
-    return &s->out;
-}
-
-/* The worker of x shows it opened its segment: said once. */
-static void shm_used(ps_server *s, shm_session *x)
-{
-    if (x->used)
-        return;
-    x->used = true;
-    PS_LOG_I(s->log, "shard %u: rank %d is on this host: θ and gradients go through shared memory",
-             s->shard, (int)(x - s->shm));
-}
-
-/* A request that says its payload is in shared memory, made ordinary: a
- * PUSH's gradient becomes a pointer into the worker's segment; a PULL that
- * asks for its answer there is remembered. Returns 0, or PS_EPAYLOAD with
- * err filled (the engine then refuses the request). */
-static int shm_request(ps_server *s, ps_msg *m, ps_error *err)
-{
-    if (m->type == PS_MSG_PULL && (m->flags & PS_FLAG_SHM)) {
-        shm_session *x = shm_find(s, m->worker_id);
-        if (x != NULL && m->seq > x->pull_seq) {
-            x->pull_seq = m->seq;
-            shm_used(s, x);
-        }
-        return 0;
-    }
-    if (m->encoding != PS_ENC_SHM_F32)
-        return 0;
-    /* what the engine refuses anyway (another job, an unknown worker: it
-     * says so, and a worker of a restarted psd registers again) */
-    if (m->protocol != PS_PROTOCOL_VERSION || strcmp(m->job, s->job.name) != 0 ||
-        ps_engine_worker_rank(s->engine, m->worker_id) < 0)
-        return 0;
-    shm_session *x = m->type == PS_MSG_PUSH ? shm_find(s, m->worker_id) : NULL;
-    if (x == NULL)
-        return ps_error_set(err, PS_EPAYLOAD,
-                            "%s says its payload is in shared memory, but worker %u has none "
-                            "with shard %u",
-                            ps_msg_type_name(m->type), m->worker_id, s->shard);
-    if (m->payload_bytes > x->seg.floats * sizeof(float))
-        return ps_error_set(err, PS_EPAYLOAD,
-                            "a PUSH of %llu bytes does not fit the %zu bytes of shared memory",
-                            (unsigned long long)m->payload_bytes, x->seg.floats * sizeof(float));
-    uint64_t marked = ps_shm_grad_seq(&x->seg);
-    if (marked != m->seq)
-        return ps_error_set(err, PS_EPAYLOAD,
-                            "the gradient in shared memory is push %llu's, not push %llu's",
-                            (unsigned long long)marked, (unsigned long long)m->seq);
-    m->encoding = PS_ENC_F32;
-    m->payload = x->seg.grad;
-    shm_used(s, x);
-    return 0;
-}
-
-/* A PULL_REPLY to the newest PULL that asked for shared memory, answered
- * the first time: θ into the worker's segment, and a reply without a
- * frame. NULL when the reply goes out as usual. */
-static const ps_msg *shm_pull_reply(ps_server *s, const ps_msg *reply, const void *payload)
-{
-    shm_session *x = shm_find(s, reply->worker_id);
-    if (x == NULL || reply->seq != x->pull_seq || reply->seq <= x->answered_seq ||
-        reply->encoding != PS_ENC_F32 || reply->payload_bytes > x->seg.floats * sizeof(float))
-        return NULL;
-    memcpy(x->seg.theta, payload, (size_t)reply->payload_bytes);
-    x->answered_seq = reply->seq;
-    s->out = *reply;
-    s->out.encoding = PS_ENC_SHM_F32;
-    return &s->out;
-}
-
-static int server_send(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
+/* The engine's replies go out here: a WELCOME lifts the peer's rate limit
+ * and may name a shared-memory segment; a pull's θ goes into shared memory
+ * when the worker asked so, else a big one is handed to ZeroMQ by
+ * reference to θ's buffer (ZEROCOPY_MIN_BYTES). */
+static int server_send(void *ctx, const void *identity, size_t identity_len, ps_msg *reply,
                        const void *payload)
 {
     ps_server *s = ctx;
     if (reply->type == PS_MSG_WELCOME) {
-        rate_welcomed(s, identity, identity_len, reply->worker_id);
-        reply = shm_welcome(s, reply);
+        ps_peer_limits_welcomed(s->limits, identity, identity_len, reply->worker_id);
+        ps_shm_sessions_welcome(s->shm, &s->msg, reply);
     }
-    if (reply->type == PS_MSG_PULL_REPLY && s->shm != NULL && reply->payload_bytes > 0) {
-        const ps_msg *r = shm_pull_reply(s, reply, payload);
-        if (r != NULL)
-            return wire_send(s, identity, identity_len, r, NULL);
-    }
+    if (ps_shm_sessions_pull_reply(s->shm, reply, payload))
+        return wire_send(s, identity, identity_len, reply, NULL);
     /* a compressed θ (the engine's one encoding per version) is copied */
     if (reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes < ZEROCOPY_MIN_BYTES ||
         reply->encoding != PS_ENC_F32)
@@ -441,6 +289,16 @@ static int server_bind(ps_server *s, size_t shard_params, ps_error *err)
     return 0;
 }
 
+/* The descriptor the loop polls for a ZeroMQ socket (see wait_fds), or -1. */
+static int zmq_fd_of(void *sock)
+{
+    int fd = -1;
+    size_t len = sizeof fd;
+    if (sock == NULL || zmq_getsockopt(sock, ZMQ_FD, &fd, &len) != 0)
+        return -1;
+    return fd;
+}
+
 ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, ps_error *err)
 {
     ps_server *s = calloc(1, sizeof *s);
@@ -461,21 +319,28 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     if (ps_checkpointer_new(job, shard, s->engine, log, &s->ckpt, err) != 0)
         goto fail;
     ps_strlcpy(s->endpoint, job->servers[shard], sizeof s->endpoint);
-    if (job->shared_memory && ps_shm_host_id(s->host, sizeof s->host) == 0) {
-        s->shm = calloc(job->workers, sizeof *s->shm);
-        if (s->shm == NULL) {
-            ps_error_set(err, PS_ENOMEM, "cannot allocate the shared-memory table");
-            goto fail;
-        }
-    }
+    if ((s->shm = ps_shm_sessions_new(job, shard, s->engine, log, err)) == NULL)
+        goto fail;
     s->zctx = zmq_ctx_new();
     if (s->zctx == NULL) {
         ps_error_set(err, PS_EZMQ, "cannot create a zeromq context: %s", zmq_strerror(errno));
         goto fail;
     }
     uint64_t lo = ps_engine_key_lo(s->engine), hi = ps_engine_key_hi(s->engine);
-    if (server_bind(s, (size_t)(hi - lo), err) != 0 || limits_init(s, err) != 0)
+    if (server_bind(s, (size_t)(hi - lo), err) != 0)
         goto fail;
+    s->limits = ps_peer_limits_new(s->zctx, s->sock, job, shard, s->endpoint, s->engine, s->zap,
+                                   &s->counters, log, err);
+    if (s->limits == NULL)
+        goto fail;
+    s->router_fd = zmq_fd_of(s->sock);
+    s->monitor_fd = zmq_fd_of(ps_peer_limits_monitor(s->limits));
+    s->zap_fd = s->zap != NULL ? zmq_fd_of(ps_zap_socket(s->zap)) : -1;
+    if (s->router_fd < 0 || s->monitor_fd < 0 || (s->zap != NULL && s->zap_fd < 0)) {
+        ps_error_set(err, PS_EZMQ, "cannot get the descriptors of %s's sockets: %s", s->endpoint,
+                     zmq_strerror(errno));
+        goto fail;
+    }
     PS_LOG_I(log, "shard %u/%u listening on %s (%llu params, %s, %u worker%s)", shard,
              job->nservers, s->endpoint, (unsigned long long)(hi - lo), ps_mode_name(job->mode),
              job->workers, job->workers == 1 ? "" : "s");
@@ -500,17 +365,22 @@ fail:
 static void admin_reply(ps_server *s, const void *identity, size_t identity_len, uint64_t seq,
                         int status, const char *text)
 {
-    ps_msg *r = &s->msg;
-    ps_msg_init(r, status == 0 ? PS_MSG_ACK : PS_MSG_ERROR);
-    ps_strlcpy(r->job, s->job.name, sizeof r->job);
-    r->seq = seq;
-    r->shard_index = s->shard;
-    r->model_version = ps_engine_version(s->engine);
-    r->status = status;
-    ps_strlcpy(status == 0 ? r->detail : r->error, text, PS_MSG_ERROR_MAX);
+    ps_msg r;
+    ps_msg_init(&r, status == 0 ? PS_MSG_ACK : PS_MSG_ERROR);
+    r.job = s->job.name;
+    r.seq = seq;
+    r.shard_index = s->shard;
+    r.model_version = ps_engine_version(s->engine);
+    r.status = status;
+    if (text != s->admin_text)
+        ps_strlcpy(s->admin_text, text, sizeof s->admin_text);
+    if (status == 0)
+        r.detail = s->admin_text;
+    else
+        r.error = s->admin_text;
     if (status < 0 && -status < PS_METRICS_ERRORS)
         s->counters.errors[-status]++;
-    wire_send(s, identity, identity_len, r, NULL);
+    wire_send(s, identity, identity_len, &r, NULL);
 }
 
 /* psctl checkpoint: one is started as soon as the writer is free, and the
@@ -558,239 +428,31 @@ static void checkpoint_answer(ps_server *s)
     s->nwaiters = 0;
 }
 
-/* ---- limits a hostile peer cannot exceed ------------------------------ */
-
-/* Connections: the ROUTER's socket monitor counts them (accepted minus
- * disconnected); one accepted beyond limits.max_peers is shut down at
- * once (ZeroMQ then drops it, and a client's reconnects meet the same
- * fate while psd is full). Messages: a peer psd has not sent a WELCOME
- * spends a token a message from a bucket that holds
- * limits.unregistered_rate and refills that many a second; a message
- * with none left gets a short ERROR (PS_EFULL) and costs psd nothing
- * more. Each kind of refusal is logged once and counted. */
-#define PEERS_AUTO_BASE   64    /* max_peers 0: 4 per worker plus this many */
-#define RATE_IDLE_MS      10000 /* an unwelcomed peer's bucket is reused after this silence */
-#define RATE_TABLE_FACTOR 4     /* slots per allowed peer */
-#define RATE_DEFAULT      100   /* a job built without the loader (limits zero): its default */
-
-/* The bucket of one peer, found by its ROUTER identity. */
-struct peer_rate {
-    unsigned char identity[PS_IDENTITY_MAX];
-    uint8_t identity_len;  /* 0: the slot was never used */
-    bool welcomed;         /* psd sent it a WELCOME: not limited */
-    uint32_t worker_id;    /* the worker it was welcomed as */
-    uint64_t tokens_milli; /* thousandths of a message */
-    uint64_t last_ms;
-};
-
-static uint64_t identity_hash(const unsigned char *id, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ id[i]) * 1099511628211ull;
-    return h;
-}
-
-/* A slot that may be given to another peer: an unwelcomed one silent for
- * RATE_IDLE_MS, or a welcomed one whose worker has gone. */
-static bool rate_stale(const ps_server *s, const struct peer_rate *p, uint64_t now)
-{
-    if (p->welcomed)
-        return ps_engine_worker_rank(s->engine, p->worker_id) < 0;
-    return now - p->last_ms > RATE_IDLE_MS;
-}
-
-/* The bucket of this identity, made (full) when there is none; NULL when
- * every slot is taken by a live peer. */
-static struct peer_rate *rate_find(ps_server *s, const unsigned char *id, size_t n, uint64_t now)
-{
-    if (n == 0 || n > PS_IDENTITY_MAX || s->rates == NULL)
-        return NULL;
-    size_t mask = s->nrates - 1;
-    struct peer_rate *spare = NULL;
-    for (size_t i = 0, at = (size_t)identity_hash(id, n) & mask; i < s->nrates;
-         i++, at = (at + 1) & mask) {
-        struct peer_rate *p = &s->rates[at];
-        if (p->identity_len == n && memcmp(p->identity, id, n) == 0)
-            return p;
-        if (p->identity_len == 0) {
-            spare = spare ? spare : p;
-            break;
-        }
-        if (spare == NULL && rate_stale(s, p, now))
-            spare = p;
-    }
-    if (spare == NULL)
-        return NULL;
-    memset(spare, 0, sizeof *spare);
-    memcpy(spare->identity, id, n);
-    spare->identity_len = (uint8_t)n;
-    spare->tokens_milli = (uint64_t)s->rate * 1000;
-    spare->last_ms = now;
-    return spare;
-}
-
-/* A WELCOME went to this peer: its messages are no longer limited. */
-static void rate_welcomed(ps_server *s, const void *identity, size_t n, uint32_t worker_id)
-{
-    struct peer_rate *p = rate_find(s, identity, n, ps_clock_ms());
-    if (p != NULL) {
-        p->welcomed = true;
-        p->worker_id = worker_id;
-    }
-}
-
-/* True when the message just received is over its peer's rate: it was
- * answered (ERROR PS_EFULL) and must not be handled. */
-static bool rate_refuse(ps_server *s)
-{
-    uint64_t now = ps_clock_ms();
-    struct peer_rate *p = rate_find(s, s->frames.identity, s->frames.identity_len, now);
-    if (p != NULL && p->welcomed)
-        return false;
-    uint64_t rate = s->rate;
-    if (p != NULL) {
-        uint64_t full = rate * 1000, add = (now - p->last_ms) * rate;
-        p->tokens_milli = add >= full - p->tokens_milli ? full : p->tokens_milli + add;
-        p->last_ms = now;
-        if (p->tokens_milli >= 1000) {
-            p->tokens_milli -= 1000;
-            return false;
-        }
-    }
-    s->rate_refused++;
-    s->counters.refused_rate++;
-    if (!s->rate_warned)
-        PS_LOG_W(s->log,
-                 "shard %u: a peer that has not registered sent more than %llu messages a "
-                 "second (limits.unregistered_rate): the excess is refused (said once)",
-                 s->shard, (unsigned long long)rate);
-    s->rate_warned = true;
-    char why[PS_MSG_ERROR_MAX];
-    snprintf(why, sizeof why, "more than %llu messages a second before registering",
-             (unsigned long long)rate);
-    admin_reply(s, s->frames.identity, s->frames.identity_len, s->msg.seq, PS_EFULL, why);
-    return true;
-}
-
-/* True when fd is a connection accepted on this server's endpoint (its
- * local address is the bound one), so a stale fd number is never shut. */
-static bool fd_is_ours(ps_server *s, int fd)
-{
-    struct sockaddr_storage a, b;
-    socklen_t la = sizeof a, lb = sizeof b;
-    if (getsockname(fd, (struct sockaddr *)&a, &la) != 0 ||
-        getpeername(fd, (struct sockaddr *)&b, &lb) != 0)
-        return false;
-    if (a.ss_family == AF_UNIX)
-        return strncmp(s->endpoint, "ipc://", 6) == 0 &&
-               strcmp(((struct sockaddr_un *)&a)->sun_path, s->endpoint + 6) == 0;
-    uint16_t port = a.ss_family == AF_INET    ? ((struct sockaddr_in *)&a)->sin_port
-                    : a.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
-                                              : 0;
-    return port != 0 && ntohs(port) == s->bound_port;
-}
-
-/* Reads the socket monitor: counts connections and shuts the ones over
- * the cap. */
-static void limits_tick(ps_server *s)
-{
-    for (;;) {
-        zmq_msg_t ev;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, s->monitor, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            return;
-        }
-        uint16_t event = 0;
-        uint32_t value = 0;
-        if (zmq_msg_size(&ev) >= 6) {
-            memcpy(&event, zmq_msg_data(&ev), 2);
-            memcpy(&value, (unsigned char *)zmq_msg_data(&ev) + 2, 4);
-        }
-        while (zmq_msg_more(&ev)) { /* the endpoint */
-            zmq_msg_close(&ev);
-            zmq_msg_init(&ev);
-            if (zmq_msg_recv(&ev, s->monitor, 0) < 0)
-                break;
-        }
-        zmq_msg_close(&ev);
-        if (s->zap != NULL)
-            ps_zap_handshake_event(s->zap, event, value, s->endpoint);
-        if (event == ZMQ_EVENT_DISCONNECTED && s->peers > 0)
-            s->peers--;
-        if (event != ZMQ_EVENT_ACCEPTED || ++s->peers <= s->peers_max)
-            continue;
-        if (!fd_is_ours(s, (int)value) || shutdown((int)value, SHUT_RDWR) != 0)
-            continue;
-        s->peers_refused++;
-        s->counters.refused_peers++;
-        if (!s->peers_warned)
-            PS_LOG_W(s->log,
-                     "shard %u: %u peers are connected (limits.max_peers %u): further "
-                     "connections are closed (said once)",
-                     s->shard, s->peers - 1, s->peers_max);
-        s->peers_warned = true;
-    }
-}
-
-/* The monitor and the rate table, once the ROUTER is bound. */
-static int limits_init(ps_server *s, ps_error *err)
-{
-    s->peers_max = s->job.limits.max_peers;
-    if (s->peers_max == 0)
-        s->peers_max = 4 * s->job.workers + PEERS_AUTO_BASE;
-    s->rate = s->job.limits.unregistered_rate ? s->job.limits.unregistered_rate : RATE_DEFAULT;
-    for (s->nrates = 16; s->nrates < (size_t)s->peers_max * RATE_TABLE_FACTOR;)
-        s->nrates *= 2;
-    s->rates = calloc(s->nrates, sizeof *s->rates);
-    if (s->rates == NULL)
-        return ps_error_set(err, PS_ENOMEM, "cannot allocate the table of %zu peers", s->nrates);
-    char last[PS_ENDPOINT_MAX + 32];
-    size_t len = sizeof last;
-    if (zmq_getsockopt(s->sock, ZMQ_LAST_ENDPOINT, last, &len) == 0 &&
-        strncmp(last, "tcp://", 6) == 0 && strrchr(last, ':') != NULL)
-        s->bound_port = (uint16_t)atoi(strrchr(last, ':') + 1);
-    char ep[64];
-    snprintf(ep, sizeof ep, "inproc://psd-monitor-%u", s->shard);
-    s->monitor = zmq_socket(s->zctx, ZMQ_PAIR);
-    if (s->monitor == NULL ||
-        zmq_socket_monitor(s->sock, ep,
-                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
-                               (s->zap != NULL ? PS_ZAP_MONITOR_EVENTS : 0)) != 0 ||
-        zmq_connect(s->monitor, ep) != 0)
-        return ps_error_set(err, PS_EZMQ, "cannot monitor %s: %s", s->endpoint,
-                            zmq_strerror(errno));
-    return 0;
-}
-
-/* What the limits refused, said when psd stops (nothing when nothing). */
-static void limits_report(const ps_server *s)
-{
-    if (s->peers_refused + s->rate_refused > 0)
-        PS_LOG_I(s->log,
-                 "shard %u/%u: refused %llu connections over limits.max_peers and %llu "
-                 "messages over limits.unregistered_rate",
-                 s->shard, s->nshards, (unsigned long long)s->peers_refused,
-                 (unsigned long long)s->rate_refused);
-}
-
 /* Handles what has arrived, up to BATCH_MAX messages. Returns 0 or PS_EZMQ
  * when the socket failed. */
 static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err)
 {
+    s->router_dry = false;
     for (int i = 0; i < BATCH_MAX && (stop == NULL || !*stop); i++) {
         ps_error_clear(&s->err);
         int rc = ps_wire_recv(s->sock, true, ZMQ_DONTWAIT, &s->frames, &s->msg, &s->err);
         if (rc == PS_EZMQ) {
             int e = errno;
             ps_frames_close(&s->frames);
-            if (e == EAGAIN || e == EINTR)
+            if (e == EAGAIN) { /* read dry, after every send of this drain */
+                s->router_dry = true;
+                s->router_sends = 0;
+                return 0;
+            }
+            if (e == EINTR)
                 return 0;
             return ps_error_set(err, PS_EZMQ, "receive on %s: %s", s->endpoint, zmq_strerror(e));
         }
         rx_count(s);
-        if (rate_refuse(s)) {
+        if (ps_peer_limits_over(s->limits, s->frames.identity, s->frames.identity_len,
+                                ps_clock_ms())) {
+            admin_reply(s, s->frames.identity, s->frames.identity_len, s->msg.seq, PS_EFULL,
+                        ps_peer_limits_why(s->limits));
             ps_frames_close(&s->frames);
             continue;
         }
@@ -802,7 +464,7 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
             continue;
         }
         if (rc == 0)
-            rc = shm_request(s, &s->msg, &s->err);
+            rc = ps_shm_sessions_request(s->shm, s->job.name, &s->msg, &s->err);
         if (rc == 0 && s->msg.type == PS_MSG_CHECKPOINT && s->msg.protocol == PS_PROTOCOL_VERSION &&
             strcmp(s->msg.job, s->job.name) == 0)
             checkpoint_asked(s);
@@ -871,9 +533,40 @@ static void server_wind_down(ps_server *s, int code, const char *why)
     zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
 }
 
+/* How the loop waits (wait_fds): in poll(2) on the descriptors ZeroMQ
+ * gives for its sockets (ZMQ_FD) and /metrics' socket, not in zmq_poll,
+ * whose two passes over every socket cost a push + pull of 1k floats a
+ * tenth of its time. A ZMQ_FD only says that its socket's state may have
+ * changed (an edge, not a level), so each socket is read until it has
+ * nothing (EAGAIN) whenever its descriptor fires. Sending on a socket may
+ * take that edge for a message that arrived meanwhile, so after sends
+ * that came later than the ROUTER's last read dry (replies the loop made
+ * on its own: evictions, checkpoints), the ROUTER is asked (ZMQ_EVENTS)
+ * before the loop sleeps. */
+/* True when the ROUTER may hold a message its descriptor will not
+ * announce: not read dry, or asked since and found to have one. */
+static bool router_ready(ps_server *s)
+{
+    if (!s->router_dry)
+        return true;
+    if (s->router_sends == 0)
+        return false;
+    int events = 0;
+    size_t len = sizeof events;
+    if (zmq_getsockopt(s->sock, ZMQ_EVENTS, &events, &len) != 0)
+        return true;
+    s->router_sends = 0;
+    return (events & ZMQ_POLLIN) != 0;
+}
+
 int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
                   ps_error *err)
 {
+    /* read every socket dry first: a ZMQ_FD says nothing of what came before */
+    s->router_dry = false;
+    ps_peer_limits_tick(s->limits);
+    if (s->zap != NULL)
+        ps_zap_handle(s->zap);
     int rc = 0;
     bool complete = false;
     uint64_t last_ms = 0;
@@ -892,33 +585,33 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
         }
         ps_checkpointer_tick(s->ckpt, now);
         checkpoint_answer(s);
-        shm_sweep(s, now);
-        limits_tick(s);
+        ps_shm_sessions_sweep(s->shm, now);
         notify_tick(s);
-        /* the ROUTER, then ZAP's socket, then /metrics' descriptor */
-        zmq_pollitem_t items[2 + PS_ZAP_ITEMS] = {{.socket = s->sock, .events = ZMQ_POLLIN}};
-        int nitems = 1;
-        if (s->zap != NULL) {
-            ps_zap_items(s->zap, &items[1]);
-            nitems += PS_ZAP_ITEMS;
-        }
-        int scrape_item = -1;
+        /* the ROUTER, the limits' monitor, ZAP's socket, then /metrics'
+         * descriptor: see wait_fds */
+        struct pollfd fds[4];
+        int nfds = 0, scrape_fd = -1;
+        fds[nfds++] = (struct pollfd){.fd = s->router_fd, .events = POLLIN};
+        fds[nfds++] = (struct pollfd){.fd = s->monitor_fd, .events = POLLIN};
+        if (s->zap != NULL)
+            fds[nfds++] = (struct pollfd){.fd = s->zap_fd, .events = POLLIN};
         if (ps_metrics_fd(s->metrics) >= 0) {
-            scrape_item = nitems;
-            items[nitems++] =
-                (zmq_pollitem_t){.fd = ps_metrics_fd(s->metrics), .events = ZMQ_POLLIN};
+            scrape_fd = nfds;
+            fds[nfds++] = (struct pollfd){.fd = ps_metrics_fd(s->metrics), .events = POLLIN};
         }
-        int n = zmq_poll(items, nitems, ps_metrics_timeout_ms(s->metrics, POLL_MS));
-        if (n > 0 && s->zap != NULL)
-            ps_zap_handle(s->zap);
-        n = n > 0 ? (int)(items[0].revents & ZMQ_POLLIN) : n;
+        bool ready = router_ready(s);
+        int n = poll(fds, (nfds_t)nfds, ready ? 0 : ps_metrics_timeout_ms(s->metrics, POLL_MS));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            rc = ps_error_set(err, PS_EZMQ, "poll on %s: %s", s->endpoint, zmq_strerror(errno));
+            rc = ps_error_set(err, PS_EZMQ, "poll on %s: %s", s->endpoint, strerror(errno));
             break;
         }
-        if (n > 0 && (rc = server_drain(s, stop, err)) != 0)
+        if (fds[1].revents & POLLIN)
+            ps_peer_limits_tick(s->limits);
+        if (s->zap != NULL && (fds[2].revents & POLLIN))
+            ps_zap_handle(s->zap);
+        if ((ready || (fds[0].revents & POLLIN)) && (rc = server_drain(s, stop, err)) != 0)
             break;
         /* evictions only once what arrived meanwhile was read (a heartbeat
          * waiting in the socket is a sign of life), and not for silence
@@ -935,7 +628,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
          * and every POLL_MS for its timeouts (not every turn: a busy loop
          * turns thousands of times a second) */
         if (s->metrics != NULL &&
-            ((scrape_item >= 0 && (items[scrape_item].revents & ZMQ_POLLIN)) ||
+            ((scrape_fd >= 0 && (fds[scrape_fd].revents & POLLIN)) ||
              now - s->metrics_ms >= POLL_MS || ps_metrics_timeout_ms(s->metrics, 1) == 0)) {
             ps_metrics_run(s->metrics);
             s->metrics_ms = now;
@@ -974,7 +667,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
     char ranks[4096];
     ps_engine_ranks_format(s->engine, ranks, sizeof ranks);
     PS_LOG_I(s->log, "shard %u/%u stopped with ranks: %s", s->shard, s->nshards, ranks);
-    limits_report(s);
+    ps_peer_limits_report(s->limits);
     if (s->zap != NULL)
         PS_LOG_I(s->log, "shard %u/%u: CURVE refused %llu connections or requests", s->shard,
                  s->nshards, (unsigned long long)ps_zap_refused(s->zap));
@@ -1025,17 +718,13 @@ void ps_server_destroy(ps_server **sp)
     ps_server *s = *sp;
     ps_metrics_destroy(&s->metrics);
     ps_zap_destroy(&s->zap);
-    if (s->monitor != NULL)
-        zmq_close(s->monitor);
-    free(s->rates);
+    ps_peer_limits_destroy(&s->limits);
     if (s->sock != NULL)
         zmq_close(s->sock);
     if (s->zctx != NULL)
         zmq_ctx_term(s->zctx); /* returns once every message is released */
     ps_checkpointer_destroy(&s->ckpt);
-    for (uint32_t r = 0; s->shm != NULL && r < s->job.workers; r++)
-        shm_end(&s->shm[r]);
-    free(s->shm);
+    ps_shm_sessions_destroy(&s->shm);
     ps_engine_destroy(&s->engine);
     ps_notify_fini(&s->notify);
     free(s);

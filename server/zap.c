@@ -104,9 +104,9 @@ fail:
     return NULL;
 }
 
-void ps_zap_items(ps_zap *z, zmq_pollitem_t *items)
+void *ps_zap_socket(ps_zap *z)
 {
-    items[0] = (zmq_pollitem_t){.socket = z->rep, .events = ZMQ_POLLIN};
+    return z->rep;
 }
 
 /* Sends one frame of a ZAP reply. */

@@ -22,8 +22,6 @@
 #include "job.h"
 #include "log.h"
 
-#define PS_ZAP_ITEMS 1 /* sockets psd's loop polls for ps_zap_handle */
-
 /* The ROUTER's socket-monitor events ps_zap_handshake_event wants: one
  * monitor per socket, so the server's own monitor asks for these too. */
 #define PS_ZAP_MONITOR_EVENTS                                                                      \
@@ -41,8 +39,9 @@ typedef struct ps_zap ps_zap;
 ps_zap *ps_zap_new(void *zctx, void *router, const ps_job *job, uint32_t shard, const ps_log *log,
                    ps_error *err);
 
-/* Fills items[0 .. PS_ZAP_ITEMS) with the sockets to poll for POLLIN. */
-void ps_zap_items(ps_zap *z, zmq_pollitem_t *items);
+/* The socket ZAP requests come on, to wait for (POLLIN); when it is
+ * readable, ps_zap_handle answers until none is left. */
+void *ps_zap_socket(ps_zap *z);
 
 /* Answers every waiting ZAP request: a refused key is logged once (its
  * public key and the peer's address) and counted. Never blocks. */

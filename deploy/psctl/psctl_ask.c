@@ -75,7 +75,8 @@ int ps_psctl_ask(void *zctx, const ps_job *job, const ps_psctl_keys *keys, int o
     if (b == NULL)
         return PS_ENOMEM;
     ps_msg_init(&b->req, type);
-    ps_strlcpy(b->req.job, job->name, sizeof b->req.job);
+    b->req.job = job->name;
+    ps_frames_init(&b->frames);
     b->req.seq = 1;
 
     zmq_pollitem_t items[PS_MAX_SHARDS];

@@ -60,17 +60,6 @@ void ps_psctl_status_destroy(ps_psctl_status **sp)
     *sp = NULL;
 }
 
-/* How alive a state is, to merge the shards' views of a rank: a worker
- * that one shard still hears from is live, whatever another one thinks. */
-static int state_life(const char *state)
-{
-    static const char *const order[] = {"vacant", "evicted", "left", "done", "live"};
-    for (int i = 0; i < (int)(sizeof order / sizeof order[0]); i++)
-        if (strcmp(state, order[i]) == 0)
-            return i;
-    return -1;
-}
-
 static void rank_merge(rank_row *m, const ps_worker_status *row)
 {
     if (m->shards++ == 0) {
@@ -80,8 +69,10 @@ static void rank_merge(rank_row *m, const ps_worker_status *row)
         m->stale_sum = row->staleness_mean * (double)row->pushes;
         return;
     }
-    if (state_life(row->state) > state_life(m->w.state))
-        ps_strlcpy(m->w.state, row->state, sizeof m->w.state);
+    /* a worker that one shard still hears from is live, whatever another
+     * one thinks: the states are ordered from most to least alive */
+    if (row->state < m->w.state)
+        m->w.state = row->state;
     if (m->w.hostname[0] == '\0')
         ps_strlcpy(m->w.hostname, row->hostname, sizeof m->w.hostname);
     if (row->worker_id != 0 && (!m->held || row->last_seen_ms < m->w.last_seen_ms)) {
@@ -291,7 +282,7 @@ static size_t worker_fill(const ps_psctl_status *s, size_t i, char cells[][CELL_
     if (m->shards == 0)
         return 0;
     snprintf(cells[0], CELL_MAX, "%zu", i);
-    snprintf(cells[1], CELL_MAX, "%s", m->w.state);
+    snprintf(cells[1], CELL_MAX, "%s", ps_worker_state_name(m->w.state));
     if (m->held)
         snprintf(cells[2], CELL_MAX, "%.1f s ago", (double)m->w.last_seen_ms / 1000.0);
     else
@@ -414,7 +405,7 @@ static json_object *worker_json(const ps_psctl_status *s, uint32_t rank, bool *o
         return NULL;
     }
     json_put(j, "rank", json_count(rank, ok), ok);
-    json_put(j, "state", json_text(m->w.state, ok), ok);
+    json_put(j, "state", json_text(ps_worker_state_name(m->w.state), ok), ok);
     json_put(j, "host", m->w.hostname[0] != '\0' ? json_text(m->w.hostname, ok) : NULL, ok);
     json_put(j, "last_seen_ms", m->held ? json_count(m->w.last_seen_ms, ok) : NULL, ok);
     json_put(j, "clock", json_count(m->w.clock, ok), ok);

@@ -861,7 +861,7 @@ typedef struct apply_ctx {
     int status;
 } apply_ctx;
 
-static int apply_send(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
+static int apply_send(void *ctx, const void *identity, size_t identity_len, ps_msg *reply,
                       const void *payload)
 {
     (void)identity;
@@ -891,7 +891,7 @@ static void bench_apply(bench *b)
     apply_ctx ac = {0, 0};
     ps_msg m;
     ps_msg_init(&m, PS_MSG_HELLO);
-    ps_strlcpy(m.job, "bench", sizeof m.job);
+    m.job = "bench";
     m.rank = 0;
     m.seq = 1;
     ps_engine_handle(e, "w", 1, 0, &m, NULL, apply_send, &ac);
@@ -904,7 +904,7 @@ static void bench_apply(bench *b)
         die("out of memory");
     for (int i = -2; i < r; i++) {
         ps_msg_init(&m, PS_MSG_PUSH);
-        ps_strlcpy(m.job, "bench", sizeof m.job);
+        m.job = "bench";
         m.worker_id = ac.worker_id;
         m.seq = (uint64_t)(i + 10);
         m.key_lo = 0;

@@ -106,7 +106,7 @@ static void expect_error(void *s, uint64_t seq, int code, const char *text)
 static void request_init(ps_msg *m, ps_msg_type type, uint64_t seq)
 {
     ps_msg_init(m, type);
-    strcpy(m->job, "server-test");
+    m->job = "server-test";
     m->seq = seq;
 }
 
@@ -168,17 +168,17 @@ START_TEST(server_refuses_bad_messages_and_keeps_serving)
 
     /* another job's name */
     request_init(&m, PS_MSG_HELLO, 13);
-    strcpy(m.job, "other-job");
+    m.job = "other-job";
     m.rank = -1;
     send_msg(s, &m, NULL, 0);
     expect_error(s, 13, PS_EJOB, "job \"other-job\" is not this server's job \"server-test\"");
 
     /* another protocol version */
     request_init(&m, PS_MSG_HELLO, 14);
-    m.protocol = 2;
+    m.protocol = 1;
     m.rank = -1;
     send_msg(s, &m, NULL, 0);
-    expect_error(s, 14, PS_EVERSION, "protocol version 2 is not this server's 1");
+    expect_error(s, 14, PS_EVERSION, "protocol version 1 is not this server's 2");
 
     /* a real worker still trains a step */
     const char *servers[1] = {job.servers[0]};
@@ -575,7 +575,9 @@ START_TEST(shared_memory_carries_pushes_and_pulls_by_the_protocol_rules)
 
     request_init(&m, PS_MSG_HELLO, 1);
     m.rank = 0;
-    ck_assert_int_eq(ps_shm_host_id(m.host, sizeof m.host), 0);
+    static char host[PS_HOST_MAX];
+    ck_assert_int_eq(ps_shm_host_id(host, sizeof host), 0);
+    m.host = host;
     send_msg(a, &m, NULL, 0);
     recv_reply(a, &f, &m, PS_MSG_WELCOME, 1);
     ps_frames_close(&f);

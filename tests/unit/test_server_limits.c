@@ -88,7 +88,7 @@ static void *dealer_new(void *zctx, const char *endpoint, int wait_ms)
 static void request(ps_msg *m, ps_msg_type type, uint64_t seq, uint32_t worker_id)
 {
     ps_msg_init(m, type);
-    strcpy(m->job, "limits-test");
+    m->job = "limits-test";
     m->seq = seq;
     m->worker_id = worker_id;
 }

@@ -333,8 +333,12 @@ static bool msg_within_limits(const ps_msg *m)
         return true;
     if (l->nshards > PS_MAX_SHARDS || l->ntensors > PS_MAX_TENSORS)
         return false;
+    for (uint32_t i = 0; i < l->nshards; i++)
+        if (strnlen(l->shards[i].endpoint, PS_ENDPOINT_MAX) >= PS_ENDPOINT_MAX)
+            return false;
     for (uint32_t i = 0; i < l->ntensors; i++)
-        if (l->tensors[i].ndims > PS_MAX_DIMS)
+        if (l->tensors[i].ndims > PS_MAX_DIMS ||
+            strnlen(l->tensors[i].name, PS_TENSOR_NAME_MAX) >= PS_TENSOR_NAME_MAX)
             return false;
     return true;
 }
@@ -450,6 +454,10 @@ size_t ps_codec_workers_size(const ps_worker_status *rows, size_t n)
 int ps_codec_workers_encode(const ps_worker_status *rows, size_t n, void *buf, size_t cap,
                             size_t *len)
 {
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned)rows[i].state >= PS_WORKER_STATE_COUNT ||
+            strnlen(rows[i].hostname, PS_HOST_MAX) >= PS_HOST_MAX)
+            return PS_EINVAL;
     size_t need = workers_pack(rows, n, NULL);
     if (need > cap)
         return PS_EINVAL;

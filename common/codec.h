@@ -18,7 +18,8 @@
 size_t ps_codec_workers_size(const ps_worker_status *rows, size_t n);
 
 /* Packs n rows into buf (cap bytes, at least ps_codec_workers_size);
- * *len gets the size. PS_EINVAL when cap is too small. */
+ * *len gets the size. PS_EINVAL when cap is too small, or a row's state is
+ * out of range or its host name unterminated. */
 int ps_codec_workers_encode(const ps_worker_status *rows, size_t n, void *buf, size_t cap,
                             size_t *len);
 
@@ -47,7 +48,9 @@ typedef struct ps_codec_arena {
  * when absent) into m, unpacking the header in arena (reset first): m's
  * strings and layout point into the arena, its payload into the frame, so
  * m is valid until the next decode into the same arena. Every field of m
- * is set; nothing else of the arena is cleared. Checks: the header parses
+ * is set (an absent string is ""; when the header does not parse at all, m
+ * is an empty message whose strings are NULL); nothing else of the arena
+ * is cleared. Checks: the header parses
  * and fits its limits (strings, tables), the type is known, the payload
  * frame is present exactly when the encoding says so and its size equals
  * payload_bytes, an F32 payload covers exactly [key_lo, key_hi) (an SHM_F32

@@ -166,7 +166,8 @@ typedef struct ps_layout {
 
 /* One message, decoded or to encode. A string field is NULL or a
  * NUL-terminated string shorter than its limit; in a decoded message it
- * points into the receiver's ps_codec_arena ("" when absent), as payload
+ * points into the receiver's ps_codec_arena (or at a static "" when
+ * absent), as payload
  * points into the received frame: both are valid until the next decode
  * into that arena, or until the frames are closed. To encode, point them
  * at strings that outlive the send. layout: the WELCOME's (NULL in other

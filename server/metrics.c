@@ -475,10 +475,10 @@ static void render_workers(ps_metrics *m, const ps_engine_stats *st)
         if ((unsigned)m->rows[r].state < PS_WORKER_STATE_COUNT)
             by_state[m->rows[r].state]++;
     char help[256] = "ranks by state:";
-    for (int k = 0, at = (int)strlen(help); k < PS_WORKER_STATE_COUNT; k++)
-        at += snprintf(help + at, sizeof help - (size_t)at, "%s %s (%s)", k ? "," : "",
-                       ps_worker_state_name((ps_worker_state)k),
-                       ps_worker_state_meaning((ps_worker_state)k));
+    for (size_t k = 0, at = strlen(help); k < PS_WORKER_STATE_COUNT && at < sizeof help; k++)
+        at += (size_t)snprintf(help + at, sizeof help - at, "%s %s (%s)", k ? "," : "",
+                               ps_worker_state_name((ps_worker_state)k),
+                               ps_worker_state_meaning((ps_worker_state)k));
     family(m, "psd_workers", "gauge", help);
     for (int k = 0; k < PS_WORKER_STATE_COUNT; k++) {
         sample_begin(m, "psd_workers");

@@ -689,7 +689,8 @@ typedef struct last_reply {
     ps_msg msg;
 } last_reply;
 
-static int reply_keep(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
+/* Keeps the last reply's numbers (its strings point into the engine). */
+static int reply_keep(void *ctx, const void *identity, size_t identity_len, ps_msg *reply,
                       const void *payload)
 {
     (void)identity;
@@ -702,7 +703,7 @@ static int reply_keep(void *ctx, const void *identity, size_t identity_len, cons
 /* One request of the worker "w" to the engine; the reply lands in *out. */
 static void ask_engine(ps_engine *e, ps_msg *m, last_reply *out)
 {
-    strcpy(m->job, "cpjob");
+    m->job = "cpjob";
     ps_engine_handle(e, "w", 1, 0, m, NULL, reply_keep, out);
 }
 

@@ -278,7 +278,7 @@ static size_t push_header(unsigned char *hdr, size_t cap, ps_encoding enc, uint6
 {
     ps_msg m;
     ps_msg_init(&m, PS_MSG_PUSH);
-    strcpy(m.job, "j");
+    m.job = "j";
     m.worker_id = 1;
     m.seq = 9;
     m.key_lo = lo;
@@ -297,17 +297,18 @@ START_TEST(wire_codec_refuses_compressed_frames_that_do_not_fit_the_keys)
     static float x[1000];
     for (size_t i = 0; i < 1000; i++)
         x[i] = (float)i;
+    static ps_codec_arena arena; /* what the decodes unpack into */
     ps_msg m;
     ps_error err;
     const ps_compress_ops *i8 = ps_compress_ops_get(PS_COMPRESS_INT8);
     ck_assert_int_eq(i8->encode(x, 1000, 0, payload, NULL), 0);
     size_t bytes = i8->bytes(1000, 0);
     size_t len = push_header(hdr, sizeof hdr, PS_ENC_INT8, 10, 1010, bytes);
-    ck_assert_int_eq(ps_codec_decode(hdr, len, payload, bytes, &m, &err), 0);
+    ck_assert_int_eq(ps_codec_decode(&arena, hdr, len, payload, bytes, &m, &err), 0);
     ck_assert_ptr_eq(m.payload, payload);
     /* the same bytes announced for one key more: the block count is wrong */
     len = push_header(hdr, sizeof hdr, PS_ENC_INT8, 10, 1011, bytes);
-    ck_assert_int_eq(ps_codec_decode(hdr, len, payload, bytes, &m, &err), PS_EPAYLOAD);
+    ck_assert_int_eq(ps_codec_decode(&arena, hdr, len, payload, bytes, &m, &err), PS_EPAYLOAD);
     ck_assert_str_eq(err.msg, "int8 payload of 1016 bytes does not hold 1001 values in 4 blocks "
                               "(1017 bytes expected)");
     ck_assert_uint_eq(m.seq, 9);
@@ -317,14 +318,14 @@ START_TEST(wire_codec_refuses_compressed_frames_that_do_not_fit_the_keys)
     memcpy(payload, idx, 8);
     memcpy(payload + 8, val, 8);
     len = push_header(hdr, sizeof hdr, PS_ENC_TOPK, 100, 105, 16);
-    ck_assert_int_eq(ps_codec_decode(hdr, len, payload, 16, &m, &err), PS_EPAYLOAD);
+    ck_assert_int_eq(ps_codec_decode(&arena, hdr, len, payload, 16, &m, &err), PS_EPAYLOAD);
     ck_assert_str_eq(err.msg, "topk payload: entry 1 has index 5 (out of range, values: 5)");
     /* a compressed payload for no keys, and an encoding that is no codec */
     len = push_header(hdr, sizeof hdr, PS_ENC_F16, 5, 5, 2);
-    ck_assert_int_eq(ps_codec_decode(hdr, len, payload, 2, &m, &err), PS_EPAYLOAD);
+    ck_assert_int_eq(ps_codec_decode(&arena, hdr, len, payload, 2, &m, &err), PS_EPAYLOAD);
     ck_assert_str_eq(err.msg, "fp16 payload for key range [5, 5)");
     len = push_header(hdr, sizeof hdr, PS_ENC_KEYS_U64, 0, 1, 8);
-    ck_assert_int_eq(ps_codec_decode(hdr, len, payload, 8, &m, &err), PS_EPAYLOAD);
+    ck_assert_int_eq(ps_codec_decode(&arena, hdr, len, payload, 8, &m, &err), PS_EPAYLOAD);
     ck_assert_str_eq(err.msg, "payload encoding 5 is not supported yet");
 }
 END_TEST

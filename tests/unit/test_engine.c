@@ -23,8 +23,21 @@
 #define MAX_FLOATS  16
 #define P           4 /* logistic, 3 features: w [3] (keys 0..2), b [1] (key 3) */
 
+/* A copy of each string field of a reply (cap bytes, as the codec's limit). */
+#define CAPTURED_STR(name, cap) char name[cap];
+#define CAPTURED_NUM(ctype, name)
+#define CAPTURED_ENUM(ctype, name, ptype)
+typedef struct captured_strs {
+    PS_MSG_FIELDS(CAPTURED_NUM, CAPTURED_ENUM, CAPTURED_STR)
+} captured_strs;
+
+/* One reply, copied: its strings point into strs, its layout (a
+ * WELCOME's) at layout, since the engine's own are only valid during the
+ * send. */
 typedef struct captured {
     ps_msg msg;
+    captured_strs strs;
+    ps_layout layout;
     float payload[MAX_FLOATS];
     size_t nfloats;
     char to[32];              /* the identity it was sent to */
@@ -68,14 +81,32 @@ static void job_adam(ps_job *job)
     job->optimizer.eps = 1e-8;
 }
 
-static int capture_send(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
+#define COPY_STR(name, cap)                                                                        \
+    if (reply->name != NULL) {                                                                     \
+        ck_assert_uint_lt(strlen(reply->name), cap);                                               \
+        strcpy(c->strs.name, reply->name);                                                         \
+        c->msg.name = c->strs.name;                                                                \
+    }
+#define COPY_NUM(ctype, name)
+#define COPY_ENUM(ctype, name, ptype)
+
+/* The engine's send: keeps a copy of the reply, checked to encode. */
+static int capture_send(void *ctx, const void *identity, size_t identity_len, ps_msg *reply,
                         const void *payload)
 {
     fx *f = ctx;
     ck_assert_uint_lt(f->n, MAX_REPLIES);
+    static unsigned char hdr[PS_HEADER_MAX_BYTES];
+    size_t hdr_len = 0;
+    ck_assert_int_eq(ps_codec_encode(reply, hdr, sizeof hdr, &hdr_len), 0);
     captured *c = &f->replies[f->n++];
     c->msg = *reply;
     c->msg.payload = NULL;
+    PS_MSG_FIELDS(COPY_NUM, COPY_ENUM, COPY_STR)
+    if (reply->layout != NULL) {
+        c->layout = *reply->layout;
+        c->msg.layout = &c->layout;
+    }
     size_t len = identity_len < sizeof c->to - 1 ? identity_len : sizeof c->to - 1;
     memcpy(c->to, identity, len);
     c->to[len] = '\0';
@@ -126,7 +157,7 @@ static const ps_msg *last(const fx *f)
 static void request_init(ps_msg *m, ps_msg_type type, uint32_t worker_id, uint64_t seq)
 {
     ps_msg_init(m, type);
-    strcpy(m->job, "test-job");
+    m->job = "test-job";
     m->worker_id = worker_id;
     m->seq = seq;
 }
@@ -602,18 +633,20 @@ START_TEST(welcome_describes_the_shard_map_and_layout)
     ck_assert_uint_eq(w->shard_index, 1);
     ck_assert_str_eq(w->mode, "sync");
     ck_assert_uint_eq(w->model_version, 0);
-    ck_assert_uint_eq(w->nshards, 2);
-    ck_assert_str_eq(w->shards[0].endpoint, "tcp://127.0.0.1:7070");
-    ck_assert_uint_eq(w->shards[0].key_lo, 0);
-    ck_assert_uint_eq(w->shards[0].key_hi, 2);
-    ck_assert_str_eq(w->shards[1].endpoint, "tcp://127.0.0.1:7071");
-    ck_assert_uint_eq(w->shards[1].key_lo, 2);
-    ck_assert_uint_eq(w->shards[1].key_hi, 4);
-    ck_assert_uint_eq(w->ntensors, 2);
-    ck_assert_str_eq(w->tensors[0].name, "w");
-    ck_assert_uint_eq(w->tensors[0].shape[0], 3);
-    ck_assert_str_eq(w->tensors[1].name, "b");
-    ck_assert_uint_eq(w->tensors[1].offset, 3);
+    const ps_layout *l = w->layout;
+    ck_assert_ptr_nonnull(l);
+    ck_assert_uint_eq(l->nshards, 2);
+    ck_assert_str_eq(l->shards[0].endpoint, "tcp://127.0.0.1:7070");
+    ck_assert_uint_eq(l->shards[0].key_lo, 0);
+    ck_assert_uint_eq(l->shards[0].key_hi, 2);
+    ck_assert_str_eq(l->shards[1].endpoint, "tcp://127.0.0.1:7071");
+    ck_assert_uint_eq(l->shards[1].key_lo, 2);
+    ck_assert_uint_eq(l->shards[1].key_hi, 4);
+    ck_assert_uint_eq(l->ntensors, 2);
+    ck_assert_str_eq(l->tensors[0].name, "w");
+    ck_assert_uint_eq(l->tensors[0].shape[0], 3);
+    ck_assert_str_eq(l->tensors[1].name, "b");
+    ck_assert_uint_eq(l->tensors[1].offset, 3);
     fx_free(&f);
 }
 END_TEST
@@ -708,7 +741,7 @@ START_TEST(wrong_job_is_refused_with_ejob)
     fx *f = fx_new(&job, 0);
     static ps_msg m;
     request_init(&m, PS_MSG_HELLO, 0, 3);
-    strcpy(m.job, "x");
+    m.job = "x";
     ck_assert_int_eq(handle(f, "wx", &m), PS_EJOB);
     assert_error(f, 3, PS_EJOB, "job \"x\" is not this server's job \"test-job\"");
     ck_assert_uint_eq(ps_engine_errors(f->e, PS_EJOB), 1);
@@ -723,9 +756,9 @@ START_TEST(other_protocol_version_is_refused_with_eversion)
     fx *f = fx_new(&job, 0);
     static ps_msg m;
     request_init(&m, PS_MSG_HELLO, 0, 4);
-    m.protocol = 2;
+    m.protocol = 1; /* the protocol before PS_FLAG_PULL and ps_layout */
     ck_assert_int_eq(handle(f, "wx", &m), PS_EVERSION);
-    assert_error(f, 4, PS_EVERSION, "protocol version 2 is not this server's 1");
+    assert_error(f, 4, PS_EVERSION, "protocol version 1 is not this server's 2");
     ck_assert_uint_eq(ps_engine_errors(f->e, PS_EVERSION), 1);
     fx_free(&f);
 }
@@ -782,6 +815,7 @@ START_TEST(decode_error_is_replied_with_codec_sentence)
     fx *f = fx_new(&job, 0);
     /* a PUSH whose payload frame is shorter than its header says */
     static ps_msg m, d;
+    static ps_codec_arena arena;
     request_init(&m, PS_MSG_PUSH, 1024, 41);
     m.key_lo = 0;
     m.key_hi = P;
@@ -792,13 +826,13 @@ START_TEST(decode_error_is_replied_with_codec_sentence)
     ck_assert_int_eq(ps_codec_encode(&m, hdr, sizeof hdr, &len), 0);
     float short_payload[2] = {1, 1};
     ps_error err;
-    int rc = ps_codec_decode(hdr, len, short_payload, sizeof short_payload, &d, &err);
+    int rc = ps_codec_decode(&arena, hdr, len, short_payload, sizeof short_payload, &d, &err);
     ck_assert_int_eq(rc, PS_EPAYLOAD);
     ck_assert_int_eq(ps_engine_handle(f->e, "wx", 2, rc, &d, &err, capture_send, f), PS_EPAYLOAD);
     assert_error(f, 41, PS_EPAYLOAD, "PUSH header announces 16 payload bytes, the frame has 8");
     ck_assert_uint_eq(last(f)->worker_id, 1024);
     /* a header that is not a protobuf at all */
-    rc = ps_codec_decode("\xff\xff\xff", 3, NULL, 0, &d, &err);
+    rc = ps_codec_decode(&arena, "\xff\xff\xff", 3, NULL, 0, &d, &err);
     ck_assert_int_eq(rc, PS_EPROTO);
     ck_assert_int_eq(ps_engine_handle(f->e, "wx", 2, rc, &d, &err, capture_send, f), PS_EPROTO);
     assert_error(f, 0, PS_EPROTO, "header frame of 3 bytes is not a valid Header");
@@ -872,9 +906,9 @@ START_TEST(refused_requests_leave_theta_and_version_unchanged)
     m.encoding = PS_ENC_F32;
     m.payload_bytes = sizeof g;
     m.payload = g;
-    strcpy(m.job, "other");
+    m.job = "other";
     ck_assert_int_eq(handle(f, "wa", &m), PS_EJOB);
-    strcpy(m.job, "test-job");
+    m.job = "test-job";
     m.protocol = 9;
     ck_assert_int_eq(handle(f, "wa", &m), PS_EVERSION);
     m.protocol = PS_PROTOCOL_VERSION;
@@ -1117,7 +1151,7 @@ START_TEST(abort_keeps_its_reason_when_psd_stops)
     static ps_msg m;
     request_init(&m, PS_MSG_BYE, a, 7);
     m.flags = PS_FLAG_ABORT;
-    strcpy(m.error, "training diverged in epoch 2: loss is nan");
+    m.error = "training diverged in epoch 2: loss is nan";
     ck_assert_int_eq(handle(f, "wa", &m), 0);
     assert_ack(f, 7, 0, 0);
     const char *why;
@@ -1597,7 +1631,7 @@ START_TEST(status_reports_staleness_and_each_ranks_clock)
     const captured *c = &f->replies[f->n - 1];
     ck_assert_uint_eq(c->nrows, 2);
     ck_assert_uint_eq(c->rows[0].rank, 0);
-    ck_assert_str_eq(c->rows[0].state, "live");
+    ck_assert_int_eq(c->rows[0].state, PS_WORKER_LIVE);
     ck_assert_uint_eq(c->rows[0].clock, 2);
     ck_assert_uint_eq(c->rows[0].pushes, 2);
     ck_assert_uint_eq(c->rows[0].staleness_max, 1);
@@ -1622,7 +1656,7 @@ START_TEST(status_table_shows_each_ranks_host_loss_and_state)
     static ps_msg m;
     request_init(&m, PS_MSG_HELLO, 0, 1);
     m.rank = 0;
-    strcpy(m.hostname, "vm-a");
+    m.hostname = "vm-a";
     ck_assert_int_eq(handle(f, "wa", &m), 0);
     uint32_t a = last(f)->worker_id;
     uint32_t b = hello(f, 1, "wb");
@@ -1637,21 +1671,21 @@ START_TEST(status_table_shows_each_ranks_host_loss_and_state)
     ck_assert_int_eq(simple(f, "admin", PS_MSG_STATUS, 0, 9), 0);
     const captured *c = &f->replies[f->n - 1];
     ck_assert_uint_eq(c->nrows, 3);
-    ck_assert_str_eq(c->rows[0].state, "live");
+    ck_assert_int_eq(c->rows[0].state, PS_WORKER_LIVE);
     ck_assert_str_eq(c->rows[0].hostname, "vm-a");
     ck_assert_double_eq_tol(c->rows[0].loss, 0.25, 1e-12);
     ck_assert_double_eq_tol(c->rows[0].samples_per_s, 1500.0, 1e-9);
     ck_assert_uint_eq(c->rows[0].pushes, 1);
     ck_assert_uint_eq(c->rows[0].duplicates, 1);
     ck_assert_uint_eq(c->rows[0].worker_id, a);
-    ck_assert_str_eq(c->rows[1].state, "left");
-    ck_assert_str_eq(c->rows[2].state, "vacant");
+    ck_assert_int_eq(c->rows[1].state, PS_WORKER_LEFT);
+    ck_assert_int_eq(c->rows[2].state, PS_WORKER_VACANT);
     ck_assert_uint_eq(c->rows[2].worker_id, 0);
     /* rank 0 falls silent: evicted */
     ps_engine_tick(f->e, ps_clock_ms() + 5000, capture_send, f);
     ck_assert_int_eq(simple(f, "admin", PS_MSG_STATUS, 0, 10), 0);
     c = &f->replies[f->n - 1];
-    ck_assert_str_eq(c->rows[0].state, "evicted");
+    ck_assert_int_eq(c->rows[0].state, PS_WORKER_EVICTED);
     ck_assert_uint_eq(c->rows[0].evictions, 1);
     fx_free(&f);
 }
@@ -1685,6 +1719,414 @@ START_TEST(welcome_says_the_ranks_applied_pushes_and_last_seq)
     ck_assert_uint_eq(last(f)->applied, 2);
     ck_assert_uint_eq(last(f)->applied_seq, 0);
     fx_free(&f);
+}
+END_TEST
+
+/* ---- a pull riding in a push (PS_FLAG_PULL) ----------------------------- */
+
+/* A PUSH of keys [key_lo, key_hi) carrying a PULL of them (min_version,
+ * pull_clock). */
+static int push_pull_keys(fx *f, const char *who, uint32_t worker_id, uint64_t seq, uint64_t clock,
+                          uint64_t key_lo, uint64_t key_hi, uint64_t min_version,
+                          uint64_t pull_clock, const float *g)
+{
+    static ps_msg m;
+    request_init(&m, PS_MSG_PUSH, worker_id, seq);
+    m.flags = PS_FLAG_PULL;
+    m.clock = clock;
+    m.samples = 1;
+    m.key_lo = key_lo;
+    m.key_hi = key_hi;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = (key_hi - key_lo) * sizeof(float);
+    m.payload = g;
+    m.min_version = min_version;
+    m.pull_clock = pull_clock;
+    return handle(f, who, &m);
+}
+
+/* The same, of the whole shard. */
+static int push_pull(fx *f, const char *who, uint32_t worker_id, uint64_t seq, uint64_t clock,
+                     uint64_t min_version, uint64_t pull_clock, const float *g)
+{
+    return push_pull_keys(f, who, worker_id, seq, clock, 0, P, min_version, pull_clock, g);
+}
+
+/* c is the PULL_REPLY to `to` for seq, at version, with the push's ACK
+ * flags, carrying θ of the whole shard. */
+static void assert_pull_reply(const captured *c, const char *to, uint64_t seq, uint64_t version,
+                              uint32_t flags, const float *theta)
+{
+    ck_assert_int_eq(c->msg.type, PS_MSG_PULL_REPLY);
+    ck_assert_str_eq(c->to, to);
+    ck_assert_uint_eq(c->msg.seq, seq);
+    ck_assert_uint_eq(c->msg.model_version, version);
+    ck_assert_uint_eq(c->msg.flags, flags);
+    ck_assert_int_eq(c->msg.status, 0);
+    ck_assert_uint_eq(c->msg.key_lo, 0);
+    ck_assert_uint_eq(c->msg.key_hi, P);
+    ck_assert_int_eq(c->msg.encoding, PS_ENC_F32);
+    ck_assert_uint_eq(c->msg.payload_bytes, P * sizeof(float));
+    ck_assert_uint_eq(c->nfloats, P);
+    for (size_t i = 0; i < P; i++)
+        ck_assert_msg(c->payload[i] == theta[i], "theta[%zu] = %g, want %g", i,
+                      (double)c->payload[i], (double)theta[i]);
+}
+
+START_TEST(async_push_with_pull_is_answered_at_once_with_theta_after_the_push)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    hello(f, 1, "wb");
+    float g[P] = {2, 4, 6, 8};
+    size_t before = f->n;
+    ck_assert_int_eq(push_pull(f, "wa", a, 1, 0, 1, 0, g), 0);
+    ck_assert_uint_eq(f->n, before + 1); /* one reply: no ACK of its own */
+    const float want[P] = {-1, -2, -3, -4};
+    assert_pull_reply(&f->replies[before], "wa", 1, 1, 0, want);
+    ck_assert_uint_eq(f->replies[before].msg.worker_id, a);
+    assert_theta(f, want);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.pushes, 1);
+    ck_assert_uint_eq(st.pulls, 1);
+    ck_assert_uint_eq(st.parked, 0);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(retried_push_with_pull_is_a_duplicate_with_theta_and_applied_once)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 1);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    float g[P] = {2, 2, 2, 2};
+    const float want[P] = {-1, -1, -1, -1};
+    ck_assert_int_eq(push_pull(f, "wa", a, 7, 0, 1, 0, g), 0);
+    assert_pull_reply(&f->replies[f->n - 1], "wa", 7, 1, 0, want);
+    size_t before = f->n;
+    ck_assert_int_eq(push_pull(f, "wa", a, 7, 0, 1, 0, g), 0);
+    ck_assert_uint_eq(f->n, before + 1);
+    assert_pull_reply(&f->replies[before], "wa", 7, 1, PS_ACK_DUPLICATE, want);
+    assert_theta(f, want);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.pushes, 1);
+    ck_assert_uint_eq(st.duplicates, 1);
+    ck_assert_uint_eq(st.pulls, 2);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(sync_push_with_pull_is_acked_then_answered_when_the_round_closes)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float ga[P] = {1, 2, -1, 4}, gb[P] = {3, 0, 1, -2};
+    size_t before = f->n;
+    /* the round stays open: the push's ACK now, its pull parked */
+    ck_assert_int_eq(push_pull(f, "wa", a, 1, 0, 1, 0, ga), 0);
+    ck_assert_uint_eq(f->n, before + 1);
+    assert_ack(f, 1, 0, 0);
+    ck_assert_str_eq(f->replies[before].to, "wa");
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.parked, 1);
+    ck_assert_uint_eq(st.pulls, 0);
+    /* b's push closes the round: its own pull is answered at once, in one
+     * PULL_REPLY, then a's parked one, both with θ of version 1 */
+    before = f->n;
+    ck_assert_int_eq(push_pull(f, "wb", b, 1, 0, 1, 0, gb), 0);
+    ck_assert_uint_eq(f->n, before + 2);
+    const float want[P] = {-1.0f, -0.5f, 0.0f, -0.5f}; /* 0 - 0.5 · (ga + gb) / 2 */
+    assert_pull_reply(&f->replies[before], "wb", 1, 1, 0, want);
+    assert_pull_reply(&f->replies[before + 1], "wa", 1, 1, 0, want);
+    assert_theta(f, want);
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.parked, 0);
+    ck_assert_uint_eq(st.pushes, 2);
+    ck_assert_uint_eq(st.pulls, 2);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(sync_push_with_pull_for_a_closed_round_is_dropped_with_theta)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 1);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, g), 0);
+    assert_ack(f, 1, 1, 0);
+    size_t before = f->n;
+    ck_assert_int_eq(push_pull(f, "wa", a, 2, 0, 1, 0, g), 0); /* round 0 is closed */
+    ck_assert_uint_eq(f->n, before + 1);
+    const float want[P] = {-1, -1, -1, -1};
+    assert_pull_reply(&f->replies[before], "wa", 2, 1, PS_ACK_DROPPED, want);
+    assert_theta(f, want);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.dropped, 1);
+    ck_assert_uint_eq(st.pushes, 1);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(dropped_push_whose_pull_must_wait_is_acked_dropped_then_answered)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 1, 0, 1, g), 0);
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, g), 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    /* a late push for round 0, its pull for version 2: the ACK says
+     * DROPPED now, the pull waits for round 1 */
+    size_t before = f->n;
+    ck_assert_int_eq(push_pull(f, "wa", a, 2, 0, 2, 0, g), 0);
+    ck_assert_uint_eq(f->n, before + 1);
+    assert_ack(f, 2, 1, PS_ACK_DROPPED);
+    ck_assert_int_eq(push_all(f, "wa", a, 3, 1, 1, g), 0);
+    before = f->n;
+    ck_assert_int_eq(push_all(f, "wb", b, 2, 1, 1, g), 0);
+    ck_assert_uint_eq(f->n, before + 2);
+    ck_assert_int_eq(f->replies[before].msg.type, PS_MSG_ACK);
+    const float want[P] = {-2, -2, -2, -2};
+    assert_pull_reply(&f->replies[before + 1], "wa", 2, 2, 0, want);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.dropped, 1);
+    ck_assert_uint_eq(st.pushes, 4);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(ssp_push_with_pull_parks_on_its_pull_clock)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SSP, 2);
+    job.staleness = 0;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float g[P] = {2, 2, 2, 2};
+    size_t before = f->n;
+    /* pushed at clock 0 (a pull at that clock would be answered), its pull
+     * at clock 1: b, at clock 0, is more than staleness 0 behind. The push
+     * is applied at once, as in async, and acknowledged; the pull waits */
+    ck_assert_int_eq(push_pull(f, "wa", a, 1, 0, 0, 1, g), 0);
+    ck_assert_uint_eq(f->n, before + 1);
+    assert_ack(f, 1, 1, 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.parked, 1);
+    before = f->n;
+    ck_assert_int_eq(push_at(f, "wb", b, 1, 0, 0, g), 0);
+    ck_assert_uint_eq(f->n, before + 2);
+    ck_assert_int_eq(f->replies[before].msg.type, PS_MSG_ACK);
+    ck_assert_str_eq(f->replies[before].to, "wb");
+    const float want[P] = {-2, -2, -2, -2};
+    assert_pull_reply(&f->replies[before + 1], "wa", 1, 2, 0, want);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(retry_of_a_push_whose_pull_is_parked_only_moves_where_the_pull_is_answered)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float ga[P] = {1, 2, -1, 4}, gb[P] = {3, 0, 1, -2};
+    ck_assert_int_eq(push_pull(f, "wa", a, 1, 0, 1, 0, ga), 0);
+    assert_ack(f, 1, 0, 0);
+    /* the same request again, from a new socket: a duplicate push, still
+     * one pull parked */
+    size_t before = f->n;
+    ck_assert_int_eq(push_pull(f, "wa-again", a, 1, 0, 1, 0, ga), 0);
+    ck_assert_uint_eq(f->n, before + 1);
+    assert_ack(f, 1, 0, PS_ACK_DUPLICATE);
+    ck_assert_str_eq(f->replies[before].to, "wa-again");
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.parked, 1);
+    ck_assert_uint_eq(st.duplicates, 1);
+    /* a PULL with the push's seq is a retry of the riding pull: no reply,
+     * not parked twice */
+    before = f->n;
+    ck_assert_int_eq(pull(f, "wa-pull", a, 1, 1, 0, P), 0);
+    ck_assert_uint_eq(f->n, before);
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.parked, 1);
+    /* b's push closes the round: its ACK, then the one PULL_REPLY, where
+     * the last retry came from */
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, gb), 0);
+    ck_assert_uint_eq(f->n, before + 2);
+    ck_assert_int_eq(f->replies[before].msg.type, PS_MSG_ACK);
+    ck_assert_str_eq(f->replies[before].to, "wb");
+    const float want[P] = {-1.0f, -0.5f, 0.0f, -0.5f}; /* a's gradient counted once */
+    assert_pull_reply(&f->replies[before + 1], "wa-pull", 1, 1, 0, want);
+    assert_theta(f, want);
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.parked, 0);
+    ck_assert_uint_eq(st.pushes, 2);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(push_with_pull_when_too_many_are_parked_is_applied_and_acked_with_efull)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 1);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    for (uint64_t i = 0; i < 16; i++)
+        ck_assert_int_eq(pull(f, "wa", a, 10 + i, 100, 0, P), 0);
+    size_t before = f->n;
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_pull(f, "wa", a, 1, 0, 100, 0, g), 0);
+    ck_assert_uint_eq(f->n, before + 1);
+    const char *why =
+        "16 pulls are waiting already (limit 16): the push was taken, its pull was not";
+    const ps_msg *r = last(f);
+    ck_assert_int_eq(r->type, PS_MSG_ACK);
+    ck_assert_uint_eq(r->seq, 1);
+    ck_assert_uint_eq(r->flags, 0);
+    ck_assert_int_eq(r->status, PS_EFULL);
+    ck_assert_str_eq(r->error, why);
+    ck_assert_uint_eq(r->model_version, 1);
+    /* the push stands */
+    const float want[P] = {-1, -1, -1, -1};
+    assert_theta(f, want);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_EFULL), 1);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.pushes, 1);
+    ck_assert_uint_eq(st.parked, 16);
+    ck_assert_uint_eq(st.errors, 1);
+    /* its retry: a duplicate, still no room for the pull */
+    ck_assert_int_eq(push_pull(f, "wa", a, 1, 0, 100, 0, g), 0);
+    r = last(f);
+    ck_assert_int_eq(r->type, PS_MSG_ACK);
+    ck_assert_uint_eq(r->flags, PS_ACK_DUPLICATE);
+    ck_assert_int_eq(r->status, PS_EFULL);
+    ck_assert_str_eq(r->error, why);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    ck_assert_uint_eq(ps_engine_errors(f->e, PS_EFULL), 2);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(invalid_push_with_pull_gets_one_error_and_no_pull_reply)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 1);
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa");
+    float g[P + 1] = {1, 1, 1, 1, 1};
+    /* pulls that could be answered at once (min_version 0) */
+    size_t before = f->n;
+    ck_assert_int_eq(push_pull_keys(f, "wa", a, 1, 0, 0, P + 1, 0, 0, g), PS_ERANGE);
+    ck_assert_uint_eq(f->n, before + 1);
+    assert_error(f, 1, PS_ERANGE, "keys [0, 5) are outside shard 0 [0, 4)");
+    ck_assert_int_eq(push_pull(f, "wa", a + 1, 2, 0, 0, 0, g), PS_EWORKER);
+    ck_assert_uint_eq(f->n, before + 2);
+    char want[64];
+    snprintf(want, sizeof want, "worker %u is not registered with shard 0", a + 1);
+    assert_error(f, 2, PS_EWORKER, want);
+    ps_engine_stats st;
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.pulls, 0);
+    ck_assert_uint_eq(st.parked, 0);
+    assert_theta(f, zeros);
+    fx_free(&f);
+
+    /* sync: a push for a round not open yet is refused, its pull not parked */
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    f = fx_new(&job, 0);
+    a = hello(f, 0, "wa");
+    uint32_t b = hello(f, 1, "wb");
+    before = f->n;
+    ck_assert_int_eq(push_pull(f, "wa", a, 1, 3, 1, 0, g), PS_ECLOCK);
+    ck_assert_uint_eq(f->n, before + 1);
+    ck_assert_int_eq(last(f)->type, PS_MSG_ERROR);
+    ck_assert_int_eq(last(f)->status, PS_ECLOCK);
+    ps_engine_stats_get(f->e, &st);
+    ck_assert_uint_eq(st.parked, 0);
+    /* the round closes: the two ACKs, no PULL_REPLY for the refused seq */
+    before = f->n;
+    ck_assert_int_eq(push_all(f, "wa", a, 2, 0, 1, g), 0);
+    ck_assert_int_eq(push_all(f, "wb", b, 1, 0, 1, g), 0);
+    ck_assert_uint_eq(f->n, before + 2);
+    ck_assert_int_eq(f->replies[before].msg.type, PS_MSG_ACK);
+    ck_assert_int_eq(f->replies[before + 1].msg.type, PS_MSG_ACK);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(welcome_layout_lists_every_shard_and_tensor_and_the_jobs_mode)
+{
+    static const char *const mode_names[PS_MODE_COUNT] = {"sync", "async", "ssp"};
+    for (int mode = 0; mode < PS_MODE_COUNT; mode++) {
+        static ps_job job;
+        job_logistic(&job, (ps_mode)mode, 1);
+        job.model.type = PS_MODEL_MLP; /* 3 -> 5 -> 2: W1 [3, 5], b1 [5], W2 [5, 2], b2 [2] */
+        job.model.nhidden = 1;
+        job.model.hidden[0] = 5;
+        job.model.classes = 2;
+        job.nservers = 3;
+        strcpy(job.servers[1], "tcp://127.0.0.1:7071");
+        strcpy(job.servers[2], "tcp://127.0.0.1:7072");
+        fx *f = fx_new(&job, 2);
+        hello(f, 0, "wa");
+        const ps_msg *w = last(f);
+        ck_assert_str_eq(w->mode, ps_mode_name((ps_mode)mode));
+        ck_assert_str_eq(w->mode, mode_names[mode]);
+        ck_assert_uint_eq(w->num_params, 32);
+        ck_assert_uint_eq(w->shard_index, 2);
+        const ps_layout *l = w->layout;
+        ck_assert_ptr_nonnull(l);
+        /* 32 keys over 3 shards: [0, 10), [10, 21), [21, 32) */
+        static const uint64_t bounds[4] = {0, 10, 21, 32};
+        ck_assert_uint_eq(l->nshards, 3);
+        for (uint32_t i = 0; i < 3; i++) {
+            char endpoint[32];
+            snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%u", 7070 + i);
+            ck_assert_str_eq(l->shards[i].endpoint, endpoint);
+            ck_assert_uint_eq(l->shards[i].key_lo, bounds[i]);
+            ck_assert_uint_eq(l->shards[i].key_hi, bounds[i + 1]);
+        }
+        static const struct {
+            const char *name;
+            uint32_t ndims;
+            uint64_t shape[PS_MAX_DIMS], offset;
+        } tensors[] = {
+            {"W1", 2, {3, 5, 0, 0}, 0},
+            {"b1", 1, {5, 0, 0, 0}, 15},
+            {"W2", 2, {5, 2, 0, 0}, 20},
+            {"b2", 1, {2, 0, 0, 0}, 30},
+        };
+        ck_assert_uint_eq(l->ntensors, 4);
+        for (uint32_t i = 0; i < 4; i++) {
+            ck_assert_str_eq(l->tensors[i].name, tensors[i].name);
+            ck_assert_uint_eq(l->tensors[i].ndims, tensors[i].ndims);
+            for (int d = 0; d < PS_MAX_DIMS; d++)
+                ck_assert_uint_eq(l->tensors[i].shape[d], tensors[i].shape[d]);
+            ck_assert_uint_eq(l->tensors[i].offset, tensors[i].offset);
+        }
+        fx_free(&f);
+    }
 }
 END_TEST
 
@@ -1744,6 +2186,16 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, engine_refuses_a_job_it_cannot_serve);
     tcase_add_test(tc, compressed_push_is_decoded_and_applied);
     tcase_add_test(tc, pull_codec_encodes_theta_once_per_version_for_every_worker);
+    tcase_add_test(tc, async_push_with_pull_is_answered_at_once_with_theta_after_the_push);
+    tcase_add_test(tc, retried_push_with_pull_is_a_duplicate_with_theta_and_applied_once);
+    tcase_add_test(tc, sync_push_with_pull_is_acked_then_answered_when_the_round_closes);
+    tcase_add_test(tc, sync_push_with_pull_for_a_closed_round_is_dropped_with_theta);
+    tcase_add_test(tc, dropped_push_whose_pull_must_wait_is_acked_dropped_then_answered);
+    tcase_add_test(tc, ssp_push_with_pull_parks_on_its_pull_clock);
+    tcase_add_test(tc, retry_of_a_push_whose_pull_is_parked_only_moves_where_the_pull_is_answered);
+    tcase_add_test(tc, push_with_pull_when_too_many_are_parked_is_applied_and_acked_with_efull);
+    tcase_add_test(tc, invalid_push_with_pull_gets_one_error_and_no_pull_reply);
+    tcase_add_test(tc, welcome_layout_lists_every_shard_and_tensor_and_the_jobs_mode);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -55,7 +55,8 @@ static void job_logistic(ps_job *job, ps_mode mode, uint32_t workers)
     job->log_level = PS_LOG_ERROR;
 }
 
-static int keep_reply(void *ctx, const void *identity, size_t identity_len, const ps_msg *reply,
+/* Keeps the last reply's numbers (its strings point into the engine). */
+static int keep_reply(void *ctx, const void *identity, size_t identity_len, ps_msg *reply,
                       const void *payload)
 {
     (void)identity;
@@ -95,7 +96,7 @@ static void fx_free(fx **fp)
 
 static int handle(fx *f, ps_msg *m)
 {
-    strcpy(m->job, "test-job");
+    m->job = "test-job";
     int rc = ps_engine_handle(f->e, "w", 1, 0, m, NULL, keep_reply, f);
     ps_metrics_observe(&f->counters, f->e);
     return rc;
@@ -107,7 +108,7 @@ static uint32_t hello(fx *f, int rank, const char *host)
     ps_msg_init(&m, PS_MSG_HELLO);
     m.rank = rank;
     m.seq = 1;
-    ps_strlcpy(m.hostname, host, sizeof m.hostname);
+    m.hostname = host;
     ck_assert_int_eq(handle(f, &m), 0);
     return f->last.worker_id;
 }
@@ -469,6 +470,44 @@ START_TEST(values_follow_the_engine)
 }
 END_TEST
 
+START_TEST(ranks_are_counted_by_state_and_help_says_what_each_state_means)
+{
+    fx *f = fx_new(PS_MODE_ASYNC, 4, NULL);
+    hello(f, 0, "vm-a");
+    uint32_t done = hello(f, 1, "vm-b"), left = hello(f, 2, "vm-c");
+    ps_msg m;
+    ps_msg_init(&m, PS_MSG_HEARTBEAT);
+    m.worker_id = done;
+    m.seq = 2;
+    m.flags = PS_FLAG_DONE;
+    ck_assert_int_eq(handle(f, &m), 0);
+    ps_msg_init(&m, PS_MSG_BYE);
+    m.worker_id = left;
+    m.seq = 2;
+    ck_assert_int_eq(handle(f, &m), 0);
+    char *text = render(f);
+    ck_assert_msg(strstr(text,
+                         "\n# HELP psd_workers ranks by state: live (a worker holds it), done "
+                         "(pushed its last), left (said bye), evicted (silent), vacant "
+                         "(never held)\n") != NULL,
+                  "%s", text);
+    static const struct {
+        const char *state;
+        double ranks;
+    } want[] = {{"live", 1}, {"done", 1}, {"left", 1}, {"evicted", 0}, {"vacant", 1}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "shard=\"0\",state=\"%s\"", want[i].state);
+        ck_assert_double_eq(value_of(text, "psd_workers", labels), want[i].ranks);
+    }
+    ck_assert_double_eq(
+        value_of(text, "psd_worker_info", "shard=\"0\",rank=\"1\",host=\"vm-b\",state=\"done\""),
+        1);
+    free(text);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(a_host_name_is_escaped_in_its_label)
 {
     fx *f = fx_new(PS_MODE_ASYNC, 1, NULL);
@@ -642,6 +681,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(text, every_series_has_the_shard_label);
     tcase_add_test(text, histogram_buckets_are_cumulative_and_end_in_inf);
     tcase_add_test(text, values_follow_the_engine);
+    tcase_add_test(text, ranks_are_counted_by_state_and_help_says_what_each_state_means);
     tcase_add_test(text, a_host_name_is_escaped_in_its_label);
     tcase_add_test(text, every_rank_of_the_largest_job_has_its_series);
     suite_add_tcase(s, text);

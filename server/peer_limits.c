@@ -108,8 +108,14 @@ bool ps_peer_limits_over(ps_peer_limits *l, const void *identity, size_t identit
                          uint64_t now_ms)
 {
     peer_rate *p = rate_find(l, identity, identity_len, now_ms);
-    if (p != NULL && p->welcomed)
-        return false;
+    if (p != NULL && p->welcomed) {
+        if (ps_engine_worker_rank(l->engine, p->worker_id) >= 0)
+            return false;
+        /* its worker left or was evicted: a stranger again, bucket full */
+        p->welcomed = false;
+        p->tokens_milli = (uint64_t)l->rate * 1000;
+        p->last_ms = now_ms;
+    }
     uint64_t rate = l->rate;
     if (p != NULL) {
         uint64_t full = rate * 1000, add = (now_ms - p->last_ms) * rate;

@@ -160,8 +160,12 @@ bool ps_shm_sessions_pull_reply(ps_shm_sessions *x, ps_msg *reply, const void *p
     if (x->by_rank == NULL || reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes == 0)
         return false;
     shm_session *s = session_find(x, reply->worker_id);
+    /* the segment holds the whole shard's θ: a pull of part of it goes
+     * over the socket */
     if (s == NULL || reply->seq != s->pull_seq || reply->seq <= s->answered_seq ||
-        reply->encoding != PS_ENC_F32 || reply->payload_bytes > s->seg.floats * sizeof(float))
+        reply->encoding != PS_ENC_F32 || reply->key_lo != ps_engine_key_lo(x->engine) ||
+        reply->key_hi != ps_engine_key_hi(x->engine) ||
+        reply->payload_bytes != s->seg.floats * sizeof(float))
         return false;
     memcpy(s->seg.theta, payload, (size_t)reply->payload_bytes);
     s->answered_seq = reply->seq;

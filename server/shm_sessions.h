@@ -44,10 +44,10 @@ void ps_shm_sessions_welcome(ps_shm_sessions *x, const ps_msg *hello, ps_msg *re
  * the request). */
 int ps_shm_sessions_request(ps_shm_sessions *x, const char *job_name, ps_msg *m, ps_error *err);
 
-/* A PULL_REPLY (payload: θ's keys) to the newest pull that asked for
- * shared memory, answered the first time: θ is copied into the segment,
- * reply says SHM_F32 and carries no frame; true. False when the reply
- * goes out as it is. */
+/* A PULL_REPLY (payload: θ's keys) of the whole shard to the newest pull
+ * that asked for shared memory, answered the first time: θ is copied into
+ * the segment, reply says SHM_F32 and carries no frame; true. False when
+ * the reply goes out as it is (a pull of part of the shard does). */
 bool ps_shm_sessions_pull_reply(ps_shm_sessions *x, ps_msg *reply, const void *payload);
 
 /* Frees every segment and the sessions; sets *xp to NULL; NULL is fine. */

@@ -2,6 +2,7 @@
  * (client_codec.h). */
 #include "client_codec.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,19 @@ int ps_client_codec_encode(ps_client *c, const float *grad)
         c->shards[i].enc_ready = false;
     if (c->push_ops == NULL)
         return 0;
+    /* every slice is checked before any is encoded: a push refused for a
+     * NaN in one slice leaves the residual of the others as it was */
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        if (s->shm_on)
+            continue;
+        for (uint64_t k = s->key_lo; k < s->key_hi; k++)
+            if (!isfinite(grad[k]))
+                return ps_client_fail(c, PS_EINVAL,
+                                      "push: the gradient for shard %zu holds a NaN or an "
+                                      "infinity: it has no %s encoding",
+                                      i, c->push_ops->name);
+    }
     for (size_t i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
         size_t n = (size_t)(s->key_hi - s->key_lo);

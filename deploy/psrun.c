@@ -9,7 +9,12 @@
  * and the progress line runbar.h's; here is what the job makes of them:
  * read the plan, start the servers, start the workers once the servers are
  * ready, run the loop until every process has ended, summarise. */
-#include "report.h"
+#include "report_curves.h"
+#include "report_job.h"
+#include "report_notify.h"
+#include "report_number.h"
+#include "report_plan.h"
+#include "report_summary.h"
 #include "runbar.h"
 #include "supervise.h"
 

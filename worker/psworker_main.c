@@ -6,7 +6,8 @@
 #include "compress.h"
 #include "job.h"
 #include "log.h"
-#include "report.h"
+#include "report_number.h"
+#include "report_plan.h"
 #include "trainer.h"
 #include "util.h"
 

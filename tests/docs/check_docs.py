@@ -2,8 +2,10 @@
 """check_docs.py — the reading path has no dead ends: every relative link
 between the project's Markdown files reaches a file that exists and, with
 an #anchor, a heading of that page; every page of docs/ (or other .md file)
-that the code cites exists, with the section it names; and no code cites
-the design notes users never get (the old "DESIGN" + section-sign form).
+that the code cites exists, with the section it names; every file of the
+repository a page names in a code span (`server/engine.c`) exists; and no
+code cites the design notes users never get (the old "DESIGN" +
+section-sign form).
 
   check_docs.py --source DIR   check the tree at DIR (default: this repository)
   check_docs.py --self-test    check the checker: a tree with every kind of
@@ -14,8 +16,8 @@ Anchors follow GitHub's rules: a heading's text, lower case, with what is
 not a letter, digit, '_', '-' or space dropped and each space made '-';
 the second heading with the same slug gets '-1', the third '-2'.
 
-Prints one line per problem, `file:line: what is wrong`, then how many links
-and citations it checked. Exit 0 when all are good, 1 when one is not or
+Prints one line per problem, `file:line: what is wrong`, then how many links,
+citations and file names it checked. Exit 0 when all are good, 1 when one is not or
 when nothing was checked at all (a check that ran nothing proves nothing),
 2 on a usage error. Python 3 standard library only."""
 import argparse
@@ -46,6 +48,11 @@ INLINE_LINK = re.compile(r"\]\(\s*(<[^>]*>|[^)\s]+)(?:\s+(?:\"[^\"]*\"|'[^']*'|\
 # Markdown: a reference definition, `[name]: target`.
 REF_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:\s*(<[^>]*>|\S+)")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# Markdown: a code span that is a path inside the repository, checked when
+# its first folder holds tracked files (`build/bin/psd` is not checked);
+# names with <, * or spaces are patterns, not files.
+CODE_SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+REPO_PATH = re.compile(r"^([\w.-]+)/[\w./@+-]*$")
 ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 HTML_ID = re.compile(r"<a\s+[^>]*?(?:name|id)\s*=\s*[\"']([^\"']+)[\"']", re.I)
@@ -157,7 +164,9 @@ class Checker:
         self.problems = []
         self.links = 0
         self.citations = 0
+        self.names = 0
         self.pages = {}  # real path -> set of anchors
+        self.folders = set()  # top-level folders that hold tracked files
 
     def problem(self, rel, no, what):
         self.problems.append(f"{rel}:{no}: {what}")
@@ -215,12 +224,22 @@ class Checker:
     def check_markdown(self, rel):
         text = self.read(os.path.join(self.source, rel))
         for no, line in markdown_lines(text):
+            for m in CODE_SPAN.finditer(line):
+                self.check_name(rel, no, m.group(2).strip())
             line = strip_code_spans(line)
             for m in INLINE_LINK.finditer(line):
                 self.check_link(rel, no, m.group(1))
             m = REF_DEF.match(line)
             if m:
                 self.check_link(rel, no, m.group(1))
+
+    def check_name(self, rel, no, name):
+        m = REPO_PATH.match(name)
+        if m is None or m.group(1) not in self.folders:
+            return
+        self.names += 1
+        if not os.path.exists(os.path.join(self.source, name)):
+            self.problem(rel, no, f"file name (`{name}`): {name} does not exist")
 
     def check_code(self, rel):
         text = self.read(os.path.join(self.source, rel))
@@ -241,7 +260,9 @@ class Checker:
                     self.problem(rel, no, f"{what}: an empty #anchor")
 
     def run(self):
-        for rel in tree_files(self.source):
+        files = tree_files(self.source)
+        self.folders = {f.split("/", 1)[0] for f in files if "/" in f}
+        for rel in files:
             full = os.path.realpath(os.path.join(self.source, rel))
             if full == SELF:
                 continue
@@ -257,8 +278,8 @@ class Checker:
 def report(checker, out=sys.stdout):
     for p in checker.problems:
         print(p, file=out)
-    print(f"check_docs: {checker.links} Markdown links and {checker.citations} code citations "
-          f"checked, {len(checker.problems)} problems", file=out)
+    print(f"check_docs: {checker.links} Markdown links, {checker.citations} code citations and "
+          f"{checker.names} file names checked, {len(checker.problems)} problems", file=out)
     if checker.links + checker.citations == 0:
         print("check_docs: nothing was checked (no Markdown link and no citation found): "
               "failing, as a check that ran nothing proves nothing", file=out)
@@ -298,7 +319,8 @@ def self_test():
         "docs/guide.md": "# Guide\n\n## The `sync` mode\n\n## Usage\n\n## Usage\n\n"
                          "## [psctl status](../README.md) and *top*\n\nBack to the "
                          "[README](../README.md#tool--the-best).\n\nSetext heading\n---\n\n"
-                         "[setext](#setext-heading)\n",
+                         "[setext](#setext-heading)\n\nThe code is in `src/a.c`; "
+                         "`build/bin/x`, `src/<name>.c` and `src/*.c` are not checked.\n",
         "docs/pic.svg": "<svg/>\n",
         "src/a.c": "/* a.c — see docs/guide.md#usage-1 and docs/guide.md */\n",
         "CMakeLists.txt": "# see README.md\n",
@@ -309,12 +331,13 @@ def self_test():
         expect(c.problems == [], f"a good tree passes, got {c.problems}")
         expect(c.links == 10, f"a good tree has 10 links checked, got {c.links}")
         expect(c.citations == 3, f"a good tree has 3 citations checked, got {c.citations}")
+        expect(c.names == 1, f"a good tree has 1 file name checked, got {c.names}")
         expect(report(c, open(os.devnull, "w")) == 0, "a good tree exits 0")
 
     bad = dict(good)
     bad["README.md"] = ("# Tool \u2014 the best\n\n[gone](docs/missing.md)\n[no anchor](docs/guide.md#nope)\n"
                         "[in page](#nowhere)\n[outside](../elsewhere/DESIGN.md)\n"
-                        "[case](docs/guide.md#Usage)\n")
+                        "[case](docs/guide.md#Usage)\nSee `src/gone.c`.\n")
     bad["src/b.h"] = (f"/* b.h — {old}4, \u00a77 say so */\n/* docs/missing.md#x */\n"
                       "/* docs/guide.md#not-there */\n")
     with tempfile.TemporaryDirectory(prefix="check-docs-") as tmp:
@@ -327,11 +350,12 @@ def self_test():
                "a missing in-page anchor")
         expect(mentions(p, "README.md", 6, "is outside the repository"), "a link outside")
         expect(mentions(p, "README.md", 7, 'did you mean "#usage"'), "an anchor in upper case")
+        expect(mentions(p, "README.md", 8, "src/gone.c does not exist"), "a missing file name")
         expect(mentions(p, "src/b.h", 1, "\u00a74, \u00a77\" cites design notes"), "an old citation")
         expect(mentions(p, "src/b.h", 2, "docs/missing.md does not exist"), "a missing cited page")
         expect(mentions(p, "src/b.h", 3, "has no heading for #not-there"),
                "a missing cited section")
-        expect(len(p) == 8, f"8 problems, got {len(p)}: {p}")
+        expect(len(p) == 9, f"9 problems, got {len(p)}: {p}")
         expect(report(c, open(os.devnull, "w")) == 1, "a bad tree exits 1")
 
     with tempfile.TemporaryDirectory(prefix="check-docs-") as tmp:

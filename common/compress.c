@@ -6,6 +6,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -675,7 +676,10 @@ static bool cpu_has_simd(void)
 
 static void choose(void)
 {
-    simd_on = cpu_has_simd();
+    /* PS_COMPRESS_PORTABLE=1 keeps the portable loops on any CPU: the path
+     * of a CPU without F16C/AVX2, for tests (test_compress_simd skips) */
+    const char *portable = getenv("PS_COMPRESS_PORTABLE");
+    simd_on = cpu_has_simd() && !(portable != NULL && strcmp(portable, "1") == 0);
     for (size_t t = 0; t < PS_COMPRESS_COUNT; t++) {
         active[t] = rows[t].ops;
         if (simd_on && rows[t].encode_simd != NULL)

@@ -9,13 +9,18 @@
  * and the progress line runbar.h's; here is what the job makes of them:
  * read the plan, start the servers, start the workers once the servers are
  * ready, run the loop until every process has ended, summarise. */
-#include "report.h"
+#include "args.h"
+#include "report_curves.h"
+#include "report_job.h"
+#include "report_notify.h"
+#include "report_number.h"
+#include "report_plan.h"
+#include "report_summary.h"
 #include "runbar.h"
 #include "supervise.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -36,8 +41,6 @@
  * (say, fewer rows than workers) are named in one line. */
 #define LOSS_VERDICT_S 2.0
 #define PROGRESS_FD    3 /* the fd a worker writes its progress lines to */
-#define EXIT_RUNTIME   1
-#define EXIT_USAGE     2
 
 /* What psrun makes of a worker that failed, by child: judged LOSS_VERDICT_S
  * after its end (see above). */
@@ -162,7 +165,7 @@ static int read_plan(psrun *r)
         fprintf(stderr, "psrun: %s: %s\n", errfd < 0 ? errpath : "pipe", strerror(errno));
         if (errfd >= 0)
             close(errfd);
-        return EXIT_RUNTIME;
+        return PS_EXIT_RUNTIME;
     }
     pid_t pid = fork();
     if (pid < 0) {
@@ -170,7 +173,7 @@ static int read_plan(psrun *r)
         close(fds[0]);
         close(fds[1]);
         close(errfd);
-        return EXIT_RUNTIME;
+        return PS_EXIT_RUNTIME;
     }
     if (pid == 0) {
         dup2(fds[1], STDOUT_FILENO);
@@ -191,17 +194,18 @@ static int read_plan(psrun *r)
         ;
     relay_describe_errors(errpath);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return WIFEXITED(status) && WEXITSTATUS(status) == EXIT_USAGE ? EXIT_USAGE : EXIT_RUNTIME;
+        return WIFEXITED(status) && WEXITSTATUS(status) == PS_EXIT_USAGE ? PS_EXIT_USAGE
+                                                                         : PS_EXIT_RUNTIME;
     if (rc != 0) {
         fprintf(stderr, "psrun: %s\n", err.msg);
-        return EXIT_RUNTIME;
+        return PS_EXIT_RUNTIME;
     }
     if (r->plan.workers + r->plan.nservers > MAX_CHILDREN) {
         fprintf(stderr,
                 "psrun: %s: %u workers and %u servers are more than one machine runs "
                 "(limit %d processes)\n",
                 r->job_path, r->plan.workers, r->plan.nservers, MAX_CHILDREN);
-        return EXIT_USAGE;
+        return PS_EXIT_USAGE;
     }
     return 0;
 }
@@ -601,7 +605,7 @@ static int verdict(psrun *r, double wall_s)
     }
     if (r->failed) {
         fprintf(stderr, "psrun: job failed: %s\n", r->failure);
-        return EXIT_RUNTIME;
+        return PS_EXIT_RUNTIME;
     }
     if (ps_runbar_rejected(&r->bar) > 0)
         fprintf(stderr,
@@ -614,13 +618,13 @@ static int verdict(psrun *r, double wall_s)
         rc = outputs_write(r, &job);
     ps_report_summary_fini(&job);
     if (rc != 0)
-        return EXIT_RUNTIME;
+        return PS_EXIT_RUNTIME;
     int code = 0;
     for (int i = 0; i < r->sv.nkids; i++) {
         if (r->losses[i].lost) {
             fprintf(stderr, "psrun: the job finished without %s, which failed\n",
                     r->sv.kids[i].name);
-            code = EXIT_RUNTIME;
+            code = PS_EXIT_RUNTIME;
         }
     }
     return code;
@@ -640,48 +644,40 @@ static void curves_path(psrun *r)
         r->curves = r->curves_beside;
 }
 
-/* Options and the job file; -1 to go on, else the exit status. */
+enum { OPT_SUMMARY_JSON = PS_ARGS_LONG_ONLY, OPT_CURVES };
+
+/* Options and the job file (args.h's convention): PS_ARGS_GO_ON, or the
+ * exit status (0 after --help or --version) with a message printed. */
 static int args_parse(psrun *r, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"summary-json", required_argument, NULL, 's'},
-        {"curves", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+    static const ps_args_option opts[] = {
+        {"summary-json", OPT_SUMMARY_JSON, true},
+        {"curves", OPT_CURVES, true},
     };
-    int opt;
-    while ((opt = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-        switch (opt) {
-        case 's':
-            r->summary_json = optarg;
+    ps_args p;
+    ps_args_init(&p, "psrun", usage, opts, PS_ARGS_COUNT(opts), argc, argv);
+    int c;
+    while ((c = ps_args_next(&p)) > 0) {
+        switch (c) {
+        case OPT_SUMMARY_JSON:
+            r->summary_json = p.value;
             break;
-        case 'c':
-            r->curves = optarg;
+        case OPT_CURVES:
+            r->curves = p.value;
             break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("psrun %s\n", PS_VERSION_STRING);
-            return 0;
-        default:
-            usage(stderr);
-            return EXIT_USAGE;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "psrun: expected one job file\n");
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    r->job_path = argv[optind];
+    if (c == PS_ARGS_EXIT)
+        return p.status;
+    if (p.noperands != 1)
+        return ps_args_error(&p, "expected one job file, got %d arguments", p.noperands);
+    r->job_path = p.operands[0];
     if (access(r->job_path, R_OK) != 0) {
-        fprintf(stderr, "psrun: %s: %s\n", r->job_path, strerror(errno));
-        return EXIT_USAGE;
+        fprintf(stderr, "psrun: %s: cannot open: %s\n", r->job_path, strerror(errno));
+        return PS_EXIT_USAGE;
     }
     curves_path(r);
-    return -1;
+    return PS_ARGS_GO_ON;
 }
 
 static void signals_install(void)
@@ -711,11 +707,11 @@ int main(int argc, char **argv)
 {
     static psrun r;
     int rc = args_parse(&r, argc, argv);
-    if (rc >= 0)
+    if (rc != PS_ARGS_GO_ON)
         return rc;
     find_bindir(r.bindir, sizeof r.bindir);
     if (make_tmpdir(&r) != 0)
-        return EXIT_RUNTIME;
+        return PS_EXIT_RUNTIME;
     rc = read_plan(&r);
     if (rc != 0) {
         rmdir(r.tmpdir);
@@ -724,7 +720,7 @@ int main(int argc, char **argv)
     signals_install();
     if (progress_pipe_open(&r) != 0) {
         rmdir(r.tmpdir);
-        return EXIT_RUNTIME;
+        return PS_EXIT_RUNTIME;
     }
     ps_supervisor_init(&r.sv, forward_line, &r);
     r.t_start = now_s();

@@ -1,6 +1,8 @@
 /* runbar.c — psrun's progress line (runbar.h). */
 #include "runbar.h"
 
+#include "report_number.h"
+
 #include <stdio.h>
 #include <unistd.h>
 

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "report.h"
+#include "report_progress.h"
 
 #define PS_RUNBAR_WORKERS_MAX 256
 

@@ -13,7 +13,7 @@
 #include <sys/un.h>
 
 #include "error.h"
-#include "report.h"
+#include "report_notify.h"
 
 #define PS_SUPERVISOR_CHILDREN_MAX 256
 #define PS_SUPERVISOR_LINE_MAX     4096 /* a longer output line is forwarded in pieces */

@@ -1,21 +1,17 @@
 /* psd.c — the parameter server daemon: serves one shard of a job's θ.
  * Exit status: 0 after a clean stop (SIGTERM, SIGINT), 1 on a runtime error
  * (cannot bind, socket failure), 2 on a usage or job-file error. */
+#include "args.h"
 #include "job.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
 
-#include <errno.h>
 #include <stdbool.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE   2
 
 /* Set by SIGTERM and SIGINT (to the signal's number, which the workers are
  * told), and by SIGHUP; the server loop looks at them every 100 ms. */
@@ -51,74 +47,55 @@ typedef struct psd_args {
     const char *config;
     uint32_t shard;
     const char *log_level; /* NULL: the job's */
+    ps_log_level level;    /* --log-level's, when given */
     bool exit_when_done;
 } psd_args;
 
-/* Parses argv into *a. Returns 0 to go on, or an exit status (0 after
- * --help or --version) with a message already printed. */
+/* Parses argv into *a (args.h's convention). PS_ARGS_GO_ON, or the exit
+ * status (0 after --help or --version) with a message already printed. */
 static int args_parse(int argc, char **argv, psd_args *a)
 {
-    /* clang-format off */
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"shard", required_argument, NULL, 's'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"exit-when-done", no_argument, NULL, 'x'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+    static const ps_args_option opts[] = {
+        {"config", 'c', true},
+        {"shard", 's', true},
+        {"log-level", 'l', true},
+        {"exit-when-done", 'x', false},
     };
-    /* clang-format on */
+    ps_args p;
+    ps_args_init(&p, "psd", usage, opts, PS_ARGS_COUNT(opts), argc, argv);
     memset(a, 0, sizeof *a);
-    opterr = 0; /* our own messages, prefixed "psd:" */
     int c;
-    while ((c = getopt_long(argc, argv, ":c:s:l:xhV", opts, NULL)) != -1) {
+    long v;
+    while ((c = ps_args_next(&p)) > 0) {
         switch (c) {
         case 'c':
-            a->config = optarg;
+            a->config = p.value;
             break;
-        case 's': {
-            char *end = NULL;
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0 ||
-                v >= PS_MAX_SHARDS) {
-                fprintf(stderr, "psd: --shard: \"%s\" is not a shard number (0 to %d)\n", optarg,
-                        PS_MAX_SHARDS - 1);
-                return EXIT_USAGE;
-            }
+        case 's':
+            if (ps_args_number(&p, 0, PS_MAX_SHARDS - 1, &v) != 0)
+                return PS_EXIT_USAGE;
             a->shard = (uint32_t)v;
             break;
-        }
         case 'l':
-            a->log_level = optarg;
+            if (ps_log_level_parse(p.value, &a->level) != 0)
+                return ps_args_error(&p,
+                                     "--log-level: must be one of error, warn, info or debug, "
+                                     "got %s",
+                                     p.value);
+            a->log_level = p.value;
             break;
         case 'x':
             a->exit_when_done = true;
             break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        case 'V':
-            printf("psd %s\n", PS_VERSION_STRING);
-            return -1;
-        case ':':
-            fprintf(stderr, "psd: %s needs a value (try psd --help)\n", argv[optind - 1]);
-            return EXIT_USAGE;
-        default:
-            fprintf(stderr, "psd: unknown option \"%s\" (try psd --help)\n", argv[optind - 1]);
-            return EXIT_USAGE;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "psd: unexpected argument \"%s\" (try psd --help)\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    if (a->config == NULL) {
-        fprintf(stderr, "psd: --config is required (try psd --help)\n");
-        return EXIT_USAGE;
-    }
-    return 0;
+    if (c == PS_ARGS_EXIT)
+        return p.status;
+    if (p.noperands > 0)
+        return ps_args_error(&p, "unexpected argument \"%s\"", p.operands[0]);
+    if (a->config == NULL)
+        return ps_args_error(&p, "--config is required");
+    return PS_ARGS_GO_ON;
 }
 
 /* SIGTERM and SIGINT set the stop flag, SIGHUP the reload flag; no
@@ -159,42 +136,37 @@ int main(int argc, char **argv)
 {
     psd_args a;
     int rc = args_parse(argc, argv, &a);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
+    if (rc != PS_ARGS_GO_ON)
+        return rc;
 
     static ps_job job; /* large: keep it off the stack */
     ps_error err;
     ps_error_clear(&err);
     if (ps_job_load(a.config, &job, &err) != 0) {
         fprintf(stderr, "psd: %s\n", err.msg);
-        return EXIT_USAGE;
+        return PS_EXIT_USAGE;
     }
-    ps_log lg = {job.log_level, "psd"};
-    if (a.log_level != NULL && ps_log_level_parse(a.log_level, &lg.level) != 0) {
-        fprintf(stderr, "psd: --log-level: \"%s\" is not one of error, warn, info, debug\n",
-                a.log_level);
-        return EXIT_USAGE;
-    }
+    ps_log lg = {a.log_level != NULL ? a.level : job.log_level, "psd"};
     if (a.shard >= job.nservers) {
         fprintf(stderr, "psd: --shard %u is out of range: %s has %u server%s\n", a.shard, a.config,
                 job.nservers, job.nservers == 1 ? "" : "s");
-        return EXIT_USAGE;
+        return PS_EXIT_USAGE;
     }
     if (signals_install() != 0) {
         fprintf(stderr, "psd: cannot install signal handlers\n");
-        return EXIT_RUNTIME;
+        return PS_EXIT_RUNTIME;
     }
 
     ps_malloc_tune(); /* before the zeromq context: see ps_malloc_tune in util.h */
     if (ps_job_check_writable(&job, PS_JOB_FOLDER_CHECKPOINT, &err) != 0) {
         fprintf(stderr, "psd: %s\n", err.msg);
-        return EXIT_USAGE;
+        return PS_EXIT_USAGE;
     }
     ps_server *srv = ps_server_new(&job, a.shard, &lg, &err);
     if (srv == NULL) {
         fprintf(stderr, "psd: %s\n", err.msg);
-        return err.code == PS_EZMQ || err.code == PS_ENOMEM || err.code == PS_EIO ? EXIT_RUNTIME
-                                                                                  : EXIT_USAGE;
+        return err.code == PS_EZMQ || err.code == PS_ENOMEM || err.code == PS_EIO ? PS_EXIT_RUNTIME
+                                                                                  : PS_EXIT_USAGE;
     }
     ps_server_exit_when_done(srv, a.exit_when_done);
     while ((rc = ps_server_run(srv, &stop_requested, &reload_requested, &err)) == 0 &&
@@ -205,7 +177,7 @@ int main(int argc, char **argv)
     ps_server_destroy(&srv);
     if (rc != 0) {
         fprintf(stderr, "psd: %s\n", err.msg);
-        return EXIT_RUNTIME;
+        return PS_EXIT_RUNTIME;
     }
     return 0;
 }

@@ -4,6 +4,9 @@
  * the write-to-temporary-then-rename helper they share. */
 #include "output.h"
 
+#include "report_curves.h"
+#include "report_file.h"
+#include "report_plan.h"
 #include "trainer.h"
 #include "util.h"
 

@@ -12,7 +12,7 @@
 
 #include "codec.h"
 #include "error.h"
-#include "report.h"
+#include "report_summary.h"
 
 /* Creates dir and its missing parents (mode 0755). PS_EIO naming the part
  * that could not be made. */

@@ -2,7 +2,7 @@
  * per line or redraw, so a line is never cut by another writer's. */
 #include "progress.h"
 
-#include "report.h"
+#include "report_progress.h"
 #include "util.h"
 
 #include <stdio.h>

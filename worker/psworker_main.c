@@ -3,17 +3,17 @@
  * job's servers, and optionally writes a summary JSON for psrun and an SVG
  * of its training curves.
  * Exit: 0 done, 1 runtime error or interrupted, 2 usage or job-file error. */
+#include "args.h"
 #include "compress.h"
 #include "job.h"
 #include "log.h"
-#include "report.h"
+#include "report_number.h"
+#include "report_plan.h"
 #include "trainer.h"
 #include "util.h"
 
 #include <cblas.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -21,9 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE   2
 
 static volatile sig_atomic_t stop_flag;
 
@@ -37,7 +34,8 @@ typedef struct args {
     const char *config;
     const char *summary_json;
     const char *curves;
-    const char *log_level;
+    const char *log_level; /* NULL: the job's */
+    ps_log_level level;    /* --log-level's, when given */
     int rank;
     int progress_fd;
     bool describe;
@@ -70,87 +68,65 @@ static void usage(FILE *out)
           out);
 }
 
-/* Parses a whole decimal integer in [lo, hi]. */
-static int parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || errno == ERANGE || v < lo || v > hi)
-        return PS_EINVAL;
-    *out = (int)v;
-    return 0;
-}
+enum { OPT_CURVES = PS_ARGS_LONG_ONLY };
 
-/* Returns -1 to go on, or the exit status. */
+/* Parses argv into *a (args.h's convention). PS_ARGS_GO_ON, or the exit
+ * status (0 after --help or --version) with a message already printed. */
 static int args_parse(int argc, char **argv, args *a)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"rank", required_argument, NULL, 'r'},
-        {"summary-json", required_argument, NULL, 's'},
-        {"curves", required_argument, NULL, 'C'},
-        {"progress-fd", required_argument, NULL, 'p'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"describe", no_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+    static const ps_args_option opts[] = {
+        {"config", 'c', true},        {"rank", 'r', true},        {"summary-json", 's', true},
+        {"curves", OPT_CURVES, true}, {"progress-fd", 'p', true}, {"log-level", 'l', true},
+        {"describe", 'd', false},
     };
+    ps_args p;
+    ps_args_init(&p, "psworker", usage, opts, PS_ARGS_COUNT(opts), argc, argv);
     memset(a, 0, sizeof *a);
     a->rank = -1;
     a->progress_fd = -1;
     int c;
-    while ((c = getopt_long(argc, argv, "c:r:s:p:l:dhV", longopts, NULL)) != -1) {
+    long v;
+    while ((c = ps_args_next(&p)) > 0) {
         switch (c) {
         case 'c':
-            a->config = optarg;
+            a->config = p.value;
             break;
         case 'r':
-            if (parse_int(optarg, 0, INT_MAX, &a->rank) != 0) {
-                fprintf(stderr, "psworker: --rank \"%s\" is not a rank (0, 1, ...)\n", optarg);
-                return EXIT_USAGE;
-            }
+            if (ps_args_number(&p, 0, PS_MAX_WORKERS - 1, &v) != 0)
+                return PS_EXIT_USAGE;
+            a->rank = (int)v;
             break;
         case 's':
-            a->summary_json = optarg;
+            a->summary_json = p.value;
             break;
-        case 'C':
-            a->curves = optarg;
+        case OPT_CURVES:
+            a->curves = p.value;
             break;
         case 'p':
-            if (parse_int(optarg, 0, INT_MAX, &a->progress_fd) != 0) {
-                fprintf(stderr, "psworker: --progress-fd \"%s\" is not a file descriptor\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
+            if (ps_args_number(&p, 0, INT_MAX, &v) != 0)
+                return PS_EXIT_USAGE;
+            a->progress_fd = (int)v;
             break;
         case 'l':
-            a->log_level = optarg;
+            if (ps_log_level_parse(p.value, &a->level) != 0)
+                return ps_args_error(&p,
+                                     "--log-level: must be one of error, warn, info or debug, "
+                                     "got %s",
+                                     p.value);
+            a->log_level = p.value;
             break;
         case 'd':
             a->describe = true;
             break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("psworker %s\n", PS_VERSION_STRING);
-            return 0;
-        default:
-            fputs("Try 'psworker --help' for more information.\n", stderr);
-            return EXIT_USAGE;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "psworker: unexpected argument \"%s\"\n", argv[optind]);
-        return EXIT_USAGE;
-    }
-    if (a->config == NULL) {
-        fputs("psworker: --config JOB.yaml is required (see psworker --help)\n", stderr);
-        return EXIT_USAGE;
-    }
-    return -1;
+    if (c == PS_ARGS_EXIT)
+        return p.status;
+    if (p.noperands > 0)
+        return ps_args_error(&p, "unexpected argument \"%s\"", p.operands[0]);
+    if (a->config == NULL)
+        return ps_args_error(&p, "--config is required");
+    return PS_ARGS_GO_ON;
 }
 
 static void signals_install(void)
@@ -172,14 +148,14 @@ static int describe(const ps_job *job)
     int rc = ps_trainer_check_job(job, &err);
     if (rc != 0) {
         fprintf(stderr, "psworker: %s\n", err.msg);
-        return rc == PS_ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
+        return rc == PS_ENOMEM ? PS_EXIT_RUNTIME : PS_EXIT_USAGE;
     }
     ps_tensor_info tensors[PS_MAX_TENSORS];
     size_t ntensors = 0;
     uint64_t num_params = 0;
     if (ps_job_layout(job, tensors, PS_MAX_TENSORS, &ntensors, &num_params) != 0) {
         fprintf(stderr, "psworker: %s: the model's parameters do not fit\n", job->path);
-        return EXIT_USAGE;
+        return PS_EXIT_USAGE;
     }
     ps_report_plan plan;
     memset(&plan, 0, sizeof plan);
@@ -204,7 +180,7 @@ static int describe(const ps_job *job)
     rc = ps_report_plan_write(stdout, &plan);
     if (rc != 0 || fflush(stdout) != 0) {
         fprintf(stderr, "psworker: --describe: %s\n", ps_strerror(rc ? rc : PS_EIO));
-        return EXIT_RUNTIME;
+        return PS_EXIT_RUNTIME;
     }
     return 0;
 }
@@ -218,7 +194,7 @@ static int exit_status_of(int code, bool started)
 {
     if (started && code == PS_ECOMPLETE)
         return 0;
-    return code == PS_ECONFIG || code == PS_EUNSUPPORTED ? EXIT_USAGE : EXIT_RUNTIME;
+    return code == PS_ECONFIG || code == PS_EUNSUPPORTED ? PS_EXIT_USAGE : PS_EXIT_RUNTIME;
 }
 
 static void log_result(const ps_log *lg, const ps_train_result *r)
@@ -242,12 +218,12 @@ static int write_results(const args *a, const ps_job *job, const ps_train_result
     int status = 0;
     if (a->summary_json && ps_train_result_write_json(res, job->name, a->summary_json, &err) != 0) {
         fprintf(stderr, "psworker: %s\n", err.msg);
-        status = EXIT_RUNTIME;
+        status = PS_EXIT_RUNTIME;
     }
     const char *codec = ps_compress_ops_get(job->compression.push)->name;
     if (a->curves && ps_train_result_write_curves(res, job->name, codec, a->curves, &err) != 0) {
         fprintf(stderr, "psworker: %s\n", err.msg);
-        status = EXIT_RUNTIME;
+        status = PS_EXIT_RUNTIME;
     }
     return status;
 }
@@ -262,7 +238,7 @@ int main(int argc, char **argv)
         openblas_set_num_threads(1);
     args a;
     int status = args_parse(argc, argv, &a);
-    if (status >= 0)
+    if (status != PS_ARGS_GO_ON)
         return status;
 
     ps_job job; /* read-only after loading */
@@ -271,25 +247,20 @@ int main(int argc, char **argv)
     if (ps_job_load(a.config, &job, &err) != 0 ||
         ps_job_check_writable(&job, PS_JOB_FOLDER_OUTPUT, &err) != 0) {
         fprintf(stderr, "psworker: %s\n", err.msg);
-        return EXIT_USAGE;
+        return PS_EXIT_USAGE;
     }
     if (a.describe)
         return describe(&job);
-    ps_log lg = {.level = job.log_level, .prog = "psworker"};
-    if (a.log_level && ps_log_level_parse(a.log_level, &lg.level) != 0) {
-        fprintf(stderr, "psworker: --log-level \"%s\" is not one of error, warn, info, debug\n",
-                a.log_level);
-        return EXIT_USAGE;
-    }
+    ps_log lg = {.level = a.log_level != NULL ? a.level : job.log_level, .prog = "psworker"};
     if (a.rank >= 0 && (uint32_t)a.rank >= job.workers) {
         fprintf(stderr, "psworker: --rank %d is outside [0, %u): the job has %u workers\n", a.rank,
                 job.workers, job.workers);
-        return EXIT_USAGE;
+        return PS_EXIT_USAGE;
     }
     if (a.progress_fd >= 0 && fcntl(a.progress_fd, F_GETFD) < 0) {
         fprintf(stderr, "psworker: --progress-fd %d is not an open file descriptor\n",
                 a.progress_fd);
-        return EXIT_USAGE;
+        return PS_EXIT_USAGE;
     }
     signals_install();
 

@@ -9,7 +9,7 @@
 #include "output.h"
 #include "progress.h"
 #include "psworker.h"
-#include "report.h"
+#include "report_summary.h"
 #include "util.h"
 
 #include <errno.h>

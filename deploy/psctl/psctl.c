@@ -4,6 +4,7 @@
  * shards (and, with security.curve, the keys). Exit status: 0 when every
  * shard answered, 1 when one did not or refused, 2 on a usage or job-file
  * error. */
+#include "args.h"
 #include "codec.h"
 #include "curve.h"
 #include "job.h"
@@ -11,8 +12,6 @@
 #include "psctl_status.h"
 #include "util.h"
 
-#include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -24,8 +23,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define EXIT_RUNTIME        1
-#define EXIT_USAGE          2
+#define EXIT_RUNTIME        PS_EXIT_RUNTIME
+#define EXIT_USAGE          PS_EXIT_USAGE
 #define DEFAULT_TIMEOUT_MS  10000
 #define DEFAULT_INTERVAL_MS 1000
 
@@ -102,132 +101,102 @@ typedef struct psctl_args {
     const char *name; /* keygen's NAME */
 } psctl_args;
 
-/* Reads a number of at least lo and at most hi for option opt into *v;
- * false (said) when it is none. */
-static bool number_parse(const char *opt, const char *text, long lo, long hi, long *v)
-{
-    char *end;
-    errno = 0;
-    *v = strtol(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || errno != 0 || *v < lo || *v > hi) {
-        fprintf(stderr, "psctl: %s: \"%s\" is not a number from %ld to %ld\n", opt, text, lo, hi);
-        return false;
-    }
-    return true;
-}
-
-/* Parses one option c (getopt's); 0 to go on, -1 after --help/--version,
- * or an exit status. */
-static int option_take(int c, char **argv, psctl_args *a)
+/* Takes one option c (ps_args_next's) into *a; 0, or the exit status
+ * with the reason said. */
+static int option_take(const ps_args *p, int c, psctl_args *a)
 {
     long v;
+    int rc = 0;
     switch (c) {
     case 'c':
-        a->config = optarg;
-        return 0;
+        a->config = p->value;
+        break;
     case 'k':
-        a->key = optarg;
-        return 0;
+        a->key = p->value;
+        break;
     case 'j':
         a->json = true;
-        return 0;
+        break;
     case 's':
-        if (!number_parse("--shard", optarg, 0, 86400000, &v))
-            return EXIT_USAGE;
-        a->shard = (int)v;
-        return 0;
+        if ((rc = ps_args_number(p, 0, PS_MAX_SHARDS - 1, &v)) == 0)
+            a->shard = (int)v;
+        break;
     case 't':
-        if (!number_parse("--timeout-ms", optarg, 0, 86400000, &v))
-            return EXIT_USAGE;
-        a->timeout_ms = (int)v;
-        a->timeout_set = true;
-        return 0;
+        if ((rc = ps_args_number(p, 0, 86400000, &v)) == 0) {
+            a->timeout_ms = (int)v;
+            a->timeout_set = true;
+        }
+        break;
     case 'i':
-        if (!number_parse("--interval", optarg, 10, 86400000, &v))
-            return EXIT_USAGE;
-        a->interval_ms = (int)v;
-        a->top_only = true;
-        return 0;
+        if ((rc = ps_args_number(p, 10, 86400000, &v)) == 0) {
+            a->interval_ms = (int)v;
+            a->top_only = true;
+        }
+        break;
     case 'n':
-        if (!number_parse("--count", optarg, 0, 1000000000, &v))
-            return EXIT_USAGE;
-        a->count = v;
-        a->top_only = true;
-        return 0;
-    case 'h':
-        usage(stdout);
-        return -1;
-    case 'V':
-        printf("psctl %s\n", PS_VERSION_STRING);
-        return -1;
-    case ':':
-        fprintf(stderr, "psctl: %s needs a value (try psctl --help)\n", argv[optind - 1]);
-        return EXIT_USAGE;
-    default:
-        fprintf(stderr, "psctl: unknown option \"%s\" (try psctl --help)\n", argv[optind - 1]);
-        return EXIT_USAGE;
+        if ((rc = ps_args_number(p, 0, 1000000000, &v)) == 0) {
+            a->count = v;
+            a->top_only = true;
+        }
+        break;
     }
+    return rc;
 }
 
-/* Parses argv; 0 to go on, -1 after --help/--version, or an exit status. */
+/* The command and its operands, once the options are read: keygen NAME,
+ * or status, top or checkpoint with --config. PS_ARGS_GO_ON or the exit
+ * status with the reason said. */
+static int command_take(const ps_args *p, psctl_args *a)
+{
+    if (p->noperands == 0)
+        return ps_args_error(p, "expected one command: status, top, checkpoint or keygen");
+    a->command = p->operands[0];
+    if (strcmp(a->command, "keygen") == 0) {
+        if (p->noperands != 2)
+            return ps_args_error(p, "keygen takes one NAME (writes NAME.key and NAME.key_secret)");
+        a->name = p->operands[1];
+        return PS_ARGS_GO_ON;
+    }
+    bool top = strcmp(a->command, "top") == 0;
+    bool checkpoint = strcmp(a->command, "checkpoint") == 0;
+    if (strcmp(a->command, "status") != 0 && !top && !checkpoint)
+        return ps_args_error(p, "unknown command \"%s\": status, top, checkpoint or keygen",
+                             a->command);
+    if (p->noperands > 1)
+        return ps_args_error(p, "unexpected argument \"%s\" after %s", p->operands[1], a->command);
+    if (a->config == NULL)
+        return ps_args_error(p, "--config is required");
+    if (a->top_only && !top)
+        return ps_args_error(p, "--interval and --count are for top, not %s", a->command);
+    if (a->json && checkpoint)
+        return ps_args_error(p, "--json is for status and top, not checkpoint");
+    return PS_ARGS_GO_ON;
+}
+
+/* Parses argv into *a (args.h's convention). PS_ARGS_GO_ON, or the exit
+ * status (0 after --help or --version) with a message already printed. */
 static int args_parse(int argc, char **argv, psctl_args *a)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"shard", required_argument, NULL, 's'},
-        {"timeout-ms", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},
-        {"interval", required_argument, NULL, 'i'},
-        {"count", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {"key", required_argument, NULL, 'k'},
-        {NULL, 0, NULL, 0},
+    static const ps_args_option opts[] = {
+        {"config", 'c', true}, {"shard", 's', true},    {"timeout-ms", 't', true},
+        {"json", 'j', false},  {"interval", 'i', true}, {"count", 'n', true},
+        {"key", 'k', true},
     };
+    ps_args p;
+    ps_args_init(&p, "psctl", usage, opts, PS_ARGS_COUNT(opts), argc, argv);
     memset(a, 0, sizeof *a);
     a->shard = -1;
     a->timeout_ms = DEFAULT_TIMEOUT_MS;
     a->interval_ms = DEFAULT_INTERVAL_MS;
-    opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":c:s:t:k:ji:n:hV", opts, NULL)) != -1) {
-        int rc = option_take(c, argv, a);
+    while ((c = ps_args_next(&p)) > 0) {
+        int rc = option_take(&p, c, a);
         if (rc != 0)
             return rc;
     }
-    if (optind < argc && strcmp(argv[optind], "keygen") == 0 && optind != argc - 2) {
-        fprintf(stderr, "psctl: keygen takes one NAME (writes NAME.key and NAME.key_secret)\n");
-        return EXIT_USAGE;
-    }
-    if (optind == argc - 2 && strcmp(argv[optind], "keygen") == 0) {
-        a->command = argv[optind];
-        a->name = argv[optind + 1];
-        return 0;
-    }
-    if (a->config == NULL) {
-        fprintf(stderr, "psctl: --config is required (try psctl --help)\n");
-        return EXIT_USAGE;
-    }
-    if (optind != argc - 1) {
-        fprintf(stderr,
-                "psctl: expected one command: status, top or checkpoint (try psctl --help)\n");
-        return EXIT_USAGE;
-    }
-    a->command = argv[optind];
-    bool top = strcmp(a->command, "top") == 0;
-    if (strcmp(a->command, "status") != 0 && !top && strcmp(a->command, "checkpoint") != 0) {
-        fprintf(stderr, "psctl: unknown command \"%s\": status, top or checkpoint\n", a->command);
-        return EXIT_USAGE;
-    }
-    if (a->top_only && !top) {
-        fprintf(stderr, "psctl: --interval and --count are for top, not %s\n", a->command);
-        return EXIT_USAGE;
-    }
-    if (a->json && strcmp(a->command, "checkpoint") == 0) {
-        fprintf(stderr, "psctl: --json is for status and top, not checkpoint\n");
-        return EXIT_USAGE;
-    }
-    return 0;
+    if (c == PS_ARGS_EXIT)
+        return p.status;
+    return command_take(&p, a);
 }
 
 /* Loads the keys for a job with security.curve; 0 or an exit status with
@@ -462,8 +431,8 @@ int main(int argc, char **argv)
 {
     psctl_args a;
     int rc = args_parse(argc, argv, &a);
-    if (rc != 0)
-        return rc < 0 ? 0 : rc;
+    if (rc != PS_ARGS_GO_ON)
+        return rc;
     ps_error err;
     if (strcmp(a.command, "keygen") == 0) {
         if (ps_curve_keygen(a.name, &err) != 0) {

@@ -1,4 +1,4 @@
-"""bench_modes.py — the README's table of consistency modes: one example job
+"""bench_modes.py — the tables of consistency modes in docs/modes.md#measured: one example job
 run with psrun in each mode (sync, async, ssp s=2, sync with one backup
 worker, local SGD H=8 in sync mode), printing test accuracy, wall time,
 updates (pushes psd applied or dropped) and the bytes the workers pushed

@@ -1,7 +1,11 @@
 """harness.py — shared helpers of the end-to-end tests: free loopback ports,
 job files written from a template, programs run under a timeout, and a check
-that every process a test started is gone at its end."""
+that every process a test started is gone at its end. A test passes only by
+running checks that pass: finish() fails one that ran none, and one that
+ends without finish() after checking fails too; one that cannot run here
+says why and exits SKIP, which ctest reports as skipped."""
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -11,6 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+
+SKIP = 77  # the exit status ctest reports as skipped (SKIP_RETURN_CODE)
 
 
 def args():
@@ -32,6 +39,8 @@ class Env:
         self.failures = 0
         self.checks = 0
         self.procs = []  # Proc objects, ended by stop_procs
+        self.finished = False
+        atexit.register(self._unfinished)
 
     def prog(self, name):
         return os.path.join(self.bin, name)
@@ -45,13 +54,36 @@ class Env:
             print(f"FAIL: {what}")
 
     def finish(self):
+        """Ends the test: exit 0 when at least one check ran and all passed,
+        else 1."""
+        self.finished = True
         passed = self.checks - self.failures
-        if self.failures == 0:
+        if self.failures == 0 and self.checks > 0:
             shutil.rmtree(self.tmp, ignore_errors=True)
         else:
             print(f"scratch files kept in {self.tmp}")
         print(f"{passed} passed, {self.failures} failed")
-        sys.exit(1 if self.failures else 0)
+        if self.checks == 0:
+            print("FAIL: no check ran: a test that checks nothing fails")
+        sys.exit(1 if self.failures or self.checks == 0 else 0)
+
+    def skip(self, why):
+        """Ends a test that cannot run here (no root, an unoptimised build):
+        the reason, then exit SKIP."""
+        self.finished = True
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        print(f"skipped: {why}", flush=True)
+        sys.exit(SKIP)
+
+    def _unfinished(self):
+        """At exit: a script that checked things but never reached finish()
+        (it forgot, or raised) must not pass with its failures unsaid."""
+        if self.finished or self.checks == 0:
+            return
+        print(f"FAIL: the test ended before finish(): {self.checks - self.failures} passed, "
+              f"{self.failures} failed, scratch files kept in {self.tmp}", flush=True)
+        sys.stderr.flush()
+        os._exit(1)
 
 
 class Proc:

@@ -1,8 +1,8 @@
 /* test_compress.c — the codecs of compress.h: each against a scalar
  * reference on edge values (±0, subnormals, values past the fp16 range,
- * ties), the vector loops against the portable ones bit for bit, NaN and
- * infinity refused, error feedback, and every malformed payload refused by
- * validate and by the wire codec. */
+ * ties), NaN and infinity refused, error feedback, and every malformed
+ * payload refused by validate and by the wire codec. The vector loops
+ * against the portable ones: test_compress_simd.c. */
 #include <check.h>
 
 #include "check_main.h"
@@ -13,15 +13,7 @@
 
 #include "codec.h"
 #include "compress.h"
-
-#define N 1037 /* four int8 blocks and a tail; not a multiple of 8 or 16 */
-
-static float f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+#include "compress_edges.h"
 
 /* The value an fp16 bit pattern stands for, computed from its definition. */
 static double f16_value(uint16_t h)
@@ -49,20 +41,6 @@ static uint16_t f16_reference(float x)
     return best;
 }
 
-static void fill_edges(float *x, size_t n)
-{
-    const float edges[] = {
-        0.0f,     -0.0f,    1.0f,       -1.0f,    65504.0f,     -65504.0f,       65519.0f,
-        65520.0f, 1e10f,    -3e38f,     FLT_MAX,  FLT_MIN,      f32(1),          -f32(1),
-        0x1p-24f, 0x1p-25f, 0x1.8p-25f, 0x1p-14f, 0x1.ffcp-15f, 1.0f + 0x1p-11f, 1.0f + 0x3p-11f,
-        0.1f,     -0.3333f, 6.1e-5f,    5.96e-8f, 2.98e-8f};
-    size_t ne = sizeof edges / sizeof edges[0];
-    srand(7);
-    for (size_t i = 0; i < n; i++)
-        x[i] = i < ne ? edges[i]
-                      : (float)((rand() / (double)RAND_MAX - 0.5) * ldexp(1, rand() % 40 - 20));
-}
-
 START_TEST(fp16_rounds_to_nearest_even_and_saturates_like_the_reference)
 {
     static float x[N];
@@ -84,30 +62,6 @@ START_TEST(fp16_rounds_to_nearest_even_and_saturates_like_the_reference)
     ops->decode(out, sizeof out, back, N);
     for (size_t i = 0; i < N; i++)
         ck_assert_float_eq((float)f16_value(out[i]), back[i]);
-}
-END_TEST
-
-START_TEST(vector_loops_give_the_portable_bits)
-{
-    static float x[N], a_dec[N], b_dec[N], scratch[N];
-    static unsigned char a[8 * N], b[8 * N];
-    fill_edges(x, N);
-    for (int t = PS_COMPRESS_FP16; t <= PS_COMPRESS_INT8; t++) {
-        const ps_compress_ops *v = ps_compress_ops_get((ps_compress_type)t);
-        const ps_compress_ops *p = ps_compress_ops_portable((ps_compress_type)t);
-        for (size_t n = 0; n <= N; n += (n < 40 ? 1 : 97)) {
-            size_t bytes = p->bytes(n, 0);
-            memset(a, 0xaa, bytes);
-            memset(b, 0x55, bytes);
-            ck_assert_int_eq(v->encode(x, n, 0, a, scratch), 0);
-            ck_assert_int_eq(p->encode(x, n, 0, b, scratch), 0);
-            ck_assert_msg(memcmp(a, b, bytes) == 0, "%s, n = %zu: encodings differ", p->name, n);
-            v->decode(a, bytes, a_dec, n);
-            p->decode(b, bytes, b_dec, n);
-            ck_assert_msg(memcmp(a_dec, b_dec, n * sizeof(float)) == 0,
-                          "%s, n = %zu: decodings differ", p->name, n);
-        }
-    }
 }
 END_TEST
 
@@ -388,7 +342,6 @@ static Suite *compress_suite(void)
     Suite *s = suite_create("compress");
     TCase *tc = tcase_create("compress");
     tcase_add_test(tc, fp16_rounds_to_nearest_even_and_saturates_like_the_reference);
-    tcase_add_test(tc, vector_loops_give_the_portable_bits);
     tcase_add_test(tc, bf16_rounds_to_nearest_even_and_saturates);
     tcase_add_test(tc, int8_error_is_within_half_a_scale_of_each_block);
     tcase_add_test(tc, topk_sends_the_largest_magnitudes_in_index_order);

@@ -1,4 +1,4 @@
-/* compress.h — codecs of gradients and θ on the wire (DESIGN §4): none
+/* compress.h — codecs of gradients and θ on the wire (docs/architecture.md#the-wire-protocol): none
  * (float32), fp16, bf16, int8 with one scale per block of 256, and top-k with
  * 32-bit indices. A codec is one row of a table in compress.c: its name, wire
  * encoding, whether pulls may use it, and its functions (encode, decode,

@@ -1,6 +1,6 @@
 /* util.h — small utilities shared by server and worker: clocks, the shard
- * range rule of DESIGN §3, checked arithmetic, malloc tuning, and the file
- * checks every reader of a user's path shares (regular files only, mkdir -p). */
+ * range rule of docs/architecture.md#theta-tensors-and-shards, checked arithmetic, malloc tuning,
+ * and the file checks every reader of a user's path shares (regular files only, mkdir -p). */
 #ifndef PS_UTIL_H
 #define PS_UTIL_H
 

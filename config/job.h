@@ -1,4 +1,4 @@
-/* job.h — the job: one YAML file (DESIGN §12) that server and workers read.
+/* job.h — the job: one YAML file (docs/job-file.md) that server and workers read.
  * ps_job_load parses and validates the whole file before any of it is used;
  * every error names file:line:col. Paths in the job are resolved against the
  * job file's folder. The struct holds no pointers: copy it freely. */

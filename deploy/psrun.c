@@ -1,4 +1,4 @@
-/* psrun.c — the one-machine launcher (DESIGN §2). Starts a job's shards and
+/* psrun.c — the one-machine launcher (docs/architecture.md#processes). Starts a job's shards and
  * workers as child processes on loopback, forwards their logs line by line
  * with a prefix, draws one overall progress line on a TTY, prints a summary
  * and exits non-zero if any process failed. What it learns from the other

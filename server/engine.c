@@ -90,10 +90,9 @@ typedef struct peer {
     void *ctx;
 } peer;
 
-/* One consistency mode (DESIGN §5): the engine asks its row, never the
- * mode, when a push is applied and when a pull may be answered; whether
- * pushes go into rounds (the store keeps an accumulator) is the mode's
- * row in mode.h (e->mode->rounds). */
+/* One consistency mode (docs/architecture.md#a-consistency-mode): the engine asks its row, never
+ * the mode, when a push is applied and when a pull may be answered; whether pushes go into rounds
+ * (the store keeps an accumulator) is the mode's row in mode.h (e->mode->rounds). */
 typedef struct mode_ops {
     /* applies or accumulates one checked, decoded push and replies */
     int (*push)(ps_engine *e, const peer *p, const ps_msg *req, const float *grad, worker_slot *w);

@@ -1,4 +1,4 @@
-/* optim.h — the server-side optimizers (DESIGN §6): sgd, momentum (Nesterov
+/* optim.h — the server-side optimizers (docs/architecture.md#optimizers): sgd, momentum (Nesterov
  * optional), adagrad, adam and ftrl, with L2 and a learning-rate schedule.
  * Their state arrays sit beside θ in the shard, one float per key, allocated
  * once in ps_optim_init. Embedded in the store; one thread uses it. */

@@ -1,12 +1,12 @@
-/* client.c — libpsworker, the client side of the wire protocol (DESIGN §3, §4, §7).
- * One DEALER per shard. Every exchange sends its request to all shards before
- * it awaits any reply; replies are matched by seq, so a late reply to an
- * older request is dropped (except a final ERROR: the server stopped); a
- * request still unanswered is sent again with the same seq, until the shard
- * has been silent for the timeout. A big push payload goes out straight from
- * the caller's gradient (no copy); the push returns only once ZeroMQ has let
- * go of it. A heartbeat thread, with a ZeroMQ context of its own, keeps the
- * worker alive and tells the caller's thread what its replies said. */
+/* client.c — libpsworker, the client side of the wire protocol
+ * (docs/architecture.md#the-wire-protocol, docs/architecture.md#the-failure-model). One DEALER per
+ * shard. Every exchange sends its request to all shards before it awaits any reply; replies are
+ * matched by seq, so a late reply to an older request is dropped (except a final ERROR: the server
+ * stopped); a request still unanswered is sent again with the same seq, until the shard has been
+ * silent for the timeout. A big push payload goes out straight from the caller's gradient (no
+ * copy); the push returns only once ZeroMQ has let go of it. A heartbeat thread, with a ZeroMQ
+ * context of its own, keeps the worker alive and tells the caller's thread what its replies said.
+ */
 #include "client_impl.h"
 
 #include "client_codec.h"
@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-    _Static_assert(PS_PUSH_DUPLICATE == PS_ACK_DUPLICATE, "push flags follow the ACK flags");
+_Static_assert(PS_PUSH_DUPLICATE == PS_ACK_DUPLICATE, "push flags follow the ACK flags");
 _Static_assert(PS_CLIENT_VERSION_FINAL == PS_VERSION_FINAL, "the final version is the wire's");
 _Static_assert(PS_PUSH_DROPPED == PS_ACK_DROPPED, "push flags follow the ACK flags");
 

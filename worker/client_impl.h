@@ -75,12 +75,11 @@ typedef struct shard {
     /* the version of the slice of θ last pulled from this shard: a push's
      * model_version (its gradient was computed from that θ) */
     uint64_t theta_version;
-    /* exactly once (DESIGN §7): the seq of the last push sent (a push sent
-     * again after a registration keeps it, so psd knows it), the newest
-     * push the shard said it holds (an ACK, or an ACK DUPLICATE), and the
-     * tally: pushes it holds by its word, and those a restart from a
-     * checkpoint rolled back. base: the rank's pushes psd had applied when
-     * this client first registered (a worker that replaced another). */
+    /* exactly once (docs/architecture.md#the-failure-model): the seq of the last push sent (a push
+     * sent again after a registration keeps it, so psd knows it), the newest push the shard said it
+     * holds (an ACK, or an ACK DUPLICATE), and the tally: pushes it holds by its word, and those a
+     * restart from a checkpoint rolled back. base: the rank's pushes psd had applied when this
+     * client first registered (a worker that replaced another). */
     uint64_t push_seq, counted_seq;
     uint64_t acked, rolled_back, applied_base;
     bool based;

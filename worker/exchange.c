@@ -634,7 +634,7 @@ void ps_exchange_mark(ps_client *c, bool all, bool registered_only)
 
 /* Runs a PULL, PUSH or HEARTBEAT exchange with every shard. A shard that
  * answers "unknown worker" (or whose heartbeat was told so, which is looked
- * at before anything is sent) restarted or evicted us (DESIGN §7): say
+ * at before anything is sent) restarted or evicted us (docs/architecture.md#the-failure-model): say
  * HELLO to it again with our rank (and DONE again if we had said it). In
  * sync mode the exchange then ends with PS_EREJOINED, since the shard's
  * rounds may have moved or gone back: the caller goes on from

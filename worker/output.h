@@ -1,5 +1,5 @@
 /* output.h — files psworker writes: the final model as one NumPy .npy file
- * per tensor plus manifest.json (DESIGN §10), and the run's summary (its
+ * per tensor plus manifest.json (docs/architecture.md#outputs), and the run's summary (its
  * format is report.h's). Every file is written to a temporary name beside
  * it, flushed and renamed, so a reader never sees half a file; JSON is
  * written with json-c. */

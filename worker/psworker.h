@@ -172,8 +172,8 @@ int ps_client_push_pull(ps_client *c, ps_push_pull *pp);
 #define PS_PUSH_DROPPED   2u
 uint32_t ps_client_push_flags(const ps_client *c);
 
-/* Tells every shard this worker is alive (DESIGN §7); needed only without
- * opts.heartbeat_ms, more often than the job's heartbeat.timeout_ms. */
+/* Tells every shard this worker is alive (docs/architecture.md#the-failure-model); needed only
+ * without opts.heartbeat_ms, more often than the job's heartbeat.timeout_ms. */
 int ps_client_heartbeat(ps_client *c);
 
 /* Tells every shard this worker pushed its last gradient: it no longer

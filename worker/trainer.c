@@ -21,8 +21,8 @@
 typedef struct ps_trainer ps_trainer_t;
 
 /* What a step sends and waits for in each consistency mode: one row per
- * mode (DESIGN §5), so the loop never asks which mode it runs. A round is
- * one push: one batch, or H batches with local SGD. */
+ * mode (docs/architecture.md#a-consistency-mode), so the loop never asks which mode it runs. A
+ * round is one push: one batch, or H batches with local SGD. */
 typedef struct step_mode {
     /* makes θ in hand the one round `round` computes from */
     int (*theta_get)(ps_trainer_t *t, uint64_t round, ps_error *err);

@@ -1,4 +1,4 @@
-/* psbench.c — the data-path benchmark (DESIGN §11): real psd processes and
+/* psbench.c — the data-path benchmark (docs/architecture.md#build-and-test): real psd processes and
  * workers in forked processes, each figure beside its physical reference
  * measured in the same run (raw ZeroMQ moving the same bytes between the
  * same number of processes, memcpy of the same bytes, the same model trained

@@ -1,7 +1,15 @@
 /* job.h — the job: one YAML file (docs/job-file.md) that server and workers read.
  * ps_job_load parses and validates the whole file before any of it is used;
  * every error names file:line:col. Paths in the job are resolved against the
- * job file's folder. The struct holds no pointers: copy it freely. */
+ * job file's folder. The struct holds no pointers: copy it freely.
+ *
+ * Where things go in config/: a new key is a field here and one row in
+ * schema.c (kind, bounds, default, validity hook, and when it may be given);
+ * yamlwalk.c reads any table of rows and knows no job; suggest.c words the
+ * did-you-mean after an unknown key from the rows' names and aliases; job.c
+ * (this header's functions) loads the file and runs the checks that span
+ * several keys and fit no row. A new mode or codec needs no edit here: the
+ * rows read names and rules from mode.h and compress.h. */
 #ifndef PS_JOB_H
 #define PS_JOB_H
 

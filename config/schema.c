@@ -1,0 +1,623 @@
+/* schema.c — the rows of the job file (schema.h): one per key, each saying
+ * where its value goes in ps_job, what values it takes, its default, and when
+ * it may be given at all; plus the hooks the rows name (names, endpoints,
+ * lists). Modes and codecs are read from their registries (mode.h, compress.h). */
+#include "schema.h"
+
+#include "job.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_CLASSES (1u << 20)
+#define MAX_UNITS   (1u << 20)          /* units of one hidden layer */
+#define MAX_DIM     (UINT64_C(1) << 40) /* one dimension of a custom tensor */
+
+/* ---- the enum names, in enum order, as written in job files ---- */
+
+static const char *const model_names[] = {"linear", "logistic", "softmax", "mlp", "custom", NULL};
+static const char *const init_names[] = {"zeros", "xavier", "normal", NULL};
+static const char *const format_names[] = {"csv", "libsvm", "idx", NULL};
+static const char *const normalize_names[] = {"none", "standard", NULL};
+static const char *const shard_names[] = {"stride", "block", NULL};
+static const char *const optim_names[] = {"sgd", "momentum", "adagrad", "adam", "ftrl", NULL};
+static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
+static const char *const loss_names[] = {"continue", "abort", NULL};
+static const char *const divergence_names[] = {"stop", "continue", NULL};
+static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
+
+/* Enum fields are stored as 32-bit values through the tables. */
+_Static_assert(sizeof(ps_mode) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_model_type) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_init_scheme) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_data_format) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_normalize) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_shard_kind) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_optim_type) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_schedule_type) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_compress_type) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_worker_loss) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_divergence) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_log_level) == sizeof(uint32_t), "enum size");
+
+/* ---- names from the registries ---- */
+
+static const char *mode_name_of(uint32_t v)
+{
+    const ps_mode_desc *d = ps_mode_get((ps_mode)v);
+    return d != NULL ? d->name : NULL;
+}
+
+static const char *push_name_of(uint32_t v)
+{
+    const ps_compress_ops *o = ps_compress_ops_get((ps_compress_type)v);
+    return o != NULL ? o->name : NULL;
+}
+
+/* pulls carry θ itself: only the codecs whose descriptor says pull_ok */
+static const char *pull_name_of(uint32_t v)
+{
+    const ps_compress_ops *o = ps_compress_ops_get((ps_compress_type)v);
+    return o != NULL && o->pull_ok ? o->name : NULL;
+}
+
+/* ---- when a key may be given: the rows' only rules ---- */
+
+#define JOB(base) ((const ps_job *)(base))
+
+/* the job's mode takes the key (its PS_MODE_KEY_ bit is only.arg) */
+static bool mode_takes_key(const void *base, const ps_yamlwalk_key *k)
+{
+    return ps_mode_takes(JOB(base)->mode, k->only.arg);
+}
+
+/* ... or the key is off (0, false): backup_workers: 0 is fine in any mode */
+static bool off_or_mode_takes_key(const void *base, const ps_yamlwalk_key *k)
+{
+    const unsigned char *p = (const unsigned char *)base + k->off;
+    for (size_t i = 0; i < k->size; i++)
+        if (p[i] != 0)
+            return mode_takes_key(base, k);
+    return true;
+}
+
+/* "mode sync or ssp": the modes that take the key */
+static void modes_taking_key(const ps_yamlwalk_key *k, char *buf, size_t cap)
+{
+    ps_mode_names_taking(k->only.arg, buf, cap);
+}
+
+static bool has_classes(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    ps_model_type t = JOB(base)->model.type;
+    return t == PS_MODEL_SOFTMAX || t == PS_MODEL_MLP || t == PS_MODEL_LOGISTIC;
+}
+static bool model_mlp(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->model.type == PS_MODEL_MLP;
+}
+static bool model_custom(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->model.type == PS_MODEL_CUSTOM;
+}
+static bool format_idx(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->data.format == PS_FORMAT_IDX;
+}
+static bool format_csv(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->data.format == PS_FORMAT_CSV;
+}
+static bool optim_momentum(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->optimizer.type == PS_OPTIM_MOMENTUM;
+}
+static bool optim_ftrl(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->optimizer.type == PS_OPTIM_FTRL;
+}
+static bool optim_adam(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->optimizer.type == PS_OPTIM_ADAM;
+}
+static bool optim_adam_or_adagrad(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    ps_optim_type t = JOB(base)->optimizer.type;
+    return t == PS_OPTIM_ADAM || t == PS_OPTIM_ADAGRAD;
+}
+static bool schedule_step(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->optimizer.schedule == PS_SCHEDULE_STEP;
+}
+static bool schedule_cosine(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->optimizer.schedule == PS_SCHEDULE_COSINE;
+}
+static bool compress_topk(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->compression.push == PS_COMPRESS_TOPK;
+}
+static bool local_sgd(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->training.local_steps > 1;
+}
+
+/* a row field: the key is only valid when pred holds, "... only valid with <when>" */
+#define ONLY(pred, text) .only = {.holds = (pred), .when = (text)}
+/* ... when the job's mode takes the key (bit: PS_MODE_KEY_), worded by mode.h */
+#define ONLY_MODE(pred, bit) .only = {.holds = (pred), .when_text = modes_taking_key, .arg = (bit)}
+
+/* ---- validity hooks ---- */
+
+#define SHOW(buf, s) ps_yamlwalk_show((buf), sizeof(buf), (s), PS_YAMLWALK_SHOW_MAX)
+
+/* Job and tensor names: they name files and metrics, so a plain word. */
+static bool valid_name(const char *s, const char **why)
+{
+    if (strspn(s, ".") == strlen(s)) {
+        *why = "is not a name";
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-') {
+            *why = "may only contain letters, digits, '.', '_' and '-'";
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool valid_port(const char *s)
+{
+    uint64_t v;
+    bool neg, over;
+    return *s != '+' && *s != '-' && ps_yamlwalk_text_uint(s, &v, &neg, &over) && !over && v >= 1 &&
+           v <= 65535;
+}
+
+static bool has_space(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if (isspace((unsigned char)*s) || (unsigned char)*s < 0x20)
+            return true;
+    return false;
+}
+
+/* host:port, host not empty */
+static bool valid_host_port(const char *s, const char **why)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s || !valid_port(colon + 1) || has_space(s)) {
+        *why = "is not host:port";
+        return false;
+    }
+    return true;
+}
+
+/* tcp://host:port or ipc://path; workers connect to it, so no wildcard */
+static bool valid_endpoint(const char *s, const char **why)
+{
+    *why = "is not an endpoint (tcp://host:port or ipc://path)";
+    if (has_space(s))
+        return false;
+    if (strncmp(s, "ipc://", 6) == 0)
+        return s[6] != '\0';
+    if (strncmp(s, "tcp://", 6) != 0)
+        return false;
+    const char *host = s + 6;
+    const char *colon = strrchr(host, ':');
+    if (colon == NULL || colon == host || !valid_port(colon + 1))
+        return false;
+    if (host[0] == '*') {
+        *why = "has a wildcard host; workers need an address to connect to";
+        return false;
+    }
+    return true;
+}
+
+/* ---- list hooks ---- */
+
+static int parse_servers(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                         const char *path, void *base);
+static int parse_metrics_listen(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                                const char *path, void *base);
+static int parse_hidden(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                        const char *path, void *base);
+static int parse_tensors(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                         const char *path, void *base);
+static int parse_shape(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val, const char *path,
+                       void *base);
+
+/* ---- the rows ---- */
+
+#define FIELD(f) .off = offsetof(ps_job, f), .size = sizeof(((ps_job *)0)->f)
+#define ROWS(t)  (t), sizeof(t) / sizeof((t)[0])
+#define FLT_INF  HUGE_VAL
+
+static const ps_yamlwalk_key init_keys[] = {
+    {"scheme", PS_YAMLWALK_ENUM, FIELD(model.init_scheme), .def = "xavier", .names = init_names,
+     .sup = PS_YAMLWALK_SUP_ALL},
+    {"seed", PS_YAMLWALK_INT, FIELD(model.init_seed), .def = "42", .max = UINT64_MAX},
+};
+static const ps_yamlwalk_section init_sec = {"model.init", ROWS(init_keys)};
+
+static const ps_yamlwalk_key model_keys[] = {
+    {"type", PS_YAMLWALK_ENUM, PS_YAMLWALK_REQUIRED, FIELD(model.type), .names = model_names,
+     .sup = 1u << PS_MODEL_LINEAR | 1u << PS_MODEL_LOGISTIC | 1u << PS_MODEL_SOFTMAX |
+            1u << PS_MODEL_MLP,
+     .aka = "kind|model"},
+    {"features", PS_YAMLWALK_INT, PS_YAMLWALK_REQUIRED, FIELD(model.features), .min = 1,
+     .max = UINT64_C(1) << 31, .aka = "n_features|num_features|input_dim|inputs|dim"},
+    {"classes", PS_YAMLWALK_INT, FIELD(model.classes), .min = 2, .max = MAX_CLASSES,
+     ONLY(has_classes, "model type softmax or mlp"), .aka = "n_classes|num_classes|outputs|labels"},
+    {"hidden", PS_YAMLWALK_LIST, .parse = parse_hidden, ONLY(model_mlp, "model type mlp"),
+     .aka = "hidden_layers|layers|units"},
+    {"tensors", PS_YAMLWALK_LIST, .parse = parse_tensors, ONLY(model_custom, "model type custom"),
+     .aka = "params|parameters"},
+    {"init", PS_YAMLWALK_SECTION, .sub = &init_sec, .aka = "initializer|initialization"},
+};
+static const ps_yamlwalk_section model_sec = {"model", ROWS(model_keys)};
+
+static const ps_yamlwalk_key data_keys[] = {
+    {"train", PS_YAMLWALK_PATH, PS_YAMLWALK_REQUIRED, FIELD(data.train),
+     .aka = "train_file|train_path|training"},
+    {"test", PS_YAMLWALK_PATH, FIELD(data.test), .aka = "test_file|test_path|eval|valid"},
+    {"format", PS_YAMLWALK_ENUM, FIELD(data.format), .def = "csv", .names = format_names,
+     .sup = PS_YAMLWALK_SUP_ALL},
+    {"train_labels", PS_YAMLWALK_PATH, FIELD(data.train_labels), ONLY(format_idx, "format idx")},
+    {"test_labels", PS_YAMLWALK_PATH, FIELD(data.test_labels), ONLY(format_idx, "format idx")},
+    {"label_column", PS_YAMLWALK_INT, FIELD(data.label_column), .def = "0", .max = UINT32_MAX,
+     ONLY(format_csv, "format csv"), .aka = "label|label_col|target"},
+    {"normalize", PS_YAMLWALK_ENUM, FIELD(data.normalize), .def = "standard",
+     .names = normalize_names, .sup = PS_YAMLWALK_SUP_ALL, .aka = "normalise|normalization|scale"},
+    {"shard", PS_YAMLWALK_ENUM, FIELD(data.shard), .def = "stride", .names = shard_names,
+     .sup = PS_YAMLWALK_SUP_ALL, .aka = "sharding|partition"},
+};
+static const ps_yamlwalk_section data_sec = {"data", ROWS(data_keys)};
+
+static const ps_yamlwalk_key schedule_keys[] = {
+    {"type", PS_YAMLWALK_ENUM, FIELD(optimizer.schedule), .def = "constant",
+     .names = schedule_names, .sup = PS_YAMLWALK_SUP_ALL},
+    {"step_size", PS_YAMLWALK_INT, FIELD(optimizer.step_size), .min = 1, .max = UINT64_MAX,
+     ONLY(schedule_step, "schedule type step"), .aka = "step|every"},
+    {"gamma", PS_YAMLWALK_FLOAT, PS_YAMLWALK_LO_OPEN, FIELD(optimizer.gamma), .def = "0.1", .lo = 0,
+     .hi = 1, ONLY(schedule_step, "schedule type step"), .aka = "decay|factor"},
+    {"warmup_steps", PS_YAMLWALK_INT, FIELD(optimizer.warmup_steps), .def = "0", .max = UINT64_MAX,
+     .aka = "warmup"},
+    {"total_steps", PS_YAMLWALK_INT, FIELD(optimizer.total_steps), .min = 1, .max = UINT64_MAX,
+     ONLY(schedule_cosine, "schedule type cosine"), .aka = "total|horizon|max_steps|t_max"},
+};
+static const ps_yamlwalk_section schedule_sec = {"optimizer.schedule", ROWS(schedule_keys)};
+
+static const ps_yamlwalk_key optim_keys[] = {
+    {"type", PS_YAMLWALK_ENUM, FIELD(optimizer.type), .def = "sgd", .names = optim_names,
+     .sup = PS_YAMLWALK_SUP_ALL, .aka = "name|optimizer"},
+    {"lr", PS_YAMLWALK_FLOAT, PS_YAMLWALK_LO_OPEN, FIELD(optimizer.lr), .def = "0.1", .lo = 0,
+     .hi = FLT_INF, .aka = "learning_rate|learningrate|rate|eta|alpha"},
+    {"momentum", PS_YAMLWALK_FLOAT, PS_YAMLWALK_HI_OPEN, FIELD(optimizer.momentum), .def = "0.9",
+     .lo = 0, .hi = 1, ONLY(optim_momentum, "optimizer type momentum"), .aka = "beta|mu"},
+    {"nesterov", PS_YAMLWALK_BOOL, FIELD(optimizer.nesterov), .def = "false",
+     ONLY(optim_momentum, "optimizer type momentum")},
+    {"l2", PS_YAMLWALK_FLOAT, FIELD(optimizer.l2), .def = "0", .lo = 0, .hi = FLT_INF,
+     .aka = "weight_decay|lambda|reg|regularization|l2_reg"},
+    {"l1", PS_YAMLWALK_FLOAT, FIELD(optimizer.l1), .def = "0", .lo = 0, .hi = FLT_INF,
+     ONLY(optim_ftrl, "optimizer type ftrl"), .aka = "lambda1|l1_reg"},
+    {"beta1", PS_YAMLWALK_FLOAT, PS_YAMLWALK_HI_OPEN, FIELD(optimizer.beta1), .def = "0.9", .lo = 0,
+     .hi = 1, ONLY(optim_adam, "optimizer type adam")},
+    {"beta2", PS_YAMLWALK_FLOAT, PS_YAMLWALK_HI_OPEN, FIELD(optimizer.beta2), .def = "0.999",
+     .lo = 0, .hi = 1, ONLY(optim_adam, "optimizer type adam")},
+    {"eps", PS_YAMLWALK_FLOAT, PS_YAMLWALK_LO_OPEN, FIELD(optimizer.eps), .def = "1e-8", .lo = 0,
+     .hi = FLT_INF, ONLY(optim_adam_or_adagrad, "optimizer type adam or adagrad"),
+     .aka = "epsilon"},
+    {"schedule", PS_YAMLWALK_SECTION, .sub = &schedule_sec, .aka = "lr_schedule|scheduler"},
+};
+static const ps_yamlwalk_section optim_sec = {"optimizer", ROWS(optim_keys)};
+
+/* local SGD's own steps on a worker: plain sgd; lr 0 (absent) means optimizer.lr */
+static const ps_yamlwalk_key local_optim_keys[] = {
+    {"type", PS_YAMLWALK_ENUM, FIELD(training.local_optim), .def = "sgd", .names = optim_names,
+     .sup = 1u << PS_OPTIM_SGD, .aka = "name|optimizer"},
+    {"lr", PS_YAMLWALK_FLOAT, PS_YAMLWALK_LO_OPEN, FIELD(training.local_lr), .lo = 0, .hi = FLT_INF,
+     .aka = "learning_rate|learningrate|rate|eta|alpha"},
+};
+static const ps_yamlwalk_section local_optim_sec = {"training.local_optimizer",
+                                                    ROWS(local_optim_keys)};
+
+static const ps_yamlwalk_key training_keys[] = {
+    {"epochs", PS_YAMLWALK_INT, FIELD(training.epochs), .def = "10", .min = 1, .max = 1000000,
+     .aka = "epoch|num_epochs|n_epochs"},
+    {"batch_size", PS_YAMLWALK_INT, FIELD(training.batch_size), .def = "32", .min = 1,
+     .max = UINT32_MAX, .aka = "batch|batchsize|minibatch"},
+    {"local_steps", PS_YAMLWALK_INT, FIELD(training.local_steps), .def = "1", .min = 1,
+     .max = UINT32_MAX, .aka = "local_sgd|sync_period|period|h"},
+    {"local_optimizer", PS_YAMLWALK_SECTION, .sub = &local_optim_sec,
+     ONLY(local_sgd, "training.local_steps above 1"), .aka = "inner_optimizer|local_optim"},
+    {"seed", PS_YAMLWALK_INT, FIELD(training.seed), .def = "7", .max = UINT64_MAX,
+     .aka = "random_seed"},
+};
+static const ps_yamlwalk_section training_sec = {"training", ROWS(training_keys)};
+
+static const ps_yamlwalk_key compression_keys[] = {
+    {"push", PS_YAMLWALK_ENUM, FIELD(compression.push), .def = "none", .name_of = push_name_of,
+     .nvalues = PS_COMPRESS_COUNT, .sup = PS_YAMLWALK_SUP_ALL, .aka = "type|codec|gradients"},
+    {"pull", PS_YAMLWALK_ENUM, FIELD(compression.pull), .def = "none", .name_of = pull_name_of,
+     .nvalues = PS_COMPRESS_COUNT, .sup = PS_YAMLWALK_SUP_ALL, .aka = "theta|params"},
+    {"topk_ratio", PS_YAMLWALK_FLOAT, PS_YAMLWALK_LO_OPEN, FIELD(compression.topk_ratio),
+     .def = "0.01", .lo = 0, .hi = 1, ONLY(compress_topk, "compression push topk"),
+     .aka = "ratio|k|fraction"},
+    /* default: the push codec's feedback_default (job.c's check_compression) */
+    {"error_feedback", PS_YAMLWALK_BOOL, FIELD(compression.error_feedback),
+     .aka = "feedback|ef|residual"},
+};
+static const ps_yamlwalk_section compression_sec = {"compression", ROWS(compression_keys)};
+
+static const ps_yamlwalk_key heartbeat_keys[] = {
+    {"interval_ms", PS_YAMLWALK_INT, FIELD(heartbeat.interval_ms), .def = "500", .min = 1,
+     .max = 3600000, .aka = "interval|period_ms"},
+    {"timeout_ms", PS_YAMLWALK_INT, FIELD(heartbeat.timeout_ms), .def = "3000", .min = 1,
+     .max = 3600000, .aka = "timeout"},
+    {"deadline_ms", PS_YAMLWALK_INT, FIELD(heartbeat.deadline_ms), .def = "60000", .min = 1,
+     .max = 86400000, .aka = "deadline|give_up_ms|retry_ms"},
+};
+static const ps_yamlwalk_section heartbeat_sec = {"heartbeat", ROWS(heartbeat_keys)};
+
+/* what one hostile peer can make psd do (server.c) */
+static const ps_yamlwalk_key limits_keys[] = {
+    {"max_peers", PS_YAMLWALK_INT, FIELD(limits.max_peers), .def = "0", .max = 65536,
+     .aka = "peers|max_connections|connections"},
+    {"unregistered_rate", PS_YAMLWALK_INT, FIELD(limits.unregistered_rate), .def = "100", .min = 1,
+     .max = 1000000, .aka = "rate|hello_rate|messages_per_second"},
+};
+static const ps_yamlwalk_section limits_sec = {"limits", ROWS(limits_keys)};
+
+static const ps_yamlwalk_key checkpoint_keys[] = {
+    {"dir", PS_YAMLWALK_PATH, PS_YAMLWALK_REQUIRED, FIELD(checkpoint.dir),
+     .aka = "path|folder|directory"},
+    {"every_seconds", PS_YAMLWALK_FLOAT, PS_YAMLWALK_LO_OPEN, FIELD(checkpoint.every_seconds),
+     .def = "30", .lo = 0, .hi = 31536000, .aka = "every|interval|interval_seconds"},
+    {"keep", PS_YAMLWALK_INT, FIELD(checkpoint.keep), .def = "3", .min = 1, .max = UINT32_MAX,
+     .aka = "max_keep|retain"},
+};
+static const ps_yamlwalk_section checkpoint_sec = {"checkpoint", ROWS(checkpoint_keys)};
+
+static const ps_yamlwalk_key curve_keys[] = {
+    {"server_secret_key", PS_YAMLWALK_PATH, FIELD(security.server_secret_key),
+     .aka = "secret_key|server_key|server_secret"},
+    {"server_public_key", PS_YAMLWALK_PATH, FIELD(security.server_public_key),
+     .aka = "public_key|server_public|server_key"},
+    {"client_secret_key", PS_YAMLWALK_PATH, FIELD(security.client_secret_key),
+     .aka = "client_key|worker_key|worker_secret_key"},
+    {"authorized_workers", PS_YAMLWALK_PATH, FIELD(security.authorized_workers),
+     .aka = "authorised_workers|authorized_keys|workers|worker_keys"},
+    {"authorized_admins", PS_YAMLWALK_PATH, FIELD(security.authorized_admins),
+     .aka = "authorised_admins|admins|admin_keys"},
+};
+static const ps_yamlwalk_section curve_sec = {"security.curve", ROWS(curve_keys)};
+
+static const ps_yamlwalk_key security_keys[] = {
+    {"curve", PS_YAMLWALK_SECTION, PS_YAMLWALK_REQUIRED, .sub = &curve_sec,
+     .aka = "curvezmq|zmq_curve"},
+};
+static const ps_yamlwalk_section security_sec = {"security", ROWS(security_keys)};
+
+static const ps_yamlwalk_key metrics_keys[] = {
+    {"listen", PS_YAMLWALK_HOOK, PS_YAMLWALK_REQUIRED, .parse = parse_metrics_listen,
+     .aka = "address|bind|endpoint|listen_address"},
+};
+static const ps_yamlwalk_section metrics_sec = {"metrics", ROWS(metrics_keys)};
+
+static const ps_yamlwalk_key log_keys[] = {
+    {"level", PS_YAMLWALK_ENUM, FIELD(log_level), .def = "info", .names = level_names,
+     .sup = PS_YAMLWALK_SUP_ALL, .aka = "log_level|verbosity"},
+};
+static const ps_yamlwalk_section log_sec = {"log", ROWS(log_keys)};
+
+static const ps_yamlwalk_key top_keys[] = {
+    {"job", PS_YAMLWALK_STRING, PS_YAMLWALK_REQUIRED, FIELD(name), .valid = valid_name,
+     .aka = "name|job_name"},
+    {"mode", PS_YAMLWALK_ENUM, FIELD(mode), .def = "sync", .name_of = mode_name_of,
+     .nvalues = PS_MODE_COUNT, .sup = PS_YAMLWALK_SUP_ALL, .aka = "consistency"},
+    {"staleness", PS_YAMLWALK_INT, FIELD(staleness), .def = "0", .max = UINT32_MAX,
+     ONLY_MODE(mode_takes_key, PS_MODE_KEY_STALENESS), .aka = "max_staleness|bound"},
+    {"backup_workers", PS_YAMLWALK_INT, FIELD(backup_workers), .def = "0", .max = PS_MAX_WORKERS,
+     ONLY_MODE(off_or_mode_takes_key, PS_MODE_KEY_BACKUP_WORKERS), .aka = "backups"},
+    {"deterministic", PS_YAMLWALK_BOOL, FIELD(deterministic), .def = "false",
+     ONLY_MODE(off_or_mode_takes_key, PS_MODE_KEY_DETERMINISTIC), .aka = "reproducible"},
+    {"workers", PS_YAMLWALK_INT, PS_YAMLWALK_REQUIRED, FIELD(workers), .min = 1,
+     .max = PS_MAX_WORKERS, .aka = "num_workers|n_workers|worker"},
+    {"servers", PS_YAMLWALK_LIST, PS_YAMLWALK_REQUIRED, .parse = parse_servers,
+     .aka = "server|shards|endpoints"},
+    {"model", PS_YAMLWALK_SECTION, PS_YAMLWALK_REQUIRED, .sub = &model_sec},
+    {"data", PS_YAMLWALK_SECTION, PS_YAMLWALK_REQUIRED, .sub = &data_sec, .aka = "dataset"},
+    {"optimizer", PS_YAMLWALK_SECTION, .sub = &optim_sec, .aka = "optimiser|optim"},
+    {"training", PS_YAMLWALK_SECTION, .sub = &training_sec, .aka = "train|trainer"},
+    {"compression", PS_YAMLWALK_SECTION, .sub = &compression_sec, .aka = "compress"},
+    {"heartbeat", PS_YAMLWALK_SECTION, .sub = &heartbeat_sec, .aka = "heartbeats"},
+    {"limits", PS_YAMLWALK_SECTION, .sub = &limits_sec, .aka = "limit|dos"},
+    {"on_worker_loss", PS_YAMLWALK_ENUM, FIELD(on_worker_loss), .def = "continue",
+     .names = loss_names, .sup = PS_YAMLWALK_SUP_ALL},
+    {"on_divergence", PS_YAMLWALK_ENUM, FIELD(on_divergence), .def = "stop",
+     .names = divergence_names, .sup = PS_YAMLWALK_SUP_ALL, .aka = "on_nan|divergence"},
+    {"shared_memory", PS_YAMLWALK_BOOL, FIELD(shared_memory), .def = "true",
+     .aka = "shm|shared_mem|use_shm"},
+    {"checkpoint", PS_YAMLWALK_SECTION, .sub = &checkpoint_sec, .aka = "checkpoints|checkpointing"},
+    {"security", PS_YAMLWALK_SECTION, .sub = &security_sec, .aka = "auth|encryption"},
+    {"metrics", PS_YAMLWALK_SECTION, .sub = &metrics_sec, .aka = "prometheus"},
+    {"output", PS_YAMLWALK_PATH, FIELD(output), .aka = "out|output_dir|outdir"},
+    {"log", PS_YAMLWALK_SECTION, .sub = &log_sec, .aka = "logging"},
+};
+static const ps_yamlwalk_section top_sec = {"", ROWS(top_keys)};
+
+#define TFIELD(f) .off = offsetof(ps_tensor_spec, f), .size = sizeof(((ps_tensor_spec *)0)->f)
+static const ps_yamlwalk_key tensor_keys[] = {
+    {"name", PS_YAMLWALK_STRING, PS_YAMLWALK_REQUIRED, TFIELD(name), .valid = valid_name},
+    {"shape", PS_YAMLWALK_LIST, PS_YAMLWALK_REQUIRED, .parse = parse_shape, .aka = "dims|size"},
+};
+/* one entry of model.tensors: a table of its own, with its own seen set */
+static const ps_yamlwalk_section tensor_sec = {"model.tensors", ROWS(tensor_keys)};
+
+const ps_yamlwalk_section *ps_schema_job(void)
+{
+    return &top_sec;
+}
+
+/* ---- list hooks ---- */
+
+static int parse_servers(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                         const char *path, void *base)
+{
+    (void)k;
+    ps_job *job = base;
+    size_t n = 0;
+    int rc = ps_yamlwalk_get_count(w, val, path, 1, PS_MAX_SHARDS, "endpoint", &n);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = ps_yamlwalk_item(w, val, i);
+        char ipath[PS_YAMLWALK_PATH_MAX];
+        ps_yamlwalk_item_path(ipath, sizeof ipath, path, i);
+        const char *ep = NULL;
+        if ((rc = ps_yamlwalk_get_string(w, item, ipath, PS_ENDPOINT_MAX, valid_endpoint, &ep)) !=
+            0)
+            return rc;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(job->servers[j], ep) == 0) {
+                yaml_node_t *first = ps_yamlwalk_item(w, val, j);
+                char shown[PS_YAMLWALK_SHOW_MAX + 8];
+                return ps_yamlwalk_fail(w, PS_ECONFIG, item->start_mark,
+                                        "%s: \"%s\" is listed twice (first at %zu:%zu)", ipath,
+                                        SHOW(shown, ep), first->start_mark.line + 1,
+                                        first->start_mark.column + 1);
+            }
+        }
+        ps_strlcpy(job->servers[i], ep, PS_ENDPOINT_MAX);
+    }
+    job->nservers = (uint32_t)n;
+    return 0;
+}
+
+/* metrics.listen: "host:port", or a list of them, one per server. Kept as
+ * written; job.c's check_metrics reads the node again once servers is known
+ * and sets each shard's address. */
+static int parse_metrics_listen(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                                const char *path, void *base)
+{
+    (void)k;
+    ps_job *job = base;
+    const char *addr = NULL;
+    int rc;
+    if (val->type != YAML_SEQUENCE_NODE) {
+        if (val->type != YAML_SCALAR_NODE)
+            return ps_yamlwalk_wrong_type(w, val, path,
+                                          "host:port or a list of them, one per server");
+        if ((rc = ps_yamlwalk_get_string(w, val, path, PS_ENDPOINT_MAX, valid_host_port, &addr)) !=
+            0)
+            return rc;
+        ps_strlcpy(job->metrics.listen[0], addr, PS_ENDPOINT_MAX);
+        return 0;
+    }
+    size_t n = 0;
+    if ((rc = ps_yamlwalk_get_count(w, val, path, 1, PS_MAX_SHARDS, "address", &n)) != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = ps_yamlwalk_item(w, val, i);
+        char ipath[PS_YAMLWALK_PATH_MAX];
+        ps_yamlwalk_item_path(ipath, sizeof ipath, path, i);
+        if ((rc = ps_yamlwalk_get_string(w, item, ipath, PS_ENDPOINT_MAX, valid_host_port,
+                                         &addr)) != 0)
+            return rc;
+        ps_strlcpy(job->metrics.listen[i], addr, PS_ENDPOINT_MAX);
+    }
+    return 0;
+}
+
+static int parse_hidden(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                        const char *path, void *base)
+{
+    (void)k;
+    ps_job *job = base;
+    size_t n = 0;
+    int rc = ps_yamlwalk_get_count(w, val, path, 1, PS_MAX_HIDDEN, "layer", &n);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = ps_yamlwalk_item(w, val, i);
+        char ipath[PS_YAMLWALK_PATH_MAX];
+        ps_yamlwalk_item_path(ipath, sizeof ipath, path, i);
+        uint64_t v = 0;
+        if ((rc = ps_yamlwalk_get_uint(w, item, ipath, 1, MAX_UNITS, UINT32_MAX, &v)) != 0)
+            return rc;
+        job->model.hidden[i] = (uint32_t)v;
+    }
+    job->model.nhidden = (uint32_t)n;
+    return 0;
+}
+
+static int parse_shape(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val, const char *path,
+                       void *base)
+{
+    (void)k;
+    ps_tensor_spec *t = base;
+    size_t n = 0;
+    int rc = ps_yamlwalk_get_count(w, val, path, 1, PS_MAX_DIMS, "dimension", &n);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = ps_yamlwalk_item(w, val, i);
+        char ipath[PS_YAMLWALK_PATH_MAX];
+        ps_yamlwalk_item_path(ipath, sizeof ipath, path, i);
+        if ((rc = ps_yamlwalk_get_uint(w, item, ipath, 1, MAX_DIM, UINT64_MAX, &t->shape[i])) != 0)
+            return rc;
+    }
+    t->ndims = (uint32_t)n;
+    return 0;
+}
+
+static int parse_tensors(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                         const char *path, void *base)
+{
+    (void)k;
+    ps_job *job = base;
+    size_t n = 0;
+    int rc = ps_yamlwalk_get_count(w, val, path, 1, PS_MAX_TENSORS, "tensor", &n);
+    if (rc != 0)
+        return rc;
+    yaml_mark_t name_marks[PS_MAX_TENSORS];
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = ps_yamlwalk_item(w, val, i);
+        char ipath[PS_YAMLWALK_PATH_MAX];
+        ps_yamlwalk_item_path(ipath, sizeof ipath, path, i);
+        if (item->type != YAML_MAPPING_NODE)
+            return ps_yamlwalk_wrong_type(w, item, ipath, "a mapping {name, shape}");
+        ps_yamlwalk_seen_set ts = {0};
+        ps_tensor_spec *t = &job->model.tensors[i];
+        memset(t, 0, sizeof *t);
+        if ((rc = ps_yamlwalk_read(w, item, &tensor_sec, ipath, t, &ts)) != 0)
+            return rc;
+        name_marks[i] = ps_yamlwalk_seen_get(&ts, &tensor_sec, "name")->val_mark;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(job->model.tensors[j].name, t->name) == 0)
+                return ps_yamlwalk_fail(w, PS_ECONFIG, name_marks[i],
+                                        "%s.name: \"%s\" is used twice (first at %zu:%zu)", ipath,
+                                        t->name, name_marks[j].line + 1, name_marks[j].column + 1);
+        }
+    }
+    job->model.ntensors = (uint32_t)n;
+    return 0;
+}

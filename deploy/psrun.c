@@ -2,7 +2,7 @@
  * workers as child processes on loopback, forwards their logs line by line
  * with a prefix, draws one overall progress line on a TTY, prints a summary
  * and exits non-zero if any process failed. What it learns from the other
- * programs comes in documented formats (common/report.h), never from their
+ * programs comes in documented formats (common/report_*.h), never from their
  * logs: the plan from `psworker --describe`, each shard's readiness and stop
  * from sd_notify datagrams on a socket of its own, progress from the
  * workers' fd 3 and their summaries as JSON. The children are supervise.h's
@@ -152,7 +152,7 @@ static void relay_describe_errors(const char *path)
     unlink(path);
 }
 
-/* Runs `psworker --config JOB --describe` and reads its plan (report.h).
+/* Runs `psworker --config JOB --describe` and reads its plan (report_plan.h).
  * Returns 0, or the exit status to leave with: 2 for a job-file error. */
 static int read_plan(psrun *r)
 {

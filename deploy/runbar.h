@@ -1,5 +1,5 @@
 /* runbar.h — psrun's one progress line on a TTY: the workers' progress
- * lines (report.h's stream, from the pipe they share) summed into a bar,
+ * lines (report_progress.h's stream, from the pipe they share) summed into a bar,
  * with the slowest worker's epoch, the workers' mean loss and the time
  * since the start, redrawn in place on stderr. */
 #ifndef PS_RUNBAR_H

@@ -1,7 +1,7 @@
 /* supervise.h — psrun's child processes: each started with its stdout and
  * stderr on a pipe of psrun's, a server with an sd_notify socket of its
  * own; their output read back a line at a time, their datagrams read as
- * report.h parses them, their ends reaped, signals sent. Mechanism only:
+ * report_notify.h parses them, their ends reaped, signals sent. Mechanism only:
  * what an end means for the job is psrun's to judge. One thread owns a
  * supervisor and every descriptor in it. */
 #ifndef PS_SUPERVISE_H

@@ -1,6 +1,7 @@
-/* example_fit_line.c — the README's libpsworker example: a program of your
- * own that fits y = 3x + 1 against psd (config/examples/line.yaml), computing
- * its gradients itself. Usage: example_fit_line ENDPOINT [RANK WORKERS] */
+/* example_fit_line.c — the libpsworker example of docs/library.md: a
+ * program of your own that fits y = 3x + 1 against psd
+ * (config/examples/line.yaml), computing its gradients itself.
+ * Usage: example_fit_line ENDPOINT [RANK WORKERS] */
 #include <psd/psworker.h>
 #include <stdio.h>
 #include <stdlib.h>

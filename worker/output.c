@@ -1,6 +1,6 @@
 /* output.c — the final model as NumPy .npy files plus manifest.json, the
  * run's summary and training curves (ps_train_result_write_json and
- * ps_train_result_write_curves of trainer.h, in report.h's formats), and
+ * ps_train_result_write_curves of trainer.h, in the formats of report_summary.h and report_curves.h), and
  * the write-to-temporary-then-rename helper they share. */
 #include "output.h"
 
@@ -23,7 +23,7 @@
 /* a tensor's file name: its name, "_", an index and ".npy" */
 #define TENSOR_FILE_MAX (PS_TENSOR_NAME_MAX + 32)
 
-/* report.h's formats hold what the job and the wire allow */
+/* the report formats hold what the job and the wire allow */
 _Static_assert(PS_REPORT_NAME_MAX >= PS_JOB_NAME_MAX, "job name");
 _Static_assert(PS_REPORT_ENDPOINT_MAX >= PS_ENDPOINT_MAX, "endpoint");
 _Static_assert(PS_REPORT_SERVERS_MAX >= PS_MAX_SHARDS, "servers");
@@ -322,7 +322,7 @@ static int summary_of(const ps_train_result *r, const char *job, ps_report_summa
         s->ranks[i] = (ps_report_rank){i, r->rank_clock[i], r->rank_pushes[i]};
     if (r->epoch_train_loss == NULL)
         return 0;
-    /* the test figures go with a test set only, as report.h's reader checks */
+    /* the test figures go with a test set only, as report_summary.h's reader checks */
     return ps_report_summary_curve_add(s, r->rank, r->epoch_every ? r->epoch_every : 1,
                                        r->epoch_points, r->epoch_train_loss,
                                        r->has_test ? r->epoch_test_metric : NULL);

@@ -1,6 +1,6 @@
 /* output.h — files psworker writes: the final model as one NumPy .npy file
  * per tensor plus manifest.json (docs/architecture.md#outputs), and the run's summary (its
- * format is report.h's). Every file is written to a temporary name beside
+ * format is report_summary.h's). Every file is written to a temporary name beside
  * it, flushed and renamed, so a reader never sees half a file; JSON is
  * written with json-c. */
 #ifndef PS_OUTPUT_H
@@ -31,7 +31,7 @@ int ps_output_model_write(const char *dir, const char *job, uint64_t version, co
                           uint64_t num_params, const ps_tensor_info *tensors, size_t ntensors,
                           ps_error *err);
 
-/* Writes s to path as report.h's summary JSON (non-finite numbers null).
+/* Writes s to path as report_summary.h's summary JSON (non-finite numbers null).
  * PS_EIO with "path: reason" when it cannot be written. */
 int ps_output_summary_write(const ps_report_summary *s, const char *path, ps_error *err);
 

@@ -1,5 +1,5 @@
 /* progress.h — what a worker tells about its progress as it trains: the
- * progress line of report.h to psrun after every step (--progress-fd), and
+ * progress line of report_progress.h to psrun after every step (--progress-fd), and
  * on a TTY a progress bar redrawn in place on stderr. */
 #ifndef PS_PROGRESS_H
 #define PS_PROGRESS_H

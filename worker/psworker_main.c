@@ -141,7 +141,7 @@ static void signals_install(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* --describe: the job's plan for psrun, report.h's plan JSON on stdout. */
+/* --describe: the job's plan for psrun, report_plan.h's plan JSON on stdout. */
 static int describe(const ps_job *job)
 {
     ps_error err;

@@ -65,7 +65,7 @@ typedef struct ps_train_result {
     uint32_t epoch_every, epoch_points;
     const double *epoch_train_loss;  /* the epoch's mean training loss */
     const double *epoch_test_metric; /* metric_name on the test set at its end; NULL without one */
-    /* psd's figures at the job's end (report.h's "staleness" and "ranks");
+    /* psd's figures at the job's end (report_summary.h's "staleness" and "ranks");
      * has_server_stats false: unknown, and the summary says null */
     bool has_server_stats;
     uint64_t staleness_max, staleness_p99; /* rounds behind the servers' version */
@@ -109,12 +109,12 @@ void ps_trainer_destroy(ps_trainer **tp);
 uint64_t ps_trainer_steps_per_epoch(uint64_t train_rows, uint32_t workers, uint32_t batch_size);
 
 /* Writes the summary JSON of a run to path (temporary file, then rename),
- * in the format common/report.h describes (ps_report_summary); numbers
+ * in the format common/report_summary.h describes (ps_report_summary); numbers
  * that are not finite are null. Defined in output.c. */
 int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,
                                ps_error *err);
 
-/* Writes the run's training curves to path as an SVG (report.h's
+/* Writes the run's training curves to path as an SVG (report_curves.h's
  * ps_report_curves_write; codec is the pushes' compression), temporary
  * file then rename. PS_EIO with "path: reason", PS_ENOMEM. In output.c. */
 int ps_train_result_write_curves(const ps_train_result *r, const char *job, const char *codec,

@@ -42,8 +42,8 @@ void ps_psctl_status_errors_write(const ps_psctl_status *s, FILE *out);
  * answered and inline_missing is false, so an error alone stays alone. */
 void ps_psctl_status_table_write(const ps_psctl_status *s, bool inline_missing, FILE *out);
 
-/* One JSON object, {"job", "shards": [...], "workers": [...]} (README,
- * psctl --help), on one line or pretty, and a newline. PS_ENOMEM, PS_EIO. */
+/* One JSON object, {"job", "shards": [...], "workers": [...]}
+ * (docs/operations.md#psctl-status-and-top, psctl --help), on one line or pretty, and a newline. PS_ENOMEM, PS_EIO. */
 int ps_psctl_status_json_write(const ps_psctl_status *s, bool pretty, FILE *out);
 
 /* Frees s and sets *sp to NULL; a NULL *sp is fine. */

@@ -1,4 +1,4 @@
-"""test_example.py — the README's libpsworker example, a program of our
+"""test_example.py — docs/library.md's libpsworker example, a program of our
 user's own, fits y = 3x + 1 against a real psd, and psd then stops cleanly
 on SIGTERM with exit 0."""
 import os

@@ -3,7 +3,7 @@
  * what a mode does that the other layers must know. The job loader, psd's
  * engine, the worker's trainer and client, metrics and error texts read
  * names and rules from here. Adding a mode is a row here plus its ops row
- * in server/engine.c (when a push is applied, when a parked pull is
+ * in server/engine_modes.c (when a push is applied, when a parked pull is
  * answered) and in worker/trainer.c (what a worker's step sends and waits
  * for); both tables are indexed by ps_mode and tied to PS_MODE_COUNT by
  * static asserts. */

@@ -2,7 +2,7 @@
  * every path ends in exactly one reply (or parks a pull, answered later).
  * Checks come before any change, so a refused request changes nothing but
  * the error counters. Every buffer is allocated in ps_engine_new. */
-#include "engine.h"
+#include "engine_impl.h"
 
 #include "compress.h"
 #include "store.h"
@@ -17,154 +17,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
-
-/* worker_id = generation << RANK_BITS | rank: the rank finds the slot at
- * once, the generation tells a worker from the one that held the rank
- * before it. The generation is never 0, so worker_id 0 is never valid. It
- * starts at random in each psd: after a restart, requests a worker queued
- * for the psd before (resent copies of a push it acknowledged long ago)
- * carry an id the new one never gave, and are refused instead of applied
- * again over a checkpoint that does not hold them. */
-#define RANK_BITS 10
-#define RANK_MASK ((1u << RANK_BITS) - 1)
-#define GEN_MAX   ((1u << (32 - RANK_BITS)) - 1)
-_Static_assert(PS_MAX_WORKERS <= (1u << RANK_BITS), "a rank must fit in RANK_BITS");
-
-#define ERROR_CODES       64 /* counters for codes -1 .. -63 */
-#define PARKED_PER_WORKER 4
-#define PARKED_MIN        16
-
-typedef enum slot_state { SLOT_UNSEEN, SLOT_LIVE, SLOT_LEFT } slot_state;
-
-/* One rank of the job. A rank that never registered still counts for sync
- * rounds: the job has `workers` workers, minus those that left. */
-typedef struct worker_slot {
-    slot_state state;
-    uint32_t worker_id;
-    bool has_seq;          /* a push was applied since HELLO */
-    uint64_t last_seq;     /* seq of the last push applied */
-    bool pushed;           /* contributed to the open round (kept if it leaves) */
-    bool done;             /* said it pushed its last gradient; counts as departed */
-    uint64_t last_seen_ms; /* when it last sent anything, for eviction */
-    bool said_bye;         /* left with BYE (not evicted): the job is complete for it */
-    bool told;             /* got the stop's ERROR as a reply to a request */
-    /* where its requests come from: its main socket and its heartbeat
-     * socket, so a stop can be told to it unasked */
-    unsigned char ident_main[PS_IDENTITY_MAX], ident_hb[PS_IDENTITY_MAX];
-    size_t ident_main_len, ident_hb_len;
-    float weight; /* deterministic: weight of the staged gradient */
-    /* the HELLO that registered it, so a retried HELLO gets the same WELCOME */
-    unsigned char hello_identity[PS_IDENTITY_MAX];
-    size_t hello_identity_len;
-    uint64_t hello_seq;
-    uint64_t incarnation; /* the client process that holds (or held) the rank; 0: unknown */
-    uint64_t clock;       /* clock of its last applied push + 1; 0 before any */
-    uint64_t applied;     /* pushes of this rank applied (or accumulated) */
-    bool evicted;         /* left by eviction: a new HELLO takes the rank over */
-    /* before its push to the open round: what θ holds of it (checkpoints) */
-    bool prev_has_seq;
-    uint64_t prev_seq;
-    bool hello_after_push; /* registered again after its push to the open round */
-    /* for people (STATUS, /metrics): the rank's host, what its worker last
-     * said on a heartbeat, and its pushes' fate and staleness */
-    char hostname[PS_HOST_MAX];
-    double loss, samples_per_s; /* NaN: not said */
-    uint64_t dropped, duplicates, evictions;
-    uint64_t stale_max;
-    double stale_sum;
-} worker_slot;
-
-typedef struct parked_pull {
-    unsigned char identity[PS_IDENTITY_MAX];
-    size_t identity_len;
-    uint32_t worker_id, flags;
-    uint64_t seq, key_lo, key_hi, min_version;
-    uint64_t clock; /* ssp: the puller's clock */
-} parked_pull;
-
-/* Where the reply to the request being handled goes. */
-typedef struct peer {
-    const void *identity;
-    size_t identity_len;
-    ps_engine_send_fn send;
-    void *ctx;
-} peer;
-
-/* One consistency mode (docs/architecture.md#a-consistency-mode): the engine asks its row, never
- * the mode, when a push is applied and when a pull may be answered; whether pushes go into rounds
- * (the store keeps an accumulator) is the mode's row in mode.h (e->mode->rounds). */
-typedef struct mode_ops {
-    /* applies or accumulates one checked, decoded push and replies */
-    int (*push)(ps_engine *e, const peer *p, const ps_msg *req, const float *grad, worker_slot *w);
-    /* true when a pull (min_version, the puller's clock) may be answered now */
-    bool (*pull_ready)(const ps_engine *e, uint64_t min_version, uint64_t clock);
-} mode_ops;
-
-#define STALE_BUCKETS 256 /* staleness 0 .. 254 exactly, the last bucket: 255 or more */
-
-struct ps_engine {
-    ps_job job;
-    const ps_log *log;
-    uint32_t shard;
-    uint64_t lo, hi, num_params;
-    ps_store *store;
-    uint64_t version;
-
-    worker_slot *slots; /* job.workers of them, by rank */
-    uint32_t live, departed;
-    uint32_t generation;
-
-    /* the open sync round */
-    uint32_t round_pushes; /* pushes accumulated, departed workers' too */
-    uint32_t pushed_alive; /* workers not departed that pushed */
-    double round_samples;
-    float *stage; /* deterministic: one gradient per rank, summed in rank order */
-
-    parked_pull *parked;
-    size_t nparked, parked_cap;
-
-    /* failures: silent workers are evicted after heartbeat.timeout_ms */
-    uint64_t round_start_ms, max_round_ms;
-    /* for /metrics (ps_engine_timing_get): rounds closed and θ writes, and
-     * how long the last of each took, in seconds */
-    double round_start_s, last_round_s, last_apply_s;
-    uint64_t rounds, applies;
-    uint64_t evictions;
-    /* 0 while the job runs; else every request gets this code: PS_EABORTED
-     * (on_worker_loss: abort and a worker was lost, or a worker diverged),
-     * PS_ESTOPPED or PS_ECOMPLETE (psd is stopping, ps_engine_stop) */
-    int stop_code;
-    char abort_msg[PS_MSG_ERROR_MAX];
-
-    /* compression (compress.h): a compressed push is decoded into push_dec;
-     * θ goes out in the pull codec, encoded once per version into pull_enc
-     * and served to every worker from there */
-    float *push_dec;
-    const ps_compress_ops *pull_ops; /* NULL: pulls are float32 */
-    unsigned char *pull_enc;
-    size_t pull_enc_bytes;
-    uint64_t pull_enc_version;
-    bool pull_enc_valid;
-    uint64_t pull_encodings; /* times θ was encoded */
-
-    const mode_ops *ops;
-    const ps_mode_desc *mode;
-    /* staleness of applied pushes: version at apply - the push's model_version */
-    uint64_t stale_hist[STALE_BUCKETS];
-    uint64_t stale_count, stale_max;
-    double stale_sum;
-
-    ps_worker_status *status_rows; /* STATUS_REPLY's worker table, one row per rank */
-    unsigned char *status_buf;     /* ... packed */
-    size_t status_buf_cap;
-
-    ps_msg reply;                       /* reused for every reply */
-    char error_text[PS_MSG_ERROR_MAX];  /* its error ... */
-    char detail_text[PS_MSG_ERROR_MAX]; /* ... or detail */
-    ps_layout layout;                   /* the WELCOME's shard map and tensors */
-    uint64_t errors[ERROR_CODES];
-    uint64_t errors_total, pushes, duplicates, dropped, pulls;
-};
 
 /* ---- replies ---------------------------------------------------------- */
 
@@ -191,10 +43,8 @@ static void reply_send(ps_engine *e, const peer *p, const void *payload)
 /* Replies ERROR (code, sentence) to req and counts it. Logged at warn the
  * 1st, 2nd, 4th, 8th ... time a code is seen, at debug otherwise, so a
  * misbehaving client cannot flood the log. */
-static int refuse(ps_engine *e, const peer *p, const ps_msg *req, int code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
 
-static int refuse(ps_engine *e, const peer *p, const ps_msg *req, int code, const char *fmt, ...)
+int ps_engine_refuse(ps_engine *e, const peer *p, const ps_msg *req, int code, const char *fmt, ...)
 {
     ps_msg *r = reply_begin(e, PS_MSG_ERROR, req);
     r->status = code;
@@ -255,7 +105,7 @@ static int pull_park(ps_engine *e, const peer *p, const ps_msg *req, uint64_t mi
  * DUPLICATE or DROPPED): its ACK. When a pull rides in it (PS_FLAG_PULL)
  * and may be answered now, the ACK travels in the pull's PULL_REPLY (its
  * flags); when it must wait, the ACK goes now and the pull is parked. */
-static int push_done(ps_engine *e, const peer *p, const ps_msg *req, uint32_t flags)
+int ps_engine_push_done(ps_engine *e, const peer *p, const ps_msg *req, uint32_t flags)
 {
     if (!(req->flags & PS_FLAG_PULL))
         return ack(e, p, req, flags);
@@ -279,11 +129,6 @@ static worker_slot *worker_find(ps_engine *e, uint32_t worker_id)
         return NULL;
     w->last_seen_ms = ps_clock_ms();
     return w;
-}
-
-static int worker_rank(const ps_engine *e, const worker_slot *w)
-{
-    return (int)(w - e->slots);
 }
 
 /* True while some worker could still advance the version: the job's
@@ -353,7 +198,7 @@ static int pull_answer(ps_engine *e, const peer *p, uint32_t worker_id, uint64_t
 
 /* Answers the parked pulls whose version has come, or all of them when no
  * worker is left that could advance the version. */
-static void parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx)
+void ps_engine_parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx)
 {
     bool all = !workers_remain(e);
     size_t keep = 0;
@@ -414,216 +259,59 @@ static int pull_park(ps_engine *e, const peer *p, const ps_msg *req, uint64_t mi
 static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
 {
     if (worker_find(e, req->worker_id) == NULL)
-        return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
-                      req->worker_id, e->shard);
+        return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
+                                req->worker_id, e->shard);
     if (req->encoding != PS_ENC_NONE)
-        return refuse(e, p, req, PS_EPAYLOAD, "a PULL carries no payload");
+        return ps_engine_refuse(e, p, req, PS_EPAYLOAD, "a PULL carries no payload");
     if (req->key_lo > req->key_hi || req->key_lo < e->lo || req->key_hi > e->hi)
-        return refuse(e, p, req, PS_ERANGE, "keys [%llu, %llu) are outside shard %u [%llu, %llu)",
-                      (unsigned long long)req->key_lo, (unsigned long long)req->key_hi, e->shard,
-                      (unsigned long long)e->lo, (unsigned long long)e->hi);
+        return ps_engine_refuse(e, p, req, PS_ERANGE,
+                                "keys [%llu, %llu) are outside shard %u [%llu, %llu)",
+                                (unsigned long long)req->key_lo, (unsigned long long)req->key_hi,
+                                e->shard, (unsigned long long)e->lo, (unsigned long long)e->hi);
     if (pull_ready_now(e, req->min_version, req->clock))
         return pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi, req->flags,
                            req->min_version, 0);
     if (pull_park(e, p, req, req->min_version, req->clock) != 0)
-        return refuse(e, p, req, PS_EFULL, "%zu pulls are waiting already (limit %zu)", e->nparked,
-                      e->parked_cap);
+        return ps_engine_refuse(e, p, req, PS_EFULL, "%zu pulls are waiting already (limit %zu)",
+                                e->nparked, e->parked_cap);
     return 0;
 }
 
 /* ---- pushes ----------------------------------------------------------- */
 
-/* True when the open sync round can close: every worker that has not left
- * pushed it (the first N - backup_workers of them with backup workers). */
-static bool round_complete(const ps_engine *e)
-{
-    if (!e->mode->rounds || e->round_pushes == 0)
-        return false;
-    uint32_t alive = e->job.workers - e->departed;
-    uint32_t need =
-        alive > e->job.backup_workers ? alive - e->job.backup_workers : (alive > 0 ? 1 : 0);
-    return e->pushed_alive >= need;
-}
-
-/* Closes the open sync round: the samples-weighted mean is applied once
- * and the version moves on. only (not NULL) is the push that is the
- * round's one gradient, of weight only_weight, applied straight from its
- * payload: one pass over the shard instead of accumulating it and then
- * applying the accumulator. */
-static void round_close(ps_engine *e, const float *only, float only_weight)
-{
-    if (only != NULL) {
-        ps_store_apply_scaled(e->store, e->lo, only, ps_store_size(e->store),
-                              (float)(only_weight / e->round_samples));
-    } else {
-        if (e->stage != NULL) {
-            size_t n = ps_store_size(e->store);
-            for (uint32_t r = 0; r < e->job.workers; r++)
-                if (e->slots[r].pushed)
-                    ps_store_accumulate(e->store, e->stage + (size_t)r * n, e->slots[r].weight);
-        }
-        ps_store_apply_accumulated(e->store, (float)(1.0 / e->round_samples));
-    }
-    uint64_t took_ms = ps_clock_ms() - e->round_start_ms;
-    if (took_ms > e->max_round_ms)
-        e->max_round_ms = took_ms;
-    e->rounds++;
-    e->last_round_s = ps_clock_s() - e->round_start_s;
-    PS_LOG_D(e->log, "shard %u: round %llu closed (%u pushes, %.0f samples)", e->shard,
-             (unsigned long long)e->version, e->round_pushes, e->round_samples);
-    e->version++;
-    for (uint32_t r = 0; r < e->job.workers; r++)
-        e->slots[r].pushed = false;
-    e->round_pushes = 0;
-    e->pushed_alive = 0;
-    e->round_samples = 0;
-}
-
-/* One write of θ (a push applied or accumulated, a round closed) that
- * started at t0 (ps_clock_s) is over: counted and timed for /metrics. */
-static void applied(ps_engine *e, double t0)
-{
-    e->applies++;
-    e->last_apply_s = ps_clock_s() - t0;
-}
-
-/* Closes the open sync round if it is complete (the gradients are in the
- * accumulator or the stage). Returns true when it closed. */
-static bool round_maybe_close(ps_engine *e)
-{
-    if (!round_complete(e))
-        return false;
-    double t0 = ps_clock_s();
-    round_close(e, NULL, 0.0f);
-    applied(e, t0);
-    return true;
-}
-
-/* Books one push that is applied (or accumulated) now: the rank's clock and
- * count, and the staleness of its gradient (a model_version from the future
- * counts as 0). */
-static void push_count(ps_engine *e, worker_slot *w, const ps_msg *req)
-{
-    uint64_t stale = req->model_version < e->version ? e->version - req->model_version : 0;
-    e->stale_hist[stale < STALE_BUCKETS - 1 ? stale : STALE_BUCKETS - 1]++;
-    e->stale_count++;
-    e->stale_sum += (double)stale;
-    if (stale > e->stale_max)
-        e->stale_max = stale;
-    w->stale_sum += (double)stale;
-    if (stale > w->stale_max)
-        w->stale_max = stale;
-    w->clock = req->clock + 1;
-    w->applied++;
-    w->has_seq = true;
-    w->last_seq = req->seq;
-    e->pushes++;
-}
-
-static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
-                     worker_slot *w)
-{
-    if (req->clock < e->version) {
-        e->dropped++;
-        w->dropped++;
-        return push_done(e, p, req, PS_ACK_DROPPED);
-    }
-    if (req->clock > e->version)
-        return refuse(e, p, req, PS_ECLOCK,
-                      "push for round %llu, but round %llu is open (this shard runs mode sync: "
-                      "is the worker's job file of another mode?)",
-                      (unsigned long long)req->clock, (unsigned long long)e->version);
-    if (w->pushed && (w->hello_after_push || !w->has_seq)) {
-        /* it pushed this round, then registered again (evicted, or the
-         * server restarted): its gradient is in the round already */
-        e->duplicates++;
-        w->duplicates++;
-        return push_done(e, p, req, PS_ACK_DUPLICATE);
-    }
-    if (w->pushed)
-        return refuse(e, p, req, PS_ECLOCK, "rank %d already pushed round %llu", worker_rank(e, w),
-                      (unsigned long long)e->version);
-    float weight = req->samples > 0 ? (float)req->samples : 1.0f;
-    bool first = e->round_pushes == 0;
-    double t0 = ps_clock_s();
-    if (first) {
-        e->round_start_ms = ps_clock_ms();
-        e->round_start_s = t0;
-    }
-    w->pushed = true;
-    w->hello_after_push = false;
-    w->prev_has_seq = w->has_seq;
-    w->prev_seq = w->last_seq;
-    push_count(e, w, req);
-    e->pushed_alive++;
-    e->round_pushes++;
-    e->round_samples += weight;
-    bool closed = round_complete(e);
-    if (closed && first && e->stage == NULL) {
-        round_close(e, grad, weight); /* the round's only gradient */
-    } else {
-        if (e->stage != NULL) {
-            size_t n = ps_store_size(e->store);
-            if (n > 0)
-                memcpy(e->stage + (size_t)worker_rank(e, w) * n, grad, n * sizeof(float));
-            w->weight = weight;
-        } else {
-            ps_store_accumulate(e->store, grad, weight);
-        }
-        if (closed)
-            round_close(e, NULL, 0.0f);
-    }
-    applied(e, t0);
-    push_done(e, p, req, 0);
-    if (closed)
-        parked_answer(e, p->send, p->ctx);
-    return 0;
-}
-
-static int push_async(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
-                      worker_slot *w)
-{
-    double t0 = ps_clock_s();
-    if (req->key_hi > req->key_lo)
-        ps_store_apply(e->store, req->key_lo, grad, (size_t)(req->key_hi - req->key_lo));
-    applied(e, t0);
-    push_count(e, w, req);
-    e->version++;
-    push_done(e, p, req, 0);
-    parked_answer(e, p->send, p->ctx);
-    return 0;
-}
-
 static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
 {
     worker_slot *w = worker_find(e, req->worker_id);
     if (w == NULL)
-        return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
-                      req->worker_id, e->shard);
+        return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
+                                req->worker_id, e->shard);
     if (req->key_lo > req->key_hi || req->key_lo < e->lo || req->key_hi > e->hi)
-        return refuse(e, p, req, PS_ERANGE, "keys [%llu, %llu) are outside shard %u [%llu, %llu)",
-                      (unsigned long long)req->key_lo, (unsigned long long)req->key_hi, e->shard,
-                      (unsigned long long)e->lo, (unsigned long long)e->hi);
+        return ps_engine_refuse(e, p, req, PS_ERANGE,
+                                "keys [%llu, %llu) are outside shard %u [%llu, %llu)",
+                                (unsigned long long)req->key_lo, (unsigned long long)req->key_hi,
+                                e->shard, (unsigned long long)e->lo, (unsigned long long)e->hi);
     /* an empty range (a shard with no keys) may come without a payload */
     const ps_compress_ops *ops = ps_compress_ops_for_encoding(req->encoding);
     if (req->key_hi > req->key_lo && (ops == NULL || req->payload == NULL)) {
         char codecs[128];
         ps_compress_list(codecs, sizeof codecs, PS_COMPRESS_LIST_LABELS);
-        return refuse(e, p, req, PS_EPAYLOAD, "a PUSH needs a payload in %s", codecs);
+        return ps_engine_refuse(e, p, req, PS_EPAYLOAD, "a PUSH needs a payload in %s", codecs);
     }
     if (e->mode->rounds && (req->key_lo != e->lo || req->key_hi != e->hi))
-        return refuse(e, p, req, PS_ERANGE,
-                      "a sync push must cover the whole shard [%llu, %llu), not [%llu, %llu)",
-                      (unsigned long long)e->lo, (unsigned long long)e->hi,
-                      (unsigned long long)req->key_lo, (unsigned long long)req->key_hi);
+        return ps_engine_refuse(
+            e, p, req, PS_ERANGE,
+            "a sync push must cover the whole shard [%llu, %llu), not [%llu, %llu)",
+            (unsigned long long)e->lo, (unsigned long long)e->hi, (unsigned long long)req->key_lo,
+            (unsigned long long)req->key_hi);
     if (w->has_seq && req->seq <= w->last_seq) {
         e->duplicates++;
         w->duplicates++;
-        return push_done(e, p, req, PS_ACK_DUPLICATE);
+        return ps_engine_push_done(e, p, req, PS_ACK_DUPLICATE);
     }
     if (w->done)
-        return refuse(e, p, req, PS_ESTATE, "rank %d said it had pushed its last gradient",
-                      worker_rank(e, w));
+        return ps_engine_refuse(e, p, req, PS_ESTATE,
+                                "rank %d said it had pushed its last gradient",
+                                ps_engine_worker_slot_rank(e, w));
     /* the codec checked the payload against [key_lo, key_hi): decoding cannot fail */
     const float *grad = req->payload;
     if (req->key_hi > req->key_lo && req->encoding != PS_ENC_F32) {
@@ -633,41 +321,6 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
     }
     return e->ops->push(e, p, req, grad, w);
 }
-
-/* sync and async: a pull waits only for its min_version */
-static bool pull_ready_version(const ps_engine *e, uint64_t min_version, uint64_t clock)
-{
-    (void)clock;
-    return min_version <= e->version;
-}
-
-/* ssp: a worker at clock c waits until every live worker that is not done
- * has clock >= c - staleness (and for its min_version: the final θ). */
-static bool pull_ready_ssp(const ps_engine *e, uint64_t min_version, uint64_t clock)
-{
-    if (min_version > e->version)
-        return false;
-    for (uint32_t r = 0; r < e->job.workers; r++) {
-        const worker_slot *w = &e->slots[r];
-        /* a rank that has not registered yet is at clock 0, as in sync,
-         * where a round waits for it: else the first worker to start
-         * would run ahead of one still reading its data */
-        bool counts = (w->state == SLOT_LIVE && !w->done) || w->state == SLOT_UNSEEN;
-        if (counts && w->clock + e->job.staleness < clock)
-            return false;
-    }
-    return true;
-}
-
-/* by ps_mode (mode.h): sync, async, ssp (pushes applied as they come, as
- * async); .rounds is the mode's own, from its row in mode.h */
-static const mode_ops mode_table[] = {
-    [PS_MODE_SYNC] = {.push = push_sync, .pull_ready = pull_ready_version},
-    [PS_MODE_ASYNC] = {.push = push_async, .pull_ready = pull_ready_version},
-    [PS_MODE_SSP] = {.push = push_async, .pull_ready = pull_ready_ssp},
-};
-_Static_assert(sizeof mode_table / sizeof mode_table[0] == PS_MODE_COUNT,
-               "psd has ops for every mode of mode.h");
 
 /* A worker stops counting for rounds: it left (BYE or eviction: its rank
  * is free again) or it is done (still registered, waiting for the final
@@ -692,7 +345,7 @@ static int welcome(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *
 {
     ps_msg *r = reply_begin(e, PS_MSG_WELCOME, req);
     r->worker_id = w->worker_id;
-    r->rank = worker_rank(e, w);
+    r->rank = ps_engine_worker_slot_rank(e, w);
     r->num_workers = e->job.workers;
     r->num_params = e->num_params;
     r->mode = e->mode->name;
@@ -749,20 +402,21 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
     if (w != NULL)
         return welcome(e, p, req, w);
     if (req->rank < -1 || (req->rank >= 0 && (uint32_t)req->rank >= nw))
-        return refuse(e, p, req, PS_EINVAL, "rank %d is out of range (the job has %u workers)",
-                      (int)req->rank, nw);
+        return ps_engine_refuse(e, p, req, PS_EINVAL,
+                                "rank %d is out of range (the job has %u workers)", (int)req->rank,
+                                nw);
     if (req->rank == -1) {
         for (uint32_t r = 0; r < nw && w == NULL; r++)
             if (e->slots[r].state != SLOT_LIVE)
                 w = &e->slots[r];
         if (w == NULL)
-            return refuse(e, p, req, PS_EFULL, "all %u ranks of job \"%s\" are taken", nw,
-                          e->job.name);
+            return ps_engine_refuse(e, p, req, PS_EFULL, "all %u ranks of job \"%s\" are taken", nw,
+                                    e->job.name);
     } else {
         w = &e->slots[req->rank];
         if (w->state == SLOT_LIVE)
-            return refuse(e, p, req, PS_ESTATE, "rank %d is taken by a live worker",
-                          (int)req->rank);
+            return ps_engine_refuse(e, p, req, PS_ESTATE, "rank %d is taken by a live worker",
+                                    (int)req->rank);
     }
     /* the same client process again (evicted, or psd restarted): its
      * applied seqs still hold, so a retried push is not applied twice */
@@ -781,7 +435,7 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
     w->ident_main_len = 0;
     w->ident_hb_len = 0;
     w->last_seen_ms = ps_clock_ms();
-    w->worker_id = (e->generation << RANK_BITS) | (uint32_t)worker_rank(e, w);
+    w->worker_id = (e->generation << RANK_BITS) | (uint32_t)ps_engine_worker_slot_rank(e, w);
     if (!same) {
         w->has_seq = false;
         w->last_seq = 0;
@@ -800,10 +454,10 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
     w->hello_seq = req->seq;
     e->live++;
     PS_LOG_I(e->log, "shard %u: worker %u joined as rank %d (%u of %u live)", e->shard,
-             w->worker_id, worker_rank(e, w), e->live, nw);
+             w->worker_id, ps_engine_worker_slot_rank(e, w), e->live, nw);
     if (takeover)
         PS_LOG_I(e->log, "shard %u: rank %d taken over by worker %u at round %llu", e->shard,
-                 worker_rank(e, w), w->worker_id, (unsigned long long)e->version);
+                 ps_engine_worker_slot_rank(e, w), w->worker_id, (unsigned long long)e->version);
     return welcome(e, p, req, w);
 }
 
@@ -813,7 +467,8 @@ static void parked_refuse(ps_engine *e, ps_engine_send_fn send, void *ctx);
  * diverged); every parked and later request gets PS_EABORTED with why. */
 static int bye_abort(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w)
 {
-    snprintf(e->abort_msg, sizeof e->abort_msg, "job stopped by rank %d: %.200s", worker_rank(e, w),
+    snprintf(e->abort_msg, sizeof e->abort_msg, "job stopped by rank %d: %.200s",
+             ps_engine_worker_slot_rank(e, w),
              ps_msg_str(req->error)[0] ? req->error : "no reason given");
     PS_LOG_E(e->log, "shard %u: %s", e->shard, e->abort_msg);
     e->stop_code = PS_EABORTED;
@@ -829,17 +484,17 @@ static int handle_bye(ps_engine *e, const peer *p, const ps_msg *req)
 {
     worker_slot *w = worker_find(e, req->worker_id);
     if (w == NULL)
-        return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
-                      req->worker_id, e->shard);
+        return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
+                                req->worker_id, e->shard);
     if (req->flags & PS_FLAG_ABORT)
         return bye_abort(e, p, req, w);
     w->said_bye = true;
     worker_depart(e, w, true);
     PS_LOG_I(e->log, "shard %u: worker %u (rank %d) left (%u of %u live)", e->shard, w->worker_id,
-             worker_rank(e, w), e->live, e->job.workers);
-    round_maybe_close(e);
+             ps_engine_worker_slot_rank(e, w), e->live, e->job.workers);
+    ps_engine_round_maybe_close(e);
     ack(e, p, req, 0);
-    parked_answer(e, p->send, p->ctx);
+    ps_engine_parked_answer(e, p->send, p->ctx);
     return 0;
 }
 
@@ -850,18 +505,18 @@ static int handle_heartbeat(ps_engine *e, const peer *p, const ps_msg *req)
 {
     worker_slot *w = worker_find(e, req->worker_id);
     if (w == NULL)
-        return refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
-                      req->worker_id, e->shard);
+        return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
+                                req->worker_id, e->shard);
     w->loss = req->loss;
     w->samples_per_s = req->samples_per_s;
     if (!(req->flags & PS_FLAG_DONE) || w->done)
         return ack(e, p, req, 0);
     worker_depart(e, w, false);
-    PS_LOG_D(e->log, "shard %u: rank %d is done at version %llu", e->shard, worker_rank(e, w),
-             (unsigned long long)e->version);
-    round_maybe_close(e);
+    PS_LOG_D(e->log, "shard %u: rank %d is done at version %llu", e->shard,
+             ps_engine_worker_slot_rank(e, w), (unsigned long long)e->version);
+    ps_engine_round_maybe_close(e);
     ack(e, p, req, 0);
-    parked_answer(e, p->send, p->ctx);
+    ps_engine_parked_answer(e, p->send, p->ctx);
     return 0;
 }
 
@@ -901,17 +556,19 @@ int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, in
         worker_slot *w = worker_find(e, req->worker_id);
         if (w != NULL)
             w->told = true;
-        return refuse(e, &p, req, e->stop_code, "%s", e->abort_msg);
+        return ps_engine_refuse(e, &p, req, e->stop_code, "%s", e->abort_msg);
     }
     if (decode_rc != 0)
-        return refuse(e, &p, req, decode_rc, "%s",
-                      decode_err && decode_err->msg[0] ? decode_err->msg : ps_strerror(decode_rc));
+        return ps_engine_refuse(e, &p, req, decode_rc, "%s",
+                                decode_err && decode_err->msg[0] ? decode_err->msg
+                                                                 : ps_strerror(decode_rc));
     if (req->protocol != PS_PROTOCOL_VERSION)
-        return refuse(e, &p, req, PS_EVERSION, "protocol version %u is not this server's %u",
-                      req->protocol, PS_PROTOCOL_VERSION);
+        return ps_engine_refuse(e, &p, req, PS_EVERSION,
+                                "protocol version %u is not this server's %u", req->protocol,
+                                PS_PROTOCOL_VERSION);
     if (strcmp(ps_msg_str(req->job), e->job.name) != 0)
-        return refuse(e, &p, req, PS_EJOB, "job \"%s\" is not this server's job \"%s\"",
-                      ps_msg_str(req->job), e->job.name);
+        return ps_engine_refuse(e, &p, req, PS_EJOB, "job \"%s\" is not this server's job \"%s\"",
+                                ps_msg_str(req->job), e->job.name);
     worker_where(e, &p, req);
     switch (req->type) {
     case PS_MSG_HELLO:
@@ -927,8 +584,8 @@ int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, in
     case PS_MSG_STATUS:
         return handle_status(e, &p, req);
     default:
-        return refuse(e, &p, req, PS_ETYPE, "%s is not a request",
-                      ps_msg_type_name((int)req->type));
+        return ps_engine_refuse(e, &p, req, PS_ETYPE, "%s is not a request",
+                                ps_msg_type_name((int)req->type));
     }
 }
 
@@ -1028,7 +685,7 @@ ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, p
                        &e->layout.shards[i].key_hi);
     }
     ps_shard_range(e->num_params, job->nservers, shard, &e->lo, &e->hi);
-    e->ops = &mode_table[job->mode];
+    e->ops = ps_engine_mode_ops(job->mode);
     e->mode = ps_mode_get(job->mode);
     e->store = ps_store_new(job, e->lo, e->hi, e->mode->rounds, err);
     if (e->store == NULL)
@@ -1281,7 +938,7 @@ static void parked_refuse(ps_engine *e, ps_engine_send_fn send, void *ctx)
         worker_slot *w = worker_find(e, q->worker_id);
         if (w != NULL)
             w->told = true;
-        refuse(e, &p, &req, e->stop_code, "%s", e->abort_msg);
+        ps_engine_refuse(e, &p, &req, e->stop_code, "%s", e->abort_msg);
     }
     e->nparked = 0;
 }
@@ -1318,10 +975,10 @@ void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void 
                  e->shard, r, w->worker_id, (unsigned long long)silent, e->live, e->job.workers);
     }
     if (evicted) {
-        if (round_maybe_close(e))
+        if (ps_engine_round_maybe_close(e))
             PS_LOG_I(e->log, "shard %u: round %llu closed without the evicted workers", e->shard,
                      (unsigned long long)(e->version - 1));
-        parked_answer(e, send, ctx);
+        ps_engine_parked_answer(e, send, ctx);
     }
 }
 
@@ -1359,8 +1016,8 @@ static void stop_tell(ps_engine *e, worker_slot *w, const unsigned char *id, siz
     r->error = e->abort_msg;
     int rc = send(ctx, id, len, r, NULL);
     if (rc != 0)
-        PS_LOG_D(e->log, "shard %u: stop not told to rank %d: %s", e->shard, worker_rank(e, w),
-                 ps_strerror(rc));
+        PS_LOG_D(e->log, "shard %u: stop not told to rank %d: %s", e->shard,
+                 ps_engine_worker_slot_rank(e, w), ps_strerror(rc));
 }
 
 void ps_engine_stop(ps_engine *e, int code, const char *why, ps_engine_send_fn send, void *ctx)

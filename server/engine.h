@@ -66,7 +66,7 @@ typedef struct ps_engine_rank {
  * initialised as ps_store_new does. log (not owned, may be NULL) must
  * outlive the engine. Returns NULL and fills err: PS_EINVAL (shard out of
  * range, no workers, bad layout, optimizer settings ps_store_new refuses),
- * PS_ENOMEM. The job's mode is a row of a table in engine.c: when a push is
+ * PS_ENOMEM. The job's mode is a row of a table in engine_modes.c: when a push is
  * applied (sync: rounds; async and ssp: at once) and when a parked pull is
  * answered (sync, async: min_version; ssp: every live worker's clock is at
  * least the puller's clock minus staleness). With deterministic: true (sync)

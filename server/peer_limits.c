@@ -31,6 +31,7 @@ typedef struct peer_rate {
 } peer_rate;
 
 struct ps_peer_limits {
+    void *sock;    /* the ROUTER watched */
     void *monitor; /* PAIR on the ROUTER's socket monitor */
     const ps_engine *engine;
     ps_zap *zap;
@@ -215,6 +216,7 @@ ps_peer_limits *ps_peer_limits_new(void *zctx, void *sock, const ps_job *job, ui
         ps_error_set(err, PS_ENOMEM, "cannot allocate the peer limits");
         return NULL;
     }
+    l->sock = sock;
     l->engine = engine;
     l->zap = zap;
     l->counters = counters;
@@ -272,8 +274,20 @@ void ps_peer_limits_destroy(ps_peer_limits **lp)
     if (lp == NULL || *lp == NULL)
         return;
     ps_peer_limits *l = *lp;
-    if (l->monitor != NULL)
+    if (l->monitor != NULL) {
+        /* stop the monitor, then take what it still holds: events left in
+         * its pipe when both ends close would leak in libzmq */
+        zmq_socket_monitor(l->sock, NULL, 0);
+        for (;;) {
+            zmq_msg_t ev;
+            zmq_msg_init(&ev);
+            int rc = zmq_msg_recv(&ev, l->monitor, ZMQ_DONTWAIT);
+            zmq_msg_close(&ev);
+            if (rc < 0)
+                break;
+        }
         zmq_close(l->monitor);
+    }
     free(l->rates);
     free(l);
     *lp = NULL;

@@ -1,0 +1,198 @@
+/* engine_impl.h — the insides of one shard's protocol engine (engine.h),
+ * shared by engine.c (requests, membership, failures, reports) and
+ * engine_modes.c (the consistency modes' rows). Not for other modules. */
+#ifndef PS_ENGINE_IMPL_H
+#define PS_ENGINE_IMPL_H
+
+#include "engine.h"
+
+#include "compress.h"
+#include "mode.h"
+#include "store.h"
+#include "util.h"
+#include "wire.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* worker_id = generation << RANK_BITS | rank: the rank finds the slot at
+ * once, the generation tells a worker from the one that held the rank
+ * before it. The generation is never 0, so worker_id 0 is never valid. It
+ * starts at random in each psd: after a restart, requests a worker queued
+ * for the psd before (resent copies of a push it acknowledged long ago)
+ * carry an id the new one never gave, and are refused instead of applied
+ * again over a checkpoint that does not hold them. */
+#define RANK_BITS 10
+#define RANK_MASK ((1u << RANK_BITS) - 1)
+#define GEN_MAX   ((1u << (32 - RANK_BITS)) - 1)
+_Static_assert(PS_MAX_WORKERS <= (1u << RANK_BITS), "a rank must fit in RANK_BITS");
+
+#define ERROR_CODES       64 /* counters for codes -1 .. -63 */
+#define PARKED_PER_WORKER 4
+#define PARKED_MIN        16
+
+typedef enum slot_state { SLOT_UNSEEN, SLOT_LIVE, SLOT_LEFT } slot_state;
+
+/* One rank of the job. A rank that never registered still counts for sync
+ * rounds: the job has `workers` workers, minus those that left. */
+typedef struct worker_slot {
+    slot_state state;
+    uint32_t worker_id;
+    bool has_seq;          /* a push was applied since HELLO */
+    uint64_t last_seq;     /* seq of the last push applied */
+    bool pushed;           /* contributed to the open round (kept if it leaves) */
+    bool done;             /* said it pushed its last gradient; counts as departed */
+    uint64_t last_seen_ms; /* when it last sent anything, for eviction */
+    bool said_bye;         /* left with BYE (not evicted): the job is complete for it */
+    bool told;             /* got the stop's ERROR as a reply to a request */
+    /* where its requests come from: its main socket and its heartbeat
+     * socket, so a stop can be told to it unasked */
+    unsigned char ident_main[PS_IDENTITY_MAX], ident_hb[PS_IDENTITY_MAX];
+    size_t ident_main_len, ident_hb_len;
+    float weight; /* deterministic: weight of the staged gradient */
+    /* the HELLO that registered it, so a retried HELLO gets the same WELCOME */
+    unsigned char hello_identity[PS_IDENTITY_MAX];
+    size_t hello_identity_len;
+    uint64_t hello_seq;
+    uint64_t incarnation; /* the client process that holds (or held) the rank; 0: unknown */
+    uint64_t clock;       /* clock of its last applied push + 1; 0 before any */
+    uint64_t applied;     /* pushes of this rank applied (or accumulated) */
+    bool evicted;         /* left by eviction: a new HELLO takes the rank over */
+    /* before its push to the open round: what θ holds of it (checkpoints) */
+    bool prev_has_seq;
+    uint64_t prev_seq;
+    bool hello_after_push; /* registered again after its push to the open round */
+    /* for people (STATUS, /metrics): the rank's host, what its worker last
+     * said on a heartbeat, and its pushes' fate and staleness */
+    char hostname[PS_HOST_MAX];
+    double loss, samples_per_s; /* NaN: not said */
+    uint64_t dropped, duplicates, evictions;
+    uint64_t stale_max;
+    double stale_sum;
+} worker_slot;
+
+typedef struct parked_pull {
+    unsigned char identity[PS_IDENTITY_MAX];
+    size_t identity_len;
+    uint32_t worker_id, flags;
+    uint64_t seq, key_lo, key_hi, min_version;
+    uint64_t clock; /* ssp: the puller's clock */
+} parked_pull;
+
+/* Where the reply to the request being handled goes. */
+typedef struct peer {
+    const void *identity;
+    size_t identity_len;
+    ps_engine_send_fn send;
+    void *ctx;
+} peer;
+
+/* One consistency mode (docs/architecture.md#a-consistency-mode): the engine asks its row, never
+ * the mode, when a push is applied and when a pull may be answered; whether pushes go into rounds
+ * (the store keeps an accumulator) is the mode's row in mode.h (e->mode->rounds). */
+typedef struct mode_ops {
+    /* applies or accumulates one checked, decoded push and replies */
+    int (*push)(ps_engine *e, const peer *p, const ps_msg *req, const float *grad, worker_slot *w);
+    /* true when a pull (min_version, the puller's clock) may be answered now */
+    bool (*pull_ready)(const ps_engine *e, uint64_t min_version, uint64_t clock);
+} mode_ops;
+
+#define STALE_BUCKETS 256 /* staleness 0 .. 254 exactly, the last bucket: 255 or more */
+
+struct ps_engine {
+    ps_job job;
+    const ps_log *log;
+    uint32_t shard;
+    uint64_t lo, hi, num_params;
+    ps_store *store;
+    uint64_t version;
+
+    worker_slot *slots; /* job.workers of them, by rank */
+    uint32_t live, departed;
+    uint32_t generation;
+
+    /* the open sync round */
+    uint32_t round_pushes; /* pushes accumulated, departed workers' too */
+    uint32_t pushed_alive; /* workers not departed that pushed */
+    double round_samples;
+    float *stage; /* deterministic: one gradient per rank, summed in rank order */
+
+    parked_pull *parked;
+    size_t nparked, parked_cap;
+
+    /* failures: silent workers are evicted after heartbeat.timeout_ms */
+    uint64_t round_start_ms, max_round_ms;
+    /* for /metrics (ps_engine_timing_get): rounds closed and θ writes, and
+     * how long the last of each took, in seconds */
+    double round_start_s, last_round_s, last_apply_s;
+    uint64_t rounds, applies;
+    uint64_t evictions;
+    /* 0 while the job runs; else every request gets this code: PS_EABORTED
+     * (on_worker_loss: abort and a worker was lost, or a worker diverged),
+     * PS_ESTOPPED or PS_ECOMPLETE (psd is stopping, ps_engine_stop) */
+    int stop_code;
+    char abort_msg[PS_MSG_ERROR_MAX];
+
+    /* compression (compress.h): a compressed push is decoded into push_dec;
+     * θ goes out in the pull codec, encoded once per version into pull_enc
+     * and served to every worker from there */
+    float *push_dec;
+    const ps_compress_ops *pull_ops; /* NULL: pulls are float32 */
+    unsigned char *pull_enc;
+    size_t pull_enc_bytes;
+    uint64_t pull_enc_version;
+    bool pull_enc_valid;
+    uint64_t pull_encodings; /* times θ was encoded */
+
+    const mode_ops *ops;
+    const ps_mode_desc *mode;
+    /* staleness of applied pushes: version at apply - the push's model_version */
+    uint64_t stale_hist[STALE_BUCKETS];
+    uint64_t stale_count, stale_max;
+    double stale_sum;
+
+    ps_worker_status *status_rows; /* STATUS_REPLY's worker table, one row per rank */
+    unsigned char *status_buf;     /* ... packed */
+    size_t status_buf_cap;
+
+    ps_msg reply;                       /* reused for every reply */
+    char error_text[PS_MSG_ERROR_MAX];  /* its error ... */
+    char detail_text[PS_MSG_ERROR_MAX]; /* ... or detail */
+    ps_layout layout;                   /* the WELCOME's shard map and tensors */
+    uint64_t errors[ERROR_CODES];
+    uint64_t errors_total, pushes, duplicates, dropped, pulls;
+};
+
+/* The rank of a slot. */
+static inline int ps_engine_worker_slot_rank(const ps_engine *e, const worker_slot *w)
+{
+    return (int)(w - e->slots);
+}
+
+/* Replies ERROR (code, sentence) to req and counts it; returns code. */
+int ps_engine_refuse(ps_engine *e, const peer *p, const ps_msg *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* The push of req is handled (flags: DUPLICATE, DROPPED or 0): its ACK,
+ * with the pull riding in it answered or parked (PS_FLAG_PULL). */
+int ps_engine_push_done(ps_engine *e, const peer *p, const ps_msg *req, uint32_t flags);
+
+/* Answers the parked pulls the version (or the clocks) now allow. */
+void ps_engine_parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx);
+
+/* True when the open sync round can close (every worker that has not
+ * left pushed it, the first N - backup_workers with backup workers). */
+bool ps_engine_round_complete(const ps_engine *e);
+
+/* Closes the open sync round if it is complete; true when it closed. */
+bool ps_engine_round_maybe_close(ps_engine *e);
+
+/* One write of θ that started at t0 (ps_clock_s) is over: counted and
+ * timed for /metrics. */
+void ps_engine_applied(ps_engine *e, double t0);
+
+/* The ops row of a mode; NULL out of range. */
+const mode_ops *ps_engine_mode_ops(ps_mode mode);
+
+#endif

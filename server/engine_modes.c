@@ -1,0 +1,212 @@
+/* engine_modes.c — psd's side of the consistency modes (common/mode.h): one
+ * ops row per mode, indexed by ps_mode: when a push is applied (sync: into
+ * the open round, the round closing once every live worker pushed; async
+ * and ssp: at once) and when a parked pull may be answered (sync and
+ * async: by its min_version; ssp: by every live worker's clock). Adding a
+ * mode is a row here (see docs/architecture.md#a-consistency-mode). */
+#include "engine_impl.h"
+
+#include <string.h>
+
+/* True when the open sync round can close: every worker that has not left
+ * pushed it (the first N - backup_workers of them with backup workers). */
+bool ps_engine_round_complete(const ps_engine *e)
+{
+    if (!e->mode->rounds || e->round_pushes == 0)
+        return false;
+    uint32_t alive = e->job.workers - e->departed;
+    uint32_t need =
+        alive > e->job.backup_workers ? alive - e->job.backup_workers : (alive > 0 ? 1 : 0);
+    return e->pushed_alive >= need;
+}
+
+/* Closes the open sync round: the samples-weighted mean is applied once
+ * and the version moves on. only (not NULL) is the push that is the
+ * round's one gradient, of weight only_weight, applied straight from its
+ * payload: one pass over the shard instead of accumulating it and then
+ * applying the accumulator. */
+static void round_close(ps_engine *e, const float *only, float only_weight)
+{
+    if (only != NULL) {
+        ps_store_apply_scaled(e->store, e->lo, only, ps_store_size(e->store),
+                              (float)(only_weight / e->round_samples));
+    } else {
+        if (e->stage != NULL) {
+            size_t n = ps_store_size(e->store);
+            for (uint32_t r = 0; r < e->job.workers; r++)
+                if (e->slots[r].pushed)
+                    ps_store_accumulate(e->store, e->stage + (size_t)r * n, e->slots[r].weight);
+        }
+        ps_store_apply_accumulated(e->store, (float)(1.0 / e->round_samples));
+    }
+    uint64_t took_ms = ps_clock_ms() - e->round_start_ms;
+    if (took_ms > e->max_round_ms)
+        e->max_round_ms = took_ms;
+    e->rounds++;
+    e->last_round_s = ps_clock_s() - e->round_start_s;
+    PS_LOG_D(e->log, "shard %u: round %llu closed (%u pushes, %.0f samples)", e->shard,
+             (unsigned long long)e->version, e->round_pushes, e->round_samples);
+    e->version++;
+    for (uint32_t r = 0; r < e->job.workers; r++)
+        e->slots[r].pushed = false;
+    e->round_pushes = 0;
+    e->pushed_alive = 0;
+    e->round_samples = 0;
+}
+
+/* One write of θ (a push applied or accumulated, a round closed) that
+ * started at t0 (ps_clock_s) is over: counted and timed for /metrics. */
+void ps_engine_applied(ps_engine *e, double t0)
+{
+    e->applies++;
+    e->last_apply_s = ps_clock_s() - t0;
+}
+
+/* Closes the open sync round if it is complete (the gradients are in the
+ * accumulator or the stage). Returns true when it closed. */
+bool ps_engine_round_maybe_close(ps_engine *e)
+{
+    if (!ps_engine_round_complete(e))
+        return false;
+    double t0 = ps_clock_s();
+    round_close(e, NULL, 0.0f);
+    ps_engine_applied(e, t0);
+    return true;
+}
+
+/* Books one push that is applied (or accumulated) now: the rank's clock and
+ * count, and the staleness of its gradient (a model_version from the future
+ * counts as 0). */
+static void push_count(ps_engine *e, worker_slot *w, const ps_msg *req)
+{
+    uint64_t stale = req->model_version < e->version ? e->version - req->model_version : 0;
+    e->stale_hist[stale < STALE_BUCKETS - 1 ? stale : STALE_BUCKETS - 1]++;
+    e->stale_count++;
+    e->stale_sum += (double)stale;
+    if (stale > e->stale_max)
+        e->stale_max = stale;
+    w->stale_sum += (double)stale;
+    if (stale > w->stale_max)
+        w->stale_max = stale;
+    w->clock = req->clock + 1;
+    w->applied++;
+    w->has_seq = true;
+    w->last_seq = req->seq;
+    e->pushes++;
+}
+
+static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
+                     worker_slot *w)
+{
+    if (req->clock < e->version) {
+        e->dropped++;
+        w->dropped++;
+        return ps_engine_push_done(e, p, req, PS_ACK_DROPPED);
+    }
+    if (req->clock > e->version)
+        return ps_engine_refuse(
+            e, p, req, PS_ECLOCK,
+            "push for round %llu, but round %llu is open (this shard runs mode sync: "
+            "is the worker's job file of another mode?)",
+            (unsigned long long)req->clock, (unsigned long long)e->version);
+    if (w->pushed && (w->hello_after_push || !w->has_seq)) {
+        /* it pushed this round, then registered again (evicted, or the
+         * server restarted): its gradient is in the round already */
+        e->duplicates++;
+        w->duplicates++;
+        return ps_engine_push_done(e, p, req, PS_ACK_DUPLICATE);
+    }
+    if (w->pushed)
+        return ps_engine_refuse(e, p, req, PS_ECLOCK, "rank %d already pushed round %llu",
+                                ps_engine_worker_slot_rank(e, w), (unsigned long long)e->version);
+    float weight = req->samples > 0 ? (float)req->samples : 1.0f;
+    bool first = e->round_pushes == 0;
+    double t0 = ps_clock_s();
+    if (first) {
+        e->round_start_ms = ps_clock_ms();
+        e->round_start_s = t0;
+    }
+    w->pushed = true;
+    w->hello_after_push = false;
+    w->prev_has_seq = w->has_seq;
+    w->prev_seq = w->last_seq;
+    push_count(e, w, req);
+    e->pushed_alive++;
+    e->round_pushes++;
+    e->round_samples += weight;
+    bool closed = ps_engine_round_complete(e);
+    if (closed && first && e->stage == NULL) {
+        round_close(e, grad, weight); /* the round's only gradient */
+    } else {
+        if (e->stage != NULL) {
+            size_t n = ps_store_size(e->store);
+            if (n > 0)
+                memcpy(e->stage + (size_t)ps_engine_worker_slot_rank(e, w) * n, grad,
+                       n * sizeof(float));
+            w->weight = weight;
+        } else {
+            ps_store_accumulate(e->store, grad, weight);
+        }
+        if (closed)
+            round_close(e, NULL, 0.0f);
+    }
+    ps_engine_applied(e, t0);
+    ps_engine_push_done(e, p, req, 0);
+    if (closed)
+        ps_engine_parked_answer(e, p->send, p->ctx);
+    return 0;
+}
+
+static int push_async(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
+                      worker_slot *w)
+{
+    double t0 = ps_clock_s();
+    if (req->key_hi > req->key_lo)
+        ps_store_apply(e->store, req->key_lo, grad, (size_t)(req->key_hi - req->key_lo));
+    ps_engine_applied(e, t0);
+    push_count(e, w, req);
+    e->version++;
+    ps_engine_push_done(e, p, req, 0);
+    ps_engine_parked_answer(e, p->send, p->ctx);
+    return 0;
+}
+
+/* sync and async: a pull waits only for its min_version */
+static bool pull_ready_version(const ps_engine *e, uint64_t min_version, uint64_t clock)
+{
+    (void)clock;
+    return min_version <= e->version;
+}
+
+/* ssp: a worker at clock c waits until every live worker that is not done
+ * has clock >= c - staleness (and for its min_version: the final θ). */
+static bool pull_ready_ssp(const ps_engine *e, uint64_t min_version, uint64_t clock)
+{
+    if (min_version > e->version)
+        return false;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        const worker_slot *w = &e->slots[r];
+        /* a rank that has not registered yet is at clock 0, as in sync,
+         * where a round waits for it: else the first worker to start
+         * would run ahead of one still reading its data */
+        bool counts = (w->state == SLOT_LIVE && !w->done) || w->state == SLOT_UNSEEN;
+        if (counts && w->clock + e->job.staleness < clock)
+            return false;
+    }
+    return true;
+}
+
+/* by ps_mode (mode.h): sync, async, ssp (pushes applied as they come, as
+ * async); .rounds is the mode's own, from its row in mode.h */
+static const mode_ops mode_table[] = {
+    [PS_MODE_SYNC] = {.push = push_sync, .pull_ready = pull_ready_version},
+    [PS_MODE_ASYNC] = {.push = push_async, .pull_ready = pull_ready_version},
+    [PS_MODE_SSP] = {.push = push_async, .pull_ready = pull_ready_ssp},
+};
+_Static_assert(sizeof mode_table / sizeof mode_table[0] == PS_MODE_COUNT,
+               "psd has ops for every mode of mode.h");
+
+const mode_ops *ps_engine_mode_ops(ps_mode mode)
+{
+    return (unsigned)mode < PS_MODE_COUNT ? &mode_table[mode] : NULL;
+}

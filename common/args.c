@@ -148,6 +148,17 @@ int ps_args_number_parse(const char *text, long lo, long hi, long *out, ps_error
     return 0;
 }
 
+int ps_args_end_config(const ps_args *p, int c, const char *config)
+{
+    if (c == PS_ARGS_EXIT)
+        return p->status;
+    if (p->noperands > 0)
+        return ps_args_error(p, "unexpected argument \"%s\"", p->operands[0]);
+    if (config == NULL)
+        return ps_args_error(p, "--config is required");
+    return PS_ARGS_GO_ON;
+}
+
 int ps_args_number(const ps_args *p, long lo, long hi, long *out)
 {
     ps_error err;

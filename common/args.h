@@ -90,4 +90,9 @@ int ps_args_number_parse(const char *text, long lo, long hi, long *out, ps_error
  * hi, got text (try 'prog --help')". */
 int ps_args_number(const ps_args *p, long lo, long hi, long *out);
 
+/* The end of a program that takes --config and no operand: c is what
+ * ps_args_next last returned. p->status for PS_ARGS_EXIT; the usage error
+ * (2) for an operand or a missing config; else PS_ARGS_GO_ON. */
+int ps_args_end_config(const ps_args *p, int c, const char *config);
+
 #endif

@@ -89,13 +89,7 @@ static int args_parse(int argc, char **argv, psd_args *a)
             break;
         }
     }
-    if (c == PS_ARGS_EXIT)
-        return p.status;
-    if (p.noperands > 0)
-        return ps_args_error(&p, "unexpected argument \"%s\"", p.operands[0]);
-    if (a->config == NULL)
-        return ps_args_error(&p, "--config is required");
-    return PS_ARGS_GO_ON;
+    return ps_args_end_config(&p, c, a->config);
 }
 
 /* SIGTERM and SIGINT set the stop flag, SIGHUP the reload flag; no

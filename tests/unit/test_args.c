@@ -310,6 +310,35 @@ START_TEST(an_error_of_the_program_is_the_same_line)
 }
 END_TEST
 
+START_TEST(end_config_wants_the_config_and_no_operand)
+{
+    parse t;
+    parse_start(&t, "-c", "job.yaml", (char *)NULL);
+    int c = next_until_stop(&t);
+    ck_assert_int_eq(ps_args_end_config(&t.p, c, "job.yaml"), PS_ARGS_GO_ON);
+    parse_end(&t);
+    ck_assert_str_eq(t.err_text, "");
+    parse_free(&t);
+    parse_start(&t, (char *)NULL);
+    c = next_until_stop(&t);
+    ck_assert_int_eq(ps_args_end_config(&t.p, c, NULL), PS_EXIT_USAGE);
+    parse_end(&t);
+    ck_assert_str_eq(t.err_text, "prog: --config is required (try 'prog --help')\n");
+    parse_free(&t);
+    parse_start(&t, "-c", "job.yaml", "extra", (char *)NULL);
+    c = next_until_stop(&t);
+    ck_assert_int_eq(ps_args_end_config(&t.p, c, "job.yaml"), PS_EXIT_USAGE);
+    parse_end(&t);
+    ck_assert_str_eq(t.err_text, "prog: unexpected argument \"extra\" (try 'prog --help')\n");
+    parse_free(&t);
+    parse_start(&t, "--help", (char *)NULL);
+    c = next_until_stop(&t);
+    ck_assert_int_eq(ps_args_end_config(&t.p, c, NULL), 0);
+    parse_end(&t);
+    parse_free(&t);
+}
+END_TEST
+
 static Suite *args_suite(void)
 {
     Suite *s = suite_create("args");
@@ -329,6 +358,7 @@ static Suite *args_suite(void)
     tcase_add_test(tc, a_bad_number_names_the_option_and_its_range);
     tcase_add_test(tc, a_good_number_says_nothing);
     tcase_add_test(tc, an_error_of_the_program_is_the_same_line);
+    tcase_add_test(tc, end_config_wants_the_config_and_no_operand);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,6 +6,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "test_jobs.h"
 #include "loopback.h"
 
 #include <errno.h>
@@ -40,19 +41,7 @@ typedef struct fx {
 
 static void job_logistic(ps_job *job, ps_mode mode, uint32_t workers)
 {
-    memset(job, 0, sizeof *job);
-    strcpy(job->name, "test-job");
-    job->mode = mode;
-    job->workers = workers;
-    job->nservers = 1;
-    strcpy(job->servers[0], "tcp://127.0.0.1:7070");
-    job->model.type = PS_MODEL_LOGISTIC;
-    job->model.features = 3;
-    job->model.init_scheme = PS_INIT_ZEROS;
-    job->optimizer.type = PS_OPTIM_SGD;
-    job->optimizer.lr = 0.5;
-    job->optimizer.schedule = PS_SCHEDULE_CONSTANT;
-    job->log_level = PS_LOG_ERROR;
+    ps_test_job_logistic(job, "test-job", mode, workers, 0);
 }
 
 /* Keeps the last reply's numbers (its strings point into the engine). */

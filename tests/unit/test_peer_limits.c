@@ -6,6 +6,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "test_jobs.h"
 #include "loopback.h"
 #include <errno.h>
 #include <poll.h>
@@ -50,18 +51,7 @@ static fx *fx_new(void)
     ck_assert_ptr_nonnull(f);
     f->port = ps_test_free_port();
     ps_job *job = &f->job;
-    strcpy(job->name, JOB);
-    job->mode = PS_MODE_ASYNC;
-    job->workers = 1;
-    job->nservers = 1;
-    snprintf(job->servers[0], sizeof job->servers[0], "tcp://127.0.0.1:%d", f->port);
-    job->model.type = PS_MODEL_LOGISTIC;
-    job->model.features = 3;
-    job->model.init_scheme = PS_INIT_ZEROS;
-    job->optimizer.type = PS_OPTIM_SGD;
-    job->optimizer.lr = 0.5;
-    job->optimizer.schedule = PS_SCHEDULE_CONSTANT;
-    job->log_level = PS_LOG_ERROR;
+    ps_test_job_logistic(job, JOB, PS_MODE_ASYNC, 1, f->port);
     job->limits.max_peers = 2;
     job->limits.unregistered_rate = 5;
     f->engine_log = (ps_log){PS_LOG_ERROR, "test"};

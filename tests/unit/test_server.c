@@ -7,6 +7,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "test_jobs.h"
 #include "loopback.h"
 #include <netinet/in.h>
 #include <pthread.h>
@@ -30,19 +31,7 @@
 
 static void job_logistic(ps_job *job, int port)
 {
-    memset(job, 0, sizeof *job);
-    strcpy(job->name, "server-test");
-    job->mode = PS_MODE_SYNC;
-    job->workers = 1;
-    job->nservers = 1;
-    snprintf(job->servers[0], sizeof job->servers[0], "tcp://127.0.0.1:%d", port);
-    job->model.type = PS_MODEL_LOGISTIC;
-    job->model.features = 3;
-    job->model.init_scheme = PS_INIT_ZEROS;
-    job->optimizer.type = PS_OPTIM_SGD;
-    job->optimizer.lr = 0.5;
-    job->optimizer.schedule = PS_SCHEDULE_CONSTANT;
-    job->log_level = PS_LOG_ERROR;
+    ps_test_job_logistic(job, "server-test", PS_MODE_SYNC, 1, port);
 }
 
 typedef struct runner {

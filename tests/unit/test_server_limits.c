@@ -8,6 +8,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "test_jobs.h"
 #include "loopback.h"
 #include <errno.h>
 #include <netinet/in.h>
@@ -28,19 +29,7 @@
 
 static void job_logistic(ps_job *job, int port)
 {
-    memset(job, 0, sizeof *job);
-    strcpy(job->name, "limits-test");
-    job->mode = PS_MODE_ASYNC;
-    job->workers = 1;
-    job->nservers = 1;
-    snprintf(job->servers[0], sizeof job->servers[0], "tcp://127.0.0.1:%d", port);
-    job->model.type = PS_MODEL_LOGISTIC;
-    job->model.features = 3;
-    job->model.init_scheme = PS_INIT_ZEROS;
-    job->optimizer.type = PS_OPTIM_SGD;
-    job->optimizer.lr = 0.5;
-    job->optimizer.schedule = PS_SCHEDULE_CONSTANT;
-    job->log_level = PS_LOG_ERROR;
+    ps_test_job_logistic(job, "limits-test", PS_MODE_ASYNC, 1, port);
 }
 
 typedef struct runner {

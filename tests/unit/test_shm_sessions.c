@@ -8,6 +8,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "test_jobs.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -63,18 +64,7 @@ static fx *fx_new(bool shared_memory)
     fx *f = calloc(1, sizeof *f);
     ck_assert_ptr_nonnull(f);
     ps_job *job = &f->job;
-    strcpy(job->name, JOB);
-    job->mode = PS_MODE_ASYNC;
-    job->workers = 2;
-    job->nservers = 1;
-    strcpy(job->servers[0], "tcp://127.0.0.1:7070");
-    job->model.type = PS_MODEL_LOGISTIC;
-    job->model.features = 3;
-    job->model.init_scheme = PS_INIT_ZEROS;
-    job->optimizer.type = PS_OPTIM_SGD;
-    job->optimizer.lr = 0.5;
-    job->optimizer.schedule = PS_SCHEDULE_CONSTANT;
-    job->log_level = PS_LOG_ERROR;
+    ps_test_job_logistic(job, JOB, PS_MODE_ASYNC, 2, 0);
     job->shared_memory = shared_memory;
     f->log.level = PS_LOG_ERROR;
     f->log.prog = "test_shm_sessions";

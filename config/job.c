@@ -61,6 +61,9 @@ static int check_model(ctx *c)
     char because[64];
     snprintf(because, sizeof because, "model type %s", ps_model_type_name(j->model.type));
     int rc = 0;
+    if (!ps_job_is_sparse(j) && !seen(c, "model.features")->given)
+        return ps_yamlwalk_fail(&c->w, PS_ECONFIG, seen(c, "model")->val_mark,
+                                "missing required key \"features\" in model");
     if (j->model.type == PS_MODEL_SOFTMAX || j->model.type == PS_MODEL_MLP)
         rc = needs(c, "model", "classes", because);
     if (rc == 0 && j->model.type == PS_MODEL_MLP)
@@ -80,7 +83,8 @@ static int check_model(ctx *c)
     if (ps_job_layout(j, t, PS_MAX_TENSORS, &n, &p) != 0)
         return ps_yamlwalk_fail(&c->w, PS_ECONFIG, seen(c, "model")->key_mark,
                                 "model: too many parameters (the count overflows 64 bits)");
-    if (p < j->nservers)
+    /* a sparse model's few dense keys (its bias) need not reach every shard */
+    if (p < j->nservers && !ps_job_is_sparse(j))
         return ps_yamlwalk_fail(&c->w, PS_ECONFIG, seen(c, "servers")->val_mark,
                                 "servers: %" PRIu32 " shards for %" PRIu64
                                 " parameters; each shard needs at least one",
@@ -537,6 +541,35 @@ close_file:
     return rc;
 }
 
+bool ps_job_is_sparse(const ps_job *job)
+{
+    return job->model.type == PS_MODEL_SPARSE_LOGISTIC || job->model.type == PS_MODEL_FM;
+}
+
+int ps_job_tables(const ps_job *job, ps_table_spec *out, size_t max, size_t *n)
+{
+    size_t count = 0;
+    ps_table_spec t = {{0}, 0, 0};
+    if (job->model.type == PS_MODEL_SPARSE_LOGISTIC) {
+        ps_strlcpy(t.name, "w", sizeof t.name);
+        t.dim = 1;
+        t.zero_prefix = 1;
+        count = 1;
+    } else if (job->model.type == PS_MODEL_FM) {
+        ps_strlcpy(t.name, "v", sizeof t.name);
+        t.dim = 1 + job->model.factors;
+        t.zero_prefix = 1;
+        count = 1;
+    }
+    if (count > max)
+        return PS_EINVAL;
+    if (count > 0)
+        out[0] = t;
+    if (n != NULL)
+        *n = count;
+    return 0;
+}
+
 int ps_job_layout(const ps_job *job, ps_tensor_info *out, size_t max, size_t *n,
                   uint64_t *num_params)
 {
@@ -577,6 +610,10 @@ int ps_job_layout(const ps_job *job, ps_tensor_info *out, size_t max, size_t *n,
         }
         break;
     }
+    case PS_MODEL_SPARSE_LOGISTIC:
+    case PS_MODEL_FM:
+        ADD("b", 1); /* the bias; the weights are rows of its table */
+        break;
     case PS_MODEL_CUSTOM:
         if (job->model.ntensors > PS_MAX_TENSORS)
             return PS_EINVAL;

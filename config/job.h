@@ -34,9 +34,17 @@ typedef enum ps_model_type {
     PS_MODEL_SOFTMAX,
     PS_MODEL_MLP,
     PS_MODEL_CUSTOM,
+    PS_MODEL_SPARSE_LOGISTIC, /* hashed features: a table of one weight per key */
+    PS_MODEL_FM,              /* factorization machine: per key a weight and `factors` more */
 } ps_model_type;
 typedef enum ps_init_scheme { PS_INIT_ZEROS, PS_INIT_XAVIER, PS_INIT_NORMAL } ps_init_scheme;
-typedef enum ps_data_format { PS_FORMAT_CSV, PS_FORMAT_LIBSVM, PS_FORMAT_IDX } ps_data_format;
+typedef enum ps_data_format {
+    PS_FORMAT_CSV,
+    PS_FORMAT_LIBSVM,
+    PS_FORMAT_IDX,
+    PS_FORMAT_CRITEO,   /* click logs: label, 13 integers, 26 hex categories, tab-separated */
+    PS_FORMAT_LIBSVM64, /* LIBSVM with 64-bit feature ids, hashed as keys */
+} ps_data_format;
 typedef enum ps_normalize { PS_NORMALIZE_NONE, PS_NORMALIZE_STANDARD } ps_normalize;
 typedef enum ps_shard_kind { PS_SHARD_STRIDE, PS_SHARD_BLOCK } ps_shard_kind;
 typedef enum ps_optim_type {
@@ -59,6 +67,22 @@ typedef enum ps_divergence { PS_DIVERGE_STOP, PS_DIVERGE_CONTINUE } ps_divergenc
 typedef struct ps_job_pos {
     uint32_t line, col;
 } ps_job_pos;
+
+/* Sparse tables: rows of dim floats by 64-bit key, held by the servers
+ * only (docs/architecture.md#theta-tensors-and-shards). */
+#define PS_MAX_TABLES     4
+#define PS_TABLE_NAME_MAX 16
+#define PS_TABLE_DIM_MAX  1024
+#define PS_MAX_FACTORS    (PS_TABLE_DIM_MAX - 1)
+
+/* One table of θ as the model declares it: its name, the floats of a row,
+ * and how many leading floats of a row start at 0 (the others start from
+ * the init scheme, a function of the seed, the table and the key alone). */
+typedef struct ps_table_spec {
+    char name[PS_TABLE_NAME_MAX];
+    uint32_t dim;
+    uint32_t zero_prefix;
+} ps_table_spec;
 
 typedef struct ps_tensor_spec {
     char name[PS_TENSOR_NAME_MAX];
@@ -87,6 +111,7 @@ typedef struct ps_job {
         ps_tensor_spec tensors[PS_MAX_TENSORS];
         ps_init_scheme init_scheme;
         uint64_t init_seed;
+        uint32_t factors; /* fm: floats of a key's embedding */
     } model;
     struct {
         char train[PS_PATH_MAX]; /* resolved; "" when absent */
@@ -105,6 +130,7 @@ typedef struct ps_job {
         bool nesterov;
         double l2;
         double l1;           /* ftrl */
+        double beta;         /* ftrl: β of the per-coordinate rate α / (β + √n) */
         double beta1, beta2; /* adam */
         double eps;          /* adam, adagrad */
         ps_schedule_type schedule;
@@ -132,6 +158,15 @@ typedef struct ps_job {
         uint32_t timeout_ms;  /* psd evicts a worker silent this long */
         uint32_t deadline_ms; /* a worker gives up on a silent server after this long */
     } heartbeat;
+    struct {
+        /* the tables' rules, per shard: a key is stored once seen min_count
+         * times (until then a pull gets its initial row); a row not updated
+         * for idle_versions versions is dropped (0: never); at max_rows rows
+         * the least recently updated go (0: no cap) */
+        uint32_t min_count;
+        uint64_t idle_versions;
+        uint64_t max_rows;
+    } sparse;
     ps_worker_loss on_worker_loss;
     ps_divergence on_divergence;
     bool shared_memory; /* workers on psd's host exchange θ and gradients in shared memory */
@@ -203,6 +238,16 @@ int ps_job_parse(const char *text, size_t len, const char *name, const char *dir
  * PS_EINVAL if there are more than max tensors or P overflows. */
 int ps_job_layout(const ps_job *job, ps_tensor_info *out, size_t max, size_t *n,
                   uint64_t *num_params);
+
+/* True for the models whose parameters are mostly sparse tables
+ * (sparse_logistic, fm). */
+bool ps_job_is_sparse(const ps_job *job);
+
+/* The sparse tables of θ in order: sparse_logistic has "w" (dim 1); fm has
+ * "v" (dim 1 + factors: the key's weight, then its embedding; the weight
+ * starts at 0). Fills up to max entries of out and *n; dense models have
+ * none. PS_EINVAL when there are more than max. */
+int ps_job_tables(const ps_job *job, ps_table_spec *out, size_t max, size_t *n);
 
 /* Names of enum values, as written in job files ("logistic", ...); a
  * mode's is ps_mode_name (mode.h). */

@@ -18,9 +18,10 @@
 
 /* ---- the enum names, in enum order, as written in job files ---- */
 
-static const char *const model_names[] = {"linear", "logistic", "softmax", "mlp", "custom", NULL};
+static const char *const model_names[] = {"linear", "logistic",        "softmax", "mlp",
+                                          "custom", "sparse_logistic", "fm",      NULL};
 static const char *const init_names[] = {"zeros", "xavier", "normal", NULL};
-static const char *const format_names[] = {"csv", "libsvm", "idx", NULL};
+static const char *const format_names[] = {"csv", "libsvm", "idx", "criteo", "libsvm64", NULL};
 static const char *const normalize_names[] = {"none", "standard", NULL};
 static const char *const shard_names[] = {"stride", "block", NULL};
 static const char *const optim_names[] = {"sgd", "momentum", "adagrad", "adam", "ftrl", NULL};
@@ -105,6 +106,21 @@ static bool model_custom(const void *base, const ps_yamlwalk_key *k)
 {
     (void)k;
     return JOB(base)->model.type == PS_MODEL_CUSTOM;
+}
+static bool model_fm(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return JOB(base)->model.type == PS_MODEL_FM;
+}
+static bool model_dense(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return !ps_job_is_sparse(JOB(base));
+}
+static bool model_sparse(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    return ps_job_is_sparse(JOB(base));
 }
 static bool format_idx(const void *base, const ps_yamlwalk_key *k)
 {
@@ -260,10 +276,14 @@ static const ps_yamlwalk_section init_sec = {"model.init", ROWS(init_keys)};
 static const ps_yamlwalk_key model_keys[] = {
     {"type", PS_YAMLWALK_ENUM, PS_YAMLWALK_REQUIRED, FIELD(model.type), .names = model_names,
      .sup = 1u << PS_MODEL_LINEAR | 1u << PS_MODEL_LOGISTIC | 1u << PS_MODEL_SOFTMAX |
-            1u << PS_MODEL_MLP,
+            1u << PS_MODEL_MLP | 1u << PS_MODEL_SPARSE_LOGISTIC | 1u << PS_MODEL_FM,
      .aka = "kind|model"},
-    {"features", PS_YAMLWALK_INT, PS_YAMLWALK_REQUIRED, FIELD(model.features), .min = 1,
-     .max = UINT64_C(1) << 31, .aka = "n_features|num_features|input_dim|inputs|dim"},
+    /* required by the dense models (job.c's check_model): sparse ones hash */
+    {"features", PS_YAMLWALK_INT, FIELD(model.features), .min = 1, .max = UINT64_C(1) << 31,
+     ONLY(model_dense, "a dense model type (not sparse_logistic or fm)"),
+     .aka = "n_features|num_features|input_dim|inputs|dim"},
+    {"factors", PS_YAMLWALK_INT, FIELD(model.factors), .def = "8", .min = 1, .max = PS_MAX_FACTORS,
+     ONLY(model_fm, "model type fm"), .aka = "k|embedding|embedding_dim|latent"},
     {"classes", PS_YAMLWALK_INT, FIELD(model.classes), .min = 2, .max = MAX_CLASSES,
      ONLY(has_classes, "model type softmax or mlp"), .aka = "n_classes|num_classes|outputs|labels"},
     {"hidden", PS_YAMLWALK_LIST, .parse = parse_hidden, ONLY(model_mlp, "model type mlp"),
@@ -311,13 +331,15 @@ static const ps_yamlwalk_key optim_keys[] = {
     {"lr", PS_YAMLWALK_FLOAT, PS_YAMLWALK_LO_OPEN, FIELD(optimizer.lr), .def = "0.1", .lo = 0,
      .hi = FLT_INF, .aka = "learning_rate|learningrate|rate|eta|alpha"},
     {"momentum", PS_YAMLWALK_FLOAT, PS_YAMLWALK_HI_OPEN, FIELD(optimizer.momentum), .def = "0.9",
-     .lo = 0, .hi = 1, ONLY(optim_momentum, "optimizer type momentum"), .aka = "beta|mu"},
+     .lo = 0, .hi = 1, ONLY(optim_momentum, "optimizer type momentum"), .aka = "mu"},
     {"nesterov", PS_YAMLWALK_BOOL, FIELD(optimizer.nesterov), .def = "false",
      ONLY(optim_momentum, "optimizer type momentum")},
     {"l2", PS_YAMLWALK_FLOAT, FIELD(optimizer.l2), .def = "0", .lo = 0, .hi = FLT_INF,
      .aka = "weight_decay|lambda|reg|regularization|l2_reg"},
     {"l1", PS_YAMLWALK_FLOAT, FIELD(optimizer.l1), .def = "0", .lo = 0, .hi = FLT_INF,
      ONLY(optim_ftrl, "optimizer type ftrl"), .aka = "lambda1|l1_reg"},
+    {"beta", PS_YAMLWALK_FLOAT, FIELD(optimizer.beta), .def = "1", .lo = 0, .hi = FLT_INF,
+     ONLY(optim_ftrl, "optimizer type ftrl")},
     {"beta1", PS_YAMLWALK_FLOAT, PS_YAMLWALK_HI_OPEN, FIELD(optimizer.beta1), .def = "0.9", .lo = 0,
      .hi = 1, ONLY(optim_adam, "optimizer type adam")},
     {"beta2", PS_YAMLWALK_FLOAT, PS_YAMLWALK_HI_OPEN, FIELD(optimizer.beta2), .def = "0.999",
@@ -386,6 +408,16 @@ static const ps_yamlwalk_key limits_keys[] = {
 };
 static const ps_yamlwalk_section limits_sec = {"limits", ROWS(limits_keys)};
 
+static const ps_yamlwalk_key sparse_keys[] = {
+    {"min_count", PS_YAMLWALK_INT, FIELD(sparse.min_count), .def = "1", .min = 1, .max = 1u << 20,
+     .aka = "admission|min_freq|threshold"},
+    {"idle_versions", PS_YAMLWALK_INT, FIELD(sparse.idle_versions), .def = "0", .max = UINT64_MAX,
+     .aka = "evict_idle|idle|ttl"},
+    {"max_rows", PS_YAMLWALK_INT, FIELD(sparse.max_rows), .def = "0", .max = UINT64_C(1) << 40,
+     .aka = "cap|capacity|rows"},
+};
+static const ps_yamlwalk_section sparse_sec = {"sparse", ROWS(sparse_keys)};
+
 static const ps_yamlwalk_key checkpoint_keys[] = {
     {"dir", PS_YAMLWALK_PATH, PS_YAMLWALK_REQUIRED, FIELD(checkpoint.dir),
      .aka = "path|folder|directory"},
@@ -450,6 +482,8 @@ static const ps_yamlwalk_key top_keys[] = {
     {"compression", PS_YAMLWALK_SECTION, .sub = &compression_sec, .aka = "compress"},
     {"heartbeat", PS_YAMLWALK_SECTION, .sub = &heartbeat_sec, .aka = "heartbeats"},
     {"limits", PS_YAMLWALK_SECTION, .sub = &limits_sec, .aka = "limit|dos"},
+    {"sparse", PS_YAMLWALK_SECTION, .sub = &sparse_sec,
+     ONLY(model_sparse, "model type sparse_logistic or fm"), .aka = "tables|embedding"},
     {"on_worker_loss", PS_YAMLWALK_ENUM, FIELD(on_worker_loss), .def = "continue",
      .names = loss_names, .sup = PS_YAMLWALK_SUP_ALL},
     {"on_divergence", PS_YAMLWALK_ENUM, FIELD(on_divergence), .def = "stop",

@@ -825,6 +825,12 @@ int ps_dataset_read(const char *path, const char *labels, ps_data_format format,
         return read_libsvm(path, features, stop, out, err);
     case PS_FORMAT_IDX:
         break;
+    case PS_FORMAT_CRITEO:
+    case PS_FORMAT_LIBSVM64:
+        return ps_error_set(err, PS_EUNSUPPORTED,
+                            "%s: format %s holds hashed sparse features: a sparse model "
+                            "(sparse_logistic or fm) reads it, not a dense one",
+                            path, format == PS_FORMAT_CRITEO ? "criteo" : "libsvm64");
     }
     if (labels != NULL && labels[0] != '\0')
         return read_idx(path, labels, features, stop, out, err);

@@ -1615,6 +1615,76 @@ START_TEST(enum_names_are_as_written_in_job_files)
 }
 END_TEST
 
+/* ---- sparse models ---- */
+
+#define SPARSE(model, rest)                                                                        \
+    "job: t\n"                                                                                     \
+    "workers: 2\n"                                                                                 \
+    "servers: [tcp://127.0.0.1:7070, tcp://127.0.0.1:7071]\n"                                      \
+    "model: " model "\n"                                                                           \
+    "data: {train: breast_cancer.train.csv, format: criteo}\n" rest
+
+START_TEST(sparse_models_declare_their_tables_and_a_bias)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(SPARSE("{type: fm}", ""), &job, &err), 0);
+    ck_assert(ps_job_is_sparse(&job));
+    ck_assert_uint_eq(job.model.factors, 8);
+    ck_assert_uint_eq(job.sparse.min_count, 1);
+    ck_assert_uint_eq(job.sparse.max_rows, 0);
+    ps_table_spec t[PS_MAX_TABLES];
+    size_t n = 0;
+    ck_assert_int_eq(ps_job_tables(&job, t, PS_MAX_TABLES, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(t[0].name, "v");
+    ck_assert_uint_eq(t[0].dim, 9);
+    ck_assert_uint_eq(t[0].zero_prefix, 1);
+    /* the dense part is the bias alone, fewer keys than shards: fine */
+    ps_tensor_info l[PS_MAX_TENSORS];
+    uint64_t p = 0;
+    ck_assert_int_eq(ps_job_layout(&job, l, PS_MAX_TENSORS, &n, &p), 0);
+    ck_assert_uint_eq(p, 1);
+    ck_assert_str_eq(l[0].name, "b");
+    ck_assert_int_eq(parse(SPARSE("{type: sparse_logistic}",
+                                  "sparse: {min_count: 3, idle_versions: 1000, max_rows: 500}\n"
+                                  "optimizer: {type: ftrl, lr: 0.05, beta: 1, l1: 1, l2: 1}\n"),
+                           &job, &err),
+                     0);
+    ck_assert_int_eq(ps_job_tables(&job, t, PS_MAX_TABLES, &n), 0);
+    ck_assert_str_eq(t[0].name, "w");
+    ck_assert_uint_eq(t[0].dim, 1);
+    ck_assert_uint_eq(job.sparse.min_count, 3);
+    ck_assert_uint_eq(job.sparse.idle_versions, 1000);
+    ck_assert_uint_eq(job.sparse.max_rows, 500);
+    ck_assert(job.optimizer.beta == 1.0);
+    /* a dense model declares none */
+    ck_assert_int_eq(parse(BASE, &job, &err), 0);
+    ck_assert(!ps_job_is_sparse(&job));
+    ck_assert_int_eq(ps_job_tables(&job, t, PS_MAX_TABLES, &n), 0);
+    ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(sparse_keys_belong_to_sparse_models)
+{
+    expect_config_error(SPARSE("{type: fm, features: 30}", ""),
+                        "job.yaml:4:29: model.features: only valid with a dense model type (not "
+                        "sparse_logistic or fm)");
+    expect_config_error(SPARSE("{type: sparse_logistic, factors: 4}", ""),
+                        "job.yaml:4:41: model.factors: only valid with model type fm");
+    expect_config_error(BASE "sparse: {min_count: 2}\n",
+                        "job.yaml:6:9: sparse: only valid with model type sparse_logistic or fm");
+    expect_config_error(SPARSE("{type: fm}", "optimizer: {type: sgd, beta: 2}\n"),
+                        "job.yaml:6:30: optimizer.beta: only valid with optimizer type ftrl");
+    expect_config_error("job: t\nworkers: 2\nservers: [tcp://127.0.0.1:7070]\n"
+                        "model: {type: logistic}\ndata: {train: breast_cancer.train.csv}\n",
+                        "job.yaml:4:8: missing required key \"features\" in model");
+    expect_config_error(SPARSE("{type: fm, factors: 0}", ""),
+                        "job.yaml:4:28: model.factors: must be between 1 and 1023, got 0");
+}
+END_TEST
+
 static Suite *job_suite(void)
 {
     Suite *s = suite_create("job");
@@ -1736,6 +1806,8 @@ static Suite *job_suite(void)
     tcase_add_test(layout, enum_names_are_as_written_in_job_files);
     tcase_add_test(layout, security_curve_paths_resolve_against_the_job_file);
     tcase_add_test(layout, example_curve_job_validates);
+    tcase_add_test(layout, sparse_models_declare_their_tables_and_a_bias);
+    tcase_add_test(layout, sparse_keys_belong_to_sparse_models);
     suite_add_tcase(s, layout);
     return s;
 }

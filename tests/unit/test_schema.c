@@ -50,6 +50,10 @@ START_TEST(every_only_with_rule_is_in_its_row_with_its_text)
         {"model.classes", "model type softmax or mlp"},
         {"model.hidden", "model type mlp"},
         {"model.tensors", "model type custom"},
+        {"model.features", "a dense model type (not sparse_logistic or fm)"},
+        {"model.factors", "model type fm"},
+        {"optimizer.beta", "optimizer type ftrl"},
+        {"sparse", "model type sparse_logistic or fm"},
         {"data.train_labels", "format idx"},
         {"data.test_labels", "format idx"},
         {"data.label_column", "format csv"},
@@ -235,7 +239,8 @@ START_TEST(model_type_names_come_from_the_row)
     const ps_yamlwalk_key *k = row("model.type");
     ck_assert_str_eq(ps_model_type_name(PS_MODEL_MLP), ps_yamlwalk_enum_name(k, PS_MODEL_MLP));
     ck_assert_str_eq(ps_model_type_name(PS_MODEL_CUSTOM), "custom");
-    ck_assert_str_eq(ps_model_type_name((ps_model_type)5), "?");
+    ck_assert_str_eq(ps_model_type_name(PS_MODEL_FM), "fm");
+    ck_assert_str_eq(ps_model_type_name((ps_model_type)(PS_MODEL_FM + 1)), "?");
 }
 END_TEST
 

@@ -3,6 +3,7 @@
 #include "codec.h"
 
 #include "compress.h"
+#include "keys.h"
 #include "ps.pb-c.h"
 #include "util.h"
 
@@ -80,8 +81,11 @@ static int copy_string(char *dst, size_t cap, const char *src, const char *what,
 static int decode_layout(const Ps__Header *h, ps_layout *l, ps_msg *m, ps_error *err)
 {
     m->layout = NULL;
-    if (h->n_shards == 0 && h->n_tensors == 0)
+    if (h->n_shards == 0 && h->n_tensors == 0 && h->n_tables == 0)
         return 0;
+    if (h->n_tables > PS_MAX_TABLES)
+        return ps_error_set(err, PS_EPROTO, "header lists %zu tables (limit %d)", h->n_tables,
+                            PS_MAX_TABLES);
     if (h->n_shards > PS_MAX_SHARDS)
         return ps_error_set(err, PS_EPROTO, "header lists %zu shards (limit %d)", h->n_shards,
                             PS_MAX_SHARDS);
@@ -115,6 +119,16 @@ static int decode_layout(const Ps__Header *h, ps_layout *l, ps_msg *m, ps_error 
         for (size_t d = t->n_shape; d < PS_MAX_DIMS; d++)
             l->tensors[i].shape[d] = 0;
         l->tensors[i].offset = t->offset;
+    }
+    l->ntables = (uint32_t)h->n_tables;
+    for (size_t i = 0; i < h->n_tables; i++) {
+        const Ps__TableInfo *t = h->tables[i];
+        int rc = copy_string(l->tables[i].name, PS_TABLE_NAME_MAX, t->name, "table name", err);
+        if (rc != 0)
+            return rc;
+        if (t->dim == 0)
+            return ps_error_set(err, PS_EPROTO, "table %zu has rows of 0 floats", i);
+        l->tables[i].dim = t->dim;
     }
     m->layout = l;
     return 0;
@@ -151,8 +165,77 @@ static int check_compressed(const ps_msg *m, const void *payload, size_t payload
 
 /* The payload frame against the header: present exactly when the encoding
  * says so, as long as payload_bytes says, and (F32) one float per key. */
+/* The rows of a sparse message (after its keys): none with encoding NONE,
+ * else nkeys × dim values in the encoding. */
+static int check_rows(const ps_msg *m, const void *rows, size_t bytes, ps_error *err)
+{
+    if (m->encoding == PS_ENC_NONE) {
+        if (bytes != 0)
+            return ps_error_set(err, PS_EPAYLOAD, "%s has %zu bytes of rows but encoding none",
+                                ps_msg_type_name(m->type), bytes);
+        return 0;
+    }
+    const ps_compress_ops *ops = ps_compress_ops_for_encoding(m->encoding);
+    if (ops == NULL)
+        return ps_error_set(err, PS_EPAYLOAD, "sparse rows cannot be in encoding %d",
+                            (int)m->encoding);
+    uint64_t n = 0;
+    if (m->dim == 0 || __builtin_mul_overflow(m->nkeys, (uint64_t)m->dim, &n) ||
+        n > SIZE_MAX / 4)
+        return ps_error_set(err, PS_EPAYLOAD, "%llu rows of %u floats are not a payload",
+                            (unsigned long long)m->nkeys, m->dim);
+    if (m->encoding == PS_ENC_F32) {
+        if (n * 4 != bytes)
+            return ps_error_set(err, PS_EPAYLOAD,
+                                "%zu bytes of float32 rows do not hold %llu rows of %u floats",
+                                bytes, (unsigned long long)m->nkeys, m->dim);
+        return 0;
+    }
+    return ops->validate(rows, bytes, (size_t)n, err);
+}
+
+/* A sparse message's payload (table > 0): keys_bytes of keys (varints,
+ * sorted, nkeys of them; a SCAN reply's: 8-byte words in any order), then
+ * its rows. */
+static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
+{
+    if (m->payload_bytes != (payload != NULL ? payload_len : 0))
+        return ps_error_set(
+            err, PS_EPAYLOAD, "%s header announces %llu payload bytes, the frame has %zu",
+            ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes,
+            payload != NULL ? payload_len : (size_t)0);
+    if (m->keys_bytes > m->payload_bytes)
+        return ps_error_set(err, PS_EPAYLOAD, "%s announces %llu bytes of keys in %llu bytes",
+                            ps_msg_type_name(m->type), (unsigned long long)m->keys_bytes,
+                            (unsigned long long)m->payload_bytes);
+    const unsigned char *p = payload;
+    if (m->type == PS_MSG_PULL_REPLY && (m->flags & PS_FLAG_SCAN)) {
+        uint64_t words = 0;
+        if (__builtin_mul_overflow(m->nkeys, (uint64_t)8, &words) || words != m->keys_bytes)
+            return ps_error_set(err, PS_EPAYLOAD, "%llu bytes of scanned keys are not %llu keys",
+                                (unsigned long long)m->keys_bytes, (unsigned long long)m->nkeys);
+    } else if (m->type == PS_MSG_PULL_REPLY) {
+        if (m->keys_bytes != 0)
+            return ps_error_set(err, PS_EPAYLOAD, "a PULL_REPLY of rows carries no keys");
+    } else {
+        int rc = ps_keys_check(p, (size_t)m->keys_bytes, m->nkeys, NULL, NULL, err);
+        if (rc != 0)
+            return rc;
+    }
+    int rc = check_rows(m, p + m->keys_bytes, (size_t)(m->payload_bytes - m->keys_bytes), err);
+    if (rc != 0)
+        return rc;
+    m->payload = payload;
+    return 0;
+}
+
 static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
 {
+    if (m->table > 0)
+        return check_sparse(m, payload, payload_len, err);
+    if (m->nkeys != 0 || m->keys_bytes != 0)
+        return ps_error_set(err, PS_EPAYLOAD, "%s of the dense θ announces %llu sparse keys",
+                            ps_msg_type_name(m->type), (unsigned long long)m->nkeys);
     if (m->encoding == PS_ENC_NONE) {
         if (payload != NULL || m->payload_bytes != 0)
             return ps_error_set(err, PS_EPAYLOAD, "%s has a %zu-byte payload but encoding none",
@@ -290,7 +373,8 @@ int ps_codec_decode(ps_codec_arena *arena, const void *hdr, size_t hdr_len, cons
 #define ENCODE_STR(name, cap)           h->name = (char *)ps_msg_str(m->name);
 static void fill_header(const ps_msg *m, Ps__Header *h, Ps__ShardInfo *shards,
                         Ps__ShardInfo **shard_ptrs, Ps__TensorInfo *tensors,
-                        Ps__TensorInfo **tensor_ptrs, uint64_t (*shapes)[PS_MAX_DIMS])
+                        Ps__TensorInfo **tensor_ptrs, uint64_t (*shapes)[PS_MAX_DIMS],
+                        Ps__TableInfo *tables, Ps__TableInfo **table_ptrs)
 {
     ps__header__init(h);
     PS_MSG_FIELDS(ENCODE_NUM, ENCODE_ENUM, ENCODE_STR)
@@ -317,6 +401,14 @@ static void fill_header(const ps_msg *m, Ps__Header *h, Ps__ShardInfo *shards,
     }
     h->n_tensors = l->ntensors;
     h->tensors = l->ntensors ? tensor_ptrs : NULL;
+    for (uint32_t i = 0; i < l->ntables; i++) {
+        ps__table_info__init(&tables[i]);
+        tables[i].name = (char *)l->tables[i].name;
+        tables[i].dim = l->tables[i].dim;
+        table_ptrs[i] = &tables[i];
+    }
+    h->n_tables = l->ntables;
+    h->tables = l->ntables ? table_ptrs : NULL;
 }
 
 /* The limits a message must keep to be encoded (the decoder's, mirrored). */
@@ -331,8 +423,12 @@ static bool msg_within_limits(const ps_msg *m)
     const ps_layout *l = m->layout;
     if (l == NULL)
         return true;
-    if (l->nshards > PS_MAX_SHARDS || l->ntensors > PS_MAX_TENSORS)
+    if (l->nshards > PS_MAX_SHARDS || l->ntensors > PS_MAX_TENSORS || l->ntables > PS_MAX_TABLES)
         return false;
+    for (uint32_t i = 0; i < l->ntables; i++)
+        if (l->tables[i].dim == 0 ||
+            strnlen(l->tables[i].name, PS_TABLE_NAME_MAX) >= PS_TABLE_NAME_MAX)
+            return false;
     for (uint32_t i = 0; i < l->nshards; i++)
         if (strnlen(l->shards[i].endpoint, PS_ENDPOINT_MAX) >= PS_ENDPOINT_MAX)
             return false;
@@ -355,7 +451,9 @@ static size_t encode_into(const ps_msg *m, void *buf)
     Ps__TensorInfo tensors[PS_MAX_TENSORS];
     Ps__TensorInfo *tensor_ptrs[PS_MAX_TENSORS];
     uint64_t shapes[PS_MAX_TENSORS][PS_MAX_DIMS];
-    fill_header(m, &h, shards, shard_ptrs, tensors, tensor_ptrs, shapes);
+    Ps__TableInfo tables[PS_MAX_TABLES];
+    Ps__TableInfo *table_ptrs[PS_MAX_TABLES];
+    fill_header(m, &h, shards, shard_ptrs, tensors, tensor_ptrs, shapes, tables, table_ptrs);
     if (buf == NULL)
         return ps__header__get_packed_size(&h);
     return ps__header__pack(&h, buf);
@@ -374,7 +472,8 @@ size_t ps_codec_header_size(const ps_msg *m)
 #define CODEC_HEADER_BOUND                                                                         \
     (2048 + PS_JOB_NAME_MAX + 2 * PS_MSG_ERROR_MAX + 16 + 2 * PS_HOST_MAX +                        \
      PS_MAX_SHARDS * (PS_ENDPOINT_MAX + 32) +                                                      \
-     PS_MAX_TENSORS * (PS_TENSOR_NAME_MAX + 16 + 11 * PS_MAX_DIMS))
+     PS_MAX_TENSORS * (PS_TENSOR_NAME_MAX + 16 + 11 * PS_MAX_DIMS) +                               \
+     PS_MAX_TABLES * (PS_TABLE_NAME_MAX + 16))
 _Static_assert(CODEC_HEADER_BOUND < PS_HEADER_MAX_BYTES,
                "a full header fits a PS_HEADER_MAX_BYTES buffer");
 
@@ -505,6 +604,97 @@ int ps_codec_workers_decode(const void *buf, size_t len, ps_worker_status *rows,
         r->evictions = w->evictions;
     }
     *n = t->n_workers;
+out:
+    ps__worker_table__free_unpacked(t, NULL);
+    return rc;
+}
+
+/* ---- the tables of a STATUS_REPLY (field 2 of its WorkerTable) ---- */
+
+static void table_view(const ps_table_status *t, Ps__TableStatus *v)
+{
+    ps__table_status__init(v);
+    v->name = (char *)t->name;
+    v->dim = t->dim;
+    v->rows = t->rows;
+    v->bytes = t->bytes;
+    v->admitted = t->admitted;
+    v->unadmitted = t->unadmitted;
+    v->evicted_idle = t->evicted_idle;
+    v->evicted_cap = t->evicted_cap;
+}
+
+/* As workers_pack, for field 2. */
+static size_t tables_pack(const ps_table_status *tables, size_t n, unsigned char *buf)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        Ps__TableStatus v;
+        table_view(&tables[i], &v);
+        size_t len = ps__table_status__get_packed_size(&v);
+        unsigned char head[11];
+        size_t h = 0;
+        head[h++] = (2u << 3) | 2u;
+        for (size_t x = len;; x >>= 7) {
+            head[h++] = (unsigned char)((x & 0x7f) | (x > 0x7f ? 0x80 : 0));
+            if (x <= 0x7f)
+                break;
+        }
+        if (buf) {
+            memcpy(buf + at, head, h);
+            ps__table_status__pack(&v, buf + at + h);
+        }
+        at += h + len;
+    }
+    return at;
+}
+
+size_t ps_codec_tables_size(const ps_table_status *tables, size_t n)
+{
+    return tables_pack(tables, n, NULL);
+}
+
+int ps_codec_tables_encode(const ps_table_status *tables, size_t n, void *buf, size_t cap,
+                           size_t *len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strnlen(tables[i].name, PS_TABLE_NAME_MAX) >= PS_TABLE_NAME_MAX)
+            return PS_EINVAL;
+    size_t need = tables_pack(tables, n, NULL);
+    if (need > cap)
+        return PS_EINVAL;
+    *len = tables_pack(tables, n, buf);
+    return 0;
+}
+
+int ps_codec_tables_decode(const void *buf, size_t len, ps_table_status *tables, size_t cap,
+                           size_t *n, ps_error *err)
+{
+    *n = 0;
+    Ps__WorkerTable *t = ps__worker_table__unpack(NULL, len, buf);
+    if (t == NULL)
+        return ps_error_set(err, PS_EPROTO, "the worker table of %zu bytes does not parse", len);
+    int rc = 0;
+    if (t->n_tables > cap) {
+        rc = ps_error_set(err, PS_EPROTO, "the status lists %zu tables (limit %zu)", t->n_tables,
+                          cap);
+        goto out;
+    }
+    for (size_t i = 0; i < t->n_tables; i++) {
+        const Ps__TableStatus *v = t->tables[i];
+        ps_table_status *o = &tables[i];
+        memset(o, 0, sizeof *o);
+        if ((rc = copy_string(o->name, sizeof o->name, v->name, "table name", err)) != 0)
+            goto out;
+        o->dim = v->dim;
+        o->rows = v->rows;
+        o->bytes = v->bytes;
+        o->admitted = v->admitted;
+        o->unadmitted = v->unadmitted;
+        o->evicted_idle = v->evicted_idle;
+        o->evicted_cap = v->evicted_cap;
+    }
+    *n = t->n_tables;
 out:
     ps__worker_table__free_unpacked(t, NULL);
     return rc;

@@ -30,6 +30,20 @@ int ps_codec_workers_encode(const ps_worker_status *rows, size_t n, void *buf, s
 int ps_codec_workers_decode(const void *buf, size_t len, ps_worker_status *rows, size_t cap,
                             size_t *n, ps_error *err);
 
+/* The same for the tables of a STATUS_REPLY (proto TableStatus, field 2
+ * of the WorkerTable): their bytes follow the workers' in one payload.
+ * PS_EINVAL when cap is too small or a name is unterminated. */
+size_t ps_codec_tables_size(const ps_table_status *tables, size_t n);
+int ps_codec_tables_encode(const ps_table_status *tables, size_t n, void *buf, size_t cap,
+                           size_t *len);
+
+/* Reads the tables of a packed WorkerTable (at most cap; *n gets the
+ * count). PS_EPROTO (err says why) when it does not parse, holds more than
+ * cap or a name is too long. Allocates while it runs, as
+ * ps_codec_workers_decode does. */
+int ps_codec_tables_decode(const void *buf, size_t len, ps_table_status *tables, size_t cap,
+                           size_t *n, ps_error *err);
+
 /* Scratch memory protobuf-c unpacks a header into, so decoding allocates
  * nothing: each decode starts it empty and takes from it; a header whose
  * parse needs more is refused (PS_EPROTO). The largest header psd sends

@@ -19,6 +19,8 @@
 #define PS_MAX_SHARDS       32
 #define PS_MAX_TENSORS      32
 #define PS_MAX_DIMS         4
+#define PS_MAX_TABLES       4  /* sparse tables of θ */
+#define PS_TABLE_NAME_MAX   16 /* bytes of a table's name, NUL included */
 #define PS_MSG_ERROR_MAX    256   /* bytes of a reply's error or detail text, NUL included */
 #define PS_MODE_NAME_MAX    16    /* bytes of a mode's name, NUL included */
 #define PS_HOST_MAX         64    /* bytes of a host id or host name, NUL included */
@@ -89,6 +91,9 @@ typedef enum ps_encoding {
  * and the PULL_REPLY when it may (proto/ps.proto). */
 #define PS_FLAG_PULL 8u
 
+/* PULL flags, sparse tables: the live rows from a cursor (export) */
+#define PS_FLAG_SCAN 16u
+
 /* A PULL's min_version that waits for the final θ: answered once no worker
  * is left that could change it (all done, left or evicted). */
 #define PS_VERSION_FINAL UINT64_MAX
@@ -109,13 +114,21 @@ typedef struct ps_tensor_info {
     uint64_t offset; /* first key of the tensor in θ */
 } ps_tensor_info;
 
-/* The job's layout, as a WELCOME carries it: the shard map and θ's
- * tensors. Large (8 KiB), so a message points at one: a server's lives as
- * long as the server, a decoded one in the receiver's ps_codec_arena. */
+/* A sparse table: rows of dim floats by 64-bit key. */
+typedef struct ps_table_info {
+    char name[PS_TABLE_NAME_MAX];
+    uint32_t dim;
+} ps_table_info;
+
+/* The job's layout, as a WELCOME carries it: the shard map, θ's tensors and
+ * its sparse tables. Large (8 KiB), so a message points at one: a server's
+ * lives as long as the server, a decoded one in the receiver's
+ * ps_codec_arena. */
 typedef struct ps_layout {
-    uint32_t nshards, ntensors;
+    uint32_t nshards, ntensors, ntables;
     ps_shard_info shards[PS_MAX_SHARDS];
     ps_tensor_info tensors[PS_MAX_TENSORS];
+    ps_table_info tables[PS_MAX_TABLES];
 } ps_layout;
 
 /* The header's fields: (C type, name) for numbers, (C type, name, protobuf
@@ -134,11 +147,15 @@ typedef struct ps_layout {
     NUM(uint32_t, flags)                                                                           \
     NUM(uint32_t, shm_pid) /* WELCOME: the worker's shared-memory segment */                       \
     NUM(uint32_t, shm_fd)                                                                          \
+    NUM(uint32_t, table) /* 0: the dense θ; t: sparse table t - 1 */                               \
+    NUM(uint32_t, dim)   /* sparse: floats of a row */                                             \
     NUM(uint64_t, seq)                                                                             \
     NUM(uint64_t, clock)                                                                           \
     NUM(uint64_t, model_version)                                                                   \
     NUM(uint64_t, min_version)                                                                     \
     NUM(uint64_t, pull_clock) /* PUSH with PS_FLAG_PULL: the riding pull's clock */                \
+    NUM(uint64_t, nkeys)      /* sparse: keys in the payload (SCAN: at most this many rows) */     \
+    NUM(uint64_t, keys_bytes) /* sparse: the payload's bytes of keys; the rest are rows */         \
     NUM(uint64_t, key_lo)                                                                          \
     NUM(uint64_t, key_hi)                                                                          \
     NUM(uint64_t, payload_bytes)                                                                   \
@@ -237,5 +254,18 @@ typedef struct ps_worker_status {
     double staleness_mean;
     uint32_t worker_id; /* 0: never held */
 } ps_worker_status;
+
+/* What a shard holds of one sparse table (proto TableStatus), for
+ * STATUS_REPLY, /metrics and psctl. */
+typedef struct ps_table_status {
+    char name[PS_TABLE_NAME_MAX];
+    uint32_t dim;
+    uint64_t rows;         /* live */
+    uint64_t bytes;        /* memory held: rows, index, sketch, accumulator */
+    uint64_t admitted;     /* rows created */
+    uint64_t unadmitted;   /* writes dropped below sparse.min_count */
+    uint64_t evicted_idle; /* rows dropped after sparse.idle_versions */
+    uint64_t evicted_cap;  /* rows dropped at sparse.max_rows */
+} ps_table_status;
 
 #endif

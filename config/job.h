@@ -70,8 +70,6 @@ typedef struct ps_job_pos {
 
 /* Sparse tables: rows of dim floats by 64-bit key, held by the servers
  * only (docs/architecture.md#theta-tensors-and-shards). */
-#define PS_MAX_TABLES     4
-#define PS_TABLE_NAME_MAX 16
 #define PS_TABLE_DIM_MAX  1024
 #define PS_MAX_FACTORS    (PS_TABLE_DIM_MAX - 1)
 

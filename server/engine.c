@@ -119,7 +119,7 @@ int ps_engine_push_done(ps_engine *e, const peer *p, const ps_msg *req, uint32_t
 
 /* ---- workers ---------------------------------------------------------- */
 
-static worker_slot *worker_find(ps_engine *e, uint32_t worker_id)
+worker_slot *ps_engine_worker_find(ps_engine *e, uint32_t worker_id)
 {
     uint32_t rank = worker_id & RANK_MASK;
     if (rank >= e->job.workers)
@@ -258,7 +258,9 @@ static int pull_park(ps_engine *e, const peer *p, const ps_msg *req, uint64_t mi
 
 static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
 {
-    if (worker_find(e, req->worker_id) == NULL)
+    if (req->table > 0)
+        return ps_engine_sparse_pull(e, p, req);
+    if (ps_engine_worker_find(e, req->worker_id) == NULL)
         return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
                                 req->worker_id, e->shard);
     if (req->encoding != PS_ENC_NONE)
@@ -281,7 +283,9 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
 
 static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
 {
-    worker_slot *w = worker_find(e, req->worker_id);
+    if (req->table > 0)
+        return ps_engine_sparse_push(e, p, req);
+    worker_slot *w = ps_engine_worker_find(e, req->worker_id);
     if (w == NULL)
         return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
                                 req->worker_id, e->shard);
@@ -482,7 +486,7 @@ static int bye_abort(ps_engine *e, const peer *p, const ps_msg *req, worker_slot
 
 static int handle_bye(ps_engine *e, const peer *p, const ps_msg *req)
 {
-    worker_slot *w = worker_find(e, req->worker_id);
+    worker_slot *w = ps_engine_worker_find(e, req->worker_id);
     if (w == NULL)
         return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
                                 req->worker_id, e->shard);
@@ -503,7 +507,7 @@ static int handle_bye(ps_engine *e, const peer *p, const ps_msg *req)
  * and once every worker is done the final pulls are answered. */
 static int handle_heartbeat(ps_engine *e, const peer *p, const ps_msg *req)
 {
-    worker_slot *w = worker_find(e, req->worker_id);
+    worker_slot *w = ps_engine_worker_find(e, req->worker_id);
     if (w == NULL)
         return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
                                 req->worker_id, e->shard);
@@ -536,10 +540,14 @@ static int handle_status(ps_engine *e, const peer *p, const ps_msg *req)
     ps_engine_clocks_format(e, e->detail_text, sizeof e->detail_text);
     r->detail = e->detail_text;
     ps_engine_workers_get(e, ps_clock_ms(), e->status_rows);
-    size_t len = 0;
+    size_t len = 0, tlen = 0;
+    ps_engine_tables_status(e);
     if (ps_codec_workers_encode(e->status_rows, e->job.workers, e->status_buf, e->status_buf_cap,
                                 &len) == 0 &&
-        len > 0) {
+        ps_codec_tables_encode(e->table_status, e->ntables, e->status_buf + len,
+                               e->status_buf_cap - len, &tlen) == 0 &&
+        len + tlen > 0) {
+        len += tlen;
         r->encoding = PS_ENC_WORKERS;
         r->payload_bytes = len;
     }
@@ -553,7 +561,7 @@ int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, in
 {
     peer p = {identity, identity_len, send, ctx};
     if (e->stop_code != 0 && decode_rc == 0 && req->type != PS_MSG_STATUS) {
-        worker_slot *w = worker_find(e, req->worker_id);
+        worker_slot *w = ps_engine_worker_find(e, req->worker_id);
         if (w != NULL)
             w->told = true;
         return ps_engine_refuse(e, &p, req, e->stop_code, "%s", e->abort_msg);
@@ -632,7 +640,12 @@ static int engine_alloc(ps_engine *e, ps_error *err)
     widest.state = PS_WORKER_EVICTED; /* the longest name */
     memset(widest.hostname, 'x', sizeof widest.hostname - 1);
     widest.hostname[sizeof widest.hostname - 1] = '\0';
-    e->status_buf_cap = ps_codec_workers_size(&widest, 1) * e->job.workers;
+    ps_table_status widest_table;
+    memset(&widest_table, 0xff, sizeof widest_table);
+    memset(widest_table.name, 'x', sizeof widest_table.name - 1);
+    widest_table.name[sizeof widest_table.name - 1] = '\0';
+    e->status_buf_cap = ps_codec_workers_size(&widest, 1) * e->job.workers +
+                        ps_codec_tables_size(&widest_table, 1) * PS_MAX_TABLES;
     if ((e->status_buf = malloc(e->status_buf_cap)) == NULL)
         return ps_error_set(err, PS_ENOMEM, "cannot allocate %zu bytes for the worker table",
                             e->status_buf_cap);
@@ -690,7 +703,7 @@ ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     e->store = ps_store_new(job, e->lo, e->hi, e->mode->rounds, err);
     if (e->store == NULL)
         goto fail;
-    if (engine_alloc(e, err) != 0)
+    if (engine_alloc(e, err) != 0 || ps_engine_tables_new(e, err) != 0)
         goto fail;
     return e;
 fail:
@@ -710,6 +723,7 @@ void ps_engine_destroy(ps_engine **ep)
     free(e->pull_enc);
     free(e->parked);
     free(e->slots);
+    ps_engine_tables_destroy(e);
     ps_store_destroy(&e->store);
     free(e);
     *ep = NULL;
@@ -889,9 +903,12 @@ int ps_engine_rank_get(const ps_engine *e, uint32_t rank, ps_engine_rank *out)
     out->applied = w->applied;
     out->clock = w->clock;
     out->live = w->state == SLOT_LIVE;
-    if (w->pushed) { /* its push waits in the open round: θ does not hold it yet */
+    /* its pushes that wait in the open round: θ does not hold them yet */
+    if (w->pushed || w->sp_pushed) {
         out->has_seq = w->prev_has_seq;
         out->last_seq = w->prev_seq;
+    }
+    if (w->pushed) {
         out->applied--;
         out->clock = e->version;
     }
@@ -935,7 +952,7 @@ static void parked_refuse(ps_engine *e, ps_engine_send_fn send, void *ctx)
         ps_msg_init(&req, PS_MSG_PULL);
         req.seq = q->seq;
         req.worker_id = q->worker_id;
-        worker_slot *w = worker_find(e, q->worker_id);
+        worker_slot *w = ps_engine_worker_find(e, q->worker_id);
         if (w != NULL)
             w->told = true;
         ps_engine_refuse(e, &p, &req, e->stop_code, "%s", e->abort_msg);
@@ -945,6 +962,7 @@ static void parked_refuse(ps_engine *e, ps_engine_send_fn send, void *ctx)
 
 void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void *ctx)
 {
+    ps_engine_tables_tick(e);
     uint64_t timeout = e->job.heartbeat.timeout_ms;
     if (timeout == 0 || e->stop_code != 0)
         return;

@@ -183,6 +183,11 @@ void ps_engine_timing_get(const ps_engine *e, ps_engine_timing *out);
 const uint64_t *ps_engine_staleness(const ps_engine *e, size_t *nbuckets, uint64_t *count,
                                     double *sum);
 
+/* What the shard holds of each sparse table (rows, bytes, admissions,
+ * evictions), refreshed by the call; *n gets the count (0 for a dense
+ * model). Owned by the engine, valid until the next call. */
+const ps_table_status *ps_engine_tables_get(ps_engine *e, size_t *n);
+
 /* The job's number of ranks (rows of ps_engine_workers_get). */
 uint32_t ps_engine_workers(const ps_engine *e);
 

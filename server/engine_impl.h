@@ -9,6 +9,7 @@
 #include "compress.h"
 #include "mode.h"
 #include "store.h"
+#include "table.h"
 #include "util.h"
 #include "wire.h"
 
@@ -63,6 +64,7 @@ typedef struct worker_slot {
     bool prev_has_seq;
     uint64_t prev_seq;
     bool hello_after_push; /* registered again after its push to the open round */
+    bool sp_pushed;        /* a sparse push of it waits in the open round's accumulators */
     /* for people (STATUS, /metrics): the rank's host, what its worker last
      * said on a heartbeat, and its pushes' fate and staleness */
     char hostname[PS_HOST_MAX];
@@ -159,7 +161,19 @@ struct ps_engine {
     ps_msg reply;                       /* reused for every reply */
     char error_text[PS_MSG_ERROR_MAX];  /* its error ... */
     char detail_text[PS_MSG_ERROR_MAX]; /* ... or detail */
-    ps_layout layout;                   /* the WELCOME's shard map and tensors */
+    ps_layout layout;                   /* the WELCOME's shard map, tensors and tables */
+
+    /* sparse tables (engine_sparse.c): the shard's part of each, and the
+     * buffers of a sparse request, grown to the largest yet */
+    ps_table *tables[PS_MAX_TABLES];
+    uint32_t ntables;
+    uint64_t key_lo, key_last; /* the shard's keys of every table */
+    float *sp_rows;            /* rows read or decoded: sp_cap floats */
+    size_t sp_cap;
+    unsigned char *sp_out; /* a reply's keys and rows: sp_out_cap bytes */
+    size_t sp_out_cap;
+    ps_table_status table_status[PS_MAX_TABLES];
+    uint64_t sp_pulls, sp_pushes; /* sparse requests served */
     uint64_t errors[ERROR_CODES];
     uint64_t errors_total, pushes, duplicates, dropped, pulls;
 };
@@ -169,6 +183,9 @@ static inline int ps_engine_worker_slot_rank(const ps_engine *e, const worker_sl
 {
     return (int)(w - e->slots);
 }
+
+/* The live worker with this id (its last sign of life now), or NULL. */
+worker_slot *ps_engine_worker_find(ps_engine *e, uint32_t worker_id);
 
 /* Replies ERROR (code, sentence) to req and counts it; returns code. */
 int ps_engine_refuse(ps_engine *e, const peer *p, const ps_msg *req, int code, const char *fmt, ...)
@@ -194,5 +211,25 @@ void ps_engine_applied(ps_engine *e, double t0);
 
 /* The ops row of a mode; NULL out of range. */
 const mode_ops *ps_engine_mode_ops(ps_mode mode);
+
+/* Sparse tables (engine_sparse.c). The shard's tables of the job (none for
+ * a dense model): 0, or PS_EINVAL / PS_ENOMEM / PS_EUNSUPPORTED with err. */
+int ps_engine_tables_new(ps_engine *e, ps_error *err);
+void ps_engine_tables_destroy(ps_engine *e);
+
+/* A PULL or a PUSH of a table (req->table > 0), checked and answered. */
+int ps_engine_sparse_pull(ps_engine *e, const peer *p, const ps_msg *req);
+int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req);
+
+/* Sync: the open round closes: every table applies its accumulated rows
+ * with scale, at the new version. */
+void ps_engine_tables_round_close(ps_engine *e, float scale);
+
+/* A tick: rows idle past sparse.idle_versions are dropped, a bounded
+ * number per call. */
+void ps_engine_tables_tick(ps_engine *e);
+
+/* The tables' figures, for STATUS_REPLY and /metrics: e->table_status. */
+void ps_engine_tables_status(ps_engine *e);
 
 #endif

@@ -47,6 +47,8 @@ static void round_close(ps_engine *e, const float *only, float only_weight)
     PS_LOG_D(e->log, "shard %u: round %llu closed (%u pushes, %.0f samples)", e->shard,
              (unsigned long long)e->version, e->round_pushes, e->round_samples);
     e->version++;
+    /* the round's rows of the sparse tables, summed per key, once */
+    ps_engine_tables_round_close(e, (float)(1.0 / e->round_samples));
     for (uint32_t r = 0; r < e->job.workers; r++)
         e->slots[r].pushed = false;
     e->round_pushes = 0;
@@ -128,8 +130,10 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
     }
     w->pushed = true;
     w->hello_after_push = false;
-    w->prev_has_seq = w->has_seq;
-    w->prev_seq = w->last_seq;
+    if (!w->sp_pushed) { /* else its sparse push of the round took them */
+        w->prev_has_seq = w->has_seq;
+        w->prev_seq = w->last_seq;
+    }
     push_count(e, w, req);
     e->pushed_alive++;
     e->round_pushes++;

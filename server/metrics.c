@@ -543,6 +543,46 @@ static void render_ranks(ps_metrics *m)
     }
 }
 
+/* One sample per sparse table of the shard (none for a dense model). */
+static void table_samples(ps_metrics *m, const char *name, const char *type, const char *help,
+                          const ps_table_status *t, size_t n, size_t field)
+{
+    family(m, name, type, help);
+    for (size_t i = 0; i < n; i++) {
+        sample_begin(m, name);
+        label(m, "table", t[i].name);
+        end_u64(m, *(const uint64_t *)((const char *)&t[i] + field));
+    }
+}
+
+static void render_tables(ps_metrics *m)
+{
+    size_t n = 0;
+    const ps_table_status *t = ps_engine_tables_get(m->src.engine, &n);
+    if (n == 0)
+        return;
+    table_samples(m, "psd_table_rows", "gauge", "live rows of each sparse table on this shard", t,
+                  n, offsetof(ps_table_status, rows));
+    table_samples(m, "psd_table_bytes", "gauge",
+                  "bytes a sparse table holds on this shard: rows, index, sketch, accumulator", t, n,
+                  offsetof(ps_table_status, bytes));
+    table_samples(m, "psd_table_admitted_total", "counter", "rows created (keys admitted)", t, n,
+                  offsetof(ps_table_status, admitted));
+    table_samples(m, "psd_table_below_min_count_total", "counter",
+                  "writes dropped while their key was seen fewer than sparse.min_count times", t, n,
+                  offsetof(ps_table_status, unadmitted));
+    family(m, "psd_table_evicted_total", "counter",
+           "rows dropped: idle (sparse.idle_versions) or to admit another at sparse.max_rows");
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < 2; k++) {
+            sample_begin(m, "psd_table_evicted_total");
+            label(m, "table", t[i].name);
+            label(m, "reason", k == 0 ? "idle" : "cap");
+            end_u64(m, k == 0 ? t[i].evicted_idle : t[i].evicted_cap);
+        }
+    }
+}
+
 static void render_checkpoints(ps_metrics *m)
 {
     const ps_checkpointer *ck = m->src.ckpt;
@@ -647,6 +687,7 @@ int ps_metrics_render(ps_metrics *m, const char **text, size_t *len)
     render_timing(m, c);
     render_workers(m, &st);
     render_ranks(m);
+    render_tables(m);
     render_checkpoints(m);
     render_process(m);
     int rc = 0;

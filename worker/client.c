@@ -13,6 +13,7 @@
 #include "client_shm.h"
 #include "exchange.h"
 #include "heartbeat.h"
+#include "keys.h"
 #include "membership.h"
 #include "util.h"
 
@@ -113,6 +114,8 @@ static void client_free(ps_client *c)
     if (c->view_held)
         zmq_msg_close(&c->view_msg);
     free(c->theta_buf);
+    free(c->sp_buf);
+    free(c->sp_scratch);
     free(c->enc);
     free(c->residual);
     free(c->scratch);
@@ -365,6 +368,181 @@ int ps_client_pull_clock(ps_client *c, uint64_t clock, uint64_t min_version, flo
     if (rc == 0 && version != NULL)
         *version = o.version;
     return rc;
+}
+
+/* ---- sparse tables ---- */
+
+/* The table's dim, or 0 (last_error set) for a table out of range. */
+static uint32_t table_dim(ps_client *c, uint32_t table)
+{
+    if (table >= c->ntables) {
+        ps_client_fail(c, PS_EINVAL, "table %u: the job has %u sparse tables", table, c->ntables);
+        return 0;
+    }
+    return c->tables[table].dim;
+}
+
+/* Splits the n sorted keys of o by shard and lays out each shard's payload
+ * in sp_buf: its keys, then (grads) its rows, in the push codec when there
+ * is one. 0, PS_EINVAL (keys not sorted: last_error says so), PS_ENOMEM. */
+static int sparse_prepare(ps_client *c, op *o, const float *grads)
+{
+    if (!ps_keys_sorted(o->keys, o->nkeys))
+        return ps_client_fail(c, PS_EINVAL, "keys of table %u are not sorted and unique",
+                              o->table - 1);
+    size_t need = 0, at = 0;
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        s->sp_beg = at;
+        while (at < o->nkeys && ps_key_shard(o->keys[at], (uint32_t)c->nshards) == i)
+            at++;
+        s->sp_end = at;
+        size_t n = s->sp_end - s->sp_beg, rows = 0;
+        if (grads != NULL && n > 0) {
+            size_t values = n * o->dim;
+            rows = c->push_ops != NULL
+                       ? c->push_ops->bytes(values, ps_compress_topk_k(values, c->topk_ratio))
+                       : values * sizeof(float);
+        }
+        need += (PS_KEYS_BYTES_MAX(n) + rows + 7) & ~(size_t)7;
+    }
+    if (need > c->sp_cap) {
+        unsigned char *b = realloc(c->sp_buf, need);
+        if (b == NULL)
+            return ps_client_fail(c, PS_ENOMEM, "out of memory for %zu keys", o->nkeys);
+        c->sp_buf = b;
+        c->sp_cap = need;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < c->nshards; i++) {
+        shard *s = &c->shards[i];
+        size_t n = s->sp_end - s->sp_beg, kb = 0;
+        s->sp_off = off;
+        ps_keys_encode(o->keys + s->sp_beg, n, c->sp_buf + off, PS_KEYS_BYTES_MAX(n), &kb);
+        s->sp_keys_bytes = kb;
+        s->sp_bytes = kb;
+        if (grads != NULL && n > 0) {
+            size_t values = n * o->dim;
+            const float *g = grads + s->sp_beg * o->dim;
+            unsigned char *rows = c->sp_buf + off + kb;
+            if (c->push_ops != NULL) {
+                size_t k = ps_compress_topk_k(values, c->topk_ratio);
+                /* topk keeps its n floats of scratch: the widest dense shard's */
+                float *scratch = c->push_ops->type == PS_COMPRESS_TOPK ? c->sp_scratch : NULL;
+                if (scratch == NULL && c->push_ops->type == PS_COMPRESS_TOPK) {
+                    if ((scratch = c->sp_scratch = realloc(c->sp_scratch,
+                                                          values * sizeof(float))) == NULL)
+                        return ps_client_fail(c, PS_ENOMEM, "out of memory for %zu rows", n);
+                }
+                if (c->push_ops->encode(g, values, k, rows, scratch) != 0)
+                    return ps_client_fail(c, PS_EINVAL,
+                                          "push: the rows of table %u hold a NaN or an infinity: "
+                                          "they have no %s encoding",
+                                          o->table - 1, c->push_ops->name);
+                s->sp_bytes += c->push_ops->bytes(values, k);
+            } else {
+                memcpy(rows, g, values * sizeof(float));
+                s->sp_bytes += values * sizeof(float);
+            }
+        }
+        off += (PS_KEYS_BYTES_MAX(n) + (s->sp_bytes - kb) + 7) & ~(size_t)7;
+    }
+    return 0;
+}
+
+int ps_client_pull_rows(ps_client *c, uint32_t table, const uint64_t *keys, size_t n, float *rows)
+{
+    if (c == NULL)
+        return PS_EINVAL;
+    uint32_t dim = table_dim(c, table);
+    if (dim == 0)
+        return PS_EINVAL;
+    if ((keys == NULL || rows == NULL) && n > 0)
+        return ps_client_fail(c, PS_EINVAL, "pull_rows: no keys or no buffer for the rows");
+    op o = {.type = PS_MSG_PULL,
+            .reply = PS_MSG_PULL_REPLY,
+            .version = UINT64_MAX,
+            .table = table + 1,
+            .dim = dim,
+            .keys = keys,
+            .nkeys = n,
+            .sp_rows = rows};
+    int rc = sparse_prepare(c, &o, NULL);
+    if (rc != 0)
+        return rc;
+    return ps_exchange_all(c, &o);
+}
+
+int ps_client_push_rows(ps_client *c, uint32_t table, uint64_t clock, const uint64_t *keys,
+                        size_t n, const float *grads, uint32_t samples)
+{
+    if (c == NULL)
+        return PS_EINVAL;
+    uint32_t dim = table_dim(c, table);
+    if (dim == 0)
+        return PS_EINVAL;
+    if ((keys == NULL || grads == NULL) && n > 0)
+        return ps_client_fail(c, PS_EINVAL, "push_rows: no keys or no gradients");
+    op o = {.type = PS_MSG_PUSH,
+            .reply = PS_MSG_ACK,
+            .version = UINT64_MAX,
+            .clock = clock,
+            .samples = samples,
+            .table = table + 1,
+            .dim = dim,
+            .keys = keys,
+            .nkeys = n,
+            .sp_grads = grads};
+    int rc = sparse_prepare(c, &o, grads);
+    if (rc != 0)
+        return rc;
+    return ps_exchange_all(c, &o);
+}
+
+int ps_client_scan_rows(ps_client *c, uint32_t table, size_t which, uint64_t cursor, size_t max,
+                        uint64_t *keys, float *rows, size_t *n, uint64_t *next)
+{
+    if (c == NULL)
+        return PS_EINVAL;
+    uint32_t dim = table_dim(c, table);
+    if (dim == 0)
+        return PS_EINVAL;
+    if (which >= c->nshards || max == 0 || keys == NULL || rows == NULL)
+        return ps_client_fail(c, PS_EINVAL, "scan_rows: shard %zu of %zu, %zu rows at most",
+                              which, c->nshards, max);
+    op o = {.type = PS_MSG_PULL,
+            .reply = PS_MSG_PULL_REPLY,
+            .version = UINT64_MAX,
+            .table = table + 1,
+            .dim = dim,
+            .sp_rows = rows,
+            .scan_from = cursor,
+            .scan_max = max,
+            .scan_keys = keys};
+    for (size_t i = 0; i < c->nshards; i++)
+        c->shards[i].asked = i == which;
+    int rc = ps_exchange_run(c, &o, true, c->timeout_ms);
+    if (rc == 0) {
+        *n = o.scan_n;
+        *next = o.scan_next;
+    }
+    return rc;
+}
+
+size_t ps_client_num_tables(const ps_client *c)
+{
+    return c->ntables;
+}
+
+int ps_client_table(const ps_client *c, size_t i, const char **name, uint32_t *dim)
+{
+    if (i >= c->ntables)
+        return PS_EINVAL;
+    if (name != NULL)
+        *name = c->tables[i].name;
+    if (dim != NULL)
+        *dim = c->tables[i].dim;
+    return 0;
 }
 
 int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,

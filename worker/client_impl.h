@@ -84,6 +84,10 @@ typedef struct shard {
     uint64_t acked, rolled_back, applied_base;
     bool based;
     uint64_t applied; /* the rank's applied pushes, as the last WELCOME said */
+    /* the current sparse request's part: keys sp_beg .. sp_end of the op's,
+     * its payload at the client's sp_buf + sp_off (sp_bytes long, the first
+     * sp_keys_bytes of them keys) */
+    size_t sp_beg, sp_end, sp_off, sp_bytes, sp_keys_bytes;
 } shard;
 
 /* One exchange: the request sent to every shard marked asked, and what its
@@ -112,6 +116,18 @@ typedef struct op {
     const char *why;       /* BYE with PS_FLAG_ABORT: the reason, in the request's error */
     bool push_sent;        /* PUSH: sent (with its seq in each shard's push_seq) */
     bool same_seq;         /* PUSH sent again after a registration: with its first seq */
+    /* sparse tables (table > 0: table - 1 of the WELCOME's list): the
+     * sorted keys, split by shard into each shard's sp_beg .. sp_end, and
+     * their rows (PULL: out; PUSH: the gradients), dim floats each; SCAN
+     * (a PULL with PS_FLAG_SCAN to one shard) reads from cursor scan_from */
+    uint32_t table, dim;
+    const uint64_t *keys;
+    size_t nkeys;
+    float *sp_rows;
+    const float *sp_grads;
+    uint64_t scan_from, scan_next; /* scan_max > 0: a SCAN */
+    uint64_t *scan_keys;
+    size_t scan_max, scan_n;
     /* STATUS: what the shards answered (shard 0's worker table, when rows) */
     ps_worker_status *rows;
     size_t rows_cap, nrows;
@@ -139,6 +155,13 @@ struct ps_client {
     ps_shard_info map[PS_MAX_SHARDS];
     uint32_t ntensors;
     ps_tensor_info tensors[PS_MAX_TENSORS];
+    uint32_t ntables;
+    ps_table_info tables[PS_MAX_TABLES];
+    /* sparse requests' payloads, every shard's (keys, then rows) one after
+     * the other: grown to the largest request yet, then reused */
+    unsigned char *sp_buf;
+    size_t sp_cap;
+    float *sp_scratch; /* topk's scratch for sparse rows */
     uint32_t push_flags;
     bool done;                  /* ps_client_done was called: say so again after a rejoin */
     uint64_t rejoin_version;    /* the version a shard gave when we registered again */

@@ -77,6 +77,30 @@ static int request_send(ps_client *c, shard *s, const ps_msg *m, const void *pay
     return ps_wire_send_msg(s->sock, NULL, 0, m, &msg, ZMQ_DONTWAIT);
 }
 
+/* The sparse part of a request to shard s (o->table > 0): a SCAN, or its
+ * slice of the keys (and rows) already in the client's sp_buf. */
+static void sparse_request(ps_client *c, const op *o, const shard *s, ps_msg *m,
+                           const void **payload)
+{
+    m->table = o->table;
+    m->dim = o->dim;
+    if (o->scan_max > 0) {
+        m->flags = PS_FLAG_SCAN;
+        m->key_lo = o->scan_from;
+        m->nkeys = o->scan_max;
+        return;
+    }
+    m->clock = o->clock;
+    m->samples = o->samples;
+    m->nkeys = s->sp_end - s->sp_beg;
+    m->keys_bytes = s->sp_keys_bytes;
+    m->payload_bytes = s->sp_bytes;
+    m->encoding = s->sp_bytes > s->sp_keys_bytes
+                      ? (c->push_ops != NULL ? c->push_ops->encoding : PS_ENC_F32)
+                      : PS_ENC_NONE;
+    *payload = c->sp_buf + s->sp_off;
+}
+
 /* Sends shard i a request of o, of the given type with the given seq. A full
  * send queue is not an error: the request stays pending and the next
  * attempt sends it again. */
@@ -108,6 +132,10 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
         }
         break;
     case PS_MSG_PULL:
+        if (o->table > 0) {
+            sparse_request(c, o, s, m, &payload);
+            break;
+        }
         m->key_lo = s->key_lo;
         m->key_hi = s->key_hi;
         m->min_version = o->min_version;
@@ -116,6 +144,10 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
             m->flags = PS_FLAG_SHM;
         break;
     case PS_MSG_PUSH:
+        if (o->table > 0) {
+            sparse_request(c, o, s, m, &payload);
+            break;
+        }
         m->key_lo = s->key_lo;
         m->key_hi = s->key_hi;
         m->clock = o->clock;
@@ -271,6 +303,42 @@ static void status_accept(ps_client *c, op *o, size_t i, const ps_msg *m)
     s->pending = false;
 }
 
+/* A PULL_REPLY of sparse rows from shard i: its slice of the keys' rows
+ * (decoded from a codec) into o->sp_rows, or a SCAN's page. 0, or
+ * PS_EPROTO with the sentence in why. */
+static int sparse_accept(ps_client *c, op *o, size_t i, const ps_msg *m, char *why, size_t cap)
+{
+    shard *s = &c->shards[i];
+    size_t want = o->scan_max > 0 ? 0 : s->sp_end - s->sp_beg;
+    if (m->table != o->table || m->dim != o->dim ||
+        (o->scan_max > 0 ? m->nkeys > o->scan_max || !(m->flags & PS_FLAG_SCAN)
+                         : m->nkeys != want)) {
+        snprintf(why, cap,
+                 "%s: PULL_REPLY holds %llu rows of %u floats of table %u, %zu rows of %u floats "
+                 "of table %u were asked for",
+                 s->endpoint, (unsigned long long)m->nkeys, m->dim, m->table, want, o->dim,
+                 o->table);
+        return PS_EPROTO;
+    }
+    size_t n = (size_t)m->nkeys * o->dim;
+    const unsigned char *p = m->payload;
+    float *out = o->sp_rows + (o->scan_max > 0 ? 0 : s->sp_beg * o->dim);
+    if (o->scan_max > 0) {
+        memcpy(o->scan_keys, p, (size_t)m->keys_bytes);
+        o->scan_n = (size_t)m->nkeys;
+        o->scan_next = m->key_hi;
+    }
+    if (n > 0) {
+        const ps_compress_ops *ops = ps_compress_ops_for_encoding(m->encoding);
+        if (ops == NULL) { /* NONE with rows to give: the check let no such reply through */
+            snprintf(why, cap, "%s: PULL_REPLY of %zu values has no rows", s->endpoint, n);
+            return PS_EPROTO;
+        }
+        ops->decode(p + m->keys_bytes, (size_t)(m->payload_bytes - m->keys_bytes), out, n);
+    }
+    return 0;
+}
+
 /* Shard s acknowledged the exchange's push (m: its ACK, or the PULL_REPLY
  * of the pull riding in it): counted once, unless it was dropped. */
 static void push_acked(shard *s, const ps_msg *m)
@@ -342,7 +410,8 @@ static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
         break;
     case PS_MSG_PULL_REPLY: {
         char why[PS_ERROR_MSG_MAX];
-        int code = pull_accept(c, o, i, m, &o->version, why, sizeof why);
+        int code = o->table > 0 ? sparse_accept(c, o, i, m, why, sizeof why)
+                                : pull_accept(c, o, i, m, &o->version, why, sizeof why);
         if (code != 0)
             ps_exchange_fail(c, o, i, code, "%s", why);
         else
@@ -353,7 +422,7 @@ static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
         status_accept(c, o, i, m);
         break;
     default:
-        if (o->type == PS_MSG_PUSH)
+        if (o->type == PS_MSG_PUSH && o->table == 0) /* a step's count is its dense push */
             push_acked(s, m);
         ack_accept(o, s, m);
         break;

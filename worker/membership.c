@@ -102,6 +102,8 @@ static void welcome_adopt(ps_client *c, const ps_msg *m)
     c->nmap = l->nshards;
     memcpy(c->map, l->shards, sizeof c->map);
     c->ntensors = l->ntensors;
+    c->ntables = l->ntables;
+    memcpy(c->tables, l->tables, sizeof c->tables);
     memcpy(c->tensors, l->tensors, sizeof c->tensors);
 }
 
@@ -129,6 +131,8 @@ static bool welcome_differs(const ps_client *c, const ps_msg *m, char *what, siz
         snprintf(what, cap, "rank %d (shard 0 said %d)", (int)m->rank, c->rank);
     } else if (strcmp(m->mode, c->mode) != 0) {
         snprintf(what, cap, "mode \"%s\" (shard 0 said \"%s\")", m->mode, c->mode);
+    } else if (l->ntables != c->ntables) {
+        snprintf(what, cap, "%u tables (shard 0 said %u)", l->ntables, c->ntables);
     } else if (l->ntensors != c->ntensors) {
         snprintf(what, cap, "%u tensors (shard 0 said %u)", l->ntensors, c->ntensors);
     } else {

@@ -76,6 +76,39 @@ size_t ps_client_num_tensors(const ps_client *c);
 int ps_client_tensor(const ps_client *c, size_t i, const char **name, uint64_t *offset,
                      const uint64_t **shape, uint32_t *ndims);
 
+/* Sparse tables (sparse_logistic, fm): rows of dim floats by 64-bit key,
+ * held by the servers only; shard i of S holds the keys k with
+ * floor(k·S / 2^64) = i. Table i (0 <= i < ps_client_num_tables): its name
+ * and dim; the pointer stays valid until the client is closed. */
+size_t ps_client_num_tables(const ps_client *c);
+int ps_client_table(const ps_client *c, size_t i, const char **name, uint32_t *dim);
+
+/* Pulls the rows of table `table` for n keys, sorted and unique, into rows
+ * (n × dim floats, in the keys' order), every shard asked for its keys at
+ * once: a stored row as the server holds it, another at its initial value.
+ * Waits and retries as ps_client_pull. PS_EINVAL for a table out of range
+ * or keys not strictly increasing. */
+int ps_client_pull_rows(ps_client *c, uint32_t table, const uint64_t *keys, size_t n,
+                        float *rows);
+
+/* Pushes the gradient rows (n × dim floats) of n sorted, unique keys of
+ * table `table`, computed at worker clock `clock` and averaged over
+ * `samples` examples, every shard sent its keys at once. They are applied
+ * by the job's mode; in sync mode they join round `clock`, which the
+ * step's dense push (ps_client_push or ps_client_push_pull, sent after
+ * them) closes. With push compression the rows go in its codec (without
+ * error feedback). Errors as ps_client_push, PS_EINVAL as above. */
+int ps_client_push_rows(ps_client *c, uint32_t table, uint64_t clock, const uint64_t *keys,
+                        size_t n, const float *grads, uint32_t samples);
+
+/* Up to max live rows of table from shard's cursor (0 for the first call):
+ * their keys into keys, their rows into rows (max × dim floats), *n the
+ * count, *next the cursor to go on from (0: the shard has no more). Rows
+ * come in the shard's storage order, not sorted; one table can be exported
+ * this way while nothing trains. */
+int ps_client_scan_rows(ps_client *c, uint32_t table, size_t shard, uint64_t cursor, size_t max,
+                        uint64_t *keys, float *rows, size_t *n, uint64_t *next);
+
 /* Pull, push and heartbeat wait for a shard until timeout_ms have passed
  * since it last answered anything (and at least timeout_ms from the call's
  * start without opts.heartbeat_ms): with the heartbeat thread, whose

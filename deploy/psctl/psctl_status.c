@@ -18,6 +18,8 @@ typedef struct shard_row {
     uint64_t staleness_max, staleness_p99;
     double staleness_mean;
     char detail[PS_MSG_ERROR_MAX]; /* each rank's clock on this shard */
+    uint32_t ntables;              /* its part of the sparse tables */
+    ps_table_status tables[PS_MAX_TABLES];
 } shard_row;
 
 /* One rank, merged over the shards whose table had it. */
@@ -113,11 +115,15 @@ static int status_take(uint32_t shard, const ps_msg *rep, void *ctx, ps_error *e
     ps_strlcpy(o->detail, rep->detail, sizeof o->detail);
     if (rep->encoding != PS_ENC_WORKERS)
         return 0; /* a psd from before worker tables */
-    size_t n = 0;
+    size_t n = 0, nt = 0;
     int rc = ps_codec_workers_decode(rep->payload, rep->payload_bytes, s->scratch, PS_MAX_WORKERS,
                                      &n, err);
+    if (rc == 0)
+        rc = ps_codec_tables_decode(rep->payload, rep->payload_bytes, o->tables, PS_MAX_TABLES,
+                                    &nt, err);
     if (rc != 0)
         return rc;
+    o->ntables = (uint32_t)nt;
     for (size_t i = 0; i < n; i++)
         if (s->scratch[i].rank < s->job->workers) /* another job's ranks have no row here */
             rank_merge(&s->ranks[s->scratch[i].rank], &s->scratch[i]);
@@ -304,6 +310,35 @@ static size_t worker_fill(const ps_psctl_status *s, size_t i, char cells[][CELL_
     return WORKER_COLS;
 }
 
+/* One row per shard and table: what the shard holds of it. */
+static const column table_cols[] = {
+    {"shard", true},    {"table", false},      {"dim", true},         {"rows", true},
+    {"MB", true},       {"admitted", true},    {"below min_count", true}, {"evicted idle/cap", true},
+};
+#define TABLE_COLS (sizeof table_cols / sizeof table_cols[0])
+
+static size_t table_fill(const ps_psctl_status *s, size_t i, char cells[][CELL_MAX],
+                         const char **span, const char **below)
+{
+    (void)span;
+    (void)below;
+    size_t shard = i / PS_MAX_TABLES, t = i % PS_MAX_TABLES;
+    const shard_row *o = &s->shards[shard];
+    if (!s->replies[shard].answered || t >= o->ntables)
+        return 0;
+    const ps_table_status *ts = &o->tables[t];
+    snprintf(cells[0], CELL_MAX, "%zu", shard);
+    snprintf(cells[1], CELL_MAX, "%s", ts->name);
+    snprintf(cells[2], CELL_MAX, "%u", ts->dim);
+    snprintf(cells[3], CELL_MAX, "%llu", (unsigned long long)ts->rows);
+    snprintf(cells[4], CELL_MAX, "%.1f", (double)ts->bytes / 1e6);
+    snprintf(cells[5], CELL_MAX, "%llu", (unsigned long long)ts->admitted);
+    snprintf(cells[6], CELL_MAX, "%llu", (unsigned long long)ts->unadmitted);
+    snprintf(cells[7], CELL_MAX, "%llu/%llu", (unsigned long long)ts->evicted_idle,
+             (unsigned long long)ts->evicted_cap);
+    return TABLE_COLS;
+}
+
 void ps_psctl_status_table_write(const ps_psctl_status *s, bool inline_missing, FILE *out)
 {
     uint32_t answered = 0, ranks = 0;
@@ -315,6 +350,14 @@ void ps_psctl_status_table_write(const ps_psctl_status *s, bool inline_missing, 
         return;
     table_write(out, shard_cols, SHARD_COLS, s->job->nservers,
                 inline_missing ? shard_fill_all : shard_fill_answered, s);
+    uint32_t tables = 0;
+    for (uint32_t i = 0; i < s->job->nservers; i++)
+        tables += s->replies[i].answered ? s->shards[i].ntables : 0;
+    if (tables > 0) {
+        fputc('\n', out);
+        table_write(out, table_cols, TABLE_COLS, (size_t)s->job->nservers * PS_MAX_TABLES,
+                    table_fill, s);
+    }
     if (ranks == 0)
         return;
     fputc('\n', out);
@@ -393,6 +436,27 @@ static json_object *shard_json(const ps_psctl_status *s, uint32_t i, bool *ok)
     json_put(j, "staleness_max", a ? json_count(o->staleness_max, ok) : NULL, ok);
     json_put(j, "staleness_mean", a ? json_number(o->staleness_mean, ok) : NULL, ok);
     json_put(j, "staleness_p99", a ? json_count(o->staleness_p99, ok) : NULL, ok);
+    json_object *tables = a ? json_object_new_array() : NULL;
+    for (uint32_t t = 0; tables != NULL && t < o->ntables; t++) {
+        const ps_table_status *ts = &o->tables[t];
+        json_object *row = json_object_new_object();
+        if (row == NULL || json_object_array_add(tables, row) != 0) {
+            json_object_put(row);
+            *ok = false;
+            break;
+        }
+        json_put(row, "name", json_text(ts->name, ok), ok);
+        json_put(row, "dim", json_count(ts->dim, ok), ok);
+        json_put(row, "rows", json_count(ts->rows, ok), ok);
+        json_put(row, "bytes", json_count(ts->bytes, ok), ok);
+        json_put(row, "admitted", json_count(ts->admitted, ok), ok);
+        json_put(row, "below_min_count", json_count(ts->unadmitted, ok), ok);
+        json_put(row, "evicted_idle", json_count(ts->evicted_idle, ok), ok);
+        json_put(row, "evicted_cap", json_count(ts->evicted_cap, ok), ok);
+    }
+    if (a && tables == NULL)
+        *ok = false;
+    json_put(j, "tables", tables, ok);
     return j;
 }
 

@@ -1,0 +1,87 @@
+/* keys.c — varint keys of sparse tables and their shards (keys.h). */
+#include "keys.h"
+
+void ps_key_range(uint32_t shard, uint32_t nshards, uint64_t *lo, uint64_t *last)
+{
+    /* the smallest k with floor(k·S / 2^64) >= i is ceil(i·2^64 / S) */
+    unsigned __int128 two64 = (unsigned __int128)1 << 64;
+    unsigned __int128 a = ((unsigned __int128)shard * two64 + nshards - 1) / nshards;
+    unsigned __int128 b = ((unsigned __int128)(shard + 1) * two64 + nshards - 1) / nshards;
+    *lo = (uint64_t)a;
+    *last = (uint64_t)(b - 1);
+}
+
+bool ps_keys_sorted(const uint64_t *keys, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (keys[i] <= keys[i - 1])
+            return false;
+    return true;
+}
+
+int ps_keys_encode(const uint64_t *keys, size_t n, void *buf, size_t cap, size_t *len)
+{
+    unsigned char *out = buf;
+    size_t at = 0;
+    uint64_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t d = keys[i] - prev;
+        prev = keys[i];
+        do {
+            if (at == cap)
+                return PS_EINVAL;
+            unsigned char b = (unsigned char)(d & 0x7f);
+            d >>= 7;
+            out[at++] = (unsigned char)(b | (d != 0 ? 0x80 : 0));
+        } while (d != 0);
+    }
+    *len = at;
+    return 0;
+}
+
+int ps_keys_check(const void *buf, size_t len, uint64_t n, uint64_t *first, uint64_t *last,
+                  ps_error *err)
+{
+    const unsigned char *p = buf, *end = p + len;
+    uint64_t key = 0, count = 0;
+    while (p < end) {
+        uint64_t d = 0;
+        unsigned shift = 0;
+        for (;;) {
+            if (p == end)
+                return ps_error_set(err, PS_EPAYLOAD, "key %llu is cut off at the end of the keys",
+                                    (unsigned long long)count);
+            unsigned char b = *p++;
+            if (shift == 63 && (b & 0x7e) != 0)
+                return ps_error_set(err, PS_EPAYLOAD, "key %llu does not fit in 64 bits",
+                                    (unsigned long long)count);
+            d |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80))
+                break;
+            shift += 7;
+            if (shift > 63)
+                return ps_error_set(err, PS_EPAYLOAD, "key %llu is longer than 10 bytes",
+                                    (unsigned long long)count);
+        }
+        if (count > 0 && d == 0)
+            return ps_error_set(err, PS_EPAYLOAD,
+                                "key %llu repeats the key before it: keys must be unique",
+                                (unsigned long long)count);
+        if (key + d < key)
+            return ps_error_set(err, PS_EPAYLOAD, "key %llu passes 2^64: keys must be sorted",
+                                (unsigned long long)count);
+        key += d;
+        if (count == 0 && first != NULL)
+            *first = key;
+        count++;
+        if (count > n)
+            return ps_error_set(err, PS_EPAYLOAD, "the keys hold more than the %llu announced",
+                                (unsigned long long)n);
+    }
+    if (count != n)
+        return ps_error_set(err, PS_EPAYLOAD, "the keys hold %llu keys, %llu were announced",
+                            (unsigned long long)count, (unsigned long long)n);
+    if (last != NULL)
+        *last = key;
+    return 0;
+}

@@ -1,0 +1,74 @@
+/* keys.h — the keys of sparse tables on the wire and across shards: a
+ * request's keys are sorted and unique, each written as the LEB128 varint
+ * of its difference to the one before (the first: to 0); shard i of S owns
+ * the keys k with floor(k·S / 2^64) = i, the 2^64 key space split evenly,
+ * so a key's shard is arithmetic. Nothing here allocates. */
+#ifndef PS_KEYS_H
+#define PS_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* Bytes n keys take at most (10 a key). */
+#define PS_KEYS_BYTES_MAX(n) ((size_t)(n) * 10u)
+
+/* The shard of S that owns key. */
+static inline uint32_t ps_key_shard(uint64_t key, uint32_t nshards)
+{
+    return (uint32_t)(((unsigned __int128)key * nshards) >> 64);
+}
+
+/* The keys shard i of S owns: [*lo, *last], the last inclusive (the last
+ * shard ends at 2^64 - 1). */
+void ps_key_range(uint32_t shard, uint32_t nshards, uint64_t *lo, uint64_t *last);
+
+/* Writes the n keys (sorted, unique: the caller checked, see
+ * ps_keys_sorted) into buf (cap bytes, PS_KEYS_BYTES_MAX(n) will do);
+ * *len gets the bytes written. PS_EINVAL when cap is too small. */
+int ps_keys_encode(const uint64_t *keys, size_t n, void *buf, size_t cap, size_t *len);
+
+/* True when the n keys are strictly increasing. */
+bool ps_keys_sorted(const uint64_t *keys, size_t n);
+
+/* Checks len bytes from the network: exactly n varints, each at most 10
+ * bytes, their running sum strictly increasing and within 64 bits, and no
+ * byte left over. *first and *last (when not NULL) get the first and last
+ * key. 0, or PS_EPAYLOAD with one sentence in err. */
+int ps_keys_check(const void *buf, size_t len, uint64_t n, uint64_t *first, uint64_t *last,
+                  ps_error *err);
+
+/* Reading keys that ps_keys_check accepted, one after the other. */
+typedef struct ps_keys_iter {
+    const unsigned char *at, *end;
+    uint64_t key;
+} ps_keys_iter;
+
+static inline void ps_keys_iter_init(ps_keys_iter *it, const void *buf, size_t len)
+{
+    it->at = buf;
+    it->end = it->at + len;
+    it->key = 0;
+}
+
+/* The next key; false when there is none. Only for checked bytes. */
+static inline bool ps_keys_next(ps_keys_iter *it, uint64_t *key)
+{
+    if (it->at >= it->end)
+        return false;
+    uint64_t d = 0;
+    unsigned shift = 0;
+    unsigned char b;
+    do {
+        b = *it->at++;
+        d |= (uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+    } while ((b & 0x80) && it->at < it->end);
+    it->key += d;
+    *key = it->key;
+    return true;
+}
+
+#endif

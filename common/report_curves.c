@@ -1,6 +1,6 @@
 /* report_curves.c — a summary's curves as report_curves.h describes: two
- * panels of svg.h with a line per worker, the figures' names as a person
- * reads them. */
+ * panels of svg.h (three for a binary classifier: the test AUC) with a line
+ * per worker, the figures' names as a person reads them. */
 #include "report_curves.h"
 
 #include "report_file.h"
@@ -22,7 +22,7 @@ static const char *chart_name(const char *name)
 int ps_report_curves_write(FILE *f, const ps_report_summary *s, const char *codec)
 {
     size_t n = s->ncurves;
-    ps_svg_line *lines = calloc(2 * n + 1, sizeof *lines);
+    ps_svg_line *lines = calloc(3 * n + 1, sizeof *lines);
     char(*labels)[24] = calloc(n + 1, sizeof *labels);
     if (lines == NULL || labels == NULL) {
         free(lines);
@@ -39,6 +39,9 @@ int ps_report_curves_write(FILE *f, const ps_report_summary *s, const char *code
         lines[n + i] = line;
         lines[n + i].y = c->test_metric;
         lines[n + i].n = c->test_metric ? c->n : 0;
+        lines[2 * n + i] = line;
+        lines[2 * n + i].y = c->test_auc;
+        lines[2 * n + i].n = c->test_auc ? c->n : 0;
     }
     char title[PS_REPORT_NAME_MAX + 3 * PS_REPORT_WORD_MAX + 32];
     snprintf(title, sizeof title, "%s \u2014 %s, mode %s, codec %s", s->job, s->model, s->mode,
@@ -46,12 +49,13 @@ int ps_report_curves_write(FILE *f, const ps_report_summary *s, const char *code
     char loss[PS_REPORT_WORD_MAX + 32], metric[PS_REPORT_WORD_MAX + 32];
     snprintf(loss, sizeof loss, "training loss (%s)", chart_name(s->loss_name));
     snprintf(metric, sizeof metric, "test %s", chart_name(s->metric_name));
-    ps_svg_panel panels[2] = {
+    const char *no_test = s->has_test ? "no finite figures" : "no test set";
+    ps_svg_panel panels[3] = {
         {"train_loss", "epoch", loss, "no finite loss", true, lines, n},
-        {"test_metric", "epoch", metric, s->has_test ? "no finite figures" : "no test set", true,
-         lines + n, s->has_test ? n : 0},
+        {"test_metric", "epoch", metric, no_test, true, lines + n, s->has_test ? n : 0},
+        {"test_auc", "epoch", "test AUC", no_test, true, lines + 2 * n, s->has_test ? n : 0},
     };
-    ps_svg_chart chart = {title, panels, 2};
+    ps_svg_chart chart = {title, panels, s->has_auc ? 3 : 2};
     int rc = ps_svg_chart_write(f, &chart);
     free(lines);
     free(labels);

@@ -1,7 +1,8 @@
 /* report_curves.h — the training curves of a summary drawn as an SVG
  * (psworker --curves, psrun --curves), through svg.h: the training loss per
- * epoch in one panel, the test metric in the other ("no test set" when there
- * is none), a line per curve in the order of s->curves, "rank R" in the
+ * epoch in one panel, the test metric in the next ("no test set" when there
+ * is none) and, for a binary classifier (s->has_auc), the test AUC in a
+ * third, a line per curve in the order of s->curves, "rank R" in the
  * legend, and the title "JOB — MODEL, mode MODE, codec CODEC". */
 #ifndef PS_REPORT_CURVES_H
 #define PS_REPORT_CURVES_H
@@ -11,8 +12,8 @@
 #include "error.h"
 #include "report_summary.h"
 
-/* The panels' data-name is "train_loss" and "test_metric"; svg.h says how
- * to read the points back. */
+/* The panels' data-name is "train_loss", "test_metric" and "test_auc"; svg.h
+ * says how to read the points back. */
 
 /* Writes the chart of s to f; codec is the pushes' compression ("none").
  * PS_ENOMEM, PS_EIO. */

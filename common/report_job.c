@@ -25,7 +25,7 @@ int ps_report_job_add(ps_report_summary *job, ps_report_job_sum *sum, const ps_r
     for (uint32_t k = 0; k < w->ncurves; k++) {
         const ps_report_curve *c = &w->curves[k];
         int rc = ps_report_summary_curve_add(job, c->rank, c->every, c->n, c->train_loss,
-                                             c->test_metric);
+                                             c->test_metric, c->test_auc);
         if (rc != 0)
             return rc;
     }

@@ -2,8 +2,8 @@
  * each worker's that finished in rank order, end. The final loss is the
  * samples-weighted mean of the workers' losses over their shards (the loss
  * over the whole training set: a NaN stays NaN), samples/s and updates are
- * their sums, the test figures and psd's are the first added (the lowest
- * rank that finished), and every worker adds its curve. */
+ * their sums, the test figures (the AUC too) and psd's are the first added
+ * (the lowest rank that finished), and every worker adds its curve. */
 #ifndef PS_REPORT_JOB_H
 #define PS_REPORT_JOB_H
 

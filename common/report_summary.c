@@ -22,7 +22,7 @@ static const ps_report_json_field summary_head[] = {
     PS_REPORT_JSON_FIELD(ps_report_summary, metric_name, PS_REPORT_JSON_STR),
     PS_REPORT_JSON_FIELD(ps_report_summary, loss_name, PS_REPORT_JSON_STR),
 };
-/* then "test_metric", "test_loss", "metrics" */
+/* then "test_metric", "test_loss", ("test_auc"), "metrics" */
 static const ps_report_json_field summary_metrics[] = {
     PS_REPORT_JSON_FIELD(ps_report_summary, train_loss_last_epoch, PS_REPORT_JSON_NUM),
     PS_REPORT_JSON_FIELD(ps_report_summary, train_samples, PS_REPORT_JSON_U64),
@@ -33,6 +33,11 @@ static const ps_report_json_field summary_metrics[] = {
     PS_REPORT_JSON_FIELD(ps_report_summary, pull_s, PS_REPORT_JSON_NUM),
     PS_REPORT_JSON_FIELD(ps_report_summary, compute_s, PS_REPORT_JSON_NUM),
     PS_REPORT_JSON_FIELD(ps_report_summary, push_pull_s, PS_REPORT_JSON_NUM),
+};
+/* "metrics" of a binary classifier, after the named figures */
+static const ps_report_json_field summary_auc[] = {
+    PS_REPORT_JSON_FIELD(ps_report_summary, auc, PS_REPORT_JSON_NUM),
+    PS_REPORT_JSON_FIELD(ps_report_summary, train_auc, PS_REPORT_JSON_NUM),
 };
 static const ps_report_json_field summary_tail[] = {
     PS_REPORT_JSON_FIELD(ps_report_summary, wall_s, PS_REPORT_JSON_NUM),
@@ -66,6 +71,7 @@ void ps_report_summary_init(ps_report_summary *s)
     memset(s, 0, sizeof *s);
     s->final_loss = s->test_metric = s->test_loss = NAN;
     s->metric = s->loss = s->train_metric = s->train_loss = s->train_loss_last_epoch = NAN;
+    s->test_auc = s->auc = s->train_auc = NAN;
     s->pull_s = s->compute_s = s->push_pull_s = s->wall_s = s->samples_per_s = NAN;
     s->rank = -1;
     s->staleness_mean = NAN;
@@ -75,7 +81,8 @@ static void curve_free(ps_report_curve *c)
 {
     free(c->train_loss);
     free(c->test_metric);
-    c->train_loss = c->test_metric = NULL;
+    free(c->test_auc);
+    c->train_loss = c->test_metric = c->test_auc = NULL;
 }
 
 void ps_report_summary_fini(ps_report_summary *s)
@@ -97,16 +104,20 @@ static double *doubles_dup(const double *x, uint32_t n)
 }
 
 int ps_report_summary_curve_add(ps_report_summary *s, uint32_t rank, uint32_t every, uint32_t n,
-                                const double *train_loss, const double *test_metric)
+                                const double *train_loss, const double *test_metric,
+                                const double *test_auc)
 {
     if (every == 0 || n > PS_REPORT_EPOCHS_MAX || s->ncurves >= PS_REPORT_RANKS_MAX ||
-        (n > 0 && train_loss == NULL))
+        (n > 0 && train_loss == NULL) || (test_auc != NULL && test_metric == NULL))
         return PS_EINVAL;
-    ps_report_curve c = {rank, every, n, doubles_dup(train_loss, n), NULL};
+    ps_report_curve c = {rank, every, n, doubles_dup(train_loss, n), NULL, NULL};
     if (test_metric != NULL)
         c.test_metric = doubles_dup(test_metric, n);
+    if (test_auc != NULL)
+        c.test_auc = doubles_dup(test_auc, n);
     ps_report_curve *grown = realloc(s->curves, (s->ncurves + 1) * sizeof *grown);
-    if (c.train_loss == NULL || (test_metric != NULL && c.test_metric == NULL) || grown == NULL) {
+    if (c.train_loss == NULL || (test_metric != NULL && c.test_metric == NULL) ||
+        (test_auc != NULL && c.test_auc == NULL) || grown == NULL) {
         curve_free(&c);
         if (grown != NULL)
             s->curves = grown;
@@ -191,7 +202,19 @@ static const ps_report_json_field curve_fields[] = {
     PS_REPORT_JSON_FIELD(ps_report_curve, every, PS_REPORT_JSON_U32),
 };
 
-static json_object *curve_new(const ps_report_curve *c)
+/* Adds key: c's n figures x as a list (null when x is NULL) to o. */
+static bool curve_figures_put(json_object *o, const char *key, const double *x, uint32_t n)
+{
+    json_object *list = x ? numbers_new(x, n) : NULL;
+    if (!ps_report_json_object_add(o, key, list, list != NULL || x == NULL)) {
+        json_object_put(list);
+        return false;
+    }
+    return true;
+}
+
+/* One entry of "curves"; "test_auc" only with has_auc. */
+static json_object *curve_new(const ps_report_curve *c, bool has_auc)
 {
     json_object *o = json_object_new_object();
     if (o == NULL || !ps_report_json_fields_put(o, c, curve_fields, COUNT(curve_fields)))
@@ -201,12 +224,9 @@ static json_object *curve_new(const ps_report_curve *c)
         json_object_put(loss);
         goto fail;
     }
-    json_object *metric = c->test_metric ? numbers_new(c->test_metric, c->n) : NULL;
-    if (!ps_report_json_object_add(o, "test_metric", metric,
-                                   metric != NULL || c->test_metric == NULL)) {
-        json_object_put(metric);
+    if (!curve_figures_put(o, "test_metric", c->test_metric, c->n) ||
+        (has_auc && !curve_figures_put(o, "test_auc", c->test_auc, c->n)))
         goto fail;
-    }
     return o;
 fail:
     json_object_put(o);
@@ -233,7 +253,7 @@ static bool server_figures_put(json_object *obj, const ps_report_summary *s)
     json_object *curves = json_object_new_array();
     ok = curves != NULL;
     for (uint32_t i = 0; ok && i < s->ncurves; i++)
-        ok = list_add(curves, curve_new(&s->curves[i]));
+        ok = list_add(curves, curve_new(&s->curves[i], s->has_auc));
     if (!ok || !ps_report_json_object_add(obj, "curves", curves, true)) {
         json_object_put(curves);
         return false;
@@ -252,10 +272,14 @@ int ps_report_summary_write(FILE *f, const ps_report_summary *s)
     bool ok = obj != NULL && metrics != NULL;
     for (int i = 0; ok && i < 4; i++)
         ok = ps_report_json_field_put(metrics, s, &named[i].f, named[i].key);
+    if (s->has_auc)
+        ok = ok && ps_report_json_fields_put(metrics, s, summary_auc, COUNT(summary_auc));
     ok = ok && ps_report_json_fields_put(metrics, s, summary_metrics, COUNT(summary_metrics));
     ok = ok && ps_report_json_fields_put(obj, s, summary_head, COUNT(summary_head));
     ok = ok && test_figure_put(obj, "test_metric", s->has_test, s->metric_name, s->test_metric);
     ok = ok && test_figure_put(obj, "test_loss", s->has_test, s->loss_name, s->test_loss);
+    if (s->has_auc)
+        ok = ok && test_figure_put(obj, "test_auc", s->has_test, "auc", s->test_auc);
     ok = ok && ps_report_json_object_add(obj, "metrics", metrics, true);
     if (ok)
         metrics = NULL; /* obj owns it now */
@@ -304,6 +328,22 @@ static int test_figure_get(json_object *obj, const char *key, const char *want, 
                             want);
     *x = got.value;
     return 0;
+}
+
+/* "test_auc": absent (no AUC: a model that is not a binary classifier, or
+ * a summary from before the AUC), or as "test_metric" is, naming "auc". */
+static int test_auc_get(json_object *obj, ps_report_summary *s, const char *what, ps_error *err)
+{
+    json_object *fig;
+    s->has_auc = json_object_object_get_ex(obj, "test_auc", &fig);
+    if (!s->has_auc)
+        return 0;
+    bool has = false;
+    int rc = test_figure_get(obj, "test_auc", "auc", &has, &s->test_auc, what, err);
+    if (rc == 0 && has != s->has_test)
+        rc = ps_error_set(err, PS_EDATA, "%s: \"test_auc\" is %s, and test_metric is %s", what,
+                          has ? "an object" : "null", s->has_test ? "an object" : "null");
+    return rc;
 }
 
 /* A list of at most max numbers or nulls (NAN) into out; *n gets its length. */
@@ -380,10 +420,42 @@ static int ranks_get(json_object *obj, ps_report_summary *s, const char *what, p
     return rc;
 }
 
+/* A curve's test figures under key of c into x: a list of n figures where
+ * the summary has a test set, else null; with `expected` false (a summary
+ * without an AUC) the key must be absent. *has: whether a list was read. */
+static int curve_test_get(json_object *c, const ps_report_summary *s, const char *key,
+                          bool expected, uint32_t n, double *x, bool *has, const char *inner,
+                          ps_error *err)
+{
+    json_object *list = NULL;
+    bool found = json_object_object_get_ex(c, key, &list);
+    if (!expected) {
+        if (found)
+            return ps_error_set(err, PS_EDATA, "%s: \"%s\", and the summary has no \"%s\"", inner,
+                                key, key);
+        return 0;
+    }
+    if (!found)
+        return ps_error_set(err, PS_EDATA, "%s: no \"%s\"", inner, key);
+    if ((list != NULL) != s->has_test)
+        return ps_error_set(err, PS_EDATA, "%s: \"%s\" is %s, and the summary has %s", inner, key,
+                            list ? "a list" : "null", s->has_test ? "a test set" : "none");
+    *has = list != NULL;
+    if (list == NULL)
+        return 0;
+    uint32_t got = 0;
+    int rc = numbers_get(list, PS_REPORT_EPOCHS_MAX, x, &got, inner, key, err);
+    if (rc == 0 && got != n)
+        rc = ps_error_set(err, PS_EDATA, "%s: %u %s figures for %u epochs", inner, got,
+                          strcmp(key, "test_auc") == 0 ? "test AUC" : "test", n);
+    return rc;
+}
+
 /* One entry of "curves", added to s->curves. */
 static int curve_get(json_object *c, ps_report_summary *s, const char *inner, ps_error *err)
 {
-    double loss[PS_REPORT_EPOCHS_MAX], metric[PS_REPORT_EPOCHS_MAX]; /* 16 KB */
+    double loss[PS_REPORT_EPOCHS_MAX], metric[PS_REPORT_EPOCHS_MAX], auc[PS_REPORT_EPOCHS_MAX];
+    bool has_metric = false, has_auc = false;
     if (!json_object_is_type(c, json_type_object))
         return ps_error_set(err, PS_EDATA, "%s: not an object", inner);
     ps_report_curve got = {0};
@@ -395,22 +467,14 @@ static int curve_get(json_object *c, ps_report_summary *s, const char *inner, ps
         rc = ps_error_set(err, PS_EDATA, "%s: no \"train_loss\"", inner);
     if (rc == 0)
         rc = numbers_get(list, PS_REPORT_EPOCHS_MAX, loss, &got.n, inner, "train_loss", err);
-    if (rc == 0 && !json_object_object_get_ex(c, "test_metric", &list))
-        rc = ps_error_set(err, PS_EDATA, "%s: no \"test_metric\"", inner);
+    if (rc == 0)
+        rc = curve_test_get(c, s, "test_metric", true, got.n, metric, &has_metric, inner, err);
+    if (rc == 0)
+        rc = curve_test_get(c, s, "test_auc", s->has_auc, got.n, auc, &has_auc, inner, err);
     if (rc != 0)
         return rc;
-    if ((list != NULL) != s->has_test)
-        return ps_error_set(err, PS_EDATA, "%s: \"test_metric\" is %s, and the summary has %s",
-                            inner, list ? "a list" : "null", s->has_test ? "a test set" : "none");
-    uint32_t n = 0;
-    if (list != NULL) {
-        rc = numbers_get(list, PS_REPORT_EPOCHS_MAX, metric, &n, inner, "test_metric", err);
-        if (rc == 0 && n != got.n)
-            rc = ps_error_set(err, PS_EDATA, "%s: %u test figures for %u epochs", inner, n, got.n);
-        if (rc != 0)
-            return rc;
-    }
-    rc = ps_report_summary_curve_add(s, got.rank, got.every, got.n, loss, list ? metric : NULL);
+    rc = ps_report_summary_curve_add(s, got.rank, got.every, got.n, loss,
+                                     has_metric ? metric : NULL, has_auc ? auc : NULL);
     if (rc != 0)
         return ps_error_set(err, rc, "%s: %s", inner,
                             rc == PS_ENOMEM ? "out of memory" : "refused");
@@ -443,6 +507,8 @@ static int summary_get(json_object *obj, ps_report_summary *s, const char *what,
         rc = test_figure_get(obj, "test_loss", s->loss_name, &has_loss, &s->test_loss, what, err);
     if (rc == 0 && has_loss != s->has_test)
         rc = ps_error_set(err, PS_EDATA, "%s: one of test_metric and test_loss is null", what);
+    if (rc == 0)
+        rc = test_auc_get(obj, s, what, err);
     if (rc != 0)
         return rc;
     json_object *metrics;
@@ -455,6 +521,8 @@ static int summary_get(json_object *obj, ps_report_summary *s, const char *what,
     named_figures(s, named);
     for (int i = 0; rc == 0 && i < 4; i++)
         rc = ps_report_json_field_get(metrics, s, &named[i].f, named[i].key, inner, err);
+    if (rc == 0 && s->has_auc)
+        rc = ps_report_json_fields_get(metrics, s, summary_auc, COUNT(summary_auc), inner, err);
     if (rc == 0)
         rc = ps_report_json_fields_get(metrics, s, summary_metrics, COUNT(summary_metrics), inner,
                                        err);

@@ -18,8 +18,11 @@
  *    "metric_name": "accuracy"|"r2", "loss_name": "log_loss"|"mse",
  *    "test_metric": {"name": metric_name, "value": num} or null (no test set),
  *    "test_loss": {"name": loss_name, "value": num} or null,
+ *    "test_auc": {"name": "auc", "value": num} or null (binary classifiers only),
  *    "metrics": {METRIC: num, LOSS: num (the test set's, else the shard's),
  *                "train_"METRIC: num, "train_"LOSS: num (the shard's),
+ *                "auc": num, "train_auc": num (binary classifiers only, as
+ *                METRIC and "train_"METRIC),
  *                "train_loss_last_epoch": num, "train_samples": int,
  *                "test_samples": int, "epochs": int, "steps_per_epoch": int,
  *                "batch_size": int, "pull_s": num, "compute_s": num,
@@ -29,7 +32,8 @@
  *    "staleness": {"max": int, "mean": num, "p99": int} or null (unknown),
  *    "ranks": [{"rank": int, "clock": int, "pushes": int}, ...],
  *    "curves": [{"rank": int, "every": int, "train_loss": [num, ...],
- *                "test_metric": [num, ...] or null (no test set)}, ...]}
+ *                "test_metric": [num, ...] or null (no test set),
+ *                "test_auc": [num, ...] or null (binary classifiers only)}, ...]}
  * psworker writes its own run; psrun writes the whole job's: final_loss is
  * the samples-weighted mean over the workers, samples_per_s and updates
  * their sums, wall_s psrun's, the rest from the lowest rank that finished
@@ -45,7 +49,15 @@
  * metric_name at that epoch's end, null where an epoch was not reached
  * (a worker that joined late, a loss that is not finite). every is 1 up
  * to PS_REPORT_EPOCHS_MAX epochs, and then the smallest step that keeps
- * the points within it. report_curves.h draws them. */
+ * the points within it. report_curves.h draws them.
+ *
+ * The AUC is the area under the ROC curve of a binary classifier's scores
+ * (logistic, sparse_logistic, fm): the chance that a random positive row
+ * scores above a random negative one, ties counting half; 0.5 is chance, 1
+ * a perfect ranking, and null when the labels hold one class only. Models
+ * that are not binary classifiers (linear, softmax, mlp) have no "test_auc",
+ * "auc", "train_auc" or curves' "test_auc" at all, and a summary written
+ * before the AUC was reads as one without it. */
 
 #define PS_REPORT_EPOCHS_MAX 1000 /* points of one curve */
 #define PS_REPORT_RANKS_MAX  1024 /* entries of "ranks" and "curves" (PS_MAX_WORKERS) */
@@ -57,6 +69,7 @@ typedef struct ps_report_curve {
     uint32_t n;          /* points */
     double *train_loss;  /* n figures, NAN where null */
     double *test_metric; /* n figures, or NULL without a test set */
+    double *test_auc;    /* n figures, or NULL without a test set or an AUC */
 } ps_report_curve;
 
 /* psd's figures for one rank at the job's end. */
@@ -76,6 +89,10 @@ typedef struct ps_report_summary {
     bool has_test; /* test_metric and test_loss are objects, not null */
     double test_metric, test_loss;
     double metric, loss; /* "metrics": the test set's when has_test, else the shard's */
+    bool has_auc;        /* a binary classifier: the AUC figures below are written */
+    double test_auc;     /* when has_test too */
+    double auc;          /* the test set's when has_test, else the shard's */
+    double train_auc;
     double train_metric, train_loss, train_loss_last_epoch;
     uint64_t train_samples, test_samples;
     uint32_t epochs;
@@ -104,10 +121,13 @@ void ps_report_summary_init(ps_report_summary *s);
 void ps_report_summary_fini(ps_report_summary *s);
 
 /* Adds a copy of a curve of n points (at most PS_REPORT_EPOCHS_MAX, every
- * >= 1; test_metric NULL without a test set) to s. PS_EINVAL when the curve
- * is out of those bounds or s holds PS_REPORT_RANKS_MAX already, PS_ENOMEM. */
+ * >= 1; test_metric NULL without a test set, test_auc NULL without a test
+ * set or an AUC) to s. PS_EINVAL when the curve is out of those bounds, has
+ * test_auc without test_metric, or s holds PS_REPORT_RANKS_MAX already,
+ * PS_ENOMEM. */
 int ps_report_summary_curve_add(ps_report_summary *s, uint32_t rank, uint32_t every, uint32_t n,
-                                const double *train_loss, const double *test_metric);
+                                const double *train_loss, const double *test_metric,
+                                const double *test_auc);
 
 /* Writes s as above (one line, '\n' at the end) to f. PS_EINVAL without a
  * metric or loss name, PS_ENOMEM, PS_EIO. */
@@ -122,7 +142,8 @@ int ps_report_summary_file_write(const char *path, const ps_report_summary *s, p
  * is not a summary (bad JSON, a key missing or of the wrong type, a string
  * too long, more than PS_REPORT_JSON_MAX bytes, a curve longer than
  * PS_REPORT_EPOCHS_MAX or with test figures where the summary has no test
- * set), PS_ENOMEM; err says "path: why". *s is untouched on an error. */
+ * set, AUC figures where it has no "test_auc"), PS_ENOMEM; err says "path:
+ * why". No "test_auc" reads as has_auc false. *s is untouched on an error. */
 int ps_report_summary_read(const char *path, ps_report_summary *s, ps_error *err);
 
 #endif

@@ -539,7 +539,7 @@ static int summarise(psrun *r, double wall_s, ps_report_summary *job)
         fprintf(stderr, "psrun: no worker finished\n");
         return -1;
     }
-    char loss[32], metric[32], tloss[32];
+    char loss[32], metric[32], tloss[32], auc[32];
     printf("psrun: %s done in %.1f s: final loss %s", r->plan.job, wall_s,
            ps_report_number_format(job->final_loss, 4, loss, sizeof loss));
     if (job->has_test)
@@ -547,6 +547,8 @@ static int summarise(psrun *r, double wall_s, ps_report_summary *job)
                ps_report_number_format(job->test_metric, 4, metric, sizeof metric),
                figure_display_name(job->loss_name),
                ps_report_number_format(job->test_loss, 4, tloss, sizeof tloss));
+    if (job->has_test && job->has_auc)
+        printf(", test auc %s", ps_report_number_format(job->test_auc, 4, auc, sizeof auc));
     printf(", %.0f samples/s, %llu updates, version %llu, %u workers, %s\n", job->samples_per_s,
            (unsigned long long)job->updates, (unsigned long long)job->version, r->plan.workers,
            r->plan.mode);

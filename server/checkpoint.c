@@ -1,10 +1,14 @@
 /* checkpoint.c — the checkpoint file: a fixed 128-byte header, a table of
- * (name, count) per array, a table of per-rank state (nranks entries of 40
- * bytes; none in files of older psd, whose header held 0 there), the
- * arrays' float32 data, and a 16-byte trailer with a CRC-32 of everything
- * before it. All integers little-endian. */
+ * (name, count) per array, in format 2 a table directory (ntables and 4
+ * reserved bytes, then 64 bytes per sparse table: name, dim, row_floats,
+ * layout, rows), a table of per-rank state (nranks entries of 40 bytes;
+ * none in files of older psd, whose header held 0 there), the arrays'
+ * float32 data, in format 2 every table's rows (key, version, row_floats
+ * float32 each), and a 16-byte trailer with a CRC-32 of everything before
+ * it. All integers little-endian. A file without tables is format 1. */
 #include "checkpoint.h"
 
+#include "optim.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -20,11 +24,16 @@
 
 #define MAGIC         "PSDCKPT1"
 #define END_MAGIC     "PSDCKEND"
-#define FORMAT        1u
+#define FORMAT        1u /* no tables */
+#define FORMAT_TABLES 2u /* a table directory and the tables' rows */
 #define HEADER_BYTES  128u
 #define ENTRY_BYTES   (PS_CKPT_NAME_MAX + 8u)
 #define RANK_BYTES    40u
 #define TRAILER_BYTES 16u
+#define TDIR_BYTES    8u                  /* ntables, reserved */
+#define TABLE_BYTES   64u                 /* one table's entry in the directory */
+#define ROW_HEAD      16u                 /* a row's key and version */
+#define MAX_ROWS      (UINT64_C(1) << 40) /* rows of one table: sizes cannot overflow */
 #define IO_CHUNK      (1u << 20)
 #define MAX_FILES     4096
 #define MAX_COUNT     (UINT64_C(1) << 56) /* floats in one array: 8 of them fit a uint64_t */
@@ -48,7 +57,26 @@ typedef struct disk_entry {
     uint64_t count;
 } disk_entry;
 
+/* One sparse table in the directory. */
+typedef struct disk_table {
+    char name[PS_CKPT_NAME_MAX];
+    uint32_t dim, row_floats, layout, reserved;
+    uint64_t rows, reserved2;
+} disk_table;
+
+/* What this shard has, that a file must match. */
+typedef struct shard_layout {
+    const char *job;
+    uint32_t shard;
+    uint64_t key_lo, key_hi;
+    const ps_ckpt_array *arrays;
+    size_t narrays;
+    const ps_ckpt_table *tables;
+    size_t ntables;
+} shard_layout;
+
 _Static_assert(sizeof(disk_header) == HEADER_BYTES, "checkpoint header layout");
+_Static_assert(sizeof(disk_table) == TABLE_BYTES, "checkpoint table layout");
 _Static_assert(sizeof(disk_entry) == ENTRY_BYTES, "checkpoint entry layout");
 _Static_assert(sizeof(ps_ckpt_rank) == RANK_BYTES, "checkpoint rank layout");
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -280,16 +308,88 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-/* Writes header, table, data and trailer to fd; each chunk of data is
+/* A table's rows in pages: a scan fills keys, versions and floats, which
+ * are laid out as on disk in out. One allocation per write. */
+typedef struct row_pages {
+    size_t rows; /* per page */
+    uint64_t *keys, *versions;
+    float *floats;
+    unsigned char *out;
+} row_pages;
+
+static void row_pages_free(row_pages *p)
+{
+    free(p->keys);
+    free(p->versions);
+    free(p->floats);
+    free(p->out);
+}
+
+static int row_pages_alloc(row_pages *p, const ps_ckpt_table *tables, size_t ntables)
+{
+    memset(p, 0, sizeof *p);
+    uint32_t rf = 1;
+    for (size_t i = 0; i < ntables; i++)
+        rf = tables[i].row_floats > rf ? tables[i].row_floats : rf;
+    size_t row_bytes = ROW_HEAD + (size_t)rf * sizeof(float);
+    p->rows = IO_CHUNK / row_bytes;
+    p->keys = malloc(p->rows * sizeof *p->keys);
+    p->versions = malloc(p->rows * sizeof *p->versions);
+    p->floats = malloc(p->rows * rf * sizeof *p->floats);
+    p->out = malloc(p->rows * row_bytes);
+    if (p->keys == NULL || p->versions == NULL || p->floats == NULL || p->out == NULL) {
+        row_pages_free(p);
+        return PS_ENOMEM;
+    }
+    return 0;
+}
+
+/* Writes table t's rows, page by page from its scan. -1 (errno) on a write
+ * error; PS_EDIVERGED, PS_ESTATE with err set. */
+static int write_table_rows(int fd, const ps_ckpt_table *t, row_pages *pg, bool finite_only,
+                            uLong *crc, ps_error *err)
+{
+    size_t row_bytes = ROW_HEAD + (size_t)t->row_floats * sizeof(float);
+    uint64_t cursor = 0, written = 0;
+    do {
+        uint64_t next = 0;
+        size_t n = t->scan(t->ctx, cursor, pg->rows, pg->keys, pg->versions, pg->floats, &next);
+        if (n > pg->rows || n > t->rows - written)
+            return ps_error_set(err, PS_ESTATE, "table %s gave more rows than its %" PRIu64,
+                                t->name, t->rows);
+        for (size_t i = 0; i < n; i++) {
+            const float *x = pg->floats + i * t->row_floats;
+            if (finite_only && first_non_finite(x, t->row_floats) < t->row_floats)
+                return ps_error_set(err, PS_EDIVERGED,
+                                    "table %s holds a non-finite value at key %" PRIu64, t->name,
+                                    pg->keys[i]);
+            unsigned char *o = pg->out + i * row_bytes;
+            memcpy(o, &pg->keys[i], 8);
+            memcpy(o + 8, &pg->versions[i], 8);
+            memcpy(o + ROW_HEAD, x, (size_t)t->row_floats * sizeof(float));
+        }
+        if (n > 0 && write_all(fd, pg->out, n * row_bytes, crc) != 0)
+            return -1;
+        written += n;
+        cursor = next;
+    } while (cursor != 0);
+    if (written != t->rows)
+        return ps_error_set(err, PS_ESTATE, "table %s gave %" PRIu64 " rows, not its %" PRIu64,
+                            t->name, written, t->rows);
+    return 0;
+}
+
+/* Writes header, tables, data and trailer to fd; each chunk of data is
  * checked for NaN and inf just before it is written when finite_only.
- * -1 (errno) on a write error; PS_EDIVERGED with err naming the key. */
+ * -1 (errno) on a write error; PS_EDIVERGED, PS_ESTATE or PS_ENOMEM with
+ * err set. */
 static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arrays, size_t narrays,
-                      bool finite_only, ps_error *err)
+                      const ps_ckpt_table *tables, size_t ntables, bool finite_only, ps_error *err)
 {
     disk_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, MAGIC, 8);
-    h.format = FORMAT;
+    h.format = ntables > 0 ? FORMAT_TABLES : FORMAT;
     h.narrays = (uint32_t)narrays;
     ps_strlcpy(h.job, meta->job, sizeof h.job);
     h.shard = meta->shard;
@@ -309,6 +409,22 @@ static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arr
         e.count = arrays[i].count;
         if (write_all(fd, &e, sizeof e, &crc) != 0)
             return -1;
+    }
+    if (ntables > 0) {
+        uint32_t head[2] = {(uint32_t)ntables, 0};
+        if (write_all(fd, head, sizeof head, &crc) != 0)
+            return -1;
+        for (size_t i = 0; i < ntables; i++) {
+            disk_table d;
+            memset(&d, 0, sizeof d);
+            ps_strlcpy(d.name, tables[i].name, sizeof d.name);
+            d.dim = tables[i].dim;
+            d.row_floats = tables[i].row_floats;
+            d.layout = tables[i].layout;
+            d.rows = tables[i].rows;
+            if (write_all(fd, &d, sizeof d, &crc) != 0)
+                return -1;
+        }
     }
     if (h.nranks > 0 && write_all(fd, meta->ranks, h.nranks * sizeof *meta->ranks, &crc) != 0)
         return -1;
@@ -331,6 +447,19 @@ static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arr
                 return -1;
         }
     }
+    if (ntables > 0) {
+        row_pages pg;
+        if (row_pages_alloc(&pg, tables, ntables) != 0)
+            return ps_error_set(err, PS_ENOMEM, "checkpoint: out of memory for the tables' rows");
+        int rc = 0;
+        for (size_t i = 0; i < ntables && rc == 0; i++)
+            rc = write_table_rows(fd, &tables[i], &pg, finite_only, &crc, err);
+        int saved = errno;
+        row_pages_free(&pg);
+        errno = saved;
+        if (rc != 0)
+            return rc;
+    }
     unsigned char trailer[TRAILER_BYTES] = {0};
     uint32_t c = (uint32_t)crc;
     memcpy(trailer, &c, 4);
@@ -338,9 +467,25 @@ static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arr
     return write_all(fd, trailer, sizeof trailer, NULL);
 }
 
-int ps_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta, const ps_ckpt_array *arrays,
-                        size_t narrays, char *path_out, size_t cap, uint64_t *bytes_out,
-                        ps_error *err)
+/* The size of a file of these arrays, ranks and tables. */
+static uint64_t file_bytes(const ps_ckpt_meta *meta, const ps_ckpt_array *arrays, size_t narrays,
+                           const ps_ckpt_table *tables, size_t ntables)
+{
+    uint64_t bytes = HEADER_BYTES + narrays * ENTRY_BYTES + TRAILER_BYTES +
+                     (meta->ranks != NULL ? (uint64_t)meta->nranks * RANK_BYTES : 0);
+    for (size_t i = 0; i < narrays; i++)
+        bytes += arrays[i].count * sizeof(float);
+    if (ntables > 0)
+        bytes += TDIR_BYTES + ntables * TABLE_BYTES;
+    for (size_t i = 0; i < ntables; i++)
+        bytes += tables[i].rows * (ROW_HEAD + (uint64_t)tables[i].row_floats * sizeof(float));
+    return bytes;
+}
+
+int ps_checkpoint_write_tables(ps_ckpt_folder *f, const ps_ckpt_meta *meta,
+                               const ps_ckpt_array *arrays, size_t narrays,
+                               const ps_ckpt_table *tables, size_t ntables, char *path_out,
+                               size_t cap, uint64_t *bytes_out, ps_error *err)
 {
     if (narrays > PS_CKPT_MAX_ARRAYS)
         return ps_error_set(err, PS_EINVAL, "checkpoint: %zu arrays (limit %d)", narrays,
@@ -348,6 +493,17 @@ int ps_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta, const ps_ck
     if (meta->nranks > PS_CKPT_MAX_RANKS)
         return ps_error_set(err, PS_EINVAL, "checkpoint: %" PRIu32 " ranks (limit %d)",
                             meta->nranks, PS_CKPT_MAX_RANKS);
+    if (ntables > PS_CKPT_MAX_TABLES)
+        return ps_error_set(err, PS_EINVAL, "checkpoint: %zu tables (limit %d)", ntables,
+                            PS_CKPT_MAX_TABLES);
+    for (size_t i = 0; i < ntables; i++)
+        if (tables[i].row_floats == 0 || tables[i].row_floats > PS_CKPT_ROW_FLOATS_MAX ||
+            tables[i].rows > MAX_ROWS)
+            return ps_error_set(err, PS_EINVAL,
+                                "checkpoint: table %s has %" PRIu32 " floats a row and %" PRIu64
+                                " rows (limits %d, %" PRIu64 ")",
+                                tables[i].name, tables[i].row_floats, tables[i].rows,
+                                PS_CKPT_ROW_FLOATS_MAX, MAX_ROWS);
     const char *dir = f->dir;
     if (make_dirs(dir) != 0)
         return ps_error_set(err, PS_EIO, "checkpoint: cannot create %s: %s", dir, strerror(errno));
@@ -359,9 +515,9 @@ int ps_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta, const ps_ck
     if (fd < 0)
         return ps_error_set(err, PS_EIO, "checkpoint: cannot create %s: %s", tmp, strerror(errno));
     int rc = PS_EIO;
-    int body = write_body(fd, meta, arrays, narrays, f->finite_only, err);
-    if (body == PS_EDIVERGED) {
-        rc = PS_EDIVERGED;
+    int body = write_body(fd, meta, arrays, narrays, tables, ntables, f->finite_only, err);
+    if (body != 0 && body != -1) {
+        rc = body; /* err says why */
         goto unlink_tmp;
     }
     if (body != 0 || fsync(fd) != 0) {
@@ -379,13 +535,8 @@ int ps_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta, const ps_ck
         goto unlink_tmp;
     }
     fsync_dir(dir);
-    if (bytes_out) {
-        uint64_t bytes = HEADER_BYTES + narrays * ENTRY_BYTES + TRAILER_BYTES +
-                         (meta->ranks != NULL ? (uint64_t)meta->nranks * RANK_BYTES : 0);
-        for (size_t i = 0; i < narrays; i++)
-            bytes += arrays[i].count * sizeof(float);
-        *bytes_out = bytes;
-    }
+    if (bytes_out)
+        *bytes_out = file_bytes(meta, arrays, narrays, tables, ntables);
     if (path_out)
         ps_strlcpy(path_out, final, cap);
     if (known_add(f, meta->version) != 0)
@@ -397,6 +548,14 @@ unlink_tmp:
         close(fd);
     unlink(tmp);
     return rc;
+}
+
+int ps_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta, const ps_ckpt_array *arrays,
+                        size_t narrays, char *path_out, size_t cap, uint64_t *bytes_out,
+                        ps_error *err)
+{
+    return ps_checkpoint_write_tables(f, meta, arrays, narrays, NULL, 0, path_out, cap, bytes_out,
+                                      err);
 }
 
 /* ---- reading ---- */
@@ -434,51 +593,133 @@ static int read_crc(int fd, void *dst, uint64_t n, uLong *crc, unsigned char *sc
     return 0;
 }
 
-/* What a file says it holds: its header and array table. */
+/* What a file says it holds: its header, array table and table directory. */
 typedef struct file_info {
     disk_header h;
     disk_entry e[PS_CKPT_MAX_ARRAYS];
+    uint32_t ntables;
+    disk_table t[PS_CKPT_MAX_TABLES];
 } file_info;
 
-/* Whether the file's header and table are this shard's (job, shard, range,
- * arrays' names and counts); err says what differs when not. */
-static bool info_matches(const file_info *fi, const char *job, uint32_t shard, uint64_t key_lo,
-                         uint64_t key_hi, const ps_ckpt_array *arrays, size_t narrays,
-                         ps_error *err)
+/* Whether the file's header, array table and table directory are this
+ * shard's (job, shard, range, arrays' names and counts, tables' names,
+ * dims, row floats and layouts); err says what differs when not. */
+static bool info_matches(const file_info *fi, const shard_layout *my, ps_error *err)
 {
     const disk_header *h = &fi->h;
-    if (strcmp(h->job, job) != 0 || h->shard != shard || h->key_lo != key_lo ||
-        h->key_hi != key_hi) {
+    if (strcmp(h->job, my->job) != 0 || h->shard != my->shard || h->key_lo != my->key_lo ||
+        h->key_hi != my->key_hi) {
         ps_error_set(err, PS_EJOB,
                      "belongs to job \"%s\" shard %" PRIu32 " keys [%" PRIu64 ", %" PRIu64 ")",
                      h->job, h->shard, h->key_lo, h->key_hi);
         return false;
     }
-    if (h->narrays != narrays) {
+    if (h->narrays != my->narrays) {
         ps_error_set(err, PS_EJOB, "holds %" PRIu32 " arrays, this job has %zu", h->narrays,
-                     narrays);
+                     my->narrays);
         return false;
     }
-    for (size_t i = 0; i < narrays; i++) {
+    for (size_t i = 0; i < my->narrays; i++) {
         const disk_entry *e = &fi->e[i];
-        if (strcmp(e->name, arrays[i].name) != 0 || e->count != arrays[i].count) {
+        const ps_ckpt_array *a = &my->arrays[i];
+        if (strcmp(e->name, a->name) != 0 || e->count != a->count) {
             ps_error_set(err, PS_EJOB, "array %zu is %s[%" PRIu64 "], this job has %s[%" PRIu64 "]",
-                         i, e->name, e->count, arrays[i].name, arrays[i].count);
+                         i, e->name, e->count, a->name, a->count);
+            return false;
+        }
+    }
+    if (fi->ntables != my->ntables) {
+        ps_error_set(err, PS_EJOB, "holds %" PRIu32 " tables, this job has %zu", fi->ntables,
+                     my->ntables);
+        return false;
+    }
+    for (size_t i = 0; i < my->ntables; i++) {
+        const disk_table *d = &fi->t[i];
+        const ps_ckpt_table *t = &my->tables[i];
+        if (strcmp(d->name, t->name) != 0 || d->dim != t->dim || d->row_floats != t->row_floats ||
+            d->layout != t->layout) {
+            ps_error_set(err, PS_EJOB,
+                         "table %zu is %s of dim %" PRIu32 " (%" PRIu32 " floats a row, %s), "
+                         "this job has %s of dim %" PRIu32 " (%" PRIu32 " floats a row, %s)",
+                         i, d->name, d->dim, d->row_floats, ps_optim_name(d->layout), t->name,
+                         t->dim, t->row_floats, ps_optim_name(t->layout));
             return false;
         }
     }
     return true;
 }
 
-/* Reads path whole: checks the header, the size the file's own table
- * implies, the trailer and the checksum (PS_EPROTO/PS_EIO: damaged), then
+/* Reads the table directory of a format-2 file (after the array table),
+ * checking every count; adds the tables' bytes to *expect. */
+static int read_table_dir(int fd, file_info *fi, uLong *crc, uint64_t *expect, ps_error *err)
+{
+    uint32_t head[2];
+    if (read_crc(fd, head, sizeof head, crc, NULL) != 0)
+        return ps_error_set(err, PS_EPROTO, "truncated in the table directory");
+    if (head[0] > PS_CKPT_MAX_TABLES)
+        return ps_error_set(err, PS_EPROTO, "holds %" PRIu32 " tables (limit %d): corrupt", head[0],
+                            PS_CKPT_MAX_TABLES);
+    fi->ntables = head[0];
+    *expect += TDIR_BYTES + (uint64_t)fi->ntables * TABLE_BYTES;
+    for (uint32_t i = 0; i < fi->ntables; i++) {
+        disk_table *d = &fi->t[i];
+        if (read_crc(fd, d, sizeof *d, crc, NULL) != 0)
+            return ps_error_set(err, PS_EPROTO, "truncated in the table directory");
+        d->name[sizeof d->name - 1] = '\0';
+        if (d->row_floats == 0 || d->row_floats > PS_CKPT_ROW_FLOATS_MAX || d->dim == 0 ||
+            d->dim > d->row_floats || d->rows > MAX_ROWS) /* keeps expect from overflowing */
+            return ps_error_set(err, PS_EPROTO,
+                                "table %s claims dim %" PRIu32 ", %" PRIu32
+                                " floats a row and %" PRIu64 " rows: corrupt",
+                                d->name, d->dim, d->row_floats, d->rows);
+        *expect += d->rows * (ROW_HEAD + (uint64_t)d->row_floats * sizeof(float));
+    }
+    return 0;
+}
+
+/* Reads table t's rows (d says how many) through scratch; with t set, each
+ * goes to its restore. PS_EIO when the file ends, PS_EPROTO when a row is
+ * refused; err says which. */
+static int read_table_rows(int fd, const disk_table *d, const ps_ckpt_table *t, uLong *crc,
+                           unsigned char *scratch, ps_error *err)
+{
+    size_t row_bytes = ROW_HEAD + (size_t)d->row_floats * sizeof(float);
+    size_t page = IO_CHUNK / row_bytes;
+    for (uint64_t done = 0; done < d->rows;) {
+        size_t n = d->rows - done < page ? (size_t)(d->rows - done) : page;
+        if (read_crc(fd, scratch, (uint64_t)n * row_bytes, crc, NULL) != 0)
+            return ps_error_set(err, PS_EIO, "cannot read the rows of table %s", d->name);
+        for (size_t i = 0; t != NULL && i < n; i++) {
+            const unsigned char *r = scratch + i * row_bytes;
+            uint64_t key, version;
+            memcpy(&key, r, 8);
+            memcpy(&version, r + 8, 8);
+            /* row_bytes is a multiple of 4 and scratch is malloc'd: aligned */
+            int rc = t->restore(t->ctx, key, version, (const float *)(const void *)(r + ROW_HEAD));
+            if (rc != 0)
+                return ps_error_set(err, PS_EPROTO,
+                                    "table %s: the row of key %" PRIu64 " was refused: %s", d->name,
+                                    key, ps_strerror(rc));
+        }
+        done += n;
+    }
+    return 0;
+}
+
+static void tables_clear(const shard_layout *my)
+{
+    for (size_t i = 0; i < my->ntables; i++)
+        my->tables[i].clear(my->tables[i].ctx);
+}
+
+/* Reads path whole: checks the header, the size the file's own tables
+ * imply, the trailer and the checksum (PS_EPROTO/PS_EIO: damaged), then
  * that it is this shard's (PS_EJOB: whole, of another job or layout; *fi
- * says what it holds). With load set the data goes into the arrays (call
- * only after a check pass). */
-static int read_file(const char *path, const char *job, uint32_t shard, uint64_t key_lo,
-                     uint64_t key_hi, const ps_ckpt_array *arrays, size_t narrays, bool load,
-                     ps_ckpt_meta *meta, ps_ckpt_rank *ranks, uint32_t rank_room, file_info *fi,
-                     ps_error *err)
+ * says what it holds). With load set the data goes into the arrays and the
+ * tables (call only after a check pass; the tables are cleared first, and
+ * again when the file fails after that). */
+static int read_file(const char *path, const shard_layout *my, bool load, ps_ckpt_meta *meta,
+                     ps_ckpt_rank *ranks, uint32_t rank_room, file_info *fi, ps_error *err)
 {
     int fd = -1;
     const char *kind = NULL;
@@ -488,9 +729,11 @@ static int read_file(const char *path, const char *job, uint32_t shard, uint64_t
     if (orc != 0)
         return ps_error_set(err, PS_EIO, "cannot open: %s", strerror(errno));
     int rc = PS_EPROTO;
+    bool cleared = false;
     unsigned char *scratch = NULL;
     struct stat st;
     disk_header *h = &fi->h;
+    fi->ntables = 0;
     if (ranks == NULL)
         rank_room = 0;
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -507,7 +750,7 @@ static int read_file(const char *path, const char *job, uint32_t shard, uint64_t
         goto close_fd;
     }
     h->job[sizeof h->job - 1] = '\0';
-    if (memcmp(h->magic, MAGIC, 8) != 0 || h->format != FORMAT) {
+    if (memcmp(h->magic, MAGIC, 8) != 0 || (h->format != FORMAT && h->format != FORMAT_TABLES)) {
         ps_error_set(err, PS_EPROTO, "not a psd checkpoint (format %" PRIu32 ")", h->format);
         goto close_fd;
     }
@@ -534,12 +777,15 @@ static int read_file(const char *path, const char *job, uint32_t shard, uint64_t
         }
         expect += e->count * sizeof(float);
     }
+    if (h->format == FORMAT_TABLES && (rc = read_table_dir(fd, fi, &crc, &expect, err)) != 0)
+        goto close_fd;
+    rc = PS_EPROTO;
     if (size != expect) {
         ps_error_set(err, PS_EPROTO, "%" PRIu64 " bytes, expected %" PRIu64 " (truncated or torn)",
                      size, expect);
         goto close_fd;
     }
-    bool mine = info_matches(fi, job, shard, key_lo, key_hi, arrays, narrays, NULL);
+    bool mine = info_matches(fi, my, NULL);
     scratch = malloc(IO_CHUNK);
     if (scratch == NULL) {
         rc = ps_error_set(err, PS_ENOMEM, "out of memory");
@@ -555,12 +801,22 @@ static int read_file(const char *path, const char *job, uint32_t shard, uint64_t
             ranks[i] = rk;
     }
     for (uint32_t i = 0; i < h->narrays; i++) {
-        void *into = load && mine ? arrays[i].data : NULL;
+        void *into = load && mine ? my->arrays[i].data : NULL;
         if (read_crc(fd, into, fi->e[i].count * sizeof(float), &crc, scratch) != 0) {
             rc = ps_error_set(err, PS_EIO, "cannot read array %s", fi->e[i].name);
             goto close_fd;
         }
     }
+    if (load && mine) {
+        tables_clear(my);
+        cleared = true;
+    }
+    for (uint32_t i = 0; i < fi->ntables; i++) {
+        const ps_ckpt_table *into = load && mine ? &my->tables[i] : NULL;
+        if ((rc = read_table_rows(fd, &fi->t[i], into, &crc, scratch, err)) != 0)
+            goto close_fd;
+    }
+    rc = PS_EPROTO;
     unsigned char trailer[TRAILER_BYTES];
     uint32_t stored;
     if (read_all(fd, trailer, sizeof trailer) != 0 || memcmp(trailer + 8, END_MAGIC, 8) != 0) {
@@ -572,7 +828,7 @@ static int read_file(const char *path, const char *job, uint32_t shard, uint64_t
         ps_error_set(err, PS_EPROTO, "checksum mismatch (corrupt)");
         goto close_fd;
     }
-    if (!info_matches(fi, job, shard, key_lo, key_hi, arrays, narrays, err)) {
+    if (!info_matches(fi, my, err)) {
         rc = PS_EJOB;
         goto close_fd;
     }
@@ -590,18 +846,28 @@ static int read_file(const char *path, const char *job, uint32_t shard, uint64_t
     }
     rc = 0;
 close_fd:
+    if (rc != 0 && cleared)
+        tables_clear(my); /* no half of a file's rows */
     free(scratch);
     close(fd);
     return rc;
+}
+
+int ps_checkpoint_verify_tables(const char *path, const char *job, uint32_t shard, uint64_t key_lo,
+                                uint64_t key_hi, const ps_ckpt_array *arrays, size_t narrays,
+                                const ps_ckpt_table *tables, size_t ntables, ps_error *err)
+{
+    file_info fi;
+    shard_layout my = {job, shard, key_lo, key_hi, arrays, narrays, tables, ntables};
+    return read_file(path, &my, false, NULL, NULL, 0, &fi, err);
 }
 
 int ps_checkpoint_verify(const char *path, const char *job, uint32_t shard, uint64_t key_lo,
                          uint64_t key_hi, const ps_ckpt_array *arrays, size_t narrays,
                          ps_error *err)
 {
-    file_info fi;
-    return read_file(path, job, shard, key_lo, key_hi, arrays, narrays, false, NULL, NULL, 0, &fi,
-                     err);
+    return ps_checkpoint_verify_tables(path, job, shard, key_lo, key_hi, arrays, narrays, NULL, 0,
+                                       err);
 }
 
 /* The optimizer state a layout holds, as `"m", "v"` or `none`. */
@@ -617,13 +883,52 @@ static void state_names(char *out, size_t cap, const char *const *names, size_t 
         used += (size_t)snprintf(out + used, cap - used, "%s\"%s\"", i > 1 ? ", " : "", names[i]);
 }
 
+/* The line that refuses dir for a file whose tables differ from the
+ * shard's (its arrays match). */
+static int refuse_tables(const char *dir, const char *slash, const file_info *fi,
+                         const shard_layout *my, ps_error *err)
+{
+    const char *job = fi->h.job;
+    if (fi->ntables != my->ntables)
+        return ps_error_set(err, PS_ECONFIG,
+                            "%s%s: holds checkpoints of job \"%s\" with %" PRIu32
+                            " sparse tables, this job has %zu: " REFUSE_HINT,
+                            dir, slash, job, fi->ntables, my->ntables);
+    for (size_t i = 0; i < my->ntables; i++) {
+        const disk_table *d = &fi->t[i];
+        const ps_ckpt_table *t = &my->tables[i];
+        if (strcmp(d->name, t->name) != 0)
+            return ps_error_set(err, PS_ECONFIG,
+                                "%s%s: holds checkpoints of job \"%s\" with table \"%s\", this "
+                                "job has \"%s\": " REFUSE_HINT,
+                                dir, slash, job, d->name, t->name);
+        if (d->dim != t->dim)
+            return ps_error_set(
+                err, PS_ECONFIG,
+                "%s%s: holds checkpoints of job \"%s\" with table %s of dim %" PRIu32
+                ", this job has dim %" PRIu32 ": " REFUSE_HINT,
+                dir, slash, job, d->name, d->dim, t->dim);
+        if (d->layout != t->layout || d->row_floats != t->row_floats)
+            return ps_error_set(err, PS_ECONFIG,
+                                "%s%s: holds checkpoints of job \"%s\" with table %s kept by "
+                                "optimizer %s, this job has %s: " REFUSE_HINT,
+                                dir, slash, job, d->name, ps_optim_name(d->layout),
+                                ps_optim_name(t->layout));
+    }
+    return ps_error_set(err, PS_ECONFIG, "%s%s: holds checkpoints of another layout: " REFUSE_HINT,
+                        dir, slash);
+}
+
 /* The one line that refuses dir for the whole file fi of another job or
  * layout: what it holds against what this shard has. */
-static int refuse_folder(const char *dir, const file_info *fi, const char *job, uint32_t shard,
-                         uint64_t key_lo, uint64_t key_hi, const ps_ckpt_array *arrays,
-                         size_t narrays, ps_error *err)
+static int refuse_folder(const char *dir, const file_info *fi, const shard_layout *my,
+                         ps_error *err)
 {
     const disk_header *h = &fi->h;
+    const char *job = my->job;
+    uint64_t key_lo = my->key_lo, key_hi = my->key_hi;
+    const ps_ckpt_array *arrays = my->arrays;
+    size_t narrays = my->narrays;
     size_t len = strlen(dir);
     const char *slash = len > 0 && dir[len - 1] == '/' ? "" : "/";
     if (strcmp(h->job, job) != 0)
@@ -631,11 +936,11 @@ static int refuse_folder(const char *dir, const file_info *fi, const char *job, 
             err, PS_ECONFIG,
             "%s%s: holds checkpoints of job \"%s\", this job is \"%s\": " REFUSE_HINT, dir, slash,
             h->job, job);
-    if (h->shard != shard)
+    if (h->shard != my->shard)
         return ps_error_set(err, PS_ECONFIG,
                             "%s%s: holds checkpoints of job \"%s\" shard %" PRIu32
                             ", this is shard %" PRIu32 ": " REFUSE_HINT,
-                            dir, slash, h->job, h->shard, shard);
+                            dir, slash, h->job, h->shard, my->shard);
     if (h->key_hi - h->key_lo != key_hi - key_lo)
         return ps_error_set(err, PS_ECONFIG,
                             "%s%s: holds checkpoints of job \"%s\" with %" PRIu64
@@ -671,15 +976,19 @@ static int refuse_folder(const char *dir, const file_info *fi, const char *job, 
                                 "], this job has %s[%" PRIu64 "]: " REFUSE_HINT,
                                 dir, slash, h->job, fi->e[i].name, fi->e[i].count, arrays[i].name,
                                 arrays[i].count);
-    return ps_error_set(err, PS_ECONFIG, "%s%s: holds checkpoints of another layout: " REFUSE_HINT,
-                        dir, slash);
+    return refuse_tables(dir, slash, fi, my, err);
 }
 
-int ps_checkpoint_load(ps_ckpt_folder *f, const char *job, uint32_t shard, uint64_t key_lo,
-                       uint64_t key_hi, ps_ckpt_array *arrays, size_t narrays, ps_ckpt_meta *meta,
-                       char *path_out, size_t cap, const ps_log *log, ps_error *err)
+int ps_checkpoint_load_tables(ps_ckpt_folder *f, const char *job, uint32_t shard, uint64_t key_lo,
+                              uint64_t key_hi, ps_ckpt_array *arrays, size_t narrays,
+                              const ps_ckpt_table *tables, size_t ntables, ps_ckpt_meta *meta,
+                              char *path_out, size_t cap, const ps_log *log, ps_error *err)
 {
     const char *dir = f->dir;
+    shard_layout my = {job, shard, key_lo, key_hi, arrays, narrays, tables, ntables};
+    if (ntables > PS_CKPT_MAX_TABLES)
+        return ps_error_set(err, PS_EINVAL, "checkpoint: %zu tables (limit %d)", ntables,
+                            PS_CKPT_MAX_TABLES);
     ckpt_file *files;
     size_t n;
     if (list_files(dir, job, shard, &files, &n) != 0) {
@@ -703,10 +1012,9 @@ int ps_checkpoint_load(ps_ckpt_folder *f, const char *job, uint32_t shard, uint6
         file_info fi;
         ps_error why;
         ps_error_clear(&why);
-        int r = read_file(path, job, shard, key_lo, key_hi, arrays, narrays, false, NULL, NULL, 0,
-                          &fi, &why);
+        int r = read_file(path, &my, false, NULL, NULL, 0, &fi, &why);
         if (r == PS_EJOB) {
-            rc = refuse_folder(dir, &fi, job, shard, key_lo, key_hi, arrays, narrays, err);
+            rc = refuse_folder(dir, &fi, &my, err);
             goto done;
         }
         if (r == PS_ENOMEM) {
@@ -727,8 +1035,7 @@ int ps_checkpoint_load(ps_ckpt_folder *f, const char *job, uint32_t shard, uint6
         file_info fi;
         ps_error why;
         ps_error_clear(&why);
-        if (rc == 1 && read_file(path, job, shard, key_lo, key_hi, arrays, narrays, true, meta,
-                                 f->ranks, f->rank_room, &fi, &why) != 0) {
+        if (rc == 1 && read_file(path, &my, true, meta, f->ranks, f->rank_room, &fi, &why) != 0) {
             PS_LOG_W(log, "checkpoint %s skipped: %s", path, why.msg); /* changed under us */
             continue;
         }
@@ -746,4 +1053,12 @@ done:
     free(valid);
     free(files);
     return rc;
+}
+
+int ps_checkpoint_load(ps_ckpt_folder *f, const char *job, uint32_t shard, uint64_t key_lo,
+                       uint64_t key_hi, ps_ckpt_array *arrays, size_t narrays, ps_ckpt_meta *meta,
+                       char *path_out, size_t cap, const ps_log *log, ps_error *err)
+{
+    return ps_checkpoint_load_tables(f, job, shard, key_lo, key_hi, arrays, narrays, NULL, 0, meta,
+                                     path_out, cap, log, err);
 }

@@ -1,12 +1,14 @@
-/* checkpoint.h — a shard's state on disk: θ, the optimizer's arrays and the
- * counters needed to go on (model version, update count), in one file with a
- * checksum. Written to a temporary file, fsync'd, renamed and the folder
- * fsync'd, so a crash leaves the previous checkpoint or the new one, never a
- * mix; a file that does not check out (truncated, bit-flipped) is skipped on
- * load with a warning, and a whole file of another job or model under this
- * job's names makes the folder refused. Files are named
- * <job>-shard<i>-<version>.ckpt; the newest `keep` of those psd verified or
- * wrote itself are kept, and no other file is ever deleted. */
+/* checkpoint.h — a shard's state on disk: θ, the optimizer's arrays, the
+ * live rows of its sparse tables (format 2; a file without tables is
+ * format 1, as before tables existed) and the counters needed to go on
+ * (model version, update count), in one file with a checksum. Written to
+ * a temporary file, fsync'd, renamed and the folder fsync'd, so a crash
+ * leaves the previous checkpoint or the new one, never a mix; a file that
+ * does not check out (truncated, bit-flipped) is skipped on load with a
+ * warning, and a whole file of another job or model under this job's names
+ * makes the folder refused. Files are named <job>-shard<i>-<version>.ckpt;
+ * the newest `keep` of those psd verified or wrote itself are kept, and no
+ * other file is ever deleted. */
 #ifndef PS_CHECKPOINT_H
 #define PS_CHECKPOINT_H
 
@@ -28,6 +30,29 @@ typedef struct ps_ckpt_array {
     float *data; /* write: read from; load: written into (count floats) */
     uint64_t count;
 } ps_ckpt_array;
+
+/* One sparse table of the shard as a checkpoint sees it (table.h makes
+ * them: ps_table_ckpt): its layout, which a file must match, and callbacks
+ * to its owner. A row is its key, its last-updated version and row_floats
+ * floats (weights and optimizer state as the table keeps them). */
+#define PS_CKPT_MAX_TABLES     8
+#define PS_CKPT_ROW_FLOATS_MAX 4096
+typedef struct ps_ckpt_table {
+    char name[PS_CKPT_NAME_MAX];
+    uint32_t dim;        /* floats of a row's weights */
+    uint32_t row_floats; /* floats stored per row, 1 to PS_CKPT_ROW_FLOATS_MAX */
+    uint32_t layout;     /* what the floats are (the optimizer, ps_optim_type) */
+    uint64_t rows;       /* write: the live rows scan gives */
+    void *ctx;
+    /* write: up to max rows from cursor (0 to start) into keys, versions and
+     * floats (row_floats each); *next 0 when done. Returns the rows given. */
+    size_t (*scan)(void *ctx, uint64_t cursor, size_t max, uint64_t *keys, uint64_t *versions,
+                   float *floats, uint64_t *next);
+    /* load: stores one row; a negative PS_E code refuses the file */
+    int (*restore)(void *ctx, uint64_t key, uint64_t version, const float *floats);
+    /* load: drops every row (before a file's rows, and after a failed load) */
+    void (*clear)(void *ctx);
+} ps_ckpt_table;
 
 #define PS_CKPT_MAX_RANKS 4096
 #define PS_CKPT_RANK_SEQ  1u /* ps_ckpt_rank.flags: last_seq holds */
@@ -97,6 +122,19 @@ int ps_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta, const ps_ck
                         size_t narrays, char *path_out, size_t cap, uint64_t *bytes_out,
                         ps_error *err);
 
+/* ps_checkpoint_write with the shard's sparse tables too (at most
+ * PS_CKPT_MAX_TABLES; none: the same file as ps_checkpoint_write's, format
+ * 1). Every row is pulled through each table's scan on the calling thread,
+ * which must own the tables for the time of the write; with
+ * f->finite_only a NaN or inf in a row is PS_EDIVERGED ("table w holds a
+ * non-finite value at key K"). PS_ESTATE when a scan gives another number
+ * of rows than the table's rows said; PS_EINVAL for too many tables or a
+ * row_floats out of range. */
+int ps_checkpoint_write_tables(ps_ckpt_folder *f, const ps_ckpt_meta *meta,
+                               const ps_ckpt_array *arrays, size_t narrays,
+                               const ps_ckpt_table *tables, size_t ntables, char *path_out,
+                               size_t cap, uint64_t *bytes_out, ps_error *err);
+
 /* Checks every checkpoint of job/shard in f's folder, remembers the valid
  * ones as known, and loads the newest valid one into the arrays (names and
  * counts must match the file's), *meta and its per-rank state into
@@ -114,6 +152,19 @@ int ps_checkpoint_load(ps_ckpt_folder *f, const char *job, uint32_t shard, uint6
                        uint64_t key_hi, ps_ckpt_array *arrays, size_t narrays, ps_ckpt_meta *meta,
                        char *path_out, size_t cap, const ps_log *log, ps_error *err);
 
+/* ps_checkpoint_load with the shard's sparse tables: their number and each
+ * one's name, dim, row_floats and layout are part of the layout a file
+ * must match (another one refuses the folder, PS_ECONFIG, as for the
+ * arrays; a format-1 file holds no table). Once a file is chosen every
+ * table is cleared and its rows go through restore; should the file fail
+ * while being loaded (it changed under us, or a restore refused a row: a
+ * warning), the tables are cleared again and the next valid file is
+ * tried. */
+int ps_checkpoint_load_tables(ps_ckpt_folder *f, const char *job, uint32_t shard, uint64_t key_lo,
+                              uint64_t key_hi, ps_ckpt_array *arrays, size_t narrays,
+                              const ps_ckpt_table *tables, size_t ntables, ps_ckpt_meta *meta,
+                              char *path_out, size_t cap, const ps_log *log, ps_error *err);
+
 /* Checks one checkpoint file against job/shard/range and the arrays' names
  * and counts without loading it: 0; PS_EIO or PS_EPROTO when it is damaged
  * (truncated, torn, checksum); PS_EJOB when it is whole but of another job,
@@ -121,5 +172,10 @@ int ps_checkpoint_load(ps_ckpt_folder *f, const char *job, uint32_t shard, uint6
 int ps_checkpoint_verify(const char *path, const char *job, uint32_t shard, uint64_t key_lo,
                          uint64_t key_hi, const ps_ckpt_array *arrays, size_t narrays,
                          ps_error *err);
+
+/* ps_checkpoint_verify with the tables' layouts too. */
+int ps_checkpoint_verify_tables(const char *path, const char *job, uint32_t shard, uint64_t key_lo,
+                                uint64_t key_hi, const ps_ckpt_array *arrays, size_t narrays,
+                                const ps_ckpt_table *tables, size_t ntables, ps_error *err);
 
 #endif

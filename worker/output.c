@@ -1,7 +1,7 @@
 /* output.c — the final model as NumPy .npy files plus manifest.json, the
  * run's summary and training curves (ps_train_result_write_json and
- * ps_train_result_write_curves of trainer.h, in the formats of report_summary.h and report_curves.h), and
- * the write-to-temporary-then-rename helper they share. */
+ * ps_train_result_write_curves of trainer.h, in the formats of report_summary.h and
+ * report_curves.h), and the write-to-temporary-then-rename helper they share. */
 #include "output.h"
 
 #include "report_curves.h"
@@ -325,7 +325,7 @@ static int summary_of(const ps_train_result *r, const char *job, ps_report_summa
     /* the test figures go with a test set only, as report_summary.h's reader checks */
     return ps_report_summary_curve_add(s, r->rank, r->epoch_every ? r->epoch_every : 1,
                                        r->epoch_points, r->epoch_train_loss,
-                                       r->has_test ? r->epoch_test_metric : NULL);
+                                       r->has_test ? r->epoch_test_metric : NULL, NULL);
 }
 
 int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,

@@ -1,7 +1,7 @@
 /* test_report_curves.c — the training curves' SVG drawn from a summary:
  * the title names job, model, mode and codec, a line per worker in each
- * panel, a chart without a test set says so, and the file written holds
- * the same chart. */
+ * panel, a binary classifier's test AUC in a third panel, a chart without
+ * a test set says so, and the file written holds the same chart. */
 #include <check.h>
 
 #include "check_main.h"
@@ -60,8 +60,8 @@ START_TEST(curves_chart_names_job_model_mode_and_codec_with_a_line_per_worker)
     ps_report_summary s;
     summary_example(&s);
     double loss0[] = {0.7, 0.3, 0.2}, loss1[] = {0.6, 0.35, 0.25}, metric[] = {0.9, 0.95, 0.96};
-    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 3, loss0, metric), 0);
-    ck_assert_int_eq(ps_report_summary_curve_add(&s, 1, 1, 3, loss1, metric), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 3, loss0, metric, NULL), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 1, 1, 3, loss1, metric, NULL), 0);
     char *text = curves_text(&s, "fp16");
     /* the job's name is escaped: it came from a file */
     ck_assert_ptr_nonnull(strstr(text,
@@ -74,6 +74,37 @@ START_TEST(curves_chart_names_job_model_mode_and_codec_with_a_line_per_worker)
     ck_assert_uint_eq(count(text, "<polyline class=\"line\" data-rank=\"0\""), 2);
     ck_assert_uint_eq(count(text, "<polyline class=\"line\" data-rank=\"1\""), 2);
     ck_assert_ptr_nonnull(strstr(text, ">rank 1</text>"));
+    ck_assert_ptr_null(strstr(text, "test_auc")); /* no AUC in the summary: no panel */
+    ck_assert_uint_eq(count(text, "<g class=\"panel\""), 2);
+    free(text);
+    ps_report_summary_fini(&s);
+}
+END_TEST
+
+START_TEST(curves_chart_of_a_binary_classifier_draws_the_test_auc)
+{
+    ps_report_summary s;
+    summary_example(&s);
+    s.has_auc = true;
+    double loss[] = {0.7, 0.3, 0.2}, metric[] = {0.9, 0.95, 0.96}, auc[] = {0.95, 0.98, 0.99};
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 3, loss, metric, auc), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 1, 1, 3, loss, metric, auc), 0);
+    char *text = curves_text(&s, "none");
+    ck_assert_uint_eq(count(text, "<g class=\"panel\""), 3);
+    ck_assert_ptr_nonnull(strstr(text, "data-name=\"test_auc\""));
+    ck_assert_ptr_nonnull(strstr(text, ">test AUC</text>"));
+    ck_assert_uint_eq(count(text, "<polyline class=\"line\" data-rank=\"0\""), 3);
+    ck_assert_uint_eq(count(text, "<polyline class=\"line\" data-rank=\"1\""), 3);
+    free(text);
+    ps_report_summary_fini(&s);
+    /* without a test set both test panels say so */
+    summary_example(&s);
+    s.has_auc = true;
+    s.has_test = false;
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 3, loss, NULL, NULL), 0);
+    text = curves_text(&s, "none");
+    ck_assert_uint_eq(count(text, ">no test set</text>"), 2);
+    ck_assert_uint_eq(count(text, "<polyline "), 1);
     free(text);
     ps_report_summary_fini(&s);
 }
@@ -87,7 +118,7 @@ START_TEST(curves_chart_without_test_set_says_so)
     snprintf(s.metric_name, sizeof s.metric_name, "r2");
     snprintf(s.loss_name, sizeof s.loss_name, "mse");
     double loss[] = {2.0, 1.0};
-    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 2, loss, NULL), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 2, loss, NULL, NULL), 0);
     char *text = curves_text(&s, "none");
     ck_assert_ptr_nonnull(strstr(text, ">no test set</text>"));
     ck_assert_ptr_nonnull(strstr(text, ">training loss (mse)</text>"));
@@ -103,7 +134,7 @@ START_TEST(curves_file_write_holds_the_chart_curves_write_draws)
     ps_report_summary s;
     summary_example(&s);
     double loss[] = {0.7, 0.3}, metric[] = {0.9, 0.95};
-    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 2, loss, metric), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 2, loss, metric, NULL), 0);
     char dir[] = "/tmp/test_report_curves.XXXXXX", path[64];
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/curves.svg", dir);
@@ -130,6 +161,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, curves_chart_names_job_model_mode_and_codec_with_a_line_per_worker);
     tcase_add_test(tc, curves_chart_without_test_set_says_so);
+    tcase_add_test(tc, curves_chart_of_a_binary_classifier_draws_the_test_auc);
     tcase_add_test(tc, curves_file_write_holds_the_chart_curves_write_draws);
     suite_add_tcase(s, tc);
     return ps_check_run(s);

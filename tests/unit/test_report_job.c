@@ -1,6 +1,6 @@
 /* test_report_job.c — the job's summary psrun combines from its workers':
  * the loss weighed by each worker's samples, throughput and updates summed,
- * the rest from the lowest rank, a curve per worker. */
+ * the rest (the AUC too) from the lowest rank, a curve per worker. */
 #include <check.h>
 
 #include "check_main.h"
@@ -25,6 +25,8 @@ START_TEST(job_summary_weighs_the_workers_losses_by_their_samples)
     w0.updates = 10;
     w0.has_test = true;
     w0.test_metric = 0.9;
+    w0.has_auc = true;
+    w0.test_auc = 0.95;
     w0.version = 42;
     w1 = w0;
     w1.rank = 1;
@@ -32,9 +34,11 @@ START_TEST(job_summary_weighs_the_workers_losses_by_their_samples)
     w1.train_samples = 300;
     w1.samples_per_s = NAN; /* not known: left out of the sum */
     w1.test_metric = 0.5;
-    const double loss[2] = {2.0, 1.0}, metric[2] = {0.8, 0.9};
-    ck_assert_int_eq(ps_report_summary_curve_add(&w0, 0, 1, 2, loss, metric), 0);
-    ck_assert_int_eq(ps_report_summary_curve_add(&w1, 1, 1, 2, loss, metric), 0);
+    w1.test_auc = 0.6;
+    const double loss[2] = {2.0, 1.0}, metric[2] = {0.8, 0.9}, auc0[2] = {0.9, 0.95},
+                 auc1[2] = {0.55, 0.6};
+    ck_assert_int_eq(ps_report_summary_curve_add(&w0, 0, 1, 2, loss, metric, auc0), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&w1, 1, 1, 2, loss, metric, auc1), 0);
     ck_assert_int_eq(ps_report_job_add(&job, &sum, &w0), 0);
     ck_assert_int_eq(ps_report_job_add(&job, &sum, &w1), 0);
     ck_assert_int_eq(ps_report_job_end(&job, &sum, "digits", "ssp", 2, 7.5), 0);
@@ -42,6 +46,8 @@ START_TEST(job_summary_weighs_the_workers_losses_by_their_samples)
     ck_assert_double_eq(job.samples_per_s, 1000.0);
     ck_assert_uint_eq(job.updates, 20);
     ck_assert_double_eq(job.test_metric, 0.9); /* the lowest rank's */
+    ck_assert(job.has_auc);
+    ck_assert_double_eq(job.test_auc, 0.95);
     ck_assert_uint_eq(job.version, 42);
     ck_assert_str_eq(job.job, "digits");
     ck_assert_str_eq(job.mode, "ssp");
@@ -49,6 +55,8 @@ START_TEST(job_summary_weighs_the_workers_losses_by_their_samples)
     ck_assert_double_eq(job.wall_s, 7.5);
     ck_assert_uint_eq(job.ncurves, 2);
     ck_assert_uint_eq(job.curves[1].rank, 1);
+    ck_assert_double_eq(job.curves[1].test_auc[1], 0.6); /* each worker's own curve */
+    ck_assert_double_eq(job.curves[0].test_auc[0], 0.9);
     ck_assert_ptr_ne(job.curves, w0.curves); /* the job's own copies */
     ps_report_summary_fini(&w0);
     ps_report_summary_fini(&w1);

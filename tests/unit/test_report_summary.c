@@ -1,7 +1,8 @@
 /* test_report_summary.c — the summary JSON psworker and psrun write and
  * psrun reads: written and read back (null for a number that is not finite;
- * curves, staleness and ranks), and refused, naming what is wrong, when a
- * figure, a key or a curve does not fit. */
+ * curves, staleness and ranks; a binary classifier's AUC, and none for other
+ * models or a summary from before it), and refused, naming what is wrong,
+ * when a figure, a key or a curve does not fit. */
 #include <check.h>
 
 #include "check_main.h"
@@ -87,7 +88,11 @@ static void summary_assert_equal(const ps_report_summary *a, const ps_report_sum
         ck_assert_uint_eq(x->every, y->every);
         ck_assert_uint_eq(x->n, y->n);
         ck_assert((x->test_metric == NULL) == (y->test_metric == NULL));
+        ck_assert((x->test_auc == NULL) == (y->test_auc == NULL));
         for (uint32_t k = 0; k < x->n; k++) {
+            if (x->test_auc)
+                ck_assert(x->test_auc[k] == y->test_auc[k] ||
+                          (isnan(x->test_auc[k]) && isnan(y->test_auc[k])));
             ck_assert(x->train_loss[k] == y->train_loss[k] ||
                       (isnan(x->train_loss[k]) && isnan(y->train_loss[k])));
             if (x->test_metric)
@@ -144,8 +149,8 @@ START_TEST(summary_keeps_each_workers_curve_with_null_for_epochs_not_reached)
     s.rank = -1;
     double loss0[] = {0.7, 0.3, NAN, 0.125}, metric0[] = {0.9, 0.95, NAN, 0.96};
     double loss1[] = {0.5, 0.25, 0.2, INFINITY}, metric1[] = {0.9, 0.95, 0.94, 0.96};
-    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 4, loss0, metric0), 0);
-    ck_assert_int_eq(ps_report_summary_curve_add(&s, 1, 1, 4, loss1, metric1), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 4, loss0, metric0, NULL), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 1, 1, 4, loss1, metric1, NULL), 0);
     loss0[0] = 99.0; /* the summary holds copies */
     char *text;
     ps_error err = {0};
@@ -190,10 +195,11 @@ START_TEST(summary_curve_add_refuses_a_curve_past_the_limits)
     ps_report_summary s;
     ps_report_summary_init(&s);
     double x[2] = {1.0, 2.0};
-    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 0, 2, x, NULL), PS_EINVAL);
-    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, PS_REPORT_EPOCHS_MAX + 1, x, NULL),
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 0, 2, x, NULL, NULL), PS_EINVAL);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, PS_REPORT_EPOCHS_MAX + 1, x, NULL, NULL),
                      PS_EINVAL);
-    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 0, NULL, NULL), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 2, x, NULL, x), PS_EINVAL);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 0, NULL, NULL, NULL), 0);
     ck_assert_uint_eq(s.ncurves, 1);
     ps_report_summary_fini(&s);
 }
@@ -233,7 +239,7 @@ START_TEST(summary_with_a_curve_that_does_not_fit_is_refused)
     ps_report_summary s, q;
     summary_example(&s);
     double loss[] = {0.5, 0.25}, metric[] = {0.9, 0.95};
-    ck_assert_int_eq(ps_report_summary_curve_add(&s, 1, 1, 2, loss, metric), 0);
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 1, 1, 2, loss, metric, NULL), 0);
     ps_error err = {0};
     ck_assert_int_eq(
         summary_edited(&s, "\"test_metric\": [ 0.9, 0.95 ]", "\"test_metric\": [ 0.9 ]", &q, &err),
@@ -343,6 +349,125 @@ START_TEST(summary_with_nan_literal_or_missing_key_is_refused)
 }
 END_TEST
 
+/* summary_example as a binary classifier's, with its AUC and a curve. */
+static void summary_auc_example(ps_report_summary *s)
+{
+    summary_example(s);
+    s->has_auc = true;
+    s->test_auc = 0.9912;
+    s->auc = s->test_auc;
+    s->train_auc = 0.996875;
+    double loss[] = {0.5, 0.25}, metric[] = {0.9, 0.95}, auc[] = {0.97, 0.9912};
+    ck_assert_int_eq(ps_report_summary_curve_add(s, 1, 1, 2, loss, metric, auc), 0);
+}
+
+START_TEST(summary_of_a_binary_classifier_carries_its_auc)
+{
+    ps_report_summary s, q;
+    summary_auc_example(&s);
+    char *text;
+    ps_error err = {0};
+    ck_assert_int_eq(summary_round_trip(&s, &q, &text, &err), 0);
+    ck_assert_ptr_nonnull(strstr(text, "\"test_loss\": { \"name\": \"log_loss\", \"value\": "
+                                       "0.0812345678901234 }, \"test_auc\": { \"name\": \"auc\", "
+                                       "\"value\": 0.9912 }, \"metrics\": {"));
+    ck_assert_ptr_nonnull(strstr(text, "\"train_log_loss\": 0.3333333333333333, \"auc\": 0.9912, "
+                                       "\"train_auc\": 0.996875, \"train_loss_last_epoch\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"test_metric\": [ 0.9, 0.95 ], \"test_auc\": [ 0.97, "
+                                       "0.9912 ] }"));
+    free(text);
+    ck_assert(q.has_auc);
+    ck_assert_double_eq(q.test_auc, 0.9912);
+    ck_assert_double_eq(q.train_auc, 0.996875);
+    ck_assert_double_eq(q.curves[0].test_auc[1], 0.9912);
+    summary_assert_equal(&s, &q);
+    ps_report_summary_fini(&s);
+    ps_report_summary_fini(&q);
+}
+END_TEST
+
+START_TEST(summary_of_a_binary_classifier_without_test_set_has_null_test_auc)
+{
+    ps_report_summary s, q;
+    summary_example(&s);
+    s.has_test = false;
+    s.test_metric = s.test_loss = NAN; /* written null: read back NAN */
+    s.has_auc = true;
+    s.auc = s.train_auc = 0.5; /* the shard's */
+    double loss[] = {0.5};
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 1, loss, NULL, NULL), 0);
+    char *text;
+    ps_error err = {0};
+    ck_assert_int_eq(summary_round_trip(&s, &q, &text, &err), 0);
+    ck_assert_ptr_nonnull(strstr(text, "\"test_loss\": null, \"test_auc\": null"));
+    ck_assert_ptr_nonnull(strstr(text, "\"auc\": 0.5, \"train_auc\": 0.5"));
+    ck_assert_ptr_nonnull(strstr(text, "\"test_metric\": null, \"test_auc\": null }"));
+    free(text);
+    ck_assert(q.has_auc && !q.has_test && isnan(q.test_auc));
+    summary_assert_equal(&s, &q);
+    ps_report_summary_fini(&s);
+    ps_report_summary_fini(&q);
+}
+END_TEST
+
+START_TEST(summary_of_other_models_or_from_before_the_auc_has_none)
+{
+    /* summary_example is such a summary: no key names an AUC, and it reads
+     * back without one */
+    ps_report_summary s, q;
+    summary_example(&s);
+    double loss[] = {0.5}, metric[] = {0.9};
+    ck_assert_int_eq(ps_report_summary_curve_add(&s, 0, 1, 1, loss, metric, NULL), 0);
+    char *text;
+    ps_error err = {0};
+    ck_assert_int_eq(summary_round_trip(&s, &q, &text, &err), 0);
+    ck_assert_ptr_null(strstr(text, "auc"));
+    free(text);
+    ck_assert(!q.has_auc);
+    ck_assert(isnan(q.test_auc) && isnan(q.auc) && isnan(q.train_auc));
+    ck_assert_ptr_null(q.curves[0].test_auc);
+    summary_assert_equal(&s, &q);
+    ps_report_summary_fini(&q);
+    /* a curve with AUC figures in a summary without "test_auc" is refused */
+    ck_assert_int_eq(summary_edited(&s, "\"test_metric\": [ 0.9 ]",
+                                    "\"test_metric\": [ 0.9 ], \"test_auc\": [ 0.9 ]", &q, &err),
+                     PS_EDATA);
+    ck_assert_str_eq(err.msg, ": curves[0]: \"test_auc\", and the summary has no \"test_auc\"");
+    ps_report_summary_fini(&s);
+}
+END_TEST
+
+START_TEST(summary_with_auc_figures_that_do_not_fit_is_refused)
+{
+    ps_report_summary s, q;
+    summary_auc_example(&s);
+    ps_error err = {0};
+    ck_assert_int_eq(
+        summary_edited(&s, "\"test_auc\": [ 0.97, 0.9912 ]", "\"test_auc\": [ 0.97 ]", &q, &err),
+        PS_EDATA);
+    ck_assert_str_eq(err.msg, ": curves[0]: 1 test AUC figures for 2 epochs");
+    ck_assert_int_eq(
+        summary_edited(&s, "\"test_auc\": [ 0.97, 0.9912 ]", "\"test_auc\": null", &q, &err),
+        PS_EDATA);
+    ck_assert_str_eq(err.msg, ": curves[0]: \"test_auc\" is null, and the summary has a test set");
+    ck_assert_int_eq(summary_edited(&s, ", \"test_auc\": [ 0.97, 0.9912 ]", "", &q, &err),
+                     PS_EDATA);
+    ck_assert_str_eq(err.msg, ": curves[0]: no \"test_auc\"");
+    ck_assert_int_eq(summary_edited(&s, "\"test_auc\": { \"name\": \"auc\", \"value\": 0.9912 }",
+                                    "\"test_auc\": null", &q, &err),
+                     PS_EDATA);
+    ck_assert_str_eq(err.msg, ": \"test_auc\" is null, and test_metric is an object");
+    ck_assert_int_eq(summary_edited(&s, "{ \"name\": \"auc\",", "{ \"name\": \"roc\",", &q, &err),
+                     PS_EDATA);
+    ck_assert_str_eq(err.msg, ": \"test_auc\" names roc, not auc");
+    ck_assert_int_eq(
+        summary_edited(&s, "\"train_auc\": 0.996875", "\"train_acu\": 0.996875", &q, &err),
+        PS_EDATA);
+    ck_assert_str_eq(err.msg, ": metrics: no \"train_auc\"");
+    ps_report_summary_fini(&s);
+}
+END_TEST
+
 START_TEST(summary_file_write_reads_back_as_written)
 {
     ps_report_summary s, q;
@@ -373,6 +498,10 @@ int main(void)
     tcase_add_test(tc, summary_curve_add_refuses_a_curve_past_the_limits);
     tcase_add_test(tc, summary_with_a_curve_that_does_not_fit_is_refused);
     tcase_add_test(tc, summary_file_write_reads_back_as_written);
+    tcase_add_test(tc, summary_of_a_binary_classifier_carries_its_auc);
+    tcase_add_test(tc, summary_of_a_binary_classifier_without_test_set_has_null_test_auc);
+    tcase_add_test(tc, summary_of_other_models_or_from_before_the_auc_has_none);
+    tcase_add_test(tc, summary_with_auc_figures_that_do_not_fit_is_refused);
     suite_add_tcase(s, tc);
     return ps_check_run(s);
 }

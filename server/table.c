@@ -1,0 +1,976 @@
+/* table.c — a shard of a sparse table: rows in chunks of virtual memory that
+ * are mapped when first needed and never moved, an open-addressing index
+ * from keys to row ids, a count-min sketch for admission, a clock hand for
+ * idle eviction, sampled LRU at the cap, and a hash map accumulating a sync
+ * round. The update rules mirror optim.c's, per row. */
+#include "table.h"
+
+#include "optim.h"
+#include "util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* A float that may sit at any address: gradients come straight from frames. */
+typedef float float_u __attribute__((aligned(1)));
+
+#define NONE             UINT32_MAX
+#define ROWS_LIMIT       (UINT32_MAX - 1u) /* row ids fit 32 bits, NONE spare */
+#define PAGE_BYTES       ((size_t)4096)
+#define CHUNK_BYTES_MIN  ((size_t)16 << 20) /* a chunk's records, at least */
+#define CHUNK_ROWS_MIN   4096u
+#define CHUNK_ROWS_MAX   (1u << 20)
+#define INDEX_BITS_MIN   10 /* 1024 slots */
+#define SAMPLE_ROWS      16 /* rows an eviction at the cap compares */
+#define SKETCH_DEPTH     4
+#define SKETCH_BITS      20
+#define SKETCH_WIDTH     (1u << SKETCH_BITS)
+#define ACC_KEYS_MIN     64
+#define REC_HEAD         12u /* a record's key and version, before its floats */
+#define VERSION_AGES_MAX UINT64_C(0xFFFFFFFF)
+
+struct ps_table {
+    char name[PS_TABLE_NAME_MAX];
+    uint32_t index, dim, rf, zero_prefix;
+    ps_optim_type type;
+    float lr, inv_lr, l1, l2, eps, beta;
+    bool init_zero;     /* every row starts at 0 */
+    uint64_t seed_bits; /* of the job's seed and the table's name */
+    uint64_t lo, last;
+    uint32_t min_count;
+    uint64_t idle_versions; /* 0: never */
+    uint32_t cap_rows;      /* max_rows, or ROWS_LIMIT */
+
+    /* rows: record r is chunk r >> cshift, slot r & cmask; a chunk is a
+     * liveness bitmap (a page multiple), then records of rec_bytes: key
+     * (8 bytes, unaligned), last-updated version (4), rf floats */
+    unsigned char **chunks;
+    uint32_t nchunks, chunks_max;
+    unsigned cshift;
+    uint32_t cmask;
+    size_t rec_bytes, bits_bytes, chunk_bytes;
+    uint32_t next_rid;  /* ids below were used at some point */
+    uint32_t free_head; /* dead rows' ids, linked through their key field */
+    uint64_t live;
+    bool grow_failed; /* memory for rows or the index could not be had: at the cap */
+
+    /* index: tags (0 empty) and row ids, icap = 2^ibits slots, one mapping */
+    unsigned char *imap;
+    uint8_t *tags;
+    uint32_t *ids;
+    uint64_t icap;
+    unsigned ibits;
+
+    uint32_t *sketch; /* SKETCH_DEPTH rows of SKETCH_WIDTH; NULL with min_count <= 1 */
+
+    /* the open round: entries in first-touch order, their hash slots */
+    uint64_t *acc_keys;
+    uint32_t *acc_slot;
+    float *acc_vals;     /* dim floats an entry */
+    uint32_t *acc_index; /* entry + 1, 0 empty; 2 · acc_cap slots */
+    size_t acc_n, acc_cap;
+
+    uint64_t now;  /* the newest version seen */
+    uint32_t hand; /* idle eviction's clock hand */
+    uint64_t rng;
+    uint64_t admitted, not_admitted, evicted_idle, evicted_cap;
+};
+
+/* ---- hashing and random numbers ---- */
+
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* The index's hash: keys are hashes already, but need not be good ones. */
+static inline uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t rng_next(ps_table *t)
+{
+    uint64_t x = t->rng; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    t->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* ---- shards ---- */
+
+void ps_table_range(uint32_t shard, uint32_t nshards, uint64_t *lo, uint64_t *last)
+{
+    /* lo_i = ceil(i·2^64 / S): the first k with floor(k·S / 2^64) = i */
+    unsigned __int128 s = nshards;
+    unsigned __int128 a = ((unsigned __int128)shard << 64),
+                      b = ((unsigned __int128)(shard + 1ull) << 64);
+    *lo = (uint64_t)((a + s - 1) / s);
+    *last = (uint64_t)((b + s - 1) / s - 1);
+}
+
+uint32_t ps_table_shard_of(uint64_t key, uint32_t nshards)
+{
+    return (uint32_t)(((unsigned __int128)key * nshards) >> 64);
+}
+
+/* ---- rows ---- */
+
+static inline unsigned char *rec_of(const ps_table *t, uint32_t r)
+{
+    return t->chunks[r >> t->cshift] + t->bits_bytes + (size_t)(r & t->cmask) * t->rec_bytes;
+}
+
+static inline uint64_t rec_key(const unsigned char *rec)
+{
+    uint64_t k;
+    memcpy(&k, rec, sizeof k);
+    return k;
+}
+
+static inline void rec_key_set(unsigned char *rec, uint64_t k)
+{
+    memcpy(rec, &k, sizeof k);
+}
+
+static inline uint32_t *rec_version(unsigned char *rec)
+{
+    return (uint32_t *)(void *)(rec + 8); /* records are 4-aligned */
+}
+
+static inline float *rec_floats(unsigned char *rec)
+{
+    return (float *)(void *)(rec + REC_HEAD);
+}
+
+static inline uint64_t *live_word(const ps_table *t, uint32_t r)
+{
+    return (uint64_t *)(void *)t->chunks[r >> t->cshift] + ((r & t->cmask) >> 6);
+}
+
+static inline bool row_live(const ps_table *t, uint32_t r)
+{
+    return (*live_word(t, r) >> (r & 63)) & 1u;
+}
+
+/* The first live row at or after r, or next_rid; whole bitmap words at a time. */
+static uint32_t next_live(const ps_table *t, uint64_t r)
+{
+    while (r < t->next_rid) {
+        uint64_t w = *live_word(t, (uint32_t)r) >> (r & 63);
+        if (w != 0) {
+            r += (uint64_t)__builtin_ctzll(w);
+            break;
+        }
+        r = (r | 63) + 1;
+    }
+    return r < t->next_rid ? (uint32_t)r : t->next_rid;
+}
+
+static unsigned char *chunk_map(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* advice only */
+    return p;
+}
+
+/* The id for a new row: a dead row's, else the next never used (mapping
+ * its chunk when it is the first of one), or NONE at the cap or when no
+ * chunk can be had (then from now on). */
+static uint32_t rid_take(ps_table *t)
+{
+    uint32_t r = t->free_head;
+    if (r != NONE) {
+        t->free_head = (uint32_t)rec_key(rec_of(t, r));
+        return r;
+    }
+    if (t->next_rid >= t->cap_rows || t->grow_failed)
+        return NONE;
+    uint32_t c = t->next_rid >> t->cshift;
+    if (c >= t->nchunks) {
+        unsigned char *m = c < t->chunks_max ? chunk_map(t->chunk_bytes) : NULL;
+        if (m == NULL) {
+            t->grow_failed = true;
+            return NONE;
+        }
+        t->chunks[t->nchunks++] = m;
+    }
+    return t->next_rid++;
+}
+
+/* ---- the index ---- */
+
+static inline uint8_t tag_of(uint64_t h)
+{
+    uint8_t g = (uint8_t)h;
+    return g != 0 ? g : 1;
+}
+
+static inline uint64_t home_of(const ps_table *t, uint64_t h)
+{
+    return h >> (64 - t->ibits);
+}
+
+/* key's row id, or NONE; *slot gets the slot holding it, or the empty slot
+ * where it would go. */
+static uint32_t index_find(const ps_table *t, uint64_t key, uint64_t *slot)
+{
+    uint64_t h = mix(key), mask = t->icap - 1, i = home_of(t, h);
+    uint8_t tag = tag_of(h);
+    for (;; i = (i + 1) & mask) {
+        uint8_t g = t->tags[i];
+        if (g == 0)
+            break;
+        if (g == tag && rec_key(rec_of(t, t->ids[i])) == key) {
+            *slot = i;
+            return t->ids[i];
+        }
+    }
+    *slot = i;
+    return NONE;
+}
+
+/* Empties slot i, shifting back the entries after it that may move (no
+ * tombstones: a lookup still stops at the first empty slot). */
+static void index_remove(ps_table *t, uint64_t i)
+{
+    uint64_t mask = t->icap - 1;
+    for (uint64_t j = (i + 1) & mask; t->tags[j] != 0; j = (j + 1) & mask) {
+        uint64_t home = home_of(t, mix(rec_key(rec_of(t, t->ids[j]))));
+        if (((j - home) & mask) >= ((j - i) & mask)) { /* i lies in [home, j] */
+            t->tags[i] = t->tags[j];
+            t->ids[i] = t->ids[j];
+            i = j;
+        }
+    }
+    t->tags[i] = 0;
+}
+
+static bool index_alloc(unsigned bits, unsigned char **map, uint8_t **tags, uint32_t **ids)
+{
+    uint64_t cap = UINT64_C(1) << bits;
+    size_t bytes = (size_t)cap * 5;
+    *map = chunk_map(bytes);
+    if (*map == NULL)
+        return false;
+    *tags = *map;
+    *ids = (uint32_t *)(void *)(*map + cap); /* cap >= 1024: aligned */
+    return true;
+}
+
+static void index_unmap(ps_table *t)
+{
+    if (t->imap != NULL)
+        munmap(t->imap, (size_t)t->icap * 5);
+    t->imap = NULL;
+}
+
+/* Doubles the index: every live row is inserted again, in id order. */
+static int index_grow(ps_table *t)
+{
+    if (t->ibits >= 40)
+        return PS_ENOMEM;
+    unsigned char *map;
+    uint8_t *tags;
+    uint32_t *ids;
+    if (!index_alloc(t->ibits + 1, &map, &tags, &ids))
+        return PS_ENOMEM;
+    index_unmap(t);
+    t->imap = map;
+    t->tags = tags;
+    t->ids = ids;
+    t->ibits++;
+    t->icap = UINT64_C(1) << t->ibits;
+    uint64_t mask = t->icap - 1;
+    for (uint32_t r = next_live(t, 0); r < t->next_rid; r = next_live(t, (uint64_t)r + 1)) {
+        uint64_t h = mix(rec_key(rec_of(t, r))), i = home_of(t, h);
+        while (tags[i] != 0)
+            i = (i + 1) & mask;
+        tags[i] = tag_of(h);
+        ids[i] = r;
+    }
+    return 0;
+}
+
+/* Room in the index for one more row: grows it past a load of 0.8. */
+static int index_room(ps_table *t)
+{
+    if ((t->live + 1) * 5 <= t->icap * 4)
+        return 0;
+    if (t->grow_failed)
+        return PS_ENOMEM;
+    if (index_grow(t) != 0) {
+        t->grow_failed = true;
+        return PS_ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- making and dropping rows ---- */
+
+/* Drops live row r: out of the index, onto the free list. */
+static void row_drop(ps_table *t, uint32_t r)
+{
+    unsigned char *rec = rec_of(t, r);
+    uint64_t slot;
+    if (index_find(t, rec_key(rec), &slot) == r)
+        index_remove(t, slot);
+    *live_word(t, r) &= ~(UINT64_C(1) << (r & 63));
+    rec_key_set(rec, t->free_head);
+    t->free_head = r;
+    t->live--;
+}
+
+static inline uint32_t age_of(const ps_table *t, uint32_t r, uint64_t now)
+{
+    return (uint32_t)now - *rec_version(rec_of(t, r));
+}
+
+/* Evicts the least recently updated of SAMPLE_ROWS live rows drawn at
+ * random (the first live one after the clock hand when draws find none). */
+static void evict_lru(ps_table *t)
+{
+    uint32_t best = NONE, best_age = 0;
+    int found = 0;
+    for (int draws = 0; draws < 4 * SAMPLE_ROWS && found < SAMPLE_ROWS; draws++) {
+        uint32_t r = (uint32_t)(((rng_next(t) >> 32) * t->next_rid) >> 32);
+        if (!row_live(t, r))
+            continue;
+        found++;
+        uint32_t a = age_of(t, r, t->now);
+        if (best == NONE || a > best_age) {
+            best = r;
+            best_age = a;
+        }
+    }
+    if (best == NONE) {
+        best = next_live(t, t->hand);
+        if (best >= t->next_rid)
+            best = next_live(t, 0);
+    }
+    row_drop(t, best);
+    t->evicted_cap++;
+}
+
+/* A new row for key (not stored), evicting an old one at the cap; its
+ * floats are not set. NONE when not a single row can be had. */
+static uint32_t row_make(ps_table *t, uint64_t key)
+{
+    uint32_t r = NONE;
+    if (t->live < t->cap_rows && index_room(t) == 0)
+        r = rid_take(t);
+    if (r == NONE) {
+        if (t->live == 0)
+            return NONE;
+        evict_lru(t);
+        r = rid_take(t); /* the evicted row's id */
+    }
+    uint64_t slot;
+    index_find(t, key, &slot);
+    t->tags[slot] = tag_of(mix(key));
+    t->ids[slot] = r;
+    rec_key_set(rec_of(t, r), key);
+    *live_word(t, r) |= UINT64_C(1) << (r & 63);
+    t->live++;
+    return r;
+}
+
+/* ---- values ---- */
+
+/* key's initial weights: 0 for the zero prefix, N(0, 0.01²) after it
+ * (Box-Muller on the two 32-bit halves of 64 random bits per float). */
+static void init_weights(const ps_table *t, uint64_t key, float *w)
+{
+    uint32_t zeros = t->init_zero ? t->dim : t->zero_prefix;
+    for (uint32_t j = 0; j < zeros; j++)
+        w[j] = 0.0f;
+    if (zeros == t->dim)
+        return;
+    uint64_t base = splitmix64(t->seed_bits ^ splitmix64(key));
+    for (uint32_t j = zeros; j < t->dim; j++) {
+        uint64_t x = splitmix64(base + (uint64_t)j * 0x9E3779B97F4A7C15ull);
+        double u1 = ((double)(x >> 32) + 1.0) * 0x1.0p-32;
+        double u2 = (double)(x & 0xFFFFFFFFu) * 0x1.0p-32;
+        w[j] = (float)(0.01 * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+    }
+}
+
+static inline float ftrl_weight(const ps_table *t, float z, float n)
+{
+    float shrunk = fabsf(z) - t->l1;
+    if (!(shrunk > 0.0f))
+        return 0.0f;
+    float den = (t->beta + sqrtf(n)) * t->inv_lr + t->l2;
+    return den > 0.0f ? -copysignf(shrunk, z) / den : 0.0f;
+}
+
+/* Sets a new row's floats from key's initial weights; ftrl's z is seeded
+ * so that its closed form gives them back at n = 0. */
+static void row_init(const ps_table *t, uint64_t key, float *f)
+{
+    init_weights(t, key, f);
+    uint32_t d = t->dim;
+    switch (t->type) {
+    case PS_OPTIM_ADAGRAD:
+        memset(f + d, 0, d * sizeof(float));
+        return;
+    case PS_OPTIM_FTRL: {
+        float k = t->beta * t->inv_lr + t->l2;
+        for (uint32_t j = 0; j < d; j++) {
+            float w = f[j];
+            f[d + j] = 0.0f;
+            f[j] = w == 0.0f ? 0.0f : -(w * k + copysignf(t->l1, w));
+        }
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+/* A stored row's weights. */
+static void row_weights(const ps_table *t, const float *f, float *w)
+{
+    if (t->type != PS_OPTIM_FTRL) {
+        memcpy(w, f, t->dim * sizeof(float));
+        return;
+    }
+    for (uint32_t j = 0; j < t->dim; j++)
+        w[j] = ftrl_weight(t, f[j], f[t->dim + j]);
+}
+
+/* One update of a row's floats f with scale · g (docs in table.h). */
+static void row_update(const ps_table *t, float *restrict f, const float_u *restrict g, float scale)
+{
+    uint32_t d = t->dim;
+    float lr = t->lr, l2 = t->l2;
+    switch (t->type) {
+    case PS_OPTIM_SGD:
+        for (uint32_t j = 0; j < d; j++)
+            f[j] -= lr * (scale * g[j] + l2 * f[j]);
+        return;
+    case PS_OPTIM_ADAGRAD: {
+        float *restrict acc = f + d;
+        for (uint32_t j = 0; j < d; j++) {
+            float gj = scale * g[j] + l2 * f[j];
+            float a = acc[j] + gj * gj;
+            acc[j] = a;
+            f[j] -= lr * gj / (sqrtf(a) + t->eps);
+        }
+        return;
+    }
+    case PS_OPTIM_FTRL: {
+        float *restrict n = f + d;
+        for (uint32_t j = 0; j < d; j++) {
+            float w = ftrl_weight(t, f[j], n[j]);
+            float gj = scale * g[j];
+            float n1 = n[j] + gj * gj;
+            float sigma = (sqrtf(n1) - sqrtf(n[j])) * t->inv_lr;
+            f[j] += gj - sigma * w;
+            n[j] = n1;
+        }
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+/* ---- admission ---- */
+
+/* Counts a write of key (conservative update) and says whether it is the
+ * min_count-th: then key is admitted and its counters are left as they
+ * are, at most min_count - 1, so they never overflow. */
+static bool sketch_admit(ps_table *t, uint64_t key)
+{
+    uint64_t h1 = mix(key ^ 0x5bd1e9955bd1e995ull), h2 = mix(key ^ 0x27d4eb2f165667c5ull);
+    uint32_t *c[SKETCH_DEPTH] = {
+        t->sketch + (h1 & (SKETCH_WIDTH - 1)),
+        t->sketch + SKETCH_WIDTH + ((h1 >> 20) & (SKETCH_WIDTH - 1)),
+        t->sketch + 2 * (size_t)SKETCH_WIDTH + ((h1 >> 40) & (SKETCH_WIDTH - 1)),
+        t->sketch + 3 * (size_t)SKETCH_WIDTH + (h2 & (SKETCH_WIDTH - 1)),
+    };
+    uint32_t m = *c[0];
+    for (int i = 1; i < SKETCH_DEPTH; i++)
+        m = *c[i] < m ? *c[i] : m;
+    if (m + 1 >= t->min_count)
+        return true;
+    for (int i = 0; i < SKETCH_DEPTH; i++)
+        if (*c[i] == m)
+            *c[i] = m + 1;
+    return false;
+}
+
+/* ---- the table ---- */
+
+static int check_job(const ps_job *job, const ps_table_spec *spec, uint32_t shard, uint32_t nshards,
+                     ps_error *err)
+{
+    const char *name = ps_optim_name(job->optimizer.type);
+    if (job->optimizer.type != PS_OPTIM_SGD && job->optimizer.type != PS_OPTIM_ADAGRAD &&
+        job->optimizer.type != PS_OPTIM_FTRL)
+        return ps_error_set(err, PS_EUNSUPPORTED,
+                            "sparse tables train with sgd, adagrad or ftrl, not %s, whose state "
+                            "a table's rows do not keep",
+                            name);
+    if (nshards == 0 || shard >= nshards)
+        return ps_error_set(err, PS_EINVAL, "table: shard %u of %u does not exist", shard, nshards);
+    if (memchr(spec->name, '\0', sizeof spec->name) == NULL || spec->name[0] == '\0')
+        return ps_error_set(err, PS_EINVAL, "table: a table needs a name");
+    if (spec->dim == 0 || spec->dim > PS_TABLE_DIM_MAX || spec->zero_prefix > spec->dim)
+        return ps_error_set(err, PS_EINVAL,
+                            "table %s: dim %u must be 1 to %d and zero_prefix %u at most dim",
+                            spec->name, spec->dim, PS_TABLE_DIM_MAX, spec->zero_prefix);
+    const double lr = job->optimizer.lr, l1 = job->optimizer.l1, l2 = job->optimizer.l2;
+    if (!(lr > 0) || !isfinite(lr) || !(l1 >= 0) || !isfinite(l1) || !(l2 >= 0) || !isfinite(l2))
+        return ps_error_set(err, PS_EINVAL, "table %s: lr must be > 0 and l1, l2 >= 0", spec->name);
+    if (job->optimizer.type == PS_OPTIM_ADAGRAD &&
+        !(job->optimizer.eps > 0 && isfinite(job->optimizer.eps)))
+        return ps_error_set(err, PS_EINVAL, "table %s: adagrad's eps must be > 0", spec->name);
+    if (job->optimizer.type == PS_OPTIM_FTRL &&
+        !(job->optimizer.beta >= 0 && isfinite(job->optimizer.beta)))
+        return ps_error_set(err, PS_EINVAL, "table %s: ftrl's beta must be >= 0", spec->name);
+    return 0;
+}
+
+/* Chunk geometry: a power of two of rows whose records fill 16 MiB at
+ * least (4096 to 2^20 rows), the bitmap a page multiple before them. */
+static void chunk_geometry(ps_table *t)
+{
+    t->rec_bytes = REC_HEAD + (size_t)t->rf * sizeof(float);
+    unsigned shift = 12;
+    while ((1u << shift) < CHUNK_ROWS_MAX && ((size_t)1 << shift) * t->rec_bytes < CHUNK_BYTES_MIN)
+        shift++;
+    t->cshift = shift;
+    t->cmask = (1u << shift) - 1;
+    t->bits_bytes = (((size_t)1 << shift) / 8 + PAGE_BYTES - 1) & ~(PAGE_BYTES - 1);
+    t->chunk_bytes = t->bits_bytes + ((size_t)1 << shift) * t->rec_bytes;
+    t->chunks_max = (uint32_t)(((uint64_t)t->cap_rows + t->cmask) >> shift);
+}
+
+static int acc_alloc(ps_table *t, size_t cap);
+
+ps_table *ps_table_new(const ps_job *job, uint32_t table_index, const ps_table_spec *spec,
+                       uint32_t shard, uint32_t nshards, ps_error *err)
+{
+    if (check_job(job, spec, shard, nshards, err) != 0)
+        return NULL;
+    ps_table *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        goto nomem;
+    ps_strlcpy(t->name, spec->name, sizeof t->name);
+    t->index = table_index;
+    t->dim = spec->dim;
+    t->zero_prefix = spec->zero_prefix;
+    t->type = job->optimizer.type;
+    t->rf = t->type == PS_OPTIM_SGD ? t->dim : 2 * t->dim;
+    t->lr = (float)job->optimizer.lr;
+    t->inv_lr = (float)(1.0 / job->optimizer.lr);
+    t->l1 = (float)job->optimizer.l1;
+    t->l2 = (float)job->optimizer.l2;
+    t->eps = (float)job->optimizer.eps;
+    t->beta = (float)job->optimizer.beta;
+    t->init_zero = job->model.init_scheme == PS_INIT_ZEROS ||
+                   (t->type == PS_OPTIM_FTRL && t->beta * t->inv_lr + t->l2 == 0.0f);
+    t->seed_bits = splitmix64(job->model.init_seed ^ name_hash(t->name));
+    ps_table_range(shard, nshards, &t->lo, &t->last);
+    t->min_count = job->sparse.min_count;
+    t->idle_versions = job->sparse.idle_versions;
+    t->cap_rows = job->sparse.max_rows > 0 && job->sparse.max_rows < ROWS_LIMIT
+                      ? (uint32_t)job->sparse.max_rows
+                      : ROWS_LIMIT;
+    t->free_head = NONE;
+    t->rng = splitmix64(job->model.init_seed ^ ((uint64_t)shard << 32) ^ table_index) | 1;
+    chunk_geometry(t);
+    if ((t->chunks = calloc(t->chunks_max, sizeof *t->chunks)) == NULL)
+        goto nomem;
+    t->ibits = INDEX_BITS_MIN;
+    t->icap = UINT64_C(1) << t->ibits;
+    if (!index_alloc(t->ibits, &t->imap, &t->tags, &t->ids))
+        goto nomem;
+    if (t->min_count > 1 &&
+        (t->sketch = calloc((size_t)SKETCH_DEPTH * SKETCH_WIDTH, sizeof *t->sketch)) == NULL)
+        goto nomem;
+    if (acc_alloc(t, ACC_KEYS_MIN) != 0)
+        goto nomem;
+    return t;
+nomem:
+    ps_table_destroy(&t);
+    ps_error_set(err, PS_ENOMEM, "cannot allocate table %s", spec->name);
+    return NULL;
+}
+
+void ps_table_destroy(ps_table **tp)
+{
+    if (tp == NULL || *tp == NULL)
+        return;
+    ps_table *t = *tp;
+    for (uint32_t c = 0; c < t->nchunks; c++)
+        munmap(t->chunks[c], t->chunk_bytes);
+    free(t->chunks);
+    index_unmap(t);
+    free(t->sketch);
+    free(t->acc_keys);
+    free(t->acc_slot);
+    free(t->acc_vals);
+    free(t->acc_index);
+    free(t);
+    *tp = NULL;
+}
+
+const char *ps_table_name(const ps_table *t)
+{
+    return t->name;
+}
+
+uint32_t ps_table_dim(const ps_table *t)
+{
+    return t->dim;
+}
+
+uint32_t ps_table_row_floats(const ps_table *t)
+{
+    return t->rf;
+}
+
+uint32_t ps_table_index(const ps_table *t)
+{
+    return t->index;
+}
+
+void ps_table_keys(const ps_table *t, uint64_t *lo, uint64_t *last)
+{
+    *lo = t->lo;
+    *last = t->last;
+}
+
+uint64_t ps_table_rows(const ps_table *t)
+{
+    return t->live;
+}
+
+static inline bool key_ok(const ps_table *t, uint64_t key)
+{
+    return key >= t->lo && key <= t->last;
+}
+
+int ps_table_read(const ps_table *t, uint64_t key, float *row_out)
+{
+    if (!key_ok(t, key))
+        return PS_ERANGE;
+    uint64_t slot;
+    uint32_t r = index_find(t, key, &slot);
+    if (r == NONE)
+        init_weights(t, key, row_out);
+    else
+        row_weights(t, rec_floats(rec_of(t, r)), row_out);
+    return 0;
+}
+
+/* One write of key: admission, the row made at first, its update. */
+static int row_write(ps_table *t, uint64_t key, const float_u *g, float scale, uint64_t version)
+{
+    if (version > t->now)
+        t->now = version;
+    uint64_t slot;
+    uint32_t r = index_find(t, key, &slot);
+    if (r == NONE) {
+        if (t->sketch != NULL && !sketch_admit(t, key)) {
+            t->not_admitted++;
+            return 0;
+        }
+        if ((r = row_make(t, key)) == NONE)
+            return PS_ENOMEM;
+        row_init(t, key, rec_floats(rec_of(t, r)));
+        t->admitted++;
+    }
+    unsigned char *rec = rec_of(t, r);
+    row_update(t, rec_floats(rec), g, scale);
+    *rec_version(rec) = (uint32_t)version;
+    return 0;
+}
+
+int ps_table_apply(ps_table *t, uint64_t key, const void *grad, float scale, uint64_t version)
+{
+    if (!key_ok(t, key))
+        return PS_ERANGE;
+    return row_write(t, key, grad, scale, version);
+}
+
+/* ---- the accumulator ---- */
+
+/* Sets up (or grows to) room for cap keys: the entries keep their order
+ * and sums, the hash slots are made again. Nothing changes on failure. */
+static int acc_alloc(ps_table *t, size_t cap)
+{
+    size_t vals;
+    if (cap > UINT32_MAX / 2 || !ps_mul_ok(cap, (size_t)t->dim * sizeof(float), &vals))
+        return PS_ENOMEM;
+    uint32_t *index = calloc(2 * cap, sizeof *index);
+    if (index == NULL)
+        return PS_ENOMEM;
+    uint64_t *keys = realloc(t->acc_keys, cap * sizeof *keys);
+    if (keys != NULL)
+        t->acc_keys = keys;
+    uint32_t *slot = realloc(t->acc_slot, cap * sizeof *slot);
+    if (slot != NULL)
+        t->acc_slot = slot;
+    float *v = realloc(t->acc_vals, vals);
+    if (v != NULL)
+        t->acc_vals = v;
+    if (keys == NULL || slot == NULL || v == NULL) {
+        free(index);
+        return PS_ENOMEM;
+    }
+    size_t mask = 2 * cap - 1;
+    for (size_t e = 0; e < t->acc_n; e++) {
+        size_t i = mix(t->acc_keys[e]) & mask;
+        while (index[i] != 0)
+            i = (i + 1) & mask;
+        index[i] = (uint32_t)e + 1;
+        t->acc_slot[e] = (uint32_t)i;
+    }
+    free(t->acc_index);
+    t->acc_index = index;
+    t->acc_cap = cap;
+    return 0;
+}
+
+int ps_table_accumulate(ps_table *t, uint64_t key, const void *grad, float weight)
+{
+    if (!key_ok(t, key))
+        return PS_ERANGE;
+    const float_u *g = grad;
+    size_t mask = 2 * t->acc_cap - 1, i = mix(key) & mask;
+    for (; t->acc_index[i] != 0; i = (i + 1) & mask) {
+        size_t e = t->acc_index[i] - 1;
+        if (t->acc_keys[e] == key) {
+            float *v = t->acc_vals + e * t->dim;
+            for (uint32_t j = 0; j < t->dim; j++)
+                v[j] += weight * g[j];
+            return 0;
+        }
+    }
+    if (t->acc_n == t->acc_cap) {
+        if (acc_alloc(t, 2 * t->acc_cap) != 0)
+            return PS_ENOMEM;
+        mask = 2 * t->acc_cap - 1;
+        for (i = mix(key) & mask; t->acc_index[i] != 0; i = (i + 1) & mask)
+            ;
+    }
+    size_t e = t->acc_n++;
+    t->acc_keys[e] = key;
+    t->acc_slot[e] = (uint32_t)i;
+    t->acc_index[i] = (uint32_t)e + 1;
+    float *v = t->acc_vals + e * t->dim;
+    for (uint32_t j = 0; j < t->dim; j++)
+        v[j] = weight * g[j];
+    return 0;
+}
+
+static void acc_empty(ps_table *t)
+{
+    for (size_t e = 0; e < t->acc_n; e++)
+        t->acc_index[t->acc_slot[e]] = 0;
+    t->acc_n = 0;
+}
+
+int ps_table_apply_accumulated(ps_table *t, float scale, uint64_t version)
+{
+    int rc = 0;
+    for (size_t e = 0; e < t->acc_n; e++) {
+        int r = row_write(t, t->acc_keys[e], t->acc_vals + e * t->dim, scale, version);
+        rc = rc != 0 ? rc : r;
+    }
+    acc_empty(t);
+    return rc;
+}
+
+size_t ps_table_accumulated(const ps_table *t)
+{
+    return t->acc_n;
+}
+
+/* ---- eviction, scans, restore ---- */
+
+uint64_t ps_table_evict_idle(ps_table *t, uint64_t version, size_t budget)
+{
+    if (version > t->now)
+        t->now = version;
+    if (t->idle_versions == 0 || t->idle_versions >= VERSION_AGES_MAX || t->next_rid == 0)
+        return 0;
+    uint64_t dropped = 0;
+    uint32_t idle = (uint32_t)t->idle_versions;
+    if (budget > t->next_rid)
+        budget = t->next_rid;
+    for (size_t k = 0; k < budget; k++) {
+        if (t->hand >= t->next_rid)
+            t->hand = 0;
+        uint32_t r = t->hand++;
+        if (row_live(t, r) && age_of(t, r, version) > idle) {
+            row_drop(t, r);
+            dropped++;
+        }
+    }
+    t->evicted_idle += dropped;
+    return dropped;
+}
+
+size_t ps_table_scan(const ps_table *t, uint64_t cursor, size_t max, uint64_t *keys_out,
+                     float *rows_out, uint64_t *next_cursor)
+{
+    size_t n = 0;
+    uint32_t r = next_live(t, cursor);
+    for (; r < t->next_rid && n < max; r = next_live(t, (uint64_t)r + 1), n++) {
+        unsigned char *rec = rec_of(t, r);
+        keys_out[n] = rec_key(rec);
+        row_weights(t, rec_floats(rec), rows_out + n * t->dim);
+    }
+    *next_cursor = r < t->next_rid ? r : 0;
+    return n;
+}
+
+size_t ps_table_scan_state(const ps_table *t, uint64_t cursor, size_t max, uint64_t *keys_out,
+                           uint64_t *versions_out, float *state_out, uint64_t *next_cursor)
+{
+    size_t n = 0;
+    uint32_t r = next_live(t, cursor);
+    for (; r < t->next_rid && n < max; r = next_live(t, (uint64_t)r + 1), n++) {
+        unsigned char *rec = rec_of(t, r);
+        keys_out[n] = rec_key(rec);
+        uint32_t age = age_of(t, r, t->now);
+        versions_out[n] = age <= t->now ? t->now - age : *rec_version(rec);
+        memcpy(state_out + n * t->rf, rec_floats(rec), t->rf * sizeof(float));
+    }
+    *next_cursor = r < t->next_rid ? r : 0;
+    return n;
+}
+
+int ps_table_restore_row(ps_table *t, uint64_t key, uint64_t version, const float *state)
+{
+    if (!key_ok(t, key))
+        return PS_ERANGE;
+    if (version > t->now)
+        t->now = version;
+    uint64_t slot;
+    uint32_t r = index_find(t, key, &slot);
+    if (r == NONE && (r = row_make(t, key)) == NONE)
+        return PS_ENOMEM;
+    unsigned char *rec = rec_of(t, r);
+    memcpy(rec_floats(rec), state, t->rf * sizeof(float));
+    *rec_version(rec) = (uint32_t)version;
+    return 0;
+}
+
+void ps_table_clear(ps_table *t)
+{
+    memset(t->tags, 0, (size_t)t->icap);
+    for (uint32_t c = 0; c < t->nchunks; c++)
+        memset(t->chunks[c], 0, t->bits_bytes);
+    t->next_rid = 0;
+    t->free_head = NONE;
+    t->live = 0;
+    t->hand = 0;
+    acc_empty(t);
+}
+
+void ps_table_stats_get(const ps_table *t, ps_table_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    ps_strlcpy(st->name, t->name, sizeof st->name);
+    st->dim = t->dim;
+    st->rows = t->live;
+    st->bytes = (uint64_t)t->next_rid * t->rec_bytes + (uint64_t)t->nchunks * t->bits_bytes +
+                (uint64_t)t->chunks_max * sizeof *t->chunks + t->icap * 5 +
+                (t->sketch != NULL ? (uint64_t)SKETCH_DEPTH * SKETCH_WIDTH * 4 : 0) +
+                t->acc_cap * (8 + 4 + (uint64_t)t->dim * 4 + 2 * 4);
+    st->admitted = t->admitted;
+    st->not_admitted = t->not_admitted;
+    st->evicted_idle = t->evicted_idle;
+    st->evicted_cap = t->evicted_cap;
+}
+
+/* ---- checkpoints ---- */
+
+static size_t ckpt_scan(void *ctx, uint64_t cursor, size_t max, uint64_t *keys, uint64_t *versions,
+                        float *floats, uint64_t *next)
+{
+    return ps_table_scan_state(ctx, cursor, max, keys, versions, floats, next);
+}
+
+static int ckpt_restore(void *ctx, uint64_t key, uint64_t version, const float *floats)
+{
+    return ps_table_restore_row(ctx, key, version, floats);
+}
+
+static void ckpt_clear(void *ctx)
+{
+    ps_table_clear(ctx);
+}
+
+void ps_table_ckpt(ps_table *t, ps_ckpt_table *out)
+{
+    memset(out, 0, sizeof *out);
+    ps_strlcpy(out->name, t->name, sizeof out->name);
+    out->dim = t->dim;
+    out->row_floats = t->rf;
+    out->layout = (uint32_t)t->type;
+    out->rows = t->live;
+    out->ctx = t;
+    out->scan = ckpt_scan;
+    out->restore = ckpt_restore;
+    out->clear = ckpt_clear;
+}
+
+int ps_table_checkpoint_write(ps_ckpt_folder *f, const ps_ckpt_meta *meta,
+                              const ps_ckpt_array *arrays, size_t narrays, ps_table *const *tables,
+                              size_t ntables, char *path_out, size_t cap, uint64_t *bytes_out,
+                              ps_error *err)
+{
+    ps_ckpt_table d[PS_CKPT_MAX_TABLES];
+    if (ntables > PS_CKPT_MAX_TABLES)
+        return ps_error_set(err, PS_EINVAL, "checkpoint: %zu tables (limit %d)", ntables,
+                            PS_CKPT_MAX_TABLES);
+    for (size_t i = 0; i < ntables; i++)
+        ps_table_ckpt(tables[i], &d[i]);
+    return ps_checkpoint_write_tables(f, meta, arrays, narrays, d, ntables, path_out, cap,
+                                      bytes_out, err);
+}
+
+int ps_table_checkpoint_load(ps_ckpt_folder *f, const char *job, uint32_t shard, uint64_t key_lo,
+                             uint64_t key_hi, ps_ckpt_array *arrays, size_t narrays,
+                             ps_table *const *tables, size_t ntables, ps_ckpt_meta *meta,
+                             char *path_out, size_t cap, const ps_log *log, ps_error *err)
+{
+    ps_ckpt_table d[PS_CKPT_MAX_TABLES];
+    if (ntables > PS_CKPT_MAX_TABLES)
+        return ps_error_set(err, PS_EINVAL, "checkpoint: %zu tables (limit %d)", ntables,
+                            PS_CKPT_MAX_TABLES);
+    for (size_t i = 0; i < ntables; i++)
+        ps_table_ckpt(tables[i], &d[i]);
+    return ps_checkpoint_load_tables(f, job, shard, key_lo, key_hi, arrays, narrays, d, ntables,
+                                     meta, path_out, cap, log, err);
+}

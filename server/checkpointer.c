@@ -1,7 +1,8 @@
 /* checkpointer.c — the snapshot-and-write cycle. The server thread copies
  * the live arrays into the snapshot only while the writer is idle, and the
  * writer reads the snapshot only while it owns the job: one mutex and one
- * condition variable hand the snapshot back and forth. */
+ * condition variable hand the snapshot back and forth. With sparse tables
+ * the server thread writes the file itself (checkpointer.h says why). */
 #include "checkpointer.h"
 
 #include "checkpoint.h"
@@ -31,6 +32,8 @@ struct ps_checkpointer {
     ps_ckpt_rank *ranks; /* the job's workers of them: loaded into, then the snapshot's */
     uint32_t nranks;
     ps_ckpt_meta meta;
+    ps_table *tables[PS_CKPT_MAX_TABLES]; /* the server thread's; none: the writer writes */
+    size_t ntables;
 
     pthread_t thread;
     bool thread_started;
@@ -74,8 +77,9 @@ static void write_snapshot(ps_checkpointer *c)
 {
     uint64_t t0 = ps_clock_ms();
     ps_error_clear(&c->result_err);
-    c->result = ps_checkpoint_write(&c->folder, &c->meta, c->snap, c->narrays, c->result_path,
-                                    sizeof c->result_path, &c->result_bytes, &c->result_err);
+    c->result = ps_table_checkpoint_write(&c->folder, &c->meta, c->snap, c->narrays, c->tables,
+                                          c->ntables, c->result_path, sizeof c->result_path,
+                                          &c->result_bytes, &c->result_err);
     c->result_ms = ps_clock_ms() - t0;
 }
 
@@ -179,8 +183,9 @@ static int load_newest(ps_checkpointer *c, ps_ckpt_array *live, const ps_job *jo
     uint64_t t0 = ps_clock_ms();
     ps_ckpt_meta meta;
     char path[PS_PATH_MAX];
-    int rc = ps_checkpoint_load(&c->folder, job->name, shard, c->meta.key_lo, c->meta.key_hi, live,
-                                c->narrays, &meta, path, sizeof path, c->log, err);
+    int rc = ps_table_checkpoint_load(&c->folder, job->name, shard, c->meta.key_lo, c->meta.key_hi,
+                                      live, c->narrays, c->tables, c->ntables, &meta, path,
+                                      sizeof path, c->log, err);
     if (rc < 0)
         return rc;
     if (rc == 1) {
@@ -198,18 +203,28 @@ static int load_newest(ps_checkpointer *c, ps_ckpt_array *live, const ps_job *jo
     PS_LOG_I(c->log, "checkpoint loaded: %s (version %llu, %s, %u ranks, %llu ms)", path,
              (unsigned long long)meta.version, size, meta.nranks,
              (unsigned long long)(ps_clock_ms() - t0));
+    for (size_t i = 0; i < c->ntables; i++)
+        PS_LOG_I(c->log, "checkpoint loaded: table %s, %llu rows", ps_table_name(c->tables[i]),
+                 (unsigned long long)ps_table_rows(c->tables[i]));
     return 0;
 }
 
-int ps_checkpointer_new(const ps_job *job, uint32_t shard, ps_engine *engine, const ps_log *log,
-                        ps_checkpointer **out, ps_error *err)
+int ps_checkpointer_new_tables(const ps_job *job, uint32_t shard, ps_engine *engine,
+                               ps_table *const *tables, size_t ntables, const ps_log *log,
+                               ps_checkpointer **out, ps_error *err)
 {
     *out = NULL;
+    if (ntables > PS_CKPT_MAX_TABLES)
+        return ps_error_set(err, PS_EINVAL, "checkpoint: %zu tables (limit %d)", ntables,
+                            PS_CKPT_MAX_TABLES);
     if (job->checkpoint.dir[0] == '\0')
         return 0;
     ps_checkpointer *c = calloc(1, sizeof *c);
     if (c == NULL)
         return ps_error_set(err, PS_ENOMEM, "cannot allocate the checkpointer");
+    for (size_t i = 0; i < ntables; i++)
+        c->tables[i] = tables[i];
+    c->ntables = ntables;
     c->log = log;
     c->engine = engine;
     c->every_ms = (uint64_t)(job->checkpoint.every_seconds * 1000.0);
@@ -269,6 +284,12 @@ fail:
     return rc;
 }
 
+int ps_checkpointer_new(const ps_job *job, uint32_t shard, ps_engine *engine, const ps_log *log,
+                        ps_checkpointer **out, ps_error *err)
+{
+    return ps_checkpointer_new_tables(job, shard, engine, NULL, 0, log, out, err);
+}
+
 void ps_checkpointer_tick(ps_checkpointer *c, uint64_t now_ms)
 {
     if (c == NULL)
@@ -288,6 +309,12 @@ void ps_checkpointer_tick(ps_checkpointer *c, uint64_t now_ms)
     snapshot_take(c); /* the writer is idle: the snapshot is ours */
     c->requested = false;
     c->next_ms = now_ms + c->every_ms;
+    if (c->ntables > 0) { /* rows straight from the tables: serving waits */
+        write_snapshot(c);
+        report(c);
+        c->next_ms = ps_clock_ms() + c->every_ms;
+        return;
+    }
     pthread_mutex_lock(&c->mu);
     c->state = W_PENDING;
     pthread_cond_broadcast(&c->cv);

@@ -5,7 +5,10 @@
  * wrote and touches no other; a folder holding another job's or model's
  * checkpoints is refused with nothing deleted; an unwritable folder is
  * refused at start and a failed write is reported; a NaN or inf is never
- * written over a good checkpoint. */
+ * written over a good checkpoint. Sparse tables: their rows round-trip
+ * (format 2), a corrupt table section is refused whole, a folder of
+ * another table layout is refused like one of another dense layout, and
+ * the checkpointer writes and loads a shard's tables. */
 #include <check.h>
 
 #include "check_main.h"
@@ -22,6 +25,7 @@
 #include "engine.h"
 #include "job.h"
 #include "store.h"
+#include "table.h"
 #include "util.h"
 
 #define N 1000
@@ -551,6 +555,327 @@ START_TEST(rank_table_bit_flip_is_refused)
 }
 END_TEST
 
+/* ---- sparse tables ---- */
+
+/* A table "v" of dim 3 (the first float starts at 0) trained by type. */
+static ps_table *table_make(ps_optim_type type, uint32_t dim, const char *name, uint32_t shard,
+                            uint32_t nshards)
+{
+    ps_job job;
+    memset(&job, 0, sizeof job);
+    ps_strlcpy(job.name, "ckjob", sizeof job.name);
+    job.model.init_scheme = PS_INIT_NORMAL;
+    job.model.init_seed = 3;
+    job.optimizer.type = type;
+    job.optimizer.lr = 0.1;
+    job.optimizer.eps = 1e-8;
+    job.optimizer.beta = 1;
+    job.sparse.min_count = 1;
+    ps_table_spec spec;
+    memset(&spec, 0, sizeof spec);
+    ps_strlcpy(spec.name, name, sizeof spec.name);
+    spec.dim = dim;
+    spec.zero_prefix = 1;
+    ps_error err;
+    ps_table *t = ps_table_new(&job, 0, &spec, shard, nshards, &err);
+    ck_assert_msg(t != NULL, "%s", err.msg);
+    return t;
+}
+
+/* Writes n rows: key k·K + salt gets the gradient (k, -k, 1) at version 100 + k. */
+static void table_fill(ps_table *t, uint64_t n, uint64_t salt)
+{
+    for (uint64_t k = 0; k < n; k++) {
+        float g[3] = {(float)k, -(float)k, 1.0f};
+        ck_assert_int_eq(ps_table_apply(t, k * 0x9E3779B97F4A7C15ull + salt, g, 1.0f, 100 + k), 0);
+    }
+}
+
+/* Writes a checkpoint of version v: the arrays as write_version's, and t. */
+static int write_with_table(uint64_t v, ps_table *t, char *path, size_t cap, uint64_t *bytes,
+                            ps_error *err)
+{
+    for (int i = 0; i < N; i++) {
+        theta[i] = (float)v + (float)i;
+        state[i] = -(float)v - (float)i;
+    }
+    ps_ckpt_array a[2];
+    arrays_set(a, theta, state);
+    ps_ckpt_meta meta = meta_of("ckjob", v);
+    return ps_table_checkpoint_write(&folder, &meta, a, 2, &t, 1, path, cap, bytes, err);
+}
+
+/* A new psd run on the folder, loading into the arrays t, s and the tables. */
+static int load_tables(float *t, float *s, ps_table **tables, size_t ntables, ps_ckpt_meta *meta,
+                       char *path, size_t cap, ps_error *err)
+{
+    uint32_t keep = folder.keep;
+    ps_ckpt_folder_fini(&folder);
+    ck_assert_int_eq(ps_ckpt_folder_init(&folder, dir, keep, true, err), 0);
+    ps_ckpt_array a[2];
+    arrays_set(a, t, s);
+    return ps_table_checkpoint_load(&folder, "ckjob", 1, 10, 10 + N, a, 2, tables, ntables, meta,
+                                    path, cap, &quiet, err);
+}
+
+/* Every row of a and b, as a checkpoint sees them, is the same. */
+static void tables_equal(const ps_table *a, const ps_table *b)
+{
+    enum { PAGE = 64 };
+    static uint64_t ka[PAGE], kb[PAGE], va[PAGE], vb[PAGE];
+    static float fa[PAGE * 6], fb[PAGE * 6];
+    ck_assert_uint_eq(ps_table_rows(a), ps_table_rows(b));
+    uint64_t ca = 0, cb = 0;
+    do {
+        size_t na = ps_table_scan_state(a, ca, PAGE, ka, va, fa, &ca);
+        size_t nb = ps_table_scan_state(b, cb, PAGE, kb, vb, fb, &cb);
+        ck_assert_uint_eq(na, nb);
+        ck_assert_int_eq(memcmp(ka, kb, na * sizeof ka[0]), 0);
+        ck_assert_int_eq(memcmp(va, vb, na * sizeof va[0]), 0);
+        ck_assert_int_eq(memcmp(fa, fb, na * ps_table_row_floats(a) * sizeof fa[0]), 0);
+    } while (ca != 0 && cb != 0);
+    ck_assert_uint_eq(ca, cb);
+}
+
+START_TEST(table_round_trip_restores_rows_and_versions)
+{
+    ps_table *t = table_make(PS_OPTIM_ADAGRAD, 3, "v", 0, 1);
+    table_fill(t, 500, 1);
+    char path[512];
+    uint64_t bytes = 0;
+    ps_error err;
+    ck_assert_int_eq(write_with_table(42, t, path, sizeof path, &bytes, &err), 0);
+    /* header, arrays' table, the table directory (8 + 64), θ and m, 500
+     * rows of key, version and 6 floats (w and adagrad's accumulator) */
+    ck_assert_uint_eq(bytes, 128 + 2 * 40 + 8 + 64 + 2 * N * 4 + 500 * (16 + 6 * 4) + 16);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq((uint64_t)st.st_size, bytes);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char head[12];
+    ck_assert_uint_eq(fread(head, 1, sizeof head, f), sizeof head);
+    fclose(f);
+    ck_assert_uint_eq(head[8], 2); /* format 2: with tables */
+
+    ps_table *u = table_make(PS_OPTIM_ADAGRAD, 3, "v", 0, 1);
+    float g[3] = {5, 5, 5};
+    ck_assert_int_eq(ps_table_apply(u, 12345, g, 1.0f, 1), 0); /* cleared by the load */
+    static float th[N], s[N];
+    ps_ckpt_meta meta;
+    char loaded[512];
+    ck_assert_int_eq(load_tables(th, s, &u, 1, &meta, loaded, sizeof loaded, &err), 0);
+    ck_assert_str_eq(loaded, path);
+    ck_assert_uint_eq(meta.version, 42);
+    ck_assert_float_eq(th[N - 1], 42.0f + N - 1);
+    ck_assert_uint_eq(ps_table_rows(u), 500);
+    tables_equal(t, u);
+    float a[3], b[3];
+    ck_assert_int_eq(ps_table_read(t, 7 * 0x9E3779B97F4A7C15ull + 1, a), 0);
+    ck_assert_int_eq(ps_table_read(u, 7 * 0x9E3779B97F4A7C15ull + 1, b), 0);
+    ck_assert_int_eq(memcmp(a, b, sizeof a), 0);
+    /* the next update goes on from the restored accumulator */
+    ck_assert_int_eq(ps_table_apply(t, 1, g, 1.0f, 700), 0);
+    ck_assert_int_eq(ps_table_apply(u, 1, g, 1.0f, 700), 0);
+    tables_equal(t, u);
+    ps_table_destroy(&t);
+    ps_table_destroy(&u);
+}
+END_TEST
+
+/* The count-min sketch is not in the checkpoint: after a restart keys
+ * below min_count count from 0 again. */
+START_TEST(admission_counts_are_not_checkpointed)
+{
+    ps_job job;
+    memset(&job, 0, sizeof job);
+    job.model.init_scheme = PS_INIT_ZEROS;
+    job.optimizer.type = PS_OPTIM_SGD;
+    job.optimizer.lr = 1;
+    job.sparse.min_count = 3;
+    ps_table_spec spec = {"w", 1, 0};
+    ps_error err;
+    ps_table *t = ps_table_new(&job, 0, &spec, 0, 1, &err),
+             *u = ps_table_new(&job, 0, &spec, 0, 1, &err);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_ptr_nonnull(u);
+    float g = 1;
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(ps_table_apply(t, 1, &g, 1.0f, 1), 0); /* stored at the third */
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(ps_table_apply(t, 2, &g, 1.0f, 1), 0); /* counted twice */
+    char path[512];
+    ck_assert_int_eq(write_with_table(8, t, path, sizeof path, NULL, &err), 0);
+    static float th[N], s[N];
+    ps_ckpt_meta meta;
+    ck_assert_int_eq(load_tables(th, s, &u, 1, &meta, NULL, 0, &err), 0);
+    ck_assert_uint_eq(ps_table_rows(u), 1);
+    ck_assert_int_eq(ps_table_apply(u, 2, &g, 1.0f, 9), 0); /* its first count here */
+    ck_assert_uint_eq(ps_table_rows(u), 1);
+    ck_assert_int_eq(ps_table_apply(u, 1, &g, 1.0f, 9), 0); /* a stored row needs none */
+    float w;
+    ck_assert_int_eq(ps_table_read(u, 1, &w), 0);
+    ck_assert_float_eq(w, -2.0f);
+    ps_table_destroy(&t);
+    ps_table_destroy(&u);
+}
+END_TEST
+
+START_TEST(corrupt_table_section_is_refused_whole_and_the_previous_used)
+{
+    ps_table *t = table_make(PS_OPTIM_ADAGRAD, 3, "v", 0, 1);
+    table_fill(t, 100, 1);
+    char old[512], newest[512];
+    ps_error err;
+    ck_assert_int_eq(write_with_table(5, t, old, sizeof old, NULL, &err), 0);
+    table_fill(t, 200, 1); /* the same 100 again, and 100 more */
+    ck_assert_int_eq(write_with_table(6, t, newest, sizeof newest, NULL, &err), 0);
+    /* a bit of row 150's floats */
+    flip_byte(newest, 128 + 2 * 40 + 8 + 64 + 2 * N * 4 + 150 * (16 + 6 * 4) + 20);
+    ps_ckpt_array a[2];
+    arrays_set(a, theta, state);
+    ps_ckpt_table d;
+    ps_table_ckpt(t, &d);
+    ck_assert_int_eq(ps_checkpoint_verify_tables(newest, "ckjob", 1, 10, 10 + N, a, 2, &d, 1, &err),
+                     PS_EPROTO);
+    ck_assert_str_eq(err.msg, "checksum mismatch (corrupt)");
+    ps_table *u = table_make(PS_OPTIM_ADAGRAD, 3, "v", 0, 1);
+    static float th[N], s[N];
+    ps_ckpt_meta meta;
+    char loaded[512];
+    ck_assert_int_eq(load_tables(th, s, &u, 1, &meta, loaded, sizeof loaded, &err), 0);
+    ck_assert_str_eq(loaded, old);
+    ck_assert_uint_eq(meta.version, 5);
+    ck_assert_uint_eq(ps_table_rows(u), 100); /* nothing of version 6 */
+    float init[3], w[3];
+    uint64_t only6 = 150 * 0x9E3779B97F4A7C15ull + 1;
+    ps_table *fresh = table_make(PS_OPTIM_ADAGRAD, 3, "v", 0, 1);
+    ck_assert_int_eq(ps_table_read(fresh, only6, init), 0);
+    ck_assert_int_eq(ps_table_read(u, only6, w), 0);
+    ck_assert_int_eq(memcmp(w, init, sizeof w), 0);
+    /* a table section cut short is refused the same way */
+    ck_assert_int_eq(truncate(newest, 128 + 2 * 40 + 8 + 64 + 2 * N * 4 + 50 * 40), 0);
+    ck_assert_int_eq(ps_checkpoint_verify_tables(newest, "ckjob", 1, 10, 10 + N, a, 2, &d, 1, &err),
+                     PS_EPROTO);
+    ck_assert_str_eq(err.msg, "10280 bytes, expected 16296 (truncated or torn)");
+    ps_table_destroy(&t);
+    ps_table_destroy(&u);
+    ps_table_destroy(&fresh);
+}
+END_TEST
+
+START_TEST(a_row_the_table_refuses_skips_the_file_and_leaves_none_of_it)
+{
+    /* rows of the upper half of the keys first, then of the lower half: a
+     * table of shard 1 of 2 takes the first and refuses the next */
+    ps_table *t = table_make(PS_OPTIM_SGD, 3, "v", 0, 1);
+    float g[3] = {1, 2, 3};
+    for (uint64_t k = 0; k < 10; k++)
+        ck_assert_int_eq(ps_table_apply(t, UINT64_MAX - k, g, 1.0f, 1), 0);
+    ck_assert_int_eq(ps_table_apply(t, 17, g, 1.0f, 1), 0);
+    char path[512];
+    ps_error err;
+    ck_assert_int_eq(write_with_table(5, t, path, sizeof path, NULL, &err), 0);
+    ps_table *u = table_make(PS_OPTIM_SGD, 3, "v", 1, 2);
+    static float th[N], s[N];
+    ps_ckpt_meta meta;
+    ck_assert_int_eq(load_tables(th, s, &u, 1, &meta, NULL, 0, &err), 1);
+    ck_assert_uint_eq(ps_table_rows(u), 0);
+    ps_table_destroy(&t);
+    ps_table_destroy(&u);
+}
+END_TEST
+
+START_TEST(folder_with_another_table_layout_is_refused)
+{
+    ps_table *t = table_make(PS_OPTIM_ADAGRAD, 3, "v", 0, 1);
+    table_fill(t, 10, 1);
+    char path[512];
+    ps_error err;
+    ck_assert_int_eq(write_with_table(3, t, path, sizeof path, NULL, &err), 0);
+    static float th[N], s[N];
+    th[0] = 99.0f;
+    ps_ckpt_meta meta;
+    char want[700];
+    ps_table *other[2] = {table_make(PS_OPTIM_ADAGRAD, 4, "v", 0, 1), NULL};
+    ck_assert_int_eq(load_tables(th, s, other, 1, &meta, NULL, 0, &err), PS_ECONFIG);
+    snprintf(want, sizeof want,
+             "%s/: holds checkpoints of job \"ckjob\" with table v of dim 3, this job has dim 4: "
+             "move them away or set checkpoint.dir",
+             dir);
+    ck_assert_str_eq(err.msg, want);
+    ps_table_destroy(&other[0]);
+    other[0] = table_make(PS_OPTIM_SGD, 3, "v", 0, 1);
+    ck_assert_int_eq(load_tables(th, s, other, 1, &meta, NULL, 0, &err), PS_ECONFIG);
+    snprintf(want, sizeof want,
+             "%s/: holds checkpoints of job \"ckjob\" with table v kept by optimizer adagrad, this "
+             "job has sgd: move them away or set checkpoint.dir",
+             dir);
+    ck_assert_str_eq(err.msg, want);
+    ps_table_destroy(&other[0]);
+    other[0] = table_make(PS_OPTIM_ADAGRAD, 3, "w", 0, 1);
+    ck_assert_int_eq(load_tables(th, s, other, 1, &meta, NULL, 0, &err), PS_ECONFIG);
+    snprintf(want, sizeof want,
+             "%s/: holds checkpoints of job \"ckjob\" with table \"v\", this job has \"w\": move "
+             "them away or set checkpoint.dir",
+             dir);
+    ck_assert_str_eq(err.msg, want);
+    other[1] = table_make(PS_OPTIM_ADAGRAD, 3, "v", 0, 1);
+    ck_assert_int_eq(load_tables(th, s, other, 2, &meta, NULL, 0, &err), PS_ECONFIG);
+    snprintf(want, sizeof want,
+             "%s/: holds checkpoints of job \"ckjob\" with 1 sparse tables, this job has 2: move "
+             "them away or set checkpoint.dir",
+             dir);
+    ck_assert_str_eq(err.msg, want);
+    /* a job without tables refuses it too, through the old call */
+    ck_assert_int_eq(load(th, s, &meta, NULL, 0), PS_ECONFIG);
+    ck_assert_float_eq(th[0], 99.0f); /* nothing loaded */
+    ck_assert_uint_eq(ps_table_rows(other[1]), 0);
+    ck_assert_int_eq(access(path, F_OK), 0); /* nothing deleted */
+    ps_table_destroy(&t);
+    ps_table_destroy(&other[0]);
+    ps_table_destroy(&other[1]);
+}
+END_TEST
+
+START_TEST(folder_of_checkpoints_without_tables_is_refused_by_a_job_with_tables)
+{
+    char path[512];
+    write_version(4, path, sizeof path); /* format 1, as before tables */
+    ps_table *t = table_make(PS_OPTIM_ADAGRAD, 3, "v", 0, 1);
+    static float th[N], s[N];
+    ps_ckpt_meta meta;
+    ps_error err;
+    ck_assert_int_eq(load_tables(th, s, &t, 1, &meta, NULL, 0, &err), PS_ECONFIG);
+    char want[700];
+    snprintf(want, sizeof want,
+             "%s/: holds checkpoints of job \"ckjob\" with 0 sparse tables, this job has 1: move "
+             "them away or set checkpoint.dir",
+             dir);
+    ck_assert_str_eq(err.msg, want);
+    /* and the same file still loads for a job without tables */
+    ck_assert_int_eq(load(th, s, &meta, NULL, 0), 0);
+    ck_assert_uint_eq(meta.version, 4);
+    ps_table_destroy(&t);
+}
+END_TEST
+
+START_TEST(non_finite_table_row_is_not_written)
+{
+    ps_table *t = table_make(PS_OPTIM_ADAGRAD, 3, "v", 0, 1);
+    table_fill(t, 10, 1);
+    const float bad[6] = {0, 1, 2, 3, NAN, 5};
+    ck_assert_int_eq(ps_table_restore_row(t, 4242, 110, bad), 0);
+    char path[512];
+    ps_error err;
+    ck_assert_int_eq(write_with_table(7, t, path, sizeof path, NULL, &err), PS_EDIVERGED);
+    ck_assert_str_eq(err.msg, "table v holds a non-finite value at key 4242");
+    ck_assert(!exists("ckjob-shard1-00000000000000000007.ckpt"));
+    ck_assert(!exists(".ckjob-shard1-00000000000000000007.ckpt.tmp"));
+    ps_table_destroy(&t);
+}
+END_TEST
+
 /* ---- the checkpointer, on a real engine ---- */
 
 typedef struct ckfx {
@@ -685,6 +1010,46 @@ START_TEST(checkpointer_skips_a_non_finite_snapshot)
 }
 END_TEST
 
+START_TEST(checkpointer_with_a_table_writes_and_loads_its_rows)
+{
+    char ck[300];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    ckfx x;
+    ckfx_job(&x, ck);
+    ps_table *t = table_make(PS_OPTIM_SGD, 3, "v", 0, 1);
+    table_fill(t, 300, 9);
+    ps_error err;
+    ck_assert_int_eq(ps_checkpointer_new_tables(&x.job, 0, x.engine, &t, 1, &x.log, &x.c, &err), 0);
+    int status;
+    ck_assert_uint_eq(checkpoint_now(&x, &status, NULL), 1);
+    ck_assert_int_eq(status, 0);
+    ps_checkpointer_last last;
+    ps_checkpointer_last_get(x.c, &last);
+    /* header, θ's entry, the table directory, one rank, θ (4 floats), 300
+     * rows of key, version and 3 floats, trailer */
+    ck_assert_uint_eq(last.bytes, 128 + 40 + 8 + 64 + 40 + 4 * 4 + 300 * (16 + 3 * 4) + 16);
+    float g[3] = {1, 1, 1};
+    ck_assert_int_eq(ps_table_apply(t, 5, g, 1.0f, 1000), 0);
+    ck_assert_int_eq(ps_checkpointer_final(x.c), 0); /* SIGTERM's, with the new row */
+    ck_assert_uint_eq(ps_checkpointer_written(x.c, NULL), 2);
+    ckfx_fini(&x);
+
+    ckfx_job(&x, ck);
+    ps_table *u = table_make(PS_OPTIM_SGD, 3, "v", 0, 1);
+    ck_assert_int_eq(ps_checkpointer_new_tables(&x.job, 0, x.engine, &u, 1, &x.log, &x.c, &err), 0);
+    ck_assert_uint_eq(ps_table_rows(u), 301);
+    tables_equal(t, u);
+    ckfx_fini(&x);
+    /* a job without the table is refused by the same folder */
+    ckfx_job(&x, ck);
+    ck_assert_int_eq(ps_checkpointer_new(&x.job, 0, x.engine, &x.log, &x.c, &err), PS_ECONFIG);
+    ck_assert_ptr_null(x.c);
+    ckfx_fini(&x);
+    ps_table_destroy(&t);
+    ps_table_destroy(&u);
+}
+END_TEST
+
 typedef struct last_reply {
     ps_msg msg;
 } last_reply;
@@ -805,6 +1170,14 @@ int main(void)
     tcase_add_test(tc, checkpointer_refuses_a_folder_it_cannot_write);
     tcase_add_test(tc, checkpointer_reports_a_failed_write_with_its_error);
     tcase_add_test(tc, checkpointer_skips_a_non_finite_snapshot);
+    tcase_add_test(tc, table_round_trip_restores_rows_and_versions);
+    tcase_add_test(tc, admission_counts_are_not_checkpointed);
+    tcase_add_test(tc, corrupt_table_section_is_refused_whole_and_the_previous_used);
+    tcase_add_test(tc, a_row_the_table_refuses_skips_the_file_and_leaves_none_of_it);
+    tcase_add_test(tc, folder_with_another_table_layout_is_refused);
+    tcase_add_test(tc, folder_of_checkpoints_without_tables_is_refused_by_a_job_with_tables);
+    tcase_add_test(tc, non_finite_table_row_is_not_written);
+    tcase_add_test(tc, checkpointer_with_a_table_writes_and_loads_its_rows);
     suite_add_tcase(s, tc);
     return ps_check_run(s);
 }

@@ -1,0 +1,257 @@
+/* table_bench.c — the sparse table's memory and speed (server/table.h): fills
+ * 50 M rows of dim 9 with adagrad and prints the process's RSS per live row
+ * beside the 72 bytes of the row's floats; fills 16 M rows of dim 1 and
+ * prints rows read and applied per second on random keys, single thread,
+ * beside random reads of a plain float array of as many entries (one cache
+ * miss each); writes the small table as a checkpoint and prints the stall
+ * per GB. Run by hand (build/bin/table_bench), never by ctest. */
+#include "checkpoint.h"
+#include "job.h"
+#include "table.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SALT 0x5851f42d4c957f2dull
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The process's resident set, from /proc/self/status. */
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    uint64_t kb = 0;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "VmRSS: %lu kB", &kb) == 1)
+            break;
+    if (f != NULL)
+        fclose(f);
+    return kb * 1024;
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* The i-th distinct key (splitmix64 is a bijection). */
+static uint64_t key_of(uint64_t i)
+{
+    return splitmix64(i ^ SALT);
+}
+
+static void job_of(ps_job *job, ps_optim_type type)
+{
+    memset(job, 0, sizeof *job);
+    ps_strlcpy(job->name, "table-bench", sizeof job->name);
+    job->model.init_scheme = PS_INIT_NORMAL;
+    job->model.init_seed = 1;
+    job->optimizer.type = type;
+    job->optimizer.lr = 0.05;
+    job->optimizer.eps = 1e-8;
+    job->optimizer.beta = 1;
+    job->sparse.min_count = 1;
+}
+
+static ps_table *table_of(ps_optim_type type, uint32_t dim)
+{
+    ps_job job;
+    job_of(&job, type);
+    ps_table_spec spec;
+    memset(&spec, 0, sizeof spec);
+    ps_strlcpy(spec.name, "v", sizeof spec.name);
+    spec.dim = dim;
+    spec.zero_prefix = 1;
+    ps_error err;
+    ps_table *t = ps_table_new(&job, 0, &spec, 0, 1, &err);
+    if (t == NULL) {
+        fprintf(stderr, "table_bench: %s\n", err.msg);
+        exit(1);
+    }
+    return t;
+}
+
+/* Fills rows keys; returns the seconds it took. */
+static double fill(ps_table *t, uint64_t rows, const float *g)
+{
+    double t0 = now_s();
+    for (uint64_t i = 0; i < rows; i++)
+        if (ps_table_apply(t, key_of(i), g, 1.0f, 1) != 0) {
+            fprintf(stderr, "table_bench: apply failed at row %llu\n", (unsigned long long)i);
+            exit(1);
+        }
+    return now_s() - t0;
+}
+
+static void memory(uint64_t rows)
+{
+    printf("memory: %llu rows of dim 9, adagrad (72 bytes of floats a row)\n",
+           (unsigned long long)rows);
+    uint64_t rss0 = rss_bytes();
+    ps_table *t = table_of(PS_OPTIM_ADAGRAD, 9);
+    const float g[9] = {0.1f, -0.2f, 0.3f, -0.4f, 0.5f, -0.6f, 0.7f, -0.8f, 0.9f};
+    double s = fill(t, rows, g);
+    uint64_t rss = rss_bytes();
+    ps_table_stats st;
+    ps_table_stats_get(t, &st);
+    printf("  fill              %8.2f s   %6.2f M rows/s (new rows)\n", s, (double)rows / s / 1e6);
+    printf("  RSS               %8.0f MB  (%.0f MB before the table)\n", (double)rss / 1e6,
+           (double)rss0 / 1e6);
+    printf("  RSS per row       %8.1f B   = %.3f x 72 (limit 1.3 x 72 = 93.6 B)\n",
+           (double)rss / (double)rows, (double)rss / (double)rows / 72.0);
+    printf("  table's RSS/row   %8.1f B   = %.3f x 72\n", (double)(rss - rss0) / (double)rows,
+           (double)(rss - rss0) / (double)rows / 72.0);
+    printf("  stats bytes/row   %8.1f B   (rows %llu)\n", (double)st.bytes / (double)rows,
+           (unsigned long long)st.rows);
+    ps_table_destroy(&t);
+}
+
+/* Random reads of a plain array of n floats: one cache miss each, the floor
+ * for a lookup. */
+static double array_reads_per_s(uint64_t n, uint64_t ops)
+{
+    float *a = calloc(n, sizeof *a);
+    if (a == NULL)
+        return 0;
+    for (uint64_t i = 0; i < n; i++)
+        a[i] = (float)i;
+    volatile float sink = 0;
+    uint64_t x = 1;
+    double t0 = now_s();
+    float acc = 0;
+    for (uint64_t i = 0; i < ops; i++) {
+        x = splitmix64(x);
+        acc += a[((x >> 32) * n) >> 32];
+    }
+    double s = now_s() - t0;
+    sink = acc;
+    (void)sink;
+    free(a);
+    return (double)ops / s;
+}
+
+static void speed(uint64_t rows, const char *ckpt_dir)
+{
+    printf("speed: %llu rows of dim 1, adagrad, random keys, one thread\n",
+           (unsigned long long)rows);
+    ps_table *t = table_of(PS_OPTIM_ADAGRAD, 1);
+    const float g = 0.5f;
+    double s = fill(t, rows, &g);
+    printf("  fill (new rows)   %8.2f M rows/s\n", (double)rows / s / 1e6);
+    uint64_t x = 7;
+    float w, sum = 0;
+    double t0 = now_s();
+    for (uint64_t i = 0; i < rows; i++) {
+        x = splitmix64(x);
+        ps_table_read(t, key_of(((x >> 32) * rows) >> 32), &w);
+        sum += w;
+    }
+    double read_s = now_s() - t0;
+    t0 = now_s();
+    for (uint64_t i = 0; i < rows; i++) {
+        x = splitmix64(x);
+        ps_table_apply(t, key_of(((x >> 32) * rows) >> 32), &g, 1.0f, 2);
+    }
+    double apply_s = now_s() - t0;
+    t0 = now_s();
+    for (uint64_t i = 0; i < rows; i++) {
+        x = splitmix64(x);
+        ps_table_read(t, key_of(rows + (x >> 16)), &w); /* never stored: initial rows */
+        sum += w;
+    }
+    double miss_s = now_s() - t0;
+    double ref = array_reads_per_s(rows, rows);
+    printf("  read              %8.2f M rows/s\n", (double)rows / read_s / 1e6);
+    printf("  apply             %8.2f M rows/s\n", (double)rows / apply_s / 1e6);
+    printf("  read, not stored  %8.2f M rows/s (initial row computed)\n",
+           (double)rows / miss_s / 1e6);
+    printf("  reference         %8.2f M reads/s of a %llu-float array at random\n", ref / 1e6,
+           (unsigned long long)rows);
+    if (sum == 12345.0f)
+        printf(" \n"); /* keeps the reads */
+
+    if (ckpt_dir != NULL) {
+        ps_ckpt_folder f;
+        ps_error err;
+        if (ps_ckpt_folder_init(&f, ckpt_dir, 1, true, &err) != 0) {
+            fprintf(stderr, "table_bench: %s\n", err.msg);
+            exit(1);
+        }
+        ps_ckpt_meta meta;
+        memset(&meta, 0, sizeof meta);
+        ps_strlcpy(meta.job, "table-bench", sizeof meta.job);
+        meta.version = 2;
+        char path[PS_PATH_MAX];
+        uint64_t bytes = 0;
+        t0 = now_s();
+        int rc =
+            ps_table_checkpoint_write(&f, &meta, NULL, 0, &t, 1, path, sizeof path, &bytes, &err);
+        double w_s = now_s() - t0;
+        if (rc != 0) {
+            fprintf(stderr, "table_bench: %s\n", err.msg);
+            exit(1);
+        }
+        ps_table *u = table_of(PS_OPTIM_ADAGRAD, 1);
+        t0 = now_s();
+        rc = ps_table_checkpoint_load(&f, "table-bench", 0, 0, 0, NULL, 0, &u, 1, &meta, NULL, 0,
+                                      NULL, &err);
+        double l_s = now_s() - t0;
+        printf("  checkpoint write  %8.2f s for %.0f MB: %.2f s per GB (serving stalls)\n", w_s,
+               (double)bytes / 1e6, w_s / ((double)bytes / 1e9));
+        printf("  checkpoint load   %8.2f s (%llu rows; rc %d)\n", l_s,
+               (unsigned long long)ps_table_rows(u), rc);
+        unlink(path);
+        rmdir(ckpt_dir);
+        ps_table_destroy(&u);
+        ps_ckpt_folder_fini(&f);
+    }
+    ps_table_destroy(&t);
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t big = 50000000, small = 16000000;
+    const char *ckpt_dir = "/tmp/table-bench-ckpt";
+    static const struct option opts[] = {{"rows", required_argument, NULL, 'r'},
+                                         {"speed-rows", required_argument, NULL, 's'},
+                                         {"ckpt-dir", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "r:s:c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            big = strtoull(optarg, NULL, 10);
+            break;
+        case 's':
+            small = strtoull(optarg, NULL, 10);
+            break;
+        case 'c':
+            ckpt_dir = optarg[0] != '\0' ? optarg : NULL;
+            break;
+        default:
+            printf("usage: table_bench [--rows N (50000000; 0: skip)] [--speed-rows N "
+                   "(16000000; 0: skip)] [--ckpt-dir DIR (\"\": no checkpoint)]\n");
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    if (big > 0)
+        memory(big);
+    if (small > 0)
+        speed(small, ckpt_dir);
+    return 0;
+}

@@ -231,6 +231,10 @@ static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_e
 
 static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
 {
+    if (m->table > 0 && m->type != PS_MSG_PULL && m->type != PS_MSG_PUSH &&
+        m->type != PS_MSG_PULL_REPLY)
+        return ps_error_set(err, PS_EPAYLOAD, "%s names sparse table %u: only pulls and pushes do",
+                            ps_msg_type_name(m->type), m->table - 1);
     if (m->table > 0)
         return check_sparse(m, payload, payload_len, err);
     if (m->nkeys != 0 || m->keys_bytes != 0)

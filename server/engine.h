@@ -188,6 +188,10 @@ const uint64_t *ps_engine_staleness(const ps_engine *e, size_t *nbuckets, uint64
  * model). Owned by the engine, valid until the next call. */
 const ps_table_status *ps_engine_tables_get(ps_engine *e, size_t *n);
 
+/* The shard's sparse tables themselves, for the checkpointer (which owns
+ * no thread of its own for them: see checkpointer.h); *n gets the count. */
+struct ps_table *const *ps_engine_tables(ps_engine *e, size_t *n);
+
 /* The job's number of ranks (rows of ps_engine_workers_get). */
 uint32_t ps_engine_workers(const ps_engine *e);
 

@@ -292,7 +292,7 @@ void ps_engine_tables_status(ps_engine *e)
         o->rows = st.rows;
         o->bytes = st.bytes;
         o->admitted = st.admitted;
-        o->unadmitted = st.unadmitted;
+        o->unadmitted = st.not_admitted;
         o->evicted_idle = st.evicted_idle;
         o->evicted_cap = st.evicted_cap;
     }
@@ -303,4 +303,10 @@ const ps_table_status *ps_engine_tables_get(ps_engine *e, size_t *n)
     ps_engine_tables_status(e);
     *n = e->ntables;
     return e->table_status;
+}
+
+struct ps_table *const *ps_engine_tables(ps_engine *e, size_t *n)
+{
+    *n = e->ntables;
+    return e->tables;
 }

@@ -5,6 +5,8 @@
  * round. The update rules mirror optim.c's, per row. */
 #include "table.h"
 
+#include "keys.h"
+
 #include "optim.h"
 #include "util.h"
 
@@ -118,21 +120,6 @@ static uint64_t rng_next(ps_table *t)
 }
 
 /* ---- shards ---- */
-
-void ps_table_range(uint32_t shard, uint32_t nshards, uint64_t *lo, uint64_t *last)
-{
-    /* lo_i = ceil(i·2^64 / S): the first k with floor(k·S / 2^64) = i */
-    unsigned __int128 s = nshards;
-    unsigned __int128 a = ((unsigned __int128)shard << 64),
-                      b = ((unsigned __int128)(shard + 1ull) << 64);
-    *lo = (uint64_t)((a + s - 1) / s);
-    *last = (uint64_t)((b + s - 1) / s - 1);
-}
-
-uint32_t ps_table_shard_of(uint64_t key, uint32_t nshards)
-{
-    return (uint32_t)(((unsigned __int128)key * nshards) >> 64);
-}
 
 /* ---- rows ---- */
 
@@ -596,7 +583,7 @@ ps_table *ps_table_new(const ps_job *job, uint32_t table_index, const ps_table_s
     t->init_zero = job->model.init_scheme == PS_INIT_ZEROS ||
                    (t->type == PS_OPTIM_FTRL && t->beta * t->inv_lr + t->l2 == 0.0f);
     t->seed_bits = splitmix64(job->model.init_seed ^ name_hash(t->name));
-    ps_table_range(shard, nshards, &t->lo, &t->last);
+    ps_key_range(shard, nshards, &t->lo, &t->last);
     t->min_count = job->sparse.min_count;
     t->idle_versions = job->sparse.idle_versions;
     t->cap_rows = job->sparse.max_rows > 0 && job->sparse.max_rows < ROWS_LIMIT

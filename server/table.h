@@ -32,15 +32,7 @@
  * index never shrinks, and rows of evicted keys are reused by new ones. */
 typedef struct ps_table ps_table;
 
-/* Shard `shard` of `nshards` owns the keys k with
- * shard·2^64/nshards <= k < (shard+1)·2^64/nshards: *lo is its first key and
- * *last its last (inclusive: the last shard ends at 2^64 - 1). Arithmetic,
- * no lookup. The caller passes shard < nshards, nshards >= 1. */
-void ps_table_range(uint32_t shard, uint32_t nshards, uint64_t *lo, uint64_t *last);
-
-/* The shard of nshards that owns key: floor(key · nshards / 2^64), the
- * inverse of ps_table_range. */
-uint32_t ps_table_shard_of(uint64_t key, uint32_t nshards);
+/* Which shard owns a key is keys.h's: ps_key_shard and ps_key_range. */
 
 /* Shard `shard` of nshards of table number table_index of the job, as spec
  * declares it (ps_job_tables), empty. Rows are updated with the job's
@@ -73,7 +65,7 @@ uint32_t ps_table_dim(const ps_table *t);
 uint32_t ps_table_row_floats(const ps_table *t);
 uint32_t ps_table_index(const ps_table *t);
 
-/* The shard's keys, as ps_table_range gives them. */
+/* The shard's keys, as ps_key_range gives them. */
 void ps_table_keys(const ps_table *t, uint64_t *lo, uint64_t *last);
 
 /* The number of live rows. */

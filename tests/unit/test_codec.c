@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "keys.h"
 #include "ps.pb-c.h"
 #include "wire.h"
 
@@ -710,14 +711,20 @@ END_TEST
     m->name = bufs->name;
 /* Every field of m set: numbers and strings distinct and non-zero, enums
  * 1; then the fields the codec checks against each other made to agree:
- * a STATUS_REPLY with a worker table of payload_bytes bytes. */
-static void fields_fill(ps_msg *m, str_bufs *bufs, size_t payload_bytes)
+ * a PUSH of 3 rows of 1 float of table 1, keys 1, 2 and 3, whose payload
+ * is SPARSE_PAYLOAD. */
+static const unsigned char SPARSE_PAYLOAD[15] = {1, 1, 1}; /* keys as deltas, then 3 zeros */
+static void fields_fill(ps_msg *m, str_bufs *bufs)
 {
     int k = 0;
     PS_MSG_FIELDS(FILL_NUM, FILL_ENUM, FILL_STR)
-    m->type = PS_MSG_STATUS_REPLY;
-    m->encoding = PS_ENC_WORKERS;
-    m->payload_bytes = payload_bytes;
+    m->type = PS_MSG_PUSH;
+    m->encoding = PS_ENC_F32;
+    m->table = 1;
+    m->dim = 1;
+    m->nkeys = 3;
+    m->keys_bytes = 3;
+    m->payload_bytes = sizeof SPARSE_PAYLOAD;
     m->layout = NULL;
     m->payload = NULL;
 }
@@ -741,16 +748,15 @@ START_TEST(every_header_field_survives_a_round_trip)
 {
     static ps_msg m, d;
     static str_bufs bufs;
-    static unsigned char table[24] = {1, 2, 3};
-    fields_fill(&m, &bufs, sizeof table);
+    fields_fill(&m, &bufs);
     static unsigned char buf[PS_HEADER_MAX_BYTES];
     size_t len = encode(&m, buf, sizeof buf);
     ck_assert_uint_eq(len, ps_codec_header_size(&m));
     ps_error err;
-    int rc = ps_codec_decode(&arena, buf, len, table, sizeof table, &d, &err);
+    int rc = ps_codec_decode(&arena, buf, len, SPARSE_PAYLOAD, sizeof SPARSE_PAYLOAD, &d, &err);
     ck_assert_msg(rc == 0, "decode: %s", err.msg);
     fields_same(&d, &m);
-    ck_assert_ptr_eq(d.payload, table);
+    ck_assert_ptr_eq(d.payload, SPARSE_PAYLOAD);
     ck_assert_ptr_null(d.layout);
 }
 END_TEST
@@ -846,9 +852,10 @@ START_TEST(decoded_strings_point_into_the_arena_and_layout_is_null_without_table
     ps_error err;
     unsigned char buf[4096];
     /* every string set: each is the arena's */
-    fields_fill(&m, &bufs, 0);
+    fields_fill(&m, &bufs);
     m.type = PS_MSG_HELLO;
     m.encoding = PS_ENC_NONE;
+    m.payload_bytes = m.table = m.dim = m.nkeys = m.keys_bytes = 0;
     size_t len = encode(&m, buf, sizeof buf);
     ck_assert_int_eq(ps_codec_decode(&arena, buf, len, NULL, 0, &d, &err), 0);
     PS_MSG_FIELDS(NO_NUM, NO_ENUM, IN_ARENA_STR)
@@ -1042,6 +1049,188 @@ START_TEST(push_with_pull_flag_round_trips_its_pull)
 }
 END_TEST
 
+/* ---- sparse tables ------------------------------------------------------ */
+
+/* A sparse PUSH of n keys of table 1 (rows of dim floats, all 0.5) into
+ * frame; its header into hdr. Returns the header's length. */
+static size_t sparse_push(ps_msg *m, const uint64_t *keys, size_t n, uint32_t dim,
+                          unsigned char *frame, size_t *frame_len, unsigned char *hdr)
+{
+    size_t kb = 0;
+    ck_assert_int_eq(ps_keys_encode(keys, n, frame, PS_KEYS_BYTES_MAX(n), &kb), 0);
+    for (size_t i = 0; i < n * dim; i++) {
+        float v = 0.5f;
+        memcpy(frame + kb + i * 4, &v, 4);
+    }
+    ps_msg_init(m, PS_MSG_PUSH);
+    m->seq = 9;
+    m->table = 1;
+    m->dim = dim;
+    m->nkeys = n;
+    m->keys_bytes = kb;
+    m->encoding = PS_ENC_F32;
+    m->payload_bytes = kb + n * dim * 4;
+    *frame_len = (size_t)m->payload_bytes;
+    return encode(m, hdr, PS_HEADER_MAX_BYTES);
+}
+
+START_TEST(sparse_push_round_trips_with_its_keys_and_rows)
+{
+    static ps_msg m, d;
+    unsigned char frame[256], hdr[PS_HEADER_MAX_BYTES];
+    const uint64_t keys[] = {3, 1000, UINT64_MAX};
+    size_t flen = 0, len = sparse_push(&m, keys, 3, 2, frame, &flen, hdr);
+    ps_error err;
+    ck_assert_msg(ps_codec_decode(&arena, hdr, len, frame, flen, &d, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(d.table, 1);
+    ck_assert_uint_eq(d.dim, 2);
+    ck_assert_uint_eq(d.nkeys, 3);
+    ck_assert_uint_eq(d.keys_bytes, 1 + 2 + 10);
+    ck_assert_ptr_eq(d.payload, frame);
+    /* a pull of the same keys: keys only, encoding none */
+    ps_msg_init(&m, PS_MSG_PULL);
+    m.table = 1;
+    m.dim = 2;
+    m.nkeys = 3;
+    m.keys_bytes = 13;
+    m.payload_bytes = 13;
+    len = encode(&m, hdr, sizeof hdr);
+    ck_assert_msg(ps_codec_decode(&arena, hdr, len, frame, 13, &d, &err) == 0, "%s", err.msg);
+    /* its reply: rows only */
+    ps_msg_init(&m, PS_MSG_PULL_REPLY);
+    m.table = 1;
+    m.dim = 2;
+    m.nkeys = 3;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = 24;
+    len = encode(&m, hdr, sizeof hdr);
+    ck_assert_msg(ps_codec_decode(&arena, hdr, len, frame, 24, &d, &err) == 0, "%s", err.msg);
+    /* a SCAN reply: 8-byte keys, then rows */
+    m.flags = PS_FLAG_SCAN;
+    m.nkeys = 2;
+    m.keys_bytes = 16;
+    m.payload_bytes = 16 + 16;
+    len = encode(&m, hdr, sizeof hdr);
+    ck_assert_msg(ps_codec_decode(&arena, hdr, len, frame, 32, &d, &err) == 0, "%s", err.msg);
+}
+END_TEST
+
+/* Decodes m with the frame and expects PS_EPAYLOAD naming why. */
+static void sparse_refused(const ps_msg *m, const unsigned char *frame, size_t flen,
+                           const char *why)
+{
+    static ps_msg d;
+    unsigned char hdr[PS_HEADER_MAX_BYTES];
+    size_t len = encode(m, hdr, sizeof hdr);
+    ps_error err;
+    memset(&err, 0, sizeof err);
+    ck_assert_int_eq(ps_codec_decode(&arena, hdr, len, frame, flen, &d, &err), PS_EPAYLOAD);
+    ck_assert_msg(strstr(err.msg, why) != NULL, "\"%s\" does not say \"%s\"", err.msg, why);
+}
+
+START_TEST(malformed_sparse_frames_are_refused_with_a_reason)
+{
+    static ps_msg m;
+    unsigned char frame[256], hdr[PS_HEADER_MAX_BYTES];
+    const uint64_t keys[] = {3, 1000, 70000};
+    size_t flen = 0;
+    sparse_push(&m, keys, 3, 2, frame, &flen, hdr);
+    ps_msg bad = m; /* more keys announced than the bytes hold */
+    bad.nkeys = 4;
+    sparse_refused(&bad, frame, flen, "announced");
+    bad = m; /* keys bytes beyond the payload */
+    bad.keys_bytes = flen + 1;
+    sparse_refused(&bad, frame, flen, "bytes of keys");
+    bad = m; /* rows of another dim */
+    bad.dim = 3;
+    sparse_refused(&bad, frame, flen, "do not hold");
+    bad = m;
+    bad.dim = 0;
+    sparse_refused(&bad, frame, flen, "not a payload");
+    bad = m; /* the frame shorter than the header says */
+    sparse_refused(&bad, frame, flen - 4, "payload bytes");
+    unsigned char dup[256]; /* a key twice: delta 0 */
+    dup[0] = 3;
+    dup[1] = 0;
+    memcpy(dup + 2, frame + m.keys_bytes, 16);
+    bad = m;
+    bad.nkeys = 2;
+    bad.keys_bytes = 2;
+    bad.payload_bytes = 2 + 16;
+    sparse_refused(&bad, dup, 18, "unique");
+    bad = m; /* a table on a message that has none */
+    bad.type = PS_MSG_HELLO;
+    sparse_refused(&bad, frame, flen, "only pulls and pushes");
+    ps_msg dense; /* dense θ with sparse keys */
+    ps_msg_init(&dense, PS_MSG_PULL);
+    dense.nkeys = 2;
+    sparse_refused(&dense, NULL, 0, "sparse keys");
+    ps_msg reply; /* a reply of rows with keys in it */
+    ps_msg_init(&reply, PS_MSG_PULL_REPLY);
+    reply.table = 1;
+    reply.dim = 1;
+    reply.nkeys = 1;
+    reply.keys_bytes = 1;
+    reply.encoding = PS_ENC_F32;
+    reply.payload_bytes = 5;
+    sparse_refused(&reply, frame, 5, "carries no keys");
+    reply.flags = PS_FLAG_SCAN; /* scanned keys are words */
+    sparse_refused(&reply, frame, 5, "scanned keys");
+}
+END_TEST
+
+START_TEST(layout_tables_and_table_status_round_trip)
+{
+    static ps_msg m, d;
+    static ps_layout l;
+    memset(&l, 0, sizeof l);
+    ps_msg_init(&m, PS_MSG_WELCOME);
+    l.nshards = 1;
+    strcpy(l.shards[0].endpoint, "tcp://127.0.0.1:7070");
+    l.shards[0].key_hi = 1;
+    l.ntensors = 1;
+    strcpy(l.tensors[0].name, "b");
+    l.tensors[0].ndims = 1;
+    l.tensors[0].shape[0] = 1;
+    l.ntables = 2;
+    strcpy(l.tables[0].name, "w");
+    l.tables[0].dim = 1;
+    strcpy(l.tables[1].name, "v");
+    l.tables[1].dim = 9;
+    m.layout = &l;
+    unsigned char hdr[PS_HEADER_MAX_BYTES];
+    size_t len = encode(&m, hdr, sizeof hdr);
+    ps_error err;
+    ck_assert_msg(ps_codec_decode(&arena, hdr, len, NULL, 0, &d, &err) == 0, "%s", err.msg);
+    ck_assert_ptr_nonnull(d.layout);
+    ck_assert_uint_eq(d.layout->ntables, 2);
+    ck_assert_str_eq(d.layout->tables[1].name, "v");
+    ck_assert_uint_eq(d.layout->tables[1].dim, 9);
+    /* a table of dim 0 is no table: the encoder refuses to send one */
+    l.tables[1].dim = 0;
+    ck_assert_int_eq(ps_codec_encode(&m, hdr, sizeof hdr, &len), PS_EINVAL);
+    /* the figures psctl shows */
+    ps_table_status st[2], back[2];
+    memset(st, 0, sizeof st);
+    strcpy(st[0].name, "w");
+    st[0].dim = 1;
+    st[0].rows = 123456789;
+    st[0].evicted_cap = 7;
+    strcpy(st[1].name, "v");
+    st[1].dim = 9;
+    st[1].unadmitted = 42;
+    unsigned char buf[512];
+    size_t blen = 0, n = 0;
+    ck_assert_int_eq(ps_codec_tables_encode(st, 2, buf, sizeof buf, &blen), 0);
+    ck_assert_uint_eq(blen, ps_codec_tables_size(st, 2));
+    memset(back, 0, sizeof back);
+    ck_assert_int_eq(ps_codec_tables_decode(buf, blen, back, 2, &n, &err), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(memcmp(st, back, sizeof st), 0);
+    ck_assert_int_ne(ps_codec_tables_decode(buf, blen, back, 1, &n, &err), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codec");
@@ -1084,6 +1273,9 @@ int main(void)
     tcase_add_test(tc, encoder_refuses_what_the_decoder_would);
     tcase_add_test(tc, header_struct_is_a_few_hundred_bytes_at_most);
     tcase_add_test(tc, push_with_pull_flag_round_trips_its_pull);
+    tcase_add_test(tc, sparse_push_round_trips_with_its_keys_and_rows);
+    tcase_add_test(tc, malformed_sparse_frames_are_refused_with_a_reason);
+    tcase_add_test(tc, layout_tables_and_table_status_round_trip);
     suite_add_tcase(s, tc);
     return ps_check_run(s);
 }

@@ -12,6 +12,7 @@
 
 #include "job.h"
 #include "table.h"
+#include "keys.h"
 #include "util.h"
 
 #define TOL 1e-6
@@ -80,7 +81,7 @@ START_TEST(unstored_key_reads_its_initial_row_for_any_shard_count_and_table)
             ck_assert(fabsf(a[j]) < 0.1f);
         }
         /* the shard of 5 that owns the key, and a table made again */
-        uint32_t s = ps_table_shard_of(keys[i], 5);
+        uint32_t s = ps_key_shard(keys[i], 5);
         ps_table *five = table_of(&job, &spec, s, 5);
         ck_assert_int_eq(ps_table_read(five, keys[i], b), 0);
         ps_table *again = table_of(&job, &spec, 0, 1);
@@ -144,27 +145,27 @@ END_TEST
 START_TEST(shard_ranges_cover_the_key_space_and_keys_outside_are_refused)
 {
     uint64_t lo, last;
-    ps_table_range(0, 1, &lo, &last);
+    ps_key_range(0, 1, &lo, &last);
     ck_assert_uint_eq(lo, 0);
     ck_assert_uint_eq(last, UINT64_MAX);
     /* 3 shards: [0, 2^64/3), [2^64/3, 2·2^64/3), [2·2^64/3, 2^64) */
     uint64_t want_lo[3] = {0, 0x5555555555555556ull, 0xAAAAAAAAAAAAAAABull};
     uint64_t want_last[3] = {0x5555555555555555ull, 0xAAAAAAAAAAAAAAAAull, UINT64_MAX};
     for (uint32_t s = 0; s < 3; s++) {
-        ps_table_range(s, 3, &lo, &last);
+        ps_key_range(s, 3, &lo, &last);
         ck_assert_uint_eq(lo, want_lo[s]);
         ck_assert_uint_eq(last, want_last[s]);
-        ck_assert_uint_eq(ps_table_shard_of(lo, 3), s);
-        ck_assert_uint_eq(ps_table_shard_of(last, 3), s);
+        ck_assert_uint_eq(ps_key_shard(lo, 3), s);
+        ck_assert_uint_eq(ps_key_shard(last, 3), s);
     }
     for (uint32_t n = 1; n <= 64; n++) /* contiguous for every count */
         for (uint32_t s = 0; s + 1 < n; s++) {
             uint64_t lo2, last2;
-            ps_table_range(s, n, &lo, &last);
-            ps_table_range(s + 1, n, &lo2, &last2);
+            ps_key_range(s, n, &lo, &last);
+            ps_key_range(s + 1, n, &lo2, &last2);
             ck_assert_uint_eq(last + 1, lo2);
-            ck_assert_uint_eq(ps_table_shard_of(last, n), s);
-            ck_assert_uint_eq(ps_table_shard_of(lo2, n), s + 1);
+            ck_assert_uint_eq(ps_key_shard(last, n), s);
+            ck_assert_uint_eq(ps_key_shard(lo2, n), s + 1);
         }
     ps_job job;
     job_of(&job, PS_OPTIM_SGD, 0.1);

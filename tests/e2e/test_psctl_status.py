@@ -156,7 +156,10 @@ env.check([s.get("shard") for s in shards] == [0, 1] and all(s.get("answered") f
           "both shards answered")
 for s in shards:
     keys_snake(s, f"shard {s.get('shard')}")
-    figures_numbers(s, f"shard {s.get('shard')}", ("endpoint", "mode", "error", "answered"))
+    figures_numbers(s, f"shard {s.get('shard')}",
+                    ("endpoint", "mode", "error", "answered", "tables"))
+    env.check(s.get("tables") == [], f"shard {s.get('shard')}: a dense model has no tables "
+              f"({s.get('tables')})")
 env.check(all(s.get("live_workers") == 2 and s.get("workers") == 3 and s.get("version", 0) > 0
               and s.get("mode") == "sync" and s.get("error") is None for s in shards),
           "each shard: version > 0, 2 of 3 live, sync, no error")

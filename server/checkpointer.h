@@ -4,17 +4,8 @@
  * allocated once — the only pause serving sees — and a writer thread puts
  * the snapshot on disk (checkpoint.h) while serving goes on; on SIGTERM a
  * last checkpoint is written before psd exits. Driven from the server's
- * thread, which owns the engine.
- * A shard with sparse tables (table.h) is checkpointed differently: its
- * rows are written straight from the tables on the server's thread, with
- * no snapshot, and serving waits for the write. A snapshot of GBs of rows
- * would double the memory the rows take (the table's memory budget is
- * 1.3 times the rows' bytes), and a copy-on-write fork would have to copy
- * the pages the engine writes meanwhile, in a process with ZeroMQ threads.
- * The stall is the time to write the rows and fsync them: about 1.6 s per
- * GB of checkpoint (0.6 s for 16 M rows of dim 1 under adagrad, 384 MB, on
- * a 2-core VM; tests/bench/table_bench.c measures it), and the line
- * "checkpoint written" logs it for each one. */
+ * thread, which owns the engine. A shard with sparse tables writes its
+ * checkpoints on that thread instead (ps_checkpointer_new_tables). */
 #ifndef PS_CHECKPOINTER_H
 #define PS_CHECKPOINTER_H
 
@@ -46,9 +37,18 @@ int ps_checkpointer_new(const ps_job *job, uint32_t shard, ps_engine *engine, co
  * PS_CKPT_MAX_TABLES, owned by the caller and used by the server's thread
  * alone): the newest checkpoint is loaded into them as well (a folder of
  * checkpoints with another table layout is refused, PS_ECONFIG), and every
- * checkpoint holds their live rows, written on the thread that calls
- * ps_checkpointer_tick or ps_checkpointer_final (above). ntables 0 is
- * ps_checkpointer_new. PS_EINVAL for too many tables. */
+ * checkpoint holds their live rows. ntables 0 is ps_checkpointer_new;
+ * PS_EINVAL for too many tables.
+ * Such a checkpoint is written on the thread that calls
+ * ps_checkpointer_tick or ps_checkpointer_final, rows read straight from
+ * the tables with no snapshot, and serving waits for it: a snapshot of GBs
+ * of rows would double the memory they take (a table's budget is 1.3 times
+ * its rows' bytes), and a copy-on-write fork would copy every page the
+ * engine writes meanwhile, in a process with ZeroMQ's threads. The stall
+ * is the time to write the rows and fsync them, about 1.6 s per GB of
+ * checkpoint (0.6 s for 16 M rows of dim 1 under adagrad, 384 MB, on a
+ * 2-core VM; tests/bench/table_bench.c measures it), and the line
+ * "checkpoint written" logs it each time. */
 int ps_checkpointer_new_tables(const ps_job *job, uint32_t shard, ps_engine *engine,
                                ps_table *const *tables, size_t ntables, const ps_log *log,
                                ps_checkpointer **out, ps_error *err);

@@ -5,6 +5,7 @@
  * Each model kind is a row of ops; a kind without a row is "not built in". */
 #include "model.h"
 
+#include "auc.h"
 #include "util.h"
 
 #include <cblas.h>
@@ -34,8 +35,10 @@ typedef struct model_ops {
      * and returns the summed loss. */
     double (*grad_sum)(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
                        float *grad);
-    void (*eval)(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
-                 ps_model_metrics *out);
+    /* Loss, metric and (has_auc) AUC over n rows; 0 or PS_ENOMEM. */
+    int (*eval)(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
+                ps_model_metrics *out);
+    bool has_auc; /* a binary classifier: its evaluation gives an AUC */
 } model_ops;
 
 /* One layer of a dense network: W [in, out] at w_off, then b [out]. */
@@ -50,8 +53,10 @@ struct ps_model {
     const model_ops *ops;
     ps_model_spec spec;
     uint64_t num_params;
-    size_t chunk; /* rows the work buffers hold */
-    float *z;     /* glm: chunk scores, then residuals */
+    size_t chunk;  /* rows the work buffers hold */
+    float *z;      /* glm: chunk scores, then residuals */
+    float *scores; /* logistic: every row's score for the AUC when n > chunk */
+    size_t scores_cap;
     /* dense networks (softmax, mlp) */
     uint32_t nlayers;
     net_layer layer[NET_LAYERS_MAX];
@@ -120,8 +125,8 @@ static double linear_grad_sum(ps_model *m, const float *theta, const float *X, c
     return loss;
 }
 
-static void linear_eval(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
-                        ps_model_metrics *out)
+static int linear_eval(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
+                       ps_model_metrics *out)
 {
     size_t d = m->spec.features;
     double sse = 0.0;
@@ -145,6 +150,8 @@ static void linear_eval(ps_model *m, const float *theta, const float *X, const f
         out->metric = 1.0 - sse / sst;
     else
         out->metric = sse == 0.0 ? 1.0 : 0.0;
+    out->auc = NAN;
+    return 0;
 }
 
 /* ---- logistic regression: loss mean log(1 + e^z) − y·z ---- */
@@ -195,10 +202,19 @@ static double logistic_grad_sum(ps_model *m, const float *theta, const float *X,
     return loss;
 }
 
-static void logistic_eval(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
-                          ps_model_metrics *out)
+/* The AUC ranks rows by their scores before the sigmoid: one chunk's stay
+ * in m->z; more than a chunk's are gathered in m->scores, grown to n. */
+static int logistic_eval(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
+                         ps_model_metrics *out)
 {
     size_t d = m->spec.features;
+    if (n > m->chunk && n > m->scores_cap) {
+        float *grown = realloc(m->scores, n * sizeof *grown);
+        if (grown == NULL)
+            return PS_ENOMEM;
+        m->scores = grown;
+        m->scores_cap = n;
+    }
     double loss = 0.0;
     size_t correct = 0;
     for (size_t off = 0; off < n; off += m->chunk) {
@@ -210,9 +226,14 @@ static void logistic_eval(ps_model *m, const float *theta, const float *X, const
             loss += softplus(z) - label * z;
             correct += (z >= 0.0) == (label == 1.0f);
         }
+        if (n > m->chunk)
+            memcpy(m->scores + off, m->z, cnt * sizeof *m->z);
     }
     out->loss = loss / (double)n;
     out->metric = (double)correct / (double)n;
+    /* PS_EINVAL: one class only, the AUC is undefined and left NAN */
+    int rc = ps_auc(n > m->chunk ? m->scores : m->z, y, n, &out->auc);
+    return rc == PS_ENOMEM ? rc : 0;
 }
 
 /* ---- dense networks: softmax regression and the MLP ----
@@ -371,8 +392,8 @@ static double net_grad_sum(ps_model *m, const float *theta, const float *X, cons
     return loss;
 }
 
-static void net_eval(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
-                     ps_model_metrics *out)
+static int net_eval(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
+                    ps_model_metrics *out)
 {
     size_t d = m->spec.features, k = m->spec.classes;
     double loss = 0.0;
@@ -391,6 +412,8 @@ static void net_eval(ps_model *m, const float *theta, const float *X, const floa
     }
     out->loss = loss / (double)n;
     out->metric = (double)correct / (double)n;
+    out->auc = NAN;
+    return 0;
 }
 
 /* ---- the table ---- */
@@ -413,6 +436,7 @@ static const model_ops logistic_ops = {
     .prepare_labels = logistic_prepare_labels,
     .grad_sum = logistic_grad_sum,
     .eval = logistic_eval,
+    .has_auc = true,
 };
 
 static const model_ops softmax_ops = {
@@ -497,6 +521,7 @@ void ps_model_destroy(ps_model **mp)
     if (mp == NULL || *mp == NULL)
         return;
     free((*mp)->z);
+    free((*mp)->scores);
     free((*mp)->block);
     free(*mp);
     *mp = NULL;
@@ -510,6 +535,11 @@ uint64_t ps_model_num_params(const ps_model *m)
 const char *ps_model_name(const ps_model *m)
 {
     return m->ops->name;
+}
+
+bool ps_model_has_auc(const ps_model *m)
+{
+    return m->ops->has_auc;
 }
 
 const char *ps_model_loss_name(const ps_model *m)
@@ -554,6 +584,5 @@ int ps_model_eval(ps_model *m, const float *theta, const float *X, const float *
 {
     if (n == 0)
         return PS_EINVAL;
-    m->ops->eval(m, theta, X, y, n, out);
-    return 0;
+    return m->ops->eval(m, theta, X, y, n, out);
 }

@@ -6,6 +6,7 @@
 #ifndef PS_MODEL_H
 #define PS_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,10 +26,14 @@ typedef struct ps_model_spec {
 } ps_model_spec;
 
 /* Evaluation of θ on a data set. `loss` is the training objective (mean
- * log-loss or MSE); `metric` is the headline figure (accuracy or R²). */
+ * log-loss or MSE); `metric` is the headline figure (accuracy or R²); `auc`
+ * the area under the ROC curve of a binary classifier's scores
+ * (ps_model_has_auc; NAN for the other models, and when the labels hold
+ * one class only). */
 typedef struct ps_model_metrics {
     double loss;
     double metric;
+    double auc;
 } ps_model_metrics;
 
 /* The spec of the job's model. */
@@ -58,6 +63,10 @@ const char *ps_model_name(const ps_model *m);
 const char *ps_model_loss_name(const ps_model *m);
 const char *ps_model_metric_name(const ps_model *m);
 
+/* Whether the model is a binary classifier whose evaluation has an AUC
+ * (logistic); softmax, mlp and linear have none. */
+bool ps_model_has_auc(const ps_model *m);
+
 /* Checks and maps labels in place for the model: logistic takes 0 and 1 and
  * reads -1 as 0; softmax and mlp take whole numbers 0..classes-1; linear
  * takes any finite value. Otherwise PS_EDATA, *bad_row (when not NULL) the
@@ -71,12 +80,15 @@ int ps_model_prepare_labels(const ps_model *m, float *y, size_t n, size_t *bad_r
 int ps_model_grad(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
                   float *grad_out, double *loss);
 
-/* Loss and metric of θ over n rows: logistic gives mean log-loss and
- * accuracy (predict 1 when P(y=1) >= 0.5); softmax and mlp give mean
- * log-loss and accuracy (predict the class of the highest score, the first
- * of equal ones); linear gives MSE and R² (1 for a perfect fit of constant
- * labels, 0 for an imperfect one).
- * PS_EINVAL when n is 0. */
+/* Loss and metric of θ over n rows: logistic gives mean log-loss, accuracy
+ * (predict 1 when P(y=1) >= 0.5) and the AUC of P(y=1) (common/auc.h;
+ * ranked by the score before the sigmoid, the same order without a float
+ * probability's ties near 0 and 1); softmax and mlp give mean log-loss and
+ * accuracy (predict the class of the highest score, the first of equal
+ * ones); linear gives MSE and R² (1 for a perfect fit of constant labels, 0
+ * for an imperfect one). auc is NAN but for logistic. The AUC needs every
+ * row's score: n beyond the model's max_rows grows that buffer once.
+ * PS_EINVAL when n is 0, PS_ENOMEM. */
 int ps_model_eval(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
                   ps_model_metrics *out);
 

@@ -294,6 +294,13 @@ static int summary_of(const ps_train_result *r, const char *job, ps_report_summa
     }
     s->metric = shown->metric;
     s->loss = shown->loss;
+    s->has_auc = r->has_auc;
+    if (r->has_auc) {
+        if (r->has_test)
+            s->test_auc = r->test.auc;
+        s->auc = shown->auc;
+        s->train_auc = r->train.auc;
+    }
     s->train_metric = r->train.metric;
     s->train_loss = r->train.loss;
     s->train_loss_last_epoch = r->train_loss_last_epoch;
@@ -325,7 +332,8 @@ static int summary_of(const ps_train_result *r, const char *job, ps_report_summa
     /* the test figures go with a test set only, as report_summary.h's reader checks */
     return ps_report_summary_curve_add(s, r->rank, r->epoch_every ? r->epoch_every : 1,
                                        r->epoch_points, r->epoch_train_loss,
-                                       r->has_test ? r->epoch_test_metric : NULL, NULL);
+                                       r->has_test ? r->epoch_test_metric : NULL,
+                                       r->has_test && r->has_auc ? r->epoch_test_auc : NULL);
 }
 
 int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,

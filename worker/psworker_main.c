@@ -193,13 +193,16 @@ static int exit_status_of(int code, bool started)
 
 static void log_result(const ps_log *lg, const ps_train_result *r)
 {
-    char test[128] = "", loss[32], metric[32], tloss[32];
+    char test[160] = "", loss[32], metric[32], tloss[32], tauc[32], auc[48] = "";
     ps_report_number_format(r->final_loss, 4, loss, sizeof loss);
+    if (r->has_test && r->has_auc)
+        snprintf(auc, sizeof auc, ", test auc %s",
+                 ps_report_number_format(r->test.auc, 4, tauc, sizeof tauc));
     if (r->has_test)
-        snprintf(test, sizeof test, ", test %s %s, test %s %s", r->metric_name,
+        snprintf(test, sizeof test, ", test %s %s, test %s %s%s", r->metric_name,
                  ps_report_number_format(r->test.metric, 4, metric, sizeof metric),
                  strcmp(r->loss_name, "log_loss") == 0 ? "log-loss" : r->loss_name,
-                 ps_report_number_format(r->test.loss, 4, tloss, sizeof tloss));
+                 ps_report_number_format(r->test.loss, 4, tloss, sizeof tloss), auc);
     PS_LOG_I(lg, "done: rank %u, final loss %s%s, version %llu, %.2f s, %.0f samples/s", r->rank,
              loss, test, (unsigned long long)r->version, r->wall_s, r->samples_per_s);
 }

@@ -81,11 +81,12 @@ struct ps_trainer {
     /* per epoch for the curves: point i is epoch (i + 1) * epoch_every */
     double *epoch_loss;
     double *epoch_metric; /* NULL without a test set */
+    double *epoch_auc;    /* NULL without a test set or an AUC */
     uint32_t epoch_every, epoch_points;
     bool warned_diverged;
     uint64_t rolled_seen; /* pushes rolled back by restarts, as far as the loop took them in */
-    char test_note[128];  /* ", test accuracy 0.9561, test log-loss 0.1234" of the last
-                           * epoch, or "" */
+    char test_note[128];  /* ", test accuracy 0.9561, test log-loss 0.1234, test auc 0.9912"
+                           * of the last epoch (auc for binary classifiers), or "" */
 };
 
 /* ---- setup ---- */
@@ -162,14 +163,20 @@ static int alloc_epoch_record(ps_trainer *t, ps_error *err)
     t->epoch_points = epochs / t->epoch_every;
     size_t n = t->epoch_points;
     t->epoch_loss = malloc(n * sizeof *t->epoch_loss);
+    bool auc = t->test && ps_model_has_auc(t->model);
     if (t->test)
         t->epoch_metric = malloc(n * sizeof *t->epoch_metric);
-    if (t->epoch_loss == NULL || (t->test && t->epoch_metric == NULL))
+    if (auc)
+        t->epoch_auc = malloc(n * sizeof *t->epoch_auc);
+    if (t->epoch_loss == NULL || (t->test && t->epoch_metric == NULL) ||
+        (auc && t->epoch_auc == NULL))
         return ps_error_set(err, PS_ENOMEM, "out of memory for the per-epoch figures");
     for (size_t i = 0; i < n; i++) {
         t->epoch_loss[i] = NAN;
         if (t->epoch_metric)
             t->epoch_metric[i] = NAN;
+        if (t->epoch_auc)
+            t->epoch_auc[i] = NAN;
     }
     return 0;
 }
@@ -295,6 +302,7 @@ void ps_trainer_destroy(ps_trainer **tp)
     free(t->perm);
     free(t->epoch_loss);
     free(t->epoch_metric);
+    free(t->epoch_auc);
     free(t);
     *tp = NULL;
 }
@@ -816,26 +824,38 @@ static int train_round(ps_trainer *t, uint64_t round, uint64_t data, size_t *row
     return 0;
 }
 
+/* Evaluation of θ in hand on a data set; err names the set on an error. */
+static int set_eval(ps_trainer *t, const ps_dataset *set, const char *name, ps_model_metrics *m,
+                    ps_error *err)
+{
+    int rc = ps_model_eval(t->model, t->th, ps_dataset_cx(set), ps_dataset_cy(set),
+                           ps_dataset_rows(set), m);
+    if (rc != 0)
+        return ps_error_set(err, rc, "evaluating on the %s: %s", name, ps_strerror(rc));
+    return 0;
+}
+
 /* Test evaluation at an epoch's end, on the freshest θ the mode allows. */
 static int epoch_eval(ps_trainer *t, uint64_t rounds_done, ps_model_metrics *m, ps_error *err)
 {
     int rc = t->mode->theta_eval(t, rounds_done, err);
     if (rc != 0)
         return rc;
-    return ps_model_eval(t->model, t->th, ps_dataset_cx(t->test), ps_dataset_cy(t->test),
-                         ps_dataset_rows(t->test), m);
+    return set_eval(t, t->test, "test set", m, err);
 }
 
 /* Keeps epoch e's figures for the curves (every epoch_every-th epoch); an
  * epoch ended again (a restart went back) overwrites them. */
-static void epoch_record(ps_trainer *t, uint32_t e, double loss, double metric)
+static void epoch_record(ps_trainer *t, uint32_t e, double loss, const ps_model_metrics *test)
 {
     if ((e + 1) % t->epoch_every != 0 || (e + 1) / t->epoch_every > t->epoch_points)
         return;
     uint32_t i = (e + 1) / t->epoch_every - 1;
     t->epoch_loss[i] = loss;
     if (t->epoch_metric != NULL)
-        t->epoch_metric[i] = metric;
+        t->epoch_metric[i] = test->metric;
+    if (t->epoch_auc != NULL)
+        t->epoch_auc[i] = test->auc;
 }
 
 /* The end of epoch e: the test metrics on the freshest θ and one log line
@@ -860,20 +880,21 @@ static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, uint64_t r
                  nonfinite_name(bad), cause);
         t->warned_diverged = true;
     }
-    double test_metric = NAN;
+    ps_model_metrics m = {NAN, NAN, NAN};
     if (t->test) {
-        ps_model_metrics m;
         int rc = epoch_eval(t, rounds_done, &m, err);
         if (rc != 0)
             return rc;
-        test_metric = m.metric;
-        char metric[32], loss[32];
-        snprintf(t->test_note, sizeof t->test_note, ", test %s %s, test %s %s",
-                 ps_model_metric_name(t->model), figure(m.metric, metric, sizeof metric),
-                 loss_display_name(ps_model_loss_name(t->model)),
-                 figure(m.loss, loss, sizeof loss));
+        char metric[32], loss[32], auc[32];
+        int len = snprintf(t->test_note, sizeof t->test_note, ", test %s %s, test %s %s",
+                           ps_model_metric_name(t->model), figure(m.metric, metric, sizeof metric),
+                           loss_display_name(ps_model_loss_name(t->model)),
+                           figure(m.loss, loss, sizeof loss));
+        if (ps_model_has_auc(t->model) && len > 0 && (size_t)len < sizeof t->test_note)
+            snprintf(t->test_note + len, sizeof t->test_note - (size_t)len, ", test auc %s",
+                     figure(m.auc, auc, sizeof auc));
     }
-    epoch_record(t, e, epoch_loss, test_metric);
+    epoch_record(t, e, epoch_loss, &m);
     if (t->opts.tty)
         ps_progress_bar_draw(&t->progress, (e + 1) * spe, spe * epochs, e + 1, epoch_loss,
                              e + 1 == epochs);
@@ -1067,8 +1088,9 @@ static int final_eval(ps_trainer *t, ps_train_result *res, ps_error *err)
         return rc;
     tally_log(t);
     server_stats(t, res);
-    ps_model_eval(t->model, t->th, ps_dataset_cx(t->train), ps_dataset_cy(t->train),
-                  ps_dataset_rows(t->train), &res->train);
+    rc = set_eval(t, t->train, "training shard", &res->train, err);
+    if (rc != 0)
+        return rc;
     res->final_loss = res->train.loss;
     if (t->job.on_divergence == PS_DIVERGE_STOP) { /* no model or summary of NaNs */
         double bad = res->final_loss;
@@ -1079,8 +1101,9 @@ static int final_eval(ps_trainer *t, ps_train_result *res, ps_error *err)
     }
     if (t->test) {
         res->has_test = true;
-        ps_model_eval(t->model, t->th, ps_dataset_cx(t->test), ps_dataset_cy(t->test),
-                      ps_dataset_rows(t->test), &res->test);
+        rc = set_eval(t, t->test, "test set", &res->test, err);
+        if (rc != 0)
+            return rc;
     }
     res->version = t->version;
     return 0;
@@ -1119,6 +1142,7 @@ static void result_init(const ps_trainer *t, ps_train_result *res)
     res->model = ps_model_name(t->model);
     res->loss_name = ps_model_loss_name(t->model);
     res->metric_name = ps_model_metric_name(t->model);
+    res->has_auc = ps_model_has_auc(t->model);
     res->mode = ps_mode_name(t->job.mode);
     res->workers = t->job.workers;
     res->epochs = t->job.training.epochs;
@@ -1129,6 +1153,7 @@ static void result_init(const ps_trainer *t, ps_train_result *res)
     res->epoch_points = t->epoch_points;
     res->epoch_train_loss = t->epoch_loss;
     res->epoch_test_metric = t->epoch_metric;
+    res->epoch_test_auc = t->epoch_auc;
     res->staleness_mean = NAN;
 }
 

@@ -39,6 +39,7 @@ typedef struct ps_train_result {
     const char *model;       /* "logistic" */
     const char *loss_name;   /* "log_loss" | "mse" */
     const char *metric_name; /* "accuracy" | "r2" */
+    bool has_auc;            /* a binary classifier: train, test and the curves have an AUC */
     const char *mode;        /* "sync" | "async" | "ssp" */
     double final_loss;       /* loss on this worker's shard at the final θ */
     ps_model_metrics train;  /* the final θ on this worker's shard */
@@ -65,6 +66,7 @@ typedef struct ps_train_result {
     uint32_t epoch_every, epoch_points;
     const double *epoch_train_loss;  /* the epoch's mean training loss */
     const double *epoch_test_metric; /* metric_name on the test set at its end; NULL without one */
+    const double *epoch_test_auc;    /* the test set's AUC then; NULL without one or an AUC */
     /* psd's figures at the job's end (report_summary.h's "staleness" and "ranks");
      * has_server_stats false: unknown, and the summary says null */
     bool has_server_stats;

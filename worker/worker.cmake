@@ -8,6 +8,7 @@ add_library(ps_worker_core STATIC
             ${CMAKE_CURRENT_LIST_DIR}/model.c
             ${CMAKE_CURRENT_LIST_DIR}/output.c
             ${CMAKE_CURRENT_LIST_DIR}/progress.c
+            ${CMAKE_CURRENT_LIST_DIR}/sparse_model.c
             ${CMAKE_CURRENT_LIST_DIR}/trainer.c)
 target_include_directories(ps_worker_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(ps_worker_core PUBLIC ps_client ps_config ps_common ps_report PkgConfig::OPENBLAS
@@ -21,3 +22,30 @@ set_target_properties(psworker_bin PROPERTIES OUTPUT_NAME psworker)
 target_link_libraries(psworker_bin PRIVATE ps_worker_core)
 ps_target_warnings(psworker_bin)
 install(TARGETS psworker_bin RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+
+# The sparse models' data: the criteo and libsvm64 readers and streams in
+# ps_sparse_data (keys are XXH3 hashes of features: libxxhash, Debian's
+# libxxhash-dev), which the training loop links through ps_worker_core; the
+# click-log generator in ps_clickgen and its program psgen.
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+add_library(ps_sparse_data STATIC ${CMAKE_CURRENT_LIST_DIR}/sparse_data.c
+            ${CMAKE_CURRENT_LIST_DIR}/feature_hash.c)
+target_include_directories(ps_sparse_data PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(ps_sparse_data PUBLIC ps_config ps_common PkgConfig::XXHASH m)
+# the same log buckets on every machine: IEEE operations one at a time, never fused
+set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/feature_hash.c PROPERTIES COMPILE_OPTIONS
+                            -ffp-contract=off)
+ps_target_warnings(ps_sparse_data)
+target_link_libraries(ps_worker_core PUBLIC ps_sparse_data)
+
+add_library(ps_clickgen STATIC ${CMAKE_CURRENT_LIST_DIR}/clickgen.c)
+target_include_directories(ps_clickgen PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(ps_clickgen PUBLIC ps_sparse_data ps_common m)
+# the same rows on every machine: IEEE operations one at a time, never fused
+target_compile_options(ps_clickgen PRIVATE -ffp-contract=off)
+ps_target_warnings(ps_clickgen)
+
+add_executable(psgen ${CMAKE_CURRENT_LIST_DIR}/psgen.c)
+target_link_libraries(psgen PRIVATE ps_clickgen)
+ps_target_warnings(psgen)
+install(TARGETS psgen RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

@@ -1,10 +1,8 @@
-/* table_bench.c — the sparse table's memory and speed (server/table.h): fills
- * 50 M rows of dim 9 with adagrad and prints the process's RSS per live row
- * beside the 72 bytes of the row's floats; fills 16 M rows of dim 1 and
- * prints rows read and applied per second on random keys, single thread,
- * beside random reads of a plain float array of as many entries (one cache
- * miss each); writes the small table as a checkpoint and prints the stall
- * per GB. Run by hand (build/bin/table_bench), never by ctest. */
+/* table_bench.c — the sparse table's memory and speed (server/table.h): RSS
+ * per live row at 50 M rows of dim 9 (adagrad) beside the rows' 72 bytes;
+ * reads and applies per second on random keys at 16 M rows of dim 1, one
+ * thread, beside random reads of a plain array; the checkpoint stall per
+ * GB. Run by hand (build/bin/table_bench), never by ctest. */
 #include "checkpoint.h"
 #include "job.h"
 #include "table.h"

@@ -2,9 +2,11 @@
 summary (X.svg for --summary-json X.json, or where --curves says) and
 psworker --curves its own; each is parsed as XML, every worker's line is read
 back through its panel's transform (the data-* attributes) and compared with
-the per-epoch figures of the summary. The title names the job, model, mode
-and codec, the axes and legend are labelled, there is one line per worker
-that finished, and a file that cannot be written is one line naming it."""
+the per-epoch figures of the summary (logistic regression, a binary
+classifier: training loss, test accuracy and test AUC). The title names the
+job, model, mode and codec, the axes and legend are labelled, there is one
+line per worker that finished, and a file that cannot be written is one line
+naming it."""
 import json
 import math
 import os
@@ -95,12 +97,13 @@ def check_svg(path, summary, mode, codec, what, model="logistic", metric="accura
     want = f"{summary['job']} \u2014 {model}, mode {mode}, codec {codec}"
     env.check(title == [want], f"{what}: the title is {want!r} (got {title})")
     panels = panels_of(root)
-    env.check(set(panels) == {"train_loss", "test_metric"},
-              f"{what}: a panel of training loss and one of the test metric ({sorted(panels)})")
-    if set(panels) != {"train_loss", "test_metric"}:
+    want_panels = {"train_loss", "test_metric", "test_auc"}
+    env.check(set(panels) == want_panels,
+              f"{what}: panels of training loss, test metric and test AUC ({sorted(panels)})")
+    if set(panels) != want_panels:
         return True
     for name, ylabel in (("train_loss", "training loss (log-loss)"),
-                         ("test_metric", f"test {metric}")):
+                         ("test_metric", f"test {metric}"), ("test_auc", "test AUC")):
         p = panels[name]
         env.check(texts_of(p, "x-label") == ["epoch"] and texts_of(p, "y-label") == [ylabel],
                   f"{what}: {name}'s axes say epoch and {ylabel!r}")
@@ -111,6 +114,7 @@ def check_svg(path, summary, mode, codec, what, model="logistic", metric="accura
               f"{what}: the legend names every worker's line ({legend})")
     compare_panel(panels["train_loss"], curves, "train_loss", what + ", training loss")
     compare_panel(panels["test_metric"], curves, "test_metric", what + ", test metric")
+    compare_panel(panels["test_auc"], curves, "test_auc", what + ", test AUC")
     return True
 
 
@@ -120,10 +124,14 @@ def check_summary_curves(s, workers, what):
     env.check(sorted(c["rank"] for c in curves) == list(range(workers)),
               f"{what}: the summary has a curve for each of {workers} workers")
     for c in curves:
+        auc = c.get("test_auc") or []
         env.check(c["every"] == 1 and len(c["train_loss"]) == EPOCHS and
-                  len(c["test_metric"]) == EPOCHS and
-                  all(v is not None and math.isfinite(v) for v in c["train_loss"] + c["test_metric"]),
-                  f"{what}: rank {c['rank']} has {EPOCHS} finite training losses and test figures")
+                  len(c["test_metric"]) == EPOCHS and len(auc) == EPOCHS and
+                  all(v is not None and math.isfinite(v)
+                      for v in c["train_loss"] + c["test_metric"] + auc) and
+                  all(0.9 <= v <= 1.0 for v in auc),
+                  f"{what}: rank {c['rank']} has {EPOCHS} finite training losses and test figures, "
+                  f"its AUCs in [0.9, 1]")
     lowest = min(curves, key=lambda c: c["rank"]) if curves else None
     if lowest:
         env.check(lowest["train_loss"][-1] == s["metrics"]["train_loss_last_epoch"],
@@ -154,6 +162,8 @@ if summary is not None:
         c0 = [c for c in summary["curves"] if c["rank"] == 0]
         env.check(bool(c0) and c0[0]["test_metric"][-1] == summary["test_metric"]["value"],
                   "psrun: sync's last test figure per epoch is the final test metric")
+        env.check(bool(c0) and c0[0]["test_auc"][-1] == summary["test_auc"]["value"],
+                  "psrun: sync's last test AUC per epoch is the final test AUC")
 no_leftovers(env, job)
 
 # --curves names the file; a summary not asked for is not needed; a file that

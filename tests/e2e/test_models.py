@@ -1,6 +1,7 @@
 """test_models.py — psrun matches scikit-learn's accuracy with 2 workers in
 sync and in async mode: breast_cancer logistic regression >= 0.955
 (scikit-learn 0.9649) and digits softmax regression >= 0.95 (0.9611); the
+binary classifier reports a test AUC (>= 0.99) and softmax none at all; the
 digits written as IDX files (gzip, labels found from the standard names)
 train to exactly the accuracy of the same rows read from CSV."""
 import gzip
@@ -40,8 +41,19 @@ for name, dataset, kw, floor in cases:
             env.check(summary["metrics"]["log_loss"] == loss["value"],
                       f"{name} {mode}: metrics carry the test log-loss")
             accuracy[(name, mode)] = metric["value"]
+            if kw["model"] == "logistic":
+                auc = summary.get("test_auc") or {}
+                env.check(auc.get("name") == "auc" and 0.99 <= auc.get("value", -1) <= 1.0,
+                          f"{name} {mode}: test auc {auc.get('value')} in [0.99, 1]")
+            else:
+                keys = [k for k in summary if "auc" in k] + [k for k in summary["metrics"]
+                                                             if "auc" in k]
+                keys += [k for c in summary["curves"] for k in c if "auc" in k]
+                env.check(keys == [], f"{name} {mode}: softmax has no auc anywhere ({keys})")
         env.check(f"test accuracy" in err and "test log-loss" in err,
                   f"{name} {mode}: the epoch lines show test accuracy and log-loss")
+        env.check(("test auc" in err) == (kw["model"] == "logistic"),
+                  f"{name} {mode}: the epoch lines show a test auc for the binary model only")
         no_leftovers(env, job)
 
 

@@ -2,7 +2,8 @@
 manifest; numpy loads them, scores the test set itself (standardised with
 the training set's statistics, as psworker does) and counts exactly the
 correct predictions behind the accuracy psrun reported: softmax regression
-and a two-hidden-layer MLP on digits, logistic regression on breast_cancer.
+and a two-hidden-layer MLP on digits, logistic regression on breast_cancer,
+whose AUC numpy counts as well, pair by pair.
 The MLP, trained again with shared_memory: false (every byte over the
 socket), writes the same model bit for bit as through shared memory."""
 import json
@@ -60,7 +61,15 @@ for name, dataset, kw, names in cases:
     xte, yte = load(dataset, "test")
     a = standardise(xtr, xte).astype(np.float64)
     if kw["model"] == "logistic":
-        pred = (a @ theta["w"].astype(np.float64) + theta["b"][0] >= 0).astype(np.int64)
+        z = a @ theta["w"].astype(np.float64) + theta["b"][0]
+        pred = (z >= 0).astype(np.int64)
+        # the AUC: positives scoring above negatives, a tie counting half
+        pos, neg = z[yte == 1], z[yte == 0]
+        twice = int(2 * (pos[:, None] > neg[None, :]).sum() + (pos[:, None] == neg[None, :]).sum())
+        auc = summary["test_auc"]["value"]
+        env.check(round(auc * 2 * len(pos) * len(neg)) == twice,
+                  f"{name}: numpy ranks {twice / 2} of {len(pos) * len(neg)} pairs right, "
+                  f"psrun reported auc {auc:.6f}")
     else:
         layers = len(names) // 2
         for l in range(layers):

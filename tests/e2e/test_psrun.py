@@ -112,6 +112,8 @@ try:
     s = strict_json(summary_path)
     env.check(s["final_loss"] is None and s["metrics"]["mse"] is None,
               "diverged: the summary holds null for the loss")
+    env.check("test_auc" not in s and not any("auc" in k for k in s["metrics"]),
+              "linear regression: the summary has no auc at all (absent, not 0)")
 except (OSError, ValueError) as e:
     env.check(False, f"diverged: the summary parses as strict JSON ({e})")
 own = [ln for ln in (out + err).splitlines() if ln.startswith("psrun:")]

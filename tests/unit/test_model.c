@@ -1,7 +1,8 @@
 /* test_model.c — the built-in models: analytic gradients against central
  * finite differences of an independent float64 loss (linear, logistic,
  * softmax and a two-hidden-layer MLP), hand-computed tiny examples, the
- * metrics, label checks, θ's layout and chunked evaluation. */
+ * metrics (logistic's AUC; none for the others), label checks, θ's layout
+ * and chunked evaluation. */
 #include <check.h>
 
 #include "check_main.h"
@@ -174,10 +175,18 @@ START_TEST(logistic_eval_gives_accuracy_and_log_loss)
                    log1p(exp(-3.0))) /
                   4.0;
     ck_assert_double_eq_tol(mt.loss, want, 1e-12);
-    /* a score of exactly 0 predicts 1 */
+    /* positives score 2 and -1, negatives 0.5 and -3: 3 of the 4 pairs rank right */
+    ck_assert_double_eq(mt.auc, 0.75);
+    ck_assert(ps_model_has_auc(m));
+    /* equal scores of a positive and a negative count half */
+    float xt[4] = {1, 1, 3, -2}, yt[4] = {1, 0, 1, 0};
+    ck_assert_int_eq(ps_model_eval(m, theta, xt, yt, 4, &mt), 0);
+    ck_assert_double_eq(mt.auc, (0.5 + 1 + 1 + 1) / 4.0);
+    /* a score of exactly 0 predicts 1; one class only: no AUC */
     float z0 = 0, one = 1;
     ck_assert_int_eq(ps_model_eval(m, theta, &z0, &one, 1, &mt), 0);
     ck_assert_double_eq(mt.metric, 1.0);
+    ck_assert(isnan(mt.auc));
     ck_assert_str_eq(ps_model_metric_name(m), "accuracy");
     ck_assert_str_eq(ps_model_loss_name(m), "log_loss");
     ck_assert_str_eq(ps_model_name(m), "logistic");
@@ -206,6 +215,8 @@ START_TEST(linear_eval_gives_mse_and_r2)
     ck_assert_double_eq(mt.loss, 1.0);
     ck_assert_str_eq(ps_model_metric_name(m), "r2");
     ck_assert_str_eq(ps_model_loss_name(m), "mse");
+    ck_assert(!ps_model_has_auc(m)); /* no AUC: absent, never 0 */
+    ck_assert(isnan(mt.auc));
     ps_model_destroy(&m);
 }
 END_TEST
@@ -228,6 +239,12 @@ START_TEST(chunked_rows_give_the_same_gradient_and_metrics)
     ck_assert_double_eq(a.metric, b.metric);
     ck_assert_double_eq_tol(a.loss, b.loss, 1e-12);
     ck_assert_double_eq_tol(a.loss, l_whole, 1e-12);
+    /* the AUC of 24 rows ranked across 5 chunks is the one of a single chunk */
+    ck_assert_double_gt(a.auc, 0.0);
+    ck_assert_double_eq(a.auc, b.auc);
+    ck_assert_int_eq(ps_model_eval(small, theta, x, y, 5, &b), 0); /* within a chunk again */
+    ck_assert_int_eq(ps_model_eval(whole, theta, x, y, 5, &a), 0);
+    ck_assert_double_eq(a.auc, b.auc);
     ck_assert_int_eq(ps_model_grad(whole, theta, x, y, 0, g_whole, NULL), PS_EINVAL);
     ck_assert_int_eq(ps_model_eval(whole, theta, x, y, 0, &a), PS_EINVAL);
     ps_model_destroy(&whole);
@@ -474,6 +491,8 @@ START_TEST(softmax_eval_gives_accuracy_and_log_loss)
     y[3] = 1; /* the tie now counts as wrong */
     ck_assert_int_eq(ps_model_eval(m, theta, x, y, 4, &mt), 0);
     ck_assert_double_eq(mt.metric, 0.75);
+    ck_assert(!ps_model_has_auc(m)); /* not a binary classifier: no AUC */
+    ck_assert(isnan(mt.auc));
     ps_model_destroy(&m);
 }
 END_TEST

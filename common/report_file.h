@@ -5,6 +5,7 @@
 #ifndef PS_REPORT_FILE_H
 #define PS_REPORT_FILE_H
 
+#include <limits.h>
 #include <stdio.h>
 
 #include "error.h"
@@ -15,5 +16,20 @@
  * behind and err says "path: reason" (PS_EIO, or fill's code). */
 int ps_report_file_replace(const char *path, int (*fill)(FILE *f, const void *arg), const void *arg,
                            ps_error *err);
+
+/* The same in three calls, for a file written a piece at a time (several
+ * at once): begin opens the temporary file as rf->f, commit makes it path
+ * (flushed, mode 0644, fsync'd, renamed), abort removes it. After begin
+ * exactly one of commit and abort is called; commit that fails has
+ * removed it. Errors as ps_report_file_replace. */
+typedef struct ps_report_file {
+    FILE *f;
+    char path[PATH_MAX];
+    char tmp[PATH_MAX];
+} ps_report_file;
+
+int ps_report_file_begin(ps_report_file *rf, const char *path, ps_error *err);
+int ps_report_file_commit(ps_report_file *rf, ps_error *err);
+void ps_report_file_abort(ps_report_file *rf);
 
 #endif

@@ -72,6 +72,15 @@ static int check_model(ctx *c)
         rc = needs(c, "model", "tensors", because);
     if (rc != 0)
         return rc;
+    /* hashed keys come from click logs; a dense model's rows have a width */
+    bool clicks = j->data.format == PS_FORMAT_CRITEO || j->data.format == PS_FORMAT_LIBSVM64;
+    if (ps_job_is_sparse(j) != clicks)
+        return ps_yamlwalk_fail(&c->w, PS_ECONFIG, seen(c, "data.format")->given
+                                                       ? seen(c, "data.format")->val_mark
+                                                       : seen(c, "data")->key_mark,
+                                "data.format: %s %s, not %s", because,
+                                clicks ? "reads csv, libsvm or idx" : "reads criteo or libsvm64",
+                                ps_data_format_name(j->data.format));
     if (j->model.type == PS_MODEL_LOGISTIC && seen(c, "model.classes")->given &&
         j->model.classes != 2)
         return ps_yamlwalk_fail(&c->w, PS_ECONFIG, seen(c, "model.classes")->val_mark,
@@ -650,6 +659,13 @@ int ps_job_layout(const ps_job *job, ps_tensor_info *out, size_t max, size_t *n,
     if (num_params != NULL)
         *num_params = p;
     return count > max ? PS_EINVAL : 0;
+}
+
+const char *ps_data_format_name(ps_data_format format)
+{
+    const ps_yamlwalk_key *k = ps_yamlwalk_find_key(ps_schema_job(), "data.format");
+    const char *name = ps_yamlwalk_enum_name(k, (uint32_t)format);
+    return name != NULL ? name : "?";
 }
 
 const char *ps_model_type_name(ps_model_type type)

@@ -120,6 +120,7 @@ typedef struct ps_job {
         uint32_t label_column;
         ps_normalize normalize;
         ps_shard_kind shard;
+        bool stream; /* criteo, libsvm64: the shard read a batch at a time, in file order */
     } data;
     struct {
         ps_optim_type type;
@@ -250,5 +251,8 @@ int ps_job_tables(const ps_job *job, ps_table_spec *out, size_t max, size_t *n);
 /* Names of enum values, as written in job files ("logistic", ...); a
  * mode's is ps_mode_name (mode.h). */
 const char *ps_model_type_name(ps_model_type type);
+
+/* The name a job file gives a data format ("csv", "criteo"), "?" for none. */
+const char *ps_data_format_name(ps_data_format format);
 
 #endif

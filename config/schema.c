@@ -127,6 +127,13 @@ static bool format_idx(const void *base, const ps_yamlwalk_key *k)
     (void)k;
     return JOB(base)->data.format == PS_FORMAT_IDX;
 }
+
+static bool format_clicks(const void *base, const ps_yamlwalk_key *k)
+{
+    (void)k;
+    ps_data_format f = JOB(base)->data.format;
+    return f == PS_FORMAT_CRITEO || f == PS_FORMAT_LIBSVM64;
+}
 static bool format_csv(const void *base, const ps_yamlwalk_key *k)
 {
     (void)k;
@@ -308,6 +315,9 @@ static const ps_yamlwalk_key data_keys[] = {
      .names = normalize_names, .sup = PS_YAMLWALK_SUP_ALL, .aka = "normalise|normalization|scale"},
     {"shard", PS_YAMLWALK_ENUM, FIELD(data.shard), .def = "stride", .names = shard_names,
      .sup = PS_YAMLWALK_SUP_ALL, .aka = "sharding|partition"},
+    /* click logs no worker could hold: read a batch at a time (sparse_step.h) */
+    {"stream", PS_YAMLWALK_BOOL, FIELD(data.stream), .def = "false",
+     ONLY(format_clicks, "format criteo or libsvm64"), .aka = "streaming|out_of_core|lazy"},
 };
 static const ps_yamlwalk_section data_sec = {"data", ROWS(data_keys)};
 

@@ -65,19 +65,23 @@ typedef struct npy_args {
     size_t count;
 } npy_args;
 
-static int npy_fill(FILE *f, const void *arg)
+/* A .npy v1.0 header of C-order data of type descr ("<f4", "<u8") and the
+ * given shape, padded so the data start at a multiple of NPY_ALIGN and, when
+ * fixed, as long as the header of any shape whose numbers have 20 digits
+ * (a header written before the count is known, then rewritten in place). */
+static int npy_header(FILE *f, const char *descr, const uint64_t *shape, uint32_t ndims, bool fixed)
 {
-    const npy_args *a = arg;
     char dict[256];
-    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
-    for (uint32_t i = 0; i < a->ndims; i++)
+    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+                     descr);
+    for (uint32_t i = 0; i < ndims; i++)
         n += snprintf(dict + n, sizeof dict - (size_t)n, i == 0 ? "%llu" : ", %llu",
-                      (unsigned long long)a->shape[i]);
-    n += snprintf(dict + n, sizeof dict - (size_t)n, "%s), }", a->ndims == 1 ? "," : "");
+                      (unsigned long long)shape[i]);
+    n += snprintf(dict + n, sizeof dict - (size_t)n, "%s), }", ndims == 1 ? "," : "");
     if (n < 0 || (size_t)n >= sizeof dict - 1)
         return PS_EINVAL;
     /* magic (6) + version (2) + header length (2) + dict + spaces + '\n' */
-    size_t total = 10 + (size_t)n + 1;
+    size_t total = 10 + (fixed ? (size_t)n + ndims * 20 : (size_t)n) + 1;
     total = (total + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
     size_t header_len = total - 10;
     unsigned char pre[10] = {0x93,
@@ -95,18 +99,77 @@ static int npy_fill(FILE *f, const void *arg)
     for (size_t i = 10 + (size_t)n; i < total - 1; i++)
         fputc(' ', f);
     fputc('\n', f);
+    return ferror(f) ? PS_EIO : 0;
+}
+
+/* Writes n items of `size` bytes (4 or 8) little-endian. */
+static int npy_data(FILE *f, const void *data, size_t size, size_t n)
+{
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (a->count > 0 && fwrite(a->data, sizeof(float), a->count, f) != a->count)
+    if (n > 0 && fwrite(data, size, n, f) != n)
         return PS_EIO;
 #else
-    for (size_t i = 0; i < a->count; i++) {
-        uint32_t u;
-        memcpy(&u, &a->data[i], 4);
-        unsigned char le[4] = {u & 0xff, (u >> 8) & 0xff, (u >> 16) & 0xff, u >> 24};
-        fwrite(le, 1, 4, f);
-    }
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n * size; i += size)
+        for (size_t b = size; b-- > 0;)
+            fputc(p[i + b], f);
 #endif
     return ferror(f) ? PS_EIO : 0;
+}
+
+static int npy_fill(FILE *f, const void *arg)
+{
+    const npy_args *a = arg;
+    int rc = npy_header(f, "<f4", a->shape, a->ndims, false);
+    return rc != 0 ? rc : npy_data(f, a->data, sizeof(float), a->count);
+}
+
+int ps_output_npy_rows_begin(ps_npy_rows *w, const char *path, ps_npy_type type, uint64_t cols,
+                             ps_error *err)
+{
+    memset(w, 0, sizeof *w);
+    w->type = type;
+    w->cols = cols;
+    int rc = ps_report_file_begin(&w->file, path, err);
+    if (rc != 0)
+        return rc;
+    uint64_t shape[2] = {0, cols};
+    rc = npy_header(w->file.f, type == PS_NPY_U64 ? "<u8" : "<f4", shape, cols > 0 ? 2 : 1, true);
+    if (rc != 0) {
+        ps_report_file_abort(&w->file);
+        return ps_error_set(err, rc, "%s: %s", path, ps_strerror(rc));
+    }
+    return 0;
+}
+
+int ps_output_npy_rows_append(ps_npy_rows *w, const void *data, size_t rows, ps_error *err)
+{
+    size_t per = w->cols > 0 ? (size_t)w->cols : 1;
+    int rc = npy_data(w->file.f, data, w->type == PS_NPY_U64 ? 8 : 4, rows * per);
+    if (rc != 0)
+        return ps_error_set(err, rc, "%s: %s", w->file.path, strerror(errno ? errno : EIO));
+    w->rows += rows;
+    return 0;
+}
+
+int ps_output_npy_rows_end(ps_npy_rows *w, ps_error *err)
+{
+    uint64_t shape[2] = {w->rows, w->cols};
+    int rc = fseek(w->file.f, 0, SEEK_SET) == 0
+                 ? npy_header(w->file.f, w->type == PS_NPY_U64 ? "<u8" : "<f4", shape,
+                              w->cols > 0 ? 2 : 1, true)
+                 : PS_EIO;
+    if (rc != 0) {
+        ps_error_set(err, rc, "%s: %s", w->file.path, strerror(errno ? errno : EIO));
+        ps_report_file_abort(&w->file);
+        return rc;
+    }
+    return ps_report_file_commit(&w->file, err);
+}
+
+void ps_output_npy_rows_abort(ps_npy_rows *w)
+{
+    ps_report_file_abort(&w->file);
 }
 
 /* Product of the shape; false on overflow. */
@@ -139,6 +202,8 @@ typedef struct manifest_args {
     const ps_tensor_info *tensors;
     size_t ntensors;
     char (*files)[TENSOR_FILE_MAX];
+    const ps_output_table *tables;
+    size_t ntables;
 } manifest_args;
 
 /* Adds key: value to obj (json-c takes value); false when memory ran out. */
@@ -178,24 +243,61 @@ static json_object *manifest_tensor(const ps_tensor_info *t, const char *file)
     return o;
 }
 
-static int manifest_fill(FILE *f, const void *arg)
+static json_object *manifest_table(const ps_output_table *t)
 {
-    const manifest_args *a = arg;
-    json_object *m = json_object_new_object(), *list = json_object_new_array();
-    bool ok = m != NULL && list != NULL && manifest_put(m, "job", json_object_new_string(a->job)) &&
-              manifest_put(m, "version", json_object_new_uint64(a->version)) &&
-              manifest_put(m, "num_params", json_object_new_uint64(a->num_params));
-    for (size_t i = 0; ok && i < a->ntensors; i++) {
-        json_object *t = manifest_tensor(&a->tensors[i], a->files[i]);
+    json_object *o = json_object_new_object();
+    bool ok = o != NULL && manifest_put(o, "name", json_object_new_string(t->name)) &&
+              manifest_put(o, "dim", json_object_new_uint64(t->dim)) &&
+              manifest_put(o, "rows", json_object_new_uint64(t->rows)) &&
+              manifest_put(o, "keys_file", json_object_new_string(t->keys_file)) &&
+              manifest_put(o, "rows_file", json_object_new_string(t->rows_file));
+    if (!ok) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Adds the list of n items made by make(items + i) as key; false when
+ * memory ran out. */
+static bool manifest_list(json_object *m, const char *key, size_t n,
+                          json_object *(*make)(const void *arg, size_t i), const void *arg)
+{
+    json_object *list = json_object_new_array();
+    bool ok = list != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        json_object *t = make(arg, i);
         ok = t != NULL && json_object_array_add(list, t) == 0;
         if (!ok)
             json_object_put(t);
     }
-    if (ok && manifest_put(m, "tensors", list))
-        list = NULL;
-    else
-        ok = false;
+    if (ok && manifest_put(m, key, list))
+        return true;
     json_object_put(list);
+    return false;
+}
+
+static json_object *tensor_at(const void *arg, size_t i)
+{
+    const manifest_args *a = arg;
+    return manifest_tensor(&a->tensors[i], a->files[i]);
+}
+
+static json_object *table_at(const void *arg, size_t i)
+{
+    const manifest_args *a = arg;
+    return manifest_table(&a->tables[i]);
+}
+
+static int manifest_fill(FILE *f, const void *arg)
+{
+    const manifest_args *a = arg;
+    json_object *m = json_object_new_object();
+    bool ok = m != NULL && manifest_put(m, "job", json_object_new_string(a->job)) &&
+              manifest_put(m, "version", json_object_new_uint64(a->version)) &&
+              manifest_put(m, "num_params", json_object_new_uint64(a->num_params)) &&
+              manifest_list(m, "tensors", a->ntensors, tensor_at, a) &&
+              (a->ntables == 0 || manifest_list(m, "tables", a->ntables, table_at, a));
     const char *text = ok ? json_object_to_json_string_ext(m, JSON_C_TO_STRING_SPACED |
                                                                   JSON_C_TO_STRING_NOSLASHESCAPE)
                           : NULL;
@@ -231,7 +333,7 @@ static void tensor_file_name(const ps_tensor_info *tensors, size_t i,
 
 int ps_output_model_write(const char *dir, const char *job, uint64_t version, const float *theta,
                           uint64_t num_params, const ps_tensor_info *tensors, size_t ntensors,
-                          ps_error *err)
+                          const ps_output_table *tables, size_t ntables, ps_error *err)
 {
     if (ntensors > PS_MAX_TENSORS)
         return ps_error_set(err, PS_EINVAL, "%zu tensors, at most %d", ntensors, PS_MAX_TENSORS);
@@ -259,7 +361,7 @@ int ps_output_model_write(const char *dir, const char *job, uint64_t version, co
     }
     if (snprintf(path, sizeof path, "%s/manifest.json", dir) >= (int)sizeof path)
         return ps_error_set(err, PS_EIO, "%s: path too long", dir);
-    manifest_args a = {job, version, num_params, tensors, ntensors, files};
+    manifest_args a = {job, version, num_params, tensors, ntensors, files, tables, ntables};
     return ps_report_file_replace(path, manifest_fill, &a, err);
 }
 

@@ -12,6 +12,7 @@
 
 #include "codec.h"
 #include "error.h"
+#include "report_file.h"
 #include "report_summary.h"
 
 /* Creates dir and its missing parents (mode 0755). PS_EIO naming the part
@@ -23,13 +24,48 @@ int ps_output_mkdirs(const char *dir, ps_error *err);
 int ps_output_npy_write(const char *path, const float *data, const uint64_t *shape, uint32_t ndims,
                         ps_error *err);
 
+/* A sparse table written into the model folder (sparse_step.h): its rows
+ * as two .npy files of the folder, keys (uint64, rows) and rows (float32,
+ * rows x dim), row i of one being key i of the other. */
+typedef struct ps_output_table {
+    char name[PS_TABLE_NAME_MAX];
+    uint32_t dim;
+    uint64_t rows;
+    char keys_file[32];
+    char rows_file[32];
+} ps_output_table;
+
 /* Writes θ (num_params floats) into dir (created with parents): one
  * <tensor>.npy per tensor, then manifest.json {"job": str, "version": int,
  * "num_params": int, "tensors": [{"name": str, "file": str, "shape": [int,
- * ...], "offset": int}]}. PS_EINVAL when a tensor lies outside θ. */
+ * ...], "offset": int}], "tables": [{"name": str, "dim": int, "rows": int,
+ * "keys_file": str, "rows_file": str}]}; "tables" only with ntables > 0,
+ * whose files the caller wrote already: the manifest comes last, so a
+ * folder with one names only files written whole. PS_EINVAL when a tensor
+ * lies outside θ. */
 int ps_output_model_write(const char *dir, const char *job, uint64_t version, const float *theta,
                           uint64_t num_params, const ps_tensor_info *tensors, size_t ntensors,
-                          ps_error *err);
+                          const ps_output_table *tables, size_t ntables, ps_error *err);
+
+/* A .npy file written a page of rows at a time, its row count known only
+ * at the end (a table's rows, paged from the servers): begin writes the
+ * header with room for any count, append adds rows (cols values each; cols
+ * 0: a 1-D array of one value a row), end writes the count into the header
+ * and puts the file in place (report_file.h); abort leaves nothing. After
+ * begin, exactly one of end and abort. PS_EIO naming the file. */
+typedef enum ps_npy_type { PS_NPY_F32, PS_NPY_U64 } ps_npy_type;
+typedef struct ps_npy_rows {
+    ps_report_file file;
+    ps_npy_type type;
+    uint64_t cols;
+    uint64_t rows; /* appended so far */
+} ps_npy_rows;
+
+int ps_output_npy_rows_begin(ps_npy_rows *w, const char *path, ps_npy_type type, uint64_t cols,
+                             ps_error *err);
+int ps_output_npy_rows_append(ps_npy_rows *w, const void *data, size_t rows, ps_error *err);
+int ps_output_npy_rows_end(ps_npy_rows *w, ps_error *err);
+void ps_output_npy_rows_abort(ps_npy_rows *w);
 
 /* Writes s to path as report_summary.h's summary JSON (non-finite numbers null).
  * PS_EIO with "path: reason" when it cannot be written. */

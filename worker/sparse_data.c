@@ -470,6 +470,7 @@ struct ps_sparse_stream {
     uint32_t rank, workers;
     stop_flag stop;
     uint64_t lo, hi; /* block: the shard's rows [lo, hi) of the file's */
+    uint64_t file_rows, shard_rows; /* counted at open */
     uint64_t row;    /* the file's rows seen in this pass */
     uint64_t lineno; /* lines read in this pass */
     uint64_t done;   /* the shard's rows handed out in this pass */
@@ -652,11 +653,14 @@ int ps_sparse_stream_open(const char *path, ps_data_format format, ps_shard_kind
     rc = data_open(path, &s->r.fd, err);
     if (rc != 0)
         goto fail;
+    /* the file's rows: a block shard's bounds, and every shard's size */
+    if ((rc = stream_count(s, &s->file_rows, err)) != 0)
+        goto fail;
     if (kind == PS_SHARD_BLOCK) {
-        uint64_t n;
-        if ((rc = stream_count(s, &n, err)) != 0)
-            goto fail;
-        ps_shard_range(n, workers, rank, &s->lo, &s->hi);
+        ps_shard_range(s->file_rows, workers, rank, &s->lo, &s->hi);
+        s->shard_rows = s->hi - s->lo;
+    } else {
+        s->shard_rows = s->file_rows > rank ? (s->file_rows - rank + workers - 1) / workers : 0;
     }
     *out = s;
     return 0;
@@ -694,6 +698,16 @@ int ps_sparse_stream_rewind(ps_sparse_stream *s, ps_error *err)
 uint64_t ps_sparse_stream_rows_done(const ps_sparse_stream *s)
 {
     return s->done;
+}
+
+uint64_t ps_sparse_stream_file_rows(const ps_sparse_stream *s)
+{
+    return s->file_rows;
+}
+
+uint64_t ps_sparse_stream_shard_rows(const ps_sparse_stream *s)
+{
+    return s->shard_rows;
 }
 
 void ps_sparse_stream_row_where(const ps_sparse_stream *s, const ps_sparse_batch *batch, size_t row,

@@ -132,8 +132,8 @@ typedef struct ps_sparse_stream ps_sparse_stream;
 
 /* Opens path for worker rank of workers: its rows are those
  * ps_sparse_shard(ps_sparse_read(path), kind, rank, workers) holds, in the
- * same order. A block shard needs the count of rows: open then reads the
- * file once without parsing. stop as ps_sparse_read's, looked at before
+ * same order. Open reads the file once without parsing, to count its rows
+ * (a block shard's bounds need them; ps_sparse_stream_shard_rows). stop as ps_sparse_read's, looked at before
  * each line of every call. Errors as ps_sparse_read's for what open reads;
  * PS_EINVAL for a rank outside [0, workers) or a format that is not
  * sparse. The caller owns *out (ps_sparse_stream_close); NULL on error. */
@@ -160,6 +160,11 @@ int ps_sparse_stream_rewind(ps_sparse_stream *s, ps_error *err);
 
 /* Rows of the shard handed out since open or the last rewind. */
 uint64_t ps_sparse_stream_rows_done(const ps_sparse_stream *s);
+
+/* Rows of the whole file, and of this worker's shard of it: counted at
+ * open, which reads the file once without parsing it. */
+uint64_t ps_sparse_stream_file_rows(const ps_sparse_stream *s);
+uint64_t ps_sparse_stream_shard_rows(const ps_sparse_stream *s);
 
 /* Where row (0-based) of a batch this stream filled came from, "path:line",
  * into buf of cap bytes. */

@@ -10,6 +10,7 @@
 #include "progress.h"
 #include "psworker.h"
 #include "report_summary.h"
+#include "sparse_step.h"
 #include "util.h"
 
 #include <errno.h>
@@ -56,7 +57,13 @@ struct ps_trainer {
     ps_dataset *train_all; /* the whole training set, until the shard is cut */
     ps_dataset *train;     /* this worker's shard */
     ps_dataset *test;      /* NULL without data.test */
-    ps_model *model;
+    ps_model *model;       /* a dense model's; NULL for a sparse one ... */
+    ps_sparse_step *sparse; /* ... whose data, rows and steps are sparse_step.h's */
+    /* the model as reports name it: "logistic", "log_loss", "accuracy" */
+    const char *model_name, *loss_name, *metric_name;
+    bool has_auc;
+    uint64_t shard_rows; /* rows of this worker's shard */
+    uint64_t test_rows;  /* of the test set; 0 without one */
     uint64_t num_params;
     uint64_t train_rows; /* N: the whole training set */
     uint64_t max_shard;  /* ceil(N / W): positions of every epoch */
@@ -131,7 +138,8 @@ static int standardize_sets(ps_trainer *t, ps_error *err)
     return 0;
 }
 
-int ps_trainer_check_job(const ps_job *job, ps_error *err)
+/* Whether psworker has the job's dense model. */
+static int check_dense_model(const ps_job *job, ps_error *err)
 {
     ps_model_spec spec;
     ps_model_spec_from_job(job, &spec);
@@ -142,6 +150,15 @@ int ps_trainer_check_job(const ps_job *job, ps_error *err)
     if (rc != 0)
         return ps_error_set(err, rc == PS_EUNSUPPORTED || rc == PS_ENOMEM ? rc : PS_ECONFIG,
                             "%s: %s", job->path, why.msg);
+    return 0;
+}
+
+int ps_trainer_check_job(const ps_job *job, ps_error *err)
+{
+    int rc = ps_job_is_sparse(job) ? ps_sparse_step_check_job(job, err)
+                                   : check_dense_model(job, err);
+    if (rc != 0)
+        return rc;
     if (job->data.train[0] == '\0')
         return ps_error_set(err, PS_ECONFIG, "%s: the job has no data.train to train on",
                             job->path);
@@ -163,12 +180,12 @@ static int alloc_epoch_record(ps_trainer *t, ps_error *err)
     t->epoch_points = epochs / t->epoch_every;
     size_t n = t->epoch_points;
     t->epoch_loss = malloc(n * sizeof *t->epoch_loss);
-    bool auc = t->test && ps_model_has_auc(t->model);
-    if (t->test)
+    bool test = t->test_rows > 0, auc = test && t->has_auc;
+    if (test)
         t->epoch_metric = malloc(n * sizeof *t->epoch_metric);
     if (auc)
         t->epoch_auc = malloc(n * sizeof *t->epoch_auc);
-    if (t->epoch_loss == NULL || (t->test && t->epoch_metric == NULL) ||
+    if (t->epoch_loss == NULL || (test && t->epoch_metric == NULL) ||
         (auc && t->epoch_auc == NULL))
         return ps_error_set(err, PS_ENOMEM, "out of memory for the per-epoch figures");
     for (size_t i = 0; i < n; i++) {
@@ -195,10 +212,12 @@ static int alloc_buffers(ps_trainer *t, ps_error *err)
     t->grad = calloc(t->num_params, sizeof(float));
     if (t->local_steps > 1 && (t->theta_local = calloc(t->num_params, sizeof(float))) == NULL)
         return ps_error_set(err, PS_ENOMEM, "out of memory for the local copy of θ");
-    t->xb = calloc(xcells, sizeof(float));
-    t->yb = calloc(b, sizeof(float));
+    if (t->sparse == NULL) { /* a sparse batch is sparse_step's */
+        t->xb = calloc(xcells, sizeof(float));
+        t->yb = calloc(b, sizeof(float));
+    }
     t->th = t->theta;
-    if (!t->theta || !t->grad || !t->xb || !t->yb)
+    if (!t->theta || !t->grad || (t->sparse == NULL && (!t->xb || !t->yb)))
         return ps_error_set(err, PS_ENOMEM, "out of memory for the training buffers");
     return alloc_epoch_record(t, err);
 }
@@ -209,6 +228,75 @@ uint64_t ps_trainer_steps_per_epoch(uint64_t train_rows, uint32_t workers, uint3
         return 0;
     uint64_t max_shard = (train_rows + workers - 1) / workers;
     return (max_shard + batch_size - 1) / batch_size;
+}
+
+/* A dense model's data sets, read, their labels checked for the model (of
+ * one row until dense_model_new) and standardised. */
+static int dense_read(ps_trainer *t, ps_error *err)
+{
+    const ps_job *job = &t->job;
+    ps_model_spec spec;
+    ps_model_spec_from_job(job, &spec);
+    int rc = ps_model_new(&spec, 1, &t->model, err);
+    if (rc != 0)
+        return rc;
+    rc = read_set(job, job->data.train, job->data.train_labels, t->model, t->opts.stop,
+                  &t->train_all, err);
+    if (rc != 0)
+        return rc;
+    if (job->data.test[0] != '\0') {
+        rc = read_set(job, job->data.test, job->data.test_labels, t->model, t->opts.stop, &t->test,
+                      err);
+        if (rc != 0)
+            return rc;
+    }
+    t->train_rows = ps_dataset_rows(t->train_all);
+    t->test_rows = t->test != NULL ? ps_dataset_rows(t->test) : 0;
+    if (job->data.normalize == PS_NORMALIZE_STANDARD && t->train_rows >= job->workers)
+        return standardize_sets(t, err);
+    return 0;
+}
+
+/* The dense model with work buffers big enough for a batch (at most a
+ * shard), a whole shard and the test set. */
+static int dense_model_new(ps_trainer *t, ps_error *err)
+{
+    ps_model_spec spec;
+    ps_model_spec_from_job(&t->job, &spec);
+    size_t rows = (size_t)t->max_shard;
+    if (t->test && ps_dataset_rows(t->test) > rows)
+        rows = ps_dataset_rows(t->test);
+    ps_model_destroy(&t->model);
+    int rc = ps_model_new(&spec, rows, &t->model, err);
+    if (rc != 0)
+        return rc;
+    t->num_params = ps_model_num_params(t->model);
+    t->model_name = ps_model_name(t->model);
+    t->loss_name = ps_model_loss_name(t->model);
+    t->metric_name = ps_model_metric_name(t->model);
+    t->has_auc = ps_model_has_auc(t->model);
+    return 0;
+}
+
+/* A sparse model's data (sparse_step.h); its dense θ is the bias. */
+static int sparse_new(ps_trainer *t, ps_error *err)
+{
+    int rc = ps_sparse_step_new(&t->job, t->opts.stop, &t->sparse, err);
+    if (rc != 0)
+        return rc;
+    t->train_rows = ps_sparse_step_train_rows(t->sparse);
+    t->test_rows = ps_sparse_step_test_rows(t->sparse);
+    ps_tensor_info tensors[PS_MAX_TENSORS];
+    size_t n = 0;
+    if (ps_job_layout(&t->job, tensors, PS_MAX_TENSORS, &n, &t->num_params) != 0 ||
+        t->num_params != 1)
+        return ps_error_set(err, PS_ECONFIG, "%s: a sparse model's dense θ is its bias alone",
+                            t->job.path);
+    t->model_name = ps_model_type_name(t->job.model.type);
+    t->loss_name = "log_loss";
+    t->metric_name = "accuracy";
+    t->has_auc = true;
+    return 0;
 }
 
 int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **out, ps_error *err)
@@ -231,49 +319,24 @@ int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **
     t->shuffled = UINT32_MAX;
     trainer_modes_pick(t);
 
-    /* a model of one row only to check labels; rebuilt below with real sizes */
-    ps_model_spec spec;
-    ps_model_spec_from_job(job, &spec);
-    rc = ps_model_new(&spec, 1, &t->model, err);
+    rc = ps_job_is_sparse(job) ? sparse_new(t, err) : dense_read(t, err);
     if (rc != 0)
         goto fail;
-    rc = read_set(job, job->data.train, job->data.train_labels, t->model, t->opts.stop,
-                  &t->train_all, err);
-    if (rc != 0)
-        goto fail;
-    if (job->data.test[0] != '\0') {
-        rc = read_set(job, job->data.test, job->data.test_labels, t->model, t->opts.stop, &t->test,
-                      err);
-        if (rc != 0)
-            goto fail;
-    }
-    t->train_rows = ps_dataset_rows(t->train_all);
     if (t->train_rows < job->workers) {
         rc = ps_error_set(err, PS_EDATA, "%s: %llu rows are fewer than the job's %u workers",
                           job->data.train, (unsigned long long)t->train_rows, job->workers);
         goto fail;
-    }
-    if (job->data.normalize == PS_NORMALIZE_STANDARD) {
-        rc = standardize_sets(t, err);
-        if (rc != 0)
-            goto fail;
     }
     t->max_shard = (t->train_rows + job->workers - 1) / job->workers;
     t->steps_per_epoch =
         ps_trainer_steps_per_epoch(t->train_rows, job->workers, job->training.batch_size);
     t->total_batches = t->steps_per_epoch * job->training.epochs;
     t->total_rounds = (t->total_batches + t->local_steps - 1) / t->local_steps;
-
-    /* work buffers big enough for a batch (at most a shard), a whole shard
-     * and the test set */
-    size_t rows = (size_t)t->max_shard;
-    if (t->test && ps_dataset_rows(t->test) > rows)
-        rows = ps_dataset_rows(t->test);
-    ps_model_destroy(&t->model);
-    rc = ps_model_new(&spec, rows, &t->model, err);
-    if (rc != 0)
-        goto fail;
-    t->num_params = ps_model_num_params(t->model);
+    if (t->sparse == NULL) {
+        rc = dense_model_new(t, err);
+        if (rc != 0)
+            goto fail;
+    }
     rc = alloc_buffers(t, err);
     if (rc != 0)
         goto fail;
@@ -294,6 +357,7 @@ void ps_trainer_destroy(ps_trainer **tp)
     ps_dataset_destroy(&t->train);
     ps_dataset_destroy(&t->test);
     ps_model_destroy(&t->model);
+    ps_sparse_step_destroy(&t->sparse);
     free(t->theta);
     free(t->grad);
     free(t->theta_local);
@@ -334,7 +398,9 @@ static uint64_t rand_below(uint64_t *s, uint64_t bound)
 
 static void shuffle_epoch(ps_trainer *t, uint32_t epoch)
 {
-    size_t n = ps_dataset_rows(t->train);
+    size_t n = (size_t)t->shard_rows;
+    if (t->perm == NULL) /* a stream: the file's order */
+        return;
     uint64_t s = t->job.training.seed;
     s = splitmix64(&s) ^ ((uint64_t)t->rank + 1) * 0xd1b54a32d192ed03ull;
     s = splitmix64(&s) ^ ((uint64_t)epoch + 1) * 0x8cb92ba72f3d8dd7ull;
@@ -348,23 +414,31 @@ static void shuffle_epoch(ps_trainer *t, uint32_t epoch)
     }
 }
 
-/* Copies batch j of the epoch into xb/yb: positions [j*B, min((j+1)*B,
- * max_shard)), position p taking shard row perm[p % n]. A batch that starts
- * inside the shard stops at its end, so no row counts twice in a batch (a
- * full-batch round is exact); only a batch wholly past the end of a smaller
- * shard wraps around its permutation. Returns the batch's rows (>= 1). */
+/* Batch j of the epoch: positions [j*B, min((j+1)*B, max_shard)),
+ * position p taking shard row perm[p % n]. A batch that starts inside the
+ * shard stops at its end, so no row counts twice in a batch (a full-batch
+ * round is exact); only a batch wholly past the end of a smaller shard
+ * wraps around its permutation. At least one position. */
+static void batch_bounds(const ps_trainer *t, uint64_t j, uint64_t *lo, uint64_t *hi)
+{
+    uint64_t n = t->shard_rows;
+    *lo = j * t->job.training.batch_size;
+    *hi = *lo + t->job.training.batch_size;
+    if (*hi > t->max_shard)
+        *hi = t->max_shard;
+    if (*lo < n && *hi > n)
+        *hi = n;
+}
+
+/* Copies batch j of the epoch into xb/yb; returns its rows. */
 static size_t fill_batch(ps_trainer *t, uint64_t j)
 {
     size_t n = ps_dataset_rows(t->train);
     size_t d = ps_dataset_features(t->train);
     const float *x = ps_dataset_cx(t->train);
     const float *y = ps_dataset_cy(t->train);
-    uint64_t lo = j * t->job.training.batch_size;
-    uint64_t hi = lo + t->job.training.batch_size;
-    if (hi > t->max_shard)
-        hi = t->max_shard;
-    if (lo < n && hi > n)
-        hi = n;
+    uint64_t lo, hi;
+    batch_bounds(t, j, &lo, &hi);
     for (uint64_t p = lo; p < hi; p++) {
         size_t row = t->perm[p % n];
         memcpy(t->xb + (p - lo) * d, x + row * d, d * sizeof(float));
@@ -487,7 +561,18 @@ static int connect_servers(ps_trainer *t, ps_error *err)
     if (p != t->num_params)
         return ps_error_set(
             err, PS_ECONFIG, "the servers hold %llu parameters, the %s model of the job has %llu",
-            (unsigned long long)p, ps_model_name(t->model), (unsigned long long)t->num_params);
+            (unsigned long long)p, t->model_name, (unsigned long long)t->num_params);
+    if (t->sparse != NULL) {
+        const char *name = NULL;
+        uint32_t dim = 0;
+        if (ps_client_num_tables(t->client) != 1 || ps_client_table(t->client, 0, &name, &dim) != 0 ||
+            dim != ps_sparse_step_dim(t->sparse))
+            return ps_error_set(err, PS_ECONFIG,
+                                "the servers hold %zu sparse tables (the first of rows of %u "
+                                "floats), the %s model of the job one of %u",
+                                ps_client_num_tables(t->client), dim, t->model_name,
+                                ps_sparse_step_dim(t->sparse));
+    }
     t->rank = (uint32_t)rank;
     const char *shm_why;
     size_t shm = ps_client_shared_memory(t->client, &shm_why);
@@ -503,6 +588,15 @@ static int connect_servers(ps_trainer *t, ps_error *err)
  * whole set: it takes it over instead of copying it. */
 static int cut_shard(ps_trainer *t, ps_error *err)
 {
+    if (t->sparse != NULL) {
+        int rc = ps_sparse_step_shard(t->sparse, t->rank, &t->shard_rows, err);
+        if (rc != 0 || t->job.data.stream)
+            return rc; /* a stream goes in the file's order: no perm */
+        t->perm = calloc((size_t)t->shard_rows, sizeof *t->perm);
+        if (t->perm == NULL)
+            return ps_error_set(err, PS_ENOMEM, "out of memory for the shard's order");
+        return 0;
+    }
     if (t->job.workers == 1) {
         t->train = t->train_all;
         t->train_all = NULL;
@@ -513,8 +607,8 @@ static int cut_shard(ps_trainer *t, ps_error *err)
             return rc;
         ps_dataset_destroy(&t->train_all);
     }
-    size_t n = ps_dataset_rows(t->train);
-    t->perm = calloc(n, sizeof *t->perm);
+    t->shard_rows = ps_dataset_rows(t->train);
+    t->perm = calloc((size_t)t->shard_rows, sizeof *t->perm);
     if (t->perm == NULL)
         return ps_error_set(err, PS_ENOMEM, "out of memory for the shard's order");
     return 0;
@@ -561,8 +655,9 @@ static bool theta_finite(const ps_trainer *t, double *bad)
  * (lr * l2 >= 1), else the learning rate. */
 static void divergence_cause(const ps_trainer *t, char *buf, size_t cap)
 {
-    const float *x = ps_dataset_cx(t->train);
-    size_t cells = ps_dataset_rows(t->train) * ps_dataset_features(t->train);
+    /* a sparse model's values are 1 (criteo) or the file's: no scale to blame */
+    const float *x = t->sparse == NULL ? ps_dataset_cx(t->train) : NULL;
+    size_t cells = x != NULL ? ps_dataset_rows(t->train) * ps_dataset_features(t->train) : 0;
     double xmax = 0.0;
     for (size_t k = 0; k < cells; k++) {
         double a = fabs((double)x[k]);
@@ -717,6 +812,38 @@ static int grad_of_batch(ps_trainer *t, uint64_t round, size_t *rows, double *lo
     return 0;
 }
 
+/* The calls of sparse_step.h that failed: the client's stops and
+ * registrations again as client_failed words them, the rest as said. */
+static int sparse_failed(ps_trainer *t, int rc, ps_error *err)
+{
+    if (stop_requested(t) || rc == PS_EINTR || rc == PS_ESTOPPED || rc == PS_EABORTED ||
+        rc == PS_ECOMPLETE || rc == PS_EREJOINED)
+        return client_failed(t, rc, "sparse rows", err);
+    return rc;
+}
+
+/* A sparse model's batch: the rows of its keys pulled (counted as pull
+ * time), and its gradient at them and θ in hand's bias; the rows' gradient
+ * goes out in train_round, before the dense push. */
+static int grad_of_sparse_batch(ps_trainer *t, uint64_t round, size_t *rows, double *loss,
+                                ps_error *err)
+{
+    uint64_t lo, hi;
+    batch_bounds(t, batch_locate(t, round), &lo, &hi);
+    int rc = ps_sparse_step_batch(t->sparse, t->perm, lo, hi, err);
+    if (rc != 0)
+        return rc;
+    *rows = (size_t)(hi - lo);
+    double t0 = ps_clock_s();
+    rc = ps_sparse_step_pull(t->sparse, t->client, err);
+    double pulled = ps_clock_s() - t0;
+    t->pull_s += pulled;
+    t->compute_s -= pulled; /* train_round counts this call as compute */
+    if (rc != 0)
+        return sparse_failed(t, rc, err);
+    return ps_sparse_step_grad(t->sparse, t->th[0], &t->grad[0], loss, err);
+}
+
 /* Local SGD: H plain sgd steps at local_lr on a copy of θ in hand (batches
  * rH .. rH + H - 1, the last round cut at the job's end), then Δ = θ_start -
  * θ_local as the gradient, covering the samples of all H batches. *loss is
@@ -755,7 +882,9 @@ static void trainer_modes_pick(ps_trainer *t)
     t->local_steps = t->job.training.local_steps > 1 ? t->job.training.local_steps : 1;
     double lr = t->job.training.local_lr > 0.0 ? t->job.training.local_lr : t->job.optimizer.lr;
     t->local_lr = (float)lr;
-    t->grad_fn = t->local_steps > 1 ? grad_of_local_steps : grad_of_batch;
+    t->grad_fn = ps_job_is_sparse(&t->job) ? grad_of_sparse_batch
+                 : t->local_steps > 1        ? grad_of_local_steps
+                                             : grad_of_batch;
 }
 
 /* The next round's first batch, gathered while this round's push and pull
@@ -796,12 +925,17 @@ static int train_round(ps_trainer *t, uint64_t round, uint64_t data, size_t *row
     if (!isfinite(*loss) && t->job.on_divergence == PS_DIVERGE_STOP) /* its gradient is no use */
         return diverged(t, (uint32_t)(first / t->steps_per_epoch) + 1, "loss is", *loss, err);
     double t2 = ps_clock_s();
+    /* a sparse model's rows go first: in sync their round is closed by the
+     * dense push (engine_sparse.c) */
+    if (t->sparse != NULL &&
+        (rc = ps_sparse_step_push(t->sparse, t->client, round, (uint32_t)*rows, err)) != 0)
+        return sparse_failed(t, rc, err);
     prefill next = {t, first + t->local_steps};
     ps_push_pull pp = {.clock = round,
                        .grad = t->grad,
                        .samples = (uint32_t)*rows,
                        .theta = NULL, /* one shard: θ used from its frame, not copied */
-                       .meanwhile = prefill_batch,
+                       .meanwhile = t->sparse == NULL ? prefill_batch : NULL,
                        .arg = &next};
     t->mode->pull_after(round, &pp.min_version, &pp.pull_clock);
     t->have_theta = false; /* the θ in hand is let go */
@@ -825,9 +959,14 @@ static int train_round(ps_trainer *t, uint64_t round, uint64_t data, size_t *row
 }
 
 /* Evaluation of θ in hand on a data set; err names the set on an error. */
-static int set_eval(ps_trainer *t, const ps_dataset *set, const char *name, ps_model_metrics *m,
-                    ps_error *err)
+static int set_eval(ps_trainer *t, bool test, ps_model_metrics *m, ps_error *err)
 {
+    const char *name = test ? "test set" : "training shard";
+    if (t->sparse != NULL) { /* rows pulled a slice at a time */
+        int rc = ps_sparse_step_eval(t->sparse, t->client, test, t->th[0], m, err);
+        return rc != 0 ? sparse_failed(t, rc, err) : 0;
+    }
+    const ps_dataset *set = test ? t->test : t->train;
     int rc = ps_model_eval(t->model, t->th, ps_dataset_cx(set), ps_dataset_cy(set),
                            ps_dataset_rows(set), m);
     if (rc != 0)
@@ -841,7 +980,7 @@ static int epoch_eval(ps_trainer *t, uint64_t rounds_done, ps_model_metrics *m, 
     int rc = t->mode->theta_eval(t, rounds_done, err);
     if (rc != 0)
         return rc;
-    return set_eval(t, t->test, "test set", m, err);
+    return set_eval(t, true, m, err);
 }
 
 /* Keeps epoch e's figures for the curves (every epoch_every-th epoch); an
@@ -881,16 +1020,16 @@ static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, uint64_t r
         t->warned_diverged = true;
     }
     ps_model_metrics m = {NAN, NAN, NAN};
-    if (t->test) {
+    if (t->test_rows > 0) {
         int rc = epoch_eval(t, rounds_done, &m, err);
         if (rc != 0)
             return rc;
         char metric[32], loss[32], auc[32];
         int len = snprintf(t->test_note, sizeof t->test_note, ", test %s %s, test %s %s",
-                           ps_model_metric_name(t->model), figure(m.metric, metric, sizeof metric),
-                           loss_display_name(ps_model_loss_name(t->model)),
+                           t->metric_name, figure(m.metric, metric, sizeof metric),
+                           loss_display_name(t->loss_name),
                            figure(m.loss, loss, sizeof loss));
-        if (ps_model_has_auc(t->model) && len > 0 && (size_t)len < sizeof t->test_note)
+        if (t->has_auc && len > 0 && (size_t)len < sizeof t->test_note)
             snprintf(t->test_note + len, sizeof t->test_note - (size_t)len, ", test auc %s",
                      figure(m.auc, auc, sizeof auc));
     }
@@ -1088,7 +1227,7 @@ static int final_eval(ps_trainer *t, ps_train_result *res, ps_error *err)
         return rc;
     tally_log(t);
     server_stats(t, res);
-    rc = set_eval(t, t->train, "training shard", &res->train, err);
+    rc = set_eval(t, false, &res->train, err);
     if (rc != 0)
         return rc;
     res->final_loss = res->train.loss;
@@ -1099,9 +1238,9 @@ static int final_eval(ps_trainer *t, ps_train_result *res, ps_error *err)
         if (!theta_finite(t, &bad))
             return diverged(t, t->job.training.epochs, "θ holds", bad, err);
     }
-    if (t->test) {
+    if (t->test_rows > 0) {
         res->has_test = true;
-        rc = set_eval(t, t->test, "test set", &res->test, err);
+        rc = set_eval(t, true, &res->test, err);
         if (rc != 0)
             return rc;
     }
@@ -1128,9 +1267,21 @@ static int write_output(ps_trainer *t, ps_error *err)
         memcpy(tensors[i].shape, shape, ndims * sizeof *shape);
         tensors[i].ndims = ndims;
     }
-    int rc = ps_output_model_write(t->job.output, t->job.name, t->version, t->th, t->num_params,
-                                   tensors, n, err);
+    /* a sparse model's table first: the manifest, written last, names it */
+    ps_output_table table;
+    size_t ntables = t->sparse != NULL ? 1 : 0;
+    int rc = 0;
+    if (ntables > 0 && (rc = ps_output_mkdirs(t->job.output, err)) == 0 &&
+        (rc = ps_sparse_step_export(t->sparse, t->client, t->job.output, &table, err)) != 0)
+        rc = sparse_failed(t, rc, err);
     if (rc == 0)
+        rc = ps_output_model_write(t->job.output, t->job.name, t->version, t->th, t->num_params,
+                                   tensors, n, &table, ntables, err);
+    if (rc == 0 && ntables > 0)
+        PS_LOG_I(t->opts.log, "model written: %s (version %llu, %zu tensors, %llu rows of table %s)",
+                 t->job.output, (unsigned long long)t->version, n,
+                 (unsigned long long)table.rows, table.name);
+    else if (rc == 0)
         PS_LOG_I(t->opts.log, "model written: %s (version %llu, %zu tensors)", t->job.output,
                  (unsigned long long)t->version, n);
     return rc;
@@ -1139,16 +1290,16 @@ static int write_output(ps_trainer *t, ps_error *err)
 static void result_init(const ps_trainer *t, ps_train_result *res)
 {
     memset(res, 0, sizeof *res);
-    res->model = ps_model_name(t->model);
-    res->loss_name = ps_model_loss_name(t->model);
-    res->metric_name = ps_model_metric_name(t->model);
-    res->has_auc = ps_model_has_auc(t->model);
+    res->model = t->model_name;
+    res->loss_name = t->loss_name;
+    res->metric_name = t->metric_name;
+    res->has_auc = t->has_auc;
     res->mode = ps_mode_name(t->job.mode);
     res->workers = t->job.workers;
     res->epochs = t->job.training.epochs;
     res->steps_per_epoch = t->steps_per_epoch;
     res->batch_size = t->job.training.batch_size;
-    res->test_samples = t->test ? ps_dataset_rows(t->test) : 0;
+    res->test_samples = t->test_rows;
     res->epoch_every = t->epoch_every;
     res->epoch_points = t->epoch_points;
     res->epoch_train_loss = t->epoch_loss;
@@ -1168,7 +1319,7 @@ int ps_trainer_run(ps_trainer *t, ps_train_result *res, ps_error *err)
     if (rc != 0)
         goto close;
     res->rank = t->rank;
-    res->train_samples = ps_dataset_rows(t->train);
+    res->train_samples = t->shard_rows;
     PS_LOG_D(t->opts.log, "rank %u of %u: %llu rows, %llu steps per epoch, %s", t->rank,
              t->job.workers, (unsigned long long)res->train_samples,
              (unsigned long long)t->steps_per_epoch, res->mode);

@@ -9,6 +9,7 @@ add_library(ps_worker_core STATIC
             ${CMAKE_CURRENT_LIST_DIR}/output.c
             ${CMAKE_CURRENT_LIST_DIR}/progress.c
             ${CMAKE_CURRENT_LIST_DIR}/sparse_model.c
+            ${CMAKE_CURRENT_LIST_DIR}/sparse_step.c
             ${CMAKE_CURRENT_LIST_DIR}/trainer.c)
 target_include_directories(ps_worker_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
 target_link_libraries(ps_worker_core PUBLIC ps_client ps_config ps_common ps_report PkgConfig::OPENBLAS

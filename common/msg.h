@@ -25,6 +25,10 @@
 #define PS_MODE_NAME_MAX    16    /* bytes of a mode's name, NUL included */
 #define PS_HOST_MAX         64    /* bytes of a host id or host name, NUL included */
 #define PS_HEADER_MAX_BYTES 65536 /* frame 1 larger than this is refused */
+/* A frame of sparse rows (keys and rows of one request to one shard) larger
+ * than this is refused: psd of a job with sparse tables takes messages of up
+ * to this many bytes besides its dense θ (about 5 M keys of dim 9). */
+#define PS_SPARSE_FRAME_MAX ((int64_t)1 << 28)
 
 /* The message types: name and value, as ps.proto's MsgType (codec.c
  * asserts each value equal to the generated one). */

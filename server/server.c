@@ -261,8 +261,11 @@ static int ipc_probe(const char *endpoint, ps_error *err)
     return 0;
 }
 
-/* The ROUTER, options set, bound to the endpoint. */
-static int server_bind(ps_server *s, size_t shard_params, ps_error *err)
+/* The ROUTER, options set, bound to the endpoint. It takes messages up to
+ * θ's shard (shard_params floats) or a header, and with sparse tables up to
+ * PS_SPARSE_FRAME_MAX: ZeroMQ drops the connection of a peer that sends a
+ * larger one. */
+static int server_bind(ps_server *s, size_t shard_params, bool tables, ps_error *err)
 {
     if (strncmp(s->endpoint, "ipc://", 6) == 0 && ipc_probe(s->endpoint, err) != 0)
         return err->code;
@@ -273,6 +276,8 @@ static int server_bind(ps_server *s, size_t shard_params, ps_error *err)
     int64_t max_bytes = (int64_t)shard_params * 4;
     if (max_bytes < PS_HEADER_MAX_BYTES)
         max_bytes = PS_HEADER_MAX_BYTES;
+    if (tables && max_bytes < PS_SPARSE_FRAME_MAX)
+        max_bytes = PS_SPARSE_FRAME_MAX;
     max_bytes += FRAME_SLACK;
     if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0 ||
@@ -330,7 +335,7 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
         goto fail;
     }
     uint64_t lo = ps_engine_key_lo(s->engine), hi = ps_engine_key_hi(s->engine);
-    if (server_bind(s, (size_t)(hi - lo), err) != 0)
+    if (server_bind(s, (size_t)(hi - lo), ntables > 0, err) != 0)
         goto fail;
     s->limits = ps_peer_limits_new(s->zctx, s->sock, job, shard, s->endpoint, s->engine, s->zap,
                                    &s->counters, log, err);

@@ -46,7 +46,16 @@ target_link_libraries(ps_clickgen PUBLIC ps_sparse_data ps_common m)
 target_compile_options(ps_clickgen PRIVATE -ffp-contract=off)
 ps_target_warnings(ps_clickgen)
 
+# psgen libsvm: the sparse readers' rows in liblinear's format, keys numbered
+# densely by an open-addressing map (the reference of sparse_logistic's
+# accuracy, tests/bench/sparse_accuracy.py)
+add_library(ps_liblinear_export STATIC ${CMAKE_CURRENT_LIST_DIR}/keymap.c
+            ${CMAKE_CURRENT_LIST_DIR}/liblinear_export.c)
+target_include_directories(ps_liblinear_export PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(ps_liblinear_export PUBLIC ps_sparse_data ps_common)
+ps_target_warnings(ps_liblinear_export)
+
 add_executable(psgen ${CMAKE_CURRENT_LIST_DIR}/psgen.c)
-target_link_libraries(psgen PRIVATE ps_clickgen)
+target_link_libraries(psgen PRIVATE ps_clickgen ps_liblinear_export)
 ps_target_warnings(psgen)
 install(TARGETS psgen RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

@@ -4,13 +4,15 @@
  * same number of processes, memcpy of the same bytes, the same model trained
  * in one process). Prints medians as a table, or JSON with --json.
  * With --netns-server/--netns-workers (tests/bench/hosts_bench.py) it runs
- * psd and its workers in network namespaces of their own, across links. */
+ * psd and its workers in network namespaces of their own, across links.
+ * The sparse group is in psbench_sparse.c; what the two share, psbench.h. */
 #include "compress.h"
 #include "curve.h"
 #include "dataset.h"
 #include "engine.h"
 #include "job.h"
 #include "model.h"
+#include "psbench.h"
 #include "psworker.h"
 #include "store.h"
 #include "util.h"
@@ -38,47 +40,12 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define MAX_FIGURES 80
-#define MAX_KIDS    16
-#define MAX_PROCS   32
-#define MAX_REPS    200
-#define M_FLOATS    1000000u
-#define RSS_ROUNDS  10 /* rounds between the two VmHWM readings */
+#define RSS_ROUNDS 10 /* rounds between the two VmHWM readings */
 
 /* ---- figures ----------------------------------------------------------- */
 
-typedef struct figure {
-    char name[48];
-    double ours, ref, ratio;
-    const char *unit;
-    char ref_is[64]; /* what the reference is, for the table */
-} figure;
-
-typedef struct bench {
-    bool json;
-    double scale;            /* repetitions scale */
-    const char *only;        /* run only the groups whose name starts with this */
-    const char *train_model; /* (d): logistic or mlp */
-    const char *push_codec;  /* push + pull jobs: push compression, NULL: none */
-    int scrape_hz;           /* (h): scrapes of /metrics a second during a sync job */
-    const char *pull_codec;  /* ... and pull compression */
-    char dir[64];            /* temporary folder: job files, data, ipc sockets */
-    char bindir[PATH_MAX];
-    int next_ipc;
-    figure figs[MAX_FIGURES];
-    size_t nfigs;
-    pid_t procs[MAX_PROCS]; /* live children, stopped on the way out */
-    size_t nprocs;
-    /* across hosts: psd and the raw server in netns_server, bound to host;
-     * worker i (psd's or raw) in netns_workers[i % n_netns_workers] */
-    const char *netns_server;
-    char *netns_workers[MAX_KIDS];
-    unsigned n_netns_workers;
-    const char *host;
-} bench;
-
-static void figure_add(bench *b, const char *name, double ours, double ref, const char *unit,
-                       const char *ref_is)
+void figure_add(bench *b, const char *name, double ours, double ref, const char *unit,
+                const char *ref_is)
 {
     if (b->nfigs == MAX_FIGURES)
         return;
@@ -101,7 +68,7 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* The median of n values (sorted in place); 0 for none. */
-static double median(double *v, size_t n)
+double median(double *v, size_t n)
 {
     if (n == 0)
         return 0.0;
@@ -109,7 +76,7 @@ static double median(double *v, size_t n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static int reps(const bench *b, int n)
+int reps(const bench *b, int n)
 {
     int r = (int)lround(n * b->scale);
     if (r < 3)
@@ -125,16 +92,14 @@ static bool wanted(const bench *b, const char *group)
 
 /* A figure of a wanted group: with --only naming more than the group
  * (pushpull_1k_tcp), only the figures whose name starts with it. */
-static bool figure_wanted(const bench *b, const char *name)
+bool figure_wanted(const bench *b, const char *name)
 {
     return b->only == NULL || strncmp(name, b->only, strlen(b->only)) == 0;
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
 /* Says what went wrong and exits 1; every child gets SIGTERM when we go
  * (PR_SET_PDEATHSIG), so nothing is left running. */
-static void die(const char *fmt, ...)
+void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -146,7 +111,7 @@ static void die(const char *fmt, ...)
 }
 
 /* In a child just forked: SIGTERM when psbench exits, however it exits. */
-static void child_init(void)
+void child_init(void)
 {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1)
@@ -171,14 +136,14 @@ static void netns_enter(const char *name)
     close(fd);
 }
 
-static void proc_track(bench *b, pid_t pid)
+void proc_track(bench *b, pid_t pid)
 {
     if (b->nprocs < MAX_PROCS)
         b->procs[b->nprocs++] = pid;
 }
 
 /* SIGTERM to pid, then waits for it; false when it did not exit 0 by itself. */
-static bool proc_stop(bench *b, pid_t pid)
+bool proc_stop(bench *b, pid_t pid)
 {
     for (size_t i = 0; i < b->nprocs; i++) {
         if (b->procs[i] == pid) {
@@ -220,7 +185,7 @@ static pid_t spawn(bench *b, const char *prog, char *const argv[])
 
 /* ---- endpoints and job files ------------------------------------------- */
 
-static int free_port(void)
+int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
@@ -235,7 +200,7 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-static void endpoint_new(bench *b, bool ipc, char *out, size_t cap)
+void endpoint_new(bench *b, bool ipc, char *out, size_t cap)
 {
     if (b->host)
         snprintf(out, cap, "tcp://%s:%d", b->host, free_port()); /* a fresh namespace */
@@ -245,7 +210,7 @@ static void endpoint_new(bench *b, bool ipc, char *out, size_t cap)
         snprintf(out, cap, "tcp://127.0.0.1:%d", free_port());
 }
 
-static void file_write(const char *path, const char *text)
+void file_write(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
@@ -255,8 +220,8 @@ static void file_write(const char *path, const char *text)
 /* A job whose θ has exactly P floats: a linear model of P - 1 features
  * (w and b). psd never reads the data file; the loader wants it to exist.
  * shm: workers on this host may use shared memory (the default of a job). */
-static void job_write_flat(bench *b, const char *path, const char *mode, unsigned workers,
-                           const char *endpoint, uint64_t p, bool shm)
+void job_write_flat(bench *b, const char *path, const char *mode, unsigned workers,
+                    const char *endpoint, uint64_t p, bool shm)
 {
     char data[96], text[1024];
     snprintf(data, sizeof data, "%s/none.csv", b->dir);
@@ -277,49 +242,15 @@ static void job_write_flat(bench *b, const char *path, const char *mode, unsigne
     file_write(path, text);
 }
 
-static pid_t psd_start(bench *b, const char *job_path)
+pid_t psd_start(bench *b, const char *job_path)
 {
     char *argv[] = {"psd", "--config", (char *)job_path, "--log-level", "warn", NULL};
     return spawn(b, "psd", argv);
 }
 
-/* ---- worker processes --------------------------------------------------- */
+/* ---- worker processes (kid_op, kid_conf: psbench.h) ----------------------- */
 
-typedef enum kid_op {
-    KID_QUIT,
-    KID_PUSHPULL, /* psd: push with a pull behind it (async); raw: request, reply */
-    KID_ROUND,    /* psd sync: push clock arg, pull version arg + 1 behind it */
-    KID_FOR,      /* arg ms of pulls (raw: requests); value = per second */
-} kid_op;
-
-typedef struct kid_cmd {
-    int op;
-    uint64_t arg;
-} kid_cmd;
-
-typedef struct kid_res {
-    int rc;
-    double value; /* seconds, or per second */
-} kid_res;
-
-typedef struct kid_conf {
-    bool raw;             /* raw ZeroMQ DEALER, not a psd worker */
-    const char *endpoint; /* of psd or the raw server */
-    int rank;
-    size_t floats;          /* psd: θ size */
-    bool socket_only;       /* psd: no shared memory */
-    size_t req_bytes;       /* raw: request bytes */
-    const char *netns;      /* the network namespace it runs in; NULL: psbench's */
-    const char *push_codec; /* psd: push compression, NULL: none */
-    const char *curve_dir;  /* psd: CURVE with keys psd.key and w.key_secret here; NULL: off */
-} kid_conf;
-
-typedef struct kid {
-    pid_t pid;
-    int cmd_fd, res_fd;
-} kid;
-
-static bool read_all(int fd, void *buf, size_t n)
+bool read_all(int fd, void *buf, size_t n)
 {
     char *p = buf;
     while (n > 0) {
@@ -334,7 +265,7 @@ static bool read_all(int fd, void *buf, size_t n)
     return true;
 }
 
-static bool write_all(int fd, const void *buf, size_t n)
+bool write_all(int fd, const void *buf, size_t n)
 {
     const char *p = buf;
     while (n > 0) {
@@ -349,7 +280,7 @@ static bool write_all(int fd, const void *buf, size_t n)
     return true;
 }
 
-static float *floats_new(size_t n, float value)
+float *floats_new(size_t n, float value)
 {
     float *p = malloc((n ? n : 1) * sizeof(float));
     if (p == NULL)
@@ -491,7 +422,8 @@ static int kid_raw_main(const kid_conf *kc, int cmd_fd, int res_fd)
     return 0;
 }
 
-static kid kid_start(bench *b, const kid_conf *kc)
+kid kid_fork(bench *b, const char *netns, int (*main_fn)(const void *arg, int cmd_fd, int res_fd),
+             const void *arg)
 {
     int cmd[2], res[2];
     if (pipe(cmd) != 0 || pipe(res) != 0)
@@ -501,11 +433,10 @@ static kid kid_start(bench *b, const kid_conf *kc)
         die("fork: %s", strerror(errno));
     if (pid == 0) {
         child_init();
-        netns_enter(kc->netns);
+        netns_enter(netns);
         close(cmd[1]);
         close(res[0]);
-        int rc = kc->raw ? kid_raw_main(kc, cmd[0], res[1]) : kid_ps_main(kc, cmd[0], res[1]);
-        _exit(rc);
+        _exit(main_fn(arg, cmd[0], res[1]));
     }
     close(cmd[0]);
     close(res[1]);
@@ -513,8 +444,19 @@ static kid kid_start(bench *b, const kid_conf *kc)
     return (kid){pid, cmd[1], res[0]};
 }
 
+static int kid_main(const void *arg, int cmd_fd, int res_fd)
+{
+    const kid_conf *kc = arg;
+    return kc->raw ? kid_raw_main(kc, cmd_fd, res_fd) : kid_ps_main(kc, cmd_fd, res_fd);
+}
+
+kid kid_start(bench *b, const kid_conf *kc)
+{
+    return kid_fork(b, kc->netns, kid_main, kc);
+}
+
 /* Sends cmd to all n kids at once, then collects their results into out. */
-static void kids_step(kid *k, size_t n, kid_cmd cmd, double *out)
+void kids_step(kid *k, size_t n, kid_cmd cmd, double *out)
 {
     for (size_t i = 0; i < n; i++)
         if (!write_all(k[i].cmd_fd, &cmd, sizeof cmd))
@@ -529,7 +471,7 @@ static void kids_step(kid *k, size_t n, kid_cmd cmd, double *out)
     }
 }
 
-static void kids_stop(bench *b, kid *k, size_t n)
+void kids_stop(bench *b, kid *k, size_t n)
 {
     kid_cmd quit = {KID_QUIT, 0};
     for (size_t i = 0; i < n; i++) {
@@ -1534,7 +1476,8 @@ static void usage(FILE *f)
                "  -j, --json        print a JSON list of {figure, ours, reference, ratio, unit}\n"
                "  -r, --reps X      scale the repetitions by X (default 1)\n"
                "  -o, --only GROUP  run only one group: codec, apply, pushpull, curve, sync, rss,\n"
-               "                    pulls, scrape, train; or a figure's prefix (pushpull_1k_tcp)\n"
+               "                    pulls, scrape, train, sparse; or a figure's prefix\n"
+               "                    (pushpull_1k_tcp, sparse_dim9)\n"
                "  -s, --scrape-hz N scrapes of /metrics a second in the scrape group (20)\n"
                "  -t, --train M     the model of the training figure: mlp (784-512-10, the\n"
                "                    default) or logistic (2000 features)\n"
@@ -1663,6 +1606,8 @@ int main(int argc, char **argv)
         bench_pulls(&b);
     if (wanted(&b, "scrape"))
         bench_scrape(&b);
+    if (wanted(&b, "sparse"))
+        bench_sparse(&b);
     if (wanted(&b, "train")) {
         const train_conf *tc = strcmp(b.train_model, "mlp") == 0 ? &train_mlp : &train_logistic;
         bench_train(&b, tc, "train_1w", true);

@@ -4,11 +4,17 @@ well-formed criteo rows (40 tab-separated fields, labels 0/1, integers,
 8-hex-digit categories) with one probability in (0, 1) per test row; the
 printed best AUC and log-loss match the files; the command on the first
 line of the click example jobs runs; bad arguments are one line, exit 2,
-and an unwritable prefix one line, exit 1."""
+and an unwritable prefix one line, exit 1. psgen libsvm numbers each
+feature (field and log bucket or category, computed here) once, in the
+order features first appear, train before test, sorted in each row; its
+lines count rows, features and keys as the files hold them; liblinear
+trains and predicts on its files where liblinear-tools is installed; a bad
+row is one line naming file and line, exit 1, with no output left."""
 import hashlib
 import math
 import os
 import re
+import shutil
 
 from harness import Env, build_option, run
 
@@ -139,8 +145,8 @@ env.check(code == 0 and out.startswith("usage: psgen clicks ") and err == "",
           "psgen --help exits 0 with its usage on stdout")
 code, out, err = run([PSGEN, "--version"], 10)
 env.check(code == 0 and out == f"psgen {version}\n", f"psgen --version prints 'psgen {version}'")
-usage_error([], "expected a command: clicks")
-usage_error(["frob", "--rows", "5", "--out", "x"], 'unknown command "frob": clicks')
+usage_error([], "expected a command: clicks or libsvm")
+usage_error(["frob", "--rows", "5", "--out", "x"], 'unknown command "frob": clicks or libsvm')
 usage_error(["clicks", "extra", "--rows", "5", "--out", "x"], 'unexpected argument "extra"')
 usage_error(["clicks", "--out", "x"], "--rows is required")
 usage_error(["clicks", "--rows", "5"], "--out is required")
@@ -156,8 +162,118 @@ usage_error(["clicks", "--rows", "5", "--seed", "-1", "--out", "x"],
 usage_error(["clicks", "--rows", "5", "--out", "x", "--bogus"], 'unknown option "--bogus"')
 usage_error(["clicks", "--rows"], "--rows needs a value")
 
+usage_error(["clicks", "--rows", "5", "--out", "x", "--format", "criteo"],
+            "--format is an option of psgen libsvm, not clicks")
+usage_error(["libsvm", "--format", "criteo", "--out-dir", "d", "--seed", "3", "f"],
+            "--seed is an option of psgen clicks, not libsvm")
+usage_error(["libsvm", "--out-dir", "d", "f"], "--format is required")
+usage_error(["libsvm", "--format", "csv", "--out-dir", "d", "f"],
+            '--format: criteo or libsvm64, got "csv"')
+usage_error(["libsvm", "--format", "criteo", "f"], "--out-dir is required")
+usage_error(["libsvm", "--format", "criteo", "--out-dir", "", "f"], "--out-dir: an empty path")
+usage_error(["libsvm", "--format", "criteo", "--out-dir", "d"], "expected the files to convert")
+usage_error(["libsvm", "--format", "criteo", "--out-dir", "d", "a/x.tsv", "b/x.tsv"],
+            '"a/x.tsv" and "b/x.tsv" would both be written as x.tsv.liblinear')
+usage_error(["libsvm", "--format", "criteo", "--out-dir", "d", "a/"], '"a/" is not a file name')
+
 # a place that cannot be written: one line, exit 1
 code, out, err = run([PSGEN, "clicks", "--rows", "5", "--out", "/proc/self/psgen/x"], 10)
 env.check(code == 1 and err.count("\n") == 1 and err.startswith("psgen: /proc/self/psgen: "),
           f"an unwritable prefix is one line, exit 1 ({err.strip()!r})")
+
+# psgen libsvm: the rows of "a" in liblinear's format. The keys are XXH3
+# hashes, which Python does not have here, so the check is of the numbering:
+# a feature (field, log bucket or category) computed here independently must
+# get one number wherever it appears, distinct features distinct numbers,
+# numbered 1, 2, 3, ... in the order they first appear, train before test.
+LL = os.path.join(env.tmp, "ll")
+code, out, err = run([PSGEN, "libsvm", "--format", "criteo", "--out-dir", LL,
+                      a + ".train.tsv", a + ".test.tsv"], 60)
+env.check(code == 0 and err == "" and out.count("\n") == 2,
+          f"psgen libsvm exits 0 with a line a file (got {code}, {out!r}, {err.strip()!r})")
+lines = out.splitlines()
+
+
+def bucket(v):
+    """The criteo convention of feature_hash.h (exact below 1e13)."""
+    return v if 0 <= v <= 2 else (-1 if v < 0 else int(math.log(v) ** 2))
+
+
+numbers = {}  # feature -> the number psgen gave it
+expect = {}   # feature -> the number first appearance gives it
+bad = []
+counts = []
+for src, name in ((a + ".train.tsv", "clicks.train.tsv"), (a + ".test.tsv", "clicks.test.tsv")):
+    path = os.path.join(LL, name + ".liblinear")
+    seen, new_keys, features, rows = set(), 0, 0, 0
+    with open(src) as fs, open(path) as fo:
+        for n, (row, line) in enumerate(zip(fs, fo), 1):
+            rows += 1
+            fields = row.rstrip("\n").split("\t")
+            feats = [(i, bucket(int(v))) for i, v in enumerate(fields[1:14]) if v != ""]
+            feats += [(13 + j, v) for j, v in enumerate(fields[14:]) if v != ""]
+            for f in feats:
+                if f not in expect:
+                    expect[f] = len(expect) + 1
+                    new_keys += 1
+            words = line.split()
+            got = [tuple(w.split(":")) for w in words[1:]]
+            idx = [int(i) for i, _ in got]
+            want = sorted(expect[f] for f in feats)
+            if (words[0] != fields[0] or idx != want or any(v != "1" for _, v in got)) \
+                    and len(bad) < 3:
+                bad.append(f"{name}:{n}: {line[:60]!r}, want {fields[0]} {want[:6]}")
+            seen.update(feats)
+            features += len(feats)
+    counts.append((rows, features, len(seen), new_keys))
+    m = re.search(r"wrote (\S+) \((\d+) rows, [0-9.]+% positive, (\d+) features, (\d+) distinct "
+                  r"keys, (\d+) new, [0-9.]+ s\)$", lines[len(counts) - 1] if lines else "")
+    env.check(m is not None and m.group(1) == path and
+              tuple(int(m.group(i)) for i in range(2, 6)) == counts[-1],
+              f"{name}: the line names the file, rows, features, distinct and new keys "
+              f"{counts[-1]} ({lines[len(counts) - 1] if len(lines) >= len(counts) else ''!r})")
+env.check(not bad, f"each row's numbers are its features' in first-appearance order, sorted "
+                   f"({'; '.join(bad)})")
+env.check(counts[0][0] == 5000 and counts[1][0] == 2000,
+          f"every row converted (got {counts[0][0]} and {counts[1][0]})")
+env.check(sorted(os.listdir(LL)) == ["clicks.test.tsv.liblinear", "clicks.train.tsv.liblinear"],
+          f"only the two outputs are in the folder ({sorted(os.listdir(LL))})")
+
+# liblinear reads them (where Debian's liblinear-tools is installed)
+train_ll = shutil.which("liblinear-train") or shutil.which("train")
+predict_ll = shutil.which("liblinear-predict") or shutil.which("predict")
+if train_ll and predict_ll:
+    model = os.path.join(env.tmp, "ll.model")
+    pred = os.path.join(env.tmp, "ll.pred")
+    c1, _, e1 = run([train_ll, "-s", "0", "-B", "1", "-q", os.path.join(LL, "clicks.train.tsv"
+                                                                     ".liblinear"), model], 60)
+    c2, o2, e2 = run([predict_ll, "-b", "1", os.path.join(LL, "clicks.test.tsv.liblinear"), model,
+                      pred], 60)
+    ok = c1 == 0 and c2 == 0 and os.path.exists(pred)
+    if ok:
+        with open(pred) as f:
+            head = f.readline().split()
+            probs = [line.split() for line in f]
+        ok = head in (["labels", "0", "1"], ["labels", "1", "0"]) and len(probs) == 2000
+        col = head.index("1") if ok else 1
+        p1 = [float(p[col]) for p in probs]
+        got = auc(p1, test_labels)
+        print(f"liblinear on the converted rows: test AUC {got:.4f}")
+        ok = ok and got > 0.55
+    env.check(ok, f"liblinear trains on the train file and predicts the test file, AUC > 0.55 "
+                  f"({c1}, {c2}, {e1.strip()[-200:]!r} {e2.strip()[-200:]!r})")
+else:
+    print("liblinear-tools is not installed: the round trip through liblinear is not checked")
+
+# a bad row: one line naming file and line, exit 1, no output for it
+badfile = os.path.join(env.tmp, "bad.tsv")
+with open(a + ".test.tsv") as f:
+    head = [next(f) for _ in range(3)]
+head[2] = "2" + head[2][1:]
+with open(badfile, "w") as f:
+    f.writelines(head)
+code, out, err = run([PSGEN, "libsvm", "--format", "criteo", "--out-dir", LL, badfile], 10)
+env.check(code == 1 and err.count("\n") == 1 and err.startswith(f"psgen: {badfile}:3: ")
+          and not os.path.exists(os.path.join(LL, "bad.tsv.liblinear")),
+          f"a bad label is one line naming file and line, exit 1, no output ({err.strip()!r})")
 env.finish()

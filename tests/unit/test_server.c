@@ -2,7 +2,8 @@
  * foreign messages sent over a raw DEALER each get an ERROR with the right
  * code, and a worker using the client library still trains through the same
  * server afterwards; a pull reply still on the wire is not changed by a push
- * applied meanwhile. Every wait is bounded; the loop stops by its flag. */
+ * applied meanwhile; requests of sparse rows far bigger than a sparse job's
+ * dense θ are served. Every wait is bounded; the loop stops by its flag. */
 #include <arpa/inet.h>
 #include <check.h>
 
@@ -737,6 +738,59 @@ START_TEST(shared_memory_trains_bit_for_bit_as_the_socket)
 }
 END_TEST
 
+/* Sparse rows through the real loop and the client library: a pull and a
+ * push of 100 k keys (frames of about 0.8 and 1.2 MB, where the dense θ of
+ * a sparse job is one float) are served, and the rows read back are the
+ * pushed gradients' sgd steps. */
+START_TEST(big_requests_of_sparse_rows_are_served)
+{
+    enum { N = 100000 };
+    static ps_job job;
+    job_logistic(&job, ps_test_free_port());
+    job.mode = PS_MODE_ASYNC;
+    job.model.type = PS_MODEL_SPARSE_LOGISTIC;
+    job.model.features = 0;
+    job.sparse.min_count = 1;
+    runner r;
+    pthread_t th = runner_start(&r, &job);
+    const char *eps[] = {job.servers[0]};
+    ps_client_opts o = {.job = "server-test",
+                        .servers = eps,
+                        .num_servers = 1,
+                        .rank = 0,
+                        .timeout_ms = WAIT_MS,
+                        .socket_only = true};
+    ps_client *c = NULL;
+    char why[256] = "";
+    ck_assert_msg(ps_client_open(&o, &c, why, sizeof why) == 0, "open: %s", why);
+    ck_assert_uint_eq(ps_client_num_tables(c), 1);
+    static uint64_t keys[N];
+    static float rows[N], grads[N];
+    const uint64_t step = UINT64_MAX / N; /* one random key in each of N slices */
+    uint64_t x = 42;
+    for (size_t i = 0; i < N; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        keys[i] = step * i + x % step;
+        grads[i] = (float)(i % 7) - 3.0f;
+    }
+    ck_assert_msg(ps_client_pull_rows(c, 0, keys, N, rows) == 0, "pull: %s",
+                  ps_client_last_error(c));
+    for (size_t i = 0; i < N; i++)
+        ck_assert_float_eq(rows[i], 0.0f);
+    ck_assert_msg(ps_client_push_rows(c, 0, 0, keys, N, grads, 1) == 0, "push: %s",
+                  ps_client_last_error(c));
+    ck_assert_msg(ps_client_pull_rows(c, 0, keys, N, rows) == 0, "pull: %s",
+                  ps_client_last_error(c));
+    for (size_t i = 0; i < N; i++)
+        ck_assert_float_eq(rows[i], -0.5f * grads[i]); /* sgd at lr 0.5 */
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    ps_engine_stats st;
+    runner_stop(&r, th, &st);
+    ck_assert_uint_eq(st.errors, 0);
+    ps_server_destroy(&r.srv);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
     Suite *s = suite_create("server");
@@ -751,6 +805,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, pull_reply_on_the_wire_is_not_changed_by_a_push_applied_meanwhile);
     tcase_add_test(tc, shared_memory_carries_pushes_and_pulls_by_the_protocol_rules);
     tcase_add_test(tc, shared_memory_trains_bit_for_bit_as_the_socket);
+    tcase_add_test(tc, big_requests_of_sparse_rows_are_served);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -217,6 +217,10 @@ static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_e
     } else if (m->type == PS_MSG_PULL_REPLY) {
         if (m->keys_bytes != 0)
             return ps_error_set(err, PS_EPAYLOAD, "a PULL_REPLY of rows carries no keys");
+    } else if (m->type == PS_MSG_PULL && (m->flags & PS_FLAG_SCAN)) {
+        /* nkeys is the most rows the page may hold; the cursor is key_lo */
+        if (m->payload_bytes != 0)
+            return ps_error_set(err, PS_EPAYLOAD, "a SCAN carries no keys");
     } else {
         int rc = ps_keys_check(p, (size_t)m->keys_bytes, m->nkeys, NULL, NULL, err);
         if (rc != 0)

@@ -223,7 +223,7 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req);
 
 /* Sync: the open round closes: every table applies its accumulated rows
  * with scale, at the new version. */
-void ps_engine_tables_round_close(ps_engine *e, float scale);
+void ps_engine_tables_round_close(ps_engine *e);
 
 /* A tick: rows idle past sparse.idle_versions are dropped, a bounded
  * number per call. */

@@ -48,7 +48,7 @@ static void round_close(ps_engine *e, const float *only, float only_weight)
              (unsigned long long)e->version, e->round_pushes, e->round_samples);
     e->version++;
     /* the round's rows of the sparse tables, summed per key, once */
-    ps_engine_tables_round_close(e, (float)(1.0 / e->round_samples));
+    ps_engine_tables_round_close(e);
     for (uint32_t r = 0; r < e->job.workers; r++)
         e->slots[r].pushed = false;
     e->round_pushes = 0;

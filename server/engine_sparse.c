@@ -1,7 +1,10 @@
 /* engine_sparse.c — the sparse tables of one shard's engine: pulls of rows
  * by key, pushes of their gradients by the job's mode (sync: summed per key
  * into the open round, applied when its dense pushes close it; async and
- * ssp: at once), scans for export, and the tables' figures. Requests come
+ * ssp: at once), scans for export, and the tables' figures. A row's
+ * gradient is a sum over the examples that touched it, not a mean: a round
+ * of W pushes is one minibatch of all their examples, and FTRL's λ1 and λ2
+ * keep their per-example meaning (docs/sparse-tables.md). Requests come
  * checked by the codec (keys sorted and unique, counts and sizes against
  * the frame); here every key is checked against the shard and dim against
  * the table. See docs/architecture.md#theta-tensors-and-shards. */
@@ -236,7 +239,6 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req)
         return ps_engine_refuse(e, p, req, PS_ENOMEM, "no memory for %zu rows",
                                 (size_t)req->nkeys);
     const unsigned char *g = sparse_grads(e, req, values);
-    float weight = req->samples > 0 ? (float)req->samples : 1.0f;
     ps_keys_iter it;
     ps_keys_iter_init(&it, req->payload, (size_t)req->keys_bytes);
     uint64_t key;
@@ -244,7 +246,7 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req)
     for (size_t i = 0; ps_keys_next(&it, &key); i++) {
         const void *row = g + i * dim * sizeof(float);
         if (rounds) {
-            if (ps_table_accumulate(t, key, row, weight) != 0)
+            if (ps_table_accumulate(t, key, row, 1.0f) != 0)
                 return ps_engine_refuse(e, p, req, PS_ENOMEM,
                                         "no memory to sum round %llu's rows of table %u",
                                         (unsigned long long)e->version, req->table - 1);
@@ -266,10 +268,10 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req)
     return ps_engine_push_done(e, p, req, 0);
 }
 
-void ps_engine_tables_round_close(ps_engine *e, float scale)
+void ps_engine_tables_round_close(ps_engine *e)
 {
     for (uint32_t i = 0; i < e->ntables; i++)
-        ps_table_apply_accumulated(e->tables[i], scale, e->version);
+        ps_table_apply_accumulated(e->tables[i], 1.0f, e->version);
     for (uint32_t r = 0; r < e->job.workers; r++)
         e->slots[r].sp_pushed = false;
 }

@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FTRL_BETA 1.0
-
 /* A float that may sit at any address: gradients come straight from frames.
  * The compiler still vectorises loops over it (unaligned loads). */
 typedef float float_u __attribute__((aligned(1)));
@@ -161,7 +159,7 @@ static int check_hyper(const ps_optim *o, ps_error *err)
 static void ftrl_seed(ps_optim *o, const float *theta)
 {
     double alpha = ps_optim_lr_at(o, 0);
-    float k = (float)(FTRL_BETA / alpha + o->l2), l1 = (float)o->l1;
+    float k = (float)(o->beta / alpha + o->l2), l1 = (float)o->l1;
     float *restrict z = o->state[0];
     for (size_t i = 0; i < o->n; i++)
         z[i] = theta[i] == 0.0f ? 0.0f : -(theta[i] * k + copysignf(l1, theta[i]));
@@ -176,6 +174,7 @@ int ps_optim_init(ps_optim *o, const ps_job *job, const float *theta, size_t n, 
     o->momentum = job->optimizer.momentum;
     o->l1 = job->optimizer.l1;
     o->l2 = job->optimizer.l2;
+    o->beta = job->optimizer.beta;
     o->beta1 = job->optimizer.beta1;
     o->beta2 = job->optimizer.beta2;
     o->eps = job->optimizer.eps;
@@ -266,7 +265,7 @@ void ps_optim_apply(ps_optim *o, float *theta, size_t off, const void *grad, siz
     case PS_OPTIM_FTRL:
         /* past a cosine horizon lr_t is 0: hold θ rather than divide by it */
         if (lr_t > 0)
-            ftrl_run(th, s0, s1, grad, n, (float)(1.0 / lr_t), (float)FTRL_BETA, (float)o->l1, l2,
+            ftrl_run(th, s0, s1, grad, n, (float)(1.0 / lr_t), (float)o->beta, (float)o->l1, l2,
                      scale);
         return;
     }

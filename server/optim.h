@@ -20,6 +20,7 @@ typedef struct ps_optim {
     bool nesterov;
     double lr; /* base learning rate; the schedule scales it per update */
     double momentum, l1, l2, beta1, beta2, eps;
+    double beta; /* ftrl: β of the per-coordinate rate α / (β + √n) */
     ps_schedule_type schedule;
     uint64_t step_size, warmup_steps, total_steps;
     double gamma;

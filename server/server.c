@@ -203,9 +203,12 @@ static int server_send(void *ctx, const void *identity, size_t identity_len, ps_
     }
     if (ps_shm_sessions_pull_reply(s->shm, reply, payload))
         return wire_send(s, identity, identity_len, reply, NULL);
-    /* a compressed θ (the engine's one encoding per version) is copied */
+    /* a compressed θ (the engine's one encoding per version) is copied, and
+     * so are sparse rows: they are in the engine's buffer for replies of
+     * rows, which the next pull of rows overwrites while ZeroMQ may still
+     * be sending this one */
     if (reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes < ZEROCOPY_MIN_BYTES ||
-        reply->encoding != PS_ENC_F32)
+        reply->encoding != PS_ENC_F32 || reply->table != 0)
         return wire_send(s, identity, identity_len, reply, payload);
     ps_store *st = ps_engine_store(s->engine);
     ps_store_ref *ref;

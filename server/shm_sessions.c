@@ -157,7 +157,8 @@ int ps_shm_sessions_request(ps_shm_sessions *x, const char *job_name, ps_msg *m,
 
 bool ps_shm_sessions_pull_reply(ps_shm_sessions *x, ps_msg *reply, const void *payload)
 {
-    if (x->by_rank == NULL || reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes == 0)
+    if (x->by_rank == NULL || reply->type != PS_MSG_PULL_REPLY || reply->payload_bytes == 0 ||
+        reply->table != 0) /* the segment holds the dense θ, not rows */
         return false;
     shm_session *s = session_find(x, reply->worker_id);
     /* the segment holds the whole shard's θ: a pull of part of it goes

@@ -366,6 +366,12 @@ int ps_sparse_step_grad(ps_sparse_step *s, float bias, float *grad_bias, double 
     int rc = ps_sparse_model_grad(s->model, &s->batch, s->rows, bias, s->grads, grad_bias, loss);
     if (rc != 0)
         return ps_error_set(err, rc, "gradient of a batch of %zu rows", s->batch.rows);
+    /* the rows' gradients go as sums over the batch's examples (the bias's
+     * stays a mean, as a dense tensor's): engine_sparse.c says why */
+    float rows = (float)s->batch.rows;
+    size_t n = s->nkeys * s->dim;
+    for (size_t i = 0; i < n; i++)
+        s->grads[i] *= rows;
     return 0;
 }
 

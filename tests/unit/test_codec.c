@@ -1105,6 +1105,20 @@ START_TEST(sparse_push_round_trips_with_its_keys_and_rows)
     m.payload_bytes = 24;
     len = encode(&m, hdr, sizeof hdr);
     ck_assert_msg(ps_codec_decode(&arena, hdr, len, frame, 24, &d, &err) == 0, "%s", err.msg);
+    /* a SCAN: a page of at most nkeys rows from the cursor in key_lo, no keys */
+    ps_msg_init(&m, PS_MSG_PULL);
+    m.table = 1;
+    m.dim = 2;
+    m.flags = PS_FLAG_SCAN;
+    m.nkeys = 4096;
+    m.key_lo = 77;
+    len = encode(&m, hdr, sizeof hdr);
+    ck_assert_msg(ps_codec_decode(&arena, hdr, len, NULL, 0, &d, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(d.nkeys, 4096);
+    ps_msg_init(&m, PS_MSG_PULL_REPLY);
+    m.table = 1;
+    m.dim = 2;
+    m.encoding = PS_ENC_F32;
     /* a SCAN reply: 8-byte keys, then rows */
     m.flags = PS_FLAG_SCAN;
     m.nkeys = 2;
@@ -1176,6 +1190,15 @@ START_TEST(malformed_sparse_frames_are_refused_with_a_reason)
     sparse_refused(&reply, frame, 5, "carries no keys");
     reply.flags = PS_FLAG_SCAN; /* scanned keys are words */
     sparse_refused(&reply, frame, 5, "scanned keys");
+    ps_msg scan; /* a SCAN with keys in it */
+    ps_msg_init(&scan, PS_MSG_PULL);
+    scan.table = 1;
+    scan.dim = 1;
+    scan.flags = PS_FLAG_SCAN;
+    scan.nkeys = 10;
+    scan.payload_bytes = 3;
+    scan.keys_bytes = 3;
+    sparse_refused(&scan, frame, 3, "a SCAN carries no keys");
 }
 END_TEST
 

@@ -244,10 +244,11 @@ START_TEST(async_rows_are_read_as_initial_and_updated_at_once)
 }
 END_TEST
 
-/* Two workers push rows with 1 and 3 samples; the round closes when both
- * dense pushes are in, and each row moves by lr times the samples-weighted
- * mean of its gradients (a key one worker did not push counts as 0). */
-START_TEST(sync_rows_wait_for_the_round_and_take_its_weighted_mean)
+/* Two workers push rows (of batches of 1 and 3 samples); the round closes
+ * when both dense pushes are in, and each row moves by lr times the sum of
+ * its gradients: rows' gradients are sums over examples, and a round is one
+ * minibatch of every worker's examples. */
+START_TEST(sync_rows_wait_for_the_round_and_take_their_sum)
 {
     ps_job job;
     job_sparse(&job, PS_MODEL_SPARSE_LOGISTIC, PS_MODE_SYNC, 2, 1);
@@ -267,9 +268,9 @@ START_TEST(sync_rows_wait_for_the_round_and_take_its_weighted_mean)
     ck_assert_int_eq(push_bias(f, b, 3, 0, 3, 0.0f), 0);
     ck_assert_uint_eq(ps_engine_version(f->e), 1);
     ck_assert_int_eq(pull_rows(f, a, 5, all, 3, 1), 0);
-    ck_assert_float_eq(reply_row(f, 0, 1, 0), -0.5f * (1 * 4.0f) / 4);
-    ck_assert_float_eq(reply_row(f, 1, 1, 0), -0.5f * (1 * 4.0f + 3 * 8.0f) / 4);
-    ck_assert_float_eq(reply_row(f, 2, 1, 0), -0.5f * (3 * 8.0f) / 4);
+    ck_assert_float_eq(reply_row(f, 0, 1, 0), -0.5f * 4.0f);
+    ck_assert_float_eq(reply_row(f, 1, 1, 0), -0.5f * (4.0f + 8.0f));
+    ck_assert_float_eq(reply_row(f, 2, 1, 0), -0.5f * 8.0f);
     /* a push of rows for the round just closed is dropped, one for a round
      * not open yet refused */
     ck_assert_int_eq(push_rows(f, a, 6, 0, 1, ka, 2, 1, ga), 0);
@@ -374,7 +375,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, welcome_lists_the_tables_and_a_bias_as_the_only_dense_tensor);
     tcase_add_test(tc, async_rows_are_read_as_initial_and_updated_at_once);
-    tcase_add_test(tc, sync_rows_wait_for_the_round_and_take_its_weighted_mean);
+    tcase_add_test(tc, sync_rows_wait_for_the_round_and_take_their_sum);
     tcase_add_test(tc, bad_requests_of_rows_are_refused_and_change_nothing);
     tcase_add_test(tc, scan_pages_through_every_row_once);
     suite_add_tcase(s, tc);

@@ -33,6 +33,7 @@ static void job_of(ps_job *job, ps_optim_type type, double lr)
     job->optimizer.type = type;
     job->optimizer.lr = lr;
     job->optimizer.momentum = 0.9;
+    job->optimizer.beta = 1.0; /* ftrl, as the loader defaults it */
     job->optimizer.beta1 = 0.9;
     job->optimizer.beta2 = 0.999;
     job->optimizer.eps = 1e-8;

@@ -791,6 +791,89 @@ START_TEST(big_requests_of_sparse_rows_are_served)
 }
 END_TEST
 
+/* Two workers pull rows of their own keys over and over at once, each
+ * reply big enough (1.4 MB: fm rows of 9 floats) that a dense θ would go by
+ * reference: each must get its own keys' rows. (Replies of rows once went by reference to the
+ * engine's buffer of rows, which the other worker's pull overwrote while
+ * ZeroMQ was still sending.) */
+enum { RACE_KEYS = 40000, RACE_DIM = 9, RACE_PULLS = 40 };
+
+typedef struct race_worker {
+    const ps_job *job;
+    int rank;
+    uint64_t keys[RACE_KEYS];
+    float want[RACE_KEYS * RACE_DIM], got[RACE_KEYS * RACE_DIM];
+    int bad; /* pulls whose rows were another's, or that failed */
+    char why[256];
+} race_worker;
+
+static void *race_pulls(void *arg)
+{
+    race_worker *w = arg;
+    const char *eps[] = {w->job->servers[0]};
+    ps_client_opts o = {.job = "server-test",
+                        .servers = eps,
+                        .num_servers = 1,
+                        .rank = w->rank,
+                        .timeout_ms = WAIT_MS,
+                        .socket_only = true};
+    ps_client *c = NULL;
+    if (ps_client_open(&o, &c, w->why, sizeof w->why) != 0) {
+        w->bad = RACE_PULLS;
+        return NULL;
+    }
+    static float grads[2][RACE_KEYS * RACE_DIM];
+    for (size_t i = 0; i < RACE_KEYS * RACE_DIM; i++)
+        grads[w->rank][i] = -2.0f * w->want[i]; /* sgd at lr 0.5: the row becomes want */
+    if (ps_client_push_rows(c, 0, 0, w->keys, RACE_KEYS, grads[w->rank], 1) != 0) {
+        snprintf(w->why, sizeof w->why, "push: %s", ps_client_last_error(c));
+        w->bad = RACE_PULLS;
+    }
+    for (int k = 0; k < RACE_PULLS && w->bad == 0; k++) {
+        if (ps_client_pull_rows(c, 0, w->keys, RACE_KEYS, w->got) != 0 ||
+            memcmp(w->got, w->want, sizeof w->got) != 0)
+            w->bad++;
+    }
+    ps_client_close(&c);
+    return NULL;
+}
+
+START_TEST(concurrent_pulls_of_rows_get_their_own_rows)
+{
+    static ps_job job;
+    job_logistic(&job, ps_test_free_port());
+    job.workers = 2;
+    job.mode = PS_MODE_ASYNC;
+    job.model.type = PS_MODEL_FM;
+    job.model.factors = RACE_DIM - 1;
+    job.model.features = 0;
+    job.sparse.min_count = 1;
+    runner r;
+    pthread_t th = runner_start(&r, &job);
+    static race_worker w[2];
+    for (int k = 0; k < 2; k++) {
+        w[k].job = &job;
+        w[k].rank = k;
+        for (size_t i = 0; i < RACE_KEYS; i++) {
+            w[k].keys[i] = (uint64_t)(2 * i + (size_t)k + 1) << 20; /* disjoint, sorted */
+        }
+        for (size_t i = 0; i < RACE_KEYS * RACE_DIM; i++)
+            w[k].want[i] = (float)(k + 1) + (float)i * 1e-3f;
+    }
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(pthread_create(&t[k], NULL, race_pulls, &w[k]), 0);
+    for (int k = 0; k < 2; k++)
+        pthread_join(t[k], NULL);
+    for (int k = 0; k < 2; k++)
+        ck_assert_msg(w[k].bad == 0, "rank %d: %d of %d pulls got other rows or failed %s", k,
+                      w[k].bad, RACE_PULLS, w[k].why);
+    ps_engine_stats st;
+    runner_stop(&r, th, &st);
+    ps_server_destroy(&r.srv);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
     Suite *s = suite_create("server");
@@ -806,6 +889,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, shared_memory_carries_pushes_and_pulls_by_the_protocol_rules);
     tcase_add_test(tc, shared_memory_trains_bit_for_bit_as_the_socket);
     tcase_add_test(tc, big_requests_of_sparse_rows_are_served);
+    tcase_add_test(tc, concurrent_pulls_of_rows_get_their_own_rows);
     suite_add_tcase(s, tc);
     return s;
 }

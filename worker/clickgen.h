@@ -1,7 +1,7 @@
 /* clickgen.h — synthetic click logs in the criteo format, the logic of
  * psgen: rows of 13 heavy-tailed integer fields and 26 categorical fields
  * (Zipf-distributed vocabularies of 10 to 1M values plus one-off values),
- * whose labels come from a hidden model with pairwise field interactions,
+ * whose labels come from a hidden factorization machine over a dozen fields,
  * so a factorization machine can beat logistic regression. Every row is a
  * function of (seed, split, index) alone, computed with IEEE arithmetic
  * only, so a seed gives byte-identical files on every machine. */

@@ -81,6 +81,14 @@ static int check_model(ctx *c)
                                 "data.format: %s %s, not %s", because,
                                 clicks ? "reads csv, libsvm or idx" : "reads criteo or libsvm64",
                                 ps_data_format_name(j->data.format));
+    ps_optim_type o = j->optimizer.type;
+    if (clicks && o != PS_OPTIM_SGD && o != PS_OPTIM_ADAGRAD && o != PS_OPTIM_FTRL)
+        return ps_yamlwalk_fail(&c->w, PS_ECONFIG,
+                                seen(c, "optimizer.type")->given ? seen(c, "optimizer.type")->val_mark
+                                                                 : seen(c, "model")->key_mark,
+                                "optimizer.type: %s trains with sgd, adagrad or ftrl (the state a "
+                                "table's rows keep), not %s",
+                                because, ps_optim_type_name(o));
     if (j->model.type == PS_MODEL_LOGISTIC && seen(c, "model.classes")->given &&
         j->model.classes != 2)
         return ps_yamlwalk_fail(&c->w, PS_ECONFIG, seen(c, "model.classes")->val_mark,
@@ -661,18 +669,27 @@ int ps_job_layout(const ps_job *job, ps_tensor_info *out, size_t max, size_t *n,
     return count > max ? PS_EINVAL : 0;
 }
 
+/* The name the job file gives value v of the enum key at path, or "?". */
+static const char *enum_name(const char *path, uint32_t v)
+{
+    const ps_yamlwalk_key *k = ps_yamlwalk_find_key(ps_schema_job(), path);
+    const char *name = ps_yamlwalk_enum_name(k, v);
+    return name != NULL ? name : "?";
+}
+
 const char *ps_data_format_name(ps_data_format format)
 {
-    const ps_yamlwalk_key *k = ps_yamlwalk_find_key(ps_schema_job(), "data.format");
-    const char *name = ps_yamlwalk_enum_name(k, (uint32_t)format);
-    return name != NULL ? name : "?";
+    return enum_name("data.format", (uint32_t)format);
 }
 
 const char *ps_model_type_name(ps_model_type type)
 {
-    const ps_yamlwalk_key *k = ps_yamlwalk_find_key(ps_schema_job(), "model.type");
-    const char *name = ps_yamlwalk_enum_name(k, (uint32_t)type);
-    return name != NULL ? name : "?";
+    return enum_name("model.type", (uint32_t)type);
+}
+
+const char *ps_optim_type_name(ps_optim_type type)
+{
+    return enum_name("optimizer.type", (uint32_t)type);
 }
 
 /* ---- writable folders ---- */

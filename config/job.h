@@ -252,7 +252,9 @@ int ps_job_tables(const ps_job *job, ps_table_spec *out, size_t max, size_t *n);
  * mode's is ps_mode_name (mode.h). */
 const char *ps_model_type_name(ps_model_type type);
 
-/* The name a job file gives a data format ("csv", "criteo"), "?" for none. */
+/* The names a job file gives a data format ("csv", "criteo") and an
+ * optimizer ("adagrad"), "?" for none. */
 const char *ps_data_format_name(ps_data_format format);
+const char *ps_optim_type_name(ps_optim_type type);
 
 #endif

@@ -57,6 +57,7 @@ START_TEST(every_only_with_rule_is_in_its_row_with_its_text)
         {"data.train_labels", "format idx"},
         {"data.test_labels", "format idx"},
         {"data.label_column", "format csv"},
+        {"data.stream", "format criteo or libsvm64"},
         {"optimizer.momentum", "optimizer type momentum"},
         {"optimizer.nesterov", "optimizer type momentum"},
         {"optimizer.schedule.step_size", "schedule type step"},

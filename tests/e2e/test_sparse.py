@@ -9,13 +9,18 @@ deterministic (run twice: the same rows, bit for bit) and the same on 1 and
 2 shards; async trains too; min_count 3 stores fewer than half the rows of
 min_count 1; max_rows caps each shard's rows and the job still finishes; a
 streamed training file trains as well as one held in memory; a malformed
-row is one line naming the file and the line."""
+row is one line naming the file and the line; psctl status and /metrics
+show each shard's rows, bytes, admissions and evictions, matching the rows
+the job wrote."""
 import json
 import os
+import re
+import signal
+import urllib.request
 
 import numpy as np
 
-from harness import Env, free_port, no_leftovers, psrun, run, write
+from harness import Env, Proc, free_port, no_leftovers, psrun, run, stop_procs, write
 
 env = Env()
 PREFIX = os.path.join(env.tmp, "clicks")
@@ -125,6 +130,56 @@ if kc is not None:
 st, _, _ = train("lr-stream", data_extra="  stream: true\n")
 env.check(abs(auc_of(st) - auc_of(lr)) < 0.03,
           f"lr-stream: test AUC {auc_of(st):.4f} within 0.03 of in memory's {auc_of(lr):.4f}")
+
+# a live job's tables as psctl status and /metrics show them, against the
+# rows the job wrote: psd keeps serving after the workers are done
+path, out = job("lr-live", sparse="sparse: {max_rows: 5000}\n")
+mport = free_port()
+with open(path, "a") as f:
+    f.write(f"metrics: {{listen: 127.0.0.1:{mport}}}\n")
+psds = [Proc(env, f"live-psd{i}", [env.prog("psd"), "--config", path, "--shard", str(i)])
+        for i in range(2)]
+workers = [Proc(env, f"live-w{r}", [env.prog("psworker"), "--config", path, "--rank", str(r)])
+           for r in range(2)]
+env.check(all(w.wait(120) == 0 for w in workers), "lr-live: both workers finish")
+kl, _ = table_of("lr-live", out, 1)
+code, sout, serr = run([env.prog("psctl"), "--config", path, "--json", "status"], 30)
+try:
+    shards = json.loads(sout)["shards"]
+    rows = [t["rows"] for s in shards for t in s["tables"]]
+    cap_evictions = sum(t["evicted_cap"] for s in shards for t in s["tables"])
+except (ValueError, KeyError, TypeError) as e:
+    print(f"psctl status --json: {e}: {sout!r} {serr!r}")
+    rows, cap_evictions = [], 0
+env.check(code == 0 and len(rows) == 2 and kl is not None and sum(rows) == len(kl),
+          f"psctl status: the shards' rows {rows} add up to the {None if kl is None else len(kl)} "
+          "rows written")
+env.check(all(r <= 5000 for r in rows) and cap_evictions > 0,
+          f"psctl status: at most max_rows 5000 a shard, {cap_evictions} evicted at the cap")
+scraped = {}
+for i in range(2):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{mport + i}/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except OSError as e:
+        text = ""
+        print(f"scrape of shard {i}: {e}")
+    for name in ("psd_table_rows", "psd_table_bytes", "psd_table_admitted_total"):
+        m = re.search(rf'^{name}{{shard="{i}",table="w"}} (\d+)', text, re.M)
+        scraped.setdefault(name, []).append(int(m.group(1)) if m else None)
+    m = re.search(rf'^psd_table_evicted_total{{shard="{i}",table="w",reason="cap"}} (\d+)',
+                  text, re.M)
+    scraped.setdefault("cap", []).append(int(m.group(1)) if m else None)
+env.check(scraped["psd_table_rows"] == rows and None not in scraped["psd_table_bytes"] and
+          None not in scraped["psd_table_admitted_total"] and
+          sum(scraped["cap"] or [0]) == cap_evictions,
+          f"/metrics: psd_table_rows {scraped['psd_table_rows']}, bytes, admitted and "
+          f"evictions at the cap {scraped['cap']} as psctl says")
+for p in psds:
+    p.p.send_signal(signal.SIGTERM)
+env.check(all(p.wait(30) == 0 for p in psds), "lr-live: psd exits 0 on SIGTERM")
+stop_procs(env)
+no_leftovers(env, path)
 
 # a malformed row: one line naming the file and the line
 bad = os.path.join(env.tmp, "bad.tsv")

@@ -281,6 +281,42 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
 
 /* ---- pushes ----------------------------------------------------------- */
 
+bool ps_engine_push_answered(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w,
+                             int *rc)
+{
+    if (w->has_seq && req->seq <= w->last_seq) {
+        e->duplicates++;
+        w->duplicates++;
+        *rc = ps_engine_push_done(e, p, req, PS_ACK_DUPLICATE);
+        return true;
+    }
+    if (w->done) {
+        *rc = ps_engine_refuse(e, p, req, PS_ESTATE, "rank %d said it had pushed its last gradient",
+                               ps_engine_worker_slot_rank(e, w));
+        return true;
+    }
+    return false;
+}
+
+bool ps_engine_round_screen(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w,
+                            int *rc)
+{
+    if (req->clock < e->version) {
+        e->dropped++;
+        w->dropped++;
+        *rc = ps_engine_push_done(e, p, req, PS_ACK_DROPPED);
+        return true;
+    }
+    if (req->clock > e->version) {
+        *rc = ps_engine_refuse(e, p, req, PS_ECLOCK,
+                               "push for round %llu, but round %llu is open (this shard runs mode "
+                               "sync: is the worker's job file of another mode?)",
+                               (unsigned long long)req->clock, (unsigned long long)e->version);
+        return true;
+    }
+    return false;
+}
+
 static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
 {
     if (req->table > 0)
@@ -307,15 +343,9 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
             "a sync push must cover the whole shard [%llu, %llu), not [%llu, %llu)",
             (unsigned long long)e->lo, (unsigned long long)e->hi, (unsigned long long)req->key_lo,
             (unsigned long long)req->key_hi);
-    if (w->has_seq && req->seq <= w->last_seq) {
-        e->duplicates++;
-        w->duplicates++;
-        return ps_engine_push_done(e, p, req, PS_ACK_DUPLICATE);
-    }
-    if (w->done)
-        return ps_engine_refuse(e, p, req, PS_ESTATE,
-                                "rank %d said it had pushed its last gradient",
-                                ps_engine_worker_slot_rank(e, w));
+    int rc;
+    if (ps_engine_push_answered(e, p, req, w, &rc))
+        return rc;
     /* the codec checked the payload against [key_lo, key_hi): decoding cannot fail */
     const float *grad = req->payload;
     if (req->key_hi > req->key_lo && req->encoding != PS_ENC_F32) {

@@ -225,6 +225,18 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req);
  * with scale, at the new version. */
 void ps_engine_tables_round_close(ps_engine *e);
 
+/* The checks every push of a registered worker meets first: a retry of
+ * one applied is acknowledged again (DUPLICATE), one after the rank said it
+ * was done refused (ESTATE). True when the push was answered so, *rc the
+ * handler's result. */
+bool ps_engine_push_answered(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w,
+                             int *rc);
+
+/* A sync push's round: one for a round closed is dropped (ACK DROPPED),
+ * one for a round not open yet refused (ECLOCK). True when answered so. */
+bool ps_engine_round_screen(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w,
+                            int *rc);
+
 /* A tick: rows idle past sparse.idle_versions are dropped, a bounded
  * number per call. */
 void ps_engine_tables_tick(ps_engine *e);

@@ -100,17 +100,9 @@ static void push_count(ps_engine *e, worker_slot *w, const ps_msg *req)
 static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
                      worker_slot *w)
 {
-    if (req->clock < e->version) {
-        e->dropped++;
-        w->dropped++;
-        return ps_engine_push_done(e, p, req, PS_ACK_DROPPED);
-    }
-    if (req->clock > e->version)
-        return ps_engine_refuse(
-            e, p, req, PS_ECLOCK,
-            "push for round %llu, but round %llu is open (this shard runs mode sync: "
-            "is the worker's job file of another mode?)",
-            (unsigned long long)req->clock, (unsigned long long)e->version);
+    int rc;
+    if (ps_engine_round_screen(e, p, req, w, &rc))
+        return rc;
     if (w->pushed && (w->hello_after_push || !w->has_seq)) {
         /* it pushed this round, then registered again (evicted, or the
          * server restarted): its gradient is in the round already */

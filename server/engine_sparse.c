@@ -106,6 +106,22 @@ static int sparse_keys_here(ps_engine *e, const peer *p, const ps_msg *req)
     return 0;
 }
 
+/* The PULL_REPLY of n rows of dim floats answering req, in e->reply. */
+static ps_msg *rows_reply(ps_engine *e, const ps_msg *req, uint32_t dim, size_t n)
+{
+    ps_msg *r = &e->reply;
+    ps_msg_init(r, PS_MSG_PULL_REPLY);
+    r->job = e->job.name;
+    r->seq = req->seq;
+    r->worker_id = req->worker_id;
+    r->shard_index = e->shard;
+    r->model_version = e->version;
+    r->table = req->table;
+    r->dim = dim;
+    r->nkeys = n;
+    return r;
+}
+
 /* A SCAN: up to nkeys live rows from the cursor, keys as 8-byte words. */
 static int sparse_scan(ps_engine *e, const peer *p, const ps_msg *req, ps_table *t)
 {
@@ -117,17 +133,8 @@ static int sparse_scan(ps_engine *e, const peer *p, const ps_msg *req, ps_table 
     uint64_t next = 0;
     size_t n = ps_table_scan(t, req->key_lo, max, keys, e->sp_rows, &next);
     memcpy(e->sp_out + n * 8, e->sp_rows, n * dim * sizeof(float));
-    ps_msg *r = &e->reply;
-    ps_msg_init(r, PS_MSG_PULL_REPLY);
-    r->job = e->job.name;
-    r->seq = req->seq;
-    r->worker_id = req->worker_id;
-    r->shard_index = e->shard;
-    r->model_version = e->version;
+    ps_msg *r = rows_reply(e, req, dim, n);
     r->flags = PS_FLAG_SCAN;
-    r->table = req->table;
-    r->dim = dim;
-    r->nkeys = n;
     r->key_hi = next;
     r->keys_bytes = n * 8;
     r->encoding = n > 0 ? PS_ENC_F32 : PS_ENC_NONE;
@@ -162,16 +169,7 @@ int ps_engine_sparse_pull(ps_engine *e, const peer *p, const ps_msg *req)
     uint64_t key;
     for (size_t i = 0; ps_keys_next(&it, &key); i++)
         ps_table_read(t, key, e->sp_rows + i * dim);
-    ps_msg *r = &e->reply;
-    ps_msg_init(r, PS_MSG_PULL_REPLY);
-    r->job = e->job.name;
-    r->seq = req->seq;
-    r->worker_id = req->worker_id;
-    r->shard_index = e->shard;
-    r->model_version = e->version;
-    r->table = req->table;
-    r->dim = dim;
-    r->nkeys = n;
+    ps_msg *r = rows_reply(e, req, dim, n);
     const void *payload = NULL;
     if (values > 0 && e->pull_ops != NULL &&
         e->pull_ops->encode(e->sp_rows, values, 0, e->sp_out, NULL) == 0) {
@@ -214,25 +212,10 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req)
     int rc = sparse_keys_here(e, p, req);
     if (rc != 0)
         return rc;
-    if (w->has_seq && req->seq <= w->last_seq) {
-        e->duplicates++;
-        w->duplicates++;
-        return ps_engine_push_done(e, p, req, PS_ACK_DUPLICATE);
-    }
-    if (w->done)
-        return ps_engine_refuse(e, p, req, PS_ESTATE,
-                                "rank %d said it had pushed its last gradient",
-                                ps_engine_worker_slot_rank(e, w));
     bool rounds = e->mode->rounds;
-    if (rounds && req->clock < e->version) {
-        e->dropped++;
-        w->dropped++;
-        return ps_engine_push_done(e, p, req, PS_ACK_DROPPED);
-    }
-    if (rounds && req->clock > e->version)
-        return ps_engine_refuse(e, p, req, PS_ECLOCK,
-                                "push of rows for round %llu, but round %llu is open",
-                                (unsigned long long)req->clock, (unsigned long long)e->version);
+    if (ps_engine_push_answered(e, p, req, w, &rc) ||
+        (rounds && ps_engine_round_screen(e, p, req, w, &rc)))
+        return rc;
     uint32_t dim = ps_table_dim(t);
     size_t values = (size_t)req->nkeys * dim;
     if (req->encoding != PS_ENC_F32 && sparse_room(e, values, 0) != 0)

@@ -6,6 +6,7 @@
 #include "model.h"
 
 #include "auc.h"
+#include "sigmoid.h"
 #include "util.h"
 
 #include <cblas.h>
@@ -173,20 +174,6 @@ static int logistic_prepare_labels(const ps_model *m, float *y, size_t n, size_t
     return 0;
 }
 
-/* σ(z) without overflow for either sign of z. */
-static double sigmoid(double z)
-{
-    if (z >= 0.0)
-        return 1.0 / (1.0 + exp(-z));
-    double e = exp(z);
-    return e / (1.0 + e);
-}
-
-/* log(1 + e^z) without overflow: max(z, 0) + log1p(e^−|z|). */
-static double softplus(double z)
-{
-    return (z > 0.0 ? z : 0.0) + log1p(exp(-fabs(z)));
-}
 
 static double logistic_grad_sum(ps_model *m, const float *theta, const float *X, const float *y,
                                 size_t n, float *grad)
@@ -195,8 +182,8 @@ static double logistic_grad_sum(ps_model *m, const float *theta, const float *X,
     double loss = 0.0;
     for (size_t i = 0; i < n; i++) {
         double z = m->z[i];
-        loss += softplus(z) - y[i] * z;
-        m->z[i] = (float)(sigmoid(z) - y[i]);
+        loss += ps_softplus(z) - y[i] * z;
+        m->z[i] = (float)(ps_sigmoid(z) - y[i]);
     }
     glm_backward(m, X, n, 1.0f, grad);
     return loss;
@@ -223,7 +210,7 @@ static int logistic_eval(ps_model *m, const float *theta, const float *X, const 
         for (size_t i = 0; i < cnt; i++) {
             double z = m->z[i];
             float label = y[off + i];
-            loss += softplus(z) - label * z;
+            loss += ps_softplus(z) - label * z;
             correct += (z >= 0.0) == (label == 1.0f);
         }
         if (n > m->chunk)

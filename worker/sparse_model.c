@@ -8,6 +8,7 @@
 #include "sparse_model.h"
 
 #include "auc.h"
+#include "sigmoid.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -215,20 +216,6 @@ static bool batch_is_taken(const ps_sparse_model *m, const ps_sparse_batch *b)
 
 /* ---- the math ---- */
 
-/* σ(z) without overflow for either sign of z. */
-static double sigmoid(double z)
-{
-    if (z >= 0.0)
-        return 1.0 / (1.0 + exp(-z));
-    double e = exp(z);
-    return e / (1.0 + e);
-}
-
-/* log(1 + e^z) without overflow: max(z, 0) + log1p(e^−|z|). */
-static double softplus(double z)
-{
-    return (z > 0.0 ? z : 0.0) + log1p(exp(-fabs(z)));
-}
 
 /* ŷ of row i: b + Σ w x, plus for the fm ½ Σ_f [(Σ v_f x)² − Σ v_f² x²],
  * leaving the row's Σ_i v_{i,f} x_i in m->sums for its gradient. */
@@ -302,8 +289,8 @@ int ps_sparse_model_grad(ps_sparse_model *m, const ps_sparse_batch *b, const flo
     for (size_t i = 0; i < b->rows; i++) {
         double z = row_score(m, b, rows, bias, i);
         double y = b->labels[i];
-        sum += softplus(z) - y * z;
-        double g = (sigmoid(z) - y) * inv; /* ∂(mean loss)/∂ŷ of row i */
+        sum += ps_softplus(z) - y * z;
+        double g = (ps_sigmoid(z) - y) * inv; /* ∂(mean loss)/∂ŷ of row i */
         gb += g;
         row_backward(m, b, rows, i, (float)g, grad_rows);
     }
@@ -321,10 +308,10 @@ int ps_sparse_model_predict(ps_sparse_model *m, const ps_sparse_batch *b, const 
     bool tally = ev != NULL && b->labels != NULL;
     for (size_t i = 0; i < b->rows; i++) {
         double z = row_score(m, b, rows, bias, i);
-        scores[i] = (float)sigmoid(z);
+        scores[i] = (float)ps_sigmoid(z);
         if (tally) {
             double y = b->labels[i];
-            ev->loss_sum += softplus(z) - y * z;
+            ev->loss_sum += ps_softplus(z) - y * z;
             ev->correct += (z >= 0.0) == (y == 1.0);
         }
     }

@@ -434,7 +434,9 @@ int ps_sparse_step_eval(ps_sparse_step *s, ps_client *c, bool test, float bias,
     uint64_t n = set != NULL ? ps_sparse_rows(set)->rows : test ? 0 : s->shard_rows;
     if (n == 0)
         return ps_error_set(err, PS_EINVAL, "no rows to evaluate on");
-    int rc = scores_room(s, (size_t)n, err);
+    /* a set in memory keeps every score for its AUC; a stream, which may be
+     * larger than the worker's memory, a slice's, and has no AUC */
+    int rc = scores_room(s, set != NULL ? (size_t)n : EVAL_ROWS, err);
     if (rc != 0)
         return rc;
     ps_sparse_eval ev = {0};
@@ -457,13 +459,19 @@ int ps_sparse_step_eval(ps_sparse_step *s, ps_client *c, bool test, float bias,
             s->skip.offsets[0] = 0;
             rc = stream_read(s, &s->skip, want, err);
             if (rc == 0)
-                rc = eval_slice(s, c, &s->skip, (size_t)lo, bias, &ev, err);
+                rc = eval_slice(s, c, &s->skip, 0, bias, &ev, err);
         }
         if (rc == 0)
             rc = stream_seek(s, was, err);
     }
     if (rc != 0)
         return rc;
+    if (set == NULL) {
+        out->loss = ev.loss_sum / (double)ev.rows;
+        out->metric = (double)ev.correct / (double)ev.rows;
+        out->auc = NAN;
+        return 0;
+    }
     rc = ps_sparse_model_metrics(&ev, s->scores, s->labels, (size_t)n, out);
     if (rc != 0)
         return ps_error_set(err, rc, "the metrics of %llu rows", (unsigned long long)n);

@@ -81,7 +81,8 @@ size_t ps_sparse_step_keys(const ps_sparse_step *s);
 
 /* Log-loss, accuracy and AUC at the servers' rows and the bias, over the
  * test set (test true) or this worker's shard, pulled a slice of rows at a
- * time. A stream is read through once and left where the loop had it.
+ * time. A stream is read through once and left where the loop had it; its
+ * scores are not kept (they could outgrow the worker), so its AUC is NAN.
  * Client errors as ps_sparse_step_grad; PS_ENOMEM; PS_EINVAL for an empty
  * set. */
 int ps_sparse_step_eval(ps_sparse_step *s, ps_client *c, bool test, float bias,

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -133,6 +134,28 @@ def wait_for(pred, timeout_s, what):
         time.sleep(0.05)
     print(f"timed out waiting for {what}")
     return False
+
+
+def psd_listening(env, job_path, timeout_s=30):
+    """Starts psd on a job (shard 0) and waits until it listens (or ends, or
+    timeout_s passed); its stderr lines are gathered as they come. Returns
+    (the Popen, the list of lines so far, the reading thread)."""
+    p = subprocess.Popen([env.prog("psd"), "--config", job_path], stderr=subprocess.PIPE,
+                         text=True)
+    lines = []
+    ready = threading.Event()
+
+    def read():
+        for line in p.stderr:
+            lines.append(line.rstrip("\n"))
+            if "listening on" in line:
+                ready.set()
+        ready.set()
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    ready.wait(timeout_s)
+    return p, lines, t
 
 
 def free_port():

@@ -7,15 +7,12 @@ checkpoint is loaded."""
 import os
 import random
 import re
-import shutil
 import signal
 import struct
-import subprocess
-import threading
 import time
 import zlib
 
-from harness import Env, free_port, no_leftovers, write
+from harness import Env, free_port, no_leftovers, psd_listening, write
 
 env = Env()
 KILLS = 50
@@ -50,21 +47,7 @@ def check_file(path):
 
 
 def start():
-    p = subprocess.Popen([env.prog("psd"), "--config", job], stderr=subprocess.PIPE, text=True)
-    lines = []
-    ready = threading.Event()
-
-    def read():
-        for line in p.stderr:
-            lines.append(line.rstrip("\n"))
-            if "listening on" in line:
-                ready.set()
-        ready.set()
-
-    t = threading.Thread(target=read, daemon=True)
-    t.start()
-    ready.wait(30)
-    return p, lines, t
+    return psd_listening(env, job)
 
 
 def valid_files():

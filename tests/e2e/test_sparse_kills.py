@@ -12,12 +12,10 @@ import random
 import re
 import signal
 import struct
-import subprocess
-import threading
 import time
 import zlib
 
-from harness import Env, Proc, free_port, no_leftovers, run, stop_procs, write
+from harness import Env, Proc, free_port, no_leftovers, psd_listening, run, stop_procs, write
 
 env = Env()
 KILLS = 30
@@ -83,21 +81,7 @@ stop_procs(env)
 
 
 def start():
-    p = subprocess.Popen([env.prog("psd"), "--config", job], stderr=subprocess.PIPE, text=True)
-    lines = []
-    ready = threading.Event()
-
-    def read():
-        for line in p.stderr:
-            lines.append(line.rstrip("\n"))
-            if "listening on" in line:
-                ready.set()
-        ready.set()
-
-    t = threading.Thread(target=read, daemon=True)
-    t.start()
-    ready.wait(30)
-    return p, lines, t
+    return psd_listening(env, job)
 
 
 rng = random.Random(42)

@@ -525,6 +525,20 @@ static void worker_view(const ps_worker_status *r, Ps__WorkerStatus *w)
     w->evictions = r->evictions;
 }
 
+/* The head of a length-delimited protobuf field of len bytes: its key and
+ * the length as a varint, into head (11 bytes will do); returns its bytes. */
+static size_t field_head(unsigned field, size_t len, unsigned char *head)
+{
+    size_t h = 0;
+    head[h++] = (unsigned char)((field << 3) | 2u);
+    for (size_t v = len;; v >>= 7) {
+        head[h++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    return h;
+}
+
 /* Packs (buf not NULL) or sizes the table row by row, as protobuf lays out
  * a repeated message field: per row the key of field 1 (length-delimited),
  * the row's size as a varint, the row. Nothing is allocated, so psd's loop
@@ -537,13 +551,7 @@ static size_t workers_pack(const ps_worker_status *rows, size_t n, unsigned char
         worker_view(&rows[i], &w);
         size_t len = ps__worker_status__get_packed_size(&w);
         unsigned char head[11];
-        size_t h = 0;
-        head[h++] = (1u << 3) | 2u;
-        for (size_t v = len;; v >>= 7) {
-            head[h++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-            if (v <= 0x7f)
-                break;
-        }
+        size_t h = field_head(1, len, head);
         if (buf) {
             memcpy(buf + at, head, h);
             ps__worker_status__pack(&w, buf + at + h);
@@ -641,13 +649,7 @@ static size_t tables_pack(const ps_table_status *tables, size_t n, unsigned char
         table_view(&tables[i], &v);
         size_t len = ps__table_status__get_packed_size(&v);
         unsigned char head[11];
-        size_t h = 0;
-        head[h++] = (2u << 3) | 2u;
-        for (size_t x = len;; x >>= 7) {
-            head[h++] = (unsigned char)((x & 0x7f) | (x > 0x7f ? 0x80 : 0));
-            if (x <= 0x7f)
-                break;
-        }
+        size_t h = field_head(2, len, head);
         if (buf) {
             memcpy(buf + at, head, h);
             ps__table_status__pack(&v, buf + at + h);

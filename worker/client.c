@@ -427,12 +427,18 @@ static int sparse_prepare(ps_client *c, op *o, const float *grads)
             unsigned char *rows = c->sp_buf + off + kb;
             if (c->push_ops != NULL) {
                 size_t k = ps_compress_topk_k(values, c->topk_ratio);
-                /* topk keeps its n floats of scratch: the widest dense shard's */
-                float *scratch = c->push_ops->type == PS_COMPRESS_TOPK ? c->sp_scratch : NULL;
-                if (scratch == NULL && c->push_ops->type == PS_COMPRESS_TOPK) {
-                    if ((scratch = c->sp_scratch = realloc(c->sp_scratch,
-                                                          values * sizeof(float))) == NULL)
-                        return ps_client_fail(c, PS_ENOMEM, "out of memory for %zu rows", n);
+                /* topk takes n floats of scratch: grown to the most rows a
+                 * shard's part of a push has had */
+                float *scratch = NULL;
+                if (c->push_ops->type == PS_COMPRESS_TOPK) {
+                    if (values > c->sp_scratch_cap) {
+                        float *grown = realloc(c->sp_scratch, values * sizeof(float));
+                        if (grown == NULL)
+                            return ps_client_fail(c, PS_ENOMEM, "out of memory for %zu rows", n);
+                        c->sp_scratch = grown;
+                        c->sp_scratch_cap = values;
+                    }
+                    scratch = c->sp_scratch;
                 }
                 if (c->push_ops->encode(g, values, k, rows, scratch) != 0)
                     return ps_client_fail(c, PS_EINVAL,

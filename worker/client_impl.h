@@ -161,7 +161,8 @@ struct ps_client {
      * the other: grown to the largest request yet, then reused */
     unsigned char *sp_buf;
     size_t sp_cap;
-    float *sp_scratch; /* topk's scratch for sparse rows */
+    float *sp_scratch; /* topk's scratch for sparse rows ... */
+    size_t sp_scratch_cap; /* ... of this many floats */
     uint32_t push_flags;
     bool done;                  /* ps_client_done was called: say so again after a rejoin */
     uint64_t rejoin_version;    /* the version a shard gave when we registered again */

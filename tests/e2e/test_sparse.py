@@ -6,7 +6,7 @@ tests/bench/sparse_accuracy.py measures on 2 M), report an AUC in their epoch li
 summaries, and write their table as keys.npy and rows.npy whose rows the
 manifest counts, keys unique and rows of the table's width; a sync job is
 deterministic (run twice: the same rows, bit for bit) and the same on 1 and
-2 shards; async trains too; min_count 3 stores fewer than half the rows of
+2 shards; async trains too, and so do rows in the push and pull codecs; min_count 3 stores fewer than half the rows of
 min_count 1; max_rows caps each shard's rows and the job still finishes; a
 streamed training file trains as well as one held in memory; a malformed
 row is one line naming the file and the line; psctl status and /metrics
@@ -110,6 +110,15 @@ for name, out in (("lr-sync-again", out_again), ("lr-sync-1shard", out_one)):
 
 asy, _, _ = train("fm-async", model="fm", mode="async", extra_model="  factors: 4\n")
 env.check(auc_of(asy) > 0.58, f"fm-async: test AUC {auc_of(asy):.4f} > 0.58")
+
+# the codecs apply to rows both ways: within a hair of float32's AUC
+for codec in ("push: int8, pull: fp16", "push: topk, topk_ratio: 0.5, pull: bf16"):
+    name = "fm-" + codec.split(",")[0].split()[1]
+    cz, _, _ = train(name, model="fm", extra_model="  factors: 4\n",
+                     sparse=f"compression: {{{codec}}}\n")
+    env.check(abs(auc_of(cz) - auc_of(fm)) < 0.02,
+              f"{name} ({codec}): test AUC {auc_of(cz):.4f} within 0.02 of float32's "
+              f"{auc_of(fm):.4f}")
 
 # admission: keys seen fewer than 3 times are never stored
 m3, _, out_m3 = train("lr-min3", sparse="sparse: {min_count: 3}\n")

@@ -36,6 +36,8 @@ void ps_exchange_fail(ps_client *c, op *o, size_t i, int code, const char *fmt, 
 /* Ends the pull riding behind shard i's request with an error; last_error
  * tells it unless the exchange failed already. */
 static void pull_fail(ps_client *c, op *o, size_t i, int code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void pull_fail(ps_client *c, op *o, size_t i, int code, const char *fmt, ...)
 {
     c->shards[i].pull_pending = false;
     if (o->pull_rc != 0)

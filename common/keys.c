@@ -39,6 +39,32 @@ int ps_keys_encode(const uint64_t *keys, size_t n, void *buf, size_t cap, size_t
     return 0;
 }
 
+/* The varint at *p (before end), a byte at a time, into *d; *p moves past
+ * it. 0, or PS_EPAYLOAD for a varint cut off, longer than 10 bytes or past
+ * 64 bits (key `count` of the list, for the sentence). */
+static int varint_bytes(const unsigned char **p, const unsigned char *end, uint64_t *d,
+                        uint64_t count, ps_error *err)
+{
+    unsigned shift = 0;
+    *d = 0;
+    for (;;) {
+        if (*p == end)
+            return ps_error_set(err, PS_EPAYLOAD, "key %llu is cut off at the end of the keys",
+                                (unsigned long long)count);
+        unsigned char b = *(*p)++;
+        if (shift == 63 && (b & 0x7e) != 0)
+            return ps_error_set(err, PS_EPAYLOAD, "key %llu does not fit in 64 bits",
+                                (unsigned long long)count);
+        *d |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+        shift += 7;
+        if (shift > 63)
+            return ps_error_set(err, PS_EPAYLOAD, "key %llu is longer than 10 bytes",
+                                (unsigned long long)count);
+    }
+}
+
 int ps_keys_check(const void *buf, size_t len, uint64_t n, uint64_t *first, uint64_t *last,
                   ps_error *err)
 {
@@ -46,23 +72,11 @@ int ps_keys_check(const void *buf, size_t len, uint64_t n, uint64_t *first, uint
     uint64_t key = 0, count = 0;
     while (p < end) {
         uint64_t d = 0;
-        unsigned shift = 0;
-        for (;;) {
-            if (p == end)
-                return ps_error_set(err, PS_EPAYLOAD, "key %llu is cut off at the end of the keys",
-                                    (unsigned long long)count);
-            unsigned char b = *p++;
-            if (shift == 63 && (b & 0x7e) != 0)
-                return ps_error_set(err, PS_EPAYLOAD, "key %llu does not fit in 64 bits",
-                                    (unsigned long long)count);
-            d |= (uint64_t)(b & 0x7f) << shift;
-            if (!(b & 0x80))
-                break;
-            shift += 7;
-            if (shift > 63)
-                return ps_error_set(err, PS_EPAYLOAD, "key %llu is longer than 10 bytes",
-                                    (unsigned long long)count);
-        }
+        unsigned bytes = end - p >= 8 ? ps_keys_varint8(p, &d) : 0;
+        int rc = bytes != 0 ? 0 : varint_bytes(&p, end, &d, count, err);
+        if (rc != 0)
+            return rc;
+        p += bytes; /* at most 56 bits: nothing to refuse */
         if (count > 0 && d == 0)
             return ps_error_set(err, PS_EPAYLOAD,
                                 "key %llu repeats the key before it: keys must be unique",

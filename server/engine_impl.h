@@ -172,6 +172,8 @@ struct ps_engine {
     size_t sp_cap;
     unsigned char *sp_out; /* a reply's keys and rows: sp_out_cap bytes */
     size_t sp_out_cap;
+    uint64_t *sp_keys; /* a request's keys decoded: sp_keys_cap */
+    size_t sp_keys_cap;
     ps_table_status table_status[PS_MAX_TABLES];
     uint64_t sp_pulls, sp_pushes; /* sparse requests served */
     uint64_t errors[ERROR_CODES];

@@ -45,8 +45,10 @@ void ps_engine_tables_destroy(ps_engine *e)
     e->ntables = 0;
     free(e->sp_rows);
     free(e->sp_out);
+    free(e->sp_keys);
     e->sp_rows = NULL;
     e->sp_out = NULL;
+    e->sp_keys = NULL;
 }
 
 /* Room for n floats of rows and out bytes of a reply: the buffers grow to
@@ -87,17 +89,30 @@ static ps_table *sparse_table(ps_engine *e, const peer *p, const ps_msg *req)
     return t;
 }
 
-/* Checks every key of req against the shard (they are sorted: the first
- * and the last do); 0, or the code of the ERROR sent. */
+/* Decodes req's keys into sp_keys (the table's batched calls take them as
+ * an array) and checks them against the shard: they are sorted, so the
+ * first and the last do. 0, or the code of the ERROR sent. */
 static int sparse_keys_here(ps_engine *e, const peer *p, const ps_msg *req)
 {
-    if (req->nkeys == 0)
+    size_t n = (size_t)req->nkeys;
+    if (n == 0)
         return 0;
-    uint64_t first = 0, last = 0;
-    ps_error err;
-    if (ps_keys_check(req->payload, (size_t)req->keys_bytes, req->nkeys, &first, &last, &err) !=
-        0) /* the codec checked them: it cannot fail */
-        return ps_engine_refuse(e, p, req, PS_EPAYLOAD, "%s", err.msg);
+    if (n > e->sp_keys_cap) {
+        uint64_t *k = realloc(e->sp_keys, n * sizeof *k);
+        if (k == NULL)
+            return ps_engine_refuse(e, p, req, PS_ENOMEM, "no memory for %zu keys", n);
+        e->sp_keys = k;
+        e->sp_keys_cap = n;
+    }
+    ps_keys_iter it;
+    ps_keys_iter_init(&it, req->payload, (size_t)req->keys_bytes);
+    size_t got = 0;
+    while (got < n && ps_keys_next(&it, &e->sp_keys[got]))
+        got++;
+    if (got != n || it.at != it.end) /* the codec checked them: it cannot fail */
+        return ps_engine_refuse(e, p, req, PS_EPAYLOAD, "the keys hold %s than %zu keys",
+                                got != n ? "fewer" : "more", n);
+    uint64_t first = e->sp_keys[0], last = e->sp_keys[n - 1];
     if (first < e->key_lo || last > e->key_last)
         return ps_engine_refuse(e, p, req, PS_ERANGE,
                                 "keys %llu .. %llu are outside shard %u's %llu .. %llu",
@@ -164,11 +179,7 @@ int ps_engine_sparse_pull(ps_engine *e, const peer *p, const ps_msg *req)
     size_t out = e->pull_ops != NULL ? e->pull_ops->bytes(values, 0) : values * sizeof(float);
     if (sparse_room(e, values, out) != 0)
         return ps_engine_refuse(e, p, req, PS_ENOMEM, "no memory for %zu rows", n);
-    ps_keys_iter it;
-    ps_keys_iter_init(&it, req->payload, (size_t)req->keys_bytes);
-    uint64_t key;
-    for (size_t i = 0; ps_keys_next(&it, &key); i++)
-        ps_table_read(t, key, e->sp_rows + i * dim);
+    ps_table_read_many(t, e->sp_keys, n, e->sp_rows); /* keys in the shard: cannot fail */
     ps_msg *r = rows_reply(e, req, dim, n);
     const void *payload = NULL;
     if (values > 0 && e->pull_ops != NULL &&
@@ -222,20 +233,15 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req)
         return ps_engine_refuse(e, p, req, PS_ENOMEM, "no memory for %zu rows",
                                 (size_t)req->nkeys);
     const unsigned char *g = sparse_grads(e, req, values);
-    ps_keys_iter it;
-    ps_keys_iter_init(&it, req->payload, (size_t)req->keys_bytes);
-    uint64_t key;
     double t0 = ps_clock_s();
-    for (size_t i = 0; ps_keys_next(&it, &key); i++) {
-        const void *row = g + i * dim * sizeof(float);
-        if (rounds) {
-            if (ps_table_accumulate(t, key, row, 1.0f) != 0)
-                return ps_engine_refuse(e, p, req, PS_ENOMEM,
-                                        "no memory to sum round %llu's rows of table %u",
-                                        (unsigned long long)e->version, req->table - 1);
-        } else {
-            ps_table_apply(t, key, row, 1.0f, e->version);
-        }
+    size_t n = (size_t)req->nkeys;
+    if (rounds) {
+        if (ps_table_accumulate_many(t, e->sp_keys, n, g, 1.0f) != 0)
+            return ps_engine_refuse(e, p, req, PS_ENOMEM,
+                                    "no memory to sum round %llu's rows of table %u",
+                                    (unsigned long long)e->version, req->table - 1);
+    } else {
+        ps_table_apply_many(t, e->sp_keys, n, g, 1.0f, e->version);
     }
     if (rounds && !w->pushed && !w->sp_pushed) {
         /* what θ holds of it until the round closes (checkpoints) */

@@ -707,6 +707,139 @@ int ps_table_apply(ps_table *t, uint64_t key, const void *grad, float scale, uin
     return row_write(t, key, grad, scale, version);
 }
 
+/* ---- batches: the lookups of many keys pipelined ----
+ *
+ * A lookup waits for memory twice: for the key's index slot (tags and
+ * ids), then for its row, whose key confirms the tag's match. Over a batch
+ * those waits overlap: while key i is worked on, the slot of key
+ * i + AHEAD_SLOT is fetched, and the slot of key i + AHEAD_ROW (fetched
+ * AHEAD_SLOT - AHEAD_ROW keys ago) is probed for its first tag match, whose
+ * row is fetched. The prefetches are hints only: key i's work is the
+ * single-key call's, lookup included, so a batch gives exactly the results
+ * of its keys' single calls in order, whatever the earlier keys of the
+ * batch made, moved or evicted in between. */
+
+#ifndef AHEAD_SLOT
+#define AHEAD_SLOT 16 /* keys ahead whose index slot is fetched */
+#endif
+#ifndef AHEAD_ROW
+#define AHEAD_ROW 8 /* keys ahead whose row is fetched */
+#endif
+
+_Static_assert(AHEAD_SLOT > AHEAD_ROW, "a slot is fetched before it is probed");
+
+static inline void prefetch_slot(const ps_table *t, uint64_t key)
+{
+    uint64_t i = home_of(t, mix(key));
+    __builtin_prefetch(t->tags + i, 0, 3);
+    __builtin_prefetch(t->ids + i, 0, 3);
+}
+
+/* The cache lines of bytes [p, p + len). */
+static inline void prefetch_bytes(const unsigned char *p, size_t len, bool write)
+{
+    const unsigned char *end = p + len;
+    for (uintptr_t a = (uintptr_t)p & ~(uintptr_t)63; a < (uintptr_t)end; a += 64) {
+        if (write)
+            __builtin_prefetch((const void *)a, 1, 3);
+        else
+            __builtin_prefetch((const void *)a, 0, 3);
+    }
+}
+
+/* Probes key's slots (fetched already) up to the first tag match or empty
+ * slot, and fetches the row of the match (its key not yet compared: a tag
+ * matches a wrong key 1 time in 255). A key with no match is not stored:
+ * a write then counts it in the sketch, whose counters are fetched. */
+static inline void prefetch_row(const ps_table *t, uint64_t key, bool write)
+{
+    uint64_t h = mix(key), mask = t->icap - 1, i = home_of(t, h);
+    uint8_t tag = tag_of(h);
+    for (;; i = (i + 1) & mask) {
+        uint8_t g = t->tags[i];
+        if (g == tag) {
+            prefetch_bytes(rec_of(t, t->ids[i]), t->rec_bytes, write);
+            return;
+        }
+        if (g == 0)
+            break;
+    }
+    if (write && t->sketch != NULL) {
+        uint64_t h1 = mix(key ^ 0x5bd1e9955bd1e995ull), h2 = mix(key ^ 0x27d4eb2f165667c5ull);
+        __builtin_prefetch(t->sketch + (h1 & (SKETCH_WIDTH - 1)), 1, 3);
+        __builtin_prefetch(t->sketch + SKETCH_WIDTH + ((h1 >> 20) & (SKETCH_WIDTH - 1)), 1, 3);
+        __builtin_prefetch(t->sketch + 2 * (size_t)SKETCH_WIDTH + ((h1 >> 40) & (SKETCH_WIDTH - 1)),
+                           1, 3);
+        __builtin_prefetch(t->sketch + 3 * (size_t)SKETCH_WIDTH + (h2 & (SKETCH_WIDTH - 1)), 1, 3);
+    }
+}
+
+/* Before key i of n is worked on: the fetches for the keys ahead of it
+ * (at i = 0 also those of the first keys, which have no keys before them
+ * to overlap with). */
+static inline void prefetch_ahead(const ps_table *t, const uint64_t *keys, size_t n, size_t i,
+                                  bool write)
+{
+    if (i == 0) {
+        for (size_t k = 0; k < AHEAD_SLOT && k < n; k++)
+            prefetch_slot(t, keys[k]);
+        for (size_t k = 0; k < AHEAD_ROW && k < n; k++)
+            prefetch_row(t, keys[k], write);
+    }
+    if (i + AHEAD_SLOT < n)
+        prefetch_slot(t, keys[i + AHEAD_SLOT]);
+    if (i + AHEAD_ROW < n)
+        prefetch_row(t, keys[i + AHEAD_ROW], write);
+}
+
+static int keys_ok(const ps_table *t, const uint64_t *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!key_ok(t, keys[i]))
+            return PS_ERANGE;
+    return 0;
+}
+
+int ps_table_read_many(const ps_table *t, const uint64_t *keys, size_t n, float *rows_out)
+{
+    if (keys_ok(t, keys, n) != 0)
+        return PS_ERANGE;
+    for (size_t i = 0; i < n; i++) {
+        prefetch_ahead(t, keys, n, i, false);
+        uint64_t slot;
+        float *w = rows_out + i * t->dim;
+        uint32_t r = index_find(t, keys[i], &slot);
+        if (r == NONE)
+            init_weights(t, keys[i], w);
+        else
+            row_weights(t, rec_floats(rec_of(t, r)), w);
+    }
+    return 0;
+}
+
+/* row_write of n keys in order, the gradient of key i at grads + i·stride
+ * bytes; the first error, the others written all the same. */
+static int rows_write(ps_table *t, const uint64_t *keys, size_t n, const unsigned char *grads,
+                      size_t stride, float scale, uint64_t version)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        prefetch_ahead(t, keys, n, i, true);
+        int r = row_write(t, keys[i], (const float_u *)(const void *)(grads + i * stride), scale,
+                          version);
+        rc = rc != 0 ? rc : r;
+    }
+    return rc;
+}
+
+int ps_table_apply_many(ps_table *t, const uint64_t *keys, size_t n, const void *grads, float scale,
+                        uint64_t version)
+{
+    if (keys_ok(t, keys, n) != 0)
+        return PS_ERANGE;
+    return rows_write(t, keys, n, grads, (size_t)t->dim * sizeof(float), scale, version);
+}
+
 /* ---- the accumulator ---- */
 
 /* Sets up (or grows to) room for cap keys: the entries keep their order
@@ -746,11 +879,9 @@ static int acc_alloc(ps_table *t, size_t cap)
     return 0;
 }
 
-int ps_table_accumulate(ps_table *t, uint64_t key, const void *grad, float weight)
+/* Adds weight · g to key's entry of the open round (docs in table.h). */
+static int acc_add(ps_table *t, uint64_t key, const float_u *g, float weight)
 {
-    if (!key_ok(t, key))
-        return PS_ERANGE;
-    const float_u *g = grad;
     size_t mask = 2 * t->acc_cap - 1, i = mix(key) & mask;
     for (; t->acc_index[i] != 0; i = (i + 1) & mask) {
         size_t e = t->acc_index[i] - 1;
@@ -778,6 +909,39 @@ int ps_table_accumulate(ps_table *t, uint64_t key, const void *grad, float weigh
     return 0;
 }
 
+int ps_table_accumulate(ps_table *t, uint64_t key, const void *grad, float weight)
+{
+    if (!key_ok(t, key))
+        return PS_ERANGE;
+    return acc_add(t, key, grad, weight);
+}
+
+static inline void acc_prefetch(const ps_table *t, uint64_t key)
+{
+    __builtin_prefetch(t->acc_index + (mix(key) & (2 * t->acc_cap - 1)), 0, 3);
+}
+
+/* The accumulator is small beside the rows (a round's keys), so only its
+ * hash slots are fetched ahead, AHEAD_SLOT keys ahead. */
+int ps_table_accumulate_many(ps_table *t, const uint64_t *keys, size_t n, const void *grads,
+                             float weight)
+{
+    if (keys_ok(t, keys, n) != 0)
+        return PS_ERANGE;
+    const unsigned char *g = grads;
+    size_t stride = (size_t)t->dim * sizeof(float);
+    for (size_t k = 0; k < AHEAD_SLOT && k < n; k++)
+        acc_prefetch(t, keys[k]);
+    for (size_t i = 0; i < n; i++) {
+        if (i + AHEAD_SLOT < n)
+            acc_prefetch(t, keys[i + AHEAD_SLOT]);
+        int rc = acc_add(t, keys[i], (const float_u *)(const void *)(g + i * stride), weight);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static void acc_empty(ps_table *t)
 {
     for (size_t e = 0; e < t->acc_n; e++)
@@ -787,11 +951,8 @@ static void acc_empty(ps_table *t)
 
 int ps_table_apply_accumulated(ps_table *t, float scale, uint64_t version)
 {
-    int rc = 0;
-    for (size_t e = 0; e < t->acc_n; e++) {
-        int r = row_write(t, t->acc_keys[e], t->acc_vals + e * t->dim, scale, version);
-        rc = rc != 0 ? rc : r;
-    }
+    int rc = rows_write(t, t->acc_keys, t->acc_n, (const unsigned char *)t->acc_vals,
+                        (size_t)t->dim * sizeof(float), scale, version);
     acc_empty(t);
     return rc;
 }

@@ -107,12 +107,30 @@ int ps_table_accumulate(ps_table *t, uint64_t key, const void *grad, float weigh
 
 /* Applies every key of the open round once, as ps_table_apply with scale
  * and version (so a key counts once a round for admission), in the order
- * the round first touched them, and empties the accumulator. An empty
- * round is fine (0). PS_ENOMEM as ps_table_apply. */
+ * the round first touched them (pipelined as ps_table_apply_many), and
+ * empties the accumulator. An empty round is fine (0). PS_ENOMEM as
+ * ps_table_apply. */
 int ps_table_apply_accumulated(ps_table *t, float scale, uint64_t version);
 
 /* Keys in the open round. */
 size_t ps_table_accumulated(const ps_table *t);
+
+/* Batches: ps_table_read, ps_table_apply and ps_table_accumulate of keys[0],
+ * keys[1], ... keys[n - 1] in that order, with exactly their results (rows
+ * bit for bit, admission, eviction, counters), grads and rows_out holding
+ * dim floats a key one after the other. Their lookups are pipelined: while
+ * one key is worked on, the index slots and rows of keys further on are
+ * fetched from memory, which a key at a time waits for twice (on a big
+ * table, most of a single call's time). Keys need not be sorted nor unique.
+ * PS_ERANGE when a key is outside the shard: then nothing is read or
+ * changed. apply_many goes on past PS_ENOMEM (as ps_table_apply_accumulated)
+ * and returns it at the end; accumulate_many stops at it, the keys before
+ * summed and the others not. n = 0 is fine. */
+int ps_table_read_many(const ps_table *t, const uint64_t *keys, size_t n, float *rows_out);
+int ps_table_apply_many(ps_table *t, const uint64_t *keys, size_t n, const void *grads, float scale,
+                        uint64_t version);
+int ps_table_accumulate_many(ps_table *t, const uint64_t *keys, size_t n, const void *grads,
+                             float weight);
 
 /* Idle eviction, incremental: a clock hand goes on from where the last call
  * stopped and examines at most budget row slots, dropping each live row

@@ -220,10 +220,12 @@ static int client_connect(ps_client *c, const ps_client_opts *opts)
     return 0;
 }
 
-/* Returns once ZeroMQ holds no message made from the caller's gradient, so
- * the caller may reuse it. After every ACK that is at once: the I/O thread
- * lets go of a message right after its last byte went out, before the
- * server could answer. A failed push may leave one queued for a shard that
+/* Returns once ZeroMQ holds no message made from the caller's gradient or
+ * from sp_buf (the sparse calls' keys and rows), so they may be reused.
+ * After every reply that is all but at once: the I/O thread lets go of a
+ * message right after its last byte went out, before the server could
+ * answer; a copy resent after a stall may still be on its way out behind
+ * the one answered. A failed push may leave one queued for a shard that
  * does not answer; after CLIENT_SETTLE_MS the sockets are made anew
  * (closing one, linger 0, drops its queue) and the wait goes on. A socket
  * that cannot be made again stays NULL: requests to it then fail. */
@@ -476,7 +478,9 @@ int ps_client_pull_rows(ps_client *c, uint32_t table, const uint64_t *keys, size
     int rc = sparse_prepare(c, &o, NULL);
     if (rc != 0)
         return rc;
-    return ps_exchange_all(c, &o);
+    rc = ps_exchange_all(c, &o);
+    push_settle(c); /* sp_buf goes by reference: the next call rewrites or frees it */
+    return rc;
 }
 
 int ps_client_push_rows(ps_client *c, uint32_t table, uint64_t clock, const uint64_t *keys,
@@ -502,7 +506,9 @@ int ps_client_push_rows(ps_client *c, uint32_t table, uint64_t clock, const uint
     int rc = sparse_prepare(c, &o, grads);
     if (rc != 0)
         return rc;
-    return ps_exchange_all(c, &o);
+    rc = ps_exchange_all(c, &o);
+    push_settle(c); /* as pull_rows */
+    return rc;
 }
 
 int ps_client_scan_rows(ps_client *c, uint32_t table, size_t which, uint64_t cursor, size_t max,

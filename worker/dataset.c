@@ -1,9 +1,10 @@
 /* dataset.c — dense data sets: the CSV and LIBSVM readers (every field
- * checked, every error with file:line, lines capped at 1 MiB), the IDX
+ * checked, every error with file:line, lines from line_reader.h), the IDX
  * reader (MNIST's format, gzip or plain, through zlib), standardisation and
  * sharding. Readers open regular files only and stop when asked to. */
 #include "dataset.h"
 
+#include "line_reader.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -30,29 +31,11 @@ struct ps_dataset {
 /* Bytes of a field echoed in an error message before it is cut with "...". */
 #define ECHO_MAX 40
 
-/* The longest line a text reader takes: a row of 1 MiB is ~100 000
- * features; a longer "line" is a file of another kind (or /dev/zero), and
- * reading it whole would only burn memory. */
-#define LINE_MAX_BYTES ((size_t)1 << 20)
-#define READ_CHUNK     ((size_t)64 << 10)
 typedef const volatile sig_atomic_t *stop_flag;
 
 static bool stopped(stop_flag stop)
 {
     return stop != NULL && *stop != 0;
-}
-
-/* Opens a data file for reading; a folder, FIFO, device or socket is
- * refused unread (PS_EDATA), a file that cannot be opened is PS_EIO. */
-static int data_open(const char *path, int *fd, ps_error *err)
-{
-    const char *kind;
-    int rc = ps_file_open_regular(path, fd, &kind);
-    if (rc == PS_EINVAL)
-        return ps_error_set(err, PS_EDATA, "%s: is %s, not a data file", path, kind);
-    if (rc != 0)
-        return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
-    return 0;
 }
 
 /* ---- the data set object ---- */
@@ -228,71 +211,6 @@ static const char *echo(const char *s, char *buf)
     return buf;
 }
 
-/* Strips a '\r' line ending; false if the line holds a NUL byte. */
-static bool line_chomp(char *line, size_t len)
-{
-    if (len != strlen(line))
-        return false;
-    while (len > 0 && line[len - 1] == '\r')
-        line[--len] = '\0';
-    return true;
-}
-
-/* Lines of a file, read in chunks into one buffer that holds the longest
- * line allowed and one chunk more, so memory stays bounded whatever the
- * file holds. */
-typedef struct line_reader {
-    int fd;
-    char *buf;      /* LINE_MAX_BYTES + READ_CHUNK + 1 bytes */
-    size_t start;   /* the next line begins here */
-    size_t scanned; /* [start, scanned) holds no '\n' */
-    size_t end;     /* bytes in buf */
-    bool eof;
-} line_reader;
-
-enum { LINE_OK = 1, LINE_EOF = 0, LINE_LONG = -1, LINE_IOERR = -2, LINE_STOPPED = -3 };
-
-/* The next line, NUL-terminated and without its '\n', in *line (valid
- * until the next call) and its length in *len. LINE_OK, LINE_EOF,
- * LINE_LONG past LINE_MAX_BYTES, LINE_IOERR (errno set) or LINE_STOPPED
- * when a read was interrupted by a signal that set stop. */
-static int line_next(line_reader *r, stop_flag stop, char **line, size_t *len)
-{
-    for (;;) {
-        char *nl = memchr(r->buf + r->scanned, '\n', r->end - r->scanned);
-        if (nl != NULL || (r->eof && r->start < r->end)) {
-            size_t stop_at = nl != NULL ? (size_t)(nl - r->buf) : r->end;
-            *line = r->buf + r->start;
-            *len = stop_at - r->start;
-            r->buf[stop_at] = '\0';
-            r->start = r->scanned = nl != NULL ? stop_at + 1 : r->end;
-            return *len > LINE_MAX_BYTES ? LINE_LONG : LINE_OK;
-        }
-        r->scanned = r->end;
-        if (r->end - r->start > LINE_MAX_BYTES)
-            return LINE_LONG;
-        if (r->eof)
-            return LINE_EOF;
-        if (r->start > 0) {
-            memmove(r->buf, r->buf + r->start, r->end - r->start);
-            r->end -= r->start;
-            r->scanned = r->end;
-            r->start = 0;
-        }
-        ssize_t n = read(r->fd, r->buf + r->end, LINE_MAX_BYTES + READ_CHUNK - r->end);
-        if (n < 0 && errno == EINTR) {
-            if (stopped(stop))
-                return LINE_STOPPED;
-            continue;
-        }
-        if (n < 0)
-            return LINE_IOERR;
-        if (n == 0)
-            r->eof = true;
-        r->end += (size_t)n;
-    }
-}
-
 static bool line_is_blank(const char *s)
 {
     for (; *s; s++) {
@@ -310,73 +228,39 @@ struct line_format {
     uint32_t label_column; /* csv */
 };
 
-/* The error of a line_next result other than LINE_OK and LINE_EOF. */
-static int line_failed(int r, const char *path, size_t lineno, ps_error *err)
-{
-    if (r == LINE_LONG)
-        return ps_error_set(err, PS_EDATA, "%s:%zu: line longer than %zu bytes (1 MiB); not a %s",
-                            path, lineno, LINE_MAX_BYTES, "text data file?");
-    if (r == LINE_STOPPED)
-        return ps_error_set(err, PS_EINTR, "%s:%zu: reading interrupted", path, lineno);
-    return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
-}
-
 /* Reads every line of path through fmt into a new dataset in *out.
  * Blank lines are skipped; errors name file:line. PS_EINTR when stop is
- * set (looked at before each line: a volatile load costs nothing beside
- * parsing one). */
+ * set (line_reader.h looks at it before each line). */
 static int read_lines(const char *path, size_t features, const line_format *fmt, stop_flag stop,
                       ps_dataset **out, ps_error *err)
 {
-    line_reader r = {.fd = -1};
-    int rc = data_open(path, &r.fd, err);
+    ps_line_reader *r;
+    int rc = ps_line_reader_open(path, stop, &r, err);
     if (rc != 0)
         return rc;
     builder b;
     rc = builder_init(&b, features, err);
     if (rc != 0)
-        goto close_file;
-    r.buf = malloc(LINE_MAX_BYTES + READ_CHUNK + 1);
-    if (r.buf == NULL) {
-        rc = ps_error_set(err, PS_ENOMEM, "%s: out of memory for a line buffer", path);
-        goto free_all;
-    }
-    size_t lineno = 0;
-    for (;;) {
-        char *line;
-        size_t len;
-        if (stopped(stop)) {
-            rc = ps_error_set(err, PS_EINTR, "%s:%zu: reading interrupted", path, lineno + 1);
-            goto free_all;
-        }
-        int got = line_next(&r, stop, &line, &len);
-        if (got == LINE_EOF)
-            break;
-        lineno++;
-        b.line = lineno;
-        if (got != LINE_OK) {
-            rc = line_failed(got, path, lineno, err);
-            goto free_all;
-        }
-        if (!line_chomp(line, len)) {
-            rc = ps_error_set(err, PS_EDATA, "%s:%zu: line contains a NUL byte", path, lineno);
-            goto free_all;
-        }
+        goto close;
+    char *line;
+    size_t len;
+    while ((rc = ps_line_reader_next(r, &line, &len, err)) > 0) {
         if (line_is_blank(line))
             continue;
+        b.line = (size_t)ps_line_reader_lineno(r);
         ps_error what;
         rc = fmt->parse(&b, line, fmt, &what);
         if (rc != 0) {
-            ps_error_set(err, rc, "%s:%zu: %s", path, lineno, what.msg);
-            goto free_all;
+            ps_error_set(err, rc, "%s:%zu: %s", path, b.line, what.msg);
+            goto free_ds;
         }
     }
-    rc = builder_finish(&b, path, out, err);
-free_all:
-    free(r.buf);
+    if (rc == 0)
+        rc = builder_finish(&b, path, out, err);
+free_ds:
     ps_dataset_destroy(&b.ds);
-close_file:
-    close(r.fd);
+close:
+    ps_line_reader_close(&r);
     return rc;
 }
 
@@ -534,7 +418,7 @@ static int idx_open(idx_file *f, const char *path, ps_error *err)
     f->offset = 0;
     f->gz = NULL;
     int fd;
-    int rc = data_open(path, &fd, err);
+    int rc = ps_line_reader_open_fd(path, &fd, err);
     if (rc != 0)
         return rc;
     f->gz = gzdopen(fd, "rb"); /* reads plain files as they are */

@@ -1,41 +1,28 @@
 /* sparse_data.c — the criteo and libsvm64 readers (every field checked,
- * every error with file:line, lines capped at 1 MiB, regular files only),
- * CSR batches, whole-file data sets and their shards, and streams of one
- * worker's shard. One loop (stream_fill) reads for both: a whole-file read
+ * every error with file:line, lines from line_reader.h), CSR batches,
+ * whole-file data sets and their shards, and streams of one worker's
+ * shard. One loop (stream_fill) reads for both: a whole-file read
  * is the stream of rank 0 of 1 into arrays that grow, so the two cannot
  * disagree on which lines are rows or what a row holds. */
 #include "sparse_data.h"
 
 #include "feature_hash.h"
+#include "line_reader.h"
 #include "util.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Bytes of a field echoed in an error message before it is cut with "...". */
 #define ECHO_MAX 40
 
-/* The longest line read, as dataset.c's: a longer "line" is a file of
- * another kind (or /dev/zero), and reading it whole would only burn memory. */
-#define LINE_MAX_BYTES ((size_t)1 << 20)
-#define READ_CHUNK     ((size_t)64 << 10)
-
 /* libsvm64: a pair takes at least 4 bytes of a line (" 0:1") */
-#define LIBSVM64_FEATURES_MAX (LINE_MAX_BYTES / 4)
+#define LIBSVM64_FEATURES_MAX (PS_LINE_MAX_BYTES / 4)
 
 /* A whole-file read's first allocation, in rows; arrays double from it. */
 #define GROW_FIRST_ROWS ((size_t)1024)
-
-typedef const volatile sig_atomic_t *stop_flag;
-
-static bool stopped(stop_flag stop)
-{
-    return stop != NULL && *stop != 0;
-}
 
 bool ps_sparse_format_ok(ps_data_format format)
 {
@@ -128,80 +115,6 @@ void ps_sparse_batch_fini(ps_sparse_batch *b)
 }
 
 /* ---- lines ---- */
-
-/* Lines of a file, read in chunks into one buffer that holds the longest
- * line allowed and one chunk more (dataset.c's reader, plus rewind). */
-typedef struct line_reader {
-    int fd;
-    char *buf;      /* LINE_MAX_BYTES + READ_CHUNK + 1 bytes */
-    size_t start;   /* the next line begins here */
-    size_t scanned; /* [start, scanned) holds no '\n' */
-    size_t end;     /* bytes in buf */
-    bool eof;
-} line_reader;
-
-enum { LINE_OK = 1, LINE_EOF = 0, LINE_LONG = -1, LINE_IOERR = -2, LINE_STOPPED = -3 };
-
-/* The next line, NUL-terminated and without its '\n', in *line (valid
- * until the next call) and its length in *len. LINE_OK, LINE_EOF,
- * LINE_LONG past LINE_MAX_BYTES, LINE_IOERR (errno set) or LINE_STOPPED
- * when a read was interrupted by a signal that set stop. */
-static int line_next(line_reader *r, stop_flag stop, char **line, size_t *len)
-{
-    for (;;) {
-        char *nl = memchr(r->buf + r->scanned, '\n', r->end - r->scanned);
-        if (nl != NULL || (r->eof && r->start < r->end)) {
-            size_t stop_at = nl != NULL ? (size_t)(nl - r->buf) : r->end;
-            *line = r->buf + r->start;
-            *len = stop_at - r->start;
-            r->buf[stop_at] = '\0';
-            r->start = r->scanned = nl != NULL ? stop_at + 1 : r->end;
-            return *len > LINE_MAX_BYTES ? LINE_LONG : LINE_OK;
-        }
-        r->scanned = r->end;
-        if (r->end - r->start > LINE_MAX_BYTES)
-            return LINE_LONG;
-        if (r->eof)
-            return LINE_EOF;
-        if (r->start > 0) {
-            memmove(r->buf, r->buf + r->start, r->end - r->start);
-            r->end -= r->start;
-            r->scanned = r->end;
-            r->start = 0;
-        }
-        ssize_t n = read(r->fd, r->buf + r->end, LINE_MAX_BYTES + READ_CHUNK - r->end);
-        if (n < 0 && errno == EINTR) {
-            if (stopped(stop))
-                return LINE_STOPPED;
-            continue;
-        }
-        if (n < 0)
-            return LINE_IOERR;
-        if (n == 0)
-            r->eof = true;
-        r->end += (size_t)n;
-    }
-}
-
-/* Back to the first byte of the file; false (errno set) when it cannot. */
-static bool line_rewind(line_reader *r)
-{
-    if (lseek(r->fd, 0, SEEK_SET) != 0)
-        return false;
-    r->start = r->scanned = r->end = 0;
-    r->eof = false;
-    return true;
-}
-
-/* Strips a '\r' line ending; false if the line holds a NUL byte. */
-static bool line_chomp(char *line, size_t *len)
-{
-    if (*len != strlen(line))
-        return false;
-    while (*len > 0 && line[*len - 1] == '\r')
-        line[--*len] = '\0';
-    return true;
-}
 
 /* Whether a line is a row: criteo's is any line but an empty one or one
  * of spaces (a tab separates fields, so "\t\t..." is a row of empty
@@ -463,16 +376,14 @@ static int row_parse(ps_data_format format, const char *line, size_t len, row_ou
 /* ---- streams ---- */
 
 struct ps_sparse_stream {
-    line_reader r;
-    char *path;
+    ps_line_reader *r;
+    const char *path; /* r's */
     ps_data_format format;
     ps_shard_kind kind;
     uint32_t rank, workers;
-    stop_flag stop;
     uint64_t lo, hi; /* block: the shard's rows [lo, hi) of the file's */
     uint64_t file_rows, shard_rows; /* counted at open */
     uint64_t row;    /* the file's rows seen in this pass */
-    uint64_t lineno; /* lines read in this pass */
     uint64_t done;   /* the shard's rows handed out in this pass */
     char *line;      /* when pending: the line of the shard's next row */
     size_t len;
@@ -480,54 +391,14 @@ struct ps_sparse_stream {
     bool ended; /* the shard has no row left in this pass */
 };
 
-/* Opens a data file for reading; a folder, FIFO, device or socket is
- * refused unread (PS_EDATA), a file that cannot be opened is PS_EIO. */
-static int data_open(const char *path, int *fd, ps_error *err)
-{
-    const char *kind;
-    int rc = ps_file_open_regular(path, fd, &kind);
-    if (rc == PS_EINVAL)
-        return ps_error_set(err, PS_EDATA, "%s: is %s, not a data file", path, kind);
-    if (rc != 0)
-        return ps_error_set(err, PS_EIO, "%s: %s", path, strerror(errno));
-    return 0;
-}
-
-/* The error of a line_next result other than LINE_OK and LINE_EOF. */
-static int line_failed(const ps_sparse_stream *s, int got, ps_error *err)
-{
-    if (got == LINE_LONG)
-        return ps_error_set(err, PS_EDATA, "%s:%llu: line longer than %zu bytes (1 MiB); not a %s",
-                            s->path, (unsigned long long)s->lineno, LINE_MAX_BYTES,
-                            "text data file?");
-    if (got == LINE_STOPPED)
-        return ps_error_set(err, PS_EINTR, "%s:%llu: reading interrupted", s->path,
-                            (unsigned long long)s->lineno);
-    return ps_error_set(err, PS_EIO, "%s: %s", s->path, strerror(errno));
-}
-
 /* The next line that is a row of the file, its index in s->row - 1: 1, 0
  * at the end of the file (PS_EDATA when it held no row), or an error. */
 static int next_file_row(ps_sparse_stream *s, ps_error *err)
 {
-    for (;;) {
-        if (stopped(s->stop))
-            return ps_error_set(err, PS_EINTR, "%s:%llu: reading interrupted", s->path,
-                                (unsigned long long)s->lineno + 1);
-        char *line;
-        size_t len;
-        int got = line_next(&s->r, s->stop, &line, &len);
-        if (got == LINE_EOF) {
-            if (s->row == 0)
-                return ps_error_set(err, PS_EDATA, "%s: no data rows", s->path);
-            return 0;
-        }
-        s->lineno++;
-        if (got != LINE_OK)
-            return line_failed(s, got, err);
-        if (!line_chomp(line, &len))
-            return ps_error_set(err, PS_EDATA, "%s:%llu: line contains a NUL byte", s->path,
-                                (unsigned long long)s->lineno);
+    char *line;
+    size_t len;
+    int got;
+    while ((got = ps_line_reader_next(s->r, &line, &len, err)) > 0) {
         if (!line_is_row(s->format, line, len))
             continue;
         s->row++;
@@ -535,6 +406,9 @@ static int next_file_row(ps_sparse_stream *s, ps_error *err)
         s->len = len;
         return 1;
     }
+    if (got == 0 && s->row == 0)
+        return ps_error_set(err, PS_EDATA, "%s: no data rows", s->path);
+    return got;
 }
 
 /* Makes the shard's next row pending, or sets ended. */
@@ -582,6 +456,7 @@ static int stream_fill(ps_sparse_stream *s, ps_sparse_batch *b, size_t want, boo
         row_out r = {.keys = b->keys + at,
                      .values = values ? b->values + at : NULL,
                      .room = b->nnz_cap - at};
+        uint64_t lineno = ps_line_reader_lineno(s->r); /* the pending row's */
         ps_error what;
         rc = row_parse(s->format, s->line, s->len, &r, &what);
         if (rc == ROW_FULL && grow) {
@@ -594,14 +469,14 @@ static int stream_fill(ps_sparse_stream *s, ps_sparse_batch *b, size_t want, boo
         if (rc == ROW_FULL && b->rows == 0)
             return ps_error_set(err, PS_EINVAL,
                                 "%s:%llu: the row has more features than a batch of %zu holds",
-                                s->path, (unsigned long long)s->lineno, b->nnz_cap);
+                                s->path, (unsigned long long)lineno, b->nnz_cap);
         if (rc == ROW_FULL)
             return 0;
         if (rc != 0)
-            return ps_error_set(err, rc, "%s:%llu: %s", s->path, (unsigned long long)s->lineno,
+            return ps_error_set(err, rc, "%s:%llu: %s", s->path, (unsigned long long)lineno,
                                 what.msg);
         b->labels[b->rows] = r.label;
-        b->lines[b->rows] = s->lineno;
+        b->lines[b->rows] = lineno;
         b->offsets[b->rows + 1] = at + r.nf;
         b->rows++;
         s->pending = false;
@@ -636,23 +511,15 @@ int ps_sparse_stream_open(const char *path, ps_data_format format, ps_shard_kind
     ps_sparse_stream *s = calloc(1, sizeof *s);
     if (s == NULL)
         return ps_error_set(err, PS_ENOMEM, "%s: out of memory", path);
-    s->r.fd = -1;
     s->format = format;
     s->kind = kind;
     s->rank = rank;
     s->workers = workers;
-    s->stop = stop;
     s->hi = UINT64_MAX;
-    s->path = strdup(path);
-    s->r.buf = malloc(LINE_MAX_BYTES + READ_CHUNK + 1);
-    int rc;
-    if (s->path == NULL || s->r.buf == NULL) {
-        rc = ps_error_set(err, PS_ENOMEM, "%s: out of memory for a line buffer", path);
-        goto fail;
-    }
-    rc = data_open(path, &s->r.fd, err);
+    int rc = ps_line_reader_open(path, stop, &s->r, err);
     if (rc != 0)
         goto fail;
+    s->path = ps_line_reader_path(s->r);
     /* the file's rows: a block shard's bounds, and every shard's size */
     if ((rc = stream_count(s, &s->file_rows, err)) != 0)
         goto fail;
@@ -687,9 +554,10 @@ int ps_sparse_stream_next(ps_sparse_stream *s, size_t max_rows, ps_sparse_batch 
 
 int ps_sparse_stream_rewind(ps_sparse_stream *s, ps_error *err)
 {
-    if (!line_rewind(&s->r))
-        return ps_error_set(err, PS_EIO, "%s: %s", s->path, strerror(errno));
-    s->row = s->lineno = s->done = 0;
+    int rc = ps_line_reader_rewind(s->r, err);
+    if (rc != 0)
+        return rc;
+    s->row = s->done = 0;
     s->pending = s->ended = false;
     s->line = NULL;
     return 0;
@@ -724,10 +592,7 @@ void ps_sparse_stream_close(ps_sparse_stream **sp)
     if (sp == NULL || *sp == NULL)
         return;
     ps_sparse_stream *s = *sp;
-    if (s->r.fd >= 0)
-        close(s->r.fd);
-    free(s->r.buf);
-    free(s->path);
+    ps_line_reader_close(&s->r);
     free(s);
     *sp = NULL;
 }

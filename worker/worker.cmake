@@ -3,6 +3,14 @@
 # training loop, its progress lines and bar and the output writers in ps_worker_core; the
 # program itself in psworker.
 
+# The lines of text data files (regular files only, 1 MiB a line at most):
+# the one line reader under the dense readers (dataset.c) and the sparse ones
+# (sparse_data.c).
+add_library(ps_line_reader STATIC ${CMAKE_CURRENT_LIST_DIR}/line_reader.c)
+target_include_directories(ps_line_reader PUBLIC ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(ps_line_reader PUBLIC ps_common)
+ps_target_warnings(ps_line_reader)
+
 add_library(ps_worker_core STATIC
             ${CMAKE_CURRENT_LIST_DIR}/dataset.c
             ${CMAKE_CURRENT_LIST_DIR}/model.c
@@ -12,8 +20,8 @@ add_library(ps_worker_core STATIC
             ${CMAKE_CURRENT_LIST_DIR}/sparse_step.c
             ${CMAKE_CURRENT_LIST_DIR}/trainer.c)
 target_include_directories(ps_worker_core PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(ps_worker_core PUBLIC ps_client ps_config ps_common ps_report PkgConfig::OPENBLAS
-                                            PkgConfig::ZLIB m)
+target_link_libraries(ps_worker_core PUBLIC ps_client ps_config ps_common ps_line_reader ps_report
+                                            PkgConfig::OPENBLAS PkgConfig::ZLIB m)
 ps_target_warnings(ps_worker_core)
 
 # The target name psworker is taken by the shared client library
@@ -32,7 +40,7 @@ pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 add_library(ps_sparse_data STATIC ${CMAKE_CURRENT_LIST_DIR}/sparse_data.c
             ${CMAKE_CURRENT_LIST_DIR}/feature_hash.c)
 target_include_directories(ps_sparse_data PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(ps_sparse_data PUBLIC ps_config ps_common PkgConfig::XXHASH m)
+target_link_libraries(ps_sparse_data PUBLIC ps_config ps_common ps_line_reader PkgConfig::XXHASH m)
 # the same log buckets on every machine: IEEE operations one at a time, never fused
 set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/feature_hash.c PROPERTIES COMPILE_OPTIONS
                             -ffp-contract=off)

@@ -13,7 +13,8 @@ each figure printed beside its reference, measured in the same run:
   probabilities (.test.prob) scored against the test labels;
 - psd: clicks_logistic.yaml (sparse_logistic, FTRL) and clicks_fm.yaml (fm)
   each in sync and async mode, 2 psd shards and 2 psworkers on 127.0.0.1 on
-  free ports, the test AUC and log-loss from the workers' --summary-json;
+  free ports, the test AUC and log-loss from rank 0's --summary-json (both
+  workers score the final model on the whole test set: the same figures);
   and clicks_logistic.yaml in sync mode with sparse.min_count: 3, its
   tables' rows (psctl status --json, summed over the shards) beside those
   of min_count 1.
@@ -30,11 +31,13 @@ Run by hand, never by ctest, from the source tree with Debian's Python
 
     /usr/bin/python3 tests/bench/sparse_accuracy.py build
 
-It takes about 4 minutes for liblinear on a 2-core machine (the conversion
-8 s, each of the 5 values of C 30-60 s and 1.7 GB) plus the psd jobs. Files go to BUILD/sparse_accuracy/ (--work):
-the click log, unless config/examples/data/clicks.* holds it already (the
-examples' own files, reused), the liblinear files, reused while newer than
-the log, and one folder per psd run with its job file, logs and summaries.
+On an idle 2-core machine liblinear takes about 4 minutes (the conversion
+8 s, each of the 5 values of C 30-60 s and 1.7 GB) and each of the 5 psd
+jobs 30-60 s: about 8 minutes in all, 20 with --repeat 3. Files go to
+BUILD/sparse_accuracy/ (--work): the click log, unless
+config/examples/data/clicks.* holds it already (the examples' own files,
+reused), the liblinear files, reused while newer than the log, and one
+folder per psd run with its job file, logs and summaries.
 --repeat N runs each psd job N times and prints medians; --only liblinear
 or --only psd runs one half; --c 0.1,1 another grid of C.
 

@@ -1,8 +1,9 @@
 /* table_bench.c — the sparse table's memory and speed (server/table.h): RSS
  * per live row at 50 M rows of dim 9 (adagrad) beside the rows' 72 bytes;
  * reads and applies per second on random keys at 16 M rows of dim 1, one
- * thread, beside random reads of a plain array; the checkpoint stall per
- * GB. Run by hand (build/bin/table_bench), never by ctest. */
+ * thread, beside random reads of a plain array, and a key's cost in sorted
+ * batches of 10 k keys (the batched calls beside the single ones); the
+ * checkpoint stall per GB. Run by hand (build/bin/table_bench), never by ctest. */
 #include "checkpoint.h"
 #include "job.h"
 #include "table.h"
@@ -142,6 +143,69 @@ static double array_reads_per_s(uint64_t n, uint64_t ops)
     return (double)ops / s;
 }
 
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A request's keys: n of the stored rows at random, sorted and unique (as
+ * psd gets them: a trainer's batch), drawn from x. */
+static void batch_of(uint64_t *keys, size_t n, uint64_t rows, uint64_t *x)
+{
+    for (size_t i = 0; i < n; i++) {
+        *x = splitmix64(*x);
+        keys[i] = key_of(((*x >> 32) * rows) >> 32);
+    }
+    qsort(keys, n, sizeof *keys, u64_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || keys[i] != keys[m - 1])
+            keys[m++] = keys[i];
+    for (; m < n; m++) /* the rare repeat: another stored key */
+        keys[m] = keys[m - 1];
+}
+
+/* The batched calls (ps_table_read_many, ps_table_apply_many) on batches of
+ * BATCH sorted keys, beside the single-key calls on the same batches. */
+#define BATCH 10000
+static void speed_many(ps_table *t, uint64_t rows, uint64_t *x)
+{
+    static uint64_t keys[BATCH];
+    static float out[BATCH], g[BATCH];
+    for (size_t i = 0; i < BATCH; i++)
+        g[i] = 0.25f;
+    size_t batches = (size_t)(rows / BATCH) > 0 ? (size_t)(rows / BATCH) : 1;
+    double s[4] = {0, 0, 0, 0};
+    float sum = 0;
+    for (size_t b = 0; b < batches; b++) {
+        for (int op = 0; op < 4; op++) { /* each on a batch of its own: its rows not in cache */
+            batch_of(keys, BATCH, rows, x);
+            double t0 = now_s();
+            if (op == 0)
+                for (size_t i = 0; i < BATCH; i++)
+                    ps_table_read(t, keys[i], &out[i]);
+            else if (op == 1)
+                ps_table_read_many(t, keys, BATCH, out);
+            else if (op == 2)
+                for (size_t i = 0; i < BATCH; i++)
+                    ps_table_apply(t, keys[i], &g[i], 1.0f, 3);
+            else
+                ps_table_apply_many(t, keys, BATCH, g, 1.0f, 3);
+            s[op] += now_s() - t0;
+        }
+        sum += out[b % BATCH];
+    }
+    double n = (double)batches * BATCH;
+    printf("  batches of %d sorted keys (stored), ns a key:\n", BATCH);
+    printf("    read            %8.1f   read_many  %8.1f   (%.2f x)\n", s[0] / n * 1e9,
+           s[1] / n * 1e9, s[0] / s[1]);
+    printf("    apply           %8.1f   apply_many %8.1f   (%.2f x)\n", s[2] / n * 1e9,
+           s[3] / n * 1e9, s[2] / s[3]);
+    if (sum == 12345.0f)
+        printf(" \n"); /* keeps the reads */
+}
+
 static void speed(uint64_t rows, const char *ckpt_dir)
 {
     printf("speed: %llu rows of dim 1, adagrad, random keys, one thread\n",
@@ -181,6 +245,7 @@ static void speed(uint64_t rows, const char *ckpt_dir)
            (unsigned long long)rows);
     if (sum == 12345.0f)
         printf(" \n"); /* keeps the reads */
+    speed_many(t, rows, &x);
 
     if (ckpt_dir != NULL) {
         ps_ckpt_folder f;

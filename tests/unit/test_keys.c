@@ -1,6 +1,6 @@
 /* test_keys.c — sparse keys on the wire: varint deltas round trip, their
- * size, every way bytes from the network can be wrong, and the split of
- * the 2^64 key space across shards. */
+ * size, every way bytes from the network can be wrong (read a word or a
+ * byte at a time), and the split of the 2^64 key space across shards. */
 #include <check.h>
 
 #include "check_main.h"
@@ -124,6 +124,72 @@ START_TEST(check_refuses_every_malformed_key_list)
 }
 END_TEST
 
+/* Keys are read 8 bytes at a time where 8 are left, a byte at a time
+ * elsewhere and for gaps of 9 or 10 bytes: every length, canonical or not,
+ * reads the same either way, and what is wrong is refused the same. */
+START_TEST(word_and_byte_reads_agree_on_every_gap_length)
+{
+    enum { N = 200 };
+    uint64_t keys[N], s = 99;
+    unsigned char buf[PS_KEYS_BYTES_MAX(N)];
+    for (unsigned round = 0; round < 50; round++) {
+        uint64_t key = 0;
+        for (size_t i = 0; i < N; i++) { /* gaps of 1 to 8 bytes (at most 2^56 - 1 each) */
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            unsigned bytes = 1 + (unsigned)((s >> 40) % 8);
+            uint64_t gap = (s >> 3) & ((UINT64_C(1) << (7 * bytes)) - 1);
+            key += (gap == 0 ? 1 : gap);
+            keys[i] = key;
+        }
+        if (round % 2 == 1) /* a gap of 9 bytes, then of 1 to 8 again */
+            for (size_t i = N / 2; i < N; i++)
+                keys[i] += UINT64_C(1) << 58;
+        round_trip(keys, N, buf, sizeof buf);
+        if (round == 0)
+            for (size_t n = 0; n <= 20; n++) /* lists that end within 8 bytes of the buffer */
+                round_trip(keys, n, buf, sizeof buf);
+    }
+    /* 5 written in 3 bytes, then 1: 6; with the 8 bytes after it or not */
+    const unsigned char wide[] = {0x85, 0x80, 0x00, 1, 1, 1, 1, 1, 1, 1, 1};
+    for (size_t n = 2; n <= 9; n += 7) {
+        ps_error err;
+        uint64_t first = 0, last = 0;
+        ck_assert_int_eq(ps_keys_check(wide, n + 2, n, &first, &last, &err), 0);
+        ck_assert_uint_eq(first, 5);
+        ck_assert_uint_eq(last, 5 + n - 1);
+        ps_keys_iter it;
+        ps_keys_iter_init(&it, wide, n + 2);
+        uint64_t k = 0;
+        ck_assert(ps_keys_next(&it, &k) && k == 5);
+        ck_assert(ps_keys_next(&it, &k) && k == 6);
+    }
+    /* the reasons of check_refuses_every_malformed_key_list, 8 bytes or more before the end */
+    unsigned char b[32];
+    memset(b, 1, sizeof b);
+    b[1] = 0;
+    refused(b, 20, 20, "unique");
+    memset(b, 1, sizeof b);
+    refused(b, 20, 19, "more than the 19 announced");
+    refused(b, 20, 21, "20 keys, 21 were announced");
+    memset(b, 0x81, 9); /* 9 continuations and more, then a stop: 11 bytes */
+    b[9] = 0x81;
+    b[10] = 0;
+    refused(b, 20, 10, "longer than 10 bytes");
+    memset(b, 0x80, 9); /* 2^64 */
+    b[9] = 2;
+    memset(b + 10, 1, 10);
+    refused(b, 20, 11, "64 bits");
+    memset(b, 0xff, 9); /* UINT64_MAX, then 5 more */
+    b[9] = 1;
+    b[10] = 5;
+    memset(b + 11, 1, 9);
+    refused(b, 20, 11, "2^64");
+    memset(b, 1, 12);
+    memset(b + 12, 0x81, 8);
+    refused(b, 20, 13, "cut off");
+}
+END_TEST
+
 START_TEST(shards_split_the_key_space_evenly_and_contiguously)
 {
     uint64_t lo, last;
@@ -155,6 +221,7 @@ static Suite *keys_suite(void)
     tcase_add_test(tc, a_key_costs_what_its_gap_needs);
     tcase_add_test(tc, encode_refuses_a_buffer_too_small);
     tcase_add_test(tc, check_refuses_every_malformed_key_list);
+    tcase_add_test(tc, word_and_byte_reads_agree_on_every_gap_length);
     tcase_add_test(tc, shards_split_the_key_space_evenly_and_contiguously);
     suite_add_tcase(s, tc);
     return s;

@@ -2,7 +2,7 @@
  * and key alone; each optimizer against updates computed by hand; lazy L2;
  * a sync round applied once; admission at min_count; idle eviction by
  * budget; the cap with sampled LRU; scans in pages; growth of the rows and
- * the index; the counters. */
+ * the index; the counters; the batched calls against the single ones. */
 #include <check.h>
 
 #include "check_main.h"
@@ -650,6 +650,155 @@ START_TEST(restore_and_clear_keep_rows_and_versions)
 }
 END_TEST
 
+/* ---- batches ---- */
+
+/* Two tables fed the same work, one key at a time and in batches, hold the
+ * same thing: every live row's key, version and stored floats bit for bit
+ * (in storage order, so the same row ids too), and the same counters. */
+static void tables_same(const ps_table *a, const ps_table *b)
+{
+    enum { MAX = 4096 };
+    static uint64_t ka[MAX], kb[MAX], va[MAX], vb[MAX];
+    static float sa[MAX * 8], sb[MAX * 8];
+    uint64_t next_a, next_b;
+    size_t na = ps_table_scan_state(a, 0, MAX, ka, va, sa, &next_a);
+    size_t nb = ps_table_scan_state(b, 0, MAX, kb, vb, sb, &next_b);
+    ck_assert_uint_eq(next_a, 0); /* the whole table in one page */
+    ck_assert_uint_eq(na, nb);
+    ck_assert_uint_eq(next_a, next_b);
+    ck_assert_int_eq(memcmp(ka, kb, na * sizeof ka[0]), 0);
+    ck_assert_int_eq(memcmp(va, vb, na * sizeof va[0]), 0);
+    ck_assert_int_eq(memcmp(sa, sb, na * ps_table_row_floats(a) * sizeof(float)), 0);
+    ps_table_stats x = stats_of(a), y = stats_of(b);
+    ck_assert_uint_eq(x.rows, y.rows);
+    ck_assert_uint_eq(x.bytes, y.bytes);
+    ck_assert_uint_eq(x.admitted, y.admitted);
+    ck_assert_uint_eq(x.not_admitted, y.not_admitted);
+    ck_assert_uint_eq(x.evicted_idle, y.evicted_idle);
+    ck_assert_uint_eq(x.evicted_cap, y.evicted_cap);
+}
+
+static uint64_t next_rand(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 11;
+}
+
+/* A batch of n keys from a pool of `pool` (keys k·φ, spread over 2^64),
+ * sorted, and one in five batches with a repeated key and unsorted, as
+ * the batched calls allow; grads at random, some exactly 0. */
+static void batch_make(uint64_t *keys, float *g, size_t n, uint32_t dim, uint64_t pool, uint64_t *s)
+{
+    for (size_t i = 0; i < n; i++)
+        keys[i] = (next_rand(s) % pool) * 0x9E3779B97F4A7C15ull;
+    if (next_rand(s) % 5 != 0)
+        qsort(keys, n, sizeof *keys, u64_cmp);
+    else if (n > 3)
+        keys[n - 1] = keys[1];
+    for (size_t i = 0; i < n * dim; i++)
+        g[i] = next_rand(s) % 7 == 0 ? 0.0f : (float)((int)(next_rand(s) % 2001) - 1000) / 997.0f;
+}
+
+/* What the batches are tried on: each optimizer, admission at 1 and 3, no
+ * cap and a cap of 300 rows (evictions by the hundred), a pool of keys
+ * that grows the index during a batch (1024 slots at first). */
+static void many_case(ps_optim_type type, uint32_t min_count, uint64_t max_rows, uint32_t dim)
+{
+    ps_job job;
+    job_of(&job, type, 0.1);
+    job.optimizer.l1 = 0.01;
+    job.optimizer.l2 = 0.001;
+    job.sparse.min_count = min_count;
+    job.sparse.max_rows = max_rows;
+    ps_table_spec spec = spec_of("v", dim, 1);
+    ps_table *a = table_of(&job, &spec, 0, 1), *b = table_of(&job, &spec, 0, 1);
+    enum { N = 700 };
+    static uint64_t keys[N];
+    static float g[N * 4], ra[N * 4], rb[N * 4];
+    static const size_t sizes[] = {0, 1, 5, 8, 9, 16, 17, 40, 300, N};
+    uint64_t s = 42 + type * 7 + min_count + max_rows;
+    for (int round = 0; round < 40; round++) {
+        size_t n = sizes[round % (sizeof sizes / sizeof sizes[0])];
+        uint64_t version = 1 + (uint64_t)round;
+        batch_make(keys, g, n, dim, 2000, &s);
+        /* reads: stored, new and not admitted keys alike */
+        for (size_t i = 0; i < n; i++)
+            ck_assert_int_eq(ps_table_read(a, keys[i], ra + i * dim), 0);
+        ck_assert_int_eq(ps_table_read_many(b, keys, n, rb), 0);
+        ck_assert_int_eq(memcmp(ra, rb, n * dim * sizeof(float)), 0);
+        if (round % 4 == 3) { /* a sync round of three pushes */
+            for (int push = 0; push < 3; push++) {
+                batch_make(keys, g, n, dim, 2000, &s);
+                for (size_t i = 0; i < n; i++)
+                    ck_assert_int_eq(ps_table_accumulate(a, keys[i], g + i * dim, 0.5f), 0);
+                ck_assert_int_eq(ps_table_accumulate_many(b, keys, n, g, 0.5f), 0);
+                ck_assert_uint_eq(ps_table_accumulated(a), ps_table_accumulated(b));
+            }
+            ck_assert_int_eq(ps_table_apply_accumulated(a, 2.0f, version), 0);
+            ck_assert_int_eq(ps_table_apply_accumulated(b, 2.0f, version), 0);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                ck_assert_int_eq(ps_table_apply(a, keys[i], g + i * dim, 1.5f, version), 0);
+            ck_assert_int_eq(ps_table_apply_many(b, keys, n, g, 1.5f, version), 0);
+        }
+        tables_same(a, b);
+    }
+    ps_table_stats st = stats_of(b);
+    ck_assert_uint_gt(st.admitted, 0);
+    if (min_count > 1)
+        ck_assert_uint_gt(st.not_admitted, 0);
+    if (max_rows > 0) {
+        ck_assert_uint_eq(st.rows, max_rows);
+        ck_assert_uint_gt(st.evicted_cap, 100);
+    } else {
+        ck_assert_uint_gt(st.rows, 1024); /* the index grew */
+    }
+    ps_table_destroy(&a);
+    ps_table_destroy(&b);
+}
+
+START_TEST(batched_calls_give_exactly_the_single_calls_results)
+{
+    static const ps_optim_type types[] = {PS_OPTIM_SGD, PS_OPTIM_ADAGRAD, PS_OPTIM_FTRL};
+    for (size_t k = 0; k < 3; k++) {
+        many_case(types[k], 1, 0, 1);
+        many_case(types[k], 3, 0, 4);
+        many_case(types[k], 3, 300, 1);
+        many_case(types[k], 1, 300, 4);
+    }
+}
+END_TEST
+
+START_TEST(batched_calls_refuse_a_key_outside_the_shard_and_change_nothing)
+{
+    ps_job job;
+    job_of(&job, PS_OPTIM_ADAGRAD, 0.1);
+    ps_table_spec spec = spec_of("v", 2, 0);
+    ps_table *t = table_of(&job, &spec, 1, 2), *u = table_of(&job, &spec, 1, 2);
+    uint64_t lo, last;
+    ps_table_keys(t, &lo, &last);
+    const uint64_t in[3] = {lo, lo + 12345, last};
+    const float g[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    ck_assert_int_eq(ps_table_apply_many(t, in, 3, g, 1.0f, 1), 0);
+    ck_assert_int_eq(ps_table_apply_many(u, in, 3, g, 1.0f, 1), 0);
+    const uint64_t out[4] = {lo, lo + 7, lo - 1, last}; /* lo - 1: shard 0's */
+    float rows[8] = {9, 9, 9, 9, 9, 9, 9, 9};
+    ck_assert_int_eq(ps_table_read_many(t, out, 4, rows), PS_ERANGE);
+    for (int j = 0; j < 8; j++)
+        ck_assert_float_eq(rows[j], 9.0f); /* nothing read */
+    ck_assert_int_eq(ps_table_apply_many(t, out, 4, g, 1.0f, 2), PS_ERANGE);
+    ck_assert_int_eq(ps_table_accumulate_many(t, out, 4, g, 1.0f), PS_ERANGE);
+    ck_assert_uint_eq(ps_table_accumulated(t), 0);
+    tables_same(t, u); /* nothing changed */
+    ck_assert_int_eq(ps_table_read_many(t, NULL, 0, NULL), 0);
+    ck_assert_int_eq(ps_table_apply_many(t, NULL, 0, NULL, 1.0f, 3), 0);
+    ck_assert_int_eq(ps_table_accumulate_many(t, NULL, 0, NULL, 1.0f), 0);
+    tables_same(t, u);
+    ps_table_destroy(&t);
+    ps_table_destroy(&u);
+}
+END_TEST
+
 START_TEST(stats_name_the_table_and_count_what_it_did)
 {
     ps_job job;
@@ -711,6 +860,8 @@ int main(void)
     tcase_add_test(tc, rows_and_index_grow_across_chunks_without_losing_a_row);
     tcase_add_test(tc, restore_and_clear_keep_rows_and_versions);
     tcase_add_test(tc, stats_name_the_table_and_count_what_it_did);
+    tcase_add_test(tc, batched_calls_give_exactly_the_single_calls_results);
+    tcase_add_test(tc, batched_calls_refuse_a_key_outside_the_shard_and_change_nothing);
     suite_add_tcase(s, tc);
     return ps_check_run(s);
 }

@@ -131,9 +131,16 @@ static const int_field int_fields[PS_CRITEO_INTS] = {
  * vocabularies (a feature's embedding is the same in every pair it is in),
  * whose pairs carry about as much of the logit's variance as the main
  * effects. A one-off value weighs nothing (no model could learn it), nor
- * does a missing field. */
-#define BIAS      (-1.50)
-#define W_SCALE   0.18
+ * does a missing field. The fields of more than ID_VOCAB values (ids, of
+ * which a log of millions of rows shows most values a handful of times)
+ * weigh ID_W_SCALE of the others: at full weight their values' effects,
+ * which no model can estimate from so few rows, would put the best
+ * achievable AUC out of any learner's reach (a factorization machine
+ * trained on 2 M rows ended 0.021 below it, 0.018 with these weights). */
+#define BIAS       (-1.50)
+#define W_SCALE    0.18
+#define ID_VOCAB   50000
+#define ID_W_SCALE 0.3
 #define U_SCALE   0.274
 #define EMBED_DIM 4
 #define LOGIT_MAX 15.0 /* probabilities stay in [3e-7, 1 - 3e-7] */
@@ -301,8 +308,11 @@ static double model_logit(const ps_clickgen *g, const ps_click_row *row)
 {
     double z = BIAS;
     for (uint32_t f = 0; f < PS_CRITEO_FIELDS; f++) {
-        if (model_has(row, f))
-            z += W_SCALE * normal_of(hash4(g->seed, TAG_WEIGHT, f, model_value(row, f)));
+        if (!model_has(row, f))
+            continue;
+        bool id = f >= PS_CRITEO_INTS && cat_vocab[f - PS_CRITEO_INTS] > ID_VOCAB;
+        z += (id ? W_SCALE * ID_W_SCALE : W_SCALE) *
+             normal_of(hash4(g->seed, TAG_WEIGHT, f, model_value(row, f)));
     }
     /* Σ_{f<g} <u_f, u_g> = ½ Σ_k [(Σ_f u_fk)² − Σ_f u_fk²] */
     double sum[EMBED_DIM] = {0}, sq[EMBED_DIM] = {0};

@@ -762,7 +762,8 @@ START_TEST(the_click_example_jobs_load)
     ck_assert_int_eq(job.data.format, PS_FORMAT_CRITEO);
     ck_assert_uint_eq(job.workers, 2);
     ck_assert_uint_eq(job.nservers, 2);
-    ck_assert_int_eq(job.optimizer.type, PS_OPTIM_ADAGRAD);
+    ck_assert_int_eq(job.optimizer.type, PS_OPTIM_FTRL);
+    ck_assert_uint_eq(job.sparse.min_count, 10);
 }
 END_TEST
 

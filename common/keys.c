@@ -19,6 +19,21 @@ bool ps_keys_sorted(const uint64_t *keys, size_t n)
     return true;
 }
 
+/* Writes d (below 2^56) as a varint of 1 to 8 bytes into the 8 bytes at p,
+ * a word at a time (the bytes after it are written too); returns its bytes.
+ * The inverse of ps_keys_varint8. Little-endian machines only. */
+static inline unsigned varint8_put(unsigned char *p, uint64_t d)
+{
+    unsigned len = (64 - (unsigned)__builtin_clzll(d | 1) + 6) / 7;
+    uint64_t x = d; /* 7 bits a byte, spread: */
+    x = (x & 0x000000000fffffffull) | ((x & 0x00fffffff0000000ull) << 4);
+    x = (x & 0x00003fff00003fffull) | ((x & 0x0fffc0000fffc000ull) << 2);
+    x = (x & 0x007f007f007f007full) | ((x & 0x3f803f803f803f80ull) << 1);
+    x |= 0x8080808080808080ull & ((UINT64_C(1) << (8 * (len - 1))) - 1); /* continuations */
+    __builtin_memcpy(p, &x, sizeof x);
+    return len;
+}
+
 int ps_keys_encode(const uint64_t *keys, size_t n, void *buf, size_t cap, size_t *len)
 {
     unsigned char *out = buf;
@@ -27,6 +42,12 @@ int ps_keys_encode(const uint64_t *keys, size_t n, void *buf, size_t cap, size_t
     for (size_t i = 0; i < n; i++) {
         uint64_t d = keys[i] - prev;
         prev = keys[i];
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (cap - at >= 8 && d < (UINT64_C(1) << 56)) {
+            at += varint8_put(out + at, d);
+            continue;
+        }
+#endif
         do {
             if (at == cap)
                 return PS_EINVAL;

@@ -27,7 +27,8 @@ void ps_key_range(uint32_t shard, uint32_t nshards, uint64_t *lo, uint64_t *last
 
 /* Writes the n keys (sorted, unique: the caller checked, see
  * ps_keys_sorted) into buf (cap bytes, PS_KEYS_BYTES_MAX(n) will do);
- * *len gets the bytes written. PS_EINVAL when cap is too small. */
+ * *len gets the bytes written. Bytes after them, up to cap, may be written
+ * too (a word at a time). PS_EINVAL when cap is too small. */
 int ps_keys_encode(const uint64_t *keys, size_t n, void *buf, size_t cap, size_t *len);
 
 /* True when the n keys are strictly increasing. */

@@ -226,7 +226,8 @@ static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_e
         if (rc != 0)
             return rc;
     }
-    int rc = check_rows(m, p + m->keys_bytes, (size_t)(m->payload_bytes - m->keys_bytes), err);
+    const unsigned char *rows = m->keys_bytes != 0 ? p + m->keys_bytes : p; /* p may be NULL */
+    int rc = check_rows(m, rows, (size_t)(m->payload_bytes - m->keys_bytes), err);
     if (rc != 0)
         return rc;
     m->payload = payload;

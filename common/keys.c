@@ -89,7 +89,7 @@ static int varint_bytes(const unsigned char **p, const unsigned char *end, uint6
 int ps_keys_check(const void *buf, size_t len, uint64_t n, uint64_t *first, uint64_t *last,
                   ps_error *err)
 {
-    const unsigned char *p = buf, *end = p + len;
+    const unsigned char *p = buf, *end = len != 0 ? p + len : p; /* buf may be NULL */
     uint64_t key = 0, count = 0;
     while (p < end) {
         uint64_t d = 0;

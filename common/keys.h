@@ -50,7 +50,7 @@ typedef struct ps_keys_iter {
 static inline void ps_keys_iter_init(ps_keys_iter *it, const void *buf, size_t len)
 {
     it->at = buf;
-    it->end = it->at + len;
+    it->end = len != 0 ? it->at + len : it->at; /* buf may be NULL */
     it->key = 0;
 }
 

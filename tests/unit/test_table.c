@@ -715,9 +715,9 @@ static void many_case(ps_optim_type type, uint32_t min_count, uint64_t max_rows,
     enum { N = 700 };
     static uint64_t keys[N];
     static float g[N * 4], ra[N * 4], rb[N * 4];
-    static const size_t sizes[] = {0, 1, 5, 8, 9, 16, 17, 40, 300, N};
+    static const size_t sizes[] = {0, 1, 5, 16, 17, 31, 32, 33, 40, 300, N};
     uint64_t s = 42 + type * 7 + min_count + max_rows;
-    for (int round = 0; round < 40; round++) {
+    for (int round = 0; round < 55; round++) {
         size_t n = sizes[round % (sizeof sizes / sizeof sizes[0])];
         uint64_t version = 1 + (uint64_t)round;
         batch_make(keys, g, n, dim, 2000, &s);

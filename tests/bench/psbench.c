@@ -164,7 +164,7 @@ static void procs_stop_all(bench *b)
         proc_stop(b, b->procs[b->nprocs - 1]);
 }
 
-static pid_t spawn(bench *b, const char *prog, char *const argv[])
+pid_t spawn(bench *b, const char *prog, char *const argv[])
 {
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/%s", b->bindir, prog);

@@ -79,6 +79,9 @@ void job_write_flat(bench *b, const char *path, const char *mode, unsigned worke
                     const char *endpoint, uint64_t p, bool shm);
 /* psd --config job_path, tracked. */
 pid_t psd_start(bench *b, const char *job_path);
+/* The program prog of psbench's own folder (psd, psworker, psgen) with
+ * argv, tracked. */
+pid_t spawn(bench *b, const char *prog, char *const argv[]);
 float *floats_new(size_t n, float value);
 
 /* ---- worker processes, driven over pipes ------------------------------- */

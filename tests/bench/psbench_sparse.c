@@ -17,20 +17,31 @@
  *   sparse_dimD_key_bytes_10k     the bytes a key takes in the 10 k-key pull
  *                                 request (its header included), from psd's
  *                                 psd_received_bytes_total, beside 8.
- * The end-to-end examples/s of sparse_logistic training through psd is not
- * here yet: see SPARSE_TRAIN below. */
+ * and the end-to-end training figure:
+ *   sparse_train_2w_{async,sync}  examples/s of sparse_logistic trained by
+ *                                 2 psworkers and 1 psd on a psgen click
+ *                                 log, beside the same training in this
+ *                                 process with no server. */
+#include "job.h"
 #include "psbench.h"
 #include "psworker.h"
+#include "report_summary.h"
+#include "sparse_data.h"
+#include "sparse_model.h"
+#include "table.h"
 #include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define FILL_KEYS  (16 * (uint64_t)M_FLOATS) /* keys stored before the steps */
@@ -413,10 +424,323 @@ static void sparse_pass(bench *b, const sparse_model *sm, dense_ref *big)
     proc_stop(b, psd);
 }
 
-/* SPARSE_TRAIN: the end-to-end figure, examples/s of sparse_logistic
- * training through psd (psworker on synthetic clicks, psgen) beside the
- * same model trained in one process, belongs here once psworker trains the
- * sparse models; it is not measured yet. */
+/* ---- sparse_train_2w: sparse_logistic trained end to end ------------------ */
+
+/* The issue's end-to-end figure: sparse_logistic (ftrl, batch 512, as
+ * config/examples/clicks_logistic.yaml) on a psgen click log held in
+ * memory, 2 psworkers and 1 psd on this host, in async and in sync: the
+ * examples/s of the workers' summaries summed, beside the same model
+ * trained on the same rows in this process with no server (the same table
+ * code, the same gradients and shuffle, one thread). Both sides cover the
+ * same work per example: one pass of training and the final evaluation of
+ * the training rows and the test rows (each worker evaluates its shard and
+ * the whole test set, which is kept small). */
+#define TRAIN_ROWS   300000u /* training rows of the log */
+#define TRAIN_TEST   2000u   /* its test rows */
+#define TRAIN_SEED   "7"
+#define TRAIN_BATCH  512u
+#define TRAIN_WAIT_S 600.0    /* a job or psgen that takes longer has hung */
+#define TRAIN_TARGET 150000.0 /* the examples/s with 2 workers and 1 shard */
+
+static const char train_yaml[] = "model: {type: sparse_logistic}\n"
+                                 "optimizer: {type: ftrl, lr: 0.05, beta: 1, l1: 1, l2: 1}\n"
+                                 "training: {epochs: 1, batch_size: 512, seed: 7}\n";
+
+/* Waits for the n processes (tracked by spawn) to exit, at most timeout_s;
+ * dies when one fails or the time is up. */
+static void procs_wait(bench *b, const pid_t *pids, size_t n, const char *what, double timeout_s)
+{
+    double deadline = ps_clock_s() + timeout_s;
+    size_t left = n;
+    bool done[MAX_PROCS] = {false};
+    while (left > 0) {
+        for (size_t i = 0; i < n; i++) {
+            int st = 0;
+            if (done[i] || waitpid(pids[i], &st, WNOHANG) != pids[i])
+                continue;
+            done[i] = true;
+            left--;
+            for (size_t j = 0; j < b->nprocs; j++)
+                if (b->procs[j] == pids[i])
+                    b->procs[j] = b->procs[--b->nprocs];
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                die("%s failed (status %d)", what, st);
+        }
+        if (left > 0 && ps_clock_s() > deadline)
+            die("%s did not end within %.0f s", what, timeout_s);
+        if (left > 0)
+            usleep(20000);
+    }
+}
+
+/* What one run of the job gave: the workers' figures summed. */
+typedef struct train_run {
+    double per_s;                     /* examples/s, the summaries' samples_per_s summed */
+    double examples;                  /* trained */
+    double wall_s;                    /* the slowest worker's */
+    double pull_s, compute_s, push_s; /* summed over the workers */
+    double auc;                       /* rank 0's test AUC */
+    double job_s; /* psd started to both workers exited: reading the data included */
+} train_run;
+
+/* One job of 2 workers and 1 psd in mode `mode` on the log at prefix. */
+static train_run train_through_psd_sparse(bench *b, const char *prefix, const char *mode)
+{
+    char ep[128], job[160], text[1024], sum[2][160], rank[2][8];
+    endpoint_new(b, false, ep, sizeof ep);
+    snprintf(job, sizeof job, "%s/sparse_train_%s.yaml", b->dir, mode);
+    snprintf(text, sizeof text,
+             "job: bench-sparse-train\nmode: %s\nworkers: 2\nservers: [\"%s\"]\n%s"
+             "data: {train: %s.train.tsv, test: %s.test.tsv, format: criteo, shard: stride}\n"
+             "log: {level: warn}\n",
+             mode, ep, train_yaml, prefix, prefix);
+    file_write(job, text);
+    double t0 = ps_clock_s();
+    pid_t psd = psd_start(b, job), w[2];
+    for (int r = 0; r < 2; r++) {
+        snprintf(sum[r], sizeof sum[r], "%s/sparse_train_%s.w%d.json", b->dir, mode, r);
+        snprintf(rank[r], sizeof rank[r], "%d", r);
+        unlink(sum[r]);
+        char *argv[] = {"psworker",       "--config", job,           "--rank", rank[r],
+                        "--summary-json", sum[r],     "--log-level", "warn",   NULL};
+        w[r] = spawn(b, "psworker", argv);
+    }
+    procs_wait(b, w, 2, "psworker (sparse_train)", TRAIN_WAIT_S);
+    train_run out = {.job_s = ps_clock_s() - t0};
+    proc_stop(b, psd);
+    for (int r = 0; r < 2; r++) {
+        ps_report_summary s;
+        ps_error err;
+        if (ps_report_summary_read(sum[r], &s, &err) != 0)
+            die("sparse_train: %s", err.msg);
+        out.per_s += s.samples_per_s;
+        out.examples += s.samples_per_s * s.wall_s;
+        out.wall_s = s.wall_s > out.wall_s ? s.wall_s : out.wall_s;
+        out.pull_s += s.pull_s;
+        out.compute_s += s.compute_s;
+        out.push_s += s.push_pull_s;
+        if (r == 0)
+            out.auc = s.has_test && s.has_auc ? s.test_auc : NAN;
+        ps_report_summary_fini(&s);
+    }
+    return out;
+}
+
+/* FTRL-Proximal of one weight, as psd updates the bias (the table's rule). */
+typedef struct ftrl1 {
+    float z, n;
+} ftrl1;
+
+static float ftrl1_weight(const ps_job *job, const ftrl1 *f)
+{
+    float l1 = (float)job->optimizer.l1, shrunk = fabsf(f->z) - l1;
+    if (!(shrunk > 0.0f))
+        return 0.0f;
+    float den = ((float)job->optimizer.beta + sqrtf(f->n)) / (float)job->optimizer.lr +
+                (float)job->optimizer.l2;
+    return -copysignf(shrunk, f->z) / den;
+}
+
+static void ftrl1_update(const ps_job *job, ftrl1 *f, float g)
+{
+    float w = ftrl1_weight(job, f), n1 = f->n + g * g;
+    f->z += g - (sqrtf(n1) - sqrtf(f->n)) / (float)job->optimizer.lr * w;
+    f->n = n1;
+}
+
+/* Evaluates the rows of set (slices of 4096, as psworker) on the table and
+ * bias: the work of a worker's final evaluation; returns the AUC. */
+static double train_eval(ps_sparse_model *m, ps_table *t, const ps_sparse_batch *set, float bias,
+                         float *rows, float *scores)
+{
+    ps_sparse_eval ev = {0};
+    for (size_t lo = 0; lo < set->rows; lo += 4096) {
+        size_t hi = lo + 4096 < set->rows ? lo + 4096 : set->rows;
+        ps_sparse_batch w = *set;
+        w.rows = hi - lo;
+        w.offsets = set->offsets + lo;
+        w.labels = set->labels + lo;
+        w.lines = set->lines + lo;
+        const uint64_t *keys;
+        size_t nkeys;
+        if (ps_sparse_model_keys(m, &w, &keys, &nkeys) != 0 ||
+            ps_table_read_many(t, keys, nkeys, rows) != 0 ||
+            ps_sparse_model_predict(m, &w, rows, bias, scores + lo, &ev) != 0)
+            die("sparse_train: evaluation failed");
+    }
+    ps_model_metrics mm;
+    if (ps_sparse_model_metrics(&ev, scores, set->labels, set->rows, &mm) != 0)
+        die("sparse_train: metrics failed");
+    return mm.auc;
+}
+
+/* The same training in this process: the worker's steps (a shuffled
+ * batch gathered, its keys, their rows read, the gradient, the rows'
+ * gradients applied as sums and the bias's as a mean) on a table of its
+ * own, then the final evaluation of the training and the test rows.
+ * Returns examples/s; *auc gets the test AUC. */
+static double train_in_process_sparse(const ps_job *job, const ps_sparse_data *train,
+                                      const ps_sparse_data *test, double *auc)
+{
+    ps_table_spec spec;
+    size_t ntables = 0;
+    ps_error err;
+    ps_sparse_spec sspec;
+    ps_sparse_spec_from_job(job, &sspec);
+    if (ps_job_tables(job, &spec, 1, &ntables) != 0 || ntables != 1)
+        die("sparse_train: the job has no table");
+    ps_table *t = ps_table_new(job, 0, &spec, 0, 1, &err);
+    const ps_sparse_batch *all = ps_sparse_rows(train), *tst = ps_sparse_rows(test);
+    size_t n = all->rows, b = TRAIN_BATCH, eval_max = 4096, nnz = 0;
+    for (size_t r = 0; r < n; r++) {
+        size_t f = all->offsets[r + 1] - all->offsets[r];
+        nnz = f > nnz ? f : nnz;
+    }
+    ps_sparse_model *m = NULL;
+    ps_sparse_batch batch = {0};
+    size_t max_rows = b > eval_max ? b : eval_max, max_nnz = max_rows * nnz;
+    if (t == NULL || ps_sparse_model_new(&sspec, max_rows, max_nnz, &m, &err) != 0 ||
+        ps_sparse_batch_init(&batch, PS_FORMAT_CRITEO, b, b * nnz, &err) != 0)
+        die("sparse_train: %s", err.msg);
+    float *rows = floats_new(max_nnz, 0.0f), *grads = floats_new(max_nnz, 0.0f);
+    float *scores = floats_new(n > tst->rows ? n : tst->rows, 0.0f);
+    size_t *perm = malloc(n * sizeof *perm);
+    if (perm == NULL)
+        die("out of memory");
+    ftrl1 bias = {0, 0};
+    uint64_t s = 7, version = 0;
+    double t0 = ps_clock_s();
+    for (size_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (size_t i = n - 1; i > 0; i--) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        size_t j = (size_t)((s >> 11) % (i + 1)), tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+    for (size_t lo = 0; lo < n; lo += b) {
+        size_t hi = lo + b < n ? lo + b : n;
+        batch.rows = 0;
+        batch.offsets[0] = 0;
+        for (size_t p = lo; p < hi; p++) { /* as sparse_step gathers a batch */
+            size_t r = perm[p], at = batch.offsets[batch.rows];
+            size_t f0 = all->offsets[r], f = all->offsets[r + 1] - f0;
+            memcpy(batch.keys + at, all->keys + f0, f * sizeof *batch.keys);
+            batch.labels[batch.rows] = all->labels[r];
+            batch.lines[batch.rows] = all->lines[r];
+            batch.offsets[++batch.rows] = at + f;
+        }
+        const uint64_t *keys;
+        size_t nkeys;
+        float gb;
+        double loss;
+        float w0 = ftrl1_weight(job, &bias);
+        if (ps_sparse_model_keys(m, &batch, &keys, &nkeys) != 0 ||
+            ps_table_read_many(t, keys, nkeys, rows) != 0 ||
+            ps_sparse_model_grad(m, &batch, rows, w0, grads, &gb, &loss) != 0)
+            die("sparse_train: a step failed");
+        for (size_t k = 0; k < nkeys; k++)
+            grads[k] *= (float)batch.rows;
+        ps_table_apply_many(t, keys, nkeys, grads, 1.0f, ++version);
+        ftrl1_update(job, &bias, gb);
+    }
+    float w0 = ftrl1_weight(job, &bias);
+    train_eval(m, t, all, w0, rows, scores);
+    *auc = train_eval(m, t, tst, w0, rows, scores);
+    double dt = ps_clock_s() - t0;
+    free(rows);
+    free(grads);
+    free(scores);
+    free(perm);
+    ps_sparse_batch_fini(&batch);
+    ps_sparse_model_destroy(&m);
+    ps_table_destroy(&t);
+    return (double)n / dt;
+}
+
+static void bench_sparse_train(bench *b)
+{
+    char prefix[128], job[160], text[512];
+    snprintf(prefix, sizeof prefix, "%s/clicks", b->dir);
+    char rows[16], test[16];
+    snprintf(rows, sizeof rows, "%u", TRAIN_ROWS);
+    snprintf(test, sizeof test, "%u", TRAIN_TEST);
+    char *argv[] = {"psgen",  "clicks",   "--rows", rows,   "--test-rows", test,
+                    "--seed", TRAIN_SEED, "--out",  prefix, NULL};
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    int saved = dup(STDOUT_FILENO);
+    if (devnull >= 0 && saved >= 0)
+        dup2(devnull, STDOUT_FILENO); /* psgen's line: not psbench's output */
+    pid_t g = spawn(b, "psgen", argv);
+    if (saved >= 0) {
+        dup2(saved, STDOUT_FILENO);
+        close(saved);
+    }
+    if (devnull >= 0)
+        close(devnull);
+    procs_wait(b, &g, 1, "psgen clicks", TRAIN_WAIT_S);
+    /* the reference's job, data and model, read as psworker reads them */
+    snprintf(job, sizeof job, "%s/sparse_train_ref.yaml", b->dir);
+    snprintf(text, sizeof text,
+             "job: bench-sparse-train\nmode: async\nworkers: 1\nservers: [\"tcp://127.0.0.1:1\"]\n"
+             "%sdata: {train: %s.train.tsv, format: criteo}\n",
+             train_yaml, prefix);
+    file_write(job, text);
+    ps_job jb;
+    ps_error err;
+    ps_sparse_data *train = NULL, *tst = NULL;
+    char path[160];
+    if (ps_job_load(job, &jb, &err) != 0)
+        die("%s", err.msg);
+    snprintf(path, sizeof path, "%s.train.tsv", prefix);
+    if (ps_sparse_read(path, PS_FORMAT_CRITEO, NULL, &train, &err) != 0)
+        die("%s", err.msg);
+    snprintf(path, sizeof path, "%s.test.tsv", prefix);
+    if (ps_sparse_read(path, PS_FORMAT_CRITEO, NULL, &tst, &err) != 0)
+        die("%s", err.msg);
+    static const char *const modes[] = {"async", "sync"};
+    int r = reps(b, 3);
+    train_run runs[2][MAX_REPS];
+    double ref[MAX_REPS], ref_auc = NAN;
+    for (int i = 0; i < r; i++) { /* the jobs and the reference alternate */
+        for (int k = 0; k < 2; k++)
+            runs[k][i] = train_through_psd_sparse(b, prefix, modes[k]);
+        ref[i] = train_in_process_sparse(&jb, train, tst, &ref_auc);
+    }
+    ps_sparse_destroy(&train);
+    ps_sparse_destroy(&tst);
+    double in_process = median(ref, (size_t)r);
+    for (int k = 0; k < 2; k++) {
+        double v[MAX_REPS], loop[MAX_REPS], pull[MAX_REPS], comp[MAX_REPS], push[MAX_REPS];
+        double other[MAX_REPS], whole[MAX_REPS];
+        for (int i = 0; i < r; i++) {
+            const train_run *x = &runs[k][i];
+            double busy = x->pull_s + x->compute_s + x->push_s, all_s = 2 * x->wall_s;
+            v[i] = x->per_s;
+            whole[i] = x->examples / x->job_s;
+            loop[i] = x->examples / (busy / 2); /* the two workers' training loops, side by side */
+            pull[i] = x->pull_s / all_s;
+            comp[i] = x->compute_s / all_s;
+            push[i] = x->push_s / all_s;
+            other[i] = 1 - (x->pull_s + x->compute_s + x->push_s) / all_s;
+        }
+        char name[48], ref_is[64];
+        snprintf(name, sizeof name, "sparse_train_2w_%s", modes[k]);
+        snprintf(ref_is, sizeof ref_is, "one process, no server, same %uk rows", TRAIN_ROWS / 1000);
+        double ours = median(v, (size_t)r);
+        if (!b->json)
+            fprintf(stderr,
+                    "psbench: %s: %.0f examples/s (target %.0f: %s); the whole job, processes "
+                    "started to exit, data read included, %.0f/s; the training loops alone "
+                    "%.0f/s; the workers' time: pull %.0f %%, compute %.0f %%, push+pull %.0f "
+                    "%%, else (start, evaluation) %.0f %%; test AUC %.4f (in-process %.4f)\n",
+                    name, ours, TRAIN_TARGET, ours >= TRAIN_TARGET ? "met" : "not met",
+                    median(whole, (size_t)r), median(loop, (size_t)r), 100 * median(pull, (size_t)r),
+                    100 * median(comp, (size_t)r), 100 * median(push, (size_t)r),
+                    100 * median(other, (size_t)r), runs[k][0].auc, ref_auc);
+        figure_add(b, name, ours, in_process, "examples/s", ref_is);
+    }
+}
 
 void bench_sparse(bench *b)
 {
@@ -439,4 +763,6 @@ void bench_sparse(bench *b)
             sparse_pass(b, &sparse_models[m], big_wanted ? &big : NULL);
     if (big_wanted)
         dense_stop(b, &big);
+    if (figure_wanted(b, "sparse_train_2w_async") || figure_wanted(b, "sparse_train_2w_sync"))
+        bench_sparse_train(b);
 }

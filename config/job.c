@@ -677,6 +677,18 @@ static const char *enum_name(const char *path, uint32_t v)
     return name != NULL ? name : "?";
 }
 
+uint64_t ps_shard_rows(uint64_t n, ps_shard_kind kind, uint32_t rank, uint32_t workers)
+{
+    if (workers == 0 || rank >= workers)
+        return 0;
+    if (kind == PS_SHARD_STRIDE)
+        return rank < n ? (n - rank + workers - 1) / workers : 0;
+    uint64_t lo, hi;
+    if (ps_shard_range(n, workers, rank, &lo, &hi) != 0)
+        return 0;
+    return hi - lo;
+}
+
 const char *ps_data_format_name(ps_data_format format)
 {
     return enum_name("data.format", (uint32_t)format);

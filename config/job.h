@@ -255,6 +255,11 @@ const char *ps_model_type_name(ps_model_type type);
 /* The names a job file gives a data format ("csv", "criteo") and an
  * optimizer ("adagrad"), "?" for none. */
 const char *ps_data_format_name(ps_data_format format);
+
+/* Rows worker `rank` of `workers` gets from n rows (data.shard): stride
+ * gives rows rank, rank + W, ...; block gives [rank*n/W, (rank+1)*n/W).
+ * 0 for a bad rank. The dense and the sparse readers share it. */
+uint64_t ps_shard_rows(uint64_t n, ps_shard_kind kind, uint32_t rank, uint32_t workers);
 const char *ps_optim_type_name(ps_optim_type type);
 
 #endif

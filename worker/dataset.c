@@ -780,18 +780,6 @@ void ps_dataset_standardize(ps_dataset *ds, const double *mean, const double *st
 
 /* ---- sharding ---- */
 
-size_t ps_dataset_shard_rows(size_t n, ps_shard_kind kind, uint32_t rank, uint32_t workers)
-{
-    if (workers == 0 || rank >= workers)
-        return 0;
-    if (kind == PS_SHARD_STRIDE)
-        return rank < n ? (n - rank + workers - 1) / workers : 0;
-    uint64_t lo, hi;
-    if (ps_shard_range(n, workers, rank, &lo, &hi) != 0)
-        return 0;
-    return (size_t)(hi - lo);
-}
-
 int ps_dataset_shard(const ps_dataset *ds, ps_shard_kind kind, uint32_t rank, uint32_t workers,
                      ps_dataset **out, ps_error *err)
 {
@@ -799,7 +787,7 @@ int ps_dataset_shard(const ps_dataset *ds, ps_shard_kind kind, uint32_t rank, ui
     if (workers == 0 || rank >= workers)
         return ps_error_set(err, PS_EINVAL, "rank %u is outside [0, %u)", rank, workers);
     size_t d = ds->features;
-    size_t rows = ps_dataset_shard_rows(ds->rows, kind, rank, workers);
+    size_t rows = (size_t)ps_shard_rows(ds->rows, kind, rank, workers);
     ps_dataset *s;
     int rc = ps_dataset_new(rows, d, &s, err);
     if (rc != 0)

@@ -84,9 +84,6 @@ void ps_dataset_stats(const ps_dataset *ds, double *mean, double *std);
  * training and the test set. */
 void ps_dataset_standardize(ps_dataset *ds, const double *mean, const double *std);
 
-/* Rows worker `rank` of `workers` gets from n rows: stride gives rows rank,
- * rank + W, ...; block gives [rank*n/W, (rank+1)*n/W). 0 for a bad rank. */
-size_t ps_dataset_shard_rows(size_t n, ps_shard_kind kind, uint32_t rank, uint32_t workers);
 
 /* A new data set holding worker rank's rows of ds (copied), in order.
  * PS_EINVAL when workers is 0 or rank >= workers. */

@@ -523,12 +523,9 @@ int ps_sparse_stream_open(const char *path, ps_data_format format, ps_shard_kind
     /* the file's rows: a block shard's bounds, and every shard's size */
     if ((rc = stream_count(s, &s->file_rows, err)) != 0)
         goto fail;
-    if (kind == PS_SHARD_BLOCK) {
+    if (kind == PS_SHARD_BLOCK)
         ps_shard_range(s->file_rows, workers, rank, &s->lo, &s->hi);
-        s->shard_rows = s->hi - s->lo;
-    } else {
-        s->shard_rows = s->file_rows > rank ? (s->file_rows - rank + workers - 1) / workers : 0;
-    }
+    s->shard_rows = ps_shard_rows(s->file_rows, kind, rank, workers);
     *out = s;
     return 0;
 fail:
@@ -676,17 +673,6 @@ close:
     return rc;
 }
 
-/* Rows worker rank of workers gets from n rows (dataset.c's rule). */
-static size_t shard_rows(size_t n, ps_shard_kind kind, uint32_t rank, uint32_t workers)
-{
-    if (kind == PS_SHARD_STRIDE)
-        return rank < n ? (n - rank + workers - 1) / workers : 0;
-    uint64_t lo, hi;
-    if (ps_shard_range(n, workers, rank, &lo, &hi) != 0)
-        return 0;
-    return (size_t)(hi - lo);
-}
-
 int ps_sparse_shard(const ps_sparse_data *d, ps_shard_kind kind, uint32_t rank, uint32_t workers,
                     ps_sparse_data **out, ps_error *err)
 {
@@ -695,7 +681,7 @@ int ps_sparse_shard(const ps_sparse_data *d, ps_shard_kind kind, uint32_t rank, 
         return ps_error_set(err, PS_EINVAL, "rank %u is outside [0, %u)", rank, workers);
     const ps_sparse_batch *src = &d->rows;
     size_t first = rank, step = workers;
-    size_t rows = shard_rows(src->rows, kind, rank, workers);
+    size_t rows = (size_t)ps_shard_rows(src->rows, kind, rank, workers);
     if (kind == PS_SHARD_BLOCK) {
         uint64_t lo, hi;
         ps_shard_range(src->rows, workers, rank, &lo, &hi);

@@ -337,7 +337,7 @@ START_TEST(shard_sizes_cover_every_row_once_and_differ_by_at_most_one)
             for (int kind = 0; kind < 2; kind++) {
                 size_t sum = 0, max = 0, min = (size_t)-1;
                 for (uint32_t r = 0; r < w; r++) {
-                    size_t rows = ps_dataset_shard_rows(n, (ps_shard_kind)kind, r, w);
+                    size_t rows = ps_shard_rows(n, (ps_shard_kind)kind, r, w);
                     sum += rows;
                     max = rows > max ? rows : max;
                     min = rows < min ? rows : min;
@@ -348,7 +348,7 @@ START_TEST(shard_sizes_cover_every_row_once_and_differ_by_at_most_one)
             }
         }
     }
-    ck_assert_uint_eq(ps_dataset_shard_rows(10, PS_SHARD_STRIDE, 2, 2), 0);
+    ck_assert_uint_eq(ps_shard_rows(10, PS_SHARD_STRIDE, 2, 2), 0);
 }
 END_TEST
 

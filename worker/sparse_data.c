@@ -160,17 +160,15 @@ static const char *echo(const char *s, size_t n, char *buf)
     return buf;
 }
 
-/* s[0, n) as a whole decimal int64 with an optional '-': 0, 1 when it is
- * not an integer, 2 when out of range. */
-static int parse_int64(const char *s, size_t n, int64_t *out)
+/* s[0, n) as a whole unsigned decimal of at most limit: 0, 1 when not
+ * digits only (or empty), 2 when above limit (every digit still checked). */
+static int parse_digits(const char *s, size_t n, uint64_t limit, uint64_t *out)
 {
-    bool neg = n > 0 && s[0] == '-';
-    size_t i = neg ? 1 : 0;
-    if (i == n)
+    if (n == 0)
         return 1;
-    uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    uint64_t v = 0;
     bool over = false;
-    for (; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         unsigned d = (unsigned)(s[i] - '0');
         if (d > 9)
             return 1;
@@ -181,31 +179,27 @@ static int parse_int64(const char *s, size_t n, int64_t *out)
     }
     if (over)
         return 2;
-    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    *out = v;
     return 0;
+}
+
+/* s[0, n) as a whole decimal int64 with an optional '-': 0, 1 when it is
+ * not an integer, 2 when out of range. */
+static int parse_int64(const char *s, size_t n, int64_t *out)
+{
+    bool neg = n > 0 && s[0] == '-';
+    uint64_t v = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    int rc = parse_digits(s + neg, n - neg, limit, &v);
+    if (rc == 0)
+        *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return rc;
 }
 
 /* s[0, n) as a whole unsigned 64-bit decimal: 0, 1 when not digits only, 2
  * when out of range. */
 static int parse_uint64(const char *s, size_t n, uint64_t *out)
 {
-    if (n == 0)
-        return 1;
-    uint64_t v = 0;
-    bool over = false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned d = (unsigned)(s[i] - '0');
-        if (d > 9)
-            return 1;
-        if (v > (UINT64_MAX - d) / 10)
-            over = true;
-        else
-            v = v * 10 + d;
-    }
-    if (over)
-        return 2;
-    *out = v;
-    return 0;
+    return parse_digits(s, n, UINT64_MAX, out);
 }
 
 static bool is_hex(const char *s, size_t n)

@@ -743,3 +743,13 @@ int ps_job_check_writable(const ps_job *job, ps_job_folder which, ps_error *err)
                             name, shown, strerror(errno));
     return 0;
 }
+
+bool ps_job_rows_start_zero(const ps_job *job)
+{
+    if (job->model.init_scheme == PS_INIT_ZEROS)
+        return true;
+    if (job->optimizer.type != PS_OPTIM_FTRL)
+        return false;
+    float beta = (float)job->optimizer.beta, inv_lr = (float)(1.0 / job->optimizer.lr);
+    return beta * inv_lr + (float)job->optimizer.l2 == 0.0f;
+}

@@ -238,6 +238,11 @@ int ps_job_parse(const char *text, size_t len, const char *name, const char *dir
 int ps_job_layout(const ps_job *job, ps_tensor_info *out, size_t max, size_t *n,
                   uint64_t *num_params);
 
+/* Whether a sparse table's rows start at 0 (model.init.scheme zeros, or
+ * FTRL whose closed form gives 0 at n = 0: beta / lr + l2 == 0); otherwise
+ * their weights after the zero prefix start N(0, 0.01²) (row_init.h). */
+bool ps_job_rows_start_zero(const ps_job *job);
+
 /* True for the models whose parameters are mostly sparse tables
  * (sparse_logistic, fm). */
 bool ps_job_is_sparse(const ps_job *job);

@@ -8,6 +8,7 @@
 #include "keys.h"
 
 #include "optim.h"
+#include "row_init.h"
 #include "util.h"
 
 #include <math.h>
@@ -39,8 +40,7 @@ struct ps_table {
     uint32_t index, dim, rf, zero_prefix;
     ps_optim_type type;
     float lr, inv_lr, l1, l2, eps, beta;
-    bool init_zero;     /* every row starts at 0 */
-    uint64_t seed_bits; /* of the job's seed and the table's name */
+    ps_row_init init;   /* a key's initial weights (row_init.h) */
     uint64_t lo, last;
     uint32_t min_count;
     uint64_t idle_versions; /* 0: never */
@@ -99,14 +99,6 @@ static inline uint64_t mix(uint64_t x)
     x ^= x >> 33;
     x *= 0xc4ceb9fe1a85ec53ull;
     return x ^ (x >> 33);
-}
-
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
 }
 
 static uint64_t rng_next(ps_table *t)
@@ -387,22 +379,11 @@ static uint32_t row_make(ps_table *t, uint64_t key)
 
 /* ---- values ---- */
 
-/* key's initial weights: 0 for the zero prefix, N(0, 0.01²) after it
- * (Box-Muller on the two 32-bit halves of 64 random bits per float). */
+/* key's initial weights (row_init.h: psworker predict gives a key its
+ * model lacks the same). */
 static void init_weights(const ps_table *t, uint64_t key, float *w)
 {
-    uint32_t zeros = t->init_zero ? t->dim : t->zero_prefix;
-    for (uint32_t j = 0; j < zeros; j++)
-        w[j] = 0.0f;
-    if (zeros == t->dim)
-        return;
-    uint64_t base = splitmix64(t->seed_bits ^ splitmix64(key));
-    for (uint32_t j = zeros; j < t->dim; j++) {
-        uint64_t x = splitmix64(base + (uint64_t)j * 0x9E3779B97F4A7C15ull);
-        double u1 = ((double)(x >> 32) + 1.0) * 0x1.0p-32;
-        double u2 = (double)(x & 0xFFFFFFFFu) * 0x1.0p-32;
-        w[j] = (float)(0.01 * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
-    }
+    ps_row_init_weights(&t->init, key, w);
 }
 
 static inline float ftrl_weight(const ps_table *t, float z, float n)
@@ -580,9 +561,8 @@ ps_table *ps_table_new(const ps_job *job, uint32_t table_index, const ps_table_s
     t->l2 = (float)job->optimizer.l2;
     t->eps = (float)job->optimizer.eps;
     t->beta = (float)job->optimizer.beta;
-    t->init_zero = job->model.init_scheme == PS_INIT_ZEROS ||
-                   (t->type == PS_OPTIM_FTRL && t->beta * t->inv_lr + t->l2 == 0.0f);
-    t->seed_bits = splitmix64(job->model.init_seed ^ name_hash(t->name));
+    ps_row_init_setup(&t->init, job->model.init_seed, t->name, t->dim, t->zero_prefix,
+                      ps_job_rows_start_zero(job));
     ps_key_range(shard, nshards, &t->lo, &t->last);
     t->min_count = job->sparse.min_count;
     t->idle_versions = job->sparse.idle_versions;

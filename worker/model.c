@@ -189,6 +189,18 @@ static double logistic_grad_sum(ps_model *m, const float *theta, const float *X,
     return loss;
 }
 
+/* One row's log-loss and prediction from its score z before the sigmoid:
+ * the evaluation's and ps_model_row_*'s, one copy. */
+static double logistic_row_loss(double z, float label)
+{
+    return ps_softplus(z) - label * z;
+}
+
+static bool logistic_row_positive(double z)
+{
+    return z >= 0.0;
+}
+
 /* The AUC ranks rows by their scores before the sigmoid: one chunk's stay
  * in m->z; more than a chunk's are gathered in m->scores, grown to n. */
 static int logistic_eval(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
@@ -210,8 +222,8 @@ static int logistic_eval(ps_model *m, const float *theta, const float *X, const 
         for (size_t i = 0; i < cnt; i++) {
             double z = m->z[i];
             float label = y[off + i];
-            loss += ps_softplus(z) - label * z;
-            correct += (z >= 0.0) == (label == 1.0f);
+            loss += logistic_row_loss(z, label);
+            correct += logistic_row_positive(z) == (label == 1.0f);
         }
         if (n > m->chunk)
             memcpy(m->scores + off, m->z, cnt * sizeof *m->z);
@@ -379,6 +391,15 @@ static double net_grad_sum(ps_model *m, const float *theta, const float *X, cons
     return loss;
 }
 
+/* The class of a row of k logits: the first of the highest, as numpy's argmax. */
+static size_t net_row_class(const float *z, size_t k)
+{
+    size_t best = 0;
+    for (size_t c = 1; c < k; c++)
+        best = z[c] > z[best] ? c : best;
+    return best;
+}
+
 static int net_eval(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
                     ps_model_metrics *out)
 {
@@ -390,10 +411,8 @@ static int net_eval(ps_model *m, const float *theta, const float *X, const float
         net_forward(m, theta, X + off * d, cnt);
         const float *z = m->layer[m->nlayers - 1].act;
         for (size_t i = 0; i < cnt; i++, z += k) {
-            size_t label = (size_t)y[off + i], best = 0;
-            for (size_t c = 1; c < k; c++)
-                best = z[c] > z[best] ? c : best; /* the first of equal scores, as numpy */
-            correct += best == label;
+            size_t label = (size_t)y[off + i];
+            correct += net_row_class(z, k) == label;
             loss += log_sum_exp(z, k) - z[label];
         }
     }
@@ -572,4 +591,58 @@ int ps_model_eval(ps_model *m, const float *theta, const float *X, const float *
     if (n == 0)
         return PS_EINVAL;
     return m->ops->eval(m, theta, X, y, n, out);
+}
+
+size_t ps_model_outputs(const ps_model *m)
+{
+    return m->ops->init == net_init ? m->spec.classes : 1;
+}
+
+int ps_model_predict(ps_model *m, const float *theta, const float *X, size_t n, float *scores)
+{
+    if (n == 0)
+        return PS_EINVAL;
+    size_t d = m->spec.features, k = ps_model_outputs(m);
+    for (size_t off = 0; off < n; off += m->chunk) {
+        size_t cnt = n - off < m->chunk ? n - off : m->chunk;
+        if (m->ops->init == net_init) {
+            net_forward(m, theta, X + off * d, cnt);
+            memcpy(scores + off * k, m->layer[m->nlayers - 1].act, cnt * k * sizeof(float));
+        } else {
+            glm_forward(m, theta, X + off * d, cnt);
+            memcpy(scores + off, m->z, cnt * sizeof(float));
+        }
+    }
+    return 0;
+}
+
+uint32_t ps_model_row_class(const ps_model *m, const float *score)
+{
+    if (m->ops->init == net_init)
+        return (uint32_t)net_row_class(score, m->spec.classes);
+    return m->ops == &logistic_ops ? (uint32_t)logistic_row_positive(score[0]) : 0;
+}
+
+void ps_model_row_probs(const ps_model *m, const float *score, double *probs)
+{
+    size_t k = ps_model_outputs(m);
+    if (m->ops->init == net_init) {
+        double lse = log_sum_exp(score, k);
+        for (size_t c = 0; c < k; c++)
+            probs[c] = exp((double)score[c] - lse);
+    } else if (m->ops == &logistic_ops) {
+        probs[0] = ps_sigmoid(score[0]);
+    } else {
+        probs[0] = score[0];
+    }
+}
+
+double ps_model_row_loss(const ps_model *m, const float *score, float label)
+{
+    if (m->ops->init == net_init)
+        return log_sum_exp(score, m->spec.classes) - score[(size_t)label];
+    if (m->ops == &logistic_ops)
+        return logistic_row_loss(score[0], label);
+    double r = (double)score[0] - label;
+    return r * r;
 }

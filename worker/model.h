@@ -92,4 +92,24 @@ int ps_model_grad(ps_model *m, const float *theta, const float *X, const float *
 int ps_model_eval(ps_model *m, const float *theta, const float *X, const float *y, size_t n,
                   ps_model_metrics *out);
 
+/* ---- prediction (psworker predict): the evaluation's forward pass and
+ * per-row figures, row by row ---- */
+
+/* Scores a row has: classes for softmax and mlp (logits), 1 for linear (the
+ * value) and logistic (the score before the sigmoid). */
+size_t ps_model_outputs(const ps_model *m);
+
+/* The forward pass of ps_model_eval over n rows of X into scores (n x
+ * ps_model_outputs floats, row-major). PS_EINVAL when n is 0. */
+int ps_model_predict(ps_model *m, const float *theta, const float *X, size_t n, float *scores);
+
+/* From one row's scores: the predicted class as ps_model_eval counts it
+ * (logistic: 1 when the score is >= 0; softmax, mlp: the first highest
+ * logit; linear: 0); the probabilities (logistic: P(y=1), one value;
+ * softmax, mlp: the softmax, classes values; linear: the value); and the
+ * row's loss as ps_model_eval sums it (label prepared). */
+uint32_t ps_model_row_class(const ps_model *m, const float *score);
+void ps_model_row_probs(const ps_model *m, const float *score, double *probs);
+double ps_model_row_loss(const ps_model *m, const float *score, float label);
+
 #endif

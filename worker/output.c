@@ -124,6 +124,18 @@ static int npy_fill(FILE *f, const void *arg)
     return rc != 0 ? rc : npy_data(f, a->data, sizeof(float), a->count);
 }
 
+typedef struct npy_f64_args {
+    const double *data;
+    uint64_t n;
+} npy_f64_args;
+
+static int npy_f64_fill(FILE *f, const void *arg)
+{
+    const npy_f64_args *a = arg;
+    int rc = npy_header(f, "<f8", &a->n, 1, false);
+    return rc != 0 ? rc : npy_data(f, a->data, sizeof(double), (size_t)a->n);
+}
+
 int ps_output_npy_rows_begin(ps_npy_rows *w, const char *path, ps_npy_type type, uint64_t cols,
                              ps_error *err)
 {
@@ -204,6 +216,7 @@ typedef struct manifest_args {
     char (*files)[TENSOR_FILE_MAX];
     const ps_output_table *tables;
     size_t ntables;
+    const ps_output_norm *norm;
 } manifest_args;
 
 /* Adds key: value to obj (json-c takes value); false when memory ran out. */
@@ -298,6 +311,17 @@ static int manifest_fill(FILE *f, const void *arg)
               manifest_put(m, "num_params", json_object_new_uint64(a->num_params)) &&
               manifest_list(m, "tensors", a->ntensors, tensor_at, a) &&
               (a->ntables == 0 || manifest_list(m, "tables", a->ntables, table_at, a));
+    if (ok && a->norm != NULL) {
+        json_object *n = json_object_new_object();
+        ok = n != NULL && manifest_put(n, "kind", json_object_new_string("standard")) &&
+             manifest_put(n, "features", json_object_new_uint64(a->norm->features)) &&
+             manifest_put(n, "mean_file", json_object_new_string(PS_OUTPUT_NORM_MEAN)) &&
+             manifest_put(n, "std_file", json_object_new_string(PS_OUTPUT_NORM_STD));
+        if (ok)
+            ok = manifest_put(m, "normalize", n);
+        else
+            json_object_put(n);
+    }
     const char *text = ok ? json_object_to_json_string_ext(m, JSON_C_TO_STRING_SPACED |
                                                                   JSON_C_TO_STRING_NOSLASHESCAPE)
                           : NULL;
@@ -333,7 +357,8 @@ static void tensor_file_name(const ps_tensor_info *tensors, size_t i,
 
 int ps_output_model_write(const char *dir, const char *job, uint64_t version, const float *theta,
                           uint64_t num_params, const ps_tensor_info *tensors, size_t ntensors,
-                          const ps_output_table *tables, size_t ntables, ps_error *err)
+                          const ps_output_table *tables, size_t ntables,
+                          const ps_output_norm *norm, ps_error *err)
 {
     if (ntensors > PS_MAX_TENSORS)
         return ps_error_set(err, PS_EINVAL, "%zu tensors, at most %d", ntensors, PS_MAX_TENSORS);
@@ -359,9 +384,18 @@ int ps_output_model_write(const char *dir, const char *job, uint64_t version, co
         if (rc != 0)
             return rc;
     }
+    for (int k = 0; norm != NULL && k < 2; k++) {
+        npy_f64_args na = {k == 0 ? norm->mean : norm->std, norm->features};
+        if (snprintf(path, sizeof path, "%s/%s", dir,
+                     k == 0 ? PS_OUTPUT_NORM_MEAN : PS_OUTPUT_NORM_STD) >= (int)sizeof path)
+            return ps_error_set(err, PS_EIO, "%s: path too long", dir);
+        rc = ps_report_file_replace(path, npy_f64_fill, &na, err);
+        if (rc != 0)
+            return rc;
+    }
     if (snprintf(path, sizeof path, "%s/manifest.json", dir) >= (int)sizeof path)
         return ps_error_set(err, PS_EIO, "%s: path too long", dir);
-    manifest_args a = {job, version, num_params, tensors, ntensors, files, tables, ntables};
+    manifest_args a = {job, version, num_params, tensors, ntensors, files, tables, ntables, norm};
     return ps_report_file_replace(path, manifest_fill, &a, err);
 }
 

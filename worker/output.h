@@ -35,17 +35,31 @@ typedef struct ps_output_table {
     char rows_file[32];
 } ps_output_table;
 
+/* The training set's statistics the job standardised its data with
+ * (data.normalize: standard): features means and population standard
+ * deviations (ddof 0), as dataset.h's ps_dataset_standardize takes them. */
+typedef struct ps_output_norm {
+    const double *mean, *std;
+    uint64_t features;
+} ps_output_norm;
+#define PS_OUTPUT_NORM_MEAN "norm_mean.npy"
+#define PS_OUTPUT_NORM_STD  "norm_std.npy"
+
 /* Writes θ (num_params floats) into dir (created with parents): one
  * <tensor>.npy per tensor, then manifest.json {"job": str, "version": int,
  * "num_params": int, "tensors": [{"name": str, "file": str, "shape": [int,
  * ...], "offset": int}], "tables": [{"name": str, "dim": int, "rows": int,
  * "keys_file": str, "rows_file": str}]}; "tables" only with ntables > 0,
  * whose files the caller wrote already: the manifest comes last, so a
- * folder with one names only files written whole. PS_EINVAL when a tensor
- * lies outside θ. */
+ * folder with one names only files written whole. With norm (else NULL)
+ * also norm_mean.npy and norm_std.npy (float64, features) and "normalize":
+ * {"kind": "standard", "features": int, "mean_file": str, "std_file": str}
+ * in the manifest, what psworker predict standardises with. PS_EINVAL when
+ * a tensor lies outside θ. */
 int ps_output_model_write(const char *dir, const char *job, uint64_t version, const float *theta,
                           uint64_t num_params, const ps_tensor_info *tensors, size_t ntensors,
-                          const ps_output_table *tables, size_t ntables, ps_error *err);
+                          const ps_output_table *tables, size_t ntables,
+                          const ps_output_norm *norm, ps_error *err);
 
 /* A .npy file written a page of rows at a time, its row count known only
  * at the end (a table's rows, paged from the servers): begin writes the

@@ -57,6 +57,7 @@ struct ps_trainer {
     ps_dataset *train_all; /* the whole training set, until the shard is cut */
     ps_dataset *train;     /* this worker's shard */
     ps_dataset *test;      /* NULL without data.test */
+    double *norm_mean, *norm_std; /* data.normalize: standard's statistics, else NULL */
     ps_model *model;       /* a dense model's; NULL for a sparse one ... */
     ps_sparse_step *sparse; /* ... whose data, rows and steps are sparse_step.h's */
     /* the model as reports name it: "logistic", "log_loss", "accuracy" */
@@ -133,8 +134,8 @@ static int standardize_sets(ps_trainer *t, ps_error *err)
     ps_dataset_standardize(t->train_all, mean, std);
     if (t->test)
         ps_dataset_standardize(t->test, mean, std);
-    free(mean);
-    free(std);
+    t->norm_mean = mean; /* kept for the model folder (write_output) */
+    t->norm_std = std;
     return 0;
 }
 
@@ -367,6 +368,8 @@ void ps_trainer_destroy(ps_trainer **tp)
     free(t->epoch_loss);
     free(t->epoch_metric);
     free(t->epoch_auc);
+    free(t->norm_mean);
+    free(t->norm_std);
     free(t);
     *tp = NULL;
 }
@@ -1274,9 +1277,11 @@ static int write_output(ps_trainer *t, ps_error *err)
     if (ntables > 0 && (rc = ps_output_mkdirs(t->job.output, err)) == 0 &&
         (rc = ps_sparse_step_export(t->sparse, t->client, t->job.output, &table, err)) != 0)
         rc = sparse_failed(t, rc, err);
+    ps_output_norm norm = {t->norm_mean, t->norm_std, t->job.model.features};
     if (rc == 0)
         rc = ps_output_model_write(t->job.output, t->job.name, t->version, t->th, t->num_params,
-                                   tensors, n, &table, ntables, err);
+                                   tensors, n, &table, ntables,
+                                   t->norm_mean != NULL ? &norm : NULL, err);
     if (rc == 0 && ntables > 0)
         PS_LOG_I(t->opts.log, "model written: %s (version %llu, %zu tensors, %llu rows of table %s)",
                  t->job.output, (unsigned long long)t->version, n,

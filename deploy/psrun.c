@@ -10,6 +10,7 @@
  * read the plan, start the servers, start the workers once the servers are
  * ready, run the loop until every process has ended, summarise. */
 #include "args.h"
+#include "predict.h"
 #include "report_curves.h"
 #include "report_job.h"
 #include "report_notify.h"
@@ -87,8 +88,10 @@ static double now_s(void)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: psrun [options] JOB.yaml\n"
+                 "       psrun predict JOB.yaml --data FILE --output PREDS.csv [--workers N]\n"
                  "Runs a whole psd job on this machine: one psd per shard and the job's\n"
-                 "workers, on loopback; prints a summary at the end.\n"
+                 "workers, on loopback; prints a summary at the end. psrun predict scores\n"
+                 "a data file with the job's trained model (psrun predict --help).\n"
                  "\n"
                  "  --summary-json FILE  write the summary as JSON to FILE, and the training\n"
                  "                       curves as an SVG beside it (FILE without .json, .svg)\n"
@@ -708,6 +711,12 @@ static int progress_pipe_open(psrun *r)
 int main(int argc, char **argv)
 {
     static psrun r;
+    if (argc > 1 && strcmp(argv[1], "predict") == 0) {
+        char prog[PATH_MAX];
+        find_bindir(r.bindir, sizeof r.bindir);
+        program_path(&r, "psworker", prog, sizeof prog);
+        return psrun_predict_main(argc - 1, argv + 1, prog);
+    }
     int rc = args_parse(&r, argc, argv);
     if (rc != PS_ARGS_GO_ON)
         return rc;

@@ -7,12 +7,15 @@
 #include "compress.h"
 #include "job.h"
 #include "log.h"
+#include "predict.h"
 #include "report_number.h"
 #include "report_plan.h"
 #include "trainer.h"
 #include "util.h"
 
 #include <cblas.h>
+
+#define PS_SUPERVISOR_PARTS_MAX 256 /* psrun's children at most */
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -179,6 +182,100 @@ static int describe(const ps_job *job)
     return 0;
 }
 
+/* ---- psworker predict: one part of psrun predict (predict.h) ---- */
+
+static void predict_usage(FILE *out)
+{
+    fputs("usage: psworker predict --config JOB.yaml --data FILE --out PREFIX\n"
+          "                        [--part I --parts N] [--labels FILE] [--model DIR]\n"
+          "\n"
+          "Scores rows [I*n/N, (I+1)*n/N) of FILE (the job's data.format, preprocessed\n"
+          "as the training was) with the model in the job's output folder, and writes\n"
+          "PREFIX.csv (one line a row, no header), PREFIX.scores and PREFIX.json.\n"
+          "psrun predict runs N of these and joins them.\n"
+          "\n"
+          "  -c, --config FILE  the job file (required)\n"
+          "      --data FILE    the data file to score (required)\n"
+          "      --out PREFIX   where the part's files go (required)\n"
+          "      --part I       this part, in [0, N) (default 0)\n"
+          "      --parts N      how many parts the rows are split into (default 1)\n"
+          "      --labels FILE  idx: the labels file (default: from FILE's name)\n"
+          "      --model DIR    the model folder (default: the job's output)\n"
+          "  -h, --help         show this help and exit\n"
+          "\n"
+          "exit status: 0 done, 1 runtime error (model, data), 2 usage or job-file error\n",
+          out);
+}
+
+enum { OPT_P_DATA = PS_ARGS_LONG_ONLY, OPT_P_OUT, OPT_P_PART, OPT_P_PARTS, OPT_P_LABELS,
+       OPT_P_MODEL };
+
+static int predict_main(int argc, char **argv)
+{
+    static const ps_args_option opts[] = {
+        {"config", 'c', true},          {"data", OPT_P_DATA, true},
+        {"out", OPT_P_OUT, true},       {"part", OPT_P_PART, true},
+        {"parts", OPT_P_PARTS, true},   {"labels", OPT_P_LABELS, true},
+        {"model", OPT_P_MODEL, true},
+    };
+    ps_args p;
+    ps_args_init(&p, "psworker predict", predict_usage, opts, PS_ARGS_COUNT(opts), argc, argv);
+    const char *config = NULL;
+    ps_predict_opts o = {.parts = 1, .stop = &stop_flag};
+    long v;
+    int c;
+    while ((c = ps_args_next(&p)) > 0) {
+        switch (c) {
+        case 'c':
+            config = p.value;
+            break;
+        case OPT_P_DATA:
+            o.data = p.value;
+            break;
+        case OPT_P_OUT:
+            o.out = p.value;
+            break;
+        case OPT_P_PART:
+            if (ps_args_number(&p, 0, PS_SUPERVISOR_PARTS_MAX - 1, &v) != 0)
+                return PS_EXIT_USAGE;
+            o.part = (uint32_t)v;
+            break;
+        case OPT_P_PARTS:
+            if (ps_args_number(&p, 1, PS_SUPERVISOR_PARTS_MAX, &v) != 0)
+                return PS_EXIT_USAGE;
+            o.parts = (uint32_t)v;
+            break;
+        case OPT_P_LABELS:
+            o.labels = p.value;
+            break;
+        case OPT_P_MODEL:
+            o.model = p.value;
+            break;
+        }
+    }
+    int status = ps_args_end_config(&p, c, config);
+    if (status != PS_ARGS_GO_ON)
+        return status;
+    if (o.data == NULL || o.out == NULL)
+        return ps_args_error(&p, "--data and --out are required");
+    if (o.part >= o.parts)
+        return ps_args_error(&p, "--part %u is outside [0, %u)", o.part, o.parts);
+    ps_job job;
+    ps_error err;
+    ps_error_clear(&err);
+    if (ps_job_load(config, &job, &err) != 0) {
+        fprintf(stderr, "psworker: %s\n", err.msg);
+        return PS_EXIT_USAGE;
+    }
+    signals_install();
+    int rc = ps_predict_part(&job, &o, &err);
+    if (rc != 0) {
+        fprintf(stderr, "psworker: %s\n", rc == PS_EINTR ? "interrupted" : err.msg);
+        return PS_EXIT_RUNTIME;
+    }
+    return 0;
+}
+
 /* Exit status for an error of ps_trainer_new (started false) or of
  * ps_trainer_run (started true): 0 when the servers said the job is
  * complete, 2 when the job file is at fault (also when it does not match
@@ -233,6 +330,8 @@ int main(int argc, char **argv)
      * it gains (measured). OPENBLAS_NUM_THREADS in the environment wins. */
     if (getenv("OPENBLAS_NUM_THREADS") == NULL)
         openblas_set_num_threads(1);
+    if (argc > 1 && strcmp(argv[1], "predict") == 0)
+        return predict_main(argc - 1, argv + 1);
     args a;
     int status = args_parse(argc, argv, &a);
     if (status != PS_ARGS_GO_ON)

@@ -15,6 +15,7 @@ add_library(ps_worker_core STATIC
             ${CMAKE_CURRENT_LIST_DIR}/dataset.c
             ${CMAKE_CURRENT_LIST_DIR}/model.c
             ${CMAKE_CURRENT_LIST_DIR}/output.c
+            ${CMAKE_CURRENT_LIST_DIR}/predict.c
             ${CMAKE_CURRENT_LIST_DIR}/progress.c
             ${CMAKE_CURRENT_LIST_DIR}/sparse_model.c
             ${CMAKE_CURRENT_LIST_DIR}/sparse_step.c

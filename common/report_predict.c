@@ -20,6 +20,7 @@ static const ps_report_json_field part_fields[] = {
     PS_REPORT_JSON_FIELD(ps_report_predict_part, correct, PS_REPORT_JSON_U64),
     PS_REPORT_JSON_FIELD(ps_report_predict_part, loss_sum, PS_REPORT_JSON_NUM),
     PS_REPORT_JSON_FIELD(ps_report_predict_part, data, PS_REPORT_JSON_STR),
+    PS_REPORT_JSON_FIELD(ps_report_predict_part, model_dir, PS_REPORT_JSON_STR),
 };
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 

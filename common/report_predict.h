@@ -29,6 +29,7 @@ typedef struct ps_report_predict_part {
     uint64_t correct;       /* classifiers: rows whose class is the label */
     double loss_sum;        /* summed log-loss (classifiers) or squared error */
     char data[PS_REPORT_PATH_MAX];
+    char model_dir[PS_REPORT_PATH_MAX]; /* the folder the model was read from */
 } ps_report_predict_part;
 
 /* Writes p as path (whole or not at all); PS_EIO "path: why". */

@@ -280,7 +280,7 @@ static int join(predict_run *r, double t0, ps_error *err)
     if (rc == 0) {
         snprintf(m.job, sizeof m.job, "%s", parts[0].job);
         snprintf(m.model, sizeof m.model, "%s", parts[0].model);
-        snprintf(m.model_dir, sizeof m.model_dir, "%s", r->model ? r->model : "");
+        snprintf(m.model_dir, sizeof m.model_dir, "%s", parts[0].model_dir);
         m.version = parts[0].version;
         snprintf(m.data, sizeof m.data, "%s", r->data);
         snprintf(m.output, sizeof m.output, "%s", r->output);

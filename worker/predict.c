@@ -621,6 +621,7 @@ int ps_predict_part(const ps_job *job, const ps_predict_opts *o, ps_error *err)
     ps_strlcpy(p.job, job->name, sizeof p.job);
     ps_strlcpy(p.model, ps_model_type_name(job->model.type), sizeof p.model);
     ps_strlcpy(p.data, o->data, sizeof p.data);
+    ps_strlcpy(p.model_dir, l.dir, sizeof p.model_dir);
     p.version = l.version;
     part_files pf;
     rc = part_open(&pf, o->out, err);

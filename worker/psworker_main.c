@@ -47,6 +47,7 @@ typedef struct args {
 static void usage(FILE *out)
 {
     fputs("usage: psworker --config JOB.yaml [--rank R] [options]\n"
+          "       psworker predict --config JOB.yaml --data FILE --out PREFIX [...]\n"
           "\n"
           "Trains the job's built-in model on this worker's shard of the data against\n"
           "the job's parameter servers (psd).\n"
@@ -66,6 +67,9 @@ static void usage(FILE *out)
           "                           (job, mode, workers, servers, ...), then exit\n"
           "  -h, --help               show this help and exit\n"
           "  -V, --version            show the version and exit\n"
+          "\n"
+          "psworker predict scores one part of a data file with the job's trained\n"
+          "model, for psrun predict (psworker predict --help).\n"
           "\n"
           "exit status: 0 done, 1 runtime error or interrupted, 2 usage or job-file error\n",
           out);

@@ -76,9 +76,10 @@ def check_manifest(name, out, workers, rows, data, summary):
     m = json.load(open(out + ".json"))
     model = json.load(open(os.path.join(summary["_out"], "manifest.json")))
     env.check(m["version"] == model["version"] and m["rows"] == rows and m["data"] == data
-              and m["workers"] == workers,
+              and m["workers"] == workers and m["model_dir"] == summary["_out"],
               f"{name} --workers {workers}: the manifest gives version {m['version']} "
-              f"(the model's {model['version']}), {m['rows']} rows of {rows}, the input")
+              f"(the model's {model['version']}), {m['rows']} rows of {rows}, the input, "
+              f"the model folder")
     metrics = m["metrics"]
     if summary["metric_name"] == "r2":
         env.check(abs(metrics["r2"] - summary["test_metric"]["value"]) <= 1e-6,

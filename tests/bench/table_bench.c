@@ -1,5 +1,6 @@
 /* table_bench.c — the sparse table's memory and speed (server/table.h): RSS
- * per live row at 50 M rows of dim 9 (adagrad) beside the rows' 72 bytes;
+ * per live row at 50 M rows of dim 9 (adagrad) beside the rows' 72 bytes
+ * and the longest single insert of the fill (the index's growth);
  * reads and applies per second on random keys at 16 M rows of dim 1, one
  * thread, beside random reads of a plain array, and a key's cost in sorted
  * batches of 10 k keys (the batched calls beside the single ones); the
@@ -84,15 +85,31 @@ static ps_table *table_of(ps_optim_type type, uint32_t dim)
     return t;
 }
 
-/* Fills rows keys; returns the seconds it took. */
-static double fill(ps_table *t, uint64_t rows, const float *g)
+/* The longest single call of a fill: how long the shard served nothing. */
+typedef struct worst {
+    double s;     /* its seconds */
+    uint64_t row; /* the rows stored before it */
+} worst;
+
+/* Fills rows keys, each call timed; returns the seconds it took and sets
+ * *w to the longest call. */
+static double fill(ps_table *t, uint64_t rows, const float *g, worst *w)
 {
-    double t0 = now_s();
-    for (uint64_t i = 0; i < rows; i++)
+    w->s = 0;
+    w->row = 0;
+    double t0 = now_s(), prev = t0;
+    for (uint64_t i = 0; i < rows; i++) {
         if (ps_table_apply(t, key_of(i), g, 1.0f, 1) != 0) {
             fprintf(stderr, "table_bench: apply failed at row %llu\n", (unsigned long long)i);
             exit(1);
         }
+        double now = now_s();
+        if (now - prev > w->s) {
+            w->s = now - prev;
+            w->row = i;
+        }
+        prev = now;
+    }
     return now_s() - t0;
 }
 
@@ -103,11 +120,14 @@ static void memory(uint64_t rows)
     uint64_t rss0 = rss_bytes();
     ps_table *t = table_of(PS_OPTIM_ADAGRAD, 9);
     const float g[9] = {0.1f, -0.2f, 0.3f, -0.4f, 0.5f, -0.6f, 0.7f, -0.8f, 0.9f};
-    double s = fill(t, rows, g);
+    worst w;
+    double s = fill(t, rows, g, &w);
     uint64_t rss = rss_bytes();
     ps_table_stats st;
     ps_table_stats_get(t, &st);
     printf("  fill              %8.2f s   %6.2f M rows/s (new rows)\n", s, (double)rows / s / 1e6);
+    printf("  longest call      %8.0f us  (an insert at %.2f M rows: the shard served nothing)\n",
+           w.s * 1e6, (double)w.row / 1e6);
     printf("  RSS               %8.0f MB  (%.0f MB before the table)\n", (double)rss / 1e6,
            (double)rss0 / 1e6);
     printf("  RSS per row       %8.1f B   = %.3f x 72 (limit 1.3 x 72 = 93.6 B)\n",
@@ -212,8 +232,10 @@ static void speed(uint64_t rows, const char *ckpt_dir)
            (unsigned long long)rows);
     ps_table *t = table_of(PS_OPTIM_ADAGRAD, 1);
     const float g = 0.5f;
-    double s = fill(t, rows, &g);
-    printf("  fill (new rows)   %8.2f M rows/s\n", (double)rows / s / 1e6);
+    worst wf;
+    double s = fill(t, rows, &g, &wf);
+    printf("  fill (new rows)   %8.2f M rows/s, longest call %.0f us at %.2f M rows\n",
+           (double)rows / s / 1e6, wf.s * 1e6, (double)wf.row / 1e6);
     uint64_t x = 7;
     float w, sum = 0;
     double t0 = now_s();

@@ -118,6 +118,12 @@ void ps_engine_set_lr(ps_engine *e, double lr);
  * Call it every 100 ms or so with ps_clock_ms(). */
 void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void *ctx);
 
+/* Whether a sparse table's index is growing, its rows still being moved
+ * into the bigger one a few at each tick: psd's loop then turns without
+ * waiting, so the move ends in the time the shard has nothing else to do
+ * (a lookup while it lasts is slower, the old index being 80 % full). */
+bool ps_engine_tables_growing(const ps_engine *e);
+
 /* True once the job was stopped (on_worker_loss: abort, or a worker's BYE
  * with PS_FLAG_ABORT: its training diverged); *why (when not NULL) gets the
  * sentence. */

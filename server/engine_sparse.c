@@ -271,6 +271,14 @@ void ps_engine_tables_tick(ps_engine *e)
         ps_table_evict_idle(e->tables[i], e->version, IDLE_BUDGET);
 }
 
+bool ps_engine_tables_growing(const ps_engine *e)
+{
+    for (uint32_t i = 0; i < e->ntables; i++)
+        if (ps_table_growing(e->tables[i]))
+            return true;
+    return false;
+}
+
 void ps_engine_tables_status(ps_engine *e)
 {
     for (uint32_t i = 0; i < e->ntables; i++) {

@@ -610,8 +610,9 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
             scrape_fd = nfds;
             fds[nfds++] = (struct pollfd){.fd = ps_metrics_fd(s->metrics), .events = POLLIN};
         }
-        bool ready = router_ready(s);
-        int n = poll(fds, (nfds_t)nfds, ready ? 0 : ps_metrics_timeout_ms(s->metrics, POLL_MS));
+        bool ready = router_ready(s), moving = ps_engine_tables_growing(s->engine);
+        int n = poll(fds, (nfds_t)nfds,
+                     ready || moving ? 0 : ps_metrics_timeout_ms(s->metrics, POLL_MS));
         if (n < 0) {
             if (errno == EINTR)
                 continue;

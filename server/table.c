@@ -26,7 +26,11 @@ typedef float float_u __attribute__((aligned(1)));
 #define CHUNK_BYTES_MIN  ((size_t)16 << 20) /* a chunk's records, at least */
 #define CHUNK_ROWS_MIN   4096u
 #define CHUNK_ROWS_MAX   (1u << 20)
-#define INDEX_BITS_MIN   10 /* 1024 slots */
+#define INDEX_SLOTS_MIN  1024
+#define INDEX_SLOTS_MAX  (UINT64_C(1) << 40)
+#define MOVE_SLOTS       8 /* of a growing index's old slots, moved a new row */
+#define MOVE_AHEAD       16 /* old slots ahead whose row a move fetches */
+#define MOVE_FREE_SLOTS  ((uint64_t)1 << 19) /* moved old slots handed back at once */
 #define SAMPLE_ROWS      16 /* rows an eviction at the cap compares */
 #define SKETCH_DEPTH     4
 #define SKETCH_BITS      20
@@ -34,6 +38,15 @@ typedef float float_u __attribute__((aligned(1)));
 #define ACC_KEYS_MIN     64
 #define REC_HEAD         12u /* a record's key and version, before its floats */
 #define VERSION_AGES_MAX UINT64_C(0xFFFFFFFF)
+
+/* An open-addressing index of cap slots (any count, a multiple of 64):
+ * tags (0: empty) then, at a page boundary, row ids, in one mapping. */
+typedef struct slots {
+    unsigned char *map;
+    uint8_t *tags;
+    uint32_t *ids;
+    uint64_t cap;
+} slots;
 
 struct ps_table {
     char name[PS_TABLE_NAME_MAX];
@@ -59,12 +72,12 @@ struct ps_table {
     uint64_t live;
     bool grow_failed; /* memory for rows or the index could not be had: at the cap */
 
-    /* index: tags (0 empty) and row ids, icap = 2^ibits slots, one mapping */
-    unsigned char *imap;
-    uint8_t *tags;
-    uint32_t *ids;
-    uint64_t icap;
-    unsigned ibits;
+    /* the index; while it grows, old is the smaller one whose rows are
+     * being moved into it (old.map NULL otherwise): see "the index" */
+    slots ix, old;
+    uint64_t mv_start; /* old's slot, empty, where the move began */
+    uint64_t mv_done;  /* old's slots after mv_start moved */
+    uint64_t mv_freed; /* old's slots from here (before the wrap) still held */
 
     uint32_t *sketch; /* SKETCH_DEPTH rows of SKETCH_WIDTH; NULL with min_count <= 1 */
 
@@ -200,7 +213,36 @@ static uint32_t rid_take(ps_table *t)
     return t->next_rid++;
 }
 
-/* ---- the index ---- */
+/* ---- the index ----
+ *
+ * Linear probing over any number of slots: a key's home is its hash scaled
+ * to the slot count, (h · cap) >> 64, monotone in h, so slot order follows
+ * hash order at every size. Past a load of 0.8 the index grows by 1.4 (a
+ * load of 0.57 after), and not at once: a new index is mapped and the old
+ * one's rows are moved into it MOVE_SLOTS old slots a new row, in slot
+ * order from an empty slot, mv_start, around to it. Meanwhile:
+ *
+ *   - the moved slots (mv_start and the mv_done after it) are empty in the
+ *     old index, and a move stops only after a slot that was empty, so no
+ *     old row's probe path crosses a moved slot: each row is in exactly one
+ *     index, found where it is by the usual probe;
+ *   - no old row has a moved home (its probe path would cross it), so a
+ *     lookup probes the old index only for a key whose home there is not
+ *     moved, and the new one after (or only): a stored key takes one probe
+ *     but in the case below; a drop removes the row from the index holding
+ *     it (the backward shift stays in unmoved slots);
+ *   - a new row goes to the old index when its home there and the empty
+ *     slot its probe ends at are not moved yet, else to the new one (its
+ *     home unmoved, when its probe runs into mv_start: rare). So the
+ *     new index is written in slot order only (the old is read in order),
+ *     and the old one's moved slots are handed back MOVE_FREE_SLOTS at a
+ *     time: the two together hold about what the new one alone does.
+ *
+ * The move ends in time: growth starts at a load of 0.8 of old.cap = c and
+ * the move takes at most c / MOVE_SLOTS = 0.125 c new rows, while the next
+ * growth is due 0.8 · 1.4 c - 0.8 c = 0.32 c rows later (drops only delay
+ * it); the old index holds at most 0.8 c + 0.125 c + 1 < c rows, never
+ * full. Should a growth be due all the same, the move is finished first. */
 
 static inline uint8_t tag_of(uint64_t h)
 {
@@ -208,96 +250,216 @@ static inline uint8_t tag_of(uint64_t h)
     return g != 0 ? g : 1;
 }
 
-static inline uint64_t home_of(const ps_table *t, uint64_t h)
+static inline uint64_t home_of(const slots *x, uint64_t h)
 {
-    return h >> (64 - t->ibits);
+    return (uint64_t)(((unsigned __int128)h * x->cap) >> 64);
 }
 
-/* key's row id, or NONE; *slot gets the slot holding it, or the empty slot
- * where it would go. */
-static uint32_t index_find(const ps_table *t, uint64_t key, uint64_t *slot)
+static inline uint64_t slot_next(const slots *x, uint64_t i)
 {
-    uint64_t h = mix(key), mask = t->icap - 1, i = home_of(t, h);
+    return i + 1 == x->cap ? 0 : i + 1;
+}
+
+/* Slots from a forward to b, across the end of the index. */
+static inline uint64_t slot_dist(const slots *x, uint64_t a, uint64_t b)
+{
+    return b >= a ? b - a : b + x->cap - a;
+}
+
+/* key's row id in x, or NONE; *slot gets the slot holding it, or the empty
+ * slot where it would go. h is mix(key). */
+static uint32_t slots_find(const ps_table *t, const slots *x, uint64_t key, uint64_t h,
+                           uint64_t *slot)
+{
+    uint64_t i = home_of(x, h);
     uint8_t tag = tag_of(h);
-    for (;; i = (i + 1) & mask) {
-        uint8_t g = t->tags[i];
+    for (;; i = slot_next(x, i)) {
+        uint8_t g = x->tags[i];
         if (g == 0)
             break;
-        if (g == tag && rec_key(rec_of(t, t->ids[i])) == key) {
+        if (g == tag && rec_key(rec_of(t, x->ids[i])) == key) {
             *slot = i;
-            return t->ids[i];
+            return x->ids[i];
         }
     }
     *slot = i;
     return NONE;
 }
 
-/* Empties slot i, shifting back the entries after it that may move (no
- * tombstones: a lookup still stops at the first empty slot). */
-static void index_remove(ps_table *t, uint64_t i)
+/* Empties slot i of x, shifting back the entries after it that may move
+ * (no tombstones: a lookup still stops at the first empty slot). */
+static void slots_remove(const ps_table *t, slots *x, uint64_t i)
 {
-    uint64_t mask = t->icap - 1;
-    for (uint64_t j = (i + 1) & mask; t->tags[j] != 0; j = (j + 1) & mask) {
-        uint64_t home = home_of(t, mix(rec_key(rec_of(t, t->ids[j]))));
-        if (((j - home) & mask) >= ((j - i) & mask)) { /* i lies in [home, j] */
-            t->tags[i] = t->tags[j];
-            t->ids[i] = t->ids[j];
+    for (uint64_t j = slot_next(x, i); x->tags[j] != 0; j = slot_next(x, j)) {
+        uint64_t home = home_of(x, mix(rec_key(rec_of(t, x->ids[j]))));
+        if (slot_dist(x, home, j) >= slot_dist(x, i, j)) { /* i lies in [home, j] */
+            x->tags[i] = x->tags[j];
+            x->ids[i] = x->ids[j];
             i = j;
         }
     }
-    t->tags[i] = 0;
+    x->tags[i] = 0;
 }
 
-static bool index_alloc(unsigned bits, unsigned char **map, uint8_t **tags, uint32_t **ids)
+/* Puts row r of hash h in the first empty slot from its home. */
+static void slots_put(slots *x, uint64_t h, uint32_t r)
 {
-    uint64_t cap = UINT64_C(1) << bits;
-    size_t bytes = (size_t)cap * 5;
-    *map = chunk_map(bytes);
-    if (*map == NULL)
+    uint64_t i = home_of(x, h);
+    while (x->tags[i] != 0)
+        i = slot_next(x, i);
+    x->tags[i] = tag_of(h);
+    x->ids[i] = r;
+}
+
+/* Where the ids start in the mapping: a page boundary, so that moved
+ * slots' ids can be handed back page by page. */
+static inline size_t ids_offset(uint64_t cap)
+{
+    return ((size_t)cap + PAGE_BYTES - 1) & ~(PAGE_BYTES - 1);
+}
+
+static bool slots_alloc(uint64_t cap, slots *x)
+{
+    x->map = chunk_map(ids_offset(cap) + (size_t)cap * 4);
+    if (x->map == NULL)
         return false;
-    *tags = *map;
-    *ids = (uint32_t *)(void *)(*map + cap); /* cap >= 1024: aligned */
+    x->tags = x->map;
+    x->ids = (uint32_t *)(void *)(x->map + ids_offset(cap));
+    x->cap = cap;
     return true;
 }
 
-static void index_unmap(ps_table *t)
+static void slots_unmap(slots *x)
 {
-    if (t->imap != NULL)
-        munmap(t->imap, (size_t)t->icap * 5);
-    t->imap = NULL;
+    if (x->map != NULL)
+        munmap(x->map, ids_offset(x->cap) + (size_t)x->cap * 4);
+    x->map = NULL;
 }
 
-/* Doubles the index: every live row is inserted again, in id order. */
+/* Whether old slot i is moved already (while the index grows). */
+static inline bool slot_moved(const ps_table *t, uint64_t i)
+{
+    return slot_dist(&t->old, t->mv_start, i) <= t->mv_done;
+}
+
+/* Whether the index grows and hash h's home in the old one is not moved
+ * yet: its key, if stored, is most likely there. */
+static inline bool home_unmoved(const ps_table *t, uint64_t h)
+{
+    return t->old.map != NULL && !slot_moved(t, home_of(&t->old, h));
+}
+
+/* key's row id, or NONE: in the old index while it grows, the home there
+ * not moved yet, else (or not there) in the index. */
+static inline uint32_t row_find(const ps_table *t, uint64_t key)
+{
+    uint64_t h = mix(key), slot;
+    if (home_unmoved(t, h)) {
+        uint32_t r = slots_find(t, &t->old, key, h, &slot);
+        if (r != NONE)
+            return r;
+    }
+    return slots_find(t, &t->ix, key, h, &slot);
+}
+
+/* Indexes new row r of key (not stored): in the old index while it grows
+ * when its probe there stays in unmoved slots, else in the index. */
+static void index_put(ps_table *t, uint64_t key, uint32_t r)
+{
+    uint64_t h = mix(key);
+    if (t->old.map != NULL) {
+        uint64_t i = home_of(&t->old, h);
+        while (!slot_moved(t, i) && t->old.tags[i] != 0)
+            i = slot_next(&t->old, i);
+        if (!slot_moved(t, i)) {
+            t->old.tags[i] = tag_of(h);
+            t->old.ids[i] = r;
+            return;
+        }
+    }
+    slots_put(&t->ix, h, r);
+}
+
+/* Takes live row r of key out of whichever index holds it. */
+static void index_drop(ps_table *t, uint64_t key, uint32_t r)
+{
+    uint64_t h = mix(key), slot;
+    if (slots_find(t, &t->ix, key, h, &slot) == r)
+        slots_remove(t, &t->ix, slot);
+    else if (t->old.map != NULL && slots_find(t, &t->old, key, h, &slot) == r)
+        slots_remove(t, &t->old, slot);
+}
+
+/* Hands back the old index's moved slots in whole blocks of
+ * MOVE_FREE_SLOTS (before the wrap; the rest goes with the mapping). */
+static void move_free(ps_table *t)
+{
+    slots *o = &t->old;
+    uint64_t end = t->mv_start + t->mv_done + 1; /* moved: [mv_start, end) */
+    if (end > o->cap)
+        end = o->cap;
+    for (;;) {
+        uint64_t b = t->mv_freed + MOVE_FREE_SLOTS < o->cap ? t->mv_freed + MOVE_FREE_SLOTS : o->cap;
+        if (t->mv_freed >= b || b > end)
+            return;
+        (void)madvise(o->tags + t->mv_freed, b - t->mv_freed, MADV_DONTNEED); /* reads 0 */
+        (void)madvise(o->ids + t->mv_freed, (b - t->mv_freed) * 4, MADV_DONTNEED);
+        t->mv_freed = b;
+    }
+}
+
+/* Moves at least budget of the old index's slots into the index, on to
+ * the end of a cluster; unmaps the old index when all are moved. */
+static void index_move(ps_table *t, uint64_t budget)
+{
+    slots *o = &t->old;
+    uint64_t left = o->cap - 1 - t->mv_done;
+    uint64_t i = (t->mv_start + t->mv_done) % o->cap; /* moved, empty */
+    bool held = false;                                /* slot i held a row */
+    for (uint64_t n = 0; left > 0 && (n < budget || held); n++, left--) {
+        i = slot_next(o, i);
+        uint64_t a = i + MOVE_AHEAD < o->cap ? i + MOVE_AHEAD : i + MOVE_AHEAD - o->cap;
+        if (o->tags[a] != 0) /* the row whose key a later move hashes */
+            __builtin_prefetch(rec_of(t, o->ids[a]), 0, 3);
+        held = o->tags[i] != 0;
+        if (held) {
+            uint32_t r = o->ids[i];
+            slots_put(&t->ix, mix(rec_key(rec_of(t, r))), r);
+            o->tags[i] = 0;
+        }
+    }
+    t->mv_done = o->cap - 1 - left;
+    if (left == 0)
+        slots_unmap(o);
+    else
+        move_free(t);
+}
+
+/* Starts growing the index by 1.4 (a multiple of 64 slots), finishing a
+ * move still going first. */
 static int index_grow(ps_table *t)
 {
-    if (t->ibits >= 40)
+    if (t->old.map != NULL)
+        index_move(t, UINT64_MAX);
+    uint64_t cap = (t->ix.cap * 7 / 5 + 63) & ~(uint64_t)63;
+    slots x;
+    if (cap > INDEX_SLOTS_MAX || !slots_alloc(cap, &x))
         return PS_ENOMEM;
-    unsigned char *map;
-    uint8_t *tags;
-    uint32_t *ids;
-    if (!index_alloc(t->ibits + 1, &map, &tags, &ids))
-        return PS_ENOMEM;
-    index_unmap(t);
-    t->imap = map;
-    t->tags = tags;
-    t->ids = ids;
-    t->ibits++;
-    t->icap = UINT64_C(1) << t->ibits;
-    uint64_t mask = t->icap - 1;
-    for (uint32_t r = next_live(t, 0); r < t->next_rid; r = next_live(t, (uint64_t)r + 1)) {
-        uint64_t h = mix(rec_key(rec_of(t, r))), i = home_of(t, h);
-        while (tags[i] != 0)
-            i = (i + 1) & mask;
-        tags[i] = tag_of(h);
-        ids[i] = r;
-    }
+    t->old = t->ix;
+    t->ix = x;
+    uint64_t e = 0;
+    while (t->old.tags[e] != 0) /* the load is 0.8: an empty slot is near */
+        e++;
+    t->mv_start = e;
+    t->mv_done = 0;
+    t->mv_freed = (e + MOVE_FREE_SLOTS) / MOVE_FREE_SLOTS * MOVE_FREE_SLOTS;
     return 0;
 }
 
 /* Room in the index for one more row: grows it past a load of 0.8. */
 static int index_room(ps_table *t)
 {
-    if ((t->live + 1) * 5 <= t->icap * 4)
+    if ((t->live + 1) * 5 <= t->ix.cap * 4)
         return 0;
     if (t->grow_failed)
         return PS_ENOMEM;
@@ -314,9 +476,7 @@ static int index_room(ps_table *t)
 static void row_drop(ps_table *t, uint32_t r)
 {
     unsigned char *rec = rec_of(t, r);
-    uint64_t slot;
-    if (index_find(t, rec_key(rec), &slot) == r)
-        index_remove(t, slot);
+    index_drop(t, rec_key(rec), r);
     *live_word(t, r) &= ~(UINT64_C(1) << (r & 63));
     rec_key_set(rec, t->free_head);
     t->free_head = r;
@@ -355,9 +515,12 @@ static void evict_lru(ps_table *t)
 }
 
 /* A new row for key (not stored), evicting an old one at the cap; its
- * floats are not set. NONE when not a single row can be had. */
+ * floats are not set. NONE when not a single row can be had. A growing
+ * index moves on by MOVE_SLOTS, at the cap too. */
 static uint32_t row_make(ps_table *t, uint64_t key)
 {
+    if (t->old.map != NULL)
+        index_move(t, MOVE_SLOTS);
     uint32_t r = NONE;
     if (t->live < t->cap_rows && index_room(t) == 0)
         r = rid_take(t);
@@ -367,10 +530,7 @@ static uint32_t row_make(ps_table *t, uint64_t key)
         evict_lru(t);
         r = rid_take(t); /* the evicted row's id */
     }
-    uint64_t slot;
-    index_find(t, key, &slot);
-    t->tags[slot] = tag_of(mix(key));
-    t->ids[slot] = r;
+    index_put(t, key, r);
     rec_key_set(rec_of(t, r), key);
     *live_word(t, r) |= UINT64_C(1) << (r & 63);
     t->live++;
@@ -574,9 +734,7 @@ ps_table *ps_table_new(const ps_job *job, uint32_t table_index, const ps_table_s
     chunk_geometry(t);
     if ((t->chunks = calloc(t->chunks_max, sizeof *t->chunks)) == NULL)
         goto nomem;
-    t->ibits = INDEX_BITS_MIN;
-    t->icap = UINT64_C(1) << t->ibits;
-    if (!index_alloc(t->ibits, &t->imap, &t->tags, &t->ids))
+    if (!slots_alloc(INDEX_SLOTS_MIN, &t->ix))
         goto nomem;
     if (t->min_count > 1 &&
         (t->sketch = calloc((size_t)SKETCH_DEPTH * SKETCH_WIDTH, sizeof *t->sketch)) == NULL)
@@ -598,7 +756,8 @@ void ps_table_destroy(ps_table **tp)
     for (uint32_t c = 0; c < t->nchunks; c++)
         munmap(t->chunks[c], t->chunk_bytes);
     free(t->chunks);
-    index_unmap(t);
+    slots_unmap(&t->ix);
+    slots_unmap(&t->old);
     free(t->sketch);
     free(t->acc_keys);
     free(t->acc_slot);
@@ -648,8 +807,7 @@ int ps_table_read(const ps_table *t, uint64_t key, float *row_out)
 {
     if (!key_ok(t, key))
         return PS_ERANGE;
-    uint64_t slot;
-    uint32_t r = index_find(t, key, &slot);
+    uint32_t r = row_find(t, key);
     if (r == NONE)
         init_weights(t, key, row_out);
     else
@@ -662,8 +820,7 @@ static int row_write(ps_table *t, uint64_t key, const float_u *g, float scale, u
 {
     if (version > t->now)
         t->now = version;
-    uint64_t slot;
-    uint32_t r = index_find(t, key, &slot);
+    uint32_t r = row_find(t, key);
     if (r == NONE) {
         if (t->sketch != NULL && !sketch_admit(t, key)) {
             t->not_admitted++;
@@ -707,15 +864,26 @@ int ps_table_apply(ps_table *t, uint64_t key, const void *grad, float scale, uin
 
 _Static_assert(AHEAD_SLOT > AHEAD_ROW, "a slot is fetched before it is probed");
 
-static inline void prefetch_slot(const ps_table *t, uint64_t key)
+/* The prefetch helpers are always inlined: GCC takes a function of
+ * prefetches alone for one with no effect and drops its calls. */
+#define PREFETCH_FN static inline __attribute__((always_inline)) void
+
+PREFETCH_FN prefetch_home(const slots *x, uint64_t h)
 {
-    uint64_t i = home_of(t, mix(key));
-    __builtin_prefetch(t->tags + i, 0, 3);
-    __builtin_prefetch(t->ids + i, 0, 3);
+    uint64_t i = home_of(x, h);
+    __builtin_prefetch(x->tags + i, 0, 3);
+    __builtin_prefetch(x->ids + i, 0, 3);
+}
+
+/* key's home slot, in the index row_find probes first. */
+PREFETCH_FN prefetch_slot(const ps_table *t, uint64_t key)
+{
+    uint64_t h = mix(key);
+    prefetch_home(home_unmoved(t, h) ? &t->old : &t->ix, h);
 }
 
 /* The cache lines of bytes [p, p + len). */
-static inline void prefetch_bytes(const unsigned char *p, size_t len, bool write)
+PREFETCH_FN prefetch_bytes(const unsigned char *p, size_t len, bool write)
 {
     const unsigned char *end = p + len;
     for (uintptr_t a = (uintptr_t)p & ~(uintptr_t)63; a < (uintptr_t)end; a += 64) {
@@ -726,23 +894,31 @@ static inline void prefetch_bytes(const unsigned char *p, size_t len, bool write
     }
 }
 
-/* Probes key's slots (fetched already) up to the first tag match or empty
- * slot, and fetches the row of the match (its key not yet compared: a tag
- * matches a wrong key 1 time in 255). A key with no match is not stored:
- * a write then counts it in the sketch, whose counters are fetched. */
-static inline void prefetch_row(const ps_table *t, uint64_t key, bool write)
+/* Probes x's slots for hash h (fetched already) up to the first tag match
+ * or empty slot, and fetches the row of the match (its key not yet
+ * compared: a tag matches a wrong key 1 time in 255); false with no match. */
+static inline bool prefetch_match(const ps_table *t, const slots *x, uint64_t h, bool write)
 {
-    uint64_t h = mix(key), mask = t->icap - 1, i = home_of(t, h);
     uint8_t tag = tag_of(h);
-    for (;; i = (i + 1) & mask) {
-        uint8_t g = t->tags[i];
+    for (uint64_t i = home_of(x, h);; i = slot_next(x, i)) {
+        uint8_t g = x->tags[i];
         if (g == tag) {
-            prefetch_bytes(rec_of(t, t->ids[i]), t->rec_bytes, write);
-            return;
+            prefetch_bytes(rec_of(t, x->ids[i]), t->rec_bytes, write);
+            return true;
         }
         if (g == 0)
-            break;
+            return false;
     }
+}
+
+/* Fetches key's row, found in the index row_find probes first. A key
+ * with no match there is taken for not stored: a write then counts it in
+ * the sketch, whose counters are fetched. */
+PREFETCH_FN prefetch_row(const ps_table *t, uint64_t key, bool write)
+{
+    uint64_t h = mix(key);
+    if (prefetch_match(t, home_unmoved(t, h) ? &t->old : &t->ix, h, write))
+        return;
     if (write && t->sketch != NULL) {
         uint64_t h1 = mix(key ^ 0x5bd1e9955bd1e995ull), h2 = mix(key ^ 0x27d4eb2f165667c5ull);
         __builtin_prefetch(t->sketch + (h1 & (SKETCH_WIDTH - 1)), 1, 3);
@@ -756,7 +932,7 @@ static inline void prefetch_row(const ps_table *t, uint64_t key, bool write)
 /* Before key i of n is worked on: the fetches for the keys ahead of it
  * (at i = 0 also those of the first keys, which have no keys before them
  * to overlap with). */
-static inline void prefetch_ahead(const ps_table *t, const uint64_t *keys, size_t n, size_t i,
+PREFETCH_FN prefetch_ahead(const ps_table *t, const uint64_t *keys, size_t n, size_t i,
                                   bool write)
 {
     if (i == 0) {
@@ -785,9 +961,8 @@ int ps_table_read_many(const ps_table *t, const uint64_t *keys, size_t n, float 
         return PS_ERANGE;
     for (size_t i = 0; i < n; i++) {
         prefetch_ahead(t, keys, n, i, false);
-        uint64_t slot;
         float *w = rows_out + i * t->dim;
-        uint32_t r = index_find(t, keys[i], &slot);
+        uint32_t r = row_find(t, keys[i]);
         if (r == NONE)
             init_weights(t, keys[i], w);
         else
@@ -947,6 +1122,8 @@ uint64_t ps_table_evict_idle(ps_table *t, uint64_t version, size_t budget)
 {
     if (version > t->now)
         t->now = version;
+    if (t->old.map != NULL) /* a growing index moves on with no new rows too */
+        index_move(t, budget);
     if (t->idle_versions == 0 || t->idle_versions >= VERSION_AGES_MAX || t->next_rid == 0)
         return 0;
     uint64_t dropped = 0;
@@ -1002,8 +1179,7 @@ int ps_table_restore_row(ps_table *t, uint64_t key, uint64_t version, const floa
         return PS_ERANGE;
     if (version > t->now)
         t->now = version;
-    uint64_t slot;
-    uint32_t r = index_find(t, key, &slot);
+    uint32_t r = row_find(t, key);
     if (r == NONE && (r = row_make(t, key)) == NONE)
         return PS_ENOMEM;
     unsigned char *rec = rec_of(t, r);
@@ -1014,7 +1190,8 @@ int ps_table_restore_row(ps_table *t, uint64_t key, uint64_t version, const floa
 
 void ps_table_clear(ps_table *t)
 {
-    memset(t->tags, 0, (size_t)t->icap);
+    slots_unmap(&t->old);
+    memset(t->ix.tags, 0, (size_t)t->ix.cap);
     for (uint32_t c = 0; c < t->nchunks; c++)
         memset(t->chunks[c], 0, t->bits_bytes);
     t->next_rid = 0;
@@ -1031,13 +1208,18 @@ void ps_table_stats_get(const ps_table *t, ps_table_stats *st)
     st->dim = t->dim;
     st->rows = t->live;
     st->bytes = (uint64_t)t->next_rid * t->rec_bytes + (uint64_t)t->nchunks * t->bits_bytes +
-                (uint64_t)t->chunks_max * sizeof *t->chunks + t->icap * 5 +
+                (uint64_t)t->chunks_max * sizeof *t->chunks + (t->ix.cap + (t->old.map != NULL ? t->old.cap : 0)) * 5 +
                 (t->sketch != NULL ? (uint64_t)SKETCH_DEPTH * SKETCH_WIDTH * 4 : 0) +
                 t->acc_cap * (8 + 4 + (uint64_t)t->dim * 4 + 2 * 4);
     st->admitted = t->admitted;
     st->not_admitted = t->not_admitted;
     st->evicted_idle = t->evicted_idle;
     st->evicted_cap = t->evicted_cap;
+}
+
+bool ps_table_growing(const ps_table *t)
+{
+    return t->old.map != NULL;
 }
 
 /* ---- checkpoints ---- */

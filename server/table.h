@@ -20,16 +20,20 @@
  * accumulator of sync rounds when a round touches more keys than any
  * before, and, with sparse.max_rows 0 (no cap), memory for rows as the
  * table grows — a new chunk of rows every so many rows (rows are never
- * moved or copied) and a doubled index when it is 80% full. Every such
- * allocation is amortised over the rows it makes room for.
+ * moved or copied) and an index 1.4 times bigger when it is 80% full,
+ * into which the old one's rows are moved a few at each new row (no call
+ * moves them all: no stall). Every such allocation is amortised over the
+ * rows it makes room for.
  *
  * Memory: a row costs its 4·row_floats bytes, 8 for its key, 4 for its
  * last-updated version and a bit for liveness, all in chunks mapped in
  * virtual memory (MAP_NORESERVE) and touched only as rows are added; the
  * index is open addressing (linear probing, backward-shift deletion) of a
- * 32-bit row id and an 8-bit tag per slot, at a load of 0.4 to 0.8: 5 to
- * 12.5 bytes a row. The count-min sketch (min_count > 1) is 16 MiB. The
- * index never shrinks, and rows of evicted keys are reused by new ones. */
+ * 32-bit row id and an 8-bit tag per slot, at a load of 0.57 to 0.8: 6.25
+ * to 8.75 bytes a row (while it grows, the old index's moved slots are
+ * handed back as the new one's fill: the two hold about what the new one
+ * does). The count-min sketch (min_count > 1) is 16 MiB. The index never
+ * shrinks, and rows of evicted keys are reused by new ones. */
 typedef struct ps_table ps_table;
 
 /* Which shard owns a key is keys.h's: ps_key_shard and ps_key_range. */
@@ -139,7 +143,8 @@ int ps_table_accumulate_many(ps_table *t, const uint64_t *keys, size_t n, const 
  * dropped (counted in the stats); 0 when idle_versions is 0. Versions are
  * kept in 32 bits and ages taken modulo 2^32: a row idle for 2^32 versions
  * or more looks as old as its age modulo 2^32, and idle_versions of 2^32 or
- * more never evicts. */
+ * more never evicts. A growing index moves on by budget slots too, so that
+ * its growth ends with no new rows. */
 uint64_t ps_table_evict_idle(ps_table *t, uint64_t version, size_t budget);
 
 /* At the cap a new key evicts the least recently updated row,
@@ -170,12 +175,13 @@ size_t ps_table_scan_state(const ps_table *t, uint64_t cursor, size_t max, uint6
 int ps_table_restore_row(ps_table *t, uint64_t key, uint64_t version, const float *state);
 
 /* Drops every row and empties the accumulator; counters stay. Memory stays
- * held, for the rows to come. */
+ * held, for the rows to come (but a growing index's old one, now empty). */
 void ps_table_clear(ps_table *t);
 
 /* What a table holds and has done. bytes counts the memory held for rows
- * (chunks as far as rows have touched them), the index, the sketch and the
- * accumulator: at the cap it stays constant. */
+ * (chunks as far as rows have touched them), the index (both while it
+ * grows, whole), the sketch and the accumulator: at the cap it stays
+ * constant. */
 typedef struct ps_table_stats {
     char name[PS_TABLE_NAME_MAX];
     uint32_t dim;
@@ -189,6 +195,11 @@ typedef struct ps_table_stats {
 
 /* Fills *st. */
 void ps_table_stats_get(const ps_table *t, ps_table_stats *st);
+
+/* Whether the index is growing: its rows still being moved, a few at each
+ * new row and idle eviction's budget at each call, from the old index to
+ * the bigger one (both held meanwhile). */
+bool ps_table_growing(const ps_table *t);
 
 /* Admission: with min_count > 1, a key is stored at its min_count-th write;
  * its earlier writes are counted in a count-min sketch (4 rows of 2^20

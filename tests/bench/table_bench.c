@@ -1,5 +1,6 @@
 /* table_bench.c — the sparse table's memory and speed (server/table.h): RSS
- * per live row at 50 M rows of dim 9 (adagrad) beside the rows' 72 bytes;
+ * per live row at 50 M rows of dim 9 (adagrad) beside the rows' 72 bytes
+ * and the longest single insert of the fill (the index's growth);
  * reads and applies per second on random keys at 16 M rows of dim 1, one
  * thread, beside random reads of a plain array, and a key's cost in sorted
  * batches of 10 k keys (the batched calls beside the single ones); the
@@ -84,16 +85,54 @@ static ps_table *table_of(ps_optim_type type, uint32_t dim)
     return t;
 }
 
-/* Fills rows keys; returns the seconds it took. */
-static double fill(ps_table *t, uint64_t rows, const float *g)
+/* The longest single calls of a fill (how long the shard served nothing),
+ * longest first, and the calls over 1 ms. */
+#define WORST 5
+typedef struct worst {
+    double s[WORST];     /* their seconds */
+    uint64_t row[WORST]; /* the rows stored before each */
+    uint64_t over_1ms;
+} worst;
+
+static void worst_add(worst *w, double s, uint64_t row)
 {
-    double t0 = now_s();
-    for (uint64_t i = 0; i < rows; i++)
+    w->over_1ms += s > 1e-3;
+    int k = WORST;
+    while (k > 0 && s > w->s[k - 1])
+        k--;
+    if (k == WORST)
+        return;
+    memmove(w->s + k + 1, w->s + k, (WORST - 1 - k) * sizeof w->s[0]);
+    memmove(w->row + k + 1, w->row + k, (WORST - 1 - k) * sizeof w->row[0]);
+    w->s[k] = s;
+    w->row[k] = row;
+}
+
+/* Fills rows keys, each call timed; returns the seconds it took and sets
+ * *w to the longest calls. */
+static double fill(ps_table *t, uint64_t rows, const float *g, worst *w)
+{
+    memset(w, 0, sizeof *w);
+    double t0 = now_s(), prev = t0;
+    for (uint64_t i = 0; i < rows; i++) {
         if (ps_table_apply(t, key_of(i), g, 1.0f, 1) != 0) {
             fprintf(stderr, "table_bench: apply failed at row %llu\n", (unsigned long long)i);
             exit(1);
         }
+        double now = now_s();
+        worst_add(w, now - prev, i);
+        prev = now;
+    }
     return now_s() - t0;
+}
+
+static void worst_print(const worst *w)
+{
+    printf("  longest calls    ");
+    for (int k = 0; k < WORST; k++)
+        printf(" %.0f us at %.2f M rows%s", w->s[k] * 1e6, (double)w->row[k] / 1e6,
+               k + 1 < WORST ? "," : "\n");
+    printf("  calls over 1 ms   %8llu\n", (unsigned long long)w->over_1ms);
 }
 
 static void memory(uint64_t rows)
@@ -103,11 +142,13 @@ static void memory(uint64_t rows)
     uint64_t rss0 = rss_bytes();
     ps_table *t = table_of(PS_OPTIM_ADAGRAD, 9);
     const float g[9] = {0.1f, -0.2f, 0.3f, -0.4f, 0.5f, -0.6f, 0.7f, -0.8f, 0.9f};
-    double s = fill(t, rows, g);
+    worst w;
+    double s = fill(t, rows, g, &w);
     uint64_t rss = rss_bytes();
     ps_table_stats st;
     ps_table_stats_get(t, &st);
     printf("  fill              %8.2f s   %6.2f M rows/s (new rows)\n", s, (double)rows / s / 1e6);
+    worst_print(&w);
     printf("  RSS               %8.0f MB  (%.0f MB before the table)\n", (double)rss / 1e6,
            (double)rss0 / 1e6);
     printf("  RSS per row       %8.1f B   = %.3f x 72 (limit 1.3 x 72 = 93.6 B)\n",
@@ -212,8 +253,10 @@ static void speed(uint64_t rows, const char *ckpt_dir)
            (unsigned long long)rows);
     ps_table *t = table_of(PS_OPTIM_ADAGRAD, 1);
     const float g = 0.5f;
-    double s = fill(t, rows, &g);
+    worst wf;
+    double s = fill(t, rows, &g, &wf);
     printf("  fill (new rows)   %8.2f M rows/s\n", (double)rows / s / 1e6);
+    worst_print(&wf);
     uint64_t x = 7;
     float w, sum = 0;
     double t0 = now_s();

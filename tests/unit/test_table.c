@@ -2,7 +2,9 @@
  * and key alone; each optimizer against updates computed by hand; lazy L2;
  * a sync round applied once; admission at min_count; idle eviction by
  * budget; the cap with sampled LRU; scans in pages; growth of the rows and
- * the index; the counters; the batched calls against the single ones. */
+ * the index; the counters; the batched calls against the single ones; the
+ * index's growth, its rows moved a few at a time, against lookups, drops,
+ * scans and checkpoints meanwhile. */
 #include <check.h>
 
 #include "check_main.h"
@@ -838,6 +840,280 @@ START_TEST(stats_name_the_table_and_count_what_it_did)
 }
 END_TEST
 
+/* ---- the index's growth ---- */
+
+/* The i-th key of a growth test: keys spread over 2^64 (splitmix64 is a
+ * bijection), so their homes cover the index, its last slot included. */
+static uint64_t grow_key(uint64_t i, uint64_t salt)
+{
+    uint64_t x = i + salt * 0x632BE59BD9B4E019ull + 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* What key i weighs after cnt writes of its gradient 1 + i % 7 (sgd, lr 1,
+ * zeros at first): exact in floats. */
+static float grow_weight(uint64_t i, uint8_t cnt)
+{
+    return -(float)cnt * (float)(1 + i % 7);
+}
+
+/* A growth test's table and what it should hold: key i written cnt[i]
+ * times since its row was made (0: no row); a row may go without a trace
+ * when maybe[i] (an idle row) or at a cap. */
+typedef struct grow_case {
+    ps_table *t;
+    uint8_t *cnt;
+    bool *maybe;
+    uint64_t n; /* keys 0..n-1 used so far */
+    uint64_t salt;
+    bool capped; /* any row may be evicted */
+} grow_case;
+
+enum { GROW_BIG = 1000000 }; /* a keeper's version; idle ones are written at 0 */
+
+/* Writes key i once: a keeper (the newest version) or an idle row. */
+static void grow_write(grow_case *c, uint64_t i, bool idle)
+{
+    float g = (float)(1 + i % 7);
+    if (ps_table_apply(c->t, grow_key(i, c->salt), &g, 1.0f, idle ? 0 : GROW_BIG) != 0)
+        ck_abort_msg("key %llu not written", (unsigned long long)i);
+    c->cnt[i]++; /* the callers keep it below 200 */
+    c->maybe[i] = idle;
+}
+
+/* Key i reads what it should: its row's weight, or 0 when it has none (an
+ * evicted row, when it may be evicted, is learnt here: its count is 0
+ * from now on). Returns whether it has a row. (Millions of checks: check's
+ * assertions, a message each, only on failure.) */
+static bool grow_check(grow_case *c, uint64_t i)
+{
+    float w = 1.0f;
+    int rc = ps_table_read(c->t, grow_key(i, c->salt), &w);
+    if ((c->maybe[i] || c->capped) && c->cnt[i] > 0 && w == 0.0f)
+        c->cnt[i] = 0;
+    if (rc != 0 || w != grow_weight(i, c->cnt[i]))
+        ck_abort_msg("key %llu reads %g, not %g (%u writes)", (unsigned long long)i, (double)w,
+                     (double)grow_weight(i, c->cnt[i]), (unsigned)c->cnt[i]);
+    return c->cnt[i] > 0;
+}
+
+/* Every key used reads right, the live ones are as many as the table's
+ * rows, and a scan in pages gives each of them once. */
+static void grow_check_all(grow_case *c)
+{
+    uint64_t live = 0;
+    for (uint64_t i = 0; i < c->n; i++)
+        live += grow_check(c, i);
+    ck_assert_uint_eq(ps_table_rows(c->t), live);
+    enum { PAGE = 4096 };
+    static uint64_t keys[PAGE];
+    static float rows[PAGE];
+    uint64_t cursor = 0, seen = 0;
+    do {
+        size_t n = ps_table_scan(c->t, cursor, PAGE, keys, rows, &cursor);
+        for (size_t k = 0; k < n; k++) {
+            float w = 0.0f;
+            if (ps_table_read(c->t, keys[k], &w) != 0 || w != rows[k] || w == 0.0f)
+                ck_abort_msg("scanned key %llx reads %g, scanned %g", (unsigned long long)keys[k],
+                             (double)w, (double)rows[k]);
+        }
+        seen += n;
+    } while (cursor != 0);
+    ck_assert_uint_eq(seen, live); /* with every key read right: each once */
+}
+
+/* Grows c's table to n_max keys in rounds of new keys (one in five idle),
+ * rewritten and reinserted old ones (some idle rows of before, evicted or
+ * not) and idle eviction in small budgets, which moves the growing index
+ * on a little; a sample of keys checked each round, all of them whenever
+ * the index starts or ends a growth. Returns the growths seen. */
+static int grow_run(grow_case *c, uint64_t n_max, uint64_t *s, int *drops_growing)
+{
+    int growths = 0;
+    bool was = ps_table_growing(c->t);
+    while (c->n < n_max) {
+        for (int k = 0; k < 400 && c->n < n_max; k++, c->n++)
+            grow_write(c, c->n, next_rand(s) % 5 == 0);
+        for (int k = 0; k < 100; k++) {
+            uint64_t i = next_rand(s) % c->n;
+            grow_check(c, i); /* learns whether an idle row went */
+            if (c->cnt[i] < 100)
+                grow_write(c, i, next_rand(s) % 3 == 0);
+        }
+        bool growing = ps_table_growing(c->t);
+        uint64_t dropped = ps_table_evict_idle(c->t, GROW_BIG, 200);
+        *drops_growing += growing && dropped > 0;
+        for (int k = 0; k < 200; k++)
+            grow_check(c, next_rand(s) % c->n);
+        growing = ps_table_growing(c->t);
+        if (growing != was) {
+            growths += growing;
+            grow_check_all(c);
+        }
+        was = growing;
+    }
+    return growths;
+}
+
+static grow_case grow_case_of(const ps_job *job, uint64_t n_max, uint64_t salt)
+{
+    ps_table_spec spec = spec_of("g", 1, 0);
+    grow_case c = {table_of(job, &spec, 0, 1), calloc(n_max, 1), calloc(n_max, sizeof(bool)), 0,
+                   salt, job->sparse.max_rows > 0};
+    ck_assert_ptr_nonnull(c.cnt);
+    ck_assert_ptr_nonnull(c.maybe);
+    return c;
+}
+
+static void grow_case_free(grow_case *c)
+{
+    ps_table_destroy(&c->t);
+    free(c->cnt);
+    free(c->maybe);
+}
+
+static void grow_job(ps_job *job, uint64_t max_rows)
+{
+    job_of(job, PS_OPTIM_SGD, 1.0);
+    job->model.init_scheme = PS_INIT_ZEROS;
+    job->sparse.idle_versions = 5;
+    job->sparse.max_rows = max_rows;
+}
+
+START_TEST(index_grows_by_moves_and_every_key_is_found_throughout)
+{
+    /* 1024 slots at first, 1.4 times more at each growth: 600 k keys take
+     * about 19 growths, each moving rows a few at a time while keys are
+     * added, rewritten, evicted idle and reinserted */
+    ps_job job;
+    grow_job(&job, 0);
+    grow_case c = grow_case_of(&job, 600000, 1);
+    uint64_t s = 3;
+    int drops_growing = 0;
+    int growths = grow_run(&c, 600000, &s, &drops_growing);
+    ck_assert_int_ge(growths, 10); /* those that outlast a round */
+    ck_assert_int_gt(drops_growing, 10);
+    ck_assert_uint_gt(stats_of(c.t).evicted_idle, 20000);
+    /* a growing index moves on with idle eviction's budget, no new rows */
+    while (ps_table_growing(c.t))
+        ps_table_evict_idle(c.t, GROW_BIG, 1000);
+    grow_check_all(&c);
+    grow_case_free(&c);
+
+    /* at a cap of 150 k rows: sampled LRU evicts keepers too, during
+     * growths and after, and the growths stop below it */
+    grow_job(&job, 150000);
+    c = grow_case_of(&job, 300000, 2);
+    drops_growing = 0;
+    growths = grow_run(&c, 300000, &s, &drops_growing);
+    ck_assert_int_ge(growths, 8);
+    ck_assert_uint_le(ps_table_rows(c.t), 150000);
+    ck_assert_uint_gt(ps_table_rows(c.t), 145000); /* less the idle rows last evicted */
+    ck_assert_uint_gt(stats_of(c.t).evicted_cap, 100000);
+    grow_case_free(&c);
+}
+END_TEST
+
+/* A move interrupted: scans, a checkpoint written and loaded, more rows,
+ * eviction and a clear while the index grows. */
+START_TEST(a_growing_index_scans_and_checkpoints_every_row_once)
+{
+    ps_job job;
+    grow_job(&job, 0);
+    grow_case c = grow_case_of(&job, 200000, 3);
+    /* to the middle of a growth past 100 k rows, one in four idle */
+    for (; c.n < 100000 || !ps_table_growing(c.t); c.n++)
+        grow_write(&c, c.n, c.n % 4 == 0);
+    for (int k = 0; k < 5000; k++, c.n++)
+        grow_write(&c, c.n, c.n % 4 == 0);
+    ck_assert(ps_table_growing(c.t));
+    grow_check_all(&c); /* scans in pages, every row once */
+
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/ps-table-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ps_ckpt_folder f;
+    ps_error err;
+    ck_assert_int_eq(ps_ckpt_folder_init(&f, dir, 1, true, &err), 0);
+    ps_ckpt_meta meta;
+    memset(&meta, 0, sizeof meta);
+    ps_strlcpy(meta.job, "table-test", sizeof meta.job);
+    meta.version = 9;
+    char path[PS_PATH_MAX];
+    uint64_t bytes = 0;
+    ck_assert_int_eq(
+        ps_table_checkpoint_write(&f, &meta, NULL, 0, &c.t, 1, path, sizeof path, &bytes, &err), 0);
+    ck_assert(ps_table_growing(c.t)); /* a checkpoint moves nothing */
+    uint64_t rows = ps_table_rows(c.t);
+
+    /* loaded into a table of its own (which grows as it loads): the same rows */
+    grow_case d = grow_case_of(&job, 200000, 3);
+    ck_assert_int_eq(ps_table_checkpoint_load(&f, "table-test", 0, 0, 0, NULL, 0, &d.t, 1, &meta,
+                                              NULL, 0, NULL, &err),
+                     0);
+    ck_assert_uint_eq(ps_table_rows(d.t), rows);
+    memcpy(d.cnt, c.cnt, c.n);
+    memcpy(d.maybe, c.maybe, c.n * sizeof(bool));
+    d.n = c.n;
+    grow_check_all(&d);
+
+    /* the original goes on: evictions drop idle rows in the middle of the
+     * move, new rows, then a clear and rows again */
+    ck_assert_uint_gt(ps_table_evict_idle(c.t, GROW_BIG, 20000), 4000);
+    ck_assert(ps_table_growing(c.t));
+    grow_check_all(&c);
+    for (int k = 0; k < 2000; k++, c.n++)
+        grow_write(&c, c.n, false);
+    grow_check_all(&c);
+    ps_table_clear(c.t);
+    ck_assert(!ps_table_growing(c.t));
+    memset(c.cnt, 0, c.n);
+    for (uint64_t i = 0; i < 5000; i++)
+        grow_write(&c, i, false);
+    grow_check_all(&c);
+
+    ps_ckpt_folder_fini(&f);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    grow_case_free(&c);
+    grow_case_free(&d);
+}
+END_TEST
+
+/* Removal at the slot counts the index takes up to 15 k slots (none a
+ * power of two past 1024), near their loads of 0.57 to 0.8, where clusters
+ * across the index's end, from its last slot to its first, are the rule:
+ * the tables lose half their rows, then the rest, by idle eviction in
+ * small budgets, and every key is found after each. A distance between
+ * slots taken modulo a power of two (cap - 1 as a mask) loses rows here. */
+START_TEST(removal_shifts_back_across_the_end_of_an_index_of_any_size)
+{
+    ps_job job;
+    grow_job(&job, 0);
+    uint64_t s = 11;
+    for (uint64_t salt = 0; salt < 40; salt++) {
+        grow_case c = grow_case_of(&job, 12000, 100 + salt);
+        for (; c.n < 1500 + salt * 250; c.n++)
+            grow_write(&c, c.n, next_rand(&s) % 2 == 0);
+        for (int pass = 0; pass < 2; pass++) {
+            uint64_t dropped;
+            do {
+                dropped = ps_table_evict_idle(c.t, GROW_BIG, 700);
+                grow_check_all(&c);
+            } while (dropped > 0 || ps_table_growing(c.t));
+            for (uint64_t i = 0; i < c.n; i++) /* the keepers go idle */
+                if (c.cnt[i] > 0)
+                    grow_write(&c, i, true);
+        }
+        ck_assert_uint_eq(ps_table_rows(c.t), 0);
+        grow_case_free(&c);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("table");
@@ -862,6 +1138,9 @@ int main(void)
     tcase_add_test(tc, stats_name_the_table_and_count_what_it_did);
     tcase_add_test(tc, batched_calls_give_exactly_the_single_calls_results);
     tcase_add_test(tc, batched_calls_refuse_a_key_outside_the_shard_and_change_nothing);
+    tcase_add_test(tc, index_grows_by_moves_and_every_key_is_found_throughout);
+    tcase_add_test(tc, a_growing_index_scans_and_checkpoints_every_row_once);
+    tcase_add_test(tc, removal_shifts_back_across_the_end_of_an_index_of_any_size);
     suite_add_tcase(s, tc);
     return ps_check_run(s);
 }

@@ -484,7 +484,8 @@ static int open_client_opt(fake *f, const char *job, int rank, int timeout_ms, i
     static const char *eps[NSHARDS];
     for (int i = 0; i < NSHARDS; i++)
         eps[i] = f->endpoint[i];
-    ps_client_opts o = {.job = job,
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = job,
                         .servers = eps,
                         .num_servers = NSHARDS,
                         .rank = rank,
@@ -524,7 +525,8 @@ static int open_client_hb(fake *f, int heartbeat_ms, int timeout_ms, notes *n, p
     static const char *eps[NSHARDS];
     for (int i = 0; i < NSHARDS; i++)
         eps[i] = f->endpoint[i];
-    ps_client_opts o = {.job = "digits",
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "digits",
                         .servers = eps,
                         .num_servers = NSHARDS,
                         .rank = -1,
@@ -593,7 +595,7 @@ START_TEST(pull_assembles_theta_in_key_order)
     ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
     float theta[P] = {0};
     uint64_t version = 0;
-    ck_assert_int_eq(ps_client_pull(c, 3, theta, &version), 0);
+    ck_assert_int_eq(ps_client_pull(c, 3, theta, P, &version), 0);
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
     ck_assert_uint_eq(version, 7); /* the smaller of 7 and 8 */
@@ -620,17 +622,23 @@ START_TEST(pull_carries_the_clock_and_push_the_version_of_theta_it_came_from)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
     float theta[P] = {0}, grad[P] = {0};
-    ck_assert_int_eq(ps_client_pull_clock(c, 9, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull_clock(c, 9, 0, theta, P, NULL), 0);
     ck_assert_uint_eq(f.pull_clock[0], 9);
     ck_assert_uint_eq(f.pull_clock[1], 9);
-    ck_assert_int_eq(ps_client_push(c, 9, grad, 4, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 9, grad, P, 4, NULL), 0);
     ck_assert_uint_eq(f.push_model_version[0], 7);
     ck_assert_uint_eq(f.push_model_version[1], 8);
-    ps_push_pull pp = {.clock = 10, .grad = grad, .samples = 4, .pull_clock = 11, .theta = theta};
+    ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                       .n = P,
+                       .clock = 10,
+                       .grad = grad,
+                       .samples = 4,
+                       .pull_clock = 11,
+                       .theta = theta};
     ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
     ck_assert_uint_eq(f.pull_clock[0], 11);
     ck_assert_uint_eq(f.pull_clock[1], 11);
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_uint_eq(f.pull_clock[0], 0); /* a plain pull: clock 0 */
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
@@ -646,7 +654,7 @@ START_TEST(pull_goes_to_every_shard_before_any_reply)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client(&f, "digits", 0, 1400, &c, NULL, 0), 0);
     float theta[P] = {0};
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -666,7 +674,7 @@ START_TEST(push_sends_each_shard_its_slice)
     for (int k = 0; k < P; k++)
         grad[k] = -(float)k - 0.25f;
     uint64_t version = 0;
-    ck_assert_int_eq(ps_client_push(c, 3, grad, 32, &version), 0);
+    ck_assert_int_eq(ps_client_push(c, 3, grad, P, 32, &version), 0);
     ck_assert_uint_eq(version, 8);
     ck_assert_uint_eq(ps_client_push_flags(c), 0);
     ck_assert_int_eq(ps_client_heartbeat(c), 0);
@@ -707,7 +715,9 @@ START_TEST(push_pull_carries_the_pull_in_the_push)
     for (int k = 0; k < P; k++)
         grad[k] = (float)k - 3.5f;
     int calls = 0;
-    ps_push_pull pp = {.clock = 3,
+    ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                       .n = P,
+                       .clock = 3,
                        .grad = grad,
                        .samples = 16,
                        .min_version = 4,
@@ -721,7 +731,12 @@ START_TEST(push_pull_carries_the_pull_in_the_push)
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
     /* θ left to the client: with two shards it is assembled in its memory */
-    ps_push_pull in_client = {.clock = 4, .grad = grad, .samples = 16, .min_version = 5};
+    ps_push_pull in_client = {.size = sizeof(ps_push_pull),
+                              .n = P,
+                              .clock = 4,
+                              .grad = grad,
+                              .samples = 16,
+                              .min_version = 5};
     ck_assert_int_eq(ps_client_push_pull(c, &in_client), 0);
     ck_assert_int_eq(in_client.pulled, 1);
     ck_assert_ptr_nonnull(in_client.view);
@@ -729,7 +744,7 @@ START_TEST(push_pull_carries_the_pull_in_the_push)
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(in_client.view[k], 0.5f * (float)k + 1.0f);
     /* the next request is numbered past the pull that rode along */
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     for (int i = 0; i < NSHARDS; i++) {
@@ -756,7 +771,12 @@ START_TEST(push_pull_whose_pull_times_out_still_reports_the_push)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client(&f, "digits", 0, 700, &c, NULL, 0), 0);
     float grad[P] = {0}, theta[P] = {0};
-    ps_push_pull pp = {.grad = grad, .samples = 1, .min_version = 1, .theta = theta};
+    ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                       .n = P,
+                       .grad = grad,
+                       .samples = 1,
+                       .min_version = 1,
+                       .theta = theta};
     uint64_t t0 = now_ms();
     ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
     uint64_t took = now_ms() - t0;
@@ -771,7 +791,12 @@ START_TEST(push_pull_whose_pull_times_out_still_reports_the_push)
     const char *said = ps_client_last_error(c);
     ck_assert_msg(strcmp(said, want0) == 0 || strcmp(said, want1) == 0, "last error: %s", said);
     /* overlapping buffers are refused before anything is sent */
-    ps_push_pull overlap = {.clock = 1, .grad = grad, .samples = 1, .theta = grad + 1};
+    ps_push_pull overlap = {.size = sizeof(ps_push_pull),
+                            .n = P,
+                            .clock = 1,
+                            .grad = grad,
+                            .samples = 1,
+                            .theta = grad + 1};
     ck_assert_int_eq(ps_client_push_pull(c, &overlap), PS_EINVAL);
     ck_assert_int_eq(ps_client_push_pull(c, NULL), PS_EINVAL);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -791,14 +816,14 @@ START_TEST(dropped_reply_is_retried_with_the_same_seq)
     ck_assert_int_eq(open_client(&f, "digits", 0, 1400, &c, NULL, 0), 0);
     float theta[P] = {0};
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     uint64_t took = now_ms() - t0;
     ck_assert_uint_ge(took, 190); /* the first attempt has 1/7 of 1400 ms */
     ck_assert_uint_lt(took, 1400);
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
     /* the next request uses the next seq and is answered at once */
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     ck_assert_int_eq(f.pulls[0], 3);
@@ -833,7 +858,7 @@ START_TEST(server_error_on_pull_is_its_code_and_sentence)
     ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
     float theta[P];
     char want[256];
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ERANGE);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_ERANGE);
     expected(want, sizeof want, f.endpoint[1], "keys [5, 10) leave the shard");
     ck_assert_str_eq(ps_client_last_error(c), want);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -850,7 +875,7 @@ START_TEST(silent_shards_time_out_within_the_bound)
     float theta[P];
     char want[256];
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ETIMEDOUT);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_ETIMEDOUT);
     uint64_t took = now_ms() - t0;
     ck_assert_uint_ge(took, 695);
     ck_assert_uint_lt(took, 2000); /* generous: machines are shared */
@@ -868,8 +893,12 @@ START_TEST(open_with_no_server_times_out_and_close_never_hangs)
     char ep[64], err[256], want[256];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ps_test_free_port());
     const char *eps[] = {ep};
-    ps_client_opts o = {
-        .job = "digits", .servers = eps, .num_servers = 1, .rank = -1, .timeout_ms = 300};
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "digits",
+                        .servers = eps,
+                        .num_servers = 1,
+                        .rank = -1,
+                        .timeout_ms = 300};
     ps_client *c = NULL;
     uint64_t t0 = now_ms();
     ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_ETIMEDOUT);
@@ -929,8 +958,12 @@ START_TEST(shard_count_must_match_the_endpoints)
     static fake f;
     fake_start(&f, 0, 0);
     const char *eps[] = {f.endpoint[0]};
-    ps_client_opts o = {
-        .job = "digits", .servers = eps, .num_servers = 1, .rank = -1, .timeout_ms = 2000};
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "digits",
+                        .servers = eps,
+                        .num_servers = 1,
+                        .rank = -1,
+                        .timeout_ms = 2000};
     ps_client *c = NULL;
     char err[256], want[256];
     ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_EPROTO);
@@ -948,7 +981,7 @@ START_TEST(undecodable_reply_is_dropped_and_counted)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
     float theta[P] = {0};
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_float_eq(theta[4], 3.0f);
     ck_assert_uint_eq(ps_client_bad_replies(c), 1);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -964,7 +997,7 @@ START_TEST(reply_of_the_wrong_type_is_a_protocol_error)
     ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
     float theta[P];
     char want[256];
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_EPROTO);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_EPROTO);
     expected(want, sizeof want, f.endpoint[0], "PULL answered with ACK");
     ck_assert_str_eq(ps_client_last_error(c), want);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -980,9 +1013,9 @@ START_TEST(restarted_shard_gets_hello_again)
     ck_assert_int_eq(open_client(&f, "digits", -1, 2000, &c, NULL, 0), 0);
     float theta[P] = {0};
     /* sync: the caller learns where the restarted shard stands, then goes on */
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_EREJOINED);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_EREJOINED);
     ck_assert_uint_eq(ps_client_rejoin_version(c), 5);
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_float_eq(theta[9], 5.5f);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
@@ -1007,14 +1040,19 @@ START_TEST(offered_shared_memory_carries_push_and_pull)
     float g[P], theta[P];
     for (int k = 0; k < P; k++)
         g[k] = (float)k - 3.0f;
-    ps_push_pull pp = {.clock = 5, .grad = g, .samples = 8, .min_version = 6};
+    ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                       .n = P,
+                       .clock = 5,
+                       .grad = g,
+                       .samples = 8,
+                       .min_version = 6};
     ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
     ck_assert_int_eq(pp.pulled, 1);
     for (int k = 0; k < P; k++) {
         ck_assert_float_eq(f.pushed[k], g[k]);      /* read from the segments */
         ck_assert_float_eq(pp.view[k], f.theta[k]); /* two shards: put together */
     }
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], f.theta[k]);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -1042,8 +1080,8 @@ START_TEST(shared_memory_that_cannot_be_opened_leaves_the_socket)
     float g[P], theta[P];
     for (int k = 0; k < P; k++)
         g[k] = 2.0f * (float)k;
-    ck_assert_int_eq(ps_client_push(c, 1, g, 4, NULL), 0);
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 4, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     for (int k = 0; k < P; k++) {
         ck_assert_float_eq(f.pushed[k], g[k]);
         ck_assert_float_eq(theta[k], f.theta[k]);
@@ -1068,7 +1106,7 @@ START_TEST(socket_only_client_does_not_ask_for_shared_memory)
     ck_assert_uint_eq(ps_client_shared_memory(c, &why), 0);
     ck_assert_str_eq(why, "");
     float g[P] = {0};
-    ck_assert_int_eq(ps_client_push(c, 1, g, 4, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 4, NULL), 0);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     for (int i = 0; i < NSHARDS; i++) {
@@ -1091,11 +1129,11 @@ START_TEST(unanswered_push_gives_up_shared_memory_with_that_shard)
     float g[P];
     for (int k = 0; k < P; k++)
         g[k] = 1.0f + (float)k;
-    ck_assert_int_eq(ps_client_push(c, 1, g, 4, NULL), PS_ETIMEDOUT);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 4, NULL), PS_ETIMEDOUT);
     const char *why = NULL;
     ck_assert_uint_eq(ps_client_shared_memory(c, &why), 1);
     ck_assert_msg(strstr(why, "a push went unanswered") != NULL, "why: %s", why);
-    ck_assert_int_eq(ps_client_push(c, 2, g, 4, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 2, g, P, 4, NULL), 0);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     ck_assert_int_ge(f.pushes[0], 2);
@@ -1115,7 +1153,8 @@ START_TEST(bad_arguments_are_refused)
     char err[256];
     ck_assert_int_eq(ps_client_open(NULL, &c, err, sizeof err), PS_EINVAL);
     const char *eps[] = {"tcp://127.0.0.1:1"};
-    ps_client_opts o = {.job = "", .servers = eps, .num_servers = 1, .rank = -1};
+    ps_client_opts o = {
+        .size = sizeof(ps_client_opts), .job = "", .servers = eps, .num_servers = 1, .rank = -1};
     ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_EINVAL);
     ck_assert_str_eq(err, "job name must be 1 to 63 bytes");
     o.job = "digits";
@@ -1138,12 +1177,12 @@ START_TEST(final_error_of_any_seq_ends_the_call_and_every_later_one)
     float theta[P], g[P] = {0};
     char want[256];
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ESTOPPED);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_ESTOPPED);
     ck_assert_uint_lt(now_ms() - t0, 4000); /* not the 5000 ms timeout */
     expected(want, sizeof want, f.endpoint[1], "psd stopped before the job ended (SIGTERM)");
     ck_assert_str_eq(ps_client_last_error(c), want);
     t0 = now_ms();
-    ck_assert_int_eq(ps_client_push(c, 1, g, 1, NULL), PS_ESTOPPED);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 1, NULL), PS_ESTOPPED);
     ck_assert_int_eq(ps_client_heartbeat(c), PS_ESTOPPED);
     ck_assert_uint_lt(now_ms() - t0, 1000); /* at once */
     ck_assert_str_eq(ps_client_last_error(c), want);
@@ -1163,14 +1202,20 @@ START_TEST(final_error_to_another_request_ends_a_push)
     ck_assert_int_eq(open_client(&f, "digits", 0, 5000, &c, NULL, 0), 0);
     float g[P] = {0}, theta[P];
     char want[256];
-    ps_push_pull pp = {.clock = 5, .grad = g, .samples = 1, .min_version = 6, .theta = theta};
+    ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                       .n = P,
+                       .clock = 5,
+                       .grad = g,
+                       .samples = 1,
+                       .min_version = 6,
+                       .theta = theta};
     uint64_t t0 = now_ms();
     ck_assert_int_eq(ps_client_push_pull(c, &pp), PS_ECOMPLETE);
     ck_assert_uint_lt(now_ms() - t0, 4000);
     ck_assert_int_eq(pp.pulled, 0);
     expected(want, sizeof want, f.endpoint[0], "the job is complete");
     ck_assert_str_eq(ps_client_last_error(c), want);
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ECOMPLETE);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_ECOMPLETE);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
 }
@@ -1187,7 +1232,7 @@ START_TEST(final_error_to_a_heartbeat_ends_a_parked_pull)
     float theta[P];
     char want[256];
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 6, theta, NULL), PS_EABORTED);
+    ck_assert_int_eq(ps_client_pull(c, 6, theta, P, NULL), PS_EABORTED);
     ck_assert_uint_lt(now_ms() - t0, 4000); /* not the 5000 ms timeout */
     expected(want, sizeof want, f.endpoint[0],
              "job stopped: rank 1 was silent for 3100 ms (on_worker_loss: abort)");
@@ -1210,7 +1255,7 @@ START_TEST(heartbeat_told_not_registered_registers_again_at_once)
     ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
     float theta[P];
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 6, theta, NULL), PS_EREJOINED);
+    ck_assert_int_eq(ps_client_pull(c, 6, theta, P, NULL), PS_EREJOINED);
     ck_assert_uint_lt(now_ms() - t0, 4000); /* not after the 5000 ms timeout */
     ck_assert_str_eq(ps_client_last_error(c), "registered again with shard 1 at round 5");
     ck_assert_uint_eq(ps_client_rejoin_version(c), 5);
@@ -1234,10 +1279,10 @@ START_TEST(push_after_a_heartbeat_found_us_lost_takes_a_new_seq)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
     float g[P] = {0};
-    ck_assert_int_eq(ps_client_push(c, 0, g, 1, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 0, g, P, 1, NULL), 0);
     uint64_t first = f.push_seq[1];
     sleep_ms(400); /* heartbeats, refused by shard 1 now */
-    ck_assert_int_eq(ps_client_push(c, 1, g, 1, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 1, NULL), 0);
     uint64_t held, lost;
     ck_assert_int_eq(ps_client_push_tally(c, 1, &held, &lost), 0);
     ck_assert_uint_eq(held, 2);
@@ -1263,7 +1308,8 @@ START_TEST(acknowledged_push_is_not_sent_again_when_only_its_pull_was_lost)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
     float g[P] = {0}, theta[P];
-    ps_push_pull pp = {.clock = 0, .grad = g, .samples = 1, .theta = theta};
+    ps_push_pull pp = {
+        .size = sizeof(ps_push_pull), .n = P, .clock = 0, .grad = g, .samples = 1, .theta = theta};
     ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
     uint64_t held, lost;
     ck_assert_int_eq(ps_client_push_tally(c, 1, &held, &lost), 0);
@@ -1286,9 +1332,9 @@ START_TEST(heartbeat_told_not_registered_is_acted_on_before_the_next_request)
     ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
     sleep_ms(500); /* several heartbeats, refused by shard 1 */
     float g[P] = {0};
-    ck_assert_int_eq(ps_client_push(c, 1, g, 1, NULL), PS_EREJOINED);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 1, NULL), PS_EREJOINED);
     ck_assert_str_eq(ps_client_last_error(c), "registered again with shard 1 at round 5");
-    ck_assert_int_eq(ps_client_push(c, 5, g, 1, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 5, g, P, 1, NULL), 0);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     ck_assert_int_eq(f.hellos[1], 2);
@@ -1308,7 +1354,7 @@ START_TEST(parked_pull_waits_past_the_timeout_while_heartbeats_are_answered)
     ck_assert_int_eq(open_client_hb(&f, 50, PARK_MS / 2, NULL, &c), 0);
     float theta[P] = {0};
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 6, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 6, theta, P, NULL), 0);
     ck_assert_uint_ge(now_ms() - t0, PARK_MS - 5);
     ck_assert_float_eq(theta[9], 5.5f);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -1328,7 +1374,7 @@ START_TEST(deadline_counts_from_the_last_answer)
     sleep_ms(1500);
     float theta[P];
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ETIMEDOUT);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_ETIMEDOUT);
     ck_assert_uint_lt(now_ms() - t0, 1500);
     const char *why = ps_client_last_error(c);
     ck_assert_msg(strstr(why, ": no reply to PULL, and no answer to anything for ") != NULL,
@@ -1349,14 +1395,14 @@ START_TEST(silent_server_is_logged_once_and_again_when_it_answers)
     notes n = {0};
     ck_assert_int_eq(open_client_hb(&f, 50, 5000, &n, &c), 0);
     float theta[P] = {0};
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_float_eq(theta[0], 1.0f);
     /* a shard whose pull the fake answered before it stopped is heard again
      * only through its heartbeats, which may come after the pull ended: the
      * next exchange says so then */
     for (int k = 0; k < 40 && n.infos < NSHARDS; k++) {
         sleep_ms(25);
-        ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+        ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     }
     ck_assert_int_eq(n.warnings, NSHARDS);
     ck_assert_msg(strncmp(n.warning, "tcp://127.0.0.1:", 16) == 0 &&

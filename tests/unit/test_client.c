@@ -10,11 +10,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "client_impl.h" /* the first release's struct sizes, ps_client_struct_take */
 #include "psworker.h"
 #include "shm.h"
 #include "util.h"
@@ -1166,6 +1168,243 @@ START_TEST(bad_arguments_are_refused)
 }
 END_TEST
 
+/* ---- the stable API: versions, sizes, lengths, open_job ---- */
+
+START_TEST(version_calls_match_the_header)
+{
+    ck_assert_str_eq(ps_version(), PSD_VERSION_STRING);
+    ck_assert_str_eq(ps_version(), PS_VERSION_STRING); /* the CMake project's version */
+    ck_assert_uint_eq(ps_version_number(), PSD_VERSION_NUMBER);
+    ck_assert_uint_eq(ps_version_number(),
+                      PSD_VERSION_MAJOR * 10000 + PSD_VERSION_MINOR * 100 + PSD_VERSION_PATCH);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", PSD_VERSION_MAJOR, PSD_VERSION_MINOR,
+             PSD_VERSION_PATCH);
+    ck_assert_str_eq(PSD_VERSION_STRING, want);
+}
+END_TEST
+
+START_TEST(opts_init_sets_size_and_defaults)
+{
+    ps_client_opts o;
+    memset(&o, 0x5a, sizeof o);
+    ps_client_opts_init(&o);
+    ck_assert_uint_eq(o.size, sizeof o);
+    ck_assert_int_eq(o.rank, -1);
+    ck_assert(o.push_topk_ratio == 0.01);
+    ck_assert_ptr_null(o.job);
+    ck_assert_ptr_null(o.push_compression);
+    ck_assert_int_eq(o.timeout_ms, 0);
+    ps_push_pull pp;
+    memset(&pp, 0x5a, sizeof pp);
+    ps_push_pull_init(&pp);
+    ck_assert_uint_eq(pp.size, sizeof pp);
+    ck_assert_ptr_null(pp.grad);
+    ck_assert_uint_eq(pp.n, 0);
+    uint64_t clock[2], pushes[2];
+    ps_server_stats st;
+    ps_server_stats_init(&st, clock, pushes, 2);
+    ck_assert_uint_eq(st.size, sizeof st);
+    ck_assert_ptr_eq(st.clock, clock);
+    ck_assert_ptr_eq(st.pushes, pushes);
+    ck_assert_uint_eq(st.cap, 2);
+}
+END_TEST
+
+START_TEST(opts_of_size_zero_or_too_small_are_refused)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    const char *eps[] = {f.endpoint[0], f.endpoint[1]};
+    ps_client_opts o = {.job = "digits", .servers = eps, .num_servers = NSHARDS, .rank = -1};
+    ps_client *c = NULL;
+    char err[256];
+    ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_EINVAL); /* size 0 */
+    ck_assert_str_eq(err, "ps_client_opts.size is 0: call ps_client_opts_init");
+    ck_assert_ptr_null(c);
+    o.size = PS_CLIENT_OPTS_SIZE_1_0 - 1;
+    ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "call ps_client_opts_init"));
+    fake_stop(&f);
+    ck_assert_int_eq(f.hellos[0] + f.hellos[1], 0); /* nothing was sent */
+}
+END_TEST
+
+START_TEST(opts_of_the_first_release_size_are_read_to_their_end_only)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    /* the caller's struct as the first release's header had it: its bytes
+     * end at PS_CLIENT_OPTS_SIZE_1_0; whatever lies past them is not read */
+    static union {
+        ps_client_opts o;
+        unsigned char bytes[sizeof(ps_client_opts) + 64];
+    } u;
+    memset(&u, 0xff, sizeof u);
+    const char *eps[] = {f.endpoint[0], f.endpoint[1]};
+    ps_client_opts o;
+    ps_client_opts_init(&o);
+    o.job = "digits";
+    o.servers = eps;
+    o.num_servers = NSHARDS;
+    o.timeout_ms = 2000;
+    o.socket_only = 1;
+    memcpy(u.bytes, &o, PS_CLIENT_OPTS_SIZE_1_0);
+    u.o.size = PS_CLIENT_OPTS_SIZE_1_0;
+    ps_client *c = NULL;
+    char err[256] = "";
+    ck_assert_msg(ps_client_open(&u.o, &c, err, sizeof err) == 0, "open: %s", err);
+    ck_assert_int_eq(ps_client_rank(c), 1);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+
+    /* how it is done: a later field past the caller's size keeps its
+     * default (here push_error_feedback stands for a later release's field) */
+    ps_client_opts dst, src;
+    ps_client_opts_init(&dst);
+    memset(&src, 0xff, sizeof src);
+    src.size = offsetof(ps_client_opts, push_error_feedback);
+    ck_assert_int_eq(ps_client_struct_take(&dst, sizeof dst, &src, src.size,
+                                           offsetof(ps_client_opts, push_compression),
+                                           "ps_client_opts", err, sizeof err),
+                     0);
+    ck_assert_int_eq(dst.rank, -1 | (int)0xffffffff); /* copied: all ones */
+    ck_assert_int_eq(dst.push_error_feedback, 0);     /* not copied: the default */
+    /* a newer caller's larger struct: fine while the fields this library
+     * does not know are zero, refused once one is set */
+    memset(&u, 0, sizeof u);
+    ps_client_opts_init(&u.o);
+    ck_assert_int_eq(ps_client_struct_take(&dst, sizeof dst, &u, sizeof u, PS_CLIENT_OPTS_SIZE_1_0,
+                                           "ps_client_opts", err, sizeof err),
+                     0);
+    u.bytes[sizeof u - 1] = 1;
+    ck_assert_int_eq(ps_client_struct_take(&dst, sizeof dst, &u, sizeof u, PS_CLIENT_OPTS_SIZE_1_0,
+                                           "ps_client_opts", err, sizeof err),
+                     PS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "older than the header"));
+}
+END_TEST
+
+START_TEST(wrong_lengths_are_refused_with_a_sentence_and_send_nothing)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
+    float theta[P + 1] = {0}, grad[P + 1] = {0};
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P - 1, NULL), PS_EINVAL);
+    ck_assert_str_eq(ps_client_last_error(c), "pull: theta holds 9 floats, θ has 10");
+    ck_assert_int_eq(ps_client_pull_clock(c, 1, 0, theta, 0, NULL), PS_EINVAL);
+    ck_assert_str_eq(ps_client_last_error(c), "pull: theta holds 0 floats, θ has 10");
+    ck_assert_int_eq(ps_client_push(c, 0, grad, P + 1, 1, NULL), PS_EINVAL);
+    ck_assert_str_eq(ps_client_last_error(c), "push: grad holds 11 floats, θ has 10");
+    ps_push_pull pp;
+    ps_push_pull_init(&pp);
+    pp.grad = grad;
+    pp.theta = theta;
+    pp.n = P - 1;
+    pp.samples = 1;
+    ck_assert_int_eq(ps_client_push_pull(c, &pp), PS_EINVAL);
+    ck_assert_str_eq(ps_client_last_error(c), "push_pull: grad holds 9 floats, θ has 10");
+    ck_assert_int_eq(pp.pulled, 0);
+    pp.n = P;
+    pp.size = 0;
+    ck_assert_int_eq(ps_client_push_pull(c, &pp), PS_EINVAL);
+    ck_assert_str_eq(ps_client_last_error(c),
+                     "push_pull: ps_push_pull.size is 0: call ps_push_pull_init");
+    /* the server stats: a size of 0, and a cap without arrays */
+    ps_server_stats st = {0};
+    ck_assert_int_eq(ps_client_server_stats(c, &st), PS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ps_client_last_error(c), "call ps_server_stats_init"));
+    ps_server_stats_init(&st, NULL, NULL, 4);
+    ck_assert_int_eq(ps_client_server_stats(c, &st), PS_EINVAL);
+    /* the right lengths still work */
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.pulls[0], 1); /* only the good pull was sent */
+    ck_assert_int_eq(f.pushes[0], 0);
+}
+END_TEST
+
+/* A job file for the fake's two shards in a scratch folder (a linear
+ * model on line.csv, or with bad, a mode that does not exist); its path in
+ * path. */
+static void job_file_for(const fake *f, bool bad, char *path, size_t cap)
+{
+    static char dir[] = "/tmp/ps-test-client-XXXXXX";
+    if (dir[sizeof dir - 2] == 'X')
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, cap, "%s/%s.yaml", dir, bad ? "bad" : "job");
+    FILE *fp = fopen(path, "w");
+    ck_assert_ptr_nonnull(fp);
+    fprintf(fp,
+            "job: digits\n"
+            "mode: %s\n"
+            "workers: 2\n"
+            "servers: [\"%s\", \"%s\"]\n"
+            "model: {type: linear, features: 1}\n"
+            "data: {train: %s/line.csv, normalize: none}\n"
+            "optimizer: {type: sgd, lr: 0.5}\n"
+            "training: {epochs: 1, batch_size: 10}\n"
+            "heartbeat: {interval_ms: 100, deadline_ms: 2000}\n",
+            bad ? "sideways" : "sync", f->endpoint[0], f->endpoint[1], PS_TEST_DATA_DIR);
+    ck_assert_int_eq(fclose(fp), 0);
+}
+
+START_TEST(open_job_opens_as_psworker_does)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    char path[512];
+    job_file_for(&f, false, path, sizeof path);
+    unsetenv("PSD_RANK");
+    ps_client *c = NULL;
+    char err[512] = "";
+    ck_assert_msg(ps_client_open_job(path, -1, &c, err, sizeof err) == 0, "open_job: %s", err);
+    ck_assert_int_eq(ps_client_rank(c), 1); /* any free rank: the fake's */
+    ck_assert_uint_eq(ps_client_num_servers(c), NSHARDS);
+    float theta[P];
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
+    usleep(350 * 1000); /* a few of the job's heartbeats (interval_ms 100) */
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    /* rank -1 takes $PSD_RANK */
+    setenv("PSD_RANK", "0", 1);
+    ck_assert_msg(ps_client_open_job(path, -1, &c, err, sizeof err) == 0, "open_job: %s", err);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    setenv("PSD_RANK", "zero", 1);
+    ck_assert_int_eq(ps_client_open_job(path, -1, &c, err, sizeof err), PS_EINVAL);
+    ck_assert_str_eq(err, "PSD_RANK=zero: give a rank >= 0, or -1 for any");
+    unsetenv("PSD_RANK");
+    fake_stop(&f);
+    ck_assert_int_eq(f.hello_rank[0][0], -1);
+    ck_assert_int_eq(f.hello_rank[0][1], 0);
+    ck_assert_str_eq(f.hello_job[0], "digits");
+    ck_assert_int_gt(f.heartbeats[0], 0); /* heartbeat.interval_ms of the job */
+}
+END_TEST
+
+START_TEST(open_job_refuses_a_bad_job_file_naming_it)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    char path[512];
+    job_file_for(&f, true, path, sizeof path);
+    ps_client *c = (ps_client *)&f; /* set to NULL on failure */
+    char err[512] = "";
+    ck_assert_int_eq(ps_client_open_job(path, -1, &c, err, sizeof err), PS_ECONFIG);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, path) == err, "the sentence names the file: %s", err);
+    ck_assert_ptr_nonnull(strstr(err, "sideways"));
+    ck_assert_int_eq(ps_client_open_job("/nonexistent/job.yaml", 0, &c, err, sizeof err),
+                     PS_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/job.yaml"));
+    ck_assert_int_eq(ps_client_open_job(NULL, 0, &c, err, sizeof err), PS_EINVAL);
+    fake_stop(&f);
+    ck_assert_int_eq(f.hellos[0] + f.hellos[1], 0);
+}
+END_TEST
+
 START_TEST(final_error_of_any_seq_ends_the_call_and_every_later_one)
 {
     /* psd stopped: its ERROR answers no request (seq 0), yet the pull ends
@@ -1475,6 +1714,13 @@ static Suite *client_suite(void)
     tcase_add_test(tc, deadline_counts_from_the_last_answer);
     tcase_add_test(tc, silent_server_is_logged_once_and_again_when_it_answers);
     tcase_add_test(tc, abort_says_bye_with_the_flag_and_the_reason);
+    tcase_add_test(tc, version_calls_match_the_header);
+    tcase_add_test(tc, opts_init_sets_size_and_defaults);
+    tcase_add_test(tc, opts_of_size_zero_or_too_small_are_refused);
+    tcase_add_test(tc, opts_of_the_first_release_size_are_read_to_their_end_only);
+    tcase_add_test(tc, wrong_lengths_are_refused_with_a_sentence_and_send_nothing);
+    tcase_add_test(tc, open_job_opens_as_psworker_does);
+    tcase_add_test(tc, open_job_refuses_a_bad_job_file_naming_it);
     suite_add_tcase(s, tc);
     return s;
 }

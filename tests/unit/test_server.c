@@ -230,6 +230,56 @@ START_TEST(server_refuses_bad_messages_and_keeps_serving)
 }
 END_TEST
 
+/* ps_client_server_stats fills the caller's arrays up to their cap and
+ * says how many ranks the server knows, past the cap too. */
+START_TEST(server_stats_fill_the_callers_arrays_up_to_cap)
+{
+    static ps_job job;
+    job_logistic(&job, ps_test_free_port());
+    job.mode = PS_MODE_ASYNC;
+    job.workers = 2;
+    static runner r;
+    pthread_t th = runner_start(&r, &job);
+    const char *eps[] = {job.servers[0]};
+    ps_client *c[2] = {NULL, NULL};
+    float g[P] = {1, 1, 1, 1};
+    for (int k = 0; k < 2; k++) {
+        ps_client_opts o;
+        ps_client_opts_init(&o);
+        o.job = "server-test";
+        o.servers = eps;
+        o.num_servers = 1;
+        o.rank = k;
+        o.timeout_ms = WAIT_MS;
+        char why[256] = "";
+        ck_assert_msg(ps_client_open(&o, &c[k], why, sizeof why) == 0, "open: %s", why);
+        for (int t = 0; t <= k; t++) /* rank 0 pushes once, rank 1 twice */
+            ck_assert_int_eq(ps_client_push(c[k], (uint64_t)t, g, P, 8, NULL), 0);
+    }
+    uint64_t clock[2] = {777, 777}, pushes[2] = {777, 777};
+    ps_server_stats st;
+    ps_server_stats_init(&st, clock, pushes, 1); /* room for one rank of two */
+    ck_assert_msg(ps_client_server_stats(c[1], &st) == 0, "stats: %s", ps_client_last_error(c[1]));
+    ck_assert_uint_eq(st.nranks, 2);
+    ck_assert_uint_eq(pushes[0], 1);
+    ck_assert_uint_eq(clock[1], 777); /* past the cap: untouched */
+    ck_assert_uint_eq(pushes[1], 777);
+    ps_server_stats_init(&st, NULL, NULL, 0); /* the staleness figures only */
+    ck_assert_int_eq(ps_client_server_stats(c[0], &st), 0);
+    ck_assert_uint_eq(st.nranks, 2);
+    ps_server_stats_init(&st, clock, pushes, 2);
+    ck_assert_int_eq(ps_client_server_stats(c[0], &st), 0);
+    ck_assert_uint_eq(pushes[0], 1);
+    ck_assert_uint_eq(pushes[1], 2);
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(ps_client_close(&c[k]), 0);
+    ps_engine_stats es;
+    runner_stop(&r, th, &es);
+    ck_assert_uint_eq(es.pushes, 3);
+    ps_server_destroy(&r.srv);
+}
+END_TEST
+
 START_TEST(big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go)
 {
     /* 100k floats: both ways above the zero-copy thresholds */
@@ -908,6 +958,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, shared_memory_trains_bit_for_bit_as_the_socket);
     tcase_add_test(tc, big_requests_of_sparse_rows_are_served);
     tcase_add_test(tc, concurrent_pulls_of_rows_get_their_own_rows);
+    tcase_add_test(tc, server_stats_fill_the_callers_arrays_up_to_cap);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,8 +2,8 @@
  * A program compiled against one version may run with a library of the
  * same major version and a minor version no older: compare these macros
  * (the header compiled against) with ps_version_number() (the library
- * loaded). The top-level CMakeLists.txt refuses to configure when its
- * project version differs from these. */
+ * loaded). psd's build refuses to configure when its project version
+ * differs from these. */
 #ifndef PSD_VERSION_H
 #define PSD_VERSION_H
 

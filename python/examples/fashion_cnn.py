@@ -166,8 +166,8 @@ def train_psd(a, job):
 
 def train_local(a, job):
     """Plain PyTorch, one process: the same network, data and optimizer
-    (momentum SGD at the job's lr), batches of batch_size × workers (the
-    examples one sync round of psd averages)."""
+    (momentum SGD at the job's lr and cosine schedule), batches of
+    batch_size × workers (the examples one sync round of psd averages)."""
     torch.set_num_threads(a.threads)
     torch.manual_seed(job["training"].get("seed", 7))
     x, y = load(job["data"]["train"], a.train_limit)
@@ -179,6 +179,13 @@ def train_local(a, job):
                           if opt_cfg.get("type") == "momentum" else 0)
     B = job["training"]["batch_size"] * job["workers"]
     epochs = a.epochs or job["training"]["epochs"]
+    sched = opt_cfg.get("schedule", {})
+    if sched.get("type") == "cosine":  # as psd's: lr · (1 + cos(π t / T)) / 2, t capped at T
+        T = sched["total_steps"]
+        lr_at = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda t: 0.5 * (1 + np.cos(np.pi * min(t, T) / T)))
+    else:
+        lr_at = None
     t_all, train_s = time.monotonic(), 0.0
     for e in range(epochs):
         t0 = time.monotonic()
@@ -190,6 +197,8 @@ def train_local(a, job):
             loss = F.cross_entropy(net(x[idx]), y[idx])
             loss.backward()
             opt.step()
+            if lr_at is not None:
+                lr_at.step()
             total += float(loss)
             steps += 1
         dt = time.monotonic() - t0

@@ -13,7 +13,7 @@ def test_every_exported_function_is_declared(psd_pkg):
     for h in ("psworker.h", "psd_errors.h"):
         with open(os.path.join(SOURCE, "worker", h)) as f:
             text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
-        names += re.findall(r"PS_EXTERN[^;(]*?\b(\w+)\s*\(", text)
+        names += re.findall(r"^PS_EXTERN\b[^;(]*?\b(\w+)\s*\(", text, flags=re.M)
     assert len(names) > 30
     for n in names:
         assert hasattr(psd.lib, n), n

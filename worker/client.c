@@ -30,6 +30,69 @@ _Static_assert(PS_PUSH_DUPLICATE == PS_ACK_DUPLICATE, "push flags follow the ACK
 _Static_assert(PS_CLIENT_VERSION_FINAL == PS_VERSION_FINAL, "the final version is the wire's");
 _Static_assert(PS_PUSH_DROPPED == PS_ACK_DROPPED, "push flags follow the ACK flags");
 
+const char *ps_version(void)
+{
+    return PSD_VERSION_STRING;
+}
+
+unsigned ps_version_number(void)
+{
+    return PSD_VERSION_NUMBER;
+}
+
+void ps_client_opts_init(ps_client_opts *o)
+{
+    if (o == NULL)
+        return;
+    memset(o, 0, sizeof *o);
+    o->size = sizeof *o;
+    o->rank = -1;
+    o->push_topk_ratio = 0.01;
+}
+
+void ps_push_pull_init(ps_push_pull *pp)
+{
+    if (pp == NULL)
+        return;
+    memset(pp, 0, sizeof *pp);
+    pp->size = sizeof *pp;
+}
+
+void ps_server_stats_init(ps_server_stats *s, uint64_t *clock, uint64_t *pushes, uint32_t cap)
+{
+    if (s == NULL)
+        return;
+    memset(s, 0, sizeof *s);
+    s->size = sizeof *s;
+    s->clock = clock;
+    s->pushes = pushes;
+    s->cap = cap;
+}
+
+int ps_client_struct_take(void *dst, size_t known, const void *src, size_t size, size_t least,
+                          const char *what, char *why, size_t cap)
+{
+    if (size < least) {
+        snprintf(why, cap, "%s.size is %zu: call %s_init", what, size, what);
+        return PS_EINVAL;
+    }
+    if (size > known) {
+        const unsigned char *p = src;
+        for (size_t i = known; i < size; i++) {
+            if (p[i] != 0) {
+                snprintf(why, cap,
+                         "%s.size is %zu, libpsworker %s knows %zu bytes of it, and a field "
+                         "past them is set: this library is older than the header",
+                         what, size, PSD_VERSION_STRING, known);
+                return PS_EINVAL;
+            }
+        }
+        size = known;
+    }
+    memcpy(dst, src, size);
+    return 0;
+}
+
 /* Sets last_error and returns code. */
 int ps_client_fail(ps_client *c, int code, const char *fmt, ...)
 {
@@ -263,19 +326,28 @@ static void push_settle(ps_client *c)
     }
 }
 
-int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, size_t errbuf_len)
+int ps_client_open(const ps_client_opts *caller_opts, ps_client **out, char *errbuf,
+                   size_t errbuf_len)
 {
     char why[PS_ERROR_MSG_MAX];
     int rc = PS_EINVAL;
     ps_client *c = NULL;
+    ps_client_opts all;
+    const ps_client_opts *opts = &all;
     if (out != NULL)
         *out = NULL;
     if (errbuf != NULL && errbuf_len > 0)
         errbuf[0] = '\0';
-    if (opts == NULL || out == NULL) {
+    if (caller_opts == NULL || out == NULL) {
         snprintf(why, sizeof why, "no options or no place for the client");
         goto report;
     }
+    ps_client_opts_init(&all);
+    if ((rc = ps_client_struct_take(&all, sizeof all, caller_opts, caller_opts->size,
+                                    PS_CLIENT_OPTS_SIZE_1_0, "ps_client_opts", why, sizeof why)) !=
+        0)
+        goto report;
+    all.size = sizeof all;
     if ((rc = opts_check(opts, why, sizeof why)) != 0)
         goto report;
     rc = PS_ENOMEM;
@@ -348,18 +420,29 @@ report:
     return rc;
 }
 
-int ps_client_pull(ps_client *c, uint64_t min_version, float *theta, uint64_t *version)
+int ps_client_pull(ps_client *c, uint64_t min_version, float *theta, size_t n, uint64_t *version)
 {
-    return ps_client_pull_clock(c, 0, min_version, theta, version);
+    return ps_client_pull_clock(c, 0, min_version, theta, n, version);
+}
+
+/* PS_EINVAL (with the sentence) unless n floats of `what` are θ's. */
+static int theta_len_check(ps_client *c, const char *call, const char *what, size_t n)
+{
+    if ((uint64_t)n == c->num_params)
+        return 0;
+    return ps_client_fail(c, PS_EINVAL, "%s: %s holds %zu floats, θ has %llu", call, what, n,
+                          (unsigned long long)c->num_params);
 }
 
 int ps_client_pull_clock(ps_client *c, uint64_t clock, uint64_t min_version, float *theta,
-                         uint64_t *version)
+                         size_t n, uint64_t *version)
 {
     if (c == NULL)
         return PS_EINVAL;
     if (theta == NULL)
         return ps_client_fail(c, PS_EINVAL, "pull: no buffer for theta");
+    if (theta_len_check(c, "pull", "theta", n) != 0)
+        return PS_EINVAL;
     op o = {.type = PS_MSG_PULL,
             .reply = PS_MSG_PULL_REPLY,
             .min_version = min_version,
@@ -382,6 +465,18 @@ static uint32_t table_dim(ps_client *c, uint32_t table)
         return 0;
     }
     return c->tables[table].dim;
+}
+
+/* PS_EINVAL (with the sentence) unless len floats at `what` are n rows of
+ * dim floats. */
+static int rows_len_check(ps_client *c, const char *call, const char *what, size_t len,
+                          size_t n, uint32_t dim, uint32_t table)
+{
+    if (n <= SIZE_MAX / dim && len == n * dim)
+        return 0;
+    return ps_client_fail(c, PS_EINVAL,
+                          "%s: %s holds %zu floats, %zu rows of table %u need %llu (%u each)",
+                          call, what, len, n, table, (unsigned long long)n * dim, dim);
 }
 
 /* Splits the n sorted keys of o by shard and lays out each shard's payload
@@ -458,7 +553,8 @@ static int sparse_prepare(ps_client *c, op *o, const float *grads)
     return 0;
 }
 
-int ps_client_pull_rows(ps_client *c, uint32_t table, const uint64_t *keys, size_t n, float *rows)
+int ps_client_pull_rows(ps_client *c, uint32_t table, const uint64_t *keys, size_t n, float *rows,
+                        size_t rows_len)
 {
     if (c == NULL)
         return PS_EINVAL;
@@ -467,6 +563,8 @@ int ps_client_pull_rows(ps_client *c, uint32_t table, const uint64_t *keys, size
         return PS_EINVAL;
     if ((keys == NULL || rows == NULL) && n > 0)
         return ps_client_fail(c, PS_EINVAL, "pull_rows: no keys or no buffer for the rows");
+    if (rows_len_check(c, "pull_rows", "rows", rows_len, n, dim, table) != 0)
+        return PS_EINVAL;
     op o = {.type = PS_MSG_PULL,
             .reply = PS_MSG_PULL_REPLY,
             .version = UINT64_MAX,
@@ -484,7 +582,7 @@ int ps_client_pull_rows(ps_client *c, uint32_t table, const uint64_t *keys, size
 }
 
 int ps_client_push_rows(ps_client *c, uint32_t table, uint64_t clock, const uint64_t *keys,
-                        size_t n, const float *grads, uint32_t samples)
+                        size_t n, const float *grads, size_t grads_len, uint32_t samples)
 {
     if (c == NULL)
         return PS_EINVAL;
@@ -493,6 +591,8 @@ int ps_client_push_rows(ps_client *c, uint32_t table, uint64_t clock, const uint
         return PS_EINVAL;
     if ((keys == NULL || grads == NULL) && n > 0)
         return ps_client_fail(c, PS_EINVAL, "push_rows: no keys or no gradients");
+    if (rows_len_check(c, "push_rows", "grads", grads_len, n, dim, table) != 0)
+        return PS_EINVAL;
     op o = {.type = PS_MSG_PUSH,
             .reply = PS_MSG_ACK,
             .version = UINT64_MAX,
@@ -512,7 +612,7 @@ int ps_client_push_rows(ps_client *c, uint32_t table, uint64_t clock, const uint
 }
 
 int ps_client_scan_rows(ps_client *c, uint32_t table, size_t which, uint64_t cursor, size_t max,
-                        uint64_t *keys, float *rows, size_t *n, uint64_t *next)
+                        uint64_t *keys, float *rows, size_t rows_len, size_t *n, uint64_t *next)
 {
     if (c == NULL)
         return PS_EINVAL;
@@ -522,6 +622,10 @@ int ps_client_scan_rows(ps_client *c, uint32_t table, size_t which, uint64_t cur
     if (which >= c->nshards || max == 0 || keys == NULL || rows == NULL)
         return ps_client_fail(c, PS_EINVAL, "scan_rows: shard %zu of %zu, %zu rows at most",
                               which, c->nshards, max);
+    if (n == NULL || next == NULL)
+        return ps_client_fail(c, PS_EINVAL, "scan_rows: no place for the count or the cursor");
+    if (rows_len_check(c, "scan_rows", "rows", rows_len, max, dim, table) != 0)
+        return PS_EINVAL;
     op o = {.type = PS_MSG_PULL,
             .reply = PS_MSG_PULL_REPLY,
             .version = UINT64_MAX,
@@ -557,13 +661,15 @@ int ps_client_table(const ps_client *c, size_t i, const char **name, uint32_t *d
     return 0;
 }
 
-int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,
+int ps_client_push(ps_client *c, uint64_t clock, const float *grad, size_t n, uint32_t samples,
                    uint64_t *version)
 {
     if (c == NULL)
         return PS_EINVAL;
     if (grad == NULL)
         return ps_client_fail(c, PS_EINVAL, "push: no gradient");
+    if (theta_len_check(c, "push", "grad", n) != 0)
+        return PS_EINVAL;
     op o = {.type = PS_MSG_PUSH,
             .reply = PS_MSG_ACK,
             .clock = clock,
@@ -582,15 +688,23 @@ int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t sam
     return rc;
 }
 
-int ps_client_push_pull(ps_client *c, ps_push_pull *pp)
+int ps_client_push_pull(ps_client *c, ps_push_pull *caller_pp)
 {
-    if (pp == NULL)
+    if (caller_pp == NULL)
         return c == NULL ? PS_EINVAL : ps_client_fail(c, PS_EINVAL, "push_pull: no exchange given");
-    pp->pulled = 0;
+    ps_push_pull all, *pp = &all;
+    char why[PS_ERROR_MSG_MAX];
+    ps_push_pull_init(&all);
+    if (ps_client_struct_take(&all, sizeof all, caller_pp, caller_pp->size, PS_PUSH_PULL_SIZE_1_0,
+                              "ps_push_pull", why, sizeof why) != 0)
+        return c == NULL ? PS_EINVAL : ps_client_fail(c, PS_EINVAL, "push_pull: %s", why);
+    caller_pp->pulled = 0; /* the out fields are the first release's: the caller has them */
     if (c == NULL)
         return PS_EINVAL;
     if (pp->grad == NULL)
         return ps_client_fail(c, PS_EINVAL, "push_pull: no gradient");
+    if (theta_len_check(c, "push_pull", "grad", pp->n) != 0)
+        return PS_EINVAL;
     size_t bytes = (size_t)c->num_params * sizeof(float);
     const char *g = (const char *)pp->grad, *th = (const char *)pp->theta;
     if (th != NULL && g < th + bytes && th < g + bytes)
@@ -623,9 +737,9 @@ int ps_client_push_pull(ps_client *c, ps_push_pull *pp)
     c->push_flags = o.flags;
     if (rc != 0 || o.pull_rc != 0)
         return rc;
-    pp->pulled = 1;
-    pp->version = o.pull_version;
-    pp->view = o.view_out != NULL ? o.view_out : o.theta;
+    caller_pp->pulled = 1;
+    caller_pp->version = o.pull_version;
+    caller_pp->view = o.view_out != NULL ? o.view_out : o.theta;
     return 0;
 }
 
@@ -687,6 +801,16 @@ int ps_client_server_stats(ps_client *c, ps_server_stats *out)
 {
     if (c == NULL || out == NULL)
         return PS_EINVAL;
+    ps_server_stats in;
+    char why[PS_ERROR_MSG_MAX];
+    ps_server_stats_init(&in, NULL, NULL, 0);
+    if (ps_client_struct_take(&in, sizeof in, out, out->size, PS_SERVER_STATS_SIZE_1_0,
+                              "ps_server_stats", why, sizeof why) != 0)
+        return ps_client_fail(c, PS_EINVAL, "server_stats: %s", why);
+    if (in.cap > 0 && (in.clock == NULL || in.pushes == NULL))
+        return ps_client_fail(c, PS_EINVAL,
+                              "server_stats: cap is %u, and the clock or the pushes array is NULL",
+                              in.cap);
     int rc = ps_client_final_check(c);
     if (rc != 0)
         return rc;
@@ -705,9 +829,9 @@ int ps_client_server_stats(ps_client *c, ps_server_stats *out)
         out->staleness_p99 = o.stale_p99;
         out->staleness_mean = o.statuses > 0 ? o.stale_mean_sum / o.statuses : 0.0;
         out->nranks = (uint32_t)o.nrows;
-        for (size_t r = 0; r < o.nrows; r++) {
-            out->clock[r] = rows[r].clock;
-            out->pushes[r] = rows[r].pushes;
+        for (size_t r = 0; r < o.nrows && r < in.cap; r++) {
+            in.clock[r] = rows[r].clock;
+            in.pushes[r] = rows[r].pushes;
         }
     }
     free(rows);

@@ -225,6 +225,25 @@ struct ps_client {
     char last_error[PS_ERROR_MSG_MAX];
 };
 
+/* The first release's sizes of the structs that carry a size: up to the
+ * end of their last field. A caller's size below them is refused; the
+ * fields a larger one adds (a later release's) take their defaults. */
+#define PS_CLIENT_OPTS_SIZE_1_0 (offsetof(ps_client_opts, push_error_feedback) + sizeof(int))
+#define PS_PUSH_PULL_SIZE_1_0   (offsetof(ps_push_pull, view) + sizeof(const float *))
+#define PS_SERVER_STATS_SIZE_1_0 (offsetof(ps_server_stats, pushes) + sizeof(uint64_t *))
+
+/* The rows of a STATUS reply the client takes (a server's ranks at most). */
+#define PS_MAX_STATUS_RANKS 1024
+
+/* Takes the caller's struct `what` of `size` bytes (its header's) into dst,
+ * which holds the defaults and is `known` bytes (this library's): the first
+ * min(size, known) bytes are copied. PS_EINVAL with the sentence in why for
+ * a size below `least` (the first release's), or above `known` with a
+ * nonzero byte past it (a field of a later release this library cannot
+ * honour). */
+int ps_client_struct_take(void *dst, size_t known, const void *src, size_t size, size_t least,
+                          const char *what, char *why, size_t cap);
+
 /* Sets last_error and returns code. */
 int ps_client_fail(ps_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -14,7 +14,12 @@ int main(int argc, char **argv)
     }
     int rank = argc > 2 ? atoi(argv[2]) : 0, workers = argc > 3 ? atoi(argv[3]) : 1;
     const char *servers[] = {argv[1]};
-    ps_client_opts opts = {.job = "line", .servers = servers, .num_servers = 1, .rank = rank};
+    ps_client_opts opts;
+    ps_client_opts_init(&opts); /* sets opts.size: the library knows which fields we have */
+    opts.job = "line";
+    opts.servers = servers;
+    opts.num_servers = 1;
+    opts.rank = rank;
     ps_client *c;
     char err[256];
     int rc = ps_client_open(&opts, &c, err, sizeof err);
@@ -24,7 +29,7 @@ int main(int argc, char **argv)
     }
     float theta[2], grad[2]; /* θ = [w, b] of the job's linear model */
     for (uint64_t round = 0; round < 200 && rc == 0; round++) {
-        rc = ps_client_pull(c, round, theta, NULL); /* sync: θ after round-1 */
+        rc = ps_client_pull(c, round, theta, 2, NULL); /* sync: θ after round-1 */
         if (rc != 0)
             break;
         grad[0] = grad[1] = 0;
@@ -36,10 +41,10 @@ int main(int argc, char **argv)
         }
         grad[0] /= (float)n;
         grad[1] /= (float)n;
-        rc = ps_client_push(c, round, grad, n, NULL);
+        rc = ps_client_push(c, round, grad, 2, n, NULL);
     }
     if (rc == 0)
-        rc = ps_client_pull(c, 200, theta, NULL);
+        rc = ps_client_pull(c, 200, theta, 2, NULL);
     if (rc != 0) {
         fprintf(stderr, "example: %s\n", ps_client_last_error(c));
         ps_client_close(&c);

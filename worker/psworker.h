@@ -1,24 +1,53 @@
-/* psworker.h — libpsworker, the client library of psd: the whole contract
- * for a program of your own that trains against psd. Open a client on the
- * job's shard endpoints, pull θ, push gradients, close. Every function that
- * can fail returns 0 or a negative error code; ps_strerror names the code
- * and ps_client_last_error gives the sentence for the last failure.
- * A client and its sockets belong to the thread that opened it. */
+/* <psd/psworker.h> — libpsworker, the client library of psd: the whole
+ * contract for a program of your own that trains against psd. Open a
+ * client on the job's shard endpoints (or from the job file), pull θ, push
+ * gradients, close. Every function that can fail returns 0 or a negative
+ * error code (<psd/errors.h>); ps_strerror names the code and
+ * ps_client_last_error gives the sentence for the last failure.
+ * A client and its sockets belong to the thread that opened it.
+ *
+ * Stability: within a major version (the soname, libpsworker.so.1) no
+ * function, field or constant here changes its name, type or meaning and
+ * none goes away. A minor release may add functions, error codes and
+ * fields at the end of the structs that carry a size (ps_client_opts,
+ * ps_push_pull, ps_server_stats): a program compiled against an older
+ * header sets the older size through the *_init function, and the library
+ * gives the fields it did not know their defaults. */
 #ifndef PSWORKER_H
 #define PSWORKER_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h" /* PS_E... codes and ps_strerror */
+#include <psd/errors.h>  /* PS_E... codes, ps_strerror, ps_err_name, PS_EXTERN */
+#include <psd/version.h> /* PSD_VERSION_... */
+
+#ifndef PS_EXTERN
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define PS_EXTERN __attribute__((visibility("default")))
+#else
+#define PS_EXTERN
+#endif
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* The library's version ("1.0.0") and major*10000 + minor*100 + patch: the
+ * library loaded, where PSD_VERSION_* are the header compiled against. */
+PS_EXTERN const char *ps_version(void);
+PS_EXTERN unsigned ps_version_number(void);
+
 typedef struct ps_client ps_client;
 
+/* The options of ps_client_open. Set them up with ps_client_opts_init,
+ * then set the fields you need: the library reads only the first `size`
+ * bytes, so a program built with an older header keeps working when later
+ * releases add fields (at the end only). */
 typedef struct ps_client_opts {
+    size_t size;                /* sizeof(ps_client_opts) as the caller compiled it;
+                                   set by ps_client_opts_init */
     const char *job;            /* the job's name; the server refuses another */
     const char *const *servers; /* one endpoint per shard, in shard order */
     size_t num_servers;
@@ -55,59 +84,81 @@ typedef struct ps_client_opts {
     const char *push_compression;
     double push_topk_ratio;
     int push_error_feedback;
+    /* new fields go at the end only */
 } ps_client_opts;
+
+/* Zeroes *o and sets its size, rank -1 (any free rank) and push_topk_ratio
+ * 0.01; every other field's default is 0 or NULL. */
+PS_EXTERN void ps_client_opts_init(ps_client_opts *o);
 
 /* Registers with every shard (HELLO) and returns a client in *out.
  * Errors: PS_ETIMEDOUT (no answer), PS_EJOB, PS_EVERSION, PS_ESTATE (rank
  * taken), PS_EFULL (no rank left), PS_EZMQ, PS_ENOMEM, PS_EINVAL, and for
- * CURVE keys PS_ECONFIG, PS_EIO. On error
- * *out is NULL and errbuf (when not NULL) gets the sentence. */
-int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf, size_t errbuf_len);
+ * CURVE keys PS_ECONFIG, PS_EIO. PS_EINVAL too for an opts->size of 0 or
+ * smaller than the first release's ps_client_opts ("ps_client_opts.size
+ * is N: call ps_client_opts_init"), and for a larger size (a newer header)
+ * whose fields past this library's are not all zero. On error *out is
+ * NULL and errbuf (when not NULL) gets the sentence. */
+PS_EXTERN int ps_client_open(const ps_client_opts *opts, ps_client **out, char *errbuf,
+                             size_t errbuf_len);
+
+/* Reads the job file (servers, job name, heartbeat and timeouts, CURVE key
+ * files, compression, shared memory) as psworker does and opens a client
+ * with rank `rank` (-1: $PSD_RANK if set, else any free rank), as
+ * ps_client_open. A request is tried for the job's heartbeat.deadline_ms.
+ * PS_ECONFIG with a sentence naming the file in errbuf for a bad job file
+ * (or one that cannot be read); PS_EINVAL for a $PSD_RANK that is not a
+ * rank; otherwise as ps_client_open. */
+PS_EXTERN int ps_client_open_job(const char *job_path, int rank, ps_client **out, char *errbuf,
+                                 size_t errbuf_len);
 
 /* The job as the servers describe it. */
-uint64_t ps_client_num_params(const ps_client *c);
-int ps_client_rank(const ps_client *c);
-uint32_t ps_client_num_workers(const ps_client *c);
-const char *ps_client_mode(const ps_client *c); /* the mode, named as in job files */
+PS_EXTERN uint64_t ps_client_num_params(const ps_client *c);
+PS_EXTERN int ps_client_rank(const ps_client *c);
+PS_EXTERN uint32_t ps_client_num_workers(const ps_client *c);
+PS_EXTERN const char *ps_client_mode(const ps_client *c); /* the mode, named as in job files */
 
 /* Tensor i of θ (0 <= i < ps_client_num_tensors): its name, offset in θ
  * and shape. Pointers stay valid until the client is closed. */
-size_t ps_client_num_tensors(const ps_client *c);
-int ps_client_tensor(const ps_client *c, size_t i, const char **name, uint64_t *offset,
-                     const uint64_t **shape, uint32_t *ndims);
+PS_EXTERN size_t ps_client_num_tensors(const ps_client *c);
+PS_EXTERN int ps_client_tensor(const ps_client *c, size_t i, const char **name, uint64_t *offset,
+                               const uint64_t **shape, uint32_t *ndims);
 
 /* Sparse tables (sparse_logistic, fm): rows of dim floats by 64-bit key,
  * held by the servers only; shard i of S holds the keys k with
  * floor(k·S / 2^64) = i. Table i (0 <= i < ps_client_num_tables): its name
  * and dim; the pointer stays valid until the client is closed. */
-size_t ps_client_num_tables(const ps_client *c);
-int ps_client_table(const ps_client *c, size_t i, const char **name, uint32_t *dim);
+PS_EXTERN size_t ps_client_num_tables(const ps_client *c);
+PS_EXTERN int ps_client_table(const ps_client *c, size_t i, const char **name, uint32_t *dim);
 
 /* Pulls the rows of table `table` for n keys, sorted and unique, into rows
- * (n × dim floats, in the keys' order), every shard asked for its keys at
+ * (rows_len floats, which must be n × dim, in the keys' order), every shard asked for its keys at
  * once: a stored row as the server holds it, another at its initial value.
- * Waits and retries as ps_client_pull. PS_EINVAL for a table out of range
- * or keys not strictly increasing. */
-int ps_client_pull_rows(ps_client *c, uint32_t table, const uint64_t *keys, size_t n,
-                        float *rows);
+ * Waits and retries as ps_client_pull. PS_EINVAL for a table out of range,
+ * keys not strictly increasing or rows_len not n × dim. */
+PS_EXTERN int ps_client_pull_rows(ps_client *c, uint32_t table, const uint64_t *keys, size_t n,
+                                  float *rows, size_t rows_len);
 
-/* Pushes the gradient rows (n × dim floats) of n sorted, unique keys of
+/* Pushes the gradient rows (grads_len floats, which must be n × dim) of n sorted, unique keys of
  * table `table`, computed at worker clock `clock` and averaged over
  * `samples` examples, every shard sent its keys at once. They are applied
  * by the job's mode; in sync mode they join round `clock`, which the
  * step's dense push (ps_client_push or ps_client_push_pull, sent after
  * them) closes. With push compression the rows go in its codec (without
  * error feedback). Errors as ps_client_push, PS_EINVAL as above. */
-int ps_client_push_rows(ps_client *c, uint32_t table, uint64_t clock, const uint64_t *keys,
-                        size_t n, const float *grads, uint32_t samples);
+PS_EXTERN int ps_client_push_rows(ps_client *c, uint32_t table, uint64_t clock,
+                                  const uint64_t *keys, size_t n, const float *grads,
+                                  size_t grads_len, uint32_t samples);
 
 /* Up to max live rows of table from shard's cursor (0 for the first call):
- * their keys into keys, their rows into rows (max × dim floats), *n the
+ * their keys into keys (max entries), their rows into rows (rows_len
+ * floats, which must be max × dim: PS_EINVAL otherwise), *n the
  * count, *next the cursor to go on from (0: the shard has no more). Rows
  * come in the shard's storage order, not sorted; one table can be exported
  * this way while nothing trains. */
-int ps_client_scan_rows(ps_client *c, uint32_t table, size_t shard, uint64_t cursor, size_t max,
-                        uint64_t *keys, float *rows, size_t *n, uint64_t *next);
+PS_EXTERN int ps_client_scan_rows(ps_client *c, uint32_t table, size_t shard, uint64_t cursor,
+                                  size_t max, uint64_t *keys, float *rows, size_t rows_len,
+                                  size_t *n, uint64_t *next);
 
 /* Pull, push and heartbeat wait for a shard until timeout_ms have passed
  * since it last answered anything (and at least timeout_ms from the call's
@@ -138,18 +189,22 @@ int ps_client_scan_rows(ps_client *c, uint32_t table, size_t shard, uint64_t cur
  * with "endpoint: the server's sentence" in ps_client_last_error; a reply
  * of the wrong kind is PS_EPROTO; a signal while waiting is PS_EINTR. */
 
-/* Pulls the whole θ (num_params floats) into theta from all shards at once.
+/* Pulls the whole θ into theta (n floats, which must be num_params:
+ * PS_EINVAL with "theta holds N floats, θ has P" otherwise) from all shards
+ * at once.
  * Waits until every shard's version is >= min_version (0: answer at once).
  * *version (when not NULL) gets the smallest shard version received. */
-int ps_client_pull(ps_client *c, uint64_t min_version, float *theta, uint64_t *version);
+PS_EXTERN int ps_client_pull(ps_client *c, uint64_t min_version, float *theta, size_t n,
+                             uint64_t *version);
 
 /* ps_client_pull carrying the worker's clock (ssp: the steps it has
  * pushed): in ssp mode a server answers it once every live worker's clock
  * is >= clock - staleness. ps_client_pull is this with clock 0. */
-int ps_client_pull_clock(ps_client *c, uint64_t clock, uint64_t min_version, float *theta,
-                         uint64_t *version);
+PS_EXTERN int ps_client_pull_clock(ps_client *c, uint64_t clock, uint64_t min_version, float *theta,
+                                   size_t n, uint64_t *version);
 
-/* Pushes a gradient over the whole θ (num_params floats), averaged over
+/* Pushes a gradient over the whole θ (grad: n floats, which must be
+ * num_params: PS_EINVAL otherwise), averaged over
  * `samples` examples, computed at worker clock `clock` (sync: the round,
  * i.e. the version the gradient was computed from). Each shard's PUSH
  * carries as model_version the version of the slice of θ last pulled from
@@ -157,19 +212,22 @@ int ps_client_pull_clock(ps_client *c, uint64_t clock, uint64_t min_version, flo
  * the server's staleness figures use. Sends each shard its
  * slice, all at once, and waits for every ACK. *version (when not NULL) gets
  * the smallest shard version after the push. */
-int ps_client_push(ps_client *c, uint64_t clock, const float *grad, uint32_t samples,
-                   uint64_t *version);
+PS_EXTERN int ps_client_push(ps_client *c, uint64_t clock, const float *grad, size_t n,
+                             uint32_t samples, uint64_t *version);
 
 /* One step's exchange with the servers: a push (as ps_client_push) with a
- * pull of θ (as ps_client_pull) riding right behind it. */
+ * pull of θ (as ps_client_pull) riding right behind it. Set it up with
+ * ps_push_pull_init; new fields go at the end only. */
 typedef struct ps_push_pull {
+    size_t size; /* sizeof(ps_push_pull) as the caller compiled it; set by ps_push_pull_init */
     /* in: the push */
     uint64_t clock;
-    const float *grad; /* num_params floats */
+    const float *grad; /* n floats */
+    size_t n;          /* floats at grad and at theta (when not NULL): num_params */
     uint32_t samples;
     /* in: the pull. Sync: min_version = clock + 1 gets the θ of the next
      * round as soon as this one closes; async: 0 gets θ with this push
-     * applied. theta (num_params floats, not overlapping grad) gets θ; or
+     * applied. theta (n floats, not overlapping grad) gets θ; or
      * NULL: θ stays in the client's memory (see view), with one shard
      * straight in the frame it came in, not copied. */
     uint64_t min_version;
@@ -189,79 +247,97 @@ typedef struct ps_push_pull {
     uint64_t version;  /* when pulled: the smallest shard version received */
     const float *view; /* when pulled: θ, at theta or (theta NULL) in the
                           client's memory until its next call */
+    /* new fields go at the end only */
 } ps_push_pull;
+
+/* Zeroes *pp and sets its size. */
+PS_EXTERN void ps_push_pull_init(ps_push_pull *pp);
 
 /* Runs the exchange pp describes: each shard gets the push and the pull at
  * once, so θ comes back without a round trip of its own. Returns the push's
  * outcome. pp->pulled is 0 when the push went through but the pull did not
  * (it timed out waiting for min_version, say: ps_client_last_error tells
- * why, and theta may hold some shards' new slices): pull again then. */
-int ps_client_push_pull(ps_client *c, ps_push_pull *pp);
+ * why, and theta may hold some shards' new slices): pull again then.
+ * PS_EINVAL for a pp->size of 0 or smaller than the first release's
+ * ps_push_pull, or pp->n not num_params. */
+PS_EXTERN int ps_client_push_pull(ps_client *c, ps_push_pull *pp);
 
 /* Flags of the last push's ACKs, or'ed: PS_PUSH_DUPLICATE (a retried push
  * the server had applied already), PS_PUSH_DROPPED (sync: the round had
  * closed without it, so it was not applied). */
 #define PS_PUSH_DUPLICATE 1u
 #define PS_PUSH_DROPPED   2u
-uint32_t ps_client_push_flags(const ps_client *c);
+PS_EXTERN uint32_t ps_client_push_flags(const ps_client *c);
 
-/* Tells every shard this worker is alive (docs/architecture.md#the-failure-model); needed only
+/* Tells every shard this worker is alive (see the failure model in psd's docs); needed only
  * without opts.heartbeat_ms, more often than the job's heartbeat.timeout_ms. */
-int ps_client_heartbeat(ps_client *c);
+PS_EXTERN int ps_client_heartbeat(ps_client *c);
 
 /* Tells every shard this worker pushed its last gradient: it no longer
  * counts for rounds. Then pull with PS_CLIENT_VERSION_FINAL to get the
  * final θ, once every worker is done (or gone). */
-int ps_client_done(ps_client *c);
+PS_EXTERN int ps_client_done(ps_client *c);
 #define PS_CLIENT_VERSION_FINAL UINT64_MAX
 
 /* The smallest model version the shards gave when this worker registered:
  * at open (a job resumed from checkpoints starts there, not at 0), or again
  * after PS_EREJOINED above. */
-uint64_t ps_client_rejoin_version(const ps_client *c);
+PS_EXTERN uint64_t ps_client_rejoin_version(const ps_client *c);
 
 /* Gives the training's figures to the heartbeats, which carry them to
  * every shard (psctl status, /metrics): the mean loss of the epoch so far
  * and samples per second. NaN: not known. Thread-safe. */
-void ps_client_report(ps_client *c, double loss, double samples_per_s);
+PS_EXTERN void ps_client_report(ps_client *c, double loss, double samples_per_s);
 
 /* The rank's pushes the servers had applied when this worker last
  * registered (the least over the shards): a worker that takes over the rank
  * of one that died, or finds a server restarted from a checkpoint, resumes
  * its data there, so every batch of the rank is trained once. */
-uint64_t ps_client_rank_applied(const ps_client *c);
+PS_EXTERN uint64_t ps_client_rank_applied(const ps_client *c);
 
 /* The number of shards (servers) of the job. */
-size_t ps_client_num_servers(const ps_client *c);
+PS_EXTERN size_t ps_client_num_servers(const ps_client *c);
 
 /* This client's pushes to shard i that it said it holds (an ACK, or
  * an ACK DUPLICATE of a push sent again), and how many of those a restart
  * of the shard from a checkpoint rolled back (logged when found). The shard's
  * count of the rank's applied pushes is then the rank's count when this
  * client registered + held - rolled_back. PS_ERANGE past the shards (i). */
-int ps_client_push_tally(const ps_client *c, size_t i, uint64_t *held, uint64_t *rolled_back);
+PS_EXTERN int ps_client_push_tally(const ps_client *c, size_t i, uint64_t *held,
+                                   uint64_t *rolled_back);
 
 /* psd's view of the job, asked of every shard (STATUS): the staleness of
  * the applied pushes (largest max and p99 over the shards, the mean of
  * their means) and, from shard 0, each rank's clock and applied pushes into
- * the caller's arrays of PS_MAX_STATUS_RANKS entries. */
-#define PS_MAX_STATUS_RANKS 1024
+ * the caller's arrays of cap entries (the first cap ranks; nranks says how
+ * many the server knows, which may be more). Set it up with
+ * ps_server_stats_init; new fields go at the end only. */
 typedef struct ps_server_stats {
+    size_t
+        size; /* sizeof(ps_server_stats) as the caller compiled it; set by ps_server_stats_init */
     uint64_t staleness_max, staleness_p99;
     double staleness_mean;
-    uint32_t nranks;
-    uint64_t clock[PS_MAX_STATUS_RANKS];
-    uint64_t pushes[PS_MAX_STATUS_RANKS];
+    uint32_t nranks;          /* out: ranks the server knows (may exceed cap) */
+    uint32_t cap;             /* in: entries at clock and pushes (may be 0) */
+    uint64_t *clock, *pushes; /* in: the caller's arrays of cap entries, or NULL */
+    /* new fields go at the end only */
 } ps_server_stats;
-int ps_client_server_stats(ps_client *c, ps_server_stats *out);
+
+/* Zeroes *s and sets its size, arrays and cap. */
+PS_EXTERN void ps_server_stats_init(ps_server_stats *s, uint64_t *clock, uint64_t *pushes,
+                                    uint32_t cap);
+
+/* PS_EINVAL for a size of 0 or smaller than the first release's, or a cap
+ * above 0 with an array NULL. */
+PS_EXTERN int ps_client_server_stats(ps_client *c, ps_server_stats *out);
 
 /* How many shards θ and gradients go through shared memory with (0 .. the
  * number of servers); *why (when not NULL) gets the reason a shard's could
  * not be used, or "" (a shard on another host is no failure). */
-size_t ps_client_shared_memory(const ps_client *c, const char **why);
+PS_EXTERN size_t ps_client_shared_memory(const ps_client *c, const char **why);
 
 /* Replies that failed to decode, dropped (not an error of any call). */
-uint64_t ps_client_bad_replies(const ps_client *c);
+PS_EXTERN uint64_t ps_client_bad_replies(const ps_client *c);
 
 /* Stops the whole job (training diverged, say): sends every shard that
  * knows this worker a BYE with PS_FLAG_ABORT and why (one line, cut at 255
@@ -271,15 +347,15 @@ uint64_t ps_client_bad_replies(const ps_client *c);
  * it. Returns 0 (also when the job was stopped already), the final code
  * when a server stopped this client before, or the first error of the
  * BYEs. */
-int ps_client_abort(ps_client *c, const char *why);
+PS_EXTERN int ps_client_abort(ps_client *c, const char *why);
 
 /* Says BYE to every shard and frees the client; *cp becomes NULL. A NULL
  * *cp is fine. Returns the first error of the BYEs (the client is freed
  * anyway). After a final ERROR (see the stop protocol) no BYE is sent. */
-int ps_client_close(ps_client **cp);
+PS_EXTERN int ps_client_close(ps_client **cp);
 
 /* The sentence for the last failure of a call on c ("" when none). */
-const char *ps_client_last_error(const ps_client *c);
+PS_EXTERN const char *ps_client_last_error(const ps_client *c);
 
 #ifdef __cplusplus
 }

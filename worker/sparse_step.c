@@ -349,7 +349,7 @@ static int keys_pull(ps_sparse_step *s, ps_client *c, const ps_sparse_batch *b, 
     rc = ps_sparse_model_keys(s->model, b, &s->keys, &s->nkeys);
     if (rc != 0)
         return ps_error_set(err, rc, "the keys of a batch of %zu rows", b->rows);
-    rc = ps_client_pull_rows(c, 0, s->keys, s->nkeys, s->rows);
+    rc = ps_client_pull_rows(c, 0, s->keys, s->nkeys, s->rows, s->nkeys * s->dim);
     if (rc != 0)
         return ps_error_set(err, rc, "pull of %zu rows: %s", s->nkeys, ps_client_last_error(c));
     return 0;
@@ -378,7 +378,8 @@ int ps_sparse_step_grad(ps_sparse_step *s, float bias, float *grad_bias, double 
 int ps_sparse_step_push(ps_sparse_step *s, ps_client *c, uint64_t clock, uint32_t samples,
                         ps_error *err)
 {
-    int rc = ps_client_push_rows(c, 0, clock, s->keys, s->nkeys, s->grads, samples);
+    int rc = ps_client_push_rows(c, 0, clock, s->keys, s->nkeys, s->grads, s->nkeys * s->dim,
+                                 samples);
     if (rc != 0)
         return ps_error_set(err, rc, "push of %zu rows: %s", s->nkeys, ps_client_last_error(c));
     return 0;
@@ -516,7 +517,7 @@ int ps_sparse_step_export(ps_sparse_step *s, ps_client *c, const char *dir,
         do {
             size_t n = 0;
             rc = ps_client_scan_rows(c, 0, shard, cursor, SCAN_PAGE, s->scan_keys, s->scan_rows,
-                                     &n, &cursor);
+                                     (size_t)SCAN_PAGE * dim, &n, &cursor);
             if (rc != 0) {
                 ps_error_set(err, rc, "export of table %s: %s", name, ps_client_last_error(c));
                 break;

@@ -5,6 +5,7 @@
  * the first step. */
 #include "trainer.h"
 
+#include "client_job.h"
 #include "dataset.h"
 #include "output.h"
 #include "progress.h"
@@ -487,7 +488,8 @@ static int theta_pull(ps_trainer *t, uint64_t min_version, ps_error *err)
 static int theta_pull_clock(ps_trainer *t, uint64_t clock, uint64_t min_version, ps_error *err)
 {
     uint64_t v = 0;
-    int rc = ps_client_pull_clock(t->client, clock, min_version, t->theta, &v);
+    int rc = ps_client_pull_clock(t->client, clock, min_version, t->theta,
+                                 (size_t)t->num_params, &v);
     t->th = t->theta;
     if (rc != 0)
         return client_failed(t, rc, "pull", err);
@@ -517,26 +519,15 @@ static void client_note(void *arg, int warning, const char *line)
 
 static int connect_servers(ps_trainer *t, ps_error *err)
 {
+    /* the options ps_client_open_job opens with, from the same code */
     const char *servers[PS_MAX_SHARDS];
-    for (uint32_t i = 0; i < t->job.nservers; i++)
-        servers[i] = t->job.servers[i];
-    ps_client_opts co = {
-        .job = t->job.name,
-        .servers = servers,
-        .num_servers = t->job.nservers,
-        .rank = t->opts.rank,
-        .timeout_ms =
-            t->opts.timeout_ms > 0 ? t->opts.timeout_ms : (int)t->job.heartbeat.deadline_ms,
-        .heartbeat_ms = (int)t->job.heartbeat.interval_ms,
-        .socket_only = !t->job.shared_memory,
-        .log_fn = client_note,
-        .log_arg = t,
-        .curve_server_key_file = t->job.security.curve ? t->job.security.server_public_key : NULL,
-        .curve_secret_key_file = t->job.security.curve ? t->job.security.client_secret_key : NULL,
-        .push_compression = ps_compress_ops_get(t->job.compression.push)->name,
-        .push_topk_ratio = t->job.compression.topk_ratio,
-        .push_error_feedback = t->job.compression.error_feedback,
-    };
+    ps_client_opts co;
+    ps_client_opts_from_job(&t->job, servers, &co);
+    co.rank = t->opts.rank;
+    if (t->opts.timeout_ms > 0)
+        co.timeout_ms = t->opts.timeout_ms;
+    co.log_fn = client_note;
+    co.log_arg = t;
     char why[PS_ERROR_MSG_MAX] = "";
     int rc = ps_client_open(&co, &t->client, why, sizeof why);
     if (rc != 0) {
@@ -931,12 +922,15 @@ static int train_round(ps_trainer *t, uint64_t round, uint64_t data, size_t *row
         (rc = ps_sparse_step_push(t->sparse, t->client, round, (uint32_t)*rows, err)) != 0)
         return sparse_failed(t, rc, err);
     prefill next = {t, first + t->local_steps};
-    ps_push_pull pp = {.clock = round,
-                       .grad = t->grad,
-                       .samples = (uint32_t)*rows,
-                       .theta = NULL, /* one shard: θ used from its frame, not copied */
-                       .meanwhile = t->sparse == NULL ? prefill_batch : NULL,
-                       .arg = &next};
+    ps_push_pull pp;
+    ps_push_pull_init(&pp);
+    pp.clock = round;
+    pp.grad = t->grad;
+    pp.n = (size_t)t->num_params;
+    pp.samples = (uint32_t)*rows;
+    pp.theta = NULL; /* one shard: θ used from its frame, not copied */
+    pp.meanwhile = t->sparse == NULL ? prefill_batch : NULL;
+    pp.arg = &next;
     t->mode->pull_after(round, &pp.min_version, &pp.pull_clock);
     t->have_theta = false; /* the θ in hand is let go */
     t->th = t->theta;
@@ -1192,23 +1186,18 @@ static void tally_log(const ps_trainer *t)
  * server that does not answer leaves them unknown (null), no failure. */
 static void server_stats(ps_trainer *t, ps_train_result *res)
 {
-    ps_server_stats *st = malloc(sizeof *st);
-    if (st == NULL || ps_client_server_stats(t->client, st) != 0) {
+    ps_server_stats st;
+    ps_server_stats_init(&st, res->rank_clock, res->rank_pushes, PS_MAX_WORKERS);
+    if (ps_client_server_stats(t->client, &st) != 0) {
         PS_LOG_D(t->opts.log, "no server figures for the summary: %s",
-                 st ? ps_client_last_error(t->client) : "out of memory");
-        free(st);
+                 ps_client_last_error(t->client));
         return;
     }
     res->has_server_stats = true;
-    res->staleness_max = st->staleness_max;
-    res->staleness_mean = st->staleness_mean;
-    res->staleness_p99 = st->staleness_p99;
-    res->nranks = st->nranks < PS_MAX_WORKERS ? st->nranks : PS_MAX_WORKERS;
-    for (uint32_t r = 0; r < res->nranks; r++) {
-        res->rank_clock[r] = st->clock[r];
-        res->rank_pushes[r] = st->pushes[r];
-    }
-    free(st);
+    res->staleness_max = st.staleness_max;
+    res->staleness_mean = st.staleness_mean;
+    res->staleness_p99 = st.staleness_p99;
+    res->nranks = st.nranks < PS_MAX_WORKERS ? st.nranks : PS_MAX_WORKERS;
 }
 
 /* The final θ: once this worker said it is done, a pull for the final

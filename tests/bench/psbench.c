@@ -298,8 +298,10 @@ static int kid_ps_do(ps_client *c, const kid_cmd *cmd, float *theta, const float
     int rc = 0;
     if (cmd->op == KID_PUSHPULL || cmd->op == KID_ROUND) {
         /* as psworker trains: θ rides back behind the push */
-        ps_push_pull pp = {.clock = cmd->arg,
+        ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                           .clock = cmd->arg,
                            .grad = grad,
+                           .n = (size_t)ps_client_num_params(c),
                            .samples = 1,
                            .min_version = cmd->op == KID_ROUND ? cmd->arg + 1 : 0,
                            .theta = NULL}; /* θ used from the reply's frame */
@@ -311,7 +313,7 @@ static int kid_ps_do(ps_client *c, const kid_cmd *cmd, float *theta, const float
         uint64_t n = 0;
         double end = t0 + (double)cmd->arg / 1000.0, now = t0;
         while (rc == 0 && now < end) {
-            rc = ps_client_pull(c, 0, theta, NULL);
+            rc = ps_client_pull(c, 0, theta, (size_t)ps_client_num_params(c), NULL);
             n++;
             now = ps_clock_s();
         }
@@ -325,7 +327,8 @@ static int kid_ps_do(ps_client *c, const kid_cmd *cmd, float *theta, const float
 static int kid_ps_main(const kid_conf *kc, int cmd_fd, int res_fd)
 {
     const char *servers[] = {kc->endpoint};
-    ps_client_opts o = {.job = "bench",
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "bench",
                         .servers = servers,
                         .num_servers = 1,
                         .rank = kc->rank,

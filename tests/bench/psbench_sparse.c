@@ -130,13 +130,16 @@ static int sparse_do(ps_client *c, const kid_cmd *cmd, uint64_t *keys, uint64_t 
 {
     double t0 = ps_clock_s();
     int rc = 0;
+    uint32_t dim = 0; /* the rows' floats: the lengths the client checks */
+    if (ps_client_table(c, 0, NULL, &dim) != 0)
+        return PS_EINVAL;
     if (cmd->op == KID_ROWS_FILL) { /* keys 0 .. arg - 1, a batch a push */
         for (uint64_t lo = 0; rc == 0 && lo < cmd->arg; lo += FILL_BATCH) {
             size_t n = cmd->arg - lo < FILL_BATCH ? (size_t)(cmd->arg - lo) : FILL_BATCH;
             for (size_t i = 0; i < n; i++)
                 keys[i] = key_of(lo + i);
             keys_sort(keys, tmp, n);
-            rc = ps_client_push_rows(c, 0, (*clock)++, keys, n, grads, 1);
+            rc = ps_client_push_rows(c, 0, (*clock)++, keys, n, grads, n * dim, 1);
         }
         *value = ps_clock_s() - t0;
         return rc;
@@ -146,9 +149,9 @@ static int sparse_do(ps_client *c, const kid_cmd *cmd, uint64_t *keys, uint64_t 
     size_t n = (size_t)cmd->arg;
     batch_make(keys, tmp, n, rng, fresh); /* the trainer's work, not timed */
     t0 = ps_clock_s();
-    rc = ps_client_pull_rows(c, 0, keys, n, rows);
+    rc = ps_client_pull_rows(c, 0, keys, n, rows, n * dim);
     if (rc == 0)
-        rc = ps_client_push_rows(c, 0, (*clock)++, keys, n, grads, 1);
+        rc = ps_client_push_rows(c, 0, (*clock)++, keys, n, grads, n * dim, 1);
     *value = ps_clock_s() - t0;
     return rc;
 }
@@ -157,7 +160,8 @@ static int kid_sparse_main(const void *arg, int cmd_fd, int res_fd)
 {
     const sparse_conf *sc = arg;
     const char *servers[] = {sc->endpoint};
-    ps_client_opts o = {.job = "bench",
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "bench",
                         .servers = servers,
                         .num_servers = 1,
                         .rank = 0,

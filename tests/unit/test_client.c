@@ -10,11 +10,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "client_impl.h" /* the first release's struct sizes, ps_client_struct_take */
 #include "psworker.h"
 #include "shm.h"
 #include "util.h"
@@ -484,7 +486,8 @@ static int open_client_opt(fake *f, const char *job, int rank, int timeout_ms, i
     static const char *eps[NSHARDS];
     for (int i = 0; i < NSHARDS; i++)
         eps[i] = f->endpoint[i];
-    ps_client_opts o = {.job = job,
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = job,
                         .servers = eps,
                         .num_servers = NSHARDS,
                         .rank = rank,
@@ -524,7 +527,8 @@ static int open_client_hb(fake *f, int heartbeat_ms, int timeout_ms, notes *n, p
     static const char *eps[NSHARDS];
     for (int i = 0; i < NSHARDS; i++)
         eps[i] = f->endpoint[i];
-    ps_client_opts o = {.job = "digits",
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "digits",
                         .servers = eps,
                         .num_servers = NSHARDS,
                         .rank = -1,
@@ -593,7 +597,7 @@ START_TEST(pull_assembles_theta_in_key_order)
     ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
     float theta[P] = {0};
     uint64_t version = 0;
-    ck_assert_int_eq(ps_client_pull(c, 3, theta, &version), 0);
+    ck_assert_int_eq(ps_client_pull(c, 3, theta, P, &version), 0);
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
     ck_assert_uint_eq(version, 7); /* the smaller of 7 and 8 */
@@ -620,17 +624,23 @@ START_TEST(pull_carries_the_clock_and_push_the_version_of_theta_it_came_from)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
     float theta[P] = {0}, grad[P] = {0};
-    ck_assert_int_eq(ps_client_pull_clock(c, 9, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull_clock(c, 9, 0, theta, P, NULL), 0);
     ck_assert_uint_eq(f.pull_clock[0], 9);
     ck_assert_uint_eq(f.pull_clock[1], 9);
-    ck_assert_int_eq(ps_client_push(c, 9, grad, 4, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 9, grad, P, 4, NULL), 0);
     ck_assert_uint_eq(f.push_model_version[0], 7);
     ck_assert_uint_eq(f.push_model_version[1], 8);
-    ps_push_pull pp = {.clock = 10, .grad = grad, .samples = 4, .pull_clock = 11, .theta = theta};
+    ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                       .n = P,
+                       .clock = 10,
+                       .grad = grad,
+                       .samples = 4,
+                       .pull_clock = 11,
+                       .theta = theta};
     ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
     ck_assert_uint_eq(f.pull_clock[0], 11);
     ck_assert_uint_eq(f.pull_clock[1], 11);
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_uint_eq(f.pull_clock[0], 0); /* a plain pull: clock 0 */
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
@@ -646,7 +656,7 @@ START_TEST(pull_goes_to_every_shard_before_any_reply)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client(&f, "digits", 0, 1400, &c, NULL, 0), 0);
     float theta[P] = {0};
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -666,7 +676,7 @@ START_TEST(push_sends_each_shard_its_slice)
     for (int k = 0; k < P; k++)
         grad[k] = -(float)k - 0.25f;
     uint64_t version = 0;
-    ck_assert_int_eq(ps_client_push(c, 3, grad, 32, &version), 0);
+    ck_assert_int_eq(ps_client_push(c, 3, grad, P, 32, &version), 0);
     ck_assert_uint_eq(version, 8);
     ck_assert_uint_eq(ps_client_push_flags(c), 0);
     ck_assert_int_eq(ps_client_heartbeat(c), 0);
@@ -707,7 +717,9 @@ START_TEST(push_pull_carries_the_pull_in_the_push)
     for (int k = 0; k < P; k++)
         grad[k] = (float)k - 3.5f;
     int calls = 0;
-    ps_push_pull pp = {.clock = 3,
+    ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                       .n = P,
+                       .clock = 3,
                        .grad = grad,
                        .samples = 16,
                        .min_version = 4,
@@ -721,7 +733,12 @@ START_TEST(push_pull_carries_the_pull_in_the_push)
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
     /* θ left to the client: with two shards it is assembled in its memory */
-    ps_push_pull in_client = {.clock = 4, .grad = grad, .samples = 16, .min_version = 5};
+    ps_push_pull in_client = {.size = sizeof(ps_push_pull),
+                              .n = P,
+                              .clock = 4,
+                              .grad = grad,
+                              .samples = 16,
+                              .min_version = 5};
     ck_assert_int_eq(ps_client_push_pull(c, &in_client), 0);
     ck_assert_int_eq(in_client.pulled, 1);
     ck_assert_ptr_nonnull(in_client.view);
@@ -729,7 +746,7 @@ START_TEST(push_pull_carries_the_pull_in_the_push)
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(in_client.view[k], 0.5f * (float)k + 1.0f);
     /* the next request is numbered past the pull that rode along */
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     for (int i = 0; i < NSHARDS; i++) {
@@ -756,7 +773,12 @@ START_TEST(push_pull_whose_pull_times_out_still_reports_the_push)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client(&f, "digits", 0, 700, &c, NULL, 0), 0);
     float grad[P] = {0}, theta[P] = {0};
-    ps_push_pull pp = {.grad = grad, .samples = 1, .min_version = 1, .theta = theta};
+    ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                       .n = P,
+                       .grad = grad,
+                       .samples = 1,
+                       .min_version = 1,
+                       .theta = theta};
     uint64_t t0 = now_ms();
     ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
     uint64_t took = now_ms() - t0;
@@ -771,7 +793,12 @@ START_TEST(push_pull_whose_pull_times_out_still_reports_the_push)
     const char *said = ps_client_last_error(c);
     ck_assert_msg(strcmp(said, want0) == 0 || strcmp(said, want1) == 0, "last error: %s", said);
     /* overlapping buffers are refused before anything is sent */
-    ps_push_pull overlap = {.clock = 1, .grad = grad, .samples = 1, .theta = grad + 1};
+    ps_push_pull overlap = {.size = sizeof(ps_push_pull),
+                            .n = P,
+                            .clock = 1,
+                            .grad = grad,
+                            .samples = 1,
+                            .theta = grad + 1};
     ck_assert_int_eq(ps_client_push_pull(c, &overlap), PS_EINVAL);
     ck_assert_int_eq(ps_client_push_pull(c, NULL), PS_EINVAL);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -791,14 +818,14 @@ START_TEST(dropped_reply_is_retried_with_the_same_seq)
     ck_assert_int_eq(open_client(&f, "digits", 0, 1400, &c, NULL, 0), 0);
     float theta[P] = {0};
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     uint64_t took = now_ms() - t0;
     ck_assert_uint_ge(took, 190); /* the first attempt has 1/7 of 1400 ms */
     ck_assert_uint_lt(took, 1400);
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], 0.5f * (float)k + 1.0f);
     /* the next request uses the next seq and is answered at once */
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     ck_assert_int_eq(f.pulls[0], 3);
@@ -833,7 +860,7 @@ START_TEST(server_error_on_pull_is_its_code_and_sentence)
     ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
     float theta[P];
     char want[256];
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ERANGE);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_ERANGE);
     expected(want, sizeof want, f.endpoint[1], "keys [5, 10) leave the shard");
     ck_assert_str_eq(ps_client_last_error(c), want);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -850,7 +877,7 @@ START_TEST(silent_shards_time_out_within_the_bound)
     float theta[P];
     char want[256];
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ETIMEDOUT);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_ETIMEDOUT);
     uint64_t took = now_ms() - t0;
     ck_assert_uint_ge(took, 695);
     ck_assert_uint_lt(took, 2000); /* generous: machines are shared */
@@ -868,8 +895,12 @@ START_TEST(open_with_no_server_times_out_and_close_never_hangs)
     char ep[64], err[256], want[256];
     snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", ps_test_free_port());
     const char *eps[] = {ep};
-    ps_client_opts o = {
-        .job = "digits", .servers = eps, .num_servers = 1, .rank = -1, .timeout_ms = 300};
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "digits",
+                        .servers = eps,
+                        .num_servers = 1,
+                        .rank = -1,
+                        .timeout_ms = 300};
     ps_client *c = NULL;
     uint64_t t0 = now_ms();
     ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_ETIMEDOUT);
@@ -929,8 +960,12 @@ START_TEST(shard_count_must_match_the_endpoints)
     static fake f;
     fake_start(&f, 0, 0);
     const char *eps[] = {f.endpoint[0]};
-    ps_client_opts o = {
-        .job = "digits", .servers = eps, .num_servers = 1, .rank = -1, .timeout_ms = 2000};
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "digits",
+                        .servers = eps,
+                        .num_servers = 1,
+                        .rank = -1,
+                        .timeout_ms = 2000};
     ps_client *c = NULL;
     char err[256], want[256];
     ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_EPROTO);
@@ -948,7 +983,7 @@ START_TEST(undecodable_reply_is_dropped_and_counted)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
     float theta[P] = {0};
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_float_eq(theta[4], 3.0f);
     ck_assert_uint_eq(ps_client_bad_replies(c), 1);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -964,7 +999,7 @@ START_TEST(reply_of_the_wrong_type_is_a_protocol_error)
     ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
     float theta[P];
     char want[256];
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_EPROTO);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_EPROTO);
     expected(want, sizeof want, f.endpoint[0], "PULL answered with ACK");
     ck_assert_str_eq(ps_client_last_error(c), want);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -980,9 +1015,9 @@ START_TEST(restarted_shard_gets_hello_again)
     ck_assert_int_eq(open_client(&f, "digits", -1, 2000, &c, NULL, 0), 0);
     float theta[P] = {0};
     /* sync: the caller learns where the restarted shard stands, then goes on */
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_EREJOINED);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_EREJOINED);
     ck_assert_uint_eq(ps_client_rejoin_version(c), 5);
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_float_eq(theta[9], 5.5f);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
@@ -1007,14 +1042,19 @@ START_TEST(offered_shared_memory_carries_push_and_pull)
     float g[P], theta[P];
     for (int k = 0; k < P; k++)
         g[k] = (float)k - 3.0f;
-    ps_push_pull pp = {.clock = 5, .grad = g, .samples = 8, .min_version = 6};
+    ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                       .n = P,
+                       .clock = 5,
+                       .grad = g,
+                       .samples = 8,
+                       .min_version = 6};
     ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
     ck_assert_int_eq(pp.pulled, 1);
     for (int k = 0; k < P; k++) {
         ck_assert_float_eq(f.pushed[k], g[k]);      /* read from the segments */
         ck_assert_float_eq(pp.view[k], f.theta[k]); /* two shards: put together */
     }
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     for (int k = 0; k < P; k++)
         ck_assert_float_eq(theta[k], f.theta[k]);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -1042,8 +1082,8 @@ START_TEST(shared_memory_that_cannot_be_opened_leaves_the_socket)
     float g[P], theta[P];
     for (int k = 0; k < P; k++)
         g[k] = 2.0f * (float)k;
-    ck_assert_int_eq(ps_client_push(c, 1, g, 4, NULL), 0);
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 4, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     for (int k = 0; k < P; k++) {
         ck_assert_float_eq(f.pushed[k], g[k]);
         ck_assert_float_eq(theta[k], f.theta[k]);
@@ -1068,7 +1108,7 @@ START_TEST(socket_only_client_does_not_ask_for_shared_memory)
     ck_assert_uint_eq(ps_client_shared_memory(c, &why), 0);
     ck_assert_str_eq(why, "");
     float g[P] = {0};
-    ck_assert_int_eq(ps_client_push(c, 1, g, 4, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 4, NULL), 0);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     for (int i = 0; i < NSHARDS; i++) {
@@ -1091,11 +1131,11 @@ START_TEST(unanswered_push_gives_up_shared_memory_with_that_shard)
     float g[P];
     for (int k = 0; k < P; k++)
         g[k] = 1.0f + (float)k;
-    ck_assert_int_eq(ps_client_push(c, 1, g, 4, NULL), PS_ETIMEDOUT);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 4, NULL), PS_ETIMEDOUT);
     const char *why = NULL;
     ck_assert_uint_eq(ps_client_shared_memory(c, &why), 1);
     ck_assert_msg(strstr(why, "a push went unanswered") != NULL, "why: %s", why);
-    ck_assert_int_eq(ps_client_push(c, 2, g, 4, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 2, g, P, 4, NULL), 0);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     ck_assert_int_ge(f.pushes[0], 2);
@@ -1115,7 +1155,8 @@ START_TEST(bad_arguments_are_refused)
     char err[256];
     ck_assert_int_eq(ps_client_open(NULL, &c, err, sizeof err), PS_EINVAL);
     const char *eps[] = {"tcp://127.0.0.1:1"};
-    ps_client_opts o = {.job = "", .servers = eps, .num_servers = 1, .rank = -1};
+    ps_client_opts o = {
+        .size = sizeof(ps_client_opts), .job = "", .servers = eps, .num_servers = 1, .rank = -1};
     ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_EINVAL);
     ck_assert_str_eq(err, "job name must be 1 to 63 bytes");
     o.job = "digits";
@@ -1124,6 +1165,243 @@ START_TEST(bad_arguments_are_refused)
     ck_assert_ptr_null(c);
     ck_assert_int_eq(ps_client_close(&c), 0); /* a NULL client is fine */
     ck_assert_int_eq(ps_client_close(NULL), 0);
+}
+END_TEST
+
+/* ---- the stable API: versions, sizes, lengths, open_job ---- */
+
+START_TEST(version_calls_match_the_header)
+{
+    ck_assert_str_eq(ps_version(), PSD_VERSION_STRING);
+    ck_assert_str_eq(ps_version(), PS_VERSION_STRING); /* the CMake project's version */
+    ck_assert_uint_eq(ps_version_number(), PSD_VERSION_NUMBER);
+    ck_assert_uint_eq(ps_version_number(),
+                      PSD_VERSION_MAJOR * 10000 + PSD_VERSION_MINOR * 100 + PSD_VERSION_PATCH);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", PSD_VERSION_MAJOR, PSD_VERSION_MINOR,
+             PSD_VERSION_PATCH);
+    ck_assert_str_eq(PSD_VERSION_STRING, want);
+}
+END_TEST
+
+START_TEST(opts_init_sets_size_and_defaults)
+{
+    ps_client_opts o;
+    memset(&o, 0x5a, sizeof o);
+    ps_client_opts_init(&o);
+    ck_assert_uint_eq(o.size, sizeof o);
+    ck_assert_int_eq(o.rank, -1);
+    ck_assert(o.push_topk_ratio == 0.01);
+    ck_assert_ptr_null(o.job);
+    ck_assert_ptr_null(o.push_compression);
+    ck_assert_int_eq(o.timeout_ms, 0);
+    ps_push_pull pp;
+    memset(&pp, 0x5a, sizeof pp);
+    ps_push_pull_init(&pp);
+    ck_assert_uint_eq(pp.size, sizeof pp);
+    ck_assert_ptr_null(pp.grad);
+    ck_assert_uint_eq(pp.n, 0);
+    uint64_t clock[2], pushes[2];
+    ps_server_stats st;
+    ps_server_stats_init(&st, clock, pushes, 2);
+    ck_assert_uint_eq(st.size, sizeof st);
+    ck_assert_ptr_eq(st.clock, clock);
+    ck_assert_ptr_eq(st.pushes, pushes);
+    ck_assert_uint_eq(st.cap, 2);
+}
+END_TEST
+
+START_TEST(opts_of_size_zero_or_too_small_are_refused)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    const char *eps[] = {f.endpoint[0], f.endpoint[1]};
+    ps_client_opts o = {.job = "digits", .servers = eps, .num_servers = NSHARDS, .rank = -1};
+    ps_client *c = NULL;
+    char err[256];
+    ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_EINVAL); /* size 0 */
+    ck_assert_str_eq(err, "ps_client_opts.size is 0: call ps_client_opts_init");
+    ck_assert_ptr_null(c);
+    o.size = PS_CLIENT_OPTS_SIZE_1_0 - 1;
+    ck_assert_int_eq(ps_client_open(&o, &c, err, sizeof err), PS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "call ps_client_opts_init"));
+    fake_stop(&f);
+    ck_assert_int_eq(f.hellos[0] + f.hellos[1], 0); /* nothing was sent */
+}
+END_TEST
+
+START_TEST(opts_of_the_first_release_size_are_read_to_their_end_only)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    /* the caller's struct as the first release's header had it: its bytes
+     * end at PS_CLIENT_OPTS_SIZE_1_0; whatever lies past them is not read */
+    static union {
+        ps_client_opts o;
+        unsigned char bytes[sizeof(ps_client_opts) + 64];
+    } u;
+    memset(&u, 0xff, sizeof u);
+    const char *eps[] = {f.endpoint[0], f.endpoint[1]};
+    ps_client_opts o;
+    ps_client_opts_init(&o);
+    o.job = "digits";
+    o.servers = eps;
+    o.num_servers = NSHARDS;
+    o.timeout_ms = 2000;
+    o.socket_only = 1;
+    memcpy(u.bytes, &o, PS_CLIENT_OPTS_SIZE_1_0);
+    u.o.size = PS_CLIENT_OPTS_SIZE_1_0;
+    ps_client *c = NULL;
+    char err[256] = "";
+    ck_assert_msg(ps_client_open(&u.o, &c, err, sizeof err) == 0, "open: %s", err);
+    ck_assert_int_eq(ps_client_rank(c), 1);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+
+    /* how it is done: a later field past the caller's size keeps its
+     * default (here push_error_feedback stands for a later release's field) */
+    ps_client_opts dst, src;
+    ps_client_opts_init(&dst);
+    memset(&src, 0xff, sizeof src);
+    src.size = offsetof(ps_client_opts, push_error_feedback);
+    ck_assert_int_eq(ps_client_struct_take(&dst, sizeof dst, &src, src.size,
+                                           offsetof(ps_client_opts, push_compression),
+                                           "ps_client_opts", err, sizeof err),
+                     0);
+    ck_assert_int_eq(dst.rank, -1 | (int)0xffffffff); /* copied: all ones */
+    ck_assert_int_eq(dst.push_error_feedback, 0);     /* not copied: the default */
+    /* a newer caller's larger struct: fine while the fields this library
+     * does not know are zero, refused once one is set */
+    memset(&u, 0, sizeof u);
+    ps_client_opts_init(&u.o);
+    ck_assert_int_eq(ps_client_struct_take(&dst, sizeof dst, &u, sizeof u, PS_CLIENT_OPTS_SIZE_1_0,
+                                           "ps_client_opts", err, sizeof err),
+                     0);
+    u.bytes[sizeof u - 1] = 1;
+    ck_assert_int_eq(ps_client_struct_take(&dst, sizeof dst, &u, sizeof u, PS_CLIENT_OPTS_SIZE_1_0,
+                                           "ps_client_opts", err, sizeof err),
+                     PS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "older than the header"));
+}
+END_TEST
+
+START_TEST(wrong_lengths_are_refused_with_a_sentence_and_send_nothing)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    ps_client *c = NULL;
+    ck_assert_int_eq(open_client(&f, "digits", 0, 2000, &c, NULL, 0), 0);
+    float theta[P + 1] = {0}, grad[P + 1] = {0};
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P - 1, NULL), PS_EINVAL);
+    ck_assert_str_eq(ps_client_last_error(c), "pull: theta holds 9 floats, θ has 10");
+    ck_assert_int_eq(ps_client_pull_clock(c, 1, 0, theta, 0, NULL), PS_EINVAL);
+    ck_assert_str_eq(ps_client_last_error(c), "pull: theta holds 0 floats, θ has 10");
+    ck_assert_int_eq(ps_client_push(c, 0, grad, P + 1, 1, NULL), PS_EINVAL);
+    ck_assert_str_eq(ps_client_last_error(c), "push: grad holds 11 floats, θ has 10");
+    ps_push_pull pp;
+    ps_push_pull_init(&pp);
+    pp.grad = grad;
+    pp.theta = theta;
+    pp.n = P - 1;
+    pp.samples = 1;
+    ck_assert_int_eq(ps_client_push_pull(c, &pp), PS_EINVAL);
+    ck_assert_str_eq(ps_client_last_error(c), "push_pull: grad holds 9 floats, θ has 10");
+    ck_assert_int_eq(pp.pulled, 0);
+    pp.n = P;
+    pp.size = 0;
+    ck_assert_int_eq(ps_client_push_pull(c, &pp), PS_EINVAL);
+    ck_assert_str_eq(ps_client_last_error(c),
+                     "push_pull: ps_push_pull.size is 0: call ps_push_pull_init");
+    /* the server stats: a size of 0, and a cap without arrays */
+    ps_server_stats st = {0};
+    ck_assert_int_eq(ps_client_server_stats(c, &st), PS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ps_client_last_error(c), "call ps_server_stats_init"));
+    ps_server_stats_init(&st, NULL, NULL, 4);
+    ck_assert_int_eq(ps_client_server_stats(c, &st), PS_EINVAL);
+    /* the right lengths still work */
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    fake_stop(&f);
+    ck_assert_int_eq(f.pulls[0], 1); /* only the good pull was sent */
+    ck_assert_int_eq(f.pushes[0], 0);
+}
+END_TEST
+
+/* A job file for the fake's two shards in a scratch folder (a linear
+ * model on line.csv, or with bad, a mode that does not exist); its path in
+ * path. */
+static void job_file_for(const fake *f, bool bad, char *path, size_t cap)
+{
+    static char dir[] = "/tmp/ps-test-client-XXXXXX";
+    if (dir[sizeof dir - 2] == 'X')
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, cap, "%s/%s.yaml", dir, bad ? "bad" : "job");
+    FILE *fp = fopen(path, "w");
+    ck_assert_ptr_nonnull(fp);
+    fprintf(fp,
+            "job: digits\n"
+            "mode: %s\n"
+            "workers: 2\n"
+            "servers: [\"%s\", \"%s\"]\n"
+            "model: {type: linear, features: 1}\n"
+            "data: {train: %s/line.csv, normalize: none}\n"
+            "optimizer: {type: sgd, lr: 0.5}\n"
+            "training: {epochs: 1, batch_size: 10}\n"
+            "heartbeat: {interval_ms: 100, deadline_ms: 2000}\n",
+            bad ? "sideways" : "sync", f->endpoint[0], f->endpoint[1], PS_TEST_DATA_DIR);
+    ck_assert_int_eq(fclose(fp), 0);
+}
+
+START_TEST(open_job_opens_as_psworker_does)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    char path[512];
+    job_file_for(&f, false, path, sizeof path);
+    unsetenv("PSD_RANK");
+    ps_client *c = NULL;
+    char err[512] = "";
+    ck_assert_msg(ps_client_open_job(path, -1, &c, err, sizeof err) == 0, "open_job: %s", err);
+    ck_assert_int_eq(ps_client_rank(c), 1); /* any free rank: the fake's */
+    ck_assert_uint_eq(ps_client_num_servers(c), NSHARDS);
+    float theta[P];
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
+    usleep(350 * 1000); /* a few of the job's heartbeats (interval_ms 100) */
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    /* rank -1 takes $PSD_RANK */
+    setenv("PSD_RANK", "0", 1);
+    ck_assert_msg(ps_client_open_job(path, -1, &c, err, sizeof err) == 0, "open_job: %s", err);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    setenv("PSD_RANK", "zero", 1);
+    ck_assert_int_eq(ps_client_open_job(path, -1, &c, err, sizeof err), PS_EINVAL);
+    ck_assert_str_eq(err, "PSD_RANK=zero: give a rank >= 0, or -1 for any");
+    unsetenv("PSD_RANK");
+    fake_stop(&f);
+    ck_assert_int_eq(f.hello_rank[0][0], -1);
+    ck_assert_int_eq(f.hello_rank[0][1], 0);
+    ck_assert_str_eq(f.hello_job[0], "digits");
+    ck_assert_int_gt(f.heartbeats[0], 0); /* heartbeat.interval_ms of the job */
+}
+END_TEST
+
+START_TEST(open_job_refuses_a_bad_job_file_naming_it)
+{
+    static fake f;
+    fake_start(&f, 0, 0);
+    char path[512];
+    job_file_for(&f, true, path, sizeof path);
+    ps_client *c = (ps_client *)&f; /* set to NULL on failure */
+    char err[512] = "";
+    ck_assert_int_eq(ps_client_open_job(path, -1, &c, err, sizeof err), PS_ECONFIG);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, path) == err, "the sentence names the file: %s", err);
+    ck_assert_ptr_nonnull(strstr(err, "sideways"));
+    ck_assert_int_eq(ps_client_open_job("/nonexistent/job.yaml", 0, &c, err, sizeof err),
+                     PS_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "/nonexistent/job.yaml"));
+    ck_assert_int_eq(ps_client_open_job(NULL, 0, &c, err, sizeof err), PS_EINVAL);
+    fake_stop(&f);
+    ck_assert_int_eq(f.hellos[0] + f.hellos[1], 0);
 }
 END_TEST
 
@@ -1138,12 +1416,12 @@ START_TEST(final_error_of_any_seq_ends_the_call_and_every_later_one)
     float theta[P], g[P] = {0};
     char want[256];
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ESTOPPED);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_ESTOPPED);
     ck_assert_uint_lt(now_ms() - t0, 4000); /* not the 5000 ms timeout */
     expected(want, sizeof want, f.endpoint[1], "psd stopped before the job ended (SIGTERM)");
     ck_assert_str_eq(ps_client_last_error(c), want);
     t0 = now_ms();
-    ck_assert_int_eq(ps_client_push(c, 1, g, 1, NULL), PS_ESTOPPED);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 1, NULL), PS_ESTOPPED);
     ck_assert_int_eq(ps_client_heartbeat(c), PS_ESTOPPED);
     ck_assert_uint_lt(now_ms() - t0, 1000); /* at once */
     ck_assert_str_eq(ps_client_last_error(c), want);
@@ -1163,14 +1441,20 @@ START_TEST(final_error_to_another_request_ends_a_push)
     ck_assert_int_eq(open_client(&f, "digits", 0, 5000, &c, NULL, 0), 0);
     float g[P] = {0}, theta[P];
     char want[256];
-    ps_push_pull pp = {.clock = 5, .grad = g, .samples = 1, .min_version = 6, .theta = theta};
+    ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                       .n = P,
+                       .clock = 5,
+                       .grad = g,
+                       .samples = 1,
+                       .min_version = 6,
+                       .theta = theta};
     uint64_t t0 = now_ms();
     ck_assert_int_eq(ps_client_push_pull(c, &pp), PS_ECOMPLETE);
     ck_assert_uint_lt(now_ms() - t0, 4000);
     ck_assert_int_eq(pp.pulled, 0);
     expected(want, sizeof want, f.endpoint[0], "the job is complete");
     ck_assert_str_eq(ps_client_last_error(c), want);
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ECOMPLETE);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_ECOMPLETE);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
 }
@@ -1187,7 +1471,7 @@ START_TEST(final_error_to_a_heartbeat_ends_a_parked_pull)
     float theta[P];
     char want[256];
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 6, theta, NULL), PS_EABORTED);
+    ck_assert_int_eq(ps_client_pull(c, 6, theta, P, NULL), PS_EABORTED);
     ck_assert_uint_lt(now_ms() - t0, 4000); /* not the 5000 ms timeout */
     expected(want, sizeof want, f.endpoint[0],
              "job stopped: rank 1 was silent for 3100 ms (on_worker_loss: abort)");
@@ -1210,7 +1494,7 @@ START_TEST(heartbeat_told_not_registered_registers_again_at_once)
     ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
     float theta[P];
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 6, theta, NULL), PS_EREJOINED);
+    ck_assert_int_eq(ps_client_pull(c, 6, theta, P, NULL), PS_EREJOINED);
     ck_assert_uint_lt(now_ms() - t0, 4000); /* not after the 5000 ms timeout */
     ck_assert_str_eq(ps_client_last_error(c), "registered again with shard 1 at round 5");
     ck_assert_uint_eq(ps_client_rejoin_version(c), 5);
@@ -1234,10 +1518,10 @@ START_TEST(push_after_a_heartbeat_found_us_lost_takes_a_new_seq)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
     float g[P] = {0};
-    ck_assert_int_eq(ps_client_push(c, 0, g, 1, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 0, g, P, 1, NULL), 0);
     uint64_t first = f.push_seq[1];
     sleep_ms(400); /* heartbeats, refused by shard 1 now */
-    ck_assert_int_eq(ps_client_push(c, 1, g, 1, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 1, NULL), 0);
     uint64_t held, lost;
     ck_assert_int_eq(ps_client_push_tally(c, 1, &held, &lost), 0);
     ck_assert_uint_eq(held, 2);
@@ -1263,7 +1547,8 @@ START_TEST(acknowledged_push_is_not_sent_again_when_only_its_pull_was_lost)
     ps_client *c = NULL;
     ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
     float g[P] = {0}, theta[P];
-    ps_push_pull pp = {.clock = 0, .grad = g, .samples = 1, .theta = theta};
+    ps_push_pull pp = {
+        .size = sizeof(ps_push_pull), .n = P, .clock = 0, .grad = g, .samples = 1, .theta = theta};
     ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
     uint64_t held, lost;
     ck_assert_int_eq(ps_client_push_tally(c, 1, &held, &lost), 0);
@@ -1286,9 +1571,9 @@ START_TEST(heartbeat_told_not_registered_is_acted_on_before_the_next_request)
     ck_assert_int_eq(open_client_hb(&f, 50, 5000, NULL, &c), 0);
     sleep_ms(500); /* several heartbeats, refused by shard 1 */
     float g[P] = {0};
-    ck_assert_int_eq(ps_client_push(c, 1, g, 1, NULL), PS_EREJOINED);
+    ck_assert_int_eq(ps_client_push(c, 1, g, P, 1, NULL), PS_EREJOINED);
     ck_assert_str_eq(ps_client_last_error(c), "registered again with shard 1 at round 5");
-    ck_assert_int_eq(ps_client_push(c, 5, g, 1, NULL), 0);
+    ck_assert_int_eq(ps_client_push(c, 5, g, P, 1, NULL), 0);
     ck_assert_int_eq(ps_client_close(&c), 0);
     fake_stop(&f);
     ck_assert_int_eq(f.hellos[1], 2);
@@ -1308,7 +1593,7 @@ START_TEST(parked_pull_waits_past_the_timeout_while_heartbeats_are_answered)
     ck_assert_int_eq(open_client_hb(&f, 50, PARK_MS / 2, NULL, &c), 0);
     float theta[P] = {0};
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 6, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 6, theta, P, NULL), 0);
     ck_assert_uint_ge(now_ms() - t0, PARK_MS - 5);
     ck_assert_float_eq(theta[9], 5.5f);
     ck_assert_int_eq(ps_client_close(&c), 0);
@@ -1328,7 +1613,7 @@ START_TEST(deadline_counts_from_the_last_answer)
     sleep_ms(1500);
     float theta[P];
     uint64_t t0 = now_ms();
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), PS_ETIMEDOUT);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), PS_ETIMEDOUT);
     ck_assert_uint_lt(now_ms() - t0, 1500);
     const char *why = ps_client_last_error(c);
     ck_assert_msg(strstr(why, ": no reply to PULL, and no answer to anything for ") != NULL,
@@ -1349,14 +1634,14 @@ START_TEST(silent_server_is_logged_once_and_again_when_it_answers)
     notes n = {0};
     ck_assert_int_eq(open_client_hb(&f, 50, 5000, &n, &c), 0);
     float theta[P] = {0};
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     ck_assert_float_eq(theta[0], 1.0f);
     /* a shard whose pull the fake answered before it stopped is heard again
      * only through its heartbeats, which may come after the pull ended: the
      * next exchange says so then */
     for (int k = 0; k < 40 && n.infos < NSHARDS; k++) {
         sleep_ms(25);
-        ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+        ck_assert_int_eq(ps_client_pull(c, 0, theta, P, NULL), 0);
     }
     ck_assert_int_eq(n.warnings, NSHARDS);
     ck_assert_msg(strncmp(n.warning, "tcp://127.0.0.1:", 16) == 0 &&
@@ -1429,6 +1714,13 @@ static Suite *client_suite(void)
     tcase_add_test(tc, deadline_counts_from_the_last_answer);
     tcase_add_test(tc, silent_server_is_logged_once_and_again_when_it_answers);
     tcase_add_test(tc, abort_says_bye_with_the_flag_and_the_reason);
+    tcase_add_test(tc, version_calls_match_the_header);
+    tcase_add_test(tc, opts_init_sets_size_and_defaults);
+    tcase_add_test(tc, opts_of_size_zero_or_too_small_are_refused);
+    tcase_add_test(tc, opts_of_the_first_release_size_are_read_to_their_end_only);
+    tcase_add_test(tc, wrong_lengths_are_refused_with_a_sentence_and_send_nothing);
+    tcase_add_test(tc, open_job_opens_as_psworker_does);
+    tcase_add_test(tc, open_job_refuses_a_bad_job_file_naming_it);
     suite_add_tcase(s, tc);
     return s;
 }

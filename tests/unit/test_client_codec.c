@@ -47,8 +47,10 @@ static void client_free(ps_client **cp)
 
 static ps_client_opts opts_for(const char *codec, double ratio, int feedback)
 {
-    ps_client_opts o = {
-        .push_compression = codec, .push_topk_ratio = ratio, .push_error_feedback = feedback};
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .push_compression = codec,
+                        .push_topk_ratio = ratio,
+                        .push_error_feedback = feedback};
     return o;
 }
 

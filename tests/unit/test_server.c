@@ -172,7 +172,8 @@ START_TEST(server_refuses_bad_messages_and_keeps_serving)
 
     /* a real worker still trains a step */
     const char *servers[1] = {job.servers[0]};
-    ps_client_opts opts = {.job = "server-test",
+    ps_client_opts opts = {.size = sizeof(ps_client_opts),
+                           .job = "server-test",
                            .servers = servers,
                            .num_servers = 1,
                            .rank = -1,
@@ -184,14 +185,14 @@ START_TEST(server_refuses_bad_messages_and_keeps_serving)
     ck_assert_int_eq(ps_client_rank(c), 0);
     float theta[P] = {9, 9, 9, 9};
     uint64_t version = 99;
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, &version), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, P, &version), 0);
     ck_assert_uint_eq(version, 0);
     for (size_t i = 0; i < P; i++)
         ck_assert_float_eq(theta[i], 0.0f);
     float g[P] = {2, 4, 6, 8};
-    ck_assert_int_eq(ps_client_push(c, 0, g, 32, &version), 0);
+    ck_assert_int_eq(ps_client_push(c, 0, g, P, 32, &version), 0);
     ck_assert_uint_eq(version, 1);
-    ck_assert_int_eq(ps_client_pull(c, 1, theta, &version), 0);
+    ck_assert_int_eq(ps_client_pull(c, 1, theta, P, &version), 0);
     ck_assert_uint_eq(version, 1);
     float want[P] = {-1, -2, -3, -4};
     for (size_t i = 0; i < P; i++)
@@ -199,7 +200,12 @@ START_TEST(server_refuses_bad_messages_and_keeps_serving)
     /* push + pull in one exchange, θ left in the reply's frame (one shard);
      * each step's view is the θ of the next round */
     for (uint64_t t = 1; t <= 2; t++) {
-        ps_push_pull pp = {.clock = t, .grad = g, .samples = 32, .min_version = t + 1};
+        ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                           .clock = t,
+                           .grad = g,
+                           .n = P,
+                           .samples = 32,
+                           .min_version = t + 1};
         ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
         ck_assert_int_eq(pp.pulled, 1);
         ck_assert_uint_eq(pp.version, t + 1);
@@ -224,6 +230,56 @@ START_TEST(server_refuses_bad_messages_and_keeps_serving)
 }
 END_TEST
 
+/* ps_client_server_stats fills the caller's arrays up to their cap and
+ * says how many ranks the server knows, past the cap too. */
+START_TEST(server_stats_fill_the_callers_arrays_up_to_cap)
+{
+    static ps_job job;
+    job_logistic(&job, ps_test_free_port());
+    job.mode = PS_MODE_ASYNC;
+    job.workers = 2;
+    static runner r;
+    pthread_t th = runner_start(&r, &job);
+    const char *eps[] = {job.servers[0]};
+    ps_client *c[2] = {NULL, NULL};
+    float g[P] = {1, 1, 1, 1};
+    for (int k = 0; k < 2; k++) {
+        ps_client_opts o;
+        ps_client_opts_init(&o);
+        o.job = "server-test";
+        o.servers = eps;
+        o.num_servers = 1;
+        o.rank = k;
+        o.timeout_ms = WAIT_MS;
+        char why[256] = "";
+        ck_assert_msg(ps_client_open(&o, &c[k], why, sizeof why) == 0, "open: %s", why);
+        for (int t = 0; t <= k; t++) /* rank 0 pushes once, rank 1 twice */
+            ck_assert_int_eq(ps_client_push(c[k], (uint64_t)t, g, P, 8, NULL), 0);
+    }
+    uint64_t clock[2] = {777, 777}, pushes[2] = {777, 777};
+    ps_server_stats st;
+    ps_server_stats_init(&st, clock, pushes, 1); /* room for one rank of two */
+    ck_assert_msg(ps_client_server_stats(c[1], &st) == 0, "stats: %s", ps_client_last_error(c[1]));
+    ck_assert_uint_eq(st.nranks, 2);
+    ck_assert_uint_eq(pushes[0], 1);
+    ck_assert_uint_eq(clock[1], 777); /* past the cap: untouched */
+    ck_assert_uint_eq(pushes[1], 777);
+    ps_server_stats_init(&st, NULL, NULL, 0); /* the staleness figures only */
+    ck_assert_int_eq(ps_client_server_stats(c[0], &st), 0);
+    ck_assert_uint_eq(st.nranks, 2);
+    ps_server_stats_init(&st, clock, pushes, 2);
+    ck_assert_int_eq(ps_client_server_stats(c[0], &st), 0);
+    ck_assert_uint_eq(pushes[0], 1);
+    ck_assert_uint_eq(pushes[1], 2);
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(ps_client_close(&c[k]), 0);
+    ps_engine_stats es;
+    runner_stop(&r, th, &es);
+    ck_assert_uint_eq(es.pushes, 3);
+    ps_server_destroy(&r.srv);
+}
+END_TEST
+
 START_TEST(big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go)
 {
     /* 100k floats: both ways above the zero-copy thresholds */
@@ -235,8 +291,12 @@ START_TEST(big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go)
     static runner r;
     pthread_t th = runner_start(&r, &job);
     const char *eps[] = {job.servers[0]};
-    ps_client_opts o = {
-        .job = "server-test", .servers = eps, .num_servers = 1, .rank = 0, .timeout_ms = 400};
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "server-test",
+                        .servers = eps,
+                        .num_servers = 1,
+                        .rank = 0,
+                        .timeout_ms = 400};
     ps_client *c = NULL;
     ck_assert_int_eq(ps_client_open(&o, &c, NULL, 0), 0);
     float *grad = malloc(BIG * sizeof *grad), *theta = malloc(BIG * sizeof *theta);
@@ -245,9 +305,9 @@ START_TEST(big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go)
     for (int k = 0; k < BIG; k++)
         grad[k] = (float)(k % 7);
     for (uint64_t t = 0; t < 3; t++)
-        ck_assert_int_eq(ps_client_push(c, t, grad, 1, NULL), 0);
+        ck_assert_int_eq(ps_client_push(c, t, grad, BIG, 1, NULL), 0);
     uint64_t version = 0;
-    ck_assert_int_eq(ps_client_pull(c, 3, theta, &version), 0);
+    ck_assert_int_eq(ps_client_pull(c, 3, theta, BIG, &version), 0);
     ck_assert_uint_eq(version, 3);
     for (int k = 0; k < BIG; k += 997) /* θ0 = 0, three steps of lr 0.5 */
         ck_assert_float_eq(theta[k], -1.5f * (float)(k % 7));
@@ -257,7 +317,7 @@ START_TEST(big_push_and_pull_travel_by_reference_and_a_failed_push_lets_go)
     r.stop = SIGTERM;
     ck_assert_int_eq(pthread_join(th, NULL), 0);
     ps_server_destroy(&r.srv);
-    ck_assert_int_eq(ps_client_push(c, 3, grad, 1, NULL), PS_ESTOPPED);
+    ck_assert_int_eq(ps_client_push(c, 3, grad, BIG, 1, NULL), PS_ESTOPPED);
     free(grad);
     ps_client_close(&c);
     free(theta);
@@ -678,7 +738,8 @@ static void train_steps(bool job_shm, bool socket_only, uint32_t shards, int ste
     for (uint32_t i = 0; i < shards; i++)
         th[i] = runner_start_shard(&r[i], &job, i);
     const char *eps[] = {job.servers[0], job.servers[1]};
-    ps_client_opts o = {.job = "server-test",
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "server-test",
                         .servers = eps,
                         .num_servers = shards,
                         .rank = 0,
@@ -691,13 +752,17 @@ static void train_steps(bool job_shm, bool socket_only, uint32_t shards, int ste
     *shm = ps_client_shared_memory(c, &shm_why);
     ck_assert_str_eq(shm_why, "");
     static float theta[N], grad[N];
-    ck_assert_int_eq(ps_client_pull(c, 0, theta, NULL), 0);
+    ck_assert_int_eq(ps_client_pull(c, 0, theta, N, NULL), 0);
     const float *th_now = theta;
     for (int t = 0; t < steps; t++) {
         for (size_t k = 0; k < N; k++)
             grad[k] = th_now[k] * 0.25f + (float)(k % 5) * 0.01f;
-        ps_push_pull pp = {
-            .clock = (uint64_t)t, .grad = grad, .samples = 1, .min_version = (uint64_t)t + 1};
+        ps_push_pull pp = {.size = sizeof(ps_push_pull),
+                           .clock = (uint64_t)t,
+                           .grad = grad,
+                           .n = N,
+                           .samples = 1,
+                           .min_version = (uint64_t)t + 1};
         ck_assert_int_eq(ps_client_push_pull(c, &pp), 0);
         ck_assert_int_eq(pp.pulled, 1);
         ck_assert_uint_eq(pp.version, (uint64_t)t + 1);
@@ -754,7 +819,8 @@ START_TEST(big_requests_of_sparse_rows_are_served)
     runner r;
     pthread_t th = runner_start(&r, &job);
     const char *eps[] = {job.servers[0]};
-    ps_client_opts o = {.job = "server-test",
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "server-test",
                         .servers = eps,
                         .num_servers = 1,
                         .rank = 0,
@@ -773,13 +839,13 @@ START_TEST(big_requests_of_sparse_rows_are_served)
         keys[i] = step * i + x % step;
         grads[i] = (float)(i % 7) - 3.0f;
     }
-    ck_assert_msg(ps_client_pull_rows(c, 0, keys, N, rows) == 0, "pull: %s",
+    ck_assert_msg(ps_client_pull_rows(c, 0, keys, N, rows, N) == 0, "pull: %s",
                   ps_client_last_error(c));
     for (size_t i = 0; i < N; i++)
         ck_assert_float_eq(rows[i], 0.0f);
-    ck_assert_msg(ps_client_push_rows(c, 0, 0, keys, N, grads, 1) == 0, "push: %s",
+    ck_assert_msg(ps_client_push_rows(c, 0, 0, keys, N, grads, N, 1) == 0, "push: %s",
                   ps_client_last_error(c));
-    ck_assert_msg(ps_client_pull_rows(c, 0, keys, N, rows) == 0, "pull: %s",
+    ck_assert_msg(ps_client_pull_rows(c, 0, keys, N, rows, N) == 0, "pull: %s",
                   ps_client_last_error(c));
     for (size_t i = 0; i < N; i++)
         ck_assert_float_eq(rows[i], -0.5f * grads[i]); /* sgd at lr 0.5 */
@@ -811,7 +877,8 @@ static void *race_pulls(void *arg)
 {
     race_worker *w = arg;
     const char *eps[] = {w->job->servers[0]};
-    ps_client_opts o = {.job = "server-test",
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "server-test",
                         .servers = eps,
                         .num_servers = 1,
                         .rank = w->rank,
@@ -825,12 +892,13 @@ static void *race_pulls(void *arg)
     static float grads[2][RACE_KEYS * RACE_DIM];
     for (size_t i = 0; i < RACE_KEYS * RACE_DIM; i++)
         grads[w->rank][i] = -2.0f * w->want[i]; /* sgd at lr 0.5: the row becomes want */
-    if (ps_client_push_rows(c, 0, 0, w->keys, RACE_KEYS, grads[w->rank], 1) != 0) {
+    if (ps_client_push_rows(c, 0, 0, w->keys, RACE_KEYS, grads[w->rank], RACE_KEYS * RACE_DIM, 1) !=
+        0) {
         snprintf(w->why, sizeof w->why, "push: %s", ps_client_last_error(c));
         w->bad = RACE_PULLS;
     }
     for (int k = 0; k < RACE_PULLS && w->bad == 0; k++) {
-        if (ps_client_pull_rows(c, 0, w->keys, RACE_KEYS, w->got) != 0 ||
+        if (ps_client_pull_rows(c, 0, w->keys, RACE_KEYS, w->got, RACE_KEYS * RACE_DIM) != 0 ||
             memcmp(w->got, w->want, sizeof w->got) != 0)
             w->bad++;
     }
@@ -890,6 +958,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, shared_memory_trains_bit_for_bit_as_the_socket);
     tcase_add_test(tc, big_requests_of_sparse_rows_are_served);
     tcase_add_test(tc, concurrent_pulls_of_rows_get_their_own_rows);
+    tcase_add_test(tc, server_stats_fill_the_callers_arrays_up_to_cap);
     suite_add_tcase(s, tc);
     return s;
 }

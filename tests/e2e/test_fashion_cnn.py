@@ -17,6 +17,8 @@ THRESHOLD = 0.70
 
 def main():
     env = h.Env()
+    if h.build_option(env, "PS_SANITIZER"):
+        env.skip("python3 cannot load a sanitizer build of libpsworker")
     if subprocess.run([sys.executable, "-c", "import torch, yaml, cffi"],
                       capture_output=True).returncode != 0:
         env.skip("python3-torch, python3-yaml or python3-cffi is not installed")

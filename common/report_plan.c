@@ -43,6 +43,17 @@ int ps_report_plan_write(FILE *f, const ps_report_plan *p)
         list = NULL; /* obj owns it now */
     ok = ok && ps_report_json_fields_put(obj, p, plan_fields + PLAN_HEAD, PLAN_FIELDS - PLAN_HEAD);
     json_object_put(list);
+    json_object *cmd = ok ? json_object_new_array() : NULL;
+    ok = ok && cmd != NULL && p->ncommand <= PS_REPORT_COMMAND_MAX;
+    for (uint32_t i = 0; ok && i < p->ncommand; i++) {
+        json_object *s = json_object_new_string(p->command[i]);
+        ok = s != NULL && json_object_array_add(cmd, s) == 0;
+        if (!ok)
+            json_object_put(s);
+    }
+    ok = ok && ps_report_json_object_add(obj, "worker_command", cmd, true);
+    if (!ok)
+        json_object_put(cmd);
     if (!ok) {
         json_object_put(obj);
         return PS_ENOMEM;
@@ -72,6 +83,29 @@ static int plan_servers_get(json_object *obj, ps_report_plan *p, const char *wha
     return 0;
 }
 
+/* "worker_command", when there: the program the workers run */
+static int plan_command_get(json_object *obj, ps_report_plan *p, const char *what, ps_error *err)
+{
+    json_object *list;
+    if (!json_object_object_get_ex(obj, "worker_command", &list))
+        return 0;
+    if (!json_object_is_type(list, json_type_array) ||
+        json_object_array_length(list) > PS_REPORT_COMMAND_MAX)
+        return ps_error_set(err, PS_EDATA, "%s: \"worker_command\" is not a list of at most %d",
+                            what, PS_REPORT_COMMAND_MAX);
+    size_t n = json_object_array_length(list);
+    for (size_t i = 0; i < n; i++) {
+        json_object *s = json_object_array_get_idx(list, i);
+        if (!json_object_is_type(s, json_type_string) || json_object_get_string_len(s) == 0 ||
+            (size_t)json_object_get_string_len(s) >= PS_REPORT_PATH_MAX)
+            return ps_error_set(err, PS_EDATA, "%s: worker_command item %zu is not a string of "
+                                "1 to %d bytes", what, i, PS_REPORT_PATH_MAX - 1);
+        memcpy(p->command[i], json_object_get_string(s), (size_t)json_object_get_string_len(s) + 1);
+    }
+    p->ncommand = (uint32_t)n;
+    return 0;
+}
+
 int ps_report_plan_read_fd(int fd, const char *what, ps_report_plan *p, ps_error *err)
 {
     json_object *obj;
@@ -83,6 +117,8 @@ int ps_report_plan_read_fd(int fd, const char *what, ps_report_plan *p, ps_error
     rc = ps_report_json_fields_get(obj, &got, plan_fields, PLAN_FIELDS, what, err);
     if (rc == 0)
         rc = plan_servers_get(obj, &got, what, err);
+    if (rc == 0)
+        rc = plan_command_get(obj, &got, what, err);
     json_object_put(obj);
     if (rc == 0 && got.workers == 0)
         rc = ps_error_set(err, PS_EDATA, "%s: no workers", what);

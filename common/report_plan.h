@@ -14,6 +14,7 @@
 #define PS_REPORT_ENDPOINT_MAX 128  /* bytes of an endpoint (PS_ENDPOINT_MAX) */
 #define PS_REPORT_SERVERS_MAX  32   /* endpoints in a plan (PS_MAX_SHARDS) */
 #define PS_REPORT_PATH_MAX     1024 /* bytes of the output folder (PS_PATH_MAX) */
+#define PS_REPORT_COMMAND_MAX  16   /* items of worker.command (PS_WORKER_ARGS_MAX) */
 
 /* One JSON object on stdout (exit 0), every key always present:
  *   {"job": str, "mode": "sync"|"async"|"ssp", "workers": int,
@@ -21,8 +22,10 @@
  *    "continue"|"abort", "on_divergence": "stop"|"continue", "model": str,
  *    "features": int, "params": int, "epochs": int, "batch_size": int,
  *    "output": str ("" when none), "compression": str (the pushes' codec:
- *    "none", "fp16", "bf16", "int8", "topk")}
- * A reader ignores keys it does not know. A job-file error is no plan:
+ *    "none", "fp16", "bf16", "int8", "topk"), "worker_command": [str, ...]
+ *    (the job's worker.command, resolved; [] when psworker trains)}
+ * A reader ignores keys it does not know, and takes a plan without
+ * "worker_command" as one whose workers are psworker. A job-file error is no plan:
  * psworker writes its one-line error to stderr and exits 2. */
 
 typedef struct ps_report_plan {
@@ -40,6 +43,8 @@ typedef struct ps_report_plan {
     uint32_t batch_size;
     char output[PS_REPORT_PATH_MAX];
     char compression[PS_REPORT_WORD_MAX];
+    uint32_t ncommand; /* 0: the workers are psworker */
+    char command[PS_REPORT_COMMAND_MAX][PS_REPORT_PATH_MAX];
 } ps_report_plan;
 
 /* Writes p as above (indented, '\n' at the end) to f. PS_EINVAL when a

@@ -61,7 +61,8 @@ static int check_model(ctx *c)
     char because[64];
     snprintf(because, sizeof because, "model type %s", ps_model_type_name(j->model.type));
     int rc = 0;
-    if (!ps_job_is_sparse(j) && !seen(c, "model.features")->given)
+    if (!ps_job_is_sparse(j) && j->model.type != PS_MODEL_CUSTOM &&
+        !seen(c, "model.features")->given)
         return ps_yamlwalk_fail(&c->w, PS_ECONFIG, seen(c, "model")->val_mark,
                                 "missing required key \"features\" in model");
     if (j->model.type == PS_MODEL_SOFTMAX || j->model.type == PS_MODEL_MLP)
@@ -72,6 +73,12 @@ static int check_model(ctx *c)
         rc = needs(c, "model", "tensors", because);
     if (rc != 0)
         return rc;
+    /* psworker trains the built-in models only: a custom one's gradients
+     * come from the user's own workers */
+    if (j->model.type == PS_MODEL_CUSTOM && j->worker.argc == 0)
+        return ps_yamlwalk_fail(&c->w, PS_ECONFIG, seen(c, "model.type")->val_mark,
+                                "model type custom needs worker.command (psworker has no "
+                                "trainer for it: name the program that computes its gradients)");
     /* hashed keys come from click logs; a dense model's rows have a width */
     bool clicks = j->data.format == PS_FORMAT_CRITEO || j->data.format == PS_FORMAT_LIBSVM64;
     if (ps_job_is_sparse(j) != clicks)

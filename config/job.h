@@ -27,6 +27,8 @@
 #define PS_PATH_MAX    1024
 #define PS_MAX_HIDDEN  8
 #define PS_MAX_WORKERS 1024
+/* worker.command: at most this many items, each below PS_PATH_MAX bytes */
+#define PS_WORKER_ARGS_MAX 16
 
 typedef enum ps_model_type {
     PS_MODEL_LINEAR,
@@ -196,6 +198,14 @@ typedef struct ps_job {
          * port + i. A list names one address per server. */
         char listen[PS_MAX_SHARDS][PS_ENDPOINT_MAX];
     } metrics;
+    struct {
+        /* worker.command: the program psrun starts as each worker instead
+         * of psworker (argc 0: psworker), with PSD_JOB and PSD_RANK in its
+         * environment and the job's folder as its working folder; the first
+         * item, when it holds a '/', is resolved against that folder */
+        uint32_t argc;
+        char argv[PS_WORKER_ARGS_MAX][PS_PATH_MAX];
+    } worker;
     char output[PS_PATH_MAX]; /* "" when no output */
     ps_log_level log_level;
     ps_job_pos output_pos;         /* of `output`, for ps_job_check_writable */

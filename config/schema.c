@@ -266,6 +266,8 @@ static int parse_tensors(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *
                          const char *path, void *base);
 static int parse_shape(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val, const char *path,
                        void *base);
+static int parse_command(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                         const char *path, void *base);
 
 /* ---- the rows ---- */
 
@@ -283,7 +285,8 @@ static const ps_yamlwalk_section init_sec = {"model.init", ROWS(init_keys)};
 static const ps_yamlwalk_key model_keys[] = {
     {"type", PS_YAMLWALK_ENUM, PS_YAMLWALK_REQUIRED, FIELD(model.type), .names = model_names,
      .sup = 1u << PS_MODEL_LINEAR | 1u << PS_MODEL_LOGISTIC | 1u << PS_MODEL_SOFTMAX |
-            1u << PS_MODEL_MLP | 1u << PS_MODEL_SPARSE_LOGISTIC | 1u << PS_MODEL_FM,
+            1u << PS_MODEL_MLP | 1u << PS_MODEL_CUSTOM | 1u << PS_MODEL_SPARSE_LOGISTIC |
+            1u << PS_MODEL_FM,
      .aka = "kind|model"},
     /* required by the dense models (job.c's check_model): sparse ones hash */
     {"features", PS_YAMLWALK_INT, FIELD(model.features), .min = 1, .max = UINT64_C(1) << 31,
@@ -470,6 +473,13 @@ static const ps_yamlwalk_key log_keys[] = {
 };
 static const ps_yamlwalk_section log_sec = {"log", ROWS(log_keys)};
 
+/* the workers psrun starts: a program of the user's instead of psworker */
+static const ps_yamlwalk_key worker_keys[] = {
+    {"command", PS_YAMLWALK_LIST, PS_YAMLWALK_REQUIRED, .parse = parse_command,
+     .aka = "cmd|argv|program|exec"},
+};
+static const ps_yamlwalk_section worker_sec = {"worker", ROWS(worker_keys)};
+
 static const ps_yamlwalk_key top_keys[] = {
     {"job", PS_YAMLWALK_STRING, PS_YAMLWALK_REQUIRED, FIELD(name), .valid = valid_name,
      .aka = "name|job_name"},
@@ -503,6 +513,7 @@ static const ps_yamlwalk_key top_keys[] = {
     {"checkpoint", PS_YAMLWALK_SECTION, .sub = &checkpoint_sec, .aka = "checkpoints|checkpointing"},
     {"security", PS_YAMLWALK_SECTION, .sub = &security_sec, .aka = "auth|encryption"},
     {"metrics", PS_YAMLWALK_SECTION, .sub = &metrics_sec, .aka = "prometheus"},
+    {"worker", PS_YAMLWALK_SECTION, .sub = &worker_sec, .aka = "workers_command|trainer"},
     {"output", PS_YAMLWALK_PATH, FIELD(output), .aka = "out|output_dir|outdir"},
     {"log", PS_YAMLWALK_SECTION, .sub = &log_sec, .aka = "logging"},
 };
@@ -663,5 +674,38 @@ static int parse_tensors(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *
         }
     }
     job->model.ntensors = (uint32_t)n;
+    return 0;
+}
+
+/* worker.command: a non-empty list of strings; the first, when it holds a
+ * '/' and is relative, resolved against the job's folder (a bare name is
+ * looked up on PATH when psrun starts it) */
+static int parse_command(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                         const char *path, void *base)
+{
+    (void)k;
+    ps_job *job = base;
+    size_t n = 0;
+    int rc = ps_yamlwalk_get_count(w, val, path, 1, PS_WORKER_ARGS_MAX, "item", &n);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = ps_yamlwalk_item(w, val, i);
+        char ipath[PS_YAMLWALK_PATH_MAX];
+        ps_yamlwalk_item_path(ipath, sizeof ipath, path, i);
+        const char *s = NULL;
+        if ((rc = ps_yamlwalk_get_string(w, item, ipath, PS_PATH_MAX, NULL, &s)) != 0)
+            return rc;
+        int len;
+        if (i == 0 && s[0] != '/' && strchr(s, '/') != NULL)
+            len = snprintf(job->worker.argv[i], PS_PATH_MAX, "%s/%s", w->dir, s);
+        else
+            len = snprintf(job->worker.argv[i], PS_PATH_MAX, "%s", s);
+        if (len < 0 || len >= PS_PATH_MAX)
+            return ps_yamlwalk_fail(w, PS_ECONFIG, item->start_mark,
+                                    "%s: longer than %d bytes once resolved against %s", ipath,
+                                    PS_PATH_MAX - 1, w->dir);
+    }
+    job->worker.argc = (uint32_t)n;
     return 0;
 }

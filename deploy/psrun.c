@@ -386,10 +386,32 @@ static int start_servers(psrun *r)
     return 0;
 }
 
+/* The job's worker.command (the plan's), run in the job's folder, instead
+ * of psworker; NULL when psworker trains. */
+static char **worker_command(psrun *r, char *const *psworker_argv)
+{
+    static char *argv[PS_REPORT_COMMAND_MAX + 1];
+    if (r->plan.ncommand == 0)
+        return (char **)psworker_argv;
+    for (uint32_t k = 0; k < r->plan.ncommand; k++)
+        argv[k] = r->plan.command[k];
+    argv[r->plan.ncommand] = NULL;
+    return argv;
+}
+
 static int start_workers(psrun *r)
 {
-    char prog[PATH_MAX];
+    static char job_dir[PATH_MAX]; /* the spawned children's c->cwd */
+    char prog[PATH_MAX], job_abs[PATH_MAX];
     program_path(r, "psworker", prog, sizeof prog);
+    /* PSD_JOB and PSD_RANK: how a worker command finds its job and rank */
+    if (realpath(r->job_path, job_abs) == NULL)
+        snprintf(job_abs, sizeof job_abs, "%s", r->job_path);
+    setenv("PSD_JOB", job_abs, 1);
+    snprintf(job_dir, sizeof job_dir, "%s", job_abs);
+    char *slash = strrchr(job_dir, '/');
+    if (slash != NULL)
+        *(slash == job_dir ? slash + 1 : slash) = '\0';
     for (uint32_t i = 0; i < r->plan.workers; i++) {
         char name[16], rank[16], summary[PATH_MAX + 32], fd[16];
         snprintf(name, sizeof name, "w%u", i);
@@ -410,7 +432,10 @@ static int start_workers(psrun *r)
         ps_error err = {0};
         if (c == NULL)
             return -1;
-        if (ps_supervisor_spawn(c, argv, r->progress_wr, PROGRESS_FD, &err) != 0) {
+        setenv("PSD_RANK", rank, 1);
+        c->cwd = r->plan.ncommand > 0 ? job_dir : NULL;
+        if (ps_supervisor_spawn(c, worker_command(r, argv), r->progress_wr, PROGRESS_FD, &err) !=
+            0) {
             fprintf(stderr, "psrun: %s\n", err.msg);
             c->exited = true;
             return -1;
@@ -617,13 +642,21 @@ static int verdict(psrun *r, double wall_s)
                 "psrun: %llu progress lines from the workers were not in the progress "
                 "format and were skipped\n",
                 (unsigned long long)ps_runbar_rejected(&r->bar));
-    ps_report_summary job;
-    int rc = summarise(r, wall_s, &job);
-    if (rc == 0)
-        rc = outputs_write(r, &job);
-    ps_report_summary_fini(&job);
-    if (rc != 0)
-        return PS_EXIT_RUNTIME;
+    if (r->plan.ncommand > 0) { /* the job's own workers wrote no summary */
+        printf("psrun: %s done in %.1f s: %u workers (%s), %s mode\n", r->plan.job, wall_s,
+               r->plan.workers, r->plan.command[0], r->plan.mode);
+        if (r->summary_json || r->curves)
+            fprintf(stderr, "psrun: no summary or curves: the workers are the job's "
+                            "worker.command, not psworker\n");
+    } else {
+        ps_report_summary job;
+        int rc = summarise(r, wall_s, &job);
+        if (rc == 0)
+            rc = outputs_write(r, &job);
+        ps_report_summary_fini(&job);
+        if (rc != 0)
+            return PS_EXIT_RUNTIME;
+    }
     int code = 0;
     for (int i = 0; i < r->sv.nkids; i++) {
         if (r->losses[i].lost) {

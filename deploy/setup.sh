@@ -17,8 +17,11 @@ packages=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobu
 # to verify the units and user-data files, iproute2 (ip, tc) for the
 # multi-host test bed of network namespaces; clang and its runtimes for the
 # libFuzzer targets (tests/fuzz); prometheus (and its promtool) to scrape
-# psd's /metrics (tests/e2e/test_metrics.py)
-test_packages=(python3 python3-numpy systemd cloud-init iproute2 clang libclang-rt-dev prometheus)
+# psd's /metrics (tests/e2e/test_metrics.py); cffi, pytest and yaml for the
+# Python package psd and its tests (tests/python), torch and torchvision for
+# its PyTorch example (python/examples/fashion_cnn.py)
+test_packages=(python3 python3-numpy systemd cloud-init iproute2 clang libclang-rt-dev prometheus
+               python3-cffi python3-pytest python3-yaml python3-torch python3-torchvision)
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 asan=0
 for arg in "$@"; do

@@ -108,6 +108,10 @@ int ps_supervisor_spawn(ps_supervisor_child *c, char *const argv[], int progress
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
+        if (c->cwd != NULL && chdir(c->cwd) != 0) {
+            fprintf(stderr, "cannot run %s in %s: %s\n", argv[0], c->cwd, strerror(errno));
+            _exit(127);
+        }
         execvp(argv[0], argv);
         fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);

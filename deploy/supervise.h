@@ -33,6 +33,7 @@ typedef struct ps_supervisor_child {
     bool ready;         /* said READY=1 */
     bool stopped_alone; /* said STOPPING=1 before the supervisor asked it to stop */
     char stop_reason[PS_REPORT_STATUS_MAX]; /* its STATUS= then */
+    const char *cwd; /* set before spawning: the child's working folder (NULL: ours) */
 } ps_supervisor_child;
 
 /* Gets each whole line a child wrote, without its '\n' (and '\r's). */

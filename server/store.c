@@ -60,8 +60,13 @@ static uint64_t key_bits(uint64_t seed, uint64_t k)
     return splitmix64(seed ^ (k * 0x9E3779B97F4A7C15ull));
 }
 
+/* b, b<digits> (the built-in models'), or a name ending in "bias" (a custom
+ * model's, as PyTorch names them: fc1.bias) */
 static bool tensor_is_bias(const ps_tensor_info *t)
 {
+    size_t len = strlen(t->name);
+    if (len >= 4 && strcmp(t->name + len - 4, "bias") == 0)
+        return true;
     if (t->name[0] != 'b')
         return false;
     for (const char *p = t->name + 1; *p; p++)

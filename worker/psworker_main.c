@@ -146,7 +146,8 @@ static void signals_install(void)
 static int describe(const ps_job *job)
 {
     ps_error err;
-    int rc = ps_trainer_check_job(job, &err);
+    /* a job whose workers are a command of its own: they train it, not psworker */
+    int rc = job->worker.argc > 0 ? 0 : ps_trainer_check_job(job, &err);
     if (rc != 0) {
         fprintf(stderr, "psworker: %s\n", err.msg);
         return rc == PS_ENOMEM ? PS_EXIT_RUNTIME : PS_EXIT_USAGE;
@@ -178,6 +179,11 @@ static int describe(const ps_job *job)
     ps_strlcpy(plan.output, job->output, sizeof plan.output);
     ps_strlcpy(plan.compression, ps_compress_ops_get(job->compression.push)->name,
                sizeof plan.compression);
+    _Static_assert(PS_REPORT_COMMAND_MAX >= PS_WORKER_ARGS_MAX, "worker.command items");
+    _Static_assert(PS_REPORT_PATH_MAX >= PS_PATH_MAX, "worker.command item");
+    plan.ncommand = job->worker.argc;
+    for (uint32_t i = 0; i < job->worker.argc; i++)
+        ps_strlcpy(plan.command[i], job->worker.argv[i], sizeof plan.command[i]);
     rc = ps_report_plan_write(stdout, &plan);
     if (rc != 0 || fflush(stdout) != 0) {
         fprintf(stderr, "psworker: --describe: %s\n", ps_strerror(rc ? rc : PS_EIO));

@@ -876,17 +876,74 @@ START_TEST(step_schedule_needs_step_size)
 }
 END_TEST
 
-START_TEST(custom_model_is_validated_then_not_supported_yet)
+#define CUSTOM_HEAD                                                                                \
+    "job: t\n"                                                                                     \
+    "workers: 2\n"                                                                                 \
+    "servers: [tcp://127.0.0.1:7070]\n"                                                            \
+    "model:\n"                                                                                     \
+    "  type: custom\n"                                                                             \
+    "  tensors: [{name: w, shape: [4, 2]}, {name: b, shape: [2]}]\n"                               \
+    "data: {train: breast_cancer.train.csv}\n"
+
+START_TEST(custom_model_needs_a_worker_command)
 {
-    expect_unsupported("job: t\n"
-                       "workers: 2\n"
-                       "servers: [tcp://127.0.0.1:7070]\n"
-                       "model:\n"
-                       "  type: custom\n"
-                       "  features: 4\n"
-                       "  tensors: [{name: w, shape: [4, 2]}, {name: b, shape: [2]}]\n"
-                       "data: {train: breast_cancer.train.csv}\n",
-                       "job.yaml:5:9: model.type custom is not supported yet");
+    expect_config_error(CUSTOM_HEAD,
+                        "job.yaml:5:9: model type custom needs worker.command (psworker has no "
+                        "trainer for it: name the program that computes its gradients)");
+}
+END_TEST
+
+START_TEST(custom_model_with_a_worker_command_loads)
+{
+    ps_job job;
+    ps_error err;
+    /* features may be left out: the worker program reads its own inputs */
+    int rc = parse(CUSTOM_HEAD "worker: {command: [python3, train.py, --epochs, '3']}\n", &job,
+                   &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    ck_assert_int_eq(job.model.type, PS_MODEL_CUSTOM);
+    ck_assert_uint_eq(job.worker.argc, 4);
+    ck_assert_str_eq(job.worker.argv[0], "python3"); /* a bare name: found on PATH */
+    ck_assert_str_eq(job.worker.argv[1], "train.py");
+    ck_assert_str_eq(job.worker.argv[3], "3");
+    ps_tensor_info t[PS_MAX_TENSORS];
+    size_t n;
+    uint64_t p;
+    ck_assert_int_eq(ps_job_layout(&job, t, PS_MAX_TENSORS, &n, &p), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(p, 10);
+}
+END_TEST
+
+START_TEST(worker_command_program_with_a_slash_is_resolved)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE "worker: {command: [bin/train, a/b]}\n", &job, &err), 0);
+    ck_assert_str_eq(job.worker.argv[0], PS_TEST_DATA_DIR "/bin/train");
+    ck_assert_str_eq(job.worker.argv[1], "a/b"); /* later items: the job's folder is the cwd */
+    ck_assert_int_eq(parse(BASE "worker: {command: [/usr/bin/python3]}\n", &job, &err), 0);
+    ck_assert_str_eq(job.worker.argv[0], "/usr/bin/python3");
+    ck_assert_int_eq(parse(BASE, &job, &err), 0);
+    ck_assert_uint_eq(job.worker.argc, 0); /* no worker section: psworker */
+}
+END_TEST
+
+START_TEST(worker_command_must_be_a_non_empty_list_of_strings)
+{
+    expect_config_error(BASE "worker: {command: []}\n",
+                        "job.yaml:6:19: worker.command: must list at least one item");
+    expect_config_error(BASE "worker: {command: python3 train.py}\n",
+                        "job.yaml:6:19: worker.command: expected a list, got \"python3 train.py\"");
+    expect_config_error(BASE "worker: {command: [python3, [a]]}\n",
+                        "job.yaml:6:29: worker.command[1]: expected a string, got a list");
+    expect_config_error(BASE "worker: {command: [python3, '']}\n",
+                        "job.yaml:6:29: worker.command[1]: must not be empty");
+    expect_config_error(BASE "worker: {}\n",
+                        "job.yaml:6:9: missing required key \"command\" in worker");
+    expect_config_error(BASE "worker: {comand: [a]}\n",
+                        "job.yaml:6:10: unknown key \"comand\" in worker (did you mean "
+                        "\"command\"?)");
 }
 END_TEST
 
@@ -1781,7 +1838,10 @@ static Suite *job_suite(void)
     tcase_add_test(bad, labels_file_without_idx_is_a_contradiction);
     tcase_add_test(bad, idx_labels_files_are_resolved_and_checked);
     tcase_add_test(bad, step_schedule_needs_step_size);
-    tcase_add_test(bad, custom_model_is_validated_then_not_supported_yet);
+    tcase_add_test(bad, custom_model_needs_a_worker_command);
+    tcase_add_test(bad, custom_model_with_a_worker_command_loads);
+    tcase_add_test(bad, worker_command_program_with_a_slash_is_resolved);
+    tcase_add_test(bad, worker_command_must_be_a_non_empty_list_of_strings);
     tcase_add_test(bad, alias_cycle_is_a_type_error_not_a_hang);
     tcase_add_test(bad, custom_tensor_names_must_differ);
     tcase_add_test(bad, custom_tensor_has_at_most_four_dimensions);

@@ -65,6 +65,9 @@ START_TEST(plan_reads_back_as_written)
     p.batch_size = 32;
     snprintf(p.output, sizeof p.output, "out/");
     snprintf(p.compression, sizeof p.compression, "fp16");
+    p.ncommand = 2;
+    snprintf(p.command[0], sizeof p.command[0], "/usr/bin/python3");
+    snprintf(p.command[1], sizeof p.command[1], "train.py");
     FILE *f = tmpfile();
     ck_assert_int_eq(ps_report_plan_write(f, &p), 0);
     char *text = file_text(f);
@@ -73,6 +76,31 @@ START_TEST(plan_reads_back_as_written)
     ck_assert_int_eq(plan_from(text, &q, &err), 0);
     free(text);
     ck_assert_int_eq(memcmp(&p, &q, sizeof p), 0);
+}
+END_TEST
+
+/* a plan of an older psworker, without "worker_command": psworker trains */
+START_TEST(plan_without_worker_command_means_psworker)
+{
+    ps_report_plan q;
+    ps_error err = {0};
+    ck_assert_int_eq(plan_from("{\"job\": \"j\", \"mode\": \"sync\", \"workers\": 1, "
+                               "\"servers\": [\"tcp://h:1\"], \"on_worker_loss\": \"continue\", "
+                               "\"on_divergence\": \"stop\", \"model\": \"logistic\", "
+                               "\"features\": 3, \"params\": 4, \"epochs\": 1, "
+                               "\"batch_size\": 1, \"output\": \"\", \"compression\": \"none\"}",
+                               &q, &err),
+                     0);
+    ck_assert_uint_eq(q.ncommand, 0);
+    ck_assert_int_eq(plan_from("{\"job\": \"j\", \"mode\": \"sync\", \"workers\": 1, "
+                               "\"servers\": [\"tcp://h:1\"], \"on_worker_loss\": \"continue\", "
+                               "\"on_divergence\": \"stop\", \"model\": \"logistic\", "
+                               "\"features\": 3, \"params\": 4, \"epochs\": 1, "
+                               "\"batch_size\": 1, \"output\": \"\", \"compression\": \"none\", "
+                               "\"worker_command\": [\"a\", 3]}",
+                               &q, &err),
+                     PS_EDATA);
+    ck_assert_str_eq(err.msg, "plan: worker_command item 1 is not a string of 1 to 1023 bytes");
 }
 END_TEST
 
@@ -125,6 +153,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, plan_reads_back_as_written);
     tcase_add_test(tc, plan_without_workers_is_refused_naming_the_key);
+    tcase_add_test(tc, plan_without_worker_command_means_psworker);
     tcase_add_test(tc, plan_cut_short_or_not_json_is_refused);
     tcase_add_test(tc, plan_larger_than_the_limit_is_refused_not_cut);
     suite_add_tcase(s, tc);

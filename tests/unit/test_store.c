@@ -78,6 +78,34 @@ START_TEST(xavier_is_bounded_and_biases_start_at_zero)
 }
 END_TEST
 
+/* a custom model named as PyTorch names its parameters: fc.weight [2, 3]
+ * from xavier, fc.bias [2] at 0 like b */
+START_TEST(custom_tensors_ending_in_bias_start_at_zero)
+{
+    static ps_job job;
+    job_softmax(&job, PS_INIT_XAVIER);
+    job.model.type = PS_MODEL_CUSTOM;
+    job.model.ntensors = 2;
+    strcpy(job.model.tensors[0].name, "fc.weight");
+    job.model.tensors[0].ndims = 2;
+    job.model.tensors[0].shape[0] = 2;
+    job.model.tensors[0].shape[1] = 3;
+    strcpy(job.model.tensors[1].name, "fc.bias");
+    job.model.tensors[1].ndims = 1;
+    job.model.tensors[1].shape[0] = 2;
+    ps_store *s = ps_store_new(&job, 0, 8, false, NULL);
+    ck_assert_ptr_nonnull(s);
+    const float *t = ps_store_data(s);
+    int nonzero = 0;
+    for (size_t k = 0; k < 6; k++)
+        nonzero += t[k] != 0.0f;
+    ck_assert_int_ge(nonzero, 5);
+    ck_assert_float_eq(t[6], 0.0f);
+    ck_assert_float_eq(t[7], 0.0f);
+    ps_store_destroy(&s);
+}
+END_TEST
+
 START_TEST(seed_changes_the_initial_values)
 {
     static ps_job job;
@@ -339,6 +367,7 @@ static Suite *store_suite(void)
     TCase *tc = tcase_create("store");
     tcase_add_test(tc, init_is_deterministic_and_independent_of_shard_count);
     tcase_add_test(tc, xavier_is_bounded_and_biases_start_at_zero);
+    tcase_add_test(tc, custom_tensors_ending_in_bias_start_at_zero);
     tcase_add_test(tc, seed_changes_the_initial_values);
     tcase_add_test(tc, init_value_matches_the_store);
     tcase_add_test(tc, zeros_scheme_gives_all_zeros);

@@ -288,6 +288,24 @@ def model_job_yaml(name, train, test, model, features, mode="sync", workers=2, c
     return "\n".join(lines) + "\n" + extra
 
 
+def sanitizer_preload(env):
+    """For a sanitizer build: the runtimes python3 must load first to load
+    its libpsworker (LD_PRELOAD's value, as the compiler names them); ""
+    for another build."""
+    sanitizers = build_option(env, "PS_SANITIZER")
+    if not sanitizers:
+        return ""
+    cc = build_option(env, "CMAKE_C_COMPILER") or "cc"
+    files = []
+    for word, rt in (("address", "libasan.so"), ("undefined", "libubsan.so")):
+        if word in sanitizers:
+            path = subprocess.run([cc, f"-print-file-name={rt}"], capture_output=True,
+                                  text=True, timeout=30).stdout.strip()
+            env.check(os.path.isfile(path), f"{cc} names {rt} for the sanitizer build: {path}")
+            files.append(path)
+    return " ".join(files)
+
+
 def build_option(env, name):
     """The value of a CMake cache entry of the build under test ("" if unset)."""
     cache = os.path.join(os.path.dirname(env.bin), "CMakeCache.txt")

@@ -14,17 +14,32 @@ class Model:
     laid out for ("linear", "logistic", "softmax", "mlp"; "custom" for any
     other layout)."""
 
-    def __init__(self, folder, manifest, tensors, model_type):
+    def __init__(self, folder, manifest, tensors, model_type, norm=None):
         self.folder = folder
+        self.norm = norm  # (mean, std) of the training set, or None
         self.job = manifest.get("job")
         self.version = manifest.get("version")
         self.manifest = manifest
         self.tensors = tensors
         self.type = model_type
 
+    def standardize(self, x):
+        """x as the workers saw it: with the job's normalize: standard, each
+        feature less the training set's mean over its deviation (a zero
+        deviation read as 1, in float64 as psworker does); else x."""
+        x = np.asarray(x, dtype=np.float32)
+        if self.norm is None:
+            return x
+        mean, std = self.norm
+        if x.shape[-1] != mean.shape[0]:
+            raise ValueError(f"{self.folder}: rows of {x.shape[-1]} features, the model's "
+                             f"normalize has {mean.shape[0]}")
+        s = np.where((std > 0) & np.isfinite(std), std, 1.0)
+        return ((x.astype(np.float64) - mean) / s).astype(np.float32)
+
     def _logits(self, x):
         t = self.tensors
-        x = np.asarray(x, dtype=np.float32)
+        x = self.standardize(x)
         if self.type in ("linear", "logistic"):
             return x @ t["w"] + t["b"][0]
         if self.type == "softmax":
@@ -40,9 +55,10 @@ class Model:
         raise ValueError(f"{self.folder}: no built-in prediction for a {self.type} model")
 
     def predict_proba(self, x):
-        """Class probabilities, rows of x (as the workers saw them, i.e.
-        after the job's normalize): logistic P(y=1) per row, softmax and
-        mlp one row of classes per row."""
+        """Class probabilities of the rows of x (raw features: the job's
+        normalize is applied here from the statistics the folder holds):
+        logistic P(y=1) per row, softmax and mlp one row of classes per
+        row."""
         z = self._logits(x)
         if self.type == "logistic":
             return 1.0 / (1.0 + np.exp(-z))
@@ -87,7 +103,16 @@ def load_model(folder, model=None):
             raise ValueError(f"{folder}/{t['file']}: shape {a.shape}, the manifest says "
                              f"{t['shape']}")
         tensors[t["name"]] = a
-    return Model(folder, manifest, tensors, model or _infer_type(tensors))
+    norm = None
+    n = manifest.get("normalize")
+    if n is not None:
+        mean = np.load(os.path.join(folder, n["mean_file"]))
+        std = np.load(os.path.join(folder, n["std_file"]))
+        if mean.shape != (n["features"],) or std.shape != (n["features"],):
+            raise ValueError(f"{folder}: normalize statistics of shapes {mean.shape} and "
+                             f"{std.shape}, the manifest says {n['features']} features")
+        norm = (mean, std)
+    return Model(folder, manifest, tensors, model or _infer_type(tensors), norm)
 
 
 def save_model(folder, job, version, tensors):

@@ -51,8 +51,8 @@ static int tf_role(json_object *cluster, const char *role, uint32_t max, uint32_
         return 0;
     *has = true;
     if (!json_object_is_type(list, json_type_array))
-        return ps_error_set(err, PS_ECONFIG, "TF_CONFIG: cluster.%s must be a list of \"host:port\"",
-                            role);
+        return ps_error_set(err, PS_ECONFIG,
+                            "TF_CONFIG: cluster.%s must be a list of \"host:port\"", role);
     size_t len = json_object_array_length(list);
     if (len > max)
         return ps_error_set(err, PS_ECONFIG, "TF_CONFIG: cluster.%s lists %zu, at most %" PRIu32,
@@ -61,15 +61,16 @@ static int tf_role(json_object *cluster, const char *role, uint32_t max, uint32_
         json_object *item = json_object_array_get_idx(list, i);
         if (!json_object_is_type(item, json_type_string))
             return ps_error_set(err, PS_ECONFIG,
-                                "TF_CONFIG: cluster.%s[%zu] must be a \"host:port\" string", role, i);
+                                "TF_CONFIG: cluster.%s[%zu] must be a \"host:port\" string", role,
+                                i);
         const char *s = json_object_get_string(item);
         if (out != NULL) {
             const char *why = "";
             int w = snprintf(out[i], PS_ENDPOINT_MAX, "tcp://%s", s);
             if (w < 0 || w >= PS_ENDPOINT_MAX || !ps_schema_valid_endpoint(out[i], &why))
                 return ps_error_set(err, PS_ECONFIG,
-                                    "TF_CONFIG: cluster.%s[%zu] \"%.*s\" is not host:port", role,
-                                    i, SHOWN, s);
+                                    "TF_CONFIG: cluster.%s[%zu] \"%.*s\" is not host:port", role, i,
+                                    SHOWN, s);
         }
     }
     *n = (uint32_t)len;
@@ -115,13 +116,14 @@ static int tf_read(tf_config *t, ps_error *err)
             rc = tf_fail(err, "task must be an object {\"type\": ..., \"index\": ...}");
             goto done;
         }
-        if (!json_object_object_get_ex(task, "type", &v) || !json_object_is_type(v, json_type_string)) {
+        if (!json_object_object_get_ex(task, "type", &v) ||
+            !json_object_is_type(v, json_type_string)) {
             rc = tf_fail(err, "task.type must be a string (worker, chief or ps)");
             goto done;
         }
         ps_strlcpy(t->type, json_object_get_string(v), sizeof t->type);
-        if (!json_object_object_get_ex(task, "index", &v) || !json_object_is_type(v, json_type_int) ||
-            json_object_get_int64(v) < 0) {
+        if (!json_object_object_get_ex(task, "index", &v) ||
+            !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0) {
             rc = tf_fail(err, "task.index must be a whole number >= 0");
             goto done;
         }
@@ -194,12 +196,13 @@ int ps_launch_rank(const ps_job *job, int *rank, char *from, size_t cap, ps_erro
         else if (strcmp(t->type, "worker") == 0)
             v = (long)t->index + (t->nchief > 0 ? 1 : 0);
         if (v == -2)
-            rc = ps_error_set(err, PS_ECONFIG, "TF_CONFIG: task chief %" PRId64 ": a job has one chief (index 0)",
+            rc = ps_error_set(err, PS_ECONFIG,
+                              "TF_CONFIG: task chief %" PRId64 ": a job has one chief (index 0)",
                               t->index);
         else if (v >= 0 && (uint64_t)v >= job->workers)
             rc = ps_error_set(err, PS_ECONFIG,
-                              "TF_CONFIG: task %s %" PRId64 " gives rank %ld, but the job has %" PRIu32
-                              " workers",
+                              "TF_CONFIG: task %s %" PRId64
+                              " gives rank %ld, but the job has %" PRIu32 " workers",
                               t->type, t->index, v, job->workers);
         else if (v >= 0) {
             *rank = (int)v;
@@ -263,7 +266,8 @@ int ps_launch_shard(const ps_job *job, int *shard, char *from, size_t cap, ps_er
                                 SHOWN, host);
         if ((uint64_t)v >= job->nservers)
             return ps_error_set(err, PS_ECONFIG,
-                                "HOSTNAME=%.*s gives shard %ld, but the job has %" PRIu32 " servers",
+                                "HOSTNAME=%.*s gives shard %ld, but the job has %" PRIu32
+                                " servers",
                                 SHOWN, host, v, job->nservers);
         *shard = (int)v;
         set_from(from, cap, "HOSTNAME");
@@ -320,8 +324,8 @@ static int servers_from_list(ps_job *job, const char *list, ps_error *err)
             return ps_error_set(err, PS_ECONFIG, "PSD_SERVERS: \"%.*s\" %s", SHOWN, ep, why);
         for (uint32_t j = 0; j < n; j++)
             if (strcmp(job->servers[j], ep) == 0)
-                return ps_error_set(err, PS_ECONFIG, "PSD_SERVERS: \"%.*s\" is listed twice",
-                                    SHOWN, ep);
+                return ps_error_set(err, PS_ECONFIG, "PSD_SERVERS: \"%.*s\" is listed twice", SHOWN,
+                                    ep);
         ps_strlcpy(job->servers[n++], ep, PS_ENDPOINT_MAX);
         if (comma == NULL)
             break;

@@ -501,7 +501,7 @@ static const ps_yamlwalk_key top_keys[] = {
      ONLY_MODE(off_or_mode_takes_key, PS_MODE_KEY_DETERMINISTIC), .aka = "reproducible"},
     {"workers", PS_YAMLWALK_INT, PS_YAMLWALK_REQUIRED, FIELD(workers), .min = 1,
      .max = PS_MAX_WORKERS, .aka = "num_workers|n_workers|worker"},
-    {"servers", PS_YAMLWALK_LIST, PS_YAMLWALK_REQUIRED, .parse = parse_servers,
+    {"servers", PS_YAMLWALK_HOOK, PS_YAMLWALK_REQUIRED, .parse = parse_servers,
      .aka = "server|shards|endpoints"},
     {"model", PS_YAMLWALK_SECTION, PS_YAMLWALK_REQUIRED, .sub = &model_sec},
     {"data", PS_YAMLWALK_SECTION, PS_YAMLWALK_REQUIRED, .sub = &data_sec, .aka = "dataset"},
@@ -649,6 +649,8 @@ static int parse_servers(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *
     ps_job *job = base;
     if (val->type == YAML_MAPPING_NODE)
         return parse_servers_pattern(w, val, path, job);
+    if (val->type != YAML_SEQUENCE_NODE)
+        return ps_yamlwalk_wrong_type(w, val, path, "a list");
     size_t n = 0;
     int rc = ps_yamlwalk_get_count(w, val, path, 1, PS_MAX_SHARDS, "endpoint", &n);
     if (rc != 0)

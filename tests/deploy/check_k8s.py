@@ -186,6 +186,9 @@ def self_test(kdir, schema_dir):
     broken("a string for an integer", "statefulset.yaml",
            yaml_edit(lambda d: d["spec"].__setitem__("replicas", "two")),
            "spec/replicas: 'two' is not of type")
+    broken("a fraction for an integer", "job-psworker.yaml",
+           yaml_edit(lambda d: d["spec"].__setitem__("completions", 2.5)),
+           "spec/completions: 2.5 is not of type 'integer'")
     broken("an unknown field (strict)", "job-psworker.yaml",
            yaml_edit(lambda d: pod(d)["containers"][0].__setitem__("commands", ["psworker"])),
            "'commands' was unexpected")
@@ -206,7 +209,7 @@ def self_test(kdir, schema_dir):
            "defaultMode must be 0400")
     broken("yamllint", "service.yaml", lambda t: t + "extra:   [a,b]  \n", "yamllint:")
     if fails == 0:
-        print("check_k8s: self-test: 8 broken manifests refused, the real ones pass")
+        print("check_k8s: self-test: 9 broken manifests refused, the real ones pass")
     return 1 if fails else 0
 
 

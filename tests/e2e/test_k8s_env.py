@@ -31,6 +31,7 @@ import yaml
 import harness
 
 SRC_KEYS = "/etc/psd/keys"
+LAUNCH_VARS = {"JOB_COMPLETION_INDEX", "TF_CONFIG", "POD_NAMESPACE", "CREDENTIALS_DIRECTORY"}
 
 
 def load(env, name):
@@ -73,7 +74,11 @@ def lay_keys(env, pod_spec, keys_src, dest, creds):
 def with_env(e, cmd):
     """cmd with the pod's variables added to this environment (env(1): Proc
     takes no env of its own)."""
-    return ["/usr/bin/env"] + [f"{k}={v}" for k, v in sorted(e.items())] + cmd
+    unset = []
+    for k in os.environ:  # what a pod would not have: another launcher's words
+        if k not in e and (k.startswith(("PSD_", "SLURM_")) or k in LAUNCH_VARS):
+            unset += ["-u", k]
+    return ["/usr/bin/env"] + unset + [f"{k}={v}" for k, v in sorted(e.items())] + cmd
 
 
 def metrics_up(port):
@@ -136,6 +141,9 @@ def main():
                                           JOB_COMPLETION_INDEX="0",
                                           PSD_SERVERS=",".join(loopback)))
     from_env = code == 0
+    if os.path.exists(os.path.join(env.source, "config", "launch_env.c")):
+        env.check(from_env, "psworker reads the job file's servers pattern, POD_NAMESPACE, "
+                  "JOB_COMPLETION_INDEX and PSD_SERVERS (config/launch_env.c is here)")
     print(f"this build {'reads' if from_env else 'does not read'} the pods' environment "
           f"(psworker --describe: exit {code}{'' if from_env else ': ' + err.strip()[:200]})")
 

@@ -14,10 +14,8 @@ keygen laid out as the Secret's items, each pod's /var/lib/psd, the image's
 loopback ports (every pod has 9464 to itself; here they share one host),
 and the cluster names psd-N.psd.NAMESPACE.svc to 127.0.0.1 free ports through
 PSD_SERVERS, the override psd, psworker and psctl read before the job file's
-servers. A build without the environment support (PSD_SERVERS, the servers
-pattern, the rank and shard from the environment) gets the same job with
-the pattern written out as loopback endpoints and --shard/--rank instead;
-the test says which it ran."""
+servers (docs/deployment.md#ranks-shards-and-endpoints-from-the-environment):
+the job file keeps its servers pattern, and no --shard or --rank is added."""
 import json
 import os
 import re
@@ -130,7 +128,7 @@ def main():
             yaml.safe_dump(j, f, sort_keys=False)
         return path, state
 
-    # Does this build read the environment (the engine's launch support)?
+    # the job file as the pods get it must parse (the pattern needs POD_NAMESPACE)
     probe_dir = os.path.join(env.tmp, "probe")
     os.makedirs(probe_dir)
     probe, _ = write_job("probe", jobfile["servers"], os.path.join(env.tmp, "probe", "keys"))
@@ -140,12 +138,10 @@ def main():
                                  env=dict(os.environ, POD_NAMESPACE=namespace,
                                           JOB_COMPLETION_INDEX="0",
                                           PSD_SERVERS=",".join(loopback)))
-    from_env = code == 0
-    if os.path.exists(os.path.join(env.source, "config", "launch_env.c")):
-        env.check(from_env, "psworker reads the job file's servers pattern, POD_NAMESPACE, "
-                  "JOB_COMPLETION_INDEX and PSD_SERVERS (config/launch_env.c is here)")
-    print(f"this build {'reads' if from_env else 'does not read'} the pods' environment "
-          f"(psworker --describe: exit {code}{'' if from_env else ': ' + err.strip()[:200]})")
+    env.check(code == 0, "psworker --describe reads the ConfigMap's job file (servers "
+              f"pattern, POD_NAMESPACE, PSD_SERVERS): exit {code} {err.strip()[:200]}")
+    if code != 0:
+        env.finish()
 
     procs = []
     for i in range(shards):
@@ -153,16 +149,13 @@ def main():
         spec = sts["spec"]["template"]["spec"]
         c = spec["containers"][0]
         keydir, creds = os.path.join(env.tmp, pod, "keys"), os.path.join(env.tmp, pod, "creds")
-        path, _ = write_job(pod, jobfile["servers"] if from_env else loopback, keydir)
+        path, _ = write_job(pod, jobfile["servers"], keydir)
         lay_keys(env, spec, keys, keydir, creds)
         e = pod_env(c, namespace, creds)
         e["HOSTNAME"] = pod
-        if from_env:
-            e["PSD_SERVERS"] = ",".join(loopback)
+        e["PSD_SERVERS"] = ",".join(loopback)
         cmd = [env.prog(c["command"][0])] + [path if a == "/etc/psd/job.yaml" else a
                                             for a in c["args"]]
-        if not from_env:
-            cmd += ["--shard", str(i)]
         procs.append(harness.Proc(env, pod, with_env(e, cmd)))
     # the readiness probe: GET /metrics on each shard's metrics port
     probe_c = sts["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]
@@ -176,17 +169,14 @@ def main():
         spec = job["spec"]["template"]["spec"]
         c = spec["containers"][0]
         keydir, creds = os.path.join(env.tmp, pod, "keys"), os.path.join(env.tmp, pod, "creds")
-        path, state = write_job(pod, jobfile["servers"] if from_env else loopback, keydir)
+        path, state = write_job(pod, jobfile["servers"], keydir)
         lay_keys(env, spec, keys, keydir, creds)
         e = pod_env(c, namespace, creds)
         e["HOSTNAME"] = f"psworker-{i}-x7k2p"
         e["JOB_COMPLETION_INDEX"] = str(i)
-        if from_env:
-            e["PSD_SERVERS"] = ",".join(loopback)
+        e["PSD_SERVERS"] = ",".join(loopback)
         cmd = [env.prog(c["command"][0])] + [path if a == "/etc/psd/job.yaml" else a
                                             for a in c["args"]]
-        if not from_env:
-            cmd += ["--rank", str(i)]
         wprocs.append((harness.Proc(env, pod, with_env(e, cmd)), state))
     codes = [p.wait(240) for p, _ in wprocs]
     env.check(codes == [0] * workers, f"every worker of the Indexed Job exits 0 ({codes})")
@@ -197,6 +187,9 @@ def main():
     harness.stop_procs(env)
     for p in procs + [w for w, _ in wprocs]:
         p.show()
+    for i, p in enumerate(procs):
+        env.check(f"shard {i}/{shards}" in p.text(),
+                  f"pod psd-{i} served shard {i} (from its host name's ordinal)")
     model = os.path.join(wprocs[0][1], "out", os.path.basename(jobfile["output"]))
     env.check(os.path.isfile(os.path.join(model, "manifest.json")),
               "rank 0 (JOB_COMPLETION_INDEX 0) wrote the model to its volume")

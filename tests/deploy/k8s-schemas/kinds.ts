@@ -1,0 +1,10 @@
+import { IConfigMap } from "kubernetes-models/v1/ConfigMap";
+import { ISecret } from "kubernetes-models/v1/Secret";
+import { IService } from "kubernetes-models/v1/Service";
+import { IStatefulSet } from "kubernetes-models/apps/v1/StatefulSet";
+import { IJob } from "kubernetes-models/batch/v1/Job";
+export type ConfigMap = IConfigMap;
+export type Secret = ISecret;
+export type Service = IService;
+export type StatefulSet = IStatefulSet;
+export type Job = IJob;

@@ -149,24 +149,43 @@ def slow_down(proc, stop_evt, stopped_s=0.03, running_s=0.01):
 
 
 S = 2
-ssp = Job("ssp", job_text("ssp", "ssp", 2, extra=f"staleness: {S}\n"))
-fast, slow = ssp.worker(0), ssp.worker(1)
-wait_for(lambda: "2 of 2 live" in ssp.psd.text(), 30, "ssp: both workers to join")
-halt = threading.Event()
-slower = threading.Thread(target=slow_down, args=(slow, halt, 0.05, 0.005))
-slower.start()
-leads, seen = [], 0
-while fast.p.poll() is None or slow.p.poll() is None:
-    clocks = rank_clocks(ssp.status())
-    if 0 in clocks and 1 in clocks and min(clocks[0], clocks[1]) > 0 and slow.p.poll() is None \
-            and fast.p.poll() is None:
-        leads.append(clocks[0] - clocks[1])
-        seen += 1
-    if seen > 2000:
+
+
+def ssp_run(name):
+    """One ssp job with rank 1 slowed; psd's clocks of both ranks sampled
+    while both run (the leads of rank 0 over rank 1)."""
+    job = Job(name, job_text(name, "ssp", 2, extra=f"staleness: {S}\n"))
+    fast, slow = job.worker(0), job.worker(1)
+    wait_for(lambda: "2 of 2 live" in job.psd.text(), 30, f"{name}: both workers to join")
+    halt = threading.Event()
+    slower = threading.Thread(target=slow_down, args=(slow, halt, 0.05, 0.005))
+    slower.start()
+    leads = []
+    while fast.p.poll() is None or slow.p.poll() is None:
+        clocks = rank_clocks(job.status())
+        if 0 in clocks and 1 in clocks and min(clocks[0], clocks[1]) > 0 and \
+                slow.p.poll() is None and fast.p.poll() is None:
+            leads.append(clocks[0] - clocks[1])
+        if len(leads) > 2000:
+            break
+        time.sleep(0.02)
+    halt.set()
+    slower.join()
+    return job, fast, slow, leads
+
+
+# On a loaded machine the throttle's 5 ms of running can stretch to the
+# whole job (a sleep woken late), which then ends before psctl samples it:
+# such a run is done again (at most twice), each run's samples checked.
+for attempt in range(3):
+    ssp, fast, slow, leads = ssp_run("ssp" if attempt == 0 else f"ssp{attempt + 1}")
+    if len(leads) >= 5 or attempt == 2:
         break
-    time.sleep(0.02)
-halt.set()
-slower.join()
+    codes, code = ssp.finish()
+    env.check(all(c == 0 for c in codes.values()) and code == 0 and
+              (not leads or max(leads) <= S + 1),
+              f"ssp: a run the machine's load let end before it was sampled ({len(leads)} "
+              f"samples) exits 0 within the bound; running it again")
 codes, code = ssp.finish()
 env.check(all(c == 0 for c in codes.values()) and code == 0,
           f"ssp: every process exits 0 (workers {codes}, psd {code})")

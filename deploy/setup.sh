@@ -19,9 +19,12 @@ packages=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobu
 # libFuzzer targets (tests/fuzz); prometheus (and its promtool) to scrape
 # psd's /metrics (tests/e2e/test_metrics.py); cffi, pytest and yaml for the
 # Python package psd and its tests (tests/python), torch and torchvision for
-# its PyTorch example (python/examples/fashion_cnn.py)
+# its PyTorch example (python/examples/fashion_cnn.py); slurmctld, slurmd,
+# slurm-client and munge for a real Slurm cluster that runs
+# deploy/slurm/psd.sbatch (tests/e2e/test_slurm.py)
 test_packages=(python3 python3-numpy systemd cloud-init iproute2 clang libclang-rt-dev prometheus
-               python3-cffi python3-pytest python3-yaml python3-torch python3-torchvision)
+               python3-cffi python3-pytest python3-yaml python3-torch python3-torchvision
+               slurmctld slurmd slurm-client munge)
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 asan=0
 for arg in "$@"; do

@@ -8,8 +8,9 @@ run on a host of their own. Checks:
   node1 and the workers on node2 and node3; Slurm's and psrun's wall times
   are printed;
 - the job's exit code as Slurm keeps it: `scontrol show job` and the job
-  completion file (jobcomp/filetxt; sacct needs slurmdbd) say 0:0, and a
-  job whose training data are missing exits nonzero there;
+  completion file (jobcomp/filetxt; sacct needs slurmdbd) say 0:0; a
+  job whose training data are missing exits nonzero there (2), and one
+  whose training diverges exits 1 with no worker started again;
 - `scancel` of a worker's step mid-job (links paced at 8 Mbit/s so the job
   lasts seconds): the batch script starts the rank again, psd logs the
   takeover, and the job still exits 0 within 1 point of the accuracy psrun
@@ -169,6 +170,19 @@ try:
     a, b = exit_code_of(jobid) if jobid else (None, None)
     env.check(a is not None and a != "0:0" and b is not None and b != "0:0",
               f"Slurm keeps the failure: scontrol ExitCode={a}, jobcomp ExitCode={b}")
+
+    # a job whose workers fail mid-run (training diverges): exit 1, no retry
+    div = write(env, "diverge.yaml", job_text("diverge", f"tcp://127.0.0.1:{PORT}").replace(
+        "lr: 0.05", "lr: 1.0e+6"))
+    code, jobid, out_path, _, _, sb_out = sbatch(div, "diverge", 120 * SLOW)
+    text = output(out_path)
+    print(text[-1500:])
+    env.check(code not in (0, None), f"sbatch --wait of a diverging job exits nonzero ({code})")
+    env.check(re.search(r"psd\.sbatch: rank \d failed \(exit 1\)", text) is not None
+              and "starting it again" not in text,
+              "a worker that exits 1 (the job stopped) is not started again")
+    a, b = exit_code_of(jobid) if jobid else (None, None)
+    env.check(a == "1:0" and b == "1:0", f"Slurm keeps exit 1: scontrol ExitCode={a}, jobcomp {b}")
 
     # ---- 3. scancel of a worker's step mid-job: the rank starts again
     for n in cluster.nodes:

@@ -5,6 +5,8 @@
  * the job out only when all of it is good. Also the layout of θ. */
 #include "job.h"
 
+#include "launch_env.h"
+
 #include "schema.h"
 #include "util.h"
 #include "yamlwalk.h"
@@ -442,6 +444,8 @@ static int validate(ctx *c)
     }
     ps_yamlwalk_set_defaults(ps_schema_job(), c->job);
     rc = ps_yamlwalk_read(&c->w, root, ps_schema_job(), "", c->job, &c->seen);
+    if (rc == 0) /* PSD_SERVERS, TF_CONFIG: before the checks that count servers */
+        rc = ps_launch_servers(c->job, c->w.err);
     if (rc == 0)
         rc = check_contradictions(c);
     if (rc == 0)

@@ -4,10 +4,13 @@
  * lists). Modes and codecs are read from their registries (mode.h, compress.h). */
 #include "schema.h"
 
+#include "launch_env.h"
+
 #include "job.h"
 #include "util.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -254,6 +257,11 @@ static bool valid_endpoint(const char *s, const char **why)
     return true;
 }
 
+bool ps_schema_valid_endpoint(const char *s, const char **why)
+{
+    return valid_endpoint(s, why);
+}
+
 /* ---- list hooks ---- */
 
 static int parse_servers(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
@@ -493,7 +501,7 @@ static const ps_yamlwalk_key top_keys[] = {
      ONLY_MODE(off_or_mode_takes_key, PS_MODE_KEY_DETERMINISTIC), .aka = "reproducible"},
     {"workers", PS_YAMLWALK_INT, PS_YAMLWALK_REQUIRED, FIELD(workers), .min = 1,
      .max = PS_MAX_WORKERS, .aka = "num_workers|n_workers|worker"},
-    {"servers", PS_YAMLWALK_LIST, PS_YAMLWALK_REQUIRED, .parse = parse_servers,
+    {"servers", PS_YAMLWALK_HOOK, PS_YAMLWALK_REQUIRED, .parse = parse_servers,
      .aka = "server|shards|endpoints"},
     {"model", PS_YAMLWALK_SECTION, PS_YAMLWALK_REQUIRED, .sub = &model_sec},
     {"data", PS_YAMLWALK_SECTION, PS_YAMLWALK_REQUIRED, .sub = &data_sec, .aka = "dataset"},
@@ -534,11 +542,115 @@ const ps_yamlwalk_section *ps_schema_job(void)
 
 /* ---- list hooks ---- */
 
+/* servers: {pattern: "tcp://psd-{shard}.psd.{namespace}.svc:7070", count: N}:
+ * expanded here into N endpoints, shard i's {shard} as i, {namespace} as
+ * $PSD_NAMESPACE or $POD_NAMESPACE (launch_env.h); each checked as a listed
+ * one is. */
+static int expand_pattern(ps_yamlwalk *w, yaml_node_t *node, const char *pat, uint32_t shard,
+                          const char *ns, char *out)
+{
+    char buf[PS_ENDPOINT_MAX * 2];
+    size_t o = 0;
+    for (const char *p = pat; *p != '\0';) {
+        const char *add = NULL;
+        char num[16];
+        size_t skip = 1;
+        if (strncmp(p, "{shard}", 7) == 0) {
+            snprintf(num, sizeof num, "%" PRIu32, shard);
+            add = num;
+            skip = 7;
+        } else if (strncmp(p, "{namespace}", 11) == 0) {
+            if (ns == NULL)
+                return ps_yamlwalk_fail(w, PS_ECONFIG, node->start_mark,
+                                        "servers.pattern: {namespace} needs PSD_NAMESPACE or "
+                                        "POD_NAMESPACE set in the environment");
+            add = ns;
+            skip = 11;
+        } else if (*p == '{' || *p == '}') {
+            return ps_yamlwalk_fail(w, PS_ECONFIG, node->start_mark,
+                                    "servers.pattern: only {shard} and {namespace} may stand in "
+                                    "braces, got \"%.40s\"",
+                                    p);
+        }
+        size_t len = add != NULL ? strlen(add) : 1;
+        if (o + len >= PS_ENDPOINT_MAX)
+            return ps_yamlwalk_fail(w, PS_ECONFIG, node->start_mark,
+                                    "servers.pattern: shard %" PRIu32
+                                    "'s endpoint is longer than %d bytes",
+                                    shard, PS_ENDPOINT_MAX - 1);
+        memcpy(buf + o, add != NULL ? add : p, len);
+        o += len;
+        p += skip;
+    }
+    buf[o] = '\0';
+    const char *why = "";
+    if (!valid_endpoint(buf, &why)) {
+        char shown[PS_YAMLWALK_SHOW_MAX + 8];
+        return ps_yamlwalk_fail(w, PS_ECONFIG, node->start_mark,
+                                "servers.pattern: shard %" PRIu32 " gives \"%s\", which %s", shard,
+                                SHOW(shown, buf), why);
+    }
+    memcpy(out, buf, o + 1);
+    return 0;
+}
+
+static int parse_servers_pattern(ps_yamlwalk *w, yaml_node_t *map, const char *path, ps_job *job)
+{
+    yaml_node_t *pat_node = NULL;
+    const char *pat = NULL;
+    uint64_t count = 0;
+    bool has_count = false;
+    int rc;
+    for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top;
+         pr++) {
+        yaml_node_t *key = yaml_document_get_node(w->doc, pr->key);
+        yaml_node_t *v = yaml_document_get_node(w->doc, pr->value);
+        const char *name = key != NULL && key->type == YAML_SCALAR_NODE
+                               ? (const char *)key->data.scalar.value
+                               : "";
+        if (strcmp(name, "pattern") == 0) {
+            if ((rc = ps_yamlwalk_get_string(w, v, "servers.pattern", PS_ENDPOINT_MAX, NULL,
+                                             &pat)) != 0)
+                return rc;
+            pat_node = v;
+        } else if (strcmp(name, "count") == 0) {
+            if ((rc = ps_yamlwalk_get_uint(w, v, "servers.count", 1, PS_MAX_SHARDS, UINT64_MAX, &count)) != 0)
+                return rc;
+            has_count = true;
+        } else {
+            char shown[PS_YAMLWALK_SHOW_MAX + 8];
+            return ps_yamlwalk_fail(w, PS_ECONFIG, key != NULL ? key->start_mark : map->start_mark,
+                                    "%s.%s: unknown key; a servers pattern takes pattern and count",
+                                    path, SHOW(shown, name));
+        }
+    }
+    if (pat == NULL || !has_count)
+        return ps_yamlwalk_fail(w, PS_ECONFIG, map->start_mark,
+                                "%s: a pattern needs pattern (with {shard}) and count, e.g. "
+                                "{pattern: \"tcp://psd-{shard}.psd:7070\", count: 2}",
+                                path);
+    if (strstr(pat, "{shard}") == NULL && count > 1)
+        return ps_yamlwalk_fail(w, PS_ECONFIG, pat_node->start_mark,
+                                "servers.pattern: has no {shard}, so its %" PRIu64
+                                " servers would share one endpoint",
+                                count);
+    const char *ns = ps_launch_namespace();
+    for (uint32_t i = 0; i < (uint32_t)count; i++)
+        if ((rc = expand_pattern(w, pat_node, pat, i, ns, job->servers[i])) != 0)
+            return rc;
+    job->nservers = (uint32_t)count;
+    return 0;
+}
+
 static int parse_servers(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
                          const char *path, void *base)
 {
     (void)k;
     ps_job *job = base;
+    if (val->type == YAML_MAPPING_NODE)
+        return parse_servers_pattern(w, val, path, job);
+    if (val->type != YAML_SEQUENCE_NODE)
+        return ps_yamlwalk_wrong_type(w, val, path, "a list");
     size_t n = 0;
     int rc = ps_yamlwalk_get_count(w, val, path, 1, PS_MAX_SHARDS, "endpoint", &n);
     if (rc != 0)

@@ -12,4 +12,8 @@
  * lead to every other section. Static: never freed. */
 const ps_yamlwalk_section *ps_schema_job(void);
 
+/* Whether s is an endpoint a worker can connect to (tcp://host:port or
+ * ipc://path); *why says what is wrong when not. */
+bool ps_schema_valid_endpoint(const char *s, const char **why);
+
 #endif

@@ -3,6 +3,7 @@
  * (cannot bind, socket failure), 2 on a usage or job-file error. */
 #include "args.h"
 #include "job.h"
+#include "launch_env.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -32,11 +33,16 @@ static void on_reload_signal(int sig)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: psd --config job.yaml [--shard I] [--log-level L] [--exit-when-done]\n"
+            "usage: psd --config job.yaml [--shard I] [--servers EPS] [--log-level L]\n"
+            "           [--exit-when-done]\n"
             "Serves one shard of a psd job's parameters over ZeroMQ.\n"
             "\n"
             "  -c, --config FILE     the job file (required)\n"
-            "  -s, --shard I         the shard to serve, 0 .. servers-1 (default 0)\n"
+            "  -s, --shard I         the shard to serve, 0 .. servers-1 (default: from\n"
+            "                        PSD_SHARD, SLURM_PROCID, the host name's -N with\n"
+            "                        PSD_SHARD_FROM_HOSTNAME=1, TF_CONFIG; else 0)\n"
+            "  -S, --servers EPS     the servers' endpoints, comma-separated, instead of\n"
+            "                        PSD_SERVERS or the job's servers\n"
             "  -l, --log-level L     error, warn, info or debug (default: the job's log.level)\n"
             "  -x, --exit-when-done  exit 0 once every worker of the job has left (psrun)\n"
             "  -h, --help            show this help and exit\n"
@@ -45,7 +51,8 @@ static void usage(FILE *out)
 
 typedef struct psd_args {
     const char *config;
-    uint32_t shard;
+    int shard;           /* -1: from the environment (launch_env.h) */
+    const char *servers; /* --servers, or NULL */
     const char *log_level; /* NULL: the job's */
     ps_log_level level;    /* --log-level's, when given */
     bool exit_when_done;
@@ -58,12 +65,14 @@ static int args_parse(int argc, char **argv, psd_args *a)
     static const ps_args_option opts[] = {
         {"config", 'c', true},
         {"shard", 's', true},
+        {"servers", 'S', true},
         {"log-level", 'l', true},
         {"exit-when-done", 'x', false},
     };
     ps_args p;
     ps_args_init(&p, "psd", usage, opts, PS_ARGS_COUNT(opts), argc, argv);
     memset(a, 0, sizeof *a);
+    a->shard = -1;
     int c;
     long v;
     while ((c = ps_args_next(&p)) > 0) {
@@ -74,7 +83,10 @@ static int args_parse(int argc, char **argv, psd_args *a)
         case 's':
             if (ps_args_number(&p, 0, PS_MAX_SHARDS - 1, &v) != 0)
                 return PS_EXIT_USAGE;
-            a->shard = (uint32_t)v;
+            a->shard = (int)v;
+            break;
+        case 'S':
+            a->servers = p.value;
             break;
         case 'l':
             if (ps_log_level_parse(p.value, &a->level) != 0)
@@ -133,6 +145,11 @@ int main(int argc, char **argv)
     if (rc != PS_ARGS_GO_ON)
         return rc;
 
+    /* --servers beats PSD_SERVERS: the loader reads it there, on reload too */
+    if (a.servers != NULL && setenv("PSD_SERVERS", a.servers, 1) != 0) {
+        fprintf(stderr, "psd: cannot set PSD_SERVERS\n");
+        return PS_EXIT_RUNTIME;
+    }
     static ps_job job; /* large: keep it off the stack */
     ps_error err;
     ps_error_clear(&err);
@@ -141,8 +158,19 @@ int main(int argc, char **argv)
         return PS_EXIT_USAGE;
     }
     ps_log lg = {a.log_level != NULL ? a.level : job.log_level, "psd"};
-    if (a.shard >= job.nservers) {
-        fprintf(stderr, "psd: --shard %u is out of range: %s has %u server%s\n", a.shard, a.config,
+    char from[32] = "";
+    if (a.shard < 0) {
+        if (ps_launch_shard(&job, &a.shard, from, sizeof from, &err) != 0) {
+            fprintf(stderr, "psd: %s\n", err.msg);
+            return PS_EXIT_USAGE;
+        }
+        if (a.shard < 0)
+            a.shard = 0;
+        else
+            PS_LOG_I(&lg, "shard %d from %s", a.shard, from);
+    }
+    if ((uint32_t)a.shard >= job.nservers) {
+        fprintf(stderr, "psd: --shard %d is out of range: %s has %u server%s\n", a.shard, a.config,
                 job.nservers, job.nservers == 1 ? "" : "s");
         return PS_EXIT_USAGE;
     }
@@ -156,7 +184,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "psd: %s\n", err.msg);
         return PS_EXIT_USAGE;
     }
-    ps_server *srv = ps_server_new(&job, a.shard, &lg, &err);
+    ps_server *srv = ps_server_new(&job, (uint32_t)a.shard, &lg, &err);
     if (srv == NULL) {
         fprintf(stderr, "psd: %s\n", err.msg);
         return err.code == PS_EZMQ || err.code == PS_ENOMEM || err.code == PS_EIO ? PS_EXIT_RUNTIME

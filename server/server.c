@@ -7,6 +7,8 @@
  * sends for it. */
 #include "server.h"
 
+#include "launch_env.h"
+
 #include "checkpointer.h"
 #include "metrics.h"
 #include "notify.h"
@@ -289,9 +291,15 @@ static int server_bind(ps_server *s, size_t shard_params, bool tables, ps_error 
     if (s->job.security.curve &&
         (s->zap = ps_zap_new(s->zctx, s->sock, &s->job, s->shard, s->log, err)) == NULL)
         return err->code;
-    if (zmq_bind(s->sock, s->endpoint) != 0) {
+    /* a DNS name (psd-0.psd.ns.svc) is how the others reach this host, no
+     * interface to bind: bind every interface on its port (launch_env.h) */
+    char bind_ep[PS_ENDPOINT_MAX];
+    ps_launch_bind_endpoint(s->endpoint, bind_ep, sizeof bind_ep);
+    if (strcmp(bind_ep, s->endpoint) != 0)
+        PS_LOG_I(s->log, "%s names a host, not an interface: binding %s", s->endpoint, bind_ep);
+    if (zmq_bind(s->sock, bind_ep) != 0) {
         int e = errno;
-        return ps_error_set(err, PS_EZMQ, "cannot bind %s: %s%s", s->endpoint, zmq_strerror(e),
+        return ps_error_set(err, PS_EZMQ, "cannot bind %s: %s%s", bind_ep, zmq_strerror(e),
                             e == EADDRINUSE ? " (a second psd for this shard?)" : "");
     }
     return 0;

@@ -4,6 +4,7 @@
 #include "client_job.h"
 
 #include "compress.h"
+#include "launch_env.h"
 #include "util.h"
 
 #include <errno.h>
@@ -31,24 +32,6 @@ void ps_client_opts_from_job(const ps_job *job, const char **servers, ps_client_
     o->push_error_feedback = job->compression.error_feedback;
 }
 
-/* rank -1: $PSD_RANK when set (a rank >= 0, or -1), else -1. */
-static int rank_from_env(int rank, int *out, char *why, size_t cap)
-{
-    *out = rank;
-    const char *env = rank == -1 ? getenv("PSD_RANK") : NULL;
-    if (env == NULL || env[0] == '\0')
-        return 0;
-    char *end;
-    errno = 0;
-    long v = strtol(env, &end, 10);
-    if (errno != 0 || *end != '\0' || v < -1 || v > INT_MAX) {
-        snprintf(why, cap, "PSD_RANK=%.64s: give a rank >= 0, or -1 for any", env);
-        return PS_EINVAL;
-    }
-    *out = (int)v;
-    return 0;
-}
-
 int ps_client_open_job(const char *job_path, int rank, ps_client **out, char *errbuf,
                        size_t errbuf_len)
 {
@@ -63,8 +46,6 @@ int ps_client_open_job(const char *job_path, int rank, ps_client **out, char *er
         rc = PS_EINVAL;
         goto report;
     }
-    if ((rc = rank_from_env(rank, &rank, why, sizeof why)) != 0)
-        goto report;
     ps_job *job = calloc(1, sizeof *job);
     if (job == NULL) {
         snprintf(why, sizeof why, "%s: out of memory", job_path);
@@ -79,6 +60,13 @@ int ps_client_open_job(const char *job_path, int rank, ps_client **out, char *er
         else
             snprintf(why, sizeof why, "%.200s: %.300s", job_path, err.msg);
         free(job);
+        goto report;
+    }
+    /* rank -1: the environment's (launch_env.h: PSD_RANK, SLURM_PROCID, ...) */
+    if (rank == -1 && ps_launch_rank(job, &rank, NULL, 0, &err) != 0) {
+        ps_strlcpy(why, err.msg, sizeof why);
+        free(job);
+        rc = PS_EINVAL;
         goto report;
     }
     const char *servers[PS_MAX_SHARDS];

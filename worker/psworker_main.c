@@ -6,6 +6,7 @@
 #include "args.h"
 #include "compress.h"
 #include "job.h"
+#include "launch_env.h"
 #include "log.h"
 #include "predict.h"
 #include "report_number.h"
@@ -39,6 +40,7 @@ typedef struct args {
     const char *curves;
     const char *log_level; /* NULL: the job's */
     ps_log_level level;    /* --log-level's, when given */
+    const char *servers; /* --servers, or NULL */
     int rank;
     int progress_fd;
     bool describe;
@@ -54,8 +56,11 @@ static void usage(FILE *out)
           "\n"
           "options:\n"
           "  -c, --config FILE        the job file (required)\n"
-          "  -r, --rank R             this worker's rank in [0, workers); default: any\n"
-          "                           free rank the servers assign\n"
+          "  -r, --rank R             this worker's rank in [0, workers); default: from\n"
+          "                           PSD_RANK, SLURM_PROCID, JOB_COMPLETION_INDEX,\n"
+          "                           TF_CONFIG, else any free rank the servers assign\n"
+          "      --servers EPS        the servers' endpoints, comma-separated, instead\n"
+          "                           of PSD_SERVERS or the job's servers\n"
           "  -s, --summary-json FILE  write a summary of the run (final loss, test\n"
           "                           metric, timings) as JSON to FILE\n"
           "      --curves FILE        draw the training loss and test metric per epoch\n"
@@ -75,7 +80,7 @@ static void usage(FILE *out)
           out);
 }
 
-enum { OPT_CURVES = PS_ARGS_LONG_ONLY };
+enum { OPT_CURVES = PS_ARGS_LONG_ONLY, OPT_SERVERS };
 
 /* Parses argv into *a (args.h's convention). PS_ARGS_GO_ON, or the exit
  * status (0 after --help or --version) with a message already printed. */
@@ -84,7 +89,7 @@ static int args_parse(int argc, char **argv, args *a)
     static const ps_args_option opts[] = {
         {"config", 'c', true},        {"rank", 'r', true},        {"summary-json", 's', true},
         {"curves", OPT_CURVES, true}, {"progress-fd", 'p', true}, {"log-level", 'l', true},
-        {"describe", 'd', false},
+        {"describe", 'd', false},     {"servers", OPT_SERVERS, true},
     };
     ps_args p;
     ps_args_init(&p, "psworker", usage, opts, PS_ARGS_COUNT(opts), argc, argv);
@@ -105,6 +110,9 @@ static int args_parse(int argc, char **argv, args *a)
             break;
         case 's':
             a->summary_json = p.value;
+            break;
+        case OPT_SERVERS:
+            a->servers = p.value;
             break;
         case OPT_CURVES:
             a->curves = p.value;
@@ -347,6 +355,11 @@ int main(int argc, char **argv)
     if (status != PS_ARGS_GO_ON)
         return status;
 
+    /* --servers beats PSD_SERVERS: the loader reads it there */
+    if (a.servers != NULL && setenv("PSD_SERVERS", a.servers, 1) != 0) {
+        fprintf(stderr, "psworker: cannot set PSD_SERVERS\n");
+        return PS_EXIT_RUNTIME;
+    }
     ps_job job; /* read-only after loading */
     ps_error err;
     ps_error_clear(&err);
@@ -358,6 +371,15 @@ int main(int argc, char **argv)
     if (a.describe)
         return describe(&job);
     ps_log lg = {.level = a.log_level != NULL ? a.level : job.log_level, .prog = "psworker"};
+    char from[32] = "";
+    if (a.rank < 0) {
+        if (ps_launch_rank(&job, &a.rank, from, sizeof from, &err) != 0) {
+            fprintf(stderr, "psworker: %s\n", err.msg);
+            return PS_EXIT_USAGE;
+        }
+        if (a.rank >= 0)
+            PS_LOG_I(&lg, "rank %d from %s", a.rank, from);
+    }
     if (a.rank >= 0 && (uint32_t)a.rank >= job.workers) {
         fprintf(stderr, "psworker: --rank %d is outside [0, %u): the job has %u workers\n", a.rank,
                 job.workers, job.workers);

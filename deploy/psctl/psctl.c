@@ -75,6 +75,8 @@ static void usage(FILE *out)
             "  -k, --key FILE        the admin's secret key (default: the job's\n"
             "                        security.curve.client_secret_key)\n"
             "  -s, --shard I         only shard I (default: every shard)\n"
+            "  -S, --servers EPS     the servers' endpoints, comma-separated, instead of\n"
+            "                        PSD_SERVERS or the job's servers\n"
             "  -t, --timeout-ms N    how long to wait for the shards (default 10000;\n"
             "                        top: the interval)\n"
             "  -j, --json            status and top: JSON instead of tables\n"
@@ -98,6 +100,7 @@ typedef struct psctl_args {
     bool top_only; /* --interval or --count given */
     const char *command;
     const char *key;  /* --key: the admin's secret key file, or NULL */
+    const char *servers; /* --servers, or NULL */
     const char *name; /* keygen's NAME */
 } psctl_args;
 
@@ -113,6 +116,9 @@ static int option_take(const ps_args *p, int c, psctl_args *a)
         break;
     case 'k':
         a->key = p->value;
+        break;
+    case 'S':
+        a->servers = p->value;
         break;
     case 'j':
         a->json = true;
@@ -180,7 +186,7 @@ static int args_parse(int argc, char **argv, psctl_args *a)
     static const ps_args_option opts[] = {
         {"config", 'c', true}, {"shard", 's', true},    {"timeout-ms", 't', true},
         {"json", 'j', false},  {"interval", 'i', true}, {"count", 'n', true},
-        {"key", 'k', true},
+        {"key", 'k', true},    {"servers", 'S', true},
     };
     ps_args p;
     ps_args_init(&p, "psctl", usage, opts, PS_ARGS_COUNT(opts), argc, argv);
@@ -445,6 +451,12 @@ int main(int argc, char **argv)
     ps_job *job = calloc(1, sizeof *job);
     if (job == NULL) {
         fprintf(stderr, "psctl: %s\n", ps_strerror(PS_ENOMEM));
+        return EXIT_RUNTIME;
+    }
+    /* --servers beats PSD_SERVERS: the loader reads it there */
+    if (a.servers != NULL && setenv("PSD_SERVERS", a.servers, 1) != 0) {
+        fprintf(stderr, "psctl: cannot set PSD_SERVERS\n");
+        free(job);
         return EXIT_RUNTIME;
     }
     if (ps_job_load(a.config, job, &err) != 0) {

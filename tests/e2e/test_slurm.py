@@ -144,8 +144,8 @@ try:
     acc = accuracy_of(s)
     env.check(s is not None and abs(acc - acc_ref) < 1e-9,
               f"test accuracy under Slurm {acc:.4f}, psrun's {acc_ref:.4f}")
-    env.check(re.search(rf"servers \[tcp://{re.escape(cluster.addr('node1'))}:{PORT}\]", text)
-              is not None, "psd0's endpoint is node1's address")
+    env.check(re.search(rf"PSD_SERVERS=tcp://{re.escape(cluster.addr('node1'))}:{PORT}$", text, re.M)
+              is not None, "psd0's endpoint (PSD_SERVERS) is node1's address")
     env.check("every psd is ready" in text, "the workers started once psd was ready")
     env.check(re.search(r"\[psd0\] psd: shard 0/1 stopped: version 1350", text) is not None
               and text.index("[psd0] psd: shard 0/1 stopped") > text.rindex("[w0] psworker: done"),

@@ -218,6 +218,8 @@ try:
     text = output(out_path)
     print(f"sbatch of the long job: exit {code}\n{text[-4000:]}")
     env.check(code == 0, f"the job with a cancelled worker step still exits 0 (got {code})")
+    for line in re.findall(r"(?m)^psd\.sbatch: rank 1: .*$|^.*taken over.*$", text):
+        print(f"restart: {line}")
     env.check(re.search(r"rank 1: its step on node3 ended \(\d+\): starting it again", text)
               is not None, "the batch script started rank 1 again")
     env.check("rank 1 taken over" in text, "psd logs the takeover of rank 1")

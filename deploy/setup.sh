@@ -20,10 +20,12 @@ packages=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobu
 # psd's /metrics (tests/e2e/test_metrics.py); cffi, pytest and yaml for the
 # Python package psd and its tests (tests/python), torch and torchvision for
 # its PyTorch example (python/examples/fashion_cnn.py); jsonschema and yamllint
-# to check the Kubernetes manifests (tests/deploy/check_k8s.py)
+# to check the Kubernetes manifests (tests/deploy/check_k8s.py); slurmctld,
+# slurmd, slurm-client and munge for a real Slurm cluster that runs
+# deploy/slurm/psd.sbatch (tests/e2e/test_slurm.py)
 test_packages=(python3 python3-numpy systemd cloud-init iproute2 clang libclang-rt-dev prometheus
                python3-cffi python3-pytest python3-yaml python3-torch python3-torchvision
-               python3-jsonschema yamllint)
+               python3-jsonschema yamllint slurmctld slurmd slurm-client munge)
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 asan=0
 for arg in "$@"; do

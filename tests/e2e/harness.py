@@ -306,6 +306,20 @@ def sanitizer_preload(env):
     return " ".join(files)
 
 
+def torch_workers(env):
+    """Readies this process's environment for psrun's Python (PyTorch)
+    workers, which inherit it: in a sanitizer build the runtimes first in
+    python3 (whose own leaks at exit are not ours); skips (77) without
+    python3-torch, python3-yaml or python3-cffi."""
+    preload = sanitizer_preload(env)
+    if preload:
+        os.environ["LD_PRELOAD"] = preload
+        os.environ["ASAN_OPTIONS"] = "detect_leaks=0"
+    if subprocess.run([sys.executable, "-c", "import torch, yaml, cffi"],
+                      capture_output=True).returncode != 0:
+        env.skip("python3-torch, python3-yaml or python3-cffi is not installed")
+
+
 def build_option(env, name):
     """The value of a CMake cache entry of the build under test ("" if unset)."""
     cache = os.path.join(os.path.dirname(env.bin), "CMakeCache.txt")

@@ -9,7 +9,6 @@ sanitizer build with the runtimes preloaded into python3. Skipped (77)
 without torch."""
 import os
 import re
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -20,13 +19,7 @@ THRESHOLD = 0.63
 
 def main():
     env = h.Env()
-    preload = h.sanitizer_preload(env)
-    if preload:  # the sanitizers' runtimes first in python3, whose exit leaks are not ours
-        os.environ["LD_PRELOAD"] = preload
-        os.environ["ASAN_OPTIONS"] = "detect_leaks=0"
-    if subprocess.run([sys.executable, "-c", "import torch, yaml, cffi"],
-                      capture_output=True).returncode != 0:
-        env.skip("python3-torch, python3-yaml or python3-cffi is not installed")
+    h.torch_workers(env)
     code, _, err = h.run([env.prog("psgen"), "clicks", "--rows", "40000", "--test-rows", "10000",
                           "--seed", "3", "--out", os.path.join(env.tmp, "data", "clicks")], 120)
     env.check(code == 0, f"psgen makes the click log: {err.strip()[-200:]}")

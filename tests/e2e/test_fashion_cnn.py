@@ -5,7 +5,6 @@ under psrun, on a CI subset: 2 Python workers, 6000 training images, 1 epoch
 network by --evaluate, must score exactly that. Skipped (77) without torch."""
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -17,13 +16,7 @@ THRESHOLD = 0.70
 
 def main():
     env = h.Env()
-    preload = h.sanitizer_preload(env)
-    if preload:  # the sanitizers' runtimes first in python3, whose exit leaks are not ours
-        os.environ["LD_PRELOAD"] = preload
-        os.environ["ASAN_OPTIONS"] = "detect_leaks=0"
-    if subprocess.run([sys.executable, "-c", "import torch, yaml, cffi"],
-                      capture_output=True).returncode != 0:
-        env.skip("python3-torch, python3-yaml or python3-cffi is not installed")
+    h.torch_workers(env)
     example = os.path.join(env.source, "python", "examples")
     script = os.path.join(example, "fashion_cnn.py")
     with open(os.path.join(example, "fashion_cnn.yaml")) as f:

@@ -13,7 +13,7 @@
 #include "error.h"
 
 /* Bytes n keys take at most (10 a key). */
-#define PS_KEYS_BYTES_MAX(n) ((size_t)(n) * 10u)
+#define PS_KEYS_BYTES_MAX(n) ((size_t)(n)*10u)
 
 /* The shard of S that owns key. */
 static inline uint32_t ps_key_shard(uint64_t key, uint32_t nshards)

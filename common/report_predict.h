@@ -21,20 +21,19 @@
 
 typedef struct ps_report_predict_part {
     char job[PS_REPORT_NAME_MAX];
-    char model[32];         /* "logistic", "fm", ... */
-    uint64_t version;       /* the model's (its manifest's) */
-    uint32_t classes;       /* columns of probabilities; 0 for regression */
-    uint32_t has_auc;       /* 1 for the binary classifiers */
-    uint64_t rows;          /* rows of this part */
-    uint64_t correct;       /* classifiers: rows whose class is the label */
-    double loss_sum;        /* summed log-loss (classifiers) or squared error */
+    char model[32];   /* "logistic", "fm", ... */
+    uint64_t version; /* the model's (its manifest's) */
+    uint32_t classes; /* columns of probabilities; 0 for regression */
+    uint32_t has_auc; /* 1 for the binary classifiers */
+    uint64_t rows;    /* rows of this part */
+    uint64_t correct; /* classifiers: rows whose class is the label */
+    double loss_sum;  /* summed log-loss (classifiers) or squared error */
     char data[PS_REPORT_PATH_MAX];
     char model_dir[PS_REPORT_PATH_MAX]; /* the folder the model was read from */
 } ps_report_predict_part;
 
 /* Writes p as path (whole or not at all); PS_EIO "path: why". */
-int ps_report_predict_part_write(const char *path, const ps_report_predict_part *p,
-                                 ps_error *err);
+int ps_report_predict_part_write(const char *path, const ps_report_predict_part *p, ps_error *err);
 
 /* Reads path into *p; PS_EDATA "path: why" when a key is missing or wrong,
  * PS_EIO when it cannot be read. */

@@ -124,8 +124,9 @@ static int spawn_parts(predict_run *r, const char *prog)
         snprintf(part, sizeof part, "%u", i);
         snprintf(parts, sizeof parts, "%u", r->workers);
         part_prefix(r, i, prefix, sizeof prefix);
-        char *argv[20] = {(char *)prog, "predict", "--config", (char *)r->job, "--data",
-                          (char *)r->data, "--part", part, "--parts", parts, "--out", prefix};
+        char *argv[20] = {(char *)prog, "predict",       "--config", (char *)r->job,
+                          "--data",     (char *)r->data, "--part",   part,
+                          "--parts",    parts,           "--out",    prefix};
         int n = 12;
         if (r->labels) {
             argv[n++] = "--labels";
@@ -207,8 +208,7 @@ static int append_file(FILE *f, const char *path, ps_error *err)
 }
 
 /* Reads part i's scores (rows pairs of floats) into scores and labels at. */
-static int read_scores(const char *path, uint64_t rows, float *scores, float *labels,
-                       ps_error *err)
+static int read_scores(const char *path, uint64_t rows, float *scores, float *labels, ps_error *err)
 {
     FILE *in = fopen(path, "rb");
     if (in == NULL)
@@ -241,9 +241,9 @@ static int join(predict_run *r, double t0, ps_error *err)
         part_prefix(r, i, prefix, sizeof prefix);
         snprintf(path, sizeof path, "%s.json", prefix);
         rc = ps_report_predict_part_read(path, &parts[i], err);
-        if (rc == 0 && (parts[i].version != parts[0].version ||
-                        parts[i].classes != parts[0].classes ||
-                        strcmp(parts[i].model, parts[0].model) != 0))
+        if (rc == 0 &&
+            (parts[i].version != parts[0].version || parts[i].classes != parts[0].classes ||
+             strcmp(parts[i].model, parts[0].model) != 0))
             rc = ps_error_set(err, PS_EDATA, "%s: part %u scored with another model than part 0",
                               path, i);
         rows += parts[i].rows;
@@ -253,8 +253,8 @@ static int join(predict_run *r, double t0, ps_error *err)
     float *scores = NULL, *labels = NULL;
     if (rc == 0 && ((scores = malloc((rows ? rows : 1) * sizeof *scores)) == NULL ||
                     (labels = malloc((rows ? rows : 1) * sizeof *labels)) == NULL))
-        rc = ps_error_set(err, PS_ENOMEM, "out of memory for %llu scores",
-                          (unsigned long long)rows);
+        rc =
+            ps_error_set(err, PS_ENOMEM, "out of memory for %llu scores", (unsigned long long)rows);
     ps_report_file out;
     bool open = false;
     if (rc == 0 && (rc = ps_report_file_begin(&out, r->output, err)) == 0) {
@@ -327,7 +327,8 @@ static int join(predict_run *r, double t0, ps_error *err)
             printf(": mse %s, r2 %s", ps_report_number_format(m.mse, 4, a, sizeof a),
                    ps_report_number_format(m.r2, 4, b, sizeof b));
         else
-            printf(": accuracy %s, log-loss %s", ps_report_number_format(m.accuracy, 4, a, sizeof a),
+            printf(": accuracy %s, log-loss %s",
+                   ps_report_number_format(m.accuracy, 4, a, sizeof a),
                    ps_report_number_format(m.log_loss, 4, b, sizeof b));
         if (!m.regression && m.has_auc)
             printf(", auc %s", ps_report_number_format(m.auc, 4, c, sizeof c));
@@ -359,9 +360,8 @@ enum { OPT_DATA = PS_ARGS_LONG_ONLY, OPT_OUTPUT, OPT_WORKERS, OPT_LABELS, OPT_MO
 static int args_parse(predict_run *r, int argc, char **argv)
 {
     static const ps_args_option opts[] = {
-        {"data", OPT_DATA, true},     {"output", OPT_OUTPUT, true},
-        {"workers", OPT_WORKERS, true}, {"labels", OPT_LABELS, true},
-        {"model", OPT_MODEL, true},   {"timeout", OPT_TIMEOUT, true},
+        {"data", OPT_DATA, true},     {"output", OPT_OUTPUT, true}, {"workers", OPT_WORKERS, true},
+        {"labels", OPT_LABELS, true}, {"model", OPT_MODEL, true},   {"timeout", OPT_TIMEOUT, true},
     };
     ps_args p;
     ps_args_init(&p, "psrun predict", usage, opts, PS_ARGS_COUNT(opts), argc, argv);

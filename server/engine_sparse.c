@@ -26,8 +26,8 @@ int ps_engine_tables_new(ps_engine *e, ps_error *err)
                             PS_MAX_TABLES);
     ps_key_range(e->shard, e->job.nservers, &e->key_lo, &e->key_last);
     for (size_t i = 0; i < n; i++) {
-        e->tables[i] = ps_table_new(&e->job, (uint32_t)i, &specs[i], e->shard, e->job.nservers,
-                                    err);
+        e->tables[i] =
+            ps_table_new(&e->job, (uint32_t)i, &specs[i], e->shard, e->job.nservers, err);
         if (e->tables[i] == NULL)
             return err->code;
         e->ntables = (uint32_t)i + 1;
@@ -230,8 +230,7 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req)
     uint32_t dim = ps_table_dim(t);
     size_t values = (size_t)req->nkeys * dim;
     if (req->encoding != PS_ENC_F32 && sparse_room(e, values, 0) != 0)
-        return ps_engine_refuse(e, p, req, PS_ENOMEM, "no memory for %zu rows",
-                                (size_t)req->nkeys);
+        return ps_engine_refuse(e, p, req, PS_ENOMEM, "no memory for %zu rows", (size_t)req->nkeys);
     const unsigned char *g = sparse_grads(e, req, values);
     double t0 = ps_clock_s();
     size_t n = (size_t)req->nkeys;

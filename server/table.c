@@ -28,10 +28,10 @@ typedef float float_u __attribute__((aligned(1)));
 #define CHUNK_ROWS_MAX   (1u << 20)
 #define INDEX_SLOTS_MIN  1024
 #define INDEX_SLOTS_MAX  (UINT64_C(1) << 40)
-#define MOVE_SLOTS       8 /* of a growing index's old slots, moved a new row */
-#define MOVE_AHEAD       16 /* old slots ahead whose row a move fetches */
+#define MOVE_SLOTS       8                   /* of a growing index's old slots, moved a new row */
+#define MOVE_AHEAD       16                  /* old slots ahead whose row a move fetches */
 #define MOVE_FREE_SLOTS  ((uint64_t)1 << 19) /* moved old slots handed back at once */
-#define SAMPLE_ROWS      16 /* rows an eviction at the cap compares */
+#define SAMPLE_ROWS      16                  /* rows an eviction at the cap compares */
 #define SKETCH_DEPTH     4
 #define SKETCH_BITS      20
 #define SKETCH_WIDTH     (1u << SKETCH_BITS)
@@ -53,7 +53,7 @@ struct ps_table {
     uint32_t index, dim, rf, zero_prefix;
     ps_optim_type type;
     float lr, inv_lr, l1, l2, eps, beta;
-    ps_row_init init;   /* a key's initial weights (row_init.h) */
+    ps_row_init init; /* a key's initial weights (row_init.h) */
     uint64_t lo, last;
     uint32_t min_count;
     uint64_t idle_versions; /* 0: never */
@@ -399,7 +399,8 @@ static void move_free(ps_table *t)
     if (end > o->cap)
         end = o->cap;
     for (;;) {
-        uint64_t b = t->mv_freed + MOVE_FREE_SLOTS < o->cap ? t->mv_freed + MOVE_FREE_SLOTS : o->cap;
+        uint64_t b =
+            t->mv_freed + MOVE_FREE_SLOTS < o->cap ? t->mv_freed + MOVE_FREE_SLOTS : o->cap;
         if (t->mv_freed >= b || b > end)
             return;
         (void)madvise(o->tags + t->mv_freed, b - t->mv_freed, MADV_DONTNEED); /* reads 0 */
@@ -932,8 +933,7 @@ PREFETCH_FN prefetch_row(const ps_table *t, uint64_t key, bool write)
 /* Before key i of n is worked on: the fetches for the keys ahead of it
  * (at i = 0 also those of the first keys, which have no keys before them
  * to overlap with). */
-PREFETCH_FN prefetch_ahead(const ps_table *t, const uint64_t *keys, size_t n, size_t i,
-                                  bool write)
+PREFETCH_FN prefetch_ahead(const ps_table *t, const uint64_t *keys, size_t n, size_t i, bool write)
 {
     if (i == 0) {
         for (size_t k = 0; k < AHEAD_SLOT && k < n; k++)
@@ -1208,7 +1208,8 @@ void ps_table_stats_get(const ps_table *t, ps_table_stats *st)
     st->dim = t->dim;
     st->rows = t->live;
     st->bytes = (uint64_t)t->next_rid * t->rec_bytes + (uint64_t)t->nchunks * t->bits_bytes +
-                (uint64_t)t->chunks_max * sizeof *t->chunks + (t->ix.cap + (t->old.map != NULL ? t->old.cap : 0)) * 5 +
+                (uint64_t)t->chunks_max * sizeof *t->chunks +
+                (t->ix.cap + (t->old.map != NULL ? t->old.cap : 0)) * 5 +
                 (t->sketch != NULL ? (uint64_t)SKETCH_DEPTH * SKETCH_WIDTH * 4 : 0) +
                 t->acc_cap * (8 + 4 + (uint64_t)t->dim * 4 + 2 * 4);
     st->admitted = t->admitted;

@@ -141,9 +141,9 @@ static const int_field int_fields[PS_CRITEO_INTS] = {
 #define W_SCALE    0.18
 #define ID_VOCAB   50000
 #define ID_W_SCALE 0.3
-#define U_SCALE   0.274
-#define EMBED_DIM 4
-#define LOGIT_MAX 15.0 /* probabilities stay in [3e-7, 1 - 3e-7] */
+#define U_SCALE    0.274
+#define EMBED_DIM  4
+#define LOGIT_MAX  15.0 /* probabilities stay in [3e-7, 1 - 3e-7] */
 
 /* Feature indices: integer field i is i (0..12), categorical field Cn is
  * 12 + n (13..38), as the criteo reader's hash fields. */

@@ -165,8 +165,8 @@ static void shape_text(const uint64_t *shape, uint32_t ndims, char *out, size_t 
 {
     size_t n = (size_t)snprintf(out, cap, "[");
     for (uint32_t i = 0; i < ndims && n < cap; i++)
-        n += (size_t)snprintf(out + n, cap - n, i ? ", %llu" : "%llu",
-                              (unsigned long long)shape[i]);
+        n +=
+            (size_t)snprintf(out + n, cap - n, i ? ", %llu" : "%llu", (unsigned long long)shape[i]);
     if (n < cap)
         snprintf(out + n, cap - n, "]");
 }
@@ -367,8 +367,9 @@ static int model_load(const ps_job *job, const char *dir, uint32_t sparse_dim, l
     if (name == NULL || !json_u64(m, "version", &l->version) ||
         !json_u64(m, "num_params", &l->num_params) ||
         !json_object_object_get_ex(m, "tensors", &list))
-        rc = ps_error_set(err, PS_EDATA, "%s: not a model manifest (job, version, num_params, "
-                                         "tensors)",
+        rc = ps_error_set(err, PS_EDATA,
+                          "%s: not a model manifest (job, version, num_params, "
+                          "tensors)",
                           l->manifest);
     else if (strcmp(name, job->name) != 0)
         rc = ps_error_set(err, PS_EDATA, "%s: the model of job \"%s\", not of \"%s\" (%s)",

@@ -375,11 +375,11 @@ struct ps_sparse_stream {
     ps_data_format format;
     ps_shard_kind kind;
     uint32_t rank, workers;
-    uint64_t lo, hi; /* block: the shard's rows [lo, hi) of the file's */
+    uint64_t lo, hi;                /* block: the shard's rows [lo, hi) of the file's */
     uint64_t file_rows, shard_rows; /* counted at open */
-    uint64_t row;    /* the file's rows seen in this pass */
-    uint64_t done;   /* the shard's rows handed out in this pass */
-    char *line;      /* when pending: the line of the shard's next row */
+    uint64_t row;                   /* the file's rows seen in this pass */
+    uint64_t done;                  /* the shard's rows handed out in this pass */
+    char *line;                     /* when pending: the line of the shard's next row */
     size_t len;
     bool pending;
     bool ended; /* the shard has no row left in this pass */

@@ -133,10 +133,10 @@ typedef struct ps_sparse_stream ps_sparse_stream;
 /* Opens path for worker rank of workers: its rows are those
  * ps_sparse_shard(ps_sparse_read(path), kind, rank, workers) holds, in the
  * same order. Open reads the file once without parsing, to count its rows
- * (a block shard's bounds need them; ps_sparse_stream_shard_rows). stop as ps_sparse_read's, looked at before
- * each line of every call. Errors as ps_sparse_read's for what open reads;
- * PS_EINVAL for a rank outside [0, workers) or a format that is not
- * sparse. The caller owns *out (ps_sparse_stream_close); NULL on error. */
+ * (a block shard's bounds need them; ps_sparse_stream_shard_rows). stop as ps_sparse_read's, looked
+ * at before each line of every call. Errors as ps_sparse_read's for what open reads; PS_EINVAL for
+ * a rank outside [0, workers) or a format that is not sparse. The caller owns *out
+ * (ps_sparse_stream_close); NULL on error. */
 int ps_sparse_stream_open(const char *path, ps_data_format format, ps_shard_kind kind,
                           uint32_t rank, uint32_t workers, const volatile sig_atomic_t *stop,
                           ps_sparse_stream **out, ps_error *err);

@@ -216,7 +216,6 @@ static bool batch_is_taken(const ps_sparse_model *m, const ps_sparse_batch *b)
 
 /* ---- the math ---- */
 
-
 /* ŷ of row i: b + Σ w x, plus for the fm ½ Σ_f [(Σ v_f x)² − Σ v_f² x²],
  * leaving the row's Σ_i v_{i,f} x_i in m->sums for its gradient. */
 static double row_score(ps_sparse_model *m, const ps_sparse_batch *b, const float *rows, float bias,

@@ -34,7 +34,7 @@ struct ps_sparse_step {
     ps_sparse_data *test;
     uint64_t train_rows; /* N: the whole file */
     uint64_t shard_rows;
-    uint64_t stream_at;   /* the shard row the stream reads next */
+    uint64_t stream_at;    /* the shard row the stream reads next */
     ps_sparse_batch batch; /* the step's rows */
     ps_sparse_batch skip;  /* a stream's rows read to get somewhere, and evaluation's */
     /* the step's keys (the model's) and rows */
@@ -51,10 +51,9 @@ struct ps_sparse_step {
 int ps_sparse_step_check_job(const ps_job *job, ps_error *err)
 {
     if (!ps_sparse_format_ok(job->data.format)) /* ps_job_load refuses it */
-        return ps_error_set(err, PS_ECONFIG,
-                            "%s: model %s reads data.format criteo or libsvm64, not %s",
-                            job->path, ps_model_type_name(job->model.type),
-                            ps_data_format_name(job->data.format));
+        return ps_error_set(
+            err, PS_ECONFIG, "%s: model %s reads data.format criteo or libsvm64, not %s", job->path,
+            ps_model_type_name(job->model.type), ps_data_format_name(job->data.format));
     if (job->training.local_steps > 1)
         return ps_error_set(err, PS_EUNSUPPORTED,
                             "%s: training.local_steps: local SGD keeps a copy of θ on each worker; "
@@ -109,8 +108,8 @@ static size_t nnz_guess(ps_data_format format, size_t rows)
     return rows * (format == PS_FORMAT_CRITEO ? CRITEO_NNZ : LIBSVM_NNZ);
 }
 
-int ps_sparse_step_new(const ps_job *job, const volatile sig_atomic_t *stop,
-                       ps_sparse_step **out, ps_error *err)
+int ps_sparse_step_new(const ps_job *job, const volatile sig_atomic_t *stop, ps_sparse_step **out,
+                       ps_error *err)
 {
     *out = NULL;
     int rc = ps_sparse_step_check_job(job, err);
@@ -205,8 +204,8 @@ int ps_sparse_step_shard(ps_sparse_step *s, uint32_t rank, uint64_t *rows, ps_er
             return rc;
         s->stream_at = 0;
     }
-    s->shard_rows = s->train != NULL ? ps_sparse_rows(s->train)->rows
-                                     : ps_sparse_stream_shard_rows(s->stream);
+    s->shard_rows =
+        s->train != NULL ? ps_sparse_rows(s->train)->rows : ps_sparse_stream_shard_rows(s->stream);
     *rows = s->shard_rows;
     return 0;
 }
@@ -378,8 +377,8 @@ int ps_sparse_step_grad(ps_sparse_step *s, float bias, float *grad_bias, double 
 int ps_sparse_step_push(ps_sparse_step *s, ps_client *c, uint64_t clock, uint32_t samples,
                         ps_error *err)
 {
-    int rc = ps_client_push_rows(c, 0, clock, s->keys, s->nkeys, s->grads, s->nkeys * s->dim,
-                                 samples);
+    int rc =
+        ps_client_push_rows(c, 0, clock, s->keys, s->nkeys, s->grads, s->nkeys * s->dim, samples);
     if (rc != 0)
         return ps_error_set(err, rc, "push of %zu rows: %s", s->nkeys, ps_client_last_error(c));
     return 0;
@@ -479,8 +478,8 @@ int ps_sparse_step_eval(ps_sparse_step *s, ps_client *c, bool test, float bias,
     return 0;
 }
 
-int ps_sparse_step_export(ps_sparse_step *s, ps_client *c, const char *dir,
-                          ps_output_table *table, ps_error *err)
+int ps_sparse_step_export(ps_sparse_step *s, ps_client *c, const char *dir, ps_output_table *table,
+                          ps_error *err)
 {
     const char *name;
     uint32_t dim;

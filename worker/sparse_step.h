@@ -36,8 +36,8 @@ int ps_sparse_step_check_job(const ps_job *job, ps_error *err);
 /* Reads the test set and, in memory, the training set (streamed: counts
  * its rows), and allocates the model's buffers for a batch. Errors as
  * sparse_data.h's readers ("file:line: ..."), PS_ECONFIG, PS_ENOMEM. */
-int ps_sparse_step_new(const ps_job *job, const volatile sig_atomic_t *stop,
-                       ps_sparse_step **out, ps_error *err);
+int ps_sparse_step_new(const ps_job *job, const volatile sig_atomic_t *stop, ps_sparse_step **out,
+                       ps_error *err);
 
 /* Frees everything and sets *sp to NULL; a NULL *sp is fine. */
 void ps_sparse_step_destroy(ps_sparse_step **sp);
@@ -94,7 +94,7 @@ int ps_sparse_step_eval(ps_sparse_step *s, ps_client *c, bool test, float bias,
  * servers (memory: a page), never held whole. *table gets what the
  * manifest says of them (output.h). PS_EIO naming the file, client errors
  * as above. Only once nothing trains. */
-int ps_sparse_step_export(ps_sparse_step *s, ps_client *c, const char *dir,
-                          ps_output_table *table, ps_error *err);
+int ps_sparse_step_export(ps_sparse_step *s, ps_client *c, const char *dir, ps_output_table *table,
+                          ps_error *err);
 
 #endif

@@ -739,9 +739,10 @@ static void bench_sparse_train(bench *b)
                     "%.0f/s; the workers' time: pull %.0f %%, compute %.0f %%, push+pull %.0f "
                     "%%, else (start, evaluation) %.0f %%; test AUC %.4f (in-process %.4f)\n",
                     name, ours, TRAIN_TARGET, ours >= TRAIN_TARGET ? "met" : "not met",
-                    median(whole, (size_t)r), median(loop, (size_t)r), 100 * median(pull, (size_t)r),
-                    100 * median(comp, (size_t)r), 100 * median(push, (size_t)r),
-                    100 * median(other, (size_t)r), runs[k][0].auc, ref_auc);
+                    median(whole, (size_t)r), median(loop, (size_t)r),
+                    100 * median(pull, (size_t)r), 100 * median(comp, (size_t)r),
+                    100 * median(push, (size_t)r), 100 * median(other, (size_t)r), runs[k][0].auc,
+                    ref_auc);
         figure_add(b, name, ours, in_process, "examples/s", ref_is);
     }
 }

@@ -36,8 +36,8 @@ static size_t round_trip(const uint64_t *keys, size_t n, unsigned char *buf, siz
 
 START_TEST(keys_round_trip_from_zero_to_the_top_of_the_space)
 {
-    const uint64_t keys[] = {0, 1, 127, 128, 16383, 16384, 1ull << 32, UINT64_MAX / 2,
-                             UINT64_MAX - 1, UINT64_MAX};
+    const uint64_t keys[] = {
+        0, 1, 127, 128, 16383, 16384, 1ull << 32, UINT64_MAX / 2, UINT64_MAX - 1, UINT64_MAX};
     unsigned char buf[PS_KEYS_BYTES_MAX(10)];
     round_trip(keys, 10, buf, sizeof buf);
     const uint64_t top[] = {UINT64_MAX}; /* one key of 10 bytes */

@@ -960,8 +960,9 @@ static int grow_run(grow_case *c, uint64_t n_max, uint64_t *s, int *drops_growin
 static grow_case grow_case_of(const ps_job *job, uint64_t n_max, uint64_t salt)
 {
     ps_table_spec spec = spec_of("g", 1, 0);
-    grow_case c = {table_of(job, &spec, 0, 1), calloc(n_max, 1), calloc(n_max, sizeof(bool)), 0,
-                   salt, job->sparse.max_rows > 0};
+    grow_case c = {
+        table_of(job, &spec, 0, 1), calloc(n_max, 1), calloc(n_max, sizeof(bool)), 0, salt,
+        job->sparse.max_rows > 0};
     ck_assert_ptr_nonnull(c.cnt);
     ck_assert_ptr_nonnull(c.maybe);
     return c;

@@ -174,6 +174,8 @@ struct ps_engine {
     size_t sp_out_cap;
     uint64_t *sp_keys; /* a request's keys decoded: sp_keys_cap */
     size_t sp_keys_cap;
+    struct sparse_hint *sp_hints; /* a rank's last pull of rows (engine_sparse.c), or NULL */
+    size_t sp_hint_bytes;         /* what they hold in all */
     ps_table_status table_status[PS_MAX_TABLES];
     uint64_t sp_pulls, sp_pushes; /* sparse requests served */
     uint64_t errors[ERROR_CODES];

@@ -17,6 +17,96 @@
 
 #define IDLE_BUDGET 4096 /* rows a tick examines for idleness */
 
+/* ---- row hints ----
+ *
+ * A worker pulls its batch's rows and then pushes their gradients, with
+ * the same keys. So in async and ssp a rank's last pull is kept: its keys
+ * as they came (the encoded bytes), decoded, and the ids of their rows. A
+ * push whose keys are those bytes takes the keys decoded and the rows'
+ * ids from it, and skips both the decoding and the index's lookups: on a
+ * big table the lookups are most of a push. A row found so is used only
+ * if it still holds its key (ps_table_apply_many_ids), so nothing the
+ * table did between the pull and the push (rows made, dropped, reused)
+ * can mislead it. The hints of all ranks together hold at most
+ * HINT_BYTES_MAX; past it a pull keeps none, and its push looks up. */
+#define HINT_BYTES_MAX ((size_t)64 << 20)
+#define HINT_KEYS_MIN  64 /* a smaller pull keeps no hint: its lookups are cheap */
+
+typedef struct sparse_hint {
+    uint32_t table; /* the pull's table as on the wire (1-based), 0: no hint */
+    size_t n;       /* its keys */
+    size_t blob_bytes;
+    unsigned char *blob; /* its keys as they came */
+    uint64_t *keys;      /* decoded, n of keys_cap */
+    uint32_t *ids;       /* their rows' ids, n of keys_cap */
+    size_t blob_cap, keys_cap;
+} sparse_hint;
+
+static size_t hint_bytes(const sparse_hint *h)
+{
+    return h->blob_cap + h->keys_cap * (sizeof *h->keys + sizeof *h->ids);
+}
+
+static void hints_free(ps_engine *e)
+{
+    if (e->sp_hints == NULL)
+        return;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        free(e->sp_hints[r].blob);
+        free(e->sp_hints[r].keys);
+        free(e->sp_hints[r].ids);
+    }
+    free(e->sp_hints);
+    e->sp_hints = NULL;
+    e->sp_hint_bytes = 0;
+}
+
+/* Rank w's hint with room for a pull of req's keys, emptied; NULL when
+ * hints do not pay (sync rounds sum pushes apart from the table, small
+ * pulls) or would pass HINT_BYTES_MAX, or without memory. */
+static sparse_hint *hint_room(ps_engine *e, const worker_slot *w, const ps_msg *req)
+{
+    size_t n = (size_t)req->nkeys, blob = (size_t)req->keys_bytes;
+    if (e->mode->rounds || n < HINT_KEYS_MIN)
+        return NULL;
+    if (e->sp_hints == NULL && (e->sp_hints = calloc(e->job.workers, sizeof *e->sp_hints)) == NULL)
+        return NULL;
+    sparse_hint *h = &e->sp_hints[ps_engine_worker_slot_rank(e, w)];
+    h->table = 0;
+    if (n <= h->keys_cap && blob <= h->blob_cap)
+        return h;
+    size_t before = hint_bytes(h), kc = n > h->keys_cap ? n : h->keys_cap;
+    size_t bc = blob > h->blob_cap ? blob : h->blob_cap;
+    if (e->sp_hint_bytes - before + bc + kc * (sizeof *h->keys + sizeof *h->ids) > HINT_BYTES_MAX)
+        return NULL;
+    unsigned char *b = realloc(h->blob, bc);
+    if (b != NULL)
+        h->blob = b, h->blob_cap = bc;
+    uint64_t *k = realloc(h->keys, kc * sizeof *k);
+    if (k != NULL)
+        h->keys = k;
+    uint32_t *ids = realloc(h->ids, kc * sizeof *ids);
+    if (ids != NULL)
+        h->ids = ids;
+    if (k != NULL && ids != NULL)
+        h->keys_cap = kc;
+    e->sp_hint_bytes = e->sp_hint_bytes - before + hint_bytes(h);
+    return h->keys_cap >= n && h->blob_cap >= blob ? h : NULL;
+}
+
+/* Rank w's hint for a push of req's keys: its last pull had exactly these
+ * keys of this table. NULL otherwise. */
+static const sparse_hint *hint_for(const ps_engine *e, const worker_slot *w, const ps_msg *req)
+{
+    if (e->sp_hints == NULL || e->mode->rounds)
+        return NULL;
+    const sparse_hint *h = &e->sp_hints[ps_engine_worker_slot_rank(e, w)];
+    if (h->table != req->table || h->n != req->nkeys || h->blob_bytes != req->keys_bytes ||
+        memcmp(h->blob, req->payload, h->blob_bytes) != 0)
+        return NULL;
+    return h;
+}
+
 int ps_engine_tables_new(ps_engine *e, ps_error *err)
 {
     ps_table_spec specs[PS_MAX_TABLES];
@@ -46,6 +136,7 @@ void ps_engine_tables_destroy(ps_engine *e)
     free(e->sp_rows);
     free(e->sp_out);
     free(e->sp_keys);
+    hints_free(e);
     e->sp_rows = NULL;
     e->sp_out = NULL;
     e->sp_keys = NULL;
@@ -163,7 +254,8 @@ static int sparse_scan(ps_engine *e, const peer *p, const ps_msg *req, ps_table 
 
 int ps_engine_sparse_pull(ps_engine *e, const peer *p, const ps_msg *req)
 {
-    if (ps_engine_worker_find(e, req->worker_id) == NULL)
+    worker_slot *w = ps_engine_worker_find(e, req->worker_id);
+    if (w == NULL)
         return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
                                 req->worker_id, e->shard);
     ps_table *t = sparse_table(e, p, req);
@@ -179,7 +271,16 @@ int ps_engine_sparse_pull(ps_engine *e, const peer *p, const ps_msg *req)
     size_t out = e->pull_ops != NULL ? e->pull_ops->bytes(values, 0) : values * sizeof(float);
     if (sparse_room(e, values, out) != 0)
         return ps_engine_refuse(e, p, req, PS_ENOMEM, "no memory for %zu rows", n);
-    ps_table_read_many(t, e->sp_keys, n, e->sp_rows); /* keys in the shard: cannot fail */
+    sparse_hint *h = hint_room(e, w, req);
+    /* keys in the shard: cannot fail */
+    ps_table_read_many_ids(t, e->sp_keys, n, e->sp_rows, h != NULL ? h->ids : NULL);
+    if (h != NULL) {
+        memcpy(h->keys, e->sp_keys, n * sizeof *h->keys);
+        memcpy(h->blob, req->payload, (size_t)req->keys_bytes);
+        h->blob_bytes = (size_t)req->keys_bytes;
+        h->n = n;
+        h->table = req->table;
+    }
     ps_msg *r = rows_reply(e, req, dim, n);
     const void *payload = NULL;
     if (values > 0 && e->pull_ops != NULL &&
@@ -220,9 +321,11 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req)
     ps_table *t = sparse_table(e, p, req);
     if (t == NULL)
         return PS_EPAYLOAD;
-    int rc = sparse_keys_here(e, p, req);
+    const sparse_hint *h = hint_for(e, w, req); /* its keys decoded and rows found */
+    int rc = h != NULL ? 0 : sparse_keys_here(e, p, req);
     if (rc != 0)
         return rc;
+    const uint64_t *keys = h != NULL ? h->keys : e->sp_keys;
     bool rounds = e->mode->rounds;
     if (ps_engine_push_answered(e, p, req, w, &rc) ||
         (rounds && ps_engine_round_screen(e, p, req, w, &rc)))
@@ -235,12 +338,14 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req)
     double t0 = ps_clock_s();
     size_t n = (size_t)req->nkeys;
     if (rounds) {
-        if (ps_table_accumulate_many(t, e->sp_keys, n, g, 1.0f) != 0)
+        if (ps_table_accumulate_many(t, keys, n, g, 1.0f) != 0)
             return ps_engine_refuse(e, p, req, PS_ENOMEM,
                                     "no memory to sum round %llu's rows of table %u",
                                     (unsigned long long)e->version, req->table - 1);
+    } else if (h != NULL) {
+        ps_table_apply_many_ids(t, keys, h->ids, n, g, 1.0f, e->version);
     } else {
-        ps_table_apply_many(t, e->sp_keys, n, g, 1.0f, e->version);
+        ps_table_apply_many(t, keys, n, g, 1.0f, e->version);
     }
     if (rounds && !w->pushed && !w->sp_pushed) {
         /* what θ holds of it until the round closes (checkpoints) */

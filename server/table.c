@@ -38,6 +38,9 @@ typedef float float_u __attribute__((aligned(1)));
 #define ACC_KEYS_MIN     64
 #define REC_HEAD         12u /* a record's key and version, before its floats */
 #define VERSION_AGES_MAX UINT64_C(0xFFFFFFFF)
+#define VERSION_DEAD     UINT32_MAX /* a dead row's version: no row hint matches it */
+
+_Static_assert(NONE == PS_TABLE_NO_ROW, "a key with no row has the same id in and out");
 
 /* An open-addressing index of cap slots (any count, a multiple of 64):
  * tags (0: empty) then, at a page boundary, row ids, in one mapping. */
@@ -479,6 +482,7 @@ static void row_drop(ps_table *t, uint32_t r)
     unsigned char *rec = rec_of(t, r);
     index_drop(t, rec_key(rec), r);
     *live_word(t, r) &= ~(UINT64_C(1) << (r & 63));
+    *rec_version(rec) = VERSION_DEAD;
     rec_key_set(rec, t->free_head);
     t->free_head = r;
     t->live--;
@@ -816,12 +820,15 @@ int ps_table_read(const ps_table *t, uint64_t key, float *row_out)
     return 0;
 }
 
-/* One write of key: admission, the row made at first, its update. */
-static int row_write(ps_table *t, uint64_t key, const float_u *g, float scale, uint64_t version)
+/* One write of key: admission, the row made at first, its update. r is
+ * key's row when the caller found it, else NONE. */
+static int row_write_at(ps_table *t, uint64_t key, uint32_t r, const float_u *g, float scale,
+                        uint64_t version)
 {
     if (version > t->now)
         t->now = version;
-    uint32_t r = row_find(t, key);
+    if (r == NONE)
+        r = row_find(t, key);
     if (r == NONE) {
         if (t->sketch != NULL && !sketch_admit(t, key)) {
             t->not_admitted++;
@@ -836,6 +843,11 @@ static int row_write(ps_table *t, uint64_t key, const float_u *g, float scale, u
     row_update(t, rec_floats(rec), g, scale);
     *rec_version(rec) = (uint32_t)version;
     return 0;
+}
+
+static int row_write(ps_table *t, uint64_t key, const float_u *g, float scale, uint64_t version)
+{
+    return row_write_at(t, key, NONE, g, scale, version);
 }
 
 int ps_table_apply(ps_table *t, uint64_t key, const void *grad, float scale, uint64_t version)
@@ -957,6 +969,12 @@ static int keys_ok(const ps_table *t, const uint64_t *keys, size_t n)
 
 int ps_table_read_many(const ps_table *t, const uint64_t *keys, size_t n, float *rows_out)
 {
+    return ps_table_read_many_ids(t, keys, n, rows_out, NULL);
+}
+
+int ps_table_read_many_ids(const ps_table *t, const uint64_t *keys, size_t n, float *rows_out,
+                           uint32_t *ids_out)
+{
     if (keys_ok(t, keys, n) != 0)
         return PS_ERANGE;
     for (size_t i = 0; i < n; i++) {
@@ -967,6 +985,8 @@ int ps_table_read_many(const ps_table *t, const uint64_t *keys, size_t n, float 
             init_weights(t, keys[i], w);
         else
             row_weights(t, rec_floats(rec_of(t, r)), w);
+        if (ids_out != NULL)
+            ids_out[i] = r;
     }
     return 0;
 }
@@ -992,6 +1012,41 @@ int ps_table_apply_many(ps_table *t, const uint64_t *keys, size_t n, const void 
     if (keys_ok(t, keys, n) != 0)
         return PS_ERANGE;
     return rows_write(t, keys, n, grads, (size_t)t->dim * sizeof(float), scale, version);
+}
+
+/* Row id hint r of key when it still holds key's live row: a dead row's
+ * version is VERSION_DEAD and its key field links the free list, and a
+ * row made since for another key holds that key. NONE otherwise. */
+static inline uint32_t hint_check(const ps_table *t, uint64_t key, uint32_t r)
+{
+    if (r >= t->next_rid)
+        return NONE;
+    unsigned char *rec = rec_of(t, r);
+    return rec_key(rec) == key && *rec_version(rec) != VERSION_DEAD ? r : NONE;
+}
+
+int ps_table_apply_many_ids(ps_table *t, const uint64_t *keys, const uint32_t *ids, size_t n,
+                            const void *grads, float scale, uint64_t version)
+{
+    if (keys_ok(t, keys, n) != 0)
+        return PS_ERANGE;
+    const unsigned char *g = grads;
+    size_t stride = (size_t)t->dim * sizeof(float);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t a = i + AHEAD_ROW;
+        if (a < n) { /* the hinted row, or the full lookup's fetches */
+            if (ids[a] < t->next_rid)
+                prefetch_bytes(rec_of(t, ids[a]), t->rec_bytes, true);
+            else
+                prefetch_row(t, keys[a], true);
+        }
+        uint32_t r = ids[i] == NONE ? NONE : hint_check(t, keys[i], ids[i]);
+        int e = row_write_at(t, keys[i], r, (const float_u *)(const void *)(g + i * stride), scale,
+                             version);
+        rc = rc != 0 ? rc : e;
+    }
+    return rc;
 }
 
 /* ---- the accumulator ---- */

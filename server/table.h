@@ -136,6 +136,19 @@ int ps_table_apply_many(ps_table *t, const uint64_t *keys, size_t n, const void 
 int ps_table_accumulate_many(ps_table *t, const uint64_t *keys, size_t n, const void *grads,
                              float weight);
 
+/* Row hints: a pull's lookups, kept for the push of the same keys that
+ * usually follows it. read_many_ids is read_many that also sets ids_out[i]
+ * to the id of key i's row (PS_TABLE_NO_ROW when not stored), and
+ * apply_many_ids is apply_many that takes ids[i] for key i's row instead
+ * of looking it up when that row still holds key: any id is safe, one
+ * whose row was dropped, reused or never made is looked up as usual. The
+ * results are apply_many's, bit for bit. */
+#define PS_TABLE_NO_ROW UINT32_MAX
+int ps_table_read_many_ids(const ps_table *t, const uint64_t *keys, size_t n, float *rows_out,
+                           uint32_t *ids_out);
+int ps_table_apply_many_ids(ps_table *t, const uint64_t *keys, const uint32_t *ids, size_t n,
+                            const void *grads, float scale, uint64_t version);
+
 /* Idle eviction, incremental: a clock hand goes on from where the last call
  * stopped and examines at most budget row slots, dropping each live row
  * last updated more than idle_versions versions before `version`, so the

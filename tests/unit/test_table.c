@@ -717,6 +717,7 @@ static void many_case(ps_optim_type type, uint32_t min_count, uint64_t max_rows,
     enum { N = 700 };
     static uint64_t keys[N];
     static float g[N * 4], ra[N * 4], rb[N * 4];
+    static uint32_t ids[N];
     static const size_t sizes[] = {0, 1, 5, 16, 17, 31, 32, 33, 40, 300, N};
     uint64_t s = 42 + type * 7 + min_count + max_rows;
     for (int round = 0; round < 55; round++) {
@@ -726,7 +727,10 @@ static void many_case(ps_optim_type type, uint32_t min_count, uint64_t max_rows,
         /* reads: stored, new and not admitted keys alike */
         for (size_t i = 0; i < n; i++)
             ck_assert_int_eq(ps_table_read(a, keys[i], ra + i * dim), 0);
-        ck_assert_int_eq(ps_table_read_many(b, keys, n, rb), 0);
+        if (round % 2 == 0)
+            ck_assert_int_eq(ps_table_read_many(b, keys, n, rb), 0);
+        else /* the pull that keeps row hints for its push */
+            ck_assert_int_eq(ps_table_read_many_ids(b, keys, n, rb, ids), 0);
         ck_assert_int_eq(memcmp(ra, rb, n * dim * sizeof(float)), 0);
         if (round % 4 == 3) { /* a sync round of three pushes */
             for (int push = 0; push < 3; push++) {
@@ -741,7 +745,16 @@ static void many_case(ps_optim_type type, uint32_t min_count, uint64_t max_rows,
         } else {
             for (size_t i = 0; i < n; i++)
                 ck_assert_int_eq(ps_table_apply(a, keys[i], g + i * dim, 1.5f, version), 0);
-            ck_assert_int_eq(ps_table_apply_many(b, keys, n, g, 1.5f, version), 0);
+            if (round % 2 == 0) {
+                ck_assert_int_eq(ps_table_apply_many(b, keys, n, g, 1.5f, version), 0);
+            } else {
+                /* hints right (the pull's, though this very batch may evict
+                 * and reuse their rows at the cap), shifted onto other keys'
+                 * rows, or any number at all: the results do not change */
+                for (size_t i = 0; i < n && round % 5 != 1; i++)
+                    ids[i] = round % 5 == 3 ? ids[(i + 1) % n] : (uint32_t)next_rand(&s) % 4096;
+                ck_assert_int_eq(ps_table_apply_many_ids(b, keys, ids, n, g, 1.5f, version), 0);
+            }
         }
         tables_same(a, b);
     }

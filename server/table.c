@@ -20,18 +20,21 @@
 /* A float that may sit at any address: gradients come straight from frames. */
 typedef float float_u __attribute__((aligned(1)));
 
-#define NONE             UINT32_MAX
-#define ROWS_LIMIT       (UINT32_MAX - 1u) /* row ids fit 32 bits, NONE spare */
-#define PAGE_BYTES       ((size_t)4096)
-#define CHUNK_BYTES_MIN  ((size_t)16 << 20) /* a chunk's records, at least */
-#define CHUNK_ROWS_MIN   4096u
-#define CHUNK_ROWS_MAX   (1u << 20)
-#define INDEX_SLOTS_MIN  1024
-#define INDEX_SLOTS_MAX  (UINT64_C(1) << 40)
-#define MOVE_SLOTS       8                   /* of a growing index's old slots, moved a new row */
-#define MOVE_AHEAD       16                  /* old slots ahead whose row a move fetches */
-#define MOVE_FREE_SLOTS  ((uint64_t)1 << 19) /* moved old slots handed back at once */
-#define SAMPLE_ROWS      16                  /* rows an eviction at the cap compares */
+#define NONE            UINT32_MAX
+#define ROWS_LIMIT      (UINT32_MAX - 1u) /* row ids fit 32 bits, NONE spare */
+#define PAGE_BYTES      ((size_t)4096)
+#define CHUNK_BYTES_MIN ((size_t)16 << 20) /* a chunk's records, at least */
+#define CHUNK_ROWS_MIN  4096u
+#define CHUNK_ROWS_MAX  (1u << 20)
+#define INDEX_SLOTS_MIN (64 * 12) /* a page of buckets (BUCKET_SLOTS) */
+#define INDEX_SLOTS_MAX (UINT64_C(1) << 40)
+#define MOVE_SLOTS      8   /* of a growing index's old slots, moved a new row */
+#define MOVE_AHEAD      16  /* old slots ahead whose row a move fetches */
+#define BUCKET_SLOTS    12u /* slots of an index bucket: a cache line */
+_Static_assert(INDEX_SLOTS_MIN % BUCKET_SLOTS == 0, "whole buckets");
+#define MOVE_FREE_SLOTS                                                                            \
+    ((uint64_t)BUCKET_SLOTS << 15) /* moved old slots handed back at once: 2 MB */
+#define SAMPLE_ROWS      16        /* rows an eviction at the cap compares */
 #define SKETCH_DEPTH     4
 #define SKETCH_BITS      20
 #define SKETCH_WIDTH     (1u << SKETCH_BITS)
@@ -42,12 +45,20 @@ typedef float float_u __attribute__((aligned(1)));
 
 _Static_assert(NONE == PS_TABLE_NO_ROW, "a key with no row has the same id in and out");
 
-/* An open-addressing index of cap slots (any count, a multiple of 64):
- * tags (0: empty) then, at a page boundary, row ids, in one mapping. */
+/* An open-addressing index of cap slots (a multiple of BUCKET_SLOTS) in
+ * buckets of one cache line, each the tags (0: empty) and row ids of
+ * BUCKET_SLOTS slots after one another: a probe waits for one line, not
+ * for a line of tags and then one of ids. */
+typedef struct bucket {
+    uint8_t tags[BUCKET_SLOTS];
+    uint32_t ids[BUCKET_SLOTS];
+    uint32_t spare;
+} bucket;
+
+_Static_assert(sizeof(bucket) == 64, "a bucket is a cache line");
+
 typedef struct slots {
-    unsigned char *map;
-    uint8_t *tags;
-    uint32_t *ids;
+    bucket *map; /* NULL: none */
     uint64_t cap;
 } slots;
 
@@ -247,6 +258,16 @@ static uint32_t rid_take(ps_table *t)
  * it); the old index holds at most 0.8 c + 0.125 c + 1 < c rows, never
  * full. Should a growth be due all the same, the move is finished first. */
 
+static inline uint8_t *slot_tag(const slots *x, uint64_t i)
+{
+    return &x->map[i / BUCKET_SLOTS].tags[i % BUCKET_SLOTS];
+}
+
+static inline uint32_t *slot_id(const slots *x, uint64_t i)
+{
+    return &x->map[i / BUCKET_SLOTS].ids[i % BUCKET_SLOTS];
+}
+
 static inline uint8_t tag_of(uint64_t h)
 {
     uint8_t g = (uint8_t)h;
@@ -277,12 +298,12 @@ static uint32_t slots_find(const ps_table *t, const slots *x, uint64_t key, uint
     uint64_t i = home_of(x, h);
     uint8_t tag = tag_of(h);
     for (;; i = slot_next(x, i)) {
-        uint8_t g = x->tags[i];
+        uint8_t g = *slot_tag(x, i);
         if (g == 0)
             break;
-        if (g == tag && rec_key(rec_of(t, x->ids[i])) == key) {
+        if (g == tag && rec_key(rec_of(t, *slot_id(x, i))) == key) {
             *slot = i;
-            return x->ids[i];
+            return *slot_id(x, i);
         }
     }
     *slot = i;
@@ -293,41 +314,37 @@ static uint32_t slots_find(const ps_table *t, const slots *x, uint64_t key, uint
  * (no tombstones: a lookup still stops at the first empty slot). */
 static void slots_remove(const ps_table *t, slots *x, uint64_t i)
 {
-    for (uint64_t j = slot_next(x, i); x->tags[j] != 0; j = slot_next(x, j)) {
-        uint64_t home = home_of(x, mix(rec_key(rec_of(t, x->ids[j]))));
+    for (uint64_t j = slot_next(x, i); *slot_tag(x, j) != 0; j = slot_next(x, j)) {
+        uint64_t home = home_of(x, mix(rec_key(rec_of(t, *slot_id(x, j)))));
         if (slot_dist(x, home, j) >= slot_dist(x, i, j)) { /* i lies in [home, j] */
-            x->tags[i] = x->tags[j];
-            x->ids[i] = x->ids[j];
+            *slot_tag(x, i) = *slot_tag(x, j);
+            *slot_id(x, i) = *slot_id(x, j);
             i = j;
         }
     }
-    x->tags[i] = 0;
+    *slot_tag(x, i) = 0;
 }
 
 /* Puts row r of hash h in the first empty slot from its home. */
 static void slots_put(slots *x, uint64_t h, uint32_t r)
 {
     uint64_t i = home_of(x, h);
-    while (x->tags[i] != 0)
+    while (*slot_tag(x, i) != 0)
         i = slot_next(x, i);
-    x->tags[i] = tag_of(h);
-    x->ids[i] = r;
+    *slot_tag(x, i) = tag_of(h);
+    *slot_id(x, i) = r;
 }
 
-/* Where the ids start in the mapping: a page boundary, so that moved
- * slots' ids can be handed back page by page. */
-static inline size_t ids_offset(uint64_t cap)
+static inline size_t slots_bytes(uint64_t cap)
 {
-    return ((size_t)cap + PAGE_BYTES - 1) & ~(PAGE_BYTES - 1);
+    return (size_t)(cap / BUCKET_SLOTS) * sizeof(bucket);
 }
 
 static bool slots_alloc(uint64_t cap, slots *x)
 {
-    x->map = chunk_map(ids_offset(cap) + (size_t)cap * 4);
+    x->map = (bucket *)(void *)chunk_map(slots_bytes(cap));
     if (x->map == NULL)
         return false;
-    x->tags = x->map;
-    x->ids = (uint32_t *)(void *)(x->map + ids_offset(cap));
     x->cap = cap;
     return true;
 }
@@ -335,7 +352,7 @@ static bool slots_alloc(uint64_t cap, slots *x)
 static void slots_unmap(slots *x)
 {
     if (x->map != NULL)
-        munmap(x->map, ids_offset(x->cap) + (size_t)x->cap * 4);
+        munmap(x->map, slots_bytes(x->cap));
     x->map = NULL;
 }
 
@@ -372,11 +389,11 @@ static void index_put(ps_table *t, uint64_t key, uint32_t r)
     uint64_t h = mix(key);
     if (t->old.map != NULL) {
         uint64_t i = home_of(&t->old, h);
-        while (!slot_moved(t, i) && t->old.tags[i] != 0)
+        while (!slot_moved(t, i) && *slot_tag(&t->old, i) != 0)
             i = slot_next(&t->old, i);
         if (!slot_moved(t, i)) {
-            t->old.tags[i] = tag_of(h);
-            t->old.ids[i] = r;
+            *slot_tag(&t->old, i) = tag_of(h);
+            *slot_id(&t->old, i) = r;
             return;
         }
     }
@@ -406,8 +423,9 @@ static void move_free(ps_table *t)
             t->mv_freed + MOVE_FREE_SLOTS < o->cap ? t->mv_freed + MOVE_FREE_SLOTS : o->cap;
         if (t->mv_freed >= b || b > end)
             return;
-        (void)madvise(o->tags + t->mv_freed, b - t->mv_freed, MADV_DONTNEED); /* reads 0 */
-        (void)madvise(o->ids + t->mv_freed, (b - t->mv_freed) * 4, MADV_DONTNEED);
+        /* whole buckets of whole pages: mv_freed is a multiple of MOVE_FREE_SLOTS */
+        (void)madvise(o->map + t->mv_freed / BUCKET_SLOTS, slots_bytes(b - t->mv_freed),
+                      MADV_DONTNEED); /* reads 0 */
         t->mv_freed = b;
     }
 }
@@ -423,13 +441,13 @@ static void index_move(ps_table *t, uint64_t budget)
     for (uint64_t n = 0; left > 0 && (n < budget || held); n++, left--) {
         i = slot_next(o, i);
         uint64_t a = i + MOVE_AHEAD < o->cap ? i + MOVE_AHEAD : i + MOVE_AHEAD - o->cap;
-        if (o->tags[a] != 0) /* the row whose key a later move hashes */
-            __builtin_prefetch(rec_of(t, o->ids[a]), 0, 3);
-        held = o->tags[i] != 0;
+        if (*slot_tag(o, a) != 0) /* the row whose key a later move hashes */
+            __builtin_prefetch(rec_of(t, *slot_id(o, a)), 0, 3);
+        held = *slot_tag(o, i) != 0;
         if (held) {
-            uint32_t r = o->ids[i];
+            uint32_t r = *slot_id(o, i);
             slots_put(&t->ix, mix(rec_key(rec_of(t, r))), r);
-            o->tags[i] = 0;
+            *slot_tag(o, i) = 0;
         }
     }
     t->mv_done = o->cap - 1 - left;
@@ -439,20 +457,20 @@ static void index_move(ps_table *t, uint64_t budget)
         move_free(t);
 }
 
-/* Starts growing the index by 1.4 (a multiple of 64 slots), finishing a
+/* Starts growing the index by 1.4 (in whole buckets), finishing a
  * move still going first. */
 static int index_grow(ps_table *t)
 {
     if (t->old.map != NULL)
         index_move(t, UINT64_MAX);
-    uint64_t cap = (t->ix.cap * 7 / 5 + 63) & ~(uint64_t)63;
+    uint64_t cap = (t->ix.cap * 7 / 5 + BUCKET_SLOTS - 1) / BUCKET_SLOTS * BUCKET_SLOTS;
     slots x;
     if (cap > INDEX_SLOTS_MAX || !slots_alloc(cap, &x))
         return PS_ENOMEM;
     t->old = t->ix;
     t->ix = x;
     uint64_t e = 0;
-    while (t->old.tags[e] != 0) /* the load is 0.8: an empty slot is near */
+    while (*slot_tag(&t->old, e) != 0) /* the load is 0.8: an empty slot is near */
         e++;
     t->mv_start = e;
     t->mv_done = 0;
@@ -859,8 +877,8 @@ int ps_table_apply(ps_table *t, uint64_t key, const void *grad, float scale, uin
 
 /* ---- batches: the lookups of many keys pipelined ----
  *
- * A lookup waits for memory twice: for the key's index slot (tags and
- * ids), then for its row, whose key confirms the tag's match. Over a batch
+ * A lookup waits for memory twice: for the key's index slot (its bucket's
+ * tags and ids), then for its row, whose key confirms the tag's match. Over a batch
  * those waits overlap: while key i is worked on, the slot of key
  * i + AHEAD_SLOT is fetched, and the slot of key i + AHEAD_ROW (fetched
  * AHEAD_SLOT - AHEAD_ROW keys ago) is probed for its first tag match, whose
@@ -884,8 +902,7 @@ _Static_assert(AHEAD_SLOT > AHEAD_ROW, "a slot is fetched before it is probed");
 PREFETCH_FN prefetch_home(const slots *x, uint64_t h)
 {
     uint64_t i = home_of(x, h);
-    __builtin_prefetch(x->tags + i, 0, 3);
-    __builtin_prefetch(x->ids + i, 0, 3);
+    __builtin_prefetch(slot_tag(x, i), 0, 3); /* its tags and ids */
 }
 
 /* key's home slot, in the index row_find probes first. */
@@ -914,9 +931,9 @@ static inline bool prefetch_match(const ps_table *t, const slots *x, uint64_t h,
 {
     uint8_t tag = tag_of(h);
     for (uint64_t i = home_of(x, h);; i = slot_next(x, i)) {
-        uint8_t g = x->tags[i];
+        uint8_t g = *slot_tag(x, i);
         if (g == tag) {
-            prefetch_bytes(rec_of(t, x->ids[i]), t->rec_bytes, write);
+            prefetch_bytes(rec_of(t, *slot_id(x, i)), t->rec_bytes, write);
             return true;
         }
         if (g == 0)
@@ -1246,7 +1263,7 @@ int ps_table_restore_row(ps_table *t, uint64_t key, uint64_t version, const floa
 void ps_table_clear(ps_table *t)
 {
     slots_unmap(&t->old);
-    memset(t->ix.tags, 0, (size_t)t->ix.cap);
+    memset(t->ix.map, 0, slots_bytes(t->ix.cap));
     for (uint32_t c = 0; c < t->nchunks; c++)
         memset(t->chunks[c], 0, t->bits_bytes);
     t->next_rid = 0;
@@ -1263,8 +1280,8 @@ void ps_table_stats_get(const ps_table *t, ps_table_stats *st)
     st->dim = t->dim;
     st->rows = t->live;
     st->bytes = (uint64_t)t->next_rid * t->rec_bytes + (uint64_t)t->nchunks * t->bits_bytes +
-                (uint64_t)t->chunks_max * sizeof *t->chunks +
-                (t->ix.cap + (t->old.map != NULL ? t->old.cap : 0)) * 5 +
+                (uint64_t)t->chunks_max * sizeof *t->chunks + slots_bytes(t->ix.cap) +
+                (t->old.map != NULL ? slots_bytes(t->old.cap) : 0) +
                 (t->sketch != NULL ? (uint64_t)SKETCH_DEPTH * SKETCH_WIDTH * 4 : 0) +
                 t->acc_cap * (8 + 4 + (uint64_t)t->dim * 4 + 2 * 4);
     st->admitted = t->admitted;

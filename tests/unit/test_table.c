@@ -703,7 +703,7 @@ static void batch_make(uint64_t *keys, float *g, size_t n, uint32_t dim, uint64_
 
 /* What the batches are tried on: each optimizer, admission at 1 and 3, no
  * cap and a cap of 300 rows (evictions by the hundred), a pool of keys
- * that grows the index during a batch (1024 slots at first). */
+ * that grows the index during a batch (768 slots at first). */
 static void many_case(ps_optim_type type, uint32_t min_count, uint64_t max_rows, uint32_t dim)
 {
     ps_job job;
@@ -844,10 +844,10 @@ START_TEST(stats_name_the_table_and_count_what_it_did)
     ck_assert_uint_eq(st.evicted_idle, 4);
     ck_assert_uint_eq(st.evicted_cap, 0);
     /* 5 rows of 12 + 20 bytes; the bitmap of a chunk of 2^19 rows (16 MiB
-     * of records); the chunk table for 2^32 rows; the index of 1024 slots;
-     * the sketch; the accumulator of 64 keys */
+     * of records); the chunk table for 2^32 rows; the index of 768 slots
+     * (a page of buckets); the sketch; the accumulator of 64 keys */
     uint64_t want =
-        5 * 32 + (1u << 19) / 8 + 8192 * 8 + 1024 * 5 + 4 * (1u << 20) * 4 + 64 * (8 + 4 + 20 + 8);
+        5 * 32 + (1u << 19) / 8 + 8192 * 8 + 4096 + 4 * (1u << 20) * 4 + 64 * (8 + 4 + 20 + 8);
     ck_assert_uint_eq(st.bytes, want);
     ps_table_destroy(&t);
 }
@@ -998,8 +998,8 @@ static void grow_job(ps_job *job, uint64_t max_rows)
 
 START_TEST(index_grows_by_moves_and_every_key_is_found_throughout)
 {
-    /* 1024 slots at first, 1.4 times more at each growth: 600 k keys take
-     * about 19 growths, each moving rows a few at a time while keys are
+    /* 768 slots at first, 1.4 times more at each growth: 600 k keys take
+     * about 20 growths, each moving rows a few at a time while keys are
      * added, rewritten, evicted idle and reinserted */
     ps_job job;
     grow_job(&job, 0);
@@ -1037,8 +1037,12 @@ START_TEST(a_growing_index_scans_and_checkpoints_every_row_once)
     ps_job job;
     grow_job(&job, 0);
     grow_case c = grow_case_of(&job, 200000, 3);
-    /* to the middle of a growth past 100 k rows, one in four idle */
-    for (; c.n < 100000 || !ps_table_growing(c.t); c.n++)
+    /* to the start of the first growth past 100 k rows, one in four idle,
+     * then 5000 rows into it (its move takes an eighth of the old index's
+     * slots, over 15 k rows) */
+    for (; c.n < 100000 || ps_table_growing(c.t); c.n++)
+        grow_write(&c, c.n, c.n % 4 == 0);
+    for (; !ps_table_growing(c.t); c.n++)
         grow_write(&c, c.n, c.n % 4 == 0);
     for (int k = 0; k < 5000; k++, c.n++)
         grow_write(&c, c.n, c.n % 4 == 0);
@@ -1098,7 +1102,7 @@ START_TEST(a_growing_index_scans_and_checkpoints_every_row_once)
 END_TEST
 
 /* Removal at the slot counts the index takes up to 15 k slots (none a
- * power of two past 1024), near their loads of 0.57 to 0.8, where clusters
+ * power of two), near their loads of 0.57 to 0.8, where clusters
  * across the index's end, from its last slot to its first, are the rule:
  * the tables lose half their rows, then the rest, by idle eviction in
  * small budgets, and every key is found after each. A distance between

@@ -11,6 +11,7 @@
 #include "report_file.h"
 #include "report_number.h"
 #include "report_predict.h"
+#include "stdout_guard.h"
 #include "supervise.h"
 
 #include <errno.h>
@@ -333,7 +334,7 @@ static int join(predict_run *r, double t0, ps_error *err)
         if (!m.regression && m.has_auc)
             printf(", auc %s", ps_report_number_format(m.auc, 4, c, sizeof c));
         printf(", model version %llu -> %s\n", (unsigned long long)m.version, r->output);
-        fflush(stdout);
+        ps_stdout_guard_flush(); /* a line lost is said at exit (stdout_guard.h) */
     }
     free(scores);
     free(labels);
@@ -408,6 +409,15 @@ static int args_parse(predict_run *r, int argc, char **argv)
             fprintf(stderr, "psrun: %s: cannot open: %s\n", need[i], strerror(errno));
             return PS_EXIT_USAGE;
         }
+    }
+    /* the predictions and their manifest: checked before any part starts */
+    char manifest[PATH_MAX + 8];
+    ps_error err = {0};
+    if ((size_t)snprintf(manifest, sizeof manifest, "%s.json", r->output) >= sizeof manifest)
+        return ps_args_error(&p, "--output: %s: path too long", r->output);
+    if (ps_report_file_check(r->output, &err) != 0 || ps_report_file_check(manifest, &err) != 0) {
+        fprintf(stderr, "psrun: --output: %s\n", err.msg);
+        return PS_EXIT_USAGE;
     }
     return PS_ARGS_GO_ON;
 }

@@ -12,12 +12,14 @@
 #include "args.h"
 #include "predict.h"
 #include "report_curves.h"
+#include "report_file.h"
 #include "report_job.h"
 #include "report_notify.h"
 #include "report_number.h"
 #include "report_plan.h"
 #include "report_summary.h"
 #include "runbar.h"
+#include "stdout_guard.h"
 #include "supervise.h"
 
 #include <errno.h>
@@ -580,7 +582,7 @@ static int summarise(psrun *r, double wall_s, ps_report_summary *job)
     printf(", %.0f samples/s, %llu updates, version %llu, %u workers, %s\n", job->samples_per_s,
            (unsigned long long)job->updates, (unsigned long long)job->version, r->plan.workers,
            r->plan.mode);
-    fflush(stdout);
+    ps_stdout_guard_flush(); /* a line lost is said at exit (stdout_guard.h) */
     return 0;
 }
 
@@ -591,11 +593,11 @@ static int outputs_write(const psrun *r, const ps_report_summary *job)
     int rc = 0;
     ps_error err = {0};
     if (r->summary_json && ps_report_summary_file_write(r->summary_json, job, &err) != 0) {
-        fprintf(stderr, "psrun: cannot write %s\n", err.msg);
+        fprintf(stderr, "psrun: cannot write the summary: %s\n", err.msg);
         rc = -1;
     }
     if (r->curves && ps_report_curves_file_write(r->curves, job, r->plan.compression, &err) != 0) {
-        fprintf(stderr, "psrun: cannot write %s\n", err.msg);
+        fprintf(stderr, "psrun: cannot write the curves: %s\n", err.msg);
         rc = -1;
     }
     return rc;
@@ -668,6 +670,25 @@ static int verdict(psrun *r, double wall_s)
     return code;
 }
 
+/* The output files asked for, checked before the job starts
+ * (report_file.h): a FIFO, a device or a folder given as one, or a missing
+ * folder, is said now, not after hours of training. 0 or PS_EXIT_USAGE. */
+static int outputs_check(const psrun *r)
+{
+    const char *what[] = {"--summary-json", r->curves == r->curves_beside
+                                                ? "the curves beside --summary-json"
+                                                : "--curves"};
+    const char *paths[] = {r->summary_json, r->curves};
+    for (size_t i = 0; i < 2; i++) {
+        ps_error err = {0};
+        if (paths[i] != NULL && ps_report_file_check(paths[i], &err) != 0) {
+            fprintf(stderr, "psrun: %s: %s\n", what[i], err.msg);
+            return PS_EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
 /* --curves FILE, or X.svg beside --summary-json X.json (X.json.svg when it
  * does not end in .json). */
 static void curves_path(psrun *r)
@@ -715,7 +736,7 @@ static int args_parse(psrun *r, int argc, char **argv)
         return PS_EXIT_USAGE;
     }
     curves_path(r);
-    return PS_ARGS_GO_ON;
+    return outputs_check(r) != 0 ? PS_EXIT_USAGE : PS_ARGS_GO_ON;
 }
 
 static void signals_install(void)
@@ -744,6 +765,7 @@ static int progress_pipe_open(psrun *r)
 int main(int argc, char **argv)
 {
     static psrun r;
+    ps_stdout_guard_install("psrun");
     if (argc > 1 && strcmp(argv[1], "predict") == 0) {
         char prog[PATH_MAX];
         find_bindir(r.bindir, sizeof r.bindir);

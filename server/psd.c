@@ -6,6 +6,7 @@
 #include "launch_env.h"
 #include "log.h"
 #include "server.h"
+#include "stdout_guard.h"
 #include "util.h"
 
 #include <stdbool.h>
@@ -140,6 +141,7 @@ static void reload(ps_server *srv, const psd_args *a, ps_log *lg)
 
 int main(int argc, char **argv)
 {
+    ps_stdout_guard_install("psd");
     psd_args a;
     int rc = args_parse(argc, argv, &a);
     if (rc != PS_ARGS_GO_ON)

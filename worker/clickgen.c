@@ -9,6 +9,7 @@
 
 #include "auc.h"
 #include "feature_hash.h"
+#include "report_file.h"
 #include "util.h"
 
 #include <errno.h>
@@ -418,9 +419,12 @@ size_t ps_clickgen_row_format(const ps_click_row *row, char *buf, size_t cap)
     return (size_t)(p - buf);
 }
 
-/* A file written under a temporary name beside path, renamed when done. */
+/* A file written under a temporary name beside path's target (path, or
+ * where its symbolic links lead: report_file.h), renamed over it when
+ * done. */
 typedef struct out_file {
     char path[PATH_MAX];
+    char target[PATH_MAX];
     char tmp[PATH_MAX];
     FILE *f;
 } out_file;
@@ -431,8 +435,12 @@ static int out_open(out_file *o, const char *prefix, const char *suffix, ps_erro
 {
     o->f = NULL;
     o->tmp[0] = '\0';
-    if (snprintf(o->path, sizeof o->path, "%s%s", prefix, suffix) >= (int)sizeof o->path ||
-        snprintf(o->tmp, sizeof o->tmp, "%s.XXXXXX", o->path) >= (int)sizeof o->tmp) {
+    if (snprintf(o->path, sizeof o->path, "%s%s", prefix, suffix) >= (int)sizeof o->path)
+        return ps_error_set(err, PS_EIO, "%s%s: path too long", prefix, suffix);
+    int rc = ps_report_file_target(o->path, o->target, sizeof o->target, err);
+    if (rc != 0)
+        return rc;
+    if (snprintf(o->tmp, sizeof o->tmp, "%s.XXXXXX", o->target) >= (int)sizeof o->tmp) {
         o->tmp[0] = '\0';
         return ps_error_set(err, PS_EIO, "%s%s: path too long", prefix, suffix);
     }
@@ -474,7 +482,7 @@ static int out_commit(out_file *o, bool keep, ps_error *err)
     if (o->tmp[0] == '\0')
         return 0;
     int rc = 0;
-    if (keep && rename(o->tmp, o->path) != 0) {
+    if (keep && rename(o->tmp, o->target) != 0) {
         rc = ps_error_set(err, PS_EIO, "%s: %s", o->path, strerror(errno));
         keep = false;
     }

@@ -51,5 +51,10 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("w = %.3f, b = %.3f\n", theta[0], theta[1]);
-    return ps_client_close(&c) == 0 ? 0 : 1;
+    rc = ps_client_close(&c);
+    if (fflush(stdout) != 0 || ferror(stdout)) { /* a full disk, a closed stdout */
+        perror("example: standard output");
+        return 1;
+    }
+    return rc == 0 ? 0 : 1;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "report_file.h"
 #include "sparse_data.h"
 #include "util.h"
 
@@ -96,8 +97,11 @@ void ps_liblinear_export_destroy(ps_liblinear_export **xp)
 
 /* ---- the output file ---- */
 
+/* Written under a temporary name beside path's target (path, or where its
+ * symbolic links lead: report_file.h), renamed over it when done. */
 typedef struct out_file {
     const char *path;
+    char target[PATH_MAX];
     char tmp[PATH_MAX];
     FILE *f;
     size_t used; /* bytes of x->text not yet written */
@@ -108,7 +112,11 @@ static int out_open(out_file *o, const char *path, ps_error *err)
     o->path = path;
     o->f = NULL;
     o->used = 0;
-    if (snprintf(o->tmp, sizeof o->tmp, "%s.XXXXXX", path) >= (int)sizeof o->tmp) {
+    o->tmp[0] = '\0';
+    int rc = ps_report_file_target(path, o->target, sizeof o->target, err);
+    if (rc != 0)
+        return rc;
+    if (snprintf(o->tmp, sizeof o->tmp, "%s.XXXXXX", o->target) >= (int)sizeof o->tmp) {
         o->tmp[0] = '\0';
         return ps_error_set(err, PS_EIO, "%s: path too long", path);
     }
@@ -156,7 +164,7 @@ static int out_close(out_file *o, bool keep, int rc, ps_error *err)
     }
     if (o->tmp[0] == '\0')
         return rc;
-    if (keep && rc == 0 && rename(o->tmp, o->path) != 0)
+    if (keep && rc == 0 && rename(o->tmp, o->target) != 0)
         rc = ps_error_set(err, PS_EIO, "%s: %s", o->path, strerror(errno));
     if (!keep || rc != 0)
         unlink(o->tmp);

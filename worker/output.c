@@ -355,6 +355,38 @@ static void tensor_file_name(const ps_tensor_info *tensors, size_t i,
     }
 }
 
+int ps_output_model_check(const char *dir, const ps_tensor_info *tensors, size_t ntensors,
+                          bool norm, bool table, ps_error *err)
+{
+    if (ntensors > PS_MAX_TENSORS)
+        return ps_error_set(err, PS_EINVAL, "%zu tensors, at most %d", ntensors, PS_MAX_TENSORS);
+    const char *fixed[5] = {"manifest.json"};
+    size_t n = 1;
+    if (norm) {
+        fixed[n++] = PS_OUTPUT_NORM_MEAN;
+        fixed[n++] = PS_OUTPUT_NORM_STD;
+    }
+    if (table) {
+        fixed[n++] = PS_OUTPUT_TABLE_KEYS;
+        fixed[n++] = PS_OUTPUT_TABLE_ROWS;
+    }
+    char files[PS_MAX_TENSORS][TENSOR_FILE_MAX];
+    char path[PATH_MAX];
+    for (size_t i = 0; i < n + ntensors; i++) {
+        const char *name = i < n ? fixed[i] : NULL;
+        if (name == NULL) {
+            tensor_file_name(tensors, i - n, files);
+            name = files[i - n];
+        }
+        if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+            return ps_error_set(err, PS_EINVAL, "%s: path too long", dir);
+        int rc = ps_report_file_check(path, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 int ps_output_model_write(const char *dir, const char *job, uint64_t version, const float *theta,
                           uint64_t num_params, const ps_tensor_info *tensors, size_t ntensors,
                           const ps_output_table *tables, size_t ntables,

@@ -6,6 +6,7 @@
 #ifndef PS_OUTPUT_H
 #define PS_OUTPUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +45,9 @@ typedef struct ps_output_norm {
 } ps_output_norm;
 #define PS_OUTPUT_NORM_MEAN "norm_mean.npy"
 #define PS_OUTPUT_NORM_STD  "norm_std.npy"
+/* a sparse table's files in the model folder (sparse_step.h) */
+#define PS_OUTPUT_TABLE_KEYS "keys.npy"
+#define PS_OUTPUT_TABLE_ROWS "rows.npy"
 
 /* Writes θ (num_params floats) into dir (created with parents): one
  * <tensor>.npy per tensor, then manifest.json {"job": str, "version": int,
@@ -60,6 +64,15 @@ int ps_output_model_write(const char *dir, const char *job, uint64_t version, co
                           uint64_t num_params, const ps_tensor_info *tensors, size_t ntensors,
                           const ps_output_table *tables, size_t ntables,
                           const ps_output_norm *norm, ps_error *err);
+
+/* Checks, before a job trains, each file ps_output_model_write and a
+ * sparse table's export will write into dir: the tensors' files and the
+ * manifest, with norm the normalisation's, with table the table's. A name
+ * that is a folder, a device, a FIFO or a socket there, say, is refused
+ * now (report_file.h's ps_report_file_check), not when the model is
+ * written at the end. 0, or PS_EINVAL with err naming the file. */
+int ps_output_model_check(const char *dir, const ps_tensor_info *tensors, size_t ntensors,
+                          bool norm, bool table, ps_error *err);
 
 /* A .npy file written a page of rows at a time, its row count known only
  * at the end (a table's rows, paged from the servers): begin writes the

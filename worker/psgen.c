@@ -9,6 +9,8 @@
 #include "args.h"
 #include "clickgen.h"
 #include "liblinear_export.h"
+#include "report_file.h"
+#include "stdout_guard.h"
 #include "util.h"
 
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef enum command { CMD_CLICKS, CMD_LIBSVM } command;
 
@@ -224,8 +227,36 @@ static void print_summary(const args *a, const ps_clickgen_summary *s)
            s->logloss);
 }
 
+/* An output file that is there already must be one psgen may replace
+ * (report_file.h): a FIFO or a device by that name is refused before
+ * anything is written. A new name needs no check: psgen makes its folder.
+ * 0, or PS_EXIT_USAGE with one line said. */
+static int output_check(const char *path)
+{
+    struct stat st;
+    ps_error err;
+    if (lstat(path, &st) != 0 && errno == ENOENT)
+        return 0;
+    if (ps_report_file_check(path, &err) != 0) {
+        fprintf(stderr, "psgen: %s\n", err.msg);
+        return PS_EXIT_USAGE;
+    }
+    return 0;
+}
+
 static int clicks(const args *a)
 {
+    static const char *const suffix[] = {".train.tsv", ".test.tsv", ".test.prob"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s%s", a->out, suffix[i]) >= (int)sizeof path) {
+            fprintf(stderr, "psgen: %s%s: path too long\n", a->out, suffix[i]);
+            return PS_EXIT_USAGE;
+        }
+        int status = output_check(path);
+        if (status != 0)
+            return status;
+    }
     ps_error err;
     ps_clickgen *g;
     if (ps_clickgen_new((uint64_t)a->seed, &g, &err) != 0) {
@@ -253,6 +284,13 @@ static int libsvm(const args *a)
         fprintf(stderr, "psgen: %s: %s\n", a->out_dir, strerror(errno));
         return PS_EXIT_RUNTIME;
     }
+    for (int i = 0; i < a->ninputs; i++) {
+        char out[PATH_MAX];
+        if (snprintf(out, sizeof out, "%s/%s.liblinear", a->out_dir, base_name(a->inputs[i])) <
+                (int)sizeof out &&
+            output_check(out) != 0)
+            return PS_EXIT_USAGE;
+    }
     ps_liblinear_export *x;
     if (ps_liblinear_export_new(a->format, &x, &err) != 0) {
         fprintf(stderr, "psgen: %s\n", err.msg);
@@ -279,7 +317,7 @@ static int libsvm(const args *a)
                out, (unsigned long long)st.rows, 100.0 * (double)st.positives / (double)st.rows,
                (unsigned long long)st.features, (unsigned long long)st.keys,
                (unsigned long long)st.new_keys, st.seconds);
-        fflush(stdout);
+        ps_stdout_guard_flush(); /* a line lost is said at exit (stdout_guard.h) */
     }
     ps_liblinear_export_destroy(&x);
     return status;
@@ -287,6 +325,7 @@ static int libsvm(const args *a)
 
 int main(int argc, char **argv)
 {
+    ps_stdout_guard_install("psgen");
     args a;
     int status = args_parse(argc, argv, &a);
     if (status != PS_ARGS_GO_ON)

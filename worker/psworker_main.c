@@ -8,9 +8,12 @@
 #include "job.h"
 #include "launch_env.h"
 #include "log.h"
+#include "output.h"
 #include "predict.h"
+#include "report_file.h"
 #include "report_number.h"
 #include "report_plan.h"
+#include "stdout_guard.h"
 #include "trainer.h"
 #include "util.h"
 
@@ -278,9 +281,20 @@ static int predict_main(int argc, char **argv)
         return ps_args_error(&p, "--data and --out are required");
     if (o.part >= o.parts)
         return ps_args_error(&p, "--part %u is outside [0, %u)", o.part, o.parts);
-    ps_job job;
     ps_error err;
     ps_error_clear(&err);
+    /* the part's three files, checked before any row is scored */
+    static const char *const ext[] = {".csv", ".scores", ".json"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[PATH_MAX];
+        if ((size_t)snprintf(path, sizeof path, "%s%s", o.out, ext[i]) >= sizeof path)
+            return ps_args_error(&p, "--out: %s: path too long", o.out);
+        if (ps_report_file_check(path, &err) != 0) {
+            fprintf(stderr, "psworker: --out: %s\n", err.msg);
+            return PS_EXIT_USAGE;
+        }
+    }
+    ps_job job;
     if (ps_job_load(config, &job, &err) != 0) {
         fprintf(stderr, "psworker: %s\n", err.msg);
         return PS_EXIT_USAGE;
@@ -340,8 +354,41 @@ static int write_results(const args *a, const ps_job *job, const ps_train_result
     return status;
 }
 
+/* The files this worker will write, checked before it trains
+ * (report_file.h): --summary-json and --curves, and the model files in the
+ * job's output folder (for a job psworker trains). 0, or PS_EXIT_USAGE
+ * with one line said. */
+static int outputs_check(const args *a, const ps_job *job)
+{
+    const char *what[] = {"--summary-json", "--curves"};
+    const char *paths[] = {a->summary_json, a->curves};
+    ps_error err;
+    ps_error_clear(&err);
+    for (size_t i = 0; i < 2; i++) {
+        if (paths[i] != NULL && ps_report_file_check(paths[i], &err) != 0) {
+            fprintf(stderr, "psworker: %s: %s\n", what[i], err.msg);
+            return PS_EXIT_USAGE;
+        }
+    }
+    ps_tensor_info tensors[PS_MAX_TENSORS];
+    size_t ntensors = 0;
+    uint64_t num_params = 0;
+    /* a layout that does not fit is said by --describe and the trainer */
+    if (job->output[0] == '\0' || job->worker.argc > 0 ||
+        ps_job_layout(job, tensors, PS_MAX_TENSORS, &ntensors, &num_params) != 0)
+        return 0;
+    bool sparse = ps_job_is_sparse(job);
+    bool norm = !sparse && job->data.normalize == PS_NORMALIZE_STANDARD;
+    if (ps_output_model_check(job->output, tensors, ntensors, norm, sparse, &err) != 0) {
+        fprintf(stderr, "psworker: output: %s\n", err.msg);
+        return PS_EXIT_USAGE;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    ps_stdout_guard_install("psworker");
     ps_malloc_tune();
     /* One BLAS thread per worker: psrun runs a worker per core, and at the
      * batch sizes we train with a second thread costs more in hand-offs than
@@ -368,6 +415,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "psworker: %s\n", err.msg);
         return PS_EXIT_USAGE;
     }
+    status = outputs_check(&a, &job);
+    if (status != 0)
+        return status;
     if (a.describe)
         return describe(&job);
     ps_log lg = {.level = a.log_level != NULL ? a.level : job.log_level, .prog = "psworker"};

@@ -496,8 +496,8 @@ int ps_sparse_step_export(ps_sparse_step *s, ps_client *c, const char *dir, ps_o
     memset(table, 0, sizeof *table);
     ps_strlcpy(table->name, name, sizeof table->name);
     table->dim = dim;
-    ps_strlcpy(table->keys_file, "keys.npy", sizeof table->keys_file);
-    ps_strlcpy(table->rows_file, "rows.npy", sizeof table->rows_file);
+    ps_strlcpy(table->keys_file, PS_OUTPUT_TABLE_KEYS, sizeof table->keys_file);
+    ps_strlcpy(table->rows_file, PS_OUTPUT_TABLE_ROWS, sizeof table->rows_file);
     char kpath[PATH_MAX], rpath[PATH_MAX];
     if (snprintf(kpath, sizeof kpath, "%s/%s", dir, table->keys_file) >= (int)sizeof kpath ||
         snprintf(rpath, sizeof rpath, "%s/%s", dir, table->rows_file) >= (int)sizeof rpath)

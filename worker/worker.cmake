@@ -50,7 +50,7 @@ target_link_libraries(ps_worker_core PUBLIC ps_sparse_data)
 
 add_library(ps_clickgen STATIC ${CMAKE_CURRENT_LIST_DIR}/clickgen.c)
 target_include_directories(ps_clickgen PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(ps_clickgen PUBLIC ps_sparse_data ps_common m)
+target_link_libraries(ps_clickgen PUBLIC ps_sparse_data ps_common ps_report m)
 # the same rows on every machine: IEEE operations one at a time, never fused
 target_compile_options(ps_clickgen PRIVATE -ffp-contract=off)
 ps_target_warnings(ps_clickgen)
@@ -61,7 +61,7 @@ ps_target_warnings(ps_clickgen)
 add_library(ps_liblinear_export STATIC ${CMAKE_CURRENT_LIST_DIR}/keymap.c
             ${CMAKE_CURRENT_LIST_DIR}/liblinear_export.c)
 target_include_directories(ps_liblinear_export PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(ps_liblinear_export PUBLIC ps_sparse_data ps_common)
+target_link_libraries(ps_liblinear_export PUBLIC ps_sparse_data ps_common ps_report)
 ps_target_warnings(ps_liblinear_export)
 
 add_executable(psgen ${CMAKE_CURRENT_LIST_DIR}/psgen.c)

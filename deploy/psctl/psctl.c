@@ -10,6 +10,7 @@
 #include "job.h"
 #include "psctl_ask.h"
 #include "psctl_status.h"
+#include "stdout_guard.h"
 #include "util.h"
 
 #include <poll.h>
@@ -335,15 +336,16 @@ static bool top_wait(uint64_t ms, bool keys)
 
 /* One refresh: the screen cleared on a terminal, a blank line between
  * refreshes elsewhere, the status as a table or JSON; written at once so a
- * terminal never shows half a table. */
-static void top_draw(const psctl_args *a, const ps_job *job, const ps_psctl_status *st, bool tty,
+ * terminal never shows half a table. False when stdout took none of it
+ * (a full disk, a closed stdout): top stops, said at exit. */
+static bool top_draw(const psctl_args *a, const ps_job *job, const ps_psctl_status *st, bool tty,
                      long refresh)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&text, &len);
     if (m == NULL)
-        return;
+        return true;
     if (tty) {
         char when[32];
         time_t now = time(NULL);
@@ -357,11 +359,13 @@ static void top_draw(const psctl_args *a, const ps_job *job, const ps_psctl_stat
         ps_psctl_status_json_write(st, false, m);
     else
         ps_psctl_status_table_write(st, true, m);
+    bool written = true;
     if (fclose(m) == 0) {
         fwrite(text, 1, len, stdout);
-        fflush(stdout);
+        written = ps_stdout_guard_flush();
     }
     free(text);
+    return written;
 }
 
 static int top_run(const psctl_args *a, const ps_job *job, ps_psctl_status *st,
@@ -388,7 +392,10 @@ static int top_run(const psctl_args *a, const ps_job *job, ps_psctl_status *st,
             exit_code = EXIT_RUNTIME;
             break;
         }
-        top_draw(a, job, st, tty, refresh);
+        if (!top_draw(a, job, st, tty, refresh)) {
+            exit_code = EXIT_RUNTIME;
+            break;
+        }
         exit_code = ps_psctl_status_missing(st) > 0 ? EXIT_RUNTIME : 0;
         if (a->count > 0 && refresh + 1 >= a->count)
             break;
@@ -435,6 +442,7 @@ static int job_run(const psctl_args *a, const ps_job *job)
 
 int main(int argc, char **argv)
 {
+    ps_stdout_guard_install("psctl");
     psctl_args a;
     int rc = args_parse(argc, argv, &a);
     if (rc != PS_ARGS_GO_ON)

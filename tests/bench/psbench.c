@@ -14,6 +14,7 @@
 #include "model.h"
 #include "psbench.h"
 #include "psworker.h"
+#include "stdout_guard.h"
 #include "store.h"
 #include "util.h"
 
@@ -1508,6 +1509,7 @@ static void bindir_find(bench *b)
 int main(int argc, char **argv)
 {
     static bench b = {.scale = 1.0, .train_model = "mlp", .scrape_hz = 20};
+    ps_stdout_guard_install("psbench");
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"reps", required_argument, NULL, 'r'},

@@ -7,6 +7,7 @@
  * checkpoint stall per GB. Run by hand (build/bin/table_bench), never by ctest. */
 #include "checkpoint.h"
 #include "job.h"
+#include "stdout_guard.h"
 #include "table.h"
 #include "util.h"
 
@@ -330,6 +331,7 @@ static void speed(uint64_t rows, const char *ckpt_dir)
 
 int main(int argc, char **argv)
 {
+    ps_stdout_guard_install("table_bench");
     uint64_t big = 50000000, small = 16000000;
     const char *ckpt_dir = "/tmp/table-bench-ckpt";
     static const struct option opts[] = {{"rows", required_argument, NULL, 'r'},

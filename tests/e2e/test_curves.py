@@ -5,8 +5,8 @@ back through its panel's transform (the data-* attributes) and compared with
 the per-epoch figures of the summary (logistic regression, a binary
 classifier: training loss, test accuracy and test AUC). The title names the
 job, model, mode and codec, the axes and legend are labelled, there is one
-line per worker that finished, and a file that cannot be written is one line
-naming it."""
+line per worker that finished, and a file that can never be written (its
+folder is missing) is one line naming it, before the job starts."""
 import json
 import math
 import os
@@ -167,7 +167,8 @@ if summary is not None:
 no_leftovers(env, job)
 
 # --curves names the file; a summary not asked for is not needed; a file that
-# cannot be written fails the run with one line naming it
+# can never be written (its folder is missing) is refused in one line naming
+# it before the job starts
 own = os.path.join(env.tmp, "own.svg")
 code, _, err = run([env.prog("psrun"), "--curves", own, job], 120)
 env.check(code == 0 and os.path.exists(own), f"psrun --curves FILE without a summary (exit {code})")
@@ -180,10 +181,10 @@ except (OSError, ET.ParseError, KeyError) as e:
 bad = "/nonexistent/curves.svg"
 code, _, err = run([env.prog("psrun"), "--summary-json", summary_path, "--curves", bad, job], 120)
 said = [ln for ln in err.splitlines() if bad in ln]
-env.check(code == 1, f"psrun: an SVG that cannot be written exits 1 (got {code})")
-env.check(said == [f"psrun: cannot write {bad}: No such file or directory"],
+env.check(code == 2, f"psrun: an SVG that cannot be written exits 2 (got {code})")
+env.check(said == [f"psrun: --curves: {bad}: the folder /nonexistent does not exist"],
           f"psrun: one line names the file ({said})")
-env.check(load_json(summary_path, "psrun") is not None, "psrun: the summary is still written")
+env.check("psrun: job " not in err, "psrun: the job did not start")
 no_leftovers(env, job)
 
 # psworker --curves on its own: one worker against a psd of its own
@@ -202,14 +203,13 @@ if s is not None:
 stop_procs(env)
 no_leftovers(env, solo)
 
-# psworker: a curves file that cannot be written is one line and exit 1
-psd = Proc(env, "psd2", [env.prog("psd"), "--config", solo, "--exit-when-done"])
+# psworker: a curves file that can never be written is one line and exit 2,
+# before the worker looks for its servers (none runs here)
 code, _, err = run([env.prog("psworker"), "--config", solo, "--rank", "0", "--curves", bad], 120)
 said = [ln for ln in err.splitlines() if bad in ln]
-env.check(code == 1, f"psworker: an SVG that cannot be written exits 1 (got {code})")
-env.check(said == [f"psworker: {bad}: No such file or directory"],
+env.check(code == 2, f"psworker: an SVG that cannot be written exits 2 (got {code})")
+env.check(said == [f"psworker: --curves: {bad}: the folder /nonexistent does not exist"],
           f"psworker: one line names the file ({said})")
-psd.wait(30)
 stop_procs(env)
 no_leftovers(env, solo)
 env.finish()

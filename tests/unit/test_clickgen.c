@@ -385,13 +385,14 @@ START_TEST(the_writer_refuses_bad_counts_and_unwritable_places)
     ck_assert_int_eq(ps_clickgen_write(g, prefix, 10, 10, &sum, &err), PS_EIO);
     snprintf(want, sizeof want, "%s.train.tsv: File name too long", prefix);
     ck_assert_str_eq(err.msg, want);
-    /* a folder where the last file goes: its rename fails, and no
-     * temporary file is left behind */
+    /* a folder where the last file goes: refused before anything is
+     * written, and no temporary file is left behind */
     snprintf(prefix, sizeof prefix, "%s/c", dir);
     snprintf(path, sizeof path, "%s.test.prob", prefix);
     ck_assert_int_eq(mkdir(path, 0700), 0);
-    ck_assert_int_eq(ps_clickgen_write(g, prefix, 10, 10, &sum, &err), PS_EIO);
-    snprintf(want, sizeof want, "%s: Is a directory", path);
+    ck_assert_int_eq(ps_clickgen_write(g, prefix, 10, 10, &sum, &err), PS_EINVAL);
+    snprintf(want, sizeof want, "%s is a folder, not a regular file: refusing to write over it",
+             path);
     ck_assert_str_eq(err.msg, want);
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -404,7 +405,7 @@ START_TEST(the_writer_refuses_bad_counts_and_unwritable_places)
         ck_assert_ptr_null(strstr(e->d_name, "tsv."));
     }
     closedir(d);
-    ck_assert_uint_eq(entries, 3);
+    ck_assert_uint_eq(entries, 1); /* the folder: neither .tsv file took its name */
     rmdir(path);
     remove_files(prefix);
     ck_assert_int_eq(rmdir(dir), 0);

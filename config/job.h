@@ -171,6 +171,7 @@ typedef struct ps_job {
     ps_worker_loss on_worker_loss;
     ps_divergence on_divergence;
     bool shared_memory; /* workers on psd's host exchange θ and gradients in shared memory */
+    uint32_t threads;   /* psd's threads for the loops over θ and rows; 0: the cores it may use */
     struct {
         uint32_t max_peers;         /* connections psd accepts at once; 0: 4 x workers + 64 */
         uint32_t unregistered_rate; /* messages a second from a peer psd has not welcomed */

@@ -518,6 +518,8 @@ static const ps_yamlwalk_key top_keys[] = {
      .names = divergence_names, .sup = PS_YAMLWALK_SUP_ALL, .aka = "on_nan|divergence"},
     {"shared_memory", PS_YAMLWALK_BOOL, FIELD(shared_memory), .def = "true",
      .aka = "shm|shared_mem|use_shm"},
+    {"threads", PS_YAMLWALK_INT, FIELD(threads), .def = "0", .max = 256,
+     .aka = "server_threads|psd_threads|num_threads"},
     {"checkpoint", PS_YAMLWALK_SECTION, .sub = &checkpoint_sec, .aka = "checkpoints|checkpointing"},
     {"security", PS_YAMLWALK_SECTION, .sub = &security_sec, .aka = "auth|encryption"},
     {"metrics", PS_YAMLWALK_SECTION, .sub = &metrics_sec, .aka = "prometheus"},

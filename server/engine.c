@@ -298,8 +298,7 @@ bool ps_engine_push_answered(ps_engine *e, const peer *p, const ps_msg *req, wor
     return false;
 }
 
-bool ps_engine_round_screen(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w,
-                            int *rc)
+bool ps_engine_round_screen(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w, int *rc)
 {
     if (req->clock < e->version) {
         e->dropped++;
@@ -735,6 +734,10 @@ ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, p
         goto fail;
     if (engine_alloc(e, err) != 0 || ps_engine_tables_new(e, err) != 0)
         goto fail;
+    unsigned threads = job->threads > 0 ? job->threads : ps_pool_cores();
+    if (threads > 1 && (e->pool = ps_pool_new(threads, err)) == NULL)
+        goto fail;
+    ps_store_set_pool(e->store, e->pool);
     return e;
 fail:
     ps_engine_destroy(&e);
@@ -755,6 +758,7 @@ void ps_engine_destroy(ps_engine **ep)
     free(e->slots);
     ps_engine_tables_destroy(e);
     ps_store_destroy(&e->store);
+    ps_pool_destroy(&e->pool);
     free(e);
     *ep = NULL;
 }

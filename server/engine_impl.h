@@ -8,6 +8,7 @@
 
 #include "compress.h"
 #include "mode.h"
+#include "pool.h"
 #include "store.h"
 #include "table.h"
 #include "util.h"
@@ -175,6 +176,7 @@ struct ps_engine {
     uint64_t *sp_keys; /* a request's keys decoded: sp_keys_cap */
     size_t sp_keys_cap;
     struct sparse_hint *sp_hints; /* a rank's last pull of rows (engine_sparse.c), or NULL */
+    ps_pool *pool;                /* helper threads for big loops; NULL: this thread only */
     size_t sp_hint_bytes;         /* what they hold in all */
     ps_table_status table_status[PS_MAX_TABLES];
     uint64_t sp_pulls, sp_pushes; /* sparse requests served */

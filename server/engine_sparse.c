@@ -252,6 +252,40 @@ static int sparse_scan(ps_engine *e, const peer *p, const ps_msg *req, ps_table 
     return 0;
 }
 
+/* ps_pool_run as the table's parallel for (table.h). */
+static void pool_for(void *ctx, size_t n, size_t grain, void (*fn)(void *arg, size_t lo, size_t hi),
+                     void *arg)
+{
+    ps_pool_run(ctx, n, grain, fn, arg);
+}
+
+/* A pull's lookups, on the engine's threads: a read changes nothing in the
+ * table, and each part writes its own keys' rows and ids. */
+#define READ_GRAIN 2048 /* keys a thread's part has at least: ~0.1 ms of lookups */
+
+typedef struct read_job {
+    const ps_table *t;
+    const uint64_t *keys;
+    float *rows;
+    uint32_t *ids, dim;
+} read_job;
+
+static void read_part(void *arg, size_t lo, size_t hi)
+{
+    const read_job *j = arg;
+    /* keys in the shard (sparse_keys_here): cannot fail */
+    ps_table_read_many_ids(j->t, j->keys + lo, hi - lo, j->rows + lo * j->dim,
+                           j->ids != NULL ? j->ids + lo : NULL);
+}
+
+/* The rows of the n keys in sp_keys into sp_rows, their ids into ids
+ * unless NULL. */
+static void rows_read(ps_engine *e, const ps_table *t, size_t n, uint32_t *ids)
+{
+    read_job j = {t, e->sp_keys, e->sp_rows, ids, ps_table_dim(t)};
+    ps_pool_run(e->pool, n, READ_GRAIN, read_part, &j);
+}
+
 int ps_engine_sparse_pull(ps_engine *e, const peer *p, const ps_msg *req)
 {
     worker_slot *w = ps_engine_worker_find(e, req->worker_id);
@@ -272,8 +306,7 @@ int ps_engine_sparse_pull(ps_engine *e, const peer *p, const ps_msg *req)
     if (sparse_room(e, values, out) != 0)
         return ps_engine_refuse(e, p, req, PS_ENOMEM, "no memory for %zu rows", n);
     sparse_hint *h = hint_room(e, w, req);
-    /* keys in the shard: cannot fail */
-    ps_table_read_many_ids(t, e->sp_keys, n, e->sp_rows, h != NULL ? h->ids : NULL);
+    rows_read(e, t, n, h != NULL ? h->ids : NULL);
     if (h != NULL) {
         memcpy(h->keys, e->sp_keys, n * sizeof *h->keys);
         memcpy(h->blob, req->payload, (size_t)req->keys_bytes);
@@ -343,7 +376,8 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req)
                                     "no memory to sum round %llu's rows of table %u",
                                     (unsigned long long)e->version, req->table - 1);
     } else if (h != NULL) {
-        ps_table_apply_many_ids(t, keys, h->ids, n, g, 1.0f, e->version);
+        /* keys unique (the codec's rule): the hinted rows on the threads */
+        ps_table_apply_many_ids(t, keys, h->ids, n, g, 1.0f, e->version, pool_for, e->pool);
     } else {
         ps_table_apply_many(t, keys, n, g, 1.0f, e->version);
     }

@@ -233,11 +233,25 @@ double ps_optim_lr_at(const ps_optim *o, uint64_t t)
     return o->lr;
 }
 
+ps_optim_step ps_optim_begin(ps_optim *o)
+{
+    ps_optim_step st = {ps_optim_lr_at(o, o->updates), 0};
+    st.t = ++o->updates;
+    return st;
+}
+
 void ps_optim_apply(ps_optim *o, float *theta, size_t off, const void *grad, size_t n, float scale)
 {
+    ps_optim_step st = ps_optim_begin(o);
+    ps_optim_run(o, &st, theta, off, grad, n, scale);
+}
+
+void ps_optim_run(const ps_optim *o, const ps_optim_step *st, float *theta, size_t off,
+                  const void *grad, size_t n, float scale)
+{
     assert(off <= o->n && n <= o->n - off);
-    double lr_t = ps_optim_lr_at(o, o->updates);
-    uint64_t t = ++o->updates;
+    double lr_t = st->lr;
+    uint64_t t = st->t;
     float *th = theta + off;
     float *s0 = o->state[0] ? o->state[0] + off : NULL;
     float *s1 = o->state[1] ? o->state[1] + off : NULL;

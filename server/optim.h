@@ -62,6 +62,18 @@ void ps_optim_fini(ps_optim *o);
  * the updates before it. */
 void ps_optim_apply(ps_optim *o, float *theta, size_t off, const void *grad, size_t n, float scale);
 
+/* ps_optim_apply in parts, for several threads: ps_optim_begin counts the
+ * update and gives its step, then ps_optim_run applies it to any parts of
+ * [off, off + n) one after the other or at once (each coordinate's update
+ * reads and writes only that coordinate's θ and state). */
+typedef struct ps_optim_step {
+    double lr; /* lr_t */
+    uint64_t t;
+} ps_optim_step;
+ps_optim_step ps_optim_begin(ps_optim *o);
+void ps_optim_run(const ps_optim *o, const ps_optim_step *st, float *theta, size_t off,
+                  const void *grad, size_t n, float scale);
+
 /* The learning rate of update t (0 for the first one) under the schedule:
  * warmup ramps it linearly, lr · (t + 1) / warmup_steps for
  * t < warmup_steps; after that, with s = t - warmup_steps,

@@ -44,7 +44,50 @@ struct ps_store {
     float *acc;    /* NULL without accumulator */
     bool acc_full; /* the accumulator holds a sum */
     ps_optim optim;
+    ps_pool *pool; /* threads for the loops over θ; NULL: the caller's only */
 };
+
+/* The loops over θ, cut across the pool's threads: every coordinate's
+ * update and sum touches that coordinate only, so the result is the same
+ * for any number of threads. */
+#define THETA_GRAIN ((size_t)1 << 18) /* floats of a thread's part at least: 1 MB */
+
+typedef struct theta_job {
+    const ps_optim *o;
+    ps_optim_step st;
+    float *theta, *acc;
+    size_t off;
+    const unsigned char *grad;
+    float scale; /* of an update; the weight of a sum */
+    bool first;  /* a sum's first term */
+} theta_job;
+
+static void apply_part(void *arg, size_t lo, size_t hi)
+{
+    const theta_job *j = arg;
+    ps_optim_run(j->o, &j->st, j->theta, j->off + lo, j->grad + lo * sizeof(float), hi - lo,
+                 j->scale);
+}
+
+static void accumulate_part(void *arg, size_t lo, size_t hi)
+{
+    const theta_job *j = arg;
+    const float_u *restrict g = (const float_u *)(const void *)j->grad;
+    float *restrict acc = j->acc;
+    float w = j->scale;
+    if (j->first) {
+        for (size_t i = lo; i < hi; i++)
+            acc[i] = w * g[i];
+    } else {
+        for (size_t i = lo; i < hi; i++)
+            acc[i] += w * g[i];
+    }
+}
+
+void ps_store_set_pool(ps_store *s, ps_pool *pool)
+{
+    s->pool = pool;
+}
 
 static uint64_t splitmix64(uint64_t x)
 {
@@ -341,7 +384,13 @@ int ps_store_apply_scaled(ps_store *s, uint64_t key_lo, const void *grad, size_t
 {
     if (key_lo < s->lo || key_lo > s->hi || n > s->hi - key_lo)
         return PS_ERANGE;
-    ps_optim_apply(&s->optim, theta_writable(s), (size_t)(key_lo - s->lo), grad, n, scale);
+    theta_job j = {.o = &s->optim,
+                   .st = ps_optim_begin(&s->optim),
+                   .theta = theta_writable(s),
+                   .off = (size_t)(key_lo - s->lo),
+                   .grad = grad,
+                   .scale = scale};
+    ps_pool_run(s->pool, n, THETA_GRAIN, apply_part, &j);
     return 0;
 }
 
@@ -352,19 +401,11 @@ int ps_store_apply(ps_store *s, uint64_t key_lo, const void *grad, size_t n)
 
 int ps_store_accumulate(ps_store *s, const void *grad, float weight)
 {
-    const float_u *restrict g = grad;
     if (s->acc == NULL)
         return PS_ESTATE;
-    float *restrict acc = s->acc;
-    size_t n = s->n;
-    if (!s->acc_full) {
-        for (size_t i = 0; i < n; i++)
-            acc[i] = weight * g[i];
-        s->acc_full = true;
-    } else {
-        for (size_t i = 0; i < n; i++)
-            acc[i] += weight * g[i];
-    }
+    theta_job j = {.acc = s->acc, .grad = grad, .scale = weight, .first = !s->acc_full};
+    ps_pool_run(s->pool, s->n, THETA_GRAIN, accumulate_part, &j);
+    s->acc_full = true;
     return 0;
 }
 
@@ -372,7 +413,12 @@ int ps_store_apply_accumulated(ps_store *s, float scale)
 {
     if (s->acc == NULL || !s->acc_full)
         return PS_ESTATE;
-    ps_optim_apply(&s->optim, theta_writable(s), 0, s->acc, s->n, scale);
+    theta_job j = {.o = &s->optim,
+                   .st = ps_optim_begin(&s->optim),
+                   .theta = theta_writable(s),
+                   .grad = (const unsigned char *)s->acc,
+                   .scale = scale};
+    ps_pool_run(s->pool, s->n, THETA_GRAIN, apply_part, &j);
     s->acc_full = false;
     return 0;
 }

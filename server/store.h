@@ -20,6 +20,7 @@
 #include "error.h"
 #include "checkpoint.h"
 #include "job.h"
+#include "pool.h"
 
 typedef struct ps_store ps_store;
 
@@ -39,6 +40,10 @@ ps_store *ps_store_new(const ps_job *job, uint64_t lo, uint64_t hi, bool with_ac
 
 /* Frees the shard and sets *sp to NULL; a NULL *sp is fine. */
 void ps_store_destroy(ps_store **sp);
+
+/* Lets the loops over θ (updates, sums) use pool's threads from now on:
+ * the results do not change. NULL: the caller's thread only. */
+void ps_store_set_pool(ps_store *s, ps_pool *pool);
 
 /* The shard's first key, its end (exclusive) and its number of keys. */
 uint64_t ps_store_lo(const ps_store *s);

@@ -106,6 +106,8 @@ struct ps_table {
     uint32_t hand; /* idle eviction's clock hand */
     uint64_t rng;
     uint64_t admitted, not_admitted, evicted_idle, evicted_cap;
+    uint8_t *done; /* apply_many_ids on threads: which keys the hints did */
+    size_t done_cap;
 };
 
 /* ---- hashing and random numbers ---- */
@@ -782,6 +784,7 @@ void ps_table_destroy(ps_table **tp)
     slots_unmap(&t->ix);
     slots_unmap(&t->old);
     free(t->sketch);
+    free(t->done);
     free(t->acc_keys);
     free(t->acc_slot);
     free(t->acc_vals);
@@ -1042,14 +1045,76 @@ static inline uint32_t hint_check(const ps_table *t, uint64_t key, uint32_t r)
     return rec_key(rec) == key && *rec_version(rec) != VERSION_DEAD ? r : NONE;
 }
 
+/* A push's hinted keys, on several threads: a hinted row still holding
+ * its key is updated where it is, which changes that row only; done[i]
+ * says whether key i was. */
+typedef struct hinted_job {
+    ps_table *t;
+    const uint64_t *keys;
+    const uint32_t *ids;
+    const unsigned char *grads;
+    float scale;
+    uint32_t version;
+    uint8_t *done;
+} hinted_job;
+
+static void hinted_part(void *arg, size_t lo, size_t hi)
+{
+    const hinted_job *j = arg;
+    const ps_table *t = j->t;
+    size_t stride = (size_t)t->dim * sizeof(float);
+    for (size_t i = lo; i < hi; i++) {
+        if (i + AHEAD_ROW < hi && j->ids[i + AHEAD_ROW] < t->next_rid)
+            prefetch_bytes(rec_of(t, j->ids[i + AHEAD_ROW]), t->rec_bytes, true);
+        uint32_t r = j->ids[i] == NONE ? NONE : hint_check(t, j->keys[i], j->ids[i]);
+        j->done[i] = r != NONE;
+        if (r != NONE) {
+            unsigned char *rec = rec_of(t, r);
+            row_update(t, rec_floats(rec), (const float_u *)(const void *)(j->grads + i * stride),
+                       j->scale);
+            *rec_version(rec) = j->version;
+        }
+    }
+}
+
+#define HINTED_GRAIN 2048 /* keys of a thread's part at least */
+
 int ps_table_apply_many_ids(ps_table *t, const uint64_t *keys, const uint32_t *ids, size_t n,
-                            const void *grads, float scale, uint64_t version)
+                            const void *grads, float scale, uint64_t version, ps_table_for pfor,
+                            void *pctx)
 {
     if (keys_ok(t, keys, n) != 0)
         return PS_ERANGE;
     const unsigned char *g = grads;
     size_t stride = (size_t)t->dim * sizeof(float);
     int rc = 0;
+    /* Hinted rows first, on pfor's threads, then the others here. That
+     * order gives the results of the keys in turn as long as none of the
+     * others can evict a row (at the cap), the keys being unique: an
+     * update changes its row only, and rows made meanwhile change none. */
+    if (pfor != NULL && n >= 2 * HINTED_GRAIN && t->live + n <= t->cap_rows) {
+        if (n > t->done_cap) {
+            uint8_t *d = realloc(t->done, n);
+            if (d != NULL) {
+                t->done = d;
+                t->done_cap = n;
+            }
+        }
+        if (n <= t->done_cap) {
+            if (version > t->now)
+                t->now = version;
+            hinted_job j = {t, keys, ids, g, scale, (uint32_t)version, t->done};
+            pfor(pctx, n, HINTED_GRAIN, hinted_part, &j);
+            for (size_t i = 0; i < n; i++) {
+                if (t->done[i])
+                    continue;
+                int e = row_write(t, keys[i], (const float_u *)(const void *)(g + i * stride),
+                                  scale, version);
+                rc = rc != 0 ? rc : e;
+            }
+            return rc;
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         size_t a = i + AHEAD_ROW;
         if (a < n) { /* the hinted row, or the full lookup's fetches */

@@ -142,12 +142,19 @@ int ps_table_accumulate_many(ps_table *t, const uint64_t *keys, size_t n, const 
  * apply_many_ids is apply_many that takes ids[i] for key i's row instead
  * of looking it up when that row still holds key: any id is safe, one
  * whose row was dropped, reused or never made is looked up as usual. The
- * results are apply_many's, bit for bit. */
+ * results are apply_many's, bit for bit. With pfor (a parallel for over
+ * [0, n) in parts, as ps_pool_run; NULL: none) and keys that are unique,
+ * the rows the hints find are updated on its threads, then the others
+ * here, when no row can be evicted meanwhile (below the cap); otherwise
+ * all here. */
 #define PS_TABLE_NO_ROW UINT32_MAX
 int ps_table_read_many_ids(const ps_table *t, const uint64_t *keys, size_t n, float *rows_out,
                            uint32_t *ids_out);
+typedef void (*ps_table_for)(void *ctx, size_t n, size_t grain,
+                             void (*fn)(void *arg, size_t lo, size_t hi), void *arg);
 int ps_table_apply_many_ids(ps_table *t, const uint64_t *keys, const uint32_t *ids, size_t n,
-                            const void *grads, float scale, uint64_t version);
+                            const void *grads, float scale, uint64_t version, ps_table_for pfor,
+                            void *pctx);
 
 /* Idle eviction, incremental: a clock hand goes on from where the last call
  * stopped and examines at most budget row slots, dropping each live row

@@ -218,6 +218,13 @@ void file_write(const char *path, const char *text)
         die("cannot write %s: %s", path, strerror(errno));
 }
 
+void file_append(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "a");
+    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
+        die("cannot write %s: %s", path, strerror(errno));
+}
+
 /* A job whose θ has exactly P floats: a linear model of P - 1 features
  * (w and b). psd never reads the data file; the loader wants it to exist.
  * shm: workers on this host may use shared memory (the default of a job). */
@@ -820,12 +827,16 @@ static int apply_send(void *ctx, const void *identity, size_t identity_len, ps_m
     return 0;
 }
 
-static void bench_apply(bench *b)
+/* An engine of a flat θ of p floats in async mode, with threads (0: the
+ * cores), and one worker registered; its id in *worker_id. */
+static ps_engine *apply_engine(bench *b, uint64_t p, unsigned threads, const char *tag,
+                               apply_ctx *ac)
 {
-    const uint64_t p = 10 * (uint64_t)M_FLOATS;
-    char job_path[128];
-    snprintf(job_path, sizeof job_path, "%s/apply.yaml", b->dir);
+    char job_path[128], extra[32];
+    snprintf(job_path, sizeof job_path, "%s/apply_%s.yaml", b->dir, tag);
     job_write_flat(b, job_path, "async", 1, "tcp://127.0.0.1:1", p, false);
+    snprintf(extra, sizeof extra, "threads: %u\n", threads);
+    file_append(job_path, extra);
     ps_job job;
     ps_error err;
     if (ps_job_load(job_path, &job, &err) != 0)
@@ -834,14 +845,47 @@ static void bench_apply(bench *b)
     ps_engine *e = ps_engine_new(&job, 0, &quiet, &err);
     if (e == NULL)
         die("engine: %s", err.msg);
-    apply_ctx ac = {0, 0};
+    *ac = (apply_ctx){0, 0};
     ps_msg m;
     ps_msg_init(&m, PS_MSG_HELLO);
     m.job = "bench";
     m.rank = 0;
     m.seq = 1;
-    ps_engine_handle(e, "w", 1, 0, &m, NULL, apply_send, &ac);
-    /* the payload as a received frame holds it: its own malloc'd buffer */
+    ps_engine_handle(e, "w", 1, 0, &m, NULL, apply_send, ac);
+    return e;
+}
+
+/* One push of grad (p floats, as a received frame holds it: its own
+ * malloc'd buffer) applied by e: its seconds. */
+static double apply_once(ps_engine *e, apply_ctx *ac, uint64_t seq, const float *grad, uint64_t p)
+{
+    ps_msg m;
+    ps_msg_init(&m, PS_MSG_PUSH);
+    m.job = "bench";
+    m.worker_id = ac->worker_id;
+    m.seq = seq;
+    m.key_lo = 0;
+    m.key_hi = p;
+    m.samples = 1;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = p * sizeof(float);
+    m.payload = grad;
+    double t0 = ps_clock_s();
+    ps_engine_handle(e, "w", 1, 0, &m, NULL, apply_send, ac);
+    double t = ps_clock_s() - t0;
+    if (ac->status != 0)
+        die("apply: push refused: %s", ps_strerror(ac->status));
+    return t;
+}
+
+/* apply_10M: a push of 10 M floats applied (the engine's default threads)
+ * beside a memcpy of its bytes; apply_100M_2threads: 100 M floats applied
+ * on 2 threads beside 1, pushes alternating. */
+static void bench_apply(bench *b)
+{
+    const uint64_t p = 10 * (uint64_t)M_FLOATS;
+    apply_ctx ac;
+    ps_engine *e = apply_engine(b, p, 0, "10M", &ac);
     float *grad = floats_new((size_t)p, 1e-6f);
     float *src = floats_new((size_t)p, 1.0f), *dst = floats_new((size_t)p, 0.0f);
     int r = reps(b, 25);
@@ -849,37 +893,49 @@ static void bench_apply(bench *b)
     if (ta == NULL || tm == NULL)
         die("out of memory");
     for (int i = -2; i < r; i++) {
-        ps_msg_init(&m, PS_MSG_PUSH);
-        m.job = "bench";
-        m.worker_id = ac.worker_id;
-        m.seq = (uint64_t)(i + 10);
-        m.key_lo = 0;
-        m.key_hi = p;
-        m.samples = 1;
-        m.encoding = PS_ENC_F32;
-        m.payload_bytes = p * sizeof(float);
-        m.payload = grad;
-        double t0 = ps_clock_s();
-        ps_engine_handle(e, "w", 1, 0, &m, NULL, apply_send, &ac);
+        double a = apply_once(e, &ac, (uint64_t)(i + 10), grad, p);
         double t1 = ps_clock_s();
         memcpy(dst, src, (size_t)p * sizeof(float));
         double t2 = ps_clock_s();
-        if (ac.status != 0)
-            die("apply: push refused: %s", ps_strerror(ac.status));
         if (i >= 0) {
-            ta[i] = t1 - t0;
+            ta[i] = a;
             tm[i] = t2 - t1;
         }
         src[(size_t)i & 1023] += dst[77]; /* keep the copy */
     }
-    figure_add(b, "apply_10M", median(ta, (size_t)r) * 1e3, median(tm, (size_t)r) * 1e3, "ms",
-               "memcpy 40 MB");
-    free(ta);
-    free(tm);
-    free(grad);
+    if (figure_wanted(b, "apply_10M"))
+        figure_add(b, "apply_10M", median(ta, (size_t)r) * 1e3, median(tm, (size_t)r) * 1e3, "ms",
+                   "memcpy 40 MB");
     free(src);
     free(dst);
+    free(grad);
     ps_engine_destroy(&e);
+    if (!figure_wanted(b, "apply_100M_2threads")) {
+        free(ta);
+        free(tm);
+        return;
+    }
+    const uint64_t q = 100 * (uint64_t)M_FLOATS;
+    apply_ctx a1, a2;
+    ps_engine *e1 = apply_engine(b, q, 1, "100M_1", &a1),
+              *e2 = apply_engine(b, q, 2, "100M_2", &a2);
+    grad = floats_new((size_t)q, 1e-6f);
+    int r2 = reps(b, 7) < r ? reps(b, 7) : r;
+    for (int i = -1; i < r2; i++) {
+        double one = apply_once(e1, &a1, (uint64_t)(i + 10), grad, q);
+        double two = apply_once(e2, &a2, (uint64_t)(i + 10), grad, q);
+        if (i >= 0) {
+            ta[i] = two;
+            tm[i] = one;
+        }
+    }
+    figure_add(b, "apply_100M_2threads", median(ta, (size_t)r2) * 1e3, median(tm, (size_t)r2) * 1e3,
+               "ms", "the same on 1 thread (threads: 1)");
+    free(grad);
+    free(ta);
+    free(tm);
+    ps_engine_destroy(&e1);
+    ps_engine_destroy(&e2);
 }
 
 /* ---- (c) sync rounds and (f) peak RSS -------------------------------------- */

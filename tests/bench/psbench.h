@@ -74,6 +74,7 @@ int free_port(void);
 /* A fresh endpoint: tcp on 127.0.0.1 (or --host), or ipc in the folder. */
 void endpoint_new(bench *b, bool ipc, char *out, size_t cap);
 void file_write(const char *path, const char *text);
+void file_append(const char *path, const char *text);
 /* A job whose θ has exactly p floats (a linear model of p - 1 features). */
 void job_write_flat(bench *b, const char *path, const char *mode, unsigned workers,
                     const char *endpoint, uint64_t p, bool shm);

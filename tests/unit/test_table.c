@@ -15,6 +15,7 @@
 #include "job.h"
 #include "table.h"
 #include "keys.h"
+#include "pool.h"
 #include "util.h"
 
 #define TOL 1e-6
@@ -662,15 +663,17 @@ static void tables_same(const ps_table *a, const ps_table *b)
     enum { MAX = 4096 };
     static uint64_t ka[MAX], kb[MAX], va[MAX], vb[MAX];
     static float sa[MAX * 8], sb[MAX * 8];
-    uint64_t next_a, next_b;
-    size_t na = ps_table_scan_state(a, 0, MAX, ka, va, sa, &next_a);
-    size_t nb = ps_table_scan_state(b, 0, MAX, kb, vb, sb, &next_b);
-    ck_assert_uint_eq(next_a, 0); /* the whole table in one page */
-    ck_assert_uint_eq(na, nb);
-    ck_assert_uint_eq(next_a, next_b);
-    ck_assert_int_eq(memcmp(ka, kb, na * sizeof ka[0]), 0);
-    ck_assert_int_eq(memcmp(va, vb, na * sizeof va[0]), 0);
-    ck_assert_int_eq(memcmp(sa, sb, na * ps_table_row_floats(a) * sizeof(float)), 0);
+    uint64_t cursor = 0, next_a, next_b;
+    do { /* page by page */
+        size_t na = ps_table_scan_state(a, cursor, MAX, ka, va, sa, &next_a);
+        size_t nb = ps_table_scan_state(b, cursor, MAX, kb, vb, sb, &next_b);
+        ck_assert_uint_eq(na, nb);
+        ck_assert_uint_eq(next_a, next_b);
+        ck_assert_int_eq(memcmp(ka, kb, na * sizeof ka[0]), 0);
+        ck_assert_int_eq(memcmp(va, vb, na * sizeof va[0]), 0);
+        ck_assert_int_eq(memcmp(sa, sb, na * ps_table_row_floats(a) * sizeof(float)), 0);
+        cursor = next_a;
+    } while (cursor != 0);
     ps_table_stats x = stats_of(a), y = stats_of(b);
     ck_assert_uint_eq(x.rows, y.rows);
     ck_assert_uint_eq(x.bytes, y.bytes);
@@ -753,7 +756,8 @@ static void many_case(ps_optim_type type, uint32_t min_count, uint64_t max_rows,
                  * rows, or any number at all: the results do not change */
                 for (size_t i = 0; i < n && round % 5 != 1; i++)
                     ids[i] = round % 5 == 3 ? ids[(i + 1) % n] : (uint32_t)next_rand(&s) % 4096;
-                ck_assert_int_eq(ps_table_apply_many_ids(b, keys, ids, n, g, 1.5f, version), 0);
+                ck_assert_int_eq(
+                    ps_table_apply_many_ids(b, keys, ids, n, g, 1.5f, version, NULL, NULL), 0);
             }
         }
         tables_same(a, b);
@@ -781,6 +785,67 @@ START_TEST(batched_calls_give_exactly_the_single_calls_results)
         many_case(types[k], 3, 300, 1);
         many_case(types[k], 1, 300, 4);
     }
+}
+END_TEST
+
+static void pool_for(void *ctx, size_t n, size_t grain, void (*fn)(void *arg, size_t lo, size_t hi),
+                     void *arg)
+{
+    ps_pool_run(ctx, n, grain, fn, arg);
+}
+
+/* Pushes of a pull's keys with its hints on 3 threads: below the cap the
+ * hinted rows are updated on the threads, at the cap all in turn; both
+ * give the single calls' results, with one hint in ten wrong, new keys
+ * admitted (min_count 2) and rows evicted at the cap. */
+static void hinted_threads_case(ps_optim_type type, uint32_t dim, uint64_t max_rows)
+{
+    ps_job job;
+    job_of(&job, type, 0.1);
+    job.optimizer.l1 = 0.01;
+    job.optimizer.l2 = 0.001;
+    job.sparse.min_count = 2;
+    job.sparse.max_rows = max_rows;
+    ps_table_spec spec = spec_of("v", dim, 1);
+    ps_table *a = table_of(&job, &spec, 0, 1), *b = table_of(&job, &spec, 0, 1);
+    ps_error err;
+    ps_pool *pool = ps_pool_new(3, &err);
+    ck_assert_ptr_nonnull(pool);
+    enum { N = 9000 };
+    static uint64_t keys[N];
+    static uint32_t ids[N];
+    static float g[N * 3], ra[N * 3], rb[N * 3];
+    uint64_t s = 99 + dim + max_rows;
+    for (int round = 0; round < 12; round++) {
+        size_t n = 0;
+        for (uint64_t k = next_rand(&s) % 4; n < N; k += 1 + next_rand(&s) % 3) /* sorted */
+            keys[n++] = (k + (uint64_t)round * 2000) * 0x100000001b3ull;
+        for (size_t i = 0; i < n * dim; i++)
+            g[i] = (float)((int)(next_rand(&s) % 2001) - 1000) / 997.0f;
+        for (size_t i = 0; i < n; i++)
+            ck_assert_int_eq(ps_table_read(a, keys[i], ra + i * dim), 0);
+        ck_assert_int_eq(ps_table_read_many_ids(b, keys, n, rb, ids), 0);
+        ck_assert_int_eq(memcmp(ra, rb, n * dim * sizeof(float)), 0);
+        for (size_t i = 0; i < n; i += 10)
+            ids[i] = (uint32_t)next_rand(&s) % (2 * N);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_int_eq(ps_table_apply(a, keys[i], g + i * dim, 1.5f, 1 + round), 0);
+        ck_assert_int_eq(
+            ps_table_apply_many_ids(b, keys, ids, n, g, 1.5f, 1 + round, pool_for, pool), 0);
+        tables_same(a, b);
+    }
+    if (max_rows > 0)
+        ck_assert_uint_gt(stats_of(b).evicted_cap, 0);
+    ps_pool_destroy(&pool);
+    ps_table_destroy(&a);
+    ps_table_destroy(&b);
+}
+
+START_TEST(hinted_pushes_on_threads_give_the_single_calls_results)
+{
+    hinted_threads_case(PS_OPTIM_FTRL, 1, 0);
+    hinted_threads_case(PS_OPTIM_ADAGRAD, 3, 0);
+    hinted_threads_case(PS_OPTIM_SGD, 2, 12000);
 }
 END_TEST
 
@@ -1156,6 +1221,7 @@ int main(void)
     tcase_add_test(tc, stats_name_the_table_and_count_what_it_did);
     tcase_add_test(tc, batched_calls_give_exactly_the_single_calls_results);
     tcase_add_test(tc, batched_calls_refuse_a_key_outside_the_shard_and_change_nothing);
+    tcase_add_test(tc, hinted_pushes_on_threads_give_the_single_calls_results);
     tcase_add_test(tc, index_grows_by_moves_and_every_key_is_found_throughout);
     tcase_add_test(tc, a_growing_index_scans_and_checkpoints_every_row_once);
     tcase_add_test(tc, removal_shifts_back_across_the_end_of_an_index_of_any_size);

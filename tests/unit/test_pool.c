@@ -111,10 +111,10 @@ START_TEST(loops_over_theta_give_the_same_theta_on_any_number_of_threads)
     static const ps_optim_type types[] = {PS_OPTIM_SGD, PS_OPTIM_MOMENTUM, PS_OPTIM_ADAGRAD,
                                           PS_OPTIM_ADAM, PS_OPTIM_FTRL};
     const uint64_t n = (1u << 19) + 12345; /* two parts and a bit of the grain */
-    float *g = malloc(n * sizeof *g);
+    float *g = malloc((n + 1) * sizeof *g); /* a sum takes g + 1 too */
     ck_assert_ptr_nonnull(g);
     uint64_t x = 1;
-    for (uint64_t i = 0; i < n; i++) {
+    for (uint64_t i = 0; i <= n; i++) {
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         g[i] = (float)((int64_t)(x >> 40) - (1 << 23)) / (float)(1 << 23);
     }

@@ -356,28 +356,113 @@ static float kth_largest(float *a, size_t n, size_t k)
     return a[target];
 }
 
+/* A threshold below the k-th largest |x| most likely, from a sample: the
+ * |x| of TOPK_SAMPLE entries spread over x (one at a varying place in each
+ * of as many equal stretches), and of them the one whose rank, scaled to
+ * n, passes k by a margin of a quarter and four standard deviations. 0
+ * when the sample would not pay (k near n, or n small). */
+#define TOPK_SAMPLE 16384
+#define TOPK_BLOCK  16 /* entries a block of the floor's pass */
+
+/* The largest |x| bits of TOPK_BLOCK entries (a NaN's are above every
+ * finite float's). */
+static inline uint32_t block_abs_max(const float *x)
+{
+    uint32_t m = 0;
+    for (size_t j = 0; j < TOPK_BLOCK; j++) {
+        uint32_t a = f32_bits(x[j]) & F32_ABS_MASK;
+        m = a > m ? a : m;
+    }
+    return m;
+}
+
+/* Appends |x[i]| for i in [lo, hi) at or above floor bits fb to
+ * scratch[c..]; the new count. */
+static size_t floor_copy(const float *x, size_t lo, size_t hi, uint32_t fb, float *scratch,
+                         size_t c)
+{
+    for (size_t i = lo; i < hi; i++) {
+        uint32_t a = f32_bits(x[i]) & F32_ABS_MASK;
+        scratch[c] = f32_from(a);
+        c += a >= fb;
+    }
+    return c;
+}
+
+static float topk_floor(const float *x, size_t n, size_t k, float *sample)
+{
+    if (n < 8 * (size_t)TOPK_SAMPLE || k > n / 8)
+        return 0.0f;
+    size_t stretch = n / TOPK_SAMPLE;
+    uint64_t r = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < TOPK_SAMPLE; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        sample[i] =
+            f32_from(f32_bits(x[i * stretch + (size_t)((r >> 33) % stretch)]) & F32_ABS_MASK);
+    }
+    double want = (double)k * TOPK_SAMPLE / (double)n; /* the k-th's rank in the sample */
+    size_t rank = (size_t)(want * 1.25 + 4.0 * sqrt(want) + 16.0);
+    if (rank >= TOPK_SAMPLE)
+        return 0.0f;
+    return kth_largest(sample, TOPK_SAMPLE, rank);
+}
+
+/* The k largest |x| with ties at the threshold sent lowest index first, in
+ * index order. The exact threshold t is the k-th largest |x|. It is found
+ * among the entries at or above a floor drawn from a sample (topk_floor):
+ * one pass copies those (a few times k) out, the selection runs on them
+ * alone, and a second pass writes the entries out; every entry above t
+ * is at or above the floor, so the result is exactly the full selection's.
+ * When fewer than k pass the floor (a sample can mislead), or there is no
+ * floor, the selection runs on all of |x|. */
 static int topk_encode(const float *x, size_t n, size_t k, void *out, float *scratch)
 {
     if (k > n)
         k = n;
     if (k == 0)
         return 0;
+    float floor = topk_floor(x, n, k, scratch);
     uint32_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t a = f32_bits(x[i]) & F32_ABS_MASK;
-        bad |= a > F32_MAX_BITS;
-        scratch[i] = f32_from(a);
+    size_t c = 0;
+    if (floor > 0.0f) {
+        /* the bits of finite non-negative floats order as they do: a block
+         * whose largest |x| is below the floor (most) is passed over */
+        uint32_t fb = f32_bits(floor);
+        size_t i = 0;
+        for (; i + TOPK_BLOCK <= n; i += TOPK_BLOCK) {
+            uint32_t m = block_abs_max(x + i);
+            bad |= m > F32_MAX_BITS;
+            if (m >= fb)
+                c = floor_copy(x, i, i + TOPK_BLOCK, fb, scratch, c);
+        }
+        for (size_t j = i; j < n; j++)
+            bad |= (f32_bits(x[j]) & F32_ABS_MASK) > F32_MAX_BITS;
+        c = floor_copy(x, i, n, fb, scratch, c);
+    }
+    if (c < k) { /* no floor, or it was too high */
+        bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t a = f32_bits(x[i]) & F32_ABS_MASK;
+            bad |= a > F32_MAX_BITS;
+            scratch[i] = f32_from(a);
+        }
+        c = n;
     }
     if (bad)
         return PS_EINVAL;
-    float t = kth_largest(scratch, n, k);
+    float t = kth_largest(scratch, c, k);
     size_t above = 0;
-    for (size_t i = 0; i < n; i++)
-        above += fabsf(x[i]) > t;
+    for (size_t i = 0; i < c; i++) /* every entry above t is among them */
+        above += scratch[i] > t;
     size_t ties = k - above; /* entries equal to t that are sent, lowest index first */
     unsigned char *idx = out, *val = idx + k * sizeof(uint32_t);
     size_t j = 0;
+    uint32_t tb = f32_bits(t);
     for (size_t i = 0; i < n && j < k; i++) {
+        if ((i & (TOPK_BLOCK - 1)) == 0 && i + TOPK_BLOCK <= n && block_abs_max(x + i) < tb) {
+            i += TOPK_BLOCK - 1; /* no entry of the block is sent */
+            continue;
+        }
         float a = fabsf(x[i]);
         if (a > t || (a == t && ties > 0)) {
             if (!(a > t))

@@ -109,6 +109,73 @@ START_TEST(int8_error_is_within_half_a_scale_of_each_block)
 }
 END_TEST
 
+static int abs_desc(const void *a, const void *b)
+{
+    float x = fabsf(*(const float *)a), y = fabsf(*(const float *)b);
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* topk by the definition: the k-th largest magnitude t from a sort, every
+ * entry above t and the first of those equal to t, in index order. */
+static void topk_by_sort(const float *x, size_t n, size_t k, uint32_t *idx, float *val)
+{
+    float *s = malloc(n * sizeof *s);
+    memcpy(s, x, n * sizeof *s);
+    qsort(s, n, sizeof *s, abs_desc);
+    float t = fabsf(s[k - 1]);
+    size_t above = 0;
+    for (size_t i = 0; i < n; i++)
+        above += fabsf(x[i]) > t;
+    size_t ties = k - above, j = 0;
+    for (size_t i = 0; i < n && j < k; i++) {
+        float a = fabsf(x[i]);
+        if (a > t || (a == t && ties > 0)) {
+            ties -= !(a > t);
+            idx[j] = (uint32_t)i;
+            val[j++] = x[i];
+        }
+    }
+    free(s);
+}
+
+START_TEST(topk_of_big_vectors_is_exactly_the_sorted_selection)
+{
+    /* big enough for the sampled floor; values at random, few distinct
+     * (ties at the threshold), mostly zeros, in order and reversed, and
+     * lengths that end in a part of a block */
+    static const size_t sizes[] = {150001, 262144, 300017};
+    const ps_compress_ops *ops = ps_compress_ops_get(PS_COMPRESS_TOPK);
+    uint64_t r = 5;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (int kind = 0; kind < 5; kind++)
+            for (int ki = 0; ki < 3; ki++) {
+                size_t n = sizes[si], k = ki == 0 ? 1 : ki == 1 ? n / 100 : n / 9;
+                float *x = malloc(n * sizeof *x), *scratch = malloc(n * sizeof *scratch);
+                unsigned char *out = malloc(ops->bytes(n, k));
+                uint32_t *wi = malloc(k * sizeof *wi);
+                float *wv = malloc(k * sizeof *wv);
+                for (size_t i = 0; i < n; i++) {
+                    r = r * 6364136223846793005ull + 1442695040888963407ull;
+                    float u = (float)(r >> 40) / (float)(1 << 24) - 0.5f;
+                    x[i] = kind == 0   ? u
+                           : kind == 1 ? (float)((int)(u * 16.0f)) / 4.0f
+                           : kind == 2 ? ((r >> 20) % 50 == 0 ? u : 0.0f)
+                           : kind == 3 ? (float)i * 1e-6f
+                                       : -(float)(n - i) * 1e-6f;
+                }
+                ck_assert_int_eq(ops->encode(x, n, k, out, scratch), 0);
+                topk_by_sort(x, n, k, wi, wv);
+                ck_assert_mem_eq(out, wi, k * sizeof *wi);
+                ck_assert_mem_eq(out + k * sizeof *wi, wv, k * sizeof *wv);
+                free(x);
+                free(scratch);
+                free(out);
+                free(wi);
+                free(wv);
+            }
+}
+END_TEST
+
 START_TEST(topk_sends_the_largest_magnitudes_in_index_order)
 {
     const float x[] = {0.5f, -3.0f, 0.0f, 2.0f, -2.0f, 0.1f, 2.0f, 7.0f};
@@ -345,6 +412,7 @@ static Suite *compress_suite(void)
     tcase_add_test(tc, bf16_rounds_to_nearest_even_and_saturates);
     tcase_add_test(tc, int8_error_is_within_half_a_scale_of_each_block);
     tcase_add_test(tc, topk_sends_the_largest_magnitudes_in_index_order);
+    tcase_add_test(tc, topk_of_big_vectors_is_exactly_the_sorted_selection);
     tcase_add_test(tc, every_encoder_refuses_nan_and_infinity);
     tcase_add_test(tc, error_feedback_sends_what_was_dropped_later);
     tcase_add_test(tc, validate_refuses_payloads_that_do_not_fit_the_keys);

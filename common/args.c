@@ -141,9 +141,14 @@ int ps_args_number_parse(const char *text, long lo, long hi, long *out, ps_error
     char *end = NULL;
     errno = 0;
     long v = digits[0] >= '0' && digits[0] <= '9' ? strtol(text, &end, 10) : 0;
-    if (end == NULL || *end != '\0' || errno != 0 || v < lo || v > hi)
-        return ps_error_set(err, PS_EINVAL, "must be a number from %ld to %ld, got %s", lo, hi,
-                            text[0] ? text : "\"\"");
+    if (end == NULL || *end != '\0' || errno != 0 || v < lo || v > hi) {
+        /* "-1" where no number below 0 is: a number, but a negative one */
+        bool negative = lo >= 0 && text[0] == '-' && text[1] >= '0' && text[1] <= '9' &&
+                        text[strspn(text + 1, "0123456789") + 1] == '\0' &&
+                        text[strspn(text + 1, "0") + 1] != '\0';
+        return ps_error_set(err, PS_EINVAL, "must be a number from %ld to %ld, got %s%s", lo, hi,
+                            text[0] ? text : "\"\"", negative ? ", which is negative" : "");
+    }
     *out = v;
     return 0;
 }

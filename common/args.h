@@ -82,7 +82,8 @@ int ps_args_error(const ps_args *p, const char *fmt, ...) __attribute__((format(
 
 /* Reads text as a whole decimal number in [lo, hi]: digits only, a '-'
  * first only when lo < 0, no spaces. 0, or PS_EINVAL with "must be a
- * number from lo to hi, got text" in err. */
+ * number from lo to hi, got text" in err (", which is negative" after a
+ * negative number where lo >= 0). */
 int ps_args_number_parse(const char *text, long lo, long hi, long *out, ps_error *err);
 
 /* The value of the current option as a number in [lo, hi] (see above): 0,

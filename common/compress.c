@@ -3,6 +3,7 @@
  * alone and chosen once at run time, that gives the same bits. */
 #include "compress.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -687,6 +688,7 @@ static const codec_row rows[] = {
                                   .encoding = PS_ENC_F32,
                                   .pull_ok = true,
                                   .feedback_default = false,
+                                  .range = FLT_MAX,
                                   .bytes = f32_bytes,
                                   .encode = f32_encode,
                                   .decode = f32_decode,
@@ -697,6 +699,7 @@ static const codec_row rows[] = {
                                   .encoding = PS_ENC_F16,
                                   .pull_ok = true,
                                   .feedback_default = false,
+                                  .range = 65504.0f,
                                   .bytes = f16_bytes,
                                   .encode = f16_encode,
                                   .decode = f16_decode,
@@ -709,6 +712,7 @@ static const codec_row rows[] = {
                                   .encoding = PS_ENC_BF16,
                                   .pull_ok = true,
                                   .feedback_default = false,
+                                  .range = 0x1.fep127f,
                                   .bytes = f16_bytes,
                                   .encode = bf16_encode,
                                   .decode = bf16_decode,
@@ -721,6 +725,7 @@ static const codec_row rows[] = {
                                   .encoding = PS_ENC_INT8,
                                   .pull_ok = true,
                                   .feedback_default = true,
+                                  .range = 127.0f * 0x1p120f, /* validate's largest scale */
                                   .bytes = int8_bytes,
                                   .encode = int8_encode,
                                   .decode = int8_decode,
@@ -733,6 +738,7 @@ static const codec_row rows[] = {
                                   .encoding = PS_ENC_TOPK,
                                   .pull_ok = false,
                                   .feedback_default = true,
+                                  .range = FLT_MAX,
                                   .bytes = topk_bytes,
                                   .encode = topk_encode,
                                   .decode = topk_decode,

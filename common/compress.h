@@ -52,6 +52,11 @@ typedef struct ps_compress_ops {
     ps_encoding encoding;  /* on the wire */
     bool pull_ok;          /* compression.pull may name it: it carries θ itself (not topk) */
     bool feedback_default; /* error_feedback's default: on for the codecs that drop most */
+    /* The largest magnitude it carries: 65504 for fp16, bf16's largest
+     * finite value for bf16, 127 times validate's largest scale (2^120)
+     * for int8, FLT_MAX for none and topk. Beyond it fp16 and bf16 send
+     * ±range (saturated), and validate refuses an int8 block. */
+    float range;
     /* Bytes of the encoding of n floats (topk: of k entries; k is ignored
      * by the others). */
     size_t (*bytes)(size_t n, size_t k);

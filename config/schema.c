@@ -209,12 +209,21 @@ static bool valid_name(const char *s, const char **why)
     return true;
 }
 
-static bool valid_port(const char *s)
+/* What is wrong with the port of host:port (s, after the ':'), for a
+ * message after the quoted address; NULL when it is 1 .. 65535. other is
+ * the sentence for a port that is no number, zero the one for port 0
+ * (the system would pick one: no use where another process must find it). */
+static const char *port_why(const char *s, const char *other, const char *zero)
 {
     uint64_t v;
     bool neg, over;
-    return *s != '+' && *s != '-' && ps_yamlwalk_text_uint(s, &v, &neg, &over) && !over && v >= 1 &&
-           v <= 65535;
+    if (*s == '+' || *s == '-' || !ps_yamlwalk_text_uint(s, &v, &neg, &over))
+        return other;
+    if (over || v > 65535)
+        return "has a port past 65535";
+    if (v == 0)
+        return zero;
+    return NULL;
 }
 
 static bool has_space(const char *s)
@@ -225,15 +234,19 @@ static bool has_space(const char *s)
     return false;
 }
 
-/* host:port, host not empty */
+/* metrics.listen's host:port, host not empty; port 0 (one the system
+ * picks) is refused: Prometheus must know where to scrape. */
 static bool valid_host_port(const char *s, const char **why)
 {
     const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon == s || !valid_port(colon + 1) || has_space(s)) {
+    if (colon == NULL || colon == s || has_space(s)) {
         *why = "is not host:port";
         return false;
     }
-    return true;
+    *why = port_why(colon + 1, "is not host:port (a port from 1 to 65535)",
+                    "has port 0, which would let the system pick one that Prometheus cannot "
+                    "know: give a port from 1 to 65535");
+    return *why == NULL;
 }
 
 /* tcp://host:port or ipc://path; workers connect to it, so no wildcard */
@@ -248,8 +261,15 @@ static bool valid_endpoint(const char *s, const char **why)
         return false;
     const char *host = s + 6;
     const char *colon = strrchr(host, ':');
-    if (colon == NULL || colon == host || !valid_port(colon + 1))
+    if (colon == NULL || colon == host)
         return false;
+    const char *port = port_why(colon + 1, *why,
+                                "has port 0: workers need the port to connect to; give one "
+                                "from 1 to 65535");
+    if (port != NULL) {
+        *why = port;
+        return false;
+    }
     if (host[0] == '*') {
         *why = "has a wildcard host; workers need an address to connect to";
         return false;

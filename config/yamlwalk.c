@@ -260,15 +260,20 @@ int ps_yamlwalk_get_uint(ps_yamlwalk *w, const yaml_node_t *n, const char *path,
     }
     char got[PS_YAMLWALK_SHOW_MAX + 8];
     SHOW(got, scalar(n));
-    if (min == 0)
+    /* the bound the value broke, said as the bounds are: both when both
+     * matter, else the one that does */
+    if (neg && min == 0)
+        return ps_yamlwalk_fail(w, PS_ECONFIG, n->start_mark, "%s: must not be negative, got %s",
+                                path, got);
+    if (min > 0 && max < type_max)
         return ps_yamlwalk_fail(w, PS_ECONFIG, n->start_mark,
-                                "%s: must be at most %" PRIu64 ", got %s", path, max, got);
-    if (max == type_max)
+                                "%s: must be between %" PRIu64 " and %" PRIu64 ", got %s", path,
+                                min, max, got);
+    if (neg || (!over && v < min))
         return ps_yamlwalk_fail(w, PS_ECONFIG, n->start_mark,
                                 "%s: must be at least %" PRIu64 ", got %s", path, min, got);
-    return ps_yamlwalk_fail(w, PS_ECONFIG, n->start_mark,
-                            "%s: must be between %" PRIu64 " and %" PRIu64 ", got %s", path, min,
-                            max, got);
+    return ps_yamlwalk_fail(w, PS_ECONFIG, n->start_mark, "%s: must be at most %" PRIu64 ", got %s",
+                            path, max, got);
 }
 
 static int get_double(ps_yamlwalk *w, const yaml_node_t *n, const char *path,

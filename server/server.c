@@ -20,6 +20,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -266,6 +267,44 @@ static int ipc_probe(const char *endpoint, ps_error *err)
     return 0;
 }
 
+/* Before binding every interface for a host name (ps_launch_bind_endpoint):
+ * the name must resolve, or the workers could never reach this shard by
+ * it, and psd would listen on every interface for nothing. */
+static int host_probe(const char *endpoint, ps_error *err)
+{
+    char host[PS_ENDPOINT_MAX];
+    const char *h = endpoint + strlen("tcp://");
+    const char *colon = strrchr(h, ':');
+    size_t n = colon != NULL ? (size_t)(colon - h) : strlen(h);
+    if (n >= sizeof host)
+        return 0;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    int gai = getaddrinfo(host, NULL, &hints, &ai);
+    if (gai == 0) {
+        freeaddrinfo(ai);
+        return 0;
+    }
+    return ps_error_set(err, PS_EZMQ, "cannot bind %s: the host name %s cannot be resolved (%s)",
+                        endpoint, host, gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+}
+
+/* What a failed bind's errno means here, after ZeroMQ's words. */
+static const char *bind_hint(int e)
+{
+    switch (e) {
+    case EADDRINUSE:
+        return " (a second psd for this shard?)";
+    case ENODEV: /* ZeroMQ's word when the host is no address or interface of this host */
+        return " (the host is not an address or network interface of this machine)";
+    case EADDRNOTAVAIL:
+        return " (the address is not one of this machine's)";
+    default:
+        return "";
+    }
+}
+
 /* The ROUTER, options set, bound to the endpoint. It takes messages up to
  * θ's shard (shard_params floats) or a header, and with sparse tables up to
  * PS_SPARSE_FRAME_MAX: ZeroMQ drops the connection of a peer that sends a
@@ -295,12 +334,15 @@ static int server_bind(ps_server *s, size_t shard_params, bool tables, ps_error 
      * interface to bind: bind every interface on its port (launch_env.h) */
     char bind_ep[PS_ENDPOINT_MAX];
     ps_launch_bind_endpoint(s->endpoint, bind_ep, sizeof bind_ep);
-    if (strcmp(bind_ep, s->endpoint) != 0)
+    if (strcmp(bind_ep, s->endpoint) != 0) {
+        if (host_probe(s->endpoint, err) != 0)
+            return err->code;
         PS_LOG_I(s->log, "%s names a host, not an interface: binding %s", s->endpoint, bind_ep);
+    }
     if (zmq_bind(s->sock, bind_ep) != 0) {
         int e = errno;
         return ps_error_set(err, PS_EZMQ, "cannot bind %s: %s%s", bind_ep, zmq_strerror(e),
-                            e == EADDRINUSE ? " (a second psd for this shard?)" : "");
+                            bind_hint(e));
     }
     return 0;
 }

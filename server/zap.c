@@ -80,6 +80,13 @@ ps_zap *ps_zap_new(void *zctx, void *router, const ps_job *job, uint32_t shard, 
         (job->security.authorized_admins[0] != '\0' &&
          ps_curve_keyset_load(job->security.authorized_admins, &z->admins, err) != 0))
         goto fail;
+    if (z->workers.n == 0) { /* no worker could ever join: a mistake, not a policy */
+        ps_error_set(err, PS_ECONFIG,
+                     "%s: security.curve.authorized_workers: %s holds no worker key (*.key, "
+                     "made by psctl keygen): no worker could ever join",
+                     job->path, job->security.authorized_workers);
+        goto fail;
+    }
     int linger = 0, on = 1;
     z->rep = zmq_socket(zctx, ZMQ_REP);
     if (z->rep == NULL || zmq_setsockopt(z->rep, ZMQ_LINGER, &linger, sizeof linger) != 0 ||

@@ -15,6 +15,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,10 @@ struct ps_trainer {
     double *epoch_auc;    /* NULL without a test set or an AUC */
     uint32_t epoch_every, epoch_points;
     bool warned_diverged;
+    /* the first epoch's mean loss this worker saw (loss_growth_check) */
+    bool has_loss_base;
+    uint32_t loss_base_epoch; /* 1-based */
+    double loss_base;
     uint64_t rolled_seen; /* pushes rolled back by restarts, as far as the loop took them in */
     char test_note[128];  /* ", test accuracy 0.9561, test log-loss 0.1234, test auc 0.9912"
                            * of the last epoch (auc for binary classifiers), or "" */
@@ -646,8 +651,10 @@ static bool theta_finite(const ps_trainer *t, double *bad)
 /* The likely cause of a divergence, for a person: the inputs' scale when
  * the features (as trained on) are huge, the learning rate when it is
  * above 1 (no usual job trains there), the L2 term when it alone overshoots
- * (lr * l2 >= 1), else the learning rate. */
-static void divergence_cause(const ps_trainer *t, char *buf, size_t cap)
+ * (lr * l2 >= 1), else the learning rate. With narrow (a codec of a small
+ * range, fp16, that the values outgrew: "compression.push"), that codec
+ * is named too, as the other possible cause. */
+static void divergence_cause(const ps_trainer *t, const char *narrow, char *buf, size_t cap)
 {
     /* a sparse model's values are 1 (criteo) or the file's: no scale to blame */
     const float *x = t->sparse == NULL ? ps_dataset_cx(t->train) : NULL;
@@ -659,25 +666,134 @@ static void divergence_cause(const ps_trainer *t, char *buf, size_t cap)
             xmax = isnan(a) ? INFINITY : a;
     }
     double lr = t->job.optimizer.lr, l2 = t->job.optimizer.l2;
+    int len;
     if (xmax > 1e6)
-        snprintf(buf, cap, "the inputs' scale is likely too large: features up to %g%s", xmax,
-                 t->job.data.normalize == PS_NORMALIZE_STANDARD ? ""
-                                                                : "; try data.normalize: standard");
+        len = snprintf(
+            buf, cap, "the inputs' scale is likely too large: features up to %g%s", xmax,
+            t->job.data.normalize == PS_NORMALIZE_STANDARD ? "" : "; try data.normalize: standard");
     else if (lr <= 1.0 && lr * l2 >= 1.0)
-        snprintf(buf, cap, "optimizer.l2 %g is likely too high", l2);
+        len = snprintf(buf, cap, "optimizer.l2 %g is likely too high", l2);
     else
-        snprintf(buf, cap, "optimizer.lr %g is likely too high", lr);
+        len = snprintf(buf, cap, "optimizer.lr %g is likely too high", lr);
+    if (narrow != NULL && xmax <= 1e6 && len > 0 && (size_t)len < cap)
+        snprintf(buf + len, cap - (size_t)len, ", or %s is too narrow: try bf16", narrow);
 }
 
-/* PS_EDIVERGED with the one line a person reads: "training diverged in
- * epoch 3: loss is nan (optimizer.lr 1e+30 is likely too high)". */
-static int diverged(const ps_trainer *t, uint32_t epoch, const char *what, double value,
-                    ps_error *err)
+/* A divergence seen in epoch (1-based), fact the one thing a person needs
+ * ("loss is nan", "the push gradient holds 1e+30, beyond fp16's range
+ * (65504)"), narrow as divergence_cause takes it. on_divergence: stop:
+ * PS_EDIVERGED with the line "training diverged in epoch 3: loss is nan
+ * (optimizer.lr 1e+30 is likely too high)". continue: that line as a
+ * warning, "; going on", the first time only, and 0. */
+static int divergence_seen(ps_trainer *t, uint32_t epoch, const char *fact, const char *narrow,
+                           ps_error *err)
 {
-    char cause[160];
-    divergence_cause(t, cause, sizeof cause);
-    return ps_error_set(err, PS_EDIVERGED, "training diverged in epoch %u: %s %s (%s)", epoch, what,
-                        nonfinite_name(value), cause);
+    bool stop = t->job.on_divergence == PS_DIVERGE_STOP;
+    if (!stop && t->warned_diverged)
+        return 0;
+    char cause[200];
+    divergence_cause(t, narrow, cause, sizeof cause);
+    if (stop)
+        return ps_error_set(err, PS_EDIVERGED, "training diverged in epoch %u: %s (%s)", epoch,
+                            fact, cause);
+    ps_progress_bar_end(&t->progress);
+    PS_LOG_W(t->opts.log, "training diverged in epoch %u: %s (%s); going on", epoch, fact, cause);
+    t->warned_diverged = true;
+    return 0;
+}
+
+/* divergence_seen for a value that is not finite: "loss is nan". */
+static int diverged(ps_trainer *t, uint32_t epoch, const char *what, double value, ps_error *err)
+{
+    char fact[64];
+    snprintf(fact, sizeof fact, "%s %s", what, nonfinite_name(value));
+    return divergence_seen(t, epoch, fact, NULL, err);
+}
+
+/* Whether every shard takes this worker's pushes and gives θ through
+ * shared memory, where no codec is used. */
+static bool all_shared_memory(const ps_trainer *t)
+{
+    return ps_client_shared_memory(t->client, NULL) == ps_client_num_servers(t->client);
+}
+
+/* The largest magnitude in v[0..n). */
+static double largest_magnitude(const float *v, uint64_t n)
+{
+    float most = 0.0f;
+    for (uint64_t k = 0; k < n; k++) {
+        float a = fabsf(v[k]);
+        most = a > most ? a : most;
+    }
+    return most;
+}
+
+/* The round's push gradient against compression.push's range: past it
+ * fp16 and bf16 saturate (the servers would apply something else than the
+ * gradient, and the job could end "done" with a loss of 1e29) and psd
+ * refuses an int8 block, so it counts as a divergence. */
+static int push_range_check(ps_trainer *t, uint32_t epoch, ps_error *err)
+{
+    const ps_compress_ops *ops = ps_compress_ops_get(t->job.compression.push);
+    if (ops->range >= FLT_MAX || (t->warned_diverged && t->job.on_divergence != PS_DIVERGE_STOP) ||
+        all_shared_memory(t))
+        return 0;
+    double most = largest_magnitude(t->grad, t->num_params);
+    if (most <= ops->range)
+        return 0;
+    char fact[128], narrow[48];
+    snprintf(fact, sizeof fact, "the push gradient holds %g, beyond %s's range (%g)", most,
+             ops->name, (double)ops->range);
+    snprintf(narrow, sizeof narrow, "compression.push: %s", ops->name);
+    return divergence_seen(t, epoch, fact, ops->range < 1e30f ? narrow : NULL, err);
+}
+
+/* θ in hand against compression.pull's range: a pulled θ at its edge
+ * (65504 with fp16) stands for a θ the codec could not carry. */
+static int pull_range_check(ps_trainer *t, uint32_t epoch, ps_error *err)
+{
+    const ps_compress_ops *ops = ps_compress_ops_get(t->job.compression.pull);
+    if (ops->range >= FLT_MAX || !t->have_theta ||
+        (t->warned_diverged && t->job.on_divergence != PS_DIVERGE_STOP) || all_shared_memory(t))
+        return 0;
+    double most = largest_magnitude(t->th, t->num_params);
+    if (most < ops->range)
+        return 0;
+    char fact[128], narrow[48];
+    snprintf(fact, sizeof fact, "θ reaches %s's range (%g): pulls cannot carry more", ops->name,
+             (double)ops->range);
+    snprintf(narrow, sizeof narrow, "compression.pull: %s", ops->name);
+    return divergence_seen(t, epoch, fact, ops->range < 1e30f ? narrow : NULL, err);
+}
+
+/* A mean loss grown by orders of magnitude over the first epoch's (this
+ * worker's): training that works lowers its loss, one that blows up grows
+ * it many times over long before a float overflows (a linear model at lr 2
+ * ends its eighth epoch at 1e66 and a finite θ). More than LOSS_GROWTH
+ * times the first epoch's, or than LOSS_FLOOR when that was smaller (a
+ * loss near 0 may grow many times and still be small), counts as a
+ * divergence. */
+#define LOSS_GROWTH 1e3
+#define LOSS_FLOOR  1e-2
+
+static int loss_growth_check(ps_trainer *t, uint32_t epoch, double loss, ps_error *err)
+{
+    if (!isfinite(loss))
+        return 0;
+    if (!t->has_loss_base) {
+        t->has_loss_base = true;
+        t->loss_base = loss;
+        t->loss_base_epoch = epoch;
+        return 0;
+    }
+    double base = t->loss_base > LOSS_FLOOR ? t->loss_base : LOSS_FLOOR;
+    if (!(loss > LOSS_GROWTH * base))
+        return 0;
+    char fact[128], from[32], to[32];
+    snprintf(fact, sizeof fact, "the loss grew from %s in epoch %u to %s",
+             figure(t->loss_base, from, sizeof from), t->loss_base_epoch,
+             figure(loss, to, sizeof to));
+    return divergence_seen(t, epoch, fact, NULL, err);
 }
 
 /* ---- a round: what each mode sends (the step_mode rows) ---- */
@@ -916,8 +1032,11 @@ static int train_round(ps_trainer *t, uint64_t round, uint64_t data, size_t *row
     if (rc != 0)
         return rc;
     uint64_t first = data * t->local_steps;
+    uint32_t epoch = (uint32_t)(first / t->steps_per_epoch) + 1;
     if (!isfinite(*loss) && t->job.on_divergence == PS_DIVERGE_STOP) /* its gradient is no use */
-        return diverged(t, (uint32_t)(first / t->steps_per_epoch) + 1, "loss is", *loss, err);
+        return diverged(t, epoch, "loss is", *loss, err);
+    if ((rc = push_range_check(t, epoch, err)) != 0)
+        return rc;
     double t2 = ps_clock_s();
     /* a sparse model's rows go first: in sync their round is closed by the
      * dense push (engine_sparse.c) */
@@ -1006,19 +1125,18 @@ static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, uint64_t r
     const char *what = "loss is";
     if (isfinite(epoch_loss) && t->have_theta && !theta_finite(t, &bad))
         what = "θ holds";
-    if (!isfinite(bad) && t->job.on_divergence == PS_DIVERGE_STOP)
-        return diverged(t, e + 1, what, bad, err);
-    if (!isfinite(bad) && !t->warned_diverged) { /* on_divergence: continue */
-        char cause[160];
-        divergence_cause(t, cause, sizeof cause);
-        ps_progress_bar_end(&t->progress);
-        PS_LOG_W(t->opts.log, "training diverged in epoch %u: %s %s (%s); going on", e + 1, what,
-                 nonfinite_name(bad), cause);
-        t->warned_diverged = true;
-    }
+    int rc = 0;
+    if (!isfinite(bad))
+        rc = diverged(t, e + 1, what, bad, err);
+    if (rc == 0)
+        rc = pull_range_check(t, e + 1, err);
+    if (rc == 0)
+        rc = loss_growth_check(t, e + 1, epoch_loss, err);
+    if (rc != 0)
+        return rc;
     ps_model_metrics m = {NAN, NAN, NAN};
     if (t->test_rows > 0) {
-        int rc = epoch_eval(t, rounds_done, &m, err);
+        rc = epoch_eval(t, rounds_done, &m, err);
         if (rc != 0)
             return rc;
         char metric[32], loss[32], auc[32];
@@ -1229,6 +1347,8 @@ static int final_eval(ps_trainer *t, ps_train_result *res, ps_error *err)
             return diverged(t, t->job.training.epochs, "loss is", bad, err);
         if (!theta_finite(t, &bad))
             return diverged(t, t->job.training.epochs, "θ holds", bad, err);
+        if ((rc = loss_growth_check(t, t->job.training.epochs, res->final_loss, err)) != 0)
+            return rc;
     }
     if (t->test_rows > 0) {
         res->has_test = true;

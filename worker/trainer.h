@@ -95,7 +95,9 @@ int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **
  * output (rank 0), says BYE, and fills *res. PS_EINTR (message
  * "interrupted") when opts->stop was set; the client is closed cleanly then
  * too. PS_EDIVERGED when a step's loss, an epoch's θ or the final θ is not
- * finite and job.on_divergence is stop: err says "training diverged in
+ * finite, a push gradient is past compression.push's range, a pulled θ at
+ * compression.pull's, or an epoch's loss over 1000 times the first
+ * epoch's, and job.on_divergence is stop: err says "training diverged in
  * epoch E: loss is nan (the likely cause)", every server got a BYE with
  * PS_FLAG_ABORT and that sentence, and no model was written. PS_ESTOPPED,
  * PS_EABORTED or PS_ECOMPLETE when a server stopped the job (err says why;

@@ -11,6 +11,7 @@
 #include "psctl_ask.h"
 #include "psctl_status.h"
 #include "stdout_guard.h"
+#include "text.h"
 #include "util.h"
 
 #include <poll.h>
@@ -238,13 +239,14 @@ typedef struct checkpoint_replies {
     char detail[PS_MAX_SHARDS][PS_MSG_ERROR_MAX];
 } checkpoint_replies;
 
-/* ps_psctl_reply_fn of checkpoint. */
+/* ps_psctl_reply_fn of checkpoint: the detail (the files) as a terminal
+ * may show it. */
 static int checkpoint_take(uint32_t shard, const ps_msg *rep, void *ctx, ps_error *err)
 {
     (void)err;
     checkpoint_replies *c = ctx;
     c->version[shard] = rep->model_version;
-    ps_strlcpy(c->detail[shard], rep->detail, sizeof c->detail[shard]);
+    ps_text_printable(c->detail[shard], sizeof c->detail[shard], rep->detail);
     return 0;
 }
 

@@ -3,6 +3,7 @@
  * of many shards answers in the time of its slowest shard, and a silent
  * shard costs timeout_ms once, not once per shard. */
 #include "psctl_ask.h"
+#include "text.h"
 #include "util.h"
 #include "wire.h"
 
@@ -55,14 +56,17 @@ static bool reply_take(void *sock, uint32_t shard, ask_bufs *b, ps_psctl_reply *
         ps_frames_close(&b->frames);
         return false;
     }
+    char said[PS_ERROR_MSG_MAX]; /* the shard's words, or what they quote: made printable */
     if (rc != 0)
-        snprintf(r->why, sizeof r->why, "%s", err.msg);
+        snprintf(said, sizeof said, "%s", err.msg);
     else if (b->rep.type == PS_MSG_ERROR)
-        snprintf(r->why, sizeof r->why, "%s (%s)", b->rep.error, ps_err_name(b->rep.status));
+        snprintf(said, sizeof said, "%s (%s)", b->rep.error, ps_err_name(b->rep.status));
     else if (on_reply != NULL && on_reply(shard, &b->rep, ctx, &err) != 0)
-        snprintf(r->why, sizeof r->why, "%s", err.msg);
+        snprintf(said, sizeof said, "%s", err.msg);
     else
         r->answered = true;
+    if (!r->answered)
+        ps_text_printable(r->why, sizeof r->why, said);
     ps_frames_close(&b->frames);
     return true;
 }

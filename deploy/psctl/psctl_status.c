@@ -1,8 +1,11 @@
 /* psctl_status.c — psctl status: the shards' STATUS_REPLYs and their worker
  * tables merged per rank (psctl_status.h), written as two tables whose
- * columns fit their contents, or as one JSON object (json-c). */
+ * columns fit their contents, or as one JSON object (json-c). Every text
+ * in a table went through ps_text_printable: a host name or a detail
+ * from the network never reaches the terminal as escape sequences. */
 #include "psctl_status.h"
 #include "codec.h"
+#include "text.h"
 #include "util.h"
 
 #include <json-c/json.h>
@@ -149,15 +152,22 @@ uint32_t ps_psctl_status_missing(const ps_psctl_status *s)
 
 void ps_psctl_status_errors_write(const ps_psctl_status *s, FILE *out)
 {
-    for (uint32_t i = 0; i < s->job->nservers; i++)
-        if (s->replies[i].asked && !s->replies[i].answered)
-            fprintf(out, "psctl: shard %u at %s: %s\n", i, s->job->servers[i], s->replies[i].why);
+    char why[4 * PS_ERROR_MSG_MAX];
+    for (uint32_t i = 0; i < s->job->nservers; i++) {
+        if (s->replies[i].asked && !s->replies[i].answered) {
+            ps_text_printable(why, sizeof why, s->replies[i].why);
+            fprintf(out, "psctl: shard %u at %s: %s\n", i, s->job->servers[i], why);
+        }
+    }
 }
 
 /* ---- tables -------------------------------------------------------------- */
 
 #define CELL_MAX PS_ENDPOINT_MAX /* an endpoint whole; host and numbers are shorter */
 #define COLS_MAX 10
+/* a cell, span or line below as shown: each byte may become "\xNN" */
+#define SHOWN_MAX      (4 * CELL_MAX)
+#define SHOWN_LINE_MAX (4 * PS_ERROR_MSG_MAX)
 
 typedef struct column {
     const char *head;
@@ -180,21 +190,44 @@ static void cell_write(FILE *out, const column *col, size_t width, const char *t
         fprintf(out, "%-*s", (int)width, text);
 }
 
+/* A row as shown: fill's cells, span and line below, made printable. */
+typedef struct row_shown {
+    char cell[COLS_MAX][SHOWN_MAX];
+    char span[SHOWN_LINE_MAX], below[SHOWN_LINE_MAX];
+    bool has_span, has_below;
+} row_shown;
+
+/* Fills row i into *r as it is shown; the number of cells (0: no row). */
+static size_t row_show(const ps_psctl_status *s, size_t i, row_fill_fn fill, row_shown *r)
+{
+    char cells[COLS_MAX][CELL_MAX];
+    const char *span = NULL, *below = NULL;
+    size_t n = fill(s, i, cells, &span, &below);
+    for (size_t c = 0; c < n; c++)
+        ps_text_printable(r->cell[c], SHOWN_MAX, cells[c]);
+    r->has_span = span != NULL;
+    r->has_below = below != NULL;
+    if (span != NULL)
+        ps_text_printable(r->span, sizeof r->span, span);
+    if (below != NULL)
+        ps_text_printable(r->below, sizeof r->below, below);
+    return n;
+}
+
 /* Writes a table: the header, then each row, columns two blanks apart and
  * as wide as their widest cell. */
 static void table_write(FILE *out, const column *cols, size_t ncols, size_t nrows, row_fill_fn fill,
                         const ps_psctl_status *s)
 {
     size_t width[COLS_MAX];
-    char cells[COLS_MAX][CELL_MAX];
+    row_shown shown, *r = &shown; /* 9 KiB */
     for (size_t c = 0; c < ncols; c++)
         width[c] = strlen(cols[c].head);
     for (size_t i = 0; i < nrows; i++) {
-        const char *span = NULL, *below = NULL;
-        size_t n = fill(s, i, cells, &span, &below);
+        size_t n = row_show(s, i, fill, r);
         for (size_t c = 0; c < n; c++)
-            if (strlen(cells[c]) > width[c])
-                width[c] = strlen(cells[c]);
+            if (strlen(r->cell[c]) > width[c])
+                width[c] = strlen(r->cell[c]);
     }
     for (size_t c = 0; c < ncols; c++) {
         fputs(c > 0 ? "  " : "", out);
@@ -202,19 +235,18 @@ static void table_write(FILE *out, const column *cols, size_t ncols, size_t nrow
     }
     fputc('\n', out);
     for (size_t i = 0; i < nrows; i++) {
-        const char *span = NULL, *below = NULL;
-        size_t n = fill(s, i, cells, &span, &below);
+        size_t n = row_show(s, i, fill, r);
         if (n == 0)
             continue;
         for (size_t c = 0; c < n; c++) {
             fputs(c > 0 ? "  " : "", out);
-            cell_write(out, &cols[c], width[c], cells[c], c == ncols - 1);
+            cell_write(out, &cols[c], width[c], r->cell[c], c == ncols - 1);
         }
-        if (n < ncols && span != NULL)
-            fprintf(out, "  %s", span);
+        if (n < ncols && r->has_span)
+            fprintf(out, "  %s", r->span);
         fputc('\n', out);
-        if (below != NULL)
-            fprintf(out, "%*s%s\n", (int)width[0] + 2, "", below);
+        if (r->has_below)
+            fprintf(out, "%*s%s\n", (int)width[0] + 2, "", r->below);
     }
 }
 

@@ -91,6 +91,25 @@ static bool wanted(const bench *b, const char *group)
            strncmp(b->only, group, strlen(group)) == 0;
 }
 
+/* The groups main runs, in its order, for --only's check and message. */
+static const char *const groups[] = {"codec", "apply", "pushpull", "curve",  "sync",
+                                     "rss",   "pulls", "scrape",   "sparse", "train"};
+#define NGROUPS (sizeof groups / sizeof groups[0])
+
+/* Whether --only names a group, a group's prefix or a figure's (a name
+ * past a group's); false, with the reason said, when it names nothing. */
+static bool only_known(const bench *b)
+{
+    for (size_t i = 0; i < NGROUPS; i++)
+        if (wanted(b, groups[i]))
+            return true;
+    fprintf(stderr, "psbench: --only: \"%s\" names no group:", b->only);
+    for (size_t i = 0; i < NGROUPS; i++)
+        fprintf(stderr, "%s %s", i == 0 ? "" : i + 1 == NGROUPS ? " or" : ",", groups[i]);
+    fprintf(stderr, " (or a figure's name that starts with one, such as pushpull_1k_tcp)\n");
+    return false;
+}
+
 /* A figure of a wanted group: with --only naming more than the group
  * (pushpull_1k_tcp), only the figures whose name starts with it. */
 bool figure_wanted(const bench *b, const char *name)
@@ -1635,6 +1654,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (b.only != NULL && b.netns_server == NULL && !only_known(&b))
+        return 2;
     if ((b.netns_server != NULL) != (b.host != NULL) ||
         (b.netns_server != NULL) != (b.n_netns_workers > 0)) {
         fprintf(stderr, "psbench: --netns-server, --netns-workers and --host go together\n");
@@ -1679,6 +1700,10 @@ int main(int argc, char **argv)
     }
     procs_stop_all(&b);
     nftw(b.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (b.nfigs == 0 && b.only != NULL) { /* a prefix past a group's that no figure has */
+        fprintf(stderr, "psbench: --only: no figure's name starts with %s\n", b.only);
+        return 1;
+    }
     if (b.json)
         print_json(&b);
     else

@@ -158,7 +158,7 @@ usage_error(["clicks", "--rows", "1e6", "--out", "x"],
 usage_error(["clicks", "--rows", "5", "--test-rows", "100000001", "--out", "x"],
             "--test-rows: must be a number from 1 to 100000000, got 100000001")
 usage_error(["clicks", "--rows", "5", "--seed", "-1", "--out", "x"],
-            "--seed: must be a number from 0 to 9223372036854775807, got -1")
+            "--seed: must be a number from 0 to 9223372036854775807, got -1, which is negative")
 usage_error(["clicks", "--rows", "5", "--out", "x", "--bogus"], 'unknown option "--bogus"')
 usage_error(["clicks", "--rows"], "--rows needs a value")
 

@@ -239,7 +239,10 @@ START_TEST(numbers_are_whole_decimals_in_range)
         {"007", 0, 1023, 7, NULL},
         {"-5", -10, 10, -5, NULL},
         {"1024", 0, 1023, 0, "must be a number from 0 to 1023, got 1024"},
-        {"-1", 0, 1023, 0, "must be a number from 0 to 1023, got -1"},
+        {"-1", 0, 1023, 0, "must be a number from 0 to 1023, got -1, which is negative"},
+        {"-2000", 0, 1023, 0, "must be a number from 0 to 1023, got -2000, which is negative"},
+        {"-1x", 0, 1023, 0, "must be a number from 0 to 1023, got -1x"},
+        {"-11", -10, 10, 0, "must be a number from -10 to 10, got -11"},
         {"-0", 0, 1023, 0, "must be a number from 0 to 1023, got -0"},
         {"+1", 0, 1023, 0, "must be a number from 0 to 1023, got +1"},
         {" 1", 0, 1023, 0, "must be a number from 0 to 1023, got  1"},
@@ -277,8 +280,9 @@ START_TEST(a_bad_number_names_the_option_and_its_range)
     long v = 0;
     ck_assert_int_eq(ps_args_number(&t.p, 0, 1023, &v), PS_EXIT_USAGE);
     parse_end(&t);
-    ck_assert_str_eq(t.err_text,
-                     "prog: --rank: must be a number from 0 to 1023, got -1 (try 'prog --help')\n");
+    ck_assert_str_eq(
+        t.err_text, "prog: --rank: must be a number from 0 to 1023, got -1, which is negative (try "
+                    "'prog --help')\n");
     parse_free(&t);
 }
 END_TEST

@@ -390,6 +390,41 @@ START_TEST(every_codec_row_is_whole_and_found_by_its_encoding)
 }
 END_TEST
 
+START_TEST(each_codec_carries_its_range_and_saturates_beyond_it)
+{
+    /* the trainer stops a job whose push goes past its codec's range: the
+     * range must be what the encoder really carries */
+    ck_assert_float_eq(ps_compress_ops_get(PS_COMPRESS_FP16)->range, 65504.0f);
+    ck_assert_float_eq(ps_compress_ops_get(PS_COMPRESS_NONE)->range, FLT_MAX);
+    ck_assert_float_eq(ps_compress_ops_get(PS_COMPRESS_TOPK)->range, FLT_MAX);
+    for (int t = 0; t < PS_COMPRESS_COUNT; t++) {
+        const ps_compress_ops *o = ps_compress_ops_get((ps_compress_type)t);
+        float r = o->range;
+        float x[4] = {r, -r, 1.0f, 0.0f};
+        static unsigned char enc[4096];
+        float back[4], scratch[4];
+        size_t k = o->type == PS_COMPRESS_TOPK ? 4 : 0;
+        ck_assert_uint_le(o->bytes(4, k), sizeof enc);
+        ck_assert_int_eq(o->encode(x, 4, k, enc, scratch), 0);
+        o->decode(enc, o->bytes(4, k), back, 4);
+        ck_assert_msg(fabsf(back[0] - r) <= r * 0x1p-7f && fabsf(back[1] + r) <= r * 0x1p-7f,
+                      "%s: ±range %g comes back as %g, %g", o->name, (double)r, (double)back[0],
+                      (double)back[1]);
+        ck_assert_int_eq(o->validate(enc, o->bytes(4, k), 4, NULL), 0);
+        if (r == FLT_MAX)
+            continue;
+        x[0] = r < FLT_MAX / 1.01f ? r * 1.01f : FLT_MAX; /* beyond: saturated, or refused */
+        ck_assert_int_eq(o->encode(x, 4, k, enc, scratch), 0);
+        ps_error err;
+        if (o->validate(enc, o->bytes(4, k), 4, &err) == 0) {
+            o->decode(enc, o->bytes(4, k), back, 4);
+            ck_assert_msg(back[0] == r, "%s: %g beyond its range %g comes back as %g", o->name,
+                          (double)x[0], (double)r, (double)back[0]);
+        }
+    }
+}
+END_TEST
+
 START_TEST(codec_lists_read_as_people_write_them)
 {
     char buf[128];
@@ -419,6 +454,7 @@ static Suite *compress_suite(void)
     tcase_add_test(tc, wire_codec_refuses_compressed_frames_that_do_not_fit_the_keys);
     tcase_add_test(tc, codecs_are_found_by_name_and_by_encoding);
     tcase_add_test(tc, every_codec_row_is_whole_and_found_by_its_encoding);
+    tcase_add_test(tc, each_codec_carries_its_range_and_saturates_beyond_it);
     tcase_add_test(tc, codec_lists_read_as_people_write_them);
     suite_add_tcase(s, tc);
     return s;

@@ -171,6 +171,20 @@ START_TEST(integer_past_64_bits_is_out_of_range)
 }
 END_TEST
 
+START_TEST(out_of_range_integers_name_the_bound_they_broke)
+{
+    /* past a 32-bit field: too large, not "at least 1" */
+    expect_config_error(BASE "training: {local_steps: 4294967296}\n",
+                        "job.yaml:6:25: training.local_steps: must be at most 4294967295, got "
+                        "4294967296");
+    /* below a field that starts at 0: negative, not "at most" */
+    expect_config_error(BASE "mode: ssp\nstaleness: -1\n",
+                        "job.yaml:7:12: staleness: must not be negative, got -1");
+    expect_config_error(BASE "training: {batch_size: -3}\n",
+                        "job.yaml:6:24: training.batch_size: must be at least 1, got -3");
+}
+END_TEST
+
 START_TEST(momentum_of_one_is_out_of_range)
 {
     expect_config_error(BASE "optimizer: {type: momentum, momentum: 1}\n",
@@ -458,6 +472,20 @@ START_TEST(metrics_listen_must_be_host_port)
 {
     expect_config_error(BASE "metrics: {listen: localhost}\n",
                         "job.yaml:6:19: metrics.listen: \"localhost\" is not host:port");
+    expect_config_error(BASE "metrics: {listen: \"127.0.0.1:http\"}\n",
+                        "job.yaml:6:19: metrics.listen: \"127.0.0.1:http\" is not host:port (a "
+                        "port from 1 to 65535)");
+    expect_config_error(BASE "metrics: {listen: \"127.0.0.1:65536\"}\n",
+                        "job.yaml:6:19: metrics.listen: \"127.0.0.1:65536\" has a port past 65535");
+}
+END_TEST
+
+START_TEST(metrics_listen_port_0_says_why_not)
+{
+    expect_config_error(BASE "metrics: {listen: \"127.0.0.1:0\"}\n",
+                        "job.yaml:6:19: metrics.listen: \"127.0.0.1:0\" has port 0, which would "
+                        "let the system pick one that Prometheus cannot know: give a port from 1 "
+                        "to 65535");
 }
 END_TEST
 
@@ -699,6 +727,11 @@ START_TEST(invalid_endpoint_is_an_error)
                         "servers: [tcp://127.0.0.1]\n",
                         "job.yaml:3:11: servers[0]: \"tcp://127.0.0.1\" is not an endpoint "
                         "(tcp://host:port or ipc://path)");
+    expect_config_error("job: t\n"
+                        "workers: 2\n"
+                        "servers: [tcp://127.0.0.1:0]\n",
+                        "job.yaml:3:11: servers[0]: \"tcp://127.0.0.1:0\" has port 0: workers "
+                        "need the port to connect to; give one from 1 to 65535");
 }
 END_TEST
 
@@ -1788,6 +1821,7 @@ static Suite *job_suite(void)
     tcase_add_test(bad, zero_epochs_is_out_of_range);
     tcase_add_test(bad, zero_batch_size_is_out_of_range);
     tcase_add_test(bad, integer_past_64_bits_is_out_of_range);
+    tcase_add_test(bad, out_of_range_integers_name_the_bound_they_broke);
     tcase_add_test(bad, momentum_of_one_is_out_of_range);
     tcase_add_test(bad, nan_is_not_a_number);
     tcase_add_test(bad, missing_train_file_names_resolved_path_at_its_key);
@@ -1804,6 +1838,7 @@ static Suite *job_suite(void)
     tcase_add_test(bad, metrics_listen_must_fit_the_servers);
     tcase_add_test(bad, heartbeat_timeout_must_exceed_interval);
     tcase_add_test(bad, metrics_listen_must_be_host_port);
+    tcase_add_test(bad, metrics_listen_port_0_says_why_not);
     tcase_add_test(bad, bad_on_worker_loss_lists_the_valid_ones);
     tcase_add_test(bad, duplicate_key_names_the_first);
     tcase_add_test(bad, duplicate_key_in_section_is_an_error);

@@ -196,6 +196,11 @@ START_TEST(integer_out_of_range_names_its_bounds)
                  "t.yaml:2:16: inner.depth: must be at most 5, got 6");
     expect_error("count: 1\ninner: {level: 0}\n",
                  "t.yaml:2:16: inner.level: must be at least 1, got 0");
+    expect_error("count: 1\nbig: -1\n", "t.yaml:2:6: big: must not be negative, got -1");
+    expect_error("count: 1\ninner: {level: 4294967296}\n",
+                 "t.yaml:2:16: inner.level: must be at most 4294967295, got 4294967296");
+    expect_error("count: 1\ninner: {level: -2}\n",
+                 "t.yaml:2:16: inner.level: must be at least 1, got -2");
     expect_error("count: 1\nbig: 18446744073709551616\n",
                  "t.yaml:2:6: big: must be at most 18446744073709551615, got "
                  "18446744073709551616");

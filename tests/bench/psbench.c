@@ -237,13 +237,6 @@ void file_write(const char *path, const char *text)
         die("cannot write %s: %s", path, strerror(errno));
 }
 
-void file_append(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "a");
-    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
-        die("cannot write %s: %s", path, strerror(errno));
-}
-
 /* A job whose θ has exactly P floats: a linear model of P - 1 features
  * (w and b). psd never reads the data file; the loader wants it to exist.
  * shm: workers on this host may use shared memory (the default of a job). */
@@ -259,6 +252,10 @@ void job_write_flat(bench *b, const char *path, const char *mode, unsigned worke
              "data: {train: %s}\noptimizer: {type: sgd, lr: 0.001}\n"
              "training: {epochs: 1, batch_size: 1}\nlog: {level: warn}\nshared_memory: %s\n",
              mode, workers, endpoint, (unsigned long long)(p - 1), data, shm ? "true" : "false");
+    if (b->threads >= 0) {
+        size_t len = strlen(text);
+        snprintf(text + len, sizeof text - len, "threads: %d\n", b->threads);
+    }
     if (b->push_codec != NULL || b->pull_codec != NULL) {
         size_t len = strlen(text);
         bool topk = b->push_codec != NULL && strcmp(b->push_codec, "topk") == 0;
@@ -846,16 +843,17 @@ static int apply_send(void *ctx, const void *identity, size_t identity_len, ps_m
     return 0;
 }
 
-/* An engine of a flat θ of p floats in async mode, with threads (0: the
- * cores), and one worker registered; its id in *worker_id. */
-static ps_engine *apply_engine(bench *b, uint64_t p, unsigned threads, const char *tag,
-                               apply_ctx *ac)
+/* An engine of a flat θ of p floats in async mode, with threads (-1: as
+ * --threads says), and one worker registered (ac). */
+static ps_engine *apply_engine(bench *b, uint64_t p, int threads, const char *tag, apply_ctx *ac)
 {
-    char job_path[128], extra[32];
+    char job_path[128];
     snprintf(job_path, sizeof job_path, "%s/apply_%s.yaml", b->dir, tag);
+    int given = b->threads;
+    if (threads >= 0)
+        b->threads = threads;
     job_write_flat(b, job_path, "async", 1, "tcp://127.0.0.1:1", p, false);
-    snprintf(extra, sizeof extra, "threads: %u\n", threads);
-    file_append(job_path, extra);
+    b->threads = given;
     ps_job job;
     ps_error err;
     if (ps_job_load(job_path, &job, &err) != 0)
@@ -904,7 +902,7 @@ static void bench_apply(bench *b)
 {
     const uint64_t p = 10 * (uint64_t)M_FLOATS;
     apply_ctx ac;
-    ps_engine *e = apply_engine(b, p, 0, "10M", &ac);
+    ps_engine *e = apply_engine(b, p, -1, "10M", &ac);
     float *grad = floats_new((size_t)p, 1e-6f);
     float *src = floats_new((size_t)p, 1.0f), *dst = floats_new((size_t)p, 0.0f);
     int r = reps(b, 25);
@@ -1558,6 +1556,8 @@ static void usage(FILE *f)
                "                    pulls, scrape, train, sparse; or a figure's prefix\n"
                "                    (pushpull_1k_tcp, sparse_dim9)\n"
                "  -s, --scrape-hz N scrapes of /metrics a second in the scrape group (20)\n"
+               "  --threads N       psd's threads (the job key threads) in every job written;\n"
+               "                    by default the jobs leave it out (psd: the cores)\n"
                "  -t, --train M     the model of the training figure: mlp (784-512-10, the\n"
                "                    default) or logistic (2000 features)\n"
                "  --netns-server NS, --netns-workers NS[,NS], --host ADDR\n"
@@ -1583,7 +1583,7 @@ static void bindir_find(bench *b)
 
 int main(int argc, char **argv)
 {
-    static bench b = {.scale = 1.0, .train_model = "mlp", .scrape_hz = 20};
+    static bench b = {.scale = 1.0, .train_model = "mlp", .scrape_hz = 20, .threads = -1};
     ps_stdout_guard_install("psbench");
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
@@ -1591,6 +1591,7 @@ int main(int argc, char **argv)
         {"only", required_argument, NULL, 'o'},
         {"train", required_argument, NULL, 't'},
         {"scrape-hz", required_argument, NULL, 's'},
+        {"threads", required_argument, NULL, 'T'},
         {"netns-server", required_argument, NULL, 'S'},
         {"netns-workers", required_argument, NULL, 'W'},
         {"host", required_argument, NULL, 'H'},
@@ -1625,6 +1626,14 @@ int main(int argc, char **argv)
             b.scrape_hz = atoi(optarg);
             if (b.scrape_hz < 1 || b.scrape_hz > 1000) {
                 fprintf(stderr, "psbench: --scrape-hz: give 1 to 1000, not %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'T':
+            b.threads = atoi(optarg);
+            if (b.threads < 0 || b.threads > 256 ||
+                strspn(optarg, "0123456789") != strlen(optarg)) {
+                fprintf(stderr, "psbench: --threads: give 0 to 256, not %s\n", optarg);
                 return 2;
             }
             break;

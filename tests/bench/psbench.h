@@ -32,6 +32,7 @@ typedef struct bench {
     const char *train_model; /* (d): logistic or mlp */
     const char *push_codec;  /* push + pull jobs: push compression, NULL: none */
     int scrape_hz;           /* (h): scrapes of /metrics a second during a sync job */
+    int threads;             /* psd's threads: in the jobs written; -1: the job's default */
     const char *pull_codec;  /* ... and pull compression */
     char dir[64];            /* temporary folder: job files, data, ipc sockets */
     char bindir[PATH_MAX];
@@ -74,7 +75,6 @@ int free_port(void);
 /* A fresh endpoint: tcp on 127.0.0.1 (or --host), or ipc in the folder. */
 void endpoint_new(bench *b, bool ipc, char *out, size_t cap);
 void file_write(const char *path, const char *text);
-void file_append(const char *path, const char *text);
 /* A job whose θ has exactly p floats (a linear model of p - 1 features). */
 void job_write_flat(bench *b, const char *path, const char *mode, unsigned workers,
                     const char *endpoint, uint64_t p, bool shm);

@@ -340,6 +340,10 @@ static void sparse_pass(bench *b, const sparse_model *sm, dense_ref *big)
              "sparse: {min_count: 1}\nlog: {level: warn}\nshared_memory: false\n"
              "metrics: {listen: \"127.0.0.1:%d\"}\n",
              ep, sm->yaml, data, port);
+    if (b->threads >= 0) {
+        size_t len = strlen(text);
+        snprintf(text + len, sizeof text - len, "threads: %d\n", b->threads);
+    }
     file_write(job, text);
     pid_t psd = psd_start(b, job);
     sparse_conf sc = {ep};

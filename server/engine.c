@@ -700,6 +700,7 @@ static int engine_alloc(ps_engine *e, ps_error *err)
     ps_worker_status widest;
     memset(&widest, 0xff, sizeof widest);
     widest.state = PS_WORKER_EVICTED; /* the longest name */
+    widest.finished = true;
     memset(widest.hostname, 'x', sizeof widest.hostname - 1);
     widest.hostname[sizeof widest.hostname - 1] = '\0';
     ps_table_status widest_table;

@@ -3,8 +3,8 @@ never taken for a finished one (real psd and psworker processes on
 loopback, digits softmax, 2 workers):
 - SIGTERM to rank 1 mid-job: it exits 1 ("interrupted"), rank 0 finishes;
   psd --exit-when-done waits heartbeat.incomplete_wait_ms for the rank,
-  then exits 3 with a line naming rank 1 and its pushes applied / expected;
-  rank 0's summary and the model's manifest list rank 1 under "unfinished";
+  then exits 3 with a line naming rank 1 and its pushes applied / expected,
+  and says so to systemd (STOPPING=1 with the reason); rank 0's summary and the model's manifest list rank 1 under "unfinished";
 - the same, then a new psworker for rank 1 started once rank 0 has gone,
   within the wait: it trains the rest of rank 1's data, the job completes
   (psd exits 0) and the model on disk is psd's last θ;
@@ -17,7 +17,7 @@ import json
 import os
 import re
 import signal
-import time
+import socket
 
 from harness import Env, Proc, free_port, no_leftovers, stop_procs, wait_for, write
 
@@ -48,8 +48,15 @@ output: {out}
     return path, out
 
 
-def start(name, path):
-    s = Proc(env, f"{name}-psd", [env.prog("psd"), "--config", path, "--exit-when-done"])
+def start(name, path, notify=None):
+    """psd (its sd_notify datagrams to the socket at notify, if given) and
+    the two workers."""
+    if notify:
+        os.environ["NOTIFY_SOCKET"] = notify
+    try:
+        s = Proc(env, f"{name}-psd", [env.prog("psd"), "--config", path, "--exit-when-done"])
+    finally:
+        os.environ.pop("NOTIFY_SOCKET", None)
     wait_for(lambda: "listening on" in s.text() or s.p.poll() is not None, 20, "psd to listen")
     return s, [worker(name, path, r) for r in range(2)]
 
@@ -81,7 +88,11 @@ def final_version(s):
 
 # 1. SIGTERM to rank 1 mid-job: psd waits, then ends the job as incomplete
 path, out = job("sigterm")
-s, ws = start("sigterm", path)
+notify_path = os.path.join(env.tmp, "notify.sock")
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+notify.bind(notify_path)
+notify.setblocking(False)
+s, ws = start("sigterm", path, notify=notify_path)
 env.check(at_epoch(ws[1]), "sigterm: the job trains")
 os.kill(ws[1].p.pid, signal.SIGTERM)
 c1 = ws[1].wait(30)
@@ -104,6 +115,17 @@ env.check(m is not None and 0 < pushed < expected and expected == applied.get(0)
           pushed == applied.get(1),
           f"sigterm: psd names rank 1 and its progress ({pushed} of {expected} pushes; "
           f"applied {applied})")
+said = []
+while True:
+    try:
+        said.append(notify.recv(4096).decode())
+    except BlockingIOError:
+        break
+stopping = [d for d in said if d.startswith("STOPPING=1")]
+env.check(len(stopping) == 1 and f"STATUS=the job is incomplete: rank 1 left at {pushed} of "
+          f"{expected} pushes" in stopping[0],
+          f"sigterm: psd tells systemd STOPPING=1 with the reason ({stopping})")
+notify.close()
 want = [{"rank": 1, "pushes": pushed, "expected": expected}]
 got = load(ws[0].summary).get("unfinished")
 env.check(got == want, f"sigterm: rank 0's summary lists rank 1 as unfinished ({got})")

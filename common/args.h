@@ -15,8 +15,9 @@
 /* The exit statuses of every program. */
 enum {
     PS_EXIT_OK = 0,
-    PS_EXIT_RUNTIME = 1, /* a runtime error: cannot bind, a peer failed */
-    PS_EXIT_USAGE = 2,   /* a usage or job-file error */
+    PS_EXIT_RUNTIME = 1,    /* a runtime error: cannot bind, a peer failed */
+    PS_EXIT_USAGE = 2,      /* a usage or job-file error */
+    PS_EXIT_INCOMPLETE = 3, /* the job ended with a rank's data not trained to the end */
 };
 
 /* What a program's argument parser returns to let main go on; any other

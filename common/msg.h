@@ -80,8 +80,9 @@ typedef enum ps_encoding {
         PS_ENC_COUNT
 } ps_encoding;
 
-/* HEARTBEAT flags */
-#define PS_FLAG_DONE 1u /* the worker pushed its last gradient: it only waits now */
+/* HEARTBEAT flags: the worker pushed its last gradient, its data is
+ * finished: it only waits now */
+#define PS_FLAG_DONE 1u
 
 /* PULL flags (and PUSH with PS_FLAG_PULL) */
 #define PS_FLAG_SHM 2u /* answer in the worker's shared-memory segment */
@@ -171,6 +172,7 @@ typedef struct ps_layout {
     NUM(uint64_t, staleness_p99)                                                                   \
     NUM(uint64_t, applied)     /* WELCOME: the rank's pushes applied so far */                     \
     NUM(uint64_t, applied_seq) /* WELCOME: its last applied seq (same incarnation), else 0 */      \
+    NUM(uint64_t, expected)    /* HELLO: the pushes its data makes over the job (0: unknown) */    \
     NUM(double, staleness_mean)                                                                    \
     NUM(double, loss) /* HEARTBEAT: the worker's own figures (NaN: unknown) */                     \
     NUM(double, samples_per_s)                                                                     \
@@ -257,6 +259,8 @@ typedef struct ps_worker_status {
     uint64_t staleness_max;
     double staleness_mean;
     uint32_t worker_id; /* 0: never held */
+    bool finished;      /* its data was trained to the end (a worker of it said DONE) */
+    uint64_t expected;  /* the pushes its worker said its data makes; 0: unknown */
 } ps_worker_status;
 
 /* What a shard holds of one sparse table (proto TableStatus), for

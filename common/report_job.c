@@ -21,6 +21,10 @@ int ps_report_job_add(ps_report_summary *job, ps_report_job_sum *sum, const ps_r
         *job = *w; /* the lowest rank's figures; the curves stay the job's own */
         job->curves = curves;
         job->ncurves = ncurves;
+    } else if (w->version > job->version) {
+        job->version = w->version;
+        job->nunfinished = w->nunfinished;
+        memcpy(job->unfinished, w->unfinished, w->nunfinished * sizeof *w->unfinished);
     }
     for (uint32_t k = 0; k < w->ncurves; k++) {
         const ps_report_curve *c = &w->curves[k];

@@ -3,7 +3,10 @@
  * samples-weighted mean of the workers' losses over their shards (the loss
  * over the whole training set: a NaN stays NaN), samples/s and updates are
  * their sums, the test figures (the AUC too) and psd's are the first added
- * (the lowest rank that finished), and every worker adds its curve. */
+ * (the lowest rank that finished), the version and the unfinished ranks
+ * those of the highest version (the worker that finished last, which knew
+ * the most: a rank that came back late and finished is no longer
+ * unfinished), and every worker adds its curve. */
 #ifndef PS_REPORT_JOB_H
 #define PS_REPORT_JOB_H
 

@@ -197,6 +197,11 @@ static const ps_report_json_field rank_fields[] = {
     PS_REPORT_JSON_FIELD(ps_report_rank, clock, PS_REPORT_JSON_U64),
     PS_REPORT_JSON_FIELD(ps_report_rank, pushes, PS_REPORT_JSON_U64),
 };
+static const ps_report_json_field unfinished_fields[] = {
+    PS_REPORT_JSON_FIELD(ps_report_unfinished, rank, PS_REPORT_JSON_U32),
+    PS_REPORT_JSON_FIELD(ps_report_unfinished, pushes, PS_REPORT_JSON_U64),
+    PS_REPORT_JSON_FIELD(ps_report_unfinished, expected, PS_REPORT_JSON_U64),
+};
 static const ps_report_json_field curve_fields[] = {
     PS_REPORT_JSON_FIELD(ps_report_curve, rank, PS_REPORT_JSON_U32),
     PS_REPORT_JSON_FIELD(ps_report_curve, every, PS_REPORT_JSON_U32),
@@ -233,7 +238,7 @@ fail:
     return NULL;
 }
 
-/* "staleness", "ranks" and "curves" of s into obj. */
+/* "staleness", "ranks", "unfinished" and "curves" of s into obj. */
 static bool server_figures_put(json_object *obj, const ps_report_summary *s)
 {
     if (!object_fields_put(obj, "staleness", s->has_staleness, s, staleness_fields,
@@ -248,6 +253,18 @@ static bool server_figures_put(json_object *obj, const ps_report_summary *s)
     }
     if (!ok || !ps_report_json_object_add(obj, "ranks", ranks, true)) {
         json_object_put(ranks);
+        return false;
+    }
+    json_object *unfinished = json_object_new_array();
+    ok = unfinished != NULL;
+    for (uint32_t i = 0; ok && i < s->nunfinished && i < PS_REPORT_RANKS_MAX; i++) {
+        json_object *r = json_object_new_object();
+        ok = list_add(unfinished, r) &&
+             ps_report_json_fields_put(r, &s->unfinished[i], unfinished_fields,
+                                       COUNT(unfinished_fields));
+    }
+    if (!ok || !ps_report_json_object_add(obj, "unfinished", unfinished, true)) {
+        json_object_put(unfinished);
         return false;
     }
     json_object *curves = json_object_new_array();
@@ -420,6 +437,28 @@ static int ranks_get(json_object *obj, ps_report_summary *s, const char *what, p
     return rc;
 }
 
+/* "unfinished": absent (a summary from before it) reads as none. */
+static int unfinished_get(json_object *obj, ps_report_summary *s, const char *what, ps_error *err)
+{
+    if (!json_object_object_get_ex(obj, "unfinished", NULL))
+        return 0;
+    json_object *list;
+    size_t n;
+    int rc = list_get(obj, "unfinished", PS_REPORT_RANKS_MAX, &list, &n, what, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        json_object *r = json_object_array_get_idx(list, i);
+        char inner[PS_ERROR_MSG_MAX];
+        snprintf(inner, sizeof inner, "%s: unfinished[%zu]", what, i);
+        if (!json_object_is_type(r, json_type_object))
+            return ps_error_set(err, PS_EDATA, "%s: not an object", inner);
+        rc = ps_report_json_fields_get(r, &s->unfinished[i], unfinished_fields,
+                                       COUNT(unfinished_fields), inner, err);
+    }
+    if (rc == 0)
+        s->nunfinished = (uint32_t)n;
+    return rc;
+}
+
 /* A curve's test figures under key of c into x: a list of n figures where
  * the summary has a test set, else null; with `expected` false (a summary
  * without an AUC) the key must be absent. *has: whether a list was read. */
@@ -539,6 +578,8 @@ static int summary_get(json_object *obj, ps_report_summary *s, const char *what,
         rc = staleness_get(obj, s, what, err);
     if (rc == 0)
         rc = ranks_get(obj, s, what, err);
+    if (rc == 0)
+        rc = unfinished_get(obj, s, what, err);
     if (rc == 0)
         rc = curves_get(obj, s, what, err);
     return rc;

@@ -31,18 +31,26 @@
  *    "workers": int, "rank": int (a worker's summary only),
  *    "staleness": {"max": int, "mean": num, "p99": int} or null (unknown),
  *    "ranks": [{"rank": int, "clock": int, "pushes": int}, ...],
+ *    "unfinished": [{"rank": int, "pushes": int, "expected": int}, ...],
  *    "curves": [{"rank": int, "every": int, "train_loss": [num, ...],
  *                "test_metric": [num, ...] or null (no test set),
  *                "test_auc": [num, ...] or null (binary classifiers only)}, ...]}
  * psworker writes its own run; psrun writes the whole job's: final_loss is
  * the samples-weighted mean over the workers, samples_per_s and updates
  * their sums, wall_s psrun's, the rest from the lowest rank that finished
- * (report_job.h combines them).
+ * (report_job.h combines them; "version" and "unfinished" come from the
+ * summary of the highest version, the worker that finished last).
  *
  * "staleness" and "ranks" are psd's figures at the job's end: how many
  * rounds behind the servers' version the pushes applied were (max, mean,
  * 99th percentile), and each rank's clock (rounds pushed) and pushes
- * applied; null and [] when the worker did not learn them. "curves" holds
+ * applied; null and [] when the worker did not learn them. "unfinished"
+ * lists, from the same figures, every rank whose data was not trained to
+ * the end (no worker of it said it was done: it left early, was evicted or
+ * never came) with its pushes applied and the pushes its data makes
+ * ("expected", as its worker said; 0: unknown); [] when every rank
+ * finished or psd's figures are unknown, and a summary without the key
+ * reads as []. "curves" holds
  * one entry per worker (a worker's summary: its own; psrun's: every worker
  * that finished, by rank): point i of "train_loss" is the mean training
  * loss of epoch (i + 1) * every, point i of "test_metric" the test set's
@@ -71,6 +79,13 @@ typedef struct ps_report_curve {
     double *test_metric; /* n figures, or NULL without a test set */
     double *test_auc;    /* n figures, or NULL without a test set or an AUC */
 } ps_report_curve;
+
+/* A rank whose data was not trained to the end, and how far it got. */
+typedef struct ps_report_unfinished {
+    uint32_t rank;
+    uint64_t pushes;   /* pushes the servers applied */
+    uint64_t expected; /* the pushes its data makes, as its worker said; 0: unknown */
+} ps_report_unfinished;
 
 /* psd's figures for one rank at the job's end. */
 typedef struct ps_report_rank {
@@ -108,6 +123,8 @@ typedef struct ps_report_summary {
     double staleness_mean;
     uint32_t nranks;
     ps_report_rank ranks[PS_REPORT_RANKS_MAX];
+    uint32_t nunfinished;
+    ps_report_unfinished unfinished[PS_REPORT_RANKS_MAX];
     uint32_t ncurves;
     ps_report_curve *curves; /* owned: ps_report_summary_fini frees them */
 } ps_report_summary;

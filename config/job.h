@@ -158,6 +158,10 @@ typedef struct ps_job {
         uint32_t interval_ms; /* a worker says it is alive this often */
         uint32_t timeout_ms;  /* psd evicts a worker silent this long */
         uint32_t deadline_ms; /* a worker gives up on a silent server after this long */
+        /* once no worker is live and a rank's data is not finished, psd
+         * waits this long for it (or a worker taking it over), then ends
+         * the job as incomplete */
+        uint32_t incomplete_wait_ms;
     } heartbeat;
     struct {
         /* the tables' rules, per shard: a key is stored once seen min_count

@@ -437,6 +437,8 @@ static const ps_yamlwalk_key heartbeat_keys[] = {
      .max = 3600000, .aka = "timeout"},
     {"deadline_ms", PS_YAMLWALK_INT, FIELD(heartbeat.deadline_ms), .def = "60000", .min = 1,
      .max = 86400000, .aka = "deadline|give_up_ms|retry_ms"},
+    {"incomplete_wait_ms", PS_YAMLWALK_INT, FIELD(heartbeat.incomplete_wait_ms), .def = "300000",
+     .max = 86400000, .aka = "incomplete_wait|rejoin_wait_ms|replacement_wait_ms"},
 };
 static const ps_yamlwalk_section heartbeat_sec = {"heartbeat", ROWS(heartbeat_keys)};
 

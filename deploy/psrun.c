@@ -69,6 +69,9 @@ typedef struct psrun {
     ps_runbar bar;
     bool failed;
     char failure[PS_REPORT_STATUS_MAX + 64];
+    /* a server ended the job as incomplete by itself (psd exit 3), and why */
+    bool server_incomplete;
+    char server_incomplete_why[PS_REPORT_STATUS_MAX + 32];
     phase phase;
     double t_start, t_phase, t_stop_sent;
 } psrun;
@@ -103,7 +106,8 @@ static void usage(FILE *out)
                  "  -V, --version        show the version\n"
                  "\n"
                  "exit status: 0 done, 1 a process failed or psd stopped the job,\n"
-                 "2 usage or job-file error, 130 interrupted\n");
+                 "2 usage or job-file error, 3 the job is incomplete (a worker left before\n"
+                 "its data was trained: the others finished without it), 130 interrupted\n");
 }
 
 /* The folder psrun itself lives in: psd and psworker are looked up there
@@ -349,6 +353,13 @@ static void reap(psrun *r)
             clean = true; /* we asked it to stop */
         if (stop_requested || clean)
             continue; /* a server exits 0 by itself once every worker left */
+        if (c->is_server && WIFEXITED(c->status) && WEXITSTATUS(c->status) == PS_EXIT_INCOMPLETE) {
+            /* psd ended the job as incomplete: the verdict says so */
+            r->server_incomplete = true;
+            snprintf(r->server_incomplete_why, sizeof r->server_incomplete_why, "%s: %s", c->name,
+                     c->stop_reason[0] ? c->stop_reason : "the job is incomplete");
+            continue;
+        }
         char how[64];
         ps_supervisor_describe_end(c, how, sizeof how);
         if (c->is_server && c->stopped_alone)
@@ -628,6 +639,69 @@ static int make_tmpdir(psrun *r)
     return 0;
 }
 
+/* The entry of rank in the job summary's unfinished ranks, or NULL. */
+static const ps_report_unfinished *unfinished_of(const ps_report_summary *job, uint32_t rank)
+{
+    for (uint32_t k = 0; job != NULL && k < job->nunfinished; k++)
+        if (job->unfinished[k].rank == rank)
+            return &job->unfinished[k];
+    return NULL;
+}
+
+/* The end of the job once every process has ended, from the workers that
+ * failed and the ranks whose data was not trained to the end (job: the
+ * job's summary, or NULL without one): a worker that failed and left its
+ * rank's data unfinished makes the job incomplete (3), as does a server
+ * that ended it so; one that failed after its data was done is a failure
+ * (1). The last line says which. */
+static int job_end(psrun *r, const ps_report_summary *job, double wall_s)
+{
+    char line[1024];
+    size_t len = 0;
+    uint32_t n = 0;
+    for (uint32_t k = 0; job != NULL && k < job->nunfinished; k++) {
+        const ps_report_unfinished *u = &job->unfinished[k];
+        char expected[24] = "?", how[96] = "";
+        if (u->expected > 0)
+            snprintf(expected, sizeof expected, "%llu", (unsigned long long)u->expected);
+        int i = (int)(r->plan.nservers + u->rank);
+        if (u->rank < r->plan.workers && i < r->sv.nkids && r->sv.kids[i].exited &&
+            !ps_supervisor_clean_exit(&r->sv.kids[i])) {
+            char end[64];
+            ps_supervisor_describe_end(&r->sv.kids[i], end, sizeof end);
+            snprintf(how, sizeof how, " (%s %s)", r->sv.kids[i].name, end);
+        }
+        if (len < sizeof line)
+            len += (size_t)snprintf(line + len, sizeof line - len,
+                                    "%srank %u at %llu of %s pushes%s", n ? ", " : "", u->rank,
+                                    (unsigned long long)u->pushes, expected, how);
+        n++;
+    }
+    int code = 0;
+    for (int i = 0; i < r->sv.nkids; i++) {
+        const ps_supervisor_child *c = &r->sv.kids[i];
+        if (!r->losses[i].lost)
+            continue;
+        uint32_t rank = (uint32_t)(i - (int)r->plan.nservers);
+        if (!c->is_server && job != NULL && unfinished_of(job, rank) != NULL)
+            continue; /* the incomplete line names it */
+        fprintf(stderr, "psrun: the job finished without %s, which failed\n", c->name);
+        code = PS_EXIT_RUNTIME;
+    }
+    if (n == 0 && !r->server_incomplete)
+        return code;
+    if (n > 0)
+        fprintf(stderr,
+                "psrun: job %s incomplete after %.1f s: %u rank%s did not finish %s data: %s\n",
+                r->plan.job, wall_s, n, n == 1 ? "" : "s", n == 1 ? "its" : "their", line);
+    else
+        fprintf(stderr, "psrun: job %s incomplete after %.1f s: %s\n", r->plan.job, wall_s,
+                r->server_incomplete_why);
+    if (code != 0) /* the last line says why the status is 1 */
+        fprintf(stderr, "psrun: job failed: a worker failed after its data was trained\n");
+    return code != 0 ? code : PS_EXIT_INCOMPLETE;
+}
+
 /* The exit status, and the last line, once every process has ended. */
 static int verdict(psrun *r, double wall_s)
 {
@@ -650,24 +724,18 @@ static int verdict(psrun *r, double wall_s)
         if (r->summary_json || r->curves)
             fprintf(stderr, "psrun: no summary or curves: the workers are the job's "
                             "worker.command, not psworker\n");
-    } else {
-        ps_report_summary job;
-        int rc = summarise(r, wall_s, &job);
-        if (rc == 0)
-            rc = outputs_write(r, &job);
-        ps_report_summary_fini(&job);
-        if (rc != 0)
-            return PS_EXIT_RUNTIME;
+        return job_end(r, NULL, wall_s);
     }
-    int code = 0;
-    for (int i = 0; i < r->sv.nkids; i++) {
-        if (r->losses[i].lost) {
-            fprintf(stderr, "psrun: the job finished without %s, which failed\n",
-                    r->sv.kids[i].name);
-            code = PS_EXIT_RUNTIME;
-        }
-    }
-    return code;
+    static ps_report_summary job; /* large: off the stack */
+    int rc = summarise(r, wall_s, &job);
+    if (rc == 0)
+        rc = outputs_write(r, &job);
+    if (rc == 0)
+        rc = job_end(r, &job, wall_s);
+    else
+        rc = PS_EXIT_RUNTIME;
+    ps_report_summary_fini(&job);
+    return rc;
 }
 
 /* The output files asked for, checked before the job starts

@@ -56,6 +56,7 @@ typedef struct ps_ckpt_table {
 
 #define PS_CKPT_MAX_RANKS 4096
 #define PS_CKPT_RANK_SEQ  1u /* ps_ckpt_rank.flags: last_seq holds */
+#define PS_CKPT_RANK_DONE 2u /* ps_ckpt_rank.flags: its data was trained to the end */
 
 /* What the shard knew of one rank of the job (exactly once across a
  * restart: a push whose seq is at most last_seq from the same incarnation

@@ -122,7 +122,8 @@ static void snapshot_take(ps_checkpointer *c)
                                      .last_seq = er.last_seq,
                                      .applied = er.applied,
                                      .clock = er.clock,
-                                     .flags = er.has_seq ? PS_CKPT_RANK_SEQ : 0};
+                                     .flags = (er.has_seq ? PS_CKPT_RANK_SEQ : 0) |
+                                              (er.finished ? PS_CKPT_RANK_DONE : 0)};
     }
     c->meta.ranks = c->ranks;
     c->meta.nranks = c->nranks;
@@ -136,6 +137,7 @@ static void ranks_restore(ps_checkpointer *c, const ps_ckpt_meta *meta)
         const ps_ckpt_rank *k = &meta->ranks[r];
         ps_engine_rank er = {.incarnation = k->incarnation,
                              .has_seq = (k->flags & PS_CKPT_RANK_SEQ) != 0,
+                             .finished = (k->flags & PS_CKPT_RANK_DONE) != 0,
                              .last_seq = k->last_seq,
                              .applied = k->applied,
                              .clock = k->clock};

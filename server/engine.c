@@ -372,6 +372,27 @@ static void worker_depart(ps_engine *e, worker_slot *w, bool leaves)
     }
 }
 
+/* A rank's expected pushes as text, "?" when its worker did not say (one
+ * call per format: the buffer is static, psd's loop is one thread). */
+static const char *expected_text(const worker_slot *w)
+{
+    static char text[24];
+    if (w->expected == 0)
+        return "?";
+    snprintf(text, sizeof text, "%llu", (unsigned long long)w->expected);
+    return text;
+}
+
+/* How a rank that has not finished its data stands, for the log. */
+static const char *slot_unfinished_how(const worker_slot *w)
+{
+    if (w->state == SLOT_LIVE)
+        return "training";
+    if (w->state == SLOT_UNSEEN)
+        return w->applied > 0 ? "not back since psd started" : "never joined";
+    return w->evicted ? "evicted" : "left";
+}
+
 /* ---- membership ------------------------------------------------------- */
 
 static int welcome(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w)
@@ -479,6 +500,8 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
     }
     ps_strlcpy(w->hostname, ps_msg_str(req->hostname), sizeof w->hostname);
     w->incarnation = req->incarnation;
+    if (req->expected != 0)
+        w->expected = req->expected;
     w->evicted = false;
     w->hello_after_push = w->pushed;
     w->hello_identity_len =
@@ -523,8 +546,15 @@ static int handle_bye(ps_engine *e, const peer *p, const ps_msg *req)
         return bye_abort(e, p, req, w);
     w->said_bye = true;
     worker_depart(e, w, true);
-    PS_LOG_I(e->log, "shard %u: worker %u (rank %d) left (%u of %u live)", e->shard, w->worker_id,
-             ps_engine_worker_slot_rank(e, w), e->live, e->job.workers);
+    if (w->finished)
+        PS_LOG_I(e->log, "shard %u: worker %u (rank %d) left (%u of %u live)", e->shard,
+                 w->worker_id, ps_engine_worker_slot_rank(e, w), e->live, e->job.workers);
+    else
+        PS_LOG_W(e->log,
+                 "shard %u: worker %u (rank %d) left before its data was done, at %llu of %s "
+                 "pushes (%u of %u live)",
+                 e->shard, w->worker_id, ps_engine_worker_slot_rank(e, w),
+                 (unsigned long long)w->applied, expected_text(w), e->live, e->job.workers);
     ps_engine_round_maybe_close(e);
     ack(e, p, req, 0);
     ps_engine_parked_answer(e, p->send, p->ctx);
@@ -542,6 +572,8 @@ static int handle_heartbeat(ps_engine *e, const peer *p, const ps_msg *req)
                                 req->worker_id, e->shard);
     w->loss = req->loss;
     w->samples_per_s = req->samples_per_s;
+    if (req->flags & PS_FLAG_DONE)
+        w->finished = true; /* for good: a worker that takes the rank over has nothing left */
     if (!(req->flags & PS_FLAG_DONE) || w->done)
         return ack(e, p, req, 0);
     worker_depart(e, w, false);
@@ -667,6 +699,7 @@ static int engine_alloc(ps_engine *e, ps_error *err)
     ps_worker_status widest;
     memset(&widest, 0xff, sizeof widest);
     widest.state = PS_WORKER_EVICTED; /* the longest name */
+    widest.finished = true;
     memset(widest.hostname, 'x', sizeof widest.hostname - 1);
     widest.hostname[sizeof widest.hostname - 1] = '\0';
     ps_table_status widest_table;
@@ -923,6 +956,8 @@ void ps_engine_workers_get(const ps_engine *e, uint64_t now_ms, ps_worker_status
         o->staleness_max = w->stale_max;
         o->staleness_mean = w->applied > 0 ? w->stale_sum / (double)w->applied : 0.0;
         o->worker_id = w->worker_id;
+        o->finished = w->finished;
+        o->expected = w->expected;
     }
 }
 
@@ -937,6 +972,7 @@ int ps_engine_rank_get(const ps_engine *e, uint32_t rank, ps_engine_rank *out)
     out->applied = w->applied;
     out->clock = w->clock;
     out->live = w->state == SLOT_LIVE;
+    out->finished = w->finished;
     /* its pushes that wait in the open round: θ does not hold them yet */
     if (w->pushed || w->sp_pushed) {
         out->has_seq = w->prev_has_seq;
@@ -961,6 +997,7 @@ int ps_engine_rank_restore(ps_engine *e, uint32_t rank, const ps_engine_rank *in
     w->last_seq = in->last_seq;
     w->applied = in->applied;
     w->clock = in->clock;
+    w->finished = in->finished;
     return 0;
 }
 
@@ -1108,9 +1145,38 @@ int ps_engine_worker_rank(const ps_engine *e, uint32_t worker_id)
 bool ps_engine_complete(const ps_engine *e)
 {
     for (uint32_t r = 0; r < e->job.workers; r++)
-        if (e->slots[r].state != SLOT_LEFT || !e->slots[r].said_bye)
+        if (e->slots[r].state == SLOT_LIVE || !e->slots[r].finished)
             return false;
     return true;
+}
+
+bool ps_engine_idle(const ps_engine *e)
+{
+    if (e->live > 0)
+        return false;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        const worker_slot *w = &e->slots[r];
+        if (w->state != SLOT_UNSEEN || w->applied > 0 || w->finished)
+            return !ps_engine_complete(e);
+    }
+    return false;
+}
+
+uint32_t ps_engine_unfinished_format(const ps_engine *e, char *buf, size_t cap)
+{
+    if (cap > 0)
+        buf[0] = '\0';
+    size_t len = 0;
+    uint32_t n = 0;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        const worker_slot *w = &e->slots[r];
+        if (w->finished)
+            continue;
+        len = text_add(buf, cap, len, "%srank %u %s at %llu of %s pushes", n > 0 ? ", " : "", r,
+                       slot_unfinished_how(w), (unsigned long long)w->applied, expected_text(w));
+        n++;
+    }
+    return n;
 }
 
 void ps_engine_restore(ps_engine *e, uint64_t version)

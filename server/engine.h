@@ -60,6 +60,7 @@ typedef struct ps_engine_rank {
     uint64_t applied;     /* pushes of the rank applied (or accumulated) */
     uint64_t clock;       /* clock of its last applied push + 1, 0 before any */
     bool live;            /* a worker holds it now (not restored) */
+    bool finished;        /* its data was trained to the end (a worker of it said DONE) */
 } ps_engine_rank;
 
 /* A new engine for shard `shard` of the job (a copy of job is kept), θ
@@ -148,9 +149,23 @@ void ps_engine_forgive(ps_engine *e, uint64_t stall_ms, uint64_t now_ms);
  * worker has it (never registered, left or evicted). */
 int ps_engine_worker_rank(const ps_engine *e, uint32_t worker_id);
 
-/* True when every rank of the job has said BYE (an evicted rank may come
- * back: it is not done). */
+/* True when the job is complete: no worker is live and every rank's data
+ * was trained to the end (a worker of it said DONE). A rank that left
+ * before (a BYE without DONE: SIGTERM; an eviction; a rank that never
+ * joined) keeps the job from completing: a worker of it, or one that takes
+ * it over, may still come and finish its data. */
 bool ps_engine_complete(const ps_engine *e);
+
+/* True when no worker is live, the job has begun (some rank joined or was
+ * restored from a checkpoint) and it is not complete: the shard waits for
+ * the ranks that have not finished (server.c's heartbeat.incomplete_wait_ms). */
+bool ps_engine_idle(const ps_engine *e);
+
+/* Writes the ranks whose data is not finished into buf, cap bytes, always
+ * terminated ("rank 1 left at 262 of 4500 pushes, rank 2 evicted at 17 of
+ * ? pushes": applied of the pushes its worker said its data makes, ?
+ * when unknown), as ps_engine_clocks_format; returns how many there are. */
+uint32_t ps_engine_unfinished_format(const ps_engine *e, char *buf, size_t cap);
 
 /* Sets the model version (a checkpoint was loaded into the store). */
 void ps_engine_restore(ps_engine *e, uint64_t version);

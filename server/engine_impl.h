@@ -45,8 +45,10 @@ typedef struct worker_slot {
     uint64_t last_seq;     /* seq of the last push applied */
     bool pushed;           /* contributed to the open round (kept if it leaves) */
     bool done;             /* said it pushed its last gradient; counts as departed */
+    bool finished;         /* a worker of the rank said DONE: its data is trained (kept for good) */
+    uint64_t expected;     /* the pushes its last HELLO said its data makes; 0: unknown */
     uint64_t last_seen_ms; /* when it last sent anything, for eviction */
-    bool said_bye;         /* left with BYE (not evicted): the job is complete for it */
+    bool said_bye;         /* left with BYE (not evicted) */
     bool told;             /* got the stop's ERROR as a reply to a request */
     /* where its requests come from: its main socket and its heartbeat
      * socket, so a stop can be told to it unasked */

@@ -1,6 +1,8 @@
 /* psd.c — the parameter server daemon: serves one shard of a job's θ.
- * Exit status: 0 after a clean stop (SIGTERM, SIGINT), 1 on a runtime error
- * (cannot bind, socket failure), 2 on a usage or job-file error. */
+ * Exit status: 0 after a clean stop (SIGTERM, SIGINT) or a complete job, 1
+ * on a runtime error (cannot bind, socket failure) or an aborted job, 2 on a
+ * usage or job-file error, 3 when --exit-when-done ended the job as
+ * incomplete (a rank's data was not trained to the end). */
 #include "args.h"
 #include "job.h"
 #include "launch_env.h"
@@ -45,9 +47,14 @@ static void usage(FILE *out)
             "  -S, --servers EPS     the servers' endpoints, comma-separated, instead of\n"
             "                        PSD_SERVERS or the job's servers\n"
             "  -l, --log-level L     error, warn, info or debug (default: the job's log.level)\n"
-            "  -x, --exit-when-done  exit 0 once every worker of the job has left (psrun)\n"
+            "  -x, --exit-when-done  exit once the job is over: 0 when every rank's data\n"
+            "                        was trained, 3 when some rank's was not and no\n"
+            "                        worker came back within heartbeat.incomplete_wait_ms\n"
             "  -h, --help            show this help and exit\n"
-            "  -V, --version         show the version and exit\n");
+            "  -V, --version         show the version and exit\n"
+            "\n"
+            "exit status: 0 stopped or done, 1 runtime error or aborted job, 2 usage or\n"
+            "job-file error, 3 job incomplete (--exit-when-done)\n");
 }
 
 typedef struct psd_args {
@@ -198,10 +205,11 @@ int main(int argc, char **argv)
         reload_requested = 0;
         reload(srv, &a, &lg);
     }
+    bool incomplete = ps_server_incomplete(srv);
     ps_server_destroy(&srv);
     if (rc != 0) {
         fprintf(stderr, "psd: %s\n", err.msg);
         return PS_EXIT_RUNTIME;
     }
-    return 0;
+    return incomplete ? PS_EXIT_INCOMPLETE : 0;
 }

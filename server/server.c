@@ -89,6 +89,13 @@ struct ps_server {
     bool hold_warned;      /* "no memory for another buffer of θ" was logged */
     ps_checkpointer *ckpt; /* NULL without a checkpoint section */
     bool exit_when_done;
+    /* the wait for ranks whose data is not finished once no worker is
+     * live (incomplete_check): since when (0: not waiting), whether its
+     * end was said, and the job's end then */
+    uint64_t idle_since_ms;
+    bool incomplete_said;
+    bool incomplete; /* psd stopped the job as incomplete (ps_server_incomplete) */
+    char incomplete_why[PS_MSG_ERROR_MAX];
     /* psctl checkpoint requests waiting for the next checkpoint on disk */
     struct ckpt_waiter {
         unsigned char identity[PS_IDENTITY_MAX];
@@ -538,6 +545,53 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
     return 0;
 }
 
+/* The ranks whose data is not finished, once no worker is live
+ * (ps_engine_idle): the wait for them, or for workers that take their
+ * ranks over, is logged when it begins; a worker that joins ends it. After
+ * heartbeat.incomplete_wait_ms the job is incomplete: logged once, naming
+ * each rank and how far its data got; with --exit-when-done psd then stops
+ * the job (true), else it goes on serving. */
+static bool incomplete_check(ps_server *s, uint64_t now)
+{
+    if (!ps_engine_idle(s->engine)) {
+        if (s->idle_since_ms != 0 && !ps_engine_complete(s->engine))
+            PS_LOG_I(s->log, "shard %u/%u: a worker joined: the wait for the unfinished ranks ends",
+                     s->shard, s->nshards);
+        s->idle_since_ms = 0;
+        s->incomplete_said = false;
+        return false;
+    }
+    char ranks[4096];
+    uint32_t wait = s->job.heartbeat.incomplete_wait_ms;
+    if (s->idle_since_ms == 0) {
+        s->idle_since_ms = now > 0 ? now : 1;
+        uint32_t n = ps_engine_unfinished_format(s->engine, ranks, sizeof ranks);
+        PS_LOG_W(s->log,
+                 "shard %u/%u: no worker is live and the job is not complete (%s): waiting up to "
+                 "%u ms for %s or for a worker taking %s over (heartbeat.incomplete_wait_ms)",
+                 s->shard, s->nshards, ranks, wait, n == 1 ? "it" : "them",
+                 n == 1 ? "the rank" : "each rank");
+    }
+    if (s->incomplete_said || now - s->idle_since_ms < wait)
+        return false;
+    s->incomplete_said = true;
+    uint32_t n = ps_engine_unfinished_format(s->engine, ranks, sizeof ranks);
+    PS_LOG_E(
+        s->log,
+        "shard %u/%u: the job is incomplete: %u rank%s did not finish %s data within %u ms: %s",
+        s->shard, s->nshards, n, n == 1 ? "" : "s", n == 1 ? "its" : "their", wait, ranks);
+    const char *head = "the job is incomplete: ";
+    ps_strlcpy(s->incomplete_why, head, sizeof s->incomplete_why);
+    size_t at = strlen(s->incomplete_why);
+    ps_engine_unfinished_format(s->engine, s->incomplete_why + at, sizeof s->incomplete_why - at);
+    if (!s->exit_when_done) {
+        ps_notify_send(&s->notify, "STATUS=shard %u/%u: %s", s->shard, s->nshards,
+                       s->incomplete_why);
+        return false;
+    }
+    return true;
+}
+
 /* Measures how long psd's loop was away since its last turn (last_ms) and
  * forgives the workers' silence for a stall (see STALL_MIN_MS). */
 static void stall_check(ps_server *s, uint64_t now, uint64_t last_ms)
@@ -644,6 +698,10 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
             complete = true;
             break;
         }
+        if (incomplete_check(s, now)) {
+            s->incomplete = true;
+            break;
+        }
         ps_checkpointer_tick(s->ckpt, now);
         checkpoint_answer(s);
         ps_shm_sessions_sweep(s->shm, now);
@@ -703,7 +761,9 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
     if (rc != PS_EZMQ) {
         char why[PS_MSG_ERROR_MAX];
         int code = rc == PS_EABORTED ? PS_EABORTED : complete ? PS_ECOMPLETE : PS_ESTOPPED;
-        if (code == PS_ESTOPPED)
+        if (code == PS_ESTOPPED && s->incomplete)
+            ps_strlcpy(why, s->incomplete_why, sizeof why);
+        else if (code == PS_ESTOPPED)
             snprintf(why, sizeof why, "psd (shard %u) was stopped by %s at model version %llu",
                      s->shard, signal_name((int)*stop),
                      (unsigned long long)ps_engine_version(s->engine));
@@ -796,4 +856,9 @@ void ps_server_destroy(ps_server **sp)
 void ps_server_exit_when_done(ps_server *s, bool on)
 {
     s->exit_when_done = on;
+}
+
+bool ps_server_incomplete(const ps_server *s)
+{
+    return s->incomplete;
 }

@@ -43,10 +43,17 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
 int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload,
                   ps_error *err);
 
-/* With on, ps_server_run returns (as if stopped) once every rank of the
- * job has said BYE (an evicted rank may come back, so it does not count):
- * psrun runs psd this way, so the job ends by itself. */
+/* With on, ps_server_run returns (as if stopped) once the job is complete
+ * (ps_engine_complete: no worker live, every rank's data finished), or
+ * once no worker was live for heartbeat.incomplete_wait_ms while some
+ * rank's data was not finished: the job is then incomplete
+ * (ps_server_incomplete; STOPPING=1 and the workers' ERROR say which ranks
+ * and how far they got). psrun runs psd this way, so the job ends by
+ * itself. */
 void ps_server_exit_when_done(ps_server *s, bool on);
+
+/* True when ps_server_run stopped the job as incomplete (above). */
+bool ps_server_incomplete(const ps_server *s);
 
 /* Applies the reloadable settings of job (the learning rate) and says
  * RELOADING=1 then READY=1 to systemd. Settings that need a restart

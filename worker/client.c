@@ -378,6 +378,7 @@ int ps_client_open(const ps_client_opts *caller_opts, ps_client **out, char *err
     }
     ps_strlcpy(c->job, opts->job, sizeof c->job);
     c->incarnation = ps_membership_incarnation();
+    c->pushes_expected = opts->pushes_expected;
     if (gethostname(c->hostname, sizeof c->hostname) != 0)
         c->hostname[0] = '\0';
     c->hostname[sizeof c->hostname - 1] = '\0';
@@ -832,6 +833,13 @@ int ps_client_server_stats(ps_client *c, ps_server_stats *out)
         for (size_t r = 0; r < o.nrows && r < in.cap; r++) {
             in.clock[r] = rows[r].clock;
             in.pushes[r] = rows[r].pushes;
+            if (in.expected != NULL)
+                in.expected[r] = rows[r].expected;
+            if (in.flags != NULL)
+                in.flags[r] = (rows[r].state == PS_WORKER_LIVE || rows[r].state == PS_WORKER_DONE
+                                   ? PS_RANK_LIVE
+                                   : 0) |
+                              (rows[r].finished ? PS_RANK_FINISHED : 0);
         }
     }
     free(rows);

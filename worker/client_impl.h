@@ -171,7 +171,8 @@ struct ps_client {
     /* the training's figures the heartbeats carry (doubles' bits: set by
      * the caller's thread, read by the heartbeat thread) */
     _Atomic uint64_t report_loss, report_rate;
-    uint64_t incarnation; /* this client, random, in every HELLO: psd keeps our seqs */
+    uint64_t incarnation;     /* this client, random, in every HELLO: psd keeps our seqs */
+    uint64_t pushes_expected; /* in every HELLO: ps_client_opts.pushes_expected */
     /* why a shard's shared memory could not be used, or "" */
     char shm_why[CLIENT_WHY_MAX];
     /* the heartbeat thread: its own ZeroMQ context (so its own I/O thread,

@@ -121,6 +121,7 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
         m->host = c->host;
         m->hostname = c->hostname;
         m->incarnation = c->incarnation;
+        m->expected = c->pushes_expected;
         break;
     case PS_MSG_HEARTBEAT:
         m->flags = o->flags;

@@ -6,6 +6,7 @@
 
 #include "report_curves.h"
 #include "report_file.h"
+#include "psworker.h"
 #include "report_plan.h"
 #include "trainer.h"
 #include "util.h"
@@ -217,6 +218,8 @@ typedef struct manifest_args {
     const ps_output_table *tables;
     size_t ntables;
     const ps_output_norm *norm;
+    const ps_report_unfinished *unfinished; /* NULL: not known, no key */
+    size_t nunfinished;
 } manifest_args;
 
 /* Adds key: value to obj (json-c takes value); false when memory ran out. */
@@ -290,6 +293,21 @@ static bool manifest_list(json_object *m, const char *key, size_t n,
     return false;
 }
 
+static json_object *unfinished_at(const void *arg, size_t i)
+{
+    const manifest_args *a = arg;
+    const ps_report_unfinished *u = &a->unfinished[i];
+    json_object *o = json_object_new_object();
+    bool ok = o != NULL && manifest_put(o, "rank", json_object_new_uint64(u->rank)) &&
+              manifest_put(o, "pushes", json_object_new_uint64(u->pushes)) &&
+              manifest_put(o, "expected", json_object_new_uint64(u->expected));
+    if (!ok) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
 static json_object *tensor_at(const void *arg, size_t i)
 {
     const manifest_args *a = arg;
@@ -306,11 +324,13 @@ static int manifest_fill(FILE *f, const void *arg)
 {
     const manifest_args *a = arg;
     json_object *m = json_object_new_object();
-    bool ok = m != NULL && manifest_put(m, "job", json_object_new_string(a->job)) &&
-              manifest_put(m, "version", json_object_new_uint64(a->version)) &&
-              manifest_put(m, "num_params", json_object_new_uint64(a->num_params)) &&
-              manifest_list(m, "tensors", a->ntensors, tensor_at, a) &&
-              (a->ntables == 0 || manifest_list(m, "tables", a->ntables, table_at, a));
+    bool ok =
+        m != NULL && manifest_put(m, "job", json_object_new_string(a->job)) &&
+        manifest_put(m, "version", json_object_new_uint64(a->version)) &&
+        manifest_put(m, "num_params", json_object_new_uint64(a->num_params)) &&
+        manifest_list(m, "tensors", a->ntensors, tensor_at, a) &&
+        (a->ntables == 0 || manifest_list(m, "tables", a->ntables, table_at, a)) &&
+        (a->unfinished == NULL || manifest_list(m, "unfinished", a->nunfinished, unfinished_at, a));
     if (ok && a->norm != NULL) {
         json_object *n = json_object_new_object();
         ok = n != NULL && manifest_put(n, "kind", json_object_new_string("standard")) &&
@@ -389,8 +409,8 @@ int ps_output_model_check(const char *dir, const ps_tensor_info *tensors, size_t
 
 int ps_output_model_write(const char *dir, const char *job, uint64_t version, const float *theta,
                           uint64_t num_params, const ps_tensor_info *tensors, size_t ntensors,
-                          const ps_output_table *tables, size_t ntables,
-                          const ps_output_norm *norm, ps_error *err)
+                          const ps_output_table *tables, size_t ntables, const ps_output_norm *norm,
+                          const ps_report_unfinished *unfinished, size_t nunfinished, ps_error *err)
 {
     if (ntensors > PS_MAX_TENSORS)
         return ps_error_set(err, PS_EINVAL, "%zu tensors, at most %d", ntensors, PS_MAX_TENSORS);
@@ -427,7 +447,8 @@ int ps_output_model_write(const char *dir, const char *job, uint64_t version, co
     }
     if (snprintf(path, sizeof path, "%s/manifest.json", dir) >= (int)sizeof path)
         return ps_error_set(err, PS_EIO, "%s: path too long", dir);
-    manifest_args a = {job, version, num_params, tensors, ntensors, files, tables, ntables, norm};
+    manifest_args a = {job,    version, num_params, tensors,    ntensors,   files,
+                       tables, ntables, norm,       unfinished, nunfinished};
     return ps_report_file_replace(path, manifest_fill, &a, err);
 }
 
@@ -495,6 +516,7 @@ static int summary_of(const ps_train_result *r, const char *job, ps_report_summa
     s->nranks = r->nranks < PS_MAX_WORKERS ? r->nranks : PS_MAX_WORKERS;
     for (uint32_t i = 0; i < s->nranks; i++)
         s->ranks[i] = (ps_report_rank){i, r->rank_clock[i], r->rank_pushes[i]};
+    s->nunfinished = (uint32_t)ps_train_result_unfinished(r, s->unfinished, PS_REPORT_RANKS_MAX);
     if (r->epoch_train_loss == NULL)
         return 0;
     /* the test figures go with a test set only, as report_summary.h's reader checks */
@@ -502,6 +524,17 @@ static int summary_of(const ps_train_result *r, const char *job, ps_report_summa
                                        r->epoch_points, r->epoch_train_loss,
                                        r->has_test ? r->epoch_test_metric : NULL,
                                        r->has_test && r->has_auc ? r->epoch_test_auc : NULL);
+}
+
+size_t ps_train_result_unfinished(const ps_train_result *r, ps_report_unfinished *out, size_t cap)
+{
+    size_t n = 0;
+    if (!r->has_server_stats)
+        return 0;
+    for (uint32_t i = 0; i < r->nranks && i < PS_MAX_WORKERS && n < cap; i++)
+        if (!(r->rank_flags[i] & PS_RANK_FINISHED))
+            out[n++] = (ps_report_unfinished){i, r->rank_pushes[i], r->rank_expected[i]};
+    return n;
 }
 
 int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,

@@ -58,12 +58,17 @@ typedef struct ps_output_norm {
  * folder with one names only files written whole. With norm (else NULL)
  * also norm_mean.npy and norm_std.npy (float64, features) and "normalize":
  * {"kind": "standard", "features": int, "mean_file": str, "std_file": str}
- * in the manifest, what psworker predict standardises with. PS_EINVAL when
- * a tensor lies outside θ. */
+ * in the manifest, what psworker predict standardises with. With
+ * unfinished (else NULL: not known) also "unfinished": [{"rank": int,
+ * "pushes": int, "expected": int}, ...], the nunfinished ranks whose data
+ * was not trained to the end when θ was taken ([] when every rank
+ * finished), as report_summary.h's "unfinished". PS_EINVAL when a tensor
+ * lies outside θ. */
 int ps_output_model_write(const char *dir, const char *job, uint64_t version, const float *theta,
                           uint64_t num_params, const ps_tensor_info *tensors, size_t ntensors,
-                          const ps_output_table *tables, size_t ntables,
-                          const ps_output_norm *norm, ps_error *err);
+                          const ps_output_table *tables, size_t ntables, const ps_output_norm *norm,
+                          const ps_report_unfinished *unfinished, size_t nunfinished,
+                          ps_error *err);
 
 /* Checks, before a job trains, each file ps_output_model_write and a
  * sparse table's export will write into dir: the tensors' files and the

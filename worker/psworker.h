@@ -84,6 +84,13 @@ typedef struct ps_client_opts {
     const char *push_compression;
     double push_topk_ratio;
     int push_error_feedback;
+    /* The pushes this worker's data makes over the whole job (0: unknown),
+     * told to the servers when it registers: psd then reports a rank that
+     * left before its data was done as "at N of this many pushes". A rank's
+     * data counts as done once its worker called ps_client_done; one that
+     * closes without it left early, and the job is not complete without
+     * it. */
+    uint64_t pushes_expected;
     /* new fields go at the end only */
 } ps_client_opts;
 
@@ -320,8 +327,21 @@ typedef struct ps_server_stats {
     uint32_t nranks;          /* out: ranks the server knows (may exceed cap) */
     uint32_t cap;             /* in: entries at clock and pushes (may be 0) */
     uint64_t *clock, *pushes; /* in: the caller's arrays of cap entries, or NULL */
+    /* in: the caller's arrays of cap entries each, or NULL (filled like
+     * clock and pushes): the pushes each rank's worker said its data makes
+     * (ps_client_opts.pushes_expected; 0: unknown), and each rank's
+     * PS_RANK_* flags */
+    uint64_t *expected;
+    uint32_t *flags;
     /* new fields go at the end only */
 } ps_server_stats;
+
+/* ps_server_stats.flags: a worker holds the rank now (it trains, or it is
+ * done and waits for the end), and the rank's data was trained to the end
+ * (a worker of it called ps_client_done; a rank without it left early, or
+ * never came) */
+#define PS_RANK_LIVE     1u
+#define PS_RANK_FINISHED 2u
 
 /* Zeroes *s and sets its size, arrays and cap. */
 PS_EXTERN void ps_server_stats_init(ps_server_stats *s, uint64_t *clock, uint64_t *pushes,

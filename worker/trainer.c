@@ -536,6 +536,7 @@ static int connect_servers(ps_trainer *t, ps_error *err)
         co.timeout_ms = t->opts.timeout_ms;
     co.log_fn = client_note;
     co.log_arg = t;
+    co.pushes_expected = t->total_rounds;
     char why[PS_ERROR_MSG_MAX] = "";
     int rc = ps_client_open(&co, &t->client, why, sizeof why);
     if (rc != 0) {
@@ -1309,6 +1310,8 @@ static void server_stats(ps_trainer *t, ps_train_result *res)
 {
     ps_server_stats st;
     ps_server_stats_init(&st, res->rank_clock, res->rank_pushes, PS_MAX_WORKERS);
+    st.expected = res->rank_expected;
+    st.flags = res->rank_flags;
     if (ps_client_server_stats(t->client, &st) != 0) {
         PS_LOG_D(t->opts.log, "no server figures for the summary: %s",
                  ps_client_last_error(t->client));
@@ -1360,7 +1363,21 @@ static int final_eval(ps_trainer *t, ps_train_result *res, ps_error *err)
     return 0;
 }
 
-static int write_output(ps_trainer *t, ps_error *err)
+/* Whether this worker writes the model (trainer.h): no rank below its own
+ * is held by a worker at psd now. Without psd's figures, rank 0 does. */
+static bool writes_model(const ps_trainer *t, const ps_train_result *res)
+{
+    if (t->job.output[0] == '\0')
+        return false;
+    if (!res->has_server_stats)
+        return t->rank == 0;
+    for (uint32_t r = 0; r < t->rank && r < res->nranks; r++)
+        if (res->rank_flags[r] & PS_RANK_LIVE)
+            return false;
+    return true;
+}
+
+static int write_output(ps_trainer *t, const ps_train_result *res, ps_error *err)
 {
     size_t n = ps_client_num_tensors(t->client);
     if (n > PS_MAX_TENSORS)
@@ -1387,10 +1404,12 @@ static int write_output(ps_trainer *t, ps_error *err)
         (rc = ps_sparse_step_export(t->sparse, t->client, t->job.output, &table, err)) != 0)
         rc = sparse_failed(t, rc, err);
     ps_output_norm norm = {t->norm_mean, t->norm_std, t->job.model.features};
+    ps_report_unfinished unfinished[PS_MAX_WORKERS];
+    size_t nunfinished = ps_train_result_unfinished(res, unfinished, PS_MAX_WORKERS);
     if (rc == 0)
         rc = ps_output_model_write(t->job.output, t->job.name, t->version, t->th, t->num_params,
-                                   tensors, n, &table, ntables,
-                                   t->norm_mean != NULL ? &norm : NULL, err);
+                                   tensors, n, &table, ntables, t->norm_mean != NULL ? &norm : NULL,
+                                   res->has_server_stats ? unfinished : NULL, nunfinished, err);
     if (rc == 0 && ntables > 0)
         PS_LOG_I(t->opts.log, "model written: %s (version %llu, %zu tensors, %llu rows of table %s)",
                  t->job.output, (unsigned long long)t->version, n,
@@ -1443,8 +1462,8 @@ int ps_trainer_run(ps_trainer *t, ps_train_result *res, ps_error *err)
     rc = final_eval(t, res, err);
     if (rc != 0)
         goto close;
-    if (t->rank == 0 && t->job.output[0] != '\0') {
-        rc = write_output(t, err);
+    if (writes_model(t, res)) {
+        rc = write_output(t, res, err);
         if (rc != 0)
             goto close;
     }

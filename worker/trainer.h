@@ -9,8 +9,11 @@
  * number of steps per epoch, ceil(ceil(N / W) / batch), so sync rounds line
  * up: batch j covers positions [j*B, (j+1)*B) of the epoch, cut at the end of
  * the worker's shard; a batch wholly past the end of a smaller shard wraps
- * around its permutation. Rank 0 writes the final model when the job names
- * an output folder. */
+ * around its permutation. When the job names an output folder, a worker
+ * writes the final model at its end if no rank below its own is held by a
+ * worker at psd then: rank 0 as a rule; the lowest rank still there when
+ * rank 0 left early; the rank that finishes last when it came back late
+ * and trained alone (it writes the job's last θ over the earlier one). */
 #ifndef PS_TRAINER_H
 #define PS_TRAINER_H
 
@@ -22,6 +25,7 @@
 #include "job.h"
 #include "log.h"
 #include "model.h"
+#include "report_summary.h"
 
 typedef struct ps_trainer ps_trainer;
 
@@ -72,9 +76,11 @@ typedef struct ps_train_result {
     bool has_server_stats;
     uint64_t staleness_max, staleness_p99; /* rounds behind the servers' version */
     double staleness_mean;
-    uint32_t nranks;                      /* entries of rank_clock and rank_pushes, by rank */
-    uint64_t rank_clock[PS_MAX_WORKERS];  /* rounds each rank pushed */
-    uint64_t rank_pushes[PS_MAX_WORKERS]; /* pushes the servers applied */
+    uint32_t nranks;                        /* entries of the rank_ arrays, by rank */
+    uint64_t rank_clock[PS_MAX_WORKERS];    /* rounds each rank pushed */
+    uint64_t rank_pushes[PS_MAX_WORKERS];   /* pushes the servers applied */
+    uint64_t rank_expected[PS_MAX_WORKERS]; /* pushes its data makes, as its worker said (0: ?) */
+    uint32_t rank_flags[PS_MAX_WORKERS];    /* PS_RANK_LIVE, PS_RANK_FINISHED (psworker.h) */
 } ps_train_result;
 
 /* Whether psworker can train the job: a built-in model, a data.train, no
@@ -111,6 +117,11 @@ void ps_trainer_destroy(ps_trainer **tp);
 
 /* steps per epoch for every worker: ceil(ceil(train_rows / workers) / batch). */
 uint64_t ps_trainer_steps_per_epoch(uint64_t train_rows, uint32_t workers, uint32_t batch_size);
+
+/* The ranks whose data was not trained to the end when the run asked psd
+ * (no PS_RANK_FINISHED), at most cap into out; their count. 0 without
+ * psd's figures. In output.c. */
+size_t ps_train_result_unfinished(const ps_train_result *r, ps_report_unfinished *out, size_t cap);
 
 /* Writes the summary JSON of a run to path (temporary file, then rename),
  * in the format common/report_summary.h describes (ps_report_summary); numbers

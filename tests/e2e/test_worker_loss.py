@@ -2,8 +2,10 @@
 sync job: the servers evict it after heartbeat.timeout_ms, the others
 finish, no round waits longer than timeout_ms + 1 s, and the test accuracy
 is within 1 point of the undisturbed run (digits, softmax, 3 workers: 360
-test images, so a point is 3.6 of them). psrun reports the loss (exit 1)
-but still prints the summary of the workers that finished."""
+test images, so a point is 3.6 of them). psrun reports the job incomplete
+(exit 3, its last line naming rank 1 and how far its data got, as its
+summary's "unfinished" does) but still prints the summary of the workers
+that finished."""
 import json
 import os
 import re
@@ -71,7 +73,12 @@ except subprocess.TimeoutExpired:
     out, _ = p.communicate()
 print("\n".join(err_lines[-12:]))
 env.check(killed_at is not None, "rank 1 was killed in the middle of the job")
-env.check(p.returncode == 1, f"psrun exits 1: a worker failed (got {p.returncode})")
+env.check(p.returncode == 3, f"psrun exits 3: the job is incomplete (got {p.returncode})")
+last = err_lines[-1] if err_lines else ""
+m = re.fullmatch(r"psrun: job disturbed incomplete after [\d.]+ s: 1 rank did not finish its "
+                 r"data: rank 1 at (\d+) of (\d+) pushes \(w1 was killed by signal 9\)", last)
+env.check(m is not None and int(m.group(1)) < int(m.group(2)),
+          f"psrun's last line names rank 1 and how far it got ({last!r})")
 text = "\n".join(err_lines)
 env.check("the job goes on without it" in text, "psrun says the job goes on without w1")
 env.check(re.search(r"rank 1 \(worker \d+\) silent for \d+ ms: evicted", text) is not None,
@@ -85,6 +92,10 @@ if os.path.exists(summary_path):
     with open(summary_path) as f:
         s = json.load(f)
     acc = s["test_metric"]["value"]
+    got = s.get("unfinished")
+    env.check(m is not None and got == [{"rank": 1, "pushes": int(m.group(1)),
+                                         "expected": int(m.group(2))}],
+              f"psrun's summary lists rank 1 as unfinished, as its last line does ({got})")
     env.check(abs(acc - acc0) <= 0.01,
               f"test accuracy {acc:.4f} is within 1 point of the undisturbed {acc0:.4f}")
 else:

@@ -349,6 +349,8 @@ START_TEST(worker_table_round_trips_and_rides_only_on_status_reply)
         rows[r].staleness_mean = 0.25 * r;
         rows[r].worker_id = 1025 + r;
         rows[r].evictions = r;
+        rows[r].finished = r == 1;
+        rows[r].expected = r == 2 ? 0 : 4500 + r;
     }
     unsigned char buf[1024];
     size_t len = 0, n = 0;
@@ -367,6 +369,8 @@ START_TEST(worker_table_round_trips_and_rides_only_on_status_reply)
         ck_assert_uint_eq(back[r].clock, rows[r].clock);
         ck_assert_uint_eq(back[r].worker_id, rows[r].worker_id);
         ck_assert_uint_eq(back[r].evictions, rows[r].evictions);
+        ck_assert(back[r].finished == rows[r].finished);
+        ck_assert_uint_eq(back[r].expected, rows[r].expected);
     }
     ck_assert(isnan(back[2].loss));
     ck_assert_double_eq(back[0].loss, 0.5);

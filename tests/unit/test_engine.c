@@ -1171,14 +1171,47 @@ START_TEST(job_is_complete_only_when_every_rank_said_bye)
     job_logistic(&job, PS_MODE_SYNC, 2);
     job.heartbeat.timeout_ms = 1000;
     fx *f = fx_new(&job, 0);
+    char text[256];
+    ck_assert(!ps_engine_idle(f->e)); /* nobody came yet: nothing to wait for */
     uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
-    ck_assert_int_eq(simple(f, "wa", PS_MSG_BYE, a, 1), 0);
+    ck_assert_int_eq(heartbeat(f, "wa", a, 1, PS_FLAG_DONE), 0);
+    ck_assert_int_eq(simple(f, "wa", PS_MSG_BYE, a, 2), 0);
+    ck_assert(!ps_engine_idle(f->e));                            /* b is live */
     ps_engine_tick(f->e, ps_clock_ms() + 5000, capture_send, f); /* b is evicted */
     ck_assert_int_eq(ps_engine_worker_rank(f->e, b), -1);
     ck_assert(!ps_engine_complete(f->e)); /* b may come back */
+    ck_assert(ps_engine_idle(f->e));
+    ck_assert_uint_eq(ps_engine_unfinished_format(f->e, text, sizeof text), 1);
+    ck_assert_str_eq(text, "rank 1 evicted at 0 of ? pushes");
+    /* a BYE without DONE: the rank left before its data was done */
     uint32_t b2 = hello(f, 1, "wb");
-    ck_assert_int_eq(simple(f, "wb", PS_MSG_BYE, b2, 2), 0);
+    ck_assert(!ps_engine_idle(f->e));
+    ck_assert_int_eq(simple(f, "wb", PS_MSG_BYE, b2, 3), 0);
+    ck_assert(!ps_engine_complete(f->e));
+    ck_assert(ps_engine_idle(f->e));
+    ck_assert_uint_eq(ps_engine_unfinished_format(f->e, text, sizeof text), 1);
+    ck_assert_str_eq(text, "rank 1 left at 0 of ? pushes");
+    /* a worker that takes the rank over, says how much its data makes, finishes */
+    static ps_msg m;
+    request_init(&m, PS_MSG_HELLO, 0, 4);
+    m.rank = 1;
+    m.expected = 45;
+    ck_assert_int_eq(handle(f, "wc", &m), 0);
+    uint32_t b3 = last(f)->worker_id;
+    ps_worker_status rows[2];
+    ps_engine_workers_get(f->e, ps_clock_ms(), rows);
+    ck_assert(rows[0].finished && !rows[1].finished);
+    ck_assert_uint_eq(rows[1].expected, 45);
+    ck_assert_int_eq(heartbeat(f, "wc", b3, 5, PS_FLAG_DONE), 0);
+    ck_assert(!ps_engine_complete(f->e)); /* still live */
+    ck_assert_int_eq(simple(f, "wc", PS_MSG_BYE, b3, 6), 0);
     ck_assert(ps_engine_complete(f->e));
+    ck_assert(!ps_engine_idle(f->e));
+    ck_assert_uint_eq(ps_engine_unfinished_format(f->e, text, sizeof text), 0);
+    ck_assert_str_eq(text, "");
+    ps_engine_rank er; /* what a checkpoint keeps of it */
+    ck_assert_int_eq(ps_engine_rank_get(f->e, 1, &er), 0);
+    ck_assert(er.finished);
     fx_free(&f);
 }
 END_TEST

@@ -1,6 +1,7 @@
 /* test_report_job.c — the job's summary psrun combines from its workers':
  * the loss weighed by each worker's samples, throughput and updates summed,
- * the rest (the AUC too) from the lowest rank, a curve per worker. */
+ * the rest (the AUC too) from the lowest rank, the version and the
+ * unfinished ranks from the last to finish, a curve per worker. */
 #include <check.h>
 
 #include "check_main.h"
@@ -64,11 +65,49 @@ START_TEST(job_summary_weighs_the_workers_losses_by_their_samples)
 }
 END_TEST
 
+START_TEST(job_summary_takes_version_and_unfinished_ranks_from_the_last_to_finish)
+{
+    /* rank 0 finished while rank 1 was away (evicted); rank 1 came back,
+     * trained alone and finished at a later version: nothing is unfinished */
+    static ps_report_summary job, w0, w1;
+    ps_report_job_sum sum;
+    ps_report_job_begin(&job, &sum);
+    ps_report_summary_init(&w0);
+    snprintf(w0.metric_name, sizeof w0.metric_name, "accuracy");
+    snprintf(w0.loss_name, sizeof w0.loss_name, "log_loss");
+    w0.rank = 0;
+    w0.train_samples = 10;
+    w0.version = 100;
+    w0.nunfinished = 1;
+    w0.unfinished[0] = (ps_report_unfinished){1, 40, 90};
+    w1 = w0;
+    w1.rank = 1;
+    w1.version = 130;
+    w1.nunfinished = 0;
+    ck_assert_int_eq(ps_report_job_add(&job, &sum, &w0), 0);
+    ck_assert_uint_eq(job.nunfinished, 1);
+    ck_assert_int_eq(ps_report_job_add(&job, &sum, &w1), 0);
+    ck_assert_int_eq(ps_report_job_end(&job, &sum, "digits", "ssp", 2, 1.0), 0);
+    ck_assert_uint_eq(job.version, 130);
+    ck_assert_uint_eq(job.nunfinished, 0);
+    /* the other way round: the one that knows the most is still the last */
+    ps_report_job_begin(&job, &sum);
+    w1.version = 90;
+    ck_assert_int_eq(ps_report_job_add(&job, &sum, &w0), 0);
+    ck_assert_int_eq(ps_report_job_add(&job, &sum, &w1), 0);
+    ck_assert_uint_eq(job.version, 100);
+    ck_assert_uint_eq(job.nunfinished, 1);
+    ck_assert_uint_eq(job.unfinished[0].pushes, 40);
+    ps_report_summary_fini(&job);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("report_job");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, job_summary_weighs_the_workers_losses_by_their_samples);
+    tcase_add_test(tc, job_summary_takes_version_and_unfinished_ranks_from_the_last_to_finish);
     suite_add_tcase(s, tc);
     return ps_check_run(s);
 }

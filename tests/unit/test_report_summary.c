@@ -1,6 +1,6 @@
 /* test_report_summary.c — the summary JSON psworker and psrun write and
  * psrun reads: written and read back (null for a number that is not finite;
- * curves, staleness and ranks; a binary classifier's AUC, and none for other
+ * curves, staleness, ranks and unfinished ranks; a binary classifier's AUC, and none for other
  * models or a summary from before it), and refused, naming what is wrong,
  * when a figure, a key or a curve does not fit. */
 #include <check.h>
@@ -76,6 +76,8 @@ static void summary_example(ps_report_summary *s)
     s->nranks = 2;
     s->ranks[0] = (ps_report_rank){0, 160, 158};
     s->ranks[1] = (ps_report_rank){1, 160, 160};
+    s->nunfinished = 1;
+    s->unfinished[0] = (ps_report_unfinished){0, 158, 160};
 }
 
 /* Whether a and b hold the same summary, curves compared by value. */
@@ -136,6 +138,8 @@ START_TEST(summary_reads_back_as_written)
     ck_assert_ptr_nonnull(strstr(text, "\"ranks\": [ { \"rank\": 0, \"clock\": 160, \"pushes\": "
                                        "158 }, { \"rank\": 1,"));
     ck_assert_ptr_nonnull(strstr(text, "\"curves\": [ ]"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "\"unfinished\": [ { \"rank\": 0, \"pushes\": 158, \"expected\": 160 } ]"));
     free(text);
     summary_assert_equal(&s, &q);
     ps_report_summary_fini(&q);
@@ -437,6 +441,22 @@ START_TEST(summary_of_other_models_or_from_before_the_auc_has_none)
 }
 END_TEST
 
+START_TEST(summary_from_before_unfinished_ranks_reads_as_none)
+{
+    ps_report_summary s, q;
+    summary_example(&s);
+    ps_error err = {0};
+    const char *key = ", \"unfinished\": [ { \"rank\": 0, \"pushes\": 158, \"expected\": 160 } ]";
+    ck_assert_int_eq(summary_edited(&s, key, "", &q, &err), 0);
+    ck_assert_uint_eq(q.nunfinished, 0);
+    ps_report_summary_fini(&q);
+    /* an entry without its progress is refused, naming it */
+    ck_assert_int_eq(summary_edited(&s, "\"pushes\": 158, ", "", &q, &err), PS_EDATA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "unfinished[0]"));
+    ps_report_summary_fini(&s);
+}
+END_TEST
+
 START_TEST(summary_with_auc_figures_that_do_not_fit_is_refused)
 {
     ps_report_summary s, q;
@@ -502,6 +522,7 @@ int main(void)
     tcase_add_test(tc, summary_of_a_binary_classifier_without_test_set_has_null_test_auc);
     tcase_add_test(tc, summary_of_other_models_or_from_before_the_auc_has_none);
     tcase_add_test(tc, summary_with_auc_figures_that_do_not_fit_is_refused);
+    tcase_add_test(tc, summary_from_before_unfinished_ranks_reads_as_none);
     suite_add_tcase(s, tc);
     return ps_check_run(s);
 }

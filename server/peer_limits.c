@@ -29,7 +29,7 @@ enum conn_state {
     CONN_NEW,    /* accepted; no message yet */
     CONN_ACTIVE, /* sent a message; not registered */
     CONN_WORKER, /* registered: a live worker's, while worker_id lives */
-    CONN_SHUT,   /* closed by psd; its DISCONNECTED is on the way */
+    CONN_SHUT,   /* closed by psd (until the descriptor serves another) */
 };
 
 typedef struct conn {
@@ -57,6 +57,7 @@ struct ps_peer_limits {
     size_t nconns, top;                       /* top: past the highest in use */
     uint64_t sweep_ms;                        /* the last sweep */
     uint64_t accepted;                        /* connections so far */
+    bool fresh;                               /* accepted since room was last made */
     uint64_t closed_full, closed_silent, rate_refused;
     bool full_warned, silent_warned, rate_warned;
     char why[PS_MSG_ERROR_MAX];
@@ -189,22 +190,24 @@ static bool conn_shut(ps_peer_limits *l, int fd)
     return true;
 }
 
-/* True when a goes before b for closing: lower rank, then the one
- * accepted first, or silent longest. */
+/* True when a goes before b for closing: lower rank, the oldest first;
+ * among those with a whole greeting, the one whose latest sign of life
+ * (connecting, or its latest message) is oldest, so a newcomer goes last. */
 static bool conn_before(const conn *a, const conn *b)
 {
     int ra = conn_rank(a), rb = conn_rank(b);
+    ra = ra > RANK_HANDSHAKE ? RANK_HANDSHAKE : ra;
+    rb = rb > RANK_HANDSHAKE ? RANK_HANDSHAKE : rb;
     if (ra != rb)
         return ra < rb;
-    if (ra == RANK_ACTIVE && a->since_ms != b->since_ms)
+    if (ra == RANK_HANDSHAKE && a->since_ms != b->since_ms)
         return a->since_ms < b->since_ms;
     return a->order < b->order;
 }
 
 /* Counts the unregistered connections and finds the one to close first
- * for a newcomer (never `spare`; see conn_before). -1 when there is
- * none. */
-static int victim_find(ps_peer_limits *l, int spare, uint64_t now, uint32_t *unregistered)
+ * (see conn_before). -1 when there is none. */
+static int victim_find(ps_peer_limits *l, uint64_t now, uint32_t *unregistered)
 {
     int victim = -1;
     *unregistered = 0;
@@ -213,24 +216,22 @@ static int victim_find(ps_peer_limits *l, int spare, uint64_t now, uint32_t *unr
         if (c->state == CONN_FREE || c->state == CONN_SHUT || conn_registered(l, c, now))
             continue;
         ++*unregistered;
-        if ((int)i == spare)
-            continue;
         if (victim < 0 || conn_before(c, &l->conns[victim]))
             victim = (int)i;
     }
     return victim;
 }
 
-/* Connection fd is new: while more than max_peers are unregistered,
- * another is closed (see victim_find), so a newcomer always gets in. The
- * kernel is asked how far a connection got only when it is the one to
- * close: bytes_in is kept, and each connection is asked about once a rank. */
-static void room_make(ps_peer_limits *l, int fd, uint64_t now)
+/* While more than limit connections are unregistered, the first to close
+ * (see victim_find) is closed. The kernel is asked how far a connection
+ * got only when it is the one to close: bytes_in is kept, and each
+ * connection is asked about once a rank. */
+static void room_make(ps_peer_limits *l, uint32_t limit, uint64_t now)
 {
     for (;;) {
         uint32_t unregistered;
-        int victim = victim_find(l, fd, now, &unregistered);
-        if (unregistered <= l->peers_max || victim < 0)
+        int victim = victim_find(l, now, &unregistered);
+        if (unregistered <= limit || victim < 0)
             return;
         conn *v = &l->conns[victim];
         if (conn_rank(v) < RANK_ACTIVE && conn_progressed(v, victim))
@@ -263,10 +264,12 @@ static void event_take(ps_peer_limits *l, uint16_t event, uint32_t value)
     if (l->zap != NULL)
         ps_zap_handshake_event(l->zap, event, value, l->endpoint);
     if (event == ZMQ_EVENT_DISCONNECTED) {
+        /* one psd closed stays so: messages it sent before are dropped */
         conn *c = conn_at(l, (int)value, false);
-        if (c != NULL)
+        if (c != NULL && c->state != CONN_SHUT)
             c->state = CONN_FREE;
-        while (l->top > 0 && l->conns[l->top - 1].state == CONN_FREE)
+        while (l->top > 0 &&
+               (l->conns[l->top - 1].state == CONN_FREE || l->conns[l->top - 1].state == CONN_SHUT))
             l->top--;
     } else if (event == ZMQ_EVENT_ACCEPTED) {
         uint64_t now = ps_clock_ms();
@@ -274,7 +277,7 @@ static void event_take(ps_peer_limits *l, uint16_t event, uint32_t value)
         if (c == NULL)
             return;
         conn_start(l, c, CONN_NEW, now);
-        room_make(l, (int)value, now);
+        l->fresh = true; /* room is made once what came meanwhile was read */
     }
 }
 
@@ -315,13 +318,14 @@ int ps_peer_limits_fd_of(const zmq_msg_t *part)
 }
 
 /* The entry of a connection a message came on. Its ACCEPTED was sent
- * before its first message came, so the monitor is read when it is not
- * known yet; one still unknown (accepted before the monitor began) is
- * taken as it is. NULL for fd -1. */
+ * before its first message came, so the monitor is read when the entry is
+ * free, or one psd closed (the descriptor may serve a new one now); one
+ * still unknown (accepted before the monitor began) is taken as it is.
+ * NULL for fd -1. */
 static conn *conn_of_message(ps_peer_limits *l, int fd, uint64_t now)
 {
     conn *c = conn_at(l, fd, false);
-    if (fd >= 0 && (c == NULL || c->state == CONN_FREE)) {
+    if (fd >= 0 && (c == NULL || c->state == CONN_FREE || c->state == CONN_SHUT)) {
         ps_peer_limits_tick(l);
         c = conn_at(l, fd, true);
         if (c != NULL && c->state == CONN_FREE)
@@ -330,10 +334,16 @@ static conn *conn_of_message(ps_peer_limits *l, int fd, uint64_t now)
     return c;
 }
 
+bool ps_peer_limits_closed(ps_peer_limits *l, int fd, uint64_t now_ms)
+{
+    conn *c = conn_of_message(l, fd, now_ms);
+    return c != NULL && c->state == CONN_SHUT;
+}
+
 bool ps_peer_limits_over(ps_peer_limits *l, int fd, uint64_t now_ms)
 {
     conn *c = conn_of_message(l, fd, now_ms);
-    if (c == NULL || conn_registered(l, c, now_ms))
+    if (c == NULL || c->state == CONN_SHUT || conn_registered(l, c, now_ms))
         return false;
     if (c->state == CONN_NEW)
         c->state = CONN_ACTIVE;
@@ -394,9 +404,13 @@ void ps_peer_limits_welcomed(ps_peer_limits *l, int fd, uint32_t worker_id)
     conn_register(l, conn_at(l, fd, false), worker_id, false);
 }
 
-void ps_peer_limits_sweep(ps_peer_limits *l, uint64_t now_ms)
+void ps_peer_limits_sweep(ps_peer_limits *l, bool all_read, uint64_t now_ms)
 {
-    if (l->sweep_ms != 0 && now_ms - l->sweep_ms < SWEEP_EVERY_MS)
+    if (l->fresh) {
+        room_make(l, all_read ? l->peers_max : 2 * l->peers_max, now_ms);
+        l->fresh = !all_read;
+    }
+    if (!all_read || (l->sweep_ms != 0 && now_ms - l->sweep_ms < SWEEP_EVERY_MS))
         return;
     /* a long gap: psd stood still, and the silence meanwhile is not theirs */
     uint64_t stall =

@@ -8,15 +8,17 @@
  * at most PS_PEER_REGISTERED_PER_WORKER per worker of the job, they are
  * never closed for want of room and never rate-limited. Every other
  * connection is unregistered, and at most max_peers of those are held:
- * a new connection is always taken, and the least useful unregistered one
- * is closed to make room: first one whose peer has not sent a byte, then
- * one that has not sent a message, the oldest first, then the one silent
- * longest. An unregistered connection that sends no message within
- * PS_PEER_SILENT_MS of connecting is closed (psd sets ZeroMQ's handshake
- * bound to the same). So strangers, however many, never lock the job's
- * workers or admins out. An unregistered connection spends a token per
- * message from a bucket of the rate that starts full, so its first message
- * always passes. Each kind of refusal is logged once and counted.
+ * every new connection is taken, and once what came meanwhile was read,
+ * the least useful unregistered ones are closed to make room: first those
+ * whose peer has not sent a byte, then part of a greeting, the oldest
+ * first; then the one whose latest sign of life (connecting, or its latest
+ * message) is oldest. An unregistered connection that sends no message
+ * within PS_PEER_SILENT_MS of connecting is closed (psd sets ZeroMQ's
+ * handshake bound to the same). So strangers, however many, do not lock
+ * the job's workers or admins out. An unregistered connection spends a
+ * token per message from a bucket of the rate that starts full, so its
+ * first message always passes. Each kind of refusal is logged once and
+ * counted.
  * Belongs to the thread that runs the server. */
 #ifndef PS_PEER_LIMITS_H
 #define PS_PEER_LIMITS_H
@@ -55,9 +57,8 @@ ps_peer_limits *ps_peer_limits_new(void *zctx, void *sock, const ps_job *job, ui
                                    const char *endpoint, const ps_engine *engine, ps_zap *zap,
                                    ps_metrics_counters *counters, const ps_log *log, ps_error *err);
 
-/* Reads what the monitor has: counts connections and, for a new one over
- * the cap, closes another unregistered one; hands ZAP its events. Never
- * blocks. */
+/* Reads what the monitor has: notes connections come and gone; hands ZAP
+ * its events. Never blocks. */
 void ps_peer_limits_tick(ps_peer_limits *l);
 
 /* The monitor socket, for the loop's poll (readable: call tick). */
@@ -66,6 +67,11 @@ void *ps_peer_limits_monitor(const ps_peer_limits *l);
 /* The connection a received frame (one after the identity) came on: its
  * file descriptor, or -1 when ZeroMQ does not say. */
 int ps_peer_limits_fd_of(const zmq_msg_t *part);
+
+/* True when the message that came on connection fd is from one psd has
+ * closed (ps_peer_limits_sweep): the caller drops it unanswered, as nobody
+ * could get the answer (and a HELLO would register a worker nobody is). */
+bool ps_peer_limits_closed(ps_peer_limits *l, int fd, uint64_t now_ms);
 
 /* A message came on connection fd at now_ms. True when it is over the
  * connection's rate: the caller refuses it with PS_EFULL and
@@ -84,10 +90,13 @@ void ps_peer_limits_heard(ps_peer_limits *l, int fd, uint32_t worker_id);
 /* A WELCOME went to connection fd as worker_id: registered as its. */
 void ps_peer_limits_welcomed(ps_peer_limits *l, int fd, uint32_t worker_id);
 
-/* Closes the unregistered connections that sent no message within
- * PS_PEER_SILENT_MS of connecting; call once what arrived was read. Time
- * psd itself stood still does not count. */
-void ps_peer_limits_sweep(ps_peer_limits *l, uint64_t now_ms);
+/* Closes unregistered connections: over max_peers (the least useful
+ * first), and those that sent no message within PS_PEER_SILENT_MS of
+ * connecting (time psd itself stood still does not count). Call after
+ * reading the ROUTER, all_read when it was read dry: otherwise only room
+ * beyond twice max_peers is made, since a connection's first message may
+ * be waiting to be read. */
+void ps_peer_limits_sweep(ps_peer_limits *l, bool all_read, uint64_t now_ms);
 
 /* One log line of what was refused, when anything was. */
 void ps_peer_limits_report(const ps_peer_limits *l);

@@ -472,6 +472,10 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
         }
         rx_count(s);
         int fd = s->frames.nparts >= 2 ? ps_peer_limits_fd_of(&s->frames.parts[1]) : -1;
+        if (ps_peer_limits_closed(s->limits, fd, ps_clock_ms())) {
+            ps_frames_close(&s->frames);
+            continue;
+        }
         if (ps_peer_limits_over(s->limits, fd, ps_clock_ms())) {
             admin_reply(s, s->frames.identity, s->frames.identity_len, s->msg.seq, PS_EFULL,
                         ps_peer_limits_why(s->limits));
@@ -640,9 +644,8 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
             ps_zap_handle(s->zap);
         if ((ready || (fds[0].revents & POLLIN)) && (rc = server_drain(s, stop, err)) != 0)
             break;
-        /* silent connections, once every message that came was read */
-        if (s->router_dry)
-            ps_peer_limits_sweep(s->limits, ps_clock_ms());
+        /* connections over the cap or silent, once what came was read */
+        ps_peer_limits_sweep(s->limits, s->router_dry, ps_clock_ms());
         /* evictions only once what arrived meanwhile was read (a heartbeat
          * waiting in the socket is a sign of life), and not for silence
          * while psd itself stood still */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -252,7 +253,8 @@ static int count_shut(const int *fds, bool *shut, int n)
 }
 
 /* The loop's part for a while: tick whenever the monitor has something,
- * until `want` of fds[0..n) are shut and 200 ms more passed, or WAIT_MS. */
+ * then sweep (nothing else to read here), until `want` of fds[0..n) are
+ * shut and 200 ms more passed, or WAIT_MS. */
 static int ticks_until_shut(fx *f, const int *fds, bool *shut, int n, int want)
 {
     int closed = 0;
@@ -261,6 +263,7 @@ static int ticks_until_shut(fx *f, const int *fds, bool *shut, int n, int want)
         zmq_pollitem_t it = {.socket = ps_peer_limits_monitor(f->l), .events = ZMQ_POLLIN};
         zmq_poll(&it, 1, 10);
         ps_peer_limits_tick(f->l);
+        ps_peer_limits_sweep(f->l, true, ps_clock_ms());
         closed = count_shut(fds, shut, n);
         if (closed >= want && settled == 0)
             settled = ps_clock_ms() + 200; /* a while longer: no more are shut */
@@ -390,6 +393,80 @@ START_TEST(a_welcomed_connection_is_never_closed_for_room)
 }
 END_TEST
 
+START_TEST(room_is_made_past_twice_the_cap_until_all_was_read)
+{
+    fx *f = fx_new();
+    enum { N = 5 };
+    int fds[N];
+    bool shut[N] = {false};
+    /* max_peers 2: with messages maybe waiting to be read, only what is
+     * beyond 4 is closed */
+    for (int i = 0; i < N; i++)
+        fds[i] = tcp_connect(f, false);
+    int closed = 0;
+    for (uint64_t until = ps_clock_ms() + 500; ps_clock_ms() < until;) {
+        zmq_pollitem_t it = {.socket = ps_peer_limits_monitor(f->l), .events = ZMQ_POLLIN};
+        zmq_poll(&it, 1, 10);
+        ps_peer_limits_tick(f->l);
+        ps_peer_limits_sweep(f->l, false, ps_clock_ms());
+        closed = count_shut(fds, shut, N);
+    }
+    ck_assert_int_eq(closed, 1);
+    ck_assert(shut[0]);
+    ck_assert_int_eq(ticks_until_shut(f, fds, shut, N, 3), 3);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(a_message_of_a_closed_connection_is_dropped)
+{
+    fx *f = fx_new();
+    void *zctx = zmq_ctx_new();
+    void *d[3];
+    int linger = 0, never = -1;
+    /* three peers, each with a message psd has not read: the first to
+     * come is closed to make room, and its message, read after, is not
+     * answered (a HELLO would register a worker nobody is). They do not
+     * connect again (a new connection may get the same descriptor). */
+    for (int i = 0; i < 3; i++) {
+        d[i] = zmq_socket(zctx, ZMQ_DEALER);
+        zmq_setsockopt(d[i], ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(d[i], ZMQ_RECONNECT_IVL, &never, sizeof never);
+        ck_assert_int_eq(zmq_connect(d[i], f->job.servers[0]), 0);
+        ck_assert_int_eq(zmq_send(d[i], &i, sizeof i, 0), (int)sizeof i);
+        struct timespec ts = {0, 50 * 1000 * 1000}; /* its greeting and message arrive */
+        nanosleep(&ts, NULL);
+    }
+    int fds[1] = {-1};
+    bool shut[1] = {false};
+    ticks_until_shut(f, fds, shut, 0, 0); /* the loop's turn: room for 2 */
+    int wait = WAIT_MS, dropped = 0, kept = 0;
+    zmq_setsockopt(f->router, ZMQ_RCVTIMEO, &wait, sizeof wait);
+    for (int k = 0; k < 3; k++) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        ck_assert_int_ge(zmq_msg_recv(&id, f->router, 0), 0);
+        ck_assert_int_ge(zmq_msg_recv(&body, f->router, 0), 0);
+        int who = *(int *)zmq_msg_data(&body);
+        bool closed = ps_peer_limits_closed(f->l, ps_peer_limits_fd_of(&body), ps_clock_ms());
+        ck_assert_msg(closed == (who == 0), "peer %d: closed %d", who, closed);
+        dropped += closed;
+        kept += !closed;
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+    }
+    ck_assert_int_eq(dropped, 1);
+    ck_assert_int_eq(kept, 2);
+    for (int i = 0; i < 3; i++)
+        zmq_close(d[i]);
+    zmq_ctx_term(zctx);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(a_connection_silent_after_connecting_is_closed)
 {
     fx *f = fx_new();
@@ -400,17 +477,17 @@ START_TEST(a_connection_silent_after_connecting_is_closed)
     bool shut[1] = {false};
     dealer_joined(f, zctx, &dealer); /* a connection that spoke (ticks the monitor) */
     uint64_t now = ps_clock_ms();
-    ps_peer_limits_sweep(f->l, now);
+    ps_peer_limits_sweep(f->l, true, now);
     ck_assert_int_eq(count_shut(fds, shut, 1), 0);
     /* the next sweep comes after psd stood still: nothing is closed */
-    ps_peer_limits_sweep(f->l, now + PS_PEER_SILENT_MS + 100);
+    ps_peer_limits_sweep(f->l, true, now + PS_PEER_SILENT_MS + 100);
     ck_assert_int_eq(count_shut(fds, shut, 1), 0);
     /* psd running on, the silent one's time runs out */
     capture cap;
     capture_start(&cap);
     for (uint64_t t = now + PS_PEER_SILENT_MS + 200; t <= now + 2 * PS_PEER_SILENT_MS + 200;
          t += 100)
-        ps_peer_limits_sweep(f->l, t);
+        ps_peer_limits_sweep(f->l, true, t);
     char text[1024];
     capture_end(&cap, text, sizeof text);
     ck_assert_int_eq(ticks_until_shut(f, fds, shut, 1, 1), 1);
@@ -458,6 +535,8 @@ int main(void)
     tcase_add_test(tc, a_first_message_passes_however_many_came_before);
     tcase_add_test(tc, a_newcomer_over_max_peers_closes_an_idle_connection);
     tcase_add_test(tc, a_welcomed_connection_is_never_closed_for_room);
+    tcase_add_test(tc, room_is_made_past_twice_the_cap_until_all_was_read);
+    tcase_add_test(tc, a_message_of_a_closed_connection_is_dropped);
     tcase_add_test(tc, a_connection_silent_after_connecting_is_closed);
     tcase_add_test(tc, report_logs_one_line_of_what_was_refused);
     suite_add_tcase(s, tc);

@@ -214,10 +214,10 @@ START_TEST(connections_over_max_peers_are_closed_and_serving_goes_on)
         fds[i] = socket(AF_INET, SOCK_STREAM, 0);
         ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
     }
-    uint64_t until = ps_clock_ms() + 2500; /* well within PS_PEER_SILENT_MS */
+    uint64_t until = ps_clock_ms() + 3000; /* well within PS_PEER_SILENT_MS */
     /* while they are held, a worker joins at once (it used to be shut out) */
     void *zctx = zmq_ctx_new();
-    void *d = dealer_new(zctx, job.servers[0], 1000);
+    void *d = dealer_new(zctx, job.servers[0], 2000);
     static ps_msg m;
     request(&m, PS_MSG_HELLO, 1, 0);
     m.rank = -1;

@@ -107,6 +107,7 @@ struct ps_server {
     ps_shm_sessions *shm;   /* workers on this host (shm_sessions.h) */
     ps_zap *zap;            /* security.curve: who may connect and ask what; NULL when off */
     ps_peer_limits *limits; /* connections and unregistered peers' rate (peer_limits.h) */
+    int msg_fd;             /* the connection of the message being handled; -1 between */
     /* what the loop sleeps on (wait_fds): the sockets' ZMQ_FDs; whether
      * the ROUTER was last read dry, and the sends on it since */
     int router_fd, monitor_fd, zap_fd;
@@ -208,7 +209,7 @@ static int server_send(void *ctx, const void *identity, size_t identity_len, ps_
 {
     ps_server *s = ctx;
     if (reply->type == PS_MSG_WELCOME) {
-        ps_peer_limits_welcomed(s->limits, identity, identity_len, reply->worker_id);
+        ps_peer_limits_welcomed(s->limits, s->msg_fd, reply->worker_id);
         ps_shm_sessions_welcome(s->shm, &s->msg, reply);
     }
     if (ps_shm_sessions_pull_reply(s->shm, reply, payload))
@@ -323,7 +324,7 @@ static int server_bind(ps_server *s, size_t shard_params, bool tables, ps_error 
     s->sock = zmq_socket(s->zctx, ZMQ_ROUTER);
     if (s->sock == NULL)
         return ps_error_set(err, PS_EZMQ, "cannot create a socket: %s", zmq_strerror(errno));
-    int linger = 0, mandatory = 0;
+    int linger = 0, mandatory = 0, handshake_ms = PS_PEER_SILENT_MS;
     int64_t max_bytes = (int64_t)shard_params * 4;
     if (max_bytes < PS_HEADER_MAX_BYTES)
         max_bytes = PS_HEADER_MAX_BYTES;
@@ -332,6 +333,7 @@ static int server_bind(ps_server *s, size_t shard_params, bool tables, ps_error 
     max_bytes += FRAME_SLACK;
     if (zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof mandatory) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &max_bytes, sizeof max_bytes) != 0)
         return ps_error_set(err, PS_EZMQ, "cannot set socket options: %s", zmq_strerror(errno));
     if (s->job.security.curve &&
@@ -374,6 +376,7 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     s->log = log;
     s->shard = shard;
     s->job = *job;
+    s->msg_fd = -1;
     ps_metrics_counters_init(&s->counters);
     if (ps_notify_init(&s->notify) != 0)
         PS_LOG_W(log, "NOTIFY_SOCKET or WATCHDOG_USEC is malformed: not talking to systemd");
@@ -517,8 +520,12 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
             return ps_error_set(err, PS_EZMQ, "receive on %s: %s", s->endpoint, zmq_strerror(e));
         }
         rx_count(s);
-        if (ps_peer_limits_over(s->limits, s->frames.identity, s->frames.identity_len,
-                                ps_clock_ms())) {
+        int fd = s->frames.nparts >= 2 ? ps_peer_limits_fd_of(&s->frames.parts[1]) : -1;
+        if (ps_peer_limits_closed(s->limits, fd, ps_clock_ms())) {
+            ps_frames_close(&s->frames);
+            continue;
+        }
+        if (ps_peer_limits_over(s->limits, fd, ps_clock_ms())) {
             admin_reply(s, s->frames.identity, s->frames.identity_len, s->msg.seq, PS_EFULL,
                         ps_peer_limits_why(s->limits));
             ps_frames_close(&s->frames);
@@ -531,6 +538,9 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
             ps_frames_close(&s->frames);
             continue;
         }
+        if (rc == 0) /* a live worker's heartbeats: its connection is registered */
+            ps_peer_limits_heard(s->limits, fd, s->msg.worker_id);
+        s->msg_fd = fd;
         if (rc == 0)
             rc = ps_shm_sessions_request(s->shm, s->job.name, &s->msg, &s->err);
         if (rc == 0 && s->msg.type == PS_MSG_CHECKPOINT && s->msg.protocol == PS_PROTOCOL_VERSION &&
@@ -539,6 +549,7 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
         else
             ps_engine_handle(s->engine, s->frames.identity, s->frames.identity_len, rc, &s->msg,
                              &s->err, server_send, s);
+        s->msg_fd = -1;
         ps_metrics_observe(&s->counters, s->engine);
         ps_frames_close(&s->frames);
     }
@@ -733,6 +744,8 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
             ps_zap_handle(s->zap);
         if ((ready || (fds[0].revents & POLLIN)) && (rc = server_drain(s, stop, err)) != 0)
             break;
+        /* connections over the cap or silent, once what came was read */
+        ps_peer_limits_sweep(s->limits, s->router_dry, ps_clock_ms());
         /* evictions only once what arrived meanwhile was read (a heartbeat
          * waiting in the socket is a sign of life), and not for silence
          * while psd itself stood still */

@@ -3,7 +3,9 @@
  * one ERROR that names its request; an unregistered peer over
  * limits.unregistered_rate gets a short ERROR for the excess while a
  * welcomed worker is never limited; connections beyond limits.max_peers
- * are closed and the server goes on serving. Every wait is bounded. */
+ * are closed, the oldest idle first, and a worker and an admin still get
+ * in; a peer's first message is never refused, however many came before.
+ * Every wait is bounded. */
 #include <arpa/inet.h>
 #include <check.h>
 
@@ -212,26 +214,69 @@ START_TEST(connections_over_max_peers_are_closed_and_serving_goes_on)
         fds[i] = socket(AF_INET, SOCK_STREAM, 0);
         ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
     }
+    uint64_t until = ps_clock_ms() + 3000; /* well within PS_PEER_SILENT_MS */
+    /* while they are held, a worker joins at once (it used to be shut out) */
+    void *zctx = zmq_ctx_new();
+    void *d = dealer_new(zctx, job.servers[0], 2000);
+    static ps_msg m;
+    request(&m, PS_MSG_HELLO, 1, 0);
+    m.rank = -1;
+    ck_assert_int_eq(ps_wire_send(d, NULL, 0, &m, NULL, 0), 0);
+    ck_assert_msg(reply(d, &m) == 0, "no WELCOME while idle connections fill max_peers");
+    ck_assert_int_eq(m.type, PS_MSG_WELCOME);
+    /* each newcomer got in and the oldest idle one went, the worker's
+     * connection too (unregistered until its HELLO): only the last stays */
     int closed = 0;
-    for (int i = 0; i < N; i++)
-        closed += closed_within(fds[i], 3000);
-    ck_assert_int_eq(closed, N - 2);
+    for (int i = 0; i < N; i++) {
+        uint64_t now = ps_clock_ms();
+        bool c = closed_within(fds[i], now < until ? (int)(until - now) : 0);
+        ck_assert_msg(c == (i < N - 1), "idle connection %d of %d: closed %d", i, N, c);
+        closed += c;
+    }
+    ck_assert_int_eq(closed, N - 1);
+    /* and so does an admin's request */
+    void *admin = dealer_new(zctx, job.servers[0], 1000);
+    request(&m, PS_MSG_STATUS, 1, 0);
+    ck_assert_int_eq(ps_wire_send(admin, NULL, 0, &m, NULL, 0), 0);
+    ck_assert_int_eq(reply(admin, &m), 0);
+    ck_assert_int_ne(m.type, PS_MSG_ERROR);
     for (int i = 0; i < N; i++)
         close(fds[i]);
-    /* once they are gone, a real client is served (its first tries may
-     * meet the cap while psd counts the departures) */
-    void *zctx = zmq_ctx_new();
-    void *d = dealer_new(zctx, job.servers[0], 1000);
-    static ps_msg m;
-    int got = -1;
-    for (uint64_t seq = 1; seq <= 10 && got != 0; seq++) {
-        request(&m, PS_MSG_STATUS, seq, 0);
-        ck_assert_int_eq(ps_wire_send(d, NULL, 0, &m, NULL, 0), 0);
-        got = reply(d, &m);
-    }
-    ck_assert_int_eq(got, 0);
-    ck_assert_int_ne(m.type, PS_MSG_ERROR);
+    zmq_close(admin);
     zmq_close(d);
+    zmq_ctx_term(zctx);
+    runner_stop(&r);
+}
+END_TEST
+
+START_TEST(first_message_passes_after_many_short_lived_peers)
+{
+    ps_job job;
+    job_logistic(&job, ps_test_free_port());
+    job.limits.max_peers = 2;
+    runner r;
+    runner_start(&r, &job);
+    void *zctx = zmq_ctx_new();
+    static ps_msg m;
+    /* 80 peers one after another, one STATUS each: psd's table of rates
+     * (4 slots per allowed peer, a slot kept 10 s) used to fill and refuse
+     * the next one's first message, a worker's HELLO too */
+    for (int i = 0; i < 80; i++) {
+        void *d = dealer_new(zctx, job.servers[0], WAIT_MS);
+        request(&m, PS_MSG_STATUS, 1, 0);
+        ck_assert_int_eq(ps_wire_send(d, NULL, 0, &m, NULL, 0), 0);
+        ck_assert_int_eq(reply(d, &m), 0);
+        ck_assert_msg(m.type != PS_MSG_ERROR, "peer %d refused: %s", i, m.error);
+        zmq_close(d);
+    }
+    void *w = dealer_new(zctx, job.servers[0], WAIT_MS);
+    request(&m, PS_MSG_HELLO, 1, 0);
+    m.rank = -1;
+    ck_assert_int_eq(ps_wire_send(w, NULL, 0, &m, NULL, 0), 0);
+    ck_assert_int_eq(reply(w, &m), 0);
+    ck_assert_msg(m.type == PS_MSG_WELCOME, "HELLO answered %s: %s", ps_msg_type_name(m.type),
+                  m.error);
+    zmq_close(w);
     zmq_ctx_term(zctx);
     runner_stop(&r);
 }
@@ -245,6 +290,7 @@ int main(void)
     tcase_add_test(tc, message_with_four_frames_gets_exactly_one_error);
     tcase_add_test(tc, unregistered_peer_over_its_rate_is_refused_but_a_worker_is_not);
     tcase_add_test(tc, connections_over_max_peers_are_closed_and_serving_goes_on);
+    tcase_add_test(tc, first_message_passes_after_many_short_lived_peers);
     suite_add_tcase(s, tc);
     return ps_check_run(s);
 }

@@ -1,9 +1,12 @@
-/* pool.c — psd's helper threads (pool.h). One loop at a time: the caller
- * publishes it under the lock with a new generation number and wakes the
- * helpers; helper i runs part i + 1 when there is one, counts itself done
- * and sleeps again; the caller runs part 0 and waits for the count. The
- * helpers sleep on a condition variable between loops: they cost nothing
- * while psd waits for messages. */
+/* pool.c — psd's helper threads (pool.h). One loop at a time, cut into up
+ * to PARTS_PER_THREAD parts a thread: the caller publishes it under the
+ * lock with a new generation number and wakes the helpers, then it and
+ * they claim parts one at a time until none is left, and the caller waits
+ * for the ones still running. A helper that the system schedules late (the
+ * cores busy with workers) finds the parts taken and holds up nothing; one
+ * descheduled in a part holds up that part only. The helpers sleep on a
+ * condition variable between loops: they cost nothing while psd waits for
+ * messages. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -17,10 +20,10 @@
 #include <string.h>
 
 #define POOL_THREADS_MAX 256
+#define PARTS_PER_THREAD 4 /* a loop's parts a thread: a late helper holds up one part */
 
 typedef struct helper {
     ps_pool *pool;
-    unsigned index; /* runs part index + 1 */
     pthread_t thread;
 } helper;
 
@@ -37,7 +40,8 @@ struct ps_pool {
     ps_pool_fn fn;
     void *arg;
     size_t n, parts;
-    unsigned finished; /* helpers done with this generation's part */
+    size_t next;     /* the next part to claim */
+    size_t finished; /* parts done */
 };
 
 /* Part k of parts over [0, n): the k-th of parts near-equal ranges. */
@@ -45,6 +49,25 @@ static void part_of(size_t n, size_t parts, size_t k, size_t *lo, size_t *hi)
 {
     *lo = n / parts * k + (k < n % parts ? k : n % parts);
     *hi = *lo + n / parts + (k < n % parts ? 1 : 0);
+}
+
+/* Claims the next part of generation gen and runs it, under the lock
+ * (released while the part runs); false when gen is over or has no part
+ * left. The one that finishes the last part wakes the caller. */
+static bool part_run(ps_pool *p, uint64_t gen)
+{
+    if (p->gen != gen || p->next >= p->parts)
+        return false;
+    size_t k = p->next++, lo, hi;
+    ps_pool_fn fn = p->fn;
+    void *arg = p->arg;
+    part_of(p->n, p->parts, k, &lo, &hi);
+    pthread_mutex_unlock(&p->lock);
+    fn(arg, lo, hi);
+    pthread_mutex_lock(&p->lock);
+    if (++p->finished == p->parts)
+        pthread_cond_signal(&p->done);
+    return true;
 }
 
 static void *helper_main(void *a)
@@ -59,18 +82,8 @@ static void *helper_main(void *a)
         if (p->quit)
             break;
         seen = p->gen;
-        size_t k = (size_t)h->index + 1, parts = p->parts;
-        if (k < parts) {
-            ps_pool_fn fn = p->fn;
-            void *arg = p->arg;
-            size_t lo, hi;
-            part_of(p->n, parts, k, &lo, &hi);
-            pthread_mutex_unlock(&p->lock);
-            fn(arg, lo, hi);
-            pthread_mutex_lock(&p->lock);
-            if (++p->finished == parts - 1)
-                pthread_cond_signal(&p->done);
-        }
+        while (part_run(p, seen))
+            ;
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -93,7 +106,7 @@ ps_pool *ps_pool_new(unsigned threads, ps_error *err)
     pthread_cond_init(&p->done, NULL);
     p->threads = threads;
     for (unsigned i = 0; i + 1 < threads; i++) {
-        p->helpers[i] = (helper){.pool = p, .index = i};
+        p->helpers[i] = (helper){.pool = p};
         int rc = pthread_create(&p->helpers[i].thread, NULL, helper_main, &p->helpers[i]);
         if (rc != 0) {
             ps_error_set(err, PS_ENOMEM, "cannot start helper thread %u of %u: %s", i + 1,
@@ -141,7 +154,7 @@ unsigned ps_pool_cores(void)
 
 void ps_pool_run(ps_pool *p, size_t n, size_t grain, ps_pool_fn fn, void *arg)
 {
-    size_t parts = p != NULL ? p->threads : 1;
+    size_t parts = p != NULL ? (size_t)p->threads * PARTS_PER_THREAD : 1;
     if (grain == 0)
         grain = 1;
     if (n / grain < parts)
@@ -155,15 +168,13 @@ void ps_pool_run(ps_pool *p, size_t n, size_t grain, ps_pool_fn fn, void *arg)
     p->arg = arg;
     p->n = n;
     p->parts = parts;
+    p->next = 0;
     p->finished = 0;
-    p->gen++;
+    uint64_t gen = ++p->gen;
     pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->lock);
-    size_t lo, hi;
-    part_of(n, parts, 0, &lo, &hi);
-    fn(arg, lo, hi);
-    pthread_mutex_lock(&p->lock);
-    while (p->finished < parts - 1)
+    while (part_run(p, gen)) /* the caller claims parts too: none waits for a late helper */
+        ;
+    while (p->finished < parts)
         pthread_cond_wait(&p->done, &p->lock);
     pthread_mutex_unlock(&p->lock);
 }

@@ -1,6 +1,6 @@
 /* pool.h — psd's helper threads: a loop over [0, n) cut into contiguous
- * parts, the calling thread running the first and the helpers the others
- * at once, and the call returning when every part is done. The loop
+ * parts that the calling thread and the helpers take at once, the call
+ * returning when every part is done. The loop
  * thread keeps the sockets and is the only caller; the helpers only run
  * parts, so a part may read what the loop thread owns as long as the
  * parts of one call write disjoint memory: then the result is the same,
@@ -28,9 +28,10 @@ unsigned ps_pool_threads(const ps_pool *p);
 /* The cores this process may run on (sched_getaffinity), at least 1. */
 unsigned ps_pool_cores(void);
 
-/* fn over [0, n) in parts of at least grain iterations (fewer parts than
- * threads when n is small: a part must pay for a thread's wake-up), then
- * returns. p NULL runs fn(arg, 0, n) here. */
+/* fn over [0, n) in parts of at least grain iterations (a part must pay
+ * for a thread's wake-up), up to 4 a thread, which the caller and the
+ * helpers take one at a time; returns when all are done. p NULL runs
+ * fn(arg, 0, n) here. */
 void ps_pool_run(ps_pool *p, size_t n, size_t grain, ps_pool_fn fn, void *arg);
 
 #endif

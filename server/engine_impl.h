@@ -25,7 +25,7 @@
  * for the psd before (resent copies of a push it acknowledged long ago)
  * carry an id the new one never gave, and are refused instead of applied
  * again over a checkpoint that does not hold them. */
-#define RANK_BITS 10
+#define RANK_BITS 12
 #define RANK_MASK ((1u << RANK_BITS) - 1)
 #define GEN_MAX   ((1u << (32 - RANK_BITS)) - 1)
 _Static_assert(PS_MAX_WORKERS <= (1u << RANK_BITS), "a rank must fit in RANK_BITS");

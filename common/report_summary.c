@@ -595,14 +595,19 @@ int ps_report_summary_read(const char *path, ps_report_summary *s, ps_error *err
     close(fd);
     if (rc != 0)
         return rc;
-    ps_report_summary got;
-    ps_report_summary_init(&got);
-    rc = summary_get(obj, &got, path, err);
+    ps_report_summary *got = malloc(sizeof *got); /* large: off the stack */
+    if (got == NULL) {
+        json_object_put(obj);
+        return ps_error_set(err, PS_ENOMEM, "%s: %s", path, ps_strerror(PS_ENOMEM));
+    }
+    ps_report_summary_init(got);
+    rc = summary_get(obj, got, path, err);
     json_object_put(obj);
     if (rc == 0)
-        *s = got;
+        *s = *got;
     else
-        ps_report_summary_fini(&got);
+        ps_report_summary_fini(got);
+    free(got);
     return rc;
 }
 

@@ -68,7 +68,7 @@
  * before the AUC was reads as one without it. */
 
 #define PS_REPORT_EPOCHS_MAX 1000 /* points of one curve */
-#define PS_REPORT_RANKS_MAX  1024 /* entries of "ranks" and "curves" (PS_MAX_WORKERS) */
+#define PS_REPORT_RANKS_MAX  4096 /* entries of "ranks" and "curves" (PS_MAX_WORKERS) */
 
 /* One worker's figures per epoch; a summary owns its curves' arrays. */
 typedef struct ps_report_curve {

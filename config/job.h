@@ -26,7 +26,7 @@
 
 #define PS_PATH_MAX    1024
 #define PS_MAX_HIDDEN  8
-#define PS_MAX_WORKERS 1024
+#define PS_MAX_WORKERS 4096
 /* worker.command: at most this many items, each below PS_PATH_MAX bytes */
 #define PS_WORKER_ARGS_MAX 16
 

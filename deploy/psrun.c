@@ -566,7 +566,7 @@ static int summarise(psrun *r, double wall_s, ps_report_summary *job)
     for (uint32_t i = 0; i < r->plan.workers; i++) {
         if (r->losses[r->plan.nservers + i].lost)
             continue;
-        ps_report_summary w;
+        static ps_report_summary w; /* large: off the stack */
         if (worker_summary_read(r, i, &w) != 0)
             return -1;
         int rc = ps_report_job_add(job, &sum, &w);

@@ -201,20 +201,35 @@ static int pull_answer(ps_engine *e, const peer *p, uint32_t worker_id, uint64_t
 void ps_engine_parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx)
 {
     bool all = !workers_remain(e);
+    /* the mode's rule is monotone in both: when it refuses the least of
+     * each, it refuses every parked pull, and none need be looked at */
+    if (e->nparked == 0 ||
+        (!all && !e->ops->pull_ready(e, e->parked_version_min, e->parked_clock_min)))
+        return;
     size_t keep = 0;
+    uint64_t version_min = UINT64_MAX, clock_min = UINT64_MAX;
     for (size_t i = 0; i < e->nparked; i++) {
         parked_pull *q = &e->parked[i];
         if (all || e->ops->pull_ready(e, q->min_version, q->clock)) {
             peer p = {q->identity, q->identity_len, send, ctx};
+            uint32_t rank = q->worker_id & RANK_MASK;
+            if (rank < e->job.workers && e->slots[rank].nparked > 0)
+                e->slots[rank].nparked--;
             (void)pull_answer(e, &p, q->worker_id, q->seq, q->key_lo, q->key_hi, q->flags,
                               q->min_version, 0);
         } else {
+            if (q->min_version < version_min)
+                version_min = q->min_version;
+            if (q->clock < clock_min)
+                clock_min = q->clock;
             if (keep != i)
                 e->parked[keep] = *q;
             keep++;
         }
     }
     e->nparked = keep;
+    e->parked_version_min = version_min;
+    e->parked_clock_min = clock_min;
 }
 
 /* True when a pull (min_version, the puller's clock) may be answered now:
@@ -230,7 +245,9 @@ static bool pull_ready_now(const ps_engine *e, uint64_t min_version, uint64_t cl
 static int pull_park(ps_engine *e, const peer *p, const ps_msg *req, uint64_t min_version,
                      uint64_t clock)
 {
-    for (size_t i = 0; i < e->nparked; i++) {
+    uint32_t rank = req->worker_id & RANK_MASK;
+    worker_slot *w = rank < e->job.workers ? &e->slots[rank] : NULL;
+    for (size_t i = 0; w != NULL && w->nparked > 0 && i < e->nparked; i++) {
         parked_pull *q = &e->parked[i];
         if (q->worker_id == req->worker_id && q->seq == req->seq) {
             /* a retry of a parked pull: answer it once, where it came from last */
@@ -253,6 +270,12 @@ static int pull_park(ps_engine *e, const peer *p, const ps_msg *req, uint64_t mi
     q->min_version = min_version;
     q->clock = clock;
     q->flags = req->flags;
+    if (w != NULL)
+        w->nparked++;
+    if (min_version < e->parked_version_min)
+        e->parked_version_min = min_version;
+    if (clock < e->parked_clock_min)
+        e->parked_clock_min = clock;
     return 0;
 }
 
@@ -370,6 +393,7 @@ static void worker_depart(ps_engine *e, worker_slot *w, bool leaves)
         w->state = SLOT_LEFT;
         e->live--;
     }
+    ps_engine_ssp_recount(e);
 }
 
 /* A rank's expected pushes as text, "?" when its worker did not say (one
@@ -509,6 +533,8 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
     memcpy(w->hello_identity, p->identity, w->hello_identity_len);
     w->hello_seq = req->seq;
     e->live++;
+    ps_engine_ssp_recount(e);
+    e->evict_next_ms = 0; /* its deadline may come first */
     PS_LOG_I(e->log, "shard %u: worker %u joined as rank %d (%u of %u live)", e->shard,
              w->worker_id, ps_engine_worker_slot_rank(e, w), e->live, nw);
     if (takeover)
@@ -771,6 +797,8 @@ ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, p
     if (threads > 1 && (e->pool = ps_pool_new(threads, err)) == NULL)
         goto fail;
     ps_store_set_pool(e->store, e->pool);
+    e->parked_version_min = e->parked_clock_min = UINT64_MAX;
+    ps_engine_ssp_recount(e);
     return e;
 fail:
     ps_engine_destroy(&e);
@@ -998,6 +1026,7 @@ int ps_engine_rank_restore(ps_engine *e, uint32_t rank, const ps_engine_rank *in
     w->applied = in->applied;
     w->clock = in->clock;
     w->finished = in->finished;
+    ps_engine_ssp_recount(e);
     return 0;
 }
 
@@ -1029,20 +1058,31 @@ static void parked_refuse(ps_engine *e, ps_engine_send_fn send, void *ctx)
         ps_engine_refuse(e, &p, &req, e->stop_code, "%s", e->abort_msg);
     }
     e->nparked = 0;
+    e->parked_version_min = e->parked_clock_min = UINT64_MAX;
+    for (uint32_t r = 0; r < e->job.workers; r++)
+        e->slots[r].nparked = 0;
 }
 
 void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void *ctx)
 {
     ps_engine_tables_tick(e);
     uint64_t timeout = e->job.heartbeat.timeout_ms;
-    if (timeout == 0 || e->stop_code != 0)
+    if (timeout == 0 || e->stop_code != 0 || now_ms < e->evict_next_ms)
         return;
+    /* no rank is silent past the timeout before the earliest last sign of
+     * life + timeout: until then a tick looks at none (a sign of life only
+     * moves a deadline later; a HELLO asks for a look, evict_next_ms 0) */
+    uint64_t next = UINT64_MAX;
     bool evicted = false;
     for (uint32_t r = 0; r < e->job.workers; r++) {
         worker_slot *w = &e->slots[r];
-        if (w->state != SLOT_LIVE || w->done || now_ms < w->last_seen_ms ||
-            now_ms - w->last_seen_ms <= timeout)
+        if (w->state != SLOT_LIVE || w->done)
             continue;
+        if (now_ms < w->last_seen_ms || now_ms - w->last_seen_ms <= timeout) {
+            if (w->last_seen_ms + timeout + 1 < next)
+                next = w->last_seen_ms + timeout + 1;
+            continue;
+        }
         uint64_t silent = now_ms - w->last_seen_ms;
         if (e->job.on_worker_loss == PS_LOSS_ABORT) {
             snprintf(e->abort_msg, sizeof e->abort_msg,
@@ -1063,6 +1103,7 @@ void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void 
                  "%u of %u workers",
                  e->shard, r, w->worker_id, (unsigned long long)silent, e->live, e->job.workers);
     }
+    e->evict_next_ms = next;
     if (evicted) {
         if (ps_engine_round_maybe_close(e))
             PS_LOG_I(e->log, "shard %u: round %llu closed without the evicted workers", e->shard,

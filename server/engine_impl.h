@@ -25,7 +25,7 @@
  * for the psd before (resent copies of a push it acknowledged long ago)
  * carry an id the new one never gave, and are refused instead of applied
  * again over a checkpoint that does not hold them. */
-#define RANK_BITS 10
+#define RANK_BITS 12
 #define RANK_MASK ((1u << RANK_BITS) - 1)
 #define GEN_MAX   ((1u << (32 - RANK_BITS)) - 1)
 _Static_assert(PS_MAX_WORKERS <= (1u << RANK_BITS), "a rank must fit in RANK_BITS");
@@ -75,6 +75,7 @@ typedef struct worker_slot {
     uint64_t dropped, duplicates, evictions;
     uint64_t stale_max;
     double stale_sum;
+    uint32_t nparked; /* its pulls parked: a pull of a rank with none is no retry */
 } worker_slot;
 
 typedef struct parked_pull {
@@ -125,6 +126,18 @@ struct ps_engine {
 
     parked_pull *parked;
     size_t nparked, parked_cap;
+    /* the least min_version and clock of the parked pulls (UINT64_MAX:
+     * none): while the mode's rule refuses a pull of both, it refuses each
+     * parked one, and a push need not look at them */
+    uint64_t parked_version_min, parked_clock_min;
+    /* ssp: the least clock of the ranks that count for the bound, and how
+     * many are at it (ssp_min UINT64_MAX: none counts); a push moves them
+     * at O(1), a pass over the ranks only when the last rank at the least
+     * moves on or a rank comes or goes (ps_engine_ssp_recount) */
+    uint64_t ssp_min;
+    uint32_t ssp_at_min;
+    /* no rank can be silent past heartbeat.timeout_ms before this (0: look) */
+    uint64_t evict_next_ms;
 
     /* failures: silent workers are evicted after heartbeat.timeout_ms */
     uint64_t round_start_ms, max_round_ms;
@@ -209,6 +222,10 @@ void ps_engine_parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx);
 /* True when the open sync round can close (every worker that has not
  * left pushed it, the first N - backup_workers with backup workers). */
 bool ps_engine_round_complete(const ps_engine *e);
+
+/* ssp: ssp_min and ssp_at_min counted again over the ranks (after a rank
+ * joined, left, was done or restored). */
+void ps_engine_ssp_recount(ps_engine *e);
 
 /* Closes the open sync round if it is complete; true when it closed. */
 bool ps_engine_round_maybe_close(ps_engine *e);

@@ -76,6 +76,43 @@ bool ps_engine_round_maybe_close(ps_engine *e)
     return true;
 }
 
+/* ssp: whether a rank counts for the bound. A rank that has not registered
+ * yet is at clock 0, as in sync, where a round waits for it: else the first
+ * worker to start would run ahead of one still reading its data. */
+static bool ssp_counts(const worker_slot *w)
+{
+    return (w->state == SLOT_LIVE && !w->done) || w->state == SLOT_UNSEEN;
+}
+
+void ps_engine_ssp_recount(ps_engine *e)
+{
+    uint64_t least = UINT64_MAX;
+    uint32_t at = 0;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        const worker_slot *w = &e->slots[r];
+        if (!ssp_counts(w))
+            continue;
+        if (w->clock < least) {
+            least = w->clock;
+            at = 1;
+        } else if (w->clock == least) {
+            at++;
+        }
+    }
+    e->ssp_min = least;
+    e->ssp_at_min = at;
+}
+
+/* w's clock moves from was to now: the least clock follows, at O(1) but
+ * when the last rank at the least moved on (once for N pushes). */
+static void ssp_clock_moved(ps_engine *e, const worker_slot *w, uint64_t was, uint64_t now)
+{
+    if (!ssp_counts(w) || was == now)
+        return;
+    if (now < e->ssp_min || (was == e->ssp_min && --e->ssp_at_min == 0))
+        ps_engine_ssp_recount(e);
+}
+
 /* Books one push that is applied (or accumulated) now: the rank's clock and
  * count, and the staleness of its gradient (a model_version from the future
  * counts as 0). */
@@ -90,7 +127,9 @@ static void push_count(ps_engine *e, worker_slot *w, const ps_msg *req)
     w->stale_sum += (double)stale;
     if (stale > w->stale_max)
         w->stale_max = stale;
+    uint64_t was = w->clock;
     w->clock = req->clock + 1;
+    ssp_clock_moved(e, w, was, w->clock);
     w->applied++;
     w->has_seq = true;
     w->last_seq = req->seq;
@@ -175,21 +214,14 @@ static bool pull_ready_version(const ps_engine *e, uint64_t min_version, uint64_
 }
 
 /* ssp: a worker at clock c waits until every live worker that is not done
- * has clock >= c - staleness (and for its min_version: the final θ). */
+ * (and every rank not registered yet, ssp_counts) has clock >= c -
+ * staleness (and for its min_version: the final θ): the least clock of
+ * theirs, kept as pushes come (ssp_min), says it at O(1). */
 static bool pull_ready_ssp(const ps_engine *e, uint64_t min_version, uint64_t clock)
 {
     if (min_version > e->version)
         return false;
-    for (uint32_t r = 0; r < e->job.workers; r++) {
-        const worker_slot *w = &e->slots[r];
-        /* a rank that has not registered yet is at clock 0, as in sync,
-         * where a round waits for it: else the first worker to start
-         * would run ahead of one still reading its data */
-        bool counts = (w->state == SLOT_LIVE && !w->done) || w->state == SLOT_UNSEEN;
-        if (counts && w->clock + e->job.staleness < clock)
-            return false;
-    }
-    return true;
+    return e->ssp_min == UINT64_MAX || e->ssp_min + e->job.staleness >= clock;
 }
 
 /* by ps_mode (mode.h): sync, async, ssp (pushes applied as they come, as

@@ -540,25 +540,31 @@ size_t ps_train_result_unfinished(const ps_train_result *r, ps_report_unfinished
 int ps_train_result_write_json(const ps_train_result *r, const char *job, const char *path,
                                ps_error *err)
 {
-    ps_report_summary s;
-    int rc = summary_of(r, job, &s);
+    ps_report_summary *s = malloc(sizeof *s); /* large (PS_REPORT_RANKS_MAX ranks) */
+    if (s == NULL)
+        return ps_error_set(err, PS_ENOMEM, "%s: %s", path, ps_strerror(PS_ENOMEM));
+    int rc = summary_of(r, job, s);
     if (rc != 0)
         rc = ps_error_set(err, rc, "%s: %s", path, ps_strerror(rc));
     else
-        rc = ps_output_summary_write(&s, path, err);
-    ps_report_summary_fini(&s);
+        rc = ps_output_summary_write(s, path, err);
+    ps_report_summary_fini(s);
+    free(s);
     return rc;
 }
 
 int ps_train_result_write_curves(const ps_train_result *r, const char *job, const char *codec,
                                  const char *path, ps_error *err)
 {
-    ps_report_summary s;
-    int rc = summary_of(r, job, &s);
+    ps_report_summary *s = malloc(sizeof *s); /* large (PS_REPORT_RANKS_MAX ranks) */
+    if (s == NULL)
+        return ps_error_set(err, PS_ENOMEM, "%s: %s", path, ps_strerror(PS_ENOMEM));
+    int rc = summary_of(r, job, s);
     if (rc != 0)
         rc = ps_error_set(err, rc, "%s: %s", path, ps_strerror(rc));
     else
-        rc = ps_report_curves_file_write(path, &s, codec, err);
-    ps_report_summary_fini(&s);
+        rc = ps_report_curves_file_write(path, s, codec, err);
+    ps_report_summary_fini(s);
+    free(s);
     return rc;
 }

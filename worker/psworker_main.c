@@ -455,7 +455,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "psworker: %s\n", err.msg);
         return exit_status_of(rc, false);
     }
-    ps_train_result res;
+    static ps_train_result res; /* large (PS_MAX_WORKERS ranks): off the stack */
     rc = ps_trainer_run(t, &res, &err);
     if (rc != 0) { /* one line: why it ended */
         ps_trainer_destroy(&t);

@@ -1404,12 +1404,17 @@ static int write_output(ps_trainer *t, const ps_train_result *res, ps_error *err
         (rc = ps_sparse_step_export(t->sparse, t->client, t->job.output, &table, err)) != 0)
         rc = sparse_failed(t, rc, err);
     ps_output_norm norm = {t->norm_mean, t->norm_std, t->job.model.features};
-    ps_report_unfinished unfinished[PS_MAX_WORKERS];
-    size_t nunfinished = ps_train_result_unfinished(res, unfinished, PS_MAX_WORKERS);
+    /* large (PS_MAX_WORKERS rows): off the stack */
+    ps_report_unfinished *unfinished = calloc(PS_MAX_WORKERS, sizeof *unfinished);
+    size_t nunfinished =
+        unfinished != NULL ? ps_train_result_unfinished(res, unfinished, PS_MAX_WORKERS) : 0;
+    if (rc == 0 && unfinished == NULL)
+        rc = ps_error_set(err, PS_ENOMEM, "cannot allocate the table of unfinished ranks");
     if (rc == 0)
         rc = ps_output_model_write(t->job.output, t->job.name, t->version, t->th, t->num_params,
                                    tensors, n, &table, ntables, t->norm_mean != NULL ? &norm : NULL,
                                    res->has_server_stats ? unfinished : NULL, nunfinished, err);
+    free(unfinished);
     if (rc == 0 && ntables > 0)
         PS_LOG_I(t->opts.log, "model written: %s (version %llu, %zu tensors, %llu rows of table %s)",
                  t->job.output, (unsigned long long)t->version, n,

@@ -92,8 +92,8 @@ static bool wanted(const bench *b, const char *group)
 }
 
 /* The groups main runs, in its order, for --only's check and message. */
-static const char *const groups[] = {"codec", "apply", "pushpull", "curve",  "sync",
-                                     "rss",   "pulls", "scrape",   "sparse", "train"};
+static const char *const groups[] = {"codec", "apply",  "pushpull", "curve", "sync", "rss",
+                                     "pulls", "scrape", "sparse",   "train", "swarm"};
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
 /* Whether --only names a group, a group's prefix or a figure's (a name
@@ -1547,13 +1547,14 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: psbench [--json] [--reps X] [--only GROUP]\n"
+    fprintf(f, "usage: psbench [--json] [--reps X] [--only GROUP] [swarm [--swarm-workers N,..]\n"
+               "               [--swarm-seconds S] [--swarm-check]]\n"
                "Measures psd's data path against this machine's limits, each figure beside\n"
                "its reference measured in the same run; medians.\n"
                "  -j, --json        print a JSON list of {figure, ours, reference, ratio, unit}\n"
                "  -r, --reps X      scale the repetitions by X (default 1)\n"
                "  -o, --only GROUP  run only one group: codec, apply, pushpull, curve, sync, rss,\n"
-               "                    pulls, scrape, train, sparse; or a figure's prefix\n"
+               "                    pulls, scrape, train, sparse, swarm; or a figure's prefix\n"
                "                    (pushpull_1k_tcp, sparse_dim9)\n"
                "  -s, --scrape-hz N scrapes of /metrics a second in the scrape group (20)\n"
                "  --threads N       psd's threads (the job key threads) in every job written;\n"
@@ -1564,6 +1565,11 @@ static void usage(FILE *f)
                "                    across hosts (needs root): psd in namespace NS bound to\n"
                "                    ADDR, workers in the others; runs only push + pull\n"
                "                    (tests/bench/hosts_bench.py sets them up)\n"
+               "  swarm             the same as --only swarm: N logical workers from one\n"
+               "                    process, psd's CPU per update beside N = the first's\n"
+               "  --swarm-workers N,..  the numbers of workers (8,64,512,4096)\n"
+               "  --swarm-seconds S the seconds each is measured (3)\n"
+               "  --swarm-check     fail when psd evicted a rank or counted other pushes\n"
                "  -h, --help        this text\n"
                "  -V, --version     the version\n");
 }
@@ -1583,7 +1589,12 @@ static void bindir_find(bench *b)
 
 int main(int argc, char **argv)
 {
-    static bench b = {.scale = 1.0, .train_model = "mlp", .scrape_hz = 20, .threads = -1};
+    static bench b = {.scale = 1.0,
+                      .train_model = "mlp",
+                      .scrape_hz = 20,
+                      .threads = -1,
+                      .swarm_n = {8, 64, 512, 4096},
+                      .swarm_nn = 4};
     ps_stdout_guard_install("psbench");
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
@@ -1595,6 +1606,9 @@ int main(int argc, char **argv)
         {"netns-server", required_argument, NULL, 'S'},
         {"netns-workers", required_argument, NULL, 'W'},
         {"host", required_argument, NULL, 'H'},
+        {"swarm-workers", required_argument, NULL, 'N'},
+        {"swarm-seconds", required_argument, NULL, 'D'},
+        {"swarm-check", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -1648,6 +1662,37 @@ int main(int argc, char **argv)
         case 'H':
             b.host = optarg;
             break;
+        case 'N':
+            b.swarm_nn = 0;
+            for (char *save = NULL, *t = strtok_r(optarg, ",", &save); t != NULL;
+                 t = strtok_r(NULL, ",", &save)) {
+                char *end;
+                unsigned long v = strtoul(t, &end, 10);
+                if (*end != '\0' || v < 1 || v > 65536 || b.swarm_nn == 8) {
+                    fprintf(stderr,
+                            "psbench: --swarm-workers: give up to 8 numbers 1 to 65536 "
+                            "split by commas, not %s\n",
+                            t);
+                    return 2;
+                }
+                b.swarm_n[b.swarm_nn++] = (unsigned)v;
+            }
+            if (b.swarm_nn == 0) {
+                fprintf(stderr, "psbench: --swarm-workers: give at least one number\n");
+                return 2;
+            }
+            break;
+        case 'D':
+            b.swarm_seconds = strtod(optarg, NULL);
+            if (!(b.swarm_seconds > 0 && b.swarm_seconds <= 600)) {
+                fprintf(stderr, "psbench: --swarm-seconds: give a number in (0, 600], not %s\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'C':
+            b.swarm_check = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1658,6 +1703,10 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (optind + 1 == argc && strcmp(argv[optind], "swarm") == 0 && b.only == NULL) {
+        b.only = "swarm";
+        optind++;
     }
     if (optind != argc) {
         usage(stderr);
@@ -1699,6 +1748,8 @@ int main(int argc, char **argv)
         bench_scrape(&b);
     if (wanted(&b, "sparse"))
         bench_sparse(&b);
+    if (wanted(&b, "swarm"))
+        bench_swarm(&b);
     if (wanted(&b, "train")) {
         const train_conf *tc = strcmp(b.train_model, "mlp") == 0 ? &train_mlp : &train_logistic;
         bench_train(&b, tc, "train_1w", true);

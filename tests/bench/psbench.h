@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MAX_FIGURES 80
+#define MAX_FIGURES 160
 #define MAX_KIDS    16
 #define MAX_PROCS   32
 #define MAX_REPS    200
@@ -47,6 +47,12 @@ typedef struct bench {
     char *netns_workers[MAX_KIDS];
     unsigned n_netns_workers;
     const char *host;
+    /* (i) swarm: the numbers of workers (the first is the reference), the
+     * seconds each is measured, and whether psd's STATUS is checked */
+    unsigned swarm_n[8];
+    size_t swarm_nn;
+    double swarm_seconds;
+    bool swarm_check;
 } bench;
 
 /* A figure beside its reference (ratio ours / reference), printed at once
@@ -142,5 +148,7 @@ void kids_stop(bench *b, kid *k, size_t n);
 /* psbench_sparse.c: sparse tables (sparse_logistic, fm) against a shard
  * holding 16 M keys. */
 void bench_sparse(bench *b);
+/* psbench_swarm.c: N logical workers from one process, N = swarm_n. */
+void bench_swarm(bench *b);
 
 #endif

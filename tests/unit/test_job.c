@@ -144,7 +144,7 @@ START_TEST(zero_workers_is_out_of_range)
 {
     expect_config_error("job: t\n"
                         "workers: 0\n",
-                        "job.yaml:2:10: workers: must be between 1 and 1024, got 0");
+                        "job.yaml:2:10: workers: must be between 1 and 4096, got 0");
 }
 END_TEST
 

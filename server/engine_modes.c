@@ -20,6 +20,25 @@ bool ps_engine_round_complete(const ps_engine *e)
     return e->pushed_alive >= need;
 }
 
+/* What the round's weighted sum of pushes is divided by: the samples it
+ * holds. With local SGD (training.local_steps above 1) a push is a change
+ * of θ, and a worker that pushed nothing this round (evicted, not back
+ * yet, or done while a rank that came back replays its data alone) kept
+ * θ as it was: it counts as a change of 0 of the round's mean weight, up
+ * to the workers a round waits for (workers - backup_workers). Otherwise
+ * a lone worker's Δ would move θ as far as the mean of all of them, twice
+ * the step per sample with 2 workers, and a rank that replays its data
+ * alone at the end of the job leaves θ as noisy as a one-worker run. */
+static double round_divisor(const ps_engine *e)
+{
+    double d = e->round_samples;
+    if (e->job.training.local_steps <= 1 || e->round_pushes == 0)
+        return d;
+    uint32_t w = e->job.workers, b = e->job.backup_workers;
+    uint32_t full = w > b ? w - b : 1;
+    return e->round_pushes < full ? d * (double)full / (double)e->round_pushes : d;
+}
+
 /* Closes the open sync round: the samples-weighted mean is applied once
  * and the version moves on. only (not NULL) is the push that is the
  * round's one gradient, of weight only_weight, applied straight from its
@@ -27,9 +46,10 @@ bool ps_engine_round_complete(const ps_engine *e)
  * applying the accumulator. */
 static void round_close(ps_engine *e, const float *only, float only_weight)
 {
+    double divisor = round_divisor(e);
     if (only != NULL) {
         ps_store_apply_scaled(e->store, e->lo, only, ps_store_size(e->store),
-                              (float)(only_weight / e->round_samples));
+                              (float)(only_weight / divisor));
     } else {
         if (e->stage != NULL) {
             size_t n = ps_store_size(e->store);
@@ -37,7 +57,7 @@ static void round_close(ps_engine *e, const float *only, float only_weight)
                 if (e->slots[r].pushed)
                     ps_store_accumulate(e->store, e->stage + (size_t)r * n, e->slots[r].weight);
         }
-        ps_store_apply_accumulated(e->store, (float)(1.0 / e->round_samples));
+        ps_store_apply_accumulated(e->store, (float)(1.0 / divisor));
     }
     uint64_t took_ms = ps_clock_ms() - e->round_start_ms;
     if (took_ms > e->max_round_ms)

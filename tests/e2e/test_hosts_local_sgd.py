@@ -4,7 +4,7 @@ server outage: rank 1 stopped (SIGSTOP) for 5 s is evicted, rank 0 goes on
 alone, and rank 1, back, replays its data alone once rank 0 is done; psd's
 link down for 5 s gets both evicted, and they come back. The job's final θ
 (of the rank that finished last) must be within 1 point of accuracy and
-0.03 of test log-loss of the undisturbed run (loopback: the same job).
+0.035 of test log-loss of the undisturbed run (loopback: the same job).
 
 A digits MLP at a local lr of 0.4: two workers' mean Δ is a steady step,
 one worker's Δ applied as if it were the mean of both is twice the step per
@@ -25,7 +25,7 @@ import jobs  # noqa: E402
 env = Env()
 EPOCHS = 30
 TIMEOUT_MS = bedtest.HEARTBEAT["timeout_ms"]
-LOSS_MARGIN = 0.03
+LOSS_MARGIN = 0.035
 b = bedtest.bed_or_skip(jobs.hosts_for(1, 2), rate="20mbit")
 
 

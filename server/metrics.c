@@ -29,11 +29,29 @@ typedef int mhd_result; /* before 0.9.71 the handlers returned int */
 typedef enum MHD_Result mhd_result;
 #endif
 
-#define METRICS_CONNECTIONS  16          /* scrapers connected at once */
-#define METRICS_PER_IP       8           /* ... from one address */
-#define METRICS_TIMEOUT_S    5           /* a silent connection is closed after this */
+/* What a scraper may hold and ask (docs/operations.md#metrics says why each):
+ * a connection carries one request (every answer says Connection: close)
+ * and lives at most METRICS_DEADLINE_MS from its accept, however slowly
+ * its bytes come; at most METRICS_CONNECTIONS at once, METRICS_PER_ADDR of
+ * them from one address; when all are taken, a newcomer displaces the
+ * oldest of the address that holds the most (if it holds 2 more than the
+ * newcomer's) or else one open for METRICS_DISPLACE_MS. Per address, a
+ * bucket of METRICS_RATE_BURST requests refilled at METRICS_RATE_PER_S:
+ * beyond it a request is answered 429, and an address METRICS_RATE_BURST
+ * over has its connections closed at once (METRICS_ADDRS addresses are
+ * tracked, the least recently seen forgotten first). */
+#define METRICS_CONNECTIONS  16
+#define METRICS_PER_ADDR     4
+#define METRICS_DEADLINE_MS  5000u
+#define METRICS_DISPLACE_MS  1000u
+#define METRICS_RATE_PER_S   20.0
+#define METRICS_RATE_BURST   20.0
+#define METRICS_ADDRS        64
+#define METRICS_CACHE_MS     100u /* a rendering answers every scrape this long */
+#define METRICS_SHARE        20u  /* the HTTP side runs at most 1/METRICS_SHARE of the time */
+#define METRICS_MHD_LIMIT    (2 * METRICS_CONNECTIONS) /* ours plus those closing */
 #define METRICS_MEMORY_BYTES (32u << 10) /* a connection's request and write buffers */
-#define METRICS_BACKLOG      16
+#define METRICS_BACKLOG      1024 /* a burst waits here, not in SYN retries (capped by somaxconn) */
 #define TEXT_MIN_BYTES       (16u << 10)
 #define TEXT_RANK_BYTES      640u /* a rank's lines, about: the buffer's first size */
 #define CONTENT_TYPE         "text/plain; version=0.0.4; charset=utf-8"
@@ -78,6 +96,35 @@ typedef struct textbuf {
     bool full; /* a grow failed: nothing more is appended */
 } textbuf;
 
+/* A connection held: libmicrohttpd's, with what the limits need. */
+typedef struct conn_slot {
+    struct MHD_Connection *conn; /* NULL: the slot is free */
+    int fd;
+    uint8_t addr[16]; /* the peer's address, IPv4 as ::ffff:a.b.c.d */
+    uint64_t accepted_ms;
+    bool limited; /* over its address' rate: its request gets 429 */
+} conn_slot;
+
+/* An address' request bucket. */
+typedef struct addr_rate {
+    uint8_t addr[16];
+    double tokens;    /* requests it may make now; below 0: over */
+    uint64_t seen_ms; /* last refill; 0: the entry is unused */
+} addr_rate;
+
+/* How connections ended (psd_metrics_connections_total's outcome label). */
+enum {
+    OUT_ANSWERED,
+    OUT_LIMITED,
+    OUT_DROPPED,
+    OUT_NO_SLOT,
+    OUT_DISPLACED,
+    OUT_DEADLINE,
+    OUT_COUNT
+};
+static const char *const outcome_names[OUT_COUNT] = {"answered", "rate_limited", "rate_dropped",
+                                                     "no_slot",  "displaced",    "deadline"};
+
 struct ps_metrics {
     ps_metrics_source src;
     const ps_log *log;
@@ -90,6 +137,18 @@ struct ps_metrics {
     uint32_t nrows;
     double start_time_s; /* wall clock when psd started, about */
     uint64_t scrapes;
+    /* HTTP: the connections held, the addresses' buckets, the accept
+     * policy's verdict for the connection libmicrohttpd starts next */
+    conn_slot slots[METRICS_CONNECTIONS];
+    addr_rate rates[METRICS_ADDRS];
+    bool admit_set, admit_limited;
+    uint8_t admit_addr[16];
+    struct MHD_Response *page; /* the last rendering, kept METRICS_CACHE_MS */
+    uint64_t page_ms;
+    struct MHD_Response *not_found, *not_allowed, *too_many, *no_memory;
+    double resume_s; /* the time share: ps_metrics_run waits until then */
+    uint64_t renders;
+    uint64_t outcomes[OUT_COUNT];
 };
 
 /* ---- histograms and counters ---------------------------------------------- */
@@ -564,8 +623,8 @@ static void render_tables(ps_metrics *m)
     table_samples(m, "psd_table_rows", "gauge", "live rows of each sparse table on this shard", t,
                   n, offsetof(ps_table_status, rows));
     table_samples(m, "psd_table_bytes", "gauge",
-                  "bytes a sparse table holds on this shard: rows, index, sketch, accumulator", t, n,
-                  offsetof(ps_table_status, bytes));
+                  "bytes a sparse table holds on this shard: rows, index, sketch, accumulator", t,
+                  n, offsetof(ps_table_status, bytes));
     table_samples(m, "psd_table_admitted_total", "counter", "rows created (keys admitted)", t, n,
                   offsetof(ps_table_status, admitted));
     table_samples(m, "psd_table_below_min_count_total", "counter",
@@ -605,6 +664,24 @@ static void render_checkpoints(ps_metrics *m)
                last.bytes);
     single_double(m, "psd_checkpoint_duration_seconds", "gauge",
                   "how long writing the last checkpoint took", (double)last.write_ms / 1e3);
+}
+
+/* /metrics' own traffic: what the limits refused and how often the text
+ * was rendered for a scrape. */
+static void render_http(ps_metrics *m)
+{
+    single_u64(m, "psd_metrics_renders_total", "counter",
+               "renderings of this text for scrapes (one answers every scrape for 100 ms)",
+               m->renders);
+    family(m, "psd_metrics_connections_total", "counter",
+           "connections to /metrics by how they ended: answered, rate_limited (429), "
+           "rate_dropped (closed unread, its address far over the rate), no_slot (refused), "
+           "displaced (closed for a newcomer), deadline (closed 5 s after it was accepted)");
+    for (int i = 0; i < OUT_COUNT; i++) {
+        sample_begin(m, "psd_metrics_connections_total");
+        label(m, "outcome", outcome_names[i]);
+        end_u64(m, m->outcomes[i]);
+    }
 }
 
 /* A small file of /proc into buf (cap bytes, terminated); false if unread. */
@@ -689,6 +766,7 @@ int ps_metrics_render(ps_metrics *m, const char **text, size_t *len)
     render_ranks(m);
     render_tables(m);
     render_checkpoints(m);
+    render_http(m);
     render_process(m);
     int rc = 0;
     if (m->text.full) { /* out of memory: what fitted, cut at a line */
@@ -703,44 +781,76 @@ int ps_metrics_render(ps_metrics *m, const char **text, size_t *len)
 
 /* ---- HTTP ------------------------------------------------------------------------ */
 
-static mhd_result reply_text(struct MHD_Connection *conn, unsigned status, const char *body,
-                             const char *allow)
+/* A short fixed answer, built once and queued as often as needed. */
+static struct MHD_Response *fixed_reply(const char *body, const char *header, const char *value)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
     if (r == NULL)
-        return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-    if (allow != NULL)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    mhd_result rc = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return rc;
+        return NULL;
+    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8") !=
+            MHD_YES ||
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
+        (header != NULL && MHD_add_response_header(r, header, value) != MHD_YES)) {
+        MHD_destroy_response(r);
+        return NULL;
+    }
+    return r;
 }
 
-static mhd_result scrape(ps_metrics *m, struct MHD_Connection *conn)
+/* The rendering that answers a scrape now: the kept one while it is
+ * younger than METRICS_CACHE_MS, else a new one (the text is copied: the
+ * buffer is rendered again while the last one may still be on its way). */
+static struct MHD_Response *page_now(ps_metrics *m)
 {
+    uint64_t now = ps_clock_ms();
+    if (m->page != NULL && now - m->page_ms < METRICS_CACHE_MS)
+        return m->page;
     const char *text;
     size_t len;
     if (ps_metrics_render(m, &text, &len) != 0)
-        return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "psd is out of memory\n", NULL);
-    /* copied: the buffer is rendered again by the next scrape, maybe while
-     * this one is still being sent */
+        return NULL;
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
     if (r == NULL)
-        return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
-    mhd_result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    m->scrapes++;
-    return rc;
+        return NULL;
+    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE) != MHD_YES ||
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES) {
+        MHD_destroy_response(r);
+        return NULL;
+    }
+    if (m->page != NULL)
+        MHD_destroy_response(m->page); /* freed once the connections sending it are done */
+    m->page = r;
+    m->page_ms = now;
+    m->renders++;
+    return r;
 }
 
-/* GET or HEAD /metrics; a short 404 or 405 to anything else. Answered at
- * the first call, which has the headers: libmicrohttpd takes a reply then
- * (or once a body is all read, never in between), and a body is not worth
- * reading: it is dropped with the connection after the reply. */
+static mhd_result reply(ps_metrics *m, struct MHD_Connection *conn, unsigned status,
+                        struct MHD_Response *r, int outcome)
+{
+    if (r == NULL)
+        return MHD_NO;
+    m->outcomes[outcome]++;
+    return MHD_queue_response(conn, status, r);
+}
+
+/* The slot of conn, or NULL when it was displaced or ran out of time (its
+ * socket is shut down and libmicrohttpd closes it soon). */
+static conn_slot *slot_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_slot *slot = info != NULL ? info->socket_context : NULL;
+    return slot != NULL && slot->conn == conn ? slot : NULL;
+}
+
+/* GET or HEAD /metrics; a short 404 or 405 to anything else, 429 to a
+ * request over its address' rate. Answered at the first call, which has
+ * the headers: libmicrohttpd takes a reply then (or once a body is all
+ * read, never in between), and a body is not worth reading: it is dropped
+ * with the connection after the reply. */
 static mhd_result answer(void *cls, struct MHD_Connection *conn, const char *url,
                          const char *method, const char *version, const char *upload_data,
                          size_t *upload_data_size, void **req_cls)
@@ -750,12 +860,182 @@ static mhd_result answer(void *cls, struct MHD_Connection *conn, const char *url
     (void)upload_data_size;
     (void)req_cls;
     ps_metrics *m = cls;
+    conn_slot *slot = slot_of(conn);
+    if (slot == NULL)
+        return MHD_NO;
+    if (slot->limited)
+        return reply(m, conn, MHD_HTTP_TOO_MANY_REQUESTS, m->too_many, OUT_LIMITED);
     if (strcmp(url, "/metrics") != 0)
-        return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found: psd serves /metrics\n", NULL);
+        return reply(m, conn, MHD_HTTP_NOT_FOUND, m->not_found, OUT_ANSWERED);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-        return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n",
-                          "GET, HEAD");
-    return scrape(m, conn);
+        return reply(m, conn, MHD_HTTP_METHOD_NOT_ALLOWED, m->not_allowed, OUT_ANSWERED);
+    struct MHD_Response *page = page_now(m);
+    if (page == NULL)
+        return reply(m, conn, MHD_HTTP_SERVICE_UNAVAILABLE, m->no_memory, OUT_ANSWERED);
+    m->scrapes++;
+    return reply(m, conn, MHD_HTTP_OK, page, OUT_ANSWERED);
+}
+
+/* ---- the limits ------------------------------------------------------------------- */
+
+/* An address as 16 bytes: IPv6 as it is, IPv4 as ::ffff:a.b.c.d. */
+static void addr_key(const struct sockaddr *sa, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (sa != NULL && sa->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+    } else if (sa != NULL && sa->sa_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    }
+}
+
+/* The bucket of addr, refilled up to now; a new one (full) in place of
+ * the least recently seen when addr has none. */
+static addr_rate *rate_of(ps_metrics *m, const uint8_t addr[16], uint64_t now)
+{
+    addr_rate *e = NULL, *oldest = &m->rates[0];
+    for (size_t i = 0; i < METRICS_ADDRS && e == NULL; i++) {
+        addr_rate *r = &m->rates[i];
+        if (r->seen_ms != 0 && memcmp(r->addr, addr, 16) == 0)
+            e = r;
+        else if (r->seen_ms < oldest->seen_ms)
+            oldest = r;
+    }
+    if (e == NULL) {
+        e = oldest;
+        memcpy(e->addr, addr, 16);
+        e->tokens = METRICS_RATE_BURST;
+        e->seen_ms = now ? now : 1;
+    }
+    e->tokens += (double)(now - e->seen_ms) * (METRICS_RATE_PER_S / 1e3);
+    if (e->tokens > METRICS_RATE_BURST)
+        e->tokens = METRICS_RATE_BURST;
+    e->seen_ms = now ? now : 1;
+    return e;
+}
+
+/* Closes a held connection from under libmicrohttpd: the shutdown wakes
+ * its epoll, it reads the end and closes the socket (and says so, see
+ * notify). The slot is free at once. */
+static void slot_drop(ps_metrics *m, conn_slot *slot, int outcome)
+{
+    shutdown(slot->fd, SHUT_RDWR);
+    slot->conn = NULL;
+    m->outcomes[outcome]++;
+}
+
+/* When every slot is taken: the one a newcomer from an address holding
+ * `mine` connections may displace, or NULL. */
+static conn_slot *victim(ps_metrics *m, unsigned mine, uint64_t now)
+{
+    conn_slot *v = NULL, *oldest = NULL;
+    unsigned most = 0;
+    for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
+        conn_slot *s = &m->slots[i];
+        unsigned n = 0;
+        for (size_t j = 0; j < METRICS_CONNECTIONS; j++)
+            n += memcmp(m->slots[j].addr, s->addr, 16) == 0;
+        if (n > most || (n == most && s->accepted_ms < v->accepted_ms)) {
+            most = n;
+            v = s;
+        }
+        if (oldest == NULL || s->accepted_ms < oldest->accepted_ms)
+            oldest = s;
+    }
+    if (most >= mine + 2)
+        return v;
+    return now - oldest->accepted_ms >= METRICS_DISPLACE_MS ? oldest : NULL;
+}
+
+/* libmicrohttpd's accept policy, called with each connection it accepted:
+ * MHD_NO closes it at once. Decides by the limits above and leaves the
+ * verdict for notify, which libmicrohttpd calls next if it keeps it. */
+static mhd_result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addrlen;
+    ps_metrics *m = cls;
+    uint64_t now = ps_clock_ms();
+    uint8_t key[16];
+    addr_key(addr, key);
+    addr_rate *rate = rate_of(m, key, now);
+    if (rate->tokens <= -METRICS_RATE_BURST) {
+        m->outcomes[OUT_DROPPED]++;
+        return MHD_NO;
+    }
+    unsigned mine = 0;
+    conn_slot *free_slot = NULL;
+    for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
+        conn_slot *s = &m->slots[i];
+        if (s->conn == NULL) {
+            free_slot = free_slot ? free_slot : s;
+            continue;
+        }
+        mine += memcmp(s->addr, key, 16) == 0;
+    }
+    if (mine >= METRICS_PER_ADDR) {
+        m->outcomes[OUT_NO_SLOT]++;
+        return MHD_NO;
+    }
+    if (free_slot == NULL) {
+        conn_slot *v = victim(m, mine, now);
+        if (v == NULL) {
+            m->outcomes[OUT_NO_SLOT]++;
+            return MHD_NO;
+        }
+        slot_drop(m, v, OUT_DISPLACED);
+    }
+    m->admit_limited = rate->tokens < 1.0;
+    rate->tokens -= 1.0;
+    memcpy(m->admit_addr, key, 16);
+    m->admit_set = true;
+    return MHD_YES;
+}
+
+/* libmicrohttpd started a connection (the one accept_policy let in: it
+ * takes a free slot) or closed one (its slot is freed, if still its). */
+static void notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                   enum MHD_ConnectionNotificationCode toe)
+{
+    ps_metrics *m = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_slot *slot = *socket_context;
+        if (slot != NULL && slot->conn == conn)
+            slot->conn = NULL;
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    conn_slot *slot = NULL;
+    for (size_t i = 0; i < METRICS_CONNECTIONS && slot == NULL; i++)
+        if (m->slots[i].conn == NULL)
+            slot = &m->slots[i];
+    *socket_context = NULL;
+    if (info == NULL)
+        return;
+    if (slot == NULL || !m->admit_set) { /* not one accept_policy let in: never kept */
+        shutdown(info->connect_fd, SHUT_RDWR);
+        return;
+    }
+    *slot = (conn_slot){.conn = conn,
+                        .fd = info->connect_fd,
+                        .accepted_ms = ps_clock_ms(),
+                        .limited = m->admit_limited};
+    memcpy(slot->addr, m->admit_addr, 16);
+    m->admit_set = false;
+    *socket_context = slot;
+}
+
+/* Closes the connections that reached METRICS_DEADLINE_MS since their
+ * accept, whatever they are doing. */
+static void deadline_sweep(ps_metrics *m, uint64_t now)
+{
+    for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
+        conn_slot *s = &m->slots[i];
+        if (s->conn != NULL && now - s->accepted_ms >= METRICS_DEADLINE_MS)
+            slot_drop(m, s, OUT_DEADLINE);
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -764,6 +1044,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((forma
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     ps_metrics *m = cls;
+    if (m->log == NULL || m->log->level < PS_LOG_DEBUG)
+        return; /* a flood makes many: not even formatted */
     char line[256];
     vsnprintf(line, sizeof line, fmt, ap);
     line[strcspn(line, "\n")] = '\0';
@@ -827,12 +1109,26 @@ static int daemon_start(ps_metrics *m, ps_error *err)
     int rc = listen_open(m->listen, &fd, err);
     if (rc != 0)
         return rc;
-    m->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, m, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, m, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)METRICS_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)METRICS_PER_IP,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_MEMORY_BYTES, MHD_OPTION_END);
+    m->not_found = fixed_reply("not found: psd serves /metrics\n", NULL, NULL);
+    m->not_allowed =
+        fixed_reply("method not allowed: use GET\n", MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    m->too_many = fixed_reply("too many requests from your address: wait a second\n",
+                              MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    m->no_memory = fixed_reply("psd is out of memory\n", NULL, NULL);
+    if (m->not_found == NULL || m->not_allowed == NULL || m->too_many == NULL ||
+        m->no_memory == NULL) {
+        close(fd);
+        return ps_error_set(err, PS_ENOMEM, "metrics: out of memory");
+    }
+    /* libmicrohttpd's own limit is above ours (accept_policy), so that it
+     * always accepts and we choose; no idle timeout of its own either:
+     * deadline_sweep closes every connection in time */
+    m->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, accept_policy, m, answer, m,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m, MHD_OPTION_LISTEN_SOCKET,
+                                 (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)METRICS_MHD_LIMIT, MHD_OPTION_NOTIFY_CONNECTION, notify,
+                                 m, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                 (size_t)METRICS_MEMORY_BYTES, MHD_OPTION_END);
     if (m->daemon == NULL) {
         if (fcntl(fd, F_GETFD) != -1) /* not closed by the failed start */
             close(fd);
@@ -880,25 +1176,59 @@ fail:
     return NULL;
 }
 
+/* The time share: after a run that took t, the next waits (METRICS_SHARE
+ * - 1) t, so however hard /metrics is pressed it takes at most
+ * 1/METRICS_SHARE of the loop; what arrives meanwhile waits in the
+ * kernel's queue. */
+static bool resting(const ps_metrics *m, double now_s)
+{
+    return now_s < m->resume_s;
+}
+
 int ps_metrics_fd(const ps_metrics *m)
 {
-    return m != NULL ? m->epoll_fd : -1;
+    if (m == NULL || m->daemon == NULL || resting(m, ps_clock_s()))
+        return -1; /* resting: ps_metrics_timeout_ms says when it is over */
+    return m->epoll_fd;
 }
 
 long ps_metrics_timeout_ms(const ps_metrics *m, long max_ms)
 {
     if (m == NULL || m->daemon == NULL)
         return max_ms;
-    MHD_UNSIGNED_LONG_LONG t = 0;
-    if (MHD_get_timeout(m->daemon, &t) != MHD_YES || t >= (MHD_UNSIGNED_LONG_LONG)max_ms)
-        return max_ms;
-    return (long)t;
+    double now_s = ps_clock_s();
+    if (resting(m, now_s)) {
+        long rest = (long)ceil((m->resume_s - now_s) * 1e3);
+        rest = rest < 1 ? 1 : rest;
+        return rest < max_ms ? rest : max_ms;
+    }
+    long t = max_ms;
+    uint64_t now = ps_clock_ms();
+    for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
+        const conn_slot *s = &m->slots[i];
+        if (s->conn == NULL)
+            continue;
+        uint64_t due = s->accepted_ms + METRICS_DEADLINE_MS;
+        long left = due > now ? (long)(due - now) : 0;
+        t = left < t ? left : t;
+    }
+    MHD_UNSIGNED_LONG_LONG mt = 0;
+    if (MHD_get_timeout(m->daemon, &mt) == MHD_YES && mt < (MHD_UNSIGNED_LONG_LONG)t)
+        t = (long)mt;
+    return t;
 }
 
 void ps_metrics_run(ps_metrics *m)
 {
-    if (m != NULL && m->daemon != NULL)
-        MHD_run(m->daemon);
+    if (m == NULL || m->daemon == NULL)
+        return;
+    double t0 = ps_clock_s();
+    if (resting(m, t0))
+        return;
+    MHD_run(m->daemon);
+    deadline_sweep(m, ps_clock_ms());
+    double spent = ps_clock_s() - t0;
+    m->resume_s = t0 + spent * METRICS_SHARE;
 }
 
 uint64_t ps_metrics_scrapes(const ps_metrics *m)
@@ -913,6 +1243,11 @@ void ps_metrics_destroy(ps_metrics **mp)
     ps_metrics *m = *mp;
     if (m->daemon != NULL)
         MHD_stop_daemon(m->daemon); /* closes the listening socket too */
+    struct MHD_Response *replies[] = {m->page, m->not_found, m->not_allowed, m->too_many,
+                                      m->no_memory};
+    for (size_t i = 0; i < COUNT(replies); i++)
+        if (replies[i] != NULL)
+            MHD_destroy_response(replies[i]);
     free(m->text.p);
     free(m->rows);
     free(m);

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdbool.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,11 +37,16 @@ typedef enum MHD_Result mhd_result;
  * its bytes come; at most METRICS_CONNECTIONS at once, METRICS_PER_ADDR of
  * them from one address; when all are taken, a newcomer displaces the
  * oldest of the address that holds the most (if it holds 2 more than the
- * newcomer's) or else one open for METRICS_DISPLACE_MS. Per address, a
- * bucket of METRICS_RATE_BURST requests refilled at METRICS_RATE_PER_S:
- * beyond it a request is answered 429, and an address METRICS_RATE_BURST
- * over has its connections closed at once (METRICS_ADDRS addresses are
- * tracked, the least recently seen forgotten first). */
+ * newcomer's) or else, when the newcomer's address holds none, one open
+ * for METRICS_DISPLACE_MS (victim). Per address, a
+ * bucket of METRICS_RATE_BURST connections refilled at METRICS_RATE_PER_S
+ * (every connection takes one, answered or not; it goes no lower than
+ * -2 bursts): below 1 a request is answered 429, from a burst below 0 its
+ * connection is refused. METRICS_ADDRS addresses are tracked, the least
+ * recently seen forgotten first. A refused connection is held unread in a
+ * tarpit for METRICS_TARPIT_MS (METRICS_TARPIT at most, the oldest let go
+ * first) and then reset, so that a client that retries at once waits
+ * instead of spinning. */
 #define METRICS_CONNECTIONS  16
 #define METRICS_PER_ADDR     4
 #define METRICS_DEADLINE_MS  5000u
@@ -47,6 +54,9 @@ typedef enum MHD_Result mhd_result;
 #define METRICS_RATE_PER_S   20.0
 #define METRICS_RATE_BURST   20.0
 #define METRICS_ADDRS        64
+#define METRICS_TARPIT       64
+#define METRICS_TARPIT_MS    1000u
+#define METRICS_ACCEPTS      32   /* connections accepted a run, at most */
 #define METRICS_CACHE_MS     100u /* a rendering answers every scrape this long */
 #define METRICS_SHARE        20u  /* the HTTP side runs at most 1/METRICS_SHARE of the time */
 #define METRICS_MHD_LIMIT    (2 * METRICS_CONNECTIONS) /* ours plus those closing */
@@ -98,7 +108,8 @@ typedef struct textbuf {
 
 /* A connection held: libmicrohttpd's, with what the limits need. */
 typedef struct conn_slot {
-    struct MHD_Connection *conn; /* NULL: the slot is free */
+    struct MHD_Connection *conn; /* NULL: free, or pending */
+    bool pending;                /* admitted, not yet started by libmicrohttpd */
     int fd;
     uint8_t addr[16]; /* the peer's address, IPv4 as ::ffff:a.b.c.d */
     uint64_t accepted_ms;
@@ -130,19 +141,21 @@ struct ps_metrics {
     const ps_log *log;
     char listen[PS_ENDPOINT_MAX];
     struct MHD_Daemon *daemon; /* NULL: render only */
-    int epoll_fd;
+    int listen_fd;             /* ours: libmicrohttpd gets what we admit */
+    int epoll_fd;              /* the listener and libmicrohttpd's epoll: ps_metrics_fd */
     textbuf text;
     char shard_label[32]; /* shard="N" */
     ps_worker_status *rows;
     uint32_t nrows;
     double start_time_s; /* wall clock when psd started, about */
     uint64_t scrapes;
-    /* HTTP: the connections held, the addresses' buckets, the accept
-     * policy's verdict for the connection libmicrohttpd starts next */
+    /* HTTP: the connections held, the addresses' buckets, the tarpit */
     conn_slot slots[METRICS_CONNECTIONS];
     addr_rate rates[METRICS_ADDRS];
-    bool admit_set, admit_limited;
-    uint8_t admit_addr[16];
+    int tarpit[METRICS_TARPIT]; /* a ring, oldest at tarpit_head */
+    uint64_t tarpit_ms[METRICS_TARPIT];
+    size_t tarpit_head, tarpit_n;
+    int fd_room;               /* descriptors at or above this are not held in the tarpit */
     struct MHD_Response *page; /* the last rendering, kept METRICS_CACHE_MS */
     uint64_t page_ms;
     struct MHD_Response *not_found, *not_allowed, *too_many, *no_memory;
@@ -675,8 +688,9 @@ static void render_http(ps_metrics *m)
                m->renders);
     family(m, "psd_metrics_connections_total", "counter",
            "connections to /metrics by how they ended: answered, rate_limited (429), "
-           "rate_dropped (closed unread, its address far over the rate), no_slot (refused), "
-           "displaced (closed for a newcomer), deadline (closed 5 s after it was accepted)");
+           "rate_dropped (refused: its address far over the rate), no_slot (refused: no "
+           "connection free), displaced (closed for a newcomer), deadline (closed 5 s after it "
+           "was accepted); a refused connection is held unread for 1 s, then reset");
     for (int i = 0; i < OUT_COUNT; i++) {
         sample_begin(m, "psd_metrics_connections_total");
         label(m, "outcome", outcome_names[i]);
@@ -922,11 +936,20 @@ static void slot_drop(ps_metrics *m, conn_slot *slot, int outcome)
 {
     shutdown(slot->fd, SHUT_RDWR);
     slot->conn = NULL;
+    slot->pending = false;
     m->outcomes[outcome]++;
 }
 
+static bool slot_used(const conn_slot *s)
+{
+    return s->conn != NULL || s->pending;
+}
+
 /* When every slot is taken: the one a newcomer from an address holding
- * `mine` connections may displace, or NULL. */
+ * `mine` connections may displace, or NULL: the oldest of the address
+ * that holds the most, if it holds 2 more than the newcomer's; else, for
+ * a newcomer from an address that holds none, the oldest of all if it was
+ * accepted METRICS_DISPLACE_MS ago. */
 static conn_slot *victim(ps_metrics *m, unsigned mine, uint64_t now)
 {
     conn_slot *v = NULL, *oldest = NULL;
@@ -935,7 +958,7 @@ static conn_slot *victim(ps_metrics *m, unsigned mine, uint64_t now)
         conn_slot *s = &m->slots[i];
         unsigned n = 0;
         for (size_t j = 0; j < METRICS_CONNECTIONS; j++)
-            n += memcmp(m->slots[j].addr, s->addr, 16) == 0;
+            n += slot_used(&m->slots[j]) && memcmp(m->slots[j].addr, s->addr, 16) == 0;
         if (n > most || (n == most && s->accepted_ms < v->accepted_ms)) {
             most = n;
             v = s;
@@ -945,85 +968,146 @@ static conn_slot *victim(ps_metrics *m, unsigned mine, uint64_t now)
     }
     if (most >= mine + 2)
         return v;
-    return now - oldest->accepted_ms >= METRICS_DISPLACE_MS ? oldest : NULL;
+    return mine == 0 && now - oldest->accepted_ms >= METRICS_DISPLACE_MS ? oldest : NULL;
 }
 
-/* libmicrohttpd's accept policy, called with each connection it accepted:
- * MHD_NO closes it at once. Decides by the limits above and leaves the
- * verdict for notify, which libmicrohttpd calls next if it keeps it. */
-static mhd_result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+/* The slot reserved for connection fd that psd accepted from addr, or
+ * NULL: refused by the limits above. libmicrohttpd may start the
+ * connection later than MHD_add_connection returns (notify finds its slot
+ * by fd then). */
+static conn_slot *admit(ps_metrics *m, const struct sockaddr *addr, int fd, uint64_t now)
 {
-    (void)addrlen;
-    ps_metrics *m = cls;
-    uint64_t now = ps_clock_ms();
     uint8_t key[16];
     addr_key(addr, key);
     addr_rate *rate = rate_of(m, key, now);
-    if (rate->tokens <= -METRICS_RATE_BURST) {
+    double tokens = rate->tokens;
+    rate->tokens = tokens - 1.0 < -2 * METRICS_RATE_BURST ? -2 * METRICS_RATE_BURST : tokens - 1.0;
+    if (tokens <= -METRICS_RATE_BURST) {
         m->outcomes[OUT_DROPPED]++;
-        return MHD_NO;
+        return NULL;
     }
     unsigned mine = 0;
-    conn_slot *free_slot = NULL;
+    conn_slot *slot = NULL;
     for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
         conn_slot *s = &m->slots[i];
-        if (s->conn == NULL) {
-            free_slot = free_slot ? free_slot : s;
-            continue;
-        }
-        mine += memcmp(s->addr, key, 16) == 0;
+        if (!slot_used(s))
+            slot = slot ? slot : s;
+        else
+            mine += memcmp(s->addr, key, 16) == 0;
     }
     if (mine >= METRICS_PER_ADDR) {
         m->outcomes[OUT_NO_SLOT]++;
-        return MHD_NO;
+        return NULL;
     }
-    if (free_slot == NULL) {
-        conn_slot *v = victim(m, mine, now);
-        if (v == NULL) {
+    if (slot == NULL) {
+        slot = victim(m, mine, now);
+        if (slot == NULL) {
             m->outcomes[OUT_NO_SLOT]++;
-            return MHD_NO;
+            return NULL;
         }
-        slot_drop(m, v, OUT_DISPLACED);
+        slot_drop(m, slot, OUT_DISPLACED);
     }
-    m->admit_limited = rate->tokens < 1.0;
-    rate->tokens -= 1.0;
-    memcpy(m->admit_addr, key, 16);
-    m->admit_set = true;
-    return MHD_YES;
+    *slot = (conn_slot){.pending = true, .fd = fd, .accepted_ms = now, .limited = tokens < 1.0};
+    memcpy(slot->addr, key, 16);
+    return slot;
 }
 
-/* libmicrohttpd started a connection (the one accept_policy let in: it
- * takes a free slot) or closed one (its slot is freed, if still its). */
+/* Resets a connection (no FIN, no TIME_WAIT left behind) and closes it. */
+static void reset_close(int fd)
+{
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+    close(fd);
+}
+
+/* Lets go of the tarpit's connections held METRICS_TARPIT_MS (all: every one). */
+static void tarpit_sweep(ps_metrics *m, uint64_t now, bool all)
+{
+    while (m->tarpit_n > 0 && (all || now - m->tarpit_ms[m->tarpit_head] >= METRICS_TARPIT_MS)) {
+        reset_close(m->tarpit[m->tarpit_head]);
+        m->tarpit_head = (m->tarpit_head + 1) % METRICS_TARPIT;
+        m->tarpit_n--;
+    }
+}
+
+/* Holds a refused connection unread (or resets it at once when the
+ * tarpit is full of younger ones or descriptors are scarce). */
+static void tarpit_add(ps_metrics *m, int fd, uint64_t now)
+{
+    if (fd >= m->fd_room) {
+        reset_close(fd);
+        return;
+    }
+    if (m->tarpit_n == METRICS_TARPIT) { /* the oldest goes early */
+        reset_close(m->tarpit[m->tarpit_head]);
+        m->tarpit_head = (m->tarpit_head + 1) % METRICS_TARPIT;
+        m->tarpit_n--;
+    }
+    size_t at = (m->tarpit_head + m->tarpit_n) % METRICS_TARPIT;
+    m->tarpit[at] = fd;
+    m->tarpit_ms[at] = now;
+    m->tarpit_n++;
+}
+
+/* Accepts what waits on the listener, METRICS_ACCEPTS at most: each goes
+ * to libmicrohttpd or to the tarpit. No more than libmicrohttpd's limit
+ * allows (it counts connections displaced or timed out that it has yet to
+ * close): the rest wait for the next run. */
+static void accept_some(ps_metrics *m, uint64_t now)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    unsigned held = info != NULL ? info->num_connections : 0;
+    for (int i = 0; i < METRICS_ACCEPTS && held < METRICS_MHD_LIMIT; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(m->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                tarpit_sweep(m, now, true); /* its descriptors are better spent elsewhere */
+            return;
+        }
+        conn_slot *slot = admit(m, (struct sockaddr *)&ss, fd, now);
+        if (slot == NULL) {
+            tarpit_add(m, fd, now);
+            continue;
+        }
+        if (MHD_add_connection(m->daemon, fd, (struct sockaddr *)&ss, len) == MHD_YES)
+            held++;
+        else
+            slot->pending = false; /* libmicrohttpd closed it */
+    }
+}
+
+/* libmicrohttpd started a connection (the one admit let in: it takes a
+ * free slot) or closed one (its slot is freed, if still its). */
 static void notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                    enum MHD_ConnectionNotificationCode toe)
 {
     ps_metrics *m = cls;
+    conn_slot *slot = *socket_context;
+    *socket_context = NULL;
     if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        conn_slot *slot = *socket_context;
         if (slot != NULL && slot->conn == conn)
             slot->conn = NULL;
-        *socket_context = NULL;
         return;
     }
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    conn_slot *slot = NULL;
-    for (size_t i = 0; i < METRICS_CONNECTIONS && slot == NULL; i++)
-        if (m->slots[i].conn == NULL)
-            slot = &m->slots[i];
-    *socket_context = NULL;
     if (info == NULL)
         return;
-    if (slot == NULL || !m->admit_set) { /* not one accept_policy let in: never kept */
+    slot = NULL;
+    for (size_t i = 0; i < METRICS_CONNECTIONS && slot == NULL; i++)
+        if (m->slots[i].pending && m->slots[i].fd == info->connect_fd)
+            slot = &m->slots[i];
+    if (slot == NULL) { /* displaced or timed out before it started */
         shutdown(info->connect_fd, SHUT_RDWR);
         return;
     }
-    *slot = (conn_slot){.conn = conn,
-                        .fd = info->connect_fd,
-                        .accepted_ms = ps_clock_ms(),
-                        .limited = m->admit_limited};
-    memcpy(slot->addr, m->admit_addr, 16);
-    m->admit_set = false;
+    slot->conn = conn;
+    slot->pending = false;
     *socket_context = slot;
 }
 
@@ -1033,7 +1117,7 @@ static void deadline_sweep(ps_metrics *m, uint64_t now)
 {
     for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
         conn_slot *s = &m->slots[i];
-        if (s->conn != NULL && now - s->accepted_ms >= METRICS_DEADLINE_MS)
+        if (slot_used(s) && now - s->accepted_ms >= METRICS_DEADLINE_MS)
             slot_drop(m, s, OUT_DEADLINE);
     }
 }
@@ -1105,10 +1189,13 @@ static int listen_open(const char *addr, int *fd, ps_error *err)
 
 static int daemon_start(ps_metrics *m, ps_error *err)
 {
-    int fd = -1;
-    int rc = listen_open(m->listen, &fd, err);
+    int rc = listen_open(m->listen, &m->listen_fd, err);
     if (rc != 0)
         return rc;
+    struct rlimit rl;
+    m->fd_room = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)INT_MAX
+                     ? (int)(rl.rlim_cur / 2)
+                     : INT_MAX;
     m->not_found = fixed_reply("not found: psd serves /metrics\n", NULL, NULL);
     m->not_allowed =
         fixed_reply("method not allowed: use GET\n", MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
@@ -1116,28 +1203,28 @@ static int daemon_start(ps_metrics *m, ps_error *err)
                               MHD_HTTP_HEADER_RETRY_AFTER, "1");
     m->no_memory = fixed_reply("psd is out of memory\n", NULL, NULL);
     if (m->not_found == NULL || m->not_allowed == NULL || m->too_many == NULL ||
-        m->no_memory == NULL) {
-        close(fd);
+        m->no_memory == NULL)
         return ps_error_set(err, PS_ENOMEM, "metrics: out of memory");
-    }
-    /* libmicrohttpd's own limit is above ours (accept_policy), so that it
-     * always accepts and we choose; no idle timeout of its own either:
+    /* no listener of its own: accept_some hands it what admit lets in, and
+     * its limit is above ours; no idle timeout of its own either:
      * deadline_sweep closes every connection in time */
-    m->daemon = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, accept_policy, m, answer, m,
-                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m, MHD_OPTION_LISTEN_SOCKET,
-                                 (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned)METRICS_MHD_LIMIT, MHD_OPTION_NOTIFY_CONNECTION, notify,
-                                 m, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                                 (size_t)METRICS_MEMORY_BYTES, MHD_OPTION_END);
-    if (m->daemon == NULL) {
-        if (fcntl(fd, F_GETFD) != -1) /* not closed by the failed start */
-            close(fd);
+    m->daemon = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, m,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)METRICS_MHD_LIMIT, MHD_OPTION_NOTIFY_CONNECTION, notify, m,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_MEMORY_BYTES, MHD_OPTION_END);
+    if (m->daemon == NULL)
         return ps_error_set(err, PS_EIO, "metrics: cannot serve HTTP on %s", m->listen);
-    }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    m->epoll_fd = info != NULL ? info->epoll_fd : -1;
-    if (m->epoll_fd < 0)
+    int mhd_fd = info != NULL ? info->epoll_fd : -1;
+    if (mhd_fd < 0)
         return ps_error_set(err, PS_EIO, "metrics: libmicrohttpd has no epoll descriptor");
+    m->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event lev = {.events = EPOLLIN, .data.fd = m->listen_fd};
+    struct epoll_event mev = {.events = EPOLLIN, .data.fd = mhd_fd};
+    if (m->epoll_fd < 0 || epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->listen_fd, &lev) != 0 ||
+        epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, mhd_fd, &mev) != 0)
+        return ps_error_set(err, PS_EIO, "metrics: epoll: %s", strerror(errno));
     return 0;
 }
 
@@ -1151,6 +1238,7 @@ ps_metrics *ps_metrics_new(const ps_metrics_source *src, const char *addr, const
     }
     m->src = *src;
     m->log = log;
+    m->listen_fd = -1;
     m->epoll_fd = -1;
     snprintf(m->shard_label, sizeof m->shard_label, "shard=\"%u\"", src->shard);
     m->nrows = ps_engine_workers(src->engine);
@@ -1206,9 +1294,14 @@ long ps_metrics_timeout_ms(const ps_metrics *m, long max_ms)
     uint64_t now = ps_clock_ms();
     for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
         const conn_slot *s = &m->slots[i];
-        if (s->conn == NULL)
+        if (!slot_used(s))
             continue;
         uint64_t due = s->accepted_ms + METRICS_DEADLINE_MS;
+        long left = due > now ? (long)(due - now) : 0;
+        t = left < t ? left : t;
+    }
+    if (m->tarpit_n > 0) {
+        uint64_t due = m->tarpit_ms[m->tarpit_head] + METRICS_TARPIT_MS;
         long left = due > now ? (long)(due - now) : 0;
         t = left < t ? left : t;
     }
@@ -1225,8 +1318,11 @@ void ps_metrics_run(ps_metrics *m)
     double t0 = ps_clock_s();
     if (resting(m, t0))
         return;
+    uint64_t now = ps_clock_ms();
+    accept_some(m, now);
     MHD_run(m->daemon);
-    deadline_sweep(m, ps_clock_ms());
+    deadline_sweep(m, now);
+    tarpit_sweep(m, now, false);
     double spent = ps_clock_s() - t0;
     m->resume_s = t0 + spent * METRICS_SHARE;
 }
@@ -1242,7 +1338,12 @@ void ps_metrics_destroy(ps_metrics **mp)
         return;
     ps_metrics *m = *mp;
     if (m->daemon != NULL)
-        MHD_stop_daemon(m->daemon); /* closes the listening socket too */
+        MHD_stop_daemon(m->daemon);
+    tarpit_sweep(m, 0, true);
+    if (m->epoll_fd >= 0)
+        close(m->epoll_fd);
+    if (m->listen_fd >= 0)
+        close(m->listen_fd);
     struct MHD_Response *replies[] = {m->page, m->not_found, m->not_allowed, m->too_many,
                                       m->no_memory};
     for (size_t i = 0; i < COUNT(replies); i++)

@@ -3,21 +3,24 @@
  * metrics.listen gives the shard (job.h).
  *
  * Why in psd's own loop, not in a thread: libmicrohttpd runs in its
- * external epoll mode, without a thread of its own. Its epoll descriptor is
- * one more item of the loop's zmq_poll (ps_metrics_fd), and the loop calls
+ * external epoll mode, without a thread of its own. An epoll descriptor
+ * that holds the listening socket and libmicrohttpd's own epoll is one more
+ * item of the loop's poll (ps_metrics_fd), and the loop calls
  * ps_metrics_run when it is readable, when work is pending
  * (ps_metrics_timeout_ms says 0) and every 100 ms for its timeouts. A scrape is then
  * answered by the thread that owns the engine, from the counters as they
  * are: no lock, no copy published for another thread to read, and nothing
  * in the engine's hot path. What it costs the loop is bounded, whatever
- * scrapers do (metrics.c: METRICS_*): every socket is non-blocking, so a
- * slow or hostile scraper costs a short read or write a turn and never a
- * wait; a connection carries one request and is closed 5 s after its
- * accept however slowly its bytes come; at most 16 connections at once, 4
- * from one address, and a newcomer from an address holding fewer
- * displaces one of the address that holds the most; an address gets 20
- * requests a second (a burst of 20), then 429, then its connections are
- * closed unread; one rendering answers every scrape for 100 ms; and
+ * scrapers do (metrics.c: METRICS_*): psd accepts connections itself and
+ * hands libmicrohttpd those its limits let in; every socket is
+ * non-blocking, so a slow or hostile scraper costs a short read or write
+ * a turn and never a wait; a connection carries one request and is closed
+ * 5 s after its accept however slowly its bytes come; at most 16
+ * connections at once, 4 from one address, and a newcomer from an
+ * address holding fewer displaces one of the address that holds the
+ * most; an address gets 20 connections a second (a burst of 20), then
+ * 429, then refusals; a refused connection is held unread for 1 s and
+ * reset; one rendering answers every scrape for 100 ms; and
  * ps_metrics_run, however much is pending, rests 19 times as long as it
  * ran, so HTTP takes at most 1/20 of the loop (while it rests,
  * ps_metrics_fd is -1 and new connections wait in the kernel's queue).

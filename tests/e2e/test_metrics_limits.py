@@ -1,8 +1,8 @@
 """test_metrics_limits.py — /metrics against hostile clients (docs/operations.md#metrics):
 a slow-loris request is closed 5 s after its connection was accepted
 however steadily it trickles; one address holds at most 4 connections; an
-address over its request rate gets 429, then its connections are closed
-unread, and it is served again a second after it stops; scrapes close
+address over its rate gets 429, then its connections are refused (held
+unread, then reset), and it is served again once it stops; scrapes close
 together share one rendering; and while up to 2000 slow clients from
 127.0.0.2-9 try to hold every connection, scrapes from 127.0.0.1 are
 answered. Linux routes all of 127/8 to lo, so a client chooses its
@@ -126,7 +126,7 @@ if first_429 is not None:
               f"{ok} answered before the first 429: the burst of 20, and 20 a second")
     env.check(retry_after is not None and retry_after.group(1) == "1", "429 says Retry-After: 1")
     env.check(statuses[-1] == 0 and statuses.count(429) >= 10,
-              f"far over its rate, its connections are closed unanswered "
+              f"far over its rate, its connections are refused unanswered "
               f"({statuses.count(429)} 429s, then {statuses[-1]})")
 env.check(ask("127.0.0.4")[0] == 200, "meanwhile another address is answered")
 time.sleep(1.5)

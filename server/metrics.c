@@ -931,10 +931,13 @@ static addr_rate *rate_of(ps_metrics *m, const uint8_t addr[16], uint64_t now)
 
 /* Closes a held connection from under libmicrohttpd: the shutdown wakes
  * its epoll, it reads the end and closes the socket (and says so, see
- * notify). The slot is free at once. */
+ * notify). The slot is free at once. A pending one is left alone: notify
+ * shuts it down when libmicrohttpd starts it (its descriptor is certain to
+ * be the connection's only then). */
 static void slot_drop(ps_metrics *m, conn_slot *slot, int outcome)
 {
-    shutdown(slot->fd, SHUT_RDWR);
+    if (slot->conn != NULL)
+        shutdown(slot->fd, SHUT_RDWR);
     slot->conn = NULL;
     slot->pending = false;
     m->outcomes[outcome]++;
@@ -956,6 +959,8 @@ static conn_slot *victim(ps_metrics *m, unsigned mine, uint64_t now)
     unsigned most = 0;
     for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
         conn_slot *s = &m->slots[i];
+        if (!slot_used(s))
+            continue;
         unsigned n = 0;
         for (size_t j = 0; j < METRICS_CONNECTIONS; j++)
             n += slot_used(&m->slots[j]) && memcmp(m->slots[j].addr, s->addr, 16) == 0;
@@ -968,6 +973,8 @@ static conn_slot *victim(ps_metrics *m, unsigned mine, uint64_t now)
     }
     if (most >= mine + 2)
         return v;
+    if (oldest == NULL)
+        return NULL;
     return mine == 0 && now - oldest->accepted_ms >= METRICS_DISPLACE_MS ? oldest : NULL;
 }
 

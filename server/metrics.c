@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdbool.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,11 +31,37 @@ typedef int mhd_result; /* before 0.9.71 the handlers returned int */
 typedef enum MHD_Result mhd_result;
 #endif
 
-#define METRICS_CONNECTIONS  16          /* scrapers connected at once */
-#define METRICS_PER_IP       8           /* ... from one address */
-#define METRICS_TIMEOUT_S    5           /* a silent connection is closed after this */
+/* What a scraper may hold and ask (docs/operations.md#metrics says why each):
+ * a connection carries one request (every answer says Connection: close)
+ * and lives at most METRICS_DEADLINE_MS from its accept, however slowly
+ * its bytes come; at most METRICS_CONNECTIONS at once, METRICS_PER_ADDR of
+ * them from one address; when all are taken, a newcomer displaces the
+ * oldest of the address that holds the most (if it holds 2 more than the
+ * newcomer's) or else, when the newcomer's address holds none, one open
+ * for METRICS_DISPLACE_MS (victim). Per address, a
+ * bucket of METRICS_RATE_BURST connections refilled at METRICS_RATE_PER_S
+ * (every connection takes one, answered or not; it goes no lower than
+ * -2 bursts): below 1 a request is answered 429, from a burst below 0 its
+ * connection is refused. METRICS_ADDRS addresses are tracked, the least
+ * recently seen forgotten first. A refused connection is held unread in a
+ * tarpit for METRICS_TARPIT_MS (METRICS_TARPIT at most, the oldest let go
+ * first) and then reset, so that a client that retries at once waits
+ * instead of spinning. */
+#define METRICS_CONNECTIONS  16
+#define METRICS_PER_ADDR     4
+#define METRICS_DEADLINE_MS  5000u
+#define METRICS_DISPLACE_MS  1000u
+#define METRICS_RATE_PER_S   20.0
+#define METRICS_RATE_BURST   20.0
+#define METRICS_ADDRS        64
+#define METRICS_TARPIT       64
+#define METRICS_TARPIT_MS    1000u
+#define METRICS_ACCEPTS      32   /* connections accepted a run, at most */
+#define METRICS_CACHE_MS     100u /* a rendering answers every scrape this long */
+#define METRICS_SHARE        20u  /* the HTTP side runs at most 1/METRICS_SHARE of the time */
+#define METRICS_MHD_LIMIT    (2 * METRICS_CONNECTIONS) /* ours plus those closing */
 #define METRICS_MEMORY_BYTES (32u << 10) /* a connection's request and write buffers */
-#define METRICS_BACKLOG      16
+#define METRICS_BACKLOG      1024 /* a burst waits here, not in SYN retries (capped by somaxconn) */
 #define TEXT_MIN_BYTES       (16u << 10)
 #define TEXT_RANK_BYTES      640u /* a rank's lines, about: the buffer's first size */
 #define CONTENT_TYPE         "text/plain; version=0.0.4; charset=utf-8"
@@ -78,18 +106,62 @@ typedef struct textbuf {
     bool full; /* a grow failed: nothing more is appended */
 } textbuf;
 
+/* A connection held: libmicrohttpd's, with what the limits need. */
+typedef struct conn_slot {
+    struct MHD_Connection *conn; /* NULL: free, or pending */
+    bool pending;                /* admitted, not yet started by libmicrohttpd */
+    int fd;
+    uint8_t addr[16]; /* the peer's address, IPv4 as ::ffff:a.b.c.d */
+    uint64_t accepted_ms;
+    bool limited; /* over its address' rate: its request gets 429 */
+} conn_slot;
+
+/* An address' request bucket. */
+typedef struct addr_rate {
+    uint8_t addr[16];
+    double tokens;    /* requests it may make now; below 0: over */
+    uint64_t seen_ms; /* last refill; 0: the entry is unused */
+} addr_rate;
+
+/* How connections ended (psd_metrics_connections_total's outcome label). */
+enum {
+    OUT_ANSWERED,
+    OUT_LIMITED,
+    OUT_DROPPED,
+    OUT_NO_SLOT,
+    OUT_DISPLACED,
+    OUT_DEADLINE,
+    OUT_COUNT
+};
+static const char *const outcome_names[OUT_COUNT] = {"answered", "rate_limited", "rate_dropped",
+                                                     "no_slot",  "displaced",    "deadline"};
+
 struct ps_metrics {
     ps_metrics_source src;
     const ps_log *log;
     char listen[PS_ENDPOINT_MAX];
     struct MHD_Daemon *daemon; /* NULL: render only */
-    int epoll_fd;
+    int listen_fd;             /* ours: libmicrohttpd gets what we admit */
+    int epoll_fd;              /* the listener and libmicrohttpd's epoll: ps_metrics_fd */
     textbuf text;
     char shard_label[32]; /* shard="N" */
     ps_worker_status *rows;
     uint32_t nrows;
     double start_time_s; /* wall clock when psd started, about */
     uint64_t scrapes;
+    /* HTTP: the connections held, the addresses' buckets, the tarpit */
+    conn_slot slots[METRICS_CONNECTIONS];
+    addr_rate rates[METRICS_ADDRS];
+    int tarpit[METRICS_TARPIT]; /* a ring, oldest at tarpit_head */
+    uint64_t tarpit_ms[METRICS_TARPIT];
+    size_t tarpit_head, tarpit_n;
+    int fd_room;               /* descriptors at or above this are not held in the tarpit */
+    struct MHD_Response *page; /* the last rendering, kept METRICS_CACHE_MS */
+    uint64_t page_ms;
+    struct MHD_Response *not_found, *not_allowed, *too_many, *no_memory;
+    double resume_s; /* the time share: ps_metrics_run waits until then */
+    uint64_t renders;
+    uint64_t outcomes[OUT_COUNT];
 };
 
 /* ---- histograms and counters ---------------------------------------------- */
@@ -564,8 +636,8 @@ static void render_tables(ps_metrics *m)
     table_samples(m, "psd_table_rows", "gauge", "live rows of each sparse table on this shard", t,
                   n, offsetof(ps_table_status, rows));
     table_samples(m, "psd_table_bytes", "gauge",
-                  "bytes a sparse table holds on this shard: rows, index, sketch, accumulator", t, n,
-                  offsetof(ps_table_status, bytes));
+                  "bytes a sparse table holds on this shard: rows, index, sketch, accumulator", t,
+                  n, offsetof(ps_table_status, bytes));
     table_samples(m, "psd_table_admitted_total", "counter", "rows created (keys admitted)", t, n,
                   offsetof(ps_table_status, admitted));
     table_samples(m, "psd_table_below_min_count_total", "counter",
@@ -605,6 +677,25 @@ static void render_checkpoints(ps_metrics *m)
                last.bytes);
     single_double(m, "psd_checkpoint_duration_seconds", "gauge",
                   "how long writing the last checkpoint took", (double)last.write_ms / 1e3);
+}
+
+/* /metrics' own traffic: what the limits refused and how often the text
+ * was rendered for a scrape. */
+static void render_http(ps_metrics *m)
+{
+    single_u64(m, "psd_metrics_renders_total", "counter",
+               "renderings of this text for scrapes (one answers every scrape for 100 ms)",
+               m->renders);
+    family(m, "psd_metrics_connections_total", "counter",
+           "connections to /metrics by how they ended: answered, rate_limited (429), "
+           "rate_dropped (refused: its address far over the rate), no_slot (refused: no "
+           "connection free), displaced (closed for a newcomer), deadline (closed 5 s after it "
+           "was accepted); a refused connection is held unread for 1 s, then reset");
+    for (int i = 0; i < OUT_COUNT; i++) {
+        sample_begin(m, "psd_metrics_connections_total");
+        label(m, "outcome", outcome_names[i]);
+        end_u64(m, m->outcomes[i]);
+    }
 }
 
 /* A small file of /proc into buf (cap bytes, terminated); false if unread. */
@@ -689,6 +780,7 @@ int ps_metrics_render(ps_metrics *m, const char **text, size_t *len)
     render_ranks(m);
     render_tables(m);
     render_checkpoints(m);
+    render_http(m);
     render_process(m);
     int rc = 0;
     if (m->text.full) { /* out of memory: what fitted, cut at a line */
@@ -703,44 +795,76 @@ int ps_metrics_render(ps_metrics *m, const char **text, size_t *len)
 
 /* ---- HTTP ------------------------------------------------------------------------ */
 
-static mhd_result reply_text(struct MHD_Connection *conn, unsigned status, const char *body,
-                             const char *allow)
+/* A short fixed answer, built once and queued as often as needed. */
+static struct MHD_Response *fixed_reply(const char *body, const char *header, const char *value)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
     if (r == NULL)
-        return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-    if (allow != NULL)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    mhd_result rc = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return rc;
+        return NULL;
+    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8") !=
+            MHD_YES ||
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES ||
+        (header != NULL && MHD_add_response_header(r, header, value) != MHD_YES)) {
+        MHD_destroy_response(r);
+        return NULL;
+    }
+    return r;
 }
 
-static mhd_result scrape(ps_metrics *m, struct MHD_Connection *conn)
+/* The rendering that answers a scrape now: the kept one while it is
+ * younger than METRICS_CACHE_MS, else a new one (the text is copied: the
+ * buffer is rendered again while the last one may still be on its way). */
+static struct MHD_Response *page_now(ps_metrics *m)
 {
+    uint64_t now = ps_clock_ms();
+    if (m->page != NULL && now - m->page_ms < METRICS_CACHE_MS)
+        return m->page;
     const char *text;
     size_t len;
     if (ps_metrics_render(m, &text, &len) != 0)
-        return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "psd is out of memory\n", NULL);
-    /* copied: the buffer is rendered again by the next scrape, maybe while
-     * this one is still being sent */
+        return NULL;
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
     if (r == NULL)
-        return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
-    mhd_result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    m->scrapes++;
-    return rc;
+        return NULL;
+    if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE) != MHD_YES ||
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES) {
+        MHD_destroy_response(r);
+        return NULL;
+    }
+    if (m->page != NULL)
+        MHD_destroy_response(m->page); /* freed once the connections sending it are done */
+    m->page = r;
+    m->page_ms = now;
+    m->renders++;
+    return r;
 }
 
-/* GET or HEAD /metrics; a short 404 or 405 to anything else. Answered at
- * the first call, which has the headers: libmicrohttpd takes a reply then
- * (or once a body is all read, never in between), and a body is not worth
- * reading: it is dropped with the connection after the reply. */
+static mhd_result reply(ps_metrics *m, struct MHD_Connection *conn, unsigned status,
+                        struct MHD_Response *r, int outcome)
+{
+    if (r == NULL)
+        return MHD_NO;
+    m->outcomes[outcome]++;
+    return MHD_queue_response(conn, status, r);
+}
+
+/* The slot of conn, or NULL when it was displaced or ran out of time (its
+ * socket is shut down and libmicrohttpd closes it soon). */
+static conn_slot *slot_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_slot *slot = info != NULL ? info->socket_context : NULL;
+    return slot != NULL && slot->conn == conn ? slot : NULL;
+}
+
+/* GET or HEAD /metrics; a short 404 or 405 to anything else, 429 to a
+ * request over its address' rate. Answered at the first call, which has
+ * the headers: libmicrohttpd takes a reply then (or once a body is all
+ * read, never in between), and a body is not worth reading: it is dropped
+ * with the connection after the reply. */
 static mhd_result answer(void *cls, struct MHD_Connection *conn, const char *url,
                          const char *method, const char *version, const char *upload_data,
                          size_t *upload_data_size, void **req_cls)
@@ -750,12 +874,259 @@ static mhd_result answer(void *cls, struct MHD_Connection *conn, const char *url
     (void)upload_data_size;
     (void)req_cls;
     ps_metrics *m = cls;
+    conn_slot *slot = slot_of(conn);
+    if (slot == NULL)
+        return MHD_NO;
+    if (slot->limited)
+        return reply(m, conn, MHD_HTTP_TOO_MANY_REQUESTS, m->too_many, OUT_LIMITED);
     if (strcmp(url, "/metrics") != 0)
-        return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found: psd serves /metrics\n", NULL);
+        return reply(m, conn, MHD_HTTP_NOT_FOUND, m->not_found, OUT_ANSWERED);
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-        return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n",
-                          "GET, HEAD");
-    return scrape(m, conn);
+        return reply(m, conn, MHD_HTTP_METHOD_NOT_ALLOWED, m->not_allowed, OUT_ANSWERED);
+    struct MHD_Response *page = page_now(m);
+    if (page == NULL)
+        return reply(m, conn, MHD_HTTP_SERVICE_UNAVAILABLE, m->no_memory, OUT_ANSWERED);
+    m->scrapes++;
+    return reply(m, conn, MHD_HTTP_OK, page, OUT_ANSWERED);
+}
+
+/* ---- the limits ------------------------------------------------------------------- */
+
+/* An address as 16 bytes: IPv6 as it is, IPv4 as ::ffff:a.b.c.d. */
+static void addr_key(const struct sockaddr *sa, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (sa != NULL && sa->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+    } else if (sa != NULL && sa->sa_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    }
+}
+
+/* The bucket of addr, refilled up to now; a new one (full) in place of
+ * the least recently seen when addr has none. */
+static addr_rate *rate_of(ps_metrics *m, const uint8_t addr[16], uint64_t now)
+{
+    addr_rate *e = NULL, *oldest = &m->rates[0];
+    for (size_t i = 0; i < METRICS_ADDRS && e == NULL; i++) {
+        addr_rate *r = &m->rates[i];
+        if (r->seen_ms != 0 && memcmp(r->addr, addr, 16) == 0)
+            e = r;
+        else if (r->seen_ms < oldest->seen_ms)
+            oldest = r;
+    }
+    if (e == NULL) {
+        e = oldest;
+        memcpy(e->addr, addr, 16);
+        e->tokens = METRICS_RATE_BURST;
+        e->seen_ms = now ? now : 1;
+    }
+    e->tokens += (double)(now - e->seen_ms) * (METRICS_RATE_PER_S / 1e3);
+    if (e->tokens > METRICS_RATE_BURST)
+        e->tokens = METRICS_RATE_BURST;
+    e->seen_ms = now ? now : 1;
+    return e;
+}
+
+/* Closes a held connection from under libmicrohttpd: the shutdown wakes
+ * its epoll, it reads the end and closes the socket (and says so, see
+ * notify). The slot is free at once. A pending one is left alone: notify
+ * shuts it down when libmicrohttpd starts it (its descriptor is certain to
+ * be the connection's only then). */
+static void slot_drop(ps_metrics *m, conn_slot *slot, int outcome)
+{
+    if (slot->conn != NULL)
+        shutdown(slot->fd, SHUT_RDWR);
+    slot->conn = NULL;
+    slot->pending = false;
+    m->outcomes[outcome]++;
+}
+
+static bool slot_used(const conn_slot *s)
+{
+    return s->conn != NULL || s->pending;
+}
+
+/* When every slot is taken: the one a newcomer from an address holding
+ * `mine` connections may displace, or NULL: the oldest of the address
+ * that holds the most, if it holds 2 more than the newcomer's; else, for
+ * a newcomer from an address that holds none, the oldest of all if it was
+ * accepted METRICS_DISPLACE_MS ago. */
+static conn_slot *victim(ps_metrics *m, unsigned mine, uint64_t now)
+{
+    conn_slot *v = NULL, *oldest = NULL;
+    unsigned most = 0;
+    for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
+        conn_slot *s = &m->slots[i];
+        if (!slot_used(s))
+            continue;
+        unsigned n = 0;
+        for (size_t j = 0; j < METRICS_CONNECTIONS; j++)
+            n += slot_used(&m->slots[j]) && memcmp(m->slots[j].addr, s->addr, 16) == 0;
+        if (n > most || (n == most && s->accepted_ms < v->accepted_ms)) {
+            most = n;
+            v = s;
+        }
+        if (oldest == NULL || s->accepted_ms < oldest->accepted_ms)
+            oldest = s;
+    }
+    if (most >= mine + 2)
+        return v;
+    if (oldest == NULL)
+        return NULL;
+    return mine == 0 && now - oldest->accepted_ms >= METRICS_DISPLACE_MS ? oldest : NULL;
+}
+
+/* The slot reserved for connection fd that psd accepted from addr, or
+ * NULL: refused by the limits above. libmicrohttpd may start the
+ * connection later than MHD_add_connection returns (notify finds its slot
+ * by fd then). */
+static conn_slot *admit(ps_metrics *m, const struct sockaddr *addr, int fd, uint64_t now)
+{
+    uint8_t key[16];
+    addr_key(addr, key);
+    addr_rate *rate = rate_of(m, key, now);
+    double tokens = rate->tokens;
+    rate->tokens = tokens - 1.0 < -2 * METRICS_RATE_BURST ? -2 * METRICS_RATE_BURST : tokens - 1.0;
+    if (tokens <= -METRICS_RATE_BURST) {
+        m->outcomes[OUT_DROPPED]++;
+        return NULL;
+    }
+    unsigned mine = 0;
+    conn_slot *slot = NULL;
+    for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
+        conn_slot *s = &m->slots[i];
+        if (!slot_used(s))
+            slot = slot ? slot : s;
+        else
+            mine += memcmp(s->addr, key, 16) == 0;
+    }
+    if (mine >= METRICS_PER_ADDR) {
+        m->outcomes[OUT_NO_SLOT]++;
+        return NULL;
+    }
+    if (slot == NULL) {
+        slot = victim(m, mine, now);
+        if (slot == NULL) {
+            m->outcomes[OUT_NO_SLOT]++;
+            return NULL;
+        }
+        slot_drop(m, slot, OUT_DISPLACED);
+    }
+    *slot = (conn_slot){.pending = true, .fd = fd, .accepted_ms = now, .limited = tokens < 1.0};
+    memcpy(slot->addr, key, 16);
+    return slot;
+}
+
+/* Resets a connection (no FIN, no TIME_WAIT left behind) and closes it. */
+static void reset_close(int fd)
+{
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+    close(fd);
+}
+
+/* Lets go of the tarpit's connections held METRICS_TARPIT_MS (all: every one). */
+static void tarpit_sweep(ps_metrics *m, uint64_t now, bool all)
+{
+    while (m->tarpit_n > 0 && (all || now - m->tarpit_ms[m->tarpit_head] >= METRICS_TARPIT_MS)) {
+        reset_close(m->tarpit[m->tarpit_head]);
+        m->tarpit_head = (m->tarpit_head + 1) % METRICS_TARPIT;
+        m->tarpit_n--;
+    }
+}
+
+/* Holds a refused connection unread (or resets it at once when the
+ * tarpit is full of younger ones or descriptors are scarce). */
+static void tarpit_add(ps_metrics *m, int fd, uint64_t now)
+{
+    if (fd >= m->fd_room) {
+        reset_close(fd);
+        return;
+    }
+    if (m->tarpit_n == METRICS_TARPIT) { /* the oldest goes early */
+        reset_close(m->tarpit[m->tarpit_head]);
+        m->tarpit_head = (m->tarpit_head + 1) % METRICS_TARPIT;
+        m->tarpit_n--;
+    }
+    size_t at = (m->tarpit_head + m->tarpit_n) % METRICS_TARPIT;
+    m->tarpit[at] = fd;
+    m->tarpit_ms[at] = now;
+    m->tarpit_n++;
+}
+
+/* Accepts what waits on the listener, METRICS_ACCEPTS at most: each goes
+ * to libmicrohttpd or to the tarpit. No more than libmicrohttpd's limit
+ * allows (it counts connections displaced or timed out that it has yet to
+ * close): the rest wait for the next run. */
+static void accept_some(ps_metrics *m, uint64_t now)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    unsigned held = info != NULL ? info->num_connections : 0;
+    for (int i = 0; i < METRICS_ACCEPTS && held < METRICS_MHD_LIMIT; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(m->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                tarpit_sweep(m, now, true); /* its descriptors are better spent elsewhere */
+            return;
+        }
+        conn_slot *slot = admit(m, (struct sockaddr *)&ss, fd, now);
+        if (slot == NULL) {
+            tarpit_add(m, fd, now);
+            continue;
+        }
+        if (MHD_add_connection(m->daemon, fd, (struct sockaddr *)&ss, len) == MHD_YES)
+            held++;
+        else
+            slot->pending = false; /* libmicrohttpd closed it */
+    }
+}
+
+/* libmicrohttpd started a connection (the one admit let in: it takes a
+ * free slot) or closed one (its slot is freed, if still its). */
+static void notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                   enum MHD_ConnectionNotificationCode toe)
+{
+    ps_metrics *m = cls;
+    conn_slot *slot = *socket_context;
+    *socket_context = NULL;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (slot != NULL && slot->conn == conn)
+            slot->conn = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (info == NULL)
+        return;
+    slot = NULL;
+    for (size_t i = 0; i < METRICS_CONNECTIONS && slot == NULL; i++)
+        if (m->slots[i].pending && m->slots[i].fd == info->connect_fd)
+            slot = &m->slots[i];
+    if (slot == NULL) { /* displaced or timed out before it started */
+        shutdown(info->connect_fd, SHUT_RDWR);
+        return;
+    }
+    slot->conn = conn;
+    slot->pending = false;
+    *socket_context = slot;
+}
+
+/* Closes the connections that reached METRICS_DEADLINE_MS since their
+ * accept, whatever they are doing. */
+static void deadline_sweep(ps_metrics *m, uint64_t now)
+{
+    for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
+        conn_slot *s = &m->slots[i];
+        if (slot_used(s) && now - s->accepted_ms >= METRICS_DEADLINE_MS)
+            slot_drop(m, s, OUT_DEADLINE);
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -764,6 +1135,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((forma
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     ps_metrics *m = cls;
+    if (m->log == NULL || m->log->level < PS_LOG_DEBUG)
+        return; /* a flood makes many: not even formatted */
     char line[256];
     vsnprintf(line, sizeof line, fmt, ap);
     line[strcspn(line, "\n")] = '\0';
@@ -823,25 +1196,42 @@ static int listen_open(const char *addr, int *fd, ps_error *err)
 
 static int daemon_start(ps_metrics *m, ps_error *err)
 {
-    int fd = -1;
-    int rc = listen_open(m->listen, &fd, err);
+    int rc = listen_open(m->listen, &m->listen_fd, err);
     if (rc != 0)
         return rc;
+    struct rlimit rl;
+    m->fd_room = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)INT_MAX
+                     ? (int)(rl.rlim_cur / 2)
+                     : INT_MAX;
+    m->not_found = fixed_reply("not found: psd serves /metrics\n", NULL, NULL);
+    m->not_allowed =
+        fixed_reply("method not allowed: use GET\n", MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    m->too_many = fixed_reply("too many requests from your address: wait a second\n",
+                              MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    m->no_memory = fixed_reply("psd is out of memory\n", NULL, NULL);
+    if (m->not_found == NULL || m->not_allowed == NULL || m->too_many == NULL ||
+        m->no_memory == NULL)
+        return ps_error_set(err, PS_ENOMEM, "metrics: out of memory");
+    /* no listener of its own: accept_some hands it what admit lets in, and
+     * its limit is above ours; no idle timeout of its own either:
+     * deadline_sweep closes every connection in time */
     m->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, m, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, m, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)METRICS_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)METRICS_PER_IP,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_TIMEOUT_S,
+        MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0, NULL, NULL, answer, m,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)METRICS_MHD_LIMIT, MHD_OPTION_NOTIFY_CONNECTION, notify, m,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_MEMORY_BYTES, MHD_OPTION_END);
-    if (m->daemon == NULL) {
-        if (fcntl(fd, F_GETFD) != -1) /* not closed by the failed start */
-            close(fd);
+    if (m->daemon == NULL)
         return ps_error_set(err, PS_EIO, "metrics: cannot serve HTTP on %s", m->listen);
-    }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    m->epoll_fd = info != NULL ? info->epoll_fd : -1;
-    if (m->epoll_fd < 0)
+    int mhd_fd = info != NULL ? info->epoll_fd : -1;
+    if (mhd_fd < 0)
         return ps_error_set(err, PS_EIO, "metrics: libmicrohttpd has no epoll descriptor");
+    m->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event lev = {.events = EPOLLIN, .data.fd = m->listen_fd};
+    struct epoll_event mev = {.events = EPOLLIN, .data.fd = mhd_fd};
+    if (m->epoll_fd < 0 || epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, m->listen_fd, &lev) != 0 ||
+        epoll_ctl(m->epoll_fd, EPOLL_CTL_ADD, mhd_fd, &mev) != 0)
+        return ps_error_set(err, PS_EIO, "metrics: epoll: %s", strerror(errno));
     return 0;
 }
 
@@ -855,6 +1245,7 @@ ps_metrics *ps_metrics_new(const ps_metrics_source *src, const char *addr, const
     }
     m->src = *src;
     m->log = log;
+    m->listen_fd = -1;
     m->epoll_fd = -1;
     snprintf(m->shard_label, sizeof m->shard_label, "shard=\"%u\"", src->shard);
     m->nrows = ps_engine_workers(src->engine);
@@ -880,25 +1271,67 @@ fail:
     return NULL;
 }
 
+/* The time share: after a run that took t, the next waits (METRICS_SHARE
+ * - 1) t, so however hard /metrics is pressed it takes at most
+ * 1/METRICS_SHARE of the loop; what arrives meanwhile waits in the
+ * kernel's queue. */
+static bool resting(const ps_metrics *m, double now_s)
+{
+    return now_s < m->resume_s;
+}
+
 int ps_metrics_fd(const ps_metrics *m)
 {
-    return m != NULL ? m->epoll_fd : -1;
+    if (m == NULL || m->daemon == NULL || resting(m, ps_clock_s()))
+        return -1; /* resting: ps_metrics_timeout_ms says when it is over */
+    return m->epoll_fd;
 }
 
 long ps_metrics_timeout_ms(const ps_metrics *m, long max_ms)
 {
     if (m == NULL || m->daemon == NULL)
         return max_ms;
-    MHD_UNSIGNED_LONG_LONG t = 0;
-    if (MHD_get_timeout(m->daemon, &t) != MHD_YES || t >= (MHD_UNSIGNED_LONG_LONG)max_ms)
-        return max_ms;
-    return (long)t;
+    double now_s = ps_clock_s();
+    if (resting(m, now_s)) {
+        long rest = (long)ceil((m->resume_s - now_s) * 1e3);
+        rest = rest < 1 ? 1 : rest;
+        return rest < max_ms ? rest : max_ms;
+    }
+    long t = max_ms;
+    uint64_t now = ps_clock_ms();
+    for (size_t i = 0; i < METRICS_CONNECTIONS; i++) {
+        const conn_slot *s = &m->slots[i];
+        if (!slot_used(s))
+            continue;
+        uint64_t due = s->accepted_ms + METRICS_DEADLINE_MS;
+        long left = due > now ? (long)(due - now) : 0;
+        t = left < t ? left : t;
+    }
+    if (m->tarpit_n > 0) {
+        uint64_t due = m->tarpit_ms[m->tarpit_head] + METRICS_TARPIT_MS;
+        long left = due > now ? (long)(due - now) : 0;
+        t = left < t ? left : t;
+    }
+    MHD_UNSIGNED_LONG_LONG mt = 0;
+    if (MHD_get_timeout(m->daemon, &mt) == MHD_YES && mt < (MHD_UNSIGNED_LONG_LONG)t)
+        t = (long)mt;
+    return t;
 }
 
 void ps_metrics_run(ps_metrics *m)
 {
-    if (m != NULL && m->daemon != NULL)
-        MHD_run(m->daemon);
+    if (m == NULL || m->daemon == NULL)
+        return;
+    double t0 = ps_clock_s();
+    if (resting(m, t0))
+        return;
+    uint64_t now = ps_clock_ms();
+    accept_some(m, now);
+    MHD_run(m->daemon);
+    deadline_sweep(m, now);
+    tarpit_sweep(m, now, false);
+    double spent = ps_clock_s() - t0;
+    m->resume_s = t0 + spent * METRICS_SHARE;
 }
 
 uint64_t ps_metrics_scrapes(const ps_metrics *m)
@@ -912,7 +1345,17 @@ void ps_metrics_destroy(ps_metrics **mp)
         return;
     ps_metrics *m = *mp;
     if (m->daemon != NULL)
-        MHD_stop_daemon(m->daemon); /* closes the listening socket too */
+        MHD_stop_daemon(m->daemon);
+    tarpit_sweep(m, 0, true);
+    if (m->epoll_fd >= 0)
+        close(m->epoll_fd);
+    if (m->listen_fd >= 0)
+        close(m->listen_fd);
+    struct MHD_Response *replies[] = {m->page, m->not_found, m->not_allowed, m->too_many,
+                                      m->no_memory};
+    for (size_t i = 0; i < COUNT(replies); i++)
+        if (replies[i] != NULL)
+            MHD_destroy_response(replies[i]);
     free(m->text.p);
     free(m->rows);
     free(m);

@@ -3,20 +3,31 @@
  * metrics.listen gives the shard (job.h).
  *
  * Why in psd's own loop, not in a thread: libmicrohttpd runs in its
- * external epoll mode, without a thread of its own. Its epoll descriptor is
- * one more item of the loop's zmq_poll (ps_metrics_fd), and the loop calls
+ * external epoll mode, without a thread of its own. An epoll descriptor
+ * that holds the listening socket and libmicrohttpd's own epoll is one more
+ * item of the loop's poll (ps_metrics_fd), and the loop calls
  * ps_metrics_run when it is readable, when work is pending
  * (ps_metrics_timeout_ms says 0) and every 100 ms for its timeouts. A scrape is then
  * answered by the thread that owns the engine, from the counters as they
  * are: no lock, no copy published for another thread to read, and nothing
- * in the engine's hot path. What it costs the loop is bounded: every socket
- * is non-blocking, so a slow or hostile scraper costs a short read or write
- * a turn and never a wait; at most 16 connections at once (8 from one
- * address), each closed after 5 s of silence, with 32 kB for its request
- * (metrics.c: METRICS_*); anything but GET or HEAD /metrics gets a short
- * 404 or 405. The one real cost is rendering the text, into a buffer kept from one
- * scrape to the next (microseconds a rank; tests/bench/psbench.c measures
- * what 20 scrapes a second do to a 10M-float sync job's rounds).
+ * in the engine's hot path. What it costs the loop is bounded, whatever
+ * scrapers do (metrics.c: METRICS_*): psd accepts connections itself and
+ * hands libmicrohttpd those its limits let in; every socket is
+ * non-blocking, so a slow or hostile scraper costs a short read or write
+ * a turn and never a wait; a connection carries one request and is closed
+ * 5 s after its accept however slowly its bytes come; at most 16
+ * connections at once, 4 from one address, and a newcomer from an
+ * address holding fewer displaces one of the address that holds the
+ * most; an address gets 20 connections a second (a burst of 20), then
+ * 429, then refusals; a refused connection is held unread for 1 s and
+ * reset; one rendering answers every scrape for 100 ms; and
+ * ps_metrics_run, however much is pending, rests 19 times as long as it
+ * ran, so HTTP takes at most 1/20 of the loop (while it rests,
+ * ps_metrics_fd is -1 and new connections wait in the kernel's queue).
+ * Anything but GET or HEAD /metrics gets a short 404 or 405.
+ * tests/bench/psbench.c measures what 20 scrapes a second do to a
+ * 10M-float sync job's rounds, tests/bench/metrics_flood.py what a flood
+ * and 2000 slow clients do.
  *
  * Everything here is used from the thread that runs the server. */
 #ifndef PS_METRICS_H
@@ -106,16 +117,18 @@ ps_metrics *ps_metrics_new(const ps_metrics_source *src, const char *addr, const
                            ps_error *err);
 
 /* The descriptor for the loop's poll (readable: call ps_metrics_run), or
- * -1 without a listener. */
+ * -1 without a listener or while ps_metrics_run rests (its share of the
+ * loop spent: ps_metrics_timeout_ms says for how long). */
 int ps_metrics_fd(const ps_metrics *m);
 
 /* How long the loop may wait in poll before ps_metrics_run is due: at most
- * max_ms, 0 when work is pending. */
+ * max_ms, 0 when work is pending, at least 1 while it rests. */
 long ps_metrics_timeout_ms(const ps_metrics *m, long max_ms);
 
 /* Accepts, reads, answers and closes connections as far as that goes
- * without waiting; renders for each GET /metrics. A no-op without a
- * listener. */
+ * without waiting, and closes those past their 5 s; renders for a GET
+ * /metrics when the last rendering is 100 ms old. A no-op without a
+ * listener or while it rests. */
 void ps_metrics_run(ps_metrics *m);
 
 /* Renders every metric into the buffer m keeps (grown as needed, reused):
@@ -124,7 +137,7 @@ void ps_metrics_run(ps_metrics *m);
  * what fitted, cut at a line). */
 int ps_metrics_render(ps_metrics *m, const char **text, size_t *len);
 
-/* How many scrapes were answered (GET /metrics). */
+/* How many scrapes were answered (GET or HEAD /metrics, 200). */
 uint64_t ps_metrics_scrapes(const ps_metrics *m);
 
 /* Closes the listener and its connections, frees m and sets *mp to NULL;

@@ -237,6 +237,10 @@ static uint64_t metric_sum(const char *text, const char *name, const char *label
  * when it cannot. */
 static void psd_counts_read(int port, psd_counts *out)
 {
+    /* psd renders /metrics at most every 100 ms and answers the scrapes in
+     * between with the same page: a read right after a step would see the
+     * figures from before it */
+    usleep(150 * 1000);
     static char buf[HTTP_MAX + 1];
     static const char req[] = "GET /metrics HTTP/1.1\r\nHost: psbench\r\nConnection: close\r\n\r\n";
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

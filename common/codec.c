@@ -524,6 +524,7 @@ static void worker_view(const ps_worker_status *r, Ps__WorkerStatus *w)
     w->staleness_mean = r->staleness_mean;
     w->worker_id = r->worker_id;
     w->evictions = r->evictions;
+    w->rounds = r->rounds;
 }
 
 /* The head of a length-delimited protobuf field of len bytes: its key and
@@ -619,6 +620,7 @@ int ps_codec_workers_decode(const void *buf, size_t len, ps_worker_status *rows,
         r->staleness_mean = w->staleness_mean;
         r->worker_id = w->worker_id;
         r->evictions = w->evictions;
+        r->rounds = w->rounds;
     }
     *n = t->n_workers;
 out:

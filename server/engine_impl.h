@@ -70,6 +70,7 @@ typedef struct worker_slot {
     char hostname[PS_HOST_MAX];
     double loss, samples_per_s; /* NaN: not said */
     uint64_t dropped, duplicates, evictions;
+    uint64_t rounds; /* sync rounds closed while it was live and not done */
     uint64_t stale_max;
     double stale_sum;
 } worker_slot;

@@ -6,6 +6,8 @@
  * mode is a row here (see docs/architecture.md#a-consistency-mode). */
 #include "engine_impl.h"
 
+#include "report_limits.h"
+
 #include <string.h>
 
 /* True when the open sync round can close: every worker that has not left
@@ -18,6 +20,24 @@ bool ps_engine_round_complete(const ps_engine *e)
     uint32_t need =
         alive > e->job.backup_workers ? alive - e->job.backup_workers : (alive > 0 ? 1 : 0);
     return e->pushed_alive >= need;
+}
+
+uint32_t ps_engine_ranks_dropped_warn(const ps_engine *e)
+{
+    uint32_t named = 0;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        const worker_slot *w = &e->slots[r];
+        if (!ps_report_rank_mostly_dropped(w->applied, w->rounds))
+            continue;
+        named++;
+        PS_LOG_W(e->log,
+                 "shard %u: rank %u pushed into %llu of the %llu rounds that closed while it "
+                 "trained: more than %d%% closed without it (%llu of its pushes dropped as late, "
+                 "backup_workers: %u); most of its data did not train the model",
+                 e->shard, r, (unsigned long long)w->applied, (unsigned long long)w->rounds,
+                 PS_REPORT_DROPPED_SHARE, (unsigned long long)w->dropped, e->job.backup_workers);
+    }
+    return named;
 }
 
 /* Closes the open sync round: the samples-weighted mean is applied once
@@ -49,8 +69,12 @@ static void round_close(ps_engine *e, const float *only, float only_weight)
     e->version++;
     /* the round's rows of the sparse tables, summed per key, once */
     ps_engine_tables_round_close(e);
-    for (uint32_t r = 0; r < e->job.workers; r++)
-        e->slots[r].pushed = false;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        worker_slot *w = &e->slots[r];
+        w->pushed = false;
+        if (w->state == SLOT_LIVE && !w->done)
+            w->rounds++; /* a round it trained in, with its push or without */
+    }
     e->round_pushes = 0;
     e->pushed_alive = 0;
     e->round_samples = 0;

@@ -832,6 +832,10 @@ int ps_client_server_stats(ps_client *c, ps_server_stats *out)
         for (size_t r = 0; r < o.nrows && r < in.cap; r++) {
             in.clock[r] = rows[r].clock;
             in.pushes[r] = rows[r].pushes;
+            if (in.dropped != NULL)
+                in.dropped[r] = rows[r].dropped;
+            if (in.rounds != NULL)
+                in.rounds[r] = rows[r].rounds;
         }
     }
     free(rows);

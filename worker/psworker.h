@@ -320,6 +320,11 @@ typedef struct ps_server_stats {
     uint32_t nranks;          /* out: ranks the server knows (may exceed cap) */
     uint32_t cap;             /* in: entries at clock and pushes (may be 0) */
     uint64_t *clock, *pushes; /* in: the caller's arrays of cap entries, or NULL */
+    /* in: the caller's arrays of cap entries, or NULL (as
+     * ps_server_stats_init leaves them), for each rank's pushes shard 0
+     * dropped as late and the rounds that closed while it trained (sync;
+     * with backup workers some close without its push) */
+    uint64_t *dropped, *rounds;
     /* new fields go at the end only */
 } ps_server_stats;
 

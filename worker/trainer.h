@@ -75,6 +75,8 @@ typedef struct ps_train_result {
     uint32_t nranks;                      /* entries of rank_clock and rank_pushes, by rank */
     uint64_t rank_clock[PS_MAX_WORKERS];  /* rounds each rank pushed */
     uint64_t rank_pushes[PS_MAX_WORKERS]; /* pushes the servers applied */
+    uint64_t rank_dropped[PS_MAX_WORKERS]; /* pushes shard 0 dropped as late (backup workers) */
+    uint64_t rank_rounds[PS_MAX_WORKERS];  /* sync: rounds closed while it trained */
 } ps_train_result;
 
 /* Whether psworker can train the job: a built-in model, a data.train, no

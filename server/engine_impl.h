@@ -71,6 +71,7 @@ typedef struct worker_slot {
     double loss, samples_per_s; /* NaN: not said */
     uint64_t dropped, duplicates, evictions;
     uint64_t rounds; /* sync rounds closed while it was live and not done */
+    uint64_t absent; /* sync rounds closed while it was away (evicted, not finished) */
     uint64_t stale_max;
     double stale_sum;
 } worker_slot;
@@ -110,6 +111,7 @@ struct ps_engine {
     uint64_t lo, hi, num_params;
     ps_store *store;
     uint64_t version;
+    uint64_t sched_step; /* sync: the schedule's step of the last round closed (engine_modes.c) */
 
     worker_slot *slots; /* job.workers of them, by rank */
     uint32_t live, departed;

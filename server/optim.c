@@ -236,7 +236,7 @@ double ps_optim_lr_at(const ps_optim *o, uint64_t t)
 void ps_optim_apply(ps_optim *o, float *theta, size_t off, const void *grad, size_t n, float scale)
 {
     assert(off <= o->n && n <= o->n - off);
-    double lr_t = ps_optim_lr_at(o, o->updates);
+    double lr_t = ps_optim_lr_at(o, o->updates > o->lag ? o->updates - o->lag : 0);
     uint64_t t = ++o->updates;
     float *th = theta + off;
     float *s0 = o->state[0] ? o->state[0] + off : NULL;
@@ -284,6 +284,11 @@ void ps_optim_set_lr(ps_optim *o, double lr)
 uint64_t ps_optim_updates(const ps_optim *o)
 {
     return o->updates;
+}
+
+void ps_optim_set_lag(ps_optim *o, uint64_t lag)
+{
+    o->lag = lag;
 }
 
 size_t ps_optim_state_count(const ps_optim *o)

@@ -255,6 +255,7 @@ typedef struct ps_worker_status {
     char hostname[PS_HOST_MAX];
     uint64_t last_seen_ms; /* ms since its worker's last message */
     uint64_t clock, pushes, dropped, duplicates, evictions;
+    uint64_t rounds;            /* sync: rounds closed while it trained (live, not done) */
     double loss, samples_per_s; /* last heartbeat's; NaN: none */
     uint64_t staleness_max;
     double staleness_mean;

@@ -196,12 +196,32 @@ static const ps_report_json_field rank_fields[] = {
     PS_REPORT_JSON_FIELD(ps_report_rank, rank, PS_REPORT_JSON_U32),
     PS_REPORT_JSON_FIELD(ps_report_rank, clock, PS_REPORT_JSON_U64),
     PS_REPORT_JSON_FIELD(ps_report_rank, pushes, PS_REPORT_JSON_U64),
+    PS_REPORT_JSON_FIELD(ps_report_rank, dropped, PS_REPORT_JSON_U64),
+    PS_REPORT_JSON_FIELD(ps_report_rank, rounds, PS_REPORT_JSON_U64),
 };
 static const ps_report_json_field unfinished_fields[] = {
     PS_REPORT_JSON_FIELD(ps_report_unfinished, rank, PS_REPORT_JSON_U32),
     PS_REPORT_JSON_FIELD(ps_report_unfinished, pushes, PS_REPORT_JSON_U64),
     PS_REPORT_JSON_FIELD(ps_report_unfinished, expected, PS_REPORT_JSON_U64),
 };
+
+/* rank_fields up to "dropped" and "rounds", which a summary written before
+ * them lacks (read as 0) */
+#define RANK_FIELDS_REQUIRED (COUNT(rank_fields) - 2)
+
+uint32_t ps_report_summary_dropped_ranks(const ps_report_summary *s, uint32_t *out, uint32_t cap)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->nranks && i < PS_REPORT_RANKS_MAX; i++) {
+        const ps_report_rank *r = &s->ranks[i];
+        if (!ps_report_rank_mostly_dropped(r->pushes, r->rounds))
+            continue;
+        if (n < cap)
+            out[n] = r->rank;
+        n++;
+    }
+    return n;
+}
 static const ps_report_json_field curve_fields[] = {
     PS_REPORT_JSON_FIELD(ps_report_curve, rank, PS_REPORT_JSON_U32),
     PS_REPORT_JSON_FIELD(ps_report_curve, every, PS_REPORT_JSON_U32),
@@ -265,6 +285,16 @@ static bool server_figures_put(json_object *obj, const ps_report_summary *s)
     }
     if (!ok || !ps_report_json_object_add(obj, "unfinished", unfinished, true)) {
         json_object_put(unfinished);
+        return false;
+    }
+    uint32_t named[PS_REPORT_RANKS_MAX];
+    uint32_t nnamed = ps_report_summary_dropped_ranks(s, named, PS_REPORT_RANKS_MAX);
+    json_object *dropped = json_object_new_array();
+    ok = dropped != NULL;
+    for (uint32_t i = 0; ok && i < nnamed; i++)
+        ok = list_add(dropped, json_object_new_int64(named[i]));
+    if (!ok || !ps_report_json_object_add(obj, "dropped_ranks", dropped, true)) {
+        json_object_put(dropped);
         return false;
     }
     json_object *curves = json_object_new_array();
@@ -429,8 +459,15 @@ static int ranks_get(json_object *obj, ps_report_summary *s, const char *what, p
         snprintf(inner, sizeof inner, "%s: ranks[%zu]", what, i);
         if (!json_object_is_type(r, json_type_object))
             return ps_error_set(err, PS_EDATA, "%s: not an object", inner);
-        rc =
-            ps_report_json_fields_get(r, &s->ranks[i], rank_fields, COUNT(rank_fields), inner, err);
+        s->ranks[i].dropped = s->ranks[i].rounds = 0;
+        rc = ps_report_json_fields_get(r, &s->ranks[i], rank_fields, RANK_FIELDS_REQUIRED, inner,
+                                       err);
+        for (size_t k = RANK_FIELDS_REQUIRED; rc == 0 && k < COUNT(rank_fields); k++) {
+            json_object *v;
+            if (json_object_object_get_ex(r, rank_fields[k].key, &v))
+                rc = ps_report_json_field_get(r, &s->ranks[i], &rank_fields[k], rank_fields[k].key,
+                                              inner, err);
+        }
     }
     if (rc == 0)
         s->nranks = (uint32_t)n;

@@ -30,8 +30,10 @@
  *    "wall_s": num, "samples_per_s": num, "updates": int, "version": int,
  *    "workers": int, "rank": int (a worker's summary only),
  *    "staleness": {"max": int, "mean": num, "p99": int} or null (unknown),
- *    "ranks": [{"rank": int, "clock": int, "pushes": int}, ...],
+ *    "ranks": [{"rank": int, "clock": int, "pushes": int, "dropped": int,
+ *               "rounds": int}, ...],
  *    "unfinished": [{"rank": int, "pushes": int, "expected": int}, ...],
+ *    "dropped_ranks": [int, ...],
  *    "curves": [{"rank": int, "every": int, "train_loss": [num, ...],
  *                "test_metric": [num, ...] or null (no test set),
  *                "test_auc": [num, ...] or null (binary classifiers only)}, ...]}
@@ -43,14 +45,19 @@
  *
  * "staleness" and "ranks" are psd's figures at the job's end: how many
  * rounds behind the servers' version the pushes applied were (max, mean,
- * 99th percentile), and each rank's clock (rounds pushed) and pushes
- * applied; null and [] when the worker did not learn them. "unfinished"
- * lists, from the same figures, every rank whose data was not trained to
- * the end (no worker of it said it was done: it left early, was evicted or
- * never came) with its pushes applied and the pushes its data makes
- * ("expected", as its worker said; 0: unknown); [] when every rank
- * finished or psd's figures are unknown, and a summary without the key
- * reads as []. "curves" holds
+ * 99th percentile), and each rank's clock (rounds pushed), pushes
+ * applied, pushes dropped as late and, in sync, the rounds that closed
+ * while it trained (with backup workers some close without its push); null
+ * and [] when the worker did not learn them. "unfinished" lists, from the
+ * same figures, every rank whose data was not trained to the end (no
+ * worker of it said it was done: it left early, was evicted or never came)
+ * with its pushes applied and the pushes its data makes ("expected", as
+ * its worker said; 0: unknown); [] when every rank finished or psd's
+ * figures are unknown, and a summary without the key reads as [].
+ * "dropped_ranks" names the ranks more than PS_REPORT_DROPPED_SHARE
+ * percent of whose rounds closed without them (report_limits.h; written
+ * from "ranks": a reader takes "ranks" alone, and a rank without "dropped"
+ * or "rounds", from a summary written before them, as 0). "curves" holds
  * one entry per worker (a worker's summary: its own; psrun's: every worker
  * that finished, by rank): point i of "train_loss" is the mean training
  * loss of epoch (i + 1) * every, point i of "test_metric" the test set's
@@ -90,8 +97,10 @@ typedef struct ps_report_unfinished {
 /* psd's figures for one rank at the job's end. */
 typedef struct ps_report_rank {
     uint32_t rank;
-    uint64_t clock;  /* rounds it pushed */
-    uint64_t pushes; /* pushes the servers applied */
+    uint64_t clock;   /* rounds it pushed */
+    uint64_t pushes;  /* pushes the servers applied */
+    uint64_t dropped; /* pushes the servers dropped as late (backup workers) */
+    uint64_t rounds;  /* sync: rounds that closed while it trained, its push in or not */
 } ps_report_rank;
 
 typedef struct ps_report_summary {
@@ -132,6 +141,11 @@ typedef struct ps_report_summary {
 /* Empty strings, zero counts, NAN figures, no test set, rank -1, no
  * staleness, no ranks, no curves. */
 void ps_report_summary_init(ps_report_summary *s);
+
+/* The ranks of s more than PS_REPORT_DROPPED_SHARE percent of whose rounds
+ * closed without their push (report_limits.h), into out (cap entries) in
+ * rank order; returns how many there are (maybe more than cap). */
+uint32_t ps_report_summary_dropped_ranks(const ps_report_summary *s, uint32_t *out, uint32_t cap);
 
 /* Frees s's curves (s stays a summary without curves); the summary itself
  * is the caller's. A summary read or given curves needs it. */

@@ -557,6 +557,27 @@ static int worker_summary_read(const psrun *r, uint32_t i, ps_report_summary *w)
     return 0;
 }
 
+/* Names, at the end of the job's line, each rank more than
+ * PS_REPORT_DROPPED_SHARE percent of whose rounds closed without its push
+ * (backup workers; report_limits.h): most of its data did not train the
+ * model. */
+static void dropped_say(const ps_report_summary *job)
+{
+    uint32_t named[PS_REPORT_RANKS_MAX];
+    uint32_t n = ps_report_summary_dropped_ranks(job, named, PS_REPORT_RANKS_MAX);
+    for (uint32_t i = 0; i < n && i < PS_REPORT_RANKS_MAX; i++) {
+        const ps_report_rank *k = NULL;
+        for (uint32_t j = 0; j < job->nranks && k == NULL; j++)
+            if (job->ranks[j].rank == named[i])
+                k = &job->ranks[j];
+        if (k != NULL)
+            printf("; rank %u pushed into %llu of %llu rounds (%llu of its pushes dropped as "
+                   "late, backup_workers): most of its data did not train the model",
+                   k->rank, (unsigned long long)k->pushes, (unsigned long long)k->rounds,
+                   (unsigned long long)k->dropped);
+    }
+}
+
 /* The job's summary from the workers' that finished (ps_report_job_*;
  * *job owns its curves then, also on an error), and the job's line. */
 static int summarise(psrun *r, double wall_s, ps_report_summary *job)
@@ -590,9 +611,11 @@ static int summarise(psrun *r, double wall_s, ps_report_summary *job)
                ps_report_number_format(job->test_loss, 4, tloss, sizeof tloss));
     if (job->has_test && job->has_auc)
         printf(", test auc %s", ps_report_number_format(job->test_auc, 4, auc, sizeof auc));
-    printf(", %.0f samples/s, %llu updates, version %llu, %u workers, %s\n", job->samples_per_s,
+    printf(", %.0f samples/s, %llu updates, version %llu, %u workers, %s", job->samples_per_s,
            (unsigned long long)job->updates, (unsigned long long)job->version, r->plan.workers,
            r->plan.mode);
+    dropped_say(job);
+    printf("\n");
     ps_stdout_guard_flush(); /* a line lost is said at exit (stdout_guard.h) */
     return 0;
 }

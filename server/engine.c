@@ -979,6 +979,7 @@ void ps_engine_workers_get(const ps_engine *e, uint64_t now_ms, ps_worker_status
         o->dropped = w->dropped;
         o->duplicates = w->duplicates;
         o->evictions = w->evictions;
+        o->rounds = w->rounds;
         o->loss = w->loss;
         o->samples_per_s = w->samples_per_s;
         o->staleness_max = w->stale_max;

@@ -185,6 +185,12 @@ void ps_engine_clocks_format(const ps_engine *e, char *buf, size_t cap);
  * stop line. */
 void ps_engine_ranks_format(const ps_engine *e, char *buf, size_t cap);
 
+/* Logs a warning for each rank more than PS_REPORT_DROPPED_SHARE percent of
+ * the rounds that closed while it trained closed without its push (sync
+ * with backup workers; report_limits.h): its rank, its pushes applied, the
+ * rounds and its pushes dropped. Returns how many it named. psd's stop. */
+uint32_t ps_engine_ranks_dropped_warn(const ps_engine *e);
+
 /* For /metrics, read after each call that may write θ: how many times θ
  * was written (a push applied or accumulated into the open round, with the
  * round's close when it completed it, or a round closed without a push:

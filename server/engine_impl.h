@@ -73,6 +73,8 @@ typedef struct worker_slot {
     char hostname[PS_HOST_MAX];
     double loss, samples_per_s; /* NaN: not said */
     uint64_t dropped, duplicates, evictions;
+    uint64_t rounds; /* sync rounds closed while it was live and not done */
+    uint64_t absent; /* sync rounds closed while it was away (evicted, not finished) */
     uint64_t stale_max;
     double stale_sum;
     uint32_t nparked; /* its pulls parked: a pull of a rank with none is no retry */
@@ -113,6 +115,7 @@ struct ps_engine {
     uint64_t lo, hi, num_params;
     ps_store *store;
     uint64_t version;
+    uint64_t sched_step; /* sync: the schedule's step of the last round closed (engine_modes.c) */
 
     worker_slot *slots; /* job.workers of them, by rank */
     uint32_t live, departed;

@@ -6,6 +6,8 @@
  * mode is a row here (see docs/architecture.md#a-consistency-mode). */
 #include "engine_impl.h"
 
+#include "report_limits.h"
+
 #include <string.h>
 
 /* True when the open sync round can close: every worker that has not left
@@ -39,6 +41,46 @@ static double round_divisor(const ps_engine *e)
     return e->round_pushes < full ? d * (double)full / (double)e->round_pushes : d;
 }
 
+uint32_t ps_engine_ranks_dropped_warn(const ps_engine *e)
+{
+    uint32_t named = 0;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        const worker_slot *w = &e->slots[r];
+        if (!ps_report_rank_mostly_dropped(w->applied, w->rounds))
+            continue;
+        named++;
+        PS_LOG_W(e->log,
+                 "shard %u: rank %u pushed into %llu of the %llu rounds that closed while it "
+                 "trained: more than %d%% closed without it (%llu of its pushes dropped as late, "
+                 "backup_workers: %u); most of its data did not train the model",
+                 e->shard, r, (unsigned long long)w->applied, (unsigned long long)w->rounds,
+                 PS_REPORT_DROPPED_SHARE, (unsigned long long)w->dropped, e->job.backup_workers);
+    }
+    return named;
+}
+
+/* Sets the learning-rate schedule's step for the round closing now. The
+ * schedule counts the job's rounds of data, not the rounds closed: a rank
+ * that was away (evicted) goes on with its data where it stopped, and makes
+ * up the rounds it missed after the others are done, alone. So the step is
+ * this round less the rounds missed by the live rank furthest behind, and
+ * never goes back: it holds while that rank catches up, and its last round
+ * is the schedule's last step instead of one past total_steps at lr 0. */
+static void schedule_step(ps_engine *e)
+{
+    uint64_t behind = 0;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        const worker_slot *w = &e->slots[r];
+        if (w->state == SLOT_LIVE && !w->done && w->absent > behind)
+            behind = w->absent;
+    }
+    uint64_t step = e->version > behind ? e->version - behind : 0;
+    if (step < e->sched_step)
+        step = e->sched_step;
+    e->sched_step = step;
+    ps_store_set_schedule_lag(e->store, e->version - step);
+}
+
 /* Closes the open sync round: the samples-weighted mean is applied once
  * and the version moves on. only (not NULL) is the push that is the
  * round's one gradient, of weight only_weight, applied straight from its
@@ -46,6 +88,7 @@ static double round_divisor(const ps_engine *e)
  * applying the accumulator. */
 static void round_close(ps_engine *e, const float *only, float only_weight)
 {
+    schedule_step(e);
     double divisor = round_divisor(e);
     if (only != NULL) {
         ps_store_apply_scaled(e->store, e->lo, only, ps_store_size(e->store),
@@ -69,8 +112,14 @@ static void round_close(ps_engine *e, const float *only, float only_weight)
     e->version++;
     /* the round's rows of the sparse tables, summed per key, once */
     ps_engine_tables_round_close(e);
-    for (uint32_t r = 0; r < e->job.workers; r++)
-        e->slots[r].pushed = false;
+    for (uint32_t r = 0; r < e->job.workers; r++) {
+        worker_slot *w = &e->slots[r];
+        w->pushed = false;
+        if (w->state == SLOT_LIVE && !w->done)
+            w->rounds++; /* a round it trained in, with its push or without */
+        else if (w->state == SLOT_LEFT && !w->said_bye)
+            w->absent++; /* evicted: it (or a worker taking it over) trains it later */
+    }
     e->round_pushes = 0;
     e->pushed_alive = 0;
     e->round_samples = 0;

@@ -235,7 +235,7 @@ double ps_optim_lr_at(const ps_optim *o, uint64_t t)
 
 ps_optim_step ps_optim_begin(ps_optim *o)
 {
-    ps_optim_step st = {ps_optim_lr_at(o, o->updates), 0};
+    ps_optim_step st = {ps_optim_lr_at(o, o->updates > o->lag ? o->updates - o->lag : 0), 0};
     st.t = ++o->updates;
     return st;
 }
@@ -298,6 +298,11 @@ void ps_optim_set_lr(ps_optim *o, double lr)
 uint64_t ps_optim_updates(const ps_optim *o)
 {
     return o->updates;
+}
+
+void ps_optim_set_lag(ps_optim *o, uint64_t lag)
+{
+    o->lag = lag;
 }
 
 size_t ps_optim_state_count(const ps_optim *o)

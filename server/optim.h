@@ -25,6 +25,7 @@ typedef struct ps_optim {
     uint64_t step_size, warmup_steps, total_steps;
     double gamma;
     uint64_t updates; /* t: updates applied so far */
+    uint64_t lag;     /* the schedule runs this many updates behind t (ps_optim_set_lag) */
     size_t n;         /* keys, and the length of each state array */
     size_t nstate;
     float *state[PS_OPTIM_MAX_STATE];
@@ -90,6 +91,12 @@ void ps_optim_set_lr(ps_optim *o, double lr);
 
 /* The update count t: updates applied since init. */
 uint64_t ps_optim_updates(const ps_optim *o);
+
+/* Makes the learning-rate schedule take the next updates as t - lag (0 at
+ * least) instead of t; adam's bias correction keeps t. Sync mode sets it
+ * before each round (engine_modes.c: rounds a rank makes up after it was
+ * evicted do not push the schedule past its end); 0 at init. */
+void ps_optim_set_lag(ps_optim *o, uint64_t lag);
 
 /* The state arrays, for checkpoints: how many (sgd 0, momentum 1, adagrad 1,
  * adam 2, ftrl 2), and array i's name ("velocity"; "accumulator"; "m", "v";

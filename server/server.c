@@ -802,6 +802,7 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
     char ranks[4096];
     ps_engine_ranks_format(s->engine, ranks, sizeof ranks);
     PS_LOG_I(s->log, "shard %u/%u stopped with ranks: %s", s->shard, s->nshards, ranks);
+    ps_engine_ranks_dropped_warn(s->engine);
     ps_peer_limits_report(s->limits);
     if (s->zap != NULL)
         PS_LOG_I(s->log, "shard %u/%u: CURVE refused %llu connections or requests", s->shard,

@@ -463,3 +463,8 @@ void ps_store_set_updates(ps_store *s, uint64_t updates)
 {
     s->optim.updates = updates;
 }
+
+void ps_store_set_schedule_lag(ps_store *s, uint64_t lag)
+{
+    ps_optim_set_lag(&s->optim, lag);
+}

@@ -128,6 +128,9 @@ int ps_store_ckpt_arrays_for_load(ps_store *s, ps_ckpt_array *out, size_t max, s
  * where they were). */
 void ps_store_set_updates(ps_store *s, uint64_t updates);
 
+/* The schedule's lag behind t (ps_optim_set_lag). */
+void ps_store_set_schedule_lag(ps_store *s, uint64_t lag);
+
 /* The initial value of key k of θ under the job's init scheme, given the
  * layout tensors (ntensors of them, offsets set). Pure: the same job, layout
  * and k give the same value, whatever the shard. */

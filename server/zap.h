@@ -53,7 +53,8 @@ void ps_zap_handle(ps_zap *z);
 void ps_zap_handshake_event(ps_zap *z, uint16_t event, uint32_t value, const char *endpoint);
 
 /* Whether the peer that sent the message whose frame is part may make a
- * request of type: admins STATUS and CHECKPOINT, workers everything else.
+ * request of type: admins STATUS and CHECKPOINT, workers everything else
+ * and STATUS too (it only reads: a worker asks it at its job's end).
  * A refusal is counted and logged once per key with the peer's address. */
 bool ps_zap_admits(ps_zap *z, zmq_msg_t *part, ps_msg_type type);
 

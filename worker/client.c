@@ -840,6 +840,10 @@ int ps_client_server_stats(ps_client *c, ps_server_stats *out)
                                    ? PS_RANK_LIVE
                                    : 0) |
                               (rows[r].finished ? PS_RANK_FINISHED : 0);
+            if (in.dropped != NULL)
+                in.dropped[r] = rows[r].dropped;
+            if (in.rounds != NULL)
+                in.rounds[r] = rows[r].rounds;
         }
     }
     free(rows);

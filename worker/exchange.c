@@ -524,13 +524,18 @@ static void silence_note(ps_client *c, uint64_t now)
 /* Ends the part of every asked shard whose heartbeat was answered "not
  * registered" since our latest registration there: the caller registers
  * again. True when there was one. */
+static bool lost_by_heartbeat(shard *s)
+{
+    uint32_t lost = atomic_load(&s->hb_lost_gen);
+    return lost != 0 && lost == atomic_load(&s->reg_gen);
+}
+
 static bool shards_lost_fail(ps_client *c, op *o)
 {
     bool any = false;
     for (size_t i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
-        uint32_t lost = atomic_load(&s->hb_lost_gen);
-        if (!s->asked || lost == 0 || lost != atomic_load(&s->reg_gen))
+        if (!s->asked || !lost_by_heartbeat(s))
             continue;
         ps_exchange_fail(c, o, i, PS_EWORKER,
                          "%s: worker %u is not registered (a heartbeat was told)", s->endpoint,
@@ -704,6 +709,21 @@ void ps_exchange_mark(ps_client *c, bool all, bool registered_only)
         c->shards[i].asked = all && (!registered_only || c->shards[i].registered);
 }
 
+/* Makes shard s's socket anew: a new connection (closing the old one,
+ * linger 0, drops its queue). One that cannot be made stays NULL, and
+ * requests to the shard then fail. */
+static void socket_renew(ps_client *c, shard *s)
+{
+    if (s->sock != NULL)
+        zmq_close(s->sock);
+    s->sock = NULL;
+    if (ps_client_socket_open(c, s) != 0 && s->sock != NULL) {
+        zmq_close(s->sock);
+        s->sock = NULL;
+    }
+    ps_client_log(c, 0, "%s: registering again on a new connection", s->endpoint);
+}
+
 /* Runs a PULL, PUSH or HEARTBEAT exchange with every shard. A shard that
  * answers "unknown worker" (or whose heartbeat was told so, which is looked
  * at before anything is sent) restarted or evicted us (docs/architecture.md#the-failure-model): say
@@ -739,6 +759,14 @@ int ps_exchange_all(ps_client *c, op *o)
         if (s->asked && first == SIZE_MAX)
             first = i;
     }
+    /* a heartbeat found us lost, after a silence that got us evicted: its
+     * socket reconnected on its own (heartbeat.c), this one's connection
+     * may wait seconds more for TCP's retransmission timer: register on a
+     * fresh one at once (what ZeroMQ still queued on the old one is dropped,
+     * and sent again after the WELCOME) */
+    for (size_t i = 0; i < c->nshards; i++)
+        if (c->shards[i].asked && lost_by_heartbeat(&c->shards[i]))
+            socket_renew(c, &c->shards[i]);
     op hello = {
         .type = PS_MSG_HELLO, .reply = PS_MSG_WELCOME, .rank = c->rank, .version = UINT64_MAX};
     rc = ps_exchange_run(c, &hello, false, c->timeout_ms);

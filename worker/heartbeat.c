@@ -9,6 +9,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#define HB_DEAD_BEATS     3   /* a connection silent this many beats (ZMTP pings) is given up */
+#define HB_CONNECT_MIN_MS 100 /* a connect is given this long at least, however short a beat */
+#define HB_RETRY_PARTS    10  /* between two connects: a tenth of a beat ... */
+#define HB_RETRY_MIN_MS   10  /* ... but at least this ... */
+#define HB_RETRY_MAX_MS   100 /* ... and at most this (ZeroMQ adds up to as much at random) */
+
 /* The heartbeat thread's own view of a shard: its socket, the registration
  * its heartbeats are sent for, and the first heartbeat sent for it (a
  * refusal of an older one is about a registration gone by). */
@@ -33,16 +39,41 @@ static void heartbeat_reply(ps_client *c, size_t i, const hb_shard *h, const ps_
 }
 
 /* A DEALER of the heartbeat thread's own context, connected to shard i;
- * NULL when it cannot be made (that shard then gets no heartbeats). */
+ * NULL when it cannot be made (that shard then gets no heartbeats).
+ *
+ * A network cut leaves a TCP connection established but with its data
+ * unacknowledged, and the kernel then retransmits after waits that double
+ * (0.2, 0.4, 0.8 ... s): once the link is back, nothing goes through until
+ * the next of them, seconds later. So this socket pings psd every beat
+ * (ZMTP heartbeats, which psd's ZeroMQ answers by itself), gives up a
+ * connection that has been silent for HB_DEAD_BEATS beats, and tries a
+ * new one about every beat (a connect that has not completed by then is
+ * abandoned, and the next starts after a short pause): a fresh connection
+ * carries the next heartbeat within about a beat of the link's return, and
+ * psd's answer tells a worker it evicted meanwhile to register again. */
 static void *heartbeat_socket(ps_client *c, size_t i)
 {
-    int linger = 0;
+    int linger = 0, ivl = c->heartbeat_ms;
+    int dead = c->heartbeat_ms * HB_DEAD_BEATS;
+    if (dead < CLIENT_SILENT_MIN_MS)
+        dead = CLIENT_SILENT_MIN_MS;
+    int retry_ms = c->heartbeat_ms / HB_RETRY_PARTS;
+    retry_ms = retry_ms < HB_RETRY_MIN_MS   ? HB_RETRY_MIN_MS
+               : retry_ms > HB_RETRY_MAX_MS ? HB_RETRY_MAX_MS
+                                            : retry_ms;
+    int connect_ms = c->heartbeat_ms - 2 * retry_ms; /* a connect and a pause: a beat */
+    if (connect_ms < HB_CONNECT_MIN_MS)
+        connect_ms = HB_CONNECT_MIN_MS;
     int64_t max_msg = PS_HEADER_MAX_BYTES; /* a heartbeat's reply has no payload */
     void *sock = zmq_socket(c->hb_ctx, ZMQ_DEALER);
     if (sock == NULL)
         return NULL;
     if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max_msg, sizeof max_msg) != 0 ||
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) != 0 ||
+        zmq_setsockopt(sock, ZMQ_HEARTBEAT_TIMEOUT, &dead, sizeof dead) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CONNECT_TIMEOUT, &connect_ms, sizeof connect_ms) != 0 ||
+        zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &retry_ms, sizeof retry_ms) != 0 ||
         ps_client_curve_apply(c, sock) != 0 || zmq_connect(sock, c->shards[i].endpoint) != 0) {
         zmq_close(sock);
         return NULL;

@@ -515,7 +515,8 @@ static int summary_of(const ps_train_result *r, const char *job, ps_report_summa
     }
     s->nranks = r->nranks < PS_MAX_WORKERS ? r->nranks : PS_MAX_WORKERS;
     for (uint32_t i = 0; i < s->nranks; i++)
-        s->ranks[i] = (ps_report_rank){i, r->rank_clock[i], r->rank_pushes[i]};
+        s->ranks[i] = (ps_report_rank){i, r->rank_clock[i], r->rank_pushes[i], r->rank_dropped[i],
+                                       r->rank_rounds[i]};
     s->nunfinished = (uint32_t)ps_train_result_unfinished(r, s->unfinished, PS_REPORT_RANKS_MAX);
     if (r->epoch_train_loss == NULL)
         return 0;

@@ -333,6 +333,11 @@ typedef struct ps_server_stats {
      * PS_RANK_* flags */
     uint64_t *expected;
     uint32_t *flags;
+    /* in: the caller's arrays of cap entries, or NULL (as
+     * ps_server_stats_init leaves them), for each rank's pushes shard 0
+     * dropped as late and the rounds that closed while it trained (sync;
+     * with backup workers some close without its push) */
+    uint64_t *dropped, *rounds;
     /* new fields go at the end only */
 } ps_server_stats;
 

@@ -1312,6 +1312,8 @@ static void server_stats(ps_trainer *t, ps_train_result *res)
     ps_server_stats_init(&st, res->rank_clock, res->rank_pushes, PS_MAX_WORKERS);
     st.expected = res->rank_expected;
     st.flags = res->rank_flags;
+    st.dropped = res->rank_dropped;
+    st.rounds = res->rank_rounds;
     if (ps_client_server_stats(t->client, &st) != 0) {
         PS_LOG_D(t->opts.log, "no server figures for the summary: %s",
                  ps_client_last_error(t->client));

@@ -1,7 +1,9 @@
 """test_security.py — CURVE (security.curve): a CURVE job trains to the same
 accuracy as the plain one; an unlisted worker key, a plain client, a client
-with the wrong server key and a worker key used for psctl are refused and
-logged while the job completes; a recording TCP relay sees the bytes of the
+with the wrong server key and a worker key asking for a checkpoint are
+refused and logged while the job completes, and a worker key may read the
+job's status (every worker asks it at its end: the summary lists every
+rank, psd refuses nothing); a recording TCP relay sees the bytes of the
 final θ without CURVE and never with it; secret key files others can read
 are refused with one line."""
 import os
@@ -58,6 +60,14 @@ for name, extra in (("plain", ""), ("curve", curve())):
     env.check(code == 0 and summary is not None, f"{name}: psrun exits 0")
     if summary is not None:
         acc[name] = summary["test_metric"]["value"]
+        # each worker asks psd for the job's status at its end (its own key)
+        ranks = [r["rank"] for r in summary["ranks"]]
+        env.check(ranks == [0, 1], f"{name}: the summary lists every rank ({ranks})")
+    refusals = [l for l in err.splitlines() if "refused" in l and "refused 0 " not in l]
+    env.check(not refusals, f"{name}: psd refused nothing ({refusals[:3]})")
+    if name == "curve":
+        env.check("CURVE refused 0 connections or requests" in err,
+                  "curve: psd counts no refusal at its stop")
     no_leftovers(env, job)
 env.check(len(acc) == 2, "both runs wrote their summaries")
 if len(acc) == 2:
@@ -88,8 +98,12 @@ for what, extra in refused_jobs.items():
               f"{what}: psworker never joins (exit {code}: {err.strip()[-120:]})")
 code, out, err = run([env.prog("psctl"), "--config", job, "--key",
                       os.path.join(keys, "worker.key_secret"), "status"], 30)
+env.check(code == 0 and "version" in out,
+          f"a worker key may read the job's status, as workers do at their end ({err.strip()})")
+code, out, err = run([env.prog("psctl"), "--config", job, "--key",
+                      os.path.join(keys, "worker.key_secret"), "checkpoint"], 30)
 env.check(code == 1 and "PS_EACCESS" in err,
-          f"a worker key used for psctl is refused ({err.strip()})")
+          f"a worker key asking for a checkpoint is refused ({err.strip()})")
 code, out, err = run([env.prog("psctl"), "--config", job, "--key",
                       os.path.join(keys, "admin.key_secret"), "status"], 30)
 env.check(code == 0 and "version" in out, f"an admin key gets psctl status ({err.strip()})")
@@ -121,8 +135,9 @@ env.check("refused a client without CURVE" in log_text or
           "psd logs the plain client")
 env.check("refused a client with the wrong server key" in log_text,
           "psd logs the client with the wrong server key")
-env.check(f"refused STATUS from key {pub['worker']} at 127.0.0.1" in log_text,
-          "psd logs the worker key used for psctl")
+env.check(f"refused CHECKPOINT from key {pub['worker']} at 127.0.0.1" in log_text,
+          "psd logs the worker key that asked for a checkpoint")
+env.check("refused STATUS" not in log_text, "no STATUS of a worker key is refused")
 refused = [l for l in log_text.splitlines() if "CURVE refused" in l]
 env.check(len(refused) == 1 and int(refused[0].split("CURVE refused ")[1].split()[0]) >= 4,
           f"psd counts the refusals ({refused})")

@@ -44,7 +44,7 @@ def digits_job(env, name, servers, mode="sync", workers=2, epochs=30, model="sof
     ceil(719 / 16) = 45; a cosine schedule to 0 over the whole job makes the
     end of the run settle the model whatever happened in the middle."""
     hb = heartbeat or HEARTBEAT
-    steps = epochs * 45 * (workers if mode == "async" else 1)
+    steps = epochs * 45 * (workers if mode in ("async", "ssp") else 1)  # ssp: one per push
     shape = "model: {type: mlp, features: 64, classes: 10, hidden: [256], " \
             "init: {scheme: xavier, seed: 42}}" if model == "mlp" else \
             "model: {type: softmax, features: 64, classes: 10, init: {scheme: zeros}}"

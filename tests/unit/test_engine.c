@@ -1028,6 +1028,70 @@ START_TEST(evicted_worker_rejoins_at_the_next_round)
 }
 END_TEST
 
+/* sync, cosine over 8 rounds: a rank evicted for 3 rounds comes back and
+ * makes them up alone after the other is done (rounds 8-10). The schedule
+ * counts rounds of data, not rounds closed: it holds while the rank catches
+ * up, and those last rounds are its last steps (5, 6, 7), not steps past
+ * total_steps at lr 0. */
+static double cosine_lr(int step)
+{
+    return 0.5 * (1.0 + cos(M_PI * step / 8.0));
+}
+
+START_TEST(rank_rejoining_late_trains_its_last_rounds_within_the_schedule)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_SYNC, 2);
+    job.heartbeat.timeout_ms = 1000;
+    job.optimizer.lr = 1.0;
+    job.optimizer.schedule = PS_SCHEDULE_COSINE;
+    job.optimizer.total_steps = 8;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float g[P] = {1, 1, 1, 1};
+    uint64_t sa = 1, sb = 1, round = 0;
+    for (; round < 2; round++) {
+        ck_assert_int_eq(push_all(f, "wa", a, sa++, round, 1, g), 0);
+        ck_assert_int_eq(push_all(f, "wb", b, sb++, round, 1, g), 0);
+    }
+    /* rank 1 falls silent: evicted, round 2 closes on rank 0's push alone */
+    ck_assert_int_eq(push_all(f, "wa", a, sa++, round, 1, g), 0);
+    usleep(300 * 1000);
+    ck_assert_int_eq(heartbeat(f, "wa", a, sa++, 0), 0);
+    ps_engine_tick(f->e, ps_clock_ms() + 800, capture_send, f);
+    ck_assert_uint_eq(ps_engine_version(f->e), 3);
+    for (round = 3; round < 5; round++)
+        ck_assert_int_eq(push_all(f, "wa", a, sa++, round, 1, g), 0);
+    /* it comes back at round 5 with 6 rounds of its data left (2 applied) */
+    b = hello(f, 1, "wb");
+    sb = 1;
+    for (round = 5; round < 8; round++) {
+        ck_assert_int_eq(push_all(f, "wa", a, sa++, round, 1, g), 0);
+        ck_assert_int_eq(push_all(f, "wb", b, sb++, round, 1, g), 0);
+    }
+    ck_assert_int_eq(heartbeat(f, "wa", a, sa++, PS_FLAG_DONE), 0); /* rank 0's 8 rounds */
+    const float *theta = ps_engine_theta(f->e);
+    float at8 = theta[0];
+    for (round = 8; round < 11; round++)
+        ck_assert_int_eq(push_all(f, "wb", b, sb++, round, 1, g), 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 11);
+    /* each round moves θ by its learning rate (g = 1): the steps were
+     * 0 1 2 3 4, held at 4 while rank 1 caught up, then 5 6 7 */
+    const int steps[11] = {0, 1, 2, 3, 4, 4, 4, 4, 5, 6, 7};
+    double all = 0.0, last3 = 0.0;
+    for (int i = 0; i < 11; i++) {
+        all += cosine_lr(steps[i]);
+        if (i >= 8)
+            last3 += cosine_lr(steps[i]);
+    }
+    theta = ps_engine_theta(f->e);
+    ck_assert_double_eq_tol(at8 - theta[0], last3, 1e-5);
+    ck_assert_double_gt(at8 - theta[0], 0.1); /* not lr 0 past total_steps */
+    ck_assert_double_eq_tol(-theta[0], all, 1e-5);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(abort_on_worker_loss_stops_the_job)
 {
     static ps_job job;
@@ -2182,6 +2246,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, push_waiting_in_the_open_round_is_not_in_the_rank_state_yet);
     tcase_add_test(tc, silent_worker_is_evicted_and_round_closes_without_it);
     tcase_add_test(tc, evicted_worker_rejoins_at_the_next_round);
+    tcase_add_test(tc, rank_rejoining_late_trains_its_last_rounds_within_the_schedule);
     tcase_add_test(tc, abort_on_worker_loss_stops_the_job);
     tcase_add_test(tc, final_pull_waits_until_every_worker_is_done);
     tcase_add_test(tc, restored_version_is_where_workers_join);

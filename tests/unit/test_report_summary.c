@@ -74,8 +74,8 @@ static void summary_example(ps_report_summary *s)
     s->staleness_mean = 0.75;
     s->staleness_p99 = 2;
     s->nranks = 2;
-    s->ranks[0] = (ps_report_rank){0, 160, 158};
-    s->ranks[1] = (ps_report_rank){1, 160, 160};
+    s->ranks[0] = (ps_report_rank){0, 160, 158, 2, 160};
+    s->ranks[1] = (ps_report_rank){1, 160, 160, 0, 160};
     s->nunfinished = 1;
     s->unfinished[0] = (ps_report_unfinished){0, 158, 160};
 }
@@ -136,7 +136,8 @@ START_TEST(summary_reads_back_as_written)
     ck_assert_ptr_nonnull(
         strstr(text, "\"staleness\": { \"max\": 3, \"mean\": 0.75, \"p99\": 2 }"));
     ck_assert_ptr_nonnull(strstr(text, "\"ranks\": [ { \"rank\": 0, \"clock\": 160, \"pushes\": "
-                                       "158 }, { \"rank\": 1,"));
+                                       "158, \"dropped\": 2, \"rounds\": 160 }, { \"rank\": 1,"));
+    ck_assert_ptr_nonnull(strstr(text, "\"dropped_ranks\": [ ]"));
     ck_assert_ptr_nonnull(strstr(text, "\"curves\": [ ]"));
     ck_assert_ptr_nonnull(
         strstr(text, "\"unfinished\": [ { \"rank\": 0, \"pushes\": 158, \"expected\": 160 } ]"));
@@ -176,6 +177,60 @@ START_TEST(summary_keeps_each_workers_curve_with_null_for_epochs_not_reached)
 }
 END_TEST
 
+/* A rank more than half of whose rounds closed without its push (backup
+ * workers) is named in "dropped_ranks"; one at half or below is not, nor
+ * one of a mode without rounds. A rank without "dropped" and "rounds" (a
+ * summary from before them) reads as 0 of each. */
+START_TEST(summary_names_the_ranks_whose_pushes_were_mostly_dropped)
+{
+    ps_report_summary s, q;
+    summary_example(&s);
+    s.nranks = 5;
+    s.ranks[0] = (ps_report_rank){0, 1407, 1380, 27, 1407};
+    s.ranks[1] = (ps_report_rank){1, 1407, 0, 1407, 1407}; /* every push dropped */
+    s.ranks[2] = (ps_report_rank){2, 1407, 700, 10, 1400}; /* half: not named */
+    s.ranks[3] = (ps_report_rank){3, 1407, 108, 39, 1409}; /* rounds skipped too */
+    s.ranks[4] = (ps_report_rank){4, 1407, 1407, 0, 0};    /* async: no rounds */
+    char *text;
+    ps_error err = {0};
+    ck_assert_int_eq(summary_round_trip(&s, &q, &text, &err), 0);
+    ck_assert_ptr_nonnull(strstr(text, "\"dropped_ranks\": [ 1, 3 ]"));
+    free(text);
+    summary_assert_equal(&s, &q);
+    uint32_t named[1];
+    ck_assert_uint_eq(ps_report_summary_dropped_ranks(&q, named, 1), 2);
+    ck_assert_uint_eq(named[0], 1);
+    ps_report_summary_fini(&q);
+
+    const char *old = "\"ranks\": [ { \"rank\": 0, \"clock\": 160, \"pushes\": 158 } ]";
+    summary_example(&s);
+    s.nranks = 1;
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(ps_report_summary_write(f, &s), 0);
+    text = file_text(f);
+    fclose(f);
+    char *at = strstr(text, "\"ranks\": [");
+    char *end = strstr(text, "\"curves\"");
+    ck_assert(at != NULL && end != NULL && end > at);
+    size_t cap = strlen(text) + strlen(old) + 8;
+    char *edited = malloc(cap);
+    ck_assert_ptr_nonnull(edited);
+    snprintf(edited, cap, "%.*s%s, %s", (int)(at - text), text, old, end);
+    char path[64];
+    file_with(path, sizeof path, edited, strlen(edited));
+    ck_assert_msg(ps_report_summary_read(path, &q, &err) == 0, "%s", err.msg);
+    unlink(path);
+    ck_assert_uint_eq(q.nranks, 1);
+    ck_assert_uint_eq(q.ranks[0].pushes, 158);
+    ck_assert_uint_eq(q.ranks[0].dropped, 0);
+    ck_assert_uint_eq(q.ranks[0].rounds, 0);
+    ps_report_summary_fini(&q);
+    free(edited);
+    free(text);
+}
+END_TEST
+
 START_TEST(summary_without_server_figures_has_null_staleness_and_no_ranks)
 {
     ps_report_summary s, q;
@@ -188,7 +243,8 @@ START_TEST(summary_without_server_figures_has_null_staleness_and_no_ranks)
     char *text;
     ps_error err = {0};
     ck_assert_int_eq(summary_round_trip(&s, &q, &text, &err), 0);
-    ck_assert_ptr_nonnull(strstr(text, "\"staleness\": null, \"ranks\": [ ]"));
+    ck_assert_ptr_nonnull(
+        strstr(text, "\"staleness\": null, \"ranks\": [ ], \"dropped_ranks\": [ ]"));
     free(text);
     ck_assert(!q.has_staleness && q.nranks == 0 && isnan(q.staleness_mean));
 }
@@ -515,6 +571,7 @@ int main(void)
     tcase_add_test(tc, summary_with_nan_literal_or_missing_key_is_refused);
     tcase_add_test(tc, summary_keeps_each_workers_curve_with_null_for_epochs_not_reached);
     tcase_add_test(tc, summary_without_server_figures_has_null_staleness_and_no_ranks);
+    tcase_add_test(tc, summary_names_the_ranks_whose_pushes_were_mostly_dropped);
     tcase_add_test(tc, summary_curve_add_refuses_a_curve_past_the_limits);
     tcase_add_test(tc, summary_with_a_curve_that_does_not_fit_is_refused);
     tcase_add_test(tc, summary_file_write_reads_back_as_written);

@@ -267,10 +267,15 @@ START_TEST(server_stats_fill_the_callers_arrays_up_to_cap)
     ps_server_stats_init(&st, NULL, NULL, 0); /* the staleness figures only */
     ck_assert_int_eq(ps_client_server_stats(c[0], &st), 0);
     ck_assert_uint_eq(st.nranks, 2);
+    uint64_t dropped[2] = {777, 777}, rounds[2] = {777, 777};
     ps_server_stats_init(&st, clock, pushes, 2);
+    st.dropped = dropped; /* after clock and pushes: written too when set */
+    st.rounds = rounds;
     ck_assert_int_eq(ps_client_server_stats(c[0], &st), 0);
     ck_assert_uint_eq(pushes[0], 1);
     ck_assert_uint_eq(pushes[1], 2);
+    ck_assert(dropped[0] == 0 && dropped[1] == 0); /* async drops nothing ... */
+    ck_assert(rounds[0] == 0 && rounds[1] == 0);   /* ... and has no rounds */
     for (int k = 0; k < 2; k++)
         ck_assert_int_eq(ps_client_close(&c[k]), 0);
     ps_engine_stats es;

@@ -44,7 +44,7 @@ usage_error("psctl", ["--config", "x.yaml", "top", "--shard", "-1"],
 usage_error("psd", ["--config", "x.yaml", "--shard", "1x"],
             "--shard: must be a number from 0 to 31, got 1x")
 usage_error("psworker", ["--config", "x.yaml", "--rank", "-1"],
-            "--rank: must be a number from 0 to 1023, got -1, which is negative")
+            "--rank: must be a number from 0 to 4095, got -1, which is negative")
 usage_error("psworker", ["--config", "x.yaml", "--progress-fd", "three"],
             "--progress-fd: must be a number from 0 to 2147483647, got three")
 usage_error("psctl", ["--config", "x.yaml", "--timeout-ms", "1e3", "status"],

@@ -90,7 +90,7 @@ for name, extra, parts in (
 code, out, err = run([env.prog("psbench"), "--only", "NOSUCHGROUP"], 30)
 env.check(code == 2 and out == "", f"psbench --only NOSUCHGROUP exits 2 (exit {code})")
 env.check(err.strip() == 'psbench: --only: "NOSUCHGROUP" names no group: codec, apply, pushpull, '
-          "curve, sync, rss, pulls, scrape, sparse or train (or a figure's name that starts "
+          "curve, sync, rss, pulls, scrape, sparse, train or swarm (or a figure's name that starts "
           "with one, such as pushpull_1k_tcp)", f"psbench names the known groups ({err.strip()!r})")
 
 env.finish()

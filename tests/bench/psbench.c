@@ -711,7 +711,8 @@ static void bench_curve(bench *b)
 
 /* Across hosts (--netns-*): push + pull of 1k and 1M floats, every byte over
  * the links between the namespaces, beside raw ZeroMQ moving the same bytes
- * over the same links, interleaved step by step. */
+ * over the same links, interleaved step by step; with 1 worker, then 2, 4,
+ * 8 ... and as many as namespaces were given (worker i in namespace i). */
 static void bench_hosts(bench *b)
 {
     static const struct {
@@ -719,13 +720,15 @@ static void bench_hosts(bench *b)
         const char *tag, *bytes;
         int reps;
     } sizes[] = {{1000, "1k", "4 kB", 200}, {M_FLOATS, "1M", "4 MB", 40}};
-    unsigned most = b->n_netns_workers < 2 ? 1 : 2;
+    unsigned most = b->n_netns_workers > 0 ? (unsigned)b->n_netns_workers : 1;
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-        for (unsigned w = 1; w <= most; w++) {
-            double ours, ref;
-            pushpull_measure(b, sizes[s].p, w, T_TCP, reps(b, sizes[s].reps), &ours, &ref);
+        for (unsigned w = 1; w <= most; w = w * 2 > most && w < most ? most : w * 2) {
             char name[48], ref_is[64];
             snprintf(name, sizeof name, "pushpull_%s_hosts_%uw", sizes[s].tag, w);
+            if (!figure_wanted(b, name))
+                continue;
+            double ours, ref;
+            pushpull_measure(b, sizes[s].p, w, T_TCP, reps(b, sizes[s].reps), &ours, &ref);
             snprintf(ref_is, sizeof ref_is, "raw zmq %s req + rep, same links", sizes[s].bytes);
             figure_add(b, name, ours * 1e3, ref * 1e3, "ms", ref_is);
         }
@@ -736,12 +739,14 @@ static void bench_hosts(bench *b)
         {"fp16", "fp16", "fp16"},      {"bf16", "bf16", "bf16"},  {"int8", "int8", "int8"},
         {"int8", "fp16", "int8_fp16"}, {"topk", "none", "topk1"}, {"topk", "int8", "topk1_int8"}};
     for (size_t i = 0; i < sizeof codecs / sizeof codecs[0]; i++) {
+        char name[48];
+        snprintf(name, sizeof name, "pushpull_1M_hosts_1w_%s", codecs[i][2]);
+        if (!figure_wanted(b, name))
+            continue;
         b->push_codec = codecs[i][0];
         b->pull_codec = codecs[i][1];
         double ours, ref;
         pushpull_measure(b, M_FLOATS, 1, T_TCP, reps(b, 40), &ours, &ref);
-        char name[48];
-        snprintf(name, sizeof name, "pushpull_1M_hosts_1w_%s", codecs[i][2]);
         figure_add(b, name, ours * 1e3, ref * 1e3, "ms", "raw zmq 4 MB req + rep, same links");
     }
     b->push_codec = b->pull_codec = NULL;
@@ -1563,8 +1568,9 @@ static void usage(FILE *f)
                "                    default) or logistic (2000 features)\n"
                "  --netns-server NS, --netns-workers NS[,NS], --host ADDR\n"
                "                    across hosts (needs root): psd in namespace NS bound to\n"
-               "                    ADDR, workers in the others; runs only push + pull\n"
-               "                    (tests/bench/hosts_bench.py sets them up)\n"
+               "                    ADDR, worker i in the i-th NS; runs only push + pull, with\n"
+               "                    1, 2, 4 ... and as many workers as NS given (up to 16;\n"
+               "                    --only: a figure's prefix; tests/bench/hosts_bench.py)\n"
                "  swarm             the same as --only swarm: N logical workers from one\n"
                "                    process, psd's CPU per update beside N = the first's\n"
                "  --swarm-workers N,..  the numbers of workers (8,64,512,4096)\n"
@@ -1727,8 +1733,13 @@ int main(int argc, char **argv)
         die("cannot make a temporary folder: %s", strerror(errno));
     double t0 = ps_clock_s();
     if (b.netns_server) { /* across hosts, only push + pull: the rest is about one host */
-        b.only = "hosts";
-        bench_hosts(&b);
+        bench_hosts(&b);  /* the figures --only names (a prefix), or all */
+        if (b.nfigs == 0 && b.only != NULL) {
+            fprintf(stderr, "psbench: --only: no across-hosts figure's name starts with %s\n",
+                    b.only);
+            return 1;
+        }
+        b.only = "hosts"; /* no group of one host's */
     }
     if (wanted(&b, "codec"))
         bench_codec(&b);

@@ -180,8 +180,7 @@ static int check_rows(const ps_msg *m, const void *rows, size_t bytes, ps_error 
         return ps_error_set(err, PS_EPAYLOAD, "sparse rows cannot be in encoding %d",
                             (int)m->encoding);
     uint64_t n = 0;
-    if (m->dim == 0 || __builtin_mul_overflow(m->nkeys, (uint64_t)m->dim, &n) ||
-        n > SIZE_MAX / 4)
+    if (m->dim == 0 || __builtin_mul_overflow(m->nkeys, (uint64_t)m->dim, &n) || n > SIZE_MAX / 4)
         return ps_error_set(err, PS_EPAYLOAD, "%llu rows of %u floats are not a payload",
                             (unsigned long long)m->nkeys, m->dim);
     if (m->encoding == PS_ENC_F32) {
@@ -200,10 +199,10 @@ static int check_rows(const ps_msg *m, const void *rows, size_t bytes, ps_error 
 static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
 {
     if (m->payload_bytes != (payload != NULL ? payload_len : 0))
-        return ps_error_set(
-            err, PS_EPAYLOAD, "%s header announces %llu payload bytes, the frame has %zu",
-            ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes,
-            payload != NULL ? payload_len : (size_t)0);
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "%s header announces %llu payload bytes, the frame has %zu",
+                            ps_msg_type_name(m->type), (unsigned long long)m->payload_bytes,
+                            payload != NULL ? payload_len : (size_t)0);
     if (m->keys_bytes > m->payload_bytes)
         return ps_error_set(err, PS_EPAYLOAD, "%s announces %llu bytes of keys in %llu bytes",
                             ps_msg_type_name(m->type), (unsigned long long)m->keys_bytes,

@@ -19,8 +19,8 @@
 #define PS_MAX_SHARDS       32
 #define PS_MAX_TENSORS      32
 #define PS_MAX_DIMS         4
-#define PS_MAX_TABLES       4  /* sparse tables of θ */
-#define PS_TABLE_NAME_MAX   16 /* bytes of a table's name, NUL included */
+#define PS_MAX_TABLES       4     /* sparse tables of θ */
+#define PS_TABLE_NAME_MAX   16    /* bytes of a table's name, NUL included */
 #define PS_MSG_ERROR_MAX    256   /* bytes of a reply's error or detail text, NUL included */
 #define PS_MODE_NAME_MAX    16    /* bytes of a mode's name, NUL included */
 #define PS_HOST_MAX         64    /* bytes of a host id or host name, NUL included */
@@ -152,7 +152,7 @@ typedef struct ps_layout {
     NUM(uint32_t, flags)                                                                           \
     NUM(uint32_t, shm_pid) /* WELCOME: the worker's shared-memory segment */                       \
     NUM(uint32_t, shm_fd)                                                                          \
-    NUM(uint32_t, table) /* 0: the dense θ; t: sparse table t - 1 */                               \
+    NUM(uint32_t, table) /* 0: the dense θ; t: sparse table t - 1 */                              \
     NUM(uint32_t, dim)   /* sparse: floats of a row */                                             \
     NUM(uint64_t, seq)                                                                             \
     NUM(uint64_t, clock)                                                                           \

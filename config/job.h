@@ -72,8 +72,8 @@ typedef struct ps_job_pos {
 
 /* Sparse tables: rows of dim floats by 64-bit key, held by the servers
  * only (docs/architecture.md#theta-tensors-and-shards). */
-#define PS_TABLE_DIM_MAX  1024
-#define PS_MAX_FACTORS    (PS_TABLE_DIM_MAX - 1)
+#define PS_TABLE_DIM_MAX 1024
+#define PS_MAX_FACTORS   (PS_TABLE_DIM_MAX - 1)
 
 /* One table of θ as the model declares it: its name, the floats of a row,
  * and how many leading floats of a row start at 0 (the others start from

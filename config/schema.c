@@ -638,7 +638,8 @@ static int parse_servers_pattern(ps_yamlwalk *w, yaml_node_t *map, const char *p
                 return rc;
             pat_node = v;
         } else if (strcmp(name, "count") == 0) {
-            if ((rc = ps_yamlwalk_get_uint(w, v, "servers.count", 1, PS_MAX_SHARDS, UINT64_MAX, &count)) != 0)
+            if ((rc = ps_yamlwalk_get_uint(w, v, "servers.count", 1, PS_MAX_SHARDS, UINT64_MAX,
+                                           &count)) != 0)
                 return rc;
             has_count = true;
         } else {

@@ -59,8 +59,8 @@ static void usage(FILE *out)
 
 typedef struct psd_args {
     const char *config;
-    int shard;           /* -1: from the environment (launch_env.h) */
-    const char *servers; /* --servers, or NULL */
+    int shard;             /* -1: from the environment (launch_env.h) */
+    const char *servers;   /* --servers, or NULL */
     const char *log_level; /* NULL: the job's */
     ps_log_level level;    /* --log-level's, when given */
     bool exit_when_done;
@@ -71,11 +71,8 @@ typedef struct psd_args {
 static int args_parse(int argc, char **argv, psd_args *a)
 {
     static const ps_args_option opts[] = {
-        {"config", 'c', true},
-        {"shard", 's', true},
-        {"servers", 'S', true},
-        {"log-level", 'l', true},
-        {"exit-when-done", 'x', false},
+        {"config", 'c', true},    {"shard", 's', true},           {"servers", 'S', true},
+        {"log-level", 'l', true}, {"exit-when-done", 'x', false},
     };
     ps_args p;
     ps_args_init(&p, "psd", usage, opts, PS_ARGS_COUNT(opts), argc, argv);

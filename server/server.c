@@ -386,8 +386,7 @@ ps_server *ps_server_new(const ps_job *job, uint32_t shard, const ps_log *log, p
         goto fail;
     size_t ntables = 0;
     ps_table *const *tables = ps_engine_tables(s->engine, &ntables);
-    if (ps_checkpointer_new_tables(job, shard, s->engine, tables, ntables, log, &s->ckpt, err) !=
-        0)
+    if (ps_checkpointer_new_tables(job, shard, s->engine, tables, ntables, log, &s->ckpt, err) != 0)
         goto fail;
     ps_strlcpy(s->endpoint, job->servers[shard], sizeof s->endpoint);
     if ((s->shm = ps_shm_sessions_new(job, shard, s->engine, log, err)) == NULL)

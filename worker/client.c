@@ -435,8 +435,8 @@ static int theta_len_check(ps_client *c, const char *call, const char *what, siz
                           (unsigned long long)c->num_params);
 }
 
-int ps_client_pull_clock(ps_client *c, uint64_t clock, uint64_t min_version, float *theta,
-                         size_t n, uint64_t *version)
+int ps_client_pull_clock(ps_client *c, uint64_t clock, uint64_t min_version, float *theta, size_t n,
+                         uint64_t *version)
 {
     if (c == NULL)
         return PS_EINVAL;
@@ -470,14 +470,14 @@ static uint32_t table_dim(ps_client *c, uint32_t table)
 
 /* PS_EINVAL (with the sentence) unless len floats at `what` are n rows of
  * dim floats. */
-static int rows_len_check(ps_client *c, const char *call, const char *what, size_t len,
-                          size_t n, uint32_t dim, uint32_t table)
+static int rows_len_check(ps_client *c, const char *call, const char *what, size_t len, size_t n,
+                          uint32_t dim, uint32_t table)
 {
     if (n <= SIZE_MAX / dim && len == n * dim)
         return 0;
     return ps_client_fail(c, PS_EINVAL,
-                          "%s: %s holds %zu floats, %zu rows of table %u need %llu (%u each)",
-                          call, what, len, n, table, (unsigned long long)n * dim, dim);
+                          "%s: %s holds %zu floats, %zu rows of table %u need %llu (%u each)", call,
+                          what, len, n, table, (unsigned long long)n * dim, dim);
 }
 
 /* Splits the n sorted keys of o by shard and lays out each shard's payload
@@ -621,8 +621,8 @@ int ps_client_scan_rows(ps_client *c, uint32_t table, size_t which, uint64_t cur
     if (dim == 0)
         return PS_EINVAL;
     if (which >= c->nshards || max == 0 || keys == NULL || rows == NULL)
-        return ps_client_fail(c, PS_EINVAL, "scan_rows: shard %zu of %zu, %zu rows at most",
-                              which, c->nshards, max);
+        return ps_client_fail(c, PS_EINVAL, "scan_rows: shard %zu of %zu, %zu rows at most", which,
+                              c->nshards, max);
     if (n == NULL || next == NULL)
         return ps_client_fail(c, PS_EINVAL, "scan_rows: no place for the count or the cursor");
     if (rows_len_check(c, "scan_rows", "rows", rows_len, max, dim, table) != 0)

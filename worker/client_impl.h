@@ -161,7 +161,7 @@ struct ps_client {
      * the other: grown to the largest request yet, then reused */
     unsigned char *sp_buf;
     size_t sp_cap;
-    float *sp_scratch; /* topk's scratch for sparse rows ... */
+    float *sp_scratch;     /* topk's scratch for sparse rows ... */
     size_t sp_scratch_cap; /* ... of this many floats */
     uint32_t push_flags;
     bool done;                  /* ps_client_done was called: say so again after a rejoin */
@@ -229,8 +229,8 @@ struct ps_client {
 /* The first release's sizes of the structs that carry a size: up to the
  * end of their last field. A caller's size below them is refused; the
  * fields a larger one adds (a later release's) take their defaults. */
-#define PS_CLIENT_OPTS_SIZE_1_0 (offsetof(ps_client_opts, push_error_feedback) + sizeof(int))
-#define PS_PUSH_PULL_SIZE_1_0   (offsetof(ps_push_pull, view) + sizeof(const float *))
+#define PS_CLIENT_OPTS_SIZE_1_0  (offsetof(ps_client_opts, push_error_feedback) + sizeof(int))
+#define PS_PUSH_PULL_SIZE_1_0    (offsetof(ps_push_pull, view) + sizeof(const float *))
 #define PS_SERVER_STATS_SIZE_1_0 (offsetof(ps_server_stats, pushes) + sizeof(uint64_t *))
 
 /* The rows of a STATUS reply the client takes (a server's ranks at most). */

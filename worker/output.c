@@ -73,8 +73,8 @@ typedef struct npy_args {
 static int npy_header(FILE *f, const char *descr, const uint64_t *shape, uint32_t ndims, bool fixed)
 {
     char dict[256];
-    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                     descr);
+    int n =
+        snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     for (uint32_t i = 0; i < ndims; i++)
         n += snprintf(dict + n, sizeof dict - (size_t)n, i == 0 ? "%llu" : ", %llu",
                       (unsigned long long)shape[i]);

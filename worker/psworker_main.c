@@ -43,7 +43,7 @@ typedef struct args {
     const char *curves;
     const char *log_level; /* NULL: the job's */
     ps_log_level level;    /* --log-level's, when given */
-    const char *servers; /* --servers, or NULL */
+    const char *servers;   /* --servers, or NULL */
     int rank;
     int progress_fd;
     bool describe;
@@ -90,9 +90,10 @@ enum { OPT_CURVES = PS_ARGS_LONG_ONLY, OPT_SERVERS };
 static int args_parse(int argc, char **argv, args *a)
 {
     static const ps_args_option opts[] = {
-        {"config", 'c', true},        {"rank", 'r', true},        {"summary-json", 's', true},
-        {"curves", OPT_CURVES, true}, {"progress-fd", 'p', true}, {"log-level", 'l', true},
-        {"describe", 'd', false},     {"servers", OPT_SERVERS, true},
+        {"config", 'c', true},       {"rank", 'r', true},
+        {"summary-json", 's', true}, {"curves", OPT_CURVES, true},
+        {"progress-fd", 'p', true},  {"log-level", 'l', true},
+        {"describe", 'd', false},    {"servers", OPT_SERVERS, true},
     };
     ps_args p;
     ps_args_init(&p, "psworker", usage, opts, PS_ARGS_COUNT(opts), argc, argv);
@@ -228,15 +229,20 @@ static void predict_usage(FILE *out)
           out);
 }
 
-enum { OPT_P_DATA = PS_ARGS_LONG_ONLY, OPT_P_OUT, OPT_P_PART, OPT_P_PARTS, OPT_P_LABELS,
-       OPT_P_MODEL };
+enum {
+    OPT_P_DATA = PS_ARGS_LONG_ONLY,
+    OPT_P_OUT,
+    OPT_P_PART,
+    OPT_P_PARTS,
+    OPT_P_LABELS,
+    OPT_P_MODEL
+};
 
 static int predict_main(int argc, char **argv)
 {
     static const ps_args_option opts[] = {
-        {"config", 'c', true},          {"data", OPT_P_DATA, true},
-        {"out", OPT_P_OUT, true},       {"part", OPT_P_PART, true},
-        {"parts", OPT_P_PARTS, true},   {"labels", OPT_P_LABELS, true},
+        {"config", 'c', true},        {"data", OPT_P_DATA, true},   {"out", OPT_P_OUT, true},
+        {"part", OPT_P_PART, true},   {"parts", OPT_P_PARTS, true}, {"labels", OPT_P_LABELS, true},
         {"model", OPT_P_MODEL, true},
     };
     ps_args p;

@@ -56,12 +56,12 @@ struct ps_trainer {
     uint64_t total_rounds;
     uint32_t shuffled; /* the epoch whose order is in perm (UINT32_MAX: none) */
     ps_trainer_opts opts;
-    ps_dataset *train_all; /* the whole training set, until the shard is cut */
-    ps_dataset *train;     /* this worker's shard */
-    ps_dataset *test;      /* NULL without data.test */
+    ps_dataset *train_all;        /* the whole training set, until the shard is cut */
+    ps_dataset *train;            /* this worker's shard */
+    ps_dataset *test;             /* NULL without data.test */
     double *norm_mean, *norm_std; /* data.normalize: standard's statistics, else NULL */
-    ps_model *model;       /* a dense model's; NULL for a sparse one ... */
-    ps_sparse_step *sparse; /* ... whose data, rows and steps are sparse_step.h's */
+    ps_model *model;              /* a dense model's; NULL for a sparse one ... */
+    ps_sparse_step *sparse;       /* ... whose data, rows and steps are sparse_step.h's */
     /* the model as reports name it: "logistic", "log_loss", "accuracy" */
     const char *model_name, *loss_name, *metric_name;
     bool has_auc;
@@ -162,8 +162,8 @@ static int check_dense_model(const ps_job *job, ps_error *err)
 
 int ps_trainer_check_job(const ps_job *job, ps_error *err)
 {
-    int rc = ps_job_is_sparse(job) ? ps_sparse_step_check_job(job, err)
-                                   : check_dense_model(job, err);
+    int rc =
+        ps_job_is_sparse(job) ? ps_sparse_step_check_job(job, err) : check_dense_model(job, err);
     if (rc != 0)
         return rc;
     if (job->data.train[0] == '\0')
@@ -192,8 +192,7 @@ static int alloc_epoch_record(ps_trainer *t, ps_error *err)
         t->epoch_metric = malloc(n * sizeof *t->epoch_metric);
     if (auc)
         t->epoch_auc = malloc(n * sizeof *t->epoch_auc);
-    if (t->epoch_loss == NULL || (test && t->epoch_metric == NULL) ||
-        (auc && t->epoch_auc == NULL))
+    if (t->epoch_loss == NULL || (test && t->epoch_metric == NULL) || (auc && t->epoch_auc == NULL))
         return ps_error_set(err, PS_ENOMEM, "out of memory for the per-epoch figures");
     for (size_t i = 0; i < n; i++) {
         t->epoch_loss[i] = NAN;
@@ -435,7 +434,7 @@ static void batch_bounds(const ps_trainer *t, uint64_t j, uint64_t *lo, uint64_t
     *hi = *lo + t->job.training.batch_size;
     if (*hi > t->max_shard)
         *hi = t->max_shard;
-    if (*lo < n && *hi > n)
+    if (*lo<n && * hi> n)
         *hi = n;
 }
 
@@ -496,8 +495,8 @@ static int theta_pull(ps_trainer *t, uint64_t min_version, ps_error *err)
 static int theta_pull_clock(ps_trainer *t, uint64_t clock, uint64_t min_version, ps_error *err)
 {
     uint64_t v = 0;
-    int rc = ps_client_pull_clock(t->client, clock, min_version, t->theta,
-                                 (size_t)t->num_params, &v);
+    int rc =
+        ps_client_pull_clock(t->client, clock, min_version, t->theta, (size_t)t->num_params, &v);
     t->th = t->theta;
     if (rc != 0)
         return client_failed(t, rc, "pull", err);
@@ -565,8 +564,8 @@ static int connect_servers(ps_trainer *t, ps_error *err)
     if (t->sparse != NULL) {
         const char *name = NULL;
         uint32_t dim = 0;
-        if (ps_client_num_tables(t->client) != 1 || ps_client_table(t->client, 0, &name, &dim) != 0 ||
-            dim != ps_sparse_step_dim(t->sparse))
+        if (ps_client_num_tables(t->client) != 1 ||
+            ps_client_table(t->client, 0, &name, &dim) != 0 || dim != ps_sparse_step_dim(t->sparse))
             return ps_error_set(err, PS_ECONFIG,
                                 "the servers hold %zu sparse tables (the first of rows of %u "
                                 "floats), the %s model of the job one of %u",
@@ -994,8 +993,8 @@ static void trainer_modes_pick(ps_trainer *t)
     double lr = t->job.training.local_lr > 0.0 ? t->job.training.local_lr : t->job.optimizer.lr;
     t->local_lr = (float)lr;
     t->grad_fn = ps_job_is_sparse(&t->job) ? grad_of_sparse_batch
-                 : t->local_steps > 1        ? grad_of_local_steps
-                                             : grad_of_batch;
+                 : t->local_steps > 1      ? grad_of_local_steps
+                                           : grad_of_batch;
 }
 
 /* The next round's first batch, gathered while this round's push and pull
@@ -1143,8 +1142,7 @@ static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, uint64_t r
         char metric[32], loss[32], auc[32];
         int len = snprintf(t->test_note, sizeof t->test_note, ", test %s %s, test %s %s",
                            t->metric_name, figure(m.metric, metric, sizeof metric),
-                           loss_display_name(t->loss_name),
-                           figure(m.loss, loss, sizeof loss));
+                           loss_display_name(t->loss_name), figure(m.loss, loss, sizeof loss));
         if (t->has_auc && len > 0 && (size_t)len < sizeof t->test_note)
             snprintf(t->test_note + len, sizeof t->test_note - (size_t)len, ", test auc %s",
                      figure(m.auc, auc, sizeof auc));
@@ -1418,9 +1416,10 @@ static int write_output(ps_trainer *t, const ps_train_result *res, ps_error *err
                                    res->has_server_stats ? unfinished : NULL, nunfinished, err);
     free(unfinished);
     if (rc == 0 && ntables > 0)
-        PS_LOG_I(t->opts.log, "model written: %s (version %llu, %zu tensors, %llu rows of table %s)",
-                 t->job.output, (unsigned long long)t->version, n,
-                 (unsigned long long)table.rows, table.name);
+        PS_LOG_I(t->opts.log,
+                 "model written: %s (version %llu, %zu tensors, %llu rows of table %s)",
+                 t->job.output, (unsigned long long)t->version, n, (unsigned long long)table.rows,
+                 table.name);
     else if (rc == 0)
         PS_LOG_I(t->opts.log, "model written: %s (version %llu, %zu tensors)", t->job.output,
                  (unsigned long long)t->version, n);

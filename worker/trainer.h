@@ -81,8 +81,8 @@ typedef struct ps_train_result {
     uint64_t rank_pushes[PS_MAX_WORKERS];   /* pushes the servers applied */
     uint64_t rank_expected[PS_MAX_WORKERS]; /* pushes its data makes, as its worker said (0: ?) */
     uint32_t rank_flags[PS_MAX_WORKERS];    /* PS_RANK_LIVE, PS_RANK_FINISHED (psworker.h) */
-    uint64_t rank_dropped[PS_MAX_WORKERS]; /* pushes shard 0 dropped as late (backup workers) */
-    uint64_t rank_rounds[PS_MAX_WORKERS];  /* sync: rounds closed while it trained */
+    uint64_t rank_dropped[PS_MAX_WORKERS];  /* pushes shard 0 dropped as late (backup workers) */
+    uint64_t rank_rounds[PS_MAX_WORKERS];   /* sync: rounds closed while it trained */
 } ps_train_result;
 
 /* Whether psworker can train the job: a built-in model, a data.train, no

@@ -101,9 +101,9 @@ typedef struct psctl_args {
     long count;    /* top: refreshes, 0 for ever */
     bool top_only; /* --interval or --count given */
     const char *command;
-    const char *key;  /* --key: the admin's secret key file, or NULL */
+    const char *key;     /* --key: the admin's secret key file, or NULL */
     const char *servers; /* --servers, or NULL */
-    const char *name; /* keygen's NAME */
+    const char *name;    /* keygen's NAME */
 } psctl_args;
 
 /* Takes one option c (ps_args_next's) into *a; 0, or the exit status

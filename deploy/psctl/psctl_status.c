@@ -122,8 +122,8 @@ static int status_take(uint32_t shard, const ps_msg *rep, void *ctx, ps_error *e
     int rc = ps_codec_workers_decode(rep->payload, rep->payload_bytes, s->scratch, PS_MAX_WORKERS,
                                      &n, err);
     if (rc == 0)
-        rc = ps_codec_tables_decode(rep->payload, rep->payload_bytes, o->tables, PS_MAX_TABLES,
-                                    &nt, err);
+        rc = ps_codec_tables_decode(rep->payload, rep->payload_bytes, o->tables, PS_MAX_TABLES, &nt,
+                                    err);
     if (rc != 0)
         return rc;
     o->ntables = (uint32_t)nt;
@@ -344,8 +344,14 @@ static size_t worker_fill(const ps_psctl_status *s, size_t i, char cells[][CELL_
 
 /* One row per shard and table: what the shard holds of it. */
 static const column table_cols[] = {
-    {"shard", true},    {"table", false},      {"dim", true},         {"rows", true},
-    {"MB", true},       {"admitted", true},    {"below min_count", true}, {"evicted idle/cap", true},
+    {"shard", true},
+    {"table", false},
+    {"dim", true},
+    {"rows", true},
+    {"MB", true},
+    {"admitted", true},
+    {"below min_count", true},
+    {"evicted idle/cap", true},
 };
 #define TABLE_COLS (sizeof table_cols / sizeof table_cols[0])
 

@@ -931,8 +931,8 @@ START_TEST(custom_model_with_a_worker_command_loads)
     ps_job job;
     ps_error err;
     /* features may be left out: the worker program reads its own inputs */
-    int rc = parse(CUSTOM_HEAD "worker: {command: [python3, train.py, --epochs, '3']}\n", &job,
-                   &err);
+    int rc =
+        parse(CUSTOM_HEAD "worker: {command: [python3, train.py, --epochs, '3']}\n", &job, &err);
     ck_assert_msg(rc == 0, "%s", err.msg);
     ck_assert_int_eq(job.model.type, PS_MODEL_CUSTOM);
     ck_assert_uint_eq(job.worker.argc, 4);
@@ -1765,7 +1765,7 @@ START_TEST(sparse_models_declare_their_tables_and_a_bias)
 END_TEST
 
 #define BASE_DATA_STREAM                                                                           \
-    "job: t\nworkers: 2\nservers: [tcp://127.0.0.1:7070]\nmodel: {type: logistic, features: 3}\n" \
+    "job: t\nworkers: 2\nservers: [tcp://127.0.0.1:7070]\nmodel: {type: logistic, features: 3}\n"  \
     "data: {train: breast_cancer.train.csv, stream: true}\n"
 
 START_TEST(sparse_keys_belong_to_sparse_models)

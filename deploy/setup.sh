@@ -9,10 +9,11 @@ set -euo pipefail
 # dataset-fashion-mnist: the quick start's data (and the examples' tests);
 # libmicrohttpd-dev: psd's /metrics (a .deb user needs libmicrohttpd12);
 # libxxhash-dev: XXH3, the hash that turns the sparse models' features into
-# table keys (worker/feature_hash.h; a .deb user needs libxxhash0)
+# table keys (worker/feature_hash.h; a .deb user needs libxxhash0);
+# libsodium-dev (libzmq3-dev's own dependency): psbench times CURVE's cipher
 packages=(build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
           libopenblas-dev libyaml-dev zlib1g-dev libjson-c-dev libmicrohttpd-dev libxxhash-dev
-          check dataset-fashion-mnist)
+          libsodium-dev check dataset-fashion-mnist)
 # what the tests need besides: numpy to check models, systemd and cloud-init
 # to verify the units and user-data files, iproute2 (ip, tc) for the
 # multi-host test bed of network namespaces; clang and its runtimes for the

@@ -869,6 +869,7 @@ static void bench_codec(bench *b)
 typedef struct apply_ctx {
     uint32_t worker_id;
     int status;
+    char identity[8]; /* the worker's peer identity, as the engine sees it */
 } apply_ctx;
 
 static int apply_send(void *ctx, const void *identity, size_t identity_len, ps_msg *reply,
@@ -884,16 +885,17 @@ static int apply_send(void *ctx, const void *identity, size_t identity_len, ps_m
     return 0;
 }
 
-/* An engine of a flat θ of p floats in async mode, with threads (-1: as
- * --threads says), and one worker registered (ac). */
-static ps_engine *apply_engine(bench *b, uint64_t p, int threads, const char *tag, apply_ctx *ac)
+/* An engine of a flat θ of p floats in mode with threads (-1: as --threads
+ * says), and workers ranks registered (ac[rank]). */
+static ps_engine *mode_engine(bench *b, uint64_t p, int threads, const char *tag, const char *mode,
+                              unsigned workers, apply_ctx *ac)
 {
     char job_path[128];
     snprintf(job_path, sizeof job_path, "%s/apply_%s.yaml", b->dir, tag);
     int given = b->threads;
     if (threads >= 0)
         b->threads = threads;
-    job_write_flat(b, job_path, "async", 1, "tcp://127.0.0.1:1", p, false);
+    job_write_flat(b, job_path, mode, workers, "tcp://127.0.0.1:1", p, false);
     b->threads = given;
     ps_job job;
     ps_error err;
@@ -903,25 +905,39 @@ static ps_engine *apply_engine(bench *b, uint64_t p, int threads, const char *ta
     ps_engine *e = ps_engine_new(&job, 0, &quiet, &err);
     if (e == NULL)
         die("engine: %s", err.msg);
-    *ac = (apply_ctx){0, 0};
-    ps_msg m;
-    ps_msg_init(&m, PS_MSG_HELLO);
-    m.job = "bench";
-    m.rank = 0;
-    m.seq = 1;
-    ps_engine_handle(e, "w", 1, 0, &m, NULL, apply_send, ac);
+    for (unsigned r = 0; r < workers; r++) {
+        ac[r] = (apply_ctx){0, 0, {0}};
+        snprintf(ac[r].identity, sizeof ac[r].identity, "w%u", r);
+        ps_msg m;
+        ps_msg_init(&m, PS_MSG_HELLO);
+        m.job = "bench";
+        m.rank = (int32_t)r;
+        m.seq = 1;
+        ps_engine_handle(e, ac[r].identity, strlen(ac[r].identity), 0, &m, NULL, apply_send,
+                         &ac[r]);
+        if (ac[r].status != 0 || ac[r].worker_id == 0)
+            die("engine: rank %u not registered: %s", r, ps_strerror(ac[r].status));
+    }
     return e;
+}
+
+/* An engine of a flat θ of p floats in async mode, one worker (ac). */
+static ps_engine *apply_engine(bench *b, uint64_t p, int threads, const char *tag, apply_ctx *ac)
+{
+    return mode_engine(b, p, threads, tag, "async", 1, ac);
 }
 
 /* One push of grad (p floats, as a received frame holds it: its own
  * malloc'd buffer) applied by e: its seconds. */
-static double apply_once(ps_engine *e, apply_ctx *ac, uint64_t seq, const float *grad, uint64_t p)
+static double push_once(ps_engine *e, apply_ctx *ac, uint64_t seq, uint64_t clock,
+                        const float *grad, uint64_t p)
 {
     ps_msg m;
     ps_msg_init(&m, PS_MSG_PUSH);
     m.job = "bench";
     m.worker_id = ac->worker_id;
     m.seq = seq;
+    m.clock = clock;
     m.key_lo = 0;
     m.key_hi = p;
     m.samples = 1;
@@ -929,11 +945,54 @@ static double apply_once(ps_engine *e, apply_ctx *ac, uint64_t seq, const float 
     m.payload_bytes = p * sizeof(float);
     m.payload = grad;
     double t0 = ps_clock_s();
-    ps_engine_handle(e, "w", 1, 0, &m, NULL, apply_send, ac);
+    ps_engine_handle(e, ac->identity, strlen(ac->identity), 0, &m, NULL, apply_send, ac);
     double t = ps_clock_s() - t0;
     if (ac->status != 0)
         die("apply: push refused: %s", ps_strerror(ac->status));
     return t;
+}
+
+static double apply_once(ps_engine *e, apply_ctx *ac, uint64_t seq, const float *grad, uint64_t p)
+{
+    return push_once(e, ac, seq, 0, grad, p);
+}
+
+/* sync_round_100M_2w_2threads: the work of psd in a sync round of 2
+ * workers' pushes of 100 M floats (the first accumulated, the second
+ * accumulated and the round's mean applied), in the engine, on 2 threads
+ * beside 1, rounds alternating. Without the wire: what threads change. */
+static void bench_sync_threads(bench *b)
+{
+    const uint64_t q = 100 * (uint64_t)M_FLOATS;
+    apply_ctx a1[2], a2[2];
+    ps_engine *e1 = mode_engine(b, q, 1, "sync100M_1", "sync", 2, a1),
+              *e2 = mode_engine(b, q, 2, "sync100M_2", "sync", 2, a2);
+    float *grad[2] = {floats_new((size_t)q, 1e-6f), floats_new((size_t)q, 2e-6f)};
+    int r = reps(b, 7);
+    double *t1 = calloc((size_t)r, sizeof *t1), *t2 = calloc((size_t)r, sizeof *t2);
+    if (t1 == NULL || t2 == NULL)
+        die("out of memory");
+    for (int i = -1; i < r; i++) {
+        uint64_t round = (uint64_t)(i + 1), seq = round + 10;
+        double one = 0, two = 0;
+        for (int w = 0; w < 2; w++)
+            one += push_once(e1, &a1[w], seq, round, grad[w], q);
+        for (int w = 0; w < 2; w++)
+            two += push_once(e2, &a2[w], seq, round, grad[w], q);
+        if (i >= 0) {
+            t1[i] = one;
+            t2[i] = two;
+        }
+    }
+    figure_add(b, "sync_round_100M_2w_2threads", median(t2, (size_t)r) * 1e3,
+               median(t1, (size_t)r) * 1e3, "ms",
+               "the same round on 1 thread (threads: 1); psd's work, no wire");
+    free(grad[0]);
+    free(grad[1]);
+    free(t1);
+    free(t2);
+    ps_engine_destroy(&e1);
+    ps_engine_destroy(&e2);
 }
 
 /* apply_10M: a push of 10 M floats applied (the engine's default threads)
@@ -1087,12 +1146,17 @@ static double raw_rounds(bench *b, uint64_t p, unsigned n, int r)
 
 static void bench_sync(bench *b)
 {
-    double ours = sync_rounds(b, M_FLOATS, 2, false, reps(b, 40), NULL);
-    double shm = sync_rounds(b, M_FLOATS, 2, true, reps(b, 40), NULL);
-    double ref = raw_rounds(b, M_FLOATS, 2, reps(b, 40));
-    figure_add(b, "sync_round_1M_2w", ours * 1e3, ref * 1e3, "ms", "raw zmq 2 x (4 MB req + rep)");
-    figure_add(b, "sync_round_1M_2w_shm", shm * 1e3, ref * 1e3, "ms",
-               "raw zmq tcp 2 x (4 MB req + rep)");
+    if (figure_wanted(b, "sync_round_1M")) {
+        double ours = sync_rounds(b, M_FLOATS, 2, false, reps(b, 40), NULL);
+        double shm = sync_rounds(b, M_FLOATS, 2, true, reps(b, 40), NULL);
+        double ref = raw_rounds(b, M_FLOATS, 2, reps(b, 40));
+        figure_add(b, "sync_round_1M_2w", ours * 1e3, ref * 1e3, "ms",
+                   "raw zmq 2 x (4 MB req + rep)");
+        figure_add(b, "sync_round_1M_2w_shm", shm * 1e3, ref * 1e3, "ms",
+                   "raw zmq tcp 2 x (4 MB req + rep)");
+    }
+    if (figure_wanted(b, "sync_round_100M_2w_2threads"))
+        bench_sync_threads(b);
 }
 
 static void bench_rss(bench *b)

@@ -1155,6 +1155,33 @@ static void bench_sync(bench *b)
         figure_add(b, "sync_round_1M_2w_shm", shm * 1e3, ref * 1e3, "ms",
                    "raw zmq tcp 2 x (4 MB req + rep)");
     }
+    if (figure_wanted(b, "sync_round_1M_32w")) {
+        /* 32 workers on psd's host (shared memory: no wire), beside reading
+         * their 32 x 4 MB gradients once (memcpy of each into one buffer) */
+        const unsigned n = 32;
+        double ours = sync_rounds(b, M_FLOATS, n, true, reps(b, 15), NULL);
+        size_t bytes = (size_t)M_FLOATS * sizeof(float);
+        float *dst = floats_new(M_FLOATS, 0.0f), *src[32];
+        for (unsigned i = 0; i < n; i++)
+            src[i] = floats_new(M_FLOATS, (float)i);
+        int r = reps(b, 15);
+        double *t = calloc((size_t)r, sizeof *t);
+        if (t == NULL)
+            die("out of memory");
+        for (int i = 0; i < r; i++) {
+            double t0 = ps_clock_s();
+            for (unsigned w = 0; w < n; w++)
+                memcpy(dst, src[w], bytes);
+            t[i] = ps_clock_s() - t0;
+            src[i % n][7] += dst[3]; /* keep the copies */
+        }
+        figure_add(b, "sync_round_1M_32w_shm", ours * 1e3, median(t, (size_t)r) * 1e3, "ms",
+                   "memcpy of the 32 x 4 MB gradients once");
+        free(t);
+        free(dst);
+        for (unsigned i = 0; i < n; i++)
+            free(src[i]);
+    }
     if (figure_wanted(b, "sync_round_100M_2w_2threads"))
         bench_sync_threads(b);
 }
@@ -1669,7 +1696,7 @@ static void usage(FILE *f)
                "  --netns-server NS, --netns-workers NS[,NS], --host ADDR\n"
                "                    across hosts (needs root): psd in namespace NS bound to\n"
                "                    ADDR, worker i in the i-th NS; runs only push + pull, with\n"
-               "                    1, 2, 4 ... and as many workers as NS given (up to 16;\n"
+               "                    1, 2, 4 ... and as many workers as NS given (up to 32;\n"
                "                    --only: a figure's prefix; tests/bench/hosts_bench.py)\n"
                "  swarm             the same as --only swarm: N logical workers from one\n"
                "                    process, psd's CPU per update beside N = the first's\n"

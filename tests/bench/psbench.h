@@ -11,7 +11,7 @@
 #include <sys/types.h>
 
 #define MAX_FIGURES 160
-#define MAX_KIDS    16
+#define MAX_KIDS    32
 #define MAX_PROCS   32
 #define MAX_REPS    200
 #define M_FLOATS    1000000u

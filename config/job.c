@@ -84,17 +84,18 @@ static int check_model(ctx *c)
     /* hashed keys come from click logs; a dense model's rows have a width */
     bool clicks = j->data.format == PS_FORMAT_CRITEO || j->data.format == PS_FORMAT_LIBSVM64;
     if (ps_job_is_sparse(j) != clicks)
-        return ps_yamlwalk_fail(&c->w, PS_ECONFIG, seen(c, "data.format")->given
-                                                       ? seen(c, "data.format")->val_mark
-                                                       : seen(c, "data")->key_mark,
+        return ps_yamlwalk_fail(&c->w, PS_ECONFIG,
+                                seen(c, "data.format")->given ? seen(c, "data.format")->val_mark
+                                                              : seen(c, "data")->key_mark,
                                 "data.format: %s %s, not %s", because,
                                 clicks ? "reads csv, libsvm or idx" : "reads criteo or libsvm64",
                                 ps_data_format_name(j->data.format));
     ps_optim_type o = j->optimizer.type;
     if (clicks && o != PS_OPTIM_SGD && o != PS_OPTIM_ADAGRAD && o != PS_OPTIM_FTRL)
         return ps_yamlwalk_fail(&c->w, PS_ECONFIG,
-                                seen(c, "optimizer.type")->given ? seen(c, "optimizer.type")->val_mark
-                                                                 : seen(c, "model")->key_mark,
+                                seen(c, "optimizer.type")->given
+                                    ? seen(c, "optimizer.type")->val_mark
+                                    : seen(c, "model")->key_mark,
                                 "optimizer.type: %s trains with sgd, adagrad or ftrl (the state a "
                                 "table's rows keep), not %s",
                                 because, ps_optim_type_name(o));

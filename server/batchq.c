@@ -86,10 +86,11 @@ int ps_batchq_size(ps_batchq *q, uint64_t epoch_batches, ps_error *err)
     if (q->spe == epoch_batches)
         return 0;
     if (q->spe != 0)
-        return ps_error_set(err, PS_ECONFIG,
-                            "the worker counts %llu batches an epoch, the queue holds %llu (another "
-                            "data.train or training.batch_size?)",
-                            (unsigned long long)epoch_batches, (unsigned long long)q->spe);
+        return ps_error_set(
+            err, PS_ECONFIG,
+            "the worker counts %llu batches an epoch, the queue holds %llu (another "
+            "data.train or training.batch_size?)",
+            (unsigned long long)epoch_batches, (unsigned long long)q->spe);
     if (alloc_epoch(q, epoch_batches) != 0)
         return ps_error_set(err, PS_ENOMEM, "cannot allocate a queue of %llu batches",
                             (unsigned long long)epoch_batches);

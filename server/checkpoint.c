@@ -28,9 +28,9 @@
 
 #define MAGIC         "PSDCKPT1"
 #define END_MAGIC     "PSDCKEND"
-#define FORMAT        1u /* no tables */
-#define FORMAT_TABLES 2u /* a table directory and the tables' rows */
-#define FORMAT_QUEUE  0x100u /* or'ed: a batch queue section */
+#define FORMAT        1u                  /* no tables */
+#define FORMAT_TABLES 2u                  /* a table directory and the tables' rows */
+#define FORMAT_QUEUE  0x100u              /* or'ed: a batch queue section */
 #define QUEUE_MAX     ((uint64_t)1 << 36) /* bytes of a queue: corrupt beyond */
 #define HEADER_BYTES  128u
 #define ENTRY_BYTES   (PS_CKPT_NAME_MAX + 8u)
@@ -736,8 +736,8 @@ static void tables_clear(const shard_layout *my)
  * tables (call only after a check pass; the tables are cleared first, and
  * again when the file fails after that). */
 static int read_file(const char *path, const shard_layout *my, bool load, ps_ckpt_meta *meta,
-                     ps_ckpt_rank *ranks, uint32_t rank_room, file_info *fi, ps_ckpt_folder *qfolder,
-                     ps_error *err)
+                     ps_ckpt_rank *ranks, uint32_t rank_room, file_info *fi,
+                     ps_ckpt_folder *qfolder, ps_error *err)
 {
     int fd = -1;
     const char *kind = NULL;
@@ -1083,7 +1083,8 @@ int ps_checkpoint_load_tables(ps_ckpt_folder *f, const char *job, uint32_t shard
         file_info fi;
         ps_error why;
         ps_error_clear(&why);
-        if (rc == 1 && read_file(path, &my, true, meta, f->ranks, f->rank_room, &fi, f, &why) != 0) {
+        if (rc == 1 &&
+            read_file(path, &my, true, meta, f->ranks, f->rank_room, &fi, f, &why) != 0) {
             PS_LOG_W(log, "checkpoint %s skipped: %s", path, why.msg); /* changed under us */
             continue;
         }

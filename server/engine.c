@@ -431,9 +431,9 @@ static int handle_lease(ps_engine *e, const peer *p, const ps_msg *req)
         return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
                                 req->worker_id, e->shard);
     if (e->bq == NULL)
-        return ps_engine_refuse(e, p, req, PS_ESTATE,
-                                "shard %u keeps no batch queue (data.assign: dynamic, shard 0 only)",
-                                e->shard);
+        return ps_engine_refuse(
+            e, p, req, PS_ESTATE,
+            "shard %u keeps no batch queue (data.assign: dynamic, shard 0 only)", e->shard);
     int rc;
     if (!queue_sized(e, p, req, &rc))
         return rc;
@@ -1062,6 +1062,14 @@ void ps_engine_ranks_format(const ps_engine *e, char *buf, size_t cap)
         len = text_add(buf, cap, len, "%srank %u applied %llu clock %llu", r > 0 ? ", " : "", r,
                        (unsigned long long)e->slots[r].applied,
                        (unsigned long long)e->slots[r].clock);
+    if (e->bq != NULL) {
+        for (uint32_t r = 0; r < e->job.workers; r++)
+            len = text_add(buf, cap, len, "%s rank %u batches %llu", r > 0 ? "," : ";", r,
+                           (unsigned long long)ps_batchq_rank_batches(e->bq, r));
+        text_add(buf, cap, len, "; batch queue: %llu of %llu batches trained",
+                 (unsigned long long)ps_batchq_trained(e->bq),
+                 (unsigned long long)(ps_batchq_epoch_batches(e->bq) * e->job.training.epochs));
+    }
 }
 
 void ps_engine_timing_get(const ps_engine *e, ps_engine_timing *out)

@@ -334,8 +334,8 @@ int ps_report_summary_write(FILE *f, const ps_report_summary *s)
     ok = ok && ps_report_json_object_add(obj, "metrics", metrics, true);
     if (ok)
         metrics = NULL; /* obj owns it now */
-    ok = ok && ps_report_json_fields_put(obj, s, summary_tail, COUNT(summary_tail));
     ok = ok && ps_report_json_fields_put(obj, s, summary_batches, COUNT(summary_batches));
+    ok = ok && ps_report_json_fields_put(obj, s, summary_tail, COUNT(summary_tail));
     if (ok && s->rank >= 0) {
         json_object *r = json_object_new_int64(s->rank);
         ok = ps_report_json_object_add(obj, "rank", r, r != NULL);

@@ -160,8 +160,8 @@ typedef struct ps_layout {
     NUM(uint32_t, flags)                                                                           \
     NUM(uint32_t, shm_pid) /* WELCOME: the worker's shared-memory segment */                       \
     NUM(uint32_t, shm_fd)                                                                          \
-    NUM(uint32_t, table) /* 0: the dense θ; t: sparse table t - 1 */                              \
-    NUM(uint32_t, dim)   /* sparse: floats of a row */                                             \
+    NUM(uint32_t, table)         /* 0: the dense θ; t: sparse table t - 1 */                      \
+    NUM(uint32_t, dim)           /* sparse: floats of a row */                                     \
     NUM(uint32_t, lease_count)   /* PUSH, LEASE: batches wanted; replies: granted (dynamic) */     \
     NUM(uint32_t, epoch_batches) /* PUSH with batch, LEASE: batches of an epoch */                 \
     NUM(uint64_t, seq)                                                                             \
@@ -183,8 +183,8 @@ typedef struct ps_layout {
     NUM(uint64_t, applied)     /* WELCOME: the rank's pushes applied so far */                     \
     NUM(uint64_t, applied_seq) /* WELCOME: its last applied seq (same incarnation), else 0 */      \
     NUM(uint64_t, expected)    /* HELLO: the pushes its data makes over the job (0: unknown) */    \
-    NUM(uint64_t, batch)         /* PUSH: the queue's batch it trained + 1 (0: none) */            \
-    NUM(uint64_t, lease_first)   /* replies: the first batch granted */                            \
+    NUM(uint64_t, batch)       /* PUSH: the queue's batch it trained + 1 (0: none) */              \
+    NUM(uint64_t, lease_first) /* replies: the first batch granted */                              \
     NUM(double, staleness_mean)                                                                    \
     NUM(double, loss) /* HEARTBEAT: the worker's own figures (NaN: unknown) */                     \
     NUM(double, samples_per_s)                                                                     \

@@ -526,6 +526,7 @@ static void worker_view(const ps_worker_status *r, Ps__WorkerStatus *w)
     w->finished = r->finished;
     w->expected = r->expected;
     w->rounds = r->rounds;
+    w->batches = r->batches;
 }
 
 /* The head of a length-delimited protobuf field of len bytes: its key and
@@ -624,6 +625,7 @@ int ps_codec_workers_decode(const void *buf, size_t len, ps_worker_status *rows,
         r->finished = w->finished;
         r->expected = w->expected;
         r->rounds = w->rounds;
+        r->batches = w->batches;
     }
     *n = t->n_workers;
 out:

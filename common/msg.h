@@ -45,7 +45,9 @@
     X(STATUS, 9)                                                                                   \
     X(STATUS_REPLY, 10)                                                                            \
     X(ERROR, 11)                                                                                   \
-    X(CHECKPOINT, 12)
+    X(CHECKPOINT, 12)                                                                              \
+    X(LEASE, 13)                                                                                   \
+    X(LEASE_REPLY, 14)
 
 typedef enum ps_msg_type {
 #define PS_MSG_TYPE_ENUM(name, value) PS_MSG_##name = value,
@@ -107,6 +109,12 @@ typedef enum ps_encoding {
 #define PS_ACK_DUPLICATE 1u /* a retried push: acknowledged, not applied again */
 #define PS_ACK_DROPPED   2u /* a push for a round already closed: not applied */
 
+/* LEASE_REPLY flags (also an ACK's or PULL_REPLY's to a PUSH asking for
+ * leases, data.assign: dynamic): none free now, the epoch waits on leases
+ * held by others; or every batch of the job is trained */
+#define PS_LEASE_WAIT 0x100u
+#define PS_LEASE_END  0x200u
+
 typedef struct ps_shard_info {
     char endpoint[PS_ENDPOINT_MAX];
     uint64_t key_lo, key_hi;
@@ -152,8 +160,10 @@ typedef struct ps_layout {
     NUM(uint32_t, flags)                                                                           \
     NUM(uint32_t, shm_pid) /* WELCOME: the worker's shared-memory segment */                       \
     NUM(uint32_t, shm_fd)                                                                          \
-    NUM(uint32_t, table) /* 0: the dense θ; t: sparse table t - 1 */                              \
-    NUM(uint32_t, dim)   /* sparse: floats of a row */                                             \
+    NUM(uint32_t, table)         /* 0: the dense θ; t: sparse table t - 1 */                      \
+    NUM(uint32_t, dim)           /* sparse: floats of a row */                                     \
+    NUM(uint32_t, lease_count)   /* PUSH, LEASE: batches wanted; replies: granted (dynamic) */     \
+    NUM(uint32_t, epoch_batches) /* PUSH with batch, LEASE: batches of an epoch */                 \
     NUM(uint64_t, seq)                                                                             \
     NUM(uint64_t, clock)                                                                           \
     NUM(uint64_t, model_version)                                                                   \
@@ -173,6 +183,8 @@ typedef struct ps_layout {
     NUM(uint64_t, applied)     /* WELCOME: the rank's pushes applied so far */                     \
     NUM(uint64_t, applied_seq) /* WELCOME: its last applied seq (same incarnation), else 0 */      \
     NUM(uint64_t, expected)    /* HELLO: the pushes its data makes over the job (0: unknown) */    \
+    NUM(uint64_t, batch)       /* PUSH: the queue's batch it trained + 1 (0: none) */              \
+    NUM(uint64_t, lease_first) /* replies: the first batch granted */                              \
     NUM(double, staleness_mean)                                                                    \
     NUM(double, loss) /* HEARTBEAT: the worker's own figures (NaN: unknown) */                     \
     NUM(double, samples_per_s)                                                                     \
@@ -262,6 +274,7 @@ typedef struct ps_worker_status {
     uint32_t worker_id; /* 0: never held */
     bool finished;      /* its data was trained to the end (a worker of it said DONE) */
     uint64_t expected;  /* the pushes its worker said its data makes; 0: unknown */
+    uint64_t batches;   /* data.assign: dynamic: the queue's batches it trained */
 } ps_worker_status;
 
 /* What a shard holds of one sparse table (proto TableStatus), for

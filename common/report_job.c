@@ -39,6 +39,7 @@ int ps_report_job_add(ps_report_summary *job, ps_report_job_sum *sum, const ps_r
     if (isfinite(w->samples_per_s))
         sum->throughput += w->samples_per_s;
     sum->updates += w->updates;
+    sum->batches += w->batches;
     sum->added++;
     return 0;
 }
@@ -54,6 +55,7 @@ int ps_report_job_end(ps_report_summary *job, const ps_report_job_sum *sum, cons
     job->wall_s = wall_s;
     job->samples_per_s = sum->throughput;
     job->updates = sum->updates;
+    job->batches = sum->batches;
     job->workers = workers;
     job->rank = -1;
     return 0;

@@ -17,7 +17,7 @@
 /* The running sums between begin and end. */
 typedef struct ps_report_job_sum {
     double loss_sum, samples_sum, throughput;
-    uint64_t updates;
+    uint64_t updates, batches;
     uint32_t added;
 } ps_report_job_sum;
 

@@ -46,6 +46,10 @@ static const ps_report_json_field summary_tail[] = {
     PS_REPORT_JSON_FIELD(ps_report_summary, version, PS_REPORT_JSON_U64),
     PS_REPORT_JSON_FIELD(ps_report_summary, workers, PS_REPORT_JSON_U32),
 };
+/* "batches": the batches trained (a summary from before it: 0) */
+static const ps_report_json_field summary_batches[] = {
+    PS_REPORT_JSON_FIELD(ps_report_summary, batches, PS_REPORT_JSON_U64),
+};
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The named figures of "metrics": METRIC, LOSS, train_METRIC, train_LOSS. */
@@ -330,6 +334,7 @@ int ps_report_summary_write(FILE *f, const ps_report_summary *s)
     ok = ok && ps_report_json_object_add(obj, "metrics", metrics, true);
     if (ok)
         metrics = NULL; /* obj owns it now */
+    ok = ok && ps_report_json_fields_put(obj, s, summary_batches, COUNT(summary_batches));
     ok = ok && ps_report_json_fields_put(obj, s, summary_tail, COUNT(summary_tail));
     if (ok && s->rank >= 0) {
         json_object *r = json_object_new_int64(s->rank);
@@ -604,6 +609,8 @@ static int summary_get(json_object *obj, ps_report_summary *s, const char *what,
                                        err);
     if (rc == 0)
         rc = ps_report_json_fields_get(obj, s, summary_tail, COUNT(summary_tail), what, err);
+    if (rc == 0 && json_object_object_get_ex(obj, "batches", NULL))
+        rc = ps_report_json_fields_get(obj, s, summary_batches, COUNT(summary_batches), what, err);
     json_object *r;
     if (rc == 0 && json_object_object_get_ex(obj, "rank", &r)) {
         if (!json_object_is_type(r, json_type_int) || json_object_get_int64(r) < 0 ||

@@ -28,6 +28,8 @@
  *                "batch_size": int, "pull_s": num, "compute_s": num,
  *                "push_pull_s": num},
  *    "wall_s": num, "samples_per_s": num, "updates": int, "version": int,
+ *    "batches": int (the batches trained: a worker's own, psrun's the sum;
+ *                with data.assign: dynamic those the queue took from it),
  *    "workers": int, "rank": int (a worker's summary only),
  *    "staleness": {"max": int, "mean": num, "p99": int} or null (unknown),
  *    "ranks": [{"rank": int, "clock": int, "pushes": int, "dropped": int,
@@ -125,6 +127,7 @@ typedef struct ps_report_summary {
     double pull_s, compute_s, push_pull_s;
     double wall_s, samples_per_s;
     uint64_t updates, version;
+    uint64_t batches; /* batches trained (dynamic: those shard 0's queue took) */
     uint32_t workers;
     int64_t rank;       /* -1: none (psrun's summary) */
     bool has_staleness; /* "staleness" is an object, not null */

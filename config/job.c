@@ -84,17 +84,18 @@ static int check_model(ctx *c)
     /* hashed keys come from click logs; a dense model's rows have a width */
     bool clicks = j->data.format == PS_FORMAT_CRITEO || j->data.format == PS_FORMAT_LIBSVM64;
     if (ps_job_is_sparse(j) != clicks)
-        return ps_yamlwalk_fail(&c->w, PS_ECONFIG, seen(c, "data.format")->given
-                                                       ? seen(c, "data.format")->val_mark
-                                                       : seen(c, "data")->key_mark,
+        return ps_yamlwalk_fail(&c->w, PS_ECONFIG,
+                                seen(c, "data.format")->given ? seen(c, "data.format")->val_mark
+                                                              : seen(c, "data")->key_mark,
                                 "data.format: %s %s, not %s", because,
                                 clicks ? "reads csv, libsvm or idx" : "reads criteo or libsvm64",
                                 ps_data_format_name(j->data.format));
     ps_optim_type o = j->optimizer.type;
     if (clicks && o != PS_OPTIM_SGD && o != PS_OPTIM_ADAGRAD && o != PS_OPTIM_FTRL)
         return ps_yamlwalk_fail(&c->w, PS_ECONFIG,
-                                seen(c, "optimizer.type")->given ? seen(c, "optimizer.type")->val_mark
-                                                                 : seen(c, "model")->key_mark,
+                                seen(c, "optimizer.type")->given
+                                    ? seen(c, "optimizer.type")->val_mark
+                                    : seen(c, "model")->key_mark,
                                 "optimizer.type: %s trains with sgd, adagrad or ftrl (the state a "
                                 "table's rows keep), not %s",
                                 because, ps_optim_type_name(o));
@@ -127,6 +128,32 @@ static void check_compression(ctx *c)
         j->compression.error_feedback = ps_compress_ops_get(j->compression.push)->feedback_default;
 }
 
+/* data.assign: dynamic takes batches from a queue as fast as a worker
+ * trains: async and ssp only (sync's rounds wait for every worker anyway;
+ * backup_workers is its answer to a straggler), one batch a push (not local
+ * SGD), a dense model. */
+static int check_assign(ctx *c)
+{
+    const ps_job *j = c->job;
+    if (j->data.assign != PS_ASSIGN_DYNAMIC)
+        return 0;
+    const ps_yamlwalk_seen *at = seen(c, "data.assign");
+    if (j->mode == PS_MODE_SYNC)
+        return ps_yamlwalk_fail(&c->w, PS_ECONFIG, at->val_mark,
+                                "data.assign: dynamic needs mode async or ssp, not sync (a sync "
+                                "round waits for every worker: use backup_workers for stragglers)");
+    if (j->training.local_steps > 1)
+        return ps_yamlwalk_fail(&c->w, PS_ECONFIG, at->val_mark,
+                                "data.assign: dynamic trains one batch a push, not local SGD "
+                                "(training.local_steps %" PRIu32 ")",
+                                j->training.local_steps);
+    if (ps_job_is_sparse(j))
+        return ps_yamlwalk_fail(&c->w, PS_ECONFIG, at->val_mark,
+                                "data.assign: dynamic trains dense models only, not model type %s",
+                                ps_model_type_name(j->model.type));
+    return 0;
+}
+
 static int check_contradictions(ctx *c)
 {
     const ps_job *j = c->job;
@@ -140,6 +167,8 @@ static int check_contradictions(ctx *c)
                                 "), got %" PRIu32,
                                 j->workers, j->backup_workers);
     if ((rc = check_model(c)) != 0)
+        return rc;
+    if ((rc = check_assign(c)) != 0)
         return rc;
     check_compression(c);
     if (j->data.format == PS_FORMAT_CSV && j->data.label_column > j->model.features)

@@ -49,6 +49,8 @@ typedef enum ps_data_format {
 } ps_data_format;
 typedef enum ps_normalize { PS_NORMALIZE_NONE, PS_NORMALIZE_STANDARD } ps_normalize;
 typedef enum ps_shard_kind { PS_SHARD_STRIDE, PS_SHARD_BLOCK } ps_shard_kind;
+/* data.assign: a fixed shard per rank, or batches from shard 0's queue */
+typedef enum ps_assign_kind { PS_ASSIGN_STATIC, PS_ASSIGN_DYNAMIC } ps_assign_kind;
 typedef enum ps_optim_type {
     PS_OPTIM_SGD,
     PS_OPTIM_MOMENTUM,
@@ -122,6 +124,7 @@ typedef struct ps_job {
         uint32_t label_column;
         ps_normalize normalize;
         ps_shard_kind shard;
+        ps_assign_kind assign; /* dynamic: async and ssp, dense models (batchq.h) */
         bool stream; /* criteo, libsvm64: the shard read a batch at a time, in file order */
     } data;
     struct {

@@ -27,6 +27,7 @@ static const char *const init_names[] = {"zeros", "xavier", "normal", NULL};
 static const char *const format_names[] = {"csv", "libsvm", "idx", "criteo", "libsvm64", NULL};
 static const char *const normalize_names[] = {"none", "standard", NULL};
 static const char *const shard_names[] = {"stride", "block", NULL};
+static const char *const assign_names[] = {"static", "dynamic", NULL};
 static const char *const optim_names[] = {"sgd", "momentum", "adagrad", "adam", "ftrl", NULL};
 static const char *const schedule_names[] = {"constant", "step", "cosine", NULL};
 static const char *const loss_names[] = {"continue", "abort", NULL};
@@ -40,6 +41,7 @@ _Static_assert(sizeof(ps_init_scheme) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_data_format) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_normalize) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_shard_kind) == sizeof(uint32_t), "enum size");
+_Static_assert(sizeof(ps_assign_kind) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_optim_type) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_schedule_type) == sizeof(uint32_t), "enum size");
 _Static_assert(sizeof(ps_compress_type) == sizeof(uint32_t), "enum size");
@@ -346,6 +348,9 @@ static const ps_yamlwalk_key data_keys[] = {
      .names = normalize_names, .sup = PS_YAMLWALK_SUP_ALL, .aka = "normalise|normalization|scale"},
     {"shard", PS_YAMLWALK_ENUM, FIELD(data.shard), .def = "stride", .names = shard_names,
      .sup = PS_YAMLWALK_SUP_ALL, .aka = "sharding|partition"},
+    /* batches from shard 0's queue instead of a fixed shard (batchq.h) */
+    {"assign", PS_YAMLWALK_ENUM, FIELD(data.assign), .def = "static", .names = assign_names,
+     .sup = PS_YAMLWALK_SUP_ALL, .aka = "assignment|scheduling|dispatch"},
     /* click logs no worker could hold: read a batch at a time (sparse_step.h) */
     {"stream", PS_YAMLWALK_BOOL, FIELD(data.stream), .def = "false",
      ONLY(format_clicks, "format criteo or libsvm64"), .aka = "streaming|out_of_core|lazy"},

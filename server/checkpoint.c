@@ -5,7 +5,11 @@
  * none in files of older psd, whose header held 0 there), the arrays'
  * float32 data, in format 2 every table's rows (key, version, row_floats
  * float32 each), and a 16-byte trailer with a CRC-32 of everything before
- * it. All integers little-endian. A file without tables is format 1. */
+ * it. All integers little-endian. A file without tables is format 1. A
+ * file with a batch queue (data.assign: dynamic, shard 0) has FORMAT_QUEUE
+ * or'ed into its format and, after the array table (and the table
+ * directory), the queue's byte count (uint64) and bytes; a file without
+ * is as before queues existed. */
 #include "checkpoint.h"
 
 #include "optim.h"
@@ -24,8 +28,10 @@
 
 #define MAGIC         "PSDCKPT1"
 #define END_MAGIC     "PSDCKEND"
-#define FORMAT        1u /* no tables */
-#define FORMAT_TABLES 2u /* a table directory and the tables' rows */
+#define FORMAT        1u                  /* no tables */
+#define FORMAT_TABLES 2u                  /* a table directory and the tables' rows */
+#define FORMAT_QUEUE  0x100u              /* or'ed: a batch queue section */
+#define QUEUE_MAX     ((uint64_t)1 << 36) /* bytes of a queue: corrupt beyond */
 #define HEADER_BYTES  128u
 #define ENTRY_BYTES   (PS_CKPT_NAME_MAX + 8u)
 #define RANK_BYTES    40u
@@ -130,6 +136,9 @@ int ps_ckpt_folder_init(ps_ckpt_folder *f, const char *dir, uint32_t keep, bool 
 
 void ps_ckpt_folder_fini(ps_ckpt_folder *f)
 {
+    free(f->queue);
+    f->queue = NULL;
+    f->queue_bytes = 0;
     free(f->known);
     f->known = NULL;
     f->nknown = f->known_cap = 0;
@@ -389,7 +398,7 @@ static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arr
     disk_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, MAGIC, 8);
-    h.format = ntables > 0 ? FORMAT_TABLES : FORMAT;
+    h.format = (ntables > 0 ? FORMAT_TABLES : FORMAT) | (meta->queue_bytes > 0 ? FORMAT_QUEUE : 0);
     h.narrays = (uint32_t)narrays;
     ps_strlcpy(h.job, meta->job, sizeof h.job);
     h.shard = meta->shard;
@@ -425,6 +434,12 @@ static int write_body(int fd, const ps_ckpt_meta *meta, const ps_ckpt_array *arr
             if (write_all(fd, &d, sizeof d, &crc) != 0)
                 return -1;
         }
+    }
+    if (meta->queue_bytes > 0) {
+        uint64_t qn = meta->queue_bytes;
+        if (write_all(fd, &qn, sizeof qn, &crc) != 0 ||
+            write_all(fd, meta->queue, meta->queue_bytes, &crc) != 0)
+            return -1;
     }
     if (h.nranks > 0 && write_all(fd, meta->ranks, h.nranks * sizeof *meta->ranks, &crc) != 0)
         return -1;
@@ -477,6 +492,8 @@ static uint64_t file_bytes(const ps_ckpt_meta *meta, const ps_ckpt_array *arrays
         bytes += arrays[i].count * sizeof(float);
     if (ntables > 0)
         bytes += TDIR_BYTES + ntables * TABLE_BYTES;
+    if (meta->queue_bytes > 0)
+        bytes += 8 + meta->queue_bytes;
     for (size_t i = 0; i < ntables; i++)
         bytes += tables[i].rows * (ROW_HEAD + (uint64_t)tables[i].row_floats * sizeof(float));
     return bytes;
@@ -719,7 +736,8 @@ static void tables_clear(const shard_layout *my)
  * tables (call only after a check pass; the tables are cleared first, and
  * again when the file fails after that). */
 static int read_file(const char *path, const shard_layout *my, bool load, ps_ckpt_meta *meta,
-                     ps_ckpt_rank *ranks, uint32_t rank_room, file_info *fi, ps_error *err)
+                     ps_ckpt_rank *ranks, uint32_t rank_room, file_info *fi,
+                     ps_ckpt_folder *qfolder, ps_error *err)
 {
     int fd = -1;
     const char *kind = NULL;
@@ -731,6 +749,7 @@ static int read_file(const char *path, const shard_layout *my, bool load, ps_ckp
     int rc = PS_EPROTO;
     bool cleared = false;
     unsigned char *scratch = NULL;
+    void *queue = NULL;
     struct stat st;
     disk_header *h = &fi->h;
     fi->ntables = 0;
@@ -750,7 +769,8 @@ static int read_file(const char *path, const shard_layout *my, bool load, ps_ckp
         goto close_fd;
     }
     h->job[sizeof h->job - 1] = '\0';
-    if (memcmp(h->magic, MAGIC, 8) != 0 || (h->format != FORMAT && h->format != FORMAT_TABLES)) {
+    uint32_t format = h->format & ~FORMAT_QUEUE;
+    if (memcmp(h->magic, MAGIC, 8) != 0 || (format != FORMAT && format != FORMAT_TABLES)) {
         ps_error_set(err, PS_EPROTO, "not a psd checkpoint (format %" PRIu32 ")", h->format);
         goto close_fd;
     }
@@ -777,9 +797,26 @@ static int read_file(const char *path, const shard_layout *my, bool load, ps_ckp
         }
         expect += e->count * sizeof(float);
     }
-    if (h->format == FORMAT_TABLES && (rc = read_table_dir(fd, fi, &crc, &expect, err)) != 0)
+    if (format == FORMAT_TABLES && (rc = read_table_dir(fd, fi, &crc, &expect, err)) != 0)
         goto close_fd;
     rc = PS_EPROTO;
+    uint64_t qn = 0;
+    if (h->format & FORMAT_QUEUE) {
+        if (read_crc(fd, &qn, sizeof qn, &crc, NULL) != 0 || qn == 0 || qn > QUEUE_MAX ||
+            qn > size) {
+            ps_error_set(err, PS_EPROTO, "the batch queue's size is corrupt");
+            goto close_fd;
+        }
+        expect += 8 + qn;
+        if ((queue = malloc((size_t)qn)) == NULL) {
+            rc = ps_error_set(err, PS_ENOMEM, "out of memory for the batch queue");
+            goto close_fd;
+        }
+        if (read_crc(fd, queue, qn, &crc, NULL) != 0) {
+            ps_error_set(err, PS_EPROTO, "truncated in the batch queue");
+            goto close_fd;
+        }
+    }
     if (size != expect) {
         ps_error_set(err, PS_EPROTO, "%" PRIu64 " bytes, expected %" PRIu64 " (truncated or torn)",
                      size, expect);
@@ -844,10 +881,21 @@ static int read_file(const char *path, const shard_layout *my, bool load, ps_ckp
         meta->ranks = ranks;
         meta->nranks = h->nranks < rank_room ? h->nranks : rank_room;
     }
+    if (load && mine && qfolder != NULL) {
+        free(qfolder->queue);
+        qfolder->queue = queue;
+        qfolder->queue_bytes = (size_t)qn;
+        queue = NULL;
+        if (meta) {
+            meta->queue = qfolder->queue;
+            meta->queue_bytes = qfolder->queue_bytes;
+        }
+    }
     rc = 0;
 close_fd:
     if (rc != 0 && cleared)
         tables_clear(my); /* no half of a file's rows */
+    free(queue);
     free(scratch);
     close(fd);
     return rc;
@@ -859,7 +907,7 @@ int ps_checkpoint_verify_tables(const char *path, const char *job, uint32_t shar
 {
     file_info fi;
     shard_layout my = {job, shard, key_lo, key_hi, arrays, narrays, tables, ntables};
-    return read_file(path, &my, false, NULL, NULL, 0, &fi, err);
+    return read_file(path, &my, false, NULL, NULL, 0, &fi, NULL, err);
 }
 
 int ps_checkpoint_verify(const char *path, const char *job, uint32_t shard, uint64_t key_lo,
@@ -1012,7 +1060,7 @@ int ps_checkpoint_load_tables(ps_ckpt_folder *f, const char *job, uint32_t shard
         file_info fi;
         ps_error why;
         ps_error_clear(&why);
-        int r = read_file(path, &my, false, NULL, NULL, 0, &fi, &why);
+        int r = read_file(path, &my, false, NULL, NULL, 0, &fi, NULL, &why);
         if (r == PS_EJOB) {
             rc = refuse_folder(dir, &fi, &my, err);
             goto done;
@@ -1035,7 +1083,8 @@ int ps_checkpoint_load_tables(ps_ckpt_folder *f, const char *job, uint32_t shard
         file_info fi;
         ps_error why;
         ps_error_clear(&why);
-        if (rc == 1 && read_file(path, &my, true, meta, f->ranks, f->rank_room, &fi, &why) != 0) {
+        if (rc == 1 &&
+            read_file(path, &my, true, meta, f->ranks, f->rank_room, &fi, f, &why) != 0) {
             PS_LOG_W(log, "checkpoint %s skipped: %s", path, why.msg); /* changed under us */
             continue;
         }

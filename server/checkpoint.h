@@ -84,6 +84,12 @@ typedef struct ps_ckpt_meta {
      * job with fewer workers, or of an older psd, has fewer or none) */
     ps_ckpt_rank *ranks;
     uint32_t nranks;
+    /* the batch queue (data.assign: dynamic, shard 0; batchq.h), as opaque
+     * bytes: write: queue_bytes of them at queue (0: none, and the file is
+     * as before queues existed); load: the folder's copy (ps_ckpt_folder's
+     * queue), 0 bytes when the file holds none */
+    const void *queue;
+    size_t queue_bytes;
 } ps_ckpt_meta;
 
 /* One shard's checkpoint folder as psd uses it. `known` holds the versions
@@ -100,6 +106,9 @@ typedef struct ps_ckpt_folder {
      * ps_ckpt_folder_init (NULL, 0: not loaded); not owned */
     ps_ckpt_rank *ranks;
     uint32_t rank_room;
+    /* the batch queue's bytes the last load found (owned; NULL: none) */
+    void *queue;
+    size_t queue_bytes;
 } ps_ckpt_folder;
 
 /* Sets f up for dir: creates the folder when missing, then creates and

@@ -5,6 +5,7 @@
  * the server thread writes the file itself (checkpointer.h says why). */
 #include "checkpointer.h"
 
+#include "batchq.h"
 #include "checkpoint.h"
 #include "floats.h"
 #include "store.h"
@@ -31,6 +32,8 @@ struct ps_checkpointer {
     float *snap_buf;
     ps_ckpt_rank *ranks; /* the job's workers of them: loaded into, then the snapshot's */
     uint32_t nranks;
+    unsigned char *queue; /* the batch queue's bytes in the snapshot (data.assign: dynamic) */
+    size_t queue_cap;
     ps_ckpt_meta meta;
     ps_table *tables[PS_CKPT_MAX_TABLES]; /* the server thread's; none: the writer writes */
     size_t ntables;
@@ -127,6 +130,22 @@ static void snapshot_take(ps_checkpointer *c)
     }
     c->meta.ranks = c->ranks;
     c->meta.nranks = c->nranks;
+    /* the queue as θ holds it: the batches marked trained are those applied */
+    size_t qn = ps_engine_queue_bytes(c->engine);
+    if (qn > c->queue_cap) {
+        unsigned char *q = realloc(c->queue, qn);
+        if (q == NULL) { /* kept as it was: the checkpoint goes without it, and says so */
+            PS_LOG_W(c->log, "checkpoint: out of memory for the batch queue: written without it");
+            qn = 0;
+        } else {
+            c->queue = q;
+            c->queue_cap = qn;
+        }
+    }
+    if (qn > 0)
+        ps_engine_queue_save(c->engine, c->queue);
+    c->meta.queue = c->queue;
+    c->meta.queue_bytes = qn;
 }
 
 /* Gives the engine back what the checkpoint knew of each rank, so a push
@@ -197,6 +216,17 @@ static int load_newest(ps_checkpointer *c, ps_ckpt_array *live, const ps_job *jo
     ps_store_set_updates(ps_engine_store(c->engine), meta.updates);
     ps_engine_restore(c->engine, meta.version);
     ranks_restore(c, &meta);
+    if (meta.queue_bytes > 0) {
+        ps_error why;
+        rc = ps_engine_queue_load(c->engine, meta.queue, meta.queue_bytes, &why);
+        if (rc != 0)
+            return ps_error_set(err, rc == PS_ENOMEM ? PS_ENOMEM : PS_ECONFIG, "%s: %s", path,
+                                why.msg);
+        if (ps_engine_queue(c->engine) != NULL)
+            PS_LOG_I(c->log, "checkpoint loaded: the batch queue at epoch %u, %llu batches trained",
+                     ps_batchq_epoch(ps_engine_queue(c->engine)) + 1,
+                     (unsigned long long)ps_batchq_trained(ps_engine_queue(c->engine)));
+    }
     uint64_t bytes = 0;
     for (size_t i = 0; i < c->narrays; i++)
         bytes += live[i].count * sizeof(float);
@@ -392,6 +422,7 @@ void ps_checkpointer_destroy(ps_checkpointer **cp)
     ps_ckpt_folder_fini(&c->folder);
     free(c->snap_buf);
     free(c->ranks);
+    free(c->queue);
     free(c);
     *cp = NULL;
 }

@@ -66,10 +66,23 @@ int ps_engine_refuse(ps_engine *e, const peer *p, const ps_msg *req, int code, c
     return code;
 }
 
+/* The batches granted to the push being answered (data.assign: dynamic),
+ * into its reply r. */
+static void grant_put(const ps_engine *e, ps_msg *r)
+{
+    const worker_slot *w = e->grant_on;
+    if (w == NULL)
+        return;
+    r->lease_first = w->grant_first;
+    r->lease_count = w->grant_count;
+    r->flags |= w->grant_flags;
+}
+
 static int ack(ps_engine *e, const peer *p, const ps_msg *req, uint32_t flags)
 {
     ps_msg *r = reply_begin(e, PS_MSG_ACK, req);
     r->flags = flags;
+    grant_put(e, r);
     reply_send(e, p, NULL);
     return 0;
 }
@@ -86,6 +99,7 @@ static int ack_refused_pull(ps_engine *e, const peer *p, const ps_msg *req, uint
              "%zu pulls are waiting already (limit %zu): the push was taken, its pull was not",
              e->nparked, e->parked_cap);
     r->error = e->error_text;
+    grant_put(e, r);
     e->errors[-PS_EFULL]++;
     e->errors_total++;
     PS_LOG_D(e->log, "shard %u: worker %u (seq %llu): %s", e->shard, req->worker_id,
@@ -107,14 +121,18 @@ static int pull_park(ps_engine *e, const peer *p, const ps_msg *req, uint64_t mi
  * flags); when it must wait, the ACK goes now and the pull is parked. */
 int ps_engine_push_done(ps_engine *e, const peer *p, const ps_msg *req, uint32_t flags)
 {
+    int rc;
     if (!(req->flags & PS_FLAG_PULL))
-        return ack(e, p, req, flags);
-    if (pull_ready_now(e, req->min_version, req->pull_clock))
-        return pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi, req->flags,
-                           req->min_version, flags);
-    if (pull_park(e, p, req, req->min_version, req->pull_clock) != 0)
-        return ack_refused_pull(e, p, req, flags);
-    return ack(e, p, req, flags);
+        rc = ack(e, p, req, flags);
+    else if (pull_ready_now(e, req->min_version, req->pull_clock))
+        rc = pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi, req->flags,
+                         req->min_version, flags);
+    else if (pull_park(e, p, req, req->min_version, req->pull_clock) != 0)
+        rc = ack_refused_pull(e, p, req, flags);
+    else
+        rc = ack(e, p, req, flags);
+    e->grant_on = NULL; /* the grant went with this reply only */
+    return rc;
 }
 
 /* ---- workers ---------------------------------------------------------- */
@@ -181,6 +199,7 @@ static int pull_answer(ps_engine *e, const peer *p, uint32_t worker_id, uint64_t
     r->model_version = e->version;
     r->key_lo = key_lo;
     r->key_hi = key_hi;
+    grant_put(e, r);
     const void *payload = NULL;
     if (pull_compressed(e, key_lo, key_hi, flags, min_version) &&
         (payload = pull_encoded(e)) != NULL) {
@@ -339,6 +358,107 @@ bool ps_engine_round_screen(ps_engine *e, const peer *p, const ps_msg *req, work
     return false;
 }
 
+/* ---- the batch queue (data.assign: dynamic, shard 0) ------------------ */
+
+/* The queue sized as the worker counts its epochs; PS_ECONFIG refused. */
+static bool queue_sized(ps_engine *e, const peer *p, const ps_msg *req, int *rc)
+{
+    ps_error why;
+    int q = ps_batchq_size(e->bq, req->epoch_batches, &why);
+    if (q == 0)
+        return true;
+    *rc = ps_engine_refuse(e, p, req, q == PS_ENOMEM ? PS_ENOMEM : PS_ECONFIG, "%s", why.msg);
+    return false;
+}
+
+/* Leases up to want batches to w for the request of this seq (a retry of
+ * the request that got the last grant gets that one again), and makes it
+ * the grant the reply carries. */
+static void grant_make(ps_engine *e, worker_slot *w, uint64_t seq, uint32_t want)
+{
+    if (!w->has_grant || w->grant_seq != seq) {
+        ps_batchq_lease(e->bq, (uint32_t)ps_engine_worker_slot_rank(e, w), want, &w->grant_first,
+                        &w->grant_count, &w->grant_flags);
+        w->has_grant = true;
+        w->grant_seq = seq;
+    }
+    e->grant_on = w;
+}
+
+/* A push naming its batch, or asking for leases: the batch is marked
+ * trained now (once: a push of a batch trained already is dropped, not
+ * applied), and the reply carries the batches granted. True when the push
+ * was answered here, *rc the handler's result. */
+static bool batch_screen(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *w, int *rc)
+{
+    e->grant_on = NULL;
+    if (e->bq == NULL || (req->batch == 0 && req->lease_count == 0) || w->done)
+        return false;
+    if (w->has_seq && req->seq <= w->last_seq) { /* a retry: answered DUPLICATE, with its grant */
+        if (w->has_grant && w->grant_seq == req->seq)
+            e->grant_on = w;
+        return false;
+    }
+    if (!queue_sized(e, p, req, rc))
+        return true;
+    uint32_t rank = (uint32_t)ps_engine_worker_slot_rank(e, w);
+    if (req->batch > 0) {
+        int d = ps_batchq_done(e->bq, rank, req->batch - 1);
+        if (d == PS_ERANGE) {
+            *rc = ps_engine_refuse(e, p, req, PS_ERANGE,
+                                   "batch %llu is not of the epoch open (%u of %u)",
+                                   (unsigned long long)(req->batch - 1), ps_batchq_epoch(e->bq) + 1,
+                                   e->job.training.epochs);
+            return true;
+        }
+        if (d == 1) { /* trained already: by a push before, this one's or another's */
+            e->dropped++;
+            w->dropped++;
+            grant_make(e, w, req->seq, req->lease_count);
+            *rc = ps_engine_push_done(e, p, req, PS_ACK_DROPPED);
+            return true;
+        }
+    }
+    grant_make(e, w, req->seq, req->lease_count);
+    return false;
+}
+
+/* A LEASE: batches of the queue for the worker, or none (WAIT, END). */
+static int handle_lease(ps_engine *e, const peer *p, const ps_msg *req)
+{
+    worker_slot *w = ps_engine_worker_find(e, req->worker_id);
+    if (w == NULL)
+        return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
+                                req->worker_id, e->shard);
+    if (e->bq == NULL)
+        return ps_engine_refuse(
+            e, p, req, PS_ESTATE,
+            "shard %u keeps no batch queue (data.assign: dynamic, shard 0 only)", e->shard);
+    int rc;
+    if (!queue_sized(e, p, req, &rc))
+        return rc;
+    grant_make(e, w, req->seq, req->lease_count);
+    e->grant_on = NULL;
+    ps_msg *r = reply_begin(e, PS_MSG_LEASE_REPLY, req);
+    r->lease_first = w->grant_first;
+    r->lease_count = w->grant_count;
+    r->flags = w->grant_flags;
+    reply_send(e, p, NULL);
+    return 0;
+}
+
+/* The leases of a rank whose worker is gone before its data was done go
+ * back to the queue. */
+static void leases_release(ps_engine *e, worker_slot *w)
+{
+    if (e->bq == NULL)
+        return;
+    uint32_t n = ps_batchq_release(e->bq, (uint32_t)ps_engine_worker_slot_rank(e, w));
+    if (n > 0)
+        PS_LOG_I(e->log, "shard %u: %u batches leased to rank %d are back in the queue", e->shard,
+                 n, ps_engine_worker_slot_rank(e, w));
+}
+
 static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
 {
     if (req->table > 0)
@@ -366,6 +486,8 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
             (unsigned long long)e->lo, (unsigned long long)e->hi, (unsigned long long)req->key_lo,
             (unsigned long long)req->key_hi);
     int rc;
+    if (batch_screen(e, p, req, w, &rc))
+        return rc;
     if (ps_engine_push_answered(e, p, req, w, &rc))
         return rc;
     /* the codec checked the payload against [key_lo, key_hi): decoding cannot fail */
@@ -392,6 +514,7 @@ static void worker_depart(ps_engine *e, worker_slot *w, bool leaves)
     if (leaves) {
         w->state = SLOT_LEFT;
         e->live--;
+        leases_release(e, w);
     }
     ps_engine_ssp_recount(e);
 }
@@ -600,6 +723,9 @@ static int handle_heartbeat(ps_engine *e, const peer *p, const ps_msg *req)
     w->samples_per_s = req->samples_per_s;
     if (req->flags & PS_FLAG_DONE)
         w->finished = true; /* for good: a worker that takes the rank over has nothing left */
+    if ((req->flags & PS_FLAG_DONE) && e->job.data.assign == PS_ASSIGN_DYNAMIC)
+        for (uint32_t r = 0; r < e->job.workers; r++) /* the queue is done: every rank's data */
+            e->slots[r].finished = true;
     if (!(req->flags & PS_FLAG_DONE) || w->done)
         return ack(e, p, req, 0);
     worker_depart(e, w, false);
@@ -647,6 +773,7 @@ int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, in
                      void *ctx)
 {
     peer p = {identity, identity_len, send, ctx};
+    e->grant_on = NULL;
     if (e->stop_code != 0 && decode_rc == 0 && req->type != PS_MSG_STATUS) {
         worker_slot *w = ps_engine_worker_find(e, req->worker_id);
         if (w != NULL)
@@ -678,6 +805,8 @@ int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, in
         return handle_bye(e, &p, req);
     case PS_MSG_STATUS:
         return handle_status(e, &p, req);
+    case PS_MSG_LEASE:
+        return handle_lease(e, &p, req);
     default:
         return ps_engine_refuse(e, &p, req, PS_ETYPE, "%s is not a request",
                                 ps_msg_type_name((int)req->type));
@@ -793,6 +922,9 @@ ps_engine *ps_engine_new(const ps_job *job, uint32_t shard, const ps_log *log, p
         goto fail;
     if (engine_alloc(e, err) != 0 || ps_engine_tables_new(e, err) != 0)
         goto fail;
+    if (job->data.assign == PS_ASSIGN_DYNAMIC && shard == 0 &&
+        (e->bq = ps_batchq_new(job->training.epochs, job->workers, err)) == NULL)
+        goto fail;
     unsigned threads = job->threads > 0 ? job->threads : ps_pool_cores();
     if (threads > 1 && (e->pool = ps_pool_new(threads, err)) == NULL)
         goto fail;
@@ -817,6 +949,7 @@ void ps_engine_destroy(ps_engine **ep)
     free(e->pull_enc);
     free(e->parked);
     free(e->slots);
+    ps_batchq_destroy(&e->bq);
     ps_engine_tables_destroy(e);
     ps_store_destroy(&e->store);
     ps_pool_destroy(&e->pool);
@@ -929,6 +1062,14 @@ void ps_engine_ranks_format(const ps_engine *e, char *buf, size_t cap)
         len = text_add(buf, cap, len, "%srank %u applied %llu clock %llu", r > 0 ? ", " : "", r,
                        (unsigned long long)e->slots[r].applied,
                        (unsigned long long)e->slots[r].clock);
+    if (e->bq != NULL) {
+        for (uint32_t r = 0; r < e->job.workers; r++)
+            len = text_add(buf, cap, len, "%s rank %u batches %llu", r > 0 ? "," : ";", r,
+                           (unsigned long long)ps_batchq_rank_batches(e->bq, r));
+        text_add(buf, cap, len, "; batch queue: %llu of %llu batches trained",
+                 (unsigned long long)ps_batchq_trained(e->bq),
+                 (unsigned long long)(ps_batchq_epoch_batches(e->bq) * e->job.training.epochs));
+    }
 }
 
 void ps_engine_timing_get(const ps_engine *e, ps_engine_timing *out)
@@ -987,6 +1128,7 @@ void ps_engine_workers_get(const ps_engine *e, uint64_t now_ms, ps_worker_status
         o->worker_id = w->worker_id;
         o->finished = w->finished;
         o->expected = w->expected;
+        o->batches = e->bq != NULL ? ps_batchq_rank_batches(e->bq, r) : 0;
     }
 }
 
@@ -1230,4 +1372,27 @@ void ps_engine_restore(ps_engine *e, uint64_t version)
 ps_store *ps_engine_store(ps_engine *e)
 {
     return e->store;
+}
+
+size_t ps_engine_queue_bytes(const ps_engine *e)
+{
+    return e->bq != NULL ? ps_batchq_bytes(e->bq) : 0;
+}
+
+void ps_engine_queue_save(const ps_engine *e, void *buf)
+{
+    if (e->bq != NULL)
+        ps_batchq_save(e->bq, buf);
+}
+
+int ps_engine_queue_load(ps_engine *e, const void *buf, size_t n, ps_error *err)
+{
+    if (e->bq == NULL)
+        return 0; /* a static job's shard: the queue of a job run dynamic before is not its */
+    return ps_batchq_load(e->bq, buf, n, err);
+}
+
+const ps_batchq *ps_engine_queue(const ps_engine *e)
+{
+    return e->bq;
 }

@@ -173,6 +173,16 @@ void ps_engine_restore(ps_engine *e, uint64_t version);
 /* The shard's store, for checkpoints. */
 ps_store *ps_engine_store(ps_engine *e);
 
+/* data.assign: dynamic: shard 0's batch queue (batchq.h) for checkpoints:
+ * its bytes (0: none to keep, no queue or not sized yet), saved into buf,
+ * and loaded back (leases go back to the queue; a shard without a queue
+ * ignores it: 0). ps_engine_queue: the queue itself, or NULL. */
+struct ps_batchq;
+size_t ps_engine_queue_bytes(const ps_engine *e);
+void ps_engine_queue_save(const ps_engine *e, void *buf);
+int ps_engine_queue_load(ps_engine *e, const void *buf, size_t n, ps_error *err);
+const struct ps_batchq *ps_engine_queue(const ps_engine *e);
+
 /* Fills *out with the engine's counters. */
 void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out);
 

@@ -6,6 +6,7 @@
 
 #include "engine.h"
 
+#include "batchq.h"
 #include "compress.h"
 #include "mode.h"
 #include "pool.h"
@@ -78,6 +79,11 @@ typedef struct worker_slot {
     uint64_t stale_max;
     double stale_sum;
     uint32_t nparked; /* its pulls parked: a pull of a rank with none is no retry */
+    /* data.assign: dynamic (shard 0): the last grant of batches, by the seq
+     * of the request that got it, so a retry gets the same one */
+    bool has_grant;
+    uint64_t grant_seq, grant_first;
+    uint32_t grant_count, grant_flags;
 } worker_slot;
 
 typedef struct parked_pull {
@@ -200,6 +206,11 @@ struct ps_engine {
     uint64_t sp_pulls, sp_pushes; /* sparse requests served */
     uint64_t errors[ERROR_CODES];
     uint64_t errors_total, pushes, duplicates, dropped, pulls;
+    /* data.assign: dynamic: the queue of the epoch's batches (shard 0 only,
+     * else NULL), and the grant the reply to the push being handled carries
+     * (grant_on: the slot whose grant it is) */
+    ps_batchq *bq;
+    const worker_slot *grant_on;
 };
 
 /* The rank of a slot. */

@@ -8,6 +8,7 @@
  * context of its own, keeps the worker alive and tells the caller's thread what its replies said.
  */
 #include "client_impl.h"
+#include "client_lease.h"
 
 #include "client_codec.h"
 #include "client_shm.h"
@@ -680,10 +681,12 @@ int ps_client_push(ps_client *c, uint64_t clock, const float *grad, size_t n, ui
     int rc = ps_client_codec_encode(c, grad);
     if (rc != 0)
         return rc;
+    c->got_count = c->got_flags = 0;
     rc = ps_exchange_all(c, &o);
     push_settle(c);
     ps_client_shm_after_push(c);
     c->push_flags = o.flags;
+    c->lease_batch = c->lease_want = 0;
     if (rc == 0 && version != NULL)
         *version = o.version;
     return rc;
@@ -732,16 +735,58 @@ int ps_client_push_pull(ps_client *c, ps_push_pull *caller_pp)
     int rc = ps_client_codec_encode(c, pp->grad);
     if (rc != 0)
         return rc;
+    c->got_count = c->got_flags = 0;
     rc = ps_exchange_all(c, &o);
     push_settle(c);
     ps_client_shm_after_push(c);
     c->push_flags = o.flags;
+    c->lease_batch = c->lease_want = 0;
     if (rc != 0 || o.pull_rc != 0)
         return rc;
     caller_pp->pulled = 1;
     caller_pp->version = o.pull_version;
     caller_pp->view = o.view_out != NULL ? o.view_out : o.theta;
     return 0;
+}
+
+void ps_client_lease_push_set(ps_client *c, uint64_t batch, uint32_t want, uint32_t epoch_batches)
+{
+    c->lease_batch = batch;
+    c->lease_want = want;
+    c->lease_spe = epoch_batches;
+}
+
+void ps_client_lease_got(const ps_client *c, uint64_t *first, uint32_t *count, uint32_t *flags)
+{
+    *first = c->got_first;
+    *count = c->got_count;
+    *flags = c->got_flags;
+}
+
+int ps_client_lease(ps_client *c, uint32_t want, uint32_t epoch_batches, uint64_t *first,
+                    uint32_t *count, uint32_t *flags)
+{
+    if (c == NULL || c->nshards == 0)
+        return PS_EINVAL;
+    int rc = ps_client_final_check(c);
+    for (int attempt = 0; rc == 0 && attempt < 2; attempt++) {
+        op o = {.type = PS_MSG_LEASE, .reply = PS_MSG_LEASE_REPLY, .version = UINT64_MAX};
+        c->lease_want = want;
+        c->lease_spe = epoch_batches;
+        c->got_count = c->got_flags = 0;
+        ps_exchange_mark(c, false, false);
+        c->shards[0].asked = true;
+        c->shards[0].status = 0;
+        rc = ps_exchange_run(c, &o, true, c->timeout_ms);
+        c->lease_want = 0;
+        if (rc != PS_EWORKER || attempt > 0)
+            break;
+        /* shard 0 lost us (evicted, or it restarted): a heartbeat registers
+         * us again with every shard that did, then ask once more */
+        rc = ps_client_heartbeat(c);
+    }
+    ps_client_lease_got(c, first, count, flags);
+    return rc;
 }
 
 int ps_client_heartbeat(ps_client *c)

@@ -217,6 +217,13 @@ struct ps_client {
     unsigned char *enc;
     float *residual;
     float *scratch;
+    /* data.assign: dynamic (client_lease.h): what the next push tells shard
+     * 0 (the batch it trained + 1, leases wanted, batches an epoch), and
+     * the grant the last reply from shard 0 carried */
+    uint64_t lease_batch;
+    uint32_t lease_want, lease_spe;
+    uint64_t got_first;
+    uint32_t got_count, got_flags;
     /* scratch, allocated with the client so a request allocates nothing */
     ps_msg req;
     ps_msg rep;

@@ -127,6 +127,10 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
         m->flags = o->flags;
         ps_client_report_get(c, &m->loss, &m->samples_per_s);
         break;
+    case PS_MSG_LEASE:
+        m->lease_count = c->lease_want;
+        m->epoch_batches = c->lease_spe;
+        break;
     case PS_MSG_BYE:
         m->flags = o->flags;
         if (o->why != NULL) {
@@ -156,6 +160,11 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
         m->clock = o->clock;
         m->model_version = s->theta_version;
         m->samples = o->samples;
+        if (i == 0 && (c->lease_batch > 0 || c->lease_want > 0)) { /* the queue is shard 0's */
+            m->batch = c->lease_batch;
+            m->lease_count = c->lease_want;
+            m->epoch_batches = c->lease_spe;
+        }
         if (s->pull_pending) { /* the pull of the next θ rides in the push */
             m->flags = PS_FLAG_PULL | (s->shm_on ? PS_FLAG_SHM : 0);
             m->min_version = o->min_version;
@@ -276,6 +285,14 @@ static void riding_pull_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
     }
 }
 
+/* The batches shard 0 granted in its reply to a push or a LEASE. */
+static void lease_take(ps_client *c, const ps_msg *m)
+{
+    c->got_first = m->lease_first;
+    c->got_count = m->lease_count;
+    c->got_flags = m->flags & (PS_LEASE_WAIT | PS_LEASE_END);
+}
+
 static void ack_accept(op *o, shard *s, const ps_msg *m)
 {
     if (m->model_version < o->version)
@@ -366,6 +383,8 @@ static void push_pull_reply_handle(ps_client *c, op *o, size_t i, const ps_msg *
     }
     push_acked(s, m);
     ack_accept(o, s, m);
+    if (i == 0)
+        lease_take(c, m);
     if (m->type == PS_MSG_PULL_REPLY)
         riding_pull_handle(c, o, i, m);
     else if (m->status < 0)
@@ -424,9 +443,15 @@ static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
     case PS_MSG_STATUS_REPLY:
         status_accept(c, o, i, m);
         break;
+    case PS_MSG_LEASE_REPLY:
+        lease_take(c, m);
+        s->pending = false;
+        break;
     default:
         if (o->type == PS_MSG_PUSH && o->table == 0) /* a step's count is its dense push */
             push_acked(s, m);
+        if (o->type == PS_MSG_PUSH && o->table == 0 && i == 0)
+            lease_take(c, m);
         ack_accept(o, s, m);
         break;
     }

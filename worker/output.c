@@ -504,6 +504,7 @@ static int summary_of(const ps_train_result *r, const char *job, ps_report_summa
     s->wall_s = r->wall_s;
     s->samples_per_s = r->samples_per_s;
     s->updates = r->updates;
+    s->batches = r->batches;
     s->version = r->version;
     s->workers = r->workers;
     s->rank = r->rank;

@@ -6,6 +6,7 @@
 #include "trainer.h"
 
 #include "client_job.h"
+#include "client_lease.h"
 #include "dataset.h"
 #include "output.h"
 #include "progress.h"
@@ -20,8 +21,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct ps_trainer ps_trainer_t;
+
+/* data.assign: dynamic: batches leased ahead of the one trained, so the
+ * queue never waits on a round trip (each push asks for as many as it
+ * used), and the most held at once */
+#define TRAINER_LEASE_AHEAD 2
+#define TRAINER_LEASE_MAX   8
 
 /* What a step sends and waits for in each consistency mode: one row per
  * mode (docs/architecture.md#a-consistency-mode), so the loop never asks which mode it runs. A
@@ -99,8 +107,16 @@ struct ps_trainer {
     uint32_t loss_base_epoch; /* 1-based */
     double loss_base;
     uint64_t rolled_seen; /* pushes rolled back by restarts, as far as the loop took them in */
-    char test_note[128];  /* ", test accuracy 0.9561, test log-loss 0.1234, test auc 0.9912"
-                           * of the last epoch (auc for binary classifiers), or "" */
+    /* data.assign: dynamic: batches come from shard 0's queue; every
+     * worker holds the whole training set, in one order per epoch drawn
+     * from the job's seed. The batches this worker holds leases of, in
+     * order, and the batches it trained (pushes shard 0 took) */
+    bool dynamic;
+    uint64_t leases[TRAINER_LEASE_MAX];
+    uint32_t nleases;
+    uint64_t batches_mine;
+    char test_note[128]; /* ", test accuracy 0.9561, test log-loss 0.1234, test auc 0.9912"
+                          * of the last epoch (auc for binary classifiers), or "" */
 };
 
 /* ---- setup ---- */
@@ -333,9 +349,17 @@ int ps_trainer_new(const ps_job *job, const ps_trainer_opts *opts, ps_trainer **
                           job->data.train, (unsigned long long)t->train_rows, job->workers);
         goto fail;
     }
-    t->max_shard = (t->train_rows + job->workers - 1) / job->workers;
-    t->steps_per_epoch =
-        ps_trainer_steps_per_epoch(t->train_rows, job->workers, job->training.batch_size);
+    t->dynamic = job->data.assign == PS_ASSIGN_DYNAMIC;
+    /* dynamic: one queue of the whole set's batches, every worker reads any */
+    uint32_t parts = t->dynamic ? 1 : job->workers;
+    t->max_shard = (t->train_rows + parts - 1) / parts;
+    t->steps_per_epoch = ps_trainer_steps_per_epoch(t->train_rows, parts, job->training.batch_size);
+    if (t->dynamic && t->steps_per_epoch > UINT32_MAX) {
+        rc =
+            ps_error_set(err, PS_ECONFIG, "%s: %llu batches an epoch are more than the queue holds",
+                         job->data.train, (unsigned long long)t->steps_per_epoch);
+        goto fail;
+    }
     t->total_batches = t->steps_per_epoch * job->training.epochs;
     t->total_rounds = (t->total_batches + t->local_steps - 1) / t->local_steps;
     if (t->sparse == NULL) {
@@ -410,7 +434,9 @@ static void shuffle_epoch(ps_trainer *t, uint32_t epoch)
     if (t->perm == NULL) /* a stream: the file's order */
         return;
     uint64_t s = t->job.training.seed;
-    s = splitmix64(&s) ^ ((uint64_t)t->rank + 1) * 0xd1b54a32d192ed03ull;
+    /* dynamic: one order for every worker (rank 0 of the seed's draws is none's) */
+    uint64_t who = t->dynamic ? 0 : (uint64_t)t->rank + 1;
+    s = splitmix64(&s) ^ who * 0xd1b54a32d192ed03ull;
     s = splitmix64(&s) ^ ((uint64_t)epoch + 1) * 0x8cb92ba72f3d8dd7ull;
     for (size_t i = 0; i < n; i++)
         t->perm[i] = i;
@@ -535,7 +561,7 @@ static int connect_servers(ps_trainer *t, ps_error *err)
         co.timeout_ms = t->opts.timeout_ms;
     co.log_fn = client_note;
     co.log_arg = t;
-    co.pushes_expected = t->total_rounds;
+    co.pushes_expected = t->dynamic ? 0 : t->total_rounds; /* dynamic: as the queue gives */
     char why[PS_ERROR_MSG_MAX] = "";
     int rc = ps_client_open(&co, &t->client, why, sizeof why);
     if (rc != 0) {
@@ -596,7 +622,7 @@ static int cut_shard(ps_trainer *t, ps_error *err)
             return ps_error_set(err, PS_ENOMEM, "out of memory for the shard's order");
         return 0;
     }
-    if (t->job.workers == 1) {
+    if (t->job.workers == 1 || t->dynamic) { /* dynamic: the whole set, any batch */
         t->train = t->train_all;
         t->train_all = NULL;
     } else {
@@ -1044,6 +1070,11 @@ static int train_round(ps_trainer *t, uint64_t round, uint64_t data, size_t *row
         (rc = ps_sparse_step_push(t->sparse, t->client, round, (uint32_t)*rows, err)) != 0)
         return sparse_failed(t, rc, err);
     prefill next = {t, first + t->local_steps};
+    if (t->dynamic) { /* the next lease; and this push names its batch, asking for more */
+        next.batch = t->nleases > 0 ? t->leases[0] : UINT64_MAX;
+        uint32_t want = TRAINER_LEASE_AHEAD > t->nleases ? TRAINER_LEASE_AHEAD - t->nleases : 0;
+        ps_client_lease_push_set(t->client, data + 1, want, (uint32_t)t->steps_per_epoch);
+    }
     ps_push_pull pp;
     ps_push_pull_init(&pp);
     pp.clock = round;
@@ -1126,11 +1157,14 @@ static int epoch_end(ps_trainer *t, ps_train_result *res, uint32_t e, uint64_t r
     if (isfinite(epoch_loss) && t->have_theta && !theta_finite(t, &bad))
         what = "θ holds";
     int rc = 0;
-    if (!isfinite(bad))
+    /* dynamic: a worker may train no batch of an epoch (the others took
+     * them all): no loss of its own to look at then */
+    bool none = t->dynamic && isnan(epoch_loss);
+    if (!isfinite(bad) && !none)
         rc = diverged(t, e + 1, what, bad, err);
     if (rc == 0)
         rc = pull_range_check(t, e + 1, err);
-    if (rc == 0)
+    if (rc == 0 && !none)
         rc = loss_growth_check(t, e + 1, epoch_loss, err);
     if (rc != 0)
         return rc;
@@ -1285,6 +1319,145 @@ static int train_epochs(ps_trainer *t, ps_train_result *res, ps_error *err)
             return rc;
     }
     ps_progress_bar_end(&t->progress);
+    return 0;
+}
+
+/* Takes the batches shard 0 granted into the leases held. */
+static void leases_add(ps_trainer *t, uint64_t first, uint32_t count)
+{
+    for (uint32_t k = 0; k < count && t->nleases < TRAINER_LEASE_MAX; k++)
+        t->leases[t->nleases++] = first + k;
+}
+
+static uint64_t lease_pop(ps_trainer *t)
+{
+    uint64_t b = t->leases[0];
+    memmove(t->leases, t->leases + 1, (t->nleases - 1) * sizeof *t->leases);
+    t->nleases--;
+    return b;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Leases batches when none is held: asks shard 0, and while the epoch
+ * waits on batches others hold (PS_LEASE_WAIT) asks again, a little later
+ * each time, for at most heartbeat.deadline_ms (a worker that holds them
+ * and dies is evicted long before, and its leases come back). *end once
+ * every batch of the job is trained. */
+static int leases_refill(ps_trainer *t, bool *end, ps_error *err)
+{
+    uint64_t waited = 0, pause = 2, limit = t->job.heartbeat.deadline_ms;
+    *end = false;
+    for (;;) {
+        if (stop_requested(t))
+            return ps_error_set(err, PS_EINTR, "interrupted");
+        uint64_t first;
+        uint32_t count, flags;
+        int rc = ps_client_lease(t->client, TRAINER_LEASE_AHEAD + 1, (uint32_t)t->steps_per_epoch,
+                                 &first, &count, &flags);
+        if (rc != 0)
+            return client_failed(t, rc, "lease", err);
+        leases_add(t, first, count);
+        if (count > 0)
+            return 0;
+        if (flags & PS_LEASE_END) {
+            *end = true;
+            return 0;
+        }
+        if (!(flags & PS_LEASE_WAIT))
+            return ps_error_set(err, PS_ESERVER, "shard 0 leased no batch and said neither why");
+        if (limit > 0 && waited >= limit)
+            return ps_error_set(err, PS_ETIMEDOUT,
+                                "the epoch's last batches, leased to other workers, were not "
+                                "trained in %llu ms",
+                                (unsigned long long)waited);
+        sleep_ms(pause);
+        waited += pause;
+        pause = pause * 2 < 100 ? pause * 2 : 100;
+    }
+}
+
+/* data.assign: dynamic: batches from shard 0's queue until every batch of
+ * the job is trained. A batch is (epoch, index) counted across epochs as
+ * epoch * steps_per_epoch + index, so its rows follow from its number and
+ * the epoch's order (the seed's, the same on every worker). The queue
+ * opens an epoch only once every batch of the one before is trained, so a
+ * lease of a later epoch ends this worker's epochs before it: each ends as
+ * today, with the test evaluation. A push names its batch; shard 0 takes
+ * the first push of a batch and drops any other (after an eviction the
+ * batch may have gone to another worker): only those it took count as
+ * this worker's. */
+static int train_dynamic(ps_trainer *t, ps_train_result *res, ps_error *err)
+{
+    uint64_t spe = t->steps_per_epoch, batches = t->total_batches;
+    uint32_t epochs = t->job.training.epochs;
+    double loss_sum = 0.0, t0 = ps_clock_s(), started = t0;
+    uint64_t losses = 0, samples_at_start = t->samples;
+    uint32_t ended = 0; /* epochs this worker ended */
+    for (;;) {
+        if (stop_requested(t))
+            return ps_error_set(err, PS_EINTR, "interrupted");
+        if (t->nleases == 0) {
+            bool end;
+            int rc = leases_refill(t, &end, err);
+            if (rc != 0)
+                return rc;
+            if (end)
+                break;
+        }
+        uint64_t b = lease_pop(t);
+        if (b >= batches)
+            return ps_error_set(err, PS_ESERVER, "shard 0 leased batch %llu of a job of %llu",
+                                (unsigned long long)b, (unsigned long long)batches);
+        for (; ended < b / spe; ended++) { /* the epochs before b's are trained */
+            double mean = losses > 0 ? loss_sum / (double)losses : NAN;
+            int rc = epoch_end(t, res, ended, 0, mean, t0, err);
+            if (rc != 0)
+                return rc;
+            loss_sum = 0.0;
+            losses = 0;
+            t0 = ps_clock_s();
+        }
+        double loss = 0.0;
+        size_t rows = 0;
+        /* ssp: a worker's clock is where its batch stands in the queue */
+        uint64_t round = b / t->job.workers;
+        int rc = train_round(t, round, b, &rows, &loss, err);
+        if (rc != 0)
+            return rc;
+        uint64_t first;
+        uint32_t count, flags;
+        ps_client_lease_got(t->client, &first, &count, &flags);
+        leases_add(t, first, count);
+        if (!(ps_client_push_flags(t->client) & PS_PUSH_DROPPED)) {
+            t->batches_mine++;
+            loss_sum += loss;
+            losses++;
+        }
+        double mean = losses > 0 ? loss_sum / (double)losses : NAN;
+        double elapsed = ps_clock_s() - started;
+        ps_client_report(t->client, mean,
+                         elapsed > 0 ? (double)(t->samples - samples_at_start) / elapsed : NAN);
+        ps_progress_step(&t->progress, t->rank, b + 1, batches, (uint32_t)(b / spe) + 1, mean);
+        if ((flags & PS_LEASE_END) && t->nleases == 0)
+            break;
+    }
+    for (; ended < epochs; ended++) {
+        double mean = losses > 0 ? loss_sum / (double)losses : NAN;
+        int rc = epoch_end(t, res, ended, 0, mean, t0, err);
+        if (rc != 0)
+            return rc;
+        loss_sum = 0.0;
+        losses = 0;
+        t0 = ps_clock_s();
+    }
+    ps_progress_bar_end(&t->progress);
+    PS_LOG_I(t->opts.log, "trained %llu of the queue's %llu batches",
+             (unsigned long long)t->batches_mine, (unsigned long long)batches);
     return 0;
 }
 
@@ -1462,7 +1635,7 @@ int ps_trainer_run(ps_trainer *t, ps_train_result *res, ps_error *err)
     PS_LOG_D(t->opts.log, "rank %u of %u: %llu rows, %llu steps per epoch, %s", t->rank,
              t->job.workers, (unsigned long long)res->train_samples,
              (unsigned long long)t->steps_per_epoch, res->mode);
-    rc = train_epochs(t, res, err);
+    rc = t->dynamic ? train_dynamic(t, res, err) : train_epochs(t, res, err);
     if (rc != 0)
         goto close;
     rc = final_eval(t, res, err);
@@ -1484,6 +1657,7 @@ close:
             rc = ps_error_set(err, crc, "leaving the job: %s", ps_strerror(crc));
     }
     res->updates = t->updates;
+    res->batches = t->dynamic ? t->batches_mine : t->updates * t->local_steps;
     res->pull_s = t->pull_s;
     res->compute_s = t->compute_s;
     res->push_pull_s = t->push_pull_s;

@@ -55,6 +55,7 @@ typedef struct ps_train_result {
     double wall_s;        /* connect to close */
     double samples_per_s; /* rows this worker trained on / wall_s */
     uint64_t updates;     /* pushes by this worker */
+    uint64_t batches;     /* batches it trained (data.assign: dynamic: those shard 0 took) */
     /* training steps' time: pulls of their own (θ did not come back with
      * the push), the gradient, the push with θ riding back */
     double pull_s, compute_s, push_pull_s;

@@ -95,6 +95,7 @@ static void rank_merge(rank_row *m, const ps_worker_status *row)
     m->w.pushes += row->pushes;
     m->w.dropped += row->dropped;
     m->w.duplicates += row->duplicates;
+    m->w.batches += row->batches;        /* shard 0's queue alone counts them */
     if (row->evictions > m->w.evictions) /* each shard evicts the same silence */
         m->w.evictions = row->evictions;
     if (row->staleness_max > m->w.staleness_max)
@@ -515,6 +516,7 @@ static json_object *worker_json(const ps_psctl_status *s, uint32_t rank, bool *o
     json_put(j, "dropped", json_count(m->w.dropped, ok), ok);
     json_put(j, "duplicates", json_count(m->w.duplicates, ok), ok);
     json_put(j, "evictions", json_count(m->w.evictions, ok), ok);
+    json_put(j, "batches", json_count(m->w.batches, ok), ok);
     json_put(j, "loss", json_number(m->w.loss, ok), ok);
     json_put(j, "samples_per_s", json_number(m->w.samples_per_s, ok), ok);
     json_put(j, "staleness_max", json_count(m->w.staleness_max, ok), ok);

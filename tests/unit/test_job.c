@@ -627,6 +627,35 @@ START_TEST(backup_workers_must_be_fewer_than_workers)
 }
 END_TEST
 
+START_TEST(dynamic_assignment_is_for_async_and_ssp)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE "mode: async\n", &job, &err), 0);
+    ck_assert_int_eq(job.data.assign, PS_ASSIGN_STATIC); /* the default */
+    ck_assert_int_eq(
+        parse(BASE_DATA("{train: breast_cancer.train.csv, assign: dynamic}") "mode: ssp\n", &job,
+              &err),
+        0);
+    ck_assert_int_eq(job.data.assign, PS_ASSIGN_DYNAMIC);
+    expect_config_error(BASE_DATA("{train: breast_cancer.train.csv, assign: dynamic}"),
+                        "job.yaml:5:48: data.assign: dynamic needs mode async or ssp, not sync (a "
+                        "sync round waits for every worker: use backup_workers for stragglers)");
+    expect_config_error(
+        BASE_DATA(
+            "{train: breast_cancer.train.csv, assign: dynamic}") "mode: async\n"
+                                                                 "training: {local_steps: 4}\n",
+        "job.yaml:5:48: data.assign: dynamic trains one batch a push, not local SGD "
+        "(training.local_steps 4)");
+    ps_error_clear(&err);
+    ck_assert_int_ne(
+        parse(BASE_DATA("{train: breast_cancer.train.csv, assign: dynamc}"), &job, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.msg, "job.yaml:5:48: "));
+    ck_assert_ptr_nonnull(strstr(err.msg, "dynamc"));
+    ck_assert_ptr_nonnull(strstr(err.msg, "dynamic"));
+}
+END_TEST
+
 START_TEST(backup_workers_and_deterministic_are_loaded_for_sync)
 {
     ps_job job;
@@ -1850,6 +1879,7 @@ static Suite *job_suite(void)
     tcase_add_test(bad, logistic_has_two_classes);
     tcase_add_test(bad, softmax_and_mlp_need_classes_and_mlp_needs_hidden);
     tcase_add_test(bad, backup_workers_must_be_fewer_than_workers);
+    tcase_add_test(bad, dynamic_assignment_is_for_async_and_ssp);
     tcase_add_test(bad, backup_workers_and_deterministic_are_loaded_for_sync);
     tcase_add_test(bad, local_sgd_is_loaded_with_its_own_lr);
     tcase_add_test(bad, local_optimizer_other_than_sgd_is_not_supported_yet);

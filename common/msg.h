@@ -101,6 +101,11 @@ typedef enum ps_encoding {
 /* PULL flags, sparse tables: the live rows from a cursor (export) */
 #define PS_FLAG_SCAN 16u
 
+/* Pipelined sync rounds (proto/ps.proto, "Chunks"): a PUSH holding one
+ * chunk of the shard; a PULL whose reply may come a chunk at a time; a
+ * PULL_REPLY holding one chunk */
+#define PS_FLAG_CHUNK 0x1000u
+
 /* A PULL's min_version that waits for the final θ: answered once no worker
  * is left that could change it (all done, left or evicted). */
 #define PS_VERSION_FINAL UINT64_MAX
@@ -164,6 +169,8 @@ typedef struct ps_layout {
     NUM(uint32_t, dim)           /* sparse: floats of a row */                                     \
     NUM(uint32_t, lease_count)   /* PUSH, LEASE: batches wanted; replies: granted (dynamic) */     \
     NUM(uint32_t, epoch_batches) /* PUSH with batch, LEASE: batches of an epoch */                 \
+    NUM(uint32_t, chunk)  /* flag CHUNK: the chunk of the shard a PUSH or PULL_REPLY holds */      \
+    NUM(uint32_t, chunks) /* ... of this many */                                                   \
     NUM(uint64_t, seq)                                                                             \
     NUM(uint64_t, clock)                                                                           \
     NUM(uint64_t, model_version)                                                                   \
@@ -188,6 +195,7 @@ typedef struct ps_layout {
     NUM(double, staleness_mean)                                                                    \
     NUM(double, loss) /* HEARTBEAT: the worker's own figures (NaN: unknown) */                     \
     NUM(double, samples_per_s)                                                                     \
+    NUM(uint64_t, chunk_keys) /* WELCOME: keys per chunk of sync pushes (0: whole) */              \
     STR(job, PS_JOB_NAME_MAX)                                                                      \
     STR(error, PS_MSG_ERROR_MAX)  /* replies: the sentence of an ERROR */                          \
     STR(detail, PS_MSG_ERROR_MAX) /* admin replies, for people */                                  \

@@ -179,6 +179,7 @@ typedef struct ps_job {
     ps_divergence on_divergence;
     bool shared_memory; /* workers on psd's host exchange θ and gradients in shared memory */
     uint32_t threads;   /* psd's threads for the loops over θ and rows; 0: the cores it may use */
+    uint32_t sync_chunk_kib; /* sync: θ and gradients go in chunks of this many KiB; 0: whole */
     struct {
         uint32_t max_peers;         /* connections psd accepts at once; 0: 4 x workers + 64 */
         uint32_t unregistered_rate; /* messages a second from a peer psd has not welcomed */

@@ -547,6 +547,8 @@ static const ps_yamlwalk_key top_keys[] = {
      .aka = "shm|shared_mem|use_shm"},
     {"threads", PS_YAMLWALK_INT, FIELD(threads), .def = "0", .max = 256,
      .aka = "server_threads|psd_threads|num_threads"},
+    {"sync_chunk_kib", PS_YAMLWALK_INT, FIELD(sync_chunk_kib), .def = "64", .max = 1u << 20,
+     .aka = "chunk_kib|pipeline_chunk_kib|chunk_size_kib"},
     {"checkpoint", PS_YAMLWALK_SECTION, .sub = &checkpoint_sec, .aka = "checkpoints|checkpointing"},
     {"security", PS_YAMLWALK_SECTION, .sub = &security_sec, .aka = "auth|encryption"},
     {"metrics", PS_YAMLWALK_SECTION, .sub = &metrics_sec, .aka = "prometheus"},

@@ -338,6 +338,8 @@ void ps_checkpointer_tick(ps_checkpointer *c, uint64_t now_ms)
     }
     if (st != W_IDLE || (!c->requested && now_ms < c->next_ms))
         return;
+    if (!ps_engine_whole(c->engine))
+        return;       /* a round part applied: at its end, the next tick */
     snapshot_take(c); /* the writer is idle: the snapshot is ours */
     c->requested = false;
     c->next_ms = now_ms + c->every_ms;
@@ -398,6 +400,15 @@ int ps_checkpointer_final(ps_checkpointer *c)
     if (c == NULL)
         return 0;
     writer_wait_idle(c);
+    if (!ps_engine_whole(c->engine)) {
+        /* stopped inside a round part applied: the last whole version's
+         * checkpoint stands */
+        PS_LOG_W(c->log,
+                 "no final checkpoint: psd stopped inside round %llu, part applied (the last "
+                 "checkpoint stands)",
+                 (unsigned long long)ps_engine_version(c->engine));
+        return c->result;
+    }
     snapshot_take(c);
     write_snapshot(c);
     report(c);

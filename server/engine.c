@@ -83,6 +83,10 @@ static int ack(ps_engine *e, const peer *p, const ps_msg *req, uint32_t flags)
     ps_msg *r = reply_begin(e, PS_MSG_ACK, req);
     r->flags = flags;
     grant_put(e, r);
+    if (req->type == PS_MSG_PUSH && (req->flags & PS_FLAG_CHUNK)) {
+        r->chunk = req->chunk; /* which chunk's push it answers */
+        r->chunks = req->chunks;
+    }
     reply_send(e, p, NULL);
     return 0;
 }
@@ -94,6 +98,10 @@ static int ack_refused_pull(ps_engine *e, const peer *p, const ps_msg *req, uint
 {
     ps_msg *r = reply_begin(e, PS_MSG_ACK, req);
     r->flags = flags;
+    if (req->flags & PS_FLAG_CHUNK) {
+        r->chunk = req->chunk;
+        r->chunks = req->chunks;
+    }
     r->status = PS_EFULL;
     snprintf(e->error_text, sizeof e->error_text,
              "%zu pulls are waiting already (limit %zu): the push was taken, its pull was not",
@@ -124,13 +132,18 @@ int ps_engine_push_done(ps_engine *e, const peer *p, const ps_msg *req, uint32_t
     int rc;
     if (!(req->flags & PS_FLAG_PULL))
         rc = ack(e, p, req, flags);
-    else if (pull_ready_now(e, req->min_version, req->pull_clock))
-        rc = pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi, req->flags,
-                         req->min_version, flags);
-    else if (pull_park(e, p, req, req->min_version, req->pull_clock) != 0)
-        rc = ack_refused_pull(e, p, req, flags);
-    else
-        rc = ack(e, p, req, flags);
+    else {
+        /* the pull riding in a chunk's push is a pull of the whole shard */
+        uint64_t klo = req->flags & PS_FLAG_CHUNK ? e->lo : req->key_lo;
+        uint64_t khi = req->flags & PS_FLAG_CHUNK ? e->hi : req->key_hi;
+        if (pull_ready_now(e, req->min_version, req->pull_clock))
+            rc = pull_answer(e, p, req->worker_id, req->seq, klo, khi, req->flags, req->min_version,
+                             flags);
+        else if (pull_park(e, p, req, req->min_version, req->pull_clock) != 0)
+            rc = ack_refused_pull(e, p, req, flags);
+        else
+            rc = ack(e, p, req, flags);
+    }
     e->grant_on = NULL; /* the grant went with this reply only */
     return rc;
 }
@@ -221,8 +234,9 @@ void ps_engine_parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx)
 {
     bool all = !workers_remain(e);
     /* the mode's rule is monotone in both: when it refuses the least of
-     * each, it refuses every parked pull, and none need be looked at */
-    if (e->nparked == 0 ||
+     * each, it refuses every parked pull, and none need be looked at; while
+     * a round is part applied θ is no version: every pull waits */
+    if (e->nparked == 0 || e->chunks_applied > 0 ||
         (!all && !e->ops->pull_ready(e, e->parked_version_min, e->parked_clock_min)))
         return;
     size_t keep = 0;
@@ -234,8 +248,11 @@ void ps_engine_parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx)
             uint32_t rank = q->worker_id & RANK_MASK;
             if (rank < e->job.workers && e->slots[rank].nparked > 0)
                 e->slots[rank].nparked--;
-            (void)pull_answer(e, &p, q->worker_id, q->seq, q->key_lo, q->key_hi, q->flags,
-                              q->min_version, 0);
+            if (q->chunks_sent > 0 && q->chunks_sent >= e->nchunks)
+                e->pulls++; /* answered chunk by chunk already */
+            else
+                (void)pull_answer(e, &p, q->worker_id, q->seq, q->key_lo, q->key_hi, q->flags,
+                                  q->min_version, 0);
         } else {
             if (q->min_version < version_min)
                 version_min = q->min_version;
@@ -255,7 +272,58 @@ void ps_engine_parked_answer(ps_engine *e, ps_engine_send_fn send, void *ctx)
  * its mode's rule, or no worker is left that could advance the version. */
 static bool pull_ready_now(const ps_engine *e, uint64_t min_version, uint64_t clock)
 {
+    if (e->chunks_applied > 0) /* a round part applied: θ is no version yet */
+        return false;
     return e->ops->pull_ready(e, min_version, clock) || !workers_remain(e);
+}
+
+void ps_engine_chunk_answer(ps_engine *e, parked_pull *q, uint32_t c, ps_engine_send_fn send,
+                            void *ctx)
+{
+    uint64_t klo, khi;
+    ps_engine_chunk_range(e, c, &klo, &khi);
+    ps_msg *r = &e->reply;
+    ps_msg_init(r, PS_MSG_PULL_REPLY);
+    r->job = e->job.name;
+    r->flags = PS_FLAG_CHUNK;
+    r->chunk = c;
+    r->chunks = e->nchunks;
+    r->seq = q->seq;
+    r->worker_id = q->worker_id;
+    r->shard_index = e->shard;
+    r->model_version = e->version + 1; /* the chunk of the version being applied */
+    r->key_lo = klo;
+    r->key_hi = khi;
+    const void *payload;
+    if (e->chunk_enc != NULL && e->chunk_enc_ok[c] && !(q->flags & PS_FLAG_SHM)) {
+        r->encoding = e->pull_ops->encoding;
+        r->payload_bytes = e->chunk_enc_off[c + 1] - e->chunk_enc_off[c];
+        payload = e->chunk_enc + e->chunk_enc_off[c];
+    } else {
+        r->encoding = PS_ENC_F32;
+        r->payload_bytes = (khi - klo) * sizeof(float);
+        payload = ps_store_data(e->store) + (klo - e->lo);
+    }
+    e->chunk_replies++;
+    peer p = {q->identity, q->identity_len, send, ctx};
+    reply_send(e, &p, payload);
+}
+
+/* A pull parked while a round is part applied: the chunks of the next
+ * version applied so far (when it takes chunks and waits for that
+ * version). */
+static void pull_chunks_catch_up(ps_engine *e, parked_pull *q, const peer *p)
+{
+    if (e->chunks_applied == 0 || !(q->flags & PS_FLAG_CHUNK) || q->min_version != e->version + 1 ||
+        q->key_lo != e->lo || q->key_hi != e->hi)
+        return;
+    q->chunks_sent = 0;
+    for (uint32_t c = 0; c < e->nchunks; c++) {
+        if (!e->chunk_done[c])
+            continue;
+        ps_engine_chunk_answer(e, q, c, p->send, p->ctx);
+        q->chunks_sent++;
+    }
 }
 
 /* Parks a checked pull of req's keys until pull_ready_now (a retry of a
@@ -273,9 +341,13 @@ static int pull_park(ps_engine *e, const peer *p, const ps_msg *req, uint64_t mi
             size_t n = p->identity_len < sizeof q->identity ? p->identity_len : sizeof q->identity;
             memcpy(q->identity, p->identity, n);
             q->identity_len = n;
+            pull_chunks_catch_up(e, q, p); /* what went may be lost: again */
             return 0;
         }
     }
+    /* a round part applied: the pull waits for its end, or for its chunks */
+    if (e->chunks_applied > 0 && min_version <= e->version)
+        min_version = e->version + 1;
     if (e->nparked == e->parked_cap)
         return PS_EFULL;
     parked_pull *q = &e->parked[e->nparked++];
@@ -284,17 +356,20 @@ static int pull_park(ps_engine *e, const peer *p, const ps_msg *req, uint64_t mi
     q->identity_len = n;
     q->worker_id = req->worker_id;
     q->seq = req->seq;
-    q->key_lo = req->key_lo;
-    q->key_hi = req->key_hi;
+    bool riding_chunk = req->type == PS_MSG_PUSH && (req->flags & PS_FLAG_CHUNK);
+    q->key_lo = riding_chunk ? e->lo : req->key_lo;
+    q->key_hi = riding_chunk ? e->hi : req->key_hi;
     q->min_version = min_version;
     q->clock = clock;
     q->flags = req->flags;
+    q->chunks_sent = 0;
     if (w != NULL)
         w->nparked++;
     if (min_version < e->parked_version_min)
         e->parked_version_min = min_version;
     if (clock < e->parked_clock_min)
         e->parked_clock_min = clock;
+    pull_chunks_catch_up(e, q, p);
     return 0;
 }
 
@@ -479,7 +554,24 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
         ps_compress_list(codecs, sizeof codecs, PS_COMPRESS_LIST_LABELS);
         return ps_engine_refuse(e, p, req, PS_EPAYLOAD, "a PUSH needs a payload in %s", codecs);
     }
-    if (e->mode->rounds && (req->key_lo != e->lo || req->key_hi != e->hi))
+    if (req->flags & PS_FLAG_CHUNK) {
+        uint64_t klo = 0, khi = 0;
+        if (e->nchunks <= 1)
+            return ps_engine_refuse(e, p, req, PS_EINVAL,
+                                    "shard %u takes no pushes in chunks (its WELCOME said "
+                                    "chunk_keys 0)",
+                                    e->shard);
+        if (req->chunk < e->nchunks)
+            ps_engine_chunk_range(e, req->chunk, &klo, &khi);
+        if (req->chunks != e->nchunks || req->chunk >= e->nchunks || req->key_lo != klo ||
+            req->key_hi != khi)
+            return ps_engine_refuse(e, p, req, PS_ERANGE,
+                                    "chunk %u of %u with keys [%llu, %llu) is not one of shard "
+                                    "%u's %u chunks of %llu keys",
+                                    req->chunk, req->chunks, (unsigned long long)req->key_lo,
+                                    (unsigned long long)req->key_hi, e->shard, e->nchunks,
+                                    (unsigned long long)e->chunk_keys);
+    } else if (e->mode->rounds && (req->key_lo != e->lo || req->key_hi != e->hi))
         return ps_engine_refuse(
             e, p, req, PS_ERANGE,
             "a sync push must cover the whole shard [%llu, %llu), not [%llu, %llu)",
@@ -488,7 +580,11 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
     int rc;
     if (batch_screen(e, p, req, w, &rc))
         return rc;
-    if (ps_engine_push_answered(e, p, req, w, &rc))
+    /* another chunk of the push the rank joined the open round with (same
+     * seq): the round's rules, not the seq's, say whether it is new */
+    bool more = (req->flags & PS_FLAG_CHUNK) && w->pushed && w->has_seq &&
+                req->seq == w->last_seq && req->clock == e->version;
+    if (!more && ps_engine_push_answered(e, p, req, w, &rc))
         return rc;
     /* the codec checked the payload against [key_lo, key_hi): decoding cannot fail */
     const float *grad = req->payload;
@@ -505,6 +601,7 @@ static int handle_push(ps_engine *e, const peer *p, const ps_msg *req)
  * θ). A round that waited only for it closes in the caller. */
 static void worker_depart(ps_engine *e, worker_slot *w, bool leaves)
 {
+    ps_engine_chunks_fill(e, w); /* the chunks it did not give count as zeros */
     if (!w->done) {
         e->departed++;
         if (w->pushed)
@@ -556,6 +653,7 @@ static int welcome(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *
      * its acknowledged pushes a restart from a checkpoint rolled back */
     r->applied = w->applied;
     r->applied_seq = w->has_seq ? w->last_seq : 0;
+    r->chunk_keys = e->nchunks > 1 ? e->chunk_keys : 0;
     reply_send(e, p, NULL);
     return 0;
 }
@@ -704,7 +802,7 @@ static int handle_bye(ps_engine *e, const peer *p, const ps_msg *req)
                  "pushes (%u of %u live)",
                  e->shard, w->worker_id, ps_engine_worker_slot_rank(e, w),
                  (unsigned long long)w->applied, expected_text(w), e->live, e->job.workers);
-    ps_engine_round_maybe_close(e);
+    ps_engine_round_maybe_close(e, p->send, p->ctx);
     ack(e, p, req, 0);
     ps_engine_parked_answer(e, p->send, p->ctx);
     return 0;
@@ -731,7 +829,7 @@ static int handle_heartbeat(ps_engine *e, const peer *p, const ps_msg *req)
     worker_depart(e, w, false);
     PS_LOG_D(e->log, "shard %u: rank %d is done at version %llu", e->shard,
              ps_engine_worker_slot_rank(e, w), (unsigned long long)e->version);
-    ps_engine_round_maybe_close(e);
+    ps_engine_round_maybe_close(e, p->send, p->ctx);
     ack(e, p, req, 0);
     ps_engine_parked_answer(e, p->send, p->ctx);
     return 0;
@@ -868,6 +966,36 @@ static int engine_alloc(ps_engine *e, ps_error *err)
                             e->status_buf_cap);
     for (uint32_t r = 0; r < e->job.workers; r++)
         e->slots[r].loss = e->slots[r].samples_per_s = NAN;
+    if (e->mode->rounds && e->job.sync_chunk_kib > 0) {
+        e->chunk_keys = (uint64_t)e->job.sync_chunk_kib * 1024 / sizeof(float);
+        uint64_t nc = n > 0 ? (n + e->chunk_keys - 1) / e->chunk_keys : 1;
+        e->nchunks = nc > 1 && nc <= UINT32_MAX ? (uint32_t)nc : 1;
+    } else {
+        e->nchunks = 1;
+    }
+    if (e->nchunks > 1) {
+        uint32_t nc = e->nchunks;
+        e->chunk_have = calloc(nc, sizeof *e->chunk_have);
+        e->chunk_done = calloc(nc, 1);
+        e->chunk_got = calloc((size_t)e->job.workers * nc, 1);
+        if (e->chunk_have == NULL || e->chunk_done == NULL || e->chunk_got == NULL)
+            return ps_error_set(err, PS_ENOMEM, "cannot allocate the tables of %u chunks", nc);
+        if (e->pull_ops != NULL) {
+            e->chunk_enc_off = calloc((size_t)nc + 1, sizeof *e->chunk_enc_off);
+            e->chunk_enc_ok = calloc(nc, 1);
+            if (e->chunk_enc_off == NULL || e->chunk_enc_ok == NULL)
+                return ps_error_set(err, PS_ENOMEM, "cannot allocate the tables of %u chunks", nc);
+            for (uint32_t c = 0; c < nc; c++) {
+                uint64_t klo, khi;
+                ps_engine_chunk_range(e, c, &klo, &khi);
+                e->chunk_enc_off[c + 1] =
+                    e->chunk_enc_off[c] + e->pull_ops->bytes((size_t)(khi - klo), 0);
+            }
+            if ((e->chunk_enc = malloc(e->chunk_enc_off[nc])) == NULL)
+                return ps_error_set(err, PS_ENOMEM, "cannot allocate %zu bytes for encoded chunks",
+                                    e->chunk_enc_off[nc]);
+        }
+    }
     if (e->mode->rounds && e->job.deterministic) {
         size_t floats;
         if (!ps_mul_ok(ps_store_size(e->store), e->job.workers, &floats) ||
@@ -943,6 +1071,12 @@ void ps_engine_destroy(ps_engine **ep)
         return;
     ps_engine *e = *ep;
     free(e->stage);
+    free(e->chunk_have);
+    free(e->chunk_done);
+    free(e->chunk_got);
+    free(e->chunk_enc_off);
+    free(e->chunk_enc_ok);
+    free(e->chunk_enc);
     free(e->status_buf);
     free(e->status_rows);
     free(e->push_dec);
@@ -1003,6 +1137,7 @@ void ps_engine_stats_get(const ps_engine *e, ps_engine_stats *out)
     out->max_round_ms = e->max_round_ms;
     out->theta_copies = ps_store_theta_copies(e->store);
     out->pull_encodings = e->pull_encodings;
+    out->chunk_replies = e->chunk_replies;
     out->staleness_max = e->stale_max;
     out->staleness_mean = e->stale_count > 0 ? e->stale_sum / (double)e->stale_count : 0.0;
     out->staleness_p99 = 0;
@@ -1248,7 +1383,7 @@ void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void 
     }
     e->evict_next_ms = next;
     if (evicted) {
-        if (ps_engine_round_maybe_close(e))
+        if (ps_engine_round_maybe_close(e, send, ctx))
             PS_LOG_I(e->log, "shard %u: round %llu closed without the evicted workers", e->shard,
                      (unsigned long long)(e->version - 1));
         ps_engine_parked_answer(e, send, ctx);
@@ -1395,4 +1530,14 @@ int ps_engine_queue_load(ps_engine *e, const void *buf, size_t n, ps_error *err)
 const ps_batchq *ps_engine_queue(const ps_engine *e)
 {
     return e->bq;
+}
+
+bool ps_engine_whole(const ps_engine *e)
+{
+    return e->chunks_applied == 0;
+}
+
+uint32_t ps_engine_chunks(const ps_engine *e)
+{
+    return e->nchunks;
 }

@@ -45,6 +45,7 @@ typedef struct ps_engine_stats {
     uint64_t max_round_ms;   /* sync: the longest round, first push to close */
     uint64_t theta_copies;   /* θ copied off a buffer a pull reply held (store.h) */
     uint64_t pull_encodings; /* θ encoded in the job's pull codec: at most once per version */
+    uint64_t chunk_replies;  /* pipelined sync: PULL_REPLYs of one chunk, sent as it was applied */
     /* staleness of the pushes applied (version at apply - the push's
      * model_version), over all of them: largest, mean, 99th percentile */
     uint64_t staleness_max, staleness_p99;
@@ -169,6 +170,15 @@ uint32_t ps_engine_unfinished_format(const ps_engine *e, char *buf, size_t cap);
 
 /* Sets the model version (a checkpoint was loaded into the store). */
 void ps_engine_restore(ps_engine *e, uint64_t version);
+
+/* False while a sync round is part applied (pipelined rounds: some of its
+ * chunks are in θ, others not yet): θ is no version, and no checkpoint may
+ * be taken of it. */
+bool ps_engine_whole(const ps_engine *e);
+
+/* The chunks a sync round of the shard is applied in (1: whole, not
+ * pipelined; the job's sync_chunk_kib). */
+uint32_t ps_engine_chunks(const ps_engine *e);
 
 /* The shard's store, for checkpoints. */
 ps_store *ps_engine_store(ps_engine *e);

@@ -91,7 +91,8 @@ typedef struct parked_pull {
     size_t identity_len;
     uint32_t worker_id, flags;
     uint64_t seq, key_lo, key_hi, min_version;
-    uint64_t clock; /* ssp: the puller's clock */
+    uint64_t clock;       /* ssp: the puller's clock */
+    uint32_t chunks_sent; /* flag CHUNK: chunks of the next version sent to it */
 } parked_pull;
 
 /* Where the reply to the request being handled goes. */
@@ -132,6 +133,23 @@ struct ps_engine {
     uint32_t pushed_alive; /* workers not departed that pushed */
     double round_samples;
     float *stage; /* deterministic: one gradient per rank, summed in rank order */
+
+    /* pipelined sync rounds (proto/ps.proto, "Chunks"; nchunks 1: off, the
+     * whole-θ path): chunk c is keys [lo + c·chunk_keys, ...). A chunk is
+     * summed and applied once every push of the round holds it, after the
+     * round is sealed (it closes without any later push: every rank it
+     * waits for pushed); the version moves on at the last chunk */
+    uint64_t chunk_keys;
+    uint32_t nchunks;
+    uint32_t *chunk_have;        /* per chunk: the round's pushes holding it */
+    unsigned char *chunk_got;    /* rank × chunk: the rank's push holds it */
+    unsigned char *chunk_done;   /* per chunk: applied in the open round */
+    uint32_t chunks_applied;     /* of the open round; > 0: θ is part applied */
+    double chunk_divisor;        /* the open round's, fixed at its first chunk */
+    unsigned char *chunk_enc;    /* the pull codec's chunks of the next version */
+    size_t *chunk_enc_off;       /* nchunks + 1 offsets into chunk_enc */
+    unsigned char *chunk_enc_ok; /* per chunk: encoded (θ finite) */
+    uint64_t chunk_replies;      /* PULL_REPLYs of one chunk sent */
 
     parked_pull *parked;
     size_t nparked, parked_cap;
@@ -241,8 +259,21 @@ bool ps_engine_round_complete(const ps_engine *e);
  * joined, left, was done or restored). */
 void ps_engine_ssp_recount(ps_engine *e);
 
-/* Closes the open sync round if it is complete; true when it closed. */
-bool ps_engine_round_maybe_close(ps_engine *e);
+/* Closes the open sync round if it is complete (pipelined: applies the
+ * chunks every push holds, answering the parked pulls chunk by chunk
+ * through send); true when it closed. */
+bool ps_engine_round_maybe_close(ps_engine *e, ps_engine_send_fn send, void *ctx);
+
+/* Pipelined rounds: a rank whose push joined the open round left before
+ * it gave every chunk: the chunks it did not give count as zeros. */
+void ps_engine_chunks_fill(ps_engine *e, worker_slot *w);
+
+/* Pipelined rounds: chunk c's keys [*lo, *hi). */
+void ps_engine_chunk_range(const ps_engine *e, uint32_t c, uint64_t *lo, uint64_t *hi);
+
+/* A PULL_REPLY of chunk c of the version being applied, to a parked pull. */
+void ps_engine_chunk_answer(ps_engine *e, parked_pull *q, uint32_t c, ps_engine_send_fn send,
+                            void *ctx);
 
 /* One write of θ that started at t0 (ps_clock_s) is over: counted and
  * timed for /metrics. */

@@ -86,6 +86,8 @@ static void schedule_step(ps_engine *e)
  * round's one gradient, of weight only_weight, applied straight from its
  * payload: one pass over the shard instead of accumulating it and then
  * applying the accumulator. */
+static void round_finish(ps_engine *e);
+
 static void round_close(ps_engine *e, const float *only, float only_weight)
 {
     schedule_step(e);
@@ -102,6 +104,12 @@ static void round_close(ps_engine *e, const float *only, float only_weight)
         }
         ps_store_apply_accumulated(e->store, (float)(1.0 / divisor));
     }
+    round_finish(e);
+}
+
+/* The round's θ is applied: it is counted and closed, the version moves on. */
+static void round_finish(ps_engine *e)
+{
     uint64_t took_ms = ps_clock_ms() - e->round_start_ms;
     if (took_ms > e->max_round_ms)
         e->max_round_ms = took_ms;
@@ -135,14 +143,135 @@ void ps_engine_applied(ps_engine *e, double t0)
 
 /* Closes the open sync round if it is complete (the gradients are in the
  * accumulator or the stage). Returns true when it closed. */
-bool ps_engine_round_maybe_close(ps_engine *e)
+static bool chunks_apply_ready(ps_engine *e, ps_engine_send_fn send, void *ctx);
+
+bool ps_engine_round_maybe_close(ps_engine *e, ps_engine_send_fn send, void *ctx)
 {
     if (!ps_engine_round_complete(e))
         return false;
+    if (e->nchunks > 1)
+        return chunks_apply_ready(e, send, ctx);
     double t0 = ps_clock_s();
     round_close(e, NULL, 0.0f);
     ps_engine_applied(e, t0);
     return true;
+}
+
+/* ---- pipelined rounds (chunks) ----------------------------------------- */
+
+void ps_engine_chunk_range(const ps_engine *e, uint32_t c, uint64_t *lo, uint64_t *hi)
+{
+    *lo = e->lo + (uint64_t)c * e->chunk_keys;
+    *hi = *lo + e->chunk_keys < e->hi ? *lo + e->chunk_keys : e->hi;
+}
+
+/* Chunk c is summed (in rank order from the stage when deterministic, else
+ * it is in the accumulator already) and applied with the round's update,
+ * then sent to every parked pull that waits for the next version and takes
+ * chunks. The first chunk of a round takes the round's schedule step,
+ * optimizer update and divisor; the last one closes the round. */
+static void chunk_apply(ps_engine *e, uint32_t c, const float *only, float only_weight,
+                        ps_engine_send_fn send, void *ctx)
+{
+    double t0 = ps_clock_s();
+    if (e->chunks_applied == 0) {
+        schedule_step(e);
+        e->chunk_divisor = round_divisor(e);
+        ps_store_round_begin(e->store);
+    }
+    uint64_t klo, khi;
+    ps_engine_chunk_range(e, c, &klo, &khi);
+    size_t off = (size_t)(klo - e->lo), len = (size_t)(khi - klo);
+    if (only != NULL) {
+        ps_store_round_apply(e->store, off, only, len, (float)(only_weight / e->chunk_divisor));
+    } else {
+        if (e->stage != NULL) {
+            size_t n = ps_store_size(e->store);
+            bool first = true;
+            for (uint32_t r = 0; r < e->job.workers; r++) {
+                if (!e->slots[r].pushed)
+                    continue;
+                ps_store_round_sum(e->store, off, e->stage + (size_t)r * n + off, len,
+                                   e->slots[r].weight, first);
+                first = false;
+            }
+        }
+        ps_store_round_apply(e->store, off, NULL, len, (float)(1.0 / e->chunk_divisor));
+    }
+    e->chunk_done[c] = 1;
+    e->chunks_applied++;
+    if (e->chunk_enc != NULL) {
+        const float *theta = ps_store_data(e->store) + off;
+        e->chunk_enc_ok[c] =
+            e->pull_ops->encode(theta, len, 0, e->chunk_enc + e->chunk_enc_off[c], NULL) == 0;
+    }
+    for (size_t i = 0; i < e->nparked; i++) {
+        parked_pull *q = &e->parked[i];
+        if ((q->flags & PS_FLAG_CHUNK) && q->min_version == e->version + 1 && q->key_lo == e->lo &&
+            q->key_hi == e->hi) {
+            ps_engine_chunk_answer(e, q, c, send, ctx);
+            q->chunks_sent++;
+        }
+    }
+    ps_engine_applied(e, t0);
+    if (e->chunks_applied < e->nchunks)
+        return;
+    ps_store_round_end(e->store);
+    memset(e->chunk_done, 0, e->nchunks);
+    memset(e->chunk_have, 0, e->nchunks * sizeof *e->chunk_have);
+    memset(e->chunk_got, 0, (size_t)e->job.workers * e->nchunks);
+    e->chunks_applied = 0;
+    round_finish(e);
+    ps_engine_parked_answer(e, send, ctx);
+}
+
+/* Applies every chunk that every push of the sealed round holds; true when
+ * the round closed. */
+static bool chunks_apply_ready(ps_engine *e, ps_engine_send_fn send, void *ctx)
+{
+    uint64_t version = e->version;
+    for (uint32_t c = 0; c < e->nchunks && e->version == version; c++)
+        if (!e->chunk_done[c] && e->chunk_have[c] == e->round_pushes)
+            chunk_apply(e, c, NULL, 0.0f, send, ctx);
+    return e->version != version;
+}
+
+/* Rank w's push holds chunk c now: staged (deterministic) or summed into
+ * the accumulator, or, when it is the chunk's only gradient and the round
+ * is sealed, applied straight from grad. */
+static void chunk_take(ps_engine *e, worker_slot *w, uint32_t c, const float *grad, bool sealed,
+                       ps_engine_send_fn send, void *ctx)
+{
+    int rank = ps_engine_worker_slot_rank(e, w);
+    uint64_t klo, khi;
+    ps_engine_chunk_range(e, c, &klo, &khi);
+    size_t off = (size_t)(klo - e->lo), len = (size_t)(khi - klo);
+    bool first = e->chunk_have[c] == 0;
+    e->chunk_got[(size_t)rank * e->nchunks + c] = 1;
+    e->chunk_have[c]++;
+    if (sealed && first && e->round_pushes == 1 && e->stage == NULL && grad != NULL) {
+        chunk_apply(e, c, grad, w->weight, send, ctx); /* the chunk's only gradient */
+        return;
+    }
+    if (e->stage != NULL) {
+        float *row = e->stage + (size_t)rank * ps_store_size(e->store) + off;
+        if (grad != NULL)
+            memcpy(row, grad, len * sizeof(float));
+        else
+            memset(row, 0, len * sizeof(float));
+    } else {
+        ps_store_round_sum(e->store, off, grad, len, w->weight, first);
+    }
+}
+
+void ps_engine_chunks_fill(ps_engine *e, worker_slot *w)
+{
+    if (e->nchunks <= 1 || !w->pushed)
+        return;
+    size_t base = (size_t)ps_engine_worker_slot_rank(e, w) * e->nchunks;
+    for (uint32_t c = 0; c < e->nchunks; c++)
+        if (!e->chunk_got[base + c] && !e->chunk_done[c])
+            chunk_take(e, w, c, NULL, false, NULL, NULL);
 }
 
 /* ssp: whether a rank counts for the bound. A rank that has not registered
@@ -205,9 +334,14 @@ static void push_count(ps_engine *e, worker_slot *w, const ps_msg *req)
     e->pushes++;
 }
 
+static int push_sync_chunked(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
+                             worker_slot *w);
+
 static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
                      worker_slot *w)
 {
+    if (e->nchunks > 1)
+        return push_sync_chunked(e, p, req, grad, w);
     int rc;
     if (ps_engine_round_screen(e, p, req, w, &rc))
         return rc;
@@ -258,6 +392,76 @@ static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float
     ps_engine_push_done(e, p, req, 0);
     if (closed)
         ps_engine_parked_answer(e, p->send, p->ctx);
+    return 0;
+}
+
+/* A sync push, pipelined: a whole push (every chunk) or one chunk
+ * (PS_FLAG_CHUNK). The rank's first chunk of the round joins it, as a
+ * whole push does (its seq, clock and weight); its other chunks, with the
+ * same seq, add to it; a chunk it gave already is a DUPLICATE. Once the
+ * round is sealed, each chunk every push holds is applied. */
+static int push_sync_chunked(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
+                             worker_slot *w)
+{
+    int rc;
+    if (ps_engine_round_screen(e, p, req, w, &rc))
+        return rc;
+    bool one = (req->flags & PS_FLAG_CHUNK) != 0;
+    uint32_t c0 = one ? req->chunk : 0, c1 = one ? req->chunk + 1 : e->nchunks;
+    size_t got = (size_t)ps_engine_worker_slot_rank(e, w) * e->nchunks;
+    if (w->pushed && (w->hello_after_push || !w->has_seq || !one || req->seq != w->last_seq)) {
+        if (w->hello_after_push || !w->has_seq || (req->seq == w->last_seq && !one)) {
+            e->duplicates++;
+            w->duplicates++;
+            return ps_engine_push_done(e, p, req, PS_ACK_DUPLICATE);
+        }
+        return ps_engine_refuse(e, p, req, PS_ECLOCK, "rank %d already pushed round %llu",
+                                ps_engine_worker_slot_rank(e, w), (unsigned long long)e->version);
+    }
+    if (w->pushed && e->chunk_got[got + c0]) { /* a chunk sent again */
+        e->duplicates++;
+        w->duplicates++;
+        return ps_engine_push_done(e, p, req, PS_ACK_DUPLICATE);
+    }
+    double t0 = ps_clock_s();
+    if (!w->pushed) {
+        if (ps_engine_round_complete(e)) {
+            /* sealed without it (backup workers): as late as a push for a round closed */
+            e->dropped++;
+            w->dropped++;
+            return ps_engine_push_done(e, p, req, PS_ACK_DROPPED);
+        }
+        if (e->round_pushes == 0) {
+            e->round_start_ms = ps_clock_ms();
+            e->round_start_s = t0;
+        }
+        float weight = req->samples > 0 ? (float)req->samples : 1.0f;
+        w->pushed = true;
+        w->hello_after_push = false;
+        if (!w->sp_pushed) {
+            w->prev_has_seq = w->has_seq;
+            w->prev_seq = w->last_seq;
+        }
+        push_count(e, w, req);
+        w->weight = weight;
+        e->pushed_alive++;
+        e->round_pushes++;
+        e->round_samples += weight;
+    }
+    bool sealed = ps_engine_round_complete(e);
+    uint64_t version = e->version;
+    for (uint32_t c = c0; c < c1 && e->version == version; c++) {
+        uint64_t klo, khi;
+        ps_engine_chunk_range(e, c, &klo, &khi);
+        if (!e->chunk_got[got + c])
+            chunk_take(e, w, c, grad + (klo - req->key_lo), sealed, p->send, p->ctx);
+    }
+    if (e->version == version)
+        ps_engine_applied(e, t0);
+    /* the ACK before the chunks of θ the push completes */
+    ps_engine_push_done(e, p, req, 0);
+    if (sealed && e->version == version)
+        chunks_apply_ready(e, p->send, p->ctx);
     return 0;
 }
 

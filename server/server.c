@@ -798,6 +798,12 @@ int ps_server_run(ps_server *s, volatile sig_atomic_t *stop, volatile sig_atomic
              (unsigned long long)st.evictions, (unsigned long long)st.max_round_ms,
              (unsigned long long)st.theta_copies, (unsigned long long)st.staleness_max,
              st.staleness_mean, (unsigned long long)st.staleness_p99);
+    if (ps_engine_chunks(s->engine) > 1)
+        PS_LOG_I(s->log,
+                 "shard %u/%u: sync rounds pipelined in %u chunks: %llu chunks of θ sent as they "
+                 "were applied",
+                 s->shard, s->nshards, ps_engine_chunks(s->engine),
+                 (unsigned long long)st.chunk_replies);
     char ranks[4096];
     ps_engine_ranks_format(s->engine, ranks, sizeof ranks);
     PS_LOG_I(s->log, "shard %u/%u stopped with ranks: %s", s->shard, s->nshards, ranks);

@@ -45,6 +45,10 @@ struct ps_store {
     bool acc_full; /* the accumulator holds a sum */
     ps_optim optim;
     ps_pool *pool; /* threads for the loops over θ; NULL: the caller's only */
+    /* a round applied a chunk at a time (ps_store_round_begin) */
+    bool round_on;
+    ps_optim_step round_st;
+    float *round_theta;
 };
 
 /* The loops over θ, cut across the pool's threads: every coordinate's
@@ -421,6 +425,55 @@ int ps_store_apply_accumulated(ps_store *s, float scale)
     ps_pool_run(s->pool, s->n, THETA_GRAIN, apply_part, &j);
     s->acc_full = false;
     return 0;
+}
+
+void ps_store_round_begin(ps_store *s)
+{
+    s->round_st = ps_optim_begin(&s->optim);
+    s->round_theta = theta_writable(s);
+    s->round_on = true;
+}
+
+int ps_store_round_sum(ps_store *s, size_t off, const void *grad, size_t n, float weight,
+                       bool first)
+{
+    if (s->acc == NULL)
+        return PS_ESTATE;
+    if (off > s->n || n > s->n - off)
+        return PS_ERANGE;
+    if (grad == NULL) {
+        if (first)
+            memset(s->acc + off, 0, n * sizeof(float));
+        return 0;
+    }
+    theta_job j = {.acc = s->acc + off, .grad = grad, .scale = weight, .first = first};
+    ps_pool_run(s->pool, n, THETA_GRAIN, accumulate_part, &j);
+    return 0;
+}
+
+int ps_store_round_apply(ps_store *s, size_t off, const void *grad, size_t n, float scale)
+{
+    if (!s->round_on || (grad == NULL && s->acc == NULL))
+        return PS_ESTATE;
+    if (off > s->n || n > s->n - off)
+        return PS_ERANGE;
+    /* the buffer round_begin made writable: a reply holds it only for
+     * ranges of this round already applied, never this one */
+    theta_job j = {.o = &s->optim,
+                   .st = s->round_st,
+                   .theta = s->round_theta,
+                   .off = off,
+                   .grad = grad != NULL ? grad : (const void *)(s->acc + off),
+                   .scale = scale};
+    ps_pool_run(s->pool, n, THETA_GRAIN, apply_part, &j);
+    return 0;
+}
+
+void ps_store_round_end(ps_store *s)
+{
+    s->round_on = false;
+    s->round_theta = NULL;
+    s->acc_full = false;
 }
 
 /* θ (at theta) and the state arrays as checkpoint arrays. */

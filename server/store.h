@@ -97,6 +97,25 @@ int ps_store_accumulate(ps_store *s, const void *grad, float weight);
  * has nothing in it or the store has no accumulator. */
 int ps_store_apply_accumulated(ps_store *s, float scale);
 
+/* A sync round applied a chunk at a time (pipelined rounds): round_begin
+ * takes the round's one optimizer update (its t and learning rate) and
+ * makes θ safe to write, once; then round_sum and round_apply work on
+ * ranges [off, off + n) of the shard (off counted from its first key), each
+ * coordinate's arithmetic the same as ps_store_accumulate and
+ * ps_store_apply_accumulated over the whole shard, so the round's θ is the
+ * same bit for bit. Between round_begin and the round's last round_apply
+ * θ is not moved to another buffer: a reply may hold the buffer for a
+ * range already applied while the others are written. round_sum adds
+ * weight · grad to the accumulator's range (first: overwrites; grad NULL
+ * with first: zeros); round_apply applies scale · grad (NULL: the
+ * accumulator's range) with the round's update. PS_ERANGE for a range
+ * out of the shard, PS_ESTATE without an accumulator or a round begun. */
+void ps_store_round_begin(ps_store *s);
+int ps_store_round_sum(ps_store *s, size_t off, const void *grad, size_t n, float weight,
+                       bool first);
+int ps_store_round_apply(ps_store *s, size_t off, const void *grad, size_t n, float scale);
+void ps_store_round_end(ps_store *s);
+
 /* The optimizer's base learning rate (the schedule scales it per update);
  * ps_store_set_lr changes it (SIGHUP). */
 double ps_store_lr(const ps_store *s);

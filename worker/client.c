@@ -94,6 +94,17 @@ int ps_client_struct_take(void *dst, size_t known, const void *src, size_t size,
     return 0;
 }
 
+bool ps_client_chunks_on(const ps_client *c, const shard *s)
+{
+    return s->nchunks > 1 && !s->shm_on && c->mode_desc != NULL && c->mode_desc->rounds;
+}
+
+void ps_client_chunk_range(const shard *s, uint32_t k, uint64_t *lo, uint64_t *hi)
+{
+    *lo = s->key_lo + (uint64_t)k * s->chunk_keys;
+    *hi = *lo + s->chunk_keys < s->key_hi ? *lo + s->chunk_keys : s->key_hi;
+}
+
 /* Sets last_error and returns code. */
 int ps_client_fail(ps_client *c, int code, const char *fmt, ...)
 {
@@ -188,6 +199,9 @@ static void client_free(ps_client *c)
             zmq_close(c->shards[i].sock);
         ps_shm_detach(&c->shards[i].shm);
         ps_shm_detach(&c->shards[i].shm_old);
+        free(c->shards[i].chunk_acked);
+        free(c->shards[i].chunk_pulled);
+        free(c->shards[i].chunk_enc_off);
     }
     if (c->ctx != NULL)
         zmq_ctx_term(c->ctx);
@@ -678,7 +692,7 @@ int ps_client_push(ps_client *c, uint64_t clock, const float *grad, size_t n, ui
             .samples = samples,
             .grad = grad,
             .version = UINT64_MAX};
-    int rc = ps_client_codec_encode(c, grad);
+    int rc = ps_client_codec_encode(c, grad, false);
     if (rc != 0)
         return rc;
     c->got_count = c->got_flags = 0;
@@ -732,7 +746,7 @@ int ps_client_push_pull(ps_client *c, ps_push_pull *caller_pp)
             .view = view,
             .meanwhile = pp->meanwhile,
             .meanwhile_arg = pp->arg};
-    int rc = ps_client_codec_encode(c, pp->grad);
+    int rc = ps_client_codec_encode(c, pp->grad, true);
     if (rc != 0)
         return rc;
     c->got_count = c->got_flags = 0;

@@ -34,7 +34,20 @@ int ps_client_codec_init(ps_client *c, const ps_client_opts *opts, char *why, si
         s->enc_k = ps_compress_topk_k(n, c->topk_ratio);
         s->enc_off = total;
         s->enc_bytes = c->push_ops->bytes(n, s->enc_k);
-        total += (s->enc_bytes + 7) & ~(size_t)7;
+        size_t room = s->enc_bytes;
+        if (s->nchunks > 1) { /* each chunk on its own (pipelined sync pushes) */
+            for (uint32_t k = 0; k < s->nchunks; k++) {
+                uint64_t lo, hi;
+                ps_client_chunk_range(s, k, &lo, &hi);
+                size_t nk = (size_t)(hi - lo);
+                s->chunk_enc_off[k + 1] =
+                    s->chunk_enc_off[k] +
+                    c->push_ops->bytes(nk, ps_compress_topk_k(nk, c->topk_ratio));
+            }
+            if (s->chunk_enc_off[s->nchunks] > room)
+                room = s->chunk_enc_off[s->nchunks];
+        }
+        total += (room + 7) & ~(size_t)7;
         widest = n > widest ? n : widest;
     }
     c->enc = malloc(total > 0 ? total : 1);
@@ -52,10 +65,31 @@ int ps_client_codec_init(ps_client *c, const ps_client_opts *opts, char *why, si
  * push (a resend sends the same bytes): error feedback adds what the last
  * push dropped and keeps what this one drops. PS_EINVAL for a gradient
  * that is not finite. */
-int ps_client_codec_encode(ps_client *c, const float *grad)
+/* Shard s's slice of grad, chunk by chunk: each chunk encoded on its own,
+ * its own k (topk) and scales (int8), error feedback per coordinate as for
+ * a whole slice. */
+static int encode_chunks(ps_client *c, shard *s, const float *grad)
 {
-    for (size_t i = 0; i < c->nshards; i++)
+    for (uint32_t k = 0; k < s->nchunks; k++) {
+        uint64_t lo, hi;
+        ps_client_chunk_range(s, k, &lo, &hi);
+        size_t n = (size_t)(hi - lo), kk = ps_compress_topk_k(n, c->topk_ratio);
+        unsigned char *out = c->enc + s->enc_off + s->chunk_enc_off[k];
+        int rc = c->error_feedback ? ps_compress_encode_ef(c->push_ops, grad + lo, c->residual + lo,
+                                                           n, kk, out, c->scratch)
+                                   : c->push_ops->encode(grad + lo, n, kk, out, c->scratch);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int ps_client_codec_encode(ps_client *c, const float *grad, bool chunks)
+{
+    for (size_t i = 0; i < c->nshards; i++) {
         c->shards[i].enc_ready = false;
+        c->shards[i].enc_chunked = false;
+    }
     if (c->push_ops == NULL)
         return 0;
     /* every slice is checked before any is encoded: a push refused for a
@@ -76,11 +110,14 @@ int ps_client_codec_encode(ps_client *c, const float *grad)
         size_t n = (size_t)(s->key_hi - s->key_lo);
         if (n == 0 || s->shm_on)
             continue;
-        int rc = c->error_feedback
+        bool by_chunk = chunks && ps_client_chunks_on(c, s);
+        int rc = by_chunk ? encode_chunks(c, s, grad)
+                 : c->error_feedback
                      ? ps_compress_encode_ef(c->push_ops, grad + s->key_lo, c->residual + s->key_lo,
                                              n, s->enc_k, c->enc + s->enc_off, c->scratch)
                      : c->push_ops->encode(grad + s->key_lo, n, s->enc_k, c->enc + s->enc_off,
                                            c->scratch);
+        s->enc_chunked = by_chunk;
         if (rc != 0)
             return ps_client_fail(c, rc,
                                   "push: the gradient for shard %zu holds a NaN or an infinity: it "

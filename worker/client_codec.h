@@ -16,7 +16,7 @@ int ps_client_codec_init(ps_client *c, const ps_client_opts *opts, char *why, si
 /* Compresses grad for every shard it goes to over the socket, once per
  * push (a resend sends the same bytes). PS_EINVAL (last_error says so)
  * for a gradient that is not finite. */
-int ps_client_codec_encode(ps_client *c, const float *grad);
+int ps_client_codec_encode(ps_client *c, const float *grad, bool chunks);
 
 /* A PULL_REPLY (m) from shard i with θ compressed (the codec checked it
  * against the reply's keys, which are the shard's): decoded into o->theta;

@@ -88,6 +88,19 @@ typedef struct shard {
      * its payload at the client's sp_buf + sp_off (sp_bytes long, the first
      * sp_keys_bytes of them keys) */
     size_t sp_beg, sp_end, sp_off, sp_bytes, sp_keys_bytes;
+    /* pipelined sync rounds (proto/ps.proto, "Chunks"): the shard's
+     * chunk_keys (its first WELCOME's) and chunk count (1: whole pushes);
+     * chunked: the current push goes a chunk at a time (push_pull over the
+     * socket), its ACKs and the riding pull's chunks counted in the
+     * bitmaps; cur_chunk: the chunk request_make_send sends; with push
+     * compression each chunk is encoded on its own, at enc_off +
+     * chunk_enc_off[k] (enc_chunked) */
+    uint64_t chunk_keys;
+    uint32_t nchunks, cur_chunk, acks_left, pulls_left;
+    bool chunked, enc_chunked, chunk_pull_whole;
+    uint32_t chunk_flags; /* the chunks' ACK flags, or'ed */
+    unsigned char *chunk_acked, *chunk_pulled;
+    size_t *chunk_enc_off;
 } shard;
 
 /* One exchange: the request sent to every shard marked asked, and what its
@@ -251,6 +264,13 @@ struct ps_client {
  * honour). */
 int ps_client_struct_take(void *dst, size_t known, const void *src, size_t size, size_t least,
                           const char *what, char *why, size_t cap);
+
+/* True when shard s takes this client's sync pushes a chunk at a time:
+ * chunks it said in its WELCOME, over the socket. */
+bool ps_client_chunks_on(const ps_client *c, const shard *s);
+
+/* Chunk k of shard s: keys [*lo, *hi). */
+void ps_client_chunk_range(const shard *s, uint32_t k, uint64_t *lo, uint64_t *hi);
 
 /* Sets last_error and returns code. */
 int ps_client_fail(ps_client *c, int code, const char *fmt, ...)

@@ -149,6 +149,8 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
         m->clock = o->pull_clock;
         if (s->shm_on)
             m->flags = PS_FLAG_SHM;
+        if (s->chunked)
+            m->flags |= PS_FLAG_CHUNK;
         break;
     case PS_MSG_PUSH:
         if (o->table > 0) {
@@ -165,12 +167,33 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
             m->lease_count = c->lease_want;
             m->epoch_batches = c->lease_spe;
         }
-        if (s->pull_pending) { /* the pull of the next θ rides in the push */
-            m->flags = PS_FLAG_PULL | (s->shm_on ? PS_FLAG_SHM : 0);
+        if (s->pull_pending && (!s->chunked || s->cur_chunk == 0)) {
+            /* the pull of the next θ rides in the push (pipelined: in its
+             * first chunk, and takes chunks of θ back) */
+            m->flags =
+                PS_FLAG_PULL | (s->shm_on ? PS_FLAG_SHM : 0) | (s->chunked ? PS_FLAG_CHUNK : 0);
             m->min_version = o->min_version;
             m->pull_clock = o->pull_clock;
         }
-        if (s->key_hi > s->key_lo && s->shm_on) {
+        if (s->chunked) {
+            uint64_t lo, hi;
+            ps_client_chunk_range(s, s->cur_chunk, &lo, &hi);
+            m->flags |= PS_FLAG_CHUNK;
+            m->chunk = s->cur_chunk;
+            m->chunks = s->nchunks;
+            m->key_lo = lo;
+            m->key_hi = hi;
+            if (s->enc_ready) {
+                m->encoding = c->push_ops->encoding;
+                m->payload_bytes =
+                    s->chunk_enc_off[s->cur_chunk + 1] - s->chunk_enc_off[s->cur_chunk];
+                payload = c->enc + s->enc_off + s->chunk_enc_off[s->cur_chunk];
+            } else {
+                m->encoding = PS_ENC_F32;
+                m->payload_bytes = (hi - lo) * sizeof(float);
+                payload = o->grad + lo;
+            }
+        } else if (s->key_hi > s->key_lo && s->shm_on) {
             m->encoding = PS_ENC_SHM_F32;
             m->payload_bytes = (s->key_hi - s->key_lo) * sizeof(float);
             ps_client_shm_grad_put(s, o->grad + s->key_lo, (size_t)m->payload_bytes, seq);
@@ -209,6 +232,21 @@ static int request_make_send(ps_client *c, op *o, size_t i, ps_msg_type type, ui
 static int op_send(ps_client *c, op *o, size_t i)
 {
     shard *s = &c->shards[i];
+    if (s->pending && s->chunked) {
+        /* the chunks not acknowledged yet, back to back, the pull riding
+         * in the first; a pull whose chunk 0 went before: a PULL of its own */
+        for (uint32_t k = 0; k < s->nchunks; k++) {
+            if (s->chunk_acked[k])
+                continue;
+            s->cur_chunk = k;
+            int rc = request_make_send(c, o, i, o->type, s->seq);
+            if (rc != 0)
+                return rc;
+        }
+        if (s->chunk_acked[0] && s->pull_pending)
+            return request_make_send(c, o, i, PS_MSG_PULL, s->pull_seq);
+        return 0;
+    }
     if (s->pending) /* a pull riding in it goes along (PS_FLAG_PULL) */
         return request_make_send(c, o, i, o->type, s->seq);
     if (s->pull_pending) /* its push was taken before: a PULL of its own */
@@ -392,6 +430,104 @@ static void push_pull_reply_handle(ps_client *c, op *o, size_t i, const ps_msg *
                   m->error[0] ? m->error : ps_strerror(m->status));
 }
 
+/* A PULL_REPLY of one chunk of θ (pipelined rounds) into o->theta. */
+static int chunk_pull_accept(ps_client *c, op *o, size_t i, const ps_msg *m, char *why, size_t cap)
+{
+    shard *s = &c->shards[i];
+    uint64_t lo = 0, hi = 0;
+    if (m->chunk < s->nchunks)
+        ps_client_chunk_range(s, m->chunk, &lo, &hi);
+    size_t n = (size_t)(hi - lo);
+    const ps_compress_ops *ops = ps_compress_ops_for_encoding(m->encoding);
+    if (m->chunks != s->nchunks || m->chunk >= s->nchunks || m->key_lo != lo || m->key_hi != hi ||
+        ops == NULL || (m->encoding == PS_ENC_F32 && m->payload_bytes != n * sizeof(float)) ||
+        (n > 0 && m->payload == NULL)) {
+        snprintf(why, cap,
+                 "%s: PULL_REPLY of chunk %u of %u with keys [%llu, %llu) in encoding %d is not "
+                 "one of this shard's %u chunks",
+                 s->endpoint, m->chunk, m->chunks, (unsigned long long)m->key_lo,
+                 (unsigned long long)m->key_hi, (int)m->encoding, s->nchunks);
+        return PS_EPROTO;
+    }
+    if (s->chunk_pulled[m->chunk])
+        return 0; /* sent again (a retry of the pull): it has come */
+    if (o->theta == NULL && (o->theta = ps_client_theta_buf(c)) == NULL) {
+        snprintf(why, cap, "out of memory for θ");
+        return PS_ENOMEM;
+    }
+    if (m->encoding == PS_ENC_F32)
+        memcpy(o->theta + lo, m->payload, n * sizeof(float));
+    else
+        ops->decode(m->payload, (size_t)m->payload_bytes, o->theta + lo, n);
+    o->view_out = NULL;
+    s->chunk_pulled[m->chunk] = 1;
+    if (--s->pulls_left == 0) {
+        s->theta_version = m->model_version;
+        if (m->model_version < o->pull_version)
+            o->pull_version = m->model_version;
+        s->pull_pending = false;
+    }
+    return 0;
+}
+
+/* A reply to a push sent a chunk at a time (s->chunked): the ACK of one
+ * chunk, a chunk of θ for the riding pull, or the pull's reply whole. */
+static void chunked_reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
+{
+    shard *s = &c->shards[i];
+    char why[PS_ERROR_MSG_MAX];
+    if (m->type == PS_MSG_ERROR) {
+        int code = m->status < 0 ? m->status : PS_ESERVER;
+        ps_exchange_fail(c, o, i, code, "%s: %s", s->endpoint,
+                         m->error[0] ? m->error : ps_strerror(code));
+        return;
+    }
+    uint32_t acked = UINT32_MAX; /* the chunk whose push this reply acknowledges */
+    if (m->type == PS_MSG_ACK) {
+        acked = m->chunk;
+        if (m->status < 0 && s->pull_pending)
+            pull_fail(c, o, i, m->status, "%s: %s", s->endpoint,
+                      m->error[0] ? m->error : ps_strerror(m->status));
+    } else if (m->type == PS_MSG_PULL_REPLY && (m->flags & PS_FLAG_CHUNK)) {
+        int code = chunk_pull_accept(c, o, i, m, why, sizeof why);
+        if (code != 0)
+            ps_exchange_fail(c, o, i, code, "%s", why);
+        return;
+    } else if (m->type == PS_MSG_PULL_REPLY) {
+        /* θ whole: the answer to the push of chunk 0 and its pull at once
+         * (its flags are that push's ACK's), or to a PULL of its own */
+        if (s->pending && !s->chunk_acked[0])
+            acked = 0;
+        if (s->pull_pending) {
+            riding_pull_handle(c, o, i, m);
+            memset(s->chunk_pulled, 1, s->nchunks);
+        }
+    } else {
+        ps_exchange_fail(c, o, i, PS_EPROTO, "%s: PUSH answered with %s", s->endpoint,
+                         ps_msg_type_name(m->type));
+        return;
+    }
+    if (acked == UINT32_MAX || !s->pending)
+        return;
+    if (acked >= s->nchunks) {
+        ps_exchange_fail(c, o, i, PS_EPROTO, "%s: ACK of chunk %u, the shard has %u", s->endpoint,
+                         acked, s->nchunks);
+        return;
+    }
+    if (s->chunk_acked[acked])
+        return;
+    s->chunk_acked[acked] = 1;
+    s->chunk_flags |= m->flags;
+    if (m->model_version < o->version)
+        o->version = m->model_version;
+    if (--s->acks_left > 0)
+        return;
+    ps_msg all = {.flags = s->chunk_flags};
+    push_acked(s, &all);
+    o->flags |= s->chunk_flags;
+    s->pending = false;
+}
+
 /* One decoded reply from shard i: dropped when it answers an older request,
  * else it ends the shard's part of the exchange. */
 static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
@@ -401,6 +537,10 @@ static void reply_handle(ps_client *c, op *o, size_t i, const ps_msg *m)
         /* whatever its seq: the server stopped, or the job did */
         ps_client_final_set(c, m->status, s->endpoint, m->error);
         ps_exchange_fail(c, o, i, m->status, "%s", c->final_why);
+        return;
+    }
+    if (s->chunked && (s->pending || s->pull_pending) && m->seq == s->seq) {
+        chunked_reply_handle(c, o, i, m);
         return;
     }
     if (s->pull_pending && !s->pending && m->seq == s->pull_seq) {
@@ -643,6 +783,16 @@ int ps_exchange_run(ps_client *c, op *o, bool resend, int timeout_ms)
          * push's ACK it is sent again as a PULL of that seq); behind a push
          * not sent again it is a PULL of its own */
         s->pull_seq = !o->then_pull ? 0 : s->pending ? s->seq : ++s->seq_max;
+        /* pipelined: a sync push with the next θ riding behind it, over
+         * the socket, goes a chunk at a time (encoded so, when compressed) */
+        s->chunked = o->type == PS_MSG_PUSH && o->table == 0 && o->then_pull && s->pending &&
+                     ps_client_chunks_on(c, s) && (!s->enc_ready || s->enc_chunked);
+        if (s->chunked) {
+            memset(s->chunk_acked, 0, s->nchunks);
+            memset(s->chunk_pulled, 0, s->nchunks);
+            s->acks_left = s->pulls_left = s->nchunks;
+            s->chunk_flags = 0;
+        }
         int rc = op_send(c, o, i);
         if (rc != 0)
             return rc;

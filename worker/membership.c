@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -192,6 +193,32 @@ static void welcome_tally(ps_client *c, shard *s, const ps_msg *m)
     }
 }
 
+/* The shard's chunks of sync pushes, as its first WELCOME says (a later
+ * one that says otherwise, a psd restarted with another setting, turns
+ * them off: whole pushes are always taken). Without memory for the
+ * bitmaps the pushes go whole. */
+static void welcome_chunks(ps_client *c, shard *s, const ps_msg *m)
+{
+    (void)c;
+    uint64_t n = s->key_hi - s->key_lo, ck = m->chunk_keys;
+    if (s->chunk_acked != NULL) {
+        if (ck != s->chunk_keys)
+            s->nchunks = 1;
+        return;
+    }
+    s->chunk_keys = ck;
+    s->nchunks = 1;
+    if (ck == 0 || n <= ck || (n + ck - 1) / ck > UINT32_MAX)
+        return;
+    uint32_t nc = (uint32_t)((n + ck - 1) / ck);
+    s->chunk_acked = calloc(nc, 1);
+    s->chunk_pulled = calloc(nc, 1);
+    s->chunk_enc_off = calloc((size_t)nc + 1, sizeof *s->chunk_enc_off);
+    if (s->chunk_acked == NULL || s->chunk_pulled == NULL || s->chunk_enc_off == NULL)
+        return;
+    s->nchunks = nc;
+}
+
 void ps_membership_welcome(ps_client *c, op *o, size_t i, const ps_msg *m)
 {
     shard *s = &c->shards[i];
@@ -221,6 +248,7 @@ void ps_membership_welcome(ps_client *c, op *o, size_t i, const ps_msg *m)
     }
     s->key_lo = c->map[i].key_lo;
     s->key_hi = c->map[i].key_hi;
+    welcome_chunks(c, s, m);
     welcome_tally(c, s, m);
     ps_client_shm_attach(c, s, m);
     if (m->model_version < o->version)

@@ -129,7 +129,7 @@ START_TEST(none_allocates_nothing_and_encodes_nothing)
         ck_assert_ptr_null(c->scratch);
         float g[P] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
         c->shards[0].enc_ready = c->shards[1].enc_ready = true; /* left from a push */
-        ck_assert_int_eq(ps_client_codec_encode(c, g), 0);
+        ck_assert_int_eq(ps_client_codec_encode(c, g, false), 0);
         ck_assert(!c->shards[0].enc_ready);
         ck_assert(!c->shards[1].enc_ready);
         client_free(&c);
@@ -151,7 +151,7 @@ START_TEST(int8_encodes_each_shards_slice_in_its_place)
     ck_assert_uint_eq(c->shards[0].enc_off, 0);
     ck_assert_uint_eq(c->shards[1].enc_off, 16); /* the first slice rounded up to 8 bytes */
     float g[P] = {0.5f, -1.0f, 0.03f, 0.77f, -0.31f, 100.0f, -3.5f, 42.0f, 0.0f, 7.25f};
-    ck_assert_int_eq(ps_client_codec_encode(c, g), 0);
+    ck_assert_int_eq(ps_client_codec_encode(c, g, false), 0);
     for (size_t i = 0; i < 2; i++) {
         const shard *s = &c->shards[i];
         ck_assert(s->enc_ready);
@@ -182,7 +182,7 @@ START_TEST(error_feedback_adds_what_int8_dropped_to_the_next_push)
     /* key 1 (0.003) is under half of int8's step (1/127): dropped alone */
     float g[P] = {1.0f, 0.003f, -0.5f, 0.25f, 0.0f, 2.0f, -2.0f, 0.5f, 0.01f, 1.0f};
     float d1[P], d2[P], err1_max = 0;
-    ck_assert_int_eq(ps_client_codec_encode(c, g), 0);
+    ck_assert_int_eq(ps_client_codec_encode(c, g, false), 0);
     decode_slice(c, 0, d1);
     decode_slice(c, 1, d1 + 5);
     for (size_t k = 0; k < P; k++) {
@@ -193,7 +193,7 @@ START_TEST(error_feedback_adds_what_int8_dropped_to_the_next_push)
     ck_assert(d1[1] == 0.0f);
     ck_assert(c->residual[1] == 0.003f);
     /* the same gradient again: key 1 now carries 0.006, which int8 sends */
-    ck_assert_int_eq(ps_client_codec_encode(c, g), 0);
+    ck_assert_int_eq(ps_client_codec_encode(c, g, false), 0);
     ck_assert(c->shards[0].enc_ready && c->shards[1].enc_ready);
     decode_slice(c, 0, d2);
     decode_slice(c, 1, d2 + 5);
@@ -217,14 +217,14 @@ START_TEST(gradient_with_nan_is_refused_naming_the_shard_and_codec)
     ck_assert_int_eq(ps_client_codec_init(c, &o, why, sizeof why), 0);
     float g[P] = {1, 2, 3, 4, 5, 6, 7, NAN, 9, 10};
     c->residual[1] = 0.003f; /* what an earlier push dropped, kept for the next */
-    ck_assert_int_eq(ps_client_codec_encode(c, g), PS_EINVAL);
+    ck_assert_int_eq(ps_client_codec_encode(c, g, false), PS_EINVAL);
     ck_assert(c->residual[1] == 0.003f); /* shard 0 was not encoded either */
     ck_assert_str_eq(c->last_error, "push: the gradient for shard 1 holds a NaN or an "
                                     "infinity: it has no int8 encoding");
     ck_assert(!c->shards[1].enc_ready);
     g[7] = 8;
     g[2] = -INFINITY;
-    ck_assert_int_eq(ps_client_codec_encode(c, g), PS_EINVAL);
+    ck_assert_int_eq(ps_client_codec_encode(c, g, false), PS_EINVAL);
     ck_assert_str_eq(c->last_error, "push: the gradient for shard 0 holds a NaN or an "
                                     "infinity: it has no int8 encoding");
     ck_assert(!c->shards[0].enc_ready);
@@ -241,7 +241,7 @@ START_TEST(shard_on_shared_memory_is_not_encoded)
     ck_assert_int_eq(ps_client_codec_init(c, &o, why, sizeof why), 0);
     c->shards[0].shm_on = true;
     float g[P] = {0.001f, 2, 3, 4, 5, 6, 7, 8, 9, 0.001f};
-    ck_assert_int_eq(ps_client_codec_encode(c, g), 0);
+    ck_assert_int_eq(ps_client_codec_encode(c, g, false), 0);
     ck_assert(!c->shards[0].enc_ready);
     ck_assert(c->shards[1].enc_ready);
     for (size_t k = 0; k < 5; k++) /* float32 through the segment: nothing dropped */

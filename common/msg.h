@@ -16,7 +16,7 @@
 #define PS_JOB_NAME_MAX     64  /* bytes of a job name, NUL included */
 #define PS_ENDPOINT_MAX     128 /* bytes of an endpoint, NUL included */
 #define PS_TENSOR_NAME_MAX  64  /* bytes of a tensor name, NUL included */
-#define PS_MAX_SHARDS       32
+#define PS_MAX_SHARDS       256
 #define PS_MAX_TENSORS      32
 #define PS_MAX_DIMS         4
 #define PS_MAX_TABLES       4     /* sparse tables of θ */

@@ -651,6 +651,55 @@ START_TEST(welcome_describes_the_shard_map_and_layout)
 }
 END_TEST
 
+/* A job of PS_MAX_SHARDS (256) shards: the last shard's WELCOME lists
+ * every shard, their key ranges split θ's 1000 keys end to end, none
+ * empty; a push and a pull of the last shard's range work; one shard more
+ * is refused. */
+START_TEST(most_shards_split_the_keys_end_to_end)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 2);
+    job.model.features = 999; /* 1000 params */
+    job.nservers = PS_MAX_SHARDS;
+    for (uint32_t i = 0; i < PS_MAX_SHARDS; i++)
+        snprintf(job.servers[i], sizeof job.servers[i], "tcp://127.0.0.1:%u", 20000 + i);
+    fx *f = fx_new(&job, PS_MAX_SHARDS - 1);
+    uint64_t lo = ps_engine_key_lo(f->e), hi = ps_engine_key_hi(f->e);
+    ck_assert_uint_eq(hi, 1000);
+    ck_assert_uint_lt(lo, hi);
+    uint32_t id = hello(f, 1, "w1");
+    const ps_layout *l = last(f)->layout;
+    ck_assert_ptr_nonnull(l);
+    ck_assert_uint_eq(l->nshards, PS_MAX_SHARDS);
+    uint64_t next = 0;
+    for (uint32_t i = 0; i < PS_MAX_SHARDS; i++) {
+        char ep[PS_ENDPOINT_MAX];
+        snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", 20000 + i);
+        ck_assert_str_eq(l->shards[i].endpoint, ep);
+        ck_assert_uint_eq(l->shards[i].key_lo, next);
+        ck_assert_uint_gt(l->shards[i].key_hi, l->shards[i].key_lo);
+        next = l->shards[i].key_hi;
+    }
+    ck_assert_uint_eq(next, 1000);
+    ck_assert_uint_eq(l->shards[PS_MAX_SHARDS - 1].key_lo, lo);
+    static float g[MAX_FLOATS];
+    for (size_t k = 0; k < MAX_FLOATS; k++)
+        g[k] = 1.0f;
+    ck_assert_uint_le(hi - lo, MAX_FLOATS);
+    ck_assert_int_eq(push(f, "w1", id, 2, 0, 1, lo, hi, g), 0);
+    ck_assert_int_eq(pull(f, "w1", id, 3, 1, lo, hi), 0);
+    ck_assert_int_eq(last(f)->type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(last(f)->model_version, 1);
+    ck_assert_uint_eq(f->replies[f->n - 1].nfloats, hi - lo);
+    ck_assert_float_eq(f->replies[f->n - 1].payload[0], -0.5f);
+    fx_free(&f);
+    ps_error err;
+    job.nservers = PS_MAX_SHARDS + 1;
+    ck_assert_ptr_null(ps_engine_new(&job, 0, NULL, &err));
+    ck_assert_str_eq(err.msg, "shard 0 is out of range (the job has 257 servers)");
+}
+END_TEST
+
 START_TEST(rank_taken_is_refused_with_estate)
 {
     static ps_job job;
@@ -2269,6 +2318,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, async_parked_pull_is_answered_by_the_next_push);
     tcase_add_test(tc, adam_job_pushes_follow_the_adam_rule);
     tcase_add_test(tc, welcome_describes_the_shard_map_and_layout);
+    tcase_add_test(tc, most_shards_split_the_keys_end_to_end);
     tcase_add_test(tc, rank_taken_is_refused_with_estate);
     tcase_add_test(tc, retried_hello_gets_the_same_welcome);
     tcase_add_test(tc, too_many_workers_are_refused_with_efull);

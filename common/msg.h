@@ -99,6 +99,12 @@ typedef enum ps_encoding {
 /* PULL flags, sparse tables: the live rows from a cursor (export) */
 #define PS_FLAG_SCAN 16u
 
+/* HEARTBEAT flags: an ACK is wanted only when psd has sent the worker no
+ * reply within heartbeat.interval_ms (any reply tells it psd is alive,
+ * and the worker reads the replies of its every socket for that). An
+ * ERROR is always sent. A worker without the flag gets its ACK each time. */
+#define PS_FLAG_QUIET 0x100000u
+
 /* A PULL's min_version that waits for the final θ: answered once no worker
  * is left that could change it (all done, left or evicted). */
 #define PS_VERSION_FINAL UINT64_MAX

@@ -1048,6 +1048,43 @@ START_TEST(silent_worker_is_evicted_and_round_closes_without_it)
 }
 END_TEST
 
+/* A HEARTBEAT with PS_FLAG_QUIET gets no ACK while the worker was sent a
+ * reply within heartbeat.interval_ms, and one once it was not; one without
+ * the flag, or with DONE, is always acknowledged, and an unknown worker's
+ * is refused whatever its flags. */
+START_TEST(quiet_heartbeat_is_answered_only_when_the_worker_heard_nothing)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 2);
+    job.heartbeat.interval_ms = 60000;
+    job.heartbeat.timeout_ms = 120000;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 2, 0, 1, g), 0);
+    size_t before = f->n;
+    ck_assert_int_eq(heartbeat(f, "wa", a, 3, PS_FLAG_QUIET), 0);
+    ck_assert_uint_eq(f->n, before); /* the push's ACK went just now */
+    ck_assert_int_eq(heartbeat(f, "wa", a, 4, 0), 0);
+    assert_ack(f, 4, 1, 0);
+    ck_assert_int_eq(heartbeat(f, "wa", a, 5, PS_FLAG_QUIET | PS_FLAG_DONE), 0);
+    assert_ack(f, 5, 1, 0);
+    ck_assert_int_eq(heartbeat(f, "wx", a + 1, 6, PS_FLAG_QUIET), PS_EWORKER);
+    ck_assert_int_eq(last(f)->type, PS_MSG_ERROR);
+    fx_free(&f);
+    /* a beat of 2 ms: 5 ms after its WELCOME the worker has heard nothing */
+    job.heartbeat.interval_ms = 2;
+    f = fx_new(&job, 0);
+    b = hello(f, 1, "wb");
+    before = f->n;
+    usleep(5 * 1000);
+    ck_assert_int_eq(heartbeat(f, "wb", b, 2, PS_FLAG_QUIET), 0);
+    ck_assert_uint_eq(f->n, before + 1);
+    assert_ack(f, 2, 0, 0);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(evicted_worker_rejoins_at_the_next_round)
 {
     static ps_job job;
@@ -2295,6 +2332,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, push_waiting_in_the_open_round_is_not_in_the_rank_state_yet);
     tcase_add_test(tc, silent_worker_is_evicted_and_round_closes_without_it);
     tcase_add_test(tc, evicted_worker_rejoins_at_the_next_round);
+    tcase_add_test(tc, quiet_heartbeat_is_answered_only_when_the_worker_heard_nothing);
     tcase_add_test(tc, rank_rejoining_late_trains_its_last_rounds_within_the_schedule);
     tcase_add_test(tc, abort_on_worker_loss_stops_the_job);
     tcase_add_test(tc, final_pull_waits_until_every_worker_is_done);

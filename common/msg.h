@@ -100,7 +100,7 @@ typedef enum ps_encoding {
 #define PS_FLAG_SCAN 16u
 
 /* HEARTBEAT flags: an ACK is wanted only when psd has sent the worker no
- * reply within heartbeat.interval_ms (any reply tells it psd is alive,
+ * reply within half of heartbeat.interval_ms (any reply tells it psd is alive,
  * and the worker reads the replies of its every socket for that). An
  * ERROR is always sent. A worker without the flag gets its ACK each time. */
 #define PS_FLAG_QUIET 0x100000u

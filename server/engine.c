@@ -592,15 +592,16 @@ static int handle_bye(ps_engine *e, const peer *p, const ps_msg *req)
 }
 
 /* A HEARTBEAT with PS_FLAG_QUIET needs no ACK when the worker got a reply
- * within the last heartbeat interval: it knows psd is alive. With
- * thousands of workers, their heartbeats are as many messages as the
- * pushes, and each ACK costs psd (ZeroMQ's I/O thread and the kernel's
- * TCP) as much as receiving the heartbeat did. */
+ * within the last half heartbeat interval: it knows psd is alive, and
+ * hears from psd at least every 1.5 intervals (libpsworker says a server
+ * is silent after 2). With thousands of workers, their heartbeats are as
+ * many messages as the pushes, and each ACK costs psd (ZeroMQ's I/O
+ * thread and the kernel's TCP) about what receiving the heartbeat did. */
 static bool heartbeat_quiet(const ps_engine *e, const ps_msg *req, const worker_slot *w)
 {
-    uint64_t ivl = e->job.heartbeat.interval_ms;
-    return (req->flags & PS_FLAG_QUIET) && ivl > 0 && w->answered_ms != 0 &&
-           w->answered_ms <= e->now_ms && e->now_ms - w->answered_ms < ivl;
+    uint64_t half = e->job.heartbeat.interval_ms / 2;
+    return (req->flags & PS_FLAG_QUIET) && half > 0 && w->answered_ms != 0 &&
+           w->answered_ms <= e->now_ms && e->now_ms - w->answered_ms < half;
 }
 
 /* A HEARTBEAT keeps a worker from being evicted; with PS_FLAG_DONE the

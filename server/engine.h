@@ -89,7 +89,7 @@ void ps_engine_destroy(ps_engine **ep);
  * and the reply is an ERROR with that code and sentence. Every request gets
  * exactly one reply through send, now or (a parked pull) later from another
  * call, but a HEARTBEAT with PS_FLAG_QUIET of a worker sent a reply within
- * heartbeat.interval_ms, which gets none (msg.h); a request that closes a
+ * half of heartbeat.interval_ms, which gets none (msg.h); a request that closes a
  * round may also answer parked pulls. A
  * refused request changes nothing but the error counters. Returns 0 when
  * the request was served (or parked), else the code of the ERROR sent. */

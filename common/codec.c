@@ -473,7 +473,7 @@ size_t ps_codec_header_size(const ps_msg *m)
 }
 
 /* The largest header a ps_msg within its limits packs to: every string
- * field full, 32 shards and 32 tensors of 4 dimensions, varints at their
+ * field full, 256 shards and 32 tensors of 4 dimensions, varints at their
  * longest. Well under PS_HEADER_MAX_BYTES, so a buffer that large is packed
  * into without sizing the header first (one pass instead of two, on every
  * message psd sends). */

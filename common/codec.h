@@ -47,10 +47,10 @@ int ps_codec_tables_decode(const void *buf, size_t len, ps_table_status *tables,
 /* Scratch memory protobuf-c unpacks a header into, so decoding allocates
  * nothing: each decode starts it empty and takes from it; a header whose
  * parse needs more is refused (PS_EPROTO). The largest header psd sends
- * (32 shards, 32 tensors, every string full) needs about a third of it.
+ * (256 shards, 32 tensors, every string full) needs about a third of it.
  * Embedded and kept by whoever receives (ps_frames holds one: a server's
  * is per loop, a client's per connection); no init is needed. */
-#define PS_CODEC_ARENA_BYTES ((size_t)64 << 10)
+#define PS_CODEC_ARENA_BYTES ((size_t)192 << 10)
 typedef struct ps_codec_arena {
     size_t used;
     bool spent;       /* an allocation did not fit */

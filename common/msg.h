@@ -16,7 +16,7 @@
 #define PS_JOB_NAME_MAX     64  /* bytes of a job name, NUL included */
 #define PS_ENDPOINT_MAX     128 /* bytes of an endpoint, NUL included */
 #define PS_TENSOR_NAME_MAX  64  /* bytes of a tensor name, NUL included */
-#define PS_MAX_SHARDS       32
+#define PS_MAX_SHARDS       256
 #define PS_MAX_TENSORS      32
 #define PS_MAX_DIMS         4
 #define PS_MAX_TABLES       4     /* sparse tables of θ */
@@ -105,6 +105,12 @@ typedef enum ps_encoding {
  * chunk of the shard; a PULL whose reply may come a chunk at a time; a
  * PULL_REPLY holding one chunk */
 #define PS_FLAG_CHUNK 0x1000u
+
+/* HEARTBEAT flags: an ACK is wanted only when psd has sent the worker no
+ * reply within half of heartbeat.interval_ms (any reply tells it psd is alive,
+ * and the worker reads the replies of its every socket for that). An
+ * ERROR is always sent. A worker without the flag gets its ACK each time. */
+#define PS_FLAG_QUIET 0x100000u
 
 /* A PULL's min_version that waits for the final θ: answered once no worker
  * is left that could change it (all done, left or evicted). */

@@ -12,7 +12,7 @@
 #include "report_limits.h"
 
 #define PS_REPORT_ENDPOINT_MAX 128  /* bytes of an endpoint (PS_ENDPOINT_MAX) */
-#define PS_REPORT_SERVERS_MAX  32   /* endpoints in a plan (PS_MAX_SHARDS) */
+#define PS_REPORT_SERVERS_MAX  256  /* endpoints in a plan (PS_MAX_SHARDS) */
 #define PS_REPORT_PATH_MAX     1024 /* bytes of the output folder (PS_PATH_MAX) */
 #define PS_REPORT_COMMAND_MAX  16   /* items of worker.command (PS_WORKER_ARGS_MAX) */
 

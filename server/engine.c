@@ -35,6 +35,9 @@ static ps_msg *reply_begin(ps_engine *e, ps_msg_type type, const ps_msg *req)
 static void reply_send(ps_engine *e, const peer *p, const void *payload)
 {
     int rc = p->send(p->ctx, p->identity, p->identity_len, &e->reply, payload);
+    uint32_t rank = e->reply.worker_id & RANK_MASK;
+    if (rank < e->job.workers && e->slots[rank].worker_id == e->reply.worker_id)
+        e->slots[rank].answered_ms = e->now_ms; /* see handle_heartbeat */
     if (rc != 0)
         PS_LOG_D(e->log, "shard %u: %s reply not sent: %s", e->shard,
                  ps_msg_type_name(e->reply.type), ps_strerror(rc));
@@ -158,7 +161,7 @@ worker_slot *ps_engine_worker_find(ps_engine *e, uint32_t worker_id)
     worker_slot *w = &e->slots[rank];
     if (w->state != SLOT_LIVE || w->worker_id != worker_id)
         return NULL;
-    w->last_seen_ms = ps_clock_ms();
+    w->last_seen_ms = e->now_ms;
     return w;
 }
 
@@ -733,7 +736,8 @@ static int handle_hello(ps_engine *e, const peer *p, const ps_msg *req)
     w->told = false;
     w->ident_main_len = 0;
     w->ident_hb_len = 0;
-    w->last_seen_ms = ps_clock_ms();
+    w->last_seen_ms = e->now_ms;
+    w->answered_ms = 0;
     w->worker_id = (e->generation << RANK_BITS) | (uint32_t)ps_engine_worker_slot_rank(e, w);
     if (!same) {
         w->has_seq = false;
@@ -808,6 +812,19 @@ static int handle_bye(ps_engine *e, const peer *p, const ps_msg *req)
     return 0;
 }
 
+/* A HEARTBEAT with PS_FLAG_QUIET needs no ACK when the worker got a reply
+ * within the last half heartbeat interval: it knows psd is alive, and
+ * hears from psd at least every 1.5 intervals (libpsworker says a server
+ * is silent after 2). With thousands of workers, their heartbeats are as
+ * many messages as the pushes, and each ACK costs psd (ZeroMQ's I/O
+ * thread and the kernel's TCP) about what receiving the heartbeat did. */
+static bool heartbeat_quiet(const ps_engine *e, const ps_msg *req, const worker_slot *w)
+{
+    uint64_t half = e->job.heartbeat.interval_ms / 2;
+    return (req->flags & PS_FLAG_QUIET) && half > 0 && w->answered_ms != 0 &&
+           w->answered_ms <= e->now_ms && e->now_ms - w->answered_ms < half;
+}
+
 /* A HEARTBEAT keeps a worker from being evicted; with PS_FLAG_DONE the
  * worker says it pushed its last gradient: it no longer counts for rounds,
  * and once every worker is done the final pulls are answered. */
@@ -824,6 +841,8 @@ static int handle_heartbeat(ps_engine *e, const peer *p, const ps_msg *req)
     if ((req->flags & PS_FLAG_DONE) && e->job.data.assign == PS_ASSIGN_DYNAMIC)
         for (uint32_t r = 0; r < e->job.workers; r++) /* the queue is done: every rank's data */
             e->slots[r].finished = true;
+    if (!(req->flags & PS_FLAG_DONE) && heartbeat_quiet(e, req, w))
+        return 0;
     if (!(req->flags & PS_FLAG_DONE) || w->done)
         return ack(e, p, req, 0);
     worker_depart(e, w, false);
@@ -850,7 +869,7 @@ static int handle_status(ps_engine *e, const peer *p, const ps_msg *req)
     r->staleness_mean = st.staleness_mean;
     ps_engine_clocks_format(e, e->detail_text, sizeof e->detail_text);
     r->detail = e->detail_text;
-    ps_engine_workers_get(e, ps_clock_ms(), e->status_rows);
+    ps_engine_workers_get(e, e->now_ms, e->status_rows);
     size_t len = 0, tlen = 0;
     ps_engine_tables_status(e);
     if (ps_codec_workers_encode(e->status_rows, e->job.workers, e->status_buf, e->status_buf_cap,
@@ -872,6 +891,7 @@ int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, in
 {
     peer p = {identity, identity_len, send, ctx};
     e->grant_on = NULL;
+    e->now_ms = ps_clock_ms();
     if (e->stop_code != 0 && decode_rc == 0 && req->type != PS_MSG_STATUS) {
         worker_slot *w = ps_engine_worker_find(e, req->worker_id);
         if (w != NULL)
@@ -1343,6 +1363,7 @@ static void parked_refuse(ps_engine *e, ps_engine_send_fn send, void *ctx)
 
 void ps_engine_tick(ps_engine *e, uint64_t now_ms, ps_engine_send_fn send, void *ctx)
 {
+    e->now_ms = now_ms;
     ps_engine_tables_tick(e);
     uint64_t timeout = e->job.heartbeat.timeout_ms;
     if (timeout == 0 || e->stop_code != 0 || now_ms < e->evict_next_ms)

@@ -89,7 +89,9 @@ void ps_engine_destroy(ps_engine **ep);
  * what the codec could read (seq, worker_id) and decode_err its sentence,
  * and the reply is an ERROR with that code and sentence. Every request gets
  * exactly one reply through send, now or (a parked pull) later from another
- * call; a request that closes a round may also answer parked pulls. A
+ * call, but a HEARTBEAT with PS_FLAG_QUIET of a worker sent a reply within
+ * half of heartbeat.interval_ms, which gets none (msg.h); a request that closes a
+ * round may also answer parked pulls. A
  * refused request changes nothing but the error counters. Returns 0 when
  * the request was served (or parked), else the code of the ERROR sent. */
 int ps_engine_handle(ps_engine *e, const void *identity, size_t identity_len, int decode_rc,

@@ -38,47 +38,52 @@ _Static_assert(PS_MAX_WORKERS <= (1u << RANK_BITS), "a rank must fit in RANK_BIT
 typedef enum slot_state { SLOT_UNSEEN, SLOT_LIVE, SLOT_LEFT } slot_state;
 
 /* One rank of the job. A rank that never registered still counts for sync
- * rounds: the job has `workers` workers, minus those that left. */
+ * rounds: the job has `workers` workers, minus those that left. The fields
+ * a request touches come first, so that a request of a rank among
+ * thousands touches its first two cache lines (and the identity it came
+ * from), not ten; what HELLO, STATUS and checkpoints read comes after. */
 typedef struct worker_slot {
+    /* read or written by every request of the rank */
     slot_state state;
     uint32_t worker_id;
-    bool has_seq;          /* a push was applied since HELLO */
-    uint64_t last_seq;     /* seq of the last push applied */
-    bool pushed;           /* contributed to the open round (kept if it leaves) */
-    bool done;             /* said it pushed its last gradient; counts as departed */
-    bool finished;         /* a worker of the rank said DONE: its data is trained (kept for good) */
-    uint64_t expected;     /* the pushes its last HELLO said its data makes; 0: unknown */
     uint64_t last_seen_ms; /* when it last sent anything, for eviction */
-    bool said_bye;         /* left with BYE (not evicted) */
-    bool told;             /* got the stop's ERROR as a reply to a request */
-    /* where its requests come from: its main socket and its heartbeat
-     * socket, so a stop can be told to it unasked */
-    unsigned char ident_main[PS_IDENTITY_MAX], ident_hb[PS_IDENTITY_MAX];
-    size_t ident_main_len, ident_hb_len;
-    float weight; /* deterministic: weight of the staged gradient */
-    /* the HELLO that registered it, so a retried HELLO gets the same WELCOME */
-    unsigned char hello_identity[PS_IDENTITY_MAX];
-    size_t hello_identity_len;
-    uint64_t hello_seq;
-    uint64_t incarnation; /* the client process that holds (or held) the rank; 0: unknown */
-    uint64_t clock;       /* clock of its last applied push + 1; 0 before any */
-    uint64_t applied;     /* pushes of this rank applied (or accumulated) */
-    bool evicted;         /* left by eviction: a new HELLO takes the rank over */
-    /* before its push to the open round: what θ holds of it (checkpoints) */
-    bool prev_has_seq;
-    uint64_t prev_seq;
-    bool hello_after_push; /* registered again after its push to the open round */
-    bool sp_pushed;        /* a sparse push of it waits in the open round's accumulators */
-    /* for people (STATUS, /metrics): the rank's host, what its worker last
-     * said on a heartbeat, and its pushes' fate and staleness */
-    char hostname[PS_HOST_MAX];
-    double loss, samples_per_s; /* NaN: not said */
-    uint64_t dropped, duplicates, evictions;
-    uint64_t rounds; /* sync rounds closed while it was live and not done */
-    uint64_t absent; /* sync rounds closed while it was away (evicted, not finished) */
+    uint64_t answered_ms;  /* when psd last sent it a reply (PS_FLAG_QUIET heartbeats) */
+    uint64_t last_seq;     /* seq of the last push applied */
+    uint64_t clock;        /* clock of its last applied push + 1; 0 before any */
+    uint64_t applied;      /* pushes of this rank applied (or accumulated) */
     uint64_t stale_max;
     double stale_sum;
     uint32_t nparked; /* its pulls parked: a pull of a rank with none is no retry */
+    float weight;     /* deterministic: weight of the staged gradient */
+    bool has_seq;     /* a push was applied since HELLO */
+    bool pushed;      /* contributed to the open round (kept if it leaves) */
+    bool done;        /* said it pushed its last gradient; counts as departed */
+    bool finished;    /* a worker of the rank said DONE: its data is trained (kept for good) */
+    bool told;        /* got the stop's ERROR as a reply to a request */
+    bool sp_pushed;   /* a sparse push of it waits in the open round's accumulators */
+    bool prev_has_seq;
+    bool said_bye; /* left with BYE (not evicted) */
+    /* before its push to the open round: what θ holds of it (checkpoints) */
+    uint64_t prev_seq;
+    uint64_t rounds;            /* sync rounds closed while it was live and not done */
+    uint64_t absent;            /* sync rounds closed while it was away (evicted, not finished) */
+    double loss, samples_per_s; /* NaN: not said; what its worker last said on a heartbeat */
+    /* where its requests come from: its main socket and its heartbeat
+     * socket, so a stop can be told to it unasked */
+    size_t ident_main_len, ident_hb_len;
+    unsigned char ident_main[PS_IDENTITY_MAX], ident_hb[PS_IDENTITY_MAX];
+    /* read by HELLO, STATUS, checkpoints and psd's stop */
+    uint64_t expected;     /* the pushes its last HELLO said its data makes; 0: unknown */
+    bool evicted;          /* left by eviction: a new HELLO takes the rank over */
+    bool hello_after_push; /* registered again after its push to the open round */
+    /* the HELLO that registered it, so a retried HELLO gets the same WELCOME */
+    uint64_t hello_seq;
+    uint64_t incarnation; /* the client process that holds (or held) the rank; 0: unknown */
+    size_t hello_identity_len;
+    unsigned char hello_identity[PS_IDENTITY_MAX];
+    /* for people (STATUS, /metrics): the rank's host, its pushes' fate */
+    char hostname[PS_HOST_MAX];
+    uint64_t dropped, duplicates, evictions;
     /* data.assign: dynamic (shard 0): the last grant of batches, by the seq
      * of the request that got it, so a retry gets the same one */
     bool has_grant;
@@ -165,6 +170,8 @@ struct ps_engine {
     uint32_t ssp_at_min;
     /* no rank can be silent past heartbeat.timeout_ms before this (0: look) */
     uint64_t evict_next_ms;
+    /* ps_clock_ms() when the request being handled came (or of the tick) */
+    uint64_t now_ms;
 
     /* failures: silent workers are evicted after heartbeat.timeout_ms */
     uint64_t round_start_ms, max_round_ms;

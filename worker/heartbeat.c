@@ -118,6 +118,7 @@ static void *heartbeat_main(void *arg)
     ps_msg out, in;
     ps_msg_init(&out, PS_MSG_HEARTBEAT);
     out.job = c->job;
+    out.flags = PS_FLAG_QUIET; /* the main socket's replies tell us psd is alive too */
     ps_frames_init(&c->hb_frames);
     uint64_t seq = 0, next = ps_clock_ms();
     for (;;) {

@@ -158,6 +158,7 @@ static void sw_heartbeat(swarm *s, sw_worker *w)
     m.job = "bench";
     m.worker_id = w->worker_id;
     m.seq = HB_TAG | ++w->hb_seq;
+    m.flags = PS_FLAG_QUIET; /* as libpsworker's heartbeat thread sends them */
     m.loss = NAN;
     m.samples_per_s = NAN;
     sw_send(s, w, &m, NULL);

@@ -651,6 +651,55 @@ START_TEST(welcome_describes_the_shard_map_and_layout)
 }
 END_TEST
 
+/* A job of PS_MAX_SHARDS (256) shards: the last shard's WELCOME lists
+ * every shard, their key ranges split θ's 1000 keys end to end, none
+ * empty; a push and a pull of the last shard's range work; one shard more
+ * is refused. */
+START_TEST(most_shards_split_the_keys_end_to_end)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 2);
+    job.model.features = 999; /* 1000 params */
+    job.nservers = PS_MAX_SHARDS;
+    for (uint32_t i = 0; i < PS_MAX_SHARDS; i++)
+        snprintf(job.servers[i], sizeof job.servers[i], "tcp://127.0.0.1:%u", 20000 + i);
+    fx *f = fx_new(&job, PS_MAX_SHARDS - 1);
+    uint64_t lo = ps_engine_key_lo(f->e), hi = ps_engine_key_hi(f->e);
+    ck_assert_uint_eq(hi, 1000);
+    ck_assert_uint_lt(lo, hi);
+    uint32_t id = hello(f, 1, "w1");
+    const ps_layout *l = last(f)->layout;
+    ck_assert_ptr_nonnull(l);
+    ck_assert_uint_eq(l->nshards, PS_MAX_SHARDS);
+    uint64_t next = 0;
+    for (uint32_t i = 0; i < PS_MAX_SHARDS; i++) {
+        char ep[PS_ENDPOINT_MAX];
+        snprintf(ep, sizeof ep, "tcp://127.0.0.1:%u", 20000 + i);
+        ck_assert_str_eq(l->shards[i].endpoint, ep);
+        ck_assert_uint_eq(l->shards[i].key_lo, next);
+        ck_assert_uint_gt(l->shards[i].key_hi, l->shards[i].key_lo);
+        next = l->shards[i].key_hi;
+    }
+    ck_assert_uint_eq(next, 1000);
+    ck_assert_uint_eq(l->shards[PS_MAX_SHARDS - 1].key_lo, lo);
+    static float g[MAX_FLOATS];
+    for (size_t k = 0; k < MAX_FLOATS; k++)
+        g[k] = 1.0f;
+    ck_assert_uint_le(hi - lo, MAX_FLOATS);
+    ck_assert_int_eq(push(f, "w1", id, 2, 0, 1, lo, hi, g), 0);
+    ck_assert_int_eq(pull(f, "w1", id, 3, 1, lo, hi), 0);
+    ck_assert_int_eq(last(f)->type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(last(f)->model_version, 1);
+    ck_assert_uint_eq(f->replies[f->n - 1].nfloats, hi - lo);
+    ck_assert_float_eq(f->replies[f->n - 1].payload[0], -0.5f);
+    fx_free(&f);
+    ps_error err;
+    job.nservers = PS_MAX_SHARDS + 1;
+    ck_assert_ptr_null(ps_engine_new(&job, 0, NULL, &err));
+    ck_assert_str_eq(err.msg, "shard 0 is out of range (the job has 257 servers)");
+}
+END_TEST
+
 START_TEST(rank_taken_is_refused_with_estate)
 {
     static ps_job job;
@@ -995,6 +1044,43 @@ START_TEST(silent_worker_is_evicted_and_round_closes_without_it)
     ps_engine_stats_get(f->e, &st);
     ck_assert_uint_eq(st.evictions, 1);
     ck_assert_uint_eq(st.live_workers, 1);
+    fx_free(&f);
+}
+END_TEST
+
+/* A HEARTBEAT with PS_FLAG_QUIET gets no ACK while the worker was sent a
+ * reply within half of heartbeat.interval_ms, and one once it was not; one without
+ * the flag, or with DONE, is always acknowledged, and an unknown worker's
+ * is refused whatever its flags. */
+START_TEST(quiet_heartbeat_is_answered_only_when_the_worker_heard_nothing)
+{
+    static ps_job job;
+    job_logistic(&job, PS_MODE_ASYNC, 2);
+    job.heartbeat.interval_ms = 60000;
+    job.heartbeat.timeout_ms = 120000;
+    fx *f = fx_new(&job, 0);
+    uint32_t a = hello(f, 0, "wa"), b = hello(f, 1, "wb");
+    float g[P] = {2, 2, 2, 2};
+    ck_assert_int_eq(push_all(f, "wa", a, 2, 0, 1, g), 0);
+    size_t before = f->n;
+    ck_assert_int_eq(heartbeat(f, "wa", a, 3, PS_FLAG_QUIET), 0);
+    ck_assert_uint_eq(f->n, before); /* the push's ACK went just now */
+    ck_assert_int_eq(heartbeat(f, "wa", a, 4, 0), 0);
+    assert_ack(f, 4, 1, 0);
+    ck_assert_int_eq(heartbeat(f, "wa", a, 5, PS_FLAG_QUIET | PS_FLAG_DONE), 0);
+    assert_ack(f, 5, 1, 0);
+    ck_assert_int_eq(heartbeat(f, "wx", a + 1, 6, PS_FLAG_QUIET), PS_EWORKER);
+    ck_assert_int_eq(last(f)->type, PS_MSG_ERROR);
+    fx_free(&f);
+    /* a beat of 4 ms: 5 ms after its WELCOME the worker has heard nothing */
+    job.heartbeat.interval_ms = 4;
+    f = fx_new(&job, 0);
+    b = hello(f, 1, "wb");
+    before = f->n;
+    usleep(5 * 1000);
+    ck_assert_int_eq(heartbeat(f, "wb", b, 2, PS_FLAG_QUIET), 0);
+    ck_assert_uint_eq(f->n, before + 1);
+    assert_ack(f, 2, 0, 0);
     fx_free(&f);
 }
 END_TEST
@@ -2246,6 +2332,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, push_waiting_in_the_open_round_is_not_in_the_rank_state_yet);
     tcase_add_test(tc, silent_worker_is_evicted_and_round_closes_without_it);
     tcase_add_test(tc, evicted_worker_rejoins_at_the_next_round);
+    tcase_add_test(tc, quiet_heartbeat_is_answered_only_when_the_worker_heard_nothing);
     tcase_add_test(tc, rank_rejoining_late_trains_its_last_rounds_within_the_schedule);
     tcase_add_test(tc, abort_on_worker_loss_stops_the_job);
     tcase_add_test(tc, final_pull_waits_until_every_worker_is_done);
@@ -2269,6 +2356,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, async_parked_pull_is_answered_by_the_next_push);
     tcase_add_test(tc, adam_job_pushes_follow_the_adam_rule);
     tcase_add_test(tc, welcome_describes_the_shard_map_and_layout);
+    tcase_add_test(tc, most_shards_split_the_keys_end_to_end);
     tcase_add_test(tc, rank_taken_is_refused_with_estate);
     tcase_add_test(tc, retried_hello_gets_the_same_welcome);
     tcase_add_test(tc, too_many_workers_are_refused_with_efull);

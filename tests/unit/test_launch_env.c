@@ -361,6 +361,32 @@ START_TEST(pattern_expands_to_a_plain_list)
 }
 END_TEST
 
+/* The most shards a job may have (PS_MAX_SHARDS, 256) is taken, with
+ * the 4096 workers of PS_MAX_WORKERS; one more shard is refused. */
+START_TEST(pattern_of_the_most_servers_is_taken)
+{
+    clear_env();
+    static ps_job job;
+    ps_error err;
+#define MOST(count)                                                                                \
+    "job: t\n"                                                                                     \
+    "workers: 4096\n"                                                                              \
+    "servers: {pattern: \"tcp://psd-{shard}:7070\", count: " count "}\n"                           \
+    "model: {type: logistic, features: 1000}\n"                                                    \
+    "data: {train: breast_cancer.train.csv}\n"
+    ck_assert_int_eq(PS_MAX_SHARDS, 256);
+    ck_assert_msg(parse(MOST("256"), &job, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(job.nservers, PS_MAX_SHARDS);
+    ck_assert_uint_eq(job.workers, PS_MAX_WORKERS);
+    ck_assert_str_eq(job.servers[0], "tcp://psd-0:7070");
+    ck_assert_str_eq(job.servers[255], "tcp://psd-255:7070");
+    expect_load_error(MOST("257"),
+                      "job.yaml:3:53: servers.count: must be between 1 and 256, got 257");
+#undef MOST
+    clear_env();
+}
+END_TEST
+
 START_TEST(bad_patterns_are_refused_at_their_place)
 {
     clear_env();
@@ -371,7 +397,7 @@ START_TEST(bad_patterns_are_refused_at_their_place)
                       "job.yaml:3:10: servers: a pattern needs pattern (with {shard}) and count, "
                       "e.g. {pattern: \"tcp://psd-{shard}.psd:7070\", count: 2}");
     expect_load_error(JOB("{pattern: \"tcp://psd-{shard}:7070\", count: 0}"),
-                      "job.yaml:3:53: servers.count: must be between 1 and 32, got 0");
+                      "job.yaml:3:53: servers.count: must be between 1 and 256, got 0");
     expect_load_error(JOB("{pattern: \"tcp://psd:7070\", count: 2}"),
                       "job.yaml:3:20: servers.pattern: has no {shard}, so its 2 servers would "
                       "share one endpoint");
@@ -425,6 +451,7 @@ static Suite *launch_suite(void)
     tcase_add_test(eps, psd_servers_replaces_the_files_list);
     tcase_add_test(eps, pattern_expands_to_a_plain_list);
     tcase_add_test(eps, bad_patterns_are_refused_at_their_place);
+    tcase_add_test(eps, pattern_of_the_most_servers_is_taken);
     tcase_add_test(eps, psd_binds_every_interface_for_a_dns_name);
     suite_add_tcase(s, eps);
     return s;

@@ -133,9 +133,12 @@ static int pull_park(ps_engine *e, const peer *p, const ps_msg *req, uint64_t mi
 int ps_engine_push_done(ps_engine *e, const peer *p, const ps_msg *req, uint32_t flags)
 {
     int rc;
+    bool moved = false;
     if (!(req->flags & PS_FLAG_PULL))
         rc = ack(e, p, req, flags);
     else {
+        worker_slot *w = ps_engine_worker_find(e, req->worker_id);
+        moved = w != NULL && ps_engine_ssp_reach(e, w, req->pull_clock);
         /* the pull riding in a chunk's push is a pull of the whole shard */
         uint64_t klo = req->flags & PS_FLAG_CHUNK ? e->lo : req->key_lo;
         uint64_t khi = req->flags & PS_FLAG_CHUNK ? e->hi : req->key_hi;
@@ -148,6 +151,8 @@ int ps_engine_push_done(ps_engine *e, const peer *p, const ps_msg *req, uint32_t
             rc = ack(e, p, req, flags);
     }
     e->grant_on = NULL; /* the grant went with this reply only */
+    if (moved)
+        ps_engine_parked_answer(e, p->send, p->ctx);
     return rc;
 }
 
@@ -380,7 +385,8 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
 {
     if (req->table > 0)
         return ps_engine_sparse_pull(e, p, req);
-    if (ps_engine_worker_find(e, req->worker_id) == NULL)
+    worker_slot *w = ps_engine_worker_find(e, req->worker_id);
+    if (w == NULL)
         return ps_engine_refuse(e, p, req, PS_EWORKER, "worker %u is not registered with shard %u",
                                 req->worker_id, e->shard);
     if (req->encoding != PS_ENC_NONE)
@@ -390,13 +396,17 @@ static int handle_pull(ps_engine *e, const peer *p, const ps_msg *req)
                                 "keys [%llu, %llu) are outside shard %u [%llu, %llu)",
                                 (unsigned long long)req->key_lo, (unsigned long long)req->key_hi,
                                 e->shard, (unsigned long long)e->lo, (unsigned long long)e->hi);
+    bool moved = ps_engine_ssp_reach(e, w, req->clock);
+    int rc = 0;
     if (pull_ready_now(e, req->min_version, req->clock))
-        return pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi, req->flags,
-                           req->min_version, 0);
-    if (pull_park(e, p, req, req->min_version, req->clock) != 0)
-        return ps_engine_refuse(e, p, req, PS_EFULL, "%zu pulls are waiting already (limit %zu)",
-                                e->nparked, e->parked_cap);
-    return 0;
+        rc = pull_answer(e, p, req->worker_id, req->seq, req->key_lo, req->key_hi, req->flags,
+                         req->min_version, 0);
+    else if (pull_park(e, p, req, req->min_version, req->clock) != 0)
+        rc = ps_engine_refuse(e, p, req, PS_EFULL, "%zu pulls are waiting already (limit %zu)",
+                              e->nparked, e->parked_cap);
+    if (moved)
+        ps_engine_parked_answer(e, p->send, p->ctx);
+    return rc;
 }
 
 /* ---- pushes ----------------------------------------------------------- */

@@ -265,6 +265,7 @@ bool ps_engine_round_complete(const ps_engine *e);
 /* ssp: ssp_min and ssp_at_min counted again over the ranks (after a rank
  * joined, left, was done or restored). */
 void ps_engine_ssp_recount(ps_engine *e);
+bool ps_engine_ssp_reach(ps_engine *e, worker_slot *w, uint64_t clock);
 
 /* Closes the open sync round if it is complete (pipelined: applies the
  * chunks every push holds, answering the parked pulls chunk by chunk

@@ -311,6 +311,22 @@ static void ssp_clock_moved(ps_engine *e, const worker_slot *w, uint64_t was, ui
         ps_engine_ssp_recount(e);
 }
 
+/* ssp with data.assign: dynamic: a worker's clock is where its batch
+ * stands in the queue (batch / workers), so it jumps ahead when the queue
+ * moved on while the worker trained. A pull of its at clock c says it has
+ * no batch before c left to push: its own clock follows, or the pull would
+ * wait on the worker itself (and every other rank on it). True when the
+ * least clock may have moved (parked pulls may be answered now). */
+bool ps_engine_ssp_reach(ps_engine *e, worker_slot *w, uint64_t clock)
+{
+    if (e->job.mode != PS_MODE_SSP || e->job.data.assign != PS_ASSIGN_DYNAMIC || w->clock >= clock)
+        return false;
+    uint64_t was = w->clock;
+    w->clock = clock;
+    ssp_clock_moved(e, w, was, clock);
+    return true;
+}
+
 /* Books one push that is applied (or accumulated) now: the rank's clock and
  * count, and the staleness of its gradient (a model_version from the future
  * counts as 0). */

@@ -22,9 +22,9 @@ SPE = (ROWS + BATCH - 1) // BATCH
 TOTAL = EPOCHS * SPE
 
 
-def job(name):
+def job(name, mode="async"):
     return write(env, f"{name}.yaml", f"""job: {name}
-mode: async
+mode: {mode}
 workers: 2
 servers: [tcp://127.0.0.1:{free_port()}]
 model: {{type: softmax, features: 64, classes: 10, init: {{scheme: zeros}}}}
@@ -38,13 +38,15 @@ heartbeat: {{interval_ms: 100, timeout_ms: 1000}}
 """)
 
 
-def start(name):
-    path = job(name)
-    psd = Proc(env, f"psd-{name}", [env.prog("psd"), "--config", path, "--exit-when-done"])
-    ws = [Proc(env, f"{name}-w{r}", [env.prog("psworker"), "--config", path, "--rank", str(r),
+def worker(name, path, r):
+    return Proc(env, f"{name}-w{r}", [env.prog("psworker"), "--config", path, "--rank", str(r),
                                       "--summary-json", os.path.join(env.tmp, f"{name}-w{r}.json")])
-          for r in range(2)]
-    return psd, ws
+
+
+def start(name, mode="async", workers=2):
+    path = job(name, mode)
+    psd = Proc(env, f"psd-{name}", [env.prog("psd"), "--config", path, "--exit-when-done"])
+    return psd, [worker(name, path, r) for r in range(workers)]
 
 
 def summary(name, r):
@@ -111,6 +113,20 @@ try:
     if code0 == 0 and q is not None:
         b0 = summary("killed", 0).get("batches")
         env.check(b0 == q[0], f"worker 0's summary says psd's count of its batches ({b0}, {q[0]})")
+
+    # ---- 3. ssp: a worker whose first batch stands far ahead ----
+    psd, ws = start("ssp", mode="ssp\nstaleness: 2", workers=1)
+    env.check(wait_for(lambda: "joined as rank 0" in psd.text() or ws[0].p.poll() is not None,
+                       30, "worker 0's start"), "worker 0 registered")
+    time.sleep(1.0)  # it trains up to the bound, then waits for rank 1
+    ws.append(worker("ssp", os.path.join(env.tmp, "ssp.yaml"), 1))
+    codes = [w.wait(60) for w in ws] + [psd.wait(30)]
+    env.check(codes == [0, 0, 0], f"the ssp job's workers and psd exit 0 ({codes})")
+    if codes[:2] == [0, 0]:
+        b0, b1 = summary("ssp", 0).get("batches"), summary("ssp", 1).get("batches")
+        print(f"ssp: worker 0 trained {b0} batches, worker 1 {b1}, of {TOTAL}")
+        env.check(b0 is not None and b1 is not None and b0 + b1 == TOTAL and b1 > 0,
+                  f"ssp: the workers' batches add up ({b0} + {b1}, {TOTAL})")
 finally:
     stop_procs(env)
 env.finish()

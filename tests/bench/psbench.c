@@ -873,7 +873,7 @@ static void bench_codec(bench *b)
 typedef struct apply_ctx {
     uint32_t worker_id;
     int status;
-    char identity[8]; /* the worker's peer identity, as the engine sees it */
+    char identity[16]; /* the worker's peer identity, as the engine sees it */
 } apply_ctx;
 
 static int apply_send(void *ctx, const void *identity, size_t identity_len, ps_msg *reply,

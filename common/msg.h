@@ -105,6 +105,10 @@ typedef enum ps_encoding {
  * chunk of the shard; a PULL whose reply may come a chunk at a time; a
  * PULL_REPLY holding one chunk */
 #define PS_FLAG_CHUNK 0x1000u
+/* WELCOME flag: the shard's chunks are for a worker whose link to psd
+ * leaves its host; a worker on psd's own host (loopback, ipc, inproc, an
+ * address of its own) sends and takes θ whole (sync_chunk_kib: auto) */
+#define PS_FLAG_CHUNK_REMOTE 0x2000u
 
 /* HEARTBEAT flags: an ACK is wanted only when psd has sent the worker no
  * reply within half of heartbeat.interval_ms (any reply tells it psd is alive,

@@ -472,6 +472,7 @@ static int validate(ctx *c)
         goto delete_doc;
     }
     ps_yamlwalk_set_defaults(ps_schema_job(), c->job);
+    c->job->sync_chunk_kib = PS_SYNC_CHUNK_AUTO; /* a hook's row: no default of its own */
     rc = ps_yamlwalk_read(&c->w, root, ps_schema_job(), "", c->job, &c->seen);
     if (rc == 0) /* PSD_SERVERS, TF_CONFIG: before the checks that count servers */
         rc = ps_launch_servers(c->job, c->w.err);
@@ -596,6 +597,23 @@ free_text:
 close_file:
     fclose(f);
     return rc;
+}
+
+uint64_t ps_job_sync_chunk_keys(const ps_job *job, uint64_t n)
+{
+    const uint64_t kib = 1024 / sizeof(float); /* keys a KiB: int8's 256-key block */
+    uint64_t ck;
+    if (job->sync_chunk_kib == PS_SYNC_CHUNK_AUTO) {
+        ck = (n + PS_SYNC_CHUNK_AUTO_COUNT - 1) / PS_SYNC_CHUNK_AUTO_COUNT;
+        ck = (ck + kib - 1) / kib * kib;
+        if (ck < PS_SYNC_CHUNK_AUTO_MIN_KIB * kib)
+            ck = PS_SYNC_CHUNK_AUTO_MIN_KIB * kib;
+    } else {
+        ck = (uint64_t)job->sync_chunk_kib * kib;
+    }
+    if (ck == 0 || n <= ck || (n + ck - 1) / ck > UINT32_MAX)
+        return 0;
+    return ck;
 }
 
 bool ps_job_is_sparse(const ps_job *job)

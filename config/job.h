@@ -30,6 +30,13 @@
 /* worker.command: at most this many items, each below PS_PATH_MAX bytes */
 #define PS_WORKER_ARGS_MAX 16
 
+/* sync_chunk_kib: auto (the default) — chunks of at least
+ * PS_SYNC_CHUNK_AUTO_MIN_KIB, at most PS_SYNC_CHUNK_AUTO_COUNT of them a
+ * shard, and only for workers whose link to psd leaves their host */
+#define PS_SYNC_CHUNK_AUTO         UINT32_MAX
+#define PS_SYNC_CHUNK_AUTO_MIN_KIB 64
+#define PS_SYNC_CHUNK_AUTO_COUNT   8
+
 typedef enum ps_model_type {
     PS_MODEL_LINEAR,
     PS_MODEL_LOGISTIC,
@@ -179,7 +186,10 @@ typedef struct ps_job {
     ps_divergence on_divergence;
     bool shared_memory; /* workers on psd's host exchange θ and gradients in shared memory */
     uint32_t threads;   /* psd's threads for the loops over θ and rows; 0: the cores it may use */
-    uint32_t sync_chunk_kib; /* sync: θ and gradients go in chunks of this many KiB; 0: whole */
+    /* sync: θ and gradients go in chunks of this many KiB, on every socket;
+     * 0: whole; PS_SYNC_CHUNK_AUTO (the default): ps_job_sync_chunk_keys's
+     * size, and only over links to another host (ps_endpoint_local) */
+    uint32_t sync_chunk_kib;
     struct {
         uint32_t max_peers;         /* connections psd accepts at once; 0: 4 x workers + 64 */
         uint32_t unregistered_rate; /* messages a second from a peer psd has not welcomed */
@@ -265,6 +275,11 @@ bool ps_job_rows_start_zero(const ps_job *job);
 /* True for the models whose parameters are mostly sparse tables
  * (sparse_logistic, fm). */
 bool ps_job_is_sparse(const ps_job *job);
+
+/* The keys a chunk of a sync shard of n keys holds, by the job's
+ * sync_chunk_kib (a number: that many KiB; auto: PS_SYNC_CHUNK_AUTO_*'s
+ * size); 0 when the shard takes its pushes whole (0, or one chunk or less). */
+uint64_t ps_job_sync_chunk_keys(const ps_job *job, uint64_t n);
 
 /* The sparse tables of θ in order: sparse_logistic has "w" (dim 1); fm has
  * "v" (dim 1 + factors: the key's weight, then its embedding; the weight

@@ -298,6 +298,8 @@ static int parse_shape(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *va
                        void *base);
 static int parse_command(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
                          const char *path, void *base);
+static int parse_sync_chunk(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                            const char *path, void *base);
 
 /* ---- the rows ---- */
 
@@ -547,7 +549,8 @@ static const ps_yamlwalk_key top_keys[] = {
      .aka = "shm|shared_mem|use_shm"},
     {"threads", PS_YAMLWALK_INT, FIELD(threads), .def = "0", .max = 256,
      .aka = "server_threads|psd_threads|num_threads"},
-    {"sync_chunk_kib", PS_YAMLWALK_INT, FIELD(sync_chunk_kib), .def = "64", .max = 1u << 20,
+    /* default auto (PS_SYNC_CHUNK_AUTO, set by job.c: a hook has none) */
+    {"sync_chunk_kib", PS_YAMLWALK_HOOK, .parse = parse_sync_chunk,
      .aka = "chunk_kib|pipeline_chunk_kib|chunk_size_kib"},
     {"checkpoint", PS_YAMLWALK_SECTION, .sub = &checkpoint_sec, .aka = "checkpoints|checkpointing"},
     {"security", PS_YAMLWALK_SECTION, .sub = &security_sec, .aka = "auth|encryption"},
@@ -744,6 +747,27 @@ static int parse_metrics_listen(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_n
         ps_strlcpy(job->metrics.listen[i], addr, PS_ENDPOINT_MAX);
     }
     return 0;
+}
+
+/* sync_chunk_kib: auto, or a number of KiB (0: whole) */
+static int parse_sync_chunk(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,
+                            const char *path, void *base)
+{
+    (void)k;
+    ps_job *job = base;
+    if (val->type == YAML_SCALAR_NODE &&
+        strcmp((const char *)val->data.scalar.value, "auto") == 0) {
+        job->sync_chunk_kib = PS_SYNC_CHUNK_AUTO;
+        return 0;
+    }
+    if (val->type != YAML_SCALAR_NODE ||
+        strspn((const char *)val->data.scalar.value, "0123456789") == 0)
+        return ps_yamlwalk_wrong_type(w, val, path, "auto or a number of KiB from 0 to 1048576");
+    uint64_t v = 0;
+    int rc = ps_yamlwalk_get_uint(w, val, path, 0, 1u << 20, UINT32_MAX, &v);
+    if (rc == 0)
+        job->sync_chunk_kib = (uint32_t)v;
+    return rc;
 }
 
 static int parse_hidden(ps_yamlwalk *w, const ps_yamlwalk_key *k, yaml_node_t *val,

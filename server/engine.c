@@ -667,6 +667,8 @@ static int welcome(ps_engine *e, const peer *p, const ps_msg *req, worker_slot *
     r->applied = w->applied;
     r->applied_seq = w->has_seq ? w->last_seq : 0;
     r->chunk_keys = e->nchunks > 1 ? e->chunk_keys : 0;
+    if (e->nchunks > 1 && e->job.sync_chunk_kib == PS_SYNC_CHUNK_AUTO)
+        r->flags |= PS_FLAG_CHUNK_REMOTE; /* auto: chunks only over a link to another host */
     reply_send(e, p, NULL);
     return 0;
 }
@@ -996,13 +998,8 @@ static int engine_alloc(ps_engine *e, ps_error *err)
                             e->status_buf_cap);
     for (uint32_t r = 0; r < e->job.workers; r++)
         e->slots[r].loss = e->slots[r].samples_per_s = NAN;
-    if (e->mode->rounds && e->job.sync_chunk_kib > 0) {
-        e->chunk_keys = (uint64_t)e->job.sync_chunk_kib * 1024 / sizeof(float);
-        uint64_t nc = n > 0 ? (n + e->chunk_keys - 1) / e->chunk_keys : 1;
-        e->nchunks = nc > 1 && nc <= UINT32_MAX ? (uint32_t)nc : 1;
-    } else {
-        e->nchunks = 1;
-    }
+    e->chunk_keys = e->mode->rounds ? ps_job_sync_chunk_keys(&e->job, n) : 0;
+    e->nchunks = e->chunk_keys > 0 ? (uint32_t)((n + e->chunk_keys - 1) / e->chunk_keys) : 1;
     if (e->nchunks > 1) {
         uint32_t nc = e->nchunks;
         e->chunk_have = calloc(nc, sizeof *e->chunk_have);

@@ -12,6 +12,7 @@
 
 #include "client_codec.h"
 #include "client_shm.h"
+#include "endpoint_local.h"
 #include "exchange.h"
 #include "heartbeat.h"
 #include "keys.h"
@@ -96,7 +97,8 @@ int ps_client_struct_take(void *dst, size_t known, const void *src, size_t size,
 
 bool ps_client_chunks_on(const ps_client *c, const shard *s)
 {
-    return s->nchunks > 1 && !s->shm_on && c->mode_desc != NULL && c->mode_desc->rounds;
+    return s->nchunks > 1 && !s->shm_on && !(s->chunk_remote && s->local) && c->mode_desc != NULL &&
+           c->mode_desc->rounds;
 }
 
 void ps_client_chunk_range(const shard *s, uint32_t k, uint64_t *lo, uint64_t *hi)
@@ -291,6 +293,7 @@ static int client_connect(ps_client *c, const ps_client_opts *opts)
     for (size_t i = 0; i < c->nshards; i++) {
         shard *s = &c->shards[i];
         ps_strlcpy(s->endpoint, opts->servers[i], sizeof s->endpoint);
+        s->local = ps_endpoint_local(s->endpoint);
         int rc = ps_client_socket_open(c, s);
         if (rc != 0)
             return rc;

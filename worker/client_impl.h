@@ -99,6 +99,10 @@ typedef struct shard {
     uint32_t nchunks, cur_chunk, acks_left, pulls_left;
     bool chunked, enc_chunked, chunk_pull_whole;
     uint32_t chunk_flags; /* the chunks' ACK flags, or'ed */
+    /* local: the endpoint is on this host (ps_endpoint_local, at connect);
+     * chunk_remote: the WELCOME's PS_FLAG_CHUNK_REMOTE (sync_chunk_kib:
+     * auto), chunks only when !local */
+    bool local, chunk_remote;
     unsigned char *chunk_acked, *chunk_pulled;
     size_t *chunk_enc_off;
 } shard;

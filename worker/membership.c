@@ -201,12 +201,14 @@ static void welcome_chunks(ps_client *c, shard *s, const ps_msg *m)
 {
     (void)c;
     uint64_t n = s->key_hi - s->key_lo, ck = m->chunk_keys;
+    bool remote = (m->flags & PS_FLAG_CHUNK_REMOTE) != 0;
     if (s->chunk_acked != NULL) {
-        if (ck != s->chunk_keys)
+        if (ck != s->chunk_keys || remote != s->chunk_remote)
             s->nchunks = 1;
         return;
     }
     s->chunk_keys = ck;
+    s->chunk_remote = remote;
     s->nchunks = 1;
     if (ck == 0 || n <= ck || (n + ck - 1) / ck > UINT32_MAX)
         return;

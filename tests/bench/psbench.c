@@ -257,6 +257,10 @@ void job_write_flat(bench *b, const char *path, const char *mode, unsigned worke
         size_t len = strlen(text);
         snprintf(text + len, sizeof text - len, "threads: %d\n", b->threads);
     }
+    if (b->sync_chunk != NULL) {
+        size_t len = strlen(text);
+        snprintf(text + len, sizeof text - len, "sync_chunk_kib: %s\n", b->sync_chunk);
+    }
     if (b->push_codec != NULL || b->pull_codec != NULL) {
         size_t len = strlen(text);
         bool topk = b->push_codec != NULL && strcmp(b->push_codec, "topk") == 0;
@@ -1691,6 +1695,8 @@ static void usage(FILE *f)
                "  -s, --scrape-hz N scrapes of /metrics a second in the scrape group (20)\n"
                "  --threads N       psd's threads (the job key threads) in every job written;\n"
                "                    by default the jobs leave it out (psd: the cores)\n"
+               "  --sync-chunk-kib V the job key sync_chunk_kib (a number or auto) in every\n"
+               "                    job written; by default the jobs leave it out\n"
                "  -t, --train M     the model of the training figure: mlp (784-512-10, the\n"
                "                    default) or logistic (2000 features)\n"
                "  --netns-server NS, --netns-workers NS[,NS], --host ADDR\n"
@@ -1736,6 +1742,7 @@ int main(int argc, char **argv)
         {"train", required_argument, NULL, 't'},
         {"scrape-hz", required_argument, NULL, 's'},
         {"threads", required_argument, NULL, 'T'},
+        {"sync-chunk-kib", required_argument, NULL, 'K'},
         {"netns-server", required_argument, NULL, 'S'},
         {"netns-workers", required_argument, NULL, 'W'},
         {"host", required_argument, NULL, 'H'},
@@ -1783,6 +1790,16 @@ int main(int argc, char **argv)
                 fprintf(stderr, "psbench: --threads: give 0 to 256, not %s\n", optarg);
                 return 2;
             }
+            break;
+        case 'K':
+            if (strcmp(optarg, "auto") != 0 &&
+                (optarg[0] == '\0' || strspn(optarg, "0123456789") != strlen(optarg) ||
+                 strlen(optarg) > 7)) {
+                fprintf(stderr, "psbench: --sync-chunk-kib: give a number of KiB or auto, not %s\n",
+                        optarg);
+                return 2;
+            }
+            b.sync_chunk = optarg;
             break;
         case 'S':
             b.netns_server = optarg;

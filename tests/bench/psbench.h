@@ -33,6 +33,7 @@ typedef struct bench {
     const char *push_codec;  /* push + pull jobs: push compression, NULL: none */
     int scrape_hz;           /* (h): scrapes of /metrics a second during a sync job */
     int threads;             /* psd's threads: in the jobs written; -1: the job's default */
+    const char *sync_chunk;  /* sync_chunk_kib in the jobs written; NULL: the job's default */
     const char *pull_codec;  /* ... and pull compression */
     char dir[64];            /* temporary folder: job files, data, ipc sockets */
     char bindir[PATH_MAX];

@@ -7,6 +7,8 @@ sends it to the waiting pulls at once.
   deterministic: true) with chunks of 4 KiB and with whole pushes
   (sync_chunk_kib: 0) writes bit-identical .npy files and the same test
   accuracy, and psd says it sent chunks of θ;
+- sync_chunk_kib: auto (the default) on loopback: psd has chunks, the
+  workers (on its host) send and take θ whole, no chunk of θ is sent;
 - a worker SIGKILLed in the middle of the job (rounds in chunks): psd evicts
   it, a new worker takes its rank over, and the job ends consistent: both
   shards at the same version, no round left part applied, the last worker
@@ -23,7 +25,7 @@ CHUNKS = re.compile(r"sync rounds pipelined in (\d+) chunks: (\d+) chunks of θ 
 
 
 def job_text(name, chunk_kib, output=None, epochs=3, batch=32, timeout_ms=3000,
-             optimizer="{type: momentum, lr: 0.05, momentum: 0.9}"):
+             optimizer="{type: momentum, lr: 0.05, momentum: 0.9}", hidden=128):
     servers = ", ".join(f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
     out = f"output: {output}\n" if output else ""
     return f"""job: {name}
@@ -33,7 +35,7 @@ servers: [{servers}]
 shared_memory: false
 deterministic: true
 sync_chunk_kib: {chunk_kib}
-model: {{type: mlp, features: 64, classes: 10, hidden: [128]}}
+model: {{type: mlp, features: 64, classes: 10, hidden: [{hidden}]}}
 data:
   train: {env.data}/digits.train.csv
   test: {env.data}/digits.test.csv
@@ -45,9 +47,9 @@ heartbeat: {{interval_ms: 100, timeout_ms: {timeout_ms}, deadline_ms: 60000}}
 
 
 # ---- chunked and whole: the same bits ------------------------------------
-def run_job(name, chunk_kib):
+def run_job(name, chunk_kib, **kw):
     out = os.path.join(env.tmp, f"out-{name}")
-    path = write(env, f"{name}.yaml", job_text(name, chunk_kib, output=out))
+    path = write(env, f"{name}.yaml", job_text(name, chunk_kib, output=out, **kw))
     code, summary, err = psrun(env, path, timeout_s=120)
     env.check(code == 0, f"{name}: psrun exits 0")
     files = sorted(f for f in os.listdir(out) if f.endswith(".npy")) if os.path.isdir(out) else []
@@ -71,6 +73,15 @@ env.check(bool(whole) and all(whole[f] == chunked.get(f) for f in whole),
           "the chunked run's .npy files are bit-identical to the whole run's")
 env.check(acc_whole is not None and acc_whole == acc_chunked,
           f"the same test accuracy: {acc_chunked} chunked, {acc_whole} whole")
+
+# ---- auto (the default): chunks only over links that leave the host ------
+# θ of 64·512 + 512 + 512·10 + 10 floats: 2 shards of 19205 keys, each 2
+# chunks of 64 KiB by auto's rule; the workers on loopback send it whole.
+_, acc_auto, err_auto = run_job("auto", "auto", hidden=512, epochs=1)
+sent = [(int(n), int(s)) for n, s in CHUNKS.findall(err_auto)]
+env.check(len(sent) == 2 and all(n == 2 and s == 0 for n, s in sent),
+          f"auto: both shards have 2 chunks and loopback workers took θ whole ({sent})")
+env.check(acc_auto is not None and float(acc_auto) > 0.8, f"auto: test accuracy {acc_auto}")
 
 # ---- a worker killed mid-job, its rank taken over -----------------------
 path = write(env, "kill.yaml", job_text("kill", 4, epochs=4, batch=4, timeout_ms=1000,

@@ -3,10 +3,15 @@
  * and the layout of θ follows the model section. */
 #include "job.h"
 
+#include "endpoint_local.h"
+
 #include <check.h>
 
 #include "check_main.h"
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +235,87 @@ START_TEST(bad_mode_lists_the_valid_ones)
 {
     expect_config_error(BASE "mode: foo\n",
                         "job.yaml:6:7: mode: \"foo\" is not one of sync, async, ssp");
+}
+END_TEST
+
+/* ---- sync_chunk_kib: auto, a number, or one line naming the key ---- */
+
+START_TEST(sync_chunk_kib_is_auto_unless_a_number_is_given)
+{
+    ps_job job;
+    ps_error err;
+    ck_assert_int_eq(parse(BASE, &job, &err), 0);
+    ck_assert_uint_eq(job.sync_chunk_kib, PS_SYNC_CHUNK_AUTO);
+    ck_assert_int_eq(parse(BASE "sync_chunk_kib: auto\n", &job, &err), 0);
+    ck_assert_uint_eq(job.sync_chunk_kib, PS_SYNC_CHUNK_AUTO);
+    ck_assert_int_eq(parse(BASE "sync_chunk_kib: 0\n", &job, &err), 0);
+    ck_assert_uint_eq(job.sync_chunk_kib, 0);
+    ck_assert_int_eq(parse(BASE "sync_chunk_kib: 256\n", &job, &err), 0);
+    ck_assert_uint_eq(job.sync_chunk_kib, 256);
+    expect_config_error(BASE "sync_chunk_kib: fast\n",
+                        "job.yaml:6:17: sync_chunk_kib: expected auto or a number of KiB from 0 "
+                        "to 1048576, got \"fast\"");
+    expect_config_error(BASE "sync_chunk_kib: 2000000\n",
+                        "job.yaml:6:17: sync_chunk_kib: must be at most 1048576, got 2000000");
+    expect_config_error(BASE "sync_chunk_kib: [64]\n",
+                        "job.yaml:6:17: sync_chunk_kib: expected auto or a number of KiB from 0 "
+                        "to 1048576, got a list");
+}
+END_TEST
+
+/* auto: at most PS_SYNC_CHUNK_AUTO_COUNT chunks of at least 64 KiB (16384
+ * keys), whole KiB; a number: chunks of that many KiB; 0, or a shard of one
+ * chunk or less: whole */
+START_TEST(sync_chunk_keys_follow_the_rule)
+{
+    ps_job job = {.sync_chunk_kib = PS_SYNC_CHUNK_AUTO};
+    ck_assert_uint_eq(ps_job_sync_chunk_keys(&job, 16384), 0);
+    ck_assert_uint_eq(ps_job_sync_chunk_keys(&job, 16385), 16384);
+    ck_assert_uint_eq(ps_job_sync_chunk_keys(&job, 100000), 16384);
+    /* the quick-start MLP's θ, 203530 floats: 8 chunks of 100 KiB */
+    ck_assert_uint_eq(ps_job_sync_chunk_keys(&job, 203530), 25600);
+    ck_assert_uint_eq(ps_job_sync_chunk_keys(&job, 1000000), 125184);
+    ck_assert_uint_eq(ps_job_sync_chunk_keys(&job, 10000000), 1250048);
+    job.sync_chunk_kib = 64;
+    ck_assert_uint_eq(ps_job_sync_chunk_keys(&job, 1000000), 16384);
+    ck_assert_uint_eq(ps_job_sync_chunk_keys(&job, 16384), 0);
+    job.sync_chunk_kib = 1;
+    ck_assert_uint_eq(ps_job_sync_chunk_keys(&job, 600), 256);
+    job.sync_chunk_kib = 0;
+    ck_assert_uint_eq(ps_job_sync_chunk_keys(&job, 1000000), 0);
+}
+END_TEST
+
+/* auto chunks only where the link leaves the host: loopback, ipc, inproc
+ * and this host's own addresses are local; TEST-NET-1 is not */
+START_TEST(endpoints_on_this_host_are_local)
+{
+    ck_assert(ps_endpoint_local("ipc:///tmp/psd.sock"));
+    ck_assert(ps_endpoint_local("inproc://psd"));
+    ck_assert(ps_endpoint_local("tcp://127.0.0.1:7070"));
+    ck_assert(ps_endpoint_local("tcp://127.8.9.10:7070"));
+    ck_assert(ps_endpoint_local("tcp://localhost:7070"));
+    ck_assert(ps_endpoint_local("tcp://[::1]:7070"));
+    ck_assert(ps_endpoint_local("tcp://10.0.0.5;127.0.0.1:7070"));
+    ck_assert(!ps_endpoint_local("tcp://192.0.2.1:7070"));
+    ck_assert(!ps_endpoint_local("tcp://[2001:db8::1]:7070"));
+    ck_assert(!ps_endpoint_local("tcp://:7070"));
+    ck_assert(!ps_endpoint_local("udp://127.0.0.1:7070"));
+    /* an address of one of this host's interfaces, not loopback */
+    struct ifaddrs *ifs = NULL;
+    ck_assert_int_eq(getifaddrs(&ifs), 0);
+    for (const struct ifaddrs *i = ifs; i != NULL; i = i->ifa_next) {
+        if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET)
+            continue;
+        const struct sockaddr_in *in = (const struct sockaddr_in *)i->ifa_addr;
+        if ((ntohl(in->sin_addr.s_addr) >> 24) == 127)
+            continue;
+        char ip[INET_ADDRSTRLEN], ep[64];
+        ck_assert_ptr_nonnull(inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip));
+        snprintf(ep, sizeof ep, "tcp://%s:7070", ip);
+        ck_assert_msg(ps_endpoint_local(ep), "%s is this host's", ep);
+    }
+    freeifaddrs(ifs);
 }
 END_TEST
 
@@ -1931,6 +2017,12 @@ static Suite *job_suite(void)
     tcase_add_test(good, example_fashion_mnist_mlp_job_validates);
     tcase_add_test(good, every_example_job_validates);
     suite_add_tcase(s, good);
+
+    TCase *chunks = tcase_create("sync_chunk_kib");
+    tcase_add_test(chunks, sync_chunk_kib_is_auto_unless_a_number_is_given);
+    tcase_add_test(chunks, sync_chunk_keys_follow_the_rule);
+    tcase_add_test(chunks, endpoints_on_this_host_are_local);
+    suite_add_tcase(s, chunks);
 
     TCase *caps = tcase_create("caps");
     tcase_add_test(caps, job_file_that_is_a_fifo_or_device_is_refused_unread);

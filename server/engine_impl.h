@@ -150,6 +150,9 @@ struct ps_engine {
     unsigned char *chunk_got;    /* rank × chunk: the rank's push holds it */
     unsigned char *chunk_done;   /* per chunk: applied in the open round */
     uint32_t chunks_applied;     /* of the open round; > 0: θ is part applied */
+    bool round_chunked;          /* the open round is counted by chunks: a push of it came
+                                  * as chunks (a round of whole pushes only, as from
+                                  * workers on psd's host, takes the whole-θ path) */
     double chunk_divisor;        /* the open round's, fixed at its first chunk */
     unsigned char *chunk_enc;    /* the pull codec's chunks of the next version */
     size_t *chunk_enc_off;       /* nchunks + 1 offsets into chunk_enc */

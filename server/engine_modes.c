@@ -149,7 +149,7 @@ bool ps_engine_round_maybe_close(ps_engine *e, ps_engine_send_fn send, void *ctx
 {
     if (!ps_engine_round_complete(e))
         return false;
-    if (e->nchunks > 1)
+    if (e->round_chunked)
         return chunks_apply_ready(e, send, ctx);
     double t0 = ps_clock_s();
     round_close(e, NULL, 0.0f);
@@ -221,6 +221,7 @@ static void chunk_apply(ps_engine *e, uint32_t c, const float *only, float only_
     memset(e->chunk_have, 0, e->nchunks * sizeof *e->chunk_have);
     memset(e->chunk_got, 0, (size_t)e->job.workers * e->nchunks);
     e->chunks_applied = 0;
+    e->round_chunked = false;
     round_finish(e);
     ps_engine_parked_answer(e, send, ctx);
 }
@@ -266,7 +267,7 @@ static void chunk_take(ps_engine *e, worker_slot *w, uint32_t c, const float *gr
 
 void ps_engine_chunks_fill(ps_engine *e, worker_slot *w)
 {
-    if (e->nchunks <= 1 || !w->pushed)
+    if (!e->round_chunked || !w->pushed)
         return;
     size_t base = (size_t)ps_engine_worker_slot_rank(e, w) * e->nchunks;
     for (uint32_t c = 0; c < e->nchunks; c++)
@@ -353,10 +354,28 @@ static void push_count(ps_engine *e, worker_slot *w, const ps_msg *req)
 static int push_sync_chunked(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
                              worker_slot *w);
 
+/* The open round, begun with whole pushes, is counted by chunks from now
+ * on: every push in it holds every chunk (in the accumulator or the stage). */
+static void round_to_chunks(ps_engine *e)
+{
+    for (uint32_t c = 0; c < e->nchunks; c++)
+        e->chunk_have[c] = e->round_pushes;
+    for (uint32_t r = 0; r < e->job.workers; r++)
+        if (e->slots[r].pushed)
+            memset(e->chunk_got + (size_t)r * e->nchunks, 1, e->nchunks);
+    e->round_chunked = true;
+}
+
 static int push_sync(ps_engine *e, const peer *p, const ps_msg *req, const float *grad,
                      worker_slot *w)
 {
-    if (e->nchunks > 1)
+    /* a round takes the chunked path once a push of it comes as chunks; one
+     * of whole pushes only (workers on psd's host) the whole-θ path, with
+     * psd's threads over the whole shard */
+    if (e->nchunks > 1 && !e->round_chunked && (req->flags & PS_FLAG_CHUNK) &&
+        req->clock == e->version)
+        round_to_chunks(e);
+    if (e->round_chunked)
         return push_sync_chunked(e, p, req, grad, w);
     int rc;
     if (ps_engine_round_screen(e, p, req, w, &rc))

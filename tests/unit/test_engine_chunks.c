@@ -15,10 +15,10 @@
 #include "engine.h"
 #include "job.h"
 
-#define F      599            /* logistic: w [599], b [1]: P keys */
-#define P      (F + 1)        /* 600 keys */
-#define CK     256            /* sync_chunk_kib 1: 256 keys a chunk */
-#define NC     3              /* chunks of 256, 256, 88 keys */
+#define F      599     /* logistic: w [599], b [1]: P keys */
+#define P      (F + 1) /* 600 keys */
+#define CK     256     /* sync_chunk_kib 1: 256 keys a chunk */
+#define NC     3       /* chunks of 256, 256, 88 keys */
 #define MAXREP 128
 
 typedef struct rep {
@@ -232,8 +232,7 @@ START_TEST(each_chunk_is_applied_once_every_push_holds_it)
         }
         /* no whole reply went: the chunks answered both pulls */
         for (size_t i = from; i < f->n; i++)
-            ck_assert(f->r[i].msg.type != PS_MSG_PULL_REPLY ||
-                      (f->r[i].msg.flags & PS_FLAG_CHUNK));
+            ck_assert(f->r[i].msg.type != PS_MSG_PULL_REPLY || (f->r[i].msg.flags & PS_FLAG_CHUNK));
     }
     ck_assert_mem_eq(ps_engine_theta(f->e), want, sizeof want);
     ps_engine_stats st;
@@ -250,6 +249,41 @@ START_TEST(whole_pushes_into_a_chunked_shard_give_the_same_theta)
     theta_whole(0, 4, want);
     theta_whole(1, 4, got);
     ck_assert_mem_eq(got, want, sizeof want);
+}
+END_TEST
+
+/* A round begun by a whole push (a worker on psd's host) goes on by
+ * chunks when the other rank's push comes as chunks: θ as the whole path's,
+ * and a round of whole pushes only is applied whole (no chunk reply). */
+START_TEST(a_round_begun_whole_goes_on_by_chunks)
+{
+    float want[P];
+    theta_whole(0, 4, want);
+    fx *f = fx_new(2, 1);
+    uint32_t a = hello(f, 0, "a"), b = hello(f, 1, "b");
+    float g[2][P];
+    for (int k = 0; k < 4; k++) {
+        grads(g, k);
+        uint64_t v = (uint64_t)k;
+        size_t from = f->n;
+        if (k % 2 == 0) { /* a whole, then b by chunks */
+            ck_assert_int_eq(push(f, "a", a, v + 1, v, -1, g[0], false), 0);
+            for (int c = 0; c < NC; c++) {
+                ck_assert_uint_eq(ps_engine_version(f->e), v);
+                ck_assert_int_eq(push(f, "b", b, v + 1, v, c, g[1], c == 0), 0);
+            }
+            ck_assert_uint_eq(count_chunk_replies(f, from, "b", 0), 1);
+        } else { /* both whole: the whole path, no chunk of θ sent */
+            ck_assert_int_eq(push(f, "b", b, v + 1, v, -1, g[1], false), 0);
+            ck_assert_int_eq(push(f, "a", a, v + 1, v, -1, g[0], false), 0);
+            for (uint32_t c = 0; c < NC; c++)
+                ck_assert_uint_eq(count_chunk_replies(f, from, "b", c), 0);
+        }
+        ck_assert_uint_eq(ps_engine_version(f->e), v + 1);
+        ck_assert(ps_engine_whole(f->e));
+    }
+    ck_assert_mem_eq(ps_engine_theta(f->e), want, sizeof want);
+    fx_free(f);
 }
 END_TEST
 
@@ -355,6 +389,7 @@ int main(void)
     tcase_add_test(tc, welcome_says_the_chunks_and_small_shards_take_the_whole_path);
     tcase_add_test(tc, each_chunk_is_applied_once_every_push_holds_it);
     tcase_add_test(tc, whole_pushes_into_a_chunked_shard_give_the_same_theta);
+    tcase_add_test(tc, a_round_begun_whole_goes_on_by_chunks);
     tcase_add_test(tc, a_chunk_sent_again_is_a_duplicate);
     tcase_add_test(tc, a_rank_that_leaves_mid_push_counts_as_zeros_for_its_other_chunks);
     suite_add_tcase(s, tc);

@@ -38,11 +38,11 @@ for prog in ("psd", "psworker", "psctl"):
     usage_error(prog, ["--config"], "--config needs a value")
 usage_error("psrun", ["--summary-json"], "--summary-json needs a value")
 usage_error("psd", ["--config", "x.yaml", "--shard", "-1"],
-            "--shard: must be a number from 0 to 31, got -1, which is negative")
+            "--shard: must be a number from 0 to 255, got -1, which is negative")
 usage_error("psctl", ["--config", "x.yaml", "top", "--shard", "-1"],
-            "--shard: must be a number from 0 to 31, got -1, which is negative")
+            "--shard: must be a number from 0 to 255, got -1, which is negative")
 usage_error("psd", ["--config", "x.yaml", "--shard", "1x"],
-            "--shard: must be a number from 0 to 31, got 1x")
+            "--shard: must be a number from 0 to 255, got 1x")
 usage_error("psworker", ["--config", "x.yaml", "--rank", "-1"],
             "--rank: must be a number from 0 to 4095, got -1, which is negative")
 usage_error("psworker", ["--config", "x.yaml", "--progress-fd", "three"],

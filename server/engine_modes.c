@@ -16,6 +16,8 @@ bool ps_engine_round_complete(const ps_engine *e)
 {
     if (!e->mode->rounds || e->round_pushes == 0)
         return false;
+    if (e->chunks_applied > 0)
+        return true; /* part applied: sealed; a rank that joins now waits for the next round */
     uint32_t alive = e->job.workers - e->departed;
     uint32_t need =
         alive > e->job.backup_workers ? alive - e->job.backup_workers : (alive > 0 ? 1 : 0);

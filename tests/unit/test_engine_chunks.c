@@ -287,6 +287,47 @@ START_TEST(a_round_begun_whole_goes_on_by_chunks)
 }
 END_TEST
 
+/* A round sealed without a rank (it left) and part applied stays sealed
+ * when a worker takes the rank over: the rest of the round's chunks close
+ * it, the newcomer's pull waits for its end and its push for the round is
+ * dropped as late. (It used to reopen the round: the newcomer's pull waited
+ * for the round, and the round for the newcomer's push, for good.) */
+START_TEST(a_rank_taken_over_mid_round_does_not_reopen_it)
+{
+    fx *f = fx_new(2, 1);
+    uint32_t a = hello(f, 0, "a"), b = hello(f, 1, "b");
+    ps_msg m;
+    ps_msg_init(&m, PS_MSG_BYE);
+    m.worker_id = b;
+    m.seq = 1;
+    ck_assert_int_eq(handle(f, "b", &m), 0);
+    float g[2][P];
+    grads(g, 0);
+    ck_assert_int_eq(push(f, "a", a, 1, 0, 0, g[0], true), 0); /* sealed: chunk 0 applied */
+    ck_assert(!ps_engine_whole(f->e));
+    uint32_t c = hello(f, 1, "c"); /* the rank taken over mid-round */
+    size_t from = f->n;
+    ps_msg_init(&m, PS_MSG_PULL);
+    m.worker_id = c;
+    m.seq = 2;
+    m.key_lo = 0;
+    m.key_hi = P;
+    m.min_version = 0;
+    ck_assert_int_eq(handle(f, "c", &m), 0);
+    ck_assert_uint_eq(f->n, from); /* waits: θ is part applied */
+    for (int k = 1; k < NC; k++)
+        ck_assert_int_eq(push(f, "a", a, 1, 0, k, g[0], false), 0);
+    ck_assert_uint_eq(ps_engine_version(f->e), 1);
+    ck_assert(ps_engine_whole(f->e));
+    bool answered = false;
+    for (size_t i = from; i < f->n; i++)
+        if (f->r[i].msg.type == PS_MSG_PULL_REPLY && f->r[i].msg.seq == 2)
+            answered = true;
+    ck_assert(answered);
+    fx_free(f);
+}
+END_TEST
+
 START_TEST(a_chunk_sent_again_is_a_duplicate)
 {
     fx *f = fx_new(2, 1);
@@ -390,6 +431,7 @@ int main(void)
     tcase_add_test(tc, each_chunk_is_applied_once_every_push_holds_it);
     tcase_add_test(tc, whole_pushes_into_a_chunked_shard_give_the_same_theta);
     tcase_add_test(tc, a_round_begun_whole_goes_on_by_chunks);
+    tcase_add_test(tc, a_rank_taken_over_mid_round_does_not_reopen_it);
     tcase_add_test(tc, a_chunk_sent_again_is_a_duplicate);
     tcase_add_test(tc, a_rank_that_leaves_mid_push_counts_as_zeros_for_its_other_chunks);
     suite_add_tcase(s, tc);

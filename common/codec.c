@@ -207,6 +207,10 @@ static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_e
         return ps_error_set(err, PS_EPAYLOAD, "%s announces %llu bytes of keys in %llu bytes",
                             ps_msg_type_name(m->type), (unsigned long long)m->keys_bytes,
                             (unsigned long long)m->payload_bytes);
+    if ((m->flags & PS_FLAG_KEYS_OF) && m->type != PS_MSG_PUSH)
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "%s has flag KEYS_OF: only a PUSH refers to a pull's keys",
+                            ps_msg_type_name(m->type));
     const unsigned char *p = payload;
     if (m->type == PS_MSG_PULL_REPLY && (m->flags & PS_FLAG_SCAN)) {
         uint64_t words = 0;
@@ -220,6 +224,17 @@ static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_e
         /* nkeys is the most rows the page may hold; the cursor is key_lo */
         if (m->payload_bytes != 0)
             return ps_error_set(err, PS_EPAYLOAD, "a SCAN carries no keys");
+    } else if (m->flags & PS_FLAG_KEYS_OF) {
+        /* the keys of an earlier pull, which psd holds: rows only */
+        if (m->keys_bytes != 0)
+            return ps_error_set(err, PS_EPAYLOAD,
+                                "a PUSH with the keys of pull %llu carries %llu bytes of keys",
+                                (unsigned long long)m->keys_of, (unsigned long long)m->keys_bytes);
+        if (m->nkeys == 0 || m->keys_of == 0)
+            return ps_error_set(err, PS_EPAYLOAD,
+                                "a PUSH with the keys of a pull needs keys_of (%llu) and nkeys "
+                                "(%llu) above 0",
+                                (unsigned long long)m->keys_of, (unsigned long long)m->nkeys);
     } else {
         int rc = ps_keys_check(p, (size_t)m->keys_bytes, m->nkeys, NULL, NULL, err);
         if (rc != 0)
@@ -241,9 +256,10 @@ static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_
                             ps_msg_type_name(m->type), m->table - 1);
     if (m->table > 0)
         return check_sparse(m, payload, payload_len, err);
-    if (m->nkeys != 0 || m->keys_bytes != 0)
-        return ps_error_set(err, PS_EPAYLOAD, "%s of the dense θ announces %llu sparse keys",
-                            ps_msg_type_name(m->type), (unsigned long long)m->nkeys);
+    if (m->nkeys != 0 || m->keys_bytes != 0 || (m->flags & PS_FLAG_KEYS_OF))
+        return ps_error_set(err, PS_EPAYLOAD, "%s of the dense θ announces %llu sparse keys%s",
+                            ps_msg_type_name(m->type), (unsigned long long)m->nkeys,
+                            (m->flags & PS_FLAG_KEYS_OF) ? " (flag KEYS_OF)" : "");
     if (m->encoding == PS_ENC_NONE) {
         if (payload != NULL || m->payload_bytes != 0)
             return ps_error_set(err, PS_EPAYLOAD, "%s has a %zu-byte payload but encoding none",

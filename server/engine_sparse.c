@@ -27,13 +27,20 @@
  * big table the lookups are most of a push. A row found so is used only
  * if it still holds its key (ps_table_apply_many_ids), so nothing the
  * table did between the pull and the push (rows made, dropped, reused)
- * can mislead it. The hints of all ranks together hold at most
- * HINT_BYTES_MAX; past it a pull keeps none, and its push looks up. */
+ * can mislead it. A pull that keeps a hint says so in its reply
+ * (PS_FLAG_KEYS_KEPT), and the push may then name the pull's seq
+ * (PS_FLAG_KEYS_OF) instead of sending the keys again: the worker encodes
+ * nothing, the wire and the codec's check skip the keys. A push naming a
+ * pull whose hint is gone (the rank pulled since, psd restarted) is refused
+ * with PS_ESTATE, and the worker sends it again with its keys. The hints
+ * of all ranks together hold at most HINT_BYTES_MAX; past it a pull keeps
+ * none, and its push looks up. */
 #define HINT_BYTES_MAX ((size_t)64 << 20)
 #define HINT_KEYS_MIN  64 /* a smaller pull keeps no hint: its lookups are cheap */
 
 typedef struct sparse_hint {
     uint32_t table; /* the pull's table as on the wire (1-based), 0: no hint */
+    uint64_t seq;   /* the pull's */
     size_t n;       /* its keys */
     size_t blob_bytes;
     unsigned char *blob; /* its keys as they came */
@@ -95,14 +102,18 @@ static sparse_hint *hint_room(ps_engine *e, const worker_slot *w, const ps_msg *
 }
 
 /* Rank w's hint for a push of req's keys: its last pull had exactly these
- * keys of this table. NULL otherwise. */
+ * keys of this table (sent again, or named by the pull's seq with
+ * PS_FLAG_KEYS_OF). NULL otherwise. */
 static const sparse_hint *hint_for(const ps_engine *e, const worker_slot *w, const ps_msg *req)
 {
     if (e->sp_hints == NULL || e->mode->rounds)
         return NULL;
     const sparse_hint *h = &e->sp_hints[ps_engine_worker_slot_rank(e, w)];
-    if (h->table != req->table || h->n != req->nkeys || h->blob_bytes != req->keys_bytes ||
-        memcmp(h->blob, req->payload, h->blob_bytes) != 0)
+    if (h->table != req->table || h->n != req->nkeys)
+        return NULL;
+    if (req->flags & PS_FLAG_KEYS_OF)
+        return h->seq == req->keys_of ? h : NULL;
+    if (h->blob_bytes != req->keys_bytes || memcmp(h->blob, req->payload, h->blob_bytes) != 0)
         return NULL;
     return h;
 }
@@ -312,9 +323,12 @@ int ps_engine_sparse_pull(ps_engine *e, const peer *p, const ps_msg *req)
         memcpy(h->blob, req->payload, (size_t)req->keys_bytes);
         h->blob_bytes = (size_t)req->keys_bytes;
         h->n = n;
+        h->seq = req->seq;
         h->table = req->table;
     }
     ps_msg *r = rows_reply(e, req, dim, n);
+    if (h != NULL) /* the push may name this pull instead of sending its keys */
+        r->flags = PS_FLAG_KEYS_KEPT;
     const void *payload = NULL;
     if (values > 0 && e->pull_ops != NULL &&
         e->pull_ops->encode(e->sp_rows, values, 0, e->sp_out, NULL) == 0) {
@@ -354,14 +368,24 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req)
     ps_table *t = sparse_table(e, p, req);
     if (t == NULL)
         return PS_EPAYLOAD;
+    int rc = 0;
+    bool by_pull = req->flags & PS_FLAG_KEYS_OF; /* no keys: those of a pull */
+    if (by_pull && ps_engine_push_answered(e, p, req, w, &rc))
+        return rc; /* a push sent again, applied before: its keys are not needed */
     const sparse_hint *h = hint_for(e, w, req); /* its keys decoded and rows found */
-    int rc = h != NULL ? 0 : sparse_keys_here(e, p, req);
+    if (by_pull && h == NULL)
+        return ps_engine_refuse(e, p, req, PS_ESTATE,
+                                "shard %u no longer holds the %llu keys of pull %llu of table %u: "
+                                "send the push with its keys",
+                                e->shard, (unsigned long long)req->nkeys,
+                                (unsigned long long)req->keys_of, req->table - 1);
+    rc = h != NULL ? 0 : sparse_keys_here(e, p, req);
     if (rc != 0)
         return rc;
     const uint64_t *keys = h != NULL ? h->keys : e->sp_keys;
     bool rounds = e->mode->rounds;
-    if (ps_engine_push_answered(e, p, req, w, &rc) ||
-        (rounds && ps_engine_round_screen(e, p, req, w, &rc)))
+    if (!by_pull && (ps_engine_push_answered(e, p, req, w, &rc) ||
+                     (rounds && ps_engine_round_screen(e, p, req, w, &rc))))
         return rc;
     uint32_t dim = ps_table_dim(t);
     size_t values = (size_t)req->nkeys * dim;

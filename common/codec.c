@@ -196,7 +196,8 @@ static int check_rows(const ps_msg *m, const void *rows, size_t bytes, ps_error 
 /* A sparse message's payload (table > 0): keys_bytes of keys (varints,
  * sorted, nkeys of them; a SCAN reply's: 8-byte words in any order), then
  * its rows. */
-static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
+static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, uint64_t *out,
+                        size_t out_cap, ps_error *err)
 {
     if (m->payload_bytes != (payload != NULL ? payload_len : 0))
         return ps_error_set(err, PS_EPAYLOAD,
@@ -235,6 +236,11 @@ static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_e
                                 "a PUSH with the keys of a pull needs keys_of (%llu) and nkeys "
                                 "(%llu) above 0",
                                 (unsigned long long)m->keys_of, (unsigned long long)m->nkeys);
+    } else if (out != NULL && m->nkeys <= out_cap) { /* checked and decoded at once */
+        int rc = ps_keys_decode(p, (size_t)m->keys_bytes, m->nkeys, out, err);
+        if (rc != 0)
+            return rc;
+        m->keys = out;
     } else {
         int rc = ps_keys_check(p, (size_t)m->keys_bytes, m->nkeys, NULL, NULL, err);
         if (rc != 0)
@@ -248,14 +254,15 @@ static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_e
     return 0;
 }
 
-static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
+static int check_payload(ps_msg *m, const void *payload, size_t payload_len, uint64_t *out,
+                         size_t out_cap, ps_error *err)
 {
     if (m->table > 0 && m->type != PS_MSG_PULL && m->type != PS_MSG_PUSH &&
         m->type != PS_MSG_PULL_REPLY)
         return ps_error_set(err, PS_EPAYLOAD, "%s names sparse table %u: only pulls and pushes do",
                             ps_msg_type_name(m->type), m->table - 1);
     if (m->table > 0)
-        return check_sparse(m, payload, payload_len, err);
+        return check_sparse(m, payload, payload_len, out, out_cap, err);
     if (m->nkeys != 0 || m->keys_bytes != 0 || (m->flags & PS_FLAG_KEYS_OF))
         return ps_error_set(err, PS_EPAYLOAD, "%s of the dense θ announces %llu sparse keys%s",
                             ps_msg_type_name(m->type), (unsigned long long)m->nkeys,
@@ -340,6 +347,7 @@ static void header_take(const Ps__Header *h, ps_msg *m)
     PS_MSG_FIELDS(DECODE_NUM, DECODE_ENUM, DECODE_STR)
     m->layout = NULL;
     m->payload = NULL;
+    m->keys = NULL;
 }
 
 #define CHECK_NUM(ctype, name)
@@ -356,6 +364,13 @@ static int header_strings_check(const ps_msg *m, ps_error *err)
 
 int ps_codec_decode(ps_codec_arena *arena, const void *hdr, size_t hdr_len, const void *payload,
                     size_t payload_len, ps_msg *m, ps_error *err)
+{
+    return ps_codec_decode_keys(arena, hdr, hdr_len, payload, payload_len, NULL, 0, m, err);
+}
+
+int ps_codec_decode_keys(ps_codec_arena *arena, const void *hdr, size_t hdr_len,
+                         const void *payload, size_t payload_len, uint64_t *keys, size_t keys_cap,
+                         ps_msg *m, ps_error *err)
 {
     Ps__Header *h = NULL;
     if (hdr_len <= PS_HEADER_MAX_BYTES) {
@@ -386,7 +401,7 @@ int ps_codec_decode(ps_codec_arena *arena, const void *hdr, size_t hdr_len, cons
     if (rc == 0)
         rc = decode_layout(h, &arena->layout, m, err);
     if (rc == 0)
-        rc = check_payload(m, payload, payload_len, err);
+        rc = check_payload(m, payload, payload_len, keys, keys_cap, err);
     return rc;
 }
 

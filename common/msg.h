@@ -208,6 +208,7 @@ typedef struct ps_msg {
     PS_MSG_FIELDS(PS_MSG_NUM_MEMBER, PS_MSG_ENUM_MEMBER, PS_MSG_STR_MEMBER)
     const ps_layout *layout;
     const void *payload;
+    const uint64_t *keys; /* a received sparse request's keys, decoded (NULL: not) */
 } ps_msg;
 
 /* Resets m to an empty message of the given type, protocol version set. */

@@ -1091,6 +1091,16 @@ START_TEST(sparse_push_round_trips_with_its_keys_and_rows)
     ck_assert_uint_eq(d.nkeys, 3);
     ck_assert_uint_eq(d.keys_bytes, 1 + 2 + 10);
     ck_assert_ptr_eq(d.payload, frame);
+    ck_assert_ptr_null(d.keys);
+    /* decoded as they are checked, given room for them (psd's receive) */
+    uint64_t out[3] = {0};
+    ck_assert_msg(ps_codec_decode_keys(&arena, hdr, len, frame, flen, out, 3, &d, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_ptr_eq(d.keys, out);
+    ck_assert(memcmp(out, keys, sizeof keys) == 0);
+    ck_assert_msg(ps_codec_decode_keys(&arena, hdr, len, frame, flen, out, 2, &d, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_ptr_null(d.keys); /* no room: checked only */
     /* a pull of the same keys: keys only, encoding none */
     ps_msg_init(&m, PS_MSG_PULL);
     m.table = 1;
@@ -1230,7 +1240,11 @@ START_TEST(push_naming_its_pull_carries_rows_only)
     ck_assert_uint_eq(d.flags, PS_FLAG_KEYS_OF);
     ck_assert_uint_eq(d.keys_bytes, 0);
     ck_assert_ptr_eq(d.payload, frame);
-    ps_msg bad = m; /* keys after all */
+    uint64_t out[3];
+    ck_assert_msg(ps_codec_decode_keys(&arena, hdr, len, frame, 24, out, 3, &d, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_ptr_null(d.keys); /* none to decode */
+    ps_msg bad = m;             /* keys after all */
     bad.keys_bytes = 1;
     bad.payload_bytes = 25;
     sparse_refused(&bad, frame, 25, "carries 1 bytes of keys");

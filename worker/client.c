@@ -524,7 +524,12 @@ static int sparse_prepare(ps_client *c, op *o, const float *grads, bool by_pull)
             ps_keys_encode(o->keys + s->sp_beg, n, c->sp_buf + off, PS_KEYS_BYTES_MAX(n), &kb);
         s->sp_keys_bytes = kb;
         s->sp_bytes = kb;
-        if (grads != NULL && n > 0) {
+        s->sp_grads = NULL;
+        if (grads != NULL && n > 0 && s->sp_keys_of != 0 && c->push_ops == NULL) {
+            /* rows only: the caller's, not copied */
+            s->sp_grads = grads + s->sp_beg * o->dim;
+            s->sp_bytes = n * o->dim * sizeof(float);
+        } else if (grads != NULL && n > 0) {
             size_t values = n * o->dim;
             const float *g = grads + s->sp_beg * o->dim;
             unsigned char *rows = c->sp_buf + off + kb;

@@ -92,6 +92,9 @@ typedef struct shard {
      * (its reply said PS_FLAG_KEYS_KEPT; 0: none), and the pull the
      * current push names instead of sending its keys (0: it sends them) */
     uint64_t sp_kept_seq, sp_keys_of;
+    /* a push naming its pull, rows in float32: its payload is the caller's
+     * gradient rows themselves (sent by reference), not sp_buf */
+    const float *sp_grads;
 } shard;
 
 /* One exchange: the request sent to every shard marked asked, and what its

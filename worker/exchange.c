@@ -104,7 +104,7 @@ static void sparse_request(ps_client *c, const op *o, const shard *s, ps_msg *m,
     m->encoding = s->sp_bytes > s->sp_keys_bytes
                       ? (c->push_ops != NULL ? c->push_ops->encoding : PS_ENC_F32)
                       : PS_ENC_NONE;
-    *payload = c->sp_buf + s->sp_off;
+    *payload = s->sp_grads != NULL ? (const void *)s->sp_grads : c->sp_buf + s->sp_off;
 }
 
 /* Sends shard i a request of o, of the given type with the given seq. A full

@@ -196,7 +196,8 @@ static int check_rows(const ps_msg *m, const void *rows, size_t bytes, ps_error 
 /* A sparse message's payload (table > 0): keys_bytes of keys (varints,
  * sorted, nkeys of them; a SCAN reply's: 8-byte words in any order), then
  * its rows. */
-static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
+static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, uint64_t *out,
+                        size_t out_cap, ps_error *err)
 {
     if (m->payload_bytes != (payload != NULL ? payload_len : 0))
         return ps_error_set(err, PS_EPAYLOAD,
@@ -207,6 +208,10 @@ static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_e
         return ps_error_set(err, PS_EPAYLOAD, "%s announces %llu bytes of keys in %llu bytes",
                             ps_msg_type_name(m->type), (unsigned long long)m->keys_bytes,
                             (unsigned long long)m->payload_bytes);
+    if ((m->flags & PS_FLAG_KEYS_OF) && m->type != PS_MSG_PUSH)
+        return ps_error_set(err, PS_EPAYLOAD,
+                            "%s has flag KEYS_OF: only a PUSH refers to a pull's keys",
+                            ps_msg_type_name(m->type));
     const unsigned char *p = payload;
     if (m->type == PS_MSG_PULL_REPLY && (m->flags & PS_FLAG_SCAN)) {
         uint64_t words = 0;
@@ -220,6 +225,22 @@ static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_e
         /* nkeys is the most rows the page may hold; the cursor is key_lo */
         if (m->payload_bytes != 0)
             return ps_error_set(err, PS_EPAYLOAD, "a SCAN carries no keys");
+    } else if (m->flags & PS_FLAG_KEYS_OF) {
+        /* the keys of an earlier pull, which psd holds: rows only */
+        if (m->keys_bytes != 0)
+            return ps_error_set(err, PS_EPAYLOAD,
+                                "a PUSH with the keys of pull %llu carries %llu bytes of keys",
+                                (unsigned long long)m->keys_of, (unsigned long long)m->keys_bytes);
+        if (m->nkeys == 0 || m->keys_of == 0)
+            return ps_error_set(err, PS_EPAYLOAD,
+                                "a PUSH with the keys of a pull needs keys_of (%llu) and nkeys "
+                                "(%llu) above 0",
+                                (unsigned long long)m->keys_of, (unsigned long long)m->nkeys);
+    } else if (out != NULL && m->nkeys <= out_cap) { /* checked and decoded at once */
+        int rc = ps_keys_decode(p, (size_t)m->keys_bytes, m->nkeys, out, err);
+        if (rc != 0)
+            return rc;
+        m->keys = out;
     } else {
         int rc = ps_keys_check(p, (size_t)m->keys_bytes, m->nkeys, NULL, NULL, err);
         if (rc != 0)
@@ -233,17 +254,19 @@ static int check_sparse(ps_msg *m, const void *payload, size_t payload_len, ps_e
     return 0;
 }
 
-static int check_payload(ps_msg *m, const void *payload, size_t payload_len, ps_error *err)
+static int check_payload(ps_msg *m, const void *payload, size_t payload_len, uint64_t *out,
+                         size_t out_cap, ps_error *err)
 {
     if (m->table > 0 && m->type != PS_MSG_PULL && m->type != PS_MSG_PUSH &&
         m->type != PS_MSG_PULL_REPLY)
         return ps_error_set(err, PS_EPAYLOAD, "%s names sparse table %u: only pulls and pushes do",
                             ps_msg_type_name(m->type), m->table - 1);
     if (m->table > 0)
-        return check_sparse(m, payload, payload_len, err);
-    if (m->nkeys != 0 || m->keys_bytes != 0)
-        return ps_error_set(err, PS_EPAYLOAD, "%s of the dense θ announces %llu sparse keys",
-                            ps_msg_type_name(m->type), (unsigned long long)m->nkeys);
+        return check_sparse(m, payload, payload_len, out, out_cap, err);
+    if (m->nkeys != 0 || m->keys_bytes != 0 || (m->flags & PS_FLAG_KEYS_OF))
+        return ps_error_set(err, PS_EPAYLOAD, "%s of the dense θ announces %llu sparse keys%s",
+                            ps_msg_type_name(m->type), (unsigned long long)m->nkeys,
+                            (m->flags & PS_FLAG_KEYS_OF) ? " (flag KEYS_OF)" : "");
     if (m->encoding == PS_ENC_NONE) {
         if (payload != NULL || m->payload_bytes != 0)
             return ps_error_set(err, PS_EPAYLOAD, "%s has a %zu-byte payload but encoding none",
@@ -324,6 +347,7 @@ static void header_take(const Ps__Header *h, ps_msg *m)
     PS_MSG_FIELDS(DECODE_NUM, DECODE_ENUM, DECODE_STR)
     m->layout = NULL;
     m->payload = NULL;
+    m->keys = NULL;
 }
 
 #define CHECK_NUM(ctype, name)
@@ -340,6 +364,13 @@ static int header_strings_check(const ps_msg *m, ps_error *err)
 
 int ps_codec_decode(ps_codec_arena *arena, const void *hdr, size_t hdr_len, const void *payload,
                     size_t payload_len, ps_msg *m, ps_error *err)
+{
+    return ps_codec_decode_keys(arena, hdr, hdr_len, payload, payload_len, NULL, 0, m, err);
+}
+
+int ps_codec_decode_keys(ps_codec_arena *arena, const void *hdr, size_t hdr_len,
+                         const void *payload, size_t payload_len, uint64_t *keys, size_t keys_cap,
+                         ps_msg *m, ps_error *err)
 {
     Ps__Header *h = NULL;
     if (hdr_len <= PS_HEADER_MAX_BYTES) {
@@ -370,7 +401,7 @@ int ps_codec_decode(ps_codec_arena *arena, const void *hdr, size_t hdr_len, cons
     if (rc == 0)
         rc = decode_layout(h, &arena->layout, m, err);
     if (rc == 0)
-        rc = check_payload(m, payload, payload_len, err);
+        rc = check_payload(m, payload, payload_len, keys, keys_cap, err);
     return rc;
 }
 

@@ -77,6 +77,14 @@ typedef struct ps_codec_arena {
 int ps_codec_decode(ps_codec_arena *arena, const void *hdr, size_t hdr_len, const void *payload,
                     size_t payload_len, ps_msg *m, ps_error *err);
 
+/* ps_codec_decode that also decodes the keys of a sparse PULL or PUSH
+ * (varints; not a SCAN, not a push naming a pull's keys) into keys when
+ * they are at most keys_cap, in the pass that checks them: m->keys then
+ * points there, else it is NULL (ps_codec_decode: always NULL). */
+int ps_codec_decode_keys(ps_codec_arena *arena, const void *hdr, size_t hdr_len,
+                         const void *payload, size_t payload_len, uint64_t *keys, size_t keys_cap,
+                         ps_msg *m, ps_error *err);
+
 /* Bytes the header of m takes on the wire. */
 size_t ps_codec_header_size(const ps_msg *m);
 

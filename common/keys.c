@@ -86,8 +86,9 @@ static int varint_bytes(const unsigned char **p, const unsigned char *end, uint6
     }
 }
 
-int ps_keys_check(const void *buf, size_t len, uint64_t n, uint64_t *first, uint64_t *last,
-                  ps_error *err)
+/* ps_keys_check, writing the keys into out unless NULL. */
+static inline int keys_walk(const void *buf, size_t len, uint64_t n, uint64_t *first,
+                            uint64_t *last, uint64_t *out, ps_error *err)
 {
     const unsigned char *p = buf, *end = len != 0 ? p + len : p; /* buf may be NULL */
     uint64_t key = 0, count = 0;
@@ -108,10 +109,12 @@ int ps_keys_check(const void *buf, size_t len, uint64_t n, uint64_t *first, uint
         key += d;
         if (count == 0 && first != NULL)
             *first = key;
-        count++;
-        if (count > n)
+        if (count == n)
             return ps_error_set(err, PS_EPAYLOAD, "the keys hold more than the %llu announced",
                                 (unsigned long long)n);
+        if (out != NULL)
+            out[count] = key;
+        count++;
     }
     if (count != n)
         return ps_error_set(err, PS_EPAYLOAD, "the keys hold %llu keys, %llu were announced",
@@ -119,4 +122,15 @@ int ps_keys_check(const void *buf, size_t len, uint64_t n, uint64_t *first, uint
     if (last != NULL)
         *last = key;
     return 0;
+}
+
+int ps_keys_check(const void *buf, size_t len, uint64_t n, uint64_t *first, uint64_t *last,
+                  ps_error *err)
+{
+    return keys_walk(buf, len, n, first, last, NULL, err);
+}
+
+int ps_keys_decode(const void *buf, size_t len, uint64_t n, uint64_t *out, ps_error *err)
+{
+    return keys_walk(buf, len, n, NULL, NULL, out, err);
 }

@@ -41,6 +41,11 @@ bool ps_keys_sorted(const uint64_t *keys, size_t n);
 int ps_keys_check(const void *buf, size_t len, uint64_t n, uint64_t *first, uint64_t *last,
                   ps_error *err);
 
+/* ps_keys_check that also writes the n keys into out as it reads them:
+ * one pass over the bytes, not a check and then a decode. Refuses what
+ * ps_keys_check refuses, with its sentences (out may then hold some keys). */
+int ps_keys_decode(const void *buf, size_t len, uint64_t n, uint64_t *out, ps_error *err);
+
 /* Reading keys that ps_keys_check accepted, one after the other. */
 typedef struct ps_keys_iter {
     const unsigned char *at, *end;

@@ -116,6 +116,13 @@ typedef enum ps_encoding {
  * ERROR is always sent. A worker without the flag gets its ACK each time. */
 #define PS_FLAG_QUIET 0x100000u
 
+/* Sparse tables: a PUSH whose keys are those of the worker's PULL of seq
+ * keys_of to this shard, not sent again (keys_bytes 0); psd answers
+ * PS_ESTATE, applying nothing, when it no longer holds them. A PULL_REPLY
+ * with KEYS_KEPT says psd holds the pull's keys for such a push. */
+#define PS_FLAG_KEYS_OF   0x10000u
+#define PS_FLAG_KEYS_KEPT 0x20000u
+
 /* A PULL's min_version that waits for the final θ: answered once no worker
  * is left that could change it (all done, left or evicted). */
 #define PS_VERSION_FINAL UINT64_MAX
@@ -188,6 +195,7 @@ typedef struct ps_layout {
     NUM(uint64_t, pull_clock) /* PUSH with PS_FLAG_PULL: the riding pull's clock */                \
     NUM(uint64_t, nkeys)      /* sparse: keys in the payload (SCAN: at most this many rows) */     \
     NUM(uint64_t, keys_bytes) /* sparse: the payload's bytes of keys; the rest are rows */         \
+    NUM(uint64_t, keys_of) /* sparse PUSH with PS_FLAG_KEYS_OF: the seq of the pull of its keys */ \
     NUM(uint64_t, key_lo)                                                                          \
     NUM(uint64_t, key_hi)                                                                          \
     NUM(uint64_t, payload_bytes)                                                                   \
@@ -230,6 +238,7 @@ typedef struct ps_msg {
     PS_MSG_FIELDS(PS_MSG_NUM_MEMBER, PS_MSG_ENUM_MEMBER, PS_MSG_STR_MEMBER)
     const ps_layout *layout;
     const void *payload;
+    const uint64_t *keys; /* a received sparse request's keys, decoded (NULL: not) */
 } ps_msg;
 
 /* Resets m to an empty message of the given type, protocol version set. */

@@ -53,6 +53,12 @@ static int refuse_extra_frames(void *sock, ps_frames *f, int first, ps_msg *m, p
 
 int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg *m, ps_error *err)
 {
+    return ps_wire_recv_keys(sock, with_identity, flags, f, NULL, 0, m, err);
+}
+
+int ps_wire_recv_keys(void *sock, bool with_identity, int flags, ps_frames *f, uint64_t *keys,
+                      size_t keys_cap, ps_msg *m, ps_error *err)
+{
     f->nparts = 0;
     f->identity_len = 0;
     int max_parts = with_identity ? 3 : 2;
@@ -81,8 +87,9 @@ int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg
     }
     zmq_msg_t *hdr = &f->parts[first];
     zmq_msg_t *pay = f->nparts > first + 1 ? &f->parts[first + 1] : NULL;
-    return ps_codec_decode(&f->arena, zmq_msg_data(hdr), zmq_msg_size(hdr),
-                           pay ? zmq_msg_data(pay) : NULL, pay ? zmq_msg_size(pay) : 0, m, err);
+    return ps_codec_decode_keys(&f->arena, zmq_msg_data(hdr), zmq_msg_size(hdr),
+                                pay ? zmq_msg_data(pay) : NULL, pay ? zmq_msg_size(pay) : 0, keys,
+                                keys_cap, m, err);
 }
 
 int ps_wire_send(void *sock, const void *identity, size_t identity_len, const ps_msg *m,

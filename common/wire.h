@@ -44,6 +44,11 @@ static inline void ps_frames_init(ps_frames *f)
  * ps_frames_close afterwards, whatever it returned. */
 int ps_wire_recv(void *sock, bool with_identity, int flags, ps_frames *f, ps_msg *m, ps_error *err);
 
+/* ps_wire_recv that decodes a sparse request's keys into keys (at most
+ * keys_cap; ps_codec_decode_keys): m->keys points there, or is NULL. */
+int ps_wire_recv_keys(void *sock, bool with_identity, int flags, ps_frames *f, uint64_t *keys,
+                      size_t keys_cap, ps_msg *m, ps_error *err);
+
 /* Closes the frames of a received message. Safe to call twice. */
 void ps_frames_close(ps_frames *f);
 

@@ -27,13 +27,20 @@
  * big table the lookups are most of a push. A row found so is used only
  * if it still holds its key (ps_table_apply_many_ids), so nothing the
  * table did between the pull and the push (rows made, dropped, reused)
- * can mislead it. The hints of all ranks together hold at most
- * HINT_BYTES_MAX; past it a pull keeps none, and its push looks up. */
+ * can mislead it. A pull that keeps a hint says so in its reply
+ * (PS_FLAG_KEYS_KEPT), and the push may then name the pull's seq
+ * (PS_FLAG_KEYS_OF) instead of sending the keys again: the worker encodes
+ * nothing, the wire and the codec's check skip the keys. A push naming a
+ * pull whose hint is gone (the rank pulled since, psd restarted) is refused
+ * with PS_ESTATE, and the worker sends it again with its keys. The hints
+ * of all ranks together hold at most HINT_BYTES_MAX; past it a pull keeps
+ * none, and its push looks up. */
 #define HINT_BYTES_MAX ((size_t)64 << 20)
 #define HINT_KEYS_MIN  64 /* a smaller pull keeps no hint: its lookups are cheap */
 
 typedef struct sparse_hint {
     uint32_t table; /* the pull's table as on the wire (1-based), 0: no hint */
+    uint64_t seq;   /* the pull's */
     size_t n;       /* its keys */
     size_t blob_bytes;
     unsigned char *blob; /* its keys as they came */
@@ -95,14 +102,18 @@ static sparse_hint *hint_room(ps_engine *e, const worker_slot *w, const ps_msg *
 }
 
 /* Rank w's hint for a push of req's keys: its last pull had exactly these
- * keys of this table. NULL otherwise. */
+ * keys of this table (sent again, or named by the pull's seq with
+ * PS_FLAG_KEYS_OF). NULL otherwise. */
 static const sparse_hint *hint_for(const ps_engine *e, const worker_slot *w, const ps_msg *req)
 {
     if (e->sp_hints == NULL || e->mode->rounds)
         return NULL;
     const sparse_hint *h = &e->sp_hints[ps_engine_worker_slot_rank(e, w)];
-    if (h->table != req->table || h->n != req->nkeys || h->blob_bytes != req->keys_bytes ||
-        memcmp(h->blob, req->payload, h->blob_bytes) != 0)
+    if (h->table != req->table || h->n != req->nkeys)
+        return NULL;
+    if (req->flags & PS_FLAG_KEYS_OF)
+        return h->seq == req->keys_of ? h : NULL;
+    if (h->blob_bytes != req->keys_bytes || memcmp(h->blob, req->payload, h->blob_bytes) != 0)
         return NULL;
     return h;
 }
@@ -180,14 +191,32 @@ static ps_table *sparse_table(ps_engine *e, const peer *p, const ps_msg *req)
     return t;
 }
 
-/* Decodes req's keys into sp_keys (the table's batched calls take them as
- * an array) and checks them against the shard: they are sorted, so the
- * first and the last do. 0, or the code of the ERROR sent. */
-static int sparse_keys_here(ps_engine *e, const peer *p, const ps_msg *req)
+/* 0 when [first, last] is in the shard, else the code of the ERROR sent. */
+static int keys_in_shard(ps_engine *e, const peer *p, const ps_msg *req, uint64_t first,
+                         uint64_t last)
+{
+    if (first < e->key_lo || last > e->key_last)
+        return ps_engine_refuse(e, p, req, PS_ERANGE,
+                                "keys %llu .. %llu are outside shard %u's %llu .. %llu",
+                                (unsigned long long)first, (unsigned long long)last, e->shard,
+                                (unsigned long long)e->key_lo, (unsigned long long)e->key_last);
+    return 0;
+}
+
+/* req's keys as an array (the table's batched calls take them so): those
+ * the codec decoded as it checked them, or decoded here into sp_keys; into
+ * *keys, checked against the shard: they are sorted, so the first and the
+ * last do. 0, or the code of the ERROR sent. */
+static int sparse_keys_here(ps_engine *e, const peer *p, const ps_msg *req, const uint64_t **keys)
 {
     size_t n = (size_t)req->nkeys;
+    *keys = e->sp_keys;
     if (n == 0)
         return 0;
+    if (req->keys != NULL) {
+        *keys = req->keys;
+        return keys_in_shard(e, p, req, req->keys[0], req->keys[n - 1]);
+    }
     if (n > e->sp_keys_cap) {
         uint64_t *k = realloc(e->sp_keys, n * sizeof *k);
         if (k == NULL)
@@ -195,6 +224,7 @@ static int sparse_keys_here(ps_engine *e, const peer *p, const ps_msg *req)
         e->sp_keys = k;
         e->sp_keys_cap = n;
     }
+    *keys = e->sp_keys;
     ps_keys_iter it;
     ps_keys_iter_init(&it, req->payload, (size_t)req->keys_bytes);
     size_t got = 0;
@@ -203,13 +233,7 @@ static int sparse_keys_here(ps_engine *e, const peer *p, const ps_msg *req)
     if (got != n || it.at != it.end) /* the codec checked them: it cannot fail */
         return ps_engine_refuse(e, p, req, PS_EPAYLOAD, "the keys hold %s than %zu keys",
                                 got != n ? "fewer" : "more", n);
-    uint64_t first = e->sp_keys[0], last = e->sp_keys[n - 1];
-    if (first < e->key_lo || last > e->key_last)
-        return ps_engine_refuse(e, p, req, PS_ERANGE,
-                                "keys %llu .. %llu are outside shard %u's %llu .. %llu",
-                                (unsigned long long)first, (unsigned long long)last, e->shard,
-                                (unsigned long long)e->key_lo, (unsigned long long)e->key_last);
-    return 0;
+    return keys_in_shard(e, p, req, e->sp_keys[0], e->sp_keys[n - 1]);
 }
 
 /* The PULL_REPLY of n rows of dim floats answering req, in e->reply. */
@@ -278,11 +302,11 @@ static void read_part(void *arg, size_t lo, size_t hi)
                            j->ids != NULL ? j->ids + lo : NULL);
 }
 
-/* The rows of the n keys in sp_keys into sp_rows, their ids into ids
- * unless NULL. */
-static void rows_read(ps_engine *e, const ps_table *t, size_t n, uint32_t *ids)
+/* The rows of the n keys into sp_rows, their ids into ids unless NULL. */
+static void rows_read(ps_engine *e, const ps_table *t, const uint64_t *keys, size_t n,
+                      uint32_t *ids)
 {
-    read_job j = {t, e->sp_keys, e->sp_rows, ids, ps_table_dim(t)};
+    read_job j = {t, keys, e->sp_rows, ids, ps_table_dim(t)};
     ps_pool_run(e->pool, n, READ_GRAIN, read_part, &j);
 }
 
@@ -297,7 +321,8 @@ int ps_engine_sparse_pull(ps_engine *e, const peer *p, const ps_msg *req)
         return PS_EPAYLOAD;
     if (req->flags & PS_FLAG_SCAN)
         return sparse_scan(e, p, req, t);
-    int rc = sparse_keys_here(e, p, req);
+    const uint64_t *keys = NULL;
+    int rc = sparse_keys_here(e, p, req, &keys);
     if (rc != 0)
         return rc;
     uint32_t dim = ps_table_dim(t);
@@ -306,15 +331,18 @@ int ps_engine_sparse_pull(ps_engine *e, const peer *p, const ps_msg *req)
     if (sparse_room(e, values, out) != 0)
         return ps_engine_refuse(e, p, req, PS_ENOMEM, "no memory for %zu rows", n);
     sparse_hint *h = hint_room(e, w, req);
-    rows_read(e, t, n, h != NULL ? h->ids : NULL);
+    rows_read(e, t, keys, n, h != NULL ? h->ids : NULL);
     if (h != NULL) {
-        memcpy(h->keys, e->sp_keys, n * sizeof *h->keys);
+        memcpy(h->keys, keys, n * sizeof *h->keys);
         memcpy(h->blob, req->payload, (size_t)req->keys_bytes);
         h->blob_bytes = (size_t)req->keys_bytes;
         h->n = n;
+        h->seq = req->seq;
         h->table = req->table;
     }
     ps_msg *r = rows_reply(e, req, dim, n);
+    if (h != NULL) /* the push may name this pull instead of sending its keys */
+        r->flags = PS_FLAG_KEYS_KEPT;
     const void *payload = NULL;
     if (values > 0 && e->pull_ops != NULL &&
         e->pull_ops->encode(e->sp_rows, values, 0, e->sp_out, NULL) == 0) {
@@ -354,14 +382,24 @@ int ps_engine_sparse_push(ps_engine *e, const peer *p, const ps_msg *req)
     ps_table *t = sparse_table(e, p, req);
     if (t == NULL)
         return PS_EPAYLOAD;
+    int rc = 0;
+    bool by_pull = req->flags & PS_FLAG_KEYS_OF; /* no keys: those of a pull */
+    if (by_pull && ps_engine_push_answered(e, p, req, w, &rc))
+        return rc; /* a push sent again, applied before: its keys are not needed */
     const sparse_hint *h = hint_for(e, w, req); /* its keys decoded and rows found */
-    int rc = h != NULL ? 0 : sparse_keys_here(e, p, req);
+    if (by_pull && h == NULL)
+        return ps_engine_refuse(e, p, req, PS_ESTATE,
+                                "shard %u no longer holds the %llu keys of pull %llu of table %u: "
+                                "send the push with its keys",
+                                e->shard, (unsigned long long)req->nkeys,
+                                (unsigned long long)req->keys_of, req->table - 1);
+    const uint64_t *keys = h != NULL ? h->keys : NULL;
+    rc = h != NULL ? 0 : sparse_keys_here(e, p, req, &keys);
     if (rc != 0)
         return rc;
-    const uint64_t *keys = h != NULL ? h->keys : e->sp_keys;
     bool rounds = e->mode->rounds;
-    if (ps_engine_push_answered(e, p, req, w, &rc) ||
-        (rounds && ps_engine_round_screen(e, p, req, w, &rc)))
+    if (!by_pull && (ps_engine_push_answered(e, p, req, w, &rc) ||
+                     (rounds && ps_engine_round_screen(e, p, req, w, &rc))))
         return rc;
     uint32_t dim = ps_table_dim(t);
     size_t values = (size_t)req->nkeys * dim;

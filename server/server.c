@@ -77,6 +77,11 @@ struct ps_server {
     ps_frames frames;
     ps_msg msg;
     ps_error err;
+    /* a sparse request's keys, decoded by the codec as it checks them:
+     * grown to the most keys a request has had, up to KEYS_DECODED_MAX
+     * (more are checked there and decoded by the engine) */
+    uint64_t *keys;
+    size_t keys_cap;
     ps_job job; /* as loaded, to tell what a reload changed */
     ps_notify notify;
     uint64_t status_ms;      /* when STATUS= was last sent */
@@ -498,6 +503,23 @@ static void checkpoint_answer(ps_server *s)
     s->nwaiters = 0;
 }
 
+#define KEYS_DECODED_MAX ((size_t)1 << 20) /* 8 MiB of keys */
+
+/* Room for the codec to decode n keys of the next sparse request (n
+ * from a request it accepted, so its frame held them); none past
+ * KEYS_DECODED_MAX, and none without memory: then the keys are checked and
+ * decoded in two passes, as before. */
+static void keys_room(ps_server *s, uint64_t n)
+{
+    if (n <= s->keys_cap || n > KEYS_DECODED_MAX)
+        return;
+    uint64_t *k = realloc(s->keys, (size_t)n * sizeof *k);
+    if (k == NULL)
+        return;
+    s->keys = k;
+    s->keys_cap = (size_t)n;
+}
+
 /* Handles what has arrived, up to BATCH_MAX messages. Returns 0 or PS_EZMQ
  * when the socket failed. */
 static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err)
@@ -505,7 +527,8 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
     s->router_dry = false;
     for (int i = 0; i < BATCH_MAX && (stop == NULL || !*stop); i++) {
         ps_error_clear(&s->err);
-        int rc = ps_wire_recv(s->sock, true, ZMQ_DONTWAIT, &s->frames, &s->msg, &s->err);
+        int rc = ps_wire_recv_keys(s->sock, true, ZMQ_DONTWAIT, &s->frames, s->keys, s->keys_cap,
+                                   &s->msg, &s->err);
         if (rc == PS_EZMQ) {
             int e = errno;
             ps_frames_close(&s->frames);
@@ -549,6 +572,8 @@ static int server_drain(ps_server *s, volatile sig_atomic_t *stop, ps_error *err
             ps_engine_handle(s->engine, s->frames.identity, s->frames.identity_len, rc, &s->msg,
                              &s->err, server_send, s);
         s->msg_fd = -1;
+        if (rc == 0 && s->msg.keys == NULL && s->msg.keys_bytes > 0)
+            keys_room(s, s->msg.nkeys);
         ps_metrics_observe(&s->counters, s->engine);
         ps_frames_close(&s->frames);
     }
@@ -868,6 +893,7 @@ void ps_server_destroy(ps_server **sp)
     ps_shm_sessions_destroy(&s->shm);
     ps_engine_destroy(&s->engine);
     ps_notify_fini(&s->notify);
+    free(s->keys);
     free(s);
     *sp = NULL;
 }

@@ -193,6 +193,7 @@ static void client_free(ps_client *c)
     free(c->theta_buf);
     free(c->sp_buf);
     free(c->sp_scratch);
+    free(c->pk_keys);
     free(c->enc);
     free(c->residual);
     free(c->scratch);
@@ -500,8 +501,10 @@ static int rows_len_check(ps_client *c, const char *call, const char *what, size
 
 /* Splits the n sorted keys of o by shard and lays out each shard's payload
  * in sp_buf: its keys, then (grads) its rows, in the push codec when there
- * is one. 0, PS_EINVAL (keys not sorted: last_error says so), PS_ENOMEM. */
-static int sparse_prepare(ps_client *c, op *o, const float *grads)
+ * is one. With by_pull (a push of the keys of the last pull) a shard that
+ * kept that pull's keys gets no keys: the push names the pull. 0,
+ * PS_EINVAL (keys not sorted: last_error says so), PS_ENOMEM. */
+static int sparse_prepare(ps_client *c, op *o, const float *grads, bool by_pull)
 {
     if (!ps_keys_sorted(o->keys, o->nkeys))
         return ps_client_fail(c, PS_EINVAL, "keys of table %u are not sorted and unique",
@@ -534,10 +537,17 @@ static int sparse_prepare(ps_client *c, op *o, const float *grads)
         shard *s = &c->shards[i];
         size_t n = s->sp_end - s->sp_beg, kb = 0;
         s->sp_off = off;
-        ps_keys_encode(o->keys + s->sp_beg, n, c->sp_buf + off, PS_KEYS_BYTES_MAX(n), &kb);
+        s->sp_keys_of = by_pull && n > 0 ? s->sp_kept_seq : 0;
+        if (s->sp_keys_of == 0)
+            ps_keys_encode(o->keys + s->sp_beg, n, c->sp_buf + off, PS_KEYS_BYTES_MAX(n), &kb);
         s->sp_keys_bytes = kb;
         s->sp_bytes = kb;
-        if (grads != NULL && n > 0) {
+        s->sp_grads = NULL;
+        if (grads != NULL && n > 0 && s->sp_keys_of != 0 && c->push_ops == NULL) {
+            /* rows only: the caller's, not copied */
+            s->sp_grads = grads + s->sp_beg * o->dim;
+            s->sp_bytes = n * o->dim * sizeof(float);
+        } else if (grads != NULL && n > 0) {
             size_t values = n * o->dim;
             const float *g = grads + s->sp_beg * o->dim;
             unsigned char *rows = c->sp_buf + off + kb;
@@ -592,12 +602,50 @@ int ps_client_pull_rows(ps_client *c, uint32_t table, const uint64_t *keys, size
             .keys = keys,
             .nkeys = n,
             .sp_rows = rows};
-    int rc = sparse_prepare(c, &o, NULL);
+    int rc = sparse_prepare(c, &o, NULL, false);
     if (rc != 0)
         return rc;
+    /* each pull replaces the keys a shard kept: its reply says whether it
+     * kept these (exchange.c) */
+    c->pk_table = 0;
+    for (size_t i = 0; i < c->nshards; i++)
+        c->shards[i].sp_kept_seq = 0;
     rc = ps_exchange_all(c, &o);
     push_settle(c); /* sp_buf goes by reference: the next call rewrites or frees it */
+    bool kept = false;
+    for (size_t i = 0; i < c->nshards && rc == 0; i++)
+        kept = kept || c->shards[i].sp_kept_seq != 0;
+    if (kept && n > c->pk_cap) {
+        uint64_t *k = realloc(c->pk_keys, n * sizeof *k);
+        if (k != NULL) {
+            c->pk_keys = k;
+            c->pk_cap = n;
+        }
+    }
+    if (kept && n <= c->pk_cap) {
+        memcpy(c->pk_keys, keys, n * sizeof *keys);
+        c->pk_n = n;
+        c->pk_table = table + 1;
+    }
     return rc;
+}
+
+/* Whether a push of these keys to table t (as on the wire) has the keys of
+ * the last pull, which shards kept. */
+static bool push_by_pull(const ps_client *c, uint32_t t, const uint64_t *keys, size_t n)
+{
+    return n > 0 && c->pk_table == t && c->pk_n == n &&
+           memcmp(c->pk_keys, keys, n * sizeof *keys) == 0;
+}
+
+/* After a push that named a pull: whether a shard answered that it no
+ * longer holds the pull's keys (a pull came between, or it restarted). */
+static bool pull_keys_lost(const ps_client *c)
+{
+    for (size_t i = 0; i < c->nshards; i++)
+        if (c->shards[i].sp_keys_of != 0 && c->shards[i].status == PS_ESTATE)
+            return true;
+    return false;
 }
 
 int ps_client_push_rows(ps_client *c, uint32_t table, uint64_t clock, const uint64_t *keys,
@@ -622,11 +670,25 @@ int ps_client_push_rows(ps_client *c, uint32_t table, uint64_t clock, const uint
             .keys = keys,
             .nkeys = n,
             .sp_grads = grads};
-    int rc = sparse_prepare(c, &o, grads);
+    bool by_pull = push_by_pull(c, table + 1, keys, n);
+    int rc = sparse_prepare(c, &o, grads, by_pull);
     if (rc != 0)
         return rc;
     rc = ps_exchange_all(c, &o);
     push_settle(c); /* as pull_rows */
+    if (rc != 0 && by_pull && pull_keys_lost(c)) {
+        /* with the keys, and the same seq: a shard that applied it already
+         * acknowledges it as a duplicate */
+        c->pk_table = 0;
+        c->pk_resent++;
+        ps_client_log(c, 0, "push of %zu rows: a shard lost the keys of the pull, sent with them",
+                      n);
+        if ((rc = sparse_prepare(c, &o, grads, false)) != 0)
+            return rc;
+        o.same_seq = true;
+        rc = ps_exchange_all(c, &o);
+        push_settle(c);
+    }
     return rc;
 }
 

@@ -105,6 +105,13 @@ typedef struct shard {
     bool local, chunk_remote;
     unsigned char *chunk_acked, *chunk_pulled;
     size_t *chunk_enc_off;
+    /* the seq of the last sparse pull whose keys the shard kept for a push
+     * (its reply said PS_FLAG_KEYS_KEPT; 0: none), and the pull the
+     * current push names instead of sending its keys (0: it sends them) */
+    uint64_t sp_kept_seq, sp_keys_of;
+    /* a push naming its pull, rows in float32: its payload is the caller's
+     * gradient rows themselves (sent by reference), not sp_buf */
+    const float *sp_grads;
 } shard;
 
 /* One exchange: the request sent to every shard marked asked, and what its
@@ -180,6 +187,12 @@ struct ps_client {
     size_t sp_cap;
     float *sp_scratch;     /* topk's scratch for sparse rows ... */
     size_t sp_scratch_cap; /* ... of this many floats */
+    /* the keys of the last sparse pull that some shard kept (table as on
+     * the wire, 0: none): a push of the same keys names the pull instead */
+    uint64_t *pk_keys;
+    size_t pk_n, pk_cap;
+    uint32_t pk_table;
+    uint64_t pk_resent; /* pushes sent again with their keys: a shard had lost them */
     uint32_t push_flags;
     bool done;                  /* ps_client_done was called: say so again after a rejoin */
     uint64_t rejoin_version;    /* the version a shard gave when we registered again */

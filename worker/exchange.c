@@ -94,13 +94,17 @@ static void sparse_request(ps_client *c, const op *o, const shard *s, ps_msg *m,
     }
     m->clock = o->clock;
     m->samples = o->samples;
+    if (o->type == PS_MSG_PUSH && s->sp_keys_of != 0) {
+        m->flags = PS_FLAG_KEYS_OF;
+        m->keys_of = s->sp_keys_of;
+    }
     m->nkeys = s->sp_end - s->sp_beg;
     m->keys_bytes = s->sp_keys_bytes;
     m->payload_bytes = s->sp_bytes;
     m->encoding = s->sp_bytes > s->sp_keys_bytes
                       ? (c->push_ops != NULL ? c->push_ops->encoding : PS_ENC_F32)
                       : PS_ENC_NONE;
-    *payload = c->sp_buf + s->sp_off;
+    *payload = s->sp_grads != NULL ? (const void *)s->sp_grads : c->sp_buf + s->sp_off;
 }
 
 /* Sends shard i a request of o, of the given type with the given seq. A full
@@ -385,6 +389,8 @@ static int sparse_accept(ps_client *c, op *o, size_t i, const ps_msg *m, char *w
         memcpy(o->scan_keys, p, (size_t)m->keys_bytes);
         o->scan_n = (size_t)m->nkeys;
         o->scan_next = m->key_hi;
+    } else if ((m->flags & PS_FLAG_KEYS_KEPT) && want > 0) {
+        s->sp_kept_seq = m->seq; /* the next push of these keys may name this pull */
     }
     if (n > 0) {
         const ps_compress_ops *ops = ps_compress_ops_for_encoding(m->encoding);

@@ -1,8 +1,11 @@
 /* fuzz_frame.c — the wire codec, as psd's receive path drives it: the
  * input is split into a header frame and an optional payload frame and
  * decoded into a per-loop arena. What decodes must encode again and decode
- * to the same message, every field of PS_MSG_FIELDS and the layout. */
+ * to the same message, every field of PS_MSG_FIELDS and the layout; the
+ * keys psd decodes in the check's pass must be those the check accepted,
+ * and refusals the same with it as without. */
 #include "codec.h"
+#include "keys.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * a decode into an arena ends what the one before it pointed at */
 static ps_codec_arena arena, arena_again;
 static ps_msg msg, again;
+#define KEYS_CAP 4096
+static uint64_t keys[KEYS_CAP];
 static unsigned char buf[PS_HEADER_MAX_BYTES];
 
 #define SAME_NUM(ctype, name)                                                                      \
@@ -70,8 +75,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const void *payload = no_frame ? NULL : data + hdr_len;
     size_t payload_len = no_frame ? 0 : size - hdr_len;
     ps_error err;
-    if (ps_codec_decode(&arena, data, hdr_len, payload, payload_len, &msg, &err) != 0)
+    /* as psd decodes: a sparse request's keys decoded in the check's pass */
+    int rc = ps_codec_decode_keys(&arena, data, hdr_len, payload, payload_len, keys, KEYS_CAP, &msg,
+                                  &err);
+    /* the same verdict and sentence as the check alone */
+    ps_error err_alone;
+    if (ps_codec_decode(&arena_again, data, hdr_len, payload, payload_len, &again, &err_alone) !=
+            rc ||
+        (rc != 0 && strcmp(err.msg, err_alone.msg) != 0))
+        abort();
+    if (rc != 0)
         return 0;
+    if (msg.keys != NULL) { /* the keys a key at a time, as the engine reads them */
+        ps_keys_iter it;
+        ps_keys_iter_init(&it, msg.payload, (size_t)msg.keys_bytes);
+        uint64_t k;
+        for (uint64_t i = 0; i < msg.nkeys; i++)
+            if (!ps_keys_next(&it, &k) || k != msg.keys[i])
+                abort();
+    }
     size_t len = 0;
     if (ps_codec_encode(&msg, buf, sizeof buf, &len) != 0)
         abort(); /* a message the decoder accepted must encode */

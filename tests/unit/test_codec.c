@@ -1097,6 +1097,16 @@ START_TEST(sparse_push_round_trips_with_its_keys_and_rows)
     ck_assert_uint_eq(d.nkeys, 3);
     ck_assert_uint_eq(d.keys_bytes, 1 + 2 + 10);
     ck_assert_ptr_eq(d.payload, frame);
+    ck_assert_ptr_null(d.keys);
+    /* decoded as they are checked, given room for them (psd's receive) */
+    uint64_t out[3] = {0};
+    ck_assert_msg(ps_codec_decode_keys(&arena, hdr, len, frame, flen, out, 3, &d, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_ptr_eq(d.keys, out);
+    ck_assert(memcmp(out, keys, sizeof keys) == 0);
+    ck_assert_msg(ps_codec_decode_keys(&arena, hdr, len, frame, flen, out, 2, &d, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_ptr_null(d.keys); /* no room: checked only */
     /* a pull of the same keys: keys only, encoding none */
     ps_msg_init(&m, PS_MSG_PULL);
     m.table = 1;
@@ -1212,6 +1222,63 @@ START_TEST(malformed_sparse_frames_are_refused_with_a_reason)
 }
 END_TEST
 
+/* A push naming the pull of its keys (PS_FLAG_KEYS_OF) carries rows only:
+ * nkeys rows of dim floats and no keys; keys, a count of 0, no pull's seq,
+ * rows that disagree with nkeys or the flag on anything but a sparse push
+ * are refused. */
+START_TEST(push_naming_its_pull_carries_rows_only)
+{
+    static ps_msg m, d;
+    unsigned char frame[256], hdr[PS_HEADER_MAX_BYTES];
+    memset(frame, 0, sizeof frame);
+    ps_msg_init(&m, PS_MSG_PUSH);
+    m.table = 1;
+    m.dim = 2;
+    m.nkeys = 3;
+    m.flags = PS_FLAG_KEYS_OF;
+    m.keys_of = 41;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = 3 * 2 * 4;
+    size_t len = encode(&m, hdr, sizeof hdr);
+    ps_error err;
+    ck_assert_msg(ps_codec_decode(&arena, hdr, len, frame, 24, &d, &err) == 0, "%s", err.msg);
+    ck_assert_uint_eq(d.keys_of, 41);
+    ck_assert_uint_eq(d.flags, PS_FLAG_KEYS_OF);
+    ck_assert_uint_eq(d.keys_bytes, 0);
+    ck_assert_ptr_eq(d.payload, frame);
+    uint64_t out[3];
+    ck_assert_msg(ps_codec_decode_keys(&arena, hdr, len, frame, 24, out, 3, &d, &err) == 0, "%s",
+                  err.msg);
+    ck_assert_ptr_null(d.keys); /* none to decode */
+    ps_msg bad = m;             /* keys after all */
+    bad.keys_bytes = 1;
+    bad.payload_bytes = 25;
+    sparse_refused(&bad, frame, 25, "carries 1 bytes of keys");
+    bad = m; /* rows for another count */
+    bad.nkeys = 4;
+    sparse_refused(&bad, frame, 24, "do not hold");
+    bad = m;
+    bad.nkeys = 0;
+    bad.encoding = PS_ENC_NONE;
+    bad.payload_bytes = 0;
+    sparse_refused(&bad, NULL, 0, "above 0");
+    bad = m;
+    bad.keys_of = 0;
+    sparse_refused(&bad, frame, 24, "above 0");
+    bad = m; /* on a pull, or on the dense θ */
+    bad.type = PS_MSG_PULL;
+    bad.encoding = PS_ENC_NONE;
+    bad.payload_bytes = 0;
+    sparse_refused(&bad, NULL, 0, "only a PUSH");
+    bad = m;
+    bad.table = 0;
+    bad.dim = 0;
+    bad.nkeys = 0;
+    bad.key_hi = 6;
+    sparse_refused(&bad, frame, 24, "flag KEYS_OF");
+}
+END_TEST
+
 START_TEST(layout_tables_and_table_status_round_trip)
 {
     static ps_msg m, d;
@@ -1308,6 +1375,7 @@ int main(void)
     tcase_add_test(tc, push_with_pull_flag_round_trips_its_pull);
     tcase_add_test(tc, sparse_push_round_trips_with_its_keys_and_rows);
     tcase_add_test(tc, malformed_sparse_frames_are_refused_with_a_reason);
+    tcase_add_test(tc, push_naming_its_pull_carries_rows_only);
     tcase_add_test(tc, layout_tables_and_table_status_round_trip);
     suite_add_tcase(s, tc);
     return ps_check_run(s);

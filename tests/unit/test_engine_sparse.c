@@ -161,6 +161,27 @@ static int push_rows(fx *f, uint32_t worker_id, uint64_t seq, uint64_t clock, ui
     return handle(f, &m);
 }
 
+/* A push of rows of table 0 naming the pull of seq keys_of for its n keys
+ * (PS_FLAG_KEYS_OF: no keys in the payload): row i is dim copies of g[i]. */
+static int push_rows_of(fx *f, uint32_t worker_id, uint64_t seq, uint64_t keys_of, size_t n,
+                        uint32_t dim, const float *g)
+{
+    static ps_msg m;
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < dim; j++)
+            memcpy(frame + (i * dim + j) * 4, &g[i], 4);
+    request_init(&m, PS_MSG_PUSH, worker_id, seq);
+    m.flags = PS_FLAG_KEYS_OF;
+    m.keys_of = keys_of;
+    m.table = 1;
+    m.dim = dim;
+    m.nkeys = n;
+    m.encoding = PS_ENC_F32;
+    m.payload_bytes = n * dim * 4;
+    m.payload = frame;
+    return handle(f, &m);
+}
+
 /* A dense push of the bias (θ of one key on shard 0). */
 static int push_bias(fx *f, uint32_t worker_id, uint64_t seq, uint64_t clock, uint32_t samples,
                      float g)
@@ -317,6 +338,63 @@ START_TEST(bad_requests_of_rows_are_refused_and_change_nothing)
 }
 END_TEST
 
+/* A pull of enough keys keeps them (its reply says so): the push that
+ * names it carries rows only and updates the keys' rows, as the same push
+ * with its keys would. A push naming a pull psd no longer holds (another
+ * came after it, or a sync job, which keeps none) or with another count is
+ * refused and changes nothing; a retry of one applied is a duplicate. */
+START_TEST(push_naming_its_pull_updates_the_pulled_rows_or_is_refused)
+{
+    enum { N = 100 };
+    static uint64_t keys[N];
+    static float g[N];
+    for (size_t i = 0; i < N; i++) {
+        keys[i] = (i + 1) * (UINT64_MAX / (N + 1));
+        g[i] = (float)(i % 5) - 2.0f;
+    }
+    ps_job job;
+    job_sparse(&job, PS_MODEL_SPARSE_LOGISTIC, PS_MODE_ASYNC, 1, 1);
+    fx *f = fx_new(&job, 0);
+    uint32_t id = hello(f, 0);
+    ck_assert_int_eq(pull_rows(f, id, 2, keys, N, 1), 0);
+    ck_assert_int_eq(f->reply.type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(f->reply.flags & PS_FLAG_KEYS_KEPT, PS_FLAG_KEYS_KEPT);
+    ck_assert_int_eq(push_rows_of(f, id, 3, 2, N, 1, g), 0);
+    ck_assert_int_eq(f->reply.type, PS_MSG_ACK);
+    ck_assert_uint_eq(f->reply.flags, 0);
+    ck_assert_int_eq(pull_rows(f, id, 4, keys, N, 1), 0);
+    for (size_t i = 0; i < N; i++) /* sgd: w -= 0.5 g */
+        ck_assert_float_eq(reply_row(f, i, 1, 0), -0.5f * g[i]);
+    push_rows_of(f, id, 5, 2, N, 1, g); /* pull 4 came after pull 2 */
+    assert_refused(f, PS_ESTATE, "no longer holds the 100 keys of pull 2");
+    push_rows_of(f, id, 5, 4, N - 1, 1, g); /* pull 4 had 100 keys */
+    assert_refused(f, PS_ESTATE, "no longer holds the 99 keys of pull 4");
+    ck_assert_int_eq(push_rows_of(f, id, 3, 2, N, 1, g), 0); /* push 3 again */
+    ck_assert_uint_eq(f->reply.flags & PS_ACK_DUPLICATE, PS_ACK_DUPLICATE);
+    ck_assert_int_eq(pull_rows(f, id, 6, keys, N, 1), 0);
+    for (size_t i = 0; i < N; i++) /* nothing changed */
+        ck_assert_float_eq(reply_row(f, i, 1, 0), -0.5f * g[i]);
+    /* a push after the refusals, naming the last pull, is applied */
+    ck_assert_int_eq(push_rows_of(f, id, 7, 6, N, 1, g), 0);
+    ck_assert_int_eq(f->reply.type, PS_MSG_ACK);
+    ck_assert_int_eq(pull_rows(f, id, 8, keys, 10, 1), 0); /* too few keys to keep */
+    ck_assert_uint_eq(f->reply.flags & PS_FLAG_KEYS_KEPT, 0);
+    ck_assert_int_eq(pull_rows(f, id, 9, keys, N, 1), 0);
+    for (size_t i = 0; i < N; i++)
+        ck_assert_float_eq(reply_row(f, i, 1, 0), -1.0f * g[i]);
+    fx_free(&f);
+    /* sync rounds sum pushes apart from the table: nothing is kept */
+    job_sparse(&job, PS_MODEL_SPARSE_LOGISTIC, PS_MODE_SYNC, 1, 1);
+    f = fx_new(&job, 0);
+    id = hello(f, 0);
+    ck_assert_int_eq(pull_rows(f, id, 2, keys, N, 1), 0);
+    ck_assert_uint_eq(f->reply.flags & PS_FLAG_KEYS_KEPT, 0);
+    push_rows_of(f, id, 3, 2, N, 1, g);
+    assert_refused(f, PS_ESTATE, "no longer holds");
+    fx_free(&f);
+}
+END_TEST
+
 /* A scan pages through every live row once, keys as 8-byte words. */
 START_TEST(scan_pages_through_every_row_once)
 {
@@ -378,6 +456,7 @@ int main(void)
     tcase_add_test(tc, sync_rows_wait_for_the_round_and_take_their_sum);
     tcase_add_test(tc, bad_requests_of_rows_are_refused_and_change_nothing);
     tcase_add_test(tc, scan_pages_through_every_row_once);
+    tcase_add_test(tc, push_naming_its_pull_updates_the_pulled_rows_or_is_refused);
     suite_add_tcase(s, tc);
     return ps_check_run(s);
 }

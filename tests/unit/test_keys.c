@@ -9,7 +9,8 @@
 
 #include "keys.h"
 
-/* Encodes n keys, checks them and reads them back. */
+/* Encodes n keys, checks them and reads them back, a key at a time and in
+ * one pass with the check (ps_keys_decode). */
 static size_t round_trip(const uint64_t *keys, size_t n, unsigned char *buf, size_t cap)
 {
     size_t len = 0;
@@ -31,6 +32,11 @@ static size_t round_trip(const uint64_t *keys, size_t n, unsigned char *buf, siz
         i++;
     }
     ck_assert_uint_eq(i, n);
+    uint64_t *out = malloc((n + 1) * sizeof *out);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_msg(ps_keys_decode(buf, len, n, out, &err) == 0, "%s", err.msg);
+    ck_assert(n == 0 || memcmp(out, keys, n * sizeof *keys) == 0);
+    free(out);
     return len;
 }
 
@@ -82,13 +88,21 @@ START_TEST(encode_refuses_a_buffer_too_small)
 }
 END_TEST
 
-/* Checks bytes that must be refused, with the words the reason has. */
+/* Checks bytes that must be refused, with the words the reason has, by
+ * the check and by the decode (which writes at most n keys). */
 static void refused(const unsigned char *buf, size_t len, uint64_t n, const char *why)
 {
     ps_error err;
     memset(&err, 0, sizeof err);
     ck_assert_int_eq(ps_keys_check(buf, len, n, NULL, NULL, &err), PS_EPAYLOAD);
     ck_assert_msg(strstr(err.msg, why) != NULL, "\"%s\" does not say \"%s\"", err.msg, why);
+    uint64_t out[32] = {0};
+    ck_assert_uint_le(n, 31);
+    ps_error derr;
+    memset(&derr, 0, sizeof derr);
+    ck_assert_int_eq(ps_keys_decode(buf, len, n, out, &derr), PS_EPAYLOAD);
+    ck_assert_str_eq(derr.msg, err.msg);
+    ck_assert_uint_eq(out[n], 0); /* nothing past the n announced */
 }
 
 START_TEST(check_refuses_every_malformed_key_list)

@@ -21,7 +21,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "client_impl.h" /* what a push sent, and its fallback */
 #include "codec.h"
+#include "keys.h"
 #include "psworker.h"
 #include "server.h"
 #include "shm.h"
@@ -100,12 +102,12 @@ static void request_init(ps_msg *m, ps_msg_type type, uint64_t seq)
     m->seq = seq;
 }
 
-/* Shard `shard` of job on a thread of its own; stop it with r->stop. */
-static pthread_t runner_start_shard(runner *r, const ps_job *job, uint32_t shard)
+/* Shard `index` of job on a thread of its own; stop it with r->stop. */
+static pthread_t runner_start_shard(runner *r, const ps_job *job, uint32_t index)
 {
     static const ps_log lg = {PS_LOG_ERROR, "test_server"};
     r->stop = 0;
-    r->srv = ps_server_new(job, shard, &lg, &r->err);
+    r->srv = ps_server_new(job, index, &lg, &r->err);
     ck_assert_msg(r->srv != NULL, "server: %s", r->err.msg);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, run_thread, r), 0);
@@ -862,6 +864,89 @@ START_TEST(big_requests_of_sparse_rows_are_served)
 }
 END_TEST
 
+/* A push of the keys just pulled names the pull instead of sending them
+ * again; when psd no longer holds them (here another pull of this worker
+ * came between, sent on a socket of the test's) it refuses the push
+ * (PS_ESTATE), and the client sends it again with its keys: the rows come
+ * out as from one push either way. */
+START_TEST(push_of_the_pulled_keys_names_the_pull_and_falls_back_to_its_keys)
+{
+    enum { N = 1000 };
+    static ps_job job;
+    job_logistic(&job, ps_test_free_port());
+    job.mode = PS_MODE_ASYNC;
+    job.model.type = PS_MODEL_SPARSE_LOGISTIC;
+    job.model.features = 0;
+    job.sparse.min_count = 1;
+    static runner r;
+    pthread_t th = runner_start(&r, &job);
+    const char *eps[] = {job.servers[0]};
+    ps_client_opts o = {.size = sizeof(ps_client_opts),
+                        .job = "server-test",
+                        .servers = eps,
+                        .num_servers = 1,
+                        .rank = 0,
+                        .timeout_ms = WAIT_MS,
+                        .socket_only = true};
+    ps_client *c = NULL;
+    char why[256] = "";
+    ck_assert_msg(ps_client_open(&o, &c, why, sizeof why) == 0, "open: %s", why);
+    static uint64_t keys[N];
+    static float rows[N], grads[N];
+    for (size_t i = 0; i < N; i++) {
+        keys[i] = (i + 1) * (UINT64_MAX / (N + 1));
+        grads[i] = (float)(i % 7) - 3.0f;
+    }
+    ck_assert_msg(ps_client_pull_rows(c, 0, keys, N, rows, N) == 0, "pull: %s",
+                  ps_client_last_error(c));
+    ck_assert_uint_ne(c->shards[0].sp_kept_seq, 0); /* psd kept them */
+    ck_assert_msg(ps_client_push_rows(c, 0, 0, keys, N, grads, N, 1) == 0, "push: %s",
+                  ps_client_last_error(c));
+    ck_assert_uint_eq(c->shards[0].sp_keys_of, c->shards[0].sp_kept_seq); /* it named the pull */
+    ck_assert_uint_eq(c->pk_resent, 0);
+    ck_assert_msg(ps_client_pull_rows(c, 0, keys, N, rows, N) == 0, "pull: %s",
+                  ps_client_last_error(c));
+    for (size_t i = 0; i < N; i++)
+        ck_assert_float_eq(rows[i], -0.5f * grads[i]); /* sgd at lr 0.5 */
+    /* another pull as this worker (its first 100 keys) replaces the kept ones */
+    void *zctx = zmq_ctx_new();
+    void *d = dealer_new(zctx, job.servers[0]);
+    static unsigned char frame[PS_KEYS_BYTES_MAX(100)];
+    size_t kb = 0;
+    ck_assert_int_eq(ps_keys_encode(keys, 100, frame, sizeof frame, &kb), 0);
+    static ps_msg m;
+    request_init(&m, PS_MSG_PULL, 1000);
+    m.worker_id = c->shards[0].worker_id;
+    m.table = 1;
+    m.dim = 1;
+    m.nkeys = 100;
+    m.keys_bytes = kb;
+    m.payload_bytes = kb;
+    send_msg(d, &m, frame, kb);
+    ps_frames f;
+    ps_error err;
+    ck_assert_int_eq(ps_wire_recv(d, false, 0, &f, &m, &err), 0);
+    ck_assert_int_eq(m.type, PS_MSG_PULL_REPLY);
+    ck_assert_uint_eq(m.flags & PS_FLAG_KEYS_KEPT, PS_FLAG_KEYS_KEPT);
+    ps_frames_close(&f);
+    ck_assert_msg(ps_client_push_rows(c, 0, 1, keys, N, grads, N, 1) == 0, "push: %s",
+                  ps_client_last_error(c));
+    ck_assert_uint_eq(c->pk_resent, 1);
+    ck_assert_uint_eq(c->shards[0].sp_keys_of, 0); /* sent with its keys */
+    ck_assert_msg(ps_client_pull_rows(c, 0, keys, N, rows, N) == 0, "pull: %s",
+                  ps_client_last_error(c));
+    for (size_t i = 0; i < N; i++) /* applied once more */
+        ck_assert_float_eq(rows[i], -1.0f * grads[i]);
+    ck_assert_int_eq(ps_client_close(&c), 0);
+    zmq_close(d);
+    zmq_ctx_term(zctx);
+    ps_engine_stats st;
+    runner_stop(&r, th, &st);
+    ck_assert_uint_eq(st.errors, 1); /* the push naming the pull */
+    ps_server_destroy(&r.srv);
+}
+END_TEST
+
 /* Two workers pull rows of their own keys over and over at once, each
  * reply big enough (1.4 MB: fm rows of 9 floats) that a dense θ would go by
  * reference: each must get its own keys' rows. (Replies of rows once went by reference to the
@@ -962,6 +1047,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, shared_memory_carries_pushes_and_pulls_by_the_protocol_rules);
     tcase_add_test(tc, shared_memory_trains_bit_for_bit_as_the_socket);
     tcase_add_test(tc, big_requests_of_sparse_rows_are_served);
+    tcase_add_test(tc, push_of_the_pulled_keys_names_the_pull_and_falls_back_to_its_keys);
     tcase_add_test(tc, concurrent_pulls_of_rows_get_their_own_rows);
     tcase_add_test(tc, server_stats_fill_the_callers_arrays_up_to_cap);
     suite_add_tcase(s, tc);

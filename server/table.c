@@ -106,8 +106,8 @@ struct ps_table {
     uint32_t hand; /* idle eviction's clock hand */
     uint64_t rng;
     uint64_t admitted, not_admitted, evicted_idle, evicted_cap;
-    uint8_t *done;  /* apply_many_ids on threads: which keys the hints did */
-    uint32_t *todo; /* and the others, by index */
+    uint8_t *done;      /* apply_many_ids on threads: which keys the hints did */
+    uint32_t *unhinted; /* and the others (no row hint), by index */
     size_t done_cap;
 };
 
@@ -786,7 +786,7 @@ void ps_table_destroy(ps_table **tp)
     slots_unmap(&t->old);
     free(t->sketch);
     free(t->done);
-    free(t->todo);
+    free(t->unhinted);
     free(t->acc_keys);
     free(t->acc_slot);
     free(t->acc_vals);
@@ -1099,9 +1099,9 @@ int ps_table_apply_many_ids(ps_table *t, const uint64_t *keys, const uint32_t *i
             uint8_t *d = realloc(t->done, n);
             if (d != NULL)
                 t->done = d;
-            uint32_t *o = realloc(t->todo, n * sizeof *o);
+            uint32_t *o = realloc(t->unhinted, n * sizeof *o);
             if (o != NULL)
-                t->todo = o;
+                t->unhinted = o;
             if (d != NULL && o != NULL)
                 t->done_cap = n;
         }
@@ -1114,21 +1114,21 @@ int ps_table_apply_many_ids(ps_table *t, const uint64_t *keys, const uint32_t *i
              * pipelined as rows_write's */
             size_t m = 0;
             for (size_t i = 0; i < n; i++) {
-                t->todo[m] = (uint32_t)i;
+                t->unhinted[m] = (uint32_t)i;
                 m += !t->done[i];
             }
             for (size_t k = 0; k < m; k++) {
                 if (k == 0) {
                     for (size_t a = 0; a < AHEAD_SLOT && a < m; a++)
-                        prefetch_slot(t, keys[t->todo[a]]);
+                        prefetch_slot(t, keys[t->unhinted[a]]);
                     for (size_t a = 0; a < AHEAD_ROW && a < m; a++)
-                        prefetch_row(t, keys[t->todo[a]], true);
+                        prefetch_row(t, keys[t->unhinted[a]], true);
                 }
                 if (k + AHEAD_SLOT < m)
-                    prefetch_slot(t, keys[t->todo[k + AHEAD_SLOT]]);
+                    prefetch_slot(t, keys[t->unhinted[k + AHEAD_SLOT]]);
                 if (k + AHEAD_ROW < m)
-                    prefetch_row(t, keys[t->todo[k + AHEAD_ROW]], true);
-                size_t i = t->todo[k];
+                    prefetch_row(t, keys[t->unhinted[k + AHEAD_ROW]], true);
+                size_t i = t->unhinted[k];
                 int e = row_write(t, keys[i], (const float_u *)(const void *)(g + i * stride),
                                   scale, version);
                 rc = rc != 0 ? rc : e;

@@ -224,16 +224,23 @@ START_TEST(connections_over_max_peers_are_closed_and_serving_goes_on)
     ck_assert_int_eq(ps_wire_send(d, NULL, 0, &m, NULL, 0), 0);
     ck_assert_msg(reply(d, &m) == 0, "no WELCOME while idle connections fill max_peers");
     ck_assert_int_eq(m.type, PS_MSG_WELCOME);
-    /* each newcomer got in and the oldest idle one went, the worker's
-     * connection too (unregistered until its HELLO): only the last stays */
+    /* each newcomer got in and the oldest idle one went: all but one of
+     * the idle connections are closed (which one stays depends on the
+     * order psd's I/O thread accepted them in, not always the order of
+     * the connects when the machine is busy) */
+    bool shut[N] = {false};
     int closed = 0;
-    for (int i = 0; i < N; i++) {
-        uint64_t now = ps_clock_ms();
-        bool c = closed_within(fds[i], now < until ? (int)(until - now) : 0);
-        ck_assert_msg(c == (i < N - 1), "idle connection %d of %d: closed %d", i, N, c);
-        closed += c;
+    while (closed < N - 1 && ps_clock_ms() < until) {
+        for (int i = 0; i < N; i++)
+            if (!shut[i] && closed_within(fds[i], 50)) {
+                shut[i] = true;
+                closed++;
+            }
     }
-    ck_assert_int_eq(closed, N - 1);
+    ck_assert_msg(closed == N - 1, "%d of %d idle connections closed, %d wanted", closed, N, N - 1);
+    for (int i = 0; i < N; i++) /* and the newest within max_peers stays */
+        if (!shut[i])
+            ck_assert_msg(!closed_within(fds[i], 300), "every idle connection was closed");
     /* and so does an admin's request */
     void *admin = dealer_new(zctx, job.servers[0], 1000);
     request(&m, PS_MSG_STATUS, 1, 0);
